@@ -1,0 +1,598 @@
+package ir
+
+import (
+	"fmt"
+	"slices"
+)
+
+// OpInfo describes one op: how many operands it takes, which attributes it requires and how
+// its result type follows from its operands. The catalogue is the single source of shape
+// rules: the language elaborator, the verifier and the passes all call Infer.
+type OpInfo struct {
+	Name             string
+	MinArgs, MaxArgs int // MaxArgs < 0: unbounded
+	Attrs            []AttrSpec
+	// DeclaredResult ops (reshape) take their result shape from the value's own type; infer
+	// then only checks it.
+	DeclaredResult bool
+	infer          func(args []Type, v *Value) (Type, error)
+}
+
+// AttrKind is the Go type an attribute holds.
+type AttrKind uint8
+
+const (
+	AttrInt AttrKind = iota + 1
+	AttrFloat
+	AttrBool
+	AttrString
+	AttrInts
+)
+
+func (k AttrKind) String() string {
+	return [...]string{"?", "int", "float", "bool", "string", "[int]"}[k]
+}
+
+// AttrSpec is one attribute an op requires.
+type AttrSpec struct {
+	Name string
+	Kind AttrKind
+}
+
+var ops = map[string]*OpInfo{}
+
+// Lookup returns the catalogue entry of an op.
+func Lookup(op string) (*OpInfo, bool) {
+	info, ok := ops[op]
+	return info, ok
+}
+
+// OpNames lists every op, sorted.
+func OpNames() []string {
+	names := make([]string, 0, len(ops))
+	for n := range ops {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+func register(info *OpInfo) { ops[info.Name] = info }
+
+// Activation ops take one float operand and keep its type; GLU names one by Name.
+var Activations = []string{"relu", "silu", "sigmoid", "tanh", "sin", "cos", "gelu"}
+
+func init() {
+	same := func(args []Type, _ *Value) (Type, error) { return args[0], nil }
+	for _, op := range []string{"relu", "silu", "sigmoid", "tanh", "sin", "cos"} {
+		register(&OpInfo{Name: op, MinArgs: 1, MaxArgs: 1, infer: same})
+	}
+	register(&OpInfo{Name: "gelu", MinArgs: 1, MaxArgs: 1, Attrs: []AttrSpec{{"approximate", AttrString}}, infer: func(args []Type, v *Value) (Type, error) {
+		switch a := v.Str("approximate", ""); a {
+		case "none", "tanh", "sigmoid":
+		default:
+			return Type{}, fmt.Errorf("gelu approximation %q is not one of none, tanh, sigmoid", a)
+		}
+		return args[0], nil
+	}})
+	register(&OpInfo{Name: "clamp", MinArgs: 1, MaxArgs: 1, Attrs: []AttrSpec{{"min", AttrFloat}, {"max", AttrFloat}}, infer: func(args []Type, v *Value) (Type, error) {
+		if v.Float("min", 0) > v.Float("max", 0) {
+			return Type{}, fmt.Errorf("clamp min %g is above max %g", v.Float("min", 0), v.Float("max", 0))
+		}
+		return args[0], nil
+	}})
+	register(&OpInfo{Name: "scale", MinArgs: 1, MaxArgs: 1, Attrs: []AttrSpec{{"scale", AttrFloat}, {"bias", AttrFloat}}, infer: same})
+	for _, op := range []string{"add", "sub", "mul", "div"} {
+		register(&OpInfo{Name: op, MinArgs: 2, MaxArgs: 2, infer: func(args []Type, _ *Value) (Type, error) {
+			s, err := Broadcast(args[0].Shape, args[1].Shape)
+			return F32Of(s), err
+		}})
+	}
+	register(&OpInfo{Name: "linear", MinArgs: 2, MaxArgs: 3, infer: inferLinear})
+	register(&OpInfo{Name: "matmul", MinArgs: 2, MaxArgs: 2, infer: inferMatmul})
+	register(&OpInfo{Name: "conv2d", MinArgs: 2, MaxArgs: 3, Attrs: []AttrSpec{{"stride", AttrInts}, {"padding", AttrInts}, {"dilation", AttrInts}, {"groups", AttrInt}}, infer: inferConv2d})
+	register(&OpInfo{Name: "conv_transpose2d", MinArgs: 2, MaxArgs: 3, Attrs: []AttrSpec{{"stride", AttrInts}, {"padding", AttrInts}, {"output_padding", AttrInts}, {"dilation", AttrInts}, {"groups", AttrInt}}, infer: inferConvTranspose2d})
+	register(&OpInfo{Name: "layer_norm", MinArgs: 1, MaxArgs: 3, Attrs: []AttrSpec{{"axes", AttrInt}, {"eps", AttrFloat}}, infer: inferLayerNorm})
+	register(&OpInfo{Name: "group_norm", MinArgs: 1, MaxArgs: 3, Attrs: []AttrSpec{{"groups", AttrInt}, {"eps", AttrFloat}}, infer: inferGroupNorm})
+	register(&OpInfo{Name: "layer_norm2d", MinArgs: 1, MaxArgs: 3, Attrs: []AttrSpec{{"eps", AttrFloat}}, infer: inferChannelNorm})
+	register(&OpInfo{Name: "instance_norm2d", MinArgs: 1, MaxArgs: 3, Attrs: []AttrSpec{{"eps", AttrFloat}}, infer: inferChannelNorm})
+	register(&OpInfo{Name: "embedding", MinArgs: 2, MaxArgs: 2, infer: inferEmbedding})
+	register(&OpInfo{Name: "batch_param", MinArgs: 2, MaxArgs: 2, infer: func(args []Type, _ *Value) (Type, error) {
+		if len(args[0].Shape) == 0 {
+			return Type{}, fmt.Errorf("a batch-expanded parameter needs an input with a batch dimension, got a scalar")
+		}
+		return F32Of(append(Shape{args[0].Shape[0]}, args[1].Shape...)), nil
+	}})
+	register(&OpInfo{Name: "sdpa", MinArgs: 3, MaxArgs: 3, Attrs: []AttrSpec{{"heads", AttrInt}, {"causal", AttrBool}}, infer: inferSDPA})
+	register(&OpInfo{Name: "softmax", MinArgs: 1, MaxArgs: 1, Attrs: []AttrSpec{{"dim", AttrInt}}, infer: func(args []Type, v *Value) (Type, error) {
+		if _, err := axis(v.Int("dim", 0), len(args[0].Shape)); err != nil {
+			return Type{}, err
+		}
+		return args[0], nil
+	}})
+	register(&OpInfo{Name: "reshape", MinArgs: 1, MaxArgs: 1, DeclaredResult: true, infer: func(args []Type, v *Value) (Type, error) {
+		if !sameCount(args[0].Shape, v.Type.Shape) {
+			return Type{}, fmt.Errorf("cannot reshape %s (%s elements) to %s (%s elements)", args[0].Shape, args[0].Shape.NumElements(), v.Type.Shape, v.Type.Shape.NumElements())
+		}
+		return Type{DType: args[0].DType, Shape: v.Type.Shape}, nil
+	}})
+	register(&OpInfo{Name: "permute", MinArgs: 1, MaxArgs: 1, Attrs: []AttrSpec{{"perm", AttrInts}}, infer: inferPermute})
+	register(&OpInfo{Name: "slice", MinArgs: 1, MaxArgs: 1, Attrs: []AttrSpec{{"dim", AttrInt}, {"start", AttrInt}, {"end", AttrInt}, {"step", AttrInt}}, infer: inferSlice})
+	register(&OpInfo{Name: "concat", MinArgs: 1, MaxArgs: -1, Attrs: []AttrSpec{{"dim", AttrInt}}, infer: inferConcat})
+	register(&OpInfo{Name: "upsample", MinArgs: 1, MaxArgs: 1, Attrs: []AttrSpec{{"mode", AttrString}, {"size", AttrInts}, {"align_corners", AttrBool}}, infer: inferUpsample})
+	register(&OpInfo{Name: "pad", MinArgs: 1, MaxArgs: 1, Attrs: []AttrSpec{{"pads", AttrInts}, {"mode", AttrString}, {"value", AttrFloat}}, infer: inferPad})
+	register(&OpInfo{Name: "pixel_unshuffle", MinArgs: 1, MaxArgs: 1, Attrs: []AttrSpec{{"factor", AttrInt}}, infer: inferPixelUnshuffle})
+	register(&OpInfo{Name: "pixel_shuffle", MinArgs: 1, MaxArgs: 1, Attrs: []AttrSpec{{"factor", AttrInt}}, infer: inferPixelShuffle})
+	register(&OpInfo{Name: "glu", MinArgs: 1, MaxArgs: 1, Attrs: []AttrSpec{{"activation", AttrString}}, infer: inferGLU})
+}
+
+// Infer computes the result type of v from its operands and attributes, checking every
+// rule of the op. The error names the shapes involved, not the layer: callers add that.
+func Infer(v *Value) (Type, error) {
+	info, ok := ops[v.Op]
+	if !ok {
+		return Type{}, fmt.Errorf("unknown op %q", v.Op)
+	}
+	if len(v.Args) < info.MinArgs || (info.MaxArgs >= 0 && len(v.Args) > info.MaxArgs) {
+		return Type{}, fmt.Errorf("%s takes %s operands, got %d", v.Op, arity(info), len(v.Args))
+	}
+	for _, spec := range info.Attrs {
+		a, ok := v.Attr(spec.Name)
+		if !ok {
+			return Type{}, fmt.Errorf("%s needs attribute %s", v.Op, spec.Name)
+		}
+		if !attrHasKind(a, spec.Kind) {
+			return Type{}, fmt.Errorf("%s attribute %s must be %s, got %v", v.Op, spec.Name, spec.Kind, a)
+		}
+	}
+	args := make([]Type, len(v.Args))
+	for i, a := range v.Args {
+		args[i] = a.Type
+		if a.Type.DType != F32 && !(v.Op == "embedding" && i == 0) && v.Op != "reshape" {
+			return Type{}, fmt.Errorf("%s operand %d is %s; ops compute in f32", v.Op, i, a.Type)
+		}
+	}
+	return info.infer(args, v)
+}
+
+func arity(info *OpInfo) string {
+	switch {
+	case info.MaxArgs < 0:
+		return fmt.Sprintf("at least %d", info.MinArgs)
+	case info.MinArgs == info.MaxArgs:
+		return fmt.Sprint(info.MinArgs)
+	}
+	return fmt.Sprintf("%d to %d", info.MinArgs, info.MaxArgs)
+}
+
+func attrHasKind(a any, k AttrKind) bool {
+	switch a.(type) {
+	case int:
+		return k == AttrInt || k == AttrFloat
+	case float64:
+		return k == AttrFloat
+	case bool:
+		return k == AttrBool
+	case string:
+		return k == AttrString
+	case []int:
+		return k == AttrInts
+	}
+	return false
+}
+
+// Broadcast combines two shapes by NumPy's rules.
+func Broadcast(a, b Shape) (Shape, error) {
+	n := max(len(a), len(b))
+	out := make(Shape, n)
+	for i := 0; i < n; i++ {
+		da, db := D(1), D(1)
+		if j := len(a) - n + i; j >= 0 {
+			da = a[j]
+		}
+		if j := len(b) - n + i; j >= 0 {
+			db = b[j]
+		}
+		switch {
+		case da == db:
+			out[i] = da
+		case da == D(1):
+			out[i] = db
+		case db == D(1):
+			out[i] = da
+		default:
+			return nil, fmt.Errorf("shapes %s and %s do not broadcast (dim %d: %s vs %s)", a, b, i, da, db)
+		}
+	}
+	return out, nil
+}
+
+// sameCount compares element counts: exactly when static, by the multiset of symbolic
+// factors and the static product otherwise.
+func sameCount(a, b Shape) bool {
+	split := func(s Shape) (int, []string) {
+		n, syms := 1, []string{}
+		for _, d := range s {
+			if d.Static() {
+				n *= d.N
+			} else {
+				syms = append(syms, d.Sym)
+			}
+		}
+		slices.Sort(syms)
+		return n, syms
+	}
+	na, sa := split(a)
+	nb, sb := split(b)
+	return na == nb && slices.Equal(sa, sb)
+}
+
+func axis(d, rank int) (int, error) {
+	if d < -rank || d >= rank {
+		return 0, fmt.Errorf("dim %d is out of range for rank %d", d, rank)
+	}
+	if d < 0 {
+		d += rank
+	}
+	return d, nil
+}
+
+func needRank(what string, t Type, rank int) error {
+	if len(t.Shape) != rank {
+		return fmt.Errorf("%s must have rank %d, got %s", what, rank, t.Shape)
+	}
+	return nil
+}
+
+func inferLinear(args []Type, _ *Value) (Type, error) {
+	x, w := args[0].Shape, args[1].Shape
+	if len(w) != 2 {
+		return Type{}, fmt.Errorf("linear weight must be [out, in], got %s", w)
+	}
+	if len(x) == 0 || x[len(x)-1] != w[1] {
+		return Type{}, fmt.Errorf("linear expects input [..., %s], got %s", w[1], x)
+	}
+	if len(args) == 3 && !args[2].Shape.Equal(Shape{w[0]}) {
+		return Type{}, fmt.Errorf("linear bias must be [%s], got %s", w[0], args[2].Shape)
+	}
+	out := x.Clone()
+	out[len(out)-1] = w[0]
+	return F32Of(out), nil
+}
+
+func inferMatmul(args []Type, _ *Value) (Type, error) {
+	a, b := args[0].Shape, args[1].Shape
+	if len(a) < 2 || len(b) < 2 {
+		return Type{}, fmt.Errorf("matmul needs operands of rank ≥ 2, got %s and %s", a, b)
+	}
+	if a[len(a)-1] != b[len(b)-2] {
+		return Type{}, fmt.Errorf("matmul of %s and %s: inner dims %s and %s differ", a, b, a[len(a)-1], b[len(b)-2])
+	}
+	batch, err := Broadcast(a[:len(a)-2], b[:len(b)-2])
+	if err != nil {
+		return Type{}, fmt.Errorf("matmul batch dims: %v", err)
+	}
+	return F32Of(append(batch, a[len(a)-2], b[len(b)-1])), nil
+}
+
+func pair(v *Value, name string) ([2]int, error) {
+	s := v.Ints(name)
+	if len(s) != 2 {
+		return [2]int{}, fmt.Errorf("%s needs 2 values, got %v", name, s)
+	}
+	return [2]int{s[0], s[1]}, nil
+}
+
+func convAttrs(v *Value) (stride, pad, dil [2]int, groups int, err error) {
+	if stride, err = pair(v, "stride"); err != nil {
+		return
+	}
+	if pad, err = pair(v, "padding"); err != nil {
+		return
+	}
+	if dil, err = pair(v, "dilation"); err != nil {
+		return
+	}
+	groups = v.Int("groups", 1)
+	for i := 0; i < 2; i++ {
+		if stride[i] < 1 || dil[i] < 1 || pad[i] < 0 {
+			err = fmt.Errorf("stride %v and dilation %v must be ≥ 1 and padding %v ≥ 0", stride, dil, pad)
+			return
+		}
+	}
+	if groups < 1 {
+		err = fmt.Errorf("groups must be ≥ 1, got %d", groups)
+	}
+	return
+}
+
+func inferConv2d(args []Type, v *Value) (Type, error) {
+	stride, pad, dil, groups, err := convAttrs(v)
+	if err != nil {
+		return Type{}, err
+	}
+	x, w := args[0], args[1]
+	if err := needRank("conv2d input", x, 4); err != nil {
+		return Type{}, err
+	}
+	if err := needRank("conv2d weight", w, 4); err != nil {
+		return Type{}, err
+	}
+	c, k := x.Shape[1], w.Shape[0]
+	if !c.Static() || !x.Shape[2].Static() || !x.Shape[3].Static() {
+		return Type{}, fmt.Errorf("conv2d needs static channels and spatial size, got %s", x.Shape)
+	}
+	if c.N%groups != 0 || k.N%groups != 0 || w.Shape[1].N*groups != c.N {
+		return Type{}, fmt.Errorf("conv2d weight %s does not fit input %s with groups=%d (expects [K, %d/%d, kh, kw])", w.Shape, x.Shape, groups, c.N, groups)
+	}
+	if len(args) == 3 && !args[2].Shape.Equal(Shape{k}) {
+		return Type{}, fmt.Errorf("conv2d bias must be [%s], got %s", k, args[2].Shape)
+	}
+	out := Shape{x.Shape[0], k, {}, {}}
+	for i := 0; i < 2; i++ {
+		in, kk := x.Shape[2+i].N, w.Shape[2+i].N
+		o := (in+2*pad[i]-dil[i]*(kk-1)-1)/stride[i] + 1
+		if in+2*pad[i]-dil[i]*(kk-1)-1 < 0 || o < 1 {
+			return Type{}, fmt.Errorf("conv2d kernel %dx%d (dilation %v, padding %v) is larger than the padded input %s", w.Shape[2].N, w.Shape[3].N, dil, pad, x.Shape)
+		}
+		out[2+i] = D(o)
+	}
+	return F32Of(out), nil
+}
+
+func inferConvTranspose2d(args []Type, v *Value) (Type, error) {
+	stride, pad, dil, groups, err := convAttrs(v)
+	if err != nil {
+		return Type{}, err
+	}
+	outPad, err := pair(v, "output_padding")
+	if err != nil {
+		return Type{}, err
+	}
+	x, w := args[0], args[1]
+	if err := needRank("conv_transpose2d input", x, 4); err != nil {
+		return Type{}, err
+	}
+	if err := needRank("conv_transpose2d weight", w, 4); err != nil {
+		return Type{}, err
+	}
+	c := x.Shape[1]
+	if !c.Static() || !x.Shape[2].Static() || !x.Shape[3].Static() {
+		return Type{}, fmt.Errorf("conv_transpose2d needs static channels and spatial size, got %s", x.Shape)
+	}
+	if w.Shape[0] != c || c.N%groups != 0 {
+		return Type{}, fmt.Errorf("conv_transpose2d weight %s does not fit input %s with groups=%d (expects [%d, K/%d, kh, kw])", w.Shape, x.Shape, groups, c.N, groups)
+	}
+	k := D(w.Shape[1].N * groups)
+	if len(args) == 3 && !args[2].Shape.Equal(Shape{k}) {
+		return Type{}, fmt.Errorf("conv_transpose2d bias must be [%s], got %s", k, args[2].Shape)
+	}
+	out := Shape{x.Shape[0], k, {}, {}}
+	for i := 0; i < 2; i++ {
+		if outPad[i] < 0 || (outPad[i] >= stride[i] && outPad[i] >= dil[i]) {
+			return Type{}, fmt.Errorf("conv_transpose2d output_padding %v must be smaller than stride %v or dilation %v", outPad, stride, dil)
+		}
+		o := (x.Shape[2+i].N-1)*stride[i] - 2*pad[i] + dil[i]*(w.Shape[2+i].N-1) + outPad[i] + 1
+		if o < 1 {
+			return Type{}, fmt.Errorf("conv_transpose2d output would be empty for input %s", x.Shape)
+		}
+		out[2+i] = D(o)
+	}
+	return F32Of(out), nil
+}
+
+func affineArgs(op string, args []Type, want Shape) error {
+	for i, a := range args[1:] {
+		if !a.Shape.Equal(want) {
+			return fmt.Errorf("%s %s must be %s, got %s", op, []string{"weight", "bias"}[i], want, a.Shape)
+		}
+	}
+	return nil
+}
+
+func inferLayerNorm(args []Type, v *Value) (Type, error) {
+	x := args[0].Shape
+	n := v.Int("axes", 1)
+	if n < 1 || n > len(x) {
+		return Type{}, fmt.Errorf("layer_norm over %d trailing dims of %s", n, x)
+	}
+	return args[0], affineArgs("layer_norm", args, x[len(x)-n:])
+}
+
+func inferGroupNorm(args []Type, v *Value) (Type, error) {
+	x := args[0].Shape
+	if len(x) < 2 || !x[1].Static() {
+		return Type{}, fmt.Errorf("group_norm needs [N, C, …] with static C, got %s", x)
+	}
+	g := v.Int("groups", 1)
+	if g < 1 || x[1].N%g != 0 {
+		return Type{}, fmt.Errorf("group_norm: %d channels do not split into %d groups", x[1].N, g)
+	}
+	return args[0], affineArgs("group_norm", args, Shape{x[1]})
+}
+
+func inferChannelNorm(args []Type, v *Value) (Type, error) {
+	if err := needRank(v.Op+" input", args[0], 4); err != nil {
+		return Type{}, err
+	}
+	return args[0], affineArgs(v.Op, args, Shape{args[0].Shape[1]})
+}
+
+func inferEmbedding(args []Type, _ *Value) (Type, error) {
+	idx, w := args[0], args[1]
+	if idx.DType != I32 && idx.DType != I64 {
+		return Type{}, fmt.Errorf("embedding indices must be i32 or i64, got %s", idx)
+	}
+	if len(w.Shape) != 2 {
+		return Type{}, fmt.Errorf("embedding table must be [vocab, dim], got %s", w.Shape)
+	}
+	return F32Of(append(idx.Shape.Clone(), w.Shape[1])), nil
+}
+
+func inferSDPA(args []Type, v *Value) (Type, error) {
+	q, k, val := args[0].Shape, args[1].Shape, args[2].Shape
+	if len(q) != 3 || len(k) != 3 || len(val) != 3 {
+		return Type{}, fmt.Errorf("attention needs [batch, tokens, features] operands, got q %s, k %s, v %s", q, k, val)
+	}
+	h := v.Int("heads", 1)
+	if h < 1 || !q[2].Static() || !val[2].Static() || q[2].N%h != 0 || val[2].N%h != 0 {
+		return Type{}, fmt.Errorf("attention: %d heads do not divide query features %s and value features %s", h, q[2], val[2])
+	}
+	if q[0] != k[0] || k[0] != val[0] {
+		return Type{}, fmt.Errorf("attention batch sizes differ: q %s, k %s, v %s", q, k, val)
+	}
+	if q[2] != k[2] {
+		return Type{}, fmt.Errorf("attention: query %s and key %s features differ", q, k)
+	}
+	if k[1] != val[1] {
+		return Type{}, fmt.Errorf("attention: key %s and value %s lengths differ", k, val)
+	}
+	return F32Of(Shape{q[0], q[1], val[2]}), nil
+}
+
+func inferPermute(args []Type, v *Value) (Type, error) {
+	x := args[0].Shape
+	perm := v.Ints("perm")
+	if len(perm) != len(x) {
+		return Type{}, fmt.Errorf("permutation %v does not have rank %d of %s", perm, len(x), x)
+	}
+	seen := make([]bool, len(x))
+	out := make(Shape, len(x))
+	for i, p := range perm {
+		if p < 0 || p >= len(x) || seen[p] {
+			return Type{}, fmt.Errorf("%v is not a permutation of %d dims", perm, len(x))
+		}
+		seen[p] = true
+		out[i] = x[p]
+	}
+	return Type{DType: args[0].DType, Shape: out}, nil
+}
+
+func inferSlice(args []Type, v *Value) (Type, error) {
+	x := args[0].Shape
+	d, err := axis(v.Int("dim", 0), len(x))
+	if err != nil {
+		return Type{}, err
+	}
+	start, end, step := v.Int("start", 0), v.Int("end", 0), v.Int("step", 1)
+	if !x[d].Static() {
+		return Type{}, fmt.Errorf("cannot slice symbolic dim %s of %s", x[d], x)
+	}
+	if step < 1 || start < 0 || end > x[d].N || start >= end {
+		return Type{}, fmt.Errorf("slice [%d:%d:%d] of dim %d (size %d) is empty or out of range", start, end, step, d, x[d].N)
+	}
+	out := x.Clone()
+	out[d] = D((end - start + step - 1) / step)
+	return Type{DType: args[0].DType, Shape: out}, nil
+}
+
+func inferConcat(args []Type, v *Value) (Type, error) {
+	first := args[0].Shape
+	d, err := axis(v.Int("dim", 0), len(first))
+	if err != nil {
+		return Type{}, err
+	}
+	out := first.Clone()
+	for _, a := range args[1:] {
+		s := a.Shape
+		if len(s) != len(first) {
+			return Type{}, fmt.Errorf("concatenate: %s and %s differ in rank", first, s)
+		}
+		for i := range s {
+			if i != d && s[i] != first[i] {
+				return Type{}, fmt.Errorf("concatenate along dim %d: %s and %s differ in dim %d", d, first, s, i)
+			}
+		}
+		out[d] = AddDim(out[d], s[d])
+	}
+	return F32Of(out), nil
+}
+
+func inferUpsample(args []Type, v *Value) (Type, error) {
+	if err := needRank("upsample input", args[0], 4); err != nil {
+		return Type{}, err
+	}
+	switch v.Str("mode", "") {
+	case "nearest", "bilinear":
+	default:
+		return Type{}, fmt.Errorf("upsample mode %q is not nearest or bilinear", v.Str("mode", ""))
+	}
+	size, err := pair(v, "size")
+	if err != nil {
+		return Type{}, err
+	}
+	if size[0] < 1 || size[1] < 1 {
+		return Type{}, fmt.Errorf("upsample size %v must be positive", size)
+	}
+	x := args[0].Shape
+	return F32Of(Shape{x[0], x[1], D(size[0]), D(size[1])}), nil
+}
+
+func inferPad(args []Type, v *Value) (Type, error) {
+	x := args[0].Shape
+	pads := v.Ints("pads")
+	if len(pads)%2 != 0 || len(pads) > 2*len(x) {
+		return Type{}, fmt.Errorf("pad needs pairs (low, high) for at most %d dims, got %v", len(x), pads)
+	}
+	mode := v.Str("mode", "")
+	switch mode {
+	case "constant", "reflect", "replicate":
+	default:
+		return Type{}, fmt.Errorf("pad mode %q is not constant, reflect or replicate", mode)
+	}
+	out := x.Clone()
+	for i := 0; i < len(pads)/2; i++ {
+		d := len(x) - 1 - i
+		lo, hi := pads[2*i], pads[2*i+1]
+		if !x[d].Static() {
+			return Type{}, fmt.Errorf("cannot pad symbolic dim %s", x[d])
+		}
+		if mode != "constant" && (lo < 0 || hi < 0) {
+			return Type{}, fmt.Errorf("%s padding must be ≥ 0, got %v", mode, pads)
+		}
+		if mode == "reflect" && (lo >= x[d].N || hi >= x[d].N) {
+			return Type{}, fmt.Errorf("reflect padding %v must be smaller than dim %d of %s", pads, d, x)
+		}
+		if n := x[d].N + lo + hi; n < 1 {
+			return Type{}, fmt.Errorf("padding %v empties dim %d of %s", pads, d, x)
+		} else {
+			out[d] = D(n)
+		}
+	}
+	return F32Of(out), nil
+}
+
+func inferPixelUnshuffle(args []Type, v *Value) (Type, error) {
+	if err := needRank("pixel_unshuffle input", args[0], 4); err != nil {
+		return Type{}, err
+	}
+	x, f := args[0].Shape, v.Int("factor", 1)
+	if f < 1 || !x[2].Static() || !x[3].Static() || x[2].N%f != 0 || x[3].N%f != 0 {
+		return Type{}, fmt.Errorf("pixel_unshuffle by %d needs height and width divisible by it, got %s", f, x)
+	}
+	return F32Of(Shape{x[0], MulDim(x[1], D(f*f)), D(x[2].N / f), D(x[3].N / f)}), nil
+}
+
+func inferPixelShuffle(args []Type, v *Value) (Type, error) {
+	if err := needRank("pixel_shuffle input", args[0], 4); err != nil {
+		return Type{}, err
+	}
+	x, f := args[0].Shape, v.Int("factor", 1)
+	if f < 1 || !x[1].Static() || x[1].N%(f*f) != 0 {
+		return Type{}, fmt.Errorf("pixel_shuffle by %d needs channels divisible by %d, got %s", f, f*f, x)
+	}
+	return F32Of(Shape{x[0], D(x[1].N / (f * f)), MulDim(x[2], D(f)), MulDim(x[3], D(f))}), nil
+}
+
+func inferGLU(args []Type, v *Value) (Type, error) {
+	x := args[0].Shape
+	if act := v.Str("activation", ""); !slices.Contains(Activations, act) {
+		return Type{}, fmt.Errorf("glu activation %q is not one of %v", act, Activations)
+	}
+	if len(x) == 0 || !x[len(x)-1].Static() || x[len(x)-1].N%2 != 0 {
+		return Type{}, fmt.Errorf("glu needs an even last dim, got %s", x)
+	}
+	out := x.Clone()
+	out[len(out)-1] = D(x[len(x)-1].N / 2)
+	return F32Of(out), nil
+}

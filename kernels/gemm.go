@@ -1,0 +1,409 @@
+package kernels
+
+import (
+	"fmt"
+	"sync"
+)
+
+// Sgemm computes C = alpha·op(A)·op(B) + beta·C for row-major matrices, where op(X) is X or
+// Xᵀ. op(A) is m×k, op(B) is k×n, C is m×n; lda, ldb, ldc are the row strides of A, B, C as
+// stored. When beta is 0, C is not read (NaNs in C do not propagate).
+//
+// The implementation follows GotoBLAS/BLIS: op(B) is packed in kc×nc panels shared by all
+// workers, op(A) in mc×kc blocks per worker, and a register-blocked micro-kernel (AVX-512 or
+// AVX2+FMA assembly on amd64, Go elsewhere) computes mr×nr tiles of C. Rows of C are split
+// across Workers() goroutines (columns when C has too few rows). Packing buffers come from a
+// sync.Pool, so repeated calls do not allocate them again.
+//
+// Sgemm panics if a slice is too short for its shape and stride, since the assembly kernels
+// would otherwise touch memory outside it.
+func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if m <= 0 || n <= 0 {
+		return
+	}
+	checkOperand("a", transA, m, k, a, lda)
+	checkOperand("b", transB, k, n, b, ldb)
+	checkOperand("c", false, m, n, c, ldc)
+	if k <= 0 || alpha == 0 {
+		scaleC(m, n, beta, c, ldc)
+		return
+	}
+	g := gemmJobs.Get().(*gemmJob)
+	g.transA, g.transB = transA, transB
+	g.m, g.n, g.k = m, n, k
+	g.alpha, g.beta = alpha, beta
+	g.a, g.b, g.c = a, b, c
+	g.lda, g.ldb, g.ldc = lda, ldb, ldc
+	g.run()
+	// Drop the caller's slices so the pooled job does not keep them alive.
+	g.a, g.b, g.c = nil, nil, nil
+	gemmJobs.Put(g)
+}
+
+// MatMul computes c = a·b for contiguous row-major a (m×k), b (k×n) and c (m×n).
+func MatMul(c, a, b []float32, m, n, k int) {
+	Sgemm(false, false, m, n, k, 1, a, k, b, n, 0, c, n)
+}
+
+// checkOperand panics unless x holds a rows×cols matrix (cols×rows stored when trans) with
+// row stride ld.
+func checkOperand(name string, trans bool, rows, cols int, x []float32, ld int) {
+	if trans {
+		rows, cols = cols, rows
+	}
+	if rows <= 0 || cols <= 0 {
+		return
+	}
+	if ld < cols {
+		panic(fmt.Sprintf("kernels.Sgemm: ld%s=%d is less than the %d columns of %s as stored", name, ld, cols, name))
+	}
+	if need := (rows-1)*ld + cols; len(x) < need {
+		panic(fmt.Sprintf("kernels.Sgemm: len(%s)=%d, want at least %d for %d×%d with ld%s=%d", name, len(x), need, rows, cols, name, ld))
+	}
+}
+
+// scaleC sets C = beta·C, writing zeros without reading C when beta is 0.
+func scaleC(m, n int, beta float32, c []float32, ldc int) {
+	if beta == 1 {
+		return
+	}
+	for i := 0; i < m; i++ {
+		row := c[i*ldc : i*ldc+n]
+		if beta == 0 {
+			clear(row)
+			continue
+		}
+		for j := range row {
+			row[j] *= beta
+		}
+	}
+}
+
+// microKernel is a register-blocked kernel with the blocking sizes that suit it.
+type microKernel struct {
+	name   string
+	mr, nr int // C tile computed per call
+	// kc: depth of packed panels, so an nr-wide B micro-panel stays in L1;
+	// mc: rows of a packed A block, which stays in L2;
+	// nc: columns of the packed B panel shared by the workers (L3).
+	kc, mc, nc int
+	// fn stores alpha·A·B + beta·C into the mr×nr tile at c (row stride ldc), where a is
+	// packed k×mr and b packed k×nr; beta == 0 means C is not read.
+	fn func(k int, a, b, c []float32, ldc int, alpha, beta float32)
+}
+
+// gemmKernel is the micro-kernel Sgemm uses; set at init to the best the CPU supports.
+var gemmKernel = bestGemmKernel()
+
+// bestGemmKernel returns the fastest supported kernel (the first of gemmKernels).
+func bestGemmKernel() *microKernel { return gemmKernels()[0] }
+
+// goKernel is the portable 4×4 micro-kernel.
+var goKernel = &microKernel{name: "go4x4", mr: 4, nr: 4, kc: 256, mc: 128, nc: 2048, fn: sgemmKernelGo}
+
+// minParallelWork is the m·n·k below which splitting across goroutines costs more than
+// it saves.
+const minParallelWork = 64 * 64 * 64
+
+// gemmJob holds one Sgemm call's operands and the packing buffers, reused through gemmJobs.
+type gemmJob struct {
+	transA, transB bool
+	m, n, k        int
+	alpha, beta    float32
+	a, b, c        []float32
+	lda, ldb, ldc  int
+
+	kern   *microKernel
+	nw     int  // goroutines in this call
+	splitM bool // workers split rows of C and share packed B; otherwise they split columns
+
+	bpack [2][]float32 // packed B panels, alternated so packing the next waits only once
+	apack [][]float32  // per-worker packed A block
+	edge  [][]float32  // per-worker mr×nr scratch tile for partial tiles of C
+
+	bar barrier
+	wg  sync.WaitGroup
+}
+
+var gemmJobs = sync.Pool{New: func() any {
+	g := new(gemmJob)
+	g.bar.cond.L = &g.bar.mu
+	return g
+}}
+
+// run sizes the buffers and computes C on nw goroutines.
+func (g *gemmJob) run() {
+	kr := gemmKernel
+	g.kern = kr
+	mTiles := ceilDiv(g.m, kr.mr)
+	nTiles := ceilDiv(g.n, kr.nr)
+	nw := Workers()
+	if g.m*g.n*g.k < minParallelWork {
+		nw = 1
+	}
+	// Splitting rows shares one packed B; split columns only when rows are too few to go round.
+	g.splitM = mTiles >= 2*nw || mTiles >= nTiles
+	if g.splitM {
+		nw = min(nw, mTiles)
+	} else {
+		nw = min(nw, nTiles)
+	}
+	g.nw = nw
+
+	kc := min(kr.kc, g.k)
+	nc := min(kr.nc, nTiles*kr.nr)
+	mc := min(kr.mc, mTiles*kr.mr)
+	for i := range g.bpack {
+		g.bpack[i] = growFloats(g.bpack[i], kc*nc)
+	}
+	for len(g.apack) < nw {
+		g.apack = append(g.apack, nil)
+		g.edge = append(g.edge, nil)
+	}
+	for w := 0; w < nw; w++ {
+		g.apack[w] = growFloats(g.apack[w], mc*kc)
+		g.edge[w] = growFloats(g.edge[w], kr.mr*kr.nr)
+	}
+	if nw == 1 {
+		g.work(0)
+		return
+	}
+	g.bar.n = nw
+	g.wg.Add(nw - 1)
+	for w := 1; w < nw; w++ {
+		go g.workAndSignal(w)
+	}
+	g.work(0)
+	g.wg.Wait()
+}
+
+func (g *gemmJob) workAndSignal(w int) {
+	defer g.wg.Done()
+	g.work(w)
+}
+
+// work runs worker w's share of the jc/pc/ic loop nest.
+func (g *gemmJob) work(w int) {
+	kr := g.kern
+	mr, nr := kr.mr, kr.nr
+	ap, edge := g.apack[w], g.edge[w]
+	step := 0
+	for jc := 0; jc < g.n; jc += kr.nc {
+		nb := min(kr.nc, g.n-jc)
+		panels := ceilDiv(nb, nr)
+		plo, phi := share(panels, g.nw, w)
+		for pc := 0; pc < g.k; pc += kr.kc {
+			kb := min(kr.kc, g.k-pc)
+			beta := g.beta
+			if pc > 0 {
+				beta = 1 // later k blocks accumulate onto the first one's result
+			}
+			bp := g.bpack[step&1]
+			step++
+			g.packB(bp, pc, kb, jc, nb, plo, phi)
+			if !g.splitM {
+				// Each worker computes with the panels it packed itself.
+				for ic := 0; ic < g.m; ic += kr.mc {
+					mb := min(kr.mc, g.m-ic)
+					g.packA(ap, ic, mb, pc, kb)
+					g.macro(ap, bp, edge, ic, mb, jc, nb, plo, phi, kb, beta)
+				}
+				continue
+			}
+			g.bar.wait() // all of this B panel is packed
+			tlo, thi := share(ceilDiv(g.m, mr), g.nw, w)
+			rowEnd := min(thi*mr, g.m)
+			for ic := tlo * mr; ic < rowEnd; ic += kr.mc {
+				mb := min(kr.mc, rowEnd-ic)
+				g.packA(ap, ic, mb, pc, kb)
+				g.macro(ap, bp, edge, ic, mb, jc, nb, 0, panels, kb, beta)
+			}
+		}
+	}
+}
+
+// macro multiplies the packed mb×kb block of A by B panels [plo, phi) of the current
+// nb-column slab starting at column jc, updating C.
+func (g *gemmJob) macro(ap, bp, edge []float32, ic, mb, jc, nb, plo, phi, kb int, beta float32) {
+	kr := g.kern
+	mr, nr := kr.mr, kr.nr
+	c, ldc, alpha := g.c, g.ldc, g.alpha
+	for q := plo; q < phi; q++ {
+		j := jc + q*nr
+		cols := min(nr, jc+nb-j)
+		bpanel := bp[q*kb*nr : (q+1)*kb*nr]
+		for i := 0; i < mb; i += mr {
+			rows := min(mr, mb-i)
+			apanel := ap[(i/mr)*kb*mr : (i/mr+1)*kb*mr]
+			ci := (ic+i)*ldc + j
+			if rows == mr && cols == nr {
+				kr.fn(kb, apanel, bpanel, c[ci:], ldc, alpha, beta)
+				continue
+			}
+			// Partial tile: compute into scratch, then merge only the valid part.
+			kr.fn(kb, apanel, bpanel, edge, nr, alpha, 0)
+			for r := 0; r < rows; r++ {
+				dst := c[ci+r*ldc : ci+r*ldc+cols]
+				src := edge[r*nr : r*nr+cols]
+				if beta == 0 {
+					copy(dst, src)
+					continue
+				}
+				for t, v := range src {
+					dst[t] = v + beta*dst[t]
+				}
+			}
+		}
+	}
+}
+
+// packA copies rows [ic, ic+mb) and columns [pc, pc+kb) of op(A) into dst as mr-row
+// micro-panels, each stored k-major (mr values per k step), zero-padding the last panel.
+func (g *gemmJob) packA(dst []float32, ic, mb, pc, kb int) {
+	mr := g.kern.mr
+	a, lda := g.a, g.lda
+	for t := 0; t*mr < mb; t++ {
+		i0 := ic + t*mr
+		rows := min(mr, ic+mb-i0)
+		panel := dst[t*kb*mr : (t+1)*kb*mr]
+		if g.transA {
+			// op(A) row i is column i of the stored k×m matrix: each k step is contiguous.
+			for p := 0; p < kb; p++ {
+				d := panel[p*mr : p*mr+mr]
+				s := a[(pc+p)*lda+i0 : (pc+p)*lda+i0+rows]
+				copy(d, s)
+				clear(d[rows:])
+			}
+			continue
+		}
+		for r := 0; r < rows; r++ {
+			s := a[(i0+r)*lda+pc : (i0+r)*lda+pc+kb]
+			d := panel[r:]
+			for p, v := range s {
+				d[p*mr] = v
+			}
+		}
+		if rows < mr {
+			for p := 0; p < kb; p++ {
+				clear(panel[p*mr+rows : p*mr+mr])
+			}
+		}
+	}
+}
+
+// packB copies micro-panels [plo, phi) of rows [pc, pc+kb) of the nb-column slab of op(B)
+// starting at column jc into dst, each panel nr columns wide, stored k-major, zero-padded.
+func (g *gemmJob) packB(dst []float32, pc, kb, jc, nb, plo, phi int) {
+	nr := g.kern.nr
+	b, ldb := g.b, g.ldb
+	for q := plo; q < phi; q++ {
+		j0 := jc + q*nr
+		cols := min(nr, jc+nb-j0)
+		panel := dst[q*kb*nr : (q+1)*kb*nr]
+		if !g.transB {
+			for p := 0; p < kb; p++ {
+				d := panel[p*nr : p*nr+nr]
+				s := b[(pc+p)*ldb+j0 : (pc+p)*ldb+j0+cols]
+				copy(d, s)
+				clear(d[cols:])
+			}
+			continue
+		}
+		// op(B) column j is row j of the stored n×k matrix.
+		for j := 0; j < cols; j++ {
+			s := b[(j0+j)*ldb+pc : (j0+j)*ldb+pc+kb]
+			d := panel[j:]
+			for p, v := range s {
+				d[p*nr] = v
+			}
+		}
+		if cols < nr {
+			for p := 0; p < kb; p++ {
+				clear(panel[p*nr+cols : p*nr+nr])
+			}
+		}
+	}
+}
+
+// sgemmKernelGo is the portable micro-kernel: a 4×4 tile in sixteen scalar accumulators.
+func sgemmKernelGo(k int, a, b, c []float32, ldc int, alpha, beta float32) {
+	var c00, c01, c02, c03, c10, c11, c12, c13, c20, c21, c22, c23, c30, c31, c32, c33 float32
+	a, b = a[:4*k], b[:4*k]
+	for p := 0; p < k; p++ {
+		av := a[4*p : 4*p+4 : 4*p+4]
+		bv := b[4*p : 4*p+4 : 4*p+4]
+		a0, a1, a2, a3 := av[0], av[1], av[2], av[3]
+		b0, b1, b2, b3 := bv[0], bv[1], bv[2], bv[3]
+		c00 += a0 * b0
+		c01 += a0 * b1
+		c02 += a0 * b2
+		c03 += a0 * b3
+		c10 += a1 * b0
+		c11 += a1 * b1
+		c12 += a1 * b2
+		c13 += a1 * b3
+		c20 += a2 * b0
+		c21 += a2 * b1
+		c22 += a2 * b2
+		c23 += a2 * b3
+		c30 += a3 * b0
+		c31 += a3 * b1
+		c32 += a3 * b2
+		c33 += a3 * b3
+	}
+	storeRow4(c[0:4:4], c00, c01, c02, c03, alpha, beta)
+	storeRow4(c[ldc:ldc+4:ldc+4], c10, c11, c12, c13, alpha, beta)
+	storeRow4(c[2*ldc:2*ldc+4:2*ldc+4], c20, c21, c22, c23, alpha, beta)
+	storeRow4(c[3*ldc:3*ldc+4:3*ldc+4], c30, c31, c32, c33, alpha, beta)
+}
+
+func storeRow4(c []float32, v0, v1, v2, v3, alpha, beta float32) {
+	if beta == 0 {
+		c[0], c[1], c[2], c[3] = alpha*v0, alpha*v1, alpha*v2, alpha*v3
+		return
+	}
+	c[0] = alpha*v0 + beta*c[0]
+	c[1] = alpha*v1 + beta*c[1]
+	c[2] = alpha*v2 + beta*c[2]
+	c[3] = alpha*v3 + beta*c[3]
+}
+
+// barrier is a reusable rendezvous for the workers of one gemmJob.
+type barrier struct {
+	mu    sync.Mutex
+	cond  sync.Cond
+	n     int // participants
+	count int // arrived in the current generation
+	gen   int
+}
+
+func (b *barrier) wait() {
+	b.mu.Lock()
+	gen := b.gen
+	b.count++
+	if b.count == b.n {
+		b.count = 0
+		b.gen++
+		b.cond.Broadcast()
+	} else {
+		for gen == b.gen {
+			b.cond.Wait()
+		}
+	}
+	b.mu.Unlock()
+}
+
+// share returns worker w's contiguous part of [0, n) split nw ways.
+func share(n, nw, w int) (lo, hi int) {
+	return n * w / nw, n * (w + 1) / nw
+}
+
+func ceilDiv(a, b int) int { return (a + b - 1) / b }
+
+// growFloats returns s resliced to n, reallocating only when its capacity is short.
+func growFloats(s []float32, n int) []float32 {
+	if cap(s) < n {
+		return make([]float32, n)
+	}
+	return s[:n]
+}
