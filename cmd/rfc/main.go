@@ -1,0 +1,57 @@
+// Command rfc compiles models written in the .rfn language.
+//
+//	rfc check FILE…                                   check files, print ok or the errors
+//	rfc tree FILE [--model M] [--set k=v]…            print the layer tree
+//	rfc ir FILE [--model M] [--set k=v]…              print the IR text
+//	rfc fmt FILE…                                     rewrite files in canonical form
+//	rfc run FILE [--model M] [--set k=v]… --weights W… --input IN --output OUT
+//
+// Exit status: 0 on success, 1 on errors in the input, 2 on bad usage.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+const usage = `usage: rfc <command> [arguments]
+
+commands:
+  check FILE…                                   check files; print ok or the errors
+  tree FILE [--model M] [--set k=v]…            print the layer tree with shapes and parameter counts
+  ir FILE [--model M] [--set k=v]…              print the IR text
+  fmt FILE…                                     rewrite files in canonical form
+  run FILE [--model M] [--set k=v]… --weights W.safetensors… --input IN.safetensors --output OUT.safetensors
+                                                run a model with the reference interpreter
+`
+
+// run is main without the exit, for tests.
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "check":
+		return cmdCheck(rest, stdout, stderr)
+	case "tree":
+		return cmdTree(rest, stdout, stderr)
+	case "ir":
+		return cmdIR(rest, stdout, stderr)
+	case "fmt":
+		return cmdFmt(rest, stdout, stderr)
+	case "run":
+		return cmdRun(rest, stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "rfc: unknown command %q\n%s", cmd, usage)
+	return 2
+}

@@ -1,0 +1,231 @@
+package dsl
+
+import (
+	"fmt"
+
+	"github.com/rfc-project/rfc/ir"
+)
+
+func defShapeLayers() {
+	def(&builtin{Name: "Reshape", Inputs: 1, Args: []argSpec{{"shape", kVarInts, required}},
+		build: func(c *layerCtx, a args, ins []*ir.Value) ([]*ir.Value, error) {
+			x := ins[0].Type.Shape
+			if len(x) == 0 {
+				return nil, fmt.Errorf("Reshape keeps the batch dimension, but the input is a scalar")
+			}
+			target, err := inferMinusOne(x[1:], a.ints("shape"))
+			if err != nil {
+				return nil, err
+			}
+			v, err := c.reshape(ins[0], append(ir.Shape{x[0]}, target...))
+			return []*ir.Value{v}, err
+		}})
+	def(&builtin{Name: "Flatten", Inputs: 1, Args: []argSpec{{"start_dim", kInt, 0}, {"end_dim", kInt, -1}},
+		build: func(c *layerCtx, a args, ins []*ir.Value) ([]*ir.Value, error) {
+			x := ins[0].Type.Shape
+			s, err := c.axis(a.int("start_dim"), ins[0])
+			if err != nil {
+				return nil, err
+			}
+			e, err := c.axis(a.int("end_dim"), ins[0])
+			if err != nil {
+				return nil, err
+			}
+			if s > e {
+				return nil, fmt.Errorf("start_dim %d is after end_dim %d", s, e)
+			}
+			out := append(ir.Shape{}, x[:s]...)
+			out = append(out, ir.Shape(x[s:e+1]).NumElements())
+			out = append(out, x[e+1:]...)
+			v, err := c.reshape(ins[0], out)
+			return []*ir.Value{v}, err
+		}})
+	def(&builtin{Name: "Unflatten", Inputs: 1, Args: []argSpec{{"dim", kInt, required}, {"sizes", kInts, required}},
+		build: func(c *layerCtx, a args, ins []*ir.Value) ([]*ir.Value, error) {
+			x := ins[0].Type.Shape
+			d, err := c.axis(a.int("dim"), ins[0])
+			if err != nil {
+				return nil, err
+			}
+			sizes, err := inferMinusOne(ir.Shape{x[d]}, a.ints("sizes"))
+			if err != nil {
+				return nil, err
+			}
+			out := append(append(append(ir.Shape{}, x[:d]...), sizes...), x[d+1:]...)
+			v, err := c.reshape(ins[0], out)
+			return []*ir.Value{v}, err
+		}})
+	def(&builtin{Name: "Transpose", Inputs: 1, Args: []argSpec{{"dim0", kInt, required}, {"dim1", kInt, required}},
+		build: func(c *layerCtx, a args, ins []*ir.Value) ([]*ir.Value, error) {
+			d0, err := c.axis(a.int("dim0"), ins[0])
+			if err != nil {
+				return nil, err
+			}
+			d1, err := c.axis(a.int("dim1"), ins[0])
+			if err != nil {
+				return nil, err
+			}
+			perm := make([]int, len(ins[0].Type.Shape))
+			for i := range perm {
+				perm[i] = i
+			}
+			perm[d0], perm[d1] = d1, d0
+			v, err := c.op("permute", ins, ir.Attr{Name: "perm", Value: perm})
+			return []*ir.Value{v}, err
+		}})
+	def(&builtin{Name: "Permute", Inputs: 1, Args: []argSpec{{"dims", kVarInts, required}},
+		build: func(c *layerCtx, a args, ins []*ir.Value) ([]*ir.Value, error) {
+			perm := append([]int{}, a.ints("dims")...)
+			for i := range perm {
+				d, err := c.axis(perm[i], ins[0])
+				if err != nil {
+					return nil, err
+				}
+				perm[i] = d
+			}
+			v, err := c.op("permute", ins, ir.Attr{Name: "perm", Value: perm})
+			return []*ir.Value{v}, err
+		}})
+	def(&builtin{Name: "Squeeze", Inputs: 1, Args: []argSpec{{"dim", kInt, required}},
+		build: func(c *layerCtx, a args, ins []*ir.Value) ([]*ir.Value, error) {
+			x := ins[0].Type.Shape
+			d, err := c.axis(a.int("dim"), ins[0])
+			if err != nil {
+				return nil, err
+			}
+			if x[d] != ir.D(1) {
+				return []*ir.Value{ins[0]}, nil // torch leaves a dim of size ≠ 1 alone
+			}
+			v, err := c.reshape(ins[0], append(append(ir.Shape{}, x[:d]...), x[d+1:]...))
+			return []*ir.Value{v}, err
+		}})
+	def(&builtin{Name: "Unsqueeze", Inputs: 1, Args: []argSpec{{"dim", kInt, required}},
+		build: func(c *layerCtx, a args, ins []*ir.Value) ([]*ir.Value, error) {
+			x := ins[0].Type.Shape
+			d := a.int("dim")
+			if d < 0 {
+				d += len(x) + 1
+			}
+			if d < 0 || d > len(x) {
+				return nil, fmt.Errorf("dim %d is out of range for unsqueezing %s", a.int("dim"), x)
+			}
+			v, err := c.reshape(ins[0], append(append(append(ir.Shape{}, x[:d]...), ir.D(1)), x[d:]...))
+			return []*ir.Value{v}, err
+		}})
+	def(&builtin{Name: "Slicing", Inputs: 1, Args: []argSpec{{"dim", kInt, 0}, {"start", kInt, 0}, {"end", kInt, none}, {"step", kInt, 1}},
+		build: func(c *layerCtx, a args, ins []*ir.Value) ([]*ir.Value, error) {
+			d, err := c.axis(a.int("dim"), ins[0])
+			if err != nil {
+				return nil, err
+			}
+			size := ins[0].Type.Shape[d]
+			if !size.Static() {
+				return nil, fmt.Errorf("cannot slice symbolic dim %s", size)
+			}
+			start, end := a.int("start"), size.N
+			if !a.isNone("end") {
+				end = a.int("end")
+			}
+			start, end = clampIndex(start, size.N), clampIndex(end, size.N)
+			v, err := c.op("slice", ins, ir.Attr{Name: "dim", Value: d}, ir.Attr{Name: "start", Value: start}, ir.Attr{Name: "end", Value: end}, ir.Attr{Name: "step", Value: a.int("step")})
+			return []*ir.Value{v}, err
+		}})
+	def(&builtin{Name: "Chunk", Inputs: 1, Args: []argSpec{{"chunks", kInt, required}, {"dim", kInt, 0}},
+		build: func(c *layerCtx, a args, ins []*ir.Value) ([]*ir.Value, error) {
+			d, err := c.axis(a.int("dim"), ins[0])
+			if err != nil {
+				return nil, err
+			}
+			size, n := ins[0].Type.Shape[d], a.int("chunks")
+			if !size.Static() || n < 1 {
+				return nil, fmt.Errorf("cannot chunk dim %s into %d", size, n)
+			}
+			step := (size.N + n - 1) / n // torch.chunk: equal chunks, the last may be smaller
+			var outs []*ir.Value
+			for lo := 0; lo < size.N; lo += step {
+				v, err := c.op("slice", ins, ir.Attr{Name: "dim", Value: d}, ir.Attr{Name: "start", Value: lo}, ir.Attr{Name: "end", Value: min(lo+step, size.N)}, ir.Attr{Name: "step", Value: 1})
+				if err != nil {
+					return nil, err
+				}
+				outs = append(outs, v)
+			}
+			return outs, nil
+		}})
+	for _, name := range []string{"Upsample", "Interpolate"} {
+		def(&builtin{Name: name, Inputs: 1, Args: []argSpec{{"scale_factor", kFloat, none}, {"mode", kString, "nearest"}, {"size", kPair, none}, {"align_corners", kBool, false}},
+			build: func(c *layerCtx, a args, ins []*ir.Value) ([]*ir.Value, error) {
+				x := ins[0].Type.Shape
+				if len(x) != 4 || !x[2].Static() || !x[3].Static() {
+					return nil, fmt.Errorf("%s needs a [N, C, H, W] input with static H and W, got %s", name, x)
+				}
+				var size []int
+				switch {
+				case !a.isNone("size"):
+					size = a.pairSlice("size")
+				case !a.isNone("scale_factor"):
+					f := a.float("scale_factor")
+					size = []int{int(float64(x[2].N) * f), int(float64(x[3].N) * f)}
+				default:
+					return nil, fmt.Errorf("%s needs scale_factor or size", name)
+				}
+				v, err := c.op("upsample", ins, ir.Attr{Name: "mode", Value: a.str("mode")}, ir.Attr{Name: "size", Value: size}, ir.Attr{Name: "align_corners", Value: a.bool("align_corners")})
+				return []*ir.Value{v}, err
+			}})
+	}
+	def(&builtin{Name: "Pad", Inputs: 1, Args: []argSpec{{"pad", kInts, required}, {"mode", kString, "constant"}, {"value", kFloat, 0.0}},
+		build: one("pad", func(a args) []ir.Attr {
+			return []ir.Attr{{Name: "pads", Value: a.ints("pad")}, {Name: "mode", Value: a.str("mode")}, {Name: "value", Value: a.float("value")}}
+		})})
+	def(&builtin{Name: "ReflectionPad2d", Inputs: 1, Args: []argSpec{{"padding", kInts, required}},
+		build: func(c *layerCtx, a args, ins []*ir.Value) ([]*ir.Value, error) {
+			p := a.ints("padding")
+			switch len(p) {
+			case 1:
+				p = []int{p[0], p[0], p[0], p[0]}
+			case 4:
+			default:
+				return nil, fmt.Errorf("padding takes 1 or 4 values, got %v", p)
+			}
+			v, err := c.op("pad", ins, ir.Attr{Name: "pads", Value: p}, ir.Attr{Name: "mode", Value: "reflect"}, ir.Attr{Name: "value", Value: 0.0})
+			return []*ir.Value{v}, err
+		}})
+	def(&builtin{Name: "PixelUnshuffle", Inputs: 1, Args: []argSpec{{"downscale_factor", kInt, required}}, build: one("pixel_unshuffle", func(a args) []ir.Attr {
+		return []ir.Attr{{Name: "factor", Value: a.int("downscale_factor")}}
+	})})
+	def(&builtin{Name: "PixelShuffle", Inputs: 1, Args: []argSpec{{"upscale_factor", kInt, required}}, build: one("pixel_shuffle", func(a args) []ir.Attr {
+		return []ir.Attr{{Name: "factor", Value: a.int("upscale_factor")}}
+	})})
+}
+
+// inferMinusOne resolves one -1 in a target shape against the dims it replaces.
+func inferMinusOne(from ir.Shape, target []int) (ir.Shape, error) {
+	out := make(ir.Shape, len(target))
+	hole := -1
+	known := 1
+	for i, n := range target {
+		switch {
+		case n == -1 && hole < 0:
+			hole = i
+		case n < 1:
+			return nil, fmt.Errorf("bad size %d in %v", n, target)
+		default:
+			out[i] = ir.D(n)
+			known *= n
+		}
+	}
+	if hole >= 0 {
+		total := from.NumElements()
+		if !total.Static() || total.N%known != 0 {
+			return nil, fmt.Errorf("cannot infer -1 in %v from %s", target, from)
+		}
+		out[hole] = ir.D(total.N / known)
+	}
+	return out, nil
+}
+
+func clampIndex(i, n int) int {
+	if i < 0 {
+		i += n
+	}
+	return max(0, min(i, n))
+}

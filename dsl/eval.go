@@ -1,0 +1,425 @@
+package dsl
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+
+	"github.com/rfc-project/rfc/parser"
+)
+
+// env is a lexical scope of compile-time values: int, float64, bool, string or []any.
+type env struct {
+	vars   map[string]any
+	parent *env
+}
+
+func newEnv(parent *env) *env { return &env{vars: map[string]any{}, parent: parent} }
+
+func (e *env) lookup(name string) (any, bool) {
+	for s := e; s != nil; s = s.parent {
+		if v, ok := s.vars[name]; ok {
+			return v, true
+		}
+	}
+	return nil, false
+}
+
+// with returns a child scope holding one more binding.
+func (e *env) with(name string, v any) *env {
+	c := newEnv(e)
+	c.vars[name] = v
+	return c
+}
+
+func typeName(v any) string {
+	switch v.(type) {
+	case int:
+		return "int"
+	case float64:
+		return "float"
+	case bool:
+		return "bool"
+	case string:
+		return "string"
+	case []any:
+		return "list"
+	case noneType:
+		return "none"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+func formatConst(v any) string {
+	switch x := v.(type) {
+	case string:
+		return strconv.Quote(x)
+	case float64:
+		s := strconv.FormatFloat(x, 'g', -1, 64)
+		if math.IsInf(x, 0) || math.IsNaN(x) {
+			return s
+		}
+		for _, c := range s {
+			if c == '.' || c == 'e' {
+				return s
+			}
+		}
+		return s + ".0"
+	case []any:
+		out := "["
+		for i, e := range x {
+			if i > 0 {
+				out += ", "
+			}
+			out += formatConst(e)
+		}
+		return out + "]"
+	case []int:
+		out := "["
+		for i, e := range x {
+			if i > 0 {
+				out += ", "
+			}
+			out += strconv.Itoa(e)
+		}
+		return out + "]"
+	case noneType:
+		return "none"
+	}
+	return fmt.Sprint(v)
+}
+
+// eval computes a compile-time expression with Python's arithmetic.
+func (el *elab) eval(x parser.Expr, e *env) (any, error) {
+	switch x := x.(type) {
+	case *parser.IntLit:
+		return int(x.Value), nil
+	case *parser.FloatLit:
+		return x.Value, nil
+	case *parser.StringLit:
+		return x.Value, nil
+	case *parser.BoolLit:
+		return x.Value, nil
+	case *parser.ParenExpr:
+		return el.eval(x.X, e)
+	case *parser.Ident:
+		if v, ok := e.lookup(x.Name); ok {
+			return v, nil
+		}
+		if x.Name == "none" {
+			return none, nil
+		}
+		return nil, el.errAt(x.Start(), "undefined name %s", x.Name)
+	case *parser.ListLit:
+		out := make([]any, len(x.Elems))
+		for i, el2 := range x.Elems {
+			v, err := el.eval(el2, e)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = v
+		}
+		return out, nil
+	case *parser.UnaryExpr:
+		v, err := el.eval(x.X, e)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case x.Op == "not":
+			if b, ok := v.(bool); ok {
+				return !b, nil
+			}
+		case x.Op == "-":
+			switch n := v.(type) {
+			case int:
+				return -n, nil
+			case float64:
+				return -n, nil
+			}
+		}
+		return nil, el.errAt(x.Start(), "cannot apply %s to a %s", x.Op, typeName(v))
+	case *parser.BinaryExpr:
+		return el.evalBinary(x, e)
+	case *parser.CallExpr:
+		return el.evalCall(x, e)
+	}
+	return nil, el.errAt(x.Start(), "unsupported expression %s", parser.ExprString(x))
+}
+
+func (el *elab) evalBinary(x *parser.BinaryExpr, e *env) (any, error) {
+	a, err := el.eval(x.X, e)
+	if err != nil {
+		return nil, err
+	}
+	if x.Op == "and" || x.Op == "or" {
+		ab, ok := a.(bool)
+		if !ok {
+			return nil, el.errAt(x.X.Start(), "%s needs bools, got a %s", x.Op, typeName(a))
+		}
+		if (x.Op == "and" && !ab) || (x.Op == "or" && ab) {
+			return ab, nil
+		}
+		b, err := el.eval(x.Y, e)
+		if err != nil {
+			return nil, err
+		}
+		bb, ok := b.(bool)
+		if !ok {
+			return nil, el.errAt(x.Y.Start(), "%s needs bools, got a %s", x.Op, typeName(b))
+		}
+		return bb, nil
+	}
+	b, err := el.eval(x.Y, e)
+	if err != nil {
+		return nil, err
+	}
+	v, msg := binary(x.Op, a, b)
+	if msg != "" {
+		return nil, el.errAt(x.Start(), "%s", msg)
+	}
+	return v, nil
+}
+
+func binary(op string, a, b any) (any, string) {
+	bad := fmt.Sprintf("cannot compute %s %s %s", typeName(a), op, typeName(b))
+	if sa, ok := a.(string); ok {
+		switch op {
+		case "+":
+			switch sb := b.(type) {
+			case string:
+				return sa + sb, ""
+			case int:
+				return sa + strconv.Itoa(sb), ""
+			}
+		case "==", "!=":
+			sb, ok := b.(string)
+			if !ok {
+				return nil, bad
+			}
+			return (sa == sb) == (op == "=="), ""
+		}
+		return nil, bad
+	}
+	if sb, ok := b.(string); ok {
+		if ia, ok := a.(int); ok && op == "+" {
+			return strconv.Itoa(ia) + sb, ""
+		}
+		return nil, bad
+	}
+	if ba, ok := a.(bool); ok {
+		bb, ok := b.(bool)
+		if !ok || (op != "==" && op != "!=") {
+			return nil, bad
+		}
+		return (ba == bb) == (op == "=="), ""
+	}
+	ia, aInt := a.(int)
+	ib, bInt := b.(int)
+	if aInt && bInt {
+		switch op {
+		case "+":
+			return ia + ib, ""
+		case "-":
+			return ia - ib, ""
+		case "*":
+			return ia * ib, ""
+		case "/":
+			if ib == 0 {
+				return nil, "division by zero"
+			}
+			return float64(ia) / float64(ib), ""
+		case "//", "%":
+			if ib == 0 {
+				return nil, "division by zero"
+			}
+			q := ia / ib
+			if (ia%ib != 0) && ((ia < 0) != (ib < 0)) {
+				q-- // floor, as Python
+			}
+			if op == "//" {
+				return q, ""
+			}
+			return ia - q*ib, ""
+		case "**":
+			if ib < 0 {
+				return math.Pow(float64(ia), float64(ib)), ""
+			}
+			r := 1
+			for i := 0; i < ib; i++ {
+				r *= ia
+			}
+			return r, ""
+		}
+		return compare(op, float64(ia), float64(ib))
+	}
+	fa, fb := toFloat(a), toFloat(b)
+	if math.IsNaN(fa) && !isNumber(a) || math.IsNaN(fb) && !isNumber(b) {
+		return nil, bad
+	}
+	switch op {
+	case "+":
+		return fa + fb, ""
+	case "-":
+		return fa - fb, ""
+	case "*":
+		return fa * fb, ""
+	case "/":
+		if fb == 0 {
+			return nil, "division by zero"
+		}
+		return fa / fb, ""
+	case "//":
+		if fb == 0 {
+			return nil, "division by zero"
+		}
+		return math.Floor(fa / fb), ""
+	case "%":
+		if fb == 0 {
+			return nil, "division by zero"
+		}
+		return fa - math.Floor(fa/fb)*fb, ""
+	case "**":
+		return math.Pow(fa, fb), ""
+	}
+	return compare(op, fa, fb)
+}
+
+func isNumber(v any) bool {
+	switch v.(type) {
+	case int, float64:
+		return true
+	}
+	return false
+}
+
+func compare(op string, a, b float64) (any, string) {
+	switch op {
+	case "==":
+		return a == b, ""
+	case "!=":
+		return a != b, ""
+	case "<":
+		return a < b, ""
+	case "<=":
+		return a <= b, ""
+	case ">":
+		return a > b, ""
+	case ">=":
+		return a >= b, ""
+	}
+	return nil, "unknown operator " + op
+}
+
+func (el *elab) evalCall(x *parser.CallExpr, e *env) (any, error) {
+	vals := make([]any, len(x.Args))
+	for i, a := range x.Args {
+		v, err := el.eval(a, e)
+		if err != nil {
+			return nil, err
+		}
+		vals[i] = v
+	}
+	argErr := func(want string) error {
+		return el.errAt(x.Start(), "%s takes %s", x.Func, want)
+	}
+	switch x.Func {
+	case "min", "max":
+		if len(vals) < 1 {
+			return nil, argErr("at least one number")
+		}
+		best := vals[0]
+		for _, v := range vals {
+			if !isNumber(v) {
+				return nil, argErr("numbers")
+			}
+			if (x.Func == "min" && toFloat(v) < toFloat(best)) || (x.Func == "max" && toFloat(v) > toFloat(best)) {
+				best = v
+			}
+		}
+		return best, nil
+	case "abs", "int", "float", "str":
+		if len(vals) != 1 {
+			return nil, argErr("one argument")
+		}
+		v := vals[0]
+		switch x.Func {
+		case "abs":
+			switch n := v.(type) {
+			case int:
+				return max(n, -n), nil
+			case float64:
+				return math.Abs(n), nil
+			}
+			return nil, argErr("a number")
+		case "int":
+			switch n := v.(type) {
+			case int:
+				return n, nil
+			case float64:
+				return int(n), nil // truncates toward zero, as Python's int()
+			case bool:
+				if n {
+					return 1, nil
+				}
+				return 0, nil
+			}
+			return nil, argErr("a number")
+		case "float":
+			if !isNumber(v) {
+				return nil, argErr("a number")
+			}
+			return toFloat(v), nil
+		case "str":
+			if s, ok := v.(string); ok {
+				return s, nil
+			}
+			return formatConst(v), nil
+		}
+	}
+	return nil, el.errAt(x.Start(), "unknown function %s (min, max, abs, int, float, str)", x.Func)
+}
+
+// coerce converts an evaluated argument to what the spec wants.
+func coerce(v any, k argKind) (any, bool) {
+	if _, ok := v.(noneType); ok {
+		return none, true
+	}
+	switch k {
+	case kInt:
+		n, ok := v.(int)
+		return n, ok
+	case kFloat:
+		if isNumber(v) {
+			return toFloat(v), true
+		}
+	case kBool:
+		b, ok := v.(bool)
+		return b, ok
+	case kString:
+		s, ok := v.(string)
+		return s, ok
+	case kPair, kInts:
+		switch x := v.(type) {
+		case int:
+			if k == kPair {
+				return []int{x, x}, true
+			}
+			return []int{x}, true
+		case []any:
+			out := make([]int, len(x))
+			for i, e := range x {
+				n, ok := e.(int)
+				if !ok {
+					return nil, false
+				}
+				out[i] = n
+			}
+			if k == kPair && len(out) != 2 {
+				return nil, false
+			}
+			return out, true
+		}
+	}
+	return nil, false
+}
