@@ -167,8 +167,8 @@ func init() {
 		}})
 	for _, n := range []struct {
 		name, op, first string
-		eps          float64
-		affine       bool
+		eps             float64
+		affine          bool
 	}{{"LayerNorm2d", "layer_norm2d", "channels", 1e-6, true}, {"InstanceNorm2d", "instance_norm2d", "num_features", 1e-5, false}} {
 		def(&builtin{Name: n.name, Inputs: 1, Args: []argSpec{{n.first, kInt, required}, {"eps", kFloat, n.eps}, {"affine", kBool, n.affine}},
 			build: func(c *layerCtx, a args, ins []*ir.Value) ([]*ir.Value, error) {
