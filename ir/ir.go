@@ -9,6 +9,7 @@ package ir
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -80,7 +81,27 @@ func MulDim(a, b Dim) Dim {
 	case b.Static() && b.N == 1:
 		return a
 	}
-	return S(a.String() + "*" + b.String())
+	// Canonical form: symbolic factors sorted, the static factor last, so that equal
+	// products print (and compare) equal.
+	n, syms := 1, []string{}
+	for _, d := range []Dim{a, b} {
+		if d.Static() {
+			n *= d.N
+			continue
+		}
+		for _, f := range strings.Split(d.Sym, "*") {
+			if k, err := strconv.Atoi(f); err == nil {
+				n *= k
+			} else {
+				syms = append(syms, f)
+			}
+		}
+	}
+	slices.Sort(syms)
+	if n != 1 {
+		syms = append(syms, strconv.Itoa(n))
+	}
+	return S(strings.Join(syms, "*"))
 }
 
 // AddDim adds two dims; a static 0 is the identity.

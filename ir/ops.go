@@ -3,6 +3,8 @@ package ir
 import (
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 )
 
 // OpInfo describes one op: how many operands it takes, which attributes it requires and how
@@ -215,8 +217,15 @@ func sameCount(a, b Shape) bool {
 		for _, d := range s {
 			if d.Static() {
 				n *= d.N
-			} else {
-				syms = append(syms, d.Sym)
+				continue
+			}
+			// A product such as tokens*8 splits into its factors; a sum stays whole.
+			for _, f := range strings.Split(d.Sym, "*") {
+				if k, err := strconv.Atoi(f); err == nil {
+					n *= k
+				} else {
+					syms = append(syms, f)
+				}
 			}
 		}
 		slices.Sort(syms)

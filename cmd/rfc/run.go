@@ -3,9 +3,106 @@ package main
 import (
 	"fmt"
 	"io"
+	"time"
+
+	"github.com/rfc-project/rfc/interp"
+	"github.com/rfc-project/rfc/runtime"
 )
 
+// cmdRun runs a model on inputs from a safetensors file and writes its outputs: a single
+// output as "y", several as "y0", "y1", …. Nothing is written when anything is wrong.
 func cmdRun(args []string, stdout, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "rfc run: the interpreter is not wired in yet")
-	return 2
+	fs := newFlagSet("run", stderr)
+	var mf modelFlags
+	mf.register(fs)
+	var weights listFlags
+	fs.Var(&weights, "weights", "safetensors file with the weights, by checkpoint key (repeatable)")
+	input := fs.String("input", "", "safetensors file with the inputs, by input name")
+	output := fs.String("output", "", "safetensors file to write the outputs to")
+	engine := fs.String("engine", "interp", "interp (the reference interpreter)")
+	verbose := fs.Bool("v", false, "print timings to stderr")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return 2
+	}
+	file, ok := oneFile("run", pos, stderr)
+	if !ok {
+		return 2
+	}
+	if *input == "" || *output == "" {
+		fmt.Fprintln(stderr, "rfc run: --input and --output are required")
+		return 2
+	}
+	if *engine != "interp" {
+		fmt.Fprintf(stderr, "rfc run: unknown engine %q (interp)\n", *engine)
+		return 2
+	}
+	inFile, err := runtime.OpenSafetensors(*input)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	defer inFile.Close()
+	inputs := map[string]*runtime.Tensor{}
+	for _, name := range inFile.Names() {
+		t, err := inFile.Tensor(name)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		inputs[name] = t
+	}
+	// Elaborate once with symbolic dims to learn the declared inputs, bind the dims from the
+	// actual tensors, then elaborate again with every shape static.
+	sym, ok := elaborate(file, mf, nil, stderr)
+	if !ok {
+		return 1
+	}
+	dims, err := interp.BindDims(sym.Inputs, inputs)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", *input, err)
+		return 1
+	}
+	m, ok := elaborate(file, mf, dims, stderr)
+	if !ok {
+		return 1
+	}
+	var files []*runtime.SafetensorsFile
+	for _, w := range weights {
+		f, err := runtime.OpenSafetensors(w)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		defer f.Close()
+		files = append(files, f)
+	}
+	start := time.Now()
+	w, err := interp.LoadWeights(m, files...)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	loaded := time.Now()
+	outs, err := interp.Run(m, w, inputs)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	if *verbose {
+		fmt.Fprintf(stderr, "load %v, run %v\n", loaded.Sub(start).Round(time.Millisecond), time.Since(loaded).Round(time.Millisecond))
+	}
+	named := map[string]*runtime.Tensor{}
+	if len(outs) == 1 {
+		named["y"] = outs[0]
+	} else {
+		for i, o := range outs {
+			named[fmt.Sprintf("y%d", i)] = o
+		}
+	}
+	if err := runtime.WriteSafetensors(*output, named, map[string]string{"model": m.Name, "source": m.Source}); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	return 0
 }
