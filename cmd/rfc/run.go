@@ -5,6 +5,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/rfc-project/rfc/dsl"
 	"github.com/rfc-project/rfc/interp"
 	"github.com/rfc-project/rfc/runtime"
 )
@@ -52,19 +53,29 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		}
 		inputs[name] = t
 	}
-	// Elaborate once with symbolic dims to learn the declared inputs, bind the dims from the
-	// actual tensors, then elaborate again with every shape static.
-	sym, ok := elaborate(file, mf, nil, stderr)
-	if !ok {
+	// Sizes written as names in the input lines (batch, height, a parameter) come from the
+	// actual tensors; then every shape is static.
+	prog, err := dsl.Load(file)
+	if err != nil {
+		fmt.Fprintln(stderr, dsl.Detail(err))
 		return 1
 	}
-	dims, err := interp.BindDims(sym.Inputs, inputs)
+	shapes := map[string][]int{}
+	for name, t := range inputs {
+		shapes[name] = t.Shape
+	}
+	opts, err := prog.BindInputs(dsl.Options{Model: mf.model, Set: mf.set}, shapes)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", *input, err)
 		return 1
 	}
-	m, ok := elaborate(file, mf, dims, stderr)
-	if !ok {
+	m, err := prog.Elaborate(opts)
+	if err != nil {
+		fmt.Fprintln(stderr, dsl.Detail(err))
+		return 1
+	}
+	if _, err := interp.BindDims(m.Inputs, inputs); err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", *input, err)
 		return 1
 	}
 	var files []*runtime.SafetensorsFile
