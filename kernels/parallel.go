@@ -34,15 +34,27 @@ func ParallelFor(n int, fn func(lo, hi int)) {
 		return
 	}
 	var wg sync.WaitGroup
+	var once sync.Once
+	var crash any
 	chunk := (n + w - 1) / w
 	for lo := chunk; lo < n; lo += chunk {
 		hi := min(lo+chunk, n)
 		wg.Add(1)
 		go func(lo, hi int) {
 			defer wg.Done()
+			// A panic on a worker would kill the process past any recover of the caller:
+			// carry it back and re-raise it on the calling goroutine.
+			defer func() {
+				if r := recover(); r != nil {
+					once.Do(func() { crash = r })
+				}
+			}()
 			fn(lo, hi)
 		}(lo, hi)
 	}
 	fn(0, min(chunk, n))
 	wg.Wait()
+	if crash != nil {
+		panic(crash)
+	}
 }
