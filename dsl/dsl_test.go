@@ -224,3 +224,16 @@ func TestErrorsArePositioned(t *testing.T) {
 		}
 	}
 }
+
+// The reference page must list every builtin layer.
+func TestLanguageReferenceListsBuiltins(t *testing.T) {
+	doc, err := os.ReadFile("LANGUAGE.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name := range builtins {
+		if !strings.Contains(string(doc), "`"+name) {
+			t.Errorf("LANGUAGE.md does not document %s", name)
+		}
+	}
+}
