@@ -9,6 +9,7 @@ import (
 	"github.com/rfc-project/rfc/dsl"
 	"github.com/rfc-project/rfc/ir"
 	"github.com/rfc-project/rfc/parser"
+	"github.com/rfc-project/rfc/passes"
 )
 
 // elaborate loads FILE and builds the chosen entry point; errors are printed with carets.
@@ -97,10 +98,14 @@ func cmdTree(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// cmdIR prints the elaborated IR; with --dump PASS it runs the passes and prints the IR
+// after PASS instead, and with --disable alone the IR after the whole pipeline.
 func cmdIR(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("ir", stderr)
 	var mf modelFlags
 	mf.register(fs)
+	var pf passFlags
+	pf.register(fs)
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return 2
@@ -109,9 +114,23 @@ func cmdIR(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return 2
 	}
+	cfg := pf.config(stdout)
+	if err := cfg.Check(); err != nil {
+		fmt.Fprintf(stderr, "rfc ir: %v\n", err)
+		return 2
+	}
 	m, ok := elaborate(file, mf, nil, stderr)
 	if !ok {
 		return 1
+	}
+	if pf.given() {
+		if err := passes.Run(m, cfg); err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", file, err)
+			return 1
+		}
+		if len(cfg.Dump) > 0 {
+			return 0
+		}
 	}
 	fmt.Fprint(stdout, ir.Print(m))
 	return 0

@@ -1,0 +1,222 @@
+// Package passes rewrites an ir.Module between elaboration and code generation. The passes
+// run in the fixed order of a table, as the Go compiler's SSA backend does
+// (cmd/compile/internal/ssa/compile.go): each entry says whether it may be switched off,
+// ordering constraints between entries are written down with their reasons and checked at
+// init, the verifier runs after every pass (so the pass that breaks the IR is named), and
+// the IR can be printed after any pass.
+//
+// Every pass keeps the module's meaning: same inputs, same outputs, numerically equal
+// results under the interpreter. A pass never looks at weight or input values.
+package passes
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/rfc-project/rfc/ir"
+)
+
+// pass is one entry of the pipeline.
+type pass struct {
+	name     string
+	fn       func(*ir.Module) error
+	required bool // the back ends rely on it: Config.Disable refuses it
+	disabled bool // off unless a later change turns it on
+	doc      string
+}
+
+// pipeline lists the passes in the order they run.
+//
+// Extension point: later passes take their place in this table, each in a file of its own,
+// with the constraints their order needs added to passOrder. Planned, in order:
+//   - epilogue fusion: bias, activation and residual add folded into the linear/conv that
+//     produces their operand (after fold and cse, which expose the chains; before dce);
+//   - GroupNorm+activation: group_norm followed by silu/relu as one op;
+//   - GEGLU: linear → glu(gelu) as one op with a packed weight;
+//   - attention QKV packing: the three projections reading the same tokens as one linear
+//     with concatenated weights (after cse, which makes the shared operand one value);
+//   - memory planning: buffer offsets for every value, required by the code generators,
+//     last (it must see the final graph).
+var pipeline = [...]pass{
+	{name: "fold", fn: fold, doc: "fold shape and scale chains: reshape∘reshape, permute∘permute, scale∘scale; drop identity reshape, permute, slice, scale, concat"},
+	{name: "cse", fn: cse, doc: "merge ops with the same op, operands, attributes and type; the first keeps its scope"},
+	{name: "dce", fn: dce, doc: "remove ops no output depends on, and parameters nothing reads"},
+}
+
+// constraint says that pass before must run before pass after.
+type constraint struct {
+	before, after string
+	reason        string
+}
+
+var passOrder = [...]constraint{
+	{"fold", "cse", "fold rewrites chains into single canonical ops, so equal computations written differently become equal ops that cse can merge"},
+	{"fold", "dce", "fold redirects uses past the ops of a chain and leaves them without readers"},
+	{"cse", "dce", "dce sweeps up after every pass that redirects uses, and cse redirects the readers of each duplicate it merges"},
+}
+
+func init() {
+	if err := checkOrder(pipeline[:], passOrder[:]); err != nil {
+		panic("passes: " + err.Error())
+	}
+}
+
+// checkOrder verifies that every constraint names passes of the table, in the right order,
+// and that pass names are unique.
+func checkOrder(table []pass, order []constraint) error {
+	index := map[string]int{}
+	var errs []error
+	for i, p := range table {
+		if p.name == "" || p.fn == nil {
+			errs = append(errs, fmt.Errorf("pass %d has no name or no function", i))
+		}
+		if p.name == "all" {
+			errs = append(errs, fmt.Errorf("pass %d is named %q, which Dump reserves", i, p.name))
+		}
+		if _, dup := index[p.name]; dup {
+			errs = append(errs, fmt.Errorf("pass %q appears twice", p.name))
+		}
+		index[p.name] = i
+	}
+	for _, c := range order {
+		b, okB := index[c.before]
+		a, okA := index[c.after]
+		switch {
+		case !okB || !okA:
+			errs = append(errs, fmt.Errorf("ordering constraint %s < %s names a pass that is not in the table", c.before, c.after))
+		case b >= a:
+			errs = append(errs, fmt.Errorf("pass %s must run before %s: %s", c.before, c.after, c.reason))
+		case c.reason == "":
+			errs = append(errs, fmt.Errorf("ordering constraint %s < %s gives no reason", c.before, c.after))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// DumpAll in Config.Dump prints the IR after every pass that runs.
+const DumpAll = "all"
+
+// Config selects what Run does beyond the default pipeline.
+type Config struct {
+	// Disable names optional passes to skip.
+	Disable []string
+	// Dump names passes after which the IR is printed; DumpAll prints it after each.
+	Dump []string
+	// DumpTo receives the dumps (os.Stderr when nil). Each starts with a line
+	// `// after PASS`, which ir.Parse skips, so a dump parses back as a module.
+	DumpTo io.Writer
+}
+
+// Info describes one pass, for help texts.
+type Info struct {
+	Name     string
+	Required bool
+	Disabled bool // off by default
+	Doc      string
+}
+
+// Names lists the passes in the order they run.
+func Names() []string { return names(pipeline[:]) }
+
+func names(table []pass) []string {
+	out := make([]string, len(table))
+	for i, p := range table {
+		out[i] = p.name
+	}
+	return out
+}
+
+// Passes describes the passes in the order they run.
+func Passes() []Info {
+	out := make([]Info, len(pipeline))
+	for i, p := range pipeline {
+		out[i] = Info{Name: p.name, Required: p.required, Disabled: p.disabled, Doc: p.doc}
+	}
+	return out
+}
+
+// Check validates a configuration without running anything: every name must be a pass,
+// a required pass cannot be disabled, and a disabled pass cannot be dumped. Callers that
+// take the names from a command line can report a usage error before any work.
+func (c Config) Check() error { return checkConfig(pipeline[:], c) }
+
+func checkConfig(table []pass, c Config) error {
+	byName := map[string]*pass{}
+	for i := range table {
+		byName[table[i].name] = &table[i]
+	}
+	valid := strings.Join(names(table), ", ")
+	var errs []error
+	for _, n := range c.Disable {
+		switch p := byName[n]; {
+		case p == nil:
+			errs = append(errs, fmt.Errorf("cannot disable %q: no such pass (passes: %s)", n, valid))
+		case p.required:
+			errs = append(errs, fmt.Errorf("cannot disable pass %s: it is required (optional passes: %s)", n, strings.Join(optional(table), ", ")))
+		}
+	}
+	for _, n := range c.Dump {
+		switch p := byName[n]; {
+		case n == DumpAll:
+		case p == nil:
+			errs = append(errs, fmt.Errorf("cannot dump after %q: no such pass (passes: %s, or %s)", n, valid, DumpAll))
+		case p.disabled:
+			errs = append(errs, fmt.Errorf("cannot dump after pass %s: it is disabled by default", n))
+		case slices.Contains(c.Disable, n):
+			errs = append(errs, fmt.Errorf("cannot dump after pass %s: it is disabled", n))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func optional(table []pass) []string {
+	var out []string
+	for _, p := range table {
+		if !p.required {
+			out = append(out, p.name)
+		}
+	}
+	return out
+}
+
+// Run rewrites m in place with every enabled pass, in order. It verifies m first, then
+// after each pass; a pass that leaves invalid IR is named in the error.
+func Run(m *ir.Module, c Config) error { return run(pipeline[:], m, c) }
+
+func run(table []pass, m *ir.Module, c Config) error {
+	if err := checkConfig(table, c); err != nil {
+		return err
+	}
+	if m == nil {
+		return errors.New("passes: nil module")
+	}
+	if err := ir.Verify(m); err != nil {
+		return fmt.Errorf("passes: module %s does not verify before the first pass:\n%w", m.Name, err)
+	}
+	out := c.DumpTo
+	if out == nil {
+		out = os.Stderr
+	}
+	dumpAll := slices.Contains(c.Dump, DumpAll)
+	for _, p := range table {
+		if p.disabled || slices.Contains(c.Disable, p.name) {
+			continue
+		}
+		if err := p.fn(m); err != nil {
+			return fmt.Errorf("pass %s on module %s: %w", p.name, m.Name, err)
+		}
+		if err := ir.Verify(m); err != nil {
+			return fmt.Errorf("pass %s left module %s invalid:\n%w", p.name, m.Name, err)
+		}
+		if dumpAll || slices.Contains(c.Dump, p.name) {
+			if _, err := fmt.Fprintf(out, "// after %s\n%s", p.name, ir.Print(m)); err != nil {
+				return fmt.Errorf("dumping after pass %s: %w", p.name, err)
+			}
+		}
+	}
+	return nil
+}
