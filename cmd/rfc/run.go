@@ -20,7 +20,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	fs.Var(&weights, "weights", "safetensors file with the weights, by checkpoint key (repeatable)")
 	input := fs.String("input", "", "safetensors file with the inputs, by input name")
 	output := fs.String("output", "", "safetensors file to write the outputs to")
-	engine := fs.String("engine", "interp", "interp (the reference interpreter)")
+	engine := fs.String("engine", "interp", "interp (the reference interpreter) or compiled (generated Go, built with the go command)")
 	verbose := fs.Bool("v", false, "print timings to stderr")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -34,8 +34,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "rfc run: --input and --output are required")
 		return 2
 	}
-	if *engine != "interp" {
-		fmt.Fprintf(stderr, "rfc run: unknown engine %q (interp)\n", *engine)
+	if *engine != "interp" && *engine != "compiled" {
+		fmt.Fprintf(stderr, "rfc run: unknown engine %q (interp, compiled)\n", *engine)
 		return 2
 	}
 	inFile, err := runtime.OpenSafetensors(*input)
@@ -77,6 +77,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	if _, err := interp.BindDims(m.Inputs, inputs); err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", *input, err)
 		return 1
+	}
+	if *engine == "compiled" {
+		return runCompiled(m, weights, inputs, *input, *output, *verbose, stderr)
 	}
 	var files []*runtime.SafetensorsFile
 	for _, w := range weights {

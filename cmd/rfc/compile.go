@@ -1,0 +1,109 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/rfc-project/rfc/codegen"
+)
+
+// cmdCompile writes the Go package of a model: rfc compile FILE [--model M] [--set k=v]…
+// -o DIR [--pkg NAME]. Files whose content would not change are not touched, so running it
+// from go generate on unchanged input leaves the tree as it was.
+func cmdCompile(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("compile", stderr)
+	var mf modelFlags
+	mf.register(fs)
+	outDir := fs.String("o", "", "directory to write the Go package into (required)")
+	pkg := fs.String("pkg", "", "Go package name (default: the model's name in lower case)")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return 2
+	}
+	file, ok := oneFile("compile", pos, stderr)
+	if !ok {
+		return 2
+	}
+	if *outDir == "" {
+		fmt.Fprintln(stderr, "rfc compile: -o DIR is required")
+		return 2
+	}
+	m, ok := elaborate(file, mf, nil, stderr)
+	if !ok {
+		return 1
+	}
+	res, err := codegen.Generate(m, codegen.Options{
+		Package: *pkg,
+		Source:  recordedSource(file, *outDir),
+		Command: compileCommand(file, mf, *outDir, *pkg),
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", file, err)
+		return 1
+	}
+	written, err := codegen.Write(*outDir, res.Files)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	status := "unchanged"
+	if len(written) > 0 {
+		status = "wrote " + strings.Join(written, ", ")
+	}
+	fmt.Fprintf(stdout, "%s: package %s (model %s): %s\n", *outDir, res.Package, m.Name, status)
+	fmt.Fprintf(stdout, "planned peak activation memory: %s\nweights: %s\n", formatBytes(res.ActivationBytes), formatBytes(res.WeightBytes))
+	return 0
+}
+
+// recordedSource is the .rfn path the generated package names: as given when relative (go
+// generate runs in the package directory, so it is relative to it there), relative to the
+// output directory when absolute, so that the generated code does not depend on where
+// the tree lies.
+func recordedSource(file, outDir string) string {
+	if !filepath.IsAbs(file) {
+		return filepath.ToSlash(file)
+	}
+	if absOut, err := filepath.Abs(outDir); err == nil {
+		if rel, err := filepath.Rel(absOut, file); err == nil {
+			return filepath.ToSlash(rel)
+		}
+	}
+	return filepath.ToSlash(file)
+}
+
+// compileCommand is the command line that regenerates the package, with the --set values
+// sorted so that it does not depend on their order.
+func compileCommand(file string, mf modelFlags, outDir, pkg string) string {
+	parts := []string{"rfc", "compile", recordedSource(file, outDir)}
+	if mf.model != "" {
+		parts = append(parts, "--model", mf.model)
+	}
+	keys := make([]string, 0, len(mf.set))
+	for k := range mf.set {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		parts = append(parts, "--set", k+"="+mf.set[k])
+	}
+	parts = append(parts, "-o", filepath.ToSlash(outDir))
+	if pkg != "" {
+		parts = append(parts, "--pkg", pkg)
+	}
+	return strings.Join(parts, " ")
+}
+
+func formatBytes(n int) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%d bytes (%.1f GiB)", n, float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%d bytes (%.1f MiB)", n, float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%d bytes (%.1f KiB)", n, float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d bytes", n)
+}

@@ -1,0 +1,589 @@
+package codegen
+
+import (
+	"bytes"
+	"fmt"
+	"go/format"
+	"hash/fnv"
+	"math"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/rfc-project/rfc/dsl"
+	"github.com/rfc-project/rfc/interp"
+	"github.com/rfc-project/rfc/ir"
+	"github.com/rfc-project/rfc/runtime"
+)
+
+// smallSettings gives every entry point of models/*.rfn sizes small enough for a test.
+// A model without an entry here fails TestCompiledMatchesInterpreter: add one.
+var smallSettings = map[string]map[string]string{
+	"vit.rfn:ViT": {"embedding_dim": "64", "patch_size": "8", "image_size": "32", "num_layers": "2", "num_heads": "4", "batch": "2"},
+	"vit.rfn:ViTCross": {"embedding_dim": "64", "patch_size": "8", "image_size": "32", "num_layers": "2", "num_heads": "4", "batch": "2",
+		"context_dim": "48", "context_len": "5"},
+	"taesd.rfn:TAESDEncoder": {"height": "16", "width": "24", "batch": "2"},
+	"taesd.rfn:TAESDDecoder": {"height": "3", "width": "2", "batch": "2"},
+	"taesd.rfn:TAEF2Encoder": {"height": "8", "width": "16", "batch": "2"},
+	"taesd.rfn:TAEF2Decoder": {"height": "2", "width": "3", "batch": "2"},
+}
+
+// compiledCase is one module to compile and run against the interpreter.
+type compiledCase struct {
+	pkg     string // Go package name and directory
+	what    string // for messages
+	module  *ir.Module
+	weights map[string]*runtime.Tensor // by checkpoint key
+	inputs  []map[string]*runtime.Tensor
+}
+
+func seeded(name string) *rand.Rand {
+	h := fnv.New64a()
+	h.Write([]byte(name))
+	return rand.New(rand.NewPCG(h.Sum64(), 1))
+}
+
+// randomTensor fills a tensor of type t: floats uniform in (-scale, scale), integers in
+// [0, limit).
+func randomTensor(r *rand.Rand, t ir.Type, scale float64, limit int) *runtime.Tensor {
+	shape := t.Shape.Ints()
+	if !t.DType.IsFloat() {
+		data := make([]int64, prod(shape))
+		for i := range data {
+			data[i] = int64(r.IntN(max(limit, 1)))
+		}
+		return runtime.FromI64(data, shape...)
+	}
+	data := make([]float32, prod(shape))
+	for i := range data {
+		data[i] = float32((2*r.Float64() - 1) * scale)
+	}
+	return runtime.FromF32(data, shape...)
+}
+
+// indexLimit is the vocabulary size of the first embedding that reads input in (through
+// reshapes), so that random indices are valid.
+func indexLimit(m *ir.Module, in *ir.Value) int {
+	root := func(v *ir.Value) *ir.Value {
+		for v.Op == "reshape" {
+			v = v.Args[0]
+		}
+		return v
+	}
+	for _, v := range m.Body {
+		if v.Op == "embedding" && root(v.Args[0]) == in {
+			return v.Args[1].Type.Shape[0].N
+		}
+	}
+	return 2
+}
+
+// modelCases elaborates every entry point of models/*.rfn with its small settings and
+// gives it random weights (scaled by fan-in so activations stay in range) and two sets of
+// random inputs.
+func modelCases(t *testing.T) []*compiledCase {
+	files, err := filepath.Glob("../models/*.rfn")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no models found: %v", err)
+	}
+	var cases []*compiledCase
+	for _, file := range files {
+		prog, err := dsl.Load(file)
+		if err != nil {
+			t.Fatalf("%s: %v", file, dsl.Detail(err))
+		}
+		for _, name := range prog.ModelNames() {
+			if !prog.HasInputs(name) {
+				continue
+			}
+			key := filepath.Base(file) + ":" + name
+			set, ok := smallSettings[key]
+			if !ok {
+				t.Errorf("no small settings for %s: add them to smallSettings", key)
+				continue
+			}
+			m, err := prog.Elaborate(dsl.Options{Model: name, Set: set})
+			if err != nil {
+				t.Fatalf("%s: %v", key, dsl.Detail(err))
+			}
+			r := seeded(key)
+			c := &compiledCase{pkg: packageName(name), what: key, module: m, weights: map[string]*runtime.Tensor{}}
+			for _, p := range m.Params {
+				shape := p.Type.Shape.Ints()
+				fanIn := 1
+				if len(shape) > 1 {
+					fanIn = prod(shape[1:])
+				}
+				c.weights[p.Key] = randomTensor(r, p.Type, 1/math.Sqrt(float64(fanIn)), 0)
+			}
+			for range 2 {
+				in := map[string]*runtime.Tensor{}
+				for _, v := range m.Inputs {
+					in[v.Name] = randomTensor(r, v.Type, 1, indexLimit(m, v))
+				}
+				c.inputs = append(c.inputs, in)
+			}
+			cases = append(cases, c)
+		}
+	}
+	return cases
+}
+
+// opCases are the interpreter's golden cases (scripts/golden/interp_ops.py), which cover
+// every op of the catalogue and every mode of each: their inputs and weights, plus a second
+// input set so that a stale value left in the arena by the first call would show.
+func opCases(t *testing.T) []*compiledCase {
+	f, err := runtime.OpenSafetensors("../testdata/golden/interp_ops.safetensors")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	byName := map[string]*compiledCase{}
+	var cases []*compiledCase
+	for name, text := range f.Metadata() {
+		m, err := ir.Parse(text)
+		if err != nil {
+			t.Fatalf("case %s: %v", name, err)
+		}
+		c := &compiledCase{pkg: packageName("op_" + name), what: "interp_ops " + name, module: m, weights: map[string]*runtime.Tensor{}, inputs: []map[string]*runtime.Tensor{{}, {}}}
+		byName[name] = c
+		cases = append(cases, c)
+	}
+	for _, key := range f.Names() {
+		name, rest, _ := strings.Cut(key, ".")
+		c := byName[name]
+		tensor, err := f.Tensor(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case strings.HasPrefix(rest, "in."):
+			c.inputs[1][strings.TrimPrefix(rest, "in.")] = tensor
+		case strings.HasPrefix(rest, "param."):
+			c.weights[strings.TrimPrefix(rest, "param.")] = tensor
+		}
+	}
+	for _, c := range cases {
+		r := seeded(c.what)
+		for _, v := range c.module.Inputs {
+			golden := c.inputs[1][v.Name]
+			if golden != nil && golden.DType == runtime.I64 {
+				c.inputs[0][v.Name] = golden // indices must stay valid
+				continue
+			}
+			c.inputs[0][v.Name] = randomTensor(r, v.Type, 2, 0)
+		}
+	}
+	slices.SortFunc(cases, func(a, b *compiledCase) int { return strings.Compare(a.pkg, b.pkg) })
+	return cases
+}
+
+// repoRoot is the rfc module's directory (this package's parent).
+func repoRoot(t *testing.T) string {
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+// tempModule makes a module in a temporary directory that requires rfc from this tree.
+func tempModule(t *testing.T) string {
+	dir := t.TempDir()
+	root := repoRoot(t)
+	mod := fmt.Sprintf("module rfctest\n\ngo 1.26\n\nrequire github.com/rfc-project/rfc v0.0.0\n\nreplace github.com/rfc-project/rfc => %s\n", root)
+	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte(mod), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := os.ReadFile(filepath.Join(root, "go.sum"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "go.sum"), sum, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func goCommand(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("go", args...)
+	cmd.Dir = dir
+	// Everything the build needs is in this tree and the module cache.
+	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod", "GOPROXY=off", "GOTOOLCHAIN=local")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// driverSource is a main package that, for each case, loads the generated package's weights
+// from dir/<pkg>/weights.safetensors, runs Forward on in<k>.safetensors for each k and
+// writes out<k>.safetensors, then prints the case's allocations per Forward.
+func driverSource(t *testing.T, cases []*compiledCase, results map[string]*Result) []byte {
+	var b bytes.Buffer
+	b.WriteString("package main\n\nimport (\n\t\"fmt\"\n\t\"os\"\n\t\"path/filepath\"\n\t\"testing\"\n\n\t\"github.com/rfc-project/rfc/kernels\"\n\t\"github.com/rfc-project/rfc/runtime\"\n\n")
+	for _, c := range cases {
+		fmt.Fprintf(&b, "\t%q\n", "rfctest/"+c.pkg)
+	}
+	b.WriteString(")\n\n")
+	b.WriteString(`func main() {
+	dir := os.Args[1]
+	// The kernels' own allocations, at sizes like the models': Forward can be
+	// allocation-free only when they are.
+	x := make([]float32, 1<<16)
+	y := make([]float32, 1<<16)
+	w := make([]float32, 1<<16)
+	probes := []func(){
+		func() { kernels.ReLU(y, x) },
+		func() { kernels.GeLU(y, x, kernels.GeLUExact) },
+		func() { kernels.Binary(kernels.OpAdd, y[:2048], []int{2, 16, 64}, x[:2048], []int{2, 16, 64}, w[:64], []int{64}) },
+		func() { kernels.LayerNorm(y, x[:2048], 32, 64, w[:64], w[:64], 1e-5) },
+		func() { kernels.GroupNorm(y, x[:4096], 1, 64, 64, 4, w[:64], w[:64], 1e-5) },
+		func() { kernels.Softmax(y, x[:2048], 32, 64, 1) },
+		func() { kernels.Linear(y, x[:2048], 32, 64, 256, w[:16384], w[:256]) },
+		func() { kernels.BatchedMatMul(y, x, w, 8, 16, 16, 16, 256, 256) },
+		func() { kernels.Attention(y, x[:2048], w[:2048], w[:2048], 2, 4, 16, 16, 16, 16, false) },
+		func() {
+			kernels.Conv2d(y, x[:4096], w[:36864], w[:64], kernels.Conv2dParams{N: 1, C: 64, H: 8, W: 8, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1})
+		},
+		func() {
+			kernels.Conv2d(y, x[:6144], w[:12288], w[:64], kernels.Conv2dParams{N: 2, C: 3, H: 32, W: 32, K: 64, KH: 8, KW: 8, StrideH: 8, StrideW: 8})
+		},
+		func() { kernels.UpsampleNearest(y, x[:4096], 1, 64, 8, 8, 16, 16) },
+	}
+	worst := 0.0
+	for _, probe := range probes {
+		worst = max(worst, testing.AllocsPerRun(5, probe))
+	}
+	fmt.Printf("kernels %g\n", worst)
+	for _, c := range cases {
+		allocs, err := c.run(filepath.Join(dir, c.name))
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "%s: %v\n", c.name, err)
+			os.Exit(1)
+		}
+		fmt.Printf("%s %g\n", c.name, allocs)
+	}
+}
+
+func inputs(dir string, n int) ([]map[string]*runtime.Tensor, error) {
+	var sets []map[string]*runtime.Tensor
+	for k := range n {
+		f, err := runtime.OpenSafetensors(filepath.Join(dir, fmt.Sprintf("in%d.safetensors", k)))
+		if err != nil {
+			return nil, err
+		}
+		set := map[string]*runtime.Tensor{}
+		for _, name := range f.Names() {
+			if set[name], err = f.Tensor(name); err != nil {
+				return nil, err
+			}
+		}
+		f.Close()
+		sets = append(sets, set)
+	}
+	return sets, nil
+}
+
+func write(dir string, k int, outs ...*runtime.Tensor) error {
+	named := map[string]*runtime.Tensor{}
+	for i, o := range outs {
+		named[fmt.Sprint("y", i)] = o
+	}
+	return runtime.WriteSafetensors(filepath.Join(dir, fmt.Sprintf("out%d.safetensors", k)), named, nil)
+}
+
+var cases = []struct {
+	name string
+	run  func(dir string) (float64, error)
+}{
+`)
+	for _, c := range cases {
+		res := results[c.pkg]
+		var args, outs, wrap []string
+		for _, in := range res.Inputs {
+			field := "F32"
+			if !in.Type.DType.IsFloat() {
+				field = "I64"
+			}
+			args = append(args, fmt.Sprintf("in[%q].%s", in.Name, field))
+		}
+		for i, out := range res.Outputs {
+			outs = append(outs, "y"+strconv.Itoa(i))
+			ctor := "FromF32"
+			if !out.Type.DType.IsFloat() {
+				ctor = "FromI64"
+			}
+			wrap = append(wrap, fmt.Sprintf("runtime.%s(y%d, %s.%sShape[:]...)", ctor, i, c.pkg, out.Export))
+		}
+		fmt.Fprintf(&b, `	{%q, func(dir string) (float64, error) {
+		m, err := %s.Load(filepath.Join(dir, "weights.safetensors"))
+		if err != nil {
+			return 0, err
+		}
+		sets, err := inputs(dir, %d)
+		if err != nil {
+			return 0, err
+		}
+		for k, in := range sets {
+			%s, err := m.Forward(%s)
+			if err != nil {
+				return 0, err
+			}
+			if err := write(dir, k, %s); err != nil {
+				return 0, err
+			}
+		}
+		in := sets[len(sets)-1]
+		return testing.AllocsPerRun(5, func() { m.Forward(%s) }), nil
+	}},
+`, c.pkg, c.pkg, len(c.inputs), strings.Join(outs, ", "), strings.Join(args, ", "), strings.Join(wrap, ", "), strings.Join(args, ", "))
+	}
+	b.WriteString("}\n")
+	src, err := format.Source(b.Bytes())
+	if err != nil {
+		t.Fatalf("driver: %v\n%s", err, b.Bytes())
+	}
+	return src
+}
+
+// compare checks got against the interpreter's want: max|Δ| ≤ 1e-6·max|want| (NaN only
+// where want has NaN). It returns max|Δ|.
+func compare(got, want *runtime.Tensor) (float64, error) {
+	if got.DType != want.DType || !slices.Equal(got.Shape, want.Shape) {
+		return 0, fmt.Errorf("got a %s tensor of shape %v, want %s %v", got.DType, got.Shape, want.DType, want.Shape)
+	}
+	if want.DType == runtime.I64 {
+		if !slices.Equal(got.I64, want.I64) {
+			return 0, fmt.Errorf("got %v, want %v", got.I64, want.I64)
+		}
+		return 0, nil
+	}
+	scale := 0.0
+	for _, v := range want.F32 {
+		if a := math.Abs(float64(v)); !math.IsInf(a, 0) && a > scale {
+			scale = a
+		}
+	}
+	worst := 0.0
+	for i, w := range want.F32 {
+		g := got.F32[i]
+		if g != g || w != w {
+			if g == g || w == w {
+				return 0, fmt.Errorf("flat index %d: got %g, want %g", i, g, w)
+			}
+			continue
+		}
+		if g == w { // equal infinities too
+			continue
+		}
+		d := math.Abs(float64(g) - float64(w))
+		if !(d <= 1e-6*scale) {
+			return d, fmt.Errorf("flat index %d: got %g, want %g (|Δ| %g, tolerance %g)", i, g, w, d, 1e-6*scale)
+		}
+		worst = max(worst, d)
+	}
+	return worst, nil
+}
+
+// TestCompiledMatchesInterpreter compiles every model of models/ (at small sizes) and every
+// golden op case of the interpreter into Go packages of one temporary module, builds them
+// with a driver in one go build, runs each on two input sets and compares every output
+// with the interpreter's. It also checks that each package is gofmt-clean, that generation
+// is deterministic, that the memory plan is sound, and that Forward does not allocate.
+func TestCompiledMatchesInterpreter(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds generated code with the go command")
+	}
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("no go command")
+	}
+	models := modelCases(t)
+	cases := append(slices.Clip(models), opCases(t)...)
+	mod := tempModule(t)
+	data := filepath.Join(mod, "data")
+	results := map[string]*Result{}
+	for _, c := range cases {
+		res, err := Generate(c.module, Options{Package: c.pkg})
+		if err != nil {
+			t.Fatalf("%s: %v", c.what, err)
+		}
+		if results[c.pkg] != nil {
+			t.Fatalf("two cases are named %s", c.pkg)
+		}
+		results[c.pkg] = res
+		again, err := Generate(c.module, Options{Package: c.pkg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, f := range res.Files {
+			if !bytes.Equal(f.Data, again.Files[i].Data) {
+				t.Errorf("%s: %s differs between two runs of Generate", c.what, f.Name)
+			}
+			if formatted, err := format.Source(f.Data); err != nil || !bytes.Equal(formatted, f.Data) {
+				t.Errorf("%s: %s is not gofmt-clean (%v)", c.what, f.Name, err)
+			}
+		}
+		checkPlan(t, c.what, c.module)
+		if _, err := Write(filepath.Join(mod, c.pkg), res.Files); err != nil {
+			t.Fatal(err)
+		}
+		dir := filepath.Join(data, c.pkg)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := runtime.WriteSafetensors(filepath.Join(dir, "weights.safetensors"), c.weights, nil); err != nil {
+			t.Fatal(err)
+		}
+		for k, in := range c.inputs {
+			if err := runtime.WriteSafetensors(filepath.Join(dir, fmt.Sprintf("in%d.safetensors", k)), in, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(mod, "driver"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(mod, "driver", "main.go"), driverSource(t, cases, results), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	checkNoEscapes(t, mod, cases)
+	bin := filepath.Join(mod, "driver.bin")
+	goCommand(t, mod, "build", "-o", bin, "./driver")
+	vet := []string{"vet"}
+	for _, c := range models {
+		vet = append(vet, "./"+c.pkg)
+	}
+	goCommand(t, mod, vet...)
+	cmd := exec.Command(bin, data)
+	out, err := cmd.Output()
+	if err != nil {
+		stderr := ""
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = string(ee.Stderr)
+		}
+		t.Fatalf("driver: %v\n%s", err, stderr)
+	}
+	allocs := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		name, n, _ := strings.Cut(line, " ")
+		allocs[name] = n
+	}
+	for _, c := range cases {
+		w := interp.Weights{}
+		for _, p := range c.module.Params {
+			w[p] = c.weights[p.Key]
+		}
+		worst := 0.0
+		for k, in := range c.inputs {
+			want, err := interp.Run(c.module, w, in)
+			if err != nil {
+				t.Errorf("%s: interpreter: %v", c.what, err)
+				continue
+			}
+			f, err := runtime.OpenSafetensors(filepath.Join(data, c.pkg, fmt.Sprintf("out%d.safetensors", k)))
+			if err != nil {
+				t.Errorf("%s: %v", c.what, err)
+				continue
+			}
+			for i := range want {
+				got, err := f.Tensor("y" + strconv.Itoa(i))
+				if err != nil {
+					t.Errorf("%s: %v", c.what, err)
+					continue
+				}
+				d, err := compare(got, want[i])
+				if err != nil {
+					t.Errorf("%s: input set %d, output %d: %v", c.what, k, i, err)
+				}
+				worst = max(worst, d)
+			}
+			f.Close()
+		}
+		if !strings.HasPrefix(c.what, "interp_ops") {
+			t.Logf("%s: max|Δ| vs interpreter %g, %s allocs/op", c.what, worst, allocs[c.pkg])
+		}
+		if allocs[c.pkg] != "0" && allocs["kernels"] == "0" {
+			t.Errorf("%s: Forward allocates %s times per call, want 0 (the generated code does not, by escape analysis: a kernel does)", c.what, allocs[c.pkg])
+		}
+	}
+	if allocs["kernels"] != "0" {
+		// The generated code is checked by escape analysis (checkNoEscapes); the count of
+		// allocations per Forward can be 0 only once the kernels allocate nothing either.
+		t.Logf("kernels still allocate (up to %s times per call): the check that Forward allocates nothing waits for them", allocs["kernels"])
+	}
+}
+
+// checkNoEscapes compiles the generated packages with the compiler's escape analysis
+// report, inlining off so that only the generated code is judged, and fails on any heap
+// allocation inside Forward other than the error it returns.
+func checkNoEscapes(t *testing.T, mod string, cases []*compiledCase) {
+	args := []string{"build", "-gcflags=-m -l"}
+	for _, c := range cases {
+		args = append(args, "./"+c.pkg)
+	}
+	report := goCommand(t, mod, args...)
+	for _, c := range cases {
+		path := filepath.Join(mod, c.pkg, "model.go")
+		src, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(string(src), "\n")
+		first := slices.IndexFunc(lines, func(l string) bool { return strings.HasPrefix(l, "func (m *Model) Forward(") })
+		last := first + slices.Index(lines[first:], "}")
+		if first < 0 || last < first {
+			t.Fatalf("%s: no Forward in model.go", c.what)
+		}
+		prefix := c.pkg + "/model.go:"
+		for _, msg := range strings.Split(report, "\n") {
+			rest, ok := strings.CutPrefix(strings.TrimPrefix(msg, "./"), prefix)
+			if !ok || !(strings.Contains(msg, "escapes to heap") || strings.Contains(msg, "moved to heap")) {
+				continue
+			}
+			lineText, _, _ := strings.Cut(rest, ":")
+			n, err := strconv.Atoi(lineText)
+			if err != nil || n-1 < first || n-1 > last {
+				continue
+			}
+			if strings.Contains(lines[n-1], "fmt.Errorf(") {
+				continue // building the error of a failed call
+			}
+			t.Errorf("%s: Forward allocates: %s\n\t%s", c.what, msg, strings.TrimSpace(lines[n-1]))
+		}
+	}
+}
+
+// checkPlan verifies the memory plan of m: buffers alive at the same time never overlap,
+// every value fits its buffer, and the arena is no smaller than the live set at its peak.
+func checkPlan(t *testing.T, what string, m *ir.Module) {
+	t.Helper()
+	p := planMemory(m)
+	for i, a := range p.buffers {
+		if a.offset%arenaAlign != 0 || a.offset+a.size > p.arenaLen {
+			t.Errorf("%s: buffer at %d of %d elements is misaligned or outside the arena of %d", what, a.offset, a.size, p.arenaLen)
+		}
+		for _, b := range p.buffers[i+1:] {
+			live := a.first <= b.last && b.first <= a.last
+			overlap := a.offset < b.offset+b.size && b.offset < a.offset+a.size
+			if live && overlap && a.size > 0 && b.size > 0 {
+				t.Errorf("%s: buffers [%d,+%d) live %d..%d and [%d,+%d) live %d..%d overlap", what, a.offset, a.size, a.first, a.last, b.offset, b.size, b.first, b.last)
+			}
+		}
+		for _, v := range a.members {
+			if numElements(v.Type.Shape) != a.size {
+				t.Errorf("%s: %s (%s) does not fill its buffer of %d elements", what, v.Ref(), v.Type, a.size)
+			}
+		}
+	}
+	if peak := p.peakLive(len(m.Body)); p.arenaLen < peak {
+		t.Errorf("%s: arena of %d elements is below the live peak %d", what, p.arenaLen, peak)
+	}
+}

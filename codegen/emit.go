@@ -1,0 +1,482 @@
+package codegen
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+
+	"github.com/dave/jennifer/jen"
+
+	"github.com/rfc-project/rfc/ir"
+)
+
+const (
+	kernelsPath = "github.com/rfc-project/rfc/kernels"
+	runtimePath = "github.com/rfc-project/rfc/runtime"
+)
+
+// opEmitter writes the statements of one op. Each mirrors the interpreter's op of the same
+// name (interp/ops.go): same kernel, same arguments, so results agree bit for bit.
+type opEmitter func(g *generator, v *ir.Value) ([]jen.Code, error)
+
+var emitters map[string]opEmitter
+
+func init() {
+	emitters = map[string]opEmitter{
+		"relu":             unary("ReLU"),
+		"silu":             unary("SiLU"),
+		"sigmoid":          unary("Sigmoid"),
+		"tanh":             unary("Tanh"),
+		"sin":              unary("Sin"),
+		"cos":              unary("Cos"),
+		"gelu":             emitGeLU,
+		"clamp":            emitClamp,
+		"scale":            emitScale,
+		"add":              binary("OpAdd"),
+		"sub":              binary("OpSub"),
+		"mul":              binary("OpMul"),
+		"div":              binary("OpDiv"),
+		"linear":           emitLinear,
+		"matmul":           emitMatmul,
+		"conv2d":           emitConv2d,
+		"conv_transpose2d": emitConvTranspose2d,
+		"layer_norm":       emitLayerNorm,
+		"group_norm":       emitGroupNorm,
+		"layer_norm2d":     channelNorm("LayerNorm2d"),
+		"instance_norm2d":  channelNorm("InstanceNorm2d"),
+		"embedding":        emitEmbedding,
+		"batch_param":      emitBatchParam,
+		"sdpa":             emitSDPA,
+		"softmax":          emitSoftmax,
+		"reshape":          func(*generator, *ir.Value) ([]jen.Code, error) { return nil, nil },
+		"permute":          emitPermute,
+		"slice":            emitSlice,
+		"concat":           emitConcat,
+		"upsample":         emitUpsample,
+		"pad":              emitPad,
+		"pixel_unshuffle":  emitPixelUnshuffle,
+		"pixel_shuffle":    emitPixelShuffle,
+		"glu":              emitGLU,
+	}
+}
+
+// Supported reports whether the code generator knows op.
+func Supported(op string) bool {
+	_, ok := emitters[op]
+	return ok
+}
+
+func kernel(name string, args ...jen.Code) *jen.Statement {
+	return jen.Qual(kernelsPath, name).Call(args...)
+}
+
+// f32 is a float32 literal. NaN, infinities and −0 have no Go literal: they are built from
+// their bits, or math.Inf, so the constant is exactly the one the interpreter uses.
+func f32(x float64) jen.Code {
+	v := float32(x)
+	switch {
+	case math.IsInf(float64(v), 1):
+		return jen.Float32().Call(jen.Qual("math", "Inf").Call(jen.Lit(1)))
+	case math.IsInf(float64(v), -1):
+		return jen.Float32().Call(jen.Qual("math", "Inf").Call(jen.Lit(-1)))
+	case v != v, v == 0 && math.Signbit(float64(v)):
+		return jen.Qual("math", "Float32frombits").Call(jen.Lit(int(math.Float32bits(v))))
+	}
+	return jen.Lit(v)
+}
+
+func prod(s []int) int {
+	n := 1
+	for _, d := range s {
+		n *= d
+	}
+	return n
+}
+
+// axis resolves a possibly negative dim (the catalogue has checked its range).
+func axis(d, rank int) int {
+	if d < 0 {
+		return d + rank
+	}
+	return d
+}
+
+func shapeOf(v *ir.Value) []int { return v.Type.Shape.Ints() }
+
+// optional is operand j, or nil when the op has fewer operands.
+func (g *generator) optional(v *ir.Value, j int) jen.Code {
+	if j < len(v.Args) {
+		return g.ref(v.Args[j])
+	}
+	return jen.Nil()
+}
+
+// ints names a package-level []int holding xs (a shape, a permutation, paddings): kernels
+// that take slices then get the same backing array on every call, and nothing escapes to
+// the heap per call. Equal lists share one variable.
+func (g *generator) ints(kind string, xs []int) jen.Code {
+	parts := make([]string, len(xs))
+	for i, x := range xs {
+		parts[i] = strconv.Itoa(x)
+		if x < 0 {
+			parts[i] = "m" + strconv.Itoa(-x)
+		}
+	}
+	sep := "x"
+	if kind != "shape" {
+		sep = "_"
+	}
+	key := kind + ":" + strings.Join(parts, ",")
+	if name, ok := g.intVars[key]; ok {
+		return jen.Id(name)
+	}
+	want := kind + strings.Join(parts, sep)
+	if len(xs) == 0 {
+		want = kind + "Scalar"
+	}
+	name := g.globals.take(want)
+	g.intVars[key] = name
+	lits := make([]jen.Code, len(xs))
+	for i, x := range xs {
+		lits[i] = jen.Lit(x)
+	}
+	g.intVarDefs = append(g.intVarDefs, jen.Id(name).Op("=").Index().Int().Values(lits...))
+	return jen.Id(name)
+}
+
+// helper adds a package-level function once.
+func (g *generator) helper(name string, def func() jen.Code) jen.Code {
+	if _, ok := g.helpers[name]; !ok {
+		g.helpers[name] = def()
+		g.helperOrder = append(g.helperOrder, name)
+	}
+	return jen.Id(name)
+}
+
+func unary(name string) opEmitter {
+	return func(g *generator, v *ir.Value) ([]jen.Code, error) {
+		return []jen.Code{kernel(name, g.ref(v), g.ref(v.Args[0]))}, nil
+	}
+}
+
+var geluModes = map[string]string{"none": "GeLUExact", "tanh": "GeLUTanh", "sigmoid": "GeLUSigmoid"}
+
+func emitGeLU(g *generator, v *ir.Value) ([]jen.Code, error) {
+	mode, ok := geluModes[v.Str("approximate", "")]
+	if !ok {
+		return nil, fmt.Errorf("unknown gelu approximation %q", v.Str("approximate", ""))
+	}
+	return []jen.Code{kernel("GeLU", g.ref(v), g.ref(v.Args[0]), jen.Qual(kernelsPath, mode))}, nil
+}
+
+func emitClamp(g *generator, v *ir.Value) ([]jen.Code, error) {
+	return []jen.Code{kernel("Clamp", g.ref(v), g.ref(v.Args[0]), f32(v.Float("min", 0)), f32(v.Float("max", 0)))}, nil
+}
+
+func emitScale(g *generator, v *ir.Value) ([]jen.Code, error) {
+	return []jen.Code{kernel("ScaleBias", g.ref(v), g.ref(v.Args[0]), f32(v.Float("scale", 1)), f32(v.Float("bias", 0)))}, nil
+}
+
+func binary(op string) opEmitter {
+	return func(g *generator, v *ir.Value) ([]jen.Code, error) {
+		a, b := v.Args[0], v.Args[1]
+		return []jen.Code{kernel("Binary", jen.Qual(kernelsPath, op),
+			g.ref(v), g.ints("shape", shapeOf(v)),
+			g.ref(a), g.ints("shape", shapeOf(a)),
+			g.ref(b), g.ints("shape", shapeOf(b)))}, nil
+	}
+}
+
+func emitLinear(g *generator, v *ir.Value) ([]jen.Code, error) {
+	x, w := shapeOf(v.Args[0]), shapeOf(v.Args[1])
+	out, in := w[0], w[1]
+	rows := prod(x) / max(in, 1)
+	return []jen.Code{kernel("Linear", g.ref(v), g.ref(v.Args[0]), jen.Lit(rows), jen.Lit(in), jen.Lit(out), g.ref(v.Args[1]), g.optional(v, 2))}, nil
+}
+
+// emitMatmul multiplies the trailing matrices of a [..., m, k] and b [..., k, n],
+// broadcasting their batch dims: one batched call when each side has the full batch or a
+// single matrix, else a loop over a table of operand offsets computed here.
+func emitMatmul(g *generator, v *ir.Value) ([]jen.Code, error) {
+	a, b, y := shapeOf(v.Args[0]), shapeOf(v.Args[1]), shapeOf(v)
+	ra, rb, ro := len(a), len(b), len(y)
+	m, k, n := a[ra-2], a[ra-1], b[rb-1]
+	batchShape := y[:ro-2]
+	batch := prod(batchShape)
+	na, nb := prod(a[:ra-2]), prod(b[:rb-2])
+	stride := func(count, size int) (int, bool) {
+		switch count {
+		case batch:
+			return size, true
+		case 1:
+			return 0, true
+		}
+		return 0, false
+	}
+	sa, okA := stride(na, m*k)
+	sb, okB := stride(nb, k*n)
+	if okA && okB {
+		return []jen.Code{kernel("BatchedMatMul", g.ref(v), g.ref(v.Args[0]), g.ref(v.Args[1]),
+			jen.Lit(batch), jen.Lit(m), jen.Lit(k), jen.Lit(n), jen.Lit(sa), jen.Lit(sb))}, nil
+	}
+	aStrides := broadcastStrides(a[:ra-2], batchShape, m*k)
+	bStrides := broadcastStrides(b[:rb-2], batchShape, k*n)
+	offsets := make([]int, 0, 2*batch)
+	idx := make([]int, len(batchShape))
+	for range batch {
+		offA, offB := 0, 0
+		for d := range idx {
+			offA += idx[d] * aStrides[d]
+			offB += idx[d] * bStrides[d]
+		}
+		offsets = append(offsets, offA, offB)
+		for d := len(idx) - 1; d >= 0; d-- {
+			if idx[d]++; idx[d] < batchShape[d] {
+				break
+			}
+			idx[d] = 0
+		}
+	}
+	table := g.ints("matmulOffsets", offsets)
+	mn, mk, kn := m*n, m*k, k*n
+	return []jen.Code{
+		jen.Comment("The batch dims broadcast both ways: the table holds each entry's offsets in a and b."),
+		jen.For(jen.Id("i").Op(":=").Lit(0), jen.Id("i").Op("<").Lit(batch), jen.Id("i").Op("++")).Block(
+			jen.List(jen.Id("offA"), jen.Id("offB")).Op(":=").Add(table).Index(jen.Lit(2).Op("*").Id("i")).Op(",").Add(table).Index(jen.Lit(2).Op("*").Id("i").Op("+").Lit(1)),
+			kernel("BatchedMatMul",
+				g.ref(v).Index(jen.Id("i").Op("*").Lit(mn).Op(":").Parens(jen.Id("i").Op("+").Lit(1)).Op("*").Lit(mn)),
+				g.ref(v.Args[0]).Index(jen.Id("offA").Op(":").Id("offA").Op("+").Lit(mk)),
+				g.ref(v.Args[1]).Index(jen.Id("offB").Op(":").Id("offB").Op("+").Lit(kn)),
+				jen.Lit(1), jen.Lit(m), jen.Lit(k), jen.Lit(n), jen.Lit(0), jen.Lit(0)),
+		),
+	}, nil
+}
+
+// broadcastStrides gives, for each dim of out, the stride (in elements, with inner the size
+// of one item) of the operand of shape s right-aligned to it; broadcast dims get 0.
+func broadcastStrides(s, out []int, inner int) []int {
+	strides := make([]int, len(out))
+	step := inner
+	for i := len(out) - 1; i >= 0; i-- {
+		j := i - (len(out) - len(s))
+		if j < 0 {
+			continue
+		}
+		if s[j] != 1 {
+			strides[i] = step
+		}
+		step *= s[j]
+	}
+	return strides
+}
+
+// fields is a keyed struct literal of kernels' parameter types, in the order given.
+func fields(typ string, kv ...any) jen.Code {
+	dict := make([]jen.Code, 0, len(kv)/2)
+	for i := 0; i < len(kv); i += 2 {
+		dict = append(dict, jen.Id(kv[i].(string)).Op(":").Lit(kv[i+1]))
+	}
+	return jen.Qual(kernelsPath, typ).Values(dict...)
+}
+
+func emitConv2d(g *generator, v *ir.Value) ([]jen.Code, error) {
+	x, w := shapeOf(v.Args[0]), shapeOf(v.Args[1])
+	stride, pad, dil := v.Ints("stride"), v.Ints("padding"), v.Ints("dilation")
+	params := fields("Conv2dParams",
+		"N", x[0], "C", x[1], "H", x[2], "W", x[3],
+		"K", w[0], "KH", w[2], "KW", w[3],
+		"StrideH", stride[0], "StrideW", stride[1],
+		"PadH", pad[0], "PadW", pad[1],
+		"DilH", dil[0], "DilW", dil[1],
+		"Groups", v.Int("groups", 1))
+	return []jen.Code{kernel("Conv2d", g.ref(v), g.ref(v.Args[0]), g.ref(v.Args[1]), g.optional(v, 2), params)}, nil
+}
+
+func emitConvTranspose2d(g *generator, v *ir.Value) ([]jen.Code, error) {
+	x, w := shapeOf(v.Args[0]), shapeOf(v.Args[1])
+	stride, pad, dil := v.Ints("stride"), v.Ints("padding"), v.Ints("dilation")
+	outPad := v.Ints("output_padding")
+	groups := v.Int("groups", 1)
+	params := fields("ConvTranspose2dParams",
+		"N", x[0], "C", x[1], "H", x[2], "W", x[3],
+		"K", w[1]*groups, "KH", w[2], "KW", w[3],
+		"StrideH", stride[0], "StrideW", stride[1],
+		"PadH", pad[0], "PadW", pad[1],
+		"OutPadH", outPad[0], "OutPadW", outPad[1],
+		"DilH", dil[0], "DilW", dil[1],
+		"Groups", groups)
+	return []jen.Code{kernel("ConvTranspose2d", g.ref(v), g.ref(v.Args[0]), g.ref(v.Args[1]), g.optional(v, 2), params)}, nil
+}
+
+func emitLayerNorm(g *generator, v *ir.Value) ([]jen.Code, error) {
+	x := shapeOf(v.Args[0])
+	cols := prod(x[len(x)-v.Int("axes", 1):])
+	rows := prod(x) / max(cols, 1)
+	return []jen.Code{kernel("LayerNorm", g.ref(v), g.ref(v.Args[0]), jen.Lit(rows), jen.Lit(cols),
+		g.optional(v, 1), g.optional(v, 2), f32(v.Float("eps", 1e-5)))}, nil
+}
+
+func emitGroupNorm(g *generator, v *ir.Value) ([]jen.Code, error) {
+	x := shapeOf(v.Args[0])
+	return []jen.Code{kernel("GroupNorm", g.ref(v), g.ref(v.Args[0]), jen.Lit(x[0]), jen.Lit(x[1]), jen.Lit(prod(x[2:])),
+		jen.Lit(v.Int("groups", 1)), g.optional(v, 1), g.optional(v, 2), f32(v.Float("eps", 1e-5)))}, nil
+}
+
+func channelNorm(name string) opEmitter {
+	return func(g *generator, v *ir.Value) ([]jen.Code, error) {
+		x := shapeOf(v.Args[0])
+		return []jen.Code{kernel(name, g.ref(v), g.ref(v.Args[0]), jen.Lit(x[0]), jen.Lit(x[1]), jen.Lit(prod(x[2:])),
+			g.optional(v, 1), g.optional(v, 2), f32(v.Float("eps", 1e-5)))}, nil
+	}
+}
+
+func emitEmbedding(g *generator, v *ir.Value) ([]jen.Code, error) {
+	w := shapeOf(v.Args[1])
+	msg := fmt.Sprintf("%s: %s: embedding table %s: %%w", g.pkg, scopeName(v), formatInts(w))
+	return []jen.Code{
+		jen.If(jen.Err().Op(":=").Add(kernel("Embedding", g.ref(v), g.ref(v.Args[0]), g.ref(v.Args[1]), jen.Lit(w[1]))), jen.Err().Op("!=").Nil()).Block(
+			g.fail(jen.Qual("fmt", "Errorf").Call(jen.Lit(msg), jen.Err())),
+		),
+	}, nil
+}
+
+// emitBatchParam repeats a parameter once per batch entry of its first operand.
+func emitBatchParam(g *generator, v *ir.Value) ([]jen.Code, error) {
+	n, p := prod(shapeOf(v)), prod(shapeOf(v.Args[1]))
+	if n == 0 || p == 0 {
+		return nil, nil
+	}
+	return []jen.Code{
+		jen.For(jen.Id("i").Op(":=").Lit(0), jen.Id("i").Op("<").Lit(n), jen.Id("i").Op("+=").Lit(p)).Block(
+			jen.Copy(g.ref(v).Index(jen.Id("i").Op(":").Id("i").Op("+").Lit(p)), g.ref(v.Args[1])),
+		),
+	}, nil
+}
+
+func emitSDPA(g *generator, v *ir.Value) ([]jen.Code, error) {
+	q, k, val := shapeOf(v.Args[0]), shapeOf(v.Args[1]), shapeOf(v.Args[2])
+	heads := v.Int("heads", 1)
+	return []jen.Code{kernel("Attention", g.ref(v), g.ref(v.Args[0]), g.ref(v.Args[1]), g.ref(v.Args[2]),
+		jen.Lit(q[0]), jen.Lit(heads), jen.Lit(q[1]), jen.Lit(k[1]), jen.Lit(q[2]/heads), jen.Lit(val[2]/heads),
+		jen.Lit(v.Bool("causal", false)))}, nil
+}
+
+func emitSoftmax(g *generator, v *ir.Value) ([]jen.Code, error) {
+	x := shapeOf(v.Args[0])
+	d := axis(v.Int("dim", -1), len(x))
+	return []jen.Code{kernel("Softmax", g.ref(v), g.ref(v.Args[0]), jen.Lit(prod(x[:d])), jen.Lit(x[d]), jen.Lit(prod(x[d+1:])))}, nil
+}
+
+func emitPermute(g *generator, v *ir.Value) ([]jen.Code, error) {
+	return []jen.Code{kernel("Permute", g.ref(v), g.ref(v.Args[0]), g.ints("shape", shapeOf(v.Args[0])), g.ints("perm", v.Ints("perm")))}, nil
+}
+
+func emitSlice(g *generator, v *ir.Value) ([]jen.Code, error) {
+	x := shapeOf(v.Args[0])
+	d := axis(v.Int("dim", 0), len(x))
+	return []jen.Code{kernel("Slice", g.ref(v), g.ref(v.Args[0]), g.ints("shape", x), jen.Lit(d),
+		jen.Lit(v.Int("start", 0)), jen.Lit(v.Int("end", 0)), jen.Lit(v.Int("step", 1)))}, nil
+}
+
+// emitConcat passes the operands as a [][]float32 kept in the model, so the call builds no
+// slice. Operands that are arguments of Forward are stored for the call and cleared after
+// it, so the model does not keep the caller's memory alive.
+func emitConcat(g *generator, v *ir.Value) ([]jen.Code, error) {
+	field := g.fieldNames.take("concat" + strconv.Itoa(v.ID) + "Operands")
+	g.extraFields = append(g.extraFields, jen.Id(field).Index().Index().Float32().Comment(fmt.Sprintf("operands of %s", v.Ref())))
+	shapes := make([]jen.Code, len(v.Args))
+	fixed := make([]jen.Code, len(v.Args))
+	var set, clear []jen.Code
+	for i, a := range v.Args {
+		shapes[i] = g.ints("shape", shapeOf(a))
+		if g.isArgument(a) {
+			fixed[i] = jen.Nil()
+			slot := jen.Id("m").Dot(field).Index(jen.Lit(i))
+			set = append(set, slot.Clone().Op("=").Add(g.ref(a)))
+			clear = append(clear, slot.Clone().Op("=").Nil())
+			continue
+		}
+		fixed[i] = g.ref(a)
+	}
+	g.extraInits = append(g.extraInits, jen.Id("m").Dot(field).Op("=").Index().Index().Float32().Values(fixed...))
+	shapeList := g.globals.take("concat" + strconv.Itoa(v.ID) + "Shapes")
+	g.intVarDefs = append(g.intVarDefs, jen.Id(shapeList).Op("=").Index().Index().Int().Values(shapes...))
+	out := append(set, kernel("Concat", g.ref(v), jen.Id("m").Dot(field), jen.Id(shapeList), jen.Lit(axis(v.Int("dim", 0), len(v.Type.Shape)))))
+	return append(out, clear...), nil
+}
+
+func emitUpsample(g *generator, v *ir.Value) ([]jen.Code, error) {
+	x, y := shapeOf(v.Args[0]), shapeOf(v)
+	args := []jen.Code{g.ref(v), g.ref(v.Args[0]), jen.Lit(x[0]), jen.Lit(x[1]), jen.Lit(x[2]), jen.Lit(x[3]), jen.Lit(y[2]), jen.Lit(y[3])}
+	switch mode := v.Str("mode", ""); mode {
+	case "nearest":
+		return []jen.Code{kernel("UpsampleNearest", args...)}, nil
+	case "bilinear":
+		return []jen.Code{kernel("UpsampleBilinear", append(args, jen.Lit(v.Bool("align_corners", false)))...)}, nil
+	default:
+		return nil, fmt.Errorf("unknown upsample mode %q", mode)
+	}
+}
+
+var padModes = map[string]string{"constant": "PadConstant", "reflect": "PadReflect", "replicate": "PadReplicate"}
+
+func emitPad(g *generator, v *ir.Value) ([]jen.Code, error) {
+	mode, ok := padModes[v.Str("mode", "")]
+	if !ok {
+		return nil, fmt.Errorf("unknown pad mode %q", v.Str("mode", ""))
+	}
+	return []jen.Code{kernel("Pad", g.ref(v), g.ref(v.Args[0]), g.ints("shape", shapeOf(v.Args[0])), g.ints("pads", v.Ints("pads")),
+		jen.Qual(kernelsPath, mode), f32(v.Float("value", 0)))}, nil
+}
+
+func emitPixelUnshuffle(g *generator, v *ir.Value) ([]jen.Code, error) {
+	x := shapeOf(v.Args[0])
+	return []jen.Code{kernel("PixelUnshuffle", g.ref(v), g.ref(v.Args[0]), jen.Lit(x[0]), jen.Lit(x[1]), jen.Lit(x[2]), jen.Lit(x[3]), jen.Lit(v.Int("factor", 1)))}, nil
+}
+
+func emitPixelShuffle(g *generator, v *ir.Value) ([]jen.Code, error) {
+	x := shapeOf(v.Args[0])
+	return []jen.Code{kernel("PixelShuffle", g.ref(v), g.ref(v.Args[0]), jen.Lit(x[0]), jen.Lit(x[1]), jen.Lit(x[2]), jen.Lit(x[3]), jen.Lit(v.Int("factor", 1)))}, nil
+}
+
+// gluActivations are the kernels GLU applies to its gate, by ir.Activations name.
+var gluActivations = map[string]string{"relu": "ReLU", "silu": "SiLU", "sigmoid": "Sigmoid", "tanh": "Tanh", "sin": "Sin", "cos": "Cos"}
+
+func emitGLU(g *generator, v *ir.Value) ([]jen.Code, error) {
+	name := v.Str("activation", "")
+	var act jen.Code
+	switch k, ok := gluActivations[name]; {
+	case ok:
+		act = jen.Qual(kernelsPath, k)
+	case name == "gelu":
+		// The interpreter's GLU uses exact GeLU; kernels.GeLU takes the mode as a third
+		// argument, so a named function adapts it.
+		act = g.helper("geluExact", func() jen.Code {
+			return jen.Comment("geluExact is kernels.GeLU without approximation, as an element-wise kernel.").Line().
+				Func().Id("geluExact").Params(jen.List(jen.Id("y"), jen.Id("x")).Index().Float32()).Block(
+				kernel("GeLU", jen.Id("y"), jen.Id("x"), jen.Qual(kernelsPath, "GeLUExact")))
+		})
+	default:
+		return nil, fmt.Errorf("unknown glu activation %q", name)
+	}
+	x := shapeOf(v.Args[0])
+	last := x[len(x)-1]
+	return []jen.Code{kernel("GLU", g.ref(v), g.ref(v.Args[0]), jen.Lit(prod(x)/max(last, 1)), jen.Lit(last), jen.Lit(1), act)}, nil
+}
+
+// scopeName is the Refiners path of the layer a value belongs to, for comments and errors.
+func scopeName(v *ir.Value) string {
+	if p := v.Scope.Path(); p != "" {
+		return p
+	}
+	return "(model)"
+}
+
+func formatInts(s []int) string {
+	parts := make([]string, len(s))
+	for i, d := range s {
+		parts[i] = strconv.Itoa(d)
+	}
+	return "[" + strings.Join(parts, ", ") + "]"
+}
