@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/rfc-project/rfc/codegen"
+	"github.com/rfc-project/rfc/passes"
 )
 
 // cmdCompile writes the Go package of a model: rfc compile FILE [--model M] [--set k=v]…
@@ -19,6 +20,8 @@ func cmdCompile(args []string, stdout, stderr io.Writer) int {
 	mf.register(fs)
 	outDir := fs.String("o", "", "directory to write the Go package into (required)")
 	pkg := fs.String("pkg", "", "Go package name (default: the model's name in lower case)")
+	var pf passFlags
+	pf.register(fs)
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return 2
@@ -31,8 +34,17 @@ func cmdCompile(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "rfc compile: -o DIR is required")
 		return 2
 	}
+	cfg := pf.config(stderr)
+	if err := cfg.Check(); err != nil {
+		fmt.Fprintln(stderr, "rfc compile:", err)
+		return 2
+	}
 	m, ok := elaborate(file, mf, nil, stderr)
 	if !ok {
+		return 1
+	}
+	if err := passes.Run(m, cfg); err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", file, err)
 		return 1
 	}
 	res, err := codegen.Generate(m, codegen.Options{

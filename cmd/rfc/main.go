@@ -5,7 +5,7 @@
 //	rfc ir FILE [--model M] [--set k=v]…              print the IR text
 //	rfc fmt FILE…                                     rewrite files in canonical form
 //	rfc run FILE [--model M] [--set k=v]… --weights W… --input IN --output OUT [--engine interp|compiled]
-//	rfc compile FILE [--model M] [--set k=v]… -o DIR [--pkg NAME]   write a Go package
+//	rfc compile FILE [--model M] [--set k=v]… [--dump PASS] [--disable PASS] -o DIR [--pkg NAME]   write a Go package
 //
 // Exit status: 0 on success, 1 on errors in the input, 2 on bad usage.
 package main
@@ -30,7 +30,7 @@ commands:
   fmt FILE…                                     rewrite files in canonical form
   run FILE [--model M] [--set k=v]… --weights W.safetensors… --input IN.safetensors --output OUT.safetensors
                                                 run a model (--engine interp, the default, or compiled)
-  compile FILE [--model M] [--set k=v]… -o DIR [--pkg NAME]
+  compile FILE [--model M] [--set k=v]… [--dump PASS] [--disable PASS] -o DIR [--pkg NAME]
                                                 write the model as a Go package (all sizes fixed)
 `
 
