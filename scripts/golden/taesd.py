@@ -128,7 +128,8 @@ def main():
     ap.add_argument("--photo", help="run on this photo instead of writing the test goldens")
     ap.add_argument("--out", default="/tmp", help="where --photo writes its outputs")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--time", action="store_true", help="print the time of each half (best of 3)")
+    ap.add_argument("--time", action="store_true", help="print the time of each half (best of --runs)")
+    ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     enc = load(encoder(32, True), os.path.join(ROOT, "testdata/taef2/encoder.safetensors"))
@@ -137,7 +138,7 @@ def main():
         x = read_png(args.photo)
         with torch.no_grad():
             best_e = best_d = float("inf")
-            for _ in range(3 if args.time else 1):
+            for _ in range(args.runs if args.time else 1):
                 t0 = time.perf_counter()
                 z = enc(x)
                 t1 = time.perf_counter()
