@@ -3,6 +3,7 @@ package kernels
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 )
 
 // Sgemm computes C = alpha·op(A)·op(B) + beta·C for row-major matrices, where op(X) is X or
@@ -114,6 +115,8 @@ type gemmJob struct {
 	lda, ldb, ldc  int
 
 	kern   *microKernel
+	kcap   int  // min(kc, k): the stride of packed B panels, the same for every k block
+	slots  int  // packed B panels per worker when splitting columns
 	nw     int  // goroutines in this call
 	splitM bool // workers split rows of C and share packed B; otherwise they split columns
 
@@ -121,12 +124,13 @@ type gemmJob struct {
 	apack [][]float32  // per-worker packed A block
 	edge  [][]float32  // per-worker mr×nr scratch tile for partial tiles of C
 
-	bar barrier
-	wg  sync.WaitGroup
+	bar     barrier
+	pending atomic.Int32  // helper shares not yet finished
+	done    chan struct{} // receives one token when pending reaches 0
 }
 
 var gemmJobs = sync.Pool{New: func() any {
-	g := new(gemmJob)
+	g := &gemmJob{done: make(chan struct{}, 1)}
 	g.bar.cond.L = &g.bar.mu
 	return g
 }}
@@ -151,10 +155,16 @@ func (g *gemmJob) run() {
 	g.nw = nw
 
 	kc := min(kr.kc, g.k)
+	g.kcap = kc
 	nc := min(kr.nc, nTiles*kr.nr)
 	mc := min(kr.mc, mTiles*kr.mr)
+	bpanels := nc / kr.nr
+	if !g.splitM {
+		g.slots = ceilDiv(bpanels, nw)
+		bpanels = g.slots * nw
+	}
 	for i := range g.bpack {
-		g.bpack[i] = growFloats(g.bpack[i], kc*nc)
+		g.bpack[i] = growFloats(g.bpack[i], kc*bpanels*kr.nr)
 	}
 	for len(g.apack) < nw {
 		g.apack = append(g.apack, nil)
@@ -168,18 +178,7 @@ func (g *gemmJob) run() {
 		g.work(0)
 		return
 	}
-	g.bar.n = nw
-	g.wg.Add(nw - 1)
-	for w := 1; w < nw; w++ {
-		go g.workAndSignal(w)
-	}
-	g.work(0)
-	g.wg.Wait()
-}
-
-func (g *gemmJob) workAndSignal(w int) {
-	defer g.wg.Done()
-	g.work(w)
+	g.runShares(nw)
 }
 
 // work runs worker w's share of the jc/pc/ic loop nest.
@@ -200,9 +199,13 @@ func (g *gemmJob) work(w int) {
 			}
 			bp := g.bpack[step&1]
 			step++
-			g.packB(bp, pc, kb, jc, nb, plo, phi)
+			stride := g.kcap * nr
 			if !g.splitM {
-				// Each worker computes with the panels it packed itself.
+				// Each worker computes with the panels it packed itself, kept in slots of
+				// its own so that a worker running ahead into the next slab cannot
+				// overwrite panels another worker still reads.
+				bp = bp[w*g.slots*stride:]
+				g.packB(bp, pc, kb, jc, nb, plo, phi)
 				for ic := 0; ic < g.m; ic += kr.mc {
 					mb := min(kr.mc, g.m-ic)
 					g.packA(ap, ic, mb, pc, kb)
@@ -210,7 +213,10 @@ func (g *gemmJob) work(w int) {
 				}
 				continue
 			}
-			g.bar.wait() // all of this B panel is packed
+			g.packB(bp[plo*stride:], pc, kb, jc, nb, plo, phi)
+			if g.nw > 1 {
+				g.bar.wait() // all of this B panel is packed
+			}
 			tlo, thi := share(ceilDiv(g.m, mr), g.nw, w)
 			rowEnd := min(thi*mr, g.m)
 			for ic := tlo * mr; ic < rowEnd; ic += kr.mc {
@@ -223,7 +229,7 @@ func (g *gemmJob) work(w int) {
 }
 
 // macro multiplies the packed mb×kb block of A by B panels [plo, phi) of the current
-// nb-column slab starting at column jc, updating C.
+// nb-column slab starting at column jc, updating C. bp starts with panel plo.
 func (g *gemmJob) macro(ap, bp, edge []float32, ic, mb, jc, nb, plo, phi, kb int, beta float32) {
 	kr := g.kern
 	mr, nr := kr.mr, kr.nr
@@ -231,7 +237,7 @@ func (g *gemmJob) macro(ap, bp, edge []float32, ic, mb, jc, nb, plo, phi, kb int
 	for q := plo; q < phi; q++ {
 		j := jc + q*nr
 		cols := min(nr, jc+nb-j)
-		bpanel := bp[q*kb*nr : (q+1)*kb*nr]
+		bpanel := bp[(q-plo)*g.kcap*nr : (q-plo)*g.kcap*nr+kb*nr]
 		for i := 0; i < mb; i += mr {
 			rows := min(mr, mb-i)
 			apanel := ap[(i/mr)*kb*mr : (i/mr+1)*kb*mr]
@@ -262,27 +268,16 @@ func (g *gemmJob) macro(ap, bp, edge []float32, ic, mb, jc, nb, plo, phi, kb int
 func (g *gemmJob) packA(dst []float32, ic, mb, pc, kb int) {
 	mr := g.kern.mr
 	a, lda := g.a, g.lda
+	if g.transA {
+		// op(A) row i is column i of the stored k×m matrix: each k step is contiguous.
+		packPanels(dst, a[pc*lda+ic:], lda, mb, mr, kb*mr, kb)
+		return
+	}
 	for t := 0; t*mr < mb; t++ {
 		i0 := ic + t*mr
 		rows := min(mr, ic+mb-i0)
 		panel := dst[t*kb*mr : (t+1)*kb*mr]
-		if g.transA {
-			// op(A) row i is column i of the stored k×m matrix: each k step is contiguous.
-			for p := 0; p < kb; p++ {
-				d := panel[p*mr : p*mr+mr]
-				s := a[(pc+p)*lda+i0 : (pc+p)*lda+i0+rows]
-				copy(d, s)
-				clear(d[rows:])
-			}
-			continue
-		}
-		for r := 0; r < rows; r++ {
-			s := a[(i0+r)*lda+pc : (i0+r)*lda+pc+kb]
-			d := panel[r:]
-			for p, v := range s {
-				d[p*mr] = v
-			}
-		}
+		transposeInto(panel, a[i0*lda+pc:], lda, rows, mr, kb)
 		if rows < mr {
 			for p := 0; p < kb; p++ {
 				clear(panel[p*mr+rows : p*mr+mr])
@@ -291,32 +286,85 @@ func (g *gemmJob) packA(dst []float32, ic, mb, pc, kb int) {
 	}
 }
 
+// packPanels cuts each of k rows of src (row stride ld, cols wide) into width-wide pieces
+// and stores piece t of row p at dst[t*stride+p*width:], zero-padding the last piece.
+//
+// Rows go in groups of packRowGroup: within a group the loads of each row stream, and each
+// piece's stores land in a few consecutive lines. Storing one row at a time across all
+// pieces would instead hit lines stride apart, which share an L1 set when stride is a
+// multiple of 4 KiB, and thrash it.
+func packPanels(dst, src []float32, ld, cols, width, stride, k int) {
+	full := cols / width
+	rest := cols - full*width
+	group := packRowGroup
+	if width%16 == 0 {
+		group = 1 // pieces are whole cache lines (when src rows are aligned): no set conflicts to avoid
+	}
+	for p0 := 0; p0 < k; p0 += group {
+		p1 := min(p0+group, k)
+		for t := 0; t < full; t++ {
+			for p := p0; p < p1; p++ {
+				d, s := dst[t*stride+p*width:], src[p*ld+t*width:]
+				switch width {
+				case 32:
+					*(*[32]float32)(d) = [32]float32(s)
+				case 16:
+					*(*[16]float32)(d) = [16]float32(s)
+				case 12:
+					// Three 16-byte moves: a 48-byte array copy would call memmove.
+					*(*[4]float32)(d[0:4]) = [4]float32(s[0:4])
+					*(*[4]float32)(d[4:8]) = [4]float32(s[4:8])
+					*(*[4]float32)(d[8:12]) = [4]float32(s[8:12])
+				default:
+					copy(d[:width], s[:width])
+				}
+			}
+		}
+		if rest > 0 {
+			for p := p0; p < p1; p++ {
+				d := dst[full*stride+p*width : full*stride+p*width+width]
+				copy(d, src[p*ld+full*width:p*ld+cols])
+				clear(d[rest:])
+			}
+		}
+	}
+}
+
+// packRowGroup is how many rows packPanels copies before moving to the next piece.
+var packRowGroup = 8
+
+// transposeGo writes dst[p*width+r] = src[r*ld+p] for r < rows, p < k.
+func transposeGo(dst, src []float32, ld, rows, width, k int) {
+	for r := 0; r < rows; r++ {
+		s := src[r*ld : r*ld+k]
+		d := dst[r:]
+		for p, v := range s {
+			d[p*width] = v
+		}
+	}
+}
+
 // packB copies micro-panels [plo, phi) of rows [pc, pc+kb) of the nb-column slab of op(B)
-// starting at column jc into dst, each panel nr columns wide, stored k-major, zero-padded.
+// starting at column jc into dst (panel plo first), each panel nr columns wide, stored
+// k-major with stride kcap·nr, zero-padded.
 func (g *gemmJob) packB(dst []float32, pc, kb, jc, nb, plo, phi int) {
 	nr := g.kern.nr
 	b, ldb := g.b, g.ldb
+	if plo >= phi {
+		return
+	}
+	if !g.transB {
+		j0 := jc + plo*nr
+		cols := min(phi*nr, nb) - plo*nr
+		packPanels(dst, b[pc*ldb+j0:], ldb, cols, nr, g.kcap*nr, kb)
+		return
+	}
 	for q := plo; q < phi; q++ {
 		j0 := jc + q*nr
 		cols := min(nr, jc+nb-j0)
-		panel := dst[q*kb*nr : (q+1)*kb*nr]
-		if !g.transB {
-			for p := 0; p < kb; p++ {
-				d := panel[p*nr : p*nr+nr]
-				s := b[(pc+p)*ldb+j0 : (pc+p)*ldb+j0+cols]
-				copy(d, s)
-				clear(d[cols:])
-			}
-			continue
-		}
+		panel := dst[(q-plo)*g.kcap*nr : (q-plo)*g.kcap*nr+kb*nr]
 		// op(B) column j is row j of the stored n×k matrix.
-		for j := 0; j < cols; j++ {
-			s := b[(j0+j)*ldb+pc : (j0+j)*ldb+pc+kb]
-			d := panel[j:]
-			for p, v := range s {
-				d[p*nr] = v
-			}
-		}
+		transposeInto(panel, b[j0*ldb+pc:], ldb, cols, nr, kb)
 		if cols < nr {
 			for p := 0; p < kb; p++ {
 				clear(panel[p*nr+cols : p*nr+nr])
@@ -368,31 +416,6 @@ func storeRow4(c []float32, v0, v1, v2, v3, alpha, beta float32) {
 	c[3] = alpha*v3 + beta*c[3]
 }
 
-// barrier is a reusable rendezvous for the workers of one gemmJob.
-type barrier struct {
-	mu    sync.Mutex
-	cond  sync.Cond
-	n     int // participants
-	count int // arrived in the current generation
-	gen   int
-}
-
-func (b *barrier) wait() {
-	b.mu.Lock()
-	gen := b.gen
-	b.count++
-	if b.count == b.n {
-		b.count = 0
-		b.gen++
-		b.cond.Broadcast()
-	} else {
-		for gen == b.gen {
-			b.cond.Wait()
-		}
-	}
-	b.mu.Unlock()
-}
-
 // share returns worker w's contiguous part of [0, n) split nw ways.
 func share(n, nw, w int) (lo, hi int) {
 	return n * w / nw, n * (w + 1) / nw
@@ -407,3 +430,6 @@ func growFloats(s []float32, n int) []float32 {
 	}
 	return s[:n]
 }
+
+// SgemmKernelName names the micro-kernel Sgemm uses on this CPU (for benchmark reports).
+func SgemmKernelName() string { return gemmKernel.name }

@@ -1,0 +1,11 @@
+//go:build !amd64
+
+package kernels
+
+// gemmKernels lists the micro-kernels available off amd64: only the portable one.
+func gemmKernels() []*microKernel { return []*microKernel{goKernel} }
+
+// transposeInto writes dst[p*width+r] = src[r*ld+p] for r < rows, p < k.
+func transposeInto(dst, src []float32, ld, rows, width, k int) {
+	transposeGo(dst, src, ld, rows, width, k)
+}

@@ -1,0 +1,56 @@
+package kernels
+
+// Linear computes y = x·wᵀ + b, PyTorch's nn.Linear: x is [rows, in], w is [out, in], b is
+// [out] or nil, y is [rows, out].
+func Linear(y, x []float32, rows, in, out int, w, b []float32) {
+	if rows == 0 || out == 0 {
+		return
+	}
+	beta := float32(0)
+	if b != nil {
+		// Start from the bias and let the GEMM accumulate onto it.
+		for r := range rows {
+			copy(y[r*out:(r+1)*out], b[:out])
+		}
+		beta = 1
+	}
+	Sgemm(false, true, rows, out, in, 1, x, in, w, in, beta, y, out)
+}
+
+// BatchedMatMul computes y[i] = a[i]·b[i] for i < batch, where a[i] is the m×k matrix at
+// a[i·aBatchStride:], b[i] the k×n matrix at b[i·bBatchStride:], and y[i] the m×n matrix at
+// y[i·m·n:]. A stride of 0 uses the same matrix for every batch entry (broadcasting).
+func BatchedMatMul(y, a, b []float32, batch, m, k, n int, aBatchStride, bBatchStride int) {
+	if batch == 0 || m == 0 || n == 0 {
+		return
+	}
+	if batch == 1 {
+		Sgemm(false, false, m, n, k, 1, a, k, b, n, 0, y, n)
+		return
+	}
+	if aBatchStride == 0 && bBatchStride == 0 {
+		// Every output is the same product: compute it once.
+		Sgemm(false, false, m, n, k, 1, a, k, b, n, 0, y, n)
+		for i := 1; i < batch; i++ {
+			copy(y[i*m*n:(i+1)*m*n], y[:m*n])
+		}
+		return
+	}
+	if bBatchStride == 0 && aBatchStride == m*k {
+		// A shared right matrix with contiguous left matrices is one tall GEMM.
+		Sgemm(false, false, batch*m, n, k, 1, a, k, b, n, 0, y, n)
+		return
+	}
+	if Workers() == 1 {
+		matMuls(y, a, b, m, k, n, aBatchStride, bBatchStride, 0, batch)
+		return
+	}
+	ParallelFor(batch, func(lo, hi int) { matMuls(y, a, b, m, k, n, aBatchStride, bBatchStride, lo, hi) })
+}
+
+// matMuls computes batch entries [lo, hi) of BatchedMatMul.
+func matMuls(y, a, b []float32, m, k, n, aBatchStride, bBatchStride, lo, hi int) {
+	for i := lo; i < hi; i++ {
+		Sgemm(false, false, m, n, k, 1, a[i*aBatchStride:], k, b[i*bBatchStride:], n, 0, y[i*m*n:], n)
+	}
+}

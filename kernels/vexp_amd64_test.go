@@ -1,0 +1,71 @@
+package kernels
+
+import (
+	"math"
+	"testing"
+)
+
+// TestVectorMatchesPortable runs the exp-based helpers with and without the AVX2 assembly
+// and checks that the two agree (the golden tests see whichever this CPU picks).
+func TestVectorMatchesPortable(t *testing.T) {
+	if !cpu.avx2FMA {
+		t.Skip("no AVX2+FMA here: only the portable code runs")
+	}
+	const n = 1003
+	x := make([]float32, n)
+	for i := range x {
+		x[i] = float32(math.Sin(float64(i)*1.3)) * 30
+		if i%5 == 0 {
+			x[i] *= 1e-3 // near 0, where tanh switches to its series
+		}
+	}
+	run := func(vector bool) (sig, silu, gtanh, soft, gerf, th []float32, mx float32) {
+		defer func(f cpuFeatures) { cpu = f }(cpu)
+		cpu.avx2FMA = vector
+		sig, silu, gtanh = make([]float32, n), make([]float32, n), make([]float32, n)
+		sigmoidGate(sig, x, 1, 0, false)
+		sigmoidGate(silu, x, 1, 0, true)
+		sigmoidGate(gtanh, x, 1.5957691, 0.044715, true)
+		gerf = make([]float32, n)
+		geluErf(gerf, x)
+		th = make([]float32, n)
+		tanh32(th, x)
+		scale(th, 0.5)
+		soft = append([]float32(nil), x...)
+		mx = maxOf(soft)
+		expShiftSum(soft, mx)
+		return
+	}
+	s1, l1, g1, e1, r1, t1, m1 := run(true)
+	s2, l2, g2, e2, r2, t2, m2 := run(false)
+	if m1 != m2 {
+		t.Errorf("maxOf: vector %v, portable %v", m1, m2)
+	}
+	for name, p := range map[string][2][]float32{"sigmoid": {s1, s2}, "silu": {l1, l2}, "gelu-tanh": {g1, g2}, "exp": {e1, e2}, "gelu-erf": {r1, r2}, "tanh": {t1, t2}} {
+		for i := range p[0] {
+			a, b := float64(p[0][i]), float64(p[1][i])
+			// FMA versus separate rounding in the argument is amplified by |u| in σ(u).
+			if math.Abs(a-b) > 2e-6*max(math.Abs(b), 1e-6) {
+				t.Fatalf("%s(x=%v): vector %v, portable %v", name, x[i], a, b)
+			}
+		}
+	}
+}
+
+func TestAxpyLengths(t *testing.T) {
+	for n := range 41 {
+		x, y := make([]float32, n+3), make([]float32, n)
+		for i := range x {
+			x[i] = float32(i) - 7.5
+		}
+		for i := range y {
+			y[i] = float32(3 * i)
+		}
+		axpy(y, x, 0.5)
+		for i := range y {
+			if want := float32(3*i) + 0.5*x[i]; y[i] != want {
+				t.Fatalf("n=%d: y[%d] = %v, want %v", n, i, y[i], want)
+			}
+		}
+	}
+}
