@@ -3,87 +3,241 @@
 package vit
 
 import (
-	"errors"
-	"fmt"
 	"io"
-	"slices"
-	"strconv"
-	"strings"
 
 	"github.com/rfc-project/rfc/runtime"
 )
 
-// weightSpec is one checkpoint tensor the model reads: its key, the IR parameter it fills, its
-// shape, and its place in the weight slab.
-type weightSpec struct {
-	key, param   string
-	shape        []int
-	offset, size int
+// weightSpecs lists the checkpoint tensors the model reads, in the module's order.
+var weightSpecs = []runtime.WeightSpec{
+	{
+		Key:   "Conv2d.weight",
+		Param: "Conv2d.weight",
+		Shape: []int{64, 3, 8, 8},
+	},
+	{
+		Key:   "Conv2d.bias",
+		Param: "Conv2d.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "Residual.Parameter.weight",
+		Param: "Residual.Parameter.weight",
+		Shape: []int{16, 64},
+	},
+	{
+		Key:   "Chain_1.LayerNorm_1.weight",
+		Param: "Chain_1.LayerNorm_1.weight",
+		Shape: []int{64},
+	},
+	{
+		Key:   "Chain_1.LayerNorm_1.bias",
+		Param: "Chain_1.LayerNorm_1.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "Chain_1.Residual_1.Attention.Distribute.Linear_1.weight",
+		Param: "Chain_1.Residual_1.Attention.Distribute.Linear_1.weight",
+		Shape: []int{64, 64},
+	},
+	{
+		Key:   "Chain_1.Residual_1.Attention.Distribute.Linear_1.bias",
+		Param: "Chain_1.Residual_1.Attention.Distribute.Linear_1.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "Chain_1.Residual_1.Attention.Distribute.Linear_2.weight",
+		Param: "Chain_1.Residual_1.Attention.Distribute.Linear_2.weight",
+		Shape: []int{64, 64},
+	},
+	{
+		Key:   "Chain_1.Residual_1.Attention.Distribute.Linear_2.bias",
+		Param: "Chain_1.Residual_1.Attention.Distribute.Linear_2.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "Chain_1.Residual_1.Attention.Distribute.Linear_3.weight",
+		Param: "Chain_1.Residual_1.Attention.Distribute.Linear_3.weight",
+		Shape: []int{64, 64},
+	},
+	{
+		Key:   "Chain_1.Residual_1.Attention.Distribute.Linear_3.bias",
+		Param: "Chain_1.Residual_1.Attention.Distribute.Linear_3.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "Chain_1.Residual_1.Attention.Linear.weight",
+		Param: "Chain_1.Residual_1.Attention.Linear.weight",
+		Shape: []int{64, 64},
+	},
+	{
+		Key:   "Chain_1.Residual_1.Attention.Linear.bias",
+		Param: "Chain_1.Residual_1.Attention.Linear.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "Chain_1.LayerNorm_2.weight",
+		Param: "Chain_1.LayerNorm_2.weight",
+		Shape: []int{64},
+	},
+	{
+		Key:   "Chain_1.LayerNorm_2.bias",
+		Param: "Chain_1.LayerNorm_2.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "Chain_1.Residual_2.Linear_1.weight",
+		Param: "Chain_1.Residual_2.Linear_1.weight",
+		Shape: []int{256, 64},
+	},
+	{
+		Key:   "Chain_1.Residual_2.Linear_1.bias",
+		Param: "Chain_1.Residual_2.Linear_1.bias",
+		Shape: []int{256},
+	},
+	{
+		Key:   "Chain_1.Residual_2.Linear_2.weight",
+		Param: "Chain_1.Residual_2.Linear_2.weight",
+		Shape: []int{64, 256},
+	},
+	{
+		Key:   "Chain_1.Residual_2.Linear_2.bias",
+		Param: "Chain_1.Residual_2.Linear_2.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "Chain_1.Chain.Linear_1.weight",
+		Param: "Chain_1.Chain.Linear_1.weight",
+		Shape: []int{256, 64},
+	},
+	{
+		Key:   "Chain_1.Chain.Linear_1.bias",
+		Param: "Chain_1.Chain.Linear_1.bias",
+		Shape: []int{256},
+	},
+	{
+		Key:   "Chain_1.Chain.Linear_2.weight",
+		Param: "Chain_1.Chain.Linear_2.weight",
+		Shape: []int{64, 256},
+	},
+	{
+		Key:   "Chain_1.Chain.Linear_2.bias",
+		Param: "Chain_1.Chain.Linear_2.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "Chain_2.LayerNorm_1.weight",
+		Param: "Chain_2.LayerNorm_1.weight",
+		Shape: []int{64},
+	},
+	{
+		Key:   "Chain_2.LayerNorm_1.bias",
+		Param: "Chain_2.LayerNorm_1.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "Chain_2.Residual_1.Attention.Distribute.Linear_1.weight",
+		Param: "Chain_2.Residual_1.Attention.Distribute.Linear_1.weight",
+		Shape: []int{64, 64},
+	},
+	{
+		Key:   "Chain_2.Residual_1.Attention.Distribute.Linear_1.bias",
+		Param: "Chain_2.Residual_1.Attention.Distribute.Linear_1.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "Chain_2.Residual_1.Attention.Distribute.Linear_2.weight",
+		Param: "Chain_2.Residual_1.Attention.Distribute.Linear_2.weight",
+		Shape: []int{64, 64},
+	},
+	{
+		Key:   "Chain_2.Residual_1.Attention.Distribute.Linear_2.bias",
+		Param: "Chain_2.Residual_1.Attention.Distribute.Linear_2.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "Chain_2.Residual_1.Attention.Distribute.Linear_3.weight",
+		Param: "Chain_2.Residual_1.Attention.Distribute.Linear_3.weight",
+		Shape: []int{64, 64},
+	},
+	{
+		Key:   "Chain_2.Residual_1.Attention.Distribute.Linear_3.bias",
+		Param: "Chain_2.Residual_1.Attention.Distribute.Linear_3.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "Chain_2.Residual_1.Attention.Linear.weight",
+		Param: "Chain_2.Residual_1.Attention.Linear.weight",
+		Shape: []int{64, 64},
+	},
+	{
+		Key:   "Chain_2.Residual_1.Attention.Linear.bias",
+		Param: "Chain_2.Residual_1.Attention.Linear.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "Chain_2.LayerNorm_2.weight",
+		Param: "Chain_2.LayerNorm_2.weight",
+		Shape: []int{64},
+	},
+	{
+		Key:   "Chain_2.LayerNorm_2.bias",
+		Param: "Chain_2.LayerNorm_2.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "Chain_2.Residual_2.Linear_1.weight",
+		Param: "Chain_2.Residual_2.Linear_1.weight",
+		Shape: []int{256, 64},
+	},
+	{
+		Key:   "Chain_2.Residual_2.Linear_1.bias",
+		Param: "Chain_2.Residual_2.Linear_1.bias",
+		Shape: []int{256},
+	},
+	{
+		Key:   "Chain_2.Residual_2.Linear_2.weight",
+		Param: "Chain_2.Residual_2.Linear_2.weight",
+		Shape: []int{64, 256},
+	},
+	{
+		Key:   "Chain_2.Residual_2.Linear_2.bias",
+		Param: "Chain_2.Residual_2.Linear_2.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "Chain_2.Chain.Linear_1.weight",
+		Param: "Chain_2.Chain.Linear_1.weight",
+		Shape: []int{256, 64},
+	},
+	{
+		Key:   "Chain_2.Chain.Linear_1.bias",
+		Param: "Chain_2.Chain.Linear_1.bias",
+		Shape: []int{256},
+	},
+	{
+		Key:   "Chain_2.Chain.Linear_2.weight",
+		Param: "Chain_2.Chain.Linear_2.weight",
+		Shape: []int{64, 256},
+	},
+	{
+		Key:   "Chain_2.Chain.Linear_2.bias",
+		Param: "Chain_2.Chain.Linear_2.bias",
+		Shape: []int{64},
+	},
 }
 
-// weightSpecs lists the parameters in the module's order.
-var weightSpecs = []weightSpec{
-	{"Conv2d.weight", "Conv2d.weight", []int{64, 3, 8, 8}, 0, 12288},
-	{"Conv2d.bias", "Conv2d.bias", []int{64}, 12288, 64},
-	{"Residual.Parameter.weight", "Residual.Parameter.weight", []int{16, 64}, 12352, 1024},
-	{"Chain_1.LayerNorm_1.weight", "Chain_1.LayerNorm_1.weight", []int{64}, 13376, 64},
-	{"Chain_1.LayerNorm_1.bias", "Chain_1.LayerNorm_1.bias", []int{64}, 13440, 64},
-	{"Chain_1.Residual_1.Attention.Distribute.Linear_1.weight", "Chain_1.Residual_1.Attention.Distribute.Linear_1.weight", []int{64, 64}, 13504, 4096},
-	{"Chain_1.Residual_1.Attention.Distribute.Linear_1.bias", "Chain_1.Residual_1.Attention.Distribute.Linear_1.bias", []int{64}, 17600, 64},
-	{"Chain_1.Residual_1.Attention.Distribute.Linear_2.weight", "Chain_1.Residual_1.Attention.Distribute.Linear_2.weight", []int{64, 64}, 17664, 4096},
-	{"Chain_1.Residual_1.Attention.Distribute.Linear_2.bias", "Chain_1.Residual_1.Attention.Distribute.Linear_2.bias", []int{64}, 21760, 64},
-	{"Chain_1.Residual_1.Attention.Distribute.Linear_3.weight", "Chain_1.Residual_1.Attention.Distribute.Linear_3.weight", []int{64, 64}, 21824, 4096},
-	{"Chain_1.Residual_1.Attention.Distribute.Linear_3.bias", "Chain_1.Residual_1.Attention.Distribute.Linear_3.bias", []int{64}, 25920, 64},
-	{"Chain_1.Residual_1.Attention.Linear.weight", "Chain_1.Residual_1.Attention.Linear.weight", []int{64, 64}, 25984, 4096},
-	{"Chain_1.Residual_1.Attention.Linear.bias", "Chain_1.Residual_1.Attention.Linear.bias", []int{64}, 30080, 64},
-	{"Chain_1.LayerNorm_2.weight", "Chain_1.LayerNorm_2.weight", []int{64}, 30144, 64},
-	{"Chain_1.LayerNorm_2.bias", "Chain_1.LayerNorm_2.bias", []int{64}, 30208, 64},
-	{"Chain_1.Residual_2.Linear_1.weight", "Chain_1.Residual_2.Linear_1.weight", []int{256, 64}, 30272, 16384},
-	{"Chain_1.Residual_2.Linear_1.bias", "Chain_1.Residual_2.Linear_1.bias", []int{256}, 46656, 256},
-	{"Chain_1.Residual_2.Linear_2.weight", "Chain_1.Residual_2.Linear_2.weight", []int{64, 256}, 46912, 16384},
-	{"Chain_1.Residual_2.Linear_2.bias", "Chain_1.Residual_2.Linear_2.bias", []int{64}, 63296, 64},
-	{"Chain_1.Chain.Linear_1.weight", "Chain_1.Chain.Linear_1.weight", []int{256, 64}, 63360, 16384},
-	{"Chain_1.Chain.Linear_1.bias", "Chain_1.Chain.Linear_1.bias", []int{256}, 79744, 256},
-	{"Chain_1.Chain.Linear_2.weight", "Chain_1.Chain.Linear_2.weight", []int{64, 256}, 80000, 16384},
-	{"Chain_1.Chain.Linear_2.bias", "Chain_1.Chain.Linear_2.bias", []int{64}, 96384, 64},
-	{"Chain_2.LayerNorm_1.weight", "Chain_2.LayerNorm_1.weight", []int{64}, 96448, 64},
-	{"Chain_2.LayerNorm_1.bias", "Chain_2.LayerNorm_1.bias", []int{64}, 96512, 64},
-	{"Chain_2.Residual_1.Attention.Distribute.Linear_1.weight", "Chain_2.Residual_1.Attention.Distribute.Linear_1.weight", []int{64, 64}, 96576, 4096},
-	{"Chain_2.Residual_1.Attention.Distribute.Linear_1.bias", "Chain_2.Residual_1.Attention.Distribute.Linear_1.bias", []int{64}, 100672, 64},
-	{"Chain_2.Residual_1.Attention.Distribute.Linear_2.weight", "Chain_2.Residual_1.Attention.Distribute.Linear_2.weight", []int{64, 64}, 100736, 4096},
-	{"Chain_2.Residual_1.Attention.Distribute.Linear_2.bias", "Chain_2.Residual_1.Attention.Distribute.Linear_2.bias", []int{64}, 104832, 64},
-	{"Chain_2.Residual_1.Attention.Distribute.Linear_3.weight", "Chain_2.Residual_1.Attention.Distribute.Linear_3.weight", []int{64, 64}, 104896, 4096},
-	{"Chain_2.Residual_1.Attention.Distribute.Linear_3.bias", "Chain_2.Residual_1.Attention.Distribute.Linear_3.bias", []int{64}, 108992, 64},
-	{"Chain_2.Residual_1.Attention.Linear.weight", "Chain_2.Residual_1.Attention.Linear.weight", []int{64, 64}, 109056, 4096},
-	{"Chain_2.Residual_1.Attention.Linear.bias", "Chain_2.Residual_1.Attention.Linear.bias", []int{64}, 113152, 64},
-	{"Chain_2.LayerNorm_2.weight", "Chain_2.LayerNorm_2.weight", []int{64}, 113216, 64},
-	{"Chain_2.LayerNorm_2.bias", "Chain_2.LayerNorm_2.bias", []int{64}, 113280, 64},
-	{"Chain_2.Residual_2.Linear_1.weight", "Chain_2.Residual_2.Linear_1.weight", []int{256, 64}, 113344, 16384},
-	{"Chain_2.Residual_2.Linear_1.bias", "Chain_2.Residual_2.Linear_1.bias", []int{256}, 129728, 256},
-	{"Chain_2.Residual_2.Linear_2.weight", "Chain_2.Residual_2.Linear_2.weight", []int{64, 256}, 129984, 16384},
-	{"Chain_2.Residual_2.Linear_2.bias", "Chain_2.Residual_2.Linear_2.bias", []int{64}, 146368, 64},
-	{"Chain_2.Chain.Linear_1.weight", "Chain_2.Chain.Linear_1.weight", []int{256, 64}, 146432, 16384},
-	{"Chain_2.Chain.Linear_1.bias", "Chain_2.Chain.Linear_1.bias", []int{256}, 162816, 256},
-	{"Chain_2.Chain.Linear_2.weight", "Chain_2.Chain.Linear_2.weight", []int{64, 256}, 163072, 16384},
-	{"Chain_2.Chain.Linear_2.bias", "Chain_2.Chain.Linear_2.bias", []int{64}, 179456, 64},
-}
+// weightOffsets are the places of the weightSpecs in the weight slab, in float32 elements.
+var weightOffsets = []int{0, 12288, 12352, 13376, 13440, 13504, 17600, 17664, 21760, 21824, 25920, 25984, 30080, 30144, 30208, 30272, 46656, 46912, 63296, 63360, 79744, 80000, 96384, 96448, 96512, 96576, 100672, 100736, 104832, 104896, 108992, 109056, 113152, 113216, 113280, 113344, 129728, 129984, 146368, 146432, 162816, 163072, 179456}
 
 // Load opens the safetensors files at paths (memory-mapped where the platform allows) and loads
 // the weights from them as LoadFiles does. The files are closed before it returns.
 func Load(paths ...string) (*Model, error) {
-	files := make([]*runtime.SafetensorsFile, 0, len(paths))
-	defer func() {
-		for _, f := range files {
-			f.Close()
-		}
-	}()
-	for _, path := range paths {
-		f, err := runtime.OpenSafetensors(path)
-		if err != nil {
-			return nil, err
-		}
-		files = append(files, f)
+	files, err := runtime.OpenAll(paths...)
+	if err != nil {
+		return nil, err
 	}
+	defer runtime.CloseAll(files)
 	return LoadFiles(files...)
 }
 
@@ -98,78 +252,24 @@ func LoadReaderAt(r io.ReaderAt, size int64, name string) (*Model, error) {
 }
 
 // LoadFiles reads every parameter by its checkpoint key from files (f16 and bf16 tensors are
-// converted to float32) and returns a ready Model. It checks the whole set before reading any data
-// and reports every problem at once, one line each: a key the model needs that no file has, a key
-// of a file that the model does not have, a shape that differs from the model's (both shown), a
-// key present in two files, a tensor that is not floating point. On error it returns no model at
-// all.
+// converted to float32) and returns a ready Model. runtime.LocateWeights checks the whole set
+// before any data is read and reports every problem at once, one line each (missing, extra,
+// misshapen, duplicated or non-float tensors); on error there is no model at all.
 func LoadFiles(files ...*runtime.SafetensorsFile) (*Model, error) {
-	type location struct {
-		file *runtime.SafetensorsFile
-		info runtime.TensorInfo
-	}
-	wanted := make(map[string]bool, len(weightSpecs))
-	for _, s := range weightSpecs {
-		wanted[s.key] = true
-	}
-	var problems []string
-	found := map[string]location{}
-	for _, f := range files {
-		if f == nil {
-			problems = append(problems, "a nil safetensors file was passed")
-			continue
-		}
-		for _, name := range f.Names() {
-			info, ok := f.Info(name)
-			if !ok {
-				continue
-			}
-			if prev, dup := found[name]; dup {
-				problems = append(problems, fmt.Sprintf("key %q is in both %s and %s", name, fileName(prev.file), fileName(f)))
-				continue
-			}
-			found[name] = location{f, info}
-			if !wanted[name] {
-				problems = append(problems, fmt.Sprintf("%s: key %q (%s %s) is not a parameter of module %s", fileName(f), name, info.DType, formatInts(info.Shape), ModelName))
-			}
-		}
-	}
-	for _, s := range weightSpecs {
-		loc, ok := found[s.key]
-		switch {
-		case !ok:
-			problems = append(problems, fmt.Sprintf("missing weight %q (parameter @%s, expected shape %s)", s.key, s.param, formatInts(s.shape)))
-		case !loc.info.DType.IsFloat():
-			problems = append(problems, fmt.Sprintf("%s: key %q has dtype %s; parameters need a floating-point dtype", fileName(loc.file), s.key, loc.info.DType))
-		case !slices.Equal(loc.info.Shape, s.shape):
-			problems = append(problems, fmt.Sprintf("%s: key %q has shape %s, the model wants %s (parameter @%s)", fileName(loc.file), s.key, formatInts(loc.info.Shape), formatInts(s.shape), s.param))
-		}
-	}
-	if len(problems) > 0 {
-		return nil, errors.New(strings.Join(problems, "\n"))
+	set, err := runtime.LocateWeights(ModelName, weightSpecs, files...)
+	if err != nil {
+		return nil, err
 	}
 	m := newModel()
-	for _, s := range weightSpecs {
-		dst := m.weights[s.offset : s.offset+s.size]
-		if err := found[s.key].file.ReadF32Shape(s.key, dst, s.shape...); err != nil {
-			return nil, fmt.Errorf("reading weight %q: %w", s.key, err)
+	for i, s := range weightSpecs {
+		n := 1
+		for _, d := range s.Shape {
+			n *= d
+		}
+		off := weightOffsets[i]
+		if err := set.ReadInto(i, m.weights[off:off+n]); err != nil {
+			return nil, err
 		}
 	}
 	return m, nil
-}
-
-func fileName(f *runtime.SafetensorsFile) string {
-	if p := f.Path(); p != "" {
-		return p
-	}
-	return "<safetensors>"
-}
-
-// formatInts writes a shape as the IR prints it: [2, 3, 4].
-func formatInts(s []int) string {
-	parts := make([]string, len(s))
-	for i, d := range s {
-		parts[i] = strconv.Itoa(d)
-	}
-	return "[" + strings.Join(parts, ", ") + "]"
 }

@@ -3,123 +3,421 @@
 package taef2dec
 
 import (
-	"errors"
-	"fmt"
 	"io"
-	"slices"
-	"strconv"
-	"strings"
 
 	"github.com/rfc-project/rfc/runtime"
 )
 
-// weightSpec is one checkpoint tensor the model reads: its key, the IR parameter it fills, its
-// shape, and its place in the weight slab.
-type weightSpec struct {
-	key, param   string
-	shape        []int
-	offset, size int
+// weightSpecs lists the checkpoint tensors the model reads, in the module's order.
+var weightSpecs = []runtime.WeightSpec{
+	{
+		Key:   "1.weight",
+		Param: "TAESDDecoder.Conv2d_1.weight",
+		Shape: []int{64, 32, 3, 3},
+	},
+	{
+		Key:   "1.bias",
+		Param: "TAESDDecoder.Conv2d_1.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "3.pool.0.weight",
+		Param: "TAESDDecoder.TAESDBlock_1.Residual.Chain.Conv2d_1.weight",
+		Shape: []int{256, 64, 1, 1},
+	},
+	{
+		Key:   "3.pool.1.weight",
+		Param: "TAESDDecoder.TAESDBlock_1.Residual.Chain.GroupNorm.weight",
+		Shape: []int{256},
+	},
+	{
+		Key:   "3.pool.1.bias",
+		Param: "TAESDDecoder.TAESDBlock_1.Residual.Chain.GroupNorm.bias",
+		Shape: []int{256},
+	},
+	{
+		Key:   "3.pool.3.weight",
+		Param: "TAESDDecoder.TAESDBlock_1.Residual.Chain.Conv2d_2.weight",
+		Shape: []int{64, 256, 1, 1},
+	},
+	{
+		Key:   "3.conv.0.weight",
+		Param: "TAESDDecoder.TAESDBlock_1.Sum.Chain.Conv2d_1.weight",
+		Shape: []int{64, 64, 3, 3},
+	},
+	{
+		Key:   "3.conv.0.bias",
+		Param: "TAESDDecoder.TAESDBlock_1.Sum.Chain.Conv2d_1.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "3.conv.2.weight",
+		Param: "TAESDDecoder.TAESDBlock_1.Sum.Chain.Conv2d_2.weight",
+		Shape: []int{64, 64, 3, 3},
+	},
+	{
+		Key:   "3.conv.2.bias",
+		Param: "TAESDDecoder.TAESDBlock_1.Sum.Chain.Conv2d_2.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "3.conv.4.weight",
+		Param: "TAESDDecoder.TAESDBlock_1.Sum.Chain.Conv2d_3.weight",
+		Shape: []int{64, 64, 3, 3},
+	},
+	{
+		Key:   "3.conv.4.bias",
+		Param: "TAESDDecoder.TAESDBlock_1.Sum.Chain.Conv2d_3.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "4.pool.0.weight",
+		Param: "TAESDDecoder.TAESDBlock_2.Residual.Chain.Conv2d_1.weight",
+		Shape: []int{256, 64, 1, 1},
+	},
+	{
+		Key:   "4.pool.1.weight",
+		Param: "TAESDDecoder.TAESDBlock_2.Residual.Chain.GroupNorm.weight",
+		Shape: []int{256},
+	},
+	{
+		Key:   "4.pool.1.bias",
+		Param: "TAESDDecoder.TAESDBlock_2.Residual.Chain.GroupNorm.bias",
+		Shape: []int{256},
+	},
+	{
+		Key:   "4.pool.3.weight",
+		Param: "TAESDDecoder.TAESDBlock_2.Residual.Chain.Conv2d_2.weight",
+		Shape: []int{64, 256, 1, 1},
+	},
+	{
+		Key:   "4.conv.0.weight",
+		Param: "TAESDDecoder.TAESDBlock_2.Sum.Chain.Conv2d_1.weight",
+		Shape: []int{64, 64, 3, 3},
+	},
+	{
+		Key:   "4.conv.0.bias",
+		Param: "TAESDDecoder.TAESDBlock_2.Sum.Chain.Conv2d_1.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "4.conv.2.weight",
+		Param: "TAESDDecoder.TAESDBlock_2.Sum.Chain.Conv2d_2.weight",
+		Shape: []int{64, 64, 3, 3},
+	},
+	{
+		Key:   "4.conv.2.bias",
+		Param: "TAESDDecoder.TAESDBlock_2.Sum.Chain.Conv2d_2.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "4.conv.4.weight",
+		Param: "TAESDDecoder.TAESDBlock_2.Sum.Chain.Conv2d_3.weight",
+		Shape: []int{64, 64, 3, 3},
+	},
+	{
+		Key:   "4.conv.4.bias",
+		Param: "TAESDDecoder.TAESDBlock_2.Sum.Chain.Conv2d_3.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "5.pool.0.weight",
+		Param: "TAESDDecoder.TAESDBlock_3.Residual.Chain.Conv2d_1.weight",
+		Shape: []int{256, 64, 1, 1},
+	},
+	{
+		Key:   "5.pool.1.weight",
+		Param: "TAESDDecoder.TAESDBlock_3.Residual.Chain.GroupNorm.weight",
+		Shape: []int{256},
+	},
+	{
+		Key:   "5.pool.1.bias",
+		Param: "TAESDDecoder.TAESDBlock_3.Residual.Chain.GroupNorm.bias",
+		Shape: []int{256},
+	},
+	{
+		Key:   "5.pool.3.weight",
+		Param: "TAESDDecoder.TAESDBlock_3.Residual.Chain.Conv2d_2.weight",
+		Shape: []int{64, 256, 1, 1},
+	},
+	{
+		Key:   "5.conv.0.weight",
+		Param: "TAESDDecoder.TAESDBlock_3.Sum.Chain.Conv2d_1.weight",
+		Shape: []int{64, 64, 3, 3},
+	},
+	{
+		Key:   "5.conv.0.bias",
+		Param: "TAESDDecoder.TAESDBlock_3.Sum.Chain.Conv2d_1.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "5.conv.2.weight",
+		Param: "TAESDDecoder.TAESDBlock_3.Sum.Chain.Conv2d_2.weight",
+		Shape: []int{64, 64, 3, 3},
+	},
+	{
+		Key:   "5.conv.2.bias",
+		Param: "TAESDDecoder.TAESDBlock_3.Sum.Chain.Conv2d_2.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "5.conv.4.weight",
+		Param: "TAESDDecoder.TAESDBlock_3.Sum.Chain.Conv2d_3.weight",
+		Shape: []int{64, 64, 3, 3},
+	},
+	{
+		Key:   "5.conv.4.bias",
+		Param: "TAESDDecoder.TAESDBlock_3.Sum.Chain.Conv2d_3.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "7.weight",
+		Param: "TAESDDecoder.Conv2d_2.weight",
+		Shape: []int{64, 64, 3, 3},
+	},
+	{
+		Key:   "8.conv.0.weight",
+		Param: "TAESDDecoder.TAESDBlock_4.Sum.Chain.Conv2d_1.weight",
+		Shape: []int{64, 64, 3, 3},
+	},
+	{
+		Key:   "8.conv.0.bias",
+		Param: "TAESDDecoder.TAESDBlock_4.Sum.Chain.Conv2d_1.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "8.conv.2.weight",
+		Param: "TAESDDecoder.TAESDBlock_4.Sum.Chain.Conv2d_2.weight",
+		Shape: []int{64, 64, 3, 3},
+	},
+	{
+		Key:   "8.conv.2.bias",
+		Param: "TAESDDecoder.TAESDBlock_4.Sum.Chain.Conv2d_2.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "8.conv.4.weight",
+		Param: "TAESDDecoder.TAESDBlock_4.Sum.Chain.Conv2d_3.weight",
+		Shape: []int{64, 64, 3, 3},
+	},
+	{
+		Key:   "8.conv.4.bias",
+		Param: "TAESDDecoder.TAESDBlock_4.Sum.Chain.Conv2d_3.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "9.conv.0.weight",
+		Param: "TAESDDecoder.TAESDBlock_5.Sum.Chain.Conv2d_1.weight",
+		Shape: []int{64, 64, 3, 3},
+	},
+	{
+		Key:   "9.conv.0.bias",
+		Param: "TAESDDecoder.TAESDBlock_5.Sum.Chain.Conv2d_1.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "9.conv.2.weight",
+		Param: "TAESDDecoder.TAESDBlock_5.Sum.Chain.Conv2d_2.weight",
+		Shape: []int{64, 64, 3, 3},
+	},
+	{
+		Key:   "9.conv.2.bias",
+		Param: "TAESDDecoder.TAESDBlock_5.Sum.Chain.Conv2d_2.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "9.conv.4.weight",
+		Param: "TAESDDecoder.TAESDBlock_5.Sum.Chain.Conv2d_3.weight",
+		Shape: []int{64, 64, 3, 3},
+	},
+	{
+		Key:   "9.conv.4.bias",
+		Param: "TAESDDecoder.TAESDBlock_5.Sum.Chain.Conv2d_3.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "10.conv.0.weight",
+		Param: "TAESDDecoder.TAESDBlock_6.Sum.Chain.Conv2d_1.weight",
+		Shape: []int{64, 64, 3, 3},
+	},
+	{
+		Key:   "10.conv.0.bias",
+		Param: "TAESDDecoder.TAESDBlock_6.Sum.Chain.Conv2d_1.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "10.conv.2.weight",
+		Param: "TAESDDecoder.TAESDBlock_6.Sum.Chain.Conv2d_2.weight",
+		Shape: []int{64, 64, 3, 3},
+	},
+	{
+		Key:   "10.conv.2.bias",
+		Param: "TAESDDecoder.TAESDBlock_6.Sum.Chain.Conv2d_2.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "10.conv.4.weight",
+		Param: "TAESDDecoder.TAESDBlock_6.Sum.Chain.Conv2d_3.weight",
+		Shape: []int{64, 64, 3, 3},
+	},
+	{
+		Key:   "10.conv.4.bias",
+		Param: "TAESDDecoder.TAESDBlock_6.Sum.Chain.Conv2d_3.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "12.weight",
+		Param: "TAESDDecoder.Conv2d_3.weight",
+		Shape: []int{64, 64, 3, 3},
+	},
+	{
+		Key:   "13.conv.0.weight",
+		Param: "TAESDDecoder.TAESDBlock_7.Sum.Chain.Conv2d_1.weight",
+		Shape: []int{64, 64, 3, 3},
+	},
+	{
+		Key:   "13.conv.0.bias",
+		Param: "TAESDDecoder.TAESDBlock_7.Sum.Chain.Conv2d_1.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "13.conv.2.weight",
+		Param: "TAESDDecoder.TAESDBlock_7.Sum.Chain.Conv2d_2.weight",
+		Shape: []int{64, 64, 3, 3},
+	},
+	{
+		Key:   "13.conv.2.bias",
+		Param: "TAESDDecoder.TAESDBlock_7.Sum.Chain.Conv2d_2.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "13.conv.4.weight",
+		Param: "TAESDDecoder.TAESDBlock_7.Sum.Chain.Conv2d_3.weight",
+		Shape: []int{64, 64, 3, 3},
+	},
+	{
+		Key:   "13.conv.4.bias",
+		Param: "TAESDDecoder.TAESDBlock_7.Sum.Chain.Conv2d_3.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "14.conv.0.weight",
+		Param: "TAESDDecoder.TAESDBlock_8.Sum.Chain.Conv2d_1.weight",
+		Shape: []int{64, 64, 3, 3},
+	},
+	{
+		Key:   "14.conv.0.bias",
+		Param: "TAESDDecoder.TAESDBlock_8.Sum.Chain.Conv2d_1.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "14.conv.2.weight",
+		Param: "TAESDDecoder.TAESDBlock_8.Sum.Chain.Conv2d_2.weight",
+		Shape: []int{64, 64, 3, 3},
+	},
+	{
+		Key:   "14.conv.2.bias",
+		Param: "TAESDDecoder.TAESDBlock_8.Sum.Chain.Conv2d_2.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "14.conv.4.weight",
+		Param: "TAESDDecoder.TAESDBlock_8.Sum.Chain.Conv2d_3.weight",
+		Shape: []int{64, 64, 3, 3},
+	},
+	{
+		Key:   "14.conv.4.bias",
+		Param: "TAESDDecoder.TAESDBlock_8.Sum.Chain.Conv2d_3.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "15.conv.0.weight",
+		Param: "TAESDDecoder.TAESDBlock_9.Sum.Chain.Conv2d_1.weight",
+		Shape: []int{64, 64, 3, 3},
+	},
+	{
+		Key:   "15.conv.0.bias",
+		Param: "TAESDDecoder.TAESDBlock_9.Sum.Chain.Conv2d_1.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "15.conv.2.weight",
+		Param: "TAESDDecoder.TAESDBlock_9.Sum.Chain.Conv2d_2.weight",
+		Shape: []int{64, 64, 3, 3},
+	},
+	{
+		Key:   "15.conv.2.bias",
+		Param: "TAESDDecoder.TAESDBlock_9.Sum.Chain.Conv2d_2.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "15.conv.4.weight",
+		Param: "TAESDDecoder.TAESDBlock_9.Sum.Chain.Conv2d_3.weight",
+		Shape: []int{64, 64, 3, 3},
+	},
+	{
+		Key:   "15.conv.4.bias",
+		Param: "TAESDDecoder.TAESDBlock_9.Sum.Chain.Conv2d_3.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "17.weight",
+		Param: "TAESDDecoder.Conv2d_4.weight",
+		Shape: []int{64, 64, 3, 3},
+	},
+	{
+		Key:   "18.conv.0.weight",
+		Param: "TAESDDecoder.TAESDBlock_10.Sum.Chain.Conv2d_1.weight",
+		Shape: []int{64, 64, 3, 3},
+	},
+	{
+		Key:   "18.conv.0.bias",
+		Param: "TAESDDecoder.TAESDBlock_10.Sum.Chain.Conv2d_1.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "18.conv.2.weight",
+		Param: "TAESDDecoder.TAESDBlock_10.Sum.Chain.Conv2d_2.weight",
+		Shape: []int{64, 64, 3, 3},
+	},
+	{
+		Key:   "18.conv.2.bias",
+		Param: "TAESDDecoder.TAESDBlock_10.Sum.Chain.Conv2d_2.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "18.conv.4.weight",
+		Param: "TAESDDecoder.TAESDBlock_10.Sum.Chain.Conv2d_3.weight",
+		Shape: []int{64, 64, 3, 3},
+	},
+	{
+		Key:   "18.conv.4.bias",
+		Param: "TAESDDecoder.TAESDBlock_10.Sum.Chain.Conv2d_3.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "19.weight",
+		Param: "TAESDDecoder.Conv2d_5.weight",
+		Shape: []int{3, 64, 3, 3},
+	},
+	{
+		Key:   "19.bias",
+		Param: "TAESDDecoder.Conv2d_5.bias",
+		Shape: []int{3},
+	},
 }
 
-// weightSpecs lists the parameters in the module's order.
-var weightSpecs = []weightSpec{
-	{"1.weight", "TAESDDecoder.Conv2d_1.weight", []int{64, 32, 3, 3}, 0, 18432},
-	{"1.bias", "TAESDDecoder.Conv2d_1.bias", []int{64}, 18432, 64},
-	{"3.pool.0.weight", "TAESDDecoder.TAESDBlock_1.Residual.Chain.Conv2d_1.weight", []int{256, 64, 1, 1}, 18496, 16384},
-	{"3.pool.1.weight", "TAESDDecoder.TAESDBlock_1.Residual.Chain.GroupNorm.weight", []int{256}, 34880, 256},
-	{"3.pool.1.bias", "TAESDDecoder.TAESDBlock_1.Residual.Chain.GroupNorm.bias", []int{256}, 35136, 256},
-	{"3.pool.3.weight", "TAESDDecoder.TAESDBlock_1.Residual.Chain.Conv2d_2.weight", []int{64, 256, 1, 1}, 35392, 16384},
-	{"3.conv.0.weight", "TAESDDecoder.TAESDBlock_1.Sum.Chain.Conv2d_1.weight", []int{64, 64, 3, 3}, 51776, 36864},
-	{"3.conv.0.bias", "TAESDDecoder.TAESDBlock_1.Sum.Chain.Conv2d_1.bias", []int{64}, 88640, 64},
-	{"3.conv.2.weight", "TAESDDecoder.TAESDBlock_1.Sum.Chain.Conv2d_2.weight", []int{64, 64, 3, 3}, 88704, 36864},
-	{"3.conv.2.bias", "TAESDDecoder.TAESDBlock_1.Sum.Chain.Conv2d_2.bias", []int{64}, 125568, 64},
-	{"3.conv.4.weight", "TAESDDecoder.TAESDBlock_1.Sum.Chain.Conv2d_3.weight", []int{64, 64, 3, 3}, 125632, 36864},
-	{"3.conv.4.bias", "TAESDDecoder.TAESDBlock_1.Sum.Chain.Conv2d_3.bias", []int{64}, 162496, 64},
-	{"4.pool.0.weight", "TAESDDecoder.TAESDBlock_2.Residual.Chain.Conv2d_1.weight", []int{256, 64, 1, 1}, 162560, 16384},
-	{"4.pool.1.weight", "TAESDDecoder.TAESDBlock_2.Residual.Chain.GroupNorm.weight", []int{256}, 178944, 256},
-	{"4.pool.1.bias", "TAESDDecoder.TAESDBlock_2.Residual.Chain.GroupNorm.bias", []int{256}, 179200, 256},
-	{"4.pool.3.weight", "TAESDDecoder.TAESDBlock_2.Residual.Chain.Conv2d_2.weight", []int{64, 256, 1, 1}, 179456, 16384},
-	{"4.conv.0.weight", "TAESDDecoder.TAESDBlock_2.Sum.Chain.Conv2d_1.weight", []int{64, 64, 3, 3}, 195840, 36864},
-	{"4.conv.0.bias", "TAESDDecoder.TAESDBlock_2.Sum.Chain.Conv2d_1.bias", []int{64}, 232704, 64},
-	{"4.conv.2.weight", "TAESDDecoder.TAESDBlock_2.Sum.Chain.Conv2d_2.weight", []int{64, 64, 3, 3}, 232768, 36864},
-	{"4.conv.2.bias", "TAESDDecoder.TAESDBlock_2.Sum.Chain.Conv2d_2.bias", []int{64}, 269632, 64},
-	{"4.conv.4.weight", "TAESDDecoder.TAESDBlock_2.Sum.Chain.Conv2d_3.weight", []int{64, 64, 3, 3}, 269696, 36864},
-	{"4.conv.4.bias", "TAESDDecoder.TAESDBlock_2.Sum.Chain.Conv2d_3.bias", []int{64}, 306560, 64},
-	{"5.pool.0.weight", "TAESDDecoder.TAESDBlock_3.Residual.Chain.Conv2d_1.weight", []int{256, 64, 1, 1}, 306624, 16384},
-	{"5.pool.1.weight", "TAESDDecoder.TAESDBlock_3.Residual.Chain.GroupNorm.weight", []int{256}, 323008, 256},
-	{"5.pool.1.bias", "TAESDDecoder.TAESDBlock_3.Residual.Chain.GroupNorm.bias", []int{256}, 323264, 256},
-	{"5.pool.3.weight", "TAESDDecoder.TAESDBlock_3.Residual.Chain.Conv2d_2.weight", []int{64, 256, 1, 1}, 323520, 16384},
-	{"5.conv.0.weight", "TAESDDecoder.TAESDBlock_3.Sum.Chain.Conv2d_1.weight", []int{64, 64, 3, 3}, 339904, 36864},
-	{"5.conv.0.bias", "TAESDDecoder.TAESDBlock_3.Sum.Chain.Conv2d_1.bias", []int{64}, 376768, 64},
-	{"5.conv.2.weight", "TAESDDecoder.TAESDBlock_3.Sum.Chain.Conv2d_2.weight", []int{64, 64, 3, 3}, 376832, 36864},
-	{"5.conv.2.bias", "TAESDDecoder.TAESDBlock_3.Sum.Chain.Conv2d_2.bias", []int{64}, 413696, 64},
-	{"5.conv.4.weight", "TAESDDecoder.TAESDBlock_3.Sum.Chain.Conv2d_3.weight", []int{64, 64, 3, 3}, 413760, 36864},
-	{"5.conv.4.bias", "TAESDDecoder.TAESDBlock_3.Sum.Chain.Conv2d_3.bias", []int{64}, 450624, 64},
-	{"7.weight", "TAESDDecoder.Conv2d_2.weight", []int{64, 64, 3, 3}, 450688, 36864},
-	{"8.conv.0.weight", "TAESDDecoder.TAESDBlock_4.Sum.Chain.Conv2d_1.weight", []int{64, 64, 3, 3}, 487552, 36864},
-	{"8.conv.0.bias", "TAESDDecoder.TAESDBlock_4.Sum.Chain.Conv2d_1.bias", []int{64}, 524416, 64},
-	{"8.conv.2.weight", "TAESDDecoder.TAESDBlock_4.Sum.Chain.Conv2d_2.weight", []int{64, 64, 3, 3}, 524480, 36864},
-	{"8.conv.2.bias", "TAESDDecoder.TAESDBlock_4.Sum.Chain.Conv2d_2.bias", []int{64}, 561344, 64},
-	{"8.conv.4.weight", "TAESDDecoder.TAESDBlock_4.Sum.Chain.Conv2d_3.weight", []int{64, 64, 3, 3}, 561408, 36864},
-	{"8.conv.4.bias", "TAESDDecoder.TAESDBlock_4.Sum.Chain.Conv2d_3.bias", []int{64}, 598272, 64},
-	{"9.conv.0.weight", "TAESDDecoder.TAESDBlock_5.Sum.Chain.Conv2d_1.weight", []int{64, 64, 3, 3}, 598336, 36864},
-	{"9.conv.0.bias", "TAESDDecoder.TAESDBlock_5.Sum.Chain.Conv2d_1.bias", []int{64}, 635200, 64},
-	{"9.conv.2.weight", "TAESDDecoder.TAESDBlock_5.Sum.Chain.Conv2d_2.weight", []int{64, 64, 3, 3}, 635264, 36864},
-	{"9.conv.2.bias", "TAESDDecoder.TAESDBlock_5.Sum.Chain.Conv2d_2.bias", []int{64}, 672128, 64},
-	{"9.conv.4.weight", "TAESDDecoder.TAESDBlock_5.Sum.Chain.Conv2d_3.weight", []int{64, 64, 3, 3}, 672192, 36864},
-	{"9.conv.4.bias", "TAESDDecoder.TAESDBlock_5.Sum.Chain.Conv2d_3.bias", []int{64}, 709056, 64},
-	{"10.conv.0.weight", "TAESDDecoder.TAESDBlock_6.Sum.Chain.Conv2d_1.weight", []int{64, 64, 3, 3}, 709120, 36864},
-	{"10.conv.0.bias", "TAESDDecoder.TAESDBlock_6.Sum.Chain.Conv2d_1.bias", []int{64}, 745984, 64},
-	{"10.conv.2.weight", "TAESDDecoder.TAESDBlock_6.Sum.Chain.Conv2d_2.weight", []int{64, 64, 3, 3}, 746048, 36864},
-	{"10.conv.2.bias", "TAESDDecoder.TAESDBlock_6.Sum.Chain.Conv2d_2.bias", []int{64}, 782912, 64},
-	{"10.conv.4.weight", "TAESDDecoder.TAESDBlock_6.Sum.Chain.Conv2d_3.weight", []int{64, 64, 3, 3}, 782976, 36864},
-	{"10.conv.4.bias", "TAESDDecoder.TAESDBlock_6.Sum.Chain.Conv2d_3.bias", []int{64}, 819840, 64},
-	{"12.weight", "TAESDDecoder.Conv2d_3.weight", []int{64, 64, 3, 3}, 819904, 36864},
-	{"13.conv.0.weight", "TAESDDecoder.TAESDBlock_7.Sum.Chain.Conv2d_1.weight", []int{64, 64, 3, 3}, 856768, 36864},
-	{"13.conv.0.bias", "TAESDDecoder.TAESDBlock_7.Sum.Chain.Conv2d_1.bias", []int{64}, 893632, 64},
-	{"13.conv.2.weight", "TAESDDecoder.TAESDBlock_7.Sum.Chain.Conv2d_2.weight", []int{64, 64, 3, 3}, 893696, 36864},
-	{"13.conv.2.bias", "TAESDDecoder.TAESDBlock_7.Sum.Chain.Conv2d_2.bias", []int{64}, 930560, 64},
-	{"13.conv.4.weight", "TAESDDecoder.TAESDBlock_7.Sum.Chain.Conv2d_3.weight", []int{64, 64, 3, 3}, 930624, 36864},
-	{"13.conv.4.bias", "TAESDDecoder.TAESDBlock_7.Sum.Chain.Conv2d_3.bias", []int{64}, 967488, 64},
-	{"14.conv.0.weight", "TAESDDecoder.TAESDBlock_8.Sum.Chain.Conv2d_1.weight", []int{64, 64, 3, 3}, 967552, 36864},
-	{"14.conv.0.bias", "TAESDDecoder.TAESDBlock_8.Sum.Chain.Conv2d_1.bias", []int{64}, 1004416, 64},
-	{"14.conv.2.weight", "TAESDDecoder.TAESDBlock_8.Sum.Chain.Conv2d_2.weight", []int{64, 64, 3, 3}, 1004480, 36864},
-	{"14.conv.2.bias", "TAESDDecoder.TAESDBlock_8.Sum.Chain.Conv2d_2.bias", []int{64}, 1041344, 64},
-	{"14.conv.4.weight", "TAESDDecoder.TAESDBlock_8.Sum.Chain.Conv2d_3.weight", []int{64, 64, 3, 3}, 1041408, 36864},
-	{"14.conv.4.bias", "TAESDDecoder.TAESDBlock_8.Sum.Chain.Conv2d_3.bias", []int{64}, 1078272, 64},
-	{"15.conv.0.weight", "TAESDDecoder.TAESDBlock_9.Sum.Chain.Conv2d_1.weight", []int{64, 64, 3, 3}, 1078336, 36864},
-	{"15.conv.0.bias", "TAESDDecoder.TAESDBlock_9.Sum.Chain.Conv2d_1.bias", []int{64}, 1115200, 64},
-	{"15.conv.2.weight", "TAESDDecoder.TAESDBlock_9.Sum.Chain.Conv2d_2.weight", []int{64, 64, 3, 3}, 1115264, 36864},
-	{"15.conv.2.bias", "TAESDDecoder.TAESDBlock_9.Sum.Chain.Conv2d_2.bias", []int{64}, 1152128, 64},
-	{"15.conv.4.weight", "TAESDDecoder.TAESDBlock_9.Sum.Chain.Conv2d_3.weight", []int{64, 64, 3, 3}, 1152192, 36864},
-	{"15.conv.4.bias", "TAESDDecoder.TAESDBlock_9.Sum.Chain.Conv2d_3.bias", []int{64}, 1189056, 64},
-	{"17.weight", "TAESDDecoder.Conv2d_4.weight", []int{64, 64, 3, 3}, 1189120, 36864},
-	{"18.conv.0.weight", "TAESDDecoder.TAESDBlock_10.Sum.Chain.Conv2d_1.weight", []int{64, 64, 3, 3}, 1225984, 36864},
-	{"18.conv.0.bias", "TAESDDecoder.TAESDBlock_10.Sum.Chain.Conv2d_1.bias", []int{64}, 1262848, 64},
-	{"18.conv.2.weight", "TAESDDecoder.TAESDBlock_10.Sum.Chain.Conv2d_2.weight", []int{64, 64, 3, 3}, 1262912, 36864},
-	{"18.conv.2.bias", "TAESDDecoder.TAESDBlock_10.Sum.Chain.Conv2d_2.bias", []int{64}, 1299776, 64},
-	{"18.conv.4.weight", "TAESDDecoder.TAESDBlock_10.Sum.Chain.Conv2d_3.weight", []int{64, 64, 3, 3}, 1299840, 36864},
-	{"18.conv.4.bias", "TAESDDecoder.TAESDBlock_10.Sum.Chain.Conv2d_3.bias", []int{64}, 1336704, 64},
-	{"19.weight", "TAESDDecoder.Conv2d_5.weight", []int{3, 64, 3, 3}, 1336768, 1728},
-	{"19.bias", "TAESDDecoder.Conv2d_5.bias", []int{3}, 1338496, 3},
-}
+// weightOffsets are the places of the weightSpecs in the weight slab, in float32 elements.
+var weightOffsets = []int{0, 18432, 18496, 34880, 35136, 35392, 51776, 88640, 88704, 125568, 125632, 162496, 162560, 178944, 179200, 179456, 195840, 232704, 232768, 269632, 269696, 306560, 306624, 323008, 323264, 323520, 339904, 376768, 376832, 413696, 413760, 450624, 450688, 487552, 524416, 524480, 561344, 561408, 598272, 598336, 635200, 635264, 672128, 672192, 709056, 709120, 745984, 746048, 782912, 782976, 819840, 819904, 856768, 893632, 893696, 930560, 930624, 967488, 967552, 1004416, 1004480, 1041344, 1041408, 1078272, 1078336, 1115200, 1115264, 1152128, 1152192, 1189056, 1189120, 1225984, 1262848, 1262912, 1299776, 1299840, 1336704, 1336768, 1338496}
 
 // Load opens the safetensors files at paths (memory-mapped where the platform allows) and loads
 // the weights from them as LoadFiles does. The files are closed before it returns.
 func Load(paths ...string) (*Model, error) {
-	files := make([]*runtime.SafetensorsFile, 0, len(paths))
-	defer func() {
-		for _, f := range files {
-			f.Close()
-		}
-	}()
-	for _, path := range paths {
-		f, err := runtime.OpenSafetensors(path)
-		if err != nil {
-			return nil, err
-		}
-		files = append(files, f)
+	files, err := runtime.OpenAll(paths...)
+	if err != nil {
+		return nil, err
 	}
+	defer runtime.CloseAll(files)
 	return LoadFiles(files...)
 }
 
@@ -134,78 +432,24 @@ func LoadReaderAt(r io.ReaderAt, size int64, name string) (*Model, error) {
 }
 
 // LoadFiles reads every parameter by its checkpoint key from files (f16 and bf16 tensors are
-// converted to float32) and returns a ready Model. It checks the whole set before reading any data
-// and reports every problem at once, one line each: a key the model needs that no file has, a key
-// of a file that the model does not have, a shape that differs from the model's (both shown), a
-// key present in two files, a tensor that is not floating point. On error it returns no model at
-// all.
+// converted to float32) and returns a ready Model. runtime.LocateWeights checks the whole set
+// before any data is read and reports every problem at once, one line each (missing, extra,
+// misshapen, duplicated or non-float tensors); on error there is no model at all.
 func LoadFiles(files ...*runtime.SafetensorsFile) (*Model, error) {
-	type location struct {
-		file *runtime.SafetensorsFile
-		info runtime.TensorInfo
-	}
-	wanted := make(map[string]bool, len(weightSpecs))
-	for _, s := range weightSpecs {
-		wanted[s.key] = true
-	}
-	var problems []string
-	found := map[string]location{}
-	for _, f := range files {
-		if f == nil {
-			problems = append(problems, "a nil safetensors file was passed")
-			continue
-		}
-		for _, name := range f.Names() {
-			info, ok := f.Info(name)
-			if !ok {
-				continue
-			}
-			if prev, dup := found[name]; dup {
-				problems = append(problems, fmt.Sprintf("key %q is in both %s and %s", name, fileName(prev.file), fileName(f)))
-				continue
-			}
-			found[name] = location{f, info}
-			if !wanted[name] {
-				problems = append(problems, fmt.Sprintf("%s: key %q (%s %s) is not a parameter of module %s", fileName(f), name, info.DType, formatInts(info.Shape), ModelName))
-			}
-		}
-	}
-	for _, s := range weightSpecs {
-		loc, ok := found[s.key]
-		switch {
-		case !ok:
-			problems = append(problems, fmt.Sprintf("missing weight %q (parameter @%s, expected shape %s)", s.key, s.param, formatInts(s.shape)))
-		case !loc.info.DType.IsFloat():
-			problems = append(problems, fmt.Sprintf("%s: key %q has dtype %s; parameters need a floating-point dtype", fileName(loc.file), s.key, loc.info.DType))
-		case !slices.Equal(loc.info.Shape, s.shape):
-			problems = append(problems, fmt.Sprintf("%s: key %q has shape %s, the model wants %s (parameter @%s)", fileName(loc.file), s.key, formatInts(loc.info.Shape), formatInts(s.shape), s.param))
-		}
-	}
-	if len(problems) > 0 {
-		return nil, errors.New(strings.Join(problems, "\n"))
+	set, err := runtime.LocateWeights(ModelName, weightSpecs, files...)
+	if err != nil {
+		return nil, err
 	}
 	m := newModel()
-	for _, s := range weightSpecs {
-		dst := m.weights[s.offset : s.offset+s.size]
-		if err := found[s.key].file.ReadF32Shape(s.key, dst, s.shape...); err != nil {
-			return nil, fmt.Errorf("reading weight %q: %w", s.key, err)
+	for i, s := range weightSpecs {
+		n := 1
+		for _, d := range s.Shape {
+			n *= d
+		}
+		off := weightOffsets[i]
+		if err := set.ReadInto(i, m.weights[off:off+n]); err != nil {
+			return nil, err
 		}
 	}
 	return m, nil
-}
-
-func fileName(f *runtime.SafetensorsFile) string {
-	if p := f.Path(); p != "" {
-		return p
-	}
-	return "<safetensors>"
-}
-
-// formatInts writes a shape as the IR prints it: [2, 3, 4].
-func formatInts(s []int) string {
-	parts := make([]string, len(s))
-	for i, d := range s {
-		parts[i] = strconv.Itoa(d)
-	}
-	return "[" + strings.Join(parts, ", ") + "]"
 }

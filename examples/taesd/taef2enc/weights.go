@@ -3,123 +3,421 @@
 package taef2enc
 
 import (
-	"errors"
-	"fmt"
 	"io"
-	"slices"
-	"strconv"
-	"strings"
 
 	"github.com/rfc-project/rfc/runtime"
 )
 
-// weightSpec is one checkpoint tensor the model reads: its key, the IR parameter it fills, its
-// shape, and its place in the weight slab.
-type weightSpec struct {
-	key, param   string
-	shape        []int
-	offset, size int
+// weightSpecs lists the checkpoint tensors the model reads, in the module's order.
+var weightSpecs = []runtime.WeightSpec{
+	{
+		Key:   "0.weight",
+		Param: "TAESDEncoder.Conv2d_1.weight",
+		Shape: []int{64, 3, 3, 3},
+	},
+	{
+		Key:   "0.bias",
+		Param: "TAESDEncoder.Conv2d_1.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "1.conv.0.weight",
+		Param: "TAESDEncoder.TAESDBlock_1.Sum.Chain.Conv2d_1.weight",
+		Shape: []int{64, 64, 3, 3},
+	},
+	{
+		Key:   "1.conv.0.bias",
+		Param: "TAESDEncoder.TAESDBlock_1.Sum.Chain.Conv2d_1.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "1.conv.2.weight",
+		Param: "TAESDEncoder.TAESDBlock_1.Sum.Chain.Conv2d_2.weight",
+		Shape: []int{64, 64, 3, 3},
+	},
+	{
+		Key:   "1.conv.2.bias",
+		Param: "TAESDEncoder.TAESDBlock_1.Sum.Chain.Conv2d_2.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "1.conv.4.weight",
+		Param: "TAESDEncoder.TAESDBlock_1.Sum.Chain.Conv2d_3.weight",
+		Shape: []int{64, 64, 3, 3},
+	},
+	{
+		Key:   "1.conv.4.bias",
+		Param: "TAESDEncoder.TAESDBlock_1.Sum.Chain.Conv2d_3.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "2.weight",
+		Param: "TAESDEncoder.Conv2d_2.weight",
+		Shape: []int{64, 64, 3, 3},
+	},
+	{
+		Key:   "3.conv.0.weight",
+		Param: "TAESDEncoder.TAESDBlock_2.Sum.Chain.Conv2d_1.weight",
+		Shape: []int{64, 64, 3, 3},
+	},
+	{
+		Key:   "3.conv.0.bias",
+		Param: "TAESDEncoder.TAESDBlock_2.Sum.Chain.Conv2d_1.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "3.conv.2.weight",
+		Param: "TAESDEncoder.TAESDBlock_2.Sum.Chain.Conv2d_2.weight",
+		Shape: []int{64, 64, 3, 3},
+	},
+	{
+		Key:   "3.conv.2.bias",
+		Param: "TAESDEncoder.TAESDBlock_2.Sum.Chain.Conv2d_2.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "3.conv.4.weight",
+		Param: "TAESDEncoder.TAESDBlock_2.Sum.Chain.Conv2d_3.weight",
+		Shape: []int{64, 64, 3, 3},
+	},
+	{
+		Key:   "3.conv.4.bias",
+		Param: "TAESDEncoder.TAESDBlock_2.Sum.Chain.Conv2d_3.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "4.conv.0.weight",
+		Param: "TAESDEncoder.TAESDBlock_3.Sum.Chain.Conv2d_1.weight",
+		Shape: []int{64, 64, 3, 3},
+	},
+	{
+		Key:   "4.conv.0.bias",
+		Param: "TAESDEncoder.TAESDBlock_3.Sum.Chain.Conv2d_1.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "4.conv.2.weight",
+		Param: "TAESDEncoder.TAESDBlock_3.Sum.Chain.Conv2d_2.weight",
+		Shape: []int{64, 64, 3, 3},
+	},
+	{
+		Key:   "4.conv.2.bias",
+		Param: "TAESDEncoder.TAESDBlock_3.Sum.Chain.Conv2d_2.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "4.conv.4.weight",
+		Param: "TAESDEncoder.TAESDBlock_3.Sum.Chain.Conv2d_3.weight",
+		Shape: []int{64, 64, 3, 3},
+	},
+	{
+		Key:   "4.conv.4.bias",
+		Param: "TAESDEncoder.TAESDBlock_3.Sum.Chain.Conv2d_3.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "5.conv.0.weight",
+		Param: "TAESDEncoder.TAESDBlock_4.Sum.Chain.Conv2d_1.weight",
+		Shape: []int{64, 64, 3, 3},
+	},
+	{
+		Key:   "5.conv.0.bias",
+		Param: "TAESDEncoder.TAESDBlock_4.Sum.Chain.Conv2d_1.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "5.conv.2.weight",
+		Param: "TAESDEncoder.TAESDBlock_4.Sum.Chain.Conv2d_2.weight",
+		Shape: []int{64, 64, 3, 3},
+	},
+	{
+		Key:   "5.conv.2.bias",
+		Param: "TAESDEncoder.TAESDBlock_4.Sum.Chain.Conv2d_2.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "5.conv.4.weight",
+		Param: "TAESDEncoder.TAESDBlock_4.Sum.Chain.Conv2d_3.weight",
+		Shape: []int{64, 64, 3, 3},
+	},
+	{
+		Key:   "5.conv.4.bias",
+		Param: "TAESDEncoder.TAESDBlock_4.Sum.Chain.Conv2d_3.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "6.weight",
+		Param: "TAESDEncoder.Conv2d_3.weight",
+		Shape: []int{64, 64, 3, 3},
+	},
+	{
+		Key:   "7.conv.0.weight",
+		Param: "TAESDEncoder.TAESDBlock_5.Sum.Chain.Conv2d_1.weight",
+		Shape: []int{64, 64, 3, 3},
+	},
+	{
+		Key:   "7.conv.0.bias",
+		Param: "TAESDEncoder.TAESDBlock_5.Sum.Chain.Conv2d_1.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "7.conv.2.weight",
+		Param: "TAESDEncoder.TAESDBlock_5.Sum.Chain.Conv2d_2.weight",
+		Shape: []int{64, 64, 3, 3},
+	},
+	{
+		Key:   "7.conv.2.bias",
+		Param: "TAESDEncoder.TAESDBlock_5.Sum.Chain.Conv2d_2.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "7.conv.4.weight",
+		Param: "TAESDEncoder.TAESDBlock_5.Sum.Chain.Conv2d_3.weight",
+		Shape: []int{64, 64, 3, 3},
+	},
+	{
+		Key:   "7.conv.4.bias",
+		Param: "TAESDEncoder.TAESDBlock_5.Sum.Chain.Conv2d_3.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "8.conv.0.weight",
+		Param: "TAESDEncoder.TAESDBlock_6.Sum.Chain.Conv2d_1.weight",
+		Shape: []int{64, 64, 3, 3},
+	},
+	{
+		Key:   "8.conv.0.bias",
+		Param: "TAESDEncoder.TAESDBlock_6.Sum.Chain.Conv2d_1.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "8.conv.2.weight",
+		Param: "TAESDEncoder.TAESDBlock_6.Sum.Chain.Conv2d_2.weight",
+		Shape: []int{64, 64, 3, 3},
+	},
+	{
+		Key:   "8.conv.2.bias",
+		Param: "TAESDEncoder.TAESDBlock_6.Sum.Chain.Conv2d_2.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "8.conv.4.weight",
+		Param: "TAESDEncoder.TAESDBlock_6.Sum.Chain.Conv2d_3.weight",
+		Shape: []int{64, 64, 3, 3},
+	},
+	{
+		Key:   "8.conv.4.bias",
+		Param: "TAESDEncoder.TAESDBlock_6.Sum.Chain.Conv2d_3.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "9.conv.0.weight",
+		Param: "TAESDEncoder.TAESDBlock_7.Sum.Chain.Conv2d_1.weight",
+		Shape: []int{64, 64, 3, 3},
+	},
+	{
+		Key:   "9.conv.0.bias",
+		Param: "TAESDEncoder.TAESDBlock_7.Sum.Chain.Conv2d_1.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "9.conv.2.weight",
+		Param: "TAESDEncoder.TAESDBlock_7.Sum.Chain.Conv2d_2.weight",
+		Shape: []int{64, 64, 3, 3},
+	},
+	{
+		Key:   "9.conv.2.bias",
+		Param: "TAESDEncoder.TAESDBlock_7.Sum.Chain.Conv2d_2.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "9.conv.4.weight",
+		Param: "TAESDEncoder.TAESDBlock_7.Sum.Chain.Conv2d_3.weight",
+		Shape: []int{64, 64, 3, 3},
+	},
+	{
+		Key:   "9.conv.4.bias",
+		Param: "TAESDEncoder.TAESDBlock_7.Sum.Chain.Conv2d_3.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "10.weight",
+		Param: "TAESDEncoder.Conv2d_4.weight",
+		Shape: []int{64, 64, 3, 3},
+	},
+	{
+		Key:   "11.pool.0.weight",
+		Param: "TAESDEncoder.TAESDBlock_8.Residual.Chain.Conv2d_1.weight",
+		Shape: []int{256, 64, 1, 1},
+	},
+	{
+		Key:   "11.pool.1.weight",
+		Param: "TAESDEncoder.TAESDBlock_8.Residual.Chain.GroupNorm.weight",
+		Shape: []int{256},
+	},
+	{
+		Key:   "11.pool.1.bias",
+		Param: "TAESDEncoder.TAESDBlock_8.Residual.Chain.GroupNorm.bias",
+		Shape: []int{256},
+	},
+	{
+		Key:   "11.pool.3.weight",
+		Param: "TAESDEncoder.TAESDBlock_8.Residual.Chain.Conv2d_2.weight",
+		Shape: []int{64, 256, 1, 1},
+	},
+	{
+		Key:   "11.conv.0.weight",
+		Param: "TAESDEncoder.TAESDBlock_8.Sum.Chain.Conv2d_1.weight",
+		Shape: []int{64, 64, 3, 3},
+	},
+	{
+		Key:   "11.conv.0.bias",
+		Param: "TAESDEncoder.TAESDBlock_8.Sum.Chain.Conv2d_1.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "11.conv.2.weight",
+		Param: "TAESDEncoder.TAESDBlock_8.Sum.Chain.Conv2d_2.weight",
+		Shape: []int{64, 64, 3, 3},
+	},
+	{
+		Key:   "11.conv.2.bias",
+		Param: "TAESDEncoder.TAESDBlock_8.Sum.Chain.Conv2d_2.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "11.conv.4.weight",
+		Param: "TAESDEncoder.TAESDBlock_8.Sum.Chain.Conv2d_3.weight",
+		Shape: []int{64, 64, 3, 3},
+	},
+	{
+		Key:   "11.conv.4.bias",
+		Param: "TAESDEncoder.TAESDBlock_8.Sum.Chain.Conv2d_3.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "12.pool.0.weight",
+		Param: "TAESDEncoder.TAESDBlock_9.Residual.Chain.Conv2d_1.weight",
+		Shape: []int{256, 64, 1, 1},
+	},
+	{
+		Key:   "12.pool.1.weight",
+		Param: "TAESDEncoder.TAESDBlock_9.Residual.Chain.GroupNorm.weight",
+		Shape: []int{256},
+	},
+	{
+		Key:   "12.pool.1.bias",
+		Param: "TAESDEncoder.TAESDBlock_9.Residual.Chain.GroupNorm.bias",
+		Shape: []int{256},
+	},
+	{
+		Key:   "12.pool.3.weight",
+		Param: "TAESDEncoder.TAESDBlock_9.Residual.Chain.Conv2d_2.weight",
+		Shape: []int{64, 256, 1, 1},
+	},
+	{
+		Key:   "12.conv.0.weight",
+		Param: "TAESDEncoder.TAESDBlock_9.Sum.Chain.Conv2d_1.weight",
+		Shape: []int{64, 64, 3, 3},
+	},
+	{
+		Key:   "12.conv.0.bias",
+		Param: "TAESDEncoder.TAESDBlock_9.Sum.Chain.Conv2d_1.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "12.conv.2.weight",
+		Param: "TAESDEncoder.TAESDBlock_9.Sum.Chain.Conv2d_2.weight",
+		Shape: []int{64, 64, 3, 3},
+	},
+	{
+		Key:   "12.conv.2.bias",
+		Param: "TAESDEncoder.TAESDBlock_9.Sum.Chain.Conv2d_2.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "12.conv.4.weight",
+		Param: "TAESDEncoder.TAESDBlock_9.Sum.Chain.Conv2d_3.weight",
+		Shape: []int{64, 64, 3, 3},
+	},
+	{
+		Key:   "12.conv.4.bias",
+		Param: "TAESDEncoder.TAESDBlock_9.Sum.Chain.Conv2d_3.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "13.pool.0.weight",
+		Param: "TAESDEncoder.TAESDBlock_10.Residual.Chain.Conv2d_1.weight",
+		Shape: []int{256, 64, 1, 1},
+	},
+	{
+		Key:   "13.pool.1.weight",
+		Param: "TAESDEncoder.TAESDBlock_10.Residual.Chain.GroupNorm.weight",
+		Shape: []int{256},
+	},
+	{
+		Key:   "13.pool.1.bias",
+		Param: "TAESDEncoder.TAESDBlock_10.Residual.Chain.GroupNorm.bias",
+		Shape: []int{256},
+	},
+	{
+		Key:   "13.pool.3.weight",
+		Param: "TAESDEncoder.TAESDBlock_10.Residual.Chain.Conv2d_2.weight",
+		Shape: []int{64, 256, 1, 1},
+	},
+	{
+		Key:   "13.conv.0.weight",
+		Param: "TAESDEncoder.TAESDBlock_10.Sum.Chain.Conv2d_1.weight",
+		Shape: []int{64, 64, 3, 3},
+	},
+	{
+		Key:   "13.conv.0.bias",
+		Param: "TAESDEncoder.TAESDBlock_10.Sum.Chain.Conv2d_1.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "13.conv.2.weight",
+		Param: "TAESDEncoder.TAESDBlock_10.Sum.Chain.Conv2d_2.weight",
+		Shape: []int{64, 64, 3, 3},
+	},
+	{
+		Key:   "13.conv.2.bias",
+		Param: "TAESDEncoder.TAESDBlock_10.Sum.Chain.Conv2d_2.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "13.conv.4.weight",
+		Param: "TAESDEncoder.TAESDBlock_10.Sum.Chain.Conv2d_3.weight",
+		Shape: []int{64, 64, 3, 3},
+	},
+	{
+		Key:   "13.conv.4.bias",
+		Param: "TAESDEncoder.TAESDBlock_10.Sum.Chain.Conv2d_3.bias",
+		Shape: []int{64},
+	},
+	{
+		Key:   "14.weight",
+		Param: "TAESDEncoder.Conv2d_5.weight",
+		Shape: []int{32, 64, 3, 3},
+	},
+	{
+		Key:   "14.bias",
+		Param: "TAESDEncoder.Conv2d_5.bias",
+		Shape: []int{32},
+	},
 }
 
-// weightSpecs lists the parameters in the module's order.
-var weightSpecs = []weightSpec{
-	{"0.weight", "TAESDEncoder.Conv2d_1.weight", []int{64, 3, 3, 3}, 0, 1728},
-	{"0.bias", "TAESDEncoder.Conv2d_1.bias", []int{64}, 1728, 64},
-	{"1.conv.0.weight", "TAESDEncoder.TAESDBlock_1.Sum.Chain.Conv2d_1.weight", []int{64, 64, 3, 3}, 1792, 36864},
-	{"1.conv.0.bias", "TAESDEncoder.TAESDBlock_1.Sum.Chain.Conv2d_1.bias", []int{64}, 38656, 64},
-	{"1.conv.2.weight", "TAESDEncoder.TAESDBlock_1.Sum.Chain.Conv2d_2.weight", []int{64, 64, 3, 3}, 38720, 36864},
-	{"1.conv.2.bias", "TAESDEncoder.TAESDBlock_1.Sum.Chain.Conv2d_2.bias", []int{64}, 75584, 64},
-	{"1.conv.4.weight", "TAESDEncoder.TAESDBlock_1.Sum.Chain.Conv2d_3.weight", []int{64, 64, 3, 3}, 75648, 36864},
-	{"1.conv.4.bias", "TAESDEncoder.TAESDBlock_1.Sum.Chain.Conv2d_3.bias", []int{64}, 112512, 64},
-	{"2.weight", "TAESDEncoder.Conv2d_2.weight", []int{64, 64, 3, 3}, 112576, 36864},
-	{"3.conv.0.weight", "TAESDEncoder.TAESDBlock_2.Sum.Chain.Conv2d_1.weight", []int{64, 64, 3, 3}, 149440, 36864},
-	{"3.conv.0.bias", "TAESDEncoder.TAESDBlock_2.Sum.Chain.Conv2d_1.bias", []int{64}, 186304, 64},
-	{"3.conv.2.weight", "TAESDEncoder.TAESDBlock_2.Sum.Chain.Conv2d_2.weight", []int{64, 64, 3, 3}, 186368, 36864},
-	{"3.conv.2.bias", "TAESDEncoder.TAESDBlock_2.Sum.Chain.Conv2d_2.bias", []int{64}, 223232, 64},
-	{"3.conv.4.weight", "TAESDEncoder.TAESDBlock_2.Sum.Chain.Conv2d_3.weight", []int{64, 64, 3, 3}, 223296, 36864},
-	{"3.conv.4.bias", "TAESDEncoder.TAESDBlock_2.Sum.Chain.Conv2d_3.bias", []int{64}, 260160, 64},
-	{"4.conv.0.weight", "TAESDEncoder.TAESDBlock_3.Sum.Chain.Conv2d_1.weight", []int{64, 64, 3, 3}, 260224, 36864},
-	{"4.conv.0.bias", "TAESDEncoder.TAESDBlock_3.Sum.Chain.Conv2d_1.bias", []int{64}, 297088, 64},
-	{"4.conv.2.weight", "TAESDEncoder.TAESDBlock_3.Sum.Chain.Conv2d_2.weight", []int{64, 64, 3, 3}, 297152, 36864},
-	{"4.conv.2.bias", "TAESDEncoder.TAESDBlock_3.Sum.Chain.Conv2d_2.bias", []int{64}, 334016, 64},
-	{"4.conv.4.weight", "TAESDEncoder.TAESDBlock_3.Sum.Chain.Conv2d_3.weight", []int{64, 64, 3, 3}, 334080, 36864},
-	{"4.conv.4.bias", "TAESDEncoder.TAESDBlock_3.Sum.Chain.Conv2d_3.bias", []int{64}, 370944, 64},
-	{"5.conv.0.weight", "TAESDEncoder.TAESDBlock_4.Sum.Chain.Conv2d_1.weight", []int{64, 64, 3, 3}, 371008, 36864},
-	{"5.conv.0.bias", "TAESDEncoder.TAESDBlock_4.Sum.Chain.Conv2d_1.bias", []int{64}, 407872, 64},
-	{"5.conv.2.weight", "TAESDEncoder.TAESDBlock_4.Sum.Chain.Conv2d_2.weight", []int{64, 64, 3, 3}, 407936, 36864},
-	{"5.conv.2.bias", "TAESDEncoder.TAESDBlock_4.Sum.Chain.Conv2d_2.bias", []int{64}, 444800, 64},
-	{"5.conv.4.weight", "TAESDEncoder.TAESDBlock_4.Sum.Chain.Conv2d_3.weight", []int{64, 64, 3, 3}, 444864, 36864},
-	{"5.conv.4.bias", "TAESDEncoder.TAESDBlock_4.Sum.Chain.Conv2d_3.bias", []int{64}, 481728, 64},
-	{"6.weight", "TAESDEncoder.Conv2d_3.weight", []int{64, 64, 3, 3}, 481792, 36864},
-	{"7.conv.0.weight", "TAESDEncoder.TAESDBlock_5.Sum.Chain.Conv2d_1.weight", []int{64, 64, 3, 3}, 518656, 36864},
-	{"7.conv.0.bias", "TAESDEncoder.TAESDBlock_5.Sum.Chain.Conv2d_1.bias", []int{64}, 555520, 64},
-	{"7.conv.2.weight", "TAESDEncoder.TAESDBlock_5.Sum.Chain.Conv2d_2.weight", []int{64, 64, 3, 3}, 555584, 36864},
-	{"7.conv.2.bias", "TAESDEncoder.TAESDBlock_5.Sum.Chain.Conv2d_2.bias", []int{64}, 592448, 64},
-	{"7.conv.4.weight", "TAESDEncoder.TAESDBlock_5.Sum.Chain.Conv2d_3.weight", []int{64, 64, 3, 3}, 592512, 36864},
-	{"7.conv.4.bias", "TAESDEncoder.TAESDBlock_5.Sum.Chain.Conv2d_3.bias", []int{64}, 629376, 64},
-	{"8.conv.0.weight", "TAESDEncoder.TAESDBlock_6.Sum.Chain.Conv2d_1.weight", []int{64, 64, 3, 3}, 629440, 36864},
-	{"8.conv.0.bias", "TAESDEncoder.TAESDBlock_6.Sum.Chain.Conv2d_1.bias", []int{64}, 666304, 64},
-	{"8.conv.2.weight", "TAESDEncoder.TAESDBlock_6.Sum.Chain.Conv2d_2.weight", []int{64, 64, 3, 3}, 666368, 36864},
-	{"8.conv.2.bias", "TAESDEncoder.TAESDBlock_6.Sum.Chain.Conv2d_2.bias", []int{64}, 703232, 64},
-	{"8.conv.4.weight", "TAESDEncoder.TAESDBlock_6.Sum.Chain.Conv2d_3.weight", []int{64, 64, 3, 3}, 703296, 36864},
-	{"8.conv.4.bias", "TAESDEncoder.TAESDBlock_6.Sum.Chain.Conv2d_3.bias", []int{64}, 740160, 64},
-	{"9.conv.0.weight", "TAESDEncoder.TAESDBlock_7.Sum.Chain.Conv2d_1.weight", []int{64, 64, 3, 3}, 740224, 36864},
-	{"9.conv.0.bias", "TAESDEncoder.TAESDBlock_7.Sum.Chain.Conv2d_1.bias", []int{64}, 777088, 64},
-	{"9.conv.2.weight", "TAESDEncoder.TAESDBlock_7.Sum.Chain.Conv2d_2.weight", []int{64, 64, 3, 3}, 777152, 36864},
-	{"9.conv.2.bias", "TAESDEncoder.TAESDBlock_7.Sum.Chain.Conv2d_2.bias", []int{64}, 814016, 64},
-	{"9.conv.4.weight", "TAESDEncoder.TAESDBlock_7.Sum.Chain.Conv2d_3.weight", []int{64, 64, 3, 3}, 814080, 36864},
-	{"9.conv.4.bias", "TAESDEncoder.TAESDBlock_7.Sum.Chain.Conv2d_3.bias", []int{64}, 850944, 64},
-	{"10.weight", "TAESDEncoder.Conv2d_4.weight", []int{64, 64, 3, 3}, 851008, 36864},
-	{"11.pool.0.weight", "TAESDEncoder.TAESDBlock_8.Residual.Chain.Conv2d_1.weight", []int{256, 64, 1, 1}, 887872, 16384},
-	{"11.pool.1.weight", "TAESDEncoder.TAESDBlock_8.Residual.Chain.GroupNorm.weight", []int{256}, 904256, 256},
-	{"11.pool.1.bias", "TAESDEncoder.TAESDBlock_8.Residual.Chain.GroupNorm.bias", []int{256}, 904512, 256},
-	{"11.pool.3.weight", "TAESDEncoder.TAESDBlock_8.Residual.Chain.Conv2d_2.weight", []int{64, 256, 1, 1}, 904768, 16384},
-	{"11.conv.0.weight", "TAESDEncoder.TAESDBlock_8.Sum.Chain.Conv2d_1.weight", []int{64, 64, 3, 3}, 921152, 36864},
-	{"11.conv.0.bias", "TAESDEncoder.TAESDBlock_8.Sum.Chain.Conv2d_1.bias", []int{64}, 958016, 64},
-	{"11.conv.2.weight", "TAESDEncoder.TAESDBlock_8.Sum.Chain.Conv2d_2.weight", []int{64, 64, 3, 3}, 958080, 36864},
-	{"11.conv.2.bias", "TAESDEncoder.TAESDBlock_8.Sum.Chain.Conv2d_2.bias", []int{64}, 994944, 64},
-	{"11.conv.4.weight", "TAESDEncoder.TAESDBlock_8.Sum.Chain.Conv2d_3.weight", []int{64, 64, 3, 3}, 995008, 36864},
-	{"11.conv.4.bias", "TAESDEncoder.TAESDBlock_8.Sum.Chain.Conv2d_3.bias", []int{64}, 1031872, 64},
-	{"12.pool.0.weight", "TAESDEncoder.TAESDBlock_9.Residual.Chain.Conv2d_1.weight", []int{256, 64, 1, 1}, 1031936, 16384},
-	{"12.pool.1.weight", "TAESDEncoder.TAESDBlock_9.Residual.Chain.GroupNorm.weight", []int{256}, 1048320, 256},
-	{"12.pool.1.bias", "TAESDEncoder.TAESDBlock_9.Residual.Chain.GroupNorm.bias", []int{256}, 1048576, 256},
-	{"12.pool.3.weight", "TAESDEncoder.TAESDBlock_9.Residual.Chain.Conv2d_2.weight", []int{64, 256, 1, 1}, 1048832, 16384},
-	{"12.conv.0.weight", "TAESDEncoder.TAESDBlock_9.Sum.Chain.Conv2d_1.weight", []int{64, 64, 3, 3}, 1065216, 36864},
-	{"12.conv.0.bias", "TAESDEncoder.TAESDBlock_9.Sum.Chain.Conv2d_1.bias", []int{64}, 1102080, 64},
-	{"12.conv.2.weight", "TAESDEncoder.TAESDBlock_9.Sum.Chain.Conv2d_2.weight", []int{64, 64, 3, 3}, 1102144, 36864},
-	{"12.conv.2.bias", "TAESDEncoder.TAESDBlock_9.Sum.Chain.Conv2d_2.bias", []int{64}, 1139008, 64},
-	{"12.conv.4.weight", "TAESDEncoder.TAESDBlock_9.Sum.Chain.Conv2d_3.weight", []int{64, 64, 3, 3}, 1139072, 36864},
-	{"12.conv.4.bias", "TAESDEncoder.TAESDBlock_9.Sum.Chain.Conv2d_3.bias", []int{64}, 1175936, 64},
-	{"13.pool.0.weight", "TAESDEncoder.TAESDBlock_10.Residual.Chain.Conv2d_1.weight", []int{256, 64, 1, 1}, 1176000, 16384},
-	{"13.pool.1.weight", "TAESDEncoder.TAESDBlock_10.Residual.Chain.GroupNorm.weight", []int{256}, 1192384, 256},
-	{"13.pool.1.bias", "TAESDEncoder.TAESDBlock_10.Residual.Chain.GroupNorm.bias", []int{256}, 1192640, 256},
-	{"13.pool.3.weight", "TAESDEncoder.TAESDBlock_10.Residual.Chain.Conv2d_2.weight", []int{64, 256, 1, 1}, 1192896, 16384},
-	{"13.conv.0.weight", "TAESDEncoder.TAESDBlock_10.Sum.Chain.Conv2d_1.weight", []int{64, 64, 3, 3}, 1209280, 36864},
-	{"13.conv.0.bias", "TAESDEncoder.TAESDBlock_10.Sum.Chain.Conv2d_1.bias", []int{64}, 1246144, 64},
-	{"13.conv.2.weight", "TAESDEncoder.TAESDBlock_10.Sum.Chain.Conv2d_2.weight", []int{64, 64, 3, 3}, 1246208, 36864},
-	{"13.conv.2.bias", "TAESDEncoder.TAESDBlock_10.Sum.Chain.Conv2d_2.bias", []int{64}, 1283072, 64},
-	{"13.conv.4.weight", "TAESDEncoder.TAESDBlock_10.Sum.Chain.Conv2d_3.weight", []int{64, 64, 3, 3}, 1283136, 36864},
-	{"13.conv.4.bias", "TAESDEncoder.TAESDBlock_10.Sum.Chain.Conv2d_3.bias", []int{64}, 1320000, 64},
-	{"14.weight", "TAESDEncoder.Conv2d_5.weight", []int{32, 64, 3, 3}, 1320064, 18432},
-	{"14.bias", "TAESDEncoder.Conv2d_5.bias", []int{32}, 1338496, 32},
-}
+// weightOffsets are the places of the weightSpecs in the weight slab, in float32 elements.
+var weightOffsets = []int{0, 1728, 1792, 38656, 38720, 75584, 75648, 112512, 112576, 149440, 186304, 186368, 223232, 223296, 260160, 260224, 297088, 297152, 334016, 334080, 370944, 371008, 407872, 407936, 444800, 444864, 481728, 481792, 518656, 555520, 555584, 592448, 592512, 629376, 629440, 666304, 666368, 703232, 703296, 740160, 740224, 777088, 777152, 814016, 814080, 850944, 851008, 887872, 904256, 904512, 904768, 921152, 958016, 958080, 994944, 995008, 1031872, 1031936, 1048320, 1048576, 1048832, 1065216, 1102080, 1102144, 1139008, 1139072, 1175936, 1176000, 1192384, 1192640, 1192896, 1209280, 1246144, 1246208, 1283072, 1283136, 1320000, 1320064, 1338496}
 
 // Load opens the safetensors files at paths (memory-mapped where the platform allows) and loads
 // the weights from them as LoadFiles does. The files are closed before it returns.
 func Load(paths ...string) (*Model, error) {
-	files := make([]*runtime.SafetensorsFile, 0, len(paths))
-	defer func() {
-		for _, f := range files {
-			f.Close()
-		}
-	}()
-	for _, path := range paths {
-		f, err := runtime.OpenSafetensors(path)
-		if err != nil {
-			return nil, err
-		}
-		files = append(files, f)
+	files, err := runtime.OpenAll(paths...)
+	if err != nil {
+		return nil, err
 	}
+	defer runtime.CloseAll(files)
 	return LoadFiles(files...)
 }
 
@@ -134,78 +432,24 @@ func LoadReaderAt(r io.ReaderAt, size int64, name string) (*Model, error) {
 }
 
 // LoadFiles reads every parameter by its checkpoint key from files (f16 and bf16 tensors are
-// converted to float32) and returns a ready Model. It checks the whole set before reading any data
-// and reports every problem at once, one line each: a key the model needs that no file has, a key
-// of a file that the model does not have, a shape that differs from the model's (both shown), a
-// key present in two files, a tensor that is not floating point. On error it returns no model at
-// all.
+// converted to float32) and returns a ready Model. runtime.LocateWeights checks the whole set
+// before any data is read and reports every problem at once, one line each (missing, extra,
+// misshapen, duplicated or non-float tensors); on error there is no model at all.
 func LoadFiles(files ...*runtime.SafetensorsFile) (*Model, error) {
-	type location struct {
-		file *runtime.SafetensorsFile
-		info runtime.TensorInfo
-	}
-	wanted := make(map[string]bool, len(weightSpecs))
-	for _, s := range weightSpecs {
-		wanted[s.key] = true
-	}
-	var problems []string
-	found := map[string]location{}
-	for _, f := range files {
-		if f == nil {
-			problems = append(problems, "a nil safetensors file was passed")
-			continue
-		}
-		for _, name := range f.Names() {
-			info, ok := f.Info(name)
-			if !ok {
-				continue
-			}
-			if prev, dup := found[name]; dup {
-				problems = append(problems, fmt.Sprintf("key %q is in both %s and %s", name, fileName(prev.file), fileName(f)))
-				continue
-			}
-			found[name] = location{f, info}
-			if !wanted[name] {
-				problems = append(problems, fmt.Sprintf("%s: key %q (%s %s) is not a parameter of module %s", fileName(f), name, info.DType, formatInts(info.Shape), ModelName))
-			}
-		}
-	}
-	for _, s := range weightSpecs {
-		loc, ok := found[s.key]
-		switch {
-		case !ok:
-			problems = append(problems, fmt.Sprintf("missing weight %q (parameter @%s, expected shape %s)", s.key, s.param, formatInts(s.shape)))
-		case !loc.info.DType.IsFloat():
-			problems = append(problems, fmt.Sprintf("%s: key %q has dtype %s; parameters need a floating-point dtype", fileName(loc.file), s.key, loc.info.DType))
-		case !slices.Equal(loc.info.Shape, s.shape):
-			problems = append(problems, fmt.Sprintf("%s: key %q has shape %s, the model wants %s (parameter @%s)", fileName(loc.file), s.key, formatInts(loc.info.Shape), formatInts(s.shape), s.param))
-		}
-	}
-	if len(problems) > 0 {
-		return nil, errors.New(strings.Join(problems, "\n"))
+	set, err := runtime.LocateWeights(ModelName, weightSpecs, files...)
+	if err != nil {
+		return nil, err
 	}
 	m := newModel()
-	for _, s := range weightSpecs {
-		dst := m.weights[s.offset : s.offset+s.size]
-		if err := found[s.key].file.ReadF32Shape(s.key, dst, s.shape...); err != nil {
-			return nil, fmt.Errorf("reading weight %q: %w", s.key, err)
+	for i, s := range weightSpecs {
+		n := 1
+		for _, d := range s.Shape {
+			n *= d
+		}
+		off := weightOffsets[i]
+		if err := set.ReadInto(i, m.weights[off:off+n]); err != nil {
+			return nil, err
 		}
 	}
 	return m, nil
-}
-
-func fileName(f *runtime.SafetensorsFile) string {
-	if p := f.Path(); p != "" {
-		return p
-	}
-	return "<safetensors>"
-}
-
-// formatInts writes a shape as the IR prints it: [2, 3, 4].
-func formatInts(s []int) string {
-	parts := make([]string, len(s))
-	for i, d := range s {
-		parts[i] = strconv.Itoa(d)
-	}
-	return "[" + strings.Join(parts, ", ") + "]"
 }
