@@ -210,12 +210,12 @@ model M(a: int = 7, b: int = -2, f: float = 0.5, s: string = "x") {
 
 func TestErrorsArePositioned(t *testing.T) {
 	cases := map[string]string{
-		"model M() {\n    input x: f32[1, 4]\n    Linear(4, 8)\n    Linear(4, 8)\n}":                  "test.rfn:4:5: Linear (Linear_2): linear expects input [..., 4], got [1, 8]",
-		"model M() {\n    input x: f32[1, 4]\n    Softmax(dim=2)\n}":                                 "test.rfn:3:5: Softmax (Softmax): dim 2 is out of range for [1, 4]",
-		"model M() {\n    input x: f32[1, 4]\n    Reshape(3)\n}":                                     "test.rfn:3:5: Reshape (Reshape): cannot reshape [1, 4] (4 elements) to [1, 3] (3 elements)",
-		"model M() {\n    input x: f32[1, 4]\n    repeat 2 { Linear(4, 4) key \"same\" }\n}":         "checkpoint key \"same.weight\" is already used",
-		"model M() {\n    input x: f32[1, 4]\n    M()\n}":                                            "nest more than 200 deep",
-		"model M() {\n    Linear(4, 4)\n}":                                                         "test.rfn:1:1: model M has no input",
+		"model M() {\n    input x: f32[1, 4]\n    Linear(4, 8)\n    Linear(4, 8)\n}":             "test.rfn:4:5: Linear (Linear_2): linear expects input [..., 4], got [1, 8]",
+		"model M() {\n    input x: f32[1, 4]\n    Softmax(dim=2)\n}":                             "test.rfn:3:5: Softmax (Softmax): dim 2 is out of range for [1, 4]",
+		"model M() {\n    input x: f32[1, 4]\n    Reshape(3)\n}":                                 "test.rfn:3:5: Reshape (Reshape): cannot reshape [1, 4] (4 elements) to [1, 3] (3 elements)",
+		"model M() {\n    input x: f32[1, 4]\n    repeat 2 { Linear(4, 4) key \"same\" }\n}":     "checkpoint key \"same.weight\" is already used",
+		"model M() {\n    input x: f32[1, 4]\n    M()\n}":                                        "nest more than 200 deep",
+		"model M() {\n    Linear(4, 4)\n}":                                                       "test.rfn:1:1: model M has no input",
 		"model M() {\n    input x: f32[1, 4]\n    Residual {\n        Chunk(2, dim=1)\n    }\n}": "Residual adds its first input to one output, but its chain gives 2",
 	}
 	for src, want := range cases {

@@ -38,6 +38,7 @@ type elab struct {
 	depth    int
 	dims     map[string]int
 	entryPos parser.Pos
+	adapter  *adapterSite // set while an adapter body is elaborated (adapter.go)
 }
 
 // errAt builds a positioned error.
@@ -406,7 +407,12 @@ func (el *elab) expand(b *parser.Block, e *env, out *[]item, inputs *[]*parser.I
 }
 
 // classOf is the Refiners class name of a layer statement.
-func (el *elab) classOf(s *parser.LayerStmt) string { return s.Name }
+func (el *elab) classOf(s *parser.LayerStmt) string {
+	if c, ok := el.adapterClass(s); ok {
+		return c
+	}
+	return s.Name
+}
 
 // container runs items with the semantics of kind and returns its outputs.
 func (el *elab) container(kind string, a args, items []item, scope *ir.Scope, ins []*ir.Value, pos parser.Pos) []*ir.Value {
@@ -555,6 +561,9 @@ func (el *elab) layer(it item, scope *ir.Scope, ins []*ir.Value) []*ir.Value {
 	if el.depth > 200 {
 		el.errs = append(el.errs, el.errAt(s.Pos, "layers nest more than 200 deep: is %s using itself?", s.Name))
 		return nil
+	}
+	if _, ok := el.adapterClass(s); ok {
+		return el.adapterTarget(it, scope, ins)
 	}
 	if decl, ok := el.prog.models[s.Name]; ok && !decl.IsAdapter {
 		if s.Body != nil {

@@ -356,6 +356,9 @@ type Module struct {
 	Params   []*Value
 	Body     []*Value // ops in a topological order
 	Outputs  []*Value
+	// Injections are the adapters injected into the module, oldest first (adapters.go).
+	// They are not part of the text form.
+	Injections []*Injection
 }
 
 // Renumber gives op results consecutive IDs in body order.

@@ -82,6 +82,8 @@ func cmdTree(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("tree", stderr)
 	var mf modelFlags
 	mf.register(fs)
+	var af adapterFlags
+	af.register(fs)
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return 2
@@ -92,6 +94,9 @@ func cmdTree(args []string, stdout, stderr io.Writer) int {
 	}
 	m, ok := elaborate(file, mf, nil, stderr)
 	if !ok {
+		return 1
+	}
+	if m, ok = af.applyFile(file, m, stderr); !ok {
 		return 1
 	}
 	fmt.Fprint(stdout, ir.FormatTree(m))
@@ -106,6 +111,8 @@ func cmdIR(args []string, stdout, stderr io.Writer) int {
 	mf.register(fs)
 	var pf passFlags
 	pf.register(fs)
+	var af adapterFlags
+	af.register(fs)
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return 2
@@ -121,6 +128,9 @@ func cmdIR(args []string, stdout, stderr io.Writer) int {
 	}
 	m, ok := elaborate(file, mf, nil, stderr)
 	if !ok {
+		return 1
+	}
+	if m, ok = af.applyFile(file, m, stderr); !ok {
 		return 1
 	}
 	if pf.given() {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/rfc-project/rfc/adapters"
 	"github.com/rfc-project/rfc/dsl"
 	"github.com/rfc-project/rfc/interp"
 	"github.com/rfc-project/rfc/runtime"
@@ -16,6 +17,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("run", stderr)
 	var mf modelFlags
 	mf.register(fs)
+	var af adapterFlags
+	af.register(fs)
 	var weights listFlags
 	fs.Var(&weights, "weights", "safetensors file with the weights, by checkpoint key (repeatable)")
 	input := fs.String("input", "", "safetensors file with the inputs, by input name")
@@ -74,12 +77,22 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, dsl.Detail(err))
 		return 1
 	}
+	if m, ok = af.apply(prog, m, stderr); !ok {
+		return 1
+	}
+	inputs = af.inputs(m, inputs)
 	if _, err := interp.BindDims(m.Inputs, inputs); err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", *input, err)
 		return 1
 	}
 	if *engine == "compiled" {
-		return runCompiled(m, weights, inputs, *input, *output, *verbose, stderr)
+		extra, in, cleanup, err := af.compiledFiles(m, inputs, *input)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		defer cleanup()
+		return runCompiled(m, append(weights, extra...), inputs, in, *output, *verbose, stderr)
 	}
 	var files []*runtime.SafetensorsFile
 	for _, w := range weights {
@@ -92,7 +105,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		files = append(files, f)
 	}
 	start := time.Now()
-	w, err := interp.LoadWeights(m, files...)
+	w, err := adapters.Weights(m, af.tensors, files...)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1

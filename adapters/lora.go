@@ -1,0 +1,531 @@
+package adapters
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/rfc-project/rfc/dsl"
+	"github.com/rfc-project/rfc/interp"
+	"github.com/rfc-project/rfc/ir"
+	"github.com/rfc-project/rfc/runtime"
+)
+
+// LoraFile is a community LoRA weight file, read and checked for its own consistency but
+// not yet matched with a model. Two namings are understood, each by the checkpoint key K
+// of the adapted layer (its Scope.Key):
+//
+//   - PEFT / diffusers: PREFIX.K.lora_A.weight (down), PREFIX.K.lora_B.weight (up), where
+//     PREFIX is anything (base_model.model, unet, transformer, or nothing); alpha from an
+//     optional PREFIX.K.alpha scalar, else from adapter_config.json beside the file
+//     (lora_alpha, use_rslora), else alpha = rank;
+//   - kohya / sd-webui: lora_WORD_F.lora_down.weight, lora_WORD_F.lora_up.weight and
+//     lora_WORD_F.alpha, where F is K with its dots replaced by underscores and WORD is one
+//     word without underscores (unet, te, te1, …) or absent.
+type LoraFile struct {
+	Path    string // the safetensors file
+	modules []*loraModule
+	file    *runtime.SafetensorsFile
+	// From adapter_config.json, when there is one.
+	configAlpha float64
+	hasConfig   bool
+	rsLora      bool
+}
+
+type loraModule struct {
+	stem             string
+	down, up, alpha  string // tensor keys ("" when absent)
+	kohya            bool   // lora_down/lora_up naming
+	downInfo, upInfo runtime.TensorInfo
+}
+
+// OpenLora opens a LoRA file: a .safetensors file, or a PEFT directory holding
+// adapter_model.safetensors and adapter_config.json. Keys it does not understand, and
+// modules missing their down or up tensor, are errors listed together.
+func OpenLora(path string) (*LoraFile, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	file := path
+	if st.IsDir() {
+		file = filepath.Join(path, "adapter_model.safetensors")
+	}
+	f, err := runtime.OpenSafetensors(file)
+	if err != nil {
+		return nil, err
+	}
+	lf := &LoraFile{Path: file, file: f}
+	if err := lf.readConfig(filepath.Join(filepath.Dir(file), "adapter_config.json"), st.IsDir() || filepath.Base(file) == "adapter_model.safetensors"); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if err := lf.index(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return lf, nil
+}
+
+// Close releases the file.
+func (lf *LoraFile) Close() error { return lf.file.Close() }
+
+// Modules is the number of adapted layers the file holds.
+func (lf *LoraFile) Modules() int { return len(lf.modules) }
+
+// readConfig reads PEFT's adapter_config.json, which belongs to a file called
+// adapter_model.safetensors (or a PEFT directory) only.
+func (lf *LoraFile) readConfig(path string, peftLayout bool) error {
+	if !peftLayout {
+		return nil
+	}
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var cfg struct {
+		LoraAlpha    *float64       `json:"lora_alpha"`
+		UseRsLora    bool           `json:"use_rslora"`
+		UseDora      bool           `json:"use_dora"`
+		AlphaPattern map[string]any `json:"alpha_pattern"`
+		PeftType     string         `json:"peft_type"`
+	}
+	if err := json.Unmarshal(data, &cfg); err != nil {
+		return fmt.Errorf("%s: %v", path, err)
+	}
+	switch {
+	case cfg.PeftType != "" && cfg.PeftType != "LORA":
+		return fmt.Errorf("%s: peft_type %s is not LORA", path, cfg.PeftType)
+	case cfg.UseDora:
+		return fmt.Errorf("%s: DoRA (use_dora) is not supported", path)
+	case len(cfg.AlphaPattern) > 0:
+		return fmt.Errorf("%s: alpha_pattern (per-layer alpha) is not supported", path)
+	}
+	// rank_pattern needs nothing: ranks are read from the tensors.
+	if cfg.LoraAlpha != nil {
+		lf.configAlpha, lf.hasConfig = *cfg.LoraAlpha, true
+	}
+	lf.rsLora = cfg.UseRsLora
+	return nil
+}
+
+// index groups the file's keys by module.
+func (lf *LoraFile) index() error {
+	var problems []string
+	byStem := map[string]*loraModule{}
+	module := func(stem string) *loraModule {
+		if m, ok := byStem[stem]; ok {
+			return m
+		}
+		m := &loraModule{stem: stem}
+		byStem[stem] = m
+		return m
+	}
+	names := lf.file.Names()
+	slices.Sort(names)
+	for _, key := range names {
+		info, _ := lf.file.Info(key)
+		var stem string
+		var slot *string
+		kohya := false
+		switch {
+		case cut(key, ".lora_A.weight", &stem):
+			slot = &module(stem).down
+		case cut(key, ".lora_B.weight", &stem):
+			slot = &module(stem).up
+		case cut(key, ".lora_down.weight", &stem):
+			slot, kohya = &module(stem).down, true
+		case cut(key, ".lora_up.weight", &stem):
+			slot, kohya = &module(stem).up, true
+		case cut(key, ".alpha", &stem):
+			slot = &module(stem).alpha
+		default:
+			problems = append(problems, fmt.Sprintf("key %q (%s %v) is not a LoRA tensor of a known naming (lora_A/lora_B, lora_down/lora_up, alpha; DoRA, LoHa, LoKr and LoCon mid tensors are not supported)", key, info.DType, info.Shape))
+			continue
+		}
+		if !info.DType.IsFloat() {
+			problems = append(problems, fmt.Sprintf("key %q has dtype %s; LoRA tensors need a floating-point dtype", key, info.DType))
+			continue
+		}
+		*slot = key
+		if kohya {
+			byStem[stem].kohya = true
+		}
+	}
+	for _, m := range byStem {
+		switch {
+		case m.down == "" && m.up == "":
+			problems = append(problems, fmt.Sprintf("key %q has no lora down and up weights beside it", m.alpha))
+			continue
+		case m.down == "":
+			problems = append(problems, fmt.Sprintf("key %q has no down weight beside it", m.up))
+			continue
+		case m.up == "":
+			problems = append(problems, fmt.Sprintf("key %q has no up weight beside it", m.down))
+			continue
+		}
+		m.downInfo, _ = lf.file.Info(m.down)
+		m.upInfo, _ = lf.file.Info(m.up)
+		lf.modules = append(lf.modules, m)
+	}
+	slices.SortFunc(lf.modules, func(a, b *loraModule) int { return strings.Compare(a.stem, b.stem) })
+	if len(problems) > 0 {
+		slices.Sort(problems)
+		return fmt.Errorf("%s:\n  %s", lf.Path, strings.Join(problems, "\n  "))
+	}
+	if len(lf.modules) == 0 {
+		return fmt.Errorf("%s: no LoRA tensors", lf.Path)
+	}
+	return nil
+}
+
+func cut(key, suffix string, stem *string) bool {
+	s, ok := strings.CutSuffix(key, suffix)
+	if ok && s != "" {
+		*stem = s
+		return true
+	}
+	return false
+}
+
+// LoraOptions say how to inject a LoRA file.
+type LoraOptions struct {
+	Name  string  // the adapter's name; its scale input is NAME_scale
+	Scale float64 // the scale recorded for NAME_scale (1 is the LoRA as trained)
+	// Class and Pattern, when set, select the targets (as Spec does) instead of the file's
+	// keys: every selected layer must then have weights in the file, and every module of
+	// the file a selected layer.
+	Class, Pattern string
+}
+
+// loraClasses are the layer classes LoRA adapts, with their adapter declarations.
+var loraClasses = map[string]string{"Linear": "LinearLora", "Conv2d": "Conv2dLora"}
+
+type loraMatch struct {
+	mod          *loraModule
+	target       *ir.Scope
+	rank         int
+	alpha        float64
+	down, up     []int // the shapes the adapter's parameters have
+	downKey, upK string
+}
+
+// InjectLora matches the file's modules with layers of m by checkpoint key, checks every
+// shape, injects LinearLora or Conv2dLora (the LoRA library must be in prog: AddLibrary)
+// around each matched layer with the file's rank and alpha, and reads the LoRA tensors. It
+// returns the new module and the tensors by the parameters' checkpoint keys
+// (NAME.K.down.weight, NAME.K.up.weight). Every problem (a module that matches no layer,
+// a shape that disagrees) is reported at once, and then nothing is injected or read.
+func InjectLora(m *ir.Module, prog *dsl.Program, lf *LoraFile, opts LoraOptions) (*ir.Module, map[string]*runtime.Tensor, error) {
+	if opts.Class != "" && opts.Class != "*" && loraClasses[opts.Class] == "" {
+		return nil, nil, fmt.Errorf("LoRA adapts Linear and Conv2d layers, not %s", opts.Class)
+	}
+	selected := opts.Class != "" || opts.Pattern != ""
+	var cands []*ir.Scope
+	if selected {
+		scopes, err := Select(m, opts.Class, opts.Pattern)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, s := range scopes {
+			if loraClasses[s.Class] != "" && s.Key != "" {
+				cands = append(cands, s)
+			}
+		}
+		if len(cands) == 0 {
+			return nil, nil, fmt.Errorf("%q selects no Linear or Conv2d layer", opts.Pattern)
+		}
+	} else {
+		m.Root.Walk(func(s *ir.Scope) {
+			if s.Parent != nil && loraClasses[s.Class] != "" && s.Key != "" && !Internal(s) {
+				cands = append(cands, s)
+			}
+		})
+	}
+	dotted := map[string][]*ir.Scope{}
+	flat := map[string][]*ir.Scope{}
+	for _, s := range cands {
+		dotted[s.Key] = append(dotted[s.Key], s)
+		f := strings.ReplaceAll(s.Key, ".", "_")
+		flat[f] = append(flat[f], s)
+	}
+	var problems []string
+	var matches []*loraMatch
+	matched := map[*ir.Scope]*loraModule{}
+	for _, mod := range lf.modules {
+		hits := lookupStem(mod.stem, dotted, flat)
+		switch {
+		case len(hits) == 0:
+			problems = append(problems, fmt.Sprintf("%s (%s, %s) matches no layer%s", mod.stem, mod.down, mod.up, keyHint(cands, mod.stem)))
+			continue
+		case len(hits) > 1:
+			var paths []string
+			for _, h := range hits {
+				paths = append(paths, h.Path())
+			}
+			problems = append(problems, fmt.Sprintf("%s matches several layers: %s", mod.stem, strings.Join(paths, ", ")))
+			continue
+		}
+		t := hits[0]
+		if prev, dup := matched[t]; dup {
+			problems = append(problems, fmt.Sprintf("%s and %s both adapt %s", prev.stem, mod.stem, t.Path()))
+			continue
+		}
+		matched[t] = mod
+		mt, err := lf.check(m, mod, t)
+		if err != nil {
+			problems = append(problems, err.Error())
+			continue
+		}
+		matches = append(matches, mt)
+	}
+	if selected {
+		for _, s := range cands {
+			if matched[s] == nil {
+				problems = append(problems, fmt.Sprintf("layer %s (key %q), selected by %q, has no weights in the file", s.Path(), s.Key, opts.Pattern))
+			}
+		}
+	}
+	if len(problems) > 0 {
+		slices.Sort(problems)
+		return nil, nil, fmt.Errorf("%s: the LoRA does not fit module %s:\n  %s", lf.Path, m.Name, strings.Join(problems, "\n  "))
+	}
+	spec := Spec{Name: opts.Name, Scale: opts.Scale}
+	for _, mt := range matches {
+		spec.Targets = append(spec.Targets, Target{Path: mt.target.Path(), Adapter: loraClasses[mt.target.Class], Params: map[string]string{
+			"rank":  strconv.Itoa(mt.rank),
+			"alpha": strconv.FormatFloat(mt.alpha, 'g', -1, 64),
+		}})
+	}
+	c, err := Inject(m, prog, spec)
+	if err != nil {
+		return nil, nil, err
+	}
+	params := map[string]*ir.Value{}
+	for _, p := range c.Params {
+		params[p.Key] = p
+	}
+	tensors := map[string]*runtime.Tensor{}
+	for _, mt := range matches {
+		prefix := opts.Name + "." + mt.target.Key + "."
+		for _, w := range []struct {
+			file, key string
+			shape     []int
+		}{{mt.mod.down, prefix + "down.weight", mt.down}, {mt.mod.up, prefix + "up.weight", mt.up}} {
+			p := params[w.key]
+			if p == nil || !slices.Equal(p.Type.Shape.Ints(), w.shape) {
+				return nil, nil, fmt.Errorf("internal error: the LoRA library gives no parameter %q of shape %v", w.key, w.shape)
+			}
+			t, err := lf.file.Tensor(w.file)
+			if err != nil {
+				return nil, nil, err
+			}
+			t.Shape = slices.Clone(w.shape)
+			tensors[w.key] = t
+		}
+	}
+	return c, tensors, nil
+}
+
+// lookupStem finds the layers a module stem names: PEFT style, the longest key that ends
+// the stem at a dot; kohya style, the stem after lora_ and one optional word.
+func lookupStem(stem string, dotted, flat map[string][]*ir.Scope) []*ir.Scope {
+	for rest := stem; ; {
+		if hits := dotted[rest]; len(hits) > 0 {
+			return hits
+		}
+		i := strings.IndexByte(rest, '.')
+		if i < 0 {
+			break
+		}
+		rest = rest[i+1:]
+	}
+	if r, ok := strings.CutPrefix(stem, "lora_"); ok {
+		if hits := flat[r]; len(hits) > 0 {
+			return hits
+		}
+		if i := strings.IndexByte(r, '_'); i > 0 {
+			return flat[r[i+1:]]
+		}
+	}
+	return nil
+}
+
+func keyHint(cands []*ir.Scope, stem string) string {
+	if len(cands) == 0 {
+		return " (the module has no Linear or Conv2d layer to adapt)"
+	}
+	type cand struct {
+		key string
+		d   int
+	}
+	var cs []cand
+	for _, s := range cands {
+		k := s.Key
+		if strings.HasPrefix(stem, "lora_") && !strings.Contains(stem, ".") {
+			k = strings.ReplaceAll(k, ".", "_")
+		}
+		cs = append(cs, cand{s.Key, substringDistance(k, stem)})
+	}
+	slices.SortStableFunc(cs, func(a, b cand) int { return a.d - b.d })
+	var keys []string
+	for i := 0; i < len(cs) && i < 3; i++ {
+		keys = append(keys, strconv.Quote(cs[i].key))
+	}
+	return "; nearest layer keys: " + strings.Join(keys, ", ")
+}
+
+// check compares a module's shapes with its target and reads its alpha.
+func (lf *LoraFile) check(m *ir.Module, mod *loraModule, t *ir.Scope) (*loraMatch, error) {
+	var w *ir.Value
+	var conv *ir.Value
+	for _, p := range m.Params {
+		if p.Scope == t && p.Key == joinKey(t.Key, "weight") {
+			w = p
+		}
+	}
+	for _, v := range m.Body {
+		if v.Scope == t && v.Op == "conv2d" {
+			conv = v
+		}
+	}
+	if w == nil {
+		return nil, fmt.Errorf("%s: layer %s has no weight %q", mod.stem, t.Path(), joinKey(t.Key, "weight"))
+	}
+	ws := w.Type.Shape.Ints()
+	d, u := mod.downInfo.Shape, mod.upInfo.Shape
+	bad := func(why string) error {
+		return fmt.Errorf("%s: %s %v and %s %v do not fit %s %s (weight %v): %s", mod.stem, mod.down, d, mod.up, u, t.Class, t.Path(), ws, why)
+	}
+	if len(d) < 2 || len(u) < 2 {
+		return nil, bad("down and up weights need rank 2 or 4")
+	}
+	rank := d[0]
+	if rank < 1 {
+		return nil, bad("the rank is 0")
+	}
+	if u[1] != rank {
+		return nil, bad(fmt.Sprintf("down has rank %d, up %d", rank, u[1]))
+	}
+	mt := &loraMatch{mod: mod, target: t, rank: rank}
+	ones := func(s []int) bool {
+		for _, n := range s {
+			if n != 1 {
+				return false
+			}
+		}
+		return true
+	}
+	switch t.Class {
+	case "Linear":
+		out, in := ws[0], ws[1]
+		if !(len(d) == 2 || len(d) == 4 && ones(d[2:])) || d[1] != in {
+			return nil, bad(fmt.Sprintf("down must be [rank, %d]", in))
+		}
+		if !(len(u) == 2 || len(u) == 4 && ones(u[2:])) || u[0] != out {
+			return nil, bad(fmt.Sprintf("up must be [%d, rank]", out))
+		}
+		mt.down, mt.up = []int{rank, in}, []int{out, rank}
+	case "Conv2d":
+		groups := 1
+		if conv != nil {
+			groups = conv.Int("groups", 1)
+		}
+		out, in, kh, kw := ws[0], ws[1]*groups, ws[2], ws[3]
+		downOK := len(d) == 4 && d[1] == in && d[2] == kh && d[3] == kw || len(d) == 2 && d[1] == in && kh == 1 && kw == 1
+		if !downOK {
+			return nil, bad(fmt.Sprintf("down must be [rank, %d, %d, %d]", in, kh, kw))
+		}
+		if !(len(u) == 4 && ones(u[2:]) || len(u) == 2) || u[0] != out {
+			return nil, bad(fmt.Sprintf("up must be [%d, rank, 1, 1]", out))
+		}
+		mt.down, mt.up = []int{rank, in, kh, kw}, []int{out, rank, 1, 1}
+	}
+	switch {
+	case mod.alpha != "":
+		a, err := lf.file.Tensor(mod.alpha)
+		if err != nil {
+			return nil, err
+		}
+		if len(a.F32) != 1 {
+			return nil, fmt.Errorf("%s: alpha %q has shape %v; it must hold one value", mod.stem, mod.alpha, a.Shape)
+		}
+		mt.alpha = float64(a.F32[0])
+	case lf.hasConfig:
+		mt.alpha = lf.configAlpha
+	default:
+		mt.alpha = float64(rank)
+	}
+	if lf.rsLora {
+		// rsLoRA scales by alpha/√rank, which is (alpha·√rank)/rank.
+		mt.alpha *= math.Sqrt(float64(rank))
+	}
+	return mt, nil
+}
+
+func joinKey(prefix, seg string) string {
+	if prefix == "" {
+		return seg
+	}
+	return prefix + "." + seg
+}
+
+// Weights completes interp weights for a module with adapters: parameters whose key is in
+// extra (LoRA tensors, by checkpoint key) take those, the others load from files by key
+// as interp.LoadWeights does. Every problem is reported at once.
+func Weights(m *ir.Module, extra map[string]*runtime.Tensor, files ...*runtime.SafetensorsFile) (interp.Weights, error) {
+	base := *m
+	base.Params = nil
+	var problems []string
+	w := interp.Weights{}
+	for _, p := range m.Params {
+		t, ok := extra[p.Key]
+		if !ok {
+			base.Params = append(base.Params, p)
+			continue
+		}
+		if !slices.Equal(t.Shape, p.Type.Shape.Ints()) {
+			problems = append(problems, fmt.Sprintf("adapter weight %q has shape %v, the module wants %s", p.Key, t.Shape, p.Type.Shape))
+			continue
+		}
+		w[p] = t
+	}
+	bw, err := interp.LoadWeights(&base, files...)
+	if err != nil {
+		problems = append(problems, err.Error())
+	}
+	if len(problems) > 0 {
+		return nil, errors.New(strings.Join(problems, "\n"))
+	}
+	for p, t := range bw {
+		w[p] = t
+	}
+	return w, nil
+}
+
+// ScalarInputs gives a tensor for each scalar input that an adapter of m added and that
+// inputs lacks, holding the value recorded at injection (a LoRA's scale).
+func ScalarInputs(m *ir.Module, inputs map[string]*runtime.Tensor) map[string]*runtime.Tensor {
+	out := map[string]*runtime.Tensor{}
+	for k, v := range inputs {
+		out[k] = v
+	}
+	for _, in := range m.Inputs {
+		if _, given := out[in.Name]; given {
+			continue
+		}
+		if v, ok := m.ScalarValue(in.Name); ok {
+			out[in.Name] = runtime.FromF32([]float32{float32(v)})
+		}
+	}
+	return out
+}

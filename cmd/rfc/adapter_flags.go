@@ -1,0 +1,302 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/rfc-project/rfc/adapters"
+	"github.com/rfc-project/rfc/dsl"
+	"github.com/rfc-project/rfc/ir"
+	"github.com/rfc-project/rfc/passes"
+	"github.com/rfc-project/rfc/runtime"
+)
+
+// adapterFlags inject adapters after elaboration (rfc tree, ir, run):
+//
+//	--lora [NAME=]PATH[:SCALE]        a LoRA file (PEFT/diffusers or kohya naming, or a PEFT
+//	                                  directory); targets come from its keys; NAME defaults
+//	                                  to the file's name, SCALE to 1
+//	--adapter NAME=DECL[(k=v, …)][:SCALE]
+//	                                  an adapter declared in the .rfn file (or LinearLora,
+//	                                  Conv2dLora) with its parameters
+//	--select [CLASS@]PATTERN          the targets of the --lora or --adapter before it: layers
+//	                                  of CLASS whose path matches PATTERN (`**` any depth)
+//	--merge                           fold LoRA branches into the weights (lora_merge)
+type adapterFlags struct {
+	reqs    []*adapterRequest
+	merge   bool
+	tensors map[string]*runtime.Tensor // LoRA weights by checkpoint key, after apply
+	added   bool                       // inputs added scalar inputs the input file lacked
+}
+
+type adapterRequest struct {
+	flag           string // as given, for messages
+	lora           bool
+	name, path     string
+	decl           string
+	params         map[string]string
+	scale          float64
+	class, pattern string
+	selected       bool
+}
+
+func (af *adapterFlags) register(fs *flag.FlagSet) {
+	fs.Var(loraFlag{af}, "lora", "inject a LoRA file: `[NAME=]PATH[:SCALE]` (PEFT/diffusers or kohya keys; repeatable, stacked in order)")
+	fs.Var(adapterFlag{af}, "adapter", "inject an adapter declaration: `NAME=DECL[(k=v, …)][:SCALE]` (repeatable; give its targets with --select)")
+	fs.Var(selectFlag{af}, "select", "targets of the preceding --lora/--adapter: `[CLASS@]PATTERN`, e.g. 'Linear@**.Attention.**'")
+	fs.BoolVar(&af.merge, "merge", false, "merge LoRA weights into the base weights (the scales become fixed)")
+}
+
+type loraFlag struct{ af *adapterFlags }
+type adapterFlag struct{ af *adapterFlags }
+type selectFlag struct{ af *adapterFlags }
+
+func (loraFlag) String() string    { return "" }
+func (adapterFlag) String() string { return "" }
+func (selectFlag) String() string  { return "" }
+
+func (f loraFlag) Set(v string) error {
+	r := &adapterRequest{flag: "--lora " + v, lora: true, scale: 1}
+	rest := v
+	if name, path, ok := strings.Cut(v, "="); ok && isIdentifier(name) {
+		r.name, rest = name, path
+	}
+	if i := strings.LastIndexByte(rest, ':'); i >= 0 {
+		if s, err := strconv.ParseFloat(rest[i+1:], 64); err == nil {
+			r.scale, rest = s, rest[:i]
+		}
+	}
+	if rest == "" {
+		return fmt.Errorf("--lora wants [NAME=]PATH[:SCALE], got %q", v)
+	}
+	r.path = rest
+	if r.name == "" {
+		r.name = nameFromPath(rest)
+	}
+	f.af.reqs = append(f.af.reqs, r)
+	return nil
+}
+
+func (f adapterFlag) Set(v string) error {
+	bad := func(why string) error {
+		return fmt.Errorf("--adapter wants NAME=DECL[(k=v, …)][:SCALE], got %q: %s", v, why)
+	}
+	name, rest, ok := strings.Cut(v, "=")
+	if !ok || !isIdentifier(name) {
+		return bad("NAME= must come first")
+	}
+	r := &adapterRequest{flag: "--adapter " + v, name: name, scale: 1, params: map[string]string{}}
+	if i := strings.LastIndexByte(rest, ':'); i >= 0 && i > strings.LastIndexByte(rest, ')') {
+		s, err := strconv.ParseFloat(rest[i+1:], 64)
+		if err != nil {
+			return bad("SCALE is not a number")
+		}
+		r.scale, rest = s, rest[:i]
+	}
+	decl, args, hasArgs := strings.Cut(rest, "(")
+	r.decl = strings.TrimSpace(decl)
+	if !isIdentifier(r.decl) {
+		return bad("DECL is not a name")
+	}
+	if hasArgs {
+		inner, ok := strings.CutSuffix(strings.TrimSpace(args), ")")
+		if !ok {
+			return bad("missing )")
+		}
+		for _, kv := range splitTopLevel(inner) {
+			if strings.TrimSpace(kv) == "" {
+				continue
+			}
+			k, val, ok := strings.Cut(kv, "=")
+			if !ok || !isIdentifier(strings.TrimSpace(k)) {
+				return bad(fmt.Sprintf("argument %q is not k=v", strings.TrimSpace(kv)))
+			}
+			r.params[strings.TrimSpace(k)] = strings.TrimSpace(val)
+		}
+	}
+	f.af.reqs = append(f.af.reqs, r)
+	return nil
+}
+
+func (f selectFlag) Set(v string) error {
+	if len(f.af.reqs) == 0 {
+		return errors.New("--select applies to the --lora or --adapter before it; give that first")
+	}
+	r := f.af.reqs[len(f.af.reqs)-1]
+	if r.selected {
+		return fmt.Errorf("%s already has a --select", r.flag)
+	}
+	r.selected = true
+	if class, pattern, ok := strings.Cut(v, "@"); ok {
+		r.class, r.pattern = class, pattern
+	} else {
+		r.pattern = v
+	}
+	return nil
+}
+
+// splitTopLevel splits at commas outside brackets ("k=[3, 1], r=4").
+func splitTopLevel(s string) []string {
+	var out []string
+	depth, start := 0, 0
+	for i, c := range s {
+		switch c {
+		case '[', '(':
+			depth++
+		case ']', ')':
+			depth--
+		case ',':
+			if depth == 0 {
+				out = append(out, s[start:i])
+				start = i + 1
+			}
+		}
+	}
+	return append(out, s[start:])
+}
+
+func isIdentifier(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, r := range s {
+		if !(r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || i > 0 && r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// nameFromPath makes an adapter name from a file or directory name: lora_a_kohya for
+// lora_a_kohya.safetensors.
+func nameFromPath(p string) string {
+	base := strings.TrimSuffix(filepath.Base(filepath.Clean(p)), ".safetensors")
+	if base == "adapter_model" {
+		base = filepath.Base(filepath.Dir(filepath.Clean(p)))
+	}
+	var b strings.Builder
+	for _, r := range base {
+		if r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('_')
+		}
+	}
+	name := b.String()
+	if name == "" || name[0] >= '0' && name[0] <= '9' {
+		name = "lora_" + name
+	}
+	return name
+}
+
+// given reports whether any adapter flag was used.
+func (af *adapterFlags) given() bool { return len(af.reqs) > 0 || af.merge }
+
+// applyFile is apply for commands that did not keep the program.
+func (af *adapterFlags) applyFile(file string, m *ir.Module, stderr io.Writer) (*ir.Module, bool) {
+	if !af.given() {
+		return m, true
+	}
+	prog, err := dsl.Load(file)
+	if err != nil {
+		fmt.Fprintln(stderr, dsl.Detail(err))
+		return nil, false
+	}
+	return af.apply(prog, m, stderr)
+}
+
+// apply injects the requested adapters into m, in command-line order, then merges when
+// asked. It keeps the LoRA tensors for weights and compiledFiles.
+func (af *adapterFlags) apply(prog *dsl.Program, m *ir.Module, stderr io.Writer) (*ir.Module, bool) {
+	if !af.given() {
+		return m, true
+	}
+	if err := adapters.AddLibrary(prog); err != nil {
+		fmt.Fprintln(stderr, dsl.Detail(err))
+		return nil, false
+	}
+	af.tensors = map[string]*runtime.Tensor{}
+	for _, r := range af.reqs {
+		var err error
+		if r.lora {
+			m, err = af.injectLora(prog, m, r)
+		} else {
+			m, err = adapters.Inject(m, prog, adapters.Spec{Name: r.name, Adapter: r.decl, Class: r.class, Pattern: r.pattern, Params: r.params, Scale: r.scale})
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "%s: %s\n", r.flag, dsl.Detail(err))
+			return nil, false
+		}
+	}
+	if af.merge {
+		if err := passes.LoraMerge(m); err != nil {
+			fmt.Fprintln(stderr, err)
+			return nil, false
+		}
+		if err := ir.Verify(m); err != nil {
+			fmt.Fprintf(stderr, "internal error: the merged IR does not verify: %v\n", err)
+			return nil, false
+		}
+	}
+	return m, true
+}
+
+func (af *adapterFlags) injectLora(prog *dsl.Program, m *ir.Module, r *adapterRequest) (*ir.Module, error) {
+	lf, err := adapters.OpenLora(r.path)
+	if err != nil {
+		return nil, err
+	}
+	defer lf.Close()
+	out, tensors, err := adapters.InjectLora(m, prog, lf, adapters.LoraOptions{Name: r.name, Scale: r.scale, Class: r.class, Pattern: r.pattern})
+	if err != nil {
+		return nil, err
+	}
+	for k, t := range tensors {
+		af.tensors[k] = t
+	}
+	return out, nil
+}
+
+// inputs adds the adapters' scalar inputs (LoRA scales) that the input file lacks.
+func (af *adapterFlags) inputs(m *ir.Module, inputs map[string]*runtime.Tensor) map[string]*runtime.Tensor {
+	all := adapters.ScalarInputs(m, inputs)
+	af.added = af.added || len(all) != len(inputs)
+	return all
+}
+
+// compiledFiles writes what the compiled engine reads from files: the LoRA tensors by
+// their checkpoint keys, and, when inputs added scalar inputs, all the inputs. It returns
+// the extra weight files, the input file to use, and a cleanup.
+func (af *adapterFlags) compiledFiles(m *ir.Module, inputs map[string]*runtime.Tensor, input string) ([]string, string, func(), error) {
+	if len(af.reqs) == 0 {
+		return nil, input, func() {}, nil
+	}
+	dir, err := os.MkdirTemp("", "rfc-adapters-")
+	if err != nil {
+		return nil, "", nil, err
+	}
+	cleanup := func() { os.RemoveAll(dir) }
+	var weights []string
+	if len(af.tensors) > 0 {
+		w := filepath.Join(dir, "adapters.safetensors")
+		if err := runtime.WriteSafetensors(w, af.tensors, nil); err != nil {
+			cleanup()
+			return nil, "", nil, err
+		}
+		weights = append(weights, w)
+	}
+	if af.added {
+		input = filepath.Join(dir, "inputs.safetensors")
+		if err := runtime.WriteSafetensors(input, af.inputs(m, inputs), nil); err != nil {
+			cleanup()
+			return nil, "", nil, err
+		}
+	}
+	return weights, input, cleanup, nil
+}
