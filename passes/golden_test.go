@@ -130,7 +130,9 @@ func TestGolden(t *testing.T) {
 		})
 	}
 	for _, p := range pipeline {
-		if perPass[p.name] == 0 {
+		// Passes that are off by default need more than IR text (lora_merge reads the
+		// scales recorded by injection): their tests live with their feature (adapters/).
+		if perPass[p.name] == 0 && !p.disabled {
 			t.Errorf("pass %s has no golden case under testdata/%s", p.name, p.name)
 		}
 	}

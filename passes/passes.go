@@ -42,6 +42,7 @@ type pass struct {
 //   - memory planning: buffer offsets for every value, required by the code generators,
 //     last (it must see the final graph).
 var pipeline = [...]pass{
+	{name: "lora_merge", fn: LoraMerge, disabled: true, doc: "fold LoRA branches into their target's weight at load time (W + scale·alpha/rank·up·down); the scales become fixed; off unless enabled (rfc --merge)"},
 	{name: "fold", fn: fold, doc: "fold shape and scale chains: reshape∘reshape, permute∘permute, scale∘scale; drop identity reshape, permute, slice, scale, concat"},
 	{name: "cse", fn: cse, doc: "merge ops with the same op, operands, attributes and type; the first keeps its scope"},
 	{name: "dce", fn: dce, doc: "remove ops no output depends on, and parameters nothing reads"},
@@ -54,6 +55,7 @@ type constraint struct {
 }
 
 var passOrder = [...]constraint{
+	{"lora_merge", "fold", "the merge leaves the adapter's side branch without readers and adds weight-only chains, which the later passes clean up"},
 	{"fold", "cse", "fold rewrites chains into single canonical ops, so equal computations written differently become equal ops that cse can merge"},
 	{"fold", "dce", "fold redirects uses past the ops of a chain and leaves them without readers"},
 	{"cse", "dce", "dce sweeps up after every pass that redirects uses, and cse redirects the readers of each duplicate it merges"},
@@ -104,6 +106,8 @@ const DumpAll = "all"
 type Config struct {
 	// Disable names optional passes to skip.
 	Disable []string
+	// Enable names passes that are off by default to run.
+	Enable []string
 	// Dump names passes after which the IR is printed; DumpAll prints it after each.
 	Dump []string
 	// DumpTo receives the dumps (os.Stderr when nil). Each starts with a line
@@ -159,12 +163,20 @@ func checkConfig(table []pass, c Config) error {
 			errs = append(errs, fmt.Errorf("cannot disable pass %s: it is required (optional passes: %s)", n, strings.Join(optional(table), ", ")))
 		}
 	}
+	for _, n := range c.Enable {
+		switch p := byName[n]; {
+		case p == nil:
+			errs = append(errs, fmt.Errorf("cannot enable %q: no such pass (passes: %s)", n, valid))
+		case slices.Contains(c.Disable, n):
+			errs = append(errs, fmt.Errorf("pass %s is both enabled and disabled", n))
+		}
+	}
 	for _, n := range c.Dump {
 		switch p := byName[n]; {
 		case n == DumpAll:
 		case p == nil:
 			errs = append(errs, fmt.Errorf("cannot dump after %q: no such pass (passes: %s, or %s)", n, valid, DumpAll))
-		case p.disabled:
+		case p.disabled && !slices.Contains(c.Enable, n):
 			errs = append(errs, fmt.Errorf("cannot dump after pass %s: it is disabled by default", n))
 		case slices.Contains(c.Disable, n):
 			errs = append(errs, fmt.Errorf("cannot dump after pass %s: it is disabled", n))
@@ -203,7 +215,7 @@ func run(table []pass, m *ir.Module, c Config) error {
 	}
 	dumpAll := slices.Contains(c.Dump, DumpAll)
 	for _, p := range table {
-		if p.disabled || slices.Contains(c.Disable, p.name) {
+		if (p.disabled && !slices.Contains(c.Enable, p.name)) || slices.Contains(c.Disable, p.name) {
 			continue
 		}
 		if err := p.fn(m); err != nil {

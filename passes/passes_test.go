@@ -50,7 +50,7 @@ func wantErr(t *testing.T, err error, parts ...string) {
 func nop(*ir.Module) error { return nil }
 
 func TestNames(t *testing.T) {
-	if got := Names(); !slices.Equal(got, []string{"fold", "cse", "dce"}) {
+	if got := Names(); !slices.Equal(got, []string{"lora_merge", "fold", "cse", "dce"}) {
 		t.Errorf("Names() = %v", got)
 	}
 	for _, p := range Passes() {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/rfc-project/rfc/codegen"
 	"github.com/rfc-project/rfc/passes"
+	"github.com/rfc-project/rfc/runtime"
 )
 
 // cmdCompile writes the Go package of a model: rfc compile FILE [--model M] [--set k=v]…
@@ -22,6 +23,8 @@ func cmdCompile(args []string, stdout, stderr io.Writer) int {
 	pkg := fs.String("pkg", "", "Go package name (default: the model's name in lower case)")
 	var pf passFlags
 	pf.register(fs)
+	var af adapterFlags
+	af.register(fs)
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return 2
@@ -41,6 +44,9 @@ func cmdCompile(args []string, stdout, stderr io.Writer) int {
 	}
 	m, ok := elaborate(file, mf, nil, stderr)
 	if !ok {
+		return 1
+	}
+	if m, ok = af.applyFile(file, m, stderr); !ok {
 		return 1
 	}
 	if err := passes.Run(m, cfg); err != nil {
@@ -67,6 +73,16 @@ func cmdCompile(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "%s: package %s (model %s): %s\n", *outDir, res.Package, m.Name, status)
 	fmt.Fprintf(stdout, "planned peak activation memory: %s\nweights: %s\n", formatBytes(res.ActivationBytes), formatBytes(res.WeightBytes))
+	if len(af.tensors) > 0 {
+		// The package loads adapter tensors under the model's keys for them: write the ones
+		// read from LoRA files (PEFT or kohya names) under those keys, beside the package.
+		path := filepath.Join(*outDir, "adapter_weights.safetensors")
+		if err := runtime.WriteSafetensors(path, af.tensors, map[string]string{"model": m.Name}); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "adapter weights: %s (pass it to Load with the base weights)\n", path)
+	}
 	return 0
 }
 
