@@ -159,6 +159,10 @@ func checkStatic(m *ir.Module) error {
 }
 
 type generator struct {
+	// hoisted are the weight-only ops computed once by Load (see loadTimeValues);
+	// keptHoisted those Forward reads, which keep their memory.
+	hoisted, keptHoisted map[*ir.Value]bool
+
 	m    *ir.Module
 	opts Options
 	pkg  string
@@ -195,7 +199,7 @@ var fixedGlobals = []string{
 
 func newGenerator(m *ir.Module, opts Options, pkg string) *generator {
 	g := &generator{
-		m: m, opts: opts, pkg: pkg, plan: planMemory(m),
+		m: m, opts: opts, pkg: pkg,
 		globals:     newNamer(fixedGlobals...),
 		fieldNames:  newNamer("arena", "weights"),
 		inputArg:    map[*ir.Value]string{},
@@ -207,6 +211,9 @@ func newGenerator(m *ir.Module, opts Options, pkg string) *generator {
 		intVars:     map[string]string{},
 		helpers:     map[string]jen.Code{},
 	}
+	g.hoisted = loadTimeValues(m)
+	g.keptHoisted = keptLoadTime(m, g.hoisted)
+	g.plan = planMemory(m, g.hoisted)
 	// Forward's parameters must not shadow what its body refers to: the receiver, the
 	// loop and error variables, imported packages and package-level names (reserved in
 	// globals, where the helpers and shape tables made later will avoid them in turn).
@@ -237,8 +244,11 @@ func newGenerator(m *ir.Module, opts Options, pkg string) *generator {
 		g.weightsLen += alignUp(numElements(p.Type.Shape))
 	}
 	for _, v := range m.Body {
-		if g.plan.bufferOf[v] != nil {
+		switch {
+		case g.plan.bufferOf[v] != nil:
 			g.valueField[v] = g.fieldNames.take("v" + strconv.Itoa(v.ID))
+		case g.hoisted[v] && (v.Op != "reshape" || !g.hoisted[v.Args[0]]):
+			g.valueField[v] = g.fieldNames.take("load" + strconv.Itoa(v.ID))
 		}
 	}
 	for i, c := range g.plan.copies {
@@ -267,6 +277,9 @@ func (g *generator) ref(v *ir.Value) *jen.Statement {
 	}
 	if root, ok := g.plan.external[v]; ok {
 		return g.ref(root)
+	}
+	if g.hoisted[v] && v.Op == "reshape" && g.hoisted[v.Args[0]] {
+		return g.ref(v.Args[0]) // a view: same data, another shape
 	}
 	return jen.Id("m").Dot(g.valueField[v])
 }
@@ -380,6 +393,14 @@ func (g *generator) modelFile() ([]byte, error) {
 		if !ok {
 			continue
 		}
+		if g.hoisted[v] {
+			what := "computed by Load from the weights, then freed"
+			if g.keptHoisted[v] {
+				what = "computed by Load from the weights"
+			}
+			fieldDefs = append(fieldDefs, jen.Id(name).Index().Float32().Comment(fmt.Sprintf("%s: %s, %s, %s", v.Ref(), v.Type, scopeName(v), what)))
+			continue
+		}
 		b := p.bufferOf[v]
 		fieldDefs = append(fieldDefs, jen.Id(name).Index().Float32().Comment(fmt.Sprintf("%s: %s, %s", v.Ref(), v.Type, scopeName(v))))
 		inits = append(inits, jen.Id("m").Dot(name).Op("=").Id("m").Dot("arena").Dot("Slice").Call(jen.Lit(b.offset), jen.Lit(numElements(v.Type.Shape))))
@@ -405,6 +426,12 @@ func (g *generator) modelFile() ([]byte, error) {
 	f.Func().Id("newModel").Params().Op("*").Id("Model").Block(inits...)
 	f.Line()
 	f.Add(forward)
+	if prepare, err := g.prepare(); err != nil {
+		return nil, err
+	} else if prepare != nil {
+		f.Line()
+		f.Add(prepare)
+	}
 	if len(g.intVarDefs) > 0 {
 		f.Line()
 		f.Comment("Shapes, permutations, paddings and offsets that kernels take as slices.")
@@ -472,6 +499,9 @@ func (g *generator) forward() (jen.Code, error) {
 		))
 	}
 	for _, v := range m.Body {
+		if g.hoisted[v] {
+			continue
+		}
 		stmts, err := emitters[v.Op](g, v)
 		if err != nil {
 			return nil, fmt.Errorf("codegen: %s: %v", ir.FormatValue(v), err)

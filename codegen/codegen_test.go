@@ -263,7 +263,7 @@ func TestWriteLeavesIdenticalFiles(t *testing.T) {
 // ops run in place, and the output's buffer is not reused.
 func TestPlanSharesMemory(t *testing.T) {
 	m := elaborate(t, ffSource, map[string]string{"batch": "2", "dim": "8"})
-	p := planMemory(m)
+	p := planMemory(m, nil)
 	total := 0
 	for _, v := range m.Body {
 		total += numElements(v.Type.Shape)
@@ -299,7 +299,7 @@ output %2, %0, %x
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := planMemory(m)
+	p := planMemory(m, nil)
 	if p.bufferOf[m.Body[2]] != p.bufferOf[m.Body[1]] {
 		t.Error("the reshape of the relu does not share its buffer")
 	}

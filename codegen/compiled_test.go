@@ -565,7 +565,7 @@ func checkNoEscapes(t *testing.T, mod string, cases []*compiledCase) {
 // every value fits its buffer, and the arena is no smaller than the live set at its peak.
 func checkPlan(t *testing.T, what string, m *ir.Module) {
 	t.Helper()
-	p := planMemory(m)
+	p := planMemory(m, nil)
 	for i, a := range p.buffers {
 		if a.offset%arenaAlign != 0 || a.offset+a.size > p.arenaLen {
 			t.Errorf("%s: buffer at %d of %d elements is misaligned or outside the arena of %d", what, a.offset, a.size, p.arenaLen)

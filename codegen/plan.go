@@ -62,8 +62,9 @@ func numElements(s ir.Shape) int {
 	return n
 }
 
-// planMemory builds the plan of a verified module with static shapes.
-func planMemory(m *ir.Module) *memoryPlan {
+// planMemory builds the plan of a verified module with static shapes. Load-time values
+// (hoisted) live outside the arena, like weights.
+func planMemory(m *ir.Module, hoisted map[*ir.Value]bool) *memoryPlan {
 	p := &memoryPlan{
 		bufferOf: map[*ir.Value]*buffer{},
 		external: map[*ir.Value]*ir.Value{},
@@ -100,6 +101,9 @@ func planMemory(m *ir.Module) *memoryPlan {
 		return true
 	}
 	for i, v := range m.Body {
+		if hoisted[v] {
+			continue
+		}
 		if v.Op == "reshape" {
 			a := v.Args[0]
 			if b := p.bufferOf[a]; b != nil {
@@ -133,7 +137,7 @@ func planMemory(m *ir.Module) *memoryPlan {
 	}
 	for _, v := range m.Outputs {
 		root, ok := p.external[v]
-		if !ok && v.Kind == ir.KindOp {
+		if !ok && v.Kind == ir.KindOp && !hoisted[v] {
 			continue
 		}
 		if !ok {

@@ -65,6 +65,7 @@ func (g *generator) weightsFile() ([]byte, error) {
 				jen.Return(jen.Nil(), jen.Err()),
 			),
 		),
+		g.callPrepare(),
 		jen.Return(id("m"), jen.Nil()),
 	)
 	return render(f)

@@ -154,43 +154,57 @@ func indexCode(total int, dims []iterDim, names []string, bases []int) string {
 			step *= d.size
 		}
 	}
-	strided := false
-	for j, name := range names {
-		if contiguous[j] {
-			fmt.Fprintf(&b, "  const int %s = i%s;\n", name, plusConst(bases[j]))
-		} else {
-			fmt.Fprintf(&b, "  int %s = %d;\n", name, bases[j])
-			strided = true
+	// Only the dimensions up to the outermost one that some strided operand moves along
+	// need their coordinate.
+	lastUsed := -1
+	used := make([]bool, len(dims))
+	for k, d := range dims {
+		for j := range names {
+			if !contiguous[j] && d.strides[j] != 0 {
+				used[k] = true
+				lastUsed = k
+			}
 		}
 	}
-	if !strided {
+	for j, name := range names {
+		switch {
+		case contiguous[j]:
+			fmt.Fprintf(&b, "  const int %s = i%s;\n", name, plusConst(bases[j]))
+		case lastUsed < 0:
+			fmt.Fprintf(&b, "  const int %s = %d;\n", name, bases[j])
+		default:
+			fmt.Fprintf(&b, "  int %s = %d;\n", name, bases[j])
+		}
+	}
+	if lastUsed < 0 {
 		return b.String()
 	}
 	b.WriteString("  int r = i;\n")
-	for k, d := range dims {
-		last := k == len(dims)-1
-		coord := "c"
-		if last {
-			coord = "r"
-		} else {
-			fmt.Fprintf(&b, "  {\n    const int c = r %% %d;\n    r /= %d;\n", d.size, d.size)
-		}
-		indent := "    "
-		if last {
-			indent = "  "
-		}
+	adds := func(k int, coord, indent string) {
 		for j, name := range names {
-			if contiguous[j] || d.strides[j] == 0 {
+			if contiguous[j] || dims[k].strides[j] == 0 {
 				continue
 			}
-			if d.strides[j] == 1 {
+			if s := dims[k].strides[j]; s == 1 {
 				fmt.Fprintf(&b, "%s%s += %s;\n", indent, name, coord)
 			} else {
-				fmt.Fprintf(&b, "%s%s += %s * %d;\n", indent, name, coord, d.strides[j])
+				fmt.Fprintf(&b, "%s%s += %s * %d;\n", indent, name, coord, s)
 			}
 		}
-		if !last {
+	}
+	for k := 0; k <= lastUsed; k++ {
+		size := dims[k].size
+		switch {
+		case k == lastUsed && k == len(dims)-1:
+			adds(k, "r", "  ")
+		case k == lastUsed:
+			adds(k, fmt.Sprintf("(r %% %d)", size), "  ")
+		case used[k]:
+			fmt.Fprintf(&b, "  {\n    const int c = r %% %d;\n    r /= %d;\n", size, size)
+			adds(k, "c", "    ")
 			b.WriteString("  }\n")
+		default:
+			fmt.Fprintf(&b, "  r /= %d;\n", size)
 		}
 	}
 	return b.String()

@@ -1,0 +1,237 @@
+package cuda
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/rfc-project/rfc/ir"
+)
+
+// modelCases are the models the acceptance names: the small ViT of the goldens, ViT at its
+// default size, and TAEF2's encoder and decoder at their default sizes, batch 1.
+func modelCases(t *testing.T) map[string]*ir.Module {
+	return map[string]*ir.Module{
+		"vit_small":    loadModule(t, "../../models/vit.rfn", "ViT", vitSmall),
+		"vit_default":  loadModule(t, "../../models/vit.rfn", "ViT", map[string]string{"batch": "1"}),
+		"taef2_encode": loadModule(t, "../../models/taesd.rfn", "TAEF2Encoder", map[string]string{"batch": "1"}),
+		"taef2_decode": loadModule(t, "../../models/taesd.rfn", "TAEF2Decoder", map[string]string{"batch": "1"}),
+	}
+}
+
+var kernelDef = regexp.MustCompile(`(?m)^extern "C" __global__ void __launch_bounds__\((\d+)\) (\w+)\(`)
+
+// TestGeneratedStructure needs no CUDA tool: for the models and every golden op case, the
+// files are all there and tagged as they must be, every op of the body launches at least
+// one kernel (a reshape none), every kernel is defined once in model.cu and listed once in
+// model.go, and together the cases use every op of the catalogue.
+func TestGeneratedStructure(t *testing.T) {
+	modules := modelCases(t)
+	for _, c := range loadOpCases(t) {
+		modules["op_"+c.name] = c.m
+	}
+	seen := map[string]bool{}
+	for name, m := range modules {
+		for _, f16 := range []bool{false, true} {
+			files, err := Generate(m, Options{Package: "model", NVCC: "-", F16Weights: f16})
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			checkFiles(t, name, m, files)
+			g, err := newGenerator(m, Options{Package: "model", F16Weights: f16})
+			if err != nil {
+				t.Fatal(err)
+			}
+			launches := 0
+			for _, oc := range g.low.code {
+				seen[oc.v.Op] = true
+				if oc.v.Op == "reshape" {
+					if len(oc.launches) != 0 {
+						t.Errorf("%s: %s: a reshape launched a kernel", name, ir.FormatValue(oc.v))
+					}
+					continue
+				}
+				if len(oc.launches) == 0 {
+					t.Errorf("%s: %s: no kernel launched", name, ir.FormatValue(oc.v))
+				}
+				for _, l := range oc.launches {
+					if !slices.Contains(g.low.kernels, l.k) {
+						t.Errorf("%s: %s launches a kernel that model.cu lacks", name, ir.FormatValue(oc.v))
+					}
+					if len(l.args) != len(l.k.params) {
+						t.Errorf("%s: %s: %d arguments for %d parameters of %s", name, ir.FormatValue(oc.v), len(l.args), len(l.k.params), l.k.name)
+					}
+					launches++
+				}
+			}
+			if n := strings.Count(string(files["model.go"]), "s.Launch("); n != launches {
+				t.Errorf("%s: model.go has %d launches, the plan %d", name, n, launches)
+			}
+		}
+	}
+	for _, op := range ir.OpNames() {
+		if !seen[op] {
+			t.Errorf("no case uses op %s", op)
+		}
+	}
+}
+
+func checkFiles(t *testing.T, name string, m *ir.Module, files map[string][]byte) {
+	t.Helper()
+	for _, f := range []string{"model.cu", "shapes.go", "model.go", "weights.go"} {
+		if len(files[f]) == 0 {
+			t.Errorf("%s: no %s", name, f)
+		}
+	}
+	if _, ok := files["model.ptx"]; ok {
+		t.Errorf("%s: model.ptx without nvcc", name)
+	}
+	for _, f := range []string{"model.go", "weights.go"} {
+		if !strings.HasPrefix(string(files[f]), "//go:build cuda\n") {
+			t.Errorf("%s: %s is not behind the cuda build tag", name, f)
+		}
+	}
+	shapes := string(files["shapes.go"])
+	if strings.Contains(shapes, "//go:build") || !strings.Contains(shapes, "\n//go:generate nvcc -ptx ") {
+		t.Errorf("%s: shapes.go must be untagged and carry the go:generate nvcc line", name)
+	}
+	if !strings.Contains(string(files["model.go"]), "//go:embed model.ptx\nvar ptx string") {
+		t.Errorf("%s: model.go does not embed model.ptx", name)
+	}
+	defs := kernelDef.FindAllStringSubmatch(string(files["model.cu"]), -1)
+	if len(defs) == 0 && slices.ContainsFunc(m.Body, func(v *ir.Value) bool { return v.Op != "reshape" }) {
+		t.Errorf("%s: model.cu defines no kernel", name)
+	}
+	var names []string
+	for _, d := range defs {
+		if slices.Contains(names, d[2]) {
+			t.Errorf("%s: kernel %s is defined twice", name, d[2])
+		}
+		names = append(names, d[2])
+	}
+	// kernelNames in model.go lists the same kernels, in the same order.
+	list := regexp.MustCompile(`(?s)var kernelNames = \[\]string\{(.*?)\n\}`).FindStringSubmatch(string(files["model.go"]))
+	if list == nil {
+		t.Fatalf("%s: model.go has no kernelNames", name)
+	}
+	var listed []string
+	for _, q := range regexp.MustCompile(`"(\w+)"`).FindAllStringSubmatch(list[1], -1) {
+		listed = append(listed, q[1])
+	}
+	if !slices.Equal(listed, names) {
+		t.Errorf("%s: model.go lists kernels %v, model.cu defines %v", name, listed, names)
+	}
+}
+
+func needNVCC(t *testing.T) string {
+	t.Helper()
+	nvcc, err := exec.LookPath("nvcc")
+	if err != nil {
+		t.Skip("skipped: nvcc is not on PATH (install nvidia-cuda-toolkit to compile the kernels to PTX)")
+	}
+	return nvcc
+}
+
+// TestNVCCCompiles compiles the generated model.cu of the models, and one file with the
+// kernels of every golden op case (f32 and f16 weights), with warnings as errors; where
+// ptxas is there too, it assembles the PTX for the H100 (sm_90), which catches resource
+// limits (shared memory, registers) that PTX alone does not.
+func TestNVCCCompiles(t *testing.T) {
+	nvcc := needNVCC(t)
+	ptxas, _ := exec.LookPath("ptxas")
+	dir := t.TempDir()
+	check := func(name string, ptx []byte) {
+		if !strings.Contains(string(ptx), ".entry k0_") {
+			t.Errorf("%s: the PTX has no kernel entry", name)
+		}
+		if ptxas == "" {
+			return
+		}
+		path := filepath.Join(dir, name+".ptx")
+		must(t, os.WriteFile(path, ptx, 0o644))
+		if out, err := exec.Command(ptxas, "-arch=sm_90", "-o", filepath.Join(dir, name+".cubin"), path).CombinedOutput(); err != nil {
+			t.Errorf("%s: ptxas -arch=sm_90 failed (%v):\n%s", name, err, out)
+		}
+	}
+	for name, m := range modelCases(t) {
+		for _, f16 := range []bool{false, true} {
+			files, err := Generate(m, Options{Package: "model", NVCC: nvcc, F16Weights: f16})
+			if err != nil {
+				t.Fatalf("%s (f16 %t): %v", name, f16, err)
+			}
+			if f16 {
+				name += "_f16"
+			}
+			check(name, files["model.ptx"])
+		}
+	}
+	var all []string
+	for _, s := range mustSections(t) {
+		all = append(all, s.name)
+	}
+	lib, err := withDeps(all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := lib
+	for i, c := range loadOpCases(t) {
+		for _, f16 := range []bool{false, true} {
+			g, err := newGenerator(c.m, Options{Package: "model", F16Weights: f16})
+			if err != nil {
+				t.Fatalf("%s: %v", c.name, err)
+			}
+			prefix := "c" + string(rune('a'+i%26)) + strings.Repeat("x", i/26)
+			if f16 {
+				prefix += "h"
+			}
+			src += g.kernelSource(prefix + "_")
+		}
+	}
+	ptx, err := CompilePTX(nvcc, "", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(ptx), ".entry ca_k0_") {
+		t.Errorf("the op cases' PTX lacks their kernels")
+	}
+	if ptxas != "" {
+		path := filepath.Join(dir, "ops.ptx")
+		must(t, os.WriteFile(path, ptx, 0o644))
+		if out, err := exec.Command(ptxas, "-arch=sm_90", "-o", filepath.Join(dir, "ops.cubin"), path).CombinedOutput(); err != nil {
+			t.Errorf("ptxas -arch=sm_90 on the op cases failed (%v):\n%s", err, out)
+		}
+	}
+}
+
+// TestGenerateErrors: what the target refuses gets an error naming it.
+func TestGenerateErrors(t *testing.T) {
+	parse := func(text string) *ir.Module {
+		m, err := ir.Parse(text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	cases := []struct {
+		name string
+		m    *ir.Module
+		opts Options
+		want string
+	}{
+		{"symbolic", loadModule(t, "../../models/vit.rfn", "ViT", map[string]string{"embedding_dim": "64", "patch_size": "8", "image_size": "32", "num_layers": "1", "num_heads": "4"}), Options{}, "--set batch="},
+		{"package", parse("module M\nscope \"\" M key \"\"\ninput %x: f32[2]\n%0: f32[2] = relu(%x) in \"\"\noutput %0\n"), Options{Package: "no-go"}, `"no-go" is not a valid Go package name`},
+		{"head size", parse("module M\nscope \"\" M key \"\"\ninput %q: f32[1, 2, 300]\n%0: f32[1, 2, 300] = sdpa(%q, %q, %q) {heads=1, causal=false} in \"\"\noutput %0\n"), Options{}, "head size 300"},
+		{"too large", parse("module M\nscope \"\" M key \"\"\ninput %x: f32[65536, 65536]\n%0: f32[65536, 65536] = relu(%x) in \"\"\noutput %0\n"), Options{}, "32-bit ints"},
+	}
+	for _, c := range cases {
+		c.opts.NVCC = "-"
+		_, err := Generate(c.m, c.opts)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: got %v, want an error containing %q", c.name, err, c.want)
+		}
+	}
+}
