@@ -7,7 +7,7 @@ import (
 )
 
 // TestSerialPathsDoNotAllocate: with one worker, kernels run without allocating (scratch
-// comes from pools, warmed by the first call); only the parallel path builds closures.
+// comes from pools, warmed by the first call).
 func TestSerialPathsDoNotAllocate(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts are meaningless under the race detector")
@@ -60,6 +60,90 @@ func TestSerialPathsDoNotAllocate(t *testing.T) {
 		// An average below one tolerates a rare pool miss after a garbage collection.
 		if a := testing.AllocsPerRun(20, fn); a >= 1 {
 			t.Errorf("%s: %v allocs", name, a)
+		}
+	}
+}
+
+// TestKernelsDoNotAllocate: with two or more workers, at sizes that take each kernel's
+// parallel path, a warm kernel allocates nothing (compiled models' Forward relies on it).
+func TestKernelsDoNotAllocate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are meaningless under the race detector")
+	}
+	defer kernels.SetWorkers(kernels.Workers())
+	kernels.SetWorkers(max(2, kernels.Workers()))
+	const n = 1 << 16 // elements: enough for the element-wise kernels to split
+	x := randomSlice(n, 1)
+	x2 := randomSlice(n, 2)
+	w := randomSlice(n, 3)
+	y := make([]float32, 4*n)
+	idx := make([]int64, 256)
+	for i := range idx {
+		idx[i] = int64(i * 7 % 256)
+	}
+	xs, shapes := [][]float32{x[:n/2], x2[:n/2]}, [][]int{{4, 64, 128}, {4, 64, 128}}
+	conv := kernels.Conv2dParams{N: 2, C: 16, H: 32, W: 32, K: 16, KH: 3, KW: 3, PadH: 1, PadW: 1}
+	pointwise := kernels.Conv2dParams{N: 2, C: 16, H: 32, W: 32, K: 16, KH: 1, KW: 1}
+	depthwise := kernels.Conv2dParams{N: 2, C: 16, H: 32, W: 32, K: 16, KH: 3, KW: 3, PadH: 1, PadW: 1, Groups: 16}
+	patch := kernels.Conv2dParams{N: 2, C: 3, H: 32, W: 32, K: 64, KH: 8, KW: 8, StrideH: 8, StrideW: 8}
+	convT := kernels.ConvTranspose2dParams{N: 2, C: 16, H: 16, W: 16, K: 16, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1, OutPadH: 1, OutPadW: 1}
+	cases := []struct {
+		name string
+		fn   func()
+	}{
+		{"ReLU", func() { kernels.ReLU(y[:n], x) }},
+		{"SiLU", func() { kernels.SiLU(y[:n], x) }},
+		{"Sigmoid", func() { kernels.Sigmoid(y[:n], x) }},
+		{"Tanh", func() { kernels.Tanh(y[:n], x) }},
+		{"Sin", func() { kernels.Sin(y[:n], x) }},
+		{"Cos", func() { kernels.Cos(y[:n], x) }},
+		{"GeLU", func() { kernels.GeLU(y[:n], x, kernels.GeLUExact) }},
+		{"GeLUTanh", func() { kernels.GeLU(y[:n], x, kernels.GeLUTanh) }},
+		{"Clamp", func() { kernels.Clamp(y[:n], x, -0.5, 0.5) }},
+		{"ScaleBias", func() { kernels.ScaleBias(y[:n], x, 2, 1) }},
+		{"Add", func() { kernels.Add(y[:n], x, x2) }},
+		// Shapes are literals here: a kernel must not let them escape (which would allocate).
+		{"Binary", func() {
+			kernels.Binary(kernels.OpMul, y[:n], []int{4, 128, 128}, x, []int{4, 128, 128}, w[:128], []int{128})
+		}},
+		{"Softmax", func() { kernels.Softmax(y[:n], x, 256, 256, 1) }},
+		{"SoftmaxStrided", func() { kernels.Softmax(y[:n], x, 4, 64, 256) }},
+		{"LayerNorm", func() { kernels.LayerNorm(y[:n], x, 256, 256, w[:256], w[:256], 1e-5) }},
+		{"GroupNorm", func() { kernels.GroupNorm(y[:n], x, 2, 32, 1024, 8, w[:32], w[:32], 1e-5) }},
+		{"InstanceNorm2d", func() { kernels.InstanceNorm2d(y[:n], x, 2, 32, 1024, nil, nil, 1e-5) }},
+		{"LayerNorm2d", func() { kernels.LayerNorm2d(y[:n], x, 2, 16, 2048, w[:16], w[:16], 1e-5) }},
+		{"Permute", func() { kernels.Permute(y, x, []int{4, 32, 16, 32}, []int{0, 2, 3, 1}) }},
+		{"PermuteRows", func() { kernels.Permute(y, x, []int{4, 32, 16, 32}, []int{1, 0, 2, 3}) }},
+		{"Pad", func() { kernels.Pad(y, x, []int{4, 32, 16, 32}, []int{1, 2, 1, 1}, kernels.PadReflect, 0) }},
+		{"Slice", func() { kernels.Slice(y, x, []int{4, 128, 128}, 1, 1, 128, 1) }},
+		{"SliceStrided", func() { kernels.Slice(y, x, []int{2, 256, 128}, 1, 1, 256, 2) }},
+		{"Concat", func() { kernels.Concat(y, xs, shapes, 1) }},
+		{"UpsampleNearest", func() { kernels.UpsampleNearest(y, x, 2, 32, 32, 32, 64, 64) }},
+		{"UpsampleBilinear", func() { kernels.UpsampleBilinear(y, x, 2, 32, 32, 32, 64, 64, false) }},
+		{"PixelShuffle", func() { kernels.PixelShuffle(y, x, 2, 32, 32, 32, 2) }},
+		{"PixelUnshuffle", func() { kernels.PixelUnshuffle(y, x, 2, 32, 32, 32, 2) }},
+		{"Embedding", func() {
+			if err := kernels.Embedding(y, idx, x, 256); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"GLU", func() { kernels.GLU(y, x, 64, 1024, 1, kernels.SiLU) }},
+		{"Sum", func() { kernels.Sum(y, x, 256, 256, 1) }},
+		{"Mean", func() { kernels.Mean(y, x, 4, 64, 256) }},
+		{"Conv3x3", func() { kernels.Conv2d(y, x, w, w[:16], conv) }},
+		{"Conv1x1", func() { kernels.Conv2d(y, x, w, w[:16], pointwise) }},
+		{"ConvDepthwise", func() { kernels.Conv2d(y, x, w, w[:16], depthwise) }},
+		{"ConvPatch", func() { kernels.Conv2d(y, x, w, w[:64], patch) }},
+		{"ConvTranspose2d", func() { kernels.ConvTranspose2d(y, x, w, w[:16], convT) }},
+		{"Attention", func() { kernels.Attention(y, x, x2, w, 2, 4, 128, 128, 16, 16, false) }},
+		{"AttentionCausal", func() { kernels.Attention(y, x, x2, w, 2, 4, 128, 128, 16, 16, true) }},
+		{"Linear", func() { kernels.Linear(y, x, 256, 256, 128, w[:128*256], w[:128]) }},
+		{"BatchedMatMul", func() { kernels.BatchedMatMul(y, x, x2, 8, 64, 32, 64, 64*32, 32*64) }},
+	}
+	for _, c := range cases {
+		c.fn()
+		if a := testing.AllocsPerRun(20, c.fn); a != 0 {
+			t.Errorf("%s: %v allocs per call, want 0", c.name, a)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package kernels
 
 import (
 	"math"
+	"sync"
 	"sync/atomic"
 )
 
@@ -36,9 +37,27 @@ func Attention(out, q, k, v []float32, batch, heads, lq, lk, dk, dv int, causal 
 		a.work(&next)
 		return
 	}
-	shared, next := a, new(atomic.Int64) // a copy, so that a itself stays on the stack
-	ParallelFor(min(Workers(), tasks), func(_, _ int) { shared.work(next) })
+	j, ok := attnJobs.Get().(*attnJob)
+	if !ok {
+		j = new(attnJob)
+	}
+	j.a = a
+	j.next.Store(0)
+	parallelRun(min(Workers(), tasks), j)
+	j.a = attnProblem{} // drop the caller's slices
+	attnJobs.Put(j)
 }
+
+// attnJob is a pooled Attention call shared by its workers, each of which takes tasks from
+// next until none is left (the range it is given only sets how many workers there are).
+type attnJob struct {
+	a    attnProblem
+	next atomic.Int64
+}
+
+var attnJobs sync.Pool
+
+func (j *attnJob) run(_, _ int) { j.a.work(&j.next) }
 
 // attnProblem is one Attention call, with the tile sizes it runs with.
 type attnProblem struct {

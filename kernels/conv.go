@@ -1,5 +1,7 @@
 package kernels
 
+import "sync"
+
 // convScratchFloats bounds the im2col / col2im buffer of one worker (floats). Tiling the
 // output pixels by it keeps the buffer in L2-sized pieces even for 512×512 images.
 var convScratchFloats = 1 << 19
@@ -105,8 +107,18 @@ func conv2dPointwise(y, x, w, b []float32, p Conv2dParams) {
 		pointwiseTiles(y, x, w, b, p, tile, 0, images*tiles)
 		return
 	}
-	ParallelFor(images*tiles, func(lo, hi int) { pointwiseTiles(y, x, w, b, p, tile, lo, hi) })
+	runPooled(&pointwiseJobs, images*tiles, pointwiseJob{y, x, w, b, p, tile})
 }
+
+type pointwiseJob struct {
+	y, x, w, b []float32
+	p          Conv2dParams
+	tile       int
+}
+
+var pointwiseJobs sync.Pool
+
+func (j *pointwiseJob) run(lo, hi int) { pointwiseTiles(j.y, j.x, j.w, j.b, j.p, j.tile, lo, hi) }
 
 // pointwiseTiles computes tasks [lo, hi) of a 1×1 convolution: task t is pixel tile
 // t%tiles of image·group t/tiles.
@@ -139,8 +151,18 @@ func conv2dIm2col(y, x, w, b []float32, p Conv2dParams) {
 		im2colTiles(y, x, w, b, p, tile, 0, images*tiles)
 		return
 	}
-	ParallelFor(images*tiles, func(lo, hi int) { im2colTiles(y, x, w, b, p, tile, lo, hi) })
+	runPooled(&im2colJobs, images*tiles, im2colJob{y, x, w, b, p, tile})
 }
+
+type im2colJob struct {
+	y, x, w, b []float32
+	p          Conv2dParams
+	tile       int
+}
+
+var im2colJobs sync.Pool
+
+func (j *im2colJob) run(lo, hi int) { im2colTiles(j.y, j.x, j.w, j.b, j.p, j.tile, lo, hi) }
 
 // minIm2colTile is the fewest output pixels an im2col GEMM covers when the scratch bound
 // allows fewer: below it the GEMM streams the weights once per handful of pixels. Wide
@@ -249,8 +271,17 @@ func conv2dDepthwise(y, x, w, b []float32, p Conv2dParams) {
 		depthwisePlanes(y, x, w, b, p, 0, p.N*p.K)
 		return
 	}
-	ParallelFor(p.N*p.K, func(lo, hi int) { depthwisePlanes(y, x, w, b, p, lo, hi) })
+	runPooled(&depthwiseJobs, p.N*p.K, depthwiseJob{y, x, w, b, p})
 }
+
+type depthwiseJob struct {
+	y, x, w, b []float32
+	p          Conv2dParams
+}
+
+var depthwiseJobs sync.Pool
+
+func (j *depthwiseJob) run(lo, hi int) { depthwisePlanes(j.y, j.x, j.w, j.b, j.p, lo, hi) }
 
 // depthwisePlanes computes output planes [lo, hi) (image·output channel) of a depthwise
 // convolution.
@@ -355,7 +386,19 @@ func ConvTranspose2d(y, x, w, b []float32, p ConvTranspose2dParams) {
 		convTransposeTasks(y, x, w, b, p, blocks, per, 0, images*blocks)
 		return
 	}
-	ParallelFor(images*blocks, func(lo, hi int) { convTransposeTasks(y, x, w, b, p, blocks, per, lo, hi) })
+	runPooled(&convTransposeJobs, images*blocks, convTransposeJob{y, x, w, b, p, blocks, per})
+}
+
+type convTransposeJob struct {
+	y, x, w, b  []float32
+	p           ConvTranspose2dParams
+	blocks, per int
+}
+
+var convTransposeJobs sync.Pool
+
+func (j *convTransposeJob) run(lo, hi int) {
+	convTransposeTasks(j.y, j.x, j.w, j.b, j.p, j.blocks, j.per, lo, hi)
 }
 
 // convTransposeTasks computes tasks [lo, hi) of ConvTranspose2d: task t is output-channel

@@ -6,6 +6,9 @@ func cpuid(eaxArg, ecxArg uint32) (eax, ebx, ecx, edx uint32)
 // xgetbv reads XCR0, which says which register states the OS saves on context switch.
 func xgetbv() (eax, edx uint32)
 
+// cpu holds what this CPU and OS support, detected once at start-up.
+var cpu = detectCPU()
+
 // cpuFeatures reports what the GEMM kernels may use. A feature counts only when both the
 // CPU has it and the OS saves the registers it needs (XCR0), as a hypervisor can hide either.
 type cpuFeatures struct {

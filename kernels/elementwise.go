@@ -1,6 +1,9 @@
 package kernels
 
-import "math"
+import (
+	"math"
+	"sync"
+)
 
 // Element-wise kernels: y and x have the same length and y may alias x.
 
@@ -8,15 +11,52 @@ import "math"
 // starting one outweighs the work.
 const elemGrain = 1 << 14
 
-// serial reports whether work of this many elements stays on the calling goroutine. Kernels
-// test it before building the closure for ParallelFor, so that the serial path allocates
-// nothing (a closure handed to ParallelFor escapes to the heap).
+// serial reports whether work of this many elements stays on the calling goroutine.
 func serial(work int) bool { return work < 2*elemGrain || Workers() == 1 }
 
-// parallelSpans runs fn over [0, n) in spans of elemGrain, in parallel.
-func parallelSpans(n int, fn func(lo, hi int)) {
-	blocks := (n + elemGrain - 1) / elemGrain
-	ParallelFor(blocks, func(lo, hi int) { fn(lo*elemGrain, min(hi*elemGrain, n)) })
+// spanOp is the element-wise operation of a spanJob.
+type spanOp uint8
+
+const (
+	spanFunc      spanOp = iota // fn(y, x)
+	spanGate                    // sigmoidGate(y, x, p, q, mulx)
+	spanClamp                   // clampSpan(y, x, p, q)
+	spanScaleBias               // scaleBiasSpan(y, x, p, q)
+	spanAdd                     // y = x + b
+)
+
+// spanJob is an element-wise kernel over n elements, split in spans of elemGrain.
+type spanJob struct {
+	op      spanOp
+	n       int
+	y, x, b []float32
+	fn      func(y, x []float32)
+	p, q    float32
+	mulx    bool
+}
+
+var spanJobs sync.Pool
+
+func (j *spanJob) run(lo, hi int) {
+	lo, hi = lo*elemGrain, min(hi*elemGrain, j.n)
+	y, x := j.y[lo:hi], j.x[lo:hi]
+	switch j.op {
+	case spanFunc:
+		j.fn(y, x)
+	case spanGate:
+		sigmoidGate(y, x, j.p, j.q, j.mulx)
+	case spanClamp:
+		clampSpan(y, x, j.p, j.q)
+	case spanScaleBias:
+		scaleBiasSpan(y, x, j.p, j.q)
+	case spanAdd:
+		binaryRow(OpAdd, y, x, 1, j.b[lo:hi], 1)
+	}
+}
+
+// parallelSpans runs j over its n elements in spans of elemGrain, in parallel.
+func parallelSpans(j spanJob) {
+	runPooled(&spanJobs, (j.n+elemGrain-1)/elemGrain, j)
 }
 
 // exp32 is e^x in float32 to about 1 ulp (Cephes expf: x = n·ln2 + r, a degree-6
@@ -73,7 +113,7 @@ func ReLU(y, x []float32) {
 		reluSpan(y, x)
 		return
 	}
-	parallelSpans(len(x), func(lo, hi int) { reluSpan(y[lo:hi], x[lo:hi]) })
+	parallelSpans(spanJob{op: spanFunc, n: len(x), y: y, x: x, fn: reluSpan})
 }
 
 func reluSpan(y, x []float32) {
@@ -98,7 +138,7 @@ func gateKernel(y, x []float32, alpha, cubic float32, mulx bool) {
 		sigmoidGate(y, x, alpha, cubic, mulx)
 		return
 	}
-	parallelSpans(len(x), func(lo, hi int) { sigmoidGate(y[lo:hi], x[lo:hi], alpha, cubic, mulx) })
+	parallelSpans(spanJob{op: spanGate, n: len(x), y: y, x: x, p: alpha, q: cubic, mulx: mulx})
 }
 
 // Tanh computes y = tanh(x).
@@ -107,7 +147,7 @@ func Tanh(y, x []float32) {
 		tanh32(y, x)
 		return
 	}
-	parallelSpans(len(x), func(lo, hi int) { tanh32(y[lo:hi], x[lo:hi]) })
+	parallelSpans(spanJob{op: spanFunc, n: len(x), y: y, x: x, fn: tanh32})
 }
 
 // tanhGo is the portable tanh, in float64.
@@ -123,7 +163,7 @@ func Sin(y, x []float32) {
 		sinSpan(y, x)
 		return
 	}
-	parallelSpans(len(x), func(lo, hi int) { sinSpan(y[lo:hi], x[lo:hi]) })
+	parallelSpans(spanJob{op: spanFunc, n: len(x), y: y, x: x, fn: sinSpan})
 }
 
 func sinSpan(y, x []float32) {
@@ -139,7 +179,7 @@ func Cos(y, x []float32) {
 		cosSpan(y, x)
 		return
 	}
-	parallelSpans(len(x), func(lo, hi int) { cosSpan(y[lo:hi], x[lo:hi]) })
+	parallelSpans(spanJob{op: spanFunc, n: len(x), y: y, x: x, fn: cosSpan})
 }
 
 func cosSpan(y, x []float32) {
@@ -184,7 +224,7 @@ func GeLU(y, x []float32, approx GeLUApprox) {
 			geluErf(y, x)
 			return
 		}
-		parallelSpans(len(x), func(lo, hi int) { geluErf(y[lo:hi], x[lo:hi]) })
+		parallelSpans(spanJob{op: spanFunc, n: len(x), y: y, x: x, fn: geluErf})
 	}
 }
 
@@ -202,7 +242,7 @@ func Clamp(y, x []float32, lo, hi float32) {
 		clampSpan(y, x, lo, hi)
 		return
 	}
-	parallelSpans(len(x), func(l, h int) { clampSpan(y[l:h], x[l:h], lo, hi) })
+	parallelSpans(spanJob{op: spanClamp, n: len(x), y: y, x: x, p: lo, q: hi})
 }
 
 func clampSpan(y, x []float32, lo, hi float32) {
@@ -224,7 +264,7 @@ func ScaleBias(y, x []float32, scale, bias float32) {
 		scaleBiasSpan(y, x, scale, bias)
 		return
 	}
-	parallelSpans(len(x), func(lo, hi int) { scaleBiasSpan(y[lo:hi], x[lo:hi], scale, bias) })
+	parallelSpans(spanJob{op: spanScaleBias, n: len(x), y: y, x: x, p: scale, q: bias})
 }
 
 func scaleBiasSpan(y, x []float32, scale, bias float32) {
@@ -265,7 +305,7 @@ func Add(y, a, b []float32) {
 		binaryRow(OpAdd, y, a, 1, b, 1)
 		return
 	}
-	parallelSpans(len(y), func(lo, hi int) { binaryRow(OpAdd, y[lo:hi], a[lo:hi], 1, b[lo:hi], 1) })
+	parallelSpans(spanJob{op: spanAdd, n: len(y), y: y, x: a, b: b})
 }
 
 // Binary computes y = a op b with numpy broadcasting: shapes are right-aligned, and a
@@ -316,9 +356,28 @@ func Binary(op BinaryOp, y []float32, yShape []int, a []float32, aShape []int, b
 		binaryRows(op, y, a, b, dims, 0, rows)
 		return
 	}
-	shared := append([]bcastDim(nil), dims...)
-	ParallelFor(rows, func(lo, hi int) { binaryRows(op, y, a, b, shared, lo, hi) })
+	j, ok := binaryJobs.Get().(*binaryJob)
+	if !ok {
+		j = new(binaryJob)
+	}
+	j.op, j.y, j.a, j.b = op, y, a, b
+	// dims lives on this stack: copy it into the job's own array.
+	j.dims = append(j.dimBuf[:0], dims...)
+	parallelRun(rows, j)
+	j.y, j.a, j.b, j.dims = nil, nil, nil, nil
+	binaryJobs.Put(j)
 }
+
+type binaryJob struct {
+	op      BinaryOp
+	y, a, b []float32
+	dims    []bcastDim
+	dimBuf  [maxStackDims]bcastDim
+}
+
+var binaryJobs sync.Pool
+
+func (j *binaryJob) run(lo, hi int) { binaryRows(j.op, j.y, j.a, j.b, j.dims, lo, hi) }
 
 // maxStackDims is the rank up to which index bookkeeping lives on the stack.
 const maxStackDims = 8

@@ -103,8 +103,8 @@ func bestGemmKernel() *microKernel { return gemmKernels()[0] }
 var goKernel = &microKernel{name: "go4x4", mr: 4, nr: 4, kc: 256, mc: 128, nc: 2048, fn: sgemmKernelGo}
 
 // minParallelWork is the m·n·k below which splitting across goroutines costs more than
-// it saves.
-const minParallelWork = 64 * 64 * 64
+// it saves (measured on Zen 5: two workers win from about 40³ up).
+const minParallelWork = 40 * 40 * 40
 
 // gemmJob holds one Sgemm call's operands and the packing buffers, reused through gemmJobs.
 type gemmJob struct {
@@ -114,17 +114,18 @@ type gemmJob struct {
 	a, b, c        []float32
 	lda, ldb, ldc  int
 
-	kern   *microKernel
-	kcap   int  // min(kc, k): the stride of packed B panels, the same for every k block
-	slots  int  // packed B panels per worker when splitting columns
-	nw     int  // goroutines in this call
-	splitM bool // workers split rows of C and share packed B; otherwise they split columns
+	kern       *microKernel
+	mc, nc, kc int  // the kernel's blocking, rounded to whole micro-panels
+	kcap       int  // min(kc, k): the stride of packed B panels, the same for every k block
+	slots      int  // packed B panels per worker when splitting columns
+	nw         int  // goroutines in this call
+	splitM     bool // workers split rows of C and share packed B; otherwise they split columns
 
-	bpack [2][]float32 // packed B panels, alternated so packing the next waits only once
+	bpack []float32 // packed B panels
 	apack [][]float32  // per-worker packed A block
 	edge  [][]float32  // per-worker mr×nr scratch tile for partial tiles of C
 
-	bar     barrier
+	bar     gemmBarrier
 	pending atomic.Int32  // helper shares not yet finished
 	done    chan struct{} // receives one token when pending reaches 0
 }
@@ -139,8 +140,8 @@ var gemmJobs = sync.Pool{New: func() any {
 func (g *gemmJob) run() {
 	kr := gemmKernel
 	g.kern = kr
-	mTiles := ceilDiv(g.m, kr.mr)
-	nTiles := ceilDiv(g.n, kr.nr)
+	mTiles := gemmCeilDiv(g.m, kr.mr)
+	nTiles := gemmCeilDiv(g.n, kr.nr)
 	nw := Workers()
 	if g.m*g.n*g.k < minParallelWork {
 		nw = 1
@@ -154,25 +155,27 @@ func (g *gemmJob) run() {
 	}
 	g.nw = nw
 
-	kc := min(kr.kc, g.k)
+	// Blocks hold whole micro-panels, whatever the table says.
+	g.mc = max(kr.mc/kr.mr, 1) * kr.mr
+	g.nc = max(kr.nc/kr.nr, 1) * kr.nr
+	g.kc = max(kr.kc, 1)
+	kc := min(g.kc, g.k)
 	g.kcap = kc
-	nc := min(kr.nc, nTiles*kr.nr)
-	mc := min(kr.mc, mTiles*kr.mr)
+	nc := min(g.nc, nTiles*kr.nr)
+	mc := min(g.mc, mTiles*kr.mr)
 	bpanels := nc / kr.nr
 	if !g.splitM {
-		g.slots = ceilDiv(bpanels, nw)
+		g.slots = gemmCeilDiv(bpanels, nw)
 		bpanels = g.slots * nw
 	}
-	for i := range g.bpack {
-		g.bpack[i] = growFloats(g.bpack[i], kc*bpanels*kr.nr)
-	}
+	g.bpack = gemmGrow(g.bpack, kc*bpanels*kr.nr)
 	for len(g.apack) < nw {
 		g.apack = append(g.apack, nil)
 		g.edge = append(g.edge, nil)
 	}
 	for w := 0; w < nw; w++ {
-		g.apack[w] = growFloats(g.apack[w], mc*kc)
-		g.edge[w] = growFloats(g.edge[w], kr.mr*kr.nr)
+		g.apack[w] = gemmGrow(g.apack[w], mc*kc)
+		g.edge[w] = gemmGrow(g.edge[w], kr.mr*kr.nr)
 	}
 	if nw == 1 {
 		g.work(0)
@@ -186,19 +189,18 @@ func (g *gemmJob) work(w int) {
 	kr := g.kern
 	mr, nr := kr.mr, kr.nr
 	ap, edge := g.apack[w], g.edge[w]
-	step := 0
-	for jc := 0; jc < g.n; jc += kr.nc {
-		nb := min(kr.nc, g.n-jc)
-		panels := ceilDiv(nb, nr)
-		plo, phi := share(panels, g.nw, w)
-		for pc := 0; pc < g.k; pc += kr.kc {
-			kb := min(kr.kc, g.k-pc)
+	first := true
+	for jc := 0; jc < g.n; jc += g.nc {
+		nb := min(g.nc, g.n-jc)
+		panels := gemmCeilDiv(nb, nr)
+		plo, phi := gemmShare(panels, g.nw, w)
+		for pc := 0; pc < g.k; pc += g.kc {
+			kb := min(g.kc, g.k-pc)
 			beta := g.beta
 			if pc > 0 {
 				beta = 1 // later k blocks accumulate onto the first one's result
 			}
-			bp := g.bpack[step&1]
-			step++
+			bp := g.bpack
 			stride := g.kcap * nr
 			if !g.splitM {
 				// Each worker computes with the panels it packed itself, kept in slots of
@@ -206,21 +208,25 @@ func (g *gemmJob) work(w int) {
 				// overwrite panels another worker still reads.
 				bp = bp[w*g.slots*stride:]
 				g.packB(bp, pc, kb, jc, nb, plo, phi)
-				for ic := 0; ic < g.m; ic += kr.mc {
-					mb := min(kr.mc, g.m-ic)
+				for ic := 0; ic < g.m; ic += g.mc {
+					mb := min(g.mc, g.m-ic)
 					g.packA(ap, ic, mb, pc, kb)
 					g.macro(ap, bp, edge, ic, mb, jc, nb, plo, phi, kb, beta)
 				}
 				continue
 			}
+			if g.nw > 1 && !first {
+				g.bar.wait() // all are done with the previous B panel
+			}
+			first = false
 			g.packB(bp[plo*stride:], pc, kb, jc, nb, plo, phi)
 			if g.nw > 1 {
 				g.bar.wait() // all of this B panel is packed
 			}
-			tlo, thi := share(ceilDiv(g.m, mr), g.nw, w)
+			tlo, thi := gemmShare(gemmCeilDiv(g.m, mr), g.nw, w)
 			rowEnd := min(thi*mr, g.m)
-			for ic := tlo * mr; ic < rowEnd; ic += kr.mc {
-				mb := min(kr.mc, rowEnd-ic)
+			for ic := tlo * mr; ic < rowEnd; ic += g.mc {
+				mb := min(g.mc, rowEnd-ic)
 				g.packA(ap, ic, mb, pc, kb)
 				g.macro(ap, bp, edge, ic, mb, jc, nb, 0, panels, kb, beta)
 			}
@@ -416,15 +422,15 @@ func storeRow4(c []float32, v0, v1, v2, v3, alpha, beta float32) {
 	c[3] = alpha*v3 + beta*c[3]
 }
 
-// share returns worker w's contiguous part of [0, n) split nw ways.
-func share(n, nw, w int) (lo, hi int) {
+// gemmShare returns worker w's contiguous part of [0, n) split nw ways.
+func gemmShare(n, nw, w int) (lo, hi int) {
 	return n * w / nw, n * (w + 1) / nw
 }
 
-func ceilDiv(a, b int) int { return (a + b - 1) / b }
+func gemmCeilDiv(a, b int) int { return (a + b - 1) / b }
 
-// growFloats returns s resliced to n, reallocating only when its capacity is short.
-func growFloats(s []float32, n int) []float32 {
+// gemmGrow returns s resliced to n, reallocating only when its capacity is short.
+func gemmGrow(s []float32, n int) []float32 {
 	if cap(s) < n {
 		return make([]float32, n)
 	}

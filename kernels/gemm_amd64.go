@@ -13,8 +13,6 @@ func sgemmKernelAVX2(k int, a, b, c *float32, ldc int, alpha, beta float32)
 //go:noescape
 func transposeAVX(dst, src *float32, ld, rows, width, k int)
 
-var cpu = detectCPU()
-
 // transposeInto writes dst[p*width+r] = src[r*ld+p] for r < rows, p < k: the gather that
 // packing op(A) and op(Bᵀ) needs. AVX moves whole 4×8 blocks; Go finishes the edges.
 func transposeInto(dst, src []float32, ld, rows, width, k int) {

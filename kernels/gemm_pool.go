@@ -78,7 +78,7 @@ func (h *gemmHelper) loop() {
 	for {
 		start := time.Now()
 		for spins := 0; h.state.Load() != helperReady; spins++ {
-			if !spinning(spins, start, helperIdleSpin) && h.state.CompareAndSwap(helperSpinning, helperParked) {
+			if !keepSpinning(spins, start, helperIdleSpin) && h.state.CompareAndSwap(helperSpinning, helperParked) {
 				<-h.wake // the claimer marks the task ready before sending
 			}
 		}
@@ -90,10 +90,10 @@ func (h *gemmHelper) loop() {
 	}
 }
 
-// spinning reports whether a wait that began at start and has polled spins times should keep
+// keepSpinning reports whether a wait that began at start and has polled spins times should keep
 // spinning. It yields now and then so that, with fewer Ps than workers, the goroutine being
 // waited for gets to run.
-func spinning(spins int, start time.Time, budget time.Duration) bool {
+func keepSpinning(spins int, start time.Time, budget time.Duration) bool {
 	if spins%64 == 63 {
 		runtime.Gosched()
 		return time.Since(start) < budget
@@ -101,8 +101,8 @@ func spinning(spins int, start time.Time, budget time.Duration) bool {
 	return true
 }
 
-// barrier is a reusable rendezvous for the workers of one gemmJob.
-type barrier struct {
+// gemmBarrier is a reusable rendezvous for the workers of one gemmJob.
+type gemmBarrier struct {
 	n     int32
 	count atomic.Int32
 	gen   atomic.Uint32
@@ -110,7 +110,7 @@ type barrier struct {
 	cond  sync.Cond // L is mu; sleepers wait here once the spin budget is spent
 }
 
-func (b *barrier) wait() {
+func (b *gemmBarrier) wait() {
 	gen := b.gen.Load()
 	if b.count.Add(1) == b.n {
 		b.count.Store(0)
@@ -122,7 +122,7 @@ func (b *barrier) wait() {
 	}
 	start := time.Now()
 	for spins := 0; b.gen.Load() == gen; spins++ {
-		if !spinning(spins, start, rendezvousSpin) {
+		if !keepSpinning(spins, start, rendezvousSpin) {
 			b.mu.Lock()
 			for b.gen.Load() == gen {
 				b.cond.Wait()
@@ -143,7 +143,7 @@ func (g *gemmJob) runShares(nw int) {
 	}
 	g.work(0)
 	start := time.Now()
-	for spins := 0; g.pending.Load() != 0 && spinning(spins, start, rendezvousSpin); spins++ {
+	for spins := 0; g.pending.Load() != 0 && keepSpinning(spins, start, rendezvousSpin); spins++ {
 	}
 	<-g.done // sent once, by the helper that finishes last
 }

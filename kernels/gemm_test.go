@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -215,6 +217,43 @@ func TestSgemmShortSlicePanics(t *testing.T) {
 	Sgemm(false, false, 2, 2, 2, 1, make([]float32, 4), 2, make([]float32, 3), 2, 0, make([]float32, 4), 2)
 }
 
+// TestSgemmConcurrentCalls runs products from several goroutines at once, so that calls
+// compete for helpers (and new helpers start), with more workers than Ps as well.
+func TestSgemmConcurrentCalls(t *testing.T) {
+	defer SetWorkers(Workers())
+	for _, procs := range []int{1, runtime.GOMAXPROCS(0)} {
+		prev := runtime.GOMAXPROCS(procs)
+		SetWorkers(3)
+		var wg sync.WaitGroup
+		errs := make(chan string, 8)
+		for g := 0; g < 4; g++ {
+			wg.Add(1)
+			go func(seed uint64) {
+				defer wg.Done()
+				r := rand.New(rand.NewPCG(seed, 11))
+				for it := 0; it < 5; it++ {
+					m, n, k := 60+r.IntN(120), 60+r.IntN(120), 60+r.IntN(120)
+					a, b, c := randFloats(r, m*k), randFloats(r, k*n), make([]float32, m*n)
+					MatMul(c, a, b, m, n, k)
+					want, mag := refSgemm(false, false, m, n, k, 1, a, k, b, n, 0, nil, n)
+					for i := range c {
+						if d := math.Abs(float64(c[i]) - want[i]); d > float64(2*k+4)*0x1p-24*mag[i] {
+							errs <- fmt.Sprintf("procs=%d %d×%d×%d: c[%d] = %g, want %g", procs, m, n, k, i, c[i], want[i])
+							return
+						}
+					}
+				}
+			}(uint64(g))
+		}
+		wg.Wait()
+		runtime.GOMAXPROCS(prev)
+		close(errs)
+		for e := range errs {
+			t.Error(e)
+		}
+	}
+}
+
 func TestMatMul(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 8))
 	m, n, k := 5, 7, 3
@@ -278,6 +317,22 @@ func BenchmarkSgemmMicroKernel(b *testing.B) {
 				kr.fn(k, ap, bp, c, kr.nr, 1, 1)
 			}
 			b.ReportMetric(2*k*float64(kr.mr*kr.nr)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+		})
+	}
+}
+
+// BenchmarkSgemmTranspose times the four transpose combinations, which differ in packing.
+func BenchmarkSgemmTranspose(b *testing.B) {
+	const n = 1024
+	r := rand.New(rand.NewPCG(3, 4))
+	x, y, z := randFloats(r, n*n), randFloats(r, n*n), make([]float32, n*n)
+	for _, tr := range [][2]bool{{false, false}, {false, true}, {true, false}, {true, true}} {
+		b.Run(fmt.Sprintf("tA=%v/tB=%v", tr[0], tr[1]), func(b *testing.B) {
+			Sgemm(tr[0], tr[1], n, n, n, 1, x, n, y, n, 0, z, n)
+			for b.Loop() {
+				Sgemm(tr[0], tr[1], n, n, n, 1, x, n, y, n, 0, z, n)
+			}
+			b.ReportMetric(2*float64(n)*float64(n)*float64(n)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 		})
 	}
 }

@@ -3,6 +3,7 @@ package kernels
 import (
 	"fmt"
 	"math"
+	"sync"
 )
 
 // Layout kernels move data without arithmetic (except the interpolating upsample). y never
@@ -90,9 +91,29 @@ func Permute(y, x []float32, shape []int, perm []int) {
 		permuteRange(y, x, &pl, 0, count)
 		return
 	}
-	shared := permPlan{kind: pl.kind, a: pl.a, b: pl.b, rest: append([]permDim(nil), pl.rest...)}
-	ParallelFor(count, func(lo, hi int) { permuteRange(y, x, &shared, lo, hi) })
+	j, ok := permuteJobs.Get().(*permuteJob)
+	if !ok {
+		j = new(permuteJob)
+	}
+	j.y, j.x = y, x
+	// The plan's dimensions live on this stack: copy them into the job, whose own array
+	// holds any rank the stack one does.
+	j.pl.kind, j.pl.a, j.pl.b = pl.kind, pl.a, pl.b
+	j.pl.rest = append(j.rest[:0], pl.rest...)
+	parallelRun(count, j)
+	j.y, j.x, j.pl.rest = nil, nil, nil
+	permuteJobs.Put(j)
 }
+
+type permuteJob struct {
+	y, x []float32
+	pl   permPlan
+	rest [maxStackDims]permDim
+}
+
+var permuteJobs sync.Pool
+
+func (j *permuteJob) run(lo, hi int) { permuteRange(j.y, j.x, &j.pl, lo, hi) }
 
 // permuteRange does the outer indices [lo, hi) of a permuted copy (over pl.rest).
 func permuteRange(y, x []float32, pl *permPlan, lo, hi int) {
@@ -173,7 +194,18 @@ func Slice(y, x []float32, shape []int, dim, start, end, step int) {
 		sliceRows(y, x, size, inner, start, n, step, 0, outer)
 		return
 	}
-	ParallelFor(outer, func(lo, hi int) { sliceRows(y, x, size, inner, start, n, step, lo, hi) })
+	runPooled(&sliceJobs, outer, sliceJob{y, x, size, inner, start, n, step})
+}
+
+type sliceJob struct {
+	y, x                        []float32
+	size, inner, start, n, step int
+}
+
+var sliceJobs sync.Pool
+
+func (j *sliceJob) run(lo, hi int) {
+	sliceRows(j.y, j.x, j.size, j.inner, j.start, j.n, j.step, lo, hi)
 }
 
 // sliceRows does outer indices [lo, hi) of Slice: n blocks of inner elements each.
@@ -210,7 +242,20 @@ func Concat(y []float32, xs [][]float32, shapes [][]int, dim int) {
 		concatRows(y, xs, shapes, dim, inner, total, 0, outer)
 		return
 	}
-	ParallelFor(outer, func(lo, hi int) { concatRows(y, xs, shapes, dim, inner, total, lo, hi) })
+	runPooled(&concatJobs, outer, concatJob{y, xs, shapes, dim, inner, total})
+}
+
+type concatJob struct {
+	y                 []float32
+	xs                [][]float32
+	shapes            [][]int
+	dim, inner, total int
+}
+
+var concatJobs sync.Pool
+
+func (j *concatJob) run(lo, hi int) {
+	concatRows(j.y, j.xs, j.shapes, j.dim, j.inner, j.total, lo, hi)
 }
 
 // concatRows does outer indices [lo, hi) of Concat.
@@ -246,7 +291,24 @@ func UpsampleNearest(y, x []float32, n, c, h, w, oh, ow int) {
 		upsampleNearestPlanes(y, x, h, w, oh, ow, 0, n*c)
 		return
 	}
-	ParallelFor(n*c, func(lo, hi int) { upsampleNearestPlanes(y, x, h, w, oh, ow, lo, hi) })
+	runPooled(&upsampleJobs, n*c, upsampleJob{y, x, h, w, oh, ow, false, false})
+}
+
+// upsampleJob is a parallel UpsampleNearest or (bilinear) UpsampleBilinear.
+type upsampleJob struct {
+	y, x                   []float32
+	h, w, oh, ow           int
+	bilinear, alignCorners bool
+}
+
+var upsampleJobs sync.Pool
+
+func (j *upsampleJob) run(lo, hi int) {
+	if j.bilinear {
+		upsampleBilinearPlanes(j.y, j.x, j.h, j.w, j.oh, j.ow, j.alignCorners, lo, hi)
+	} else {
+		upsampleNearestPlanes(j.y, j.x, j.h, j.w, j.oh, j.ow, lo, hi)
+	}
 }
 
 // upsampleNearestPlanes resizes planes [lo, hi) (image·channel).
@@ -304,7 +366,7 @@ func UpsampleBilinear(y, x []float32, n, c, h, w, oh, ow int, alignCorners bool)
 		upsampleBilinearPlanes(y, x, h, w, oh, ow, alignCorners, 0, n*c)
 		return
 	}
-	ParallelFor(n*c, func(lo, hi int) { upsampleBilinearPlanes(y, x, h, w, oh, ow, alignCorners, lo, hi) })
+	runPooled(&upsampleJobs, n*c, upsampleJob{y, x, h, w, oh, ow, true, alignCorners})
 }
 
 // upsampleBilinearPlanes resizes planes [lo, hi) (image·channel).
@@ -390,8 +452,31 @@ func Pad(y, x []float32, shape []int, pads []int, mode PadMode, value float32) {
 		padRows(y, x, shape, pads, mode, value, 0, rows)
 		return
 	}
-	ParallelFor(rows, func(lo, hi int) { padRows(y, x, shape, pads, mode, value, lo, hi) })
+	j, ok := padJobs.Get().(*padJob)
+	if !ok {
+		j = new(padJob)
+	}
+	j.y, j.x, j.mode, j.value = y, x, mode, value
+	// Copies, so that the caller's shape and pads stay where they are (on its stack).
+	j.shape = append(j.shapeBuf[:0], shape...)
+	j.pads = append(j.padsBuf[:0], pads...)
+	parallelRun(rows, j)
+	j.y, j.x, j.shape, j.pads = nil, nil, nil, nil
+	padJobs.Put(j)
 }
+
+type padJob struct {
+	y, x        []float32
+	shape, pads []int
+	mode        PadMode
+	value       float32
+	shapeBuf    [maxStackDims]int
+	padsBuf     [2 * maxStackDims]int
+}
+
+var padJobs sync.Pool
+
+func (j *padJob) run(lo, hi int) { padRows(j.y, j.x, j.shape, j.pads, j.mode, j.value, lo, hi) }
 
 // padOf returns the (before, after) padding of dimension d of an nd-dimensional tensor.
 func padOf(pads []int, nd, d int) (int, int) {
@@ -464,7 +549,24 @@ func PixelUnshuffle(y, x []float32, n, c, h, w, f int) {
 		pixelUnshufflePlanes(y, x, h, w, f, 0, n*c)
 		return
 	}
-	ParallelFor(n*c, func(lo, hi int) { pixelUnshufflePlanes(y, x, h, w, f, lo, hi) })
+	runPooled(&pixelShuffleJobs, n*c, pixelShuffleJob{y, x, h, w, f, true})
+}
+
+// pixelShuffleJob is a parallel PixelShuffle or (unshuffle) PixelUnshuffle.
+type pixelShuffleJob struct {
+	y, x      []float32
+	h, w, f   int
+	unshuffle bool
+}
+
+var pixelShuffleJobs sync.Pool
+
+func (j *pixelShuffleJob) run(lo, hi int) {
+	if j.unshuffle {
+		pixelUnshufflePlanes(j.y, j.x, j.h, j.w, j.f, lo, hi)
+	} else {
+		pixelShufflePlanes(j.y, j.x, j.h, j.w, j.f, lo, hi)
+	}
 }
 
 // pixelUnshufflePlanes does input planes [lo, hi) of PixelUnshuffle.
@@ -496,7 +598,7 @@ func PixelShuffle(y, x []float32, n, c, h, w, f int) {
 		pixelShufflePlanes(y, x, h, w, f, 0, n*oc)
 		return
 	}
-	ParallelFor(n*oc, func(lo, hi int) { pixelShufflePlanes(y, x, h, w, f, lo, hi) })
+	runPooled(&pixelShuffleJobs, n*oc, pixelShuffleJob{y, x, h, w, f, false})
 }
 
 // pixelShufflePlanes does output planes [lo, hi) of PixelShuffle.
@@ -534,9 +636,20 @@ func Embedding(y []float32, idx []int64, w []float32, dim int) error {
 		embeddingRows(y, idx, w, dim, 0, len(idx))
 		return nil
 	}
-	ParallelFor(len(idx), func(lo, hi int) { embeddingRows(y, idx, w, dim, lo, hi) })
+	runPooled(&embeddingJobs, len(idx), embeddingJob{y, idx, w, dim})
 	return nil
 }
+
+type embeddingJob struct {
+	y   []float32
+	idx []int64
+	w   []float32
+	dim int
+}
+
+var embeddingJobs sync.Pool
+
+func (j *embeddingJob) run(lo, hi int) { embeddingRows(j.y, j.idx, j.w, j.dim, lo, hi) }
 
 // embeddingRows gathers rows [lo, hi) of Embedding.
 func embeddingRows(y []float32, idx []int64, w []float32, dim int, lo, hi int) {
@@ -556,8 +669,18 @@ func GLU(y, x []float32, outer, dim, inner int, act func(y, x []float32)) {
 		gluRows(y, x, half, act, 0, outer)
 		return
 	}
-	ParallelFor(outer, func(lo, hi int) { gluRows(y, x, half, act, lo, hi) })
+	runPooled(&gluJobs, outer, gluJob{y, x, half, act})
 }
+
+type gluJob struct {
+	y, x []float32
+	half int
+	act  func(y, x []float32)
+}
+
+var gluJobs sync.Pool
+
+func (j *gluJob) run(lo, hi int) { gluRows(j.y, j.x, j.half, j.act, lo, hi) }
 
 // gluRows does outer indices [lo, hi) of GLU.
 func gluRows(y, x []float32, half int, act func(y, x []float32), lo, hi int) {
@@ -596,7 +719,7 @@ func reduce(y, x []float32, outer, dim, inner int, scale float64) {
 			reduceRows(y, x, dim, scale, 0, outer)
 			return
 		}
-		ParallelFor(outer, func(lo, hi int) { reduceRows(y, x, dim, scale, lo, hi) })
+		runPooled(&reduceJobs, outer, reduceJob{y, x, dim, inner, scale})
 		return
 	}
 	blocks := (inner + reduceBlock - 1) / reduceBlock
@@ -604,7 +727,24 @@ func reduce(y, x []float32, outer, dim, inner int, scale float64) {
 		reduceBlocks(y, x, dim, inner, scale, 0, outer*blocks)
 		return
 	}
-	ParallelFor(outer*blocks, func(lo, hi int) { reduceBlocks(y, x, dim, inner, scale, lo, hi) })
+	runPooled(&reduceJobs, outer*blocks, reduceJob{y, x, dim, inner, scale})
+}
+
+// reduceJob is a parallel reduction: of contiguous rows when inner is 1, else of blocks.
+type reduceJob struct {
+	y, x       []float32
+	dim, inner int
+	scale      float64
+}
+
+var reduceJobs sync.Pool
+
+func (j *reduceJob) run(lo, hi int) {
+	if j.inner == 1 {
+		reduceRows(j.y, j.x, j.dim, j.scale, lo, hi)
+	} else {
+		reduceBlocks(j.y, j.x, j.dim, j.inner, j.scale, lo, hi)
+	}
 }
 
 // reduceBlock is how many inner positions one task of a strided reduction covers.

@@ -1,5 +1,7 @@
 package kernels
 
+import "sync"
+
 // Linear computes y = x·wᵀ + b, PyTorch's nn.Linear: x is [rows, in], w is [out, in], b is
 // [out] or nil, y is [rows, out].
 func Linear(y, x []float32, rows, in, out int, w, b []float32) {
@@ -45,7 +47,19 @@ func BatchedMatMul(y, a, b []float32, batch, m, k, n int, aBatchStride, bBatchSt
 		matMuls(y, a, b, m, k, n, aBatchStride, bBatchStride, 0, batch)
 		return
 	}
-	ParallelFor(batch, func(lo, hi int) { matMuls(y, a, b, m, k, n, aBatchStride, bBatchStride, lo, hi) })
+	runPooled(&matMulJobs, batch, matMulJob{y, a, b, m, k, n, aBatchStride, bBatchStride})
+}
+
+type matMulJob struct {
+	y, a, b                    []float32
+	m, k, n                    int
+	aBatchStride, bBatchStride int
+}
+
+var matMulJobs sync.Pool
+
+func (j *matMulJob) run(lo, hi int) {
+	matMuls(j.y, j.a, j.b, j.m, j.k, j.n, j.aBatchStride, j.bBatchStride, lo, hi)
 }
 
 // matMuls computes batch entries [lo, hi) of BatchedMatMul.

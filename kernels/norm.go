@@ -1,6 +1,9 @@
 package kernels
 
-import "math"
+import (
+	"math"
+	"sync"
+)
 
 // Normalization kernels. Statistics are accumulated in float64 with two passes (mean, then
 // the mean of squared deviations), so a large common offset does not eat the variance;
@@ -60,8 +63,18 @@ func LayerNorm(y, x []float32, rows, cols int, w, b []float32, eps float32) {
 		layerNormRows(y, x, cols, w, b, eps, 0, rows)
 		return
 	}
-	ParallelFor(rows, func(lo, hi int) { layerNormRows(y, x, cols, w, b, eps, lo, hi) })
+	runPooled(&layerNormJobs, rows, layerNormJob{y, x, w, b, cols, eps})
 }
+
+type layerNormJob struct {
+	y, x, w, b []float32
+	cols       int
+	eps        float32
+}
+
+var layerNormJobs sync.Pool
+
+func (j *layerNormJob) run(lo, hi int) { layerNormRows(j.y, j.x, j.cols, j.w, j.b, j.eps, lo, hi) }
 
 func layerNormRows(y, x []float32, cols int, w, b []float32, eps float32, lo, hi int) {
 	for r := lo; r < hi; r++ {
@@ -101,7 +114,19 @@ func GroupNorm(y, x []float32, n, c, hw, groups int, w, b []float32, eps float32
 		groupNormGroups(y, x, cpg, hw, groups, w, b, eps, 0, n*groups)
 		return
 	}
-	ParallelFor(n*groups, func(lo, hi int) { groupNormGroups(y, x, cpg, hw, groups, w, b, eps, lo, hi) })
+	runPooled(&groupNormJobs, n*groups, groupNormJob{y, x, w, b, cpg, hw, groups, eps})
+}
+
+type groupNormJob struct {
+	y, x, w, b      []float32
+	cpg, hw, groups int
+	eps             float32
+}
+
+var groupNormJobs sync.Pool
+
+func (j *groupNormJob) run(lo, hi int) {
+	groupNormGroups(j.y, j.x, j.cpg, j.hw, j.groups, j.w, j.b, j.eps, lo, hi)
 }
 
 // groupNormGroups normalizes groups [lo, hi) of all images (group t is image t/groups).
@@ -144,7 +169,19 @@ func LayerNorm2d(y, x []float32, n, c, hw int, w, b []float32, eps float32) {
 		layerNorm2dBlocks(y, x, c, hw, w, b, eps, 0, n*blocks)
 		return
 	}
-	ParallelFor(n*blocks, func(lo, hi int) { layerNorm2dBlocks(y, x, c, hw, w, b, eps, lo, hi) })
+	runPooled(&layerNorm2dJobs, n*blocks, layerNorm2dJob{y, x, w, b, c, hw, eps})
+}
+
+type layerNorm2dJob struct {
+	y, x, w, b []float32
+	c, hw      int
+	eps        float32
+}
+
+var layerNorm2dJobs sync.Pool
+
+func (j *layerNorm2dJob) run(lo, hi int) {
+	layerNorm2dBlocks(j.y, j.x, j.c, j.hw, j.w, j.b, j.eps, lo, hi)
 }
 
 // layerNorm2dBlocks normalizes pixel blocks [lo, hi) of all images.
@@ -209,8 +246,17 @@ func Softmax(y, x []float32, outer, dim, inner int) {
 		softmaxTasks(y, x, outer, dim, inner, 0, tasks)
 		return
 	}
-	ParallelFor(tasks, func(lo, hi int) { softmaxTasks(y, x, outer, dim, inner, lo, hi) })
+	runPooled(&softmaxJobs, tasks, softmaxJob{y, x, outer, dim, inner})
 }
+
+type softmaxJob struct {
+	y, x              []float32
+	outer, dim, inner int
+}
+
+var softmaxJobs sync.Pool
+
+func (j *softmaxJob) run(lo, hi int) { softmaxTasks(j.y, j.x, j.outer, j.dim, j.inner, lo, hi) }
 
 // softmaxBlock is how many inner positions one task of a strided softmax covers.
 const softmaxBlock = 256
