@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/rfc-project/rfc/codegen"
+	"github.com/rfc-project/rfc/codegen/cuda"
 	"github.com/rfc-project/rfc/passes"
 	"github.com/rfc-project/rfc/runtime"
 )
@@ -25,6 +26,8 @@ func cmdCompile(args []string, stdout, stderr io.Writer) int {
 	pf.register(fs)
 	var af adapterFlags
 	af.register(fs)
+	target := fs.String("target", "go", "go (CPU) or cuda (CUDA kernels and Go host code behind //go:build cuda)")
+	f16 := fs.Bool("f16-weights", false, "cuda target: keep weights in float16 on the device (f32 accumulation)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return 2
@@ -35,6 +38,14 @@ func cmdCompile(args []string, stdout, stderr io.Writer) int {
 	}
 	if *outDir == "" {
 		fmt.Fprintln(stderr, "rfc compile: -o DIR is required")
+		return 2
+	}
+	if *target != "go" && *target != "cuda" {
+		fmt.Fprintf(stderr, "rfc compile: unknown --target %q (go, cuda)\n", *target)
+		return 2
+	}
+	if *f16 && *target != "cuda" {
+		fmt.Fprintln(stderr, "rfc compile: --f16-weights is for --target cuda")
 		return 2
 	}
 	cfg := pf.config(stderr)
@@ -52,6 +63,21 @@ func cmdCompile(args []string, stdout, stderr io.Writer) int {
 	if err := passes.Run(m, cfg); err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", file, err)
 		return 1
+	}
+	if *target == "cuda" {
+		opts := cuda.Options{Package: *pkg, F16Weights: *f16, Command: compileCommand(file, mf, *outDir, *pkg) + " --target cuda"}
+		if *f16 {
+			opts.Command += " --f16-weights"
+		}
+		if opts.Package == "" {
+			opts.Package = strings.ToLower(m.Name)
+		}
+		if err := compileCUDAWith(m, *outDir, opts, stderr); err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", file, err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "%s: CUDA package %s (model %s)\n", *outDir, opts.Package, m.Name)
+		return 0
 	}
 	res, err := codegen.Generate(m, codegen.Options{
 		Package: *pkg,

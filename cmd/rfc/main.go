@@ -30,7 +30,7 @@ commands:
   fmt FILE…                                     rewrite files in canonical form
   run FILE [--model M] [--set k=v]… --weights W.safetensors… --input IN.safetensors --output OUT.safetensors
                                                 run a model (--engine interp, the default, or compiled)
-  compile FILE [--model M] [--set k=v]… [--dump PASS] [--disable PASS] -o DIR [--pkg NAME]
+  compile FILE [--model M] [--set k=v]… [--dump PASS] [--disable PASS] [--target go|cuda] -o DIR [--pkg NAME]
                                                 write the model as a Go package (all sizes fixed)
 `
 

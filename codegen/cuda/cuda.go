@@ -14,7 +14,13 @@
 //     outputs, and the //go:generate line, so the package exists in every build.
 //
 // The API is that of the Go target (package codegen): Load, LoadFiles, LoadReaderAt,
-// Forward, the XLen/XShape constants; plus Close, and Replay for timing.
+// Forward, the XLen/XShape constants; plus Close, and Replay/ReplayTime for timing.
+//
+// No CUDA library besides the driver is linked (no cuBLAS, no cuDNN): a binary runs wherever
+// libcuda.so.1 is, whatever toolkit version the machine has, and the driver JIT-compiles
+// the PTX for its GPU. The tests run the generated kernels on the CPU under a small CUDA
+// emulator (testdata/emu.h) against the PyTorch goldens and the interpreter, so the kernels
+// are checked on machines without a GPU; with nvcc on PATH they also compile model.cu.
 package cuda
 
 import (

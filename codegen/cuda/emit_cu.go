@@ -50,21 +50,26 @@ func (g *generator) kernelSource(prefix string) string {
 		if k.first != nil {
 			fmt.Fprintf(&b, "// %s\n", oneLine(opSummary(k.first)))
 		}
-		restrict := ""
-		if k.restrict {
-			restrict = " __restrict__"
-		}
-		params := make([]string, len(k.params))
-		for i, p := range k.params {
-			c := "const "
-			if p.out {
-				c = ""
-			}
-			params[i] = fmt.Sprintf("%s%s*%s %s", c, p.ctype, restrict, p.name)
-		}
-		fmt.Fprintf(&b, "extern \"C\" __global__ void __launch_bounds__(%d) %s%s(%s) {\n%s}\n", k.block, prefix, k.name, strings.Join(params, ", "), k.body)
+		b.WriteString(kernelText(k, prefix+k.name))
 	}
 	return b.String()
+}
+
+// kernelText is the definition of kernel k under the given name.
+func kernelText(k *kernel, name string) string {
+	restrict := ""
+	if k.restrict {
+		restrict = " __restrict__"
+	}
+	params := make([]string, len(k.params))
+	for i, p := range k.params {
+		c := "const "
+		if p.out {
+			c = ""
+		}
+		params[i] = fmt.Sprintf("%s%s*%s %s", c, p.ctype, restrict, p.name)
+	}
+	return fmt.Sprintf("extern \"C\" __global__ void __launch_bounds__(%d) %s(%s) {\n%s}\n", k.block, name, strings.Join(params, ", "), k.body)
 }
 
 // opSummary names an op's layer and shows it as the IR prints it, briefly.

@@ -1,6 +1,7 @@
 package cuda
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -8,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rfc-project/rfc/ir"
 )
@@ -158,7 +160,13 @@ func TestNVCCCompiles(t *testing.T) {
 		}
 	}
 	for name, m := range modelCases(t) {
-		for _, f16 := range []bool{false, true} {
+		// The op cases below cover the f16 variants of every kernel; one model checks the
+		// f16 package as a whole.
+		modes := []bool{false}
+		if name == "vit_small" {
+			modes = append(modes, true)
+		}
+		for _, f16 := range modes {
 			files, err := Generate(m, Options{Package: "model", NVCC: nvcc, F16Weights: f16})
 			if err != nil {
 				t.Fatalf("%s (f16 %t): %v", name, f16, err)
@@ -178,24 +186,35 @@ func TestNVCCCompiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	src := lib
-	for i, c := range loadOpCases(t) {
-		for _, f16 := range []bool{false, true} {
-			g, err := newGenerator(c.m, Options{Package: "model", F16Weights: f16})
-			if err != nil {
-				t.Fatalf("%s: %v", c.name, err)
+	// Every case in f32 and f16, and the variants TestKernelVariants forces (the largest
+	// tiles and head sizes are what could exceed the GPU's limits).
+	variants := []tuned{{}, {tile: tile128x128}, {tile: tile64x128}, {tile: tile32x128}, {tile: tile64x64}, {attnD: 64}, {attnD: 128}, {threads: 256, groupChunk: 7}}
+	seen := map[string]bool{}
+	for _, c := range loadOpCases(t) {
+		for _, v := range variants {
+			for _, f16 := range []bool{false, true} {
+				tuning = v
+				g, err := newGenerator(c.m, Options{Package: "model", F16Weights: f16})
+				tuning = tuned{}
+				if err != nil {
+					t.Fatalf("%s: %v", c.name, err)
+				}
+				for _, k := range g.low.kernels {
+					if key := kernelText(k, "k"); !seen[key] {
+						seen[key] = true
+						src += kernelText(k, fmt.Sprintf("c%d_%s", len(seen), k.name))
+					}
+				}
 			}
-			prefix := "c" + string(rune('a'+i%26)) + strings.Repeat("x", i/26)
-			if f16 {
-				prefix += "h"
-			}
-			src += g.kernelSource(prefix + "_")
 		}
 	}
+	t0 := time.Now()
 	ptx, err := CompilePTX(nvcc, "", []byte(src))
+	t.Logf("op cases: %d kernels, nvcc %v", len(seen), time.Since(t0))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(ptx), ".entry ca_k0_") {
+	if !strings.Contains(string(ptx), ".entry c1_k0_") {
 		t.Errorf("the op cases' PTX lacks their kernels")
 	}
 	if ptxas != "" {
@@ -233,5 +252,71 @@ func TestGenerateErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: got %v, want an error containing %q", c.name, err, c.want)
 		}
+	}
+}
+
+// cudaHeader finds cuda.h where cgo would, or "".
+func cudaHeader() string {
+	for _, dir := range []string{"/usr/local/cuda/include", "/usr/include", "/opt/cuda/include"} {
+		if _, err := os.Stat(filepath.Join(dir, "cuda.h")); err == nil {
+			return dir
+		}
+	}
+	return ""
+}
+
+// TestGeneratedGoBuilds vets the generated Go with -tags cuda (cgo and the CUDA headers
+// needed) for the golden op cases whose host code differs most: several inputs and
+// outputs, outputs that are inputs or views, integer inputs with embedding checks, looped
+// matmuls, float16 weights. The packages live in a temporary module that replaces rfc with
+// this tree.
+func TestGeneratedGoBuilds(t *testing.T) {
+	goCmd, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("skipped: no go command on PATH")
+	}
+	inc := cudaHeader()
+	if inc == "" {
+		t.Skip("skipped: no CUDA headers (cuda.h) for cgo; install nvidia-cuda-dev")
+	}
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	mod := "module gencheck\n\ngo 1.26\n\nrequire github.com/rfc-project/rfc v0.0.0\n\nreplace github.com/rfc-project/rfc => " + root + "\n"
+	must(t, os.WriteFile(filepath.Join(dir, "go.mod"), []byte(mod), 0o644))
+	sum, err := os.ReadFile(filepath.Join(root, "go.sum"))
+	must(t, err)
+	must(t, os.WriteFile(filepath.Join(dir, "go.sum"), sum, 0o644))
+	want := []string{"aliasing", "reshape_input_out", "reshape_i64", "embedding", "sdpa_0", "batch_param", "concat", "matmul_3", "group_norm"}
+	for _, c := range loadOpCases(t) {
+		if !slices.Contains(want, c.name) {
+			continue
+		}
+		for _, f16 := range []bool{false, true} {
+			pkg := strings.ReplaceAll(c.name, "_", "")
+			if f16 {
+				pkg += "h"
+			}
+			files, err := Generate(c.m, Options{Package: pkg, NVCC: "-", F16Weights: f16})
+			if err != nil {
+				t.Fatalf("%s: %v", c.name, err)
+			}
+			files["model.ptx"] = []byte("// not compiled: the build only embeds it\n")
+			for name, data := range files {
+				must(t, os.MkdirAll(filepath.Join(dir, pkg), 0o755))
+				must(t, os.WriteFile(filepath.Join(dir, pkg, name), data, 0o644))
+			}
+		}
+	}
+	cmd := exec.Command(goCmd, "vet", "-tags", "cuda", "./...")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod", "GOPROXY=off", "CGO_ENABLED=1", "CGO_CFLAGS=-I"+inc)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		if strings.Contains(string(out), "GOPROXY=off") {
+			t.Skipf("skipped: gorgonia.org/cu is not in the module cache (go mod download fetches it):\n%s", out)
+		}
+		t.Fatalf("go vet -tags cuda of the generated packages failed (%v):\n%s", err, out)
 	}
 }

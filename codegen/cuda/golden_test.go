@@ -10,6 +10,7 @@ import (
 	"github.com/rfc-project/rfc/dsl"
 	"github.com/rfc-project/rfc/interp"
 	"github.com/rfc-project/rfc/ir"
+	"github.com/rfc-project/rfc/passes"
 	"github.com/rfc-project/rfc/runtime"
 )
 
@@ -163,6 +164,10 @@ func loadModule(t *testing.T, file, model string, set map[string]string) *ir.Mod
 	m, err := prog.Elaborate(dsl.Options{Model: model, Set: set})
 	if err != nil {
 		t.Fatal(dsl.Detail(err))
+	}
+	// As rfc compile does before generating code.
+	if err := passes.Run(m, passes.Config{}); err != nil {
+		t.Fatal(err)
 	}
 	return m
 }

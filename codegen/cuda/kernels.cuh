@@ -122,18 +122,36 @@ __device__ __forceinline__ void rfc_gemm(const P& p) {
 #pragma unroll
     for (int j = 0; j < TN; ++j) acc[i][j] = 0.0f;
 
+  // The elements of the next step of k are read from global memory into registers before
+  // the current step computes from shared memory, so that their latency overlaps the math.
+  float na[APER], nb[BPER];
+#pragma unroll
+  for (int i = 0; i < APER; ++i) {
+    const int m = m0 + am[i];
+    na[i] = (m < p.gm && ak[i] < p.gk) ? p.a(z, m, ak[i]) : 0.0f;
+  }
+#pragma unroll
+  for (int i = 0; i < BPER; ++i) nb[i] = bk[i] < p.gk ? p.bv(bc[i], bk[i]) : 0.0f;
+
   for (int k0 = 0; k0 < p.gk; k0 += BK) {
 #pragma unroll
-    for (int i = 0; i < APER; ++i) {
-      const int m = m0 + am[i], k = k0 + ak[i];
-      As[ak[i]][am[i]] = (m < p.gm && k < p.gk) ? p.a(z, m, k) : 0.0f;
-    }
+    for (int i = 0; i < APER; ++i) As[ak[i]][am[i]] = na[i];
 #pragma unroll
-    for (int i = 0; i < BPER; ++i) {
-      const int k = k0 + bk[i];
-      Bs[bk[i]][bn[i]] = k < p.gk ? p.bv(bc[i], k) : 0.0f;
-    }
+    for (int i = 0; i < BPER; ++i) Bs[bk[i]][bn[i]] = nb[i];
     __syncthreads();
+    const int k1 = k0 + BK;
+    if (k1 < p.gk) {
+#pragma unroll
+      for (int i = 0; i < APER; ++i) {
+        const int m = m0 + am[i], k = k1 + ak[i];
+        na[i] = (m < p.gm && k < p.gk) ? p.a(z, m, k) : 0.0f;
+      }
+#pragma unroll
+      for (int i = 0; i < BPER; ++i) {
+        const int k = k1 + bk[i];
+        nb[i] = k < p.gk ? p.bv(bc[i], k) : 0.0f;
+      }
+    }
 #pragma unroll
     for (int kk = 0; kk < BK; ++kk) {
       float ra[TM], rb[TN];

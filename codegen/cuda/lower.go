@@ -457,7 +457,7 @@ func (g convGeometry) fields() string {
 	return fmt.Sprintf("%d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d", g.c, g.h, g.w, g.k, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.oh, g.ow)
 }
 
-func convOf(v *ir.Value, transposed bool) convGeometry {
+func convOf(v *ir.Value) convGeometry {
 	xs, ws, ys := ints(v.Args[0].Type), ints(v.Args[1].Type), ints(v.Type)
 	stride, pad, dil := v.Ints("stride"), v.Ints("padding"), v.Ints("dilation")
 	return convGeometry{
@@ -469,7 +469,7 @@ func convOf(v *ir.Value, transposed bool) convGeometry {
 
 func lowerConv2d(l *lowerer, v *ir.Value, oc *opCode) error {
 	x, w := v.Args[0], v.Args[1]
-	g := convOf(v, false)
+	g := convOf(v)
 	bias, bt, bp := l.optional(v, 2, "b")
 	params := append([]cparam{out("y"), l.in(x, "x"), l.in(w, "w")}, bp...)
 	args := []arg{l.at(v, 0), l.at(x, 0), l.at(w, 0)}
@@ -499,7 +499,7 @@ func lowerConv2d(l *lowerer, v *ir.Value, oc *opCode) error {
 
 func lowerConvTranspose2d(l *lowerer, v *ir.Value, oc *opCode) error {
 	x, w := v.Args[0], v.Args[1]
-	g := convOf(v, true)
+	g := convOf(v)
 	bias, bt, bp := l.optional(v, 2, "b")
 	params := append([]cparam{out("y"), l.in(x, "x"), l.in(w, "w")}, bp...)
 	args := []arg{l.at(v, 0), l.at(x, 0), l.at(w, 0)}
