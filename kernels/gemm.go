@@ -13,8 +13,9 @@ import (
 // The implementation follows GotoBLAS/BLIS: op(B) is packed in kc×nc panels shared by all
 // workers, op(A) in mc×kc blocks per worker, and a register-blocked micro-kernel (AVX-512 or
 // AVX2+FMA assembly on amd64, Go elsewhere) computes mr×nr tiles of C. Rows of C are split
-// across Workers() goroutines (columns when C has too few rows). Packing buffers come from a
-// sync.Pool, so repeated calls do not allocate them again.
+// across Workers() goroutines (columns when C has too few rows). Packing buffers (up to
+// about 8 MiB for B plus 0.6 MiB per worker for A with the AVX-512 kernel) come from a
+// sync.Pool, so repeated calls do not allocate.
 //
 // Sgemm panics if a slice is too short for its shape and stride, since the assembly kernels
 // would otherwise touch memory outside it.
@@ -121,9 +122,9 @@ type gemmJob struct {
 	nw         int  // goroutines in this call
 	splitM     bool // workers split rows of C and share packed B; otherwise they split columns
 
-	bpack []float32 // packed B panels
-	apack [][]float32  // per-worker packed A block
-	edge  [][]float32  // per-worker mr×nr scratch tile for partial tiles of C
+	bpack []float32   // packed B panels
+	apack [][]float32 // per-worker packed A block
+	edge  [][]float32 // per-worker mr×nr scratch tile for partial tiles of C
 
 	bar     gemmBarrier
 	pending atomic.Int32  // helper shares not yet finished

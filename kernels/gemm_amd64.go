@@ -37,7 +37,7 @@ func transposeInto(dst, src []float32, ld, rows, width, k int) {
 }
 
 var (
-	avx512Kernel = &microKernel{name: "avx512-12x32", mr: 12, nr: 32, kc: 1024, mc: 144, nc: 1024,
+	avx512Kernel = &microKernel{name: "avx512-12x32", mr: 12, nr: 32, kc: 1024, mc: 144, nc: 2048,
 		fn: func(k int, a, b, c []float32, ldc int, alpha, beta float32) {
 			sgemmKernelAVX512(k, &a[0], &b[0], &c[0], ldc, alpha, beta)
 		}}
