@@ -367,8 +367,12 @@ func (g *generator) modelFile() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The model type and its constructor come after Forward is built: emitting ops adds
-	// fields (concatenation operand lists) and package-level tables.
+	prepare, err := g.prepare()
+	if err != nil {
+		return nil, err
+	}
+	// The model type and its constructor come after Forward and prepare are built: emitting
+	// ops adds fields (concatenation operand lists) and package-level tables.
 	fieldDefs := []jen.Code{
 		jen.Id("arena").Op("*").Qual(runtimePath, "Arena").Comment("activations, at the offsets of the memory plan"),
 		jen.Id("weights").Index().Float32().Comment("all weights, one after the other"),
@@ -426,9 +430,7 @@ func (g *generator) modelFile() ([]byte, error) {
 	f.Func().Id("newModel").Params().Op("*").Id("Model").Block(inits...)
 	f.Line()
 	f.Add(forward)
-	if prepare, err := g.prepare(); err != nil {
-		return nil, err
-	} else if prepare != nil {
+	if prepare != nil {
 		f.Line()
 		f.Add(prepare)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/rfc-project/rfc/dsl"
 	"github.com/rfc-project/rfc/interp"
 	"github.com/rfc-project/rfc/ir"
+	"github.com/rfc-project/rfc/passes"
 	"github.com/rfc-project/rfc/runtime"
 )
 
@@ -129,6 +130,28 @@ func modelCases(t *testing.T) []*compiledCase {
 				c.inputs = append(c.inputs, in)
 			}
 			cases = append(cases, c)
+			// The same model as rfc compile makes it: after the passes, fused ops included.
+			opt := *c
+			opt.pkg, opt.what = c.pkg+"opt", key+" after the passes"
+			if opt.module, err = prog.Elaborate(dsl.Options{Model: name, Set: set}); err != nil {
+				t.Fatal(err)
+			}
+			if err := passes.Run(opt.module, passes.Config{Ops: Supported}); err != nil {
+				t.Fatalf("%s: %v", key, err)
+			}
+			cases = append(cases, &opt)
+			if key == "vit.rfn:ViT" {
+				// pack_qkv (off by default): its weight concatenations run in prepare.
+				qkv := opt
+				qkv.pkg, qkv.what = c.pkg+"qkv", key+" after the passes and pack_qkv"
+				if qkv.module, err = prog.Elaborate(dsl.Options{Model: name, Set: set}); err != nil {
+					t.Fatal(err)
+				}
+				if err := passes.Run(qkv.module, passes.Config{Ops: Supported, Enable: []string{"pack_qkv"}}); err != nil {
+					t.Fatalf("%s: %v", key, err)
+				}
+				cases = append(cases, &qkv)
+			}
 		}
 	}
 	return cases
@@ -138,7 +161,16 @@ func modelCases(t *testing.T) []*compiledCase {
 // every op of the catalogue and every mode of each: their inputs and weights, plus a second
 // input set so that a stale value left in the arena by the first call would show.
 func opCases(t *testing.T) []*compiledCase {
-	f, err := runtime.OpenSafetensors("../testdata/golden/interp_ops.safetensors")
+	var cases []*compiledCase
+	for _, file := range []string{"interp_ops", "interp_fused_ops"} {
+		cases = append(cases, opCasesOf(t, "../testdata/golden/"+file+".safetensors")...)
+	}
+	slices.SortFunc(cases, func(a, b *compiledCase) int { return strings.Compare(a.pkg, b.pkg) })
+	return cases
+}
+
+func opCasesOf(t *testing.T, path string) []*compiledCase {
+	f, err := runtime.OpenSafetensors(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +260,7 @@ func goCommand(t *testing.T, dir string, args ...string) string {
 // writes out<k>.safetensors, then prints the case's allocations per Forward.
 func driverSource(t *testing.T, cases []*compiledCase, results map[string]*Result) []byte {
 	var b bytes.Buffer
-	b.WriteString("package main\n\nimport (\n\t\"fmt\"\n\t\"os\"\n\t\"path/filepath\"\n\t\"testing\"\n\n\t\"github.com/rfc-project/rfc/kernels\"\n\t\"github.com/rfc-project/rfc/runtime\"\n\n")
+	b.WriteString("package main\n\nimport (\n\t\"fmt\"\n\t\"os\"\n\t\"path/filepath\"\n\tgoruntime \"runtime\"\n\t\"testing\"\n\n\t\"github.com/rfc-project/rfc/kernels\"\n\t\"github.com/rfc-project/rfc/runtime\"\n\n")
 	for _, c := range cases {
 		fmt.Fprintf(&b, "\t%q\n", "rfctest/"+c.pkg)
 	}
@@ -347,6 +379,10 @@ var cases = []struct {
 			}
 		}
 		in := sets[len(sets)-1]
+		// Collect the garbage of loading and writing first: a collection during the
+		// measured calls would empty the kernels' job pools (sync.Pool) and count their
+		// refill.
+		goruntime.GC()
 		for range 3 {
 			m.Forward(%s)
 		}

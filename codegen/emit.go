@@ -58,6 +58,11 @@ func init() {
 		"pixel_unshuffle":  emitPixelUnshuffle,
 		"pixel_shuffle":    emitPixelShuffle,
 		"glu":              emitGLU,
+		"conv2d_fused":     emitConv2dFused,
+		"linear_fused":     emitLinearFused,
+		"group_norm_act":   emitNormAct("GroupNormAct"),
+		"layer_norm_act":   emitNormAct("LayerNormAct"),
+		"linear_glu":       emitLinearGLU,
 	}
 }
 
@@ -443,26 +448,132 @@ func emitPixelShuffle(g *generator, v *ir.Value) ([]jen.Code, error) {
 // gluActivations are the kernels GLU applies to its gate, by ir.Activations name.
 var gluActivations = map[string]string{"relu": "ReLU", "silu": "SiLU", "sigmoid": "Sigmoid", "tanh": "Tanh", "sin": "Sin", "cos": "Cos"}
 
-func emitGLU(g *generator, v *ir.Value) ([]jen.Code, error) {
-	name := v.Str("activation", "")
-	var act jen.Code
+// gluAct is the element-wise kernel a GLU applies to its gate, by ir.Activations name.
+func (g *generator) gluAct(name string) (jen.Code, error) {
 	switch k, ok := gluActivations[name]; {
 	case ok:
-		act = jen.Qual(kernelsPath, k)
+		return jen.Qual(kernelsPath, k), nil
 	case name == "gelu":
 		// The interpreter's GLU uses exact GeLU; kernels.GeLU takes the mode as a third
 		// argument, so a named function adapts it.
-		act = g.helper("geluExact", func() jen.Code {
+		return g.helper("geluExact", func() jen.Code {
 			return jen.Comment("geluExact is kernels.GeLU without approximation, as an element-wise kernel.").Line().
 				Func().Id("geluExact").Params(jen.List(jen.Id("y"), jen.Id("x")).Index().Float32()).Block(
 				kernel("GeLU", jen.Id("y"), jen.Id("x"), jen.Qual(kernelsPath, "GeLUExact")))
-		})
-	default:
-		return nil, fmt.Errorf("unknown glu activation %q", name)
+		}), nil
+	}
+	return nil, fmt.Errorf("unknown glu activation %q", name)
+}
+
+func emitGLU(g *generator, v *ir.Value) ([]jen.Code, error) {
+	act, err := g.gluAct(v.Str("activation", ""))
+	if err != nil {
+		return nil, err
 	}
 	x := shapeOf(v.Args[0])
 	last := x[len(x)-1]
 	return []jen.Code{kernel("GLU", g.ref(v), g.ref(v.Args[0]), jen.Lit(prod(x)/max(last, 1)), jen.Lit(last), jen.Lit(1), act)}, nil
+}
+
+// fusedActs are the kernels' names of the act attribute of fused ops (ir.FusedActivations).
+var fusedActs = map[string]string{
+	"none": "ActNone", "relu": "ActReLU", "silu": "ActSiLU", "sigmoid": "ActSigmoid", "tanh": "ActTanh",
+	"gelu": "ActGeLU", "gelu_tanh": "ActGeLUTanh", "gelu_sigmoid": "ActGeLUSigmoid",
+}
+
+func fusedAct(v *ir.Value) (jen.Code, error) {
+	name, ok := fusedActs[v.Str("act", "")]
+	if !ok {
+		return nil, fmt.Errorf("unknown activation %q", v.Str("act", ""))
+	}
+	return jen.Qual(kernelsPath, name), nil
+}
+
+// epilogue is the kernels.Epilogue literal of a fused conv2d or linear (the fields it
+// needs only), and the number of operands before its residual.
+func (g *generator) epilogue(v *ir.Value) (jen.Code, int, error) {
+	act, err := fusedAct(v)
+	if err != nil {
+		return nil, 0, err
+	}
+	var fields []jen.Code
+	if s, sh := v.Float("scale", 1), v.Float("shift", 0); s != 1 || sh != 0 {
+		fields = append(fields, jen.Id("Affine").Op(":").True(), jen.Id("Scale").Op(":").Add(f32(s)), jen.Id("Shift").Op(":").Add(f32(sh)))
+	}
+	n := len(v.Args)
+	if v.Bool("residual", false) {
+		n--
+		fields = append(fields, jen.Id("Residual").Op(":").Add(g.ref(v.Args[n])))
+	}
+	if v.Str("act", "") != "none" {
+		fields = append(fields, jen.Id("Act").Op(":").Add(act))
+	}
+	return jen.Qual(kernelsPath, "Epilogue").Values(fields...), n, nil
+}
+
+// bias is operand 2 when the fused op has it before its residual (n operands).
+func (g *generator) bias(v *ir.Value, n int) jen.Code {
+	if n == 3 {
+		return g.ref(v.Args[2])
+	}
+	return jen.Nil()
+}
+
+func emitConv2dFused(g *generator, v *ir.Value) ([]jen.Code, error) {
+	ep, n, err := g.epilogue(v)
+	if err != nil {
+		return nil, err
+	}
+	x, w := shapeOf(v.Args[0]), shapeOf(v.Args[1])
+	stride, pad, dil := v.Ints("stride"), v.Ints("padding"), v.Ints("dilation")
+	params := fields("Conv2dParams",
+		"N", x[0], "C", x[1], "H", x[2], "W", x[3],
+		"K", w[0], "KH", w[2], "KW", w[3],
+		"StrideH", stride[0], "StrideW", stride[1],
+		"PadH", pad[0], "PadW", pad[1],
+		"DilH", dil[0], "DilW", dil[1],
+		"Groups", v.Int("groups", 1))
+	return []jen.Code{kernel("Conv2dFused", g.ref(v), g.ref(v.Args[0]), g.ref(v.Args[1]), g.bias(v, n), params, ep)}, nil
+}
+
+func emitLinearFused(g *generator, v *ir.Value) ([]jen.Code, error) {
+	ep, n, err := g.epilogue(v)
+	if err != nil {
+		return nil, err
+	}
+	x, w := shapeOf(v.Args[0]), shapeOf(v.Args[1])
+	out, in := w[0], w[1]
+	rows := prod(x) / max(in, 1)
+	return []jen.Code{kernel("LinearFused", g.ref(v), g.ref(v.Args[0]), jen.Lit(rows), jen.Lit(in), jen.Lit(out), g.ref(v.Args[1]), g.bias(v, n), ep)}, nil
+}
+
+func emitNormAct(name string) opEmitter {
+	return func(g *generator, v *ir.Value) ([]jen.Code, error) {
+		act, err := fusedAct(v)
+		if err != nil {
+			return nil, err
+		}
+		x := shapeOf(v.Args[0])
+		eps := f32(v.Float("eps", 1e-5))
+		if v.Op == "layer_norm_act" {
+			cols := prod(x[len(x)-v.Int("axes", 1):])
+			return []jen.Code{kernel(name, g.ref(v), g.ref(v.Args[0]), jen.Lit(prod(x)/max(cols, 1)), jen.Lit(cols),
+				g.optional(v, 1), g.optional(v, 2), eps, act)}, nil
+		}
+		return []jen.Code{kernel(name, g.ref(v), g.ref(v.Args[0]), jen.Lit(x[0]), jen.Lit(x[1]), jen.Lit(prod(x[2:])),
+			jen.Lit(v.Int("groups", 1)), g.optional(v, 1), g.optional(v, 2), eps, act)}, nil
+	}
+}
+
+func emitLinearGLU(g *generator, v *ir.Value) ([]jen.Code, error) {
+	act, err := g.gluAct(v.Str("activation", ""))
+	if err != nil {
+		return nil, err
+	}
+	x, w := shapeOf(v.Args[0]), shapeOf(v.Args[1])
+	out, in := w[0], w[1]
+	return []jen.Code{kernel("LinearGLU", g.ref(v), g.ref(v.Args[0]), jen.Lit(prod(x)/max(in, 1)), jen.Lit(in), jen.Lit(out),
+		g.ref(v.Args[1]), g.optional(v, 2), act)}, nil
 }
 
 // scopeName is the Refiners path of the layer a value belongs to, for comments and errors.

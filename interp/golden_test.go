@@ -12,9 +12,10 @@ import (
 	"github.com/rfc-project/rfc/runtime"
 )
 
-// goldenPath holds the cases of scripts/golden/interp_ops.py: per case, the IR text in the
-// metadata and the tensors <case>.in.<input>, <case>.param.<key>, <case>.out[.<i>].
-const goldenPath = "../testdata/golden/interp_ops.safetensors"
+// goldenPaths hold the cases of scripts/golden/interp_ops.py: per case, the IR text in the
+// metadata and the tensors <case>.in.<input>, <case>.param.<key>, <case>.out[.<i>]. The
+// fused ops (made by the fusion passes only) have a file of their own.
+var goldenPaths = []string{"../testdata/golden/interp_ops.safetensors", "../testdata/golden/interp_fused_ops.safetensors"}
 
 type goldenCase struct {
 	name    string
@@ -26,7 +27,17 @@ type goldenCase struct {
 
 func loadGolden(t *testing.T) []*goldenCase {
 	t.Helper()
-	f, err := runtime.OpenSafetensors(goldenPath)
+	var cases []*goldenCase
+	for _, path := range goldenPaths {
+		cases = append(cases, loadGoldenFile(t, path)...)
+	}
+	slices.SortFunc(cases, func(a, b *goldenCase) int { return strings.Compare(a.name, b.name) })
+	return cases
+}
+
+func loadGoldenFile(t *testing.T, path string) []*goldenCase {
+	t.Helper()
+	f, err := runtime.OpenSafetensors(path)
 	if err != nil {
 		t.Fatalf("%v (regenerate with /usr/bin/python3 scripts/golden/interp_ops.py)", err)
 	}
@@ -184,11 +195,17 @@ func TestGoldenCoversCatalogue(t *testing.T) {
 					covered[v.Op+" "+attr+"="+s] = true
 				}
 			}
+			if s := v.Str("act", ""); s != "" {
+				covered["a fused op with act="+s] = true
+			}
 		}
 	}
-	want := ir.OpNames()
+	want := append(ir.OpNames(), ir.FusedOpNames()...)
 	for _, a := range ir.Activations {
 		want = append(want, "glu activation="+a)
+	}
+	for _, a := range ir.FusedActivations {
+		want = append(want, "a fused op with act="+a)
 	}
 	want = append(want, "gelu approximate=none", "gelu approximate=tanh", "gelu approximate=sigmoid",
 		"upsample mode=nearest", "upsample mode=bilinear",

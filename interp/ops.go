@@ -51,6 +51,11 @@ func init() {
 		"pixel_unshuffle":  opPixelUnshuffle,
 		"pixel_shuffle":    opPixelShuffle,
 		"glu":              opGLU,
+		"conv2d_fused":     opConv2dFused,
+		"linear_fused":     opLinearFused,
+		"group_norm_act":   opGroupNormAct,
+		"layer_norm_act":   opLayerNormAct,
+		"linear_glu":       opLinearGLU,
 	}
 }
 
@@ -397,5 +402,111 @@ func opGLU(c *call) (*runtime.Tensor, error) {
 	y := c.newOut()
 	last := x.Shape[len(x.Shape)-1]
 	kernels.GLU(y.F32, x.F32, len(x.F32)/max(last, 1), last, 1, act)
+	return y, nil
+}
+
+// epilogue reads the epilogue attributes of a fused conv2d or linear, and its residual (the
+// last operand when residual is true). It also returns the number of operands before the
+// residual.
+func epilogue(c *call) (kernels.Epilogue, int, error) {
+	name := c.v.Str("act", "")
+	act, ok := kernels.ParseActivation(name)
+	if !ok {
+		return kernels.Epilogue{}, 0, fmt.Errorf("unknown activation %q", name)
+	}
+	ep := kernels.Epilogue{Act: act}
+	if s, sh := c.v.Float("scale", 1), c.v.Float("shift", 0); s != 1 || sh != 0 {
+		ep.Affine, ep.Scale, ep.Shift = true, float32(s), float32(sh)
+	}
+	n := len(c.args)
+	if c.v.Bool("residual", false) {
+		n--
+		ep.Residual = c.args[n].F32
+	}
+	return ep, n, nil
+}
+
+// bias is operand 2 when the op has it before its residual.
+func (c *call) bias(n int) []float32 {
+	if n == 3 {
+		return c.args[2].F32
+	}
+	return nil
+}
+
+func opConv2dFused(c *call) (*runtime.Tensor, error) {
+	ep, n, err := epilogue(c)
+	if err != nil {
+		return nil, err
+	}
+	x, w := c.args[0], c.args[1]
+	stride, pad, dil := c.v.Ints("stride"), c.v.Ints("padding"), c.v.Ints("dilation")
+	y := c.newOut()
+	kernels.Conv2dFused(y.F32, x.F32, w.F32, c.bias(n), kernels.Conv2dParams{
+		N: x.Shape[0], C: x.Shape[1], H: x.Shape[2], W: x.Shape[3],
+		K: w.Shape[0], KH: w.Shape[2], KW: w.Shape[3],
+		StrideH: stride[0], StrideW: stride[1],
+		PadH: pad[0], PadW: pad[1],
+		DilH: dil[0], DilW: dil[1],
+		Groups: c.v.Int("groups", 1),
+	}, ep)
+	return y, nil
+}
+
+func opLinearFused(c *call) (*runtime.Tensor, error) {
+	ep, n, err := epilogue(c)
+	if err != nil {
+		return nil, err
+	}
+	x, w := c.args[0], c.args[1]
+	out, in := w.Shape[0], w.Shape[1]
+	y := c.newOut()
+	kernels.LinearFused(y.F32, x.F32, len(x.F32)/max(in, 1), in, out, w.F32, c.bias(n), ep)
+	return y, nil
+}
+
+func actOf(c *call) (kernels.Activation, error) {
+	name := c.v.Str("act", "")
+	act, ok := kernels.ParseActivation(name)
+	if !ok {
+		return 0, fmt.Errorf("unknown activation %q", name)
+	}
+	return act, nil
+}
+
+func opGroupNormAct(c *call) (*runtime.Tensor, error) {
+	act, err := actOf(c)
+	if err != nil {
+		return nil, err
+	}
+	x := c.args[0]
+	y := c.newOut()
+	kernels.GroupNormAct(y.F32, x.F32, x.Shape[0], x.Shape[1], prod(x.Shape[2:]), c.v.Int("groups", 1), c.optional(1), c.optional(2), float32(c.v.Float("eps", 1e-5)), act)
+	return y, nil
+}
+
+func opLayerNormAct(c *call) (*runtime.Tensor, error) {
+	act, err := actOf(c)
+	if err != nil {
+		return nil, err
+	}
+	x := c.args[0]
+	axes := c.v.Int("axes", 1)
+	cols := prod(x.Shape[len(x.Shape)-axes:])
+	y := c.newOut()
+	kernels.LayerNormAct(y.F32, x.F32, len(x.F32)/max(cols, 1), cols, c.optional(1), c.optional(2), float32(c.v.Float("eps", 1e-5)), act)
+	return y, nil
+}
+
+func opLinearGLU(c *call) (*runtime.Tensor, error) {
+	name := c.v.Str("activation", "")
+	act, ok := activations[name]
+	if !ok {
+		return nil, fmt.Errorf("unknown glu activation %q", name)
+	}
+	x, w := c.args[0], c.args[1]
+	out, in := w.Shape[0], w.Shape[1]
+	y := c.newOut()
+	kernels.LinearGLU(y.F32, x.F32, len(x.F32)/max(in, 1), in, out, w.F32, c.optional(2), act)
 	return y, nil
 }

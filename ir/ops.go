@@ -17,7 +17,11 @@ type OpInfo struct {
 	// DeclaredResult ops (reshape) take their result shape from the value's own type; infer
 	// then only checks it.
 	DeclaredResult bool
-	infer          func(args []Type, v *Value) (Type, error)
+	// Fused ops are made by the fusion passes (passes/fuse_*.go) only, never by the
+	// language: one of them computes what a chain of plain ops does. A back end that lacks
+	// them fails on them by name; passes.Config.Ops keeps them out of its modules.
+	Fused bool
+	infer func(args []Type, v *Value) (Type, error)
 }
 
 // AttrKind is the Go type an attribute holds.
@@ -49,11 +53,20 @@ func Lookup(op string) (*OpInfo, bool) {
 	return info, ok
 }
 
-// OpNames lists every op, sorted.
-func OpNames() []string {
-	names := make([]string, 0, len(ops))
-	for n := range ops {
-		names = append(names, n)
+// OpNames lists the ops every back end implements, sorted: all but the fused ones.
+func OpNames() []string { return opNames(false) }
+
+// FusedOpNames lists the fused ops (OpInfo.Fused), sorted. Only the fusion passes make them,
+// and only for a back end that says it implements them (passes.Config.Ops): a back end may
+// leave them out.
+func FusedOpNames() []string { return opNames(true) }
+
+func opNames(fused bool) []string {
+	var names []string
+	for n, info := range ops {
+		if info.Fused == fused {
+			names = append(names, n)
+		}
 	}
 	slices.Sort(names)
 	return names
@@ -63,6 +76,11 @@ func register(info *OpInfo) { ops[info.Name] = info }
 
 // Activation ops take one float operand and keep its type; GLU names one by Name.
 var Activations = []string{"relu", "silu", "sigmoid", "tanh", "sin", "cos", "gelu"}
+
+// FusedActivations are the values of the act attribute of fused ops: the activation the op
+// applies last. gelu is the exact GeLU; gelu_tanh and gelu_sigmoid are gelu with
+// approximate="tanh" and "sigmoid".
+var FusedActivations = []string{"none", "relu", "silu", "sigmoid", "tanh", "gelu", "gelu_tanh", "gelu_sigmoid"}
 
 func init() {
 	same := func(args []Type, _ *Value) (Type, error) { return args[0], nil }
@@ -126,6 +144,82 @@ func init() {
 	register(&OpInfo{Name: "pixel_unshuffle", MinArgs: 1, MaxArgs: 1, Attrs: []AttrSpec{{"factor", AttrInt}}, infer: inferPixelUnshuffle})
 	register(&OpInfo{Name: "pixel_shuffle", MinArgs: 1, MaxArgs: 1, Attrs: []AttrSpec{{"factor", AttrInt}}, infer: inferPixelShuffle})
 	register(&OpInfo{Name: "glu", MinArgs: 1, MaxArgs: 1, Attrs: []AttrSpec{{"activation", AttrString}}, infer: inferGLU})
+	registerFused()
+}
+
+// Fused ops. Each is a plain op with an epilogue, and computes exactly what the chain of
+// plain ops it replaces computes, rounding step by step as they do:
+//
+//	conv2d_fused(x, w[, b][, r]) {stride, padding, dilation, groups, scale, shift, residual, act}
+//	linear_fused(x, w[, b][, r]) {scale, shift, residual, act}
+//	    y = act((op(x, w) + b)·scale + shift + r): the conv2d or linear, the affine step of
+//	    a scale op (skipped when scale = 1 and shift = 0), the residual add when residual
+//	    is true (r is then the last operand, of the result's type), then the activation
+//	    (act, one of FusedActivations). In chain order: op → scale → add → activation.
+//	group_norm_act(x[, w][, b]) {groups, eps, act}, layer_norm_act(x[, w][, b]) {axes, eps, act}
+//	    the norm, then the activation.
+//	linear_glu(x, w[, b]) {activation}
+//	    glu(linear(x, w, b)) {activation}: GEGLU and its kin, without the linear's result.
+func registerFused() {
+	epilogue := []AttrSpec{{"scale", AttrFloat}, {"shift", AttrFloat}, {"residual", AttrBool}, {"act", AttrString}}
+	convAttrs := []AttrSpec{{"stride", AttrInts}, {"padding", AttrInts}, {"dilation", AttrInts}, {"groups", AttrInt}}
+	register(&OpInfo{Name: "conv2d_fused", MinArgs: 2, MaxArgs: 4, Fused: true, Attrs: append(slices.Clip(convAttrs), epilogue...), infer: withEpilogue("conv2d", inferConv2d)})
+	register(&OpInfo{Name: "linear_fused", MinArgs: 2, MaxArgs: 4, Fused: true, Attrs: epilogue, infer: withEpilogue("linear", inferLinear)})
+	act := AttrSpec{"act", AttrString}
+	register(&OpInfo{Name: "group_norm_act", MinArgs: 1, MaxArgs: 3, Fused: true, Attrs: []AttrSpec{{"groups", AttrInt}, {"eps", AttrFloat}, act}, infer: withAct(inferGroupNorm)})
+	register(&OpInfo{Name: "layer_norm_act", MinArgs: 1, MaxArgs: 3, Fused: true, Attrs: []AttrSpec{{"axes", AttrInt}, {"eps", AttrFloat}, act}, infer: withAct(inferLayerNorm)})
+	register(&OpInfo{Name: "linear_glu", MinArgs: 2, MaxArgs: 3, Fused: true, Attrs: []AttrSpec{{"activation", AttrString}}, infer: func(args []Type, v *Value) (Type, error) {
+		t, err := inferLinear(args, v)
+		if err != nil {
+			return Type{}, err
+		}
+		return inferGLU([]Type{t}, v)
+	}})
+}
+
+func checkAct(v *Value) error {
+	if a := v.Str("act", ""); !slices.Contains(FusedActivations, a) {
+		return fmt.Errorf("%s act %q is not one of %v", v.Op, a, FusedActivations)
+	}
+	return nil
+}
+
+func withAct(infer func([]Type, *Value) (Type, error)) func([]Type, *Value) (Type, error) {
+	return func(args []Type, v *Value) (Type, error) {
+		if err := checkAct(v); err != nil {
+			return Type{}, err
+		}
+		return infer(args, v)
+	}
+}
+
+// withEpilogue checks the operands of base (all but a residual) with base's rule, and the
+// residual against the result.
+func withEpilogue(base string, infer func([]Type, *Value) (Type, error)) func([]Type, *Value) (Type, error) {
+	return func(args []Type, v *Value) (Type, error) {
+		if err := checkAct(v); err != nil {
+			return Type{}, err
+		}
+		res := v.Bool("residual", false)
+		if res {
+			if len(args) < 3 {
+				return Type{}, fmt.Errorf("%s with residual=true needs the residual as its last operand", v.Op)
+			}
+			args = args[:len(args)-1]
+		} else if len(args) > 3 {
+			return Type{}, fmt.Errorf("%s takes 4 operands only with residual=true", v.Op)
+		}
+		t, err := infer(args, v)
+		if err != nil {
+			return Type{}, fmt.Errorf("%s: %w", base, err)
+		}
+		if res {
+			if r := v.Args[len(v.Args)-1].Type; !r.Equal(t) {
+				return Type{}, fmt.Errorf("%s residual %s is not of the result type %s", v.Op, r, t)
+			}
+		}
+		return t, nil
+	}
 }
 
 // Infer computes the result type of v from its operands and attributes, checking every

@@ -48,8 +48,13 @@ func TestSerialPathsDoNotAllocate(t *testing.T) {
 		"ConvT": func() {
 			kernels.ConvTranspose2d(y, x, w, nil, kernels.ConvTranspose2dParams{N: 4, C: 6, H: 10, W: 12, K: 6, KH: 3, KW: 3, StrideH: 2, StrideW: 2})
 		},
-		"Attention":      func() { kernels.Attention(y, x, x, x, 1, 2, 120, 120, 4, 4, true) },
-		"GLU":            func() { kernels.GLU(y, x, 24, 120, 1, kernels.SiLU) },
+		"Attention": func() { kernels.Attention(y, x, x, x, 1, 2, 120, 120, 4, 4, true) },
+		"GLU":       func() { kernels.GLU(y, x, 24, 120, 1, kernels.SiLU) },
+		"ConvFused": func() {
+			kernels.Conv2dFused(y, x, w, nil, kernels.Conv2dParams{N: 4, C: 6, H: 10, W: 12, K: 6, KH: 3, KW: 3, PadH: 1, PadW: 1},
+				kernels.Epilogue{Act: kernels.ActReLU, Residual: y[len(y)-4*6*10*12:]})
+		},
+		"LinearGLU":      func() { kernels.LinearGLU(y, x, 24, 120, 6, x[:720], nil, kernels.Sigmoid) },
 		"Linear":         func() { kernels.Linear(y, x, 24, 120, 6, x[:720], nil) },
 		"BMM":            func() { kernels.BatchedMatMul(y, x, x, 4, 6, 10, 12, 60, 120) },
 		"PixelShuffle":   func() { kernels.PixelShuffle(y, x, 4, 24, 5, 6, 2) },
@@ -86,6 +91,7 @@ func TestKernelsDoNotAllocate(t *testing.T) {
 	pointwise := kernels.Conv2dParams{N: 2, C: 16, H: 32, W: 32, K: 16, KH: 1, KW: 1}
 	depthwise := kernels.Conv2dParams{N: 2, C: 16, H: 32, W: 32, K: 16, KH: 3, KW: 3, PadH: 1, PadW: 1, Groups: 16}
 	patch := kernels.Conv2dParams{N: 2, C: 3, H: 32, W: 32, K: 64, KH: 8, KW: 8, StrideH: 8, StrideW: 8}
+	implicit := kernels.Conv2dParams{N: 1, C: 16, H: 32, W: 32, K: 64, KH: 3, KW: 3, PadH: 1, PadW: 1}
 	convT := kernels.ConvTranspose2dParams{N: 2, C: 16, H: 16, W: 16, K: 16, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1, OutPadH: 1, OutPadW: 1}
 	cases := []struct {
 		name string
@@ -131,6 +137,26 @@ func TestKernelsDoNotAllocate(t *testing.T) {
 		{"Sum", func() { kernels.Sum(y, x, 256, 256, 1) }},
 		{"Mean", func() { kernels.Mean(y, x, 4, 64, 256) }},
 		{"Conv3x3", func() { kernels.Conv2d(y, x, w, w[:16], conv) }},
+		{"Conv3x3Implicit", func() { kernels.Conv2d(y, x, w, w[:64], implicit) }},
+		{"Conv3x3ImplicitFused", func() {
+			kernels.Conv2dFused(y, x, w, w[:64], implicit, kernels.Epilogue{Act: kernels.ActGeLU, Affine: true, Scale: 2, Residual: x2[:64*32*32]})
+		}},
+		{"ConvPatchFused", func() {
+			kernels.Conv2dFused(y, x, w, w[:64], patch, kernels.Epilogue{Act: kernels.ActReLU, Residual: x2[:2*64*4*4]})
+		}},
+		{"Conv1x1Fused", func() {
+			kernels.Conv2dFused(y, x, w, nil, pointwise, kernels.Epilogue{Act: kernels.ActSiLU, Residual: x2[:2*16*32*32]})
+		}},
+		{"ConvDepthwiseFused", func() {
+			kernels.Conv2dFused(y, x, w, w[:16], depthwise, kernels.Epilogue{Act: kernels.ActTanh, Residual: x2[:2*16*32*32]})
+		}},
+		{"LinearFused", func() {
+			kernels.LinearFused(y, x, 256, 256, 128, w[:128*256], w[:128], kernels.Epilogue{Act: kernels.ActGeLU, Residual: x2[:256*128]})
+		}},
+		{"LinearGLU", func() { kernels.LinearGLU(y, x, 256, 256, 128, w[:128*256], w[:128], kernels.SiLU) }},
+		{"GroupNormAct", func() { kernels.GroupNormAct(y[:n], x, 2, 32, 1024, 8, w[:32], w[:32], 1e-5, kernels.ActReLU) }},
+		{"LayerNormAct", func() { kernels.LayerNormAct(y[:n], x, 256, 256, w[:256], w[:256], 1e-5, kernels.ActSiLU) }},
+		{"EpilogueSpan", func() { kernels.EpilogueSpan(y[:n], kernels.Epilogue{Act: kernels.ActReLU, Residual: x}) }},
 		{"Conv1x1", func() { kernels.Conv2d(y, x, w, w[:16], pointwise) }},
 		{"ConvDepthwise", func() { kernels.Conv2d(y, x, w, w[:16], depthwise) }},
 		{"ConvPatch", func() { kernels.Conv2d(y, x, w, w[:64], patch) }},

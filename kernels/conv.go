@@ -49,25 +49,48 @@ func (p Conv2dParams) OutW() int {
 }
 
 // Conv2d computes y = conv2d(x, w) + b. x is [N, C, H, W], w is [K, C/Groups, KH, KW], b is
-// [K] or nil, y is [N, K, OutH, OutW]. Paths: 1×1 stride-1 unpadded convolutions are a GEMM
-// on the input as it lies; convolutions with one input channel per group (depthwise) are
-// computed directly (vectorized row updates); everything else (3×3 included) goes through
-// im2col + Sgemm per group, tiled over output pixels (and, for wide layers, input-channel
-// chunks) so the column buffer stays near convScratchFloats per worker. Stride-1 columns
-// (the usual 3×3 case) are whole row segments copied at once. Scratch comes from a pool.
-func Conv2d(y, x, w, b []float32, p Conv2dParams) {
+// [K] or nil, y is [N, K, OutH, OutW]. Paths: convolutions with one group and enough output
+// channels to fill the GEMM micro-kernel are implicit GEMMs (conv_implicit.go: no column
+// matrix); convolutions with one input channel per group (depthwise) are computed directly
+// (vectorized row updates); other 1×1 stride-1 unpadded convolutions are a GEMM on the input
+// as it lies; one-group convolutions with few output channels (an RGB output) are computed
+// directly too (conv_direct.go); everything else goes through im2col + Sgemm per group, tiled over output pixels
+// (and, for wide layers, input-channel chunks) so the column buffer stays near
+// convScratchFloats per worker. Scratch comes from pools.
+func Conv2d(y, x, w, b []float32, p Conv2dParams) { Conv2dFused(y, x, w, b, p, Epilogue{}) }
+
+// Conv2dFused is Conv2d followed by the epilogue ep (its residual laid out as y), applied
+// to each tile of the output right after the tile is computed.
+func Conv2dFused(y, x, w, b []float32, p Conv2dParams, ep Epilogue) {
 	p = p.normalized()
 	if p.N == 0 || p.K == 0 || p.OutH() <= 0 || p.OutW() <= 0 {
 		return
 	}
+	ep.check(p.N * p.K * p.OutH() * p.OutW())
 	cg := p.C / p.Groups
 	switch {
 	case cg == 1:
-		conv2dDepthwise(y, x, w, b, p)
+		conv2dDepthwise(y, x, w, b, p, &ep)
+	case implicitFits(p):
+		conv2dImplicit(y, x, w, b, p, &ep)
 	case p.KH == 1 && p.KW == 1 && p.StrideH == 1 && p.StrideW == 1 && p.PadH == 0 && p.PadW == 0:
-		conv2dPointwise(y, x, w, b, p)
+		conv2dPointwise(y, x, w, b, p, &ep)
+	case p.Groups == 1 && p.K <= directMaxK:
+		conv2dDirect(y, x, w, b, p, &ep)
 	default:
-		conv2dIm2col(y, x, w, b, p)
+		conv2dIm2col(y, x, w, b, p, &ep)
+	}
+}
+
+// applyRows runs ep over rows [k0, k0+rows) of a [*, ld] block of y starting at element
+// yo, columns [0, cols).
+func (e *Epilogue) applyRows(y []float32, yo, ld, cols, rows int) {
+	if e.empty() {
+		return
+	}
+	for k := range rows {
+		o := yo + k*ld
+		e.apply(y[o:o+cols], o)
 	}
 }
 
@@ -98,31 +121,34 @@ func fillBias(y []float32, ld, c0, cols, k0, rows int, b []float32) {
 	}
 }
 
-func conv2dPointwise(y, x, w, b []float32, p Conv2dParams) {
+func conv2dPointwise(y, x, w, b []float32, p Conv2dParams, ep *Epilogue) {
 	hw := p.H * p.W
 	images := p.N * p.Groups
 	tile := pixelTile(hw, images, hw)
 	tiles := (hw + tile - 1) / tile
 	if Workers() == 1 || images*tiles == 1 {
-		pointwiseTiles(y, x, w, b, p, tile, 0, images*tiles)
+		pointwiseTiles(y, x, w, b, p, ep, tile, 0, images*tiles)
 		return
 	}
-	runPooled(&pointwiseJobs, images*tiles, pointwiseJob{y, x, w, b, p, tile})
+	runPooled(&pointwiseJobs, images*tiles, pointwiseJob{y, x, w, b, p, *ep, tile})
 }
 
 type pointwiseJob struct {
 	y, x, w, b []float32
 	p          Conv2dParams
+	ep         Epilogue
 	tile       int
 }
 
 var pointwiseJobs sync.Pool
 
-func (j *pointwiseJob) run(lo, hi int) { pointwiseTiles(j.y, j.x, j.w, j.b, j.p, j.tile, lo, hi) }
+func (j *pointwiseJob) run(lo, hi int) {
+	pointwiseTiles(j.y, j.x, j.w, j.b, j.p, &j.ep, j.tile, lo, hi)
+}
 
 // pointwiseTiles computes tasks [lo, hi) of a 1×1 convolution: task t is pixel tile
 // t%tiles of image·group t/tiles.
-func pointwiseTiles(y, x, w, b []float32, p Conv2dParams, tile, lo, hi int) {
+func pointwiseTiles(y, x, w, b []float32, p Conv2dParams, ep *Epilogue, tile, lo, hi int) {
 	hw := p.H * p.W
 	cg, kg := p.C/p.Groups, p.K/p.Groups
 	tiles := (hw + tile - 1) / tile
@@ -137,10 +163,11 @@ func pointwiseTiles(y, x, w, b []float32, p Conv2dParams, tile, lo, hi int) {
 			beta = 1
 		}
 		Sgemm(false, false, kg, cols, cg, 1, w[g*kg*cg:], cg, x[(n*p.C+g*cg)*hw+p0:], hw, beta, y[yo:], hw)
+		ep.applyRows(y, yo, hw, cols, kg)
 	}
 }
 
-func conv2dIm2col(y, x, w, b []float32, p Conv2dParams) {
+func conv2dIm2col(y, x, w, b []float32, p Conv2dParams, ep *Epilogue) {
 	oh, ow := p.OutH(), p.OutW()
 	ohw := oh * ow
 	rowsK := p.C / p.Groups * p.KH * p.KW
@@ -148,21 +175,22 @@ func conv2dIm2col(y, x, w, b []float32, p Conv2dParams) {
 	tile := pixelTile(ohw, images, max(minIm2colTile, convScratchFloats/rowsK))
 	tiles := (ohw + tile - 1) / tile
 	if Workers() == 1 || images*tiles == 1 {
-		im2colTiles(y, x, w, b, p, tile, 0, images*tiles)
+		im2colTiles(y, x, w, b, p, ep, tile, 0, images*tiles)
 		return
 	}
-	runPooled(&im2colJobs, images*tiles, im2colJob{y, x, w, b, p, tile})
+	runPooled(&im2colJobs, images*tiles, im2colJob{y, x, w, b, p, *ep, tile})
 }
 
 type im2colJob struct {
 	y, x, w, b []float32
 	p          Conv2dParams
+	ep         Epilogue
 	tile       int
 }
 
 var im2colJobs sync.Pool
 
-func (j *im2colJob) run(lo, hi int) { im2colTiles(j.y, j.x, j.w, j.b, j.p, j.tile, lo, hi) }
+func (j *im2colJob) run(lo, hi int) { im2colTiles(j.y, j.x, j.w, j.b, j.p, &j.ep, j.tile, lo, hi) }
 
 // minIm2colTile is the fewest output pixels an im2col GEMM covers when the scratch bound
 // allows fewer: below it the GEMM streams the weights once per handful of pixels. Wide
@@ -173,7 +201,7 @@ const minIm2colTile = 256
 // t%tiles of image·group t/tiles. When the columns of all input channels would exceed the
 // scratch bound, they are built and multiplied a chunk of channels at a time, accumulating
 // into y.
-func im2colTiles(y, x, w, b []float32, p Conv2dParams, tile, lo, hi int) {
+func im2colTiles(y, x, w, b []float32, p Conv2dParams, ep *Epilogue, tile, lo, hi int) {
 	oh, ow := p.OutH(), p.OutW()
 	ohw := oh * ow
 	cg, kg := p.C/p.Groups, p.K/p.Groups
@@ -200,6 +228,7 @@ func im2colTiles(y, x, w, b []float32, p Conv2dParams, tile, lo, hi int) {
 			Sgemm(false, false, kg, cols, nc*kk, 1, w[g*kg*rowsK+c0*kk:], rowsK, colBuf, cols, beta, y[yo:], ohw)
 			beta = 1
 		}
+		ep.applyRows(y, yo, ohw, cols, kg)
 	}
 }
 
@@ -266,26 +295,27 @@ func im2col(dst, x []float32, cg int, p Conv2dParams, ow, p0, cols int) {
 
 // conv2dDepthwise handles one input channel per group: output channel k reads input
 // channel k/(K/C) only, so a direct loop beats a GEMM with an inner dimension of KH·KW.
-func conv2dDepthwise(y, x, w, b []float32, p Conv2dParams) {
+func conv2dDepthwise(y, x, w, b []float32, p Conv2dParams, ep *Epilogue) {
 	if Workers() == 1 || p.N*p.K == 1 {
-		depthwisePlanes(y, x, w, b, p, 0, p.N*p.K)
+		depthwisePlanes(y, x, w, b, p, ep, 0, p.N*p.K)
 		return
 	}
-	runPooled(&depthwiseJobs, p.N*p.K, depthwiseJob{y, x, w, b, p})
+	runPooled(&depthwiseJobs, p.N*p.K, depthwiseJob{y, x, w, b, p, *ep})
 }
 
 type depthwiseJob struct {
 	y, x, w, b []float32
 	p          Conv2dParams
+	ep         Epilogue
 }
 
 var depthwiseJobs sync.Pool
 
-func (j *depthwiseJob) run(lo, hi int) { depthwisePlanes(j.y, j.x, j.w, j.b, j.p, lo, hi) }
+func (j *depthwiseJob) run(lo, hi int) { depthwisePlanes(j.y, j.x, j.w, j.b, j.p, &j.ep, lo, hi) }
 
 // depthwisePlanes computes output planes [lo, hi) (image·output channel) of a depthwise
 // convolution.
-func depthwisePlanes(y, x, w, b []float32, p Conv2dParams, lo, hi int) {
+func depthwisePlanes(y, x, w, b []float32, p Conv2dParams, ep *Epilogue, lo, hi int) {
 	oh, ow := p.OutH(), p.OutW()
 	mult := p.K / p.C
 	plane := p.H * p.W
@@ -327,6 +357,9 @@ func depthwisePlanes(y, x, w, b []float32, p Conv2dParams, lo, hi int) {
 					}
 				}
 			}
+		}
+		if !ep.empty() {
+			ep.apply(yk, t*oh*ow)
 		}
 	}
 }

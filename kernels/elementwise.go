@@ -118,7 +118,8 @@ func ReLU(y, x []float32) {
 
 func reluSpan(y, x []float32) {
 	y = y[:len(x)]
-	for i, v := range x {
+	for i := reluVec(y, x); i < len(x); i++ {
+		v := x[i]
 		if v < 0 {
 			v = 0
 		}
@@ -428,7 +429,7 @@ func binaryRow(op BinaryOp, y, a []float32, sa int, b []float32, sb int) {
 		a, b = a[:n], b[:n]
 		switch op {
 		case OpAdd:
-			for i := range y {
+			for i := addReluVec(y, a, b, false); i < n; i++ {
 				y[i] = a[i] + b[i]
 			}
 		case OpSub:

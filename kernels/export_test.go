@@ -17,3 +17,40 @@ func SetAttentionTiles(queries, keys int) (restore func()) {
 	attnQueryTile, attnKeyTile = queries, keys
 	return func() { attnQueryTile, attnKeyTile = oq, ok }
 }
+
+// SetImplicitBlocking sets the implicit convolution's depth step and pixels per task and
+// returns a function that restores the previous ones.
+func SetImplicitBlocking(kc, pixels int) (restore func()) {
+	ok, op := implicitKC, implicitBlockPixels
+	implicitKC, implicitBlockPixels = kc, pixels
+	return func() { implicitKC, implicitBlockPixels = ok, op }
+}
+
+// SetGLUBlockFloats sets the size of LinearGLU's row blocks and returns a function that
+// restores the previous one.
+func SetGLUBlockFloats(n int) (restore func()) {
+	old := gluBlockFloats
+	gluBlockFloats = n
+	return func() { gluBlockFloats = old }
+}
+
+// GemmKernelNames lists the GEMM micro-kernels this CPU runs, fastest first.
+func GemmKernelNames() []string {
+	var names []string
+	for _, k := range gemmKernels() {
+		names = append(names, k.name)
+	}
+	return names
+}
+
+// UseGemmKernel makes the kernels use the micro-kernel of that name (one of GemmKernelNames)
+// and returns a function that restores the previous one.
+func UseGemmKernel(name string) (restore func()) {
+	old := gemmKernel
+	for _, k := range gemmKernels() {
+		if k.name == name {
+			gemmKernel = k
+		}
+	}
+	return func() { gemmKernel = old }
+}

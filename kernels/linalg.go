@@ -19,6 +19,46 @@ func Linear(y, x []float32, rows, in, out int, w, b []float32) {
 	Sgemm(false, true, rows, out, in, 1, x, in, w, in, beta, y, out)
 }
 
+// LinearFused is Linear followed by the epilogue ep (its residual laid out as y [rows,
+// out]). The product comes from Sgemm in one call (splitting it would pack the weights once
+// per piece); the epilogue then runs as one element-wise sweep, in parallel spans.
+func LinearFused(y, x []float32, rows, in, out int, w, b []float32, ep Epilogue) {
+	ep.check(rows * out)
+	Linear(y, x, rows, in, out, w, b)
+	EpilogueSpan(y[:rows*out], ep)
+}
+
+// gluBlockFloats bounds the intermediate of LinearGLU: rows are done in blocks whose linear
+// result (before the GLU halves it) stays in L2.
+var gluBlockFloats = 1 << 16
+
+// LinearGLU computes GEGLU-style y = a · act(g), where [a, g] = x·wᵀ + b splits the out
+// features in halves (Refiners' Linear then GLU): x is [rows, in], w is [out, in], b is
+// [out] or nil, y is [rows, out/2]; act is an element-wise kernel as GLU takes. The linear
+// result lives only in a pooled block of rows.
+func LinearGLU(y, x []float32, rows, in, out int, w, b []float32, act func(y, x []float32)) {
+	if rows == 0 || out == 0 {
+		return
+	}
+	half := out / 2
+	block := max(1, min(rows, gluBlockFloats/out))
+	buf := getScratch(block * out)
+	defer putScratch(buf)
+	for r0 := 0; r0 < rows; r0 += block {
+		n := min(block, rows-r0)
+		t := (*buf)[:n*out]
+		Linear(t, x[r0*in:(r0+n)*in], n, in, out, w, b)
+		for r := range n {
+			a, g := t[r*out:r*out+half], t[r*out+half:(r+1)*out]
+			yr := y[(r0+r)*half : (r0+r+1)*half]
+			act(yr, g)
+			for i := range yr {
+				yr[i] *= a[i]
+			}
+		}
+	}
+}
+
 // BatchedMatMul computes y[i] = a[i]·b[i] for i < batch, where a[i] is the m×k matrix at
 // a[i·aBatchStride:], b[i] the k×n matrix at b[i·bBatchStride:], and y[i] the m×n matrix at
 // y[i·m·n:]. A stride of 0 uses the same matrix for every batch entry (broadcasting).

@@ -59,24 +59,33 @@ func normalizeAffine(y, x []float32, mean, rstd float64, w, b float32) {
 // LayerNorm normalizes each of the rows of x [rows, cols] (cols = the product of the
 // normalized shape) and applies the element-wise affine w, b [cols] (or nil).
 func LayerNorm(y, x []float32, rows, cols int, w, b []float32, eps float32) {
+	LayerNormAct(y, x, rows, cols, w, b, eps, ActNone)
+}
+
+// LayerNormAct is LayerNorm followed by the activation act, applied to each row while it
+// is in cache.
+func LayerNormAct(y, x []float32, rows, cols int, w, b []float32, eps float32, act Activation) {
 	if serial(rows*cols) || rows == 1 {
-		layerNormRows(y, x, cols, w, b, eps, 0, rows)
+		layerNormRows(y, x, cols, w, b, eps, act, 0, rows)
 		return
 	}
-	runPooled(&layerNormJobs, rows, layerNormJob{y, x, w, b, cols, eps})
+	runPooled(&layerNormJobs, rows, layerNormJob{y, x, w, b, cols, eps, act})
 }
 
 type layerNormJob struct {
 	y, x, w, b []float32
 	cols       int
 	eps        float32
+	act        Activation
 }
 
 var layerNormJobs sync.Pool
 
-func (j *layerNormJob) run(lo, hi int) { layerNormRows(j.y, j.x, j.cols, j.w, j.b, j.eps, lo, hi) }
+func (j *layerNormJob) run(lo, hi int) {
+	layerNormRows(j.y, j.x, j.cols, j.w, j.b, j.eps, j.act, lo, hi)
+}
 
-func layerNormRows(y, x []float32, cols int, w, b []float32, eps float32, lo, hi int) {
+func layerNormRows(y, x []float32, cols int, w, b []float32, eps float32, act Activation, lo, hi int) {
 	for r := lo; r < hi; r++ {
 		xr, yr := x[r*cols:(r+1)*cols], y[r*cols:(r+1)*cols]
 		mean, rstd := meanRstd(xr, eps)
@@ -103,34 +112,44 @@ func layerNormRows(y, x []float32, cols int, w, b []float32, eps float32, lo, hi
 				}
 			}
 		}
+		if act != ActNone {
+			act.Apply(yr, yr)
+		}
 	}
 }
 
 // GroupNorm normalizes x [n, c, hw] over each group of c/groups consecutive channels (and
 // all hw positions) and applies the per-channel affine w, b [c] (or nil).
 func GroupNorm(y, x []float32, n, c, hw, groups int, w, b []float32, eps float32) {
+	GroupNormAct(y, x, n, c, hw, groups, w, b, eps, ActNone)
+}
+
+// GroupNormAct is GroupNorm followed by the activation act, applied to each channel of a
+// group while it is in cache.
+func GroupNormAct(y, x []float32, n, c, hw, groups int, w, b []float32, eps float32, act Activation) {
 	cpg := c / groups
 	if serial(n*c*hw) || n*groups == 1 {
-		groupNormGroups(y, x, cpg, hw, groups, w, b, eps, 0, n*groups)
+		groupNormGroups(y, x, cpg, hw, groups, w, b, eps, act, 0, n*groups)
 		return
 	}
-	runPooled(&groupNormJobs, n*groups, groupNormJob{y, x, w, b, cpg, hw, groups, eps})
+	runPooled(&groupNormJobs, n*groups, groupNormJob{y, x, w, b, cpg, hw, groups, eps, act})
 }
 
 type groupNormJob struct {
 	y, x, w, b      []float32
 	cpg, hw, groups int
 	eps             float32
+	act             Activation
 }
 
 var groupNormJobs sync.Pool
 
 func (j *groupNormJob) run(lo, hi int) {
-	groupNormGroups(j.y, j.x, j.cpg, j.hw, j.groups, j.w, j.b, j.eps, lo, hi)
+	groupNormGroups(j.y, j.x, j.cpg, j.hw, j.groups, j.w, j.b, j.eps, j.act, lo, hi)
 }
 
 // groupNormGroups normalizes groups [lo, hi) of all images (group t is image t/groups).
-func groupNormGroups(y, x []float32, cpg, hw, groups int, w, b []float32, eps float32, lo, hi int) {
+func groupNormGroups(y, x []float32, cpg, hw, groups int, w, b []float32, eps float32, act Activation, lo, hi int) {
 	size := cpg * hw
 	for t := lo; t < hi; t++ {
 		g := t % groups
@@ -147,6 +166,9 @@ func groupNormGroups(y, x []float32, cpg, hw, groups int, w, b []float32, eps fl
 			}
 			o := off + ci*hw
 			normalizeAffine(y[o:o+hw], x[o:o+hw], mean, rstd, wv, bv)
+			if act != ActNone {
+				act.Apply(y[o:o+hw], y[o:o+hw])
+			}
 		}
 	}
 }

@@ -111,7 +111,8 @@ func TestGolden(t *testing.T) {
 			p, _ := findPass(c.pass)
 			m := loadCase(t, c.archive)
 			before := clone(t, m)
-			if err := run([]pass{p}, m, Config{}); err != nil {
+			// A pass that is off by default runs here when enabled, as its case asks.
+			if err := run([]pass{p}, m, Config{Enable: []string{p.name}, Ops: everyOp}); err != nil {
 				t.Fatal(err)
 			}
 			got := ir.Print(m)
@@ -130,23 +131,39 @@ func TestGolden(t *testing.T) {
 		})
 	}
 	for _, p := range pipeline {
-		// Passes that are off by default need more than IR text (lora_merge reads the
-		// scales recorded by injection): their tests live with their feature (adapters/).
-		if perPass[p.name] == 0 && !p.disabled {
+		// lora_merge needs more than IR text (it reads the scales recorded by injection):
+		// its tests live with its feature (adapters/).
+		if perPass[p.name] == 0 && p.name != "lora_merge" {
 			t.Errorf("pass %s has no golden case under testdata/%s", p.name, p.name)
 		}
 	}
 }
 
-// TestPipelineWithEachPassDisabled runs the whole pipeline over every golden input, once as
-// it is and once with each optional pass switched off, and checks the outputs each time.
-func TestPipelineWithEachPassDisabled(t *testing.T) {
-	configs := map[string]Config{"all passes": {}}
+// pipelineConfigs are the configurations the whole-pipeline tests run: the default
+// pipeline for a back end with every op, the same with each optional pass switched off,
+// with the passes that are off by default switched on (but for lora_merge, which needs
+// injected adapters), and for a back end without fused ops.
+func pipelineConfigs() map[string]Config {
+	configs := map[string]Config{"all passes": {Ops: everyOp}, "no fused ops": {}}
+	var enable []string
 	for _, p := range pipeline {
-		if !p.required {
-			configs["without "+p.name] = Config{Disable: []string{p.name}}
+		if !p.required && !p.disabled {
+			configs["without "+p.name] = Config{Disable: []string{p.name}, Ops: everyOp}
+		}
+		if p.disabled && p.name != "lora_merge" {
+			enable = append(enable, p.name)
+			configs["without "+p.name] = Config{Disable: []string{p.name}, Ops: everyOp}
 		}
 	}
+	configs["all passes and "+strings.Join(enable, ", ")] = Config{Enable: enable, Ops: everyOp}
+	return configs
+}
+
+// TestPipelineWithEachPassDisabled runs the whole pipeline over every golden input, as it
+// is, with each optional pass switched off, and with the passes that are off by default
+// on, and checks the outputs each time.
+func TestPipelineWithEachPassDisabled(t *testing.T) {
+	configs := pipelineConfigs()
 	for i, c := range goldenCases(t) {
 		for label, cfg := range configs {
 			t.Run(c.pass+"/"+c.name+"/"+label, func(t *testing.T) {

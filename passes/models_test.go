@@ -3,6 +3,8 @@ package passes
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/rfc-project/rfc/dsl"
@@ -37,12 +39,13 @@ func elaborateModel(t *testing.T, file, model string, set map[string]string) *ir
 // TestModels runs the pipeline over every model of the zoo, whole and with each optional
 // pass off, and checks the outputs against the unoptimized module's, with random weights.
 func TestModels(t *testing.T) {
-	configs := []Config{{}}
-	for _, p := range pipeline {
-		if !p.required {
-			configs = append(configs, Config{Disable: []string{p.name}})
-		}
+	var configs []Config
+	for _, cfg := range pipelineConfigs() {
+		configs = append(configs, cfg)
 	}
+	slices.SortFunc(configs, func(a, b Config) int {
+		return strings.Compare(fmt.Sprint(a.Disable, a.Enable, a.Ops == nil), fmt.Sprint(b.Disable, b.Enable, b.Ops == nil))
+	})
 	for i, c := range modelConfigs {
 		t.Run(fmt.Sprintf("%s/%d", c.model, i), func(t *testing.T) {
 			m := elaborateModel(t, c.file, c.model, c.set)
@@ -90,7 +93,7 @@ func TestModelsAtDefaultSizes(t *testing.T) {
 			if err != nil {
 				t.Fatal(dsl.Detail(err))
 			}
-			if err := Run(m, Config{}); err != nil {
+			if err := Run(m, Config{Ops: everyOp}); err != nil {
 				t.Errorf("%s %s: %v", f, name, err)
 			}
 		}

@@ -16,6 +16,10 @@ import (
 // composition rounds once instead of twice.
 const relTol = 1e-6
 
+// everyOp stands for a back end that implements every op of the catalogue, as the
+// interpreter does: tests give it as Config.Ops so that the fusion passes run.
+func everyOp(string) bool { return true }
+
 // sample is one set of random weights (by checkpoint key, so that it fits a module before
 // and after passes drop parameters) and inputs (by name).
 type sample struct {

@@ -23,7 +23,7 @@ import (
 // pass is one entry of the pipeline.
 type pass struct {
 	name     string
-	fn       func(*ir.Module) error
+	fn       func(*ir.Module, Config) error
 	required bool // the back ends rely on it: Config.Disable refuses it
 	disabled bool // off unless a later change turns it on
 	doc      string
@@ -32,20 +32,23 @@ type pass struct {
 // pipeline lists the passes in the order they run.
 //
 // Extension point: later passes take their place in this table, each in a file of its own,
-// with the constraints their order needs added to passOrder. Planned, in order:
-//   - epilogue fusion: bias, activation and residual add folded into the linear/conv that
-//     produces their operand (after fold and cse, which expose the chains; before dce);
-//   - GroupNorm+activation: group_norm followed by silu/relu as one op;
-//   - GEGLU: linear → glu(gelu) as one op with a packed weight;
-//   - attention QKV packing: the three projections reading the same tokens as one linear
-//     with concatenated weights (after cse, which makes the shared operand one value);
-//   - memory planning: buffer offsets for every value, required by the code generators,
-//     last (it must see the final graph).
+// with the constraints their order needs added to passOrder. Planned: memory planning
+// (buffer offsets for every value, now done by the code generators), last, as it must see
+// the final graph.
 var pipeline = [...]pass{
-	{name: "lora_merge", fn: LoraMerge, disabled: true, doc: "fold LoRA branches into their target's weight at load time (W + scale·alpha/rank·up·down); the scales become fixed; off unless enabled (rfc --merge)"},
-	{name: "fold", fn: fold, doc: "fold shape and scale chains: reshape∘reshape, permute∘permute, scale∘scale; drop identity reshape, permute, slice, scale, concat"},
-	{name: "cse", fn: cse, doc: "merge ops with the same op, operands, attributes and type; the first keeps its scope"},
-	{name: "dce", fn: dce, doc: "remove ops no output depends on, and parameters nothing reads"},
+	{name: "lora_merge", fn: plain(LoraMerge), disabled: true, doc: "fold LoRA branches into their target's weight at load time (W + scale·alpha/rank·up·down); the scales become fixed; off unless enabled (rfc --merge)"},
+	{name: "fold", fn: plain(fold), doc: "fold shape and scale chains: reshape∘reshape, permute∘permute, scale∘scale; drop identity reshape, permute, slice, scale, concat"},
+	{name: "cse", fn: plain(cse), doc: "merge ops with the same op, operands, attributes and type; the first keeps its scope"},
+	{name: "pack_qkv", fn: packQKV, disabled: true, doc: "one linear over concatenated weights (built at load time) for linears that read the same tokens into one attention, then slices; off unless enabled: on the CPU it does not pay"},
+	{name: "fuse_geglu", fn: fuseGEGLU, doc: "linear → glu as one linear_glu (GEGLU): the linear's result never takes arena memory"},
+	{name: "fuse_norm_act", fn: fuseNormAct, doc: "group_norm/layer_norm → activation as one group_norm_act/layer_norm_act"},
+	{name: "fuse_epilogue", fn: fuseEpilogue, doc: "conv2d/linear → scale → add (residual) → activation as one conv2d_fused/linear_fused that applies them per tile"},
+	{name: "dce", fn: plain(dce), doc: "remove ops no output depends on, and parameters nothing reads"},
+}
+
+// plain adapts a pass that needs no configuration.
+func plain(fn func(*ir.Module) error) func(*ir.Module, Config) error {
+	return func(m *ir.Module, _ Config) error { return fn(m) }
 }
 
 // constraint says that pass before must run before pass after.
@@ -59,6 +62,16 @@ var passOrder = [...]constraint{
 	{"fold", "cse", "fold rewrites chains into single canonical ops, so equal computations written differently become equal ops that cse can merge"},
 	{"fold", "dce", "fold redirects uses past the ops of a chain and leaves them without readers"},
 	{"cse", "dce", "dce sweeps up after every pass that redirects uses, and cse redirects the readers of each duplicate it merges"},
+	{"fold", "pack_qkv", "fold turns identity reshapes and permutes between the tokens and the projections into the tokens themselves, so the projections read one value"},
+	{"cse", "pack_qkv", "cse makes the projections' shared input one value (Parallel{Identity, Identity, Identity} elaborates to three reads of it, but equal computations written twice only become one there)"},
+	{"fold", "fuse_epilogue", "fold merges scale∘scale into one scale, which is what the epilogue can take (one affine step)"},
+	{"cse", "fuse_epilogue", "fusion needs an op's result to have one reader; cse first merges duplicate readers (two equal relus of one conv, say) into one"},
+	{"cse", "fuse_norm_act", "as for the epilogue: one reader per norm once duplicates are merged"},
+	{"cse", "fuse_geglu", "as for the epilogue: one reader per linear once duplicates are merged"},
+	{"fuse_epilogue", "dce", "fusion counts only the readers some output depends on (fold and cse leave others for dce) and removes only those that read what it removed; dce sweeps the rest"},
+	{"fuse_norm_act", "dce", "as for the epilogue fusion"},
+	{"fuse_geglu", "dce", "as for the epilogue fusion"},
+	{"pack_qkv", "dce", "as for the epilogue fusion: packing counts only live readers and leaves the dead ones to dce"},
 }
 
 func init() {
@@ -113,6 +126,20 @@ type Config struct {
 	// DumpTo receives the dumps (os.Stderr when nil). Each starts with a line
 	// `// after PASS`, which ir.Parse skips, so a dump parses back as a module.
 	DumpTo io.Writer
+	// Ops reports whether the back end that will run the module implements an op. Passes
+	// that rewrite into fused ops (ir.OpInfo.Fused: made by passes only, and not every
+	// back end has them) apply such a rewrite only when Ops accepts the fused op. nil
+	// accepts none of them, so a caller that does not name its back end gets a module every
+	// back end runs. rfc compile gives the Go code generator's codegen.Supported.
+	Ops func(op string) bool
+}
+
+// supports reports whether a pass may introduce op.
+func (c Config) supports(op string) bool {
+	if info, ok := ir.Lookup(op); !ok || !info.Fused {
+		return ok
+	}
+	return c.Ops != nil && c.Ops(op)
 }
 
 // Info describes one pass, for help texts.
@@ -218,7 +245,7 @@ func run(table []pass, m *ir.Module, c Config) error {
 		if (p.disabled && !slices.Contains(c.Enable, p.name)) || slices.Contains(c.Disable, p.name) {
 			continue
 		}
-		if err := p.fn(m); err != nil {
+		if err := p.fn(m, c); err != nil {
 			return fmt.Errorf("pass %s on module %s: %w", p.name, m.Name, err)
 		}
 		if err := ir.Verify(m); err != nil {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/rfc-project/rfc/ir"
@@ -124,13 +125,14 @@ func randomShape(rng *rand.Rand, shape []int) ir.Shape {
 // TestRandomGraphs runs the pipeline, whole and with each optional pass off, over random
 // graphs: the result must verify, compute the same outputs, and be a fixed point.
 func TestRandomGraphs(t *testing.T) {
-	configs := []Config{{}}
-	for _, p := range pipeline {
-		if !p.required {
-			configs = append(configs, Config{Disable: []string{p.name}})
-		}
+	var configs []Config
+	for _, cfg := range pipelineConfigs() {
+		configs = append(configs, cfg)
 	}
-	folded, merged, removed, worst := 0, 0, 0, 0.0
+	slices.SortFunc(configs, func(a, b Config) int {
+		return strings.Compare(fmt.Sprint(a.Disable, a.Enable, a.Ops == nil), fmt.Sprint(b.Disable, b.Enable, b.Ops == nil))
+	})
+	folded, merged, removed, fused, worst := 0, 0, 0, 0, 0.0
 	for seed := uint64(1); seed <= 300; seed++ {
 		m := randomModule(rand.New(rand.NewPCG(seed, 42)))
 		if err := ir.Verify(m); err != nil {
@@ -159,7 +161,7 @@ func TestRandomGraphs(t *testing.T) {
 		for _, p := range pipeline {
 			c := clone(t, m)
 			n := len(c.Body)
-			if err := run([]pass{p}, c, Config{}); err != nil {
+			if err := run([]pass{p}, c, Config{Enable: []string{p.name}, Ops: everyOp}); err != nil {
 				t.Fatal(err)
 			}
 			switch d := n - len(c.Body); p.name {
@@ -171,11 +173,13 @@ func TestRandomGraphs(t *testing.T) {
 				merged += d
 			case "dce":
 				removed += d
+			case "fuse_epilogue":
+				fused += d
 			}
 		}
 	}
-	t.Logf("fold changed %d graphs; cse merged %d ops; dce removed %d ops; max relative error %.3g", folded, merged, removed, worst)
-	if folded < 50 || merged < 20 || removed < 50 {
+	t.Logf("fold changed %d graphs; cse merged %d ops; dce removed %d ops; fuse_epilogue removed %d ops; max relative error %.3g", folded, merged, removed, fused, worst)
+	if folded < 50 || merged < 20 || removed < 50 || fused < 10 {
 		t.Errorf("the random graphs exercise the passes too little")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/rfc-project/rfc/codegen"
 	"github.com/rfc-project/rfc/dsl"
 	"github.com/rfc-project/rfc/ir"
 	"github.com/rfc-project/rfc/parser"
@@ -126,6 +127,7 @@ func cmdIR(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "rfc ir: %v\n", err)
 		return 2
 	}
+	cfg.Ops = codegen.Supported // the passes as rfc compile runs them for the Go target
 	m, ok := elaborate(file, mf, nil, stderr)
 	if !ok {
 		return 1

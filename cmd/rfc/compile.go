@@ -53,6 +53,11 @@ func cmdCompile(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "rfc compile:", err)
 		return 2
 	}
+	if *target == "go" {
+		// The fusion passes make the fused ops the Go code generator implements; the CUDA
+		// target gets the plain ops it has kernels for.
+		cfg.Ops = codegen.Supported
+	}
 	m, ok := elaborate(file, mf, nil, stderr)
 	if !ok {
 		return 1

@@ -2,7 +2,8 @@
 
 Run from the repository root:  /usr/bin/python3 scripts/golden/interp_ops.py
 
-Writes testdata/golden/interp_ops.safetensors. Each case is a tiny IR module, in the text form
+Writes testdata/golden/interp_ops.safetensors, and the cases of the fused ops (made by the
+fusion passes only) to testdata/golden/interp_fused_ops.safetensors. Each case is a tiny IR module, in the text form
 of ir.Print, stored in `__metadata__` under the case's name, with tensors
 `<case>.in.<input>`, `<case>.param.<key>` (key = the parameter's checkpoint key) and
 `<case>.out` (`<case>.out.<i>` for outputs after the first). References are computed in
@@ -96,9 +97,14 @@ class Case:
 
 CASES = {}
 TENSORS = {}
+# The fused ops (ir.OpInfo.Fused, made by the fusion passes) go to a file of their own,
+# interp_fused_ops.safetensors: a back end without them keeps reading interp_ops alone.
+FUSED_CASES = {}
+FUSED_TENSORS = {}
+FUSED_OUT = os.path.join("testdata", "golden", "interp_fused_ops.safetensors")
 
 
-def case(name):
+def case(name, fused=False):
     """Decorator: the function gets a Case and returns its outputs."""
 
     def register(fn):
@@ -106,8 +112,8 @@ def case(name):
         outs = fn(c)
         if isinstance(outs, Val):
             outs = (outs,)
-        CASES[name] = c.finish(*outs)
-        TENSORS.update(c.tensors)
+        (FUSED_CASES if fused else CASES)[name] = c.finish(*outs)
+        (FUSED_TENSORS if fused else TENSORS).update(c.tensors)
         return fn
 
     return register
@@ -549,13 +555,123 @@ def _(c):
     return c.op("sigmoid", [s], torch.sigmoid(s.t)), v
 
 
+# ------------------------------------------------------------------ fused ops (passes/fuse_*.go)
+FUSED_ACT = {
+    "none": lambda x: x,
+    "relu": torch.relu,
+    "silu": F.silu,
+    "sigmoid": torch.sigmoid,
+    "tanh": torch.tanh,
+    "gelu": F.gelu,
+    "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"),
+    "gelu_sigmoid": lambda x: x * torch.sigmoid(1.702 * x),
+}
+
+CONV_FUSED = [
+    # x shape, w shape, stride, padding, dilation, groups, bias, scale, shift, residual, act
+    ((2, 3, 5, 7), (4, 3, 3, 3), [1, 1], [1, 1], [1, 1], 1, True, 1.0, 0.0, True, "relu"),  # TAESD
+    ((1, 5, 6, 9), (40, 5, 3, 3), [2, 1], [1, 0], [1, 2], 1, False, 0.5, -0.25, False, "silu"),
+    ((2, 4, 7, 5), (32, 4, 1, 1), [1, 1], [0, 0], [1, 1], 1, True, -1.5, 0.0, True, "gelu_tanh"),
+    ((1, 6, 5, 6), (6, 1, 3, 3), [1, 1], [1, 1], [1, 1], 6, True, 1.0, 0.0, True, "sigmoid"),  # depthwise
+    ((2, 4, 6, 5), (6, 2, 3, 3), [1, 1], [1, 1], [1, 1], 2, False, 2.0, 0.5, False, "tanh"),  # grouped
+    ((1, 3, 8, 8), (33, 3, 4, 4), [4, 4], [0, 0], [1, 1], 1, True, 1.0, 0.0, False, "gelu"),  # patchify
+    ((2, 3, 4, 6), (5, 3, 1, 1), [1, 1], [0, 0], [1, 1], 1, True, 1.0, 0.0, True, "none"),
+    ((1, 2, 5, 5), (64, 2, 3, 3), [1, 1], [1, 1], [1, 1], 1, True, 0.75, 0.125, True, "gelu_sigmoid"),
+]
+for _i, (_xs, _ws, _s, _p, _d, _g, _bias, _sc, _sh, _res, _act) in enumerate(CONV_FUSED):
+
+    @case(f"conv2d_fused_{_i}", fused=True)
+    def _(c, xs=_xs, ws=_ws, s=_s, p=_p, d=_d, g=_g, bias=_bias, sc=_sc, sh=_sh, res=_res, act=_act):
+        x = c.input("x", randn(*xs))
+        w = c.param("Conv2d.weight", randn(*ws) / 3, key="conv.weight")
+        args, b = [x, w], None
+        if bias:
+            b = c.param("Conv2d.bias", randn(ws[0]), key="conv.bias")
+            args.append(b)
+        y = F.conv2d(x.t, w.t, b.t if b else None, stride=s, padding=p, dilation=d, groups=g) * sc + sh
+        if res:
+            r = c.input("r", randn(*y.shape))
+            args.append(r)
+            y = y + r.t
+        return c.op("conv2d_fused", args, FUSED_ACT[act](y), stride=s, padding=p, dilation=d, groups=g,
+                    scale=sc, shift=sh, residual=res, act=act)
+
+
+LINEAR_FUSED = [
+    # x shape, (out, in), bias, scale, shift, residual, act
+    ((2, 3, 7), (5, 7), True, 1.0, 0.0, True, "gelu"),  # a transformer's feed-forward, then its residual
+    ((9,), (4, 9), False, 2.0, -0.5, False, "sigmoid"),
+    ((3, 4, 6), (6, 6), True, 1.0, 0.0, True, "none"),
+    ((4, 5), (3, 5), False, 1.0, 0.0, True, "relu"),
+]
+for _i, (_xs, _ws, _bias, _sc, _sh, _res, _act) in enumerate(LINEAR_FUSED):
+
+    @case(f"linear_fused_{_i}", fused=True)
+    def _(c, xs=_xs, ws=_ws, bias=_bias, sc=_sc, sh=_sh, res=_res, act=_act):
+        x = c.input("x", randn(*xs))
+        w = c.param("Linear.weight", randn(*ws) / math.sqrt(ws[1]), key="proj.weight")
+        args, b = [x, w], None
+        if bias:
+            b = c.param("Linear.bias", randn(ws[0]), key="proj.bias")
+            args.append(b)
+        y = F.linear(x.t, w.t, b.t if b else None) * sc + sh
+        if res:
+            r = c.input("r", randn(*y.shape))
+            args.append(r)
+            y = y + r.t
+        return c.op("linear_fused", args, FUSED_ACT[act](y), scale=sc, shift=sh, residual=res, act=act)
+
+
+@case("group_norm_act", fused=True)
+def _(c):
+    # TAEF2's mid-block pool: GroupNorm(4 groups) then ReLU
+    x = c.input("x", randn(2, 8, 3, 5))
+    w = c.param("GroupNorm.weight", randn(8), key="gn.weight")
+    b = c.param("GroupNorm.bias", randn(8), key="gn.bias")
+    y = torch.relu(F.group_norm(x.t, 4, w.t, b.t, 1e-5))
+    return c.op("group_norm_act", [x, w, b], y, groups=4, eps=1e-5, act="relu")
+
+
+@case("group_norm_act_plain", fused=True)
+def _(c):
+    x = c.input("x", randn(3, 6, 7))
+    y = F.silu(F.group_norm(x.t, 3, None, None, 1e-6))
+    return c.op("group_norm_act", [x], y, groups=3, eps=1e-6, act="silu")
+
+
+@case("layer_norm_act", fused=True)
+def _(c):
+    x = c.input("x", randn(2, 3, 4, 5))
+    w = c.param("LayerNorm.weight", randn(4, 5), key="ln.weight")
+    b = c.param("LayerNorm.bias", randn(4, 5), key="ln.bias")
+    y = F.gelu(F.layer_norm(x.t, (4, 5), w.t, b.t, 1e-5), approximate="tanh")
+    return c.op("layer_norm_act", [x, w, b], y, axes=2, eps=1e-5, act="gelu_tanh")
+
+
+for _i, (_act, _bias) in enumerate([("gelu", True), ("sigmoid", False), ("cos", True)]):
+
+    @case(f"linear_glu_{_i}", fused=True)
+    def _(c, act=_act, bias=_bias):
+        # GEGLU and kin: the linear doubles the width, GLU halves it
+        x = c.input("x", randn(2, 3, 5))
+        w = c.param("Linear.weight", randn(8, 5) / math.sqrt(5), key="proj.weight")
+        args, b = [x, w], None
+        if bias:
+            b = c.param("Linear.bias", randn(8), key="proj.bias")
+            args.append(b)
+        h = F.linear(x.t, w.t, b.t if b else None)
+        a, g = h.chunk(2, dim=-1)
+        return c.op("linear_glu", args, a * GLU_ACT[act](g), activation=act)
+
+
+
 def main():
-    meta = dict(CASES)
     os.makedirs(os.path.dirname(OUT), exist_ok=True)
-    st.save(OUT, TENSORS, meta)
-    size = os.path.getsize(OUT)
-    assert size < 300 * 1024, f"{OUT} is {size} bytes: keep golden files small"
-    print(f"{OUT}: {len(CASES)} cases, {size} bytes")
+    for path, cases, tensors in ((OUT, CASES, TENSORS), (FUSED_OUT, FUSED_CASES, FUSED_TENSORS)):
+        st.save(path, tensors, dict(cases))
+        size = os.path.getsize(path)
+        assert size < 300 * 1024, f"{path} is {size} bytes: keep golden files small"
+        print(f"{path}: {len(cases)} cases, {size} bytes")
 
 
 if __name__ == "__main__":

@@ -144,100 +144,53 @@ type Model struct {
 	v0  []float32 // %0: f32[1, 32, 64, 64], TAESDDecoder.Chain.Multiply_1
 	v1  []float32 // %1: f32[1, 32, 64, 64], TAESDDecoder.Chain.Tanh
 	v2  []float32 // %2: f32[1, 32, 64, 64], TAESDDecoder.Chain.Multiply_2
-	v3  []float32 // %3: f32[1, 64, 64, 64], TAESDDecoder.Conv2d_1
-	v4  []float32 // %4: f32[1, 64, 64, 64], TAESDDecoder.ReLU
-	v5  []float32 // %5: f32[1, 256, 64, 64], TAESDDecoder.TAESDBlock_1.Residual.Chain.Conv2d_1
-	v6  []float32 // %6: f32[1, 256, 64, 64], TAESDDecoder.TAESDBlock_1.Residual.Chain.GroupNorm
-	v7  []float32 // %7: f32[1, 256, 64, 64], TAESDDecoder.TAESDBlock_1.Residual.Chain.ReLU
-	v8  []float32 // %8: f32[1, 64, 64, 64], TAESDDecoder.TAESDBlock_1.Residual.Chain.Conv2d_2
-	v9  []float32 // %9: f32[1, 64, 64, 64], TAESDDecoder.TAESDBlock_1.Residual
-	v10 []float32 // %10: f32[1, 64, 64, 64], TAESDDecoder.TAESDBlock_1.Sum.Chain.Conv2d_1
-	v11 []float32 // %11: f32[1, 64, 64, 64], TAESDDecoder.TAESDBlock_1.Sum.Chain.ReLU_1
-	v12 []float32 // %12: f32[1, 64, 64, 64], TAESDDecoder.TAESDBlock_1.Sum.Chain.Conv2d_2
-	v13 []float32 // %13: f32[1, 64, 64, 64], TAESDDecoder.TAESDBlock_1.Sum.Chain.ReLU_2
-	v14 []float32 // %14: f32[1, 64, 64, 64], TAESDDecoder.TAESDBlock_1.Sum.Chain.Conv2d_3
-	v15 []float32 // %15: f32[1, 64, 64, 64], TAESDDecoder.TAESDBlock_1.Sum
-	v16 []float32 // %16: f32[1, 64, 64, 64], TAESDDecoder.TAESDBlock_1.ReLU
-	v17 []float32 // %17: f32[1, 256, 64, 64], TAESDDecoder.TAESDBlock_2.Residual.Chain.Conv2d_1
-	v18 []float32 // %18: f32[1, 256, 64, 64], TAESDDecoder.TAESDBlock_2.Residual.Chain.GroupNorm
-	v19 []float32 // %19: f32[1, 256, 64, 64], TAESDDecoder.TAESDBlock_2.Residual.Chain.ReLU
-	v20 []float32 // %20: f32[1, 64, 64, 64], TAESDDecoder.TAESDBlock_2.Residual.Chain.Conv2d_2
-	v21 []float32 // %21: f32[1, 64, 64, 64], TAESDDecoder.TAESDBlock_2.Residual
-	v22 []float32 // %22: f32[1, 64, 64, 64], TAESDDecoder.TAESDBlock_2.Sum.Chain.Conv2d_1
-	v23 []float32 // %23: f32[1, 64, 64, 64], TAESDDecoder.TAESDBlock_2.Sum.Chain.ReLU_1
-	v24 []float32 // %24: f32[1, 64, 64, 64], TAESDDecoder.TAESDBlock_2.Sum.Chain.Conv2d_2
-	v25 []float32 // %25: f32[1, 64, 64, 64], TAESDDecoder.TAESDBlock_2.Sum.Chain.ReLU_2
-	v26 []float32 // %26: f32[1, 64, 64, 64], TAESDDecoder.TAESDBlock_2.Sum.Chain.Conv2d_3
-	v27 []float32 // %27: f32[1, 64, 64, 64], TAESDDecoder.TAESDBlock_2.Sum
-	v28 []float32 // %28: f32[1, 64, 64, 64], TAESDDecoder.TAESDBlock_2.ReLU
-	v29 []float32 // %29: f32[1, 256, 64, 64], TAESDDecoder.TAESDBlock_3.Residual.Chain.Conv2d_1
-	v30 []float32 // %30: f32[1, 256, 64, 64], TAESDDecoder.TAESDBlock_3.Residual.Chain.GroupNorm
-	v31 []float32 // %31: f32[1, 256, 64, 64], TAESDDecoder.TAESDBlock_3.Residual.Chain.ReLU
-	v32 []float32 // %32: f32[1, 64, 64, 64], TAESDDecoder.TAESDBlock_3.Residual.Chain.Conv2d_2
-	v33 []float32 // %33: f32[1, 64, 64, 64], TAESDDecoder.TAESDBlock_3.Residual
-	v34 []float32 // %34: f32[1, 64, 64, 64], TAESDDecoder.TAESDBlock_3.Sum.Chain.Conv2d_1
-	v35 []float32 // %35: f32[1, 64, 64, 64], TAESDDecoder.TAESDBlock_3.Sum.Chain.ReLU_1
-	v36 []float32 // %36: f32[1, 64, 64, 64], TAESDDecoder.TAESDBlock_3.Sum.Chain.Conv2d_2
-	v37 []float32 // %37: f32[1, 64, 64, 64], TAESDDecoder.TAESDBlock_3.Sum.Chain.ReLU_2
-	v38 []float32 // %38: f32[1, 64, 64, 64], TAESDDecoder.TAESDBlock_3.Sum.Chain.Conv2d_3
-	v39 []float32 // %39: f32[1, 64, 64, 64], TAESDDecoder.TAESDBlock_3.Sum
-	v40 []float32 // %40: f32[1, 64, 64, 64], TAESDDecoder.TAESDBlock_3.ReLU
-	v41 []float32 // %41: f32[1, 64, 128, 128], TAESDDecoder.Upsample_1
-	v42 []float32 // %42: f32[1, 64, 128, 128], TAESDDecoder.Conv2d_2
-	v43 []float32 // %43: f32[1, 64, 128, 128], TAESDDecoder.TAESDBlock_4.Sum.Chain.Conv2d_1
-	v44 []float32 // %44: f32[1, 64, 128, 128], TAESDDecoder.TAESDBlock_4.Sum.Chain.ReLU_1
-	v45 []float32 // %45: f32[1, 64, 128, 128], TAESDDecoder.TAESDBlock_4.Sum.Chain.Conv2d_2
-	v46 []float32 // %46: f32[1, 64, 128, 128], TAESDDecoder.TAESDBlock_4.Sum.Chain.ReLU_2
-	v47 []float32 // %47: f32[1, 64, 128, 128], TAESDDecoder.TAESDBlock_4.Sum.Chain.Conv2d_3
-	v48 []float32 // %48: f32[1, 64, 128, 128], TAESDDecoder.TAESDBlock_4.Sum
-	v49 []float32 // %49: f32[1, 64, 128, 128], TAESDDecoder.TAESDBlock_4.ReLU
-	v50 []float32 // %50: f32[1, 64, 128, 128], TAESDDecoder.TAESDBlock_5.Sum.Chain.Conv2d_1
-	v51 []float32 // %51: f32[1, 64, 128, 128], TAESDDecoder.TAESDBlock_5.Sum.Chain.ReLU_1
-	v52 []float32 // %52: f32[1, 64, 128, 128], TAESDDecoder.TAESDBlock_5.Sum.Chain.Conv2d_2
-	v53 []float32 // %53: f32[1, 64, 128, 128], TAESDDecoder.TAESDBlock_5.Sum.Chain.ReLU_2
-	v54 []float32 // %54: f32[1, 64, 128, 128], TAESDDecoder.TAESDBlock_5.Sum.Chain.Conv2d_3
-	v55 []float32 // %55: f32[1, 64, 128, 128], TAESDDecoder.TAESDBlock_5.Sum
-	v56 []float32 // %56: f32[1, 64, 128, 128], TAESDDecoder.TAESDBlock_5.ReLU
-	v57 []float32 // %57: f32[1, 64, 128, 128], TAESDDecoder.TAESDBlock_6.Sum.Chain.Conv2d_1
-	v58 []float32 // %58: f32[1, 64, 128, 128], TAESDDecoder.TAESDBlock_6.Sum.Chain.ReLU_1
-	v59 []float32 // %59: f32[1, 64, 128, 128], TAESDDecoder.TAESDBlock_6.Sum.Chain.Conv2d_2
-	v60 []float32 // %60: f32[1, 64, 128, 128], TAESDDecoder.TAESDBlock_6.Sum.Chain.ReLU_2
-	v61 []float32 // %61: f32[1, 64, 128, 128], TAESDDecoder.TAESDBlock_6.Sum.Chain.Conv2d_3
-	v62 []float32 // %62: f32[1, 64, 128, 128], TAESDDecoder.TAESDBlock_6.Sum
-	v63 []float32 // %63: f32[1, 64, 128, 128], TAESDDecoder.TAESDBlock_6.ReLU
-	v64 []float32 // %64: f32[1, 64, 256, 256], TAESDDecoder.Upsample_2
-	v65 []float32 // %65: f32[1, 64, 256, 256], TAESDDecoder.Conv2d_3
-	v66 []float32 // %66: f32[1, 64, 256, 256], TAESDDecoder.TAESDBlock_7.Sum.Chain.Conv2d_1
-	v67 []float32 // %67: f32[1, 64, 256, 256], TAESDDecoder.TAESDBlock_7.Sum.Chain.ReLU_1
-	v68 []float32 // %68: f32[1, 64, 256, 256], TAESDDecoder.TAESDBlock_7.Sum.Chain.Conv2d_2
-	v69 []float32 // %69: f32[1, 64, 256, 256], TAESDDecoder.TAESDBlock_7.Sum.Chain.ReLU_2
-	v70 []float32 // %70: f32[1, 64, 256, 256], TAESDDecoder.TAESDBlock_7.Sum.Chain.Conv2d_3
-	v71 []float32 // %71: f32[1, 64, 256, 256], TAESDDecoder.TAESDBlock_7.Sum
-	v72 []float32 // %72: f32[1, 64, 256, 256], TAESDDecoder.TAESDBlock_7.ReLU
-	v73 []float32 // %73: f32[1, 64, 256, 256], TAESDDecoder.TAESDBlock_8.Sum.Chain.Conv2d_1
-	v74 []float32 // %74: f32[1, 64, 256, 256], TAESDDecoder.TAESDBlock_8.Sum.Chain.ReLU_1
-	v75 []float32 // %75: f32[1, 64, 256, 256], TAESDDecoder.TAESDBlock_8.Sum.Chain.Conv2d_2
-	v76 []float32 // %76: f32[1, 64, 256, 256], TAESDDecoder.TAESDBlock_8.Sum.Chain.ReLU_2
-	v77 []float32 // %77: f32[1, 64, 256, 256], TAESDDecoder.TAESDBlock_8.Sum.Chain.Conv2d_3
-	v78 []float32 // %78: f32[1, 64, 256, 256], TAESDDecoder.TAESDBlock_8.Sum
-	v79 []float32 // %79: f32[1, 64, 256, 256], TAESDDecoder.TAESDBlock_8.ReLU
-	v80 []float32 // %80: f32[1, 64, 256, 256], TAESDDecoder.TAESDBlock_9.Sum.Chain.Conv2d_1
-	v81 []float32 // %81: f32[1, 64, 256, 256], TAESDDecoder.TAESDBlock_9.Sum.Chain.ReLU_1
-	v82 []float32 // %82: f32[1, 64, 256, 256], TAESDDecoder.TAESDBlock_9.Sum.Chain.Conv2d_2
-	v83 []float32 // %83: f32[1, 64, 256, 256], TAESDDecoder.TAESDBlock_9.Sum.Chain.ReLU_2
-	v84 []float32 // %84: f32[1, 64, 256, 256], TAESDDecoder.TAESDBlock_9.Sum.Chain.Conv2d_3
-	v85 []float32 // %85: f32[1, 64, 256, 256], TAESDDecoder.TAESDBlock_9.Sum
-	v86 []float32 // %86: f32[1, 64, 256, 256], TAESDDecoder.TAESDBlock_9.ReLU
-	v87 []float32 // %87: f32[1, 64, 512, 512], TAESDDecoder.Upsample_3
-	v88 []float32 // %88: f32[1, 64, 512, 512], TAESDDecoder.Conv2d_4
-	v89 []float32 // %89: f32[1, 64, 512, 512], TAESDDecoder.TAESDBlock_10.Sum.Chain.Conv2d_1
-	v90 []float32 // %90: f32[1, 64, 512, 512], TAESDDecoder.TAESDBlock_10.Sum.Chain.ReLU_1
-	v91 []float32 // %91: f32[1, 64, 512, 512], TAESDDecoder.TAESDBlock_10.Sum.Chain.Conv2d_2
-	v92 []float32 // %92: f32[1, 64, 512, 512], TAESDDecoder.TAESDBlock_10.Sum.Chain.ReLU_2
-	v93 []float32 // %93: f32[1, 64, 512, 512], TAESDDecoder.TAESDBlock_10.Sum.Chain.Conv2d_3
-	v94 []float32 // %94: f32[1, 64, 512, 512], TAESDDecoder.TAESDBlock_10.Sum
-	v95 []float32 // %95: f32[1, 64, 512, 512], TAESDDecoder.TAESDBlock_10.ReLU
-	v96 []float32 // %96: f32[1, 3, 512, 512], TAESDDecoder.Conv2d_5
+	v3  []float32 // %3: f32[1, 64, 64, 64], TAESDDecoder.ReLU
+	v4  []float32 // %4: f32[1, 256, 64, 64], TAESDDecoder.TAESDBlock_1.Residual.Chain.Conv2d_1
+	v5  []float32 // %5: f32[1, 256, 64, 64], TAESDDecoder.TAESDBlock_1.Residual.Chain.ReLU
+	v6  []float32 // %6: f32[1, 64, 64, 64], TAESDDecoder.TAESDBlock_1.Residual
+	v7  []float32 // %7: f32[1, 64, 64, 64], TAESDDecoder.TAESDBlock_1.Sum.Chain.ReLU_1
+	v8  []float32 // %8: f32[1, 64, 64, 64], TAESDDecoder.TAESDBlock_1.Sum.Chain.ReLU_2
+	v9  []float32 // %9: f32[1, 64, 64, 64], TAESDDecoder.TAESDBlock_1.ReLU
+	v10 []float32 // %10: f32[1, 256, 64, 64], TAESDDecoder.TAESDBlock_2.Residual.Chain.Conv2d_1
+	v11 []float32 // %11: f32[1, 256, 64, 64], TAESDDecoder.TAESDBlock_2.Residual.Chain.ReLU
+	v12 []float32 // %12: f32[1, 64, 64, 64], TAESDDecoder.TAESDBlock_2.Residual
+	v13 []float32 // %13: f32[1, 64, 64, 64], TAESDDecoder.TAESDBlock_2.Sum.Chain.ReLU_1
+	v14 []float32 // %14: f32[1, 64, 64, 64], TAESDDecoder.TAESDBlock_2.Sum.Chain.ReLU_2
+	v15 []float32 // %15: f32[1, 64, 64, 64], TAESDDecoder.TAESDBlock_2.ReLU
+	v16 []float32 // %16: f32[1, 256, 64, 64], TAESDDecoder.TAESDBlock_3.Residual.Chain.Conv2d_1
+	v17 []float32 // %17: f32[1, 256, 64, 64], TAESDDecoder.TAESDBlock_3.Residual.Chain.ReLU
+	v18 []float32 // %18: f32[1, 64, 64, 64], TAESDDecoder.TAESDBlock_3.Residual
+	v19 []float32 // %19: f32[1, 64, 64, 64], TAESDDecoder.TAESDBlock_3.Sum.Chain.ReLU_1
+	v20 []float32 // %20: f32[1, 64, 64, 64], TAESDDecoder.TAESDBlock_3.Sum.Chain.ReLU_2
+	v21 []float32 // %21: f32[1, 64, 64, 64], TAESDDecoder.TAESDBlock_3.ReLU
+	v22 []float32 // %22: f32[1, 64, 128, 128], TAESDDecoder.Upsample_1
+	v23 []float32 // %23: f32[1, 64, 128, 128], TAESDDecoder.Conv2d_2
+	v24 []float32 // %24: f32[1, 64, 128, 128], TAESDDecoder.TAESDBlock_4.Sum.Chain.ReLU_1
+	v25 []float32 // %25: f32[1, 64, 128, 128], TAESDDecoder.TAESDBlock_4.Sum.Chain.ReLU_2
+	v26 []float32 // %26: f32[1, 64, 128, 128], TAESDDecoder.TAESDBlock_4.ReLU
+	v27 []float32 // %27: f32[1, 64, 128, 128], TAESDDecoder.TAESDBlock_5.Sum.Chain.ReLU_1
+	v28 []float32 // %28: f32[1, 64, 128, 128], TAESDDecoder.TAESDBlock_5.Sum.Chain.ReLU_2
+	v29 []float32 // %29: f32[1, 64, 128, 128], TAESDDecoder.TAESDBlock_5.ReLU
+	v30 []float32 // %30: f32[1, 64, 128, 128], TAESDDecoder.TAESDBlock_6.Sum.Chain.ReLU_1
+	v31 []float32 // %31: f32[1, 64, 128, 128], TAESDDecoder.TAESDBlock_6.Sum.Chain.ReLU_2
+	v32 []float32 // %32: f32[1, 64, 128, 128], TAESDDecoder.TAESDBlock_6.ReLU
+	v33 []float32 // %33: f32[1, 64, 256, 256], TAESDDecoder.Upsample_2
+	v34 []float32 // %34: f32[1, 64, 256, 256], TAESDDecoder.Conv2d_3
+	v35 []float32 // %35: f32[1, 64, 256, 256], TAESDDecoder.TAESDBlock_7.Sum.Chain.ReLU_1
+	v36 []float32 // %36: f32[1, 64, 256, 256], TAESDDecoder.TAESDBlock_7.Sum.Chain.ReLU_2
+	v37 []float32 // %37: f32[1, 64, 256, 256], TAESDDecoder.TAESDBlock_7.ReLU
+	v38 []float32 // %38: f32[1, 64, 256, 256], TAESDDecoder.TAESDBlock_8.Sum.Chain.ReLU_1
+	v39 []float32 // %39: f32[1, 64, 256, 256], TAESDDecoder.TAESDBlock_8.Sum.Chain.ReLU_2
+	v40 []float32 // %40: f32[1, 64, 256, 256], TAESDDecoder.TAESDBlock_8.ReLU
+	v41 []float32 // %41: f32[1, 64, 256, 256], TAESDDecoder.TAESDBlock_9.Sum.Chain.ReLU_1
+	v42 []float32 // %42: f32[1, 64, 256, 256], TAESDDecoder.TAESDBlock_9.Sum.Chain.ReLU_2
+	v43 []float32 // %43: f32[1, 64, 256, 256], TAESDDecoder.TAESDBlock_9.ReLU
+	v44 []float32 // %44: f32[1, 64, 512, 512], TAESDDecoder.Upsample_3
+	v45 []float32 // %45: f32[1, 64, 512, 512], TAESDDecoder.Conv2d_4
+	v46 []float32 // %46: f32[1, 64, 512, 512], TAESDDecoder.TAESDBlock_10.Sum.Chain.ReLU_1
+	v47 []float32 // %47: f32[1, 64, 512, 512], TAESDDecoder.TAESDBlock_10.Sum.Chain.ReLU_2
+	v48 []float32 // %48: f32[1, 64, 512, 512], TAESDDecoder.TAESDBlock_10.ReLU
+	v49 []float32 // %49: f32[1, 3, 512, 512], TAESDDecoder.Conv2d_5
 }
 
 // newModel allocates the arena and the weight slab and slices them at the planned offsets.
@@ -329,99 +282,52 @@ func newModel() *Model {
 	m.v1 = m.arena.Slice(0, 131072)
 	m.v2 = m.arena.Slice(0, 131072)
 	m.v3 = m.arena.Slice(2097152, 262144)
-	m.v4 = m.arena.Slice(2097152, 262144)
-	m.v5 = m.arena.Slice(0, 1048576)
-	m.v6 = m.arena.Slice(1048576, 1048576)
-	m.v7 = m.arena.Slice(1048576, 1048576)
-	m.v8 = m.arena.Slice(0, 262144)
-	m.v9 = m.arena.Slice(0, 262144)
-	m.v10 = m.arena.Slice(262144, 262144)
-	m.v11 = m.arena.Slice(262144, 262144)
-	m.v12 = m.arena.Slice(524288, 262144)
-	m.v13 = m.arena.Slice(524288, 262144)
-	m.v14 = m.arena.Slice(2097152, 262144)
+	m.v4 = m.arena.Slice(0, 1048576)
+	m.v5 = m.arena.Slice(1048576, 1048576)
+	m.v6 = m.arena.Slice(0, 262144)
+	m.v7 = m.arena.Slice(262144, 262144)
+	m.v8 = m.arena.Slice(524288, 262144)
+	m.v9 = m.arena.Slice(2097152, 262144)
+	m.v10 = m.arena.Slice(0, 1048576)
+	m.v11 = m.arena.Slice(1048576, 1048576)
+	m.v12 = m.arena.Slice(0, 262144)
+	m.v13 = m.arena.Slice(262144, 262144)
+	m.v14 = m.arena.Slice(524288, 262144)
 	m.v15 = m.arena.Slice(2097152, 262144)
-	m.v16 = m.arena.Slice(2097152, 262144)
-	m.v17 = m.arena.Slice(0, 1048576)
-	m.v18 = m.arena.Slice(1048576, 1048576)
-	m.v19 = m.arena.Slice(1048576, 1048576)
-	m.v20 = m.arena.Slice(0, 262144)
-	m.v21 = m.arena.Slice(0, 262144)
-	m.v22 = m.arena.Slice(262144, 262144)
-	m.v23 = m.arena.Slice(262144, 262144)
-	m.v24 = m.arena.Slice(524288, 262144)
-	m.v25 = m.arena.Slice(524288, 262144)
-	m.v26 = m.arena.Slice(2097152, 262144)
-	m.v27 = m.arena.Slice(2097152, 262144)
-	m.v28 = m.arena.Slice(2097152, 262144)
-	m.v29 = m.arena.Slice(0, 1048576)
-	m.v30 = m.arena.Slice(1048576, 1048576)
-	m.v31 = m.arena.Slice(1048576, 1048576)
-	m.v32 = m.arena.Slice(0, 262144)
-	m.v33 = m.arena.Slice(0, 262144)
-	m.v34 = m.arena.Slice(262144, 262144)
-	m.v35 = m.arena.Slice(262144, 262144)
-	m.v36 = m.arena.Slice(524288, 262144)
-	m.v37 = m.arena.Slice(524288, 262144)
-	m.v38 = m.arena.Slice(1048576, 262144)
-	m.v39 = m.arena.Slice(1048576, 262144)
-	m.v40 = m.arena.Slice(1048576, 262144)
-	m.v41 = m.arena.Slice(0, 1048576)
-	m.v42 = m.arena.Slice(1048576, 1048576)
-	m.v43 = m.arena.Slice(0, 1048576)
-	m.v44 = m.arena.Slice(0, 1048576)
-	m.v45 = m.arena.Slice(2097152, 1048576)
-	m.v46 = m.arena.Slice(2097152, 1048576)
-	m.v47 = m.arena.Slice(0, 1048576)
-	m.v48 = m.arena.Slice(0, 1048576)
-	m.v49 = m.arena.Slice(0, 1048576)
-	m.v50 = m.arena.Slice(1048576, 1048576)
-	m.v51 = m.arena.Slice(1048576, 1048576)
-	m.v52 = m.arena.Slice(2097152, 1048576)
-	m.v53 = m.arena.Slice(2097152, 1048576)
-	m.v54 = m.arena.Slice(1048576, 1048576)
-	m.v55 = m.arena.Slice(1048576, 1048576)
-	m.v56 = m.arena.Slice(1048576, 1048576)
-	m.v57 = m.arena.Slice(0, 1048576)
-	m.v58 = m.arena.Slice(0, 1048576)
-	m.v59 = m.arena.Slice(2097152, 1048576)
-	m.v60 = m.arena.Slice(2097152, 1048576)
-	m.v61 = m.arena.Slice(4194304, 1048576)
-	m.v62 = m.arena.Slice(4194304, 1048576)
-	m.v63 = m.arena.Slice(4194304, 1048576)
-	m.v64 = m.arena.Slice(0, 4194304)
-	m.v65 = m.arena.Slice(4194304, 4194304)
-	m.v66 = m.arena.Slice(0, 4194304)
-	m.v67 = m.arena.Slice(0, 4194304)
-	m.v68 = m.arena.Slice(8388608, 4194304)
-	m.v69 = m.arena.Slice(8388608, 4194304)
-	m.v70 = m.arena.Slice(0, 4194304)
-	m.v71 = m.arena.Slice(0, 4194304)
-	m.v72 = m.arena.Slice(0, 4194304)
-	m.v73 = m.arena.Slice(4194304, 4194304)
-	m.v74 = m.arena.Slice(4194304, 4194304)
-	m.v75 = m.arena.Slice(8388608, 4194304)
-	m.v76 = m.arena.Slice(8388608, 4194304)
-	m.v77 = m.arena.Slice(4194304, 4194304)
-	m.v78 = m.arena.Slice(4194304, 4194304)
-	m.v79 = m.arena.Slice(4194304, 4194304)
-	m.v80 = m.arena.Slice(0, 4194304)
-	m.v81 = m.arena.Slice(0, 4194304)
-	m.v82 = m.arena.Slice(8388608, 4194304)
-	m.v83 = m.arena.Slice(8388608, 4194304)
-	m.v84 = m.arena.Slice(16777216, 4194304)
-	m.v85 = m.arena.Slice(16777216, 4194304)
-	m.v86 = m.arena.Slice(16777216, 4194304)
-	m.v87 = m.arena.Slice(0, 16777216)
-	m.v88 = m.arena.Slice(16777216, 16777216)
-	m.v89 = m.arena.Slice(0, 16777216)
-	m.v90 = m.arena.Slice(0, 16777216)
-	m.v91 = m.arena.Slice(33554432, 16777216)
-	m.v92 = m.arena.Slice(33554432, 16777216)
-	m.v93 = m.arena.Slice(0, 16777216)
-	m.v94 = m.arena.Slice(0, 16777216)
-	m.v95 = m.arena.Slice(0, 16777216)
-	m.v96 = m.arena.Slice(16777216, 786432)
+	m.v16 = m.arena.Slice(0, 1048576)
+	m.v17 = m.arena.Slice(1048576, 1048576)
+	m.v18 = m.arena.Slice(0, 262144)
+	m.v19 = m.arena.Slice(262144, 262144)
+	m.v20 = m.arena.Slice(524288, 262144)
+	m.v21 = m.arena.Slice(1048576, 262144)
+	m.v22 = m.arena.Slice(0, 1048576)
+	m.v23 = m.arena.Slice(1048576, 1048576)
+	m.v24 = m.arena.Slice(0, 1048576)
+	m.v25 = m.arena.Slice(2097152, 1048576)
+	m.v26 = m.arena.Slice(0, 1048576)
+	m.v27 = m.arena.Slice(1048576, 1048576)
+	m.v28 = m.arena.Slice(2097152, 1048576)
+	m.v29 = m.arena.Slice(1048576, 1048576)
+	m.v30 = m.arena.Slice(0, 1048576)
+	m.v31 = m.arena.Slice(2097152, 1048576)
+	m.v32 = m.arena.Slice(4194304, 1048576)
+	m.v33 = m.arena.Slice(0, 4194304)
+	m.v34 = m.arena.Slice(4194304, 4194304)
+	m.v35 = m.arena.Slice(0, 4194304)
+	m.v36 = m.arena.Slice(8388608, 4194304)
+	m.v37 = m.arena.Slice(0, 4194304)
+	m.v38 = m.arena.Slice(4194304, 4194304)
+	m.v39 = m.arena.Slice(8388608, 4194304)
+	m.v40 = m.arena.Slice(4194304, 4194304)
+	m.v41 = m.arena.Slice(0, 4194304)
+	m.v42 = m.arena.Slice(8388608, 4194304)
+	m.v43 = m.arena.Slice(16777216, 4194304)
+	m.v44 = m.arena.Slice(0, 16777216)
+	m.v45 = m.arena.Slice(16777216, 16777216)
+	m.v46 = m.arena.Slice(0, 16777216)
+	m.v47 = m.arena.Slice(33554432, 16777216)
+	m.v48 = m.arena.Slice(0, 16777216)
+	m.v49 = m.arena.Slice(16777216, 786432)
 	return m
 }
 
@@ -446,295 +352,146 @@ func (m *Model) Forward(x []float32) ([]float32, error) {
 	// TAESDDecoder.Chain.Multiply_2: %2 = scale(%1) {scale=3.0, bias=0.0} -> f32[1, 32, 64, 64] (in place over %1)
 	kernels.ScaleBias(m.v2, m.v1, float32(3), float32(0))
 
-	// TAESDDecoder.Conv2d_1: %3 = conv2d(%2, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 64, 64]
-	kernels.Conv2d(m.v3, m.v2, m.taesdDecoderConv2d1Weight, m.taesdDecoderConv2d1Bias, kernels.Conv2dParams{N: 1, C: 32, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	// TAESDDecoder.ReLU: %3 = conv2d_fused(%2, @TAESDDecoder.Conv2d_1.weight, @TAESDDecoder.Conv2d_1.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 64, 64]
+	kernels.Conv2dFused(m.v3, m.v2, m.taesdDecoderConv2d1Weight, m.taesdDecoderConv2d1Bias, kernels.Conv2dParams{N: 1, C: 32, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
-	// TAESDDecoder.ReLU: %4 = relu(%3) -> f32[1, 64, 64, 64] (in place over %3)
-	kernels.ReLU(m.v4, m.v3)
+	// TAESDDecoder.TAESDBlock_1.Residual.Chain.Conv2d_1: %4 = conv2d(%3, @weight) {stride=[1, 1], padding=[0, 0], dilation=[1, 1], groups=1} -> f32[1, 256, 64, 64]
+	kernels.Conv2d(m.v4, m.v3, m.taesdDecoderTAESDBlock1ResidualChainConv2d1Weight, nil, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 256, KH: 1, KW: 1, StrideH: 1, StrideW: 1, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1})
 
-	// TAESDDecoder.TAESDBlock_1.Residual.Chain.Conv2d_1: %5 = conv2d(%4, @weight) {stride=[1, 1], padding=[0, 0], dilation=[1, 1], groups=1} -> f32[1, 256, 64, 64]
-	kernels.Conv2d(m.v5, m.v4, m.taesdDecoderTAESDBlock1ResidualChainConv2d1Weight, nil, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 256, KH: 1, KW: 1, StrideH: 1, StrideW: 1, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1})
+	// TAESDDecoder.TAESDBlock_1.Residual.Chain.ReLU: %5 = group_norm_act(%4, @TAESDDecoder.TAESDBlock_1.Residual.Chain.GroupNorm.weight, @TAESDDecoder.TAESDBlock_1.Residual.Chain.GroupNorm.bias) {groups=4, eps=1e-05, act="relu"} -> f32[1, 256, 64, 64]
+	kernels.GroupNormAct(m.v5, m.v4, 1, 256, 4096, 4, m.taesdDecoderTAESDBlock1ResidualChainGroupNormWeight, m.taesdDecoderTAESDBlock1ResidualChainGroupNormBias, float32(1e-05), kernels.ActReLU)
 
-	// TAESDDecoder.TAESDBlock_1.Residual.Chain.GroupNorm: %6 = group_norm(%5, @weight, @bias) {groups=4, eps=1e-05} -> f32[1, 256, 64, 64]
-	kernels.GroupNorm(m.v6, m.v5, 1, 256, 4096, 4, m.taesdDecoderTAESDBlock1ResidualChainGroupNormWeight, m.taesdDecoderTAESDBlock1ResidualChainGroupNormBias, float32(1e-05))
+	// TAESDDecoder.TAESDBlock_1.Residual: %6 = conv2d_fused(%5, @Chain.Conv2d_2.weight, %3) {stride=[1, 1], padding=[0, 0], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="none"} -> f32[1, 64, 64, 64]
+	kernels.Conv2dFused(m.v6, m.v5, m.taesdDecoderTAESDBlock1ResidualChainConv2d2Weight, nil, kernels.Conv2dParams{N: 1, C: 256, H: 64, W: 64, K: 64, KH: 1, KW: 1, StrideH: 1, StrideW: 1, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v3})
 
-	// TAESDDecoder.TAESDBlock_1.Residual.Chain.ReLU: %7 = relu(%6) -> f32[1, 256, 64, 64] (in place over %6)
-	kernels.ReLU(m.v7, m.v6)
+	// TAESDDecoder.TAESDBlock_1.Sum.Chain.ReLU_1: %7 = conv2d_fused(%6, @TAESDDecoder.TAESDBlock_1.Sum.Chain.Conv2d_1.weight, @TAESDDecoder.TAESDBlock_1.Sum.Chain.Conv2d_1.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 64, 64]
+	kernels.Conv2dFused(m.v7, m.v6, m.taesdDecoderTAESDBlock1SumChainConv2d1Weight, m.taesdDecoderTAESDBlock1SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
-	// TAESDDecoder.TAESDBlock_1.Residual.Chain.Conv2d_2: %8 = conv2d(%7, @weight) {stride=[1, 1], padding=[0, 0], dilation=[1, 1], groups=1} -> f32[1, 64, 64, 64]
-	kernels.Conv2d(m.v8, m.v7, m.taesdDecoderTAESDBlock1ResidualChainConv2d2Weight, nil, kernels.Conv2dParams{N: 1, C: 256, H: 64, W: 64, K: 64, KH: 1, KW: 1, StrideH: 1, StrideW: 1, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1})
+	// TAESDDecoder.TAESDBlock_1.Sum.Chain.ReLU_2: %8 = conv2d_fused(%7, @TAESDDecoder.TAESDBlock_1.Sum.Chain.Conv2d_2.weight, @TAESDDecoder.TAESDBlock_1.Sum.Chain.Conv2d_2.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 64, 64]
+	kernels.Conv2dFused(m.v8, m.v7, m.taesdDecoderTAESDBlock1SumChainConv2d2Weight, m.taesdDecoderTAESDBlock1SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
-	// TAESDDecoder.TAESDBlock_1.Residual: %9 = add(%8, %4) -> f32[1, 64, 64, 64] (in place over %8)
-	kernels.Binary(kernels.OpAdd, m.v9, shape1x64x64x64, m.v8, shape1x64x64x64, m.v4, shape1x64x64x64)
+	// TAESDDecoder.TAESDBlock_1.ReLU: %9 = conv2d_fused(%8, @TAESDDecoder.TAESDBlock_1.Sum.Chain.Conv2d_3.weight, @TAESDDecoder.TAESDBlock_1.Sum.Chain.Conv2d_3.bias, %6) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="relu"} -> f32[1, 64, 64, 64]
+	kernels.Conv2dFused(m.v9, m.v8, m.taesdDecoderTAESDBlock1SumChainConv2d3Weight, m.taesdDecoderTAESDBlock1SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v6, Act: kernels.ActReLU})
 
-	// TAESDDecoder.TAESDBlock_1.Sum.Chain.Conv2d_1: %10 = conv2d(%9, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 64, 64]
-	kernels.Conv2d(m.v10, m.v9, m.taesdDecoderTAESDBlock1SumChainConv2d1Weight, m.taesdDecoderTAESDBlock1SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	// TAESDDecoder.TAESDBlock_2.Residual.Chain.Conv2d_1: %10 = conv2d(%9, @weight) {stride=[1, 1], padding=[0, 0], dilation=[1, 1], groups=1} -> f32[1, 256, 64, 64]
+	kernels.Conv2d(m.v10, m.v9, m.taesdDecoderTAESDBlock2ResidualChainConv2d1Weight, nil, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 256, KH: 1, KW: 1, StrideH: 1, StrideW: 1, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1})
 
-	// TAESDDecoder.TAESDBlock_1.Sum.Chain.ReLU_1: %11 = relu(%10) -> f32[1, 64, 64, 64] (in place over %10)
-	kernels.ReLU(m.v11, m.v10)
+	// TAESDDecoder.TAESDBlock_2.Residual.Chain.ReLU: %11 = group_norm_act(%10, @TAESDDecoder.TAESDBlock_2.Residual.Chain.GroupNorm.weight, @TAESDDecoder.TAESDBlock_2.Residual.Chain.GroupNorm.bias) {groups=4, eps=1e-05, act="relu"} -> f32[1, 256, 64, 64]
+	kernels.GroupNormAct(m.v11, m.v10, 1, 256, 4096, 4, m.taesdDecoderTAESDBlock2ResidualChainGroupNormWeight, m.taesdDecoderTAESDBlock2ResidualChainGroupNormBias, float32(1e-05), kernels.ActReLU)
 
-	// TAESDDecoder.TAESDBlock_1.Sum.Chain.Conv2d_2: %12 = conv2d(%11, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 64, 64]
-	kernels.Conv2d(m.v12, m.v11, m.taesdDecoderTAESDBlock1SumChainConv2d2Weight, m.taesdDecoderTAESDBlock1SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	// TAESDDecoder.TAESDBlock_2.Residual: %12 = conv2d_fused(%11, @Chain.Conv2d_2.weight, %9) {stride=[1, 1], padding=[0, 0], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="none"} -> f32[1, 64, 64, 64]
+	kernels.Conv2dFused(m.v12, m.v11, m.taesdDecoderTAESDBlock2ResidualChainConv2d2Weight, nil, kernels.Conv2dParams{N: 1, C: 256, H: 64, W: 64, K: 64, KH: 1, KW: 1, StrideH: 1, StrideW: 1, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v9})
 
-	// TAESDDecoder.TAESDBlock_1.Sum.Chain.ReLU_2: %13 = relu(%12) -> f32[1, 64, 64, 64] (in place over %12)
-	kernels.ReLU(m.v13, m.v12)
+	// TAESDDecoder.TAESDBlock_2.Sum.Chain.ReLU_1: %13 = conv2d_fused(%12, @TAESDDecoder.TAESDBlock_2.Sum.Chain.Conv2d_1.weight, @TAESDDecoder.TAESDBlock_2.Sum.Chain.Conv2d_1.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 64, 64]
+	kernels.Conv2dFused(m.v13, m.v12, m.taesdDecoderTAESDBlock2SumChainConv2d1Weight, m.taesdDecoderTAESDBlock2SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
-	// TAESDDecoder.TAESDBlock_1.Sum.Chain.Conv2d_3: %14 = conv2d(%13, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 64, 64]
-	kernels.Conv2d(m.v14, m.v13, m.taesdDecoderTAESDBlock1SumChainConv2d3Weight, m.taesdDecoderTAESDBlock1SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	// TAESDDecoder.TAESDBlock_2.Sum.Chain.ReLU_2: %14 = conv2d_fused(%13, @TAESDDecoder.TAESDBlock_2.Sum.Chain.Conv2d_2.weight, @TAESDDecoder.TAESDBlock_2.Sum.Chain.Conv2d_2.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 64, 64]
+	kernels.Conv2dFused(m.v14, m.v13, m.taesdDecoderTAESDBlock2SumChainConv2d2Weight, m.taesdDecoderTAESDBlock2SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
-	// TAESDDecoder.TAESDBlock_1.Sum: %15 = add(%14, %9) -> f32[1, 64, 64, 64] (in place over %14)
-	kernels.Binary(kernels.OpAdd, m.v15, shape1x64x64x64, m.v14, shape1x64x64x64, m.v9, shape1x64x64x64)
+	// TAESDDecoder.TAESDBlock_2.ReLU: %15 = conv2d_fused(%14, @TAESDDecoder.TAESDBlock_2.Sum.Chain.Conv2d_3.weight, @TAESDDecoder.TAESDBlock_2.Sum.Chain.Conv2d_3.bias, %12) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="relu"} -> f32[1, 64, 64, 64]
+	kernels.Conv2dFused(m.v15, m.v14, m.taesdDecoderTAESDBlock2SumChainConv2d3Weight, m.taesdDecoderTAESDBlock2SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v12, Act: kernels.ActReLU})
 
-	// TAESDDecoder.TAESDBlock_1.ReLU: %16 = relu(%15) -> f32[1, 64, 64, 64] (in place over %15)
-	kernels.ReLU(m.v16, m.v15)
+	// TAESDDecoder.TAESDBlock_3.Residual.Chain.Conv2d_1: %16 = conv2d(%15, @weight) {stride=[1, 1], padding=[0, 0], dilation=[1, 1], groups=1} -> f32[1, 256, 64, 64]
+	kernels.Conv2d(m.v16, m.v15, m.taesdDecoderTAESDBlock3ResidualChainConv2d1Weight, nil, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 256, KH: 1, KW: 1, StrideH: 1, StrideW: 1, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1})
 
-	// TAESDDecoder.TAESDBlock_2.Residual.Chain.Conv2d_1: %17 = conv2d(%16, @weight) {stride=[1, 1], padding=[0, 0], dilation=[1, 1], groups=1} -> f32[1, 256, 64, 64]
-	kernels.Conv2d(m.v17, m.v16, m.taesdDecoderTAESDBlock2ResidualChainConv2d1Weight, nil, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 256, KH: 1, KW: 1, StrideH: 1, StrideW: 1, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1})
+	// TAESDDecoder.TAESDBlock_3.Residual.Chain.ReLU: %17 = group_norm_act(%16, @TAESDDecoder.TAESDBlock_3.Residual.Chain.GroupNorm.weight, @TAESDDecoder.TAESDBlock_3.Residual.Chain.GroupNorm.bias) {groups=4, eps=1e-05, act="relu"} -> f32[1, 256, 64, 64]
+	kernels.GroupNormAct(m.v17, m.v16, 1, 256, 4096, 4, m.taesdDecoderTAESDBlock3ResidualChainGroupNormWeight, m.taesdDecoderTAESDBlock3ResidualChainGroupNormBias, float32(1e-05), kernels.ActReLU)
 
-	// TAESDDecoder.TAESDBlock_2.Residual.Chain.GroupNorm: %18 = group_norm(%17, @weight, @bias) {groups=4, eps=1e-05} -> f32[1, 256, 64, 64]
-	kernels.GroupNorm(m.v18, m.v17, 1, 256, 4096, 4, m.taesdDecoderTAESDBlock2ResidualChainGroupNormWeight, m.taesdDecoderTAESDBlock2ResidualChainGroupNormBias, float32(1e-05))
+	// TAESDDecoder.TAESDBlock_3.Residual: %18 = conv2d_fused(%17, @Chain.Conv2d_2.weight, %15) {stride=[1, 1], padding=[0, 0], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="none"} -> f32[1, 64, 64, 64]
+	kernels.Conv2dFused(m.v18, m.v17, m.taesdDecoderTAESDBlock3ResidualChainConv2d2Weight, nil, kernels.Conv2dParams{N: 1, C: 256, H: 64, W: 64, K: 64, KH: 1, KW: 1, StrideH: 1, StrideW: 1, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v15})
 
-	// TAESDDecoder.TAESDBlock_2.Residual.Chain.ReLU: %19 = relu(%18) -> f32[1, 256, 64, 64] (in place over %18)
-	kernels.ReLU(m.v19, m.v18)
+	// TAESDDecoder.TAESDBlock_3.Sum.Chain.ReLU_1: %19 = conv2d_fused(%18, @TAESDDecoder.TAESDBlock_3.Sum.Chain.Conv2d_1.weight, @TAESDDecoder.TAESDBlock_3.Sum.Chain.Conv2d_1.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 64, 64]
+	kernels.Conv2dFused(m.v19, m.v18, m.taesdDecoderTAESDBlock3SumChainConv2d1Weight, m.taesdDecoderTAESDBlock3SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
-	// TAESDDecoder.TAESDBlock_2.Residual.Chain.Conv2d_2: %20 = conv2d(%19, @weight) {stride=[1, 1], padding=[0, 0], dilation=[1, 1], groups=1} -> f32[1, 64, 64, 64]
-	kernels.Conv2d(m.v20, m.v19, m.taesdDecoderTAESDBlock2ResidualChainConv2d2Weight, nil, kernels.Conv2dParams{N: 1, C: 256, H: 64, W: 64, K: 64, KH: 1, KW: 1, StrideH: 1, StrideW: 1, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1})
+	// TAESDDecoder.TAESDBlock_3.Sum.Chain.ReLU_2: %20 = conv2d_fused(%19, @TAESDDecoder.TAESDBlock_3.Sum.Chain.Conv2d_2.weight, @TAESDDecoder.TAESDBlock_3.Sum.Chain.Conv2d_2.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 64, 64]
+	kernels.Conv2dFused(m.v20, m.v19, m.taesdDecoderTAESDBlock3SumChainConv2d2Weight, m.taesdDecoderTAESDBlock3SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
-	// TAESDDecoder.TAESDBlock_2.Residual: %21 = add(%20, %16) -> f32[1, 64, 64, 64] (in place over %20)
-	kernels.Binary(kernels.OpAdd, m.v21, shape1x64x64x64, m.v20, shape1x64x64x64, m.v16, shape1x64x64x64)
+	// TAESDDecoder.TAESDBlock_3.ReLU: %21 = conv2d_fused(%20, @TAESDDecoder.TAESDBlock_3.Sum.Chain.Conv2d_3.weight, @TAESDDecoder.TAESDBlock_3.Sum.Chain.Conv2d_3.bias, %18) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="relu"} -> f32[1, 64, 64, 64]
+	kernels.Conv2dFused(m.v21, m.v20, m.taesdDecoderTAESDBlock3SumChainConv2d3Weight, m.taesdDecoderTAESDBlock3SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v18, Act: kernels.ActReLU})
 
-	// TAESDDecoder.TAESDBlock_2.Sum.Chain.Conv2d_1: %22 = conv2d(%21, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 64, 64]
-	kernels.Conv2d(m.v22, m.v21, m.taesdDecoderTAESDBlock2SumChainConv2d1Weight, m.taesdDecoderTAESDBlock2SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	// TAESDDecoder.Upsample_1: %22 = upsample(%21) {mode="nearest", size=[128, 128], align_corners=false} -> f32[1, 64, 128, 128]
+	kernels.UpsampleNearest(m.v22, m.v21, 1, 64, 64, 64, 128, 128)
 
-	// TAESDDecoder.TAESDBlock_2.Sum.Chain.ReLU_1: %23 = relu(%22) -> f32[1, 64, 64, 64] (in place over %22)
-	kernels.ReLU(m.v23, m.v22)
+	// TAESDDecoder.Conv2d_2: %23 = conv2d(%22, @weight) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 128, 128]
+	kernels.Conv2d(m.v23, m.v22, m.taesdDecoderConv2d2Weight, nil, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
 
-	// TAESDDecoder.TAESDBlock_2.Sum.Chain.Conv2d_2: %24 = conv2d(%23, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 64, 64]
-	kernels.Conv2d(m.v24, m.v23, m.taesdDecoderTAESDBlock2SumChainConv2d2Weight, m.taesdDecoderTAESDBlock2SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	// TAESDDecoder.TAESDBlock_4.Sum.Chain.ReLU_1: %24 = conv2d_fused(%23, @TAESDDecoder.TAESDBlock_4.Sum.Chain.Conv2d_1.weight, @TAESDDecoder.TAESDBlock_4.Sum.Chain.Conv2d_1.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 128, 128]
+	kernels.Conv2dFused(m.v24, m.v23, m.taesdDecoderTAESDBlock4SumChainConv2d1Weight, m.taesdDecoderTAESDBlock4SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
-	// TAESDDecoder.TAESDBlock_2.Sum.Chain.ReLU_2: %25 = relu(%24) -> f32[1, 64, 64, 64] (in place over %24)
-	kernels.ReLU(m.v25, m.v24)
+	// TAESDDecoder.TAESDBlock_4.Sum.Chain.ReLU_2: %25 = conv2d_fused(%24, @TAESDDecoder.TAESDBlock_4.Sum.Chain.Conv2d_2.weight, @TAESDDecoder.TAESDBlock_4.Sum.Chain.Conv2d_2.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 128, 128]
+	kernels.Conv2dFused(m.v25, m.v24, m.taesdDecoderTAESDBlock4SumChainConv2d2Weight, m.taesdDecoderTAESDBlock4SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
-	// TAESDDecoder.TAESDBlock_2.Sum.Chain.Conv2d_3: %26 = conv2d(%25, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 64, 64]
-	kernels.Conv2d(m.v26, m.v25, m.taesdDecoderTAESDBlock2SumChainConv2d3Weight, m.taesdDecoderTAESDBlock2SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	// TAESDDecoder.TAESDBlock_4.ReLU: %26 = conv2d_fused(%25, @TAESDDecoder.TAESDBlock_4.Sum.Chain.Conv2d_3.weight, @TAESDDecoder.TAESDBlock_4.Sum.Chain.Conv2d_3.bias, %23) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="relu"} -> f32[1, 64, 128, 128]
+	kernels.Conv2dFused(m.v26, m.v25, m.taesdDecoderTAESDBlock4SumChainConv2d3Weight, m.taesdDecoderTAESDBlock4SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v23, Act: kernels.ActReLU})
 
-	// TAESDDecoder.TAESDBlock_2.Sum: %27 = add(%26, %21) -> f32[1, 64, 64, 64] (in place over %26)
-	kernels.Binary(kernels.OpAdd, m.v27, shape1x64x64x64, m.v26, shape1x64x64x64, m.v21, shape1x64x64x64)
+	// TAESDDecoder.TAESDBlock_5.Sum.Chain.ReLU_1: %27 = conv2d_fused(%26, @TAESDDecoder.TAESDBlock_5.Sum.Chain.Conv2d_1.weight, @TAESDDecoder.TAESDBlock_5.Sum.Chain.Conv2d_1.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 128, 128]
+	kernels.Conv2dFused(m.v27, m.v26, m.taesdDecoderTAESDBlock5SumChainConv2d1Weight, m.taesdDecoderTAESDBlock5SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
-	// TAESDDecoder.TAESDBlock_2.ReLU: %28 = relu(%27) -> f32[1, 64, 64, 64] (in place over %27)
-	kernels.ReLU(m.v28, m.v27)
+	// TAESDDecoder.TAESDBlock_5.Sum.Chain.ReLU_2: %28 = conv2d_fused(%27, @TAESDDecoder.TAESDBlock_5.Sum.Chain.Conv2d_2.weight, @TAESDDecoder.TAESDBlock_5.Sum.Chain.Conv2d_2.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 128, 128]
+	kernels.Conv2dFused(m.v28, m.v27, m.taesdDecoderTAESDBlock5SumChainConv2d2Weight, m.taesdDecoderTAESDBlock5SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
-	// TAESDDecoder.TAESDBlock_3.Residual.Chain.Conv2d_1: %29 = conv2d(%28, @weight) {stride=[1, 1], padding=[0, 0], dilation=[1, 1], groups=1} -> f32[1, 256, 64, 64]
-	kernels.Conv2d(m.v29, m.v28, m.taesdDecoderTAESDBlock3ResidualChainConv2d1Weight, nil, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 256, KH: 1, KW: 1, StrideH: 1, StrideW: 1, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1})
+	// TAESDDecoder.TAESDBlock_5.ReLU: %29 = conv2d_fused(%28, @TAESDDecoder.TAESDBlock_5.Sum.Chain.Conv2d_3.weight, @TAESDDecoder.TAESDBlock_5.Sum.Chain.Conv2d_3.bias, %26) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="relu"} -> f32[1, 64, 128, 128]
+	kernels.Conv2dFused(m.v29, m.v28, m.taesdDecoderTAESDBlock5SumChainConv2d3Weight, m.taesdDecoderTAESDBlock5SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v26, Act: kernels.ActReLU})
 
-	// TAESDDecoder.TAESDBlock_3.Residual.Chain.GroupNorm: %30 = group_norm(%29, @weight, @bias) {groups=4, eps=1e-05} -> f32[1, 256, 64, 64]
-	kernels.GroupNorm(m.v30, m.v29, 1, 256, 4096, 4, m.taesdDecoderTAESDBlock3ResidualChainGroupNormWeight, m.taesdDecoderTAESDBlock3ResidualChainGroupNormBias, float32(1e-05))
+	// TAESDDecoder.TAESDBlock_6.Sum.Chain.ReLU_1: %30 = conv2d_fused(%29, @TAESDDecoder.TAESDBlock_6.Sum.Chain.Conv2d_1.weight, @TAESDDecoder.TAESDBlock_6.Sum.Chain.Conv2d_1.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 128, 128]
+	kernels.Conv2dFused(m.v30, m.v29, m.taesdDecoderTAESDBlock6SumChainConv2d1Weight, m.taesdDecoderTAESDBlock6SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
-	// TAESDDecoder.TAESDBlock_3.Residual.Chain.ReLU: %31 = relu(%30) -> f32[1, 256, 64, 64] (in place over %30)
-	kernels.ReLU(m.v31, m.v30)
+	// TAESDDecoder.TAESDBlock_6.Sum.Chain.ReLU_2: %31 = conv2d_fused(%30, @TAESDDecoder.TAESDBlock_6.Sum.Chain.Conv2d_2.weight, @TAESDDecoder.TAESDBlock_6.Sum.Chain.Conv2d_2.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 128, 128]
+	kernels.Conv2dFused(m.v31, m.v30, m.taesdDecoderTAESDBlock6SumChainConv2d2Weight, m.taesdDecoderTAESDBlock6SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
-	// TAESDDecoder.TAESDBlock_3.Residual.Chain.Conv2d_2: %32 = conv2d(%31, @weight) {stride=[1, 1], padding=[0, 0], dilation=[1, 1], groups=1} -> f32[1, 64, 64, 64]
-	kernels.Conv2d(m.v32, m.v31, m.taesdDecoderTAESDBlock3ResidualChainConv2d2Weight, nil, kernels.Conv2dParams{N: 1, C: 256, H: 64, W: 64, K: 64, KH: 1, KW: 1, StrideH: 1, StrideW: 1, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1})
+	// TAESDDecoder.TAESDBlock_6.ReLU: %32 = conv2d_fused(%31, @TAESDDecoder.TAESDBlock_6.Sum.Chain.Conv2d_3.weight, @TAESDDecoder.TAESDBlock_6.Sum.Chain.Conv2d_3.bias, %29) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="relu"} -> f32[1, 64, 128, 128]
+	kernels.Conv2dFused(m.v32, m.v31, m.taesdDecoderTAESDBlock6SumChainConv2d3Weight, m.taesdDecoderTAESDBlock6SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v29, Act: kernels.ActReLU})
 
-	// TAESDDecoder.TAESDBlock_3.Residual: %33 = add(%32, %28) -> f32[1, 64, 64, 64] (in place over %32)
-	kernels.Binary(kernels.OpAdd, m.v33, shape1x64x64x64, m.v32, shape1x64x64x64, m.v28, shape1x64x64x64)
+	// TAESDDecoder.Upsample_2: %33 = upsample(%32) {mode="nearest", size=[256, 256], align_corners=false} -> f32[1, 64, 256, 256]
+	kernels.UpsampleNearest(m.v33, m.v32, 1, 64, 128, 128, 256, 256)
 
-	// TAESDDecoder.TAESDBlock_3.Sum.Chain.Conv2d_1: %34 = conv2d(%33, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 64, 64]
-	kernels.Conv2d(m.v34, m.v33, m.taesdDecoderTAESDBlock3SumChainConv2d1Weight, m.taesdDecoderTAESDBlock3SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	// TAESDDecoder.Conv2d_3: %34 = conv2d(%33, @weight) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 256, 256]
+	kernels.Conv2d(m.v34, m.v33, m.taesdDecoderConv2d3Weight, nil, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
 
-	// TAESDDecoder.TAESDBlock_3.Sum.Chain.ReLU_1: %35 = relu(%34) -> f32[1, 64, 64, 64] (in place over %34)
-	kernels.ReLU(m.v35, m.v34)
+	// TAESDDecoder.TAESDBlock_7.Sum.Chain.ReLU_1: %35 = conv2d_fused(%34, @TAESDDecoder.TAESDBlock_7.Sum.Chain.Conv2d_1.weight, @TAESDDecoder.TAESDBlock_7.Sum.Chain.Conv2d_1.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 256, 256]
+	kernels.Conv2dFused(m.v35, m.v34, m.taesdDecoderTAESDBlock7SumChainConv2d1Weight, m.taesdDecoderTAESDBlock7SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
-	// TAESDDecoder.TAESDBlock_3.Sum.Chain.Conv2d_2: %36 = conv2d(%35, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 64, 64]
-	kernels.Conv2d(m.v36, m.v35, m.taesdDecoderTAESDBlock3SumChainConv2d2Weight, m.taesdDecoderTAESDBlock3SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	// TAESDDecoder.TAESDBlock_7.Sum.Chain.ReLU_2: %36 = conv2d_fused(%35, @TAESDDecoder.TAESDBlock_7.Sum.Chain.Conv2d_2.weight, @TAESDDecoder.TAESDBlock_7.Sum.Chain.Conv2d_2.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 256, 256]
+	kernels.Conv2dFused(m.v36, m.v35, m.taesdDecoderTAESDBlock7SumChainConv2d2Weight, m.taesdDecoderTAESDBlock7SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
-	// TAESDDecoder.TAESDBlock_3.Sum.Chain.ReLU_2: %37 = relu(%36) -> f32[1, 64, 64, 64] (in place over %36)
-	kernels.ReLU(m.v37, m.v36)
+	// TAESDDecoder.TAESDBlock_7.ReLU: %37 = conv2d_fused(%36, @TAESDDecoder.TAESDBlock_7.Sum.Chain.Conv2d_3.weight, @TAESDDecoder.TAESDBlock_7.Sum.Chain.Conv2d_3.bias, %34) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="relu"} -> f32[1, 64, 256, 256]
+	kernels.Conv2dFused(m.v37, m.v36, m.taesdDecoderTAESDBlock7SumChainConv2d3Weight, m.taesdDecoderTAESDBlock7SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v34, Act: kernels.ActReLU})
 
-	// TAESDDecoder.TAESDBlock_3.Sum.Chain.Conv2d_3: %38 = conv2d(%37, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 64, 64]
-	kernels.Conv2d(m.v38, m.v37, m.taesdDecoderTAESDBlock3SumChainConv2d3Weight, m.taesdDecoderTAESDBlock3SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	// TAESDDecoder.TAESDBlock_8.Sum.Chain.ReLU_1: %38 = conv2d_fused(%37, @TAESDDecoder.TAESDBlock_8.Sum.Chain.Conv2d_1.weight, @TAESDDecoder.TAESDBlock_8.Sum.Chain.Conv2d_1.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 256, 256]
+	kernels.Conv2dFused(m.v38, m.v37, m.taesdDecoderTAESDBlock8SumChainConv2d1Weight, m.taesdDecoderTAESDBlock8SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
-	// TAESDDecoder.TAESDBlock_3.Sum: %39 = add(%38, %33) -> f32[1, 64, 64, 64] (in place over %38)
-	kernels.Binary(kernels.OpAdd, m.v39, shape1x64x64x64, m.v38, shape1x64x64x64, m.v33, shape1x64x64x64)
+	// TAESDDecoder.TAESDBlock_8.Sum.Chain.ReLU_2: %39 = conv2d_fused(%38, @TAESDDecoder.TAESDBlock_8.Sum.Chain.Conv2d_2.weight, @TAESDDecoder.TAESDBlock_8.Sum.Chain.Conv2d_2.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 256, 256]
+	kernels.Conv2dFused(m.v39, m.v38, m.taesdDecoderTAESDBlock8SumChainConv2d2Weight, m.taesdDecoderTAESDBlock8SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
-	// TAESDDecoder.TAESDBlock_3.ReLU: %40 = relu(%39) -> f32[1, 64, 64, 64] (in place over %39)
-	kernels.ReLU(m.v40, m.v39)
+	// TAESDDecoder.TAESDBlock_8.ReLU: %40 = conv2d_fused(%39, @TAESDDecoder.TAESDBlock_8.Sum.Chain.Conv2d_3.weight, @TAESDDecoder.TAESDBlock_8.Sum.Chain.Conv2d_3.bias, %37) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="relu"} -> f32[1, 64, 256, 256]
+	kernels.Conv2dFused(m.v40, m.v39, m.taesdDecoderTAESDBlock8SumChainConv2d3Weight, m.taesdDecoderTAESDBlock8SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v37, Act: kernels.ActReLU})
 
-	// TAESDDecoder.Upsample_1: %41 = upsample(%40) {mode="nearest", size=[128, 128], align_corners=false} -> f32[1, 64, 128, 128]
-	kernels.UpsampleNearest(m.v41, m.v40, 1, 64, 64, 64, 128, 128)
+	// TAESDDecoder.TAESDBlock_9.Sum.Chain.ReLU_1: %41 = conv2d_fused(%40, @TAESDDecoder.TAESDBlock_9.Sum.Chain.Conv2d_1.weight, @TAESDDecoder.TAESDBlock_9.Sum.Chain.Conv2d_1.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 256, 256]
+	kernels.Conv2dFused(m.v41, m.v40, m.taesdDecoderTAESDBlock9SumChainConv2d1Weight, m.taesdDecoderTAESDBlock9SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
-	// TAESDDecoder.Conv2d_2: %42 = conv2d(%41, @weight) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 128, 128]
-	kernels.Conv2d(m.v42, m.v41, m.taesdDecoderConv2d2Weight, nil, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	// TAESDDecoder.TAESDBlock_9.Sum.Chain.ReLU_2: %42 = conv2d_fused(%41, @TAESDDecoder.TAESDBlock_9.Sum.Chain.Conv2d_2.weight, @TAESDDecoder.TAESDBlock_9.Sum.Chain.Conv2d_2.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 256, 256]
+	kernels.Conv2dFused(m.v42, m.v41, m.taesdDecoderTAESDBlock9SumChainConv2d2Weight, m.taesdDecoderTAESDBlock9SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
-	// TAESDDecoder.TAESDBlock_4.Sum.Chain.Conv2d_1: %43 = conv2d(%42, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 128, 128]
-	kernels.Conv2d(m.v43, m.v42, m.taesdDecoderTAESDBlock4SumChainConv2d1Weight, m.taesdDecoderTAESDBlock4SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	// TAESDDecoder.TAESDBlock_9.ReLU: %43 = conv2d_fused(%42, @TAESDDecoder.TAESDBlock_9.Sum.Chain.Conv2d_3.weight, @TAESDDecoder.TAESDBlock_9.Sum.Chain.Conv2d_3.bias, %40) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="relu"} -> f32[1, 64, 256, 256]
+	kernels.Conv2dFused(m.v43, m.v42, m.taesdDecoderTAESDBlock9SumChainConv2d3Weight, m.taesdDecoderTAESDBlock9SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v40, Act: kernels.ActReLU})
 
-	// TAESDDecoder.TAESDBlock_4.Sum.Chain.ReLU_1: %44 = relu(%43) -> f32[1, 64, 128, 128] (in place over %43)
-	kernels.ReLU(m.v44, m.v43)
+	// TAESDDecoder.Upsample_3: %44 = upsample(%43) {mode="nearest", size=[512, 512], align_corners=false} -> f32[1, 64, 512, 512]
+	kernels.UpsampleNearest(m.v44, m.v43, 1, 64, 256, 256, 512, 512)
 
-	// TAESDDecoder.TAESDBlock_4.Sum.Chain.Conv2d_2: %45 = conv2d(%44, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 128, 128]
-	kernels.Conv2d(m.v45, m.v44, m.taesdDecoderTAESDBlock4SumChainConv2d2Weight, m.taesdDecoderTAESDBlock4SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	// TAESDDecoder.Conv2d_4: %45 = conv2d(%44, @weight) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 512, 512]
+	kernels.Conv2d(m.v45, m.v44, m.taesdDecoderConv2d4Weight, nil, kernels.Conv2dParams{N: 1, C: 64, H: 512, W: 512, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
 
-	// TAESDDecoder.TAESDBlock_4.Sum.Chain.ReLU_2: %46 = relu(%45) -> f32[1, 64, 128, 128] (in place over %45)
-	kernels.ReLU(m.v46, m.v45)
+	// TAESDDecoder.TAESDBlock_10.Sum.Chain.ReLU_1: %46 = conv2d_fused(%45, @TAESDDecoder.TAESDBlock_10.Sum.Chain.Conv2d_1.weight, @TAESDDecoder.TAESDBlock_10.Sum.Chain.Conv2d_1.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 512, 512]
+	kernels.Conv2dFused(m.v46, m.v45, m.taesdDecoderTAESDBlock10SumChainConv2d1Weight, m.taesdDecoderTAESDBlock10SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 512, W: 512, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
-	// TAESDDecoder.TAESDBlock_4.Sum.Chain.Conv2d_3: %47 = conv2d(%46, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 128, 128]
-	kernels.Conv2d(m.v47, m.v46, m.taesdDecoderTAESDBlock4SumChainConv2d3Weight, m.taesdDecoderTAESDBlock4SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	// TAESDDecoder.TAESDBlock_10.Sum.Chain.ReLU_2: %47 = conv2d_fused(%46, @TAESDDecoder.TAESDBlock_10.Sum.Chain.Conv2d_2.weight, @TAESDDecoder.TAESDBlock_10.Sum.Chain.Conv2d_2.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 512, 512]
+	kernels.Conv2dFused(m.v47, m.v46, m.taesdDecoderTAESDBlock10SumChainConv2d2Weight, m.taesdDecoderTAESDBlock10SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 512, W: 512, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
-	// TAESDDecoder.TAESDBlock_4.Sum: %48 = add(%47, %42) -> f32[1, 64, 128, 128] (in place over %47)
-	kernels.Binary(kernels.OpAdd, m.v48, shape1x64x128x128, m.v47, shape1x64x128x128, m.v42, shape1x64x128x128)
+	// TAESDDecoder.TAESDBlock_10.ReLU: %48 = conv2d_fused(%47, @TAESDDecoder.TAESDBlock_10.Sum.Chain.Conv2d_3.weight, @TAESDDecoder.TAESDBlock_10.Sum.Chain.Conv2d_3.bias, %45) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="relu"} -> f32[1, 64, 512, 512]
+	kernels.Conv2dFused(m.v48, m.v47, m.taesdDecoderTAESDBlock10SumChainConv2d3Weight, m.taesdDecoderTAESDBlock10SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 512, W: 512, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v45, Act: kernels.ActReLU})
 
-	// TAESDDecoder.TAESDBlock_4.ReLU: %49 = relu(%48) -> f32[1, 64, 128, 128] (in place over %48)
-	kernels.ReLU(m.v49, m.v48)
+	// TAESDDecoder.Conv2d_5: %49 = conv2d(%48, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 3, 512, 512]
+	kernels.Conv2d(m.v49, m.v48, m.taesdDecoderConv2d5Weight, m.taesdDecoderConv2d5Bias, kernels.Conv2dParams{N: 1, C: 64, H: 512, W: 512, K: 3, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
 
-	// TAESDDecoder.TAESDBlock_5.Sum.Chain.Conv2d_1: %50 = conv2d(%49, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 128, 128]
-	kernels.Conv2d(m.v50, m.v49, m.taesdDecoderTAESDBlock5SumChainConv2d1Weight, m.taesdDecoderTAESDBlock5SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
-
-	// TAESDDecoder.TAESDBlock_5.Sum.Chain.ReLU_1: %51 = relu(%50) -> f32[1, 64, 128, 128] (in place over %50)
-	kernels.ReLU(m.v51, m.v50)
-
-	// TAESDDecoder.TAESDBlock_5.Sum.Chain.Conv2d_2: %52 = conv2d(%51, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 128, 128]
-	kernels.Conv2d(m.v52, m.v51, m.taesdDecoderTAESDBlock5SumChainConv2d2Weight, m.taesdDecoderTAESDBlock5SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
-
-	// TAESDDecoder.TAESDBlock_5.Sum.Chain.ReLU_2: %53 = relu(%52) -> f32[1, 64, 128, 128] (in place over %52)
-	kernels.ReLU(m.v53, m.v52)
-
-	// TAESDDecoder.TAESDBlock_5.Sum.Chain.Conv2d_3: %54 = conv2d(%53, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 128, 128]
-	kernels.Conv2d(m.v54, m.v53, m.taesdDecoderTAESDBlock5SumChainConv2d3Weight, m.taesdDecoderTAESDBlock5SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
-
-	// TAESDDecoder.TAESDBlock_5.Sum: %55 = add(%54, %49) -> f32[1, 64, 128, 128] (in place over %54)
-	kernels.Binary(kernels.OpAdd, m.v55, shape1x64x128x128, m.v54, shape1x64x128x128, m.v49, shape1x64x128x128)
-
-	// TAESDDecoder.TAESDBlock_5.ReLU: %56 = relu(%55) -> f32[1, 64, 128, 128] (in place over %55)
-	kernels.ReLU(m.v56, m.v55)
-
-	// TAESDDecoder.TAESDBlock_6.Sum.Chain.Conv2d_1: %57 = conv2d(%56, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 128, 128]
-	kernels.Conv2d(m.v57, m.v56, m.taesdDecoderTAESDBlock6SumChainConv2d1Weight, m.taesdDecoderTAESDBlock6SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
-
-	// TAESDDecoder.TAESDBlock_6.Sum.Chain.ReLU_1: %58 = relu(%57) -> f32[1, 64, 128, 128] (in place over %57)
-	kernels.ReLU(m.v58, m.v57)
-
-	// TAESDDecoder.TAESDBlock_6.Sum.Chain.Conv2d_2: %59 = conv2d(%58, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 128, 128]
-	kernels.Conv2d(m.v59, m.v58, m.taesdDecoderTAESDBlock6SumChainConv2d2Weight, m.taesdDecoderTAESDBlock6SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
-
-	// TAESDDecoder.TAESDBlock_6.Sum.Chain.ReLU_2: %60 = relu(%59) -> f32[1, 64, 128, 128] (in place over %59)
-	kernels.ReLU(m.v60, m.v59)
-
-	// TAESDDecoder.TAESDBlock_6.Sum.Chain.Conv2d_3: %61 = conv2d(%60, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 128, 128]
-	kernels.Conv2d(m.v61, m.v60, m.taesdDecoderTAESDBlock6SumChainConv2d3Weight, m.taesdDecoderTAESDBlock6SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
-
-	// TAESDDecoder.TAESDBlock_6.Sum: %62 = add(%61, %56) -> f32[1, 64, 128, 128] (in place over %61)
-	kernels.Binary(kernels.OpAdd, m.v62, shape1x64x128x128, m.v61, shape1x64x128x128, m.v56, shape1x64x128x128)
-
-	// TAESDDecoder.TAESDBlock_6.ReLU: %63 = relu(%62) -> f32[1, 64, 128, 128] (in place over %62)
-	kernels.ReLU(m.v63, m.v62)
-
-	// TAESDDecoder.Upsample_2: %64 = upsample(%63) {mode="nearest", size=[256, 256], align_corners=false} -> f32[1, 64, 256, 256]
-	kernels.UpsampleNearest(m.v64, m.v63, 1, 64, 128, 128, 256, 256)
-
-	// TAESDDecoder.Conv2d_3: %65 = conv2d(%64, @weight) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 256, 256]
-	kernels.Conv2d(m.v65, m.v64, m.taesdDecoderConv2d3Weight, nil, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
-
-	// TAESDDecoder.TAESDBlock_7.Sum.Chain.Conv2d_1: %66 = conv2d(%65, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 256, 256]
-	kernels.Conv2d(m.v66, m.v65, m.taesdDecoderTAESDBlock7SumChainConv2d1Weight, m.taesdDecoderTAESDBlock7SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
-
-	// TAESDDecoder.TAESDBlock_7.Sum.Chain.ReLU_1: %67 = relu(%66) -> f32[1, 64, 256, 256] (in place over %66)
-	kernels.ReLU(m.v67, m.v66)
-
-	// TAESDDecoder.TAESDBlock_7.Sum.Chain.Conv2d_2: %68 = conv2d(%67, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 256, 256]
-	kernels.Conv2d(m.v68, m.v67, m.taesdDecoderTAESDBlock7SumChainConv2d2Weight, m.taesdDecoderTAESDBlock7SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
-
-	// TAESDDecoder.TAESDBlock_7.Sum.Chain.ReLU_2: %69 = relu(%68) -> f32[1, 64, 256, 256] (in place over %68)
-	kernels.ReLU(m.v69, m.v68)
-
-	// TAESDDecoder.TAESDBlock_7.Sum.Chain.Conv2d_3: %70 = conv2d(%69, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 256, 256]
-	kernels.Conv2d(m.v70, m.v69, m.taesdDecoderTAESDBlock7SumChainConv2d3Weight, m.taesdDecoderTAESDBlock7SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
-
-	// TAESDDecoder.TAESDBlock_7.Sum: %71 = add(%70, %65) -> f32[1, 64, 256, 256] (in place over %70)
-	kernels.Binary(kernels.OpAdd, m.v71, shape1x64x256x256, m.v70, shape1x64x256x256, m.v65, shape1x64x256x256)
-
-	// TAESDDecoder.TAESDBlock_7.ReLU: %72 = relu(%71) -> f32[1, 64, 256, 256] (in place over %71)
-	kernels.ReLU(m.v72, m.v71)
-
-	// TAESDDecoder.TAESDBlock_8.Sum.Chain.Conv2d_1: %73 = conv2d(%72, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 256, 256]
-	kernels.Conv2d(m.v73, m.v72, m.taesdDecoderTAESDBlock8SumChainConv2d1Weight, m.taesdDecoderTAESDBlock8SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
-
-	// TAESDDecoder.TAESDBlock_8.Sum.Chain.ReLU_1: %74 = relu(%73) -> f32[1, 64, 256, 256] (in place over %73)
-	kernels.ReLU(m.v74, m.v73)
-
-	// TAESDDecoder.TAESDBlock_8.Sum.Chain.Conv2d_2: %75 = conv2d(%74, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 256, 256]
-	kernels.Conv2d(m.v75, m.v74, m.taesdDecoderTAESDBlock8SumChainConv2d2Weight, m.taesdDecoderTAESDBlock8SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
-
-	// TAESDDecoder.TAESDBlock_8.Sum.Chain.ReLU_2: %76 = relu(%75) -> f32[1, 64, 256, 256] (in place over %75)
-	kernels.ReLU(m.v76, m.v75)
-
-	// TAESDDecoder.TAESDBlock_8.Sum.Chain.Conv2d_3: %77 = conv2d(%76, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 256, 256]
-	kernels.Conv2d(m.v77, m.v76, m.taesdDecoderTAESDBlock8SumChainConv2d3Weight, m.taesdDecoderTAESDBlock8SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
-
-	// TAESDDecoder.TAESDBlock_8.Sum: %78 = add(%77, %72) -> f32[1, 64, 256, 256] (in place over %77)
-	kernels.Binary(kernels.OpAdd, m.v78, shape1x64x256x256, m.v77, shape1x64x256x256, m.v72, shape1x64x256x256)
-
-	// TAESDDecoder.TAESDBlock_8.ReLU: %79 = relu(%78) -> f32[1, 64, 256, 256] (in place over %78)
-	kernels.ReLU(m.v79, m.v78)
-
-	// TAESDDecoder.TAESDBlock_9.Sum.Chain.Conv2d_1: %80 = conv2d(%79, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 256, 256]
-	kernels.Conv2d(m.v80, m.v79, m.taesdDecoderTAESDBlock9SumChainConv2d1Weight, m.taesdDecoderTAESDBlock9SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
-
-	// TAESDDecoder.TAESDBlock_9.Sum.Chain.ReLU_1: %81 = relu(%80) -> f32[1, 64, 256, 256] (in place over %80)
-	kernels.ReLU(m.v81, m.v80)
-
-	// TAESDDecoder.TAESDBlock_9.Sum.Chain.Conv2d_2: %82 = conv2d(%81, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 256, 256]
-	kernels.Conv2d(m.v82, m.v81, m.taesdDecoderTAESDBlock9SumChainConv2d2Weight, m.taesdDecoderTAESDBlock9SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
-
-	// TAESDDecoder.TAESDBlock_9.Sum.Chain.ReLU_2: %83 = relu(%82) -> f32[1, 64, 256, 256] (in place over %82)
-	kernels.ReLU(m.v83, m.v82)
-
-	// TAESDDecoder.TAESDBlock_9.Sum.Chain.Conv2d_3: %84 = conv2d(%83, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 256, 256]
-	kernels.Conv2d(m.v84, m.v83, m.taesdDecoderTAESDBlock9SumChainConv2d3Weight, m.taesdDecoderTAESDBlock9SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
-
-	// TAESDDecoder.TAESDBlock_9.Sum: %85 = add(%84, %79) -> f32[1, 64, 256, 256] (in place over %84)
-	kernels.Binary(kernels.OpAdd, m.v85, shape1x64x256x256, m.v84, shape1x64x256x256, m.v79, shape1x64x256x256)
-
-	// TAESDDecoder.TAESDBlock_9.ReLU: %86 = relu(%85) -> f32[1, 64, 256, 256] (in place over %85)
-	kernels.ReLU(m.v86, m.v85)
-
-	// TAESDDecoder.Upsample_3: %87 = upsample(%86) {mode="nearest", size=[512, 512], align_corners=false} -> f32[1, 64, 512, 512]
-	kernels.UpsampleNearest(m.v87, m.v86, 1, 64, 256, 256, 512, 512)
-
-	// TAESDDecoder.Conv2d_4: %88 = conv2d(%87, @weight) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 512, 512]
-	kernels.Conv2d(m.v88, m.v87, m.taesdDecoderConv2d4Weight, nil, kernels.Conv2dParams{N: 1, C: 64, H: 512, W: 512, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
-
-	// TAESDDecoder.TAESDBlock_10.Sum.Chain.Conv2d_1: %89 = conv2d(%88, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 512, 512]
-	kernels.Conv2d(m.v89, m.v88, m.taesdDecoderTAESDBlock10SumChainConv2d1Weight, m.taesdDecoderTAESDBlock10SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 512, W: 512, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
-
-	// TAESDDecoder.TAESDBlock_10.Sum.Chain.ReLU_1: %90 = relu(%89) -> f32[1, 64, 512, 512] (in place over %89)
-	kernels.ReLU(m.v90, m.v89)
-
-	// TAESDDecoder.TAESDBlock_10.Sum.Chain.Conv2d_2: %91 = conv2d(%90, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 512, 512]
-	kernels.Conv2d(m.v91, m.v90, m.taesdDecoderTAESDBlock10SumChainConv2d2Weight, m.taesdDecoderTAESDBlock10SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 512, W: 512, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
-
-	// TAESDDecoder.TAESDBlock_10.Sum.Chain.ReLU_2: %92 = relu(%91) -> f32[1, 64, 512, 512] (in place over %91)
-	kernels.ReLU(m.v92, m.v91)
-
-	// TAESDDecoder.TAESDBlock_10.Sum.Chain.Conv2d_3: %93 = conv2d(%92, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 512, 512]
-	kernels.Conv2d(m.v93, m.v92, m.taesdDecoderTAESDBlock10SumChainConv2d3Weight, m.taesdDecoderTAESDBlock10SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 512, W: 512, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
-
-	// TAESDDecoder.TAESDBlock_10.Sum: %94 = add(%93, %88) -> f32[1, 64, 512, 512] (in place over %93)
-	kernels.Binary(kernels.OpAdd, m.v94, shape1x64x512x512, m.v93, shape1x64x512x512, m.v88, shape1x64x512x512)
-
-	// TAESDDecoder.TAESDBlock_10.ReLU: %95 = relu(%94) -> f32[1, 64, 512, 512] (in place over %94)
-	kernels.ReLU(m.v95, m.v94)
-
-	// TAESDDecoder.Conv2d_5: %96 = conv2d(%95, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 3, 512, 512]
-	kernels.Conv2d(m.v96, m.v95, m.taesdDecoderConv2d5Weight, m.taesdDecoderConv2d5Bias, kernels.Conv2dParams{N: 1, C: 64, H: 512, W: 512, K: 3, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
-
-	return m.v96, nil
+	return m.v49, nil
 }
-
-// Shapes, permutations, paddings and offsets that kernels take as slices.
-var (
-	shape1x64x64x64   = []int{1, 64, 64, 64}
-	shape1x64x128x128 = []int{1, 64, 128, 128}
-	shape1x64x256x256 = []int{1, 64, 256, 256}
-	shape1x64x512x512 = []int{1, 64, 512, 512}
-)

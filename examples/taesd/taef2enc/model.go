@@ -142,95 +142,49 @@ type Model struct {
 	taesdEncoderConv2d5Bias                              []float32 // "14.bias" f32[32]
 
 	v0  []float32 // %0: f32[1, 64, 512, 512], TAESDEncoder.Conv2d_1
-	v1  []float32 // %1: f32[1, 64, 512, 512], TAESDEncoder.TAESDBlock_1.Sum.Chain.Conv2d_1
-	v2  []float32 // %2: f32[1, 64, 512, 512], TAESDEncoder.TAESDBlock_1.Sum.Chain.ReLU_1
-	v3  []float32 // %3: f32[1, 64, 512, 512], TAESDEncoder.TAESDBlock_1.Sum.Chain.Conv2d_2
-	v4  []float32 // %4: f32[1, 64, 512, 512], TAESDEncoder.TAESDBlock_1.Sum.Chain.ReLU_2
-	v5  []float32 // %5: f32[1, 64, 512, 512], TAESDEncoder.TAESDBlock_1.Sum.Chain.Conv2d_3
-	v6  []float32 // %6: f32[1, 64, 512, 512], TAESDEncoder.TAESDBlock_1.Sum
-	v7  []float32 // %7: f32[1, 64, 512, 512], TAESDEncoder.TAESDBlock_1.ReLU
-	v8  []float32 // %8: f32[1, 64, 256, 256], TAESDEncoder.Conv2d_2
-	v9  []float32 // %9: f32[1, 64, 256, 256], TAESDEncoder.TAESDBlock_2.Sum.Chain.Conv2d_1
-	v10 []float32 // %10: f32[1, 64, 256, 256], TAESDEncoder.TAESDBlock_2.Sum.Chain.ReLU_1
-	v11 []float32 // %11: f32[1, 64, 256, 256], TAESDEncoder.TAESDBlock_2.Sum.Chain.Conv2d_2
-	v12 []float32 // %12: f32[1, 64, 256, 256], TAESDEncoder.TAESDBlock_2.Sum.Chain.ReLU_2
-	v13 []float32 // %13: f32[1, 64, 256, 256], TAESDEncoder.TAESDBlock_2.Sum.Chain.Conv2d_3
-	v14 []float32 // %14: f32[1, 64, 256, 256], TAESDEncoder.TAESDBlock_2.Sum
-	v15 []float32 // %15: f32[1, 64, 256, 256], TAESDEncoder.TAESDBlock_2.ReLU
-	v16 []float32 // %16: f32[1, 64, 256, 256], TAESDEncoder.TAESDBlock_3.Sum.Chain.Conv2d_1
-	v17 []float32 // %17: f32[1, 64, 256, 256], TAESDEncoder.TAESDBlock_3.Sum.Chain.ReLU_1
-	v18 []float32 // %18: f32[1, 64, 256, 256], TAESDEncoder.TAESDBlock_3.Sum.Chain.Conv2d_2
-	v19 []float32 // %19: f32[1, 64, 256, 256], TAESDEncoder.TAESDBlock_3.Sum.Chain.ReLU_2
-	v20 []float32 // %20: f32[1, 64, 256, 256], TAESDEncoder.TAESDBlock_3.Sum.Chain.Conv2d_3
-	v21 []float32 // %21: f32[1, 64, 256, 256], TAESDEncoder.TAESDBlock_3.Sum
-	v22 []float32 // %22: f32[1, 64, 256, 256], TAESDEncoder.TAESDBlock_3.ReLU
-	v23 []float32 // %23: f32[1, 64, 256, 256], TAESDEncoder.TAESDBlock_4.Sum.Chain.Conv2d_1
-	v24 []float32 // %24: f32[1, 64, 256, 256], TAESDEncoder.TAESDBlock_4.Sum.Chain.ReLU_1
-	v25 []float32 // %25: f32[1, 64, 256, 256], TAESDEncoder.TAESDBlock_4.Sum.Chain.Conv2d_2
-	v26 []float32 // %26: f32[1, 64, 256, 256], TAESDEncoder.TAESDBlock_4.Sum.Chain.ReLU_2
-	v27 []float32 // %27: f32[1, 64, 256, 256], TAESDEncoder.TAESDBlock_4.Sum.Chain.Conv2d_3
-	v28 []float32 // %28: f32[1, 64, 256, 256], TAESDEncoder.TAESDBlock_4.Sum
-	v29 []float32 // %29: f32[1, 64, 256, 256], TAESDEncoder.TAESDBlock_4.ReLU
-	v30 []float32 // %30: f32[1, 64, 128, 128], TAESDEncoder.Conv2d_3
-	v31 []float32 // %31: f32[1, 64, 128, 128], TAESDEncoder.TAESDBlock_5.Sum.Chain.Conv2d_1
-	v32 []float32 // %32: f32[1, 64, 128, 128], TAESDEncoder.TAESDBlock_5.Sum.Chain.ReLU_1
-	v33 []float32 // %33: f32[1, 64, 128, 128], TAESDEncoder.TAESDBlock_5.Sum.Chain.Conv2d_2
-	v34 []float32 // %34: f32[1, 64, 128, 128], TAESDEncoder.TAESDBlock_5.Sum.Chain.ReLU_2
-	v35 []float32 // %35: f32[1, 64, 128, 128], TAESDEncoder.TAESDBlock_5.Sum.Chain.Conv2d_3
-	v36 []float32 // %36: f32[1, 64, 128, 128], TAESDEncoder.TAESDBlock_5.Sum
-	v37 []float32 // %37: f32[1, 64, 128, 128], TAESDEncoder.TAESDBlock_5.ReLU
-	v38 []float32 // %38: f32[1, 64, 128, 128], TAESDEncoder.TAESDBlock_6.Sum.Chain.Conv2d_1
-	v39 []float32 // %39: f32[1, 64, 128, 128], TAESDEncoder.TAESDBlock_6.Sum.Chain.ReLU_1
-	v40 []float32 // %40: f32[1, 64, 128, 128], TAESDEncoder.TAESDBlock_6.Sum.Chain.Conv2d_2
-	v41 []float32 // %41: f32[1, 64, 128, 128], TAESDEncoder.TAESDBlock_6.Sum.Chain.ReLU_2
-	v42 []float32 // %42: f32[1, 64, 128, 128], TAESDEncoder.TAESDBlock_6.Sum.Chain.Conv2d_3
-	v43 []float32 // %43: f32[1, 64, 128, 128], TAESDEncoder.TAESDBlock_6.Sum
-	v44 []float32 // %44: f32[1, 64, 128, 128], TAESDEncoder.TAESDBlock_6.ReLU
-	v45 []float32 // %45: f32[1, 64, 128, 128], TAESDEncoder.TAESDBlock_7.Sum.Chain.Conv2d_1
-	v46 []float32 // %46: f32[1, 64, 128, 128], TAESDEncoder.TAESDBlock_7.Sum.Chain.ReLU_1
-	v47 []float32 // %47: f32[1, 64, 128, 128], TAESDEncoder.TAESDBlock_7.Sum.Chain.Conv2d_2
-	v48 []float32 // %48: f32[1, 64, 128, 128], TAESDEncoder.TAESDBlock_7.Sum.Chain.ReLU_2
-	v49 []float32 // %49: f32[1, 64, 128, 128], TAESDEncoder.TAESDBlock_7.Sum.Chain.Conv2d_3
-	v50 []float32 // %50: f32[1, 64, 128, 128], TAESDEncoder.TAESDBlock_7.Sum
-	v51 []float32 // %51: f32[1, 64, 128, 128], TAESDEncoder.TAESDBlock_7.ReLU
-	v52 []float32 // %52: f32[1, 64, 64, 64], TAESDEncoder.Conv2d_4
-	v53 []float32 // %53: f32[1, 256, 64, 64], TAESDEncoder.TAESDBlock_8.Residual.Chain.Conv2d_1
-	v54 []float32 // %54: f32[1, 256, 64, 64], TAESDEncoder.TAESDBlock_8.Residual.Chain.GroupNorm
-	v55 []float32 // %55: f32[1, 256, 64, 64], TAESDEncoder.TAESDBlock_8.Residual.Chain.ReLU
-	v56 []float32 // %56: f32[1, 64, 64, 64], TAESDEncoder.TAESDBlock_8.Residual.Chain.Conv2d_2
-	v57 []float32 // %57: f32[1, 64, 64, 64], TAESDEncoder.TAESDBlock_8.Residual
-	v58 []float32 // %58: f32[1, 64, 64, 64], TAESDEncoder.TAESDBlock_8.Sum.Chain.Conv2d_1
-	v59 []float32 // %59: f32[1, 64, 64, 64], TAESDEncoder.TAESDBlock_8.Sum.Chain.ReLU_1
-	v60 []float32 // %60: f32[1, 64, 64, 64], TAESDEncoder.TAESDBlock_8.Sum.Chain.Conv2d_2
-	v61 []float32 // %61: f32[1, 64, 64, 64], TAESDEncoder.TAESDBlock_8.Sum.Chain.ReLU_2
-	v62 []float32 // %62: f32[1, 64, 64, 64], TAESDEncoder.TAESDBlock_8.Sum.Chain.Conv2d_3
-	v63 []float32 // %63: f32[1, 64, 64, 64], TAESDEncoder.TAESDBlock_8.Sum
-	v64 []float32 // %64: f32[1, 64, 64, 64], TAESDEncoder.TAESDBlock_8.ReLU
-	v65 []float32 // %65: f32[1, 256, 64, 64], TAESDEncoder.TAESDBlock_9.Residual.Chain.Conv2d_1
-	v66 []float32 // %66: f32[1, 256, 64, 64], TAESDEncoder.TAESDBlock_9.Residual.Chain.GroupNorm
-	v67 []float32 // %67: f32[1, 256, 64, 64], TAESDEncoder.TAESDBlock_9.Residual.Chain.ReLU
-	v68 []float32 // %68: f32[1, 64, 64, 64], TAESDEncoder.TAESDBlock_9.Residual.Chain.Conv2d_2
-	v69 []float32 // %69: f32[1, 64, 64, 64], TAESDEncoder.TAESDBlock_9.Residual
-	v70 []float32 // %70: f32[1, 64, 64, 64], TAESDEncoder.TAESDBlock_9.Sum.Chain.Conv2d_1
-	v71 []float32 // %71: f32[1, 64, 64, 64], TAESDEncoder.TAESDBlock_9.Sum.Chain.ReLU_1
-	v72 []float32 // %72: f32[1, 64, 64, 64], TAESDEncoder.TAESDBlock_9.Sum.Chain.Conv2d_2
-	v73 []float32 // %73: f32[1, 64, 64, 64], TAESDEncoder.TAESDBlock_9.Sum.Chain.ReLU_2
-	v74 []float32 // %74: f32[1, 64, 64, 64], TAESDEncoder.TAESDBlock_9.Sum.Chain.Conv2d_3
-	v75 []float32 // %75: f32[1, 64, 64, 64], TAESDEncoder.TAESDBlock_9.Sum
-	v76 []float32 // %76: f32[1, 64, 64, 64], TAESDEncoder.TAESDBlock_9.ReLU
-	v77 []float32 // %77: f32[1, 256, 64, 64], TAESDEncoder.TAESDBlock_10.Residual.Chain.Conv2d_1
-	v78 []float32 // %78: f32[1, 256, 64, 64], TAESDEncoder.TAESDBlock_10.Residual.Chain.GroupNorm
-	v79 []float32 // %79: f32[1, 256, 64, 64], TAESDEncoder.TAESDBlock_10.Residual.Chain.ReLU
-	v80 []float32 // %80: f32[1, 64, 64, 64], TAESDEncoder.TAESDBlock_10.Residual.Chain.Conv2d_2
-	v81 []float32 // %81: f32[1, 64, 64, 64], TAESDEncoder.TAESDBlock_10.Residual
-	v82 []float32 // %82: f32[1, 64, 64, 64], TAESDEncoder.TAESDBlock_10.Sum.Chain.Conv2d_1
-	v83 []float32 // %83: f32[1, 64, 64, 64], TAESDEncoder.TAESDBlock_10.Sum.Chain.ReLU_1
-	v84 []float32 // %84: f32[1, 64, 64, 64], TAESDEncoder.TAESDBlock_10.Sum.Chain.Conv2d_2
-	v85 []float32 // %85: f32[1, 64, 64, 64], TAESDEncoder.TAESDBlock_10.Sum.Chain.ReLU_2
-	v86 []float32 // %86: f32[1, 64, 64, 64], TAESDEncoder.TAESDBlock_10.Sum.Chain.Conv2d_3
-	v87 []float32 // %87: f32[1, 64, 64, 64], TAESDEncoder.TAESDBlock_10.Sum
-	v88 []float32 // %88: f32[1, 64, 64, 64], TAESDEncoder.TAESDBlock_10.ReLU
-	v89 []float32 // %89: f32[1, 32, 64, 64], TAESDEncoder.Conv2d_5
+	v1  []float32 // %1: f32[1, 64, 512, 512], TAESDEncoder.TAESDBlock_1.Sum.Chain.ReLU_1
+	v2  []float32 // %2: f32[1, 64, 512, 512], TAESDEncoder.TAESDBlock_1.Sum.Chain.ReLU_2
+	v3  []float32 // %3: f32[1, 64, 512, 512], TAESDEncoder.TAESDBlock_1.ReLU
+	v4  []float32 // %4: f32[1, 64, 256, 256], TAESDEncoder.Conv2d_2
+	v5  []float32 // %5: f32[1, 64, 256, 256], TAESDEncoder.TAESDBlock_2.Sum.Chain.ReLU_1
+	v6  []float32 // %6: f32[1, 64, 256, 256], TAESDEncoder.TAESDBlock_2.Sum.Chain.ReLU_2
+	v7  []float32 // %7: f32[1, 64, 256, 256], TAESDEncoder.TAESDBlock_2.ReLU
+	v8  []float32 // %8: f32[1, 64, 256, 256], TAESDEncoder.TAESDBlock_3.Sum.Chain.ReLU_1
+	v9  []float32 // %9: f32[1, 64, 256, 256], TAESDEncoder.TAESDBlock_3.Sum.Chain.ReLU_2
+	v10 []float32 // %10: f32[1, 64, 256, 256], TAESDEncoder.TAESDBlock_3.ReLU
+	v11 []float32 // %11: f32[1, 64, 256, 256], TAESDEncoder.TAESDBlock_4.Sum.Chain.ReLU_1
+	v12 []float32 // %12: f32[1, 64, 256, 256], TAESDEncoder.TAESDBlock_4.Sum.Chain.ReLU_2
+	v13 []float32 // %13: f32[1, 64, 256, 256], TAESDEncoder.TAESDBlock_4.ReLU
+	v14 []float32 // %14: f32[1, 64, 128, 128], TAESDEncoder.Conv2d_3
+	v15 []float32 // %15: f32[1, 64, 128, 128], TAESDEncoder.TAESDBlock_5.Sum.Chain.ReLU_1
+	v16 []float32 // %16: f32[1, 64, 128, 128], TAESDEncoder.TAESDBlock_5.Sum.Chain.ReLU_2
+	v17 []float32 // %17: f32[1, 64, 128, 128], TAESDEncoder.TAESDBlock_5.ReLU
+	v18 []float32 // %18: f32[1, 64, 128, 128], TAESDEncoder.TAESDBlock_6.Sum.Chain.ReLU_1
+	v19 []float32 // %19: f32[1, 64, 128, 128], TAESDEncoder.TAESDBlock_6.Sum.Chain.ReLU_2
+	v20 []float32 // %20: f32[1, 64, 128, 128], TAESDEncoder.TAESDBlock_6.ReLU
+	v21 []float32 // %21: f32[1, 64, 128, 128], TAESDEncoder.TAESDBlock_7.Sum.Chain.ReLU_1
+	v22 []float32 // %22: f32[1, 64, 128, 128], TAESDEncoder.TAESDBlock_7.Sum.Chain.ReLU_2
+	v23 []float32 // %23: f32[1, 64, 128, 128], TAESDEncoder.TAESDBlock_7.ReLU
+	v24 []float32 // %24: f32[1, 64, 64, 64], TAESDEncoder.Conv2d_4
+	v25 []float32 // %25: f32[1, 256, 64, 64], TAESDEncoder.TAESDBlock_8.Residual.Chain.Conv2d_1
+	v26 []float32 // %26: f32[1, 256, 64, 64], TAESDEncoder.TAESDBlock_8.Residual.Chain.ReLU
+	v27 []float32 // %27: f32[1, 64, 64, 64], TAESDEncoder.TAESDBlock_8.Residual
+	v28 []float32 // %28: f32[1, 64, 64, 64], TAESDEncoder.TAESDBlock_8.Sum.Chain.ReLU_1
+	v29 []float32 // %29: f32[1, 64, 64, 64], TAESDEncoder.TAESDBlock_8.Sum.Chain.ReLU_2
+	v30 []float32 // %30: f32[1, 64, 64, 64], TAESDEncoder.TAESDBlock_8.ReLU
+	v31 []float32 // %31: f32[1, 256, 64, 64], TAESDEncoder.TAESDBlock_9.Residual.Chain.Conv2d_1
+	v32 []float32 // %32: f32[1, 256, 64, 64], TAESDEncoder.TAESDBlock_9.Residual.Chain.ReLU
+	v33 []float32 // %33: f32[1, 64, 64, 64], TAESDEncoder.TAESDBlock_9.Residual
+	v34 []float32 // %34: f32[1, 64, 64, 64], TAESDEncoder.TAESDBlock_9.Sum.Chain.ReLU_1
+	v35 []float32 // %35: f32[1, 64, 64, 64], TAESDEncoder.TAESDBlock_9.Sum.Chain.ReLU_2
+	v36 []float32 // %36: f32[1, 64, 64, 64], TAESDEncoder.TAESDBlock_9.ReLU
+	v37 []float32 // %37: f32[1, 256, 64, 64], TAESDEncoder.TAESDBlock_10.Residual.Chain.Conv2d_1
+	v38 []float32 // %38: f32[1, 256, 64, 64], TAESDEncoder.TAESDBlock_10.Residual.Chain.ReLU
+	v39 []float32 // %39: f32[1, 64, 64, 64], TAESDEncoder.TAESDBlock_10.Residual
+	v40 []float32 // %40: f32[1, 64, 64, 64], TAESDEncoder.TAESDBlock_10.Sum.Chain.ReLU_1
+	v41 []float32 // %41: f32[1, 64, 64, 64], TAESDEncoder.TAESDBlock_10.Sum.Chain.ReLU_2
+	v42 []float32 // %42: f32[1, 64, 64, 64], TAESDEncoder.TAESDBlock_10.ReLU
+	v43 []float32 // %43: f32[1, 32, 64, 64], TAESDEncoder.Conv2d_5
 }
 
 // newModel allocates the arena and the weight slab and slices them at the planned offsets.
@@ -320,94 +274,48 @@ func newModel() *Model {
 	m.taesdEncoderConv2d5Bias = m.weights[1338496:1338528:1338528]
 	m.v0 = m.arena.Slice(0, 16777216)
 	m.v1 = m.arena.Slice(16777216, 16777216)
-	m.v2 = m.arena.Slice(16777216, 16777216)
-	m.v3 = m.arena.Slice(33554432, 16777216)
-	m.v4 = m.arena.Slice(33554432, 16777216)
-	m.v5 = m.arena.Slice(16777216, 16777216)
-	m.v6 = m.arena.Slice(16777216, 16777216)
-	m.v7 = m.arena.Slice(16777216, 16777216)
+	m.v2 = m.arena.Slice(33554432, 16777216)
+	m.v3 = m.arena.Slice(16777216, 16777216)
+	m.v4 = m.arena.Slice(0, 4194304)
+	m.v5 = m.arena.Slice(4194304, 4194304)
+	m.v6 = m.arena.Slice(8388608, 4194304)
+	m.v7 = m.arena.Slice(4194304, 4194304)
 	m.v8 = m.arena.Slice(0, 4194304)
-	m.v9 = m.arena.Slice(4194304, 4194304)
-	m.v10 = m.arena.Slice(4194304, 4194304)
-	m.v11 = m.arena.Slice(8388608, 4194304)
+	m.v9 = m.arena.Slice(8388608, 4194304)
+	m.v10 = m.arena.Slice(0, 4194304)
+	m.v11 = m.arena.Slice(4194304, 4194304)
 	m.v12 = m.arena.Slice(8388608, 4194304)
 	m.v13 = m.arena.Slice(4194304, 4194304)
-	m.v14 = m.arena.Slice(4194304, 4194304)
-	m.v15 = m.arena.Slice(4194304, 4194304)
-	m.v16 = m.arena.Slice(0, 4194304)
-	m.v17 = m.arena.Slice(0, 4194304)
-	m.v18 = m.arena.Slice(8388608, 4194304)
-	m.v19 = m.arena.Slice(8388608, 4194304)
-	m.v20 = m.arena.Slice(0, 4194304)
-	m.v21 = m.arena.Slice(0, 4194304)
-	m.v22 = m.arena.Slice(0, 4194304)
-	m.v23 = m.arena.Slice(4194304, 4194304)
-	m.v24 = m.arena.Slice(4194304, 4194304)
-	m.v25 = m.arena.Slice(8388608, 4194304)
-	m.v26 = m.arena.Slice(8388608, 4194304)
-	m.v27 = m.arena.Slice(4194304, 4194304)
-	m.v28 = m.arena.Slice(4194304, 4194304)
-	m.v29 = m.arena.Slice(4194304, 4194304)
-	m.v30 = m.arena.Slice(0, 1048576)
-	m.v31 = m.arena.Slice(1048576, 1048576)
+	m.v14 = m.arena.Slice(0, 1048576)
+	m.v15 = m.arena.Slice(1048576, 1048576)
+	m.v16 = m.arena.Slice(2097152, 1048576)
+	m.v17 = m.arena.Slice(1048576, 1048576)
+	m.v18 = m.arena.Slice(0, 1048576)
+	m.v19 = m.arena.Slice(2097152, 1048576)
+	m.v20 = m.arena.Slice(0, 1048576)
+	m.v21 = m.arena.Slice(1048576, 1048576)
+	m.v22 = m.arena.Slice(2097152, 1048576)
+	m.v23 = m.arena.Slice(1048576, 1048576)
+	m.v24 = m.arena.Slice(2097152, 262144)
+	m.v25 = m.arena.Slice(0, 1048576)
+	m.v26 = m.arena.Slice(1048576, 1048576)
+	m.v27 = m.arena.Slice(0, 262144)
+	m.v28 = m.arena.Slice(262144, 262144)
+	m.v29 = m.arena.Slice(524288, 262144)
+	m.v30 = m.arena.Slice(2097152, 262144)
+	m.v31 = m.arena.Slice(0, 1048576)
 	m.v32 = m.arena.Slice(1048576, 1048576)
-	m.v33 = m.arena.Slice(2097152, 1048576)
-	m.v34 = m.arena.Slice(2097152, 1048576)
-	m.v35 = m.arena.Slice(1048576, 1048576)
-	m.v36 = m.arena.Slice(1048576, 1048576)
-	m.v37 = m.arena.Slice(1048576, 1048576)
-	m.v38 = m.arena.Slice(0, 1048576)
-	m.v39 = m.arena.Slice(0, 1048576)
-	m.v40 = m.arena.Slice(2097152, 1048576)
-	m.v41 = m.arena.Slice(2097152, 1048576)
-	m.v42 = m.arena.Slice(0, 1048576)
-	m.v43 = m.arena.Slice(0, 1048576)
-	m.v44 = m.arena.Slice(0, 1048576)
-	m.v45 = m.arena.Slice(1048576, 1048576)
-	m.v46 = m.arena.Slice(1048576, 1048576)
-	m.v47 = m.arena.Slice(2097152, 1048576)
-	m.v48 = m.arena.Slice(2097152, 1048576)
-	m.v49 = m.arena.Slice(1048576, 1048576)
-	m.v50 = m.arena.Slice(1048576, 1048576)
-	m.v51 = m.arena.Slice(1048576, 1048576)
-	m.v52 = m.arena.Slice(2097152, 262144)
-	m.v53 = m.arena.Slice(0, 1048576)
-	m.v54 = m.arena.Slice(1048576, 1048576)
-	m.v55 = m.arena.Slice(1048576, 1048576)
-	m.v56 = m.arena.Slice(0, 262144)
-	m.v57 = m.arena.Slice(0, 262144)
-	m.v58 = m.arena.Slice(262144, 262144)
-	m.v59 = m.arena.Slice(262144, 262144)
-	m.v60 = m.arena.Slice(524288, 262144)
-	m.v61 = m.arena.Slice(524288, 262144)
-	m.v62 = m.arena.Slice(2097152, 262144)
-	m.v63 = m.arena.Slice(2097152, 262144)
-	m.v64 = m.arena.Slice(2097152, 262144)
-	m.v65 = m.arena.Slice(0, 1048576)
-	m.v66 = m.arena.Slice(1048576, 1048576)
-	m.v67 = m.arena.Slice(1048576, 1048576)
-	m.v68 = m.arena.Slice(0, 262144)
-	m.v69 = m.arena.Slice(0, 262144)
-	m.v70 = m.arena.Slice(262144, 262144)
-	m.v71 = m.arena.Slice(262144, 262144)
-	m.v72 = m.arena.Slice(524288, 262144)
-	m.v73 = m.arena.Slice(524288, 262144)
-	m.v74 = m.arena.Slice(2097152, 262144)
-	m.v75 = m.arena.Slice(2097152, 262144)
-	m.v76 = m.arena.Slice(2097152, 262144)
-	m.v77 = m.arena.Slice(0, 1048576)
-	m.v78 = m.arena.Slice(1048576, 1048576)
-	m.v79 = m.arena.Slice(1048576, 1048576)
-	m.v80 = m.arena.Slice(0, 262144)
-	m.v81 = m.arena.Slice(0, 262144)
-	m.v82 = m.arena.Slice(262144, 262144)
-	m.v83 = m.arena.Slice(262144, 262144)
-	m.v84 = m.arena.Slice(524288, 262144)
-	m.v85 = m.arena.Slice(524288, 262144)
-	m.v86 = m.arena.Slice(262144, 262144)
-	m.v87 = m.arena.Slice(262144, 262144)
-	m.v88 = m.arena.Slice(262144, 262144)
-	m.v89 = m.arena.Slice(0, 131072)
+	m.v33 = m.arena.Slice(0, 262144)
+	m.v34 = m.arena.Slice(262144, 262144)
+	m.v35 = m.arena.Slice(524288, 262144)
+	m.v36 = m.arena.Slice(2097152, 262144)
+	m.v37 = m.arena.Slice(0, 1048576)
+	m.v38 = m.arena.Slice(1048576, 1048576)
+	m.v39 = m.arena.Slice(0, 262144)
+	m.v40 = m.arena.Slice(262144, 262144)
+	m.v41 = m.arena.Slice(524288, 262144)
+	m.v42 = m.arena.Slice(262144, 262144)
+	m.v43 = m.arena.Slice(0, 131072)
 	return m
 }
 
@@ -426,280 +334,134 @@ func (m *Model) Forward(x []float32) ([]float32, error) {
 	// TAESDEncoder.Conv2d_1: %0 = conv2d(%x, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 512, 512]
 	kernels.Conv2d(m.v0, x, m.taesdEncoderConv2d1Weight, m.taesdEncoderConv2d1Bias, kernels.Conv2dParams{N: 1, C: 3, H: 512, W: 512, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
 
-	// TAESDEncoder.TAESDBlock_1.Sum.Chain.Conv2d_1: %1 = conv2d(%0, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 512, 512]
-	kernels.Conv2d(m.v1, m.v0, m.taesdEncoderTAESDBlock1SumChainConv2d1Weight, m.taesdEncoderTAESDBlock1SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 512, W: 512, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	// TAESDEncoder.TAESDBlock_1.Sum.Chain.ReLU_1: %1 = conv2d_fused(%0, @TAESDEncoder.TAESDBlock_1.Sum.Chain.Conv2d_1.weight, @TAESDEncoder.TAESDBlock_1.Sum.Chain.Conv2d_1.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 512, 512]
+	kernels.Conv2dFused(m.v1, m.v0, m.taesdEncoderTAESDBlock1SumChainConv2d1Weight, m.taesdEncoderTAESDBlock1SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 512, W: 512, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
-	// TAESDEncoder.TAESDBlock_1.Sum.Chain.ReLU_1: %2 = relu(%1) -> f32[1, 64, 512, 512] (in place over %1)
-	kernels.ReLU(m.v2, m.v1)
+	// TAESDEncoder.TAESDBlock_1.Sum.Chain.ReLU_2: %2 = conv2d_fused(%1, @TAESDEncoder.TAESDBlock_1.Sum.Chain.Conv2d_2.weight, @TAESDEncoder.TAESDBlock_1.Sum.Chain.Conv2d_2.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 512, 512]
+	kernels.Conv2dFused(m.v2, m.v1, m.taesdEncoderTAESDBlock1SumChainConv2d2Weight, m.taesdEncoderTAESDBlock1SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 512, W: 512, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
-	// TAESDEncoder.TAESDBlock_1.Sum.Chain.Conv2d_2: %3 = conv2d(%2, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 512, 512]
-	kernels.Conv2d(m.v3, m.v2, m.taesdEncoderTAESDBlock1SumChainConv2d2Weight, m.taesdEncoderTAESDBlock1SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 512, W: 512, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	// TAESDEncoder.TAESDBlock_1.ReLU: %3 = conv2d_fused(%2, @TAESDEncoder.TAESDBlock_1.Sum.Chain.Conv2d_3.weight, @TAESDEncoder.TAESDBlock_1.Sum.Chain.Conv2d_3.bias, %0) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="relu"} -> f32[1, 64, 512, 512]
+	kernels.Conv2dFused(m.v3, m.v2, m.taesdEncoderTAESDBlock1SumChainConv2d3Weight, m.taesdEncoderTAESDBlock1SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 512, W: 512, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v0, Act: kernels.ActReLU})
 
-	// TAESDEncoder.TAESDBlock_1.Sum.Chain.ReLU_2: %4 = relu(%3) -> f32[1, 64, 512, 512] (in place over %3)
-	kernels.ReLU(m.v4, m.v3)
+	// TAESDEncoder.Conv2d_2: %4 = conv2d(%3, @weight) {stride=[2, 2], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 256, 256]
+	kernels.Conv2d(m.v4, m.v3, m.taesdEncoderConv2d2Weight, nil, kernels.Conv2dParams{N: 1, C: 64, H: 512, W: 512, K: 64, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
 
-	// TAESDEncoder.TAESDBlock_1.Sum.Chain.Conv2d_3: %5 = conv2d(%4, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 512, 512]
-	kernels.Conv2d(m.v5, m.v4, m.taesdEncoderTAESDBlock1SumChainConv2d3Weight, m.taesdEncoderTAESDBlock1SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 512, W: 512, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	// TAESDEncoder.TAESDBlock_2.Sum.Chain.ReLU_1: %5 = conv2d_fused(%4, @TAESDEncoder.TAESDBlock_2.Sum.Chain.Conv2d_1.weight, @TAESDEncoder.TAESDBlock_2.Sum.Chain.Conv2d_1.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 256, 256]
+	kernels.Conv2dFused(m.v5, m.v4, m.taesdEncoderTAESDBlock2SumChainConv2d1Weight, m.taesdEncoderTAESDBlock2SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
-	// TAESDEncoder.TAESDBlock_1.Sum: %6 = add(%5, %0) -> f32[1, 64, 512, 512] (in place over %5)
-	kernels.Binary(kernels.OpAdd, m.v6, shape1x64x512x512, m.v5, shape1x64x512x512, m.v0, shape1x64x512x512)
+	// TAESDEncoder.TAESDBlock_2.Sum.Chain.ReLU_2: %6 = conv2d_fused(%5, @TAESDEncoder.TAESDBlock_2.Sum.Chain.Conv2d_2.weight, @TAESDEncoder.TAESDBlock_2.Sum.Chain.Conv2d_2.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 256, 256]
+	kernels.Conv2dFused(m.v6, m.v5, m.taesdEncoderTAESDBlock2SumChainConv2d2Weight, m.taesdEncoderTAESDBlock2SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
-	// TAESDEncoder.TAESDBlock_1.ReLU: %7 = relu(%6) -> f32[1, 64, 512, 512] (in place over %6)
-	kernels.ReLU(m.v7, m.v6)
+	// TAESDEncoder.TAESDBlock_2.ReLU: %7 = conv2d_fused(%6, @TAESDEncoder.TAESDBlock_2.Sum.Chain.Conv2d_3.weight, @TAESDEncoder.TAESDBlock_2.Sum.Chain.Conv2d_3.bias, %4) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="relu"} -> f32[1, 64, 256, 256]
+	kernels.Conv2dFused(m.v7, m.v6, m.taesdEncoderTAESDBlock2SumChainConv2d3Weight, m.taesdEncoderTAESDBlock2SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v4, Act: kernels.ActReLU})
 
-	// TAESDEncoder.Conv2d_2: %8 = conv2d(%7, @weight) {stride=[2, 2], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 256, 256]
-	kernels.Conv2d(m.v8, m.v7, m.taesdEncoderConv2d2Weight, nil, kernels.Conv2dParams{N: 1, C: 64, H: 512, W: 512, K: 64, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	// TAESDEncoder.TAESDBlock_3.Sum.Chain.ReLU_1: %8 = conv2d_fused(%7, @TAESDEncoder.TAESDBlock_3.Sum.Chain.Conv2d_1.weight, @TAESDEncoder.TAESDBlock_3.Sum.Chain.Conv2d_1.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 256, 256]
+	kernels.Conv2dFused(m.v8, m.v7, m.taesdEncoderTAESDBlock3SumChainConv2d1Weight, m.taesdEncoderTAESDBlock3SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
-	// TAESDEncoder.TAESDBlock_2.Sum.Chain.Conv2d_1: %9 = conv2d(%8, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 256, 256]
-	kernels.Conv2d(m.v9, m.v8, m.taesdEncoderTAESDBlock2SumChainConv2d1Weight, m.taesdEncoderTAESDBlock2SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	// TAESDEncoder.TAESDBlock_3.Sum.Chain.ReLU_2: %9 = conv2d_fused(%8, @TAESDEncoder.TAESDBlock_3.Sum.Chain.Conv2d_2.weight, @TAESDEncoder.TAESDBlock_3.Sum.Chain.Conv2d_2.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 256, 256]
+	kernels.Conv2dFused(m.v9, m.v8, m.taesdEncoderTAESDBlock3SumChainConv2d2Weight, m.taesdEncoderTAESDBlock3SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
-	// TAESDEncoder.TAESDBlock_2.Sum.Chain.ReLU_1: %10 = relu(%9) -> f32[1, 64, 256, 256] (in place over %9)
-	kernels.ReLU(m.v10, m.v9)
+	// TAESDEncoder.TAESDBlock_3.ReLU: %10 = conv2d_fused(%9, @TAESDEncoder.TAESDBlock_3.Sum.Chain.Conv2d_3.weight, @TAESDEncoder.TAESDBlock_3.Sum.Chain.Conv2d_3.bias, %7) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="relu"} -> f32[1, 64, 256, 256]
+	kernels.Conv2dFused(m.v10, m.v9, m.taesdEncoderTAESDBlock3SumChainConv2d3Weight, m.taesdEncoderTAESDBlock3SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v7, Act: kernels.ActReLU})
 
-	// TAESDEncoder.TAESDBlock_2.Sum.Chain.Conv2d_2: %11 = conv2d(%10, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 256, 256]
-	kernels.Conv2d(m.v11, m.v10, m.taesdEncoderTAESDBlock2SumChainConv2d2Weight, m.taesdEncoderTAESDBlock2SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	// TAESDEncoder.TAESDBlock_4.Sum.Chain.ReLU_1: %11 = conv2d_fused(%10, @TAESDEncoder.TAESDBlock_4.Sum.Chain.Conv2d_1.weight, @TAESDEncoder.TAESDBlock_4.Sum.Chain.Conv2d_1.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 256, 256]
+	kernels.Conv2dFused(m.v11, m.v10, m.taesdEncoderTAESDBlock4SumChainConv2d1Weight, m.taesdEncoderTAESDBlock4SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
-	// TAESDEncoder.TAESDBlock_2.Sum.Chain.ReLU_2: %12 = relu(%11) -> f32[1, 64, 256, 256] (in place over %11)
-	kernels.ReLU(m.v12, m.v11)
+	// TAESDEncoder.TAESDBlock_4.Sum.Chain.ReLU_2: %12 = conv2d_fused(%11, @TAESDEncoder.TAESDBlock_4.Sum.Chain.Conv2d_2.weight, @TAESDEncoder.TAESDBlock_4.Sum.Chain.Conv2d_2.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 256, 256]
+	kernels.Conv2dFused(m.v12, m.v11, m.taesdEncoderTAESDBlock4SumChainConv2d2Weight, m.taesdEncoderTAESDBlock4SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
-	// TAESDEncoder.TAESDBlock_2.Sum.Chain.Conv2d_3: %13 = conv2d(%12, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 256, 256]
-	kernels.Conv2d(m.v13, m.v12, m.taesdEncoderTAESDBlock2SumChainConv2d3Weight, m.taesdEncoderTAESDBlock2SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	// TAESDEncoder.TAESDBlock_4.ReLU: %13 = conv2d_fused(%12, @TAESDEncoder.TAESDBlock_4.Sum.Chain.Conv2d_3.weight, @TAESDEncoder.TAESDBlock_4.Sum.Chain.Conv2d_3.bias, %10) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="relu"} -> f32[1, 64, 256, 256]
+	kernels.Conv2dFused(m.v13, m.v12, m.taesdEncoderTAESDBlock4SumChainConv2d3Weight, m.taesdEncoderTAESDBlock4SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v10, Act: kernels.ActReLU})
 
-	// TAESDEncoder.TAESDBlock_2.Sum: %14 = add(%13, %8) -> f32[1, 64, 256, 256] (in place over %13)
-	kernels.Binary(kernels.OpAdd, m.v14, shape1x64x256x256, m.v13, shape1x64x256x256, m.v8, shape1x64x256x256)
+	// TAESDEncoder.Conv2d_3: %14 = conv2d(%13, @weight) {stride=[2, 2], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 128, 128]
+	kernels.Conv2d(m.v14, m.v13, m.taesdEncoderConv2d3Weight, nil, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
 
-	// TAESDEncoder.TAESDBlock_2.ReLU: %15 = relu(%14) -> f32[1, 64, 256, 256] (in place over %14)
-	kernels.ReLU(m.v15, m.v14)
+	// TAESDEncoder.TAESDBlock_5.Sum.Chain.ReLU_1: %15 = conv2d_fused(%14, @TAESDEncoder.TAESDBlock_5.Sum.Chain.Conv2d_1.weight, @TAESDEncoder.TAESDBlock_5.Sum.Chain.Conv2d_1.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 128, 128]
+	kernels.Conv2dFused(m.v15, m.v14, m.taesdEncoderTAESDBlock5SumChainConv2d1Weight, m.taesdEncoderTAESDBlock5SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
-	// TAESDEncoder.TAESDBlock_3.Sum.Chain.Conv2d_1: %16 = conv2d(%15, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 256, 256]
-	kernels.Conv2d(m.v16, m.v15, m.taesdEncoderTAESDBlock3SumChainConv2d1Weight, m.taesdEncoderTAESDBlock3SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	// TAESDEncoder.TAESDBlock_5.Sum.Chain.ReLU_2: %16 = conv2d_fused(%15, @TAESDEncoder.TAESDBlock_5.Sum.Chain.Conv2d_2.weight, @TAESDEncoder.TAESDBlock_5.Sum.Chain.Conv2d_2.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 128, 128]
+	kernels.Conv2dFused(m.v16, m.v15, m.taesdEncoderTAESDBlock5SumChainConv2d2Weight, m.taesdEncoderTAESDBlock5SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
-	// TAESDEncoder.TAESDBlock_3.Sum.Chain.ReLU_1: %17 = relu(%16) -> f32[1, 64, 256, 256] (in place over %16)
-	kernels.ReLU(m.v17, m.v16)
+	// TAESDEncoder.TAESDBlock_5.ReLU: %17 = conv2d_fused(%16, @TAESDEncoder.TAESDBlock_5.Sum.Chain.Conv2d_3.weight, @TAESDEncoder.TAESDBlock_5.Sum.Chain.Conv2d_3.bias, %14) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="relu"} -> f32[1, 64, 128, 128]
+	kernels.Conv2dFused(m.v17, m.v16, m.taesdEncoderTAESDBlock5SumChainConv2d3Weight, m.taesdEncoderTAESDBlock5SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v14, Act: kernels.ActReLU})
 
-	// TAESDEncoder.TAESDBlock_3.Sum.Chain.Conv2d_2: %18 = conv2d(%17, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 256, 256]
-	kernels.Conv2d(m.v18, m.v17, m.taesdEncoderTAESDBlock3SumChainConv2d2Weight, m.taesdEncoderTAESDBlock3SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	// TAESDEncoder.TAESDBlock_6.Sum.Chain.ReLU_1: %18 = conv2d_fused(%17, @TAESDEncoder.TAESDBlock_6.Sum.Chain.Conv2d_1.weight, @TAESDEncoder.TAESDBlock_6.Sum.Chain.Conv2d_1.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 128, 128]
+	kernels.Conv2dFused(m.v18, m.v17, m.taesdEncoderTAESDBlock6SumChainConv2d1Weight, m.taesdEncoderTAESDBlock6SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
-	// TAESDEncoder.TAESDBlock_3.Sum.Chain.ReLU_2: %19 = relu(%18) -> f32[1, 64, 256, 256] (in place over %18)
-	kernels.ReLU(m.v19, m.v18)
+	// TAESDEncoder.TAESDBlock_6.Sum.Chain.ReLU_2: %19 = conv2d_fused(%18, @TAESDEncoder.TAESDBlock_6.Sum.Chain.Conv2d_2.weight, @TAESDEncoder.TAESDBlock_6.Sum.Chain.Conv2d_2.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 128, 128]
+	kernels.Conv2dFused(m.v19, m.v18, m.taesdEncoderTAESDBlock6SumChainConv2d2Weight, m.taesdEncoderTAESDBlock6SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
-	// TAESDEncoder.TAESDBlock_3.Sum.Chain.Conv2d_3: %20 = conv2d(%19, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 256, 256]
-	kernels.Conv2d(m.v20, m.v19, m.taesdEncoderTAESDBlock3SumChainConv2d3Weight, m.taesdEncoderTAESDBlock3SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	// TAESDEncoder.TAESDBlock_6.ReLU: %20 = conv2d_fused(%19, @TAESDEncoder.TAESDBlock_6.Sum.Chain.Conv2d_3.weight, @TAESDEncoder.TAESDBlock_6.Sum.Chain.Conv2d_3.bias, %17) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="relu"} -> f32[1, 64, 128, 128]
+	kernels.Conv2dFused(m.v20, m.v19, m.taesdEncoderTAESDBlock6SumChainConv2d3Weight, m.taesdEncoderTAESDBlock6SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v17, Act: kernels.ActReLU})
 
-	// TAESDEncoder.TAESDBlock_3.Sum: %21 = add(%20, %15) -> f32[1, 64, 256, 256] (in place over %20)
-	kernels.Binary(kernels.OpAdd, m.v21, shape1x64x256x256, m.v20, shape1x64x256x256, m.v15, shape1x64x256x256)
+	// TAESDEncoder.TAESDBlock_7.Sum.Chain.ReLU_1: %21 = conv2d_fused(%20, @TAESDEncoder.TAESDBlock_7.Sum.Chain.Conv2d_1.weight, @TAESDEncoder.TAESDBlock_7.Sum.Chain.Conv2d_1.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 128, 128]
+	kernels.Conv2dFused(m.v21, m.v20, m.taesdEncoderTAESDBlock7SumChainConv2d1Weight, m.taesdEncoderTAESDBlock7SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
-	// TAESDEncoder.TAESDBlock_3.ReLU: %22 = relu(%21) -> f32[1, 64, 256, 256] (in place over %21)
-	kernels.ReLU(m.v22, m.v21)
+	// TAESDEncoder.TAESDBlock_7.Sum.Chain.ReLU_2: %22 = conv2d_fused(%21, @TAESDEncoder.TAESDBlock_7.Sum.Chain.Conv2d_2.weight, @TAESDEncoder.TAESDBlock_7.Sum.Chain.Conv2d_2.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 128, 128]
+	kernels.Conv2dFused(m.v22, m.v21, m.taesdEncoderTAESDBlock7SumChainConv2d2Weight, m.taesdEncoderTAESDBlock7SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
-	// TAESDEncoder.TAESDBlock_4.Sum.Chain.Conv2d_1: %23 = conv2d(%22, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 256, 256]
-	kernels.Conv2d(m.v23, m.v22, m.taesdEncoderTAESDBlock4SumChainConv2d1Weight, m.taesdEncoderTAESDBlock4SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	// TAESDEncoder.TAESDBlock_7.ReLU: %23 = conv2d_fused(%22, @TAESDEncoder.TAESDBlock_7.Sum.Chain.Conv2d_3.weight, @TAESDEncoder.TAESDBlock_7.Sum.Chain.Conv2d_3.bias, %20) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="relu"} -> f32[1, 64, 128, 128]
+	kernels.Conv2dFused(m.v23, m.v22, m.taesdEncoderTAESDBlock7SumChainConv2d3Weight, m.taesdEncoderTAESDBlock7SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v20, Act: kernels.ActReLU})
 
-	// TAESDEncoder.TAESDBlock_4.Sum.Chain.ReLU_1: %24 = relu(%23) -> f32[1, 64, 256, 256] (in place over %23)
-	kernels.ReLU(m.v24, m.v23)
+	// TAESDEncoder.Conv2d_4: %24 = conv2d(%23, @weight) {stride=[2, 2], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 64, 64]
+	kernels.Conv2d(m.v24, m.v23, m.taesdEncoderConv2d4Weight, nil, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
 
-	// TAESDEncoder.TAESDBlock_4.Sum.Chain.Conv2d_2: %25 = conv2d(%24, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 256, 256]
-	kernels.Conv2d(m.v25, m.v24, m.taesdEncoderTAESDBlock4SumChainConv2d2Weight, m.taesdEncoderTAESDBlock4SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	// TAESDEncoder.TAESDBlock_8.Residual.Chain.Conv2d_1: %25 = conv2d(%24, @weight) {stride=[1, 1], padding=[0, 0], dilation=[1, 1], groups=1} -> f32[1, 256, 64, 64]
+	kernels.Conv2d(m.v25, m.v24, m.taesdEncoderTAESDBlock8ResidualChainConv2d1Weight, nil, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 256, KH: 1, KW: 1, StrideH: 1, StrideW: 1, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1})
 
-	// TAESDEncoder.TAESDBlock_4.Sum.Chain.ReLU_2: %26 = relu(%25) -> f32[1, 64, 256, 256] (in place over %25)
-	kernels.ReLU(m.v26, m.v25)
+	// TAESDEncoder.TAESDBlock_8.Residual.Chain.ReLU: %26 = group_norm_act(%25, @TAESDEncoder.TAESDBlock_8.Residual.Chain.GroupNorm.weight, @TAESDEncoder.TAESDBlock_8.Residual.Chain.GroupNorm.bias) {groups=4, eps=1e-05, act="relu"} -> f32[1, 256, 64, 64]
+	kernels.GroupNormAct(m.v26, m.v25, 1, 256, 4096, 4, m.taesdEncoderTAESDBlock8ResidualChainGroupNormWeight, m.taesdEncoderTAESDBlock8ResidualChainGroupNormBias, float32(1e-05), kernels.ActReLU)
 
-	// TAESDEncoder.TAESDBlock_4.Sum.Chain.Conv2d_3: %27 = conv2d(%26, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 256, 256]
-	kernels.Conv2d(m.v27, m.v26, m.taesdEncoderTAESDBlock4SumChainConv2d3Weight, m.taesdEncoderTAESDBlock4SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	// TAESDEncoder.TAESDBlock_8.Residual: %27 = conv2d_fused(%26, @Chain.Conv2d_2.weight, %24) {stride=[1, 1], padding=[0, 0], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="none"} -> f32[1, 64, 64, 64]
+	kernels.Conv2dFused(m.v27, m.v26, m.taesdEncoderTAESDBlock8ResidualChainConv2d2Weight, nil, kernels.Conv2dParams{N: 1, C: 256, H: 64, W: 64, K: 64, KH: 1, KW: 1, StrideH: 1, StrideW: 1, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v24})
 
-	// TAESDEncoder.TAESDBlock_4.Sum: %28 = add(%27, %22) -> f32[1, 64, 256, 256] (in place over %27)
-	kernels.Binary(kernels.OpAdd, m.v28, shape1x64x256x256, m.v27, shape1x64x256x256, m.v22, shape1x64x256x256)
+	// TAESDEncoder.TAESDBlock_8.Sum.Chain.ReLU_1: %28 = conv2d_fused(%27, @TAESDEncoder.TAESDBlock_8.Sum.Chain.Conv2d_1.weight, @TAESDEncoder.TAESDBlock_8.Sum.Chain.Conv2d_1.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 64, 64]
+	kernels.Conv2dFused(m.v28, m.v27, m.taesdEncoderTAESDBlock8SumChainConv2d1Weight, m.taesdEncoderTAESDBlock8SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
-	// TAESDEncoder.TAESDBlock_4.ReLU: %29 = relu(%28) -> f32[1, 64, 256, 256] (in place over %28)
-	kernels.ReLU(m.v29, m.v28)
+	// TAESDEncoder.TAESDBlock_8.Sum.Chain.ReLU_2: %29 = conv2d_fused(%28, @TAESDEncoder.TAESDBlock_8.Sum.Chain.Conv2d_2.weight, @TAESDEncoder.TAESDBlock_8.Sum.Chain.Conv2d_2.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 64, 64]
+	kernels.Conv2dFused(m.v29, m.v28, m.taesdEncoderTAESDBlock8SumChainConv2d2Weight, m.taesdEncoderTAESDBlock8SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
-	// TAESDEncoder.Conv2d_3: %30 = conv2d(%29, @weight) {stride=[2, 2], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 128, 128]
-	kernels.Conv2d(m.v30, m.v29, m.taesdEncoderConv2d3Weight, nil, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	// TAESDEncoder.TAESDBlock_8.ReLU: %30 = conv2d_fused(%29, @TAESDEncoder.TAESDBlock_8.Sum.Chain.Conv2d_3.weight, @TAESDEncoder.TAESDBlock_8.Sum.Chain.Conv2d_3.bias, %27) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="relu"} -> f32[1, 64, 64, 64]
+	kernels.Conv2dFused(m.v30, m.v29, m.taesdEncoderTAESDBlock8SumChainConv2d3Weight, m.taesdEncoderTAESDBlock8SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v27, Act: kernels.ActReLU})
 
-	// TAESDEncoder.TAESDBlock_5.Sum.Chain.Conv2d_1: %31 = conv2d(%30, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 128, 128]
-	kernels.Conv2d(m.v31, m.v30, m.taesdEncoderTAESDBlock5SumChainConv2d1Weight, m.taesdEncoderTAESDBlock5SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	// TAESDEncoder.TAESDBlock_9.Residual.Chain.Conv2d_1: %31 = conv2d(%30, @weight) {stride=[1, 1], padding=[0, 0], dilation=[1, 1], groups=1} -> f32[1, 256, 64, 64]
+	kernels.Conv2d(m.v31, m.v30, m.taesdEncoderTAESDBlock9ResidualChainConv2d1Weight, nil, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 256, KH: 1, KW: 1, StrideH: 1, StrideW: 1, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1})
 
-	// TAESDEncoder.TAESDBlock_5.Sum.Chain.ReLU_1: %32 = relu(%31) -> f32[1, 64, 128, 128] (in place over %31)
-	kernels.ReLU(m.v32, m.v31)
+	// TAESDEncoder.TAESDBlock_9.Residual.Chain.ReLU: %32 = group_norm_act(%31, @TAESDEncoder.TAESDBlock_9.Residual.Chain.GroupNorm.weight, @TAESDEncoder.TAESDBlock_9.Residual.Chain.GroupNorm.bias) {groups=4, eps=1e-05, act="relu"} -> f32[1, 256, 64, 64]
+	kernels.GroupNormAct(m.v32, m.v31, 1, 256, 4096, 4, m.taesdEncoderTAESDBlock9ResidualChainGroupNormWeight, m.taesdEncoderTAESDBlock9ResidualChainGroupNormBias, float32(1e-05), kernels.ActReLU)
 
-	// TAESDEncoder.TAESDBlock_5.Sum.Chain.Conv2d_2: %33 = conv2d(%32, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 128, 128]
-	kernels.Conv2d(m.v33, m.v32, m.taesdEncoderTAESDBlock5SumChainConv2d2Weight, m.taesdEncoderTAESDBlock5SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	// TAESDEncoder.TAESDBlock_9.Residual: %33 = conv2d_fused(%32, @Chain.Conv2d_2.weight, %30) {stride=[1, 1], padding=[0, 0], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="none"} -> f32[1, 64, 64, 64]
+	kernels.Conv2dFused(m.v33, m.v32, m.taesdEncoderTAESDBlock9ResidualChainConv2d2Weight, nil, kernels.Conv2dParams{N: 1, C: 256, H: 64, W: 64, K: 64, KH: 1, KW: 1, StrideH: 1, StrideW: 1, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v30})
 
-	// TAESDEncoder.TAESDBlock_5.Sum.Chain.ReLU_2: %34 = relu(%33) -> f32[1, 64, 128, 128] (in place over %33)
-	kernels.ReLU(m.v34, m.v33)
+	// TAESDEncoder.TAESDBlock_9.Sum.Chain.ReLU_1: %34 = conv2d_fused(%33, @TAESDEncoder.TAESDBlock_9.Sum.Chain.Conv2d_1.weight, @TAESDEncoder.TAESDBlock_9.Sum.Chain.Conv2d_1.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 64, 64]
+	kernels.Conv2dFused(m.v34, m.v33, m.taesdEncoderTAESDBlock9SumChainConv2d1Weight, m.taesdEncoderTAESDBlock9SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
-	// TAESDEncoder.TAESDBlock_5.Sum.Chain.Conv2d_3: %35 = conv2d(%34, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 128, 128]
-	kernels.Conv2d(m.v35, m.v34, m.taesdEncoderTAESDBlock5SumChainConv2d3Weight, m.taesdEncoderTAESDBlock5SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	// TAESDEncoder.TAESDBlock_9.Sum.Chain.ReLU_2: %35 = conv2d_fused(%34, @TAESDEncoder.TAESDBlock_9.Sum.Chain.Conv2d_2.weight, @TAESDEncoder.TAESDBlock_9.Sum.Chain.Conv2d_2.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 64, 64]
+	kernels.Conv2dFused(m.v35, m.v34, m.taesdEncoderTAESDBlock9SumChainConv2d2Weight, m.taesdEncoderTAESDBlock9SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
-	// TAESDEncoder.TAESDBlock_5.Sum: %36 = add(%35, %30) -> f32[1, 64, 128, 128] (in place over %35)
-	kernels.Binary(kernels.OpAdd, m.v36, shape1x64x128x128, m.v35, shape1x64x128x128, m.v30, shape1x64x128x128)
+	// TAESDEncoder.TAESDBlock_9.ReLU: %36 = conv2d_fused(%35, @TAESDEncoder.TAESDBlock_9.Sum.Chain.Conv2d_3.weight, @TAESDEncoder.TAESDBlock_9.Sum.Chain.Conv2d_3.bias, %33) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="relu"} -> f32[1, 64, 64, 64]
+	kernels.Conv2dFused(m.v36, m.v35, m.taesdEncoderTAESDBlock9SumChainConv2d3Weight, m.taesdEncoderTAESDBlock9SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v33, Act: kernels.ActReLU})
 
-	// TAESDEncoder.TAESDBlock_5.ReLU: %37 = relu(%36) -> f32[1, 64, 128, 128] (in place over %36)
-	kernels.ReLU(m.v37, m.v36)
+	// TAESDEncoder.TAESDBlock_10.Residual.Chain.Conv2d_1: %37 = conv2d(%36, @weight) {stride=[1, 1], padding=[0, 0], dilation=[1, 1], groups=1} -> f32[1, 256, 64, 64]
+	kernels.Conv2d(m.v37, m.v36, m.taesdEncoderTAESDBlock10ResidualChainConv2d1Weight, nil, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 256, KH: 1, KW: 1, StrideH: 1, StrideW: 1, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1})
 
-	// TAESDEncoder.TAESDBlock_6.Sum.Chain.Conv2d_1: %38 = conv2d(%37, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 128, 128]
-	kernels.Conv2d(m.v38, m.v37, m.taesdEncoderTAESDBlock6SumChainConv2d1Weight, m.taesdEncoderTAESDBlock6SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	// TAESDEncoder.TAESDBlock_10.Residual.Chain.ReLU: %38 = group_norm_act(%37, @TAESDEncoder.TAESDBlock_10.Residual.Chain.GroupNorm.weight, @TAESDEncoder.TAESDBlock_10.Residual.Chain.GroupNorm.bias) {groups=4, eps=1e-05, act="relu"} -> f32[1, 256, 64, 64]
+	kernels.GroupNormAct(m.v38, m.v37, 1, 256, 4096, 4, m.taesdEncoderTAESDBlock10ResidualChainGroupNormWeight, m.taesdEncoderTAESDBlock10ResidualChainGroupNormBias, float32(1e-05), kernels.ActReLU)
 
-	// TAESDEncoder.TAESDBlock_6.Sum.Chain.ReLU_1: %39 = relu(%38) -> f32[1, 64, 128, 128] (in place over %38)
-	kernels.ReLU(m.v39, m.v38)
+	// TAESDEncoder.TAESDBlock_10.Residual: %39 = conv2d_fused(%38, @Chain.Conv2d_2.weight, %36) {stride=[1, 1], padding=[0, 0], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="none"} -> f32[1, 64, 64, 64]
+	kernels.Conv2dFused(m.v39, m.v38, m.taesdEncoderTAESDBlock10ResidualChainConv2d2Weight, nil, kernels.Conv2dParams{N: 1, C: 256, H: 64, W: 64, K: 64, KH: 1, KW: 1, StrideH: 1, StrideW: 1, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v36})
 
-	// TAESDEncoder.TAESDBlock_6.Sum.Chain.Conv2d_2: %40 = conv2d(%39, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 128, 128]
-	kernels.Conv2d(m.v40, m.v39, m.taesdEncoderTAESDBlock6SumChainConv2d2Weight, m.taesdEncoderTAESDBlock6SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	// TAESDEncoder.TAESDBlock_10.Sum.Chain.ReLU_1: %40 = conv2d_fused(%39, @TAESDEncoder.TAESDBlock_10.Sum.Chain.Conv2d_1.weight, @TAESDEncoder.TAESDBlock_10.Sum.Chain.Conv2d_1.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 64, 64]
+	kernels.Conv2dFused(m.v40, m.v39, m.taesdEncoderTAESDBlock10SumChainConv2d1Weight, m.taesdEncoderTAESDBlock10SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
-	// TAESDEncoder.TAESDBlock_6.Sum.Chain.ReLU_2: %41 = relu(%40) -> f32[1, 64, 128, 128] (in place over %40)
-	kernels.ReLU(m.v41, m.v40)
+	// TAESDEncoder.TAESDBlock_10.Sum.Chain.ReLU_2: %41 = conv2d_fused(%40, @TAESDEncoder.TAESDBlock_10.Sum.Chain.Conv2d_2.weight, @TAESDEncoder.TAESDBlock_10.Sum.Chain.Conv2d_2.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 64, 64]
+	kernels.Conv2dFused(m.v41, m.v40, m.taesdEncoderTAESDBlock10SumChainConv2d2Weight, m.taesdEncoderTAESDBlock10SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
-	// TAESDEncoder.TAESDBlock_6.Sum.Chain.Conv2d_3: %42 = conv2d(%41, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 128, 128]
-	kernels.Conv2d(m.v42, m.v41, m.taesdEncoderTAESDBlock6SumChainConv2d3Weight, m.taesdEncoderTAESDBlock6SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	// TAESDEncoder.TAESDBlock_10.ReLU: %42 = conv2d_fused(%41, @TAESDEncoder.TAESDBlock_10.Sum.Chain.Conv2d_3.weight, @TAESDEncoder.TAESDBlock_10.Sum.Chain.Conv2d_3.bias, %39) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="relu"} -> f32[1, 64, 64, 64]
+	kernels.Conv2dFused(m.v42, m.v41, m.taesdEncoderTAESDBlock10SumChainConv2d3Weight, m.taesdEncoderTAESDBlock10SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v39, Act: kernels.ActReLU})
 
-	// TAESDEncoder.TAESDBlock_6.Sum: %43 = add(%42, %37) -> f32[1, 64, 128, 128] (in place over %42)
-	kernels.Binary(kernels.OpAdd, m.v43, shape1x64x128x128, m.v42, shape1x64x128x128, m.v37, shape1x64x128x128)
+	// TAESDEncoder.Conv2d_5: %43 = conv2d(%42, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 32, 64, 64]
+	kernels.Conv2d(m.v43, m.v42, m.taesdEncoderConv2d5Weight, m.taesdEncoderConv2d5Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 32, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
 
-	// TAESDEncoder.TAESDBlock_6.ReLU: %44 = relu(%43) -> f32[1, 64, 128, 128] (in place over %43)
-	kernels.ReLU(m.v44, m.v43)
-
-	// TAESDEncoder.TAESDBlock_7.Sum.Chain.Conv2d_1: %45 = conv2d(%44, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 128, 128]
-	kernels.Conv2d(m.v45, m.v44, m.taesdEncoderTAESDBlock7SumChainConv2d1Weight, m.taesdEncoderTAESDBlock7SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
-
-	// TAESDEncoder.TAESDBlock_7.Sum.Chain.ReLU_1: %46 = relu(%45) -> f32[1, 64, 128, 128] (in place over %45)
-	kernels.ReLU(m.v46, m.v45)
-
-	// TAESDEncoder.TAESDBlock_7.Sum.Chain.Conv2d_2: %47 = conv2d(%46, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 128, 128]
-	kernels.Conv2d(m.v47, m.v46, m.taesdEncoderTAESDBlock7SumChainConv2d2Weight, m.taesdEncoderTAESDBlock7SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
-
-	// TAESDEncoder.TAESDBlock_7.Sum.Chain.ReLU_2: %48 = relu(%47) -> f32[1, 64, 128, 128] (in place over %47)
-	kernels.ReLU(m.v48, m.v47)
-
-	// TAESDEncoder.TAESDBlock_7.Sum.Chain.Conv2d_3: %49 = conv2d(%48, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 128, 128]
-	kernels.Conv2d(m.v49, m.v48, m.taesdEncoderTAESDBlock7SumChainConv2d3Weight, m.taesdEncoderTAESDBlock7SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
-
-	// TAESDEncoder.TAESDBlock_7.Sum: %50 = add(%49, %44) -> f32[1, 64, 128, 128] (in place over %49)
-	kernels.Binary(kernels.OpAdd, m.v50, shape1x64x128x128, m.v49, shape1x64x128x128, m.v44, shape1x64x128x128)
-
-	// TAESDEncoder.TAESDBlock_7.ReLU: %51 = relu(%50) -> f32[1, 64, 128, 128] (in place over %50)
-	kernels.ReLU(m.v51, m.v50)
-
-	// TAESDEncoder.Conv2d_4: %52 = conv2d(%51, @weight) {stride=[2, 2], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 64, 64]
-	kernels.Conv2d(m.v52, m.v51, m.taesdEncoderConv2d4Weight, nil, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
-
-	// TAESDEncoder.TAESDBlock_8.Residual.Chain.Conv2d_1: %53 = conv2d(%52, @weight) {stride=[1, 1], padding=[0, 0], dilation=[1, 1], groups=1} -> f32[1, 256, 64, 64]
-	kernels.Conv2d(m.v53, m.v52, m.taesdEncoderTAESDBlock8ResidualChainConv2d1Weight, nil, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 256, KH: 1, KW: 1, StrideH: 1, StrideW: 1, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1})
-
-	// TAESDEncoder.TAESDBlock_8.Residual.Chain.GroupNorm: %54 = group_norm(%53, @weight, @bias) {groups=4, eps=1e-05} -> f32[1, 256, 64, 64]
-	kernels.GroupNorm(m.v54, m.v53, 1, 256, 4096, 4, m.taesdEncoderTAESDBlock8ResidualChainGroupNormWeight, m.taesdEncoderTAESDBlock8ResidualChainGroupNormBias, float32(1e-05))
-
-	// TAESDEncoder.TAESDBlock_8.Residual.Chain.ReLU: %55 = relu(%54) -> f32[1, 256, 64, 64] (in place over %54)
-	kernels.ReLU(m.v55, m.v54)
-
-	// TAESDEncoder.TAESDBlock_8.Residual.Chain.Conv2d_2: %56 = conv2d(%55, @weight) {stride=[1, 1], padding=[0, 0], dilation=[1, 1], groups=1} -> f32[1, 64, 64, 64]
-	kernels.Conv2d(m.v56, m.v55, m.taesdEncoderTAESDBlock8ResidualChainConv2d2Weight, nil, kernels.Conv2dParams{N: 1, C: 256, H: 64, W: 64, K: 64, KH: 1, KW: 1, StrideH: 1, StrideW: 1, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1})
-
-	// TAESDEncoder.TAESDBlock_8.Residual: %57 = add(%56, %52) -> f32[1, 64, 64, 64] (in place over %56)
-	kernels.Binary(kernels.OpAdd, m.v57, shape1x64x64x64, m.v56, shape1x64x64x64, m.v52, shape1x64x64x64)
-
-	// TAESDEncoder.TAESDBlock_8.Sum.Chain.Conv2d_1: %58 = conv2d(%57, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 64, 64]
-	kernels.Conv2d(m.v58, m.v57, m.taesdEncoderTAESDBlock8SumChainConv2d1Weight, m.taesdEncoderTAESDBlock8SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
-
-	// TAESDEncoder.TAESDBlock_8.Sum.Chain.ReLU_1: %59 = relu(%58) -> f32[1, 64, 64, 64] (in place over %58)
-	kernels.ReLU(m.v59, m.v58)
-
-	// TAESDEncoder.TAESDBlock_8.Sum.Chain.Conv2d_2: %60 = conv2d(%59, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 64, 64]
-	kernels.Conv2d(m.v60, m.v59, m.taesdEncoderTAESDBlock8SumChainConv2d2Weight, m.taesdEncoderTAESDBlock8SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
-
-	// TAESDEncoder.TAESDBlock_8.Sum.Chain.ReLU_2: %61 = relu(%60) -> f32[1, 64, 64, 64] (in place over %60)
-	kernels.ReLU(m.v61, m.v60)
-
-	// TAESDEncoder.TAESDBlock_8.Sum.Chain.Conv2d_3: %62 = conv2d(%61, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 64, 64]
-	kernels.Conv2d(m.v62, m.v61, m.taesdEncoderTAESDBlock8SumChainConv2d3Weight, m.taesdEncoderTAESDBlock8SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
-
-	// TAESDEncoder.TAESDBlock_8.Sum: %63 = add(%62, %57) -> f32[1, 64, 64, 64] (in place over %62)
-	kernels.Binary(kernels.OpAdd, m.v63, shape1x64x64x64, m.v62, shape1x64x64x64, m.v57, shape1x64x64x64)
-
-	// TAESDEncoder.TAESDBlock_8.ReLU: %64 = relu(%63) -> f32[1, 64, 64, 64] (in place over %63)
-	kernels.ReLU(m.v64, m.v63)
-
-	// TAESDEncoder.TAESDBlock_9.Residual.Chain.Conv2d_1: %65 = conv2d(%64, @weight) {stride=[1, 1], padding=[0, 0], dilation=[1, 1], groups=1} -> f32[1, 256, 64, 64]
-	kernels.Conv2d(m.v65, m.v64, m.taesdEncoderTAESDBlock9ResidualChainConv2d1Weight, nil, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 256, KH: 1, KW: 1, StrideH: 1, StrideW: 1, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1})
-
-	// TAESDEncoder.TAESDBlock_9.Residual.Chain.GroupNorm: %66 = group_norm(%65, @weight, @bias) {groups=4, eps=1e-05} -> f32[1, 256, 64, 64]
-	kernels.GroupNorm(m.v66, m.v65, 1, 256, 4096, 4, m.taesdEncoderTAESDBlock9ResidualChainGroupNormWeight, m.taesdEncoderTAESDBlock9ResidualChainGroupNormBias, float32(1e-05))
-
-	// TAESDEncoder.TAESDBlock_9.Residual.Chain.ReLU: %67 = relu(%66) -> f32[1, 256, 64, 64] (in place over %66)
-	kernels.ReLU(m.v67, m.v66)
-
-	// TAESDEncoder.TAESDBlock_9.Residual.Chain.Conv2d_2: %68 = conv2d(%67, @weight) {stride=[1, 1], padding=[0, 0], dilation=[1, 1], groups=1} -> f32[1, 64, 64, 64]
-	kernels.Conv2d(m.v68, m.v67, m.taesdEncoderTAESDBlock9ResidualChainConv2d2Weight, nil, kernels.Conv2dParams{N: 1, C: 256, H: 64, W: 64, K: 64, KH: 1, KW: 1, StrideH: 1, StrideW: 1, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1})
-
-	// TAESDEncoder.TAESDBlock_9.Residual: %69 = add(%68, %64) -> f32[1, 64, 64, 64] (in place over %68)
-	kernels.Binary(kernels.OpAdd, m.v69, shape1x64x64x64, m.v68, shape1x64x64x64, m.v64, shape1x64x64x64)
-
-	// TAESDEncoder.TAESDBlock_9.Sum.Chain.Conv2d_1: %70 = conv2d(%69, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 64, 64]
-	kernels.Conv2d(m.v70, m.v69, m.taesdEncoderTAESDBlock9SumChainConv2d1Weight, m.taesdEncoderTAESDBlock9SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
-
-	// TAESDEncoder.TAESDBlock_9.Sum.Chain.ReLU_1: %71 = relu(%70) -> f32[1, 64, 64, 64] (in place over %70)
-	kernels.ReLU(m.v71, m.v70)
-
-	// TAESDEncoder.TAESDBlock_9.Sum.Chain.Conv2d_2: %72 = conv2d(%71, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 64, 64]
-	kernels.Conv2d(m.v72, m.v71, m.taesdEncoderTAESDBlock9SumChainConv2d2Weight, m.taesdEncoderTAESDBlock9SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
-
-	// TAESDEncoder.TAESDBlock_9.Sum.Chain.ReLU_2: %73 = relu(%72) -> f32[1, 64, 64, 64] (in place over %72)
-	kernels.ReLU(m.v73, m.v72)
-
-	// TAESDEncoder.TAESDBlock_9.Sum.Chain.Conv2d_3: %74 = conv2d(%73, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 64, 64]
-	kernels.Conv2d(m.v74, m.v73, m.taesdEncoderTAESDBlock9SumChainConv2d3Weight, m.taesdEncoderTAESDBlock9SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
-
-	// TAESDEncoder.TAESDBlock_9.Sum: %75 = add(%74, %69) -> f32[1, 64, 64, 64] (in place over %74)
-	kernels.Binary(kernels.OpAdd, m.v75, shape1x64x64x64, m.v74, shape1x64x64x64, m.v69, shape1x64x64x64)
-
-	// TAESDEncoder.TAESDBlock_9.ReLU: %76 = relu(%75) -> f32[1, 64, 64, 64] (in place over %75)
-	kernels.ReLU(m.v76, m.v75)
-
-	// TAESDEncoder.TAESDBlock_10.Residual.Chain.Conv2d_1: %77 = conv2d(%76, @weight) {stride=[1, 1], padding=[0, 0], dilation=[1, 1], groups=1} -> f32[1, 256, 64, 64]
-	kernels.Conv2d(m.v77, m.v76, m.taesdEncoderTAESDBlock10ResidualChainConv2d1Weight, nil, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 256, KH: 1, KW: 1, StrideH: 1, StrideW: 1, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1})
-
-	// TAESDEncoder.TAESDBlock_10.Residual.Chain.GroupNorm: %78 = group_norm(%77, @weight, @bias) {groups=4, eps=1e-05} -> f32[1, 256, 64, 64]
-	kernels.GroupNorm(m.v78, m.v77, 1, 256, 4096, 4, m.taesdEncoderTAESDBlock10ResidualChainGroupNormWeight, m.taesdEncoderTAESDBlock10ResidualChainGroupNormBias, float32(1e-05))
-
-	// TAESDEncoder.TAESDBlock_10.Residual.Chain.ReLU: %79 = relu(%78) -> f32[1, 256, 64, 64] (in place over %78)
-	kernels.ReLU(m.v79, m.v78)
-
-	// TAESDEncoder.TAESDBlock_10.Residual.Chain.Conv2d_2: %80 = conv2d(%79, @weight) {stride=[1, 1], padding=[0, 0], dilation=[1, 1], groups=1} -> f32[1, 64, 64, 64]
-	kernels.Conv2d(m.v80, m.v79, m.taesdEncoderTAESDBlock10ResidualChainConv2d2Weight, nil, kernels.Conv2dParams{N: 1, C: 256, H: 64, W: 64, K: 64, KH: 1, KW: 1, StrideH: 1, StrideW: 1, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1})
-
-	// TAESDEncoder.TAESDBlock_10.Residual: %81 = add(%80, %76) -> f32[1, 64, 64, 64] (in place over %80)
-	kernels.Binary(kernels.OpAdd, m.v81, shape1x64x64x64, m.v80, shape1x64x64x64, m.v76, shape1x64x64x64)
-
-	// TAESDEncoder.TAESDBlock_10.Sum.Chain.Conv2d_1: %82 = conv2d(%81, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 64, 64]
-	kernels.Conv2d(m.v82, m.v81, m.taesdEncoderTAESDBlock10SumChainConv2d1Weight, m.taesdEncoderTAESDBlock10SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
-
-	// TAESDEncoder.TAESDBlock_10.Sum.Chain.ReLU_1: %83 = relu(%82) -> f32[1, 64, 64, 64] (in place over %82)
-	kernels.ReLU(m.v83, m.v82)
-
-	// TAESDEncoder.TAESDBlock_10.Sum.Chain.Conv2d_2: %84 = conv2d(%83, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 64, 64]
-	kernels.Conv2d(m.v84, m.v83, m.taesdEncoderTAESDBlock10SumChainConv2d2Weight, m.taesdEncoderTAESDBlock10SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
-
-	// TAESDEncoder.TAESDBlock_10.Sum.Chain.ReLU_2: %85 = relu(%84) -> f32[1, 64, 64, 64] (in place over %84)
-	kernels.ReLU(m.v85, m.v84)
-
-	// TAESDEncoder.TAESDBlock_10.Sum.Chain.Conv2d_3: %86 = conv2d(%85, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 64, 64]
-	kernels.Conv2d(m.v86, m.v85, m.taesdEncoderTAESDBlock10SumChainConv2d3Weight, m.taesdEncoderTAESDBlock10SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
-
-	// TAESDEncoder.TAESDBlock_10.Sum: %87 = add(%86, %81) -> f32[1, 64, 64, 64] (in place over %86)
-	kernels.Binary(kernels.OpAdd, m.v87, shape1x64x64x64, m.v86, shape1x64x64x64, m.v81, shape1x64x64x64)
-
-	// TAESDEncoder.TAESDBlock_10.ReLU: %88 = relu(%87) -> f32[1, 64, 64, 64] (in place over %87)
-	kernels.ReLU(m.v88, m.v87)
-
-	// TAESDEncoder.Conv2d_5: %89 = conv2d(%88, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 32, 64, 64]
-	kernels.Conv2d(m.v89, m.v88, m.taesdEncoderConv2d5Weight, m.taesdEncoderConv2d5Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 32, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
-
-	return m.v89, nil
+	return m.v43, nil
 }
-
-// Shapes, permutations, paddings and offsets that kernels take as slices.
-var (
-	shape1x64x512x512 = []int{1, 64, 512, 512}
-	shape1x64x256x256 = []int{1, 64, 256, 256}
-	shape1x64x128x128 = []int{1, 64, 128, 128}
-	shape1x64x64x64   = []int{1, 64, 64, 64}
-)

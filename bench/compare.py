@@ -1,0 +1,327 @@
+#!/usr/bin/python3
+"""rfc against PyTorch on the CPU, in one go: for the TAEF2 decoder (32×64×64 latent → 512×512
+image, the real weights of testdata/taef2) and the ViT of models/vit.rfn at its default size
+(batch 1, random weights), it times
+
+  - rfc compiled with every pass of the pipeline (the default of rfc compile),
+  - rfc compiled with every optional pass disabled (rfc compile --disable …),
+  - PyTorch (Debian's python3-torch, the references of scripts/golden/),
+
+each in a process of its own on the same input, with the same thread count, and prints the best
+time of each, the ratios, each side's peak resident memory (/usr/bin/time -f %M), the largest
+difference between the outputs, and how far each is from the machine's FLOP/s limit: the
+model's FLOPs (counted from its IR: convolutions, linears, matmuls, attention) over the time,
+against the best GFLOP/s of the SGEMM benchmark (go test -bench Sgemm ./kernels).
+
+Run from the repository root:  /usr/bin/python3 bench/compare.py [--runs 3] [--threads 2]
+[--models taef2dec,vit] [--no-peak]. Generated packages live in a temporary Go module that
+replaces github.com/rfc-project/rfc with this checkout (as examples/ does); random ViT weights
+are written once to --cache.
+"""
+import argparse
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "scripts", "golden"))
+
+# name: (.rfn, model, --set, weights (None: random, written by PyTorch), input shape)
+MODELS = {
+    "taef2dec": ("models/taesd.rfn", "TAEF2Decoder", {"batch": "1", "height": "64", "width": "64"},
+                 os.path.join(ROOT, "testdata/taef2/decoder.safetensors"), (1, 32, 64, 64)),
+    "vit": ("models/vit.rfn", "ViT", {"batch": "1"}, None, (1, 3, 384, 384)),
+}
+
+# ViT's defaults in models/vit.rfn, for the PyTorch reference (scripts/golden/vit.py).
+VIT_DEFAULT = dict(embedding_dim=512, patch_size=16, image_size=384, num_layers=12, num_heads=8)
+
+DRIVER = """package main
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	model "rfcbench/%s"
+
+	"github.com/rfc-project/rfc/runtime"
+)
+
+func main() {
+	weights, input, output := os.Args[1], os.Args[2], os.Args[3]
+	runs, _ := strconv.Atoi(os.Args[4])
+	m, err := model.Load(weights)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	f, err := runtime.OpenSafetensors(input)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	x, err := f.Tensor("x")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	var y []float32
+	best := time.Duration(1 << 62)
+	for i := 0; i <= runs; i++ { // the first run warms the caches and pools: not counted
+		start := time.Now()
+		if y, err = m.Forward(x.F32); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		if d := time.Since(start); i > 0 {
+			best = min(best, d)
+		}
+	}
+	out := map[string]*runtime.Tensor{"y": runtime.FromF32(y, model.YShape[:]...)}
+	if err := runtime.WriteSafetensors(output, out, nil); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fmt.Printf("best_ms %%.3f\\n", float64(best.Microseconds())/1000)
+}
+"""
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
+
+
+def timed(cmd, env=None):
+    """Runs cmd under /usr/bin/time; returns its output and peak RSS in MB."""
+    out = subprocess.run(["/usr/bin/time", "-f", "maxrss %M"] + cmd, capture_output=True, text=True, env=env)
+    text = out.stdout + out.stderr
+    if out.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{text}")
+    rss = int(re.findall(r"maxrss (\d+)", text)[-1]) / 1024
+    return text, rss
+
+
+# ------------------------------------------------------------------ FLOPs from the IR
+SHAPE = r"f32\[([\d, ]*)\]"
+
+
+def dims(s):
+    return [int(d) for d in s.split(",") if d.strip()]
+
+
+def prod(xs):
+    n = 1
+    for x in xs:
+        n *= x
+    return n
+
+
+def count_flops(ir_text):
+    """Multiply-adds ×2 of the compute-bound ops of an IR text (ir.Print form)."""
+    shapes = {}
+    for m in re.finditer(r"^(?:input |param )?([%@][\w.]+): " + SHAPE, ir_text, re.M):
+        shapes[m.group(1)] = dims(m.group(2))
+    flops = 0
+    for m in re.finditer(r"^%\d+: " + SHAPE + r" = (\w+)\(([^)]*)\)", ir_text, re.M):
+        out, op, args = dims(m.group(1)), m.group(2), [a.strip() for a in m.group(3).split(",")]
+        a = [shapes.get(x) for x in args]
+        if op.startswith("conv2d"):
+            k, cg, kh, kw = a[1]
+            flops += 2 * prod(out) * cg * kh * kw
+        elif op.startswith("linear"):
+            n_out, n_in = a[1]
+            flops += 2 * prod(a[0][:-1]) * n_out * n_in
+        elif op == "matmul":
+            flops += 2 * prod(out) * a[0][-1]
+        elif op.startswith("sdpa"):
+            (b, lq, dq), (_, lk, _), (_, _, dv) = a[0], a[1], a[2]
+            flops += 2 * b * lq * lk * (dq + dv)
+        elif op == "conv_transpose2d":
+            c, kg, kh, kw = a[1]
+            flops += 2 * prod(a[0]) * kg * kh * kw
+    return flops
+
+
+def sgemm_peak():
+    """The best GFLOP/s of kernels' SGEMM benchmark (square sizes), on this machine."""
+    out = sh(["go", "test", "-run", "XXX", "-bench", "^BenchmarkSgemm$", "./kernels"], cwd=ROOT).stdout
+    rates = [float(x) for x in re.findall(r"([\d.]+) GFLOP/s", out)]
+    return max(rates) if rates else float("nan")
+
+
+# ------------------------------------------------------------------ PyTorch side
+def torch_worker(a):
+    import torch
+    import st
+    torch.set_num_threads(a.threads)
+    x = st.load(a.input)[0]["x"]
+    if a.torch == "taef2dec":
+        import taesd
+        model = taesd.load(taesd.decoder(32, True), a.weights)
+    else:
+        import vit
+        model = vit.vit(**VIT_DEFAULT).eval()
+        model.load_state_dict({k: v.float() for k, v in st.load(a.weights)[0].items()}, strict=True)
+    best = float("inf")
+    with torch.no_grad():
+        for i in range(a.runs + 1):
+            t0 = time.perf_counter()
+            y = model(x)
+            if i > 0:
+                best = min(best, time.perf_counter() - t0)
+    st.save(a.output, {"y": y.contiguous()})
+    print(f"best_ms {best * 1000:.3f}")
+
+
+def make_inputs(cache, names):
+    """Writes each model's input (and the random ViT weights, once) with PyTorch."""
+    import torch
+    import st
+    torch.manual_seed(0)
+    paths = {}
+    for name in names:
+        _, _, _, weights, shape = MODELS[name]
+        inp = os.path.join(cache, f"{name}_input.safetensors")
+        if not os.path.exists(inp):
+            st.save(inp, {"x": torch.randn(*shape) if name != "vit" else torch.rand(*shape)})
+        if weights is None:
+            weights = os.path.join(cache, f"{name}_default_weights.safetensors")
+            if not os.path.exists(weights):
+                import vit
+                torch.manual_seed(1234)
+                model = vit.vit(**VIT_DEFAULT).eval()
+                vit.randomize_norms(model)
+                st.save(weights, {k: v.detach().contiguous() for k, v in model.state_dict().items()})
+        paths[name] = (weights, inp)
+    return paths
+
+
+def max_diff(p, q):
+    import st
+    a, b = st.load(p)[0]["y"].double(), st.load(q)[0]["y"].double()
+    return float((a - b).abs().max()), float(a.abs().max())
+
+
+# ------------------------------------------------------------------ rfc side
+def build_packages(work, names, rfc):
+    mod = os.path.join(work, "mod")
+    os.makedirs(mod, exist_ok=True)
+    with open(os.path.join(mod, "go.mod"), "w") as f:
+        f.write("module rfcbench\n\ngo 1.26\n\nrequire github.com/rfc-project/rfc v0.0.0\n\n"
+                f"replace github.com/rfc-project/rfc => {ROOT}\n")
+    sums = set()
+    for p in (os.path.join(ROOT, "go.sum"), os.path.join(ROOT, "examples", "go.sum")):
+        if os.path.exists(p):
+            sums.update(open(p).read().splitlines())
+    with open(os.path.join(mod, "go.sum"), "w") as f:
+        f.write("\n".join(sorted(s for s in sums if s)) + "\n")
+    optional = optional_passes()
+    bins = {}
+    for name in names:
+        rfn, model, sets, _, _ = MODELS[name]
+        args = [rfc, "compile", os.path.join(ROOT, rfn), "--model", model]
+        for k, v in sets.items():
+            args += ["--set", f"{k}={v}"]
+        for variant, extra in (("opt", []), ("noopt", sum((["--disable", p] for p in optional), []))):
+            pkg = f"{name}{variant}"
+            sh(args + extra + ["-o", os.path.join(mod, pkg), "--pkg", pkg])
+            drv = os.path.join(mod, "cmd", pkg)
+            os.makedirs(drv, exist_ok=True)
+            with open(os.path.join(drv, "main.go"), "w") as f:
+                f.write(DRIVER % pkg)
+            exe = os.path.join(work, pkg)
+            sh(["go", "build", "-o", exe, "./cmd/" + pkg], cwd=mod, env=dict(os.environ, GOFLAGS="-mod=mod"))
+            bins[(name, variant)] = exe
+    return bins
+
+
+def optional_passes():
+    """The passes rfc compile may --disable: asked from the passes package itself."""
+    src = ('package main\nimport ("fmt"; "github.com/rfc-project/rfc/passes")\n'
+           'func main() { for _, p := range passes.Passes() { if !p.Required && !p.Disabled { fmt.Println(p.Name) } } }\n')
+    d = tempfile.mkdtemp(prefix="rfc-passes-")
+    try:
+        path = os.path.join(d, "main.go")
+        with open(path, "w") as f:
+            f.write(src)
+        return sh(["go", "run", path], cwd=ROOT).stdout.split()
+    finally:
+        shutil.rmtree(d)
+
+
+def ir_flops(rfc, name):
+    rfn, model, sets, _, _ = MODELS[name]
+    args = [rfc, "ir", os.path.join(ROOT, rfn), "--model", model]
+    for k, v in sets.items():
+        args += ["--set", f"{k}={v}"]
+    return count_flops(sh(args).stdout)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=3, help="timed runs per side (best reported), after one warm-up")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--models", default="taef2dec,vit")
+    ap.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "rfc-compare-cache"))
+    ap.add_argument("--no-peak", action="store_true", help="skip the SGEMM benchmark")
+    ap.add_argument("--torch", help=argparse.SUPPRESS)  # worker mode: run one PyTorch model
+    ap.add_argument("--weights", help=argparse.SUPPRESS)
+    ap.add_argument("--input", help=argparse.SUPPRESS)
+    ap.add_argument("--output", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.torch:
+        return torch_worker(a)
+
+    names = [n for n in a.models.split(",") if n]
+    for n in names:
+        if n not in MODELS:
+            raise SystemExit(f"unknown model {n!r} (models: {', '.join(MODELS)})")
+    os.makedirs(a.cache, exist_ok=True)
+    paths = make_inputs(a.cache, names)
+    work = tempfile.mkdtemp(prefix="rfc-compare-")
+    try:
+        rfc = os.path.join(work, "rfc")
+        sh(["go", "build", "-o", rfc, "./cmd/rfc"], cwd=ROOT)
+        bins = build_packages(work, names, rfc)
+        peak = float("nan") if a.no_peak else sgemm_peak()
+        env = dict(os.environ, GOMAXPROCS=str(a.threads))
+        rows = []
+        for name in names:
+            weights, inp = paths[name]
+            res = {}
+            for variant in ("opt", "noopt"):
+                out = os.path.join(work, f"{name}_{variant}_y.safetensors")
+                text, rss = timed([bins[(name, variant)], weights, inp, out, str(a.runs)], env=env)
+                res[variant] = (float(re.search(r"best_ms ([\d.]+)", text).group(1)), rss, out)
+            out = os.path.join(work, f"{name}_torch_y.safetensors")
+            text, rss = timed([sys.executable, os.path.abspath(__file__), "--torch", name, "--weights", weights,
+                               "--input", inp, "--output", out, "--runs", str(a.runs), "--threads", str(a.threads)])
+            res["torch"] = (float(re.search(r"best_ms ([\d.]+)", text).group(1)), rss, out)
+            diff, scale = max_diff(res["torch"][2], res["opt"][2])
+            rows.append((name, res, ir_flops(rfc, name), diff, scale))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    print(f"{a.threads} threads, best of {a.runs} runs; SGEMM peak {peak:.1f} GFLOP/s (go test -bench Sgemm ./kernels)")
+    head = f"{'model':10}{'side':14}{'ms':>10}{'vs torch':>10}{'RSS MB':>9}{'GFLOP/s':>9}{'% peak':>8}"
+    print(head)
+    print("-" * len(head))
+    for name, res, flops, diff, scale in rows:
+        t_torch = res["torch"][0]
+        for variant, label in (("opt", "rfc"), ("noopt", "rfc no-passes"), ("torch", "PyTorch")):
+            ms, rss, _ = res[variant]
+            rate = flops / (ms / 1000) / 1e9
+            print(f"{name:10}{label:14}{ms:10.1f}{t_torch / ms:10.2f}{rss:9.0f}{rate:9.1f}{100 * rate / peak:8.1f}")
+        print(f"{'':10}{flops / 1e9:.2f} GFLOP per forward; max|rfc−torch| {diff:.3g} (max|y| {scale:.3g}); "
+              f"passes speed-up {res['noopt'][0] / res['opt'][0]:.2f}×")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
