@@ -72,7 +72,7 @@ type Target struct {
 // changed. Targets are processed in tree order; they must not contain each other. The
 // result records the injection (ir.Injection) so that Eject can undo it.
 func Inject(m *ir.Module, prog *dsl.Program, spec Spec) (*ir.Module, error) {
-	if !isIdent(spec.Name) {
+	if !ir.IsIdent(spec.Name) {
 		return nil, fmt.Errorf("adapter name %q is not an identifier", spec.Name)
 	}
 	if m.Injection(spec.Name) != nil || hasAdapterScope(m, spec.Name) {
@@ -530,16 +530,4 @@ func Clone(m *ir.Module) *ir.Module {
 		}
 	}
 	return out
-}
-
-func isIdent(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i, r := range s {
-		if !(r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || i > 0 && r >= '0' && r <= '9') {
-			return false
-		}
-	}
-	return true
 }

@@ -343,12 +343,12 @@ func (g *generator) modelFile() ([]byte, error) {
 		fmt.Fprintf(&doc, "\t%s %s\n", g.outputArg[i], v.Type)
 	}
 	fmt.Fprintf(&doc, "\nMemory: %d bytes of activations in one planned arena (ActivationBytes), %d bytes of weights as float32 (WeightBytes).", 4*p.arenaLen+8*g.intCopyElements(), 4*g.weightsLen)
-	f.PackageComment(comment(doc.String()))
+	f.PackageComment(Comment(doc.String()))
 
 	f.Const().Defs(
 		jen.Comment("ModelName is the model this package was compiled from."),
 		jen.Id("ModelName").Op("=").Lit(m.Name),
-		jen.Comment(comment("ActivationBytes is the planned peak memory of intermediates and outputs during Forward: the size of the model's arena.")),
+		jen.Comment(Comment("ActivationBytes is the planned peak memory of intermediates and outputs during Forward: the size of the model's arena.")),
 		jen.Id("ActivationBytes").Op("=").Lit(4*p.arenaLen+8*g.intCopyElements()),
 		jen.Comment("WeightBytes is the memory the weights take once loaded as float32."),
 		jen.Id("WeightBytes").Op("=").Lit(4*g.weightsLen),
@@ -423,7 +423,7 @@ func (g *generator) modelFile() ([]byte, error) {
 	inits = append(inits, g.extraInits...)
 	inits = append(inits, jen.Return(jen.Id("m")))
 
-	f.Comment(comment(fmt.Sprintf("Model is %s with its weights and the buffers of one forward pass. Build it with Load, LoadFiles or LoadReaderAt. A Model is not safe for concurrent use: give each goroutine its own.", m.Name)))
+	f.Comment(Comment(fmt.Sprintf("Model is %s with its weights and the buffers of one forward pass. Build it with Load, LoadFiles or LoadReaderAt. A Model is not safe for concurrent use: give each goroutine its own.", m.Name)))
 	f.Type().Id("Model").Struct(fieldDefs...)
 	f.Line()
 	f.Comment("newModel allocates the arena and the weight slab and slices them at the planned offsets.")
@@ -456,7 +456,7 @@ func (g *generator) shapeDecls(f *jen.File, what, export string, t ir.Type) {
 	f.Comment(fmt.Sprintf("%sLen is the element count of %s, %s.", export, what, t))
 	f.Const().Id(export + "Len").Op("=").Lit(prod(dims))
 	f.Line()
-	f.Comment(comment(fmt.Sprintf("%sShape is the shape of %s, %s, outermost first (row-major). Do not modify it.", export, what, t)))
+	f.Comment(Comment(fmt.Sprintf("%sShape is the shape of %s, %s, outermost first (row-major). Do not modify it.", export, what, t)))
 	f.Var().Id(export + "Shape").Op("=").Index(jen.Lit(len(dims))).Int().Values(lits...)
 }
 
@@ -522,7 +522,7 @@ func (g *generator) forward() (jen.Code, error) {
 		rets = append(rets, g.outputRef(v))
 	}
 	body = append(body, jen.Line(), jen.Return(append(rets, jen.Nil())...))
-	return jen.Comment(comment(doc.String())).Line().
+	return jen.Comment(Comment(doc.String())).Line().
 		Func().Params(jen.Id("m").Op("*").Id("Model")).Id("Forward").Params(params...).Params(results...).Block(body...), nil
 }
 
@@ -567,10 +567,11 @@ func (g *generator) opComment(v *ir.Value) string {
 	return c
 }
 
-// comment turns text into "//" lines, its paragraphs wrapped at about 100 columns; lines
+// Comment turns text into "//" lines, its paragraphs wrapped at about 100 columns; lines
 // that start with a tab (commands, lists) are kept as they are. Jennifer writes a comment
-// that starts with "//" verbatim, where it would make a multi-line one a /* */ block.
-func comment(text string) string {
+// that starts with "//" verbatim, where it would make a multi-line one a /* */ block. The
+// CUDA target's host code uses it too.
+func Comment(text string) string {
 	var out []string
 	for _, para := range strings.Split(text, "\n") {
 		if strings.HasPrefix(para, "\t") || para == "" {

@@ -93,7 +93,7 @@ func (g *generator) prepare() (jen.Code, error) {
 			body = append(body, jen.Id("m").Dot(g.valueField[v]).Op("=").Nil())
 		}
 	}
-	return jen.Comment(comment("prepare computes the values that depend on the weights alone (a merged adapter's weight, say) once, so that Forward only reads them. Load calls it after reading the weights.")).Line().
+	return jen.Comment(Comment("prepare computes the values that depend on the weights alone (a merged adapter's weight, say) once, so that Forward only reads them. Load calls it after reading the weights.")).Line().
 		Func().Params(jen.Id("m").Op("*").Id("Model")).Id("prepare").Params().Block(body...), nil
 }
 

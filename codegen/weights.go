@@ -35,7 +35,7 @@ func (g *generator) weightsFile() ([]byte, error) {
 	})
 	f.Line()
 
-	f.Comment(comment("Load opens the safetensors files at paths (memory-mapped where the platform allows) and loads the weights from them as LoadFiles does. The files are closed before it returns."))
+	f.Comment(Comment("Load opens the safetensors files at paths (memory-mapped where the platform allows) and loads the weights from them as LoadFiles does. The files are closed before it returns."))
 	f.Func().Id("Load").Params(id("paths").Op("...").String()).Params(jen.Op("*").Id("Model"), jen.Error()).Block(
 		jen.List(id("files"), jen.Err()).Op(":=").Qual(runtimePath, "OpenAll").Call(id("paths").Op("...")),
 		jen.If(jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Nil(), jen.Err())),
@@ -44,7 +44,7 @@ func (g *generator) weightsFile() ([]byte, error) {
 	)
 	f.Line()
 
-	f.Comment(comment("LoadReaderAt loads the weights from one safetensors file of size bytes read through r; name identifies it in errors."))
+	f.Comment(Comment("LoadReaderAt loads the weights from one safetensors file of size bytes read through r; name identifies it in errors."))
 	f.Func().Id("LoadReaderAt").Params(id("r").Qual("io", "ReaderAt"), id("size").Int64(), id("name").String()).Params(jen.Op("*").Id("Model"), jen.Error()).Block(
 		jen.List(id("f"), jen.Err()).Op(":=").Qual(runtimePath, "ReadSafetensors").Call(id("r"), id("size"), id("name")),
 		jen.If(jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Nil(), jen.Err())),
@@ -52,7 +52,7 @@ func (g *generator) weightsFile() ([]byte, error) {
 	)
 	f.Line()
 
-	f.Comment(comment("LoadFiles reads every parameter by its checkpoint key from files (f16 and bf16 tensors are converted to float32) and returns a ready Model. runtime.LocateWeights checks the whole set before any data is read and reports every problem at once, one line each (missing, extra, misshapen, duplicated or non-float tensors); on error there is no model at all."))
+	f.Comment(Comment("LoadFiles reads every parameter by its checkpoint key from files (f16 and bf16 tensors are converted to float32) and returns a ready Model. runtime.LocateWeights checks the whole set before any data is read and reports every problem at once, one line each (missing, extra, misshapen, duplicated or non-float tensors); on error there is no model at all."))
 	f.Func().Id("LoadFiles").Params(id("files").Op("...").Op("*").Qual(runtimePath, "SafetensorsFile")).Params(jen.Op("*").Id("Model"), jen.Error()).Block(
 		jen.List(id("set"), jen.Err()).Op(":=").Qual(runtimePath, "LocateWeights").Call(id("ModelName"), id("weightSpecs"), id("files").Op("...")),
 		jen.If(jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Nil(), jen.Err())),

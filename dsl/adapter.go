@@ -435,7 +435,7 @@ func init() {
 // scalarInput returns the scalar f32[] input of the entry point called name, declaring it
 // on first use.
 func (el *elab) scalarInput(name string) (*ir.Value, error) {
-	if !isIdent(name) {
+	if !ir.IsIdent(name) {
 		return nil, fmt.Errorf("input name %q is not an identifier", name)
 	}
 	scalar := ir.F32Of(ir.Shape{})
@@ -449,16 +449,4 @@ func (el *elab) scalarInput(name string) (*ir.Value, error) {
 	el.inputs[name] = v
 	el.mod.Inputs = append(el.mod.Inputs, v)
 	return v, nil
-}
-
-func isIdent(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i, r := range s {
-		if !(r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || i > 0 && r >= '0' && r <= '9') {
-			return false
-		}
-	}
-	return true
 }

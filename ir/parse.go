@@ -64,7 +64,7 @@ func (p *irParser) parseLine(line string) error {
 	head := p.next()
 	switch {
 	case head == "module":
-		if p.m.Name = p.next(); !isIdent(p.m.Name) {
+		if p.m.Name = p.next(); !IsIdent(p.m.Name) {
 			return p.errorf("module name %q is not an identifier", p.m.Name)
 		}
 	case head == "source":
@@ -170,10 +170,10 @@ func (p *irParser) parseScope() error {
 		return err
 	}
 	s := &Scope{Name: name, Class: p.next()}
-	if !isIdent(s.Class) {
+	if !IsIdent(s.Class) {
 		return p.errorf("scope class %q is not an identifier", s.Class)
 	}
-	if (name == "") != (len(p.open) == 0) || (name != "" && !isIdent(name)) {
+	if (name == "") != (len(p.open) == 0) || (name != "" && !IsIdent(name)) {
 		return p.errorf("scope name %q: the root's name is empty, every other is an identifier", name)
 	}
 	for p.pos < len(p.toks) {
@@ -253,7 +253,9 @@ func (p *irParser) typ() (Type, error) {
 	return Type{DType: dt, Shape: shape}, nil
 }
 
-func isIdent(t string) bool {
+// IsIdent reports whether t is an identifier of the language and the IR: a letter or _,
+// then letters, digits and _.
+func IsIdent(t string) bool {
 	if t == "" || (t[0] >= '0' && t[0] <= '9') {
 		return false
 	}
@@ -282,7 +284,7 @@ func (p *irParser) parseInput() error {
 		return err
 	}
 	name := p.next()
-	if !isIdent(name) {
+	if !IsIdent(name) {
 		return p.errorf("input name %q is not an identifier", name)
 	}
 	if err := p.expect(":"); err != nil {
@@ -302,7 +304,7 @@ func (p *irParser) parseParam() error {
 	}
 	name := p.next()
 	for _, part := range strings.Split(name, ".") {
-		if !isIdent(part) {
+		if !IsIdent(part) {
 			return p.errorf("param name %q is not a dotted path of identifiers", name)
 		}
 	}
@@ -367,7 +369,7 @@ func (p *irParser) parseOp() error {
 		return err
 	}
 	v := &Value{Kind: KindOp, ID: n, Type: ty, Op: p.next()}
-	if !isIdent(v.Op) {
+	if !IsIdent(v.Op) {
 		return p.errorf("op name %q is not an identifier", v.Op)
 	}
 	if err := p.expect("("); err != nil {

@@ -64,7 +64,7 @@ func (selectFlag) String() string  { return "" }
 func (f loraFlag) Set(v string) error {
 	r := &adapterRequest{flag: "--lora " + v, lora: true, scale: 1}
 	rest := v
-	if name, path, ok := strings.Cut(v, "="); ok && isIdentifier(name) {
+	if name, path, ok := strings.Cut(v, "="); ok && ir.IsIdent(name) {
 		r.name, rest = name, path
 	}
 	if i := strings.LastIndexByte(rest, ':'); i >= 0 {
@@ -88,7 +88,7 @@ func (f adapterFlag) Set(v string) error {
 		return fmt.Errorf("--adapter wants NAME=DECL[(k=v, …)][:SCALE], got %q: %s", v, why)
 	}
 	name, rest, ok := strings.Cut(v, "=")
-	if !ok || !isIdentifier(name) {
+	if !ok || !ir.IsIdent(name) {
 		return bad("NAME= must come first")
 	}
 	r := &adapterRequest{flag: "--adapter " + v, name: name, scale: 1, params: map[string]string{}}
@@ -101,7 +101,7 @@ func (f adapterFlag) Set(v string) error {
 	}
 	decl, args, hasArgs := strings.Cut(rest, "(")
 	r.decl = strings.TrimSpace(decl)
-	if !isIdentifier(r.decl) {
+	if !ir.IsIdent(r.decl) {
 		return bad("DECL is not a name")
 	}
 	if hasArgs {
@@ -114,7 +114,7 @@ func (f adapterFlag) Set(v string) error {
 				continue
 			}
 			k, val, ok := strings.Cut(kv, "=")
-			if !ok || !isIdentifier(strings.TrimSpace(k)) {
+			if !ok || !ir.IsIdent(strings.TrimSpace(k)) {
 				return bad(fmt.Sprintf("argument %q is not k=v", strings.TrimSpace(kv)))
 			}
 			r.params[strings.TrimSpace(k)] = strings.TrimSpace(val)
@@ -159,18 +159,6 @@ func splitTopLevel(s string) []string {
 		}
 	}
 	return append(out, s[start:])
-}
-
-func isIdentifier(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i, r := range s {
-		if !(r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || i > 0 && r >= '0' && r <= '9') {
-			return false
-		}
-	}
-	return true
 }
 
 // nameFromPath makes an adapter name from a file or directory name: lora_a_kohya for

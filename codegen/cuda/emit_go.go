@@ -11,6 +11,7 @@ import (
 
 	"github.com/dave/jennifer/jen"
 
+	"github.com/rfc-project/rfc/codegen"
 	"github.com/rfc-project/rfc/ir"
 )
 
@@ -147,32 +148,6 @@ func goType(t ir.Type) jen.Code {
 	return jen.Index().Int64()
 }
 
-// comment turns text into "//" lines wrapped at about 100 columns; lines starting with a
-// tab are kept as they are.
-func comment(text string) string {
-	var out []string
-	for _, para := range strings.Split(text, "\n") {
-		if strings.HasPrefix(para, "\t") || para == "" {
-			out = append(out, strings.TrimRight("// "+para, " "))
-			continue
-		}
-		line := ""
-		for _, w := range strings.Fields(para) {
-			if line != "" && len(line)+1+len(w) > 96 {
-				out = append(out, "// "+line)
-				line = w
-				continue
-			}
-			if line != "" {
-				line += " "
-			}
-			line += w
-		}
-		out = append(out, "// "+line)
-	}
-	return strings.Join(out, "\n")
-}
-
 func render(f *jen.File, buildTag bool) ([]byte, error) {
 	var buf bytes.Buffer
 	if err := f.Render(&buf); err != nil {
@@ -217,7 +192,7 @@ func (g *generator) shapesFile() ([]byte, error) {
 		wdt = "float16"
 	}
 	fmt.Fprintf(&doc, "\nDevice memory: %d bytes of activations in one planned arena (ActivationBytes), %d bytes of weights stored as %s (WeightBytes); %d kernels.", p.arenaBytes, p.weightBytes, wdt, len(g.low.kernels))
-	f.PackageComment(comment(doc.String()))
+	f.PackageComment(codegen.Comment(doc.String()))
 	f.Comment("//go:generate " + strings.Join(nvccCommand("nvcc", g.arch, "model.cu", "model.ptx"), " "))
 	f.Line()
 	f.Const().Defs(
@@ -237,7 +212,7 @@ func (g *generator) shapesFile() ([]byte, error) {
 		f.Comment(fmt.Sprintf("%sLen is the element count of %s, %s.", export, what, t))
 		f.Const().Id(export + "Len").Op("=").Lit(prod(dims))
 		f.Line()
-		f.Comment(comment(fmt.Sprintf("%sShape is the shape of %s, %s, outermost first (row-major). Do not modify it.", export, what, t)))
+		f.Comment(codegen.Comment(fmt.Sprintf("%sShape is the shape of %s, %s, outermost first (row-major). Do not modify it.", export, what, t)))
 		f.Var().Id(export + "Shape").Op("=").Index(jen.Lit(len(dims))).Int().Values(lits...)
 	}
 	for _, in := range g.inputs {
@@ -288,7 +263,7 @@ func (g *generator) modelFile() ([]byte, error) {
 	for _, o := range g.outputs {
 		fields = append(fields, jen.Id(o.arg).Add(goType(o.v.Type)).Comment("output "+o.doc+" on the host"))
 	}
-	f.Comment(comment(fmt.Sprintf("Model is %s on a GPU: its kernels, its weights in device memory and the device buffers of one forward pass. Build it with Load, LoadFiles or LoadReaderAt and release it with Close. A Model is not safe for concurrent use.", m.Name)))
+	f.Comment(codegen.Comment(fmt.Sprintf("Model is %s on a GPU: its kernels, its weights in device memory and the device buffers of one forward pass. Build it with Load, LoadFiles or LoadReaderAt and release it with Close. A Model is not safe for concurrent use.", m.Name)))
 	f.Type().Id("Model").Struct(fields...)
 	f.Line()
 
@@ -392,7 +367,7 @@ func (g *generator) modelFile() ([]byte, error) {
 		body = append(body, hostCopies...)
 	}
 	body = append(body, jen.Return(append(rets, jen.Nil())...))
-	f.Comment(comment(doc.String()))
+	f.Comment(codegen.Comment(doc.String()))
 	f.Func().Params(jen.Id("m").Op("*").Id("Model")).Id("Forward").Params(params...).Params(results...).Block(body...)
 	f.Line()
 
@@ -414,14 +389,14 @@ func (g *generator) modelFile() ([]byte, error) {
 	f.Comment("launch queues the model's kernels: a is the arena, w the weights. Launch(kernel, grid x, y, z, block, pointers…).")
 	f.Func().Params(jen.Id("m").Op("*").Id("Model")).Id("launch").Params(jen.Id("s").Op("*").Qual(cudaPath, "Stream"), jen.List(jen.Id("a"), jen.Id("w")).Qual(cudaPath, "DevicePtr")).Block(launches...)
 	f.Line()
-	f.Comment(comment("Replay launches the kernels again on the inputs of the last Forward and waits for them, without copies: for timing the GPU work."))
+	f.Comment(codegen.Comment("Replay launches the kernels again on the inputs of the last Forward and waits for them, without copies: for timing the GPU work."))
 	f.Func().Params(jen.Id("m").Op("*").Id("Model")).Id("Replay").Params().Error().Block(
 		jen.Return(jen.Id("m").Dot("e").Dot("Run").Call(jen.Func().Params(jen.Id("s").Op("*").Qual(cudaPath, "Stream")).Block(
 			jen.Id("m").Dot("launch").Call(jen.Id("s"), jen.Id("m").Dot("e").Dot("Arena").Call(), jen.Id("m").Dot("e").Dot("Weights").Call()),
 		))),
 	)
 	f.Line()
-	f.Comment(comment("ReplayTime is Replay timed on the device with CUDA events, in milliseconds."))
+	f.Comment(codegen.Comment("ReplayTime is Replay timed on the device with CUDA events, in milliseconds."))
 	f.Func().Params(jen.Id("m").Op("*").Id("Model")).Id("ReplayTime").Params().Params(jen.Float64(), jen.Error()).Block(
 		jen.Return(jen.Id("m").Dot("e").Dot("Elapsed").Call(jen.Func().Params(jen.Id("s").Op("*").Qual(cudaPath, "Stream")).Block(
 			jen.Id("m").Dot("launch").Call(jen.Id("s"), jen.Id("m").Dot("e").Dot("Arena").Call(), jen.Id("m").Dot("e").Dot("Weights").Call()),

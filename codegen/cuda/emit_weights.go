@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/dave/jennifer/jen"
+
+	"github.com/rfc-project/rfc/codegen"
 )
 
 // weightsFile writes weights.go: the table of checkpoint tensors and the loaders, which
@@ -50,7 +52,7 @@ func (g *generator) weightsFile() ([]byte, error) {
 		gr.Line()
 	})
 	f.Line()
-	f.Comment(comment("WeightShapes returns the shape of every checkpoint tensor the model reads, by key (to make test weights, say)."))
+	f.Comment(codegen.Comment("WeightShapes returns the shape of every checkpoint tensor the model reads, by key (to make test weights, say)."))
 	f.Func().Id("WeightShapes").Params().Map(jen.String()).Index().Int().Block(
 		id("out").Op(":=").Make(jen.Map(jen.String()).Index().Int(), jen.Len(id("weightSpecs"))),
 		jen.For(jen.List(id("_"), id("s")).Op(":=").Range().Id("weightSpecs")).Block(
@@ -59,7 +61,7 @@ func (g *generator) weightsFile() ([]byte, error) {
 		jen.Return(id("out")),
 	)
 	f.Line()
-	f.Comment(comment("Load opens the safetensors files at paths and loads the weights from them as LoadFiles does. The files are closed before it returns."))
+	f.Comment(codegen.Comment("Load opens the safetensors files at paths and loads the weights from them as LoadFiles does. The files are closed before it returns."))
 	f.Func().Id("Load").Params(id("paths").Op("...").String()).Params(jen.Op("*").Id("Model"), jen.Error()).Block(
 		jen.List(id("files"), jen.Err()).Op(":=").Qual(runtimePath, "OpenAll").Call(id("paths").Op("...")),
 		jen.If(jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Nil(), jen.Err())),
@@ -67,7 +69,7 @@ func (g *generator) weightsFile() ([]byte, error) {
 		jen.Return(id("LoadFiles").Call(id("files").Op("..."))),
 	)
 	f.Line()
-	f.Comment(comment("LoadReaderAt loads the weights from one safetensors file of size bytes read through r; name identifies it in errors."))
+	f.Comment(codegen.Comment("LoadReaderAt loads the weights from one safetensors file of size bytes read through r; name identifies it in errors."))
 	f.Func().Id("LoadReaderAt").Params(id("r").Qual("io", "ReaderAt"), id("size").Int64(), id("name").String()).Params(jen.Op("*").Id("Model"), jen.Error()).Block(
 		jen.List(id("f"), jen.Err()).Op(":=").Qual(runtimePath, "ReadSafetensors").Call(id("r"), id("size"), id("name")),
 		jen.If(jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Nil(), jen.Err())),
@@ -78,7 +80,7 @@ func (g *generator) weightsFile() ([]byte, error) {
 	if g.opts.F16Weights {
 		half = "float16"
 	}
-	f.Comment(comment(fmt.Sprintf("LoadFiles reads every parameter by its checkpoint key from files (f16 and bf16 tensors are widened to float32 on the way), opens the GPU and uploads the weights as %s. runtime.LocateWeights checks the whole set before the GPU is touched and reports every problem at once, one line each. On error it returns no model.", half)))
+	f.Comment(codegen.Comment(fmt.Sprintf("LoadFiles reads every parameter by its checkpoint key from files (f16 and bf16 tensors are widened to float32 on the way), opens the GPU and uploads the weights as %s. runtime.LocateWeights checks the whole set before the GPU is touched and reports every problem at once, one line each. On error it returns no model.", half)))
 	f.Func().Id("LoadFiles").Params(id("files").Op("...").Op("*").Qual(runtimePath, "SafetensorsFile")).Params(jen.Op("*").Id("Model"), jen.Error()).Block(
 		jen.List(id("set"), jen.Err()).Op(":=").Qual(runtimePath, "LocateWeights").Call(id("ModelName"), id("weightSpecs"), id("files").Op("...")),
 		jen.If(jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Nil(), jen.Err())),
