@@ -237,3 +237,20 @@ func TestLanguageReferenceListsBuiltins(t *testing.T) {
 		}
 	}
 }
+
+// Huge numbers stop with an error instead of wrapping around or running for ever.
+func TestLimits(t *testing.T) {
+	cases := map[string]string{
+		"model M() {\n    input x: f32[1, 4]\n    repeat 10 ** 9 {\n        ReLU()\n    }\n}":                                    "repeat count 1000000000 is above the limit",
+		"model M() {\n    input x: f32[1, 4]\n    let n = 2 ** 64\n    ReLU()\n}":                                                "2 ** 64 overflows",
+		"model M() {\n    input x: f32[1, 4]\n    let n = 9223372036854775807 + 1\n    ReLU()\n}":                                "overflows a 64-bit int",
+		"model M() {\n    input x: f32[1, 4]\n    repeat 1000 {\n        repeat 1000 {\n            ReLU()\n        }\n    }\n}": "more than 200000 layers",
+	}
+	for src, want := range cases {
+		if got := elaborateErr(t, src, Options{}); !strings.Contains(got, want) {
+			t.Errorf("error\n%s\nwant it to contain\n%s", got, want)
+		}
+	}
+	// The largest int is still fine.
+	elaborate(t, "model M() {\n    input x: f32[1, 4]\n    let n = 2 ** 62 + (2 ** 62 - 1)\n    ReLU()\n}", Options{})
+}

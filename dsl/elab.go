@@ -39,7 +39,13 @@ type elab struct {
 	dims     map[string]int
 	entryPos parser.Pos
 	adapter  *adapterSite // set while an adapter body is elaborated (adapter.go)
+	layers   int          // layers expanded so far, against maxLayers
 }
+
+// maxLayers bounds the layers one elaboration may expand: far above any real model (SDXL's
+// UNet has a few thousand), low enough that a mistaken `repeat 10 ** 9` stops with an error
+// instead of exhausting memory.
+const maxLayers = 200000
 
 // errAt builds a positioned error.
 func (el *elab) errAt(pos parser.Pos, format string, args ...any) *Error {
@@ -351,6 +357,10 @@ func (el *elab) expand(b *parser.Block, e *env, out *[]item, inputs *[]*parser.I
 			}
 			*inputs = append(*inputs, s)
 		case *parser.LayerStmt:
+			if el.layers++; el.layers > maxLayers {
+				el.errs = append(el.errs, el.errAt(s.Pos, "more than %d layers: is a repeat count too large?", maxLayers))
+				return false
+			}
 			*out = append(*out, item{stmt: s, env: e})
 		case *parser.IfStmt:
 			for {
@@ -387,6 +397,10 @@ func (el *elab) expand(b *parser.Block, e *env, out *[]item, inputs *[]*parser.I
 			n, isInt := c.(int)
 			if !isInt || n < 0 {
 				el.errs = append(el.errs, el.errAt(s.Count.Start(), "repeat needs a count ≥ 0, got %s", formatConst(c)))
+				return false
+			}
+			if n > maxLayers {
+				el.errs = append(el.errs, el.errAt(s.Count.Start(), "repeat count %d is above the limit of %d layers", n, maxLayers))
 				return false
 			}
 			for i := 0; i < n; i++ {

@@ -217,13 +217,26 @@ func binary(op string, a, b any) (any, string) {
 	ia, aInt := a.(int)
 	ib, bInt := b.(int)
 	if aInt && bInt {
+		overflow := fmt.Sprintf("%d %s %d overflows a 64-bit int", ia, op, ib)
 		switch op {
 		case "+":
-			return ia + ib, ""
+			if r := ia + ib; (r > ia) == (ib > 0) {
+				return r, ""
+			}
+			return nil, overflow
 		case "-":
-			return ia - ib, ""
+			if r := ia - ib; (r < ia) == (ib > 0) {
+				return r, ""
+			}
+			return nil, overflow
 		case "*":
-			return ia * ib, ""
+			if ia == 0 || ib == 0 {
+				return 0, ""
+			}
+			if r := ia * ib; r/ib == ia && !(ia == -1 && ib == math.MinInt) && !(ib == -1 && ia == math.MinInt) {
+				return r, ""
+			}
+			return nil, overflow
 		case "/":
 			if ib == 0 {
 				return nil, "division by zero"
@@ -245,9 +258,23 @@ func binary(op string, a, b any) (any, string) {
 			if ib < 0 {
 				return math.Pow(float64(ia), float64(ib)), ""
 			}
-			r := 1
-			for i := 0; i < ib; i++ {
-				r *= ia
+			// By squaring, checking overflow: a fuzzed 2 ** 10**18 must neither hang nor wrap.
+			r, base := 1, ia
+			for e := ib; e > 0; e >>= 1 {
+				if e&1 == 1 {
+					v, msg := binary("*", r, base)
+					if msg != "" {
+						return nil, overflow
+					}
+					r = v.(int)
+				}
+				if e > 1 {
+					v, msg := binary("*", base, base)
+					if msg != "" {
+						return nil, overflow
+					}
+					base = v.(int)
+				}
 			}
 			return r, ""
 		}
