@@ -94,16 +94,12 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		defer cleanup()
 		return runCompiled(m, append(weights, extra...), inputs, in, *output, *verbose, stderr)
 	}
-	var files []*runtime.SafetensorsFile
-	for _, w := range weights {
-		f, err := runtime.OpenSafetensors(w)
-		if err != nil {
-			fmt.Fprintln(stderr, err)
-			return 1
-		}
-		defer f.Close()
-		files = append(files, f)
+	files, err := runtime.OpenAll(weights...)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
 	}
+	defer runtime.CloseAll(files)
 	start := time.Now()
 	w, err := adapters.Weights(m, af.tensors, files...)
 	if err != nil {
