@@ -21,6 +21,7 @@ import (
 
 	"github.com/dave/jennifer/jen"
 
+	"github.com/rfc-project/rfc/codegen/memplan"
 	"github.com/rfc-project/rfc/ir"
 )
 
@@ -107,7 +108,7 @@ func Generate(m *ir.Module, opts Options) (*Result, error) {
 	res := &Result{
 		Package:         pkg,
 		Files:           []File{{Name: "model.go", Data: model}, {Name: "weights.go", Data: weights}},
-		ActivationBytes: 4*g.plan.arenaLen + 8*g.intCopyElements(),
+		ActivationBytes: 4*g.plan.ArenaLen + 8*g.intCopyElements(),
 		WeightBytes:     4 * g.weightsLen,
 	}
 	for _, v := range m.Inputs {
@@ -166,7 +167,7 @@ type generator struct {
 	m    *ir.Module
 	opts Options
 	pkg  string
-	plan *memoryPlan
+	plan *memplan.Plan
 
 	globals    *namer // package-level identifiers
 	fieldNames *namer // fields of Model
@@ -180,7 +181,7 @@ type generator struct {
 	weightAt    map[*ir.Value]int // offset in the weight slab
 	weightsLen  int
 	valueField  map[*ir.Value]string
-	copyField   map[*outputCopy]string
+	copyField   map[*memplan.OutputCopy]string
 
 	intVars     map[string]string
 	intVarDefs  []jen.Code
@@ -207,7 +208,7 @@ func newGenerator(m *ir.Module, opts Options, pkg string) *generator {
 		weightField: map[*ir.Value]string{},
 		weightAt:    map[*ir.Value]int{},
 		valueField:  map[*ir.Value]string{},
-		copyField:   map[*outputCopy]string{},
+		copyField:   map[*memplan.OutputCopy]string{},
 		intVars:     map[string]string{},
 		helpers:     map[string]jen.Code{},
 	}
@@ -245,13 +246,13 @@ func newGenerator(m *ir.Module, opts Options, pkg string) *generator {
 	}
 	for _, v := range m.Body {
 		switch {
-		case g.plan.bufferOf[v] != nil:
+		case g.plan.BufferOf[v] != nil:
 			g.valueField[v] = g.fieldNames.take("v" + strconv.Itoa(v.ID))
 		case g.hoisted[v] && (v.Op != "reshape" || !g.hoisted[v.Args[0]]):
 			g.valueField[v] = g.fieldNames.take("load" + strconv.Itoa(v.ID))
 		}
 	}
-	for i, c := range g.plan.copies {
+	for i, c := range g.plan.Copies {
 		g.copyField[c] = g.fieldNames.take("out" + strconv.Itoa(i))
 	}
 	return g
@@ -259,9 +260,9 @@ func newGenerator(m *ir.Module, opts Options, pkg string) *generator {
 
 func (g *generator) intCopyElements() int {
 	n := 0
-	for _, c := range g.plan.copies {
-		if c.buf == nil {
-			n += numElements(c.value.Type.Shape)
+	for _, c := range g.plan.Copies {
+		if c.Buf == nil {
+			n += numElements(c.Value.Type.Shape)
 		}
 	}
 	return n
@@ -275,7 +276,7 @@ func (g *generator) ref(v *ir.Value) *jen.Statement {
 	case ir.KindParam:
 		return jen.Id("m").Dot(g.weightField[v])
 	}
-	if root, ok := g.plan.external[v]; ok {
+	if root, ok := g.plan.External[v]; ok {
 		return g.ref(root)
 	}
 	if g.hoisted[v] && v.Op == "reshape" && g.hoisted[v.Args[0]] {
@@ -286,7 +287,7 @@ func (g *generator) ref(v *ir.Value) *jen.Statement {
 
 // isArgument reports whether v is data the caller passes to Forward (or a view of it).
 func (g *generator) isArgument(v *ir.Value) bool {
-	if root, ok := g.plan.external[v]; ok {
+	if root, ok := g.plan.External[v]; ok {
 		v = root
 	}
 	return v.Kind == ir.KindInput
@@ -342,18 +343,18 @@ func (g *generator) modelFile() ([]byte, error) {
 	for i, v := range m.Outputs {
 		fmt.Fprintf(&doc, "\t%s %s\n", g.outputArg[i], v.Type)
 	}
-	fmt.Fprintf(&doc, "\nMemory: %d bytes of activations in one planned arena (ActivationBytes), %d bytes of weights as float32 (WeightBytes).", 4*p.arenaLen+8*g.intCopyElements(), 4*g.weightsLen)
+	fmt.Fprintf(&doc, "\nMemory: %d bytes of activations in one planned arena (ActivationBytes), %d bytes of weights as float32 (WeightBytes).", 4*p.ArenaLen+8*g.intCopyElements(), 4*g.weightsLen)
 	f.PackageComment(Comment(doc.String()))
 
 	f.Const().Defs(
 		jen.Comment("ModelName is the model this package was compiled from."),
 		jen.Id("ModelName").Op("=").Lit(m.Name),
 		jen.Comment(Comment("ActivationBytes is the planned peak memory of intermediates and outputs during Forward: the size of the model's arena.")),
-		jen.Id("ActivationBytes").Op("=").Lit(4*p.arenaLen+8*g.intCopyElements()),
+		jen.Id("ActivationBytes").Op("=").Lit(4*p.ArenaLen+8*g.intCopyElements()),
 		jen.Comment("WeightBytes is the memory the weights take once loaded as float32."),
 		jen.Id("WeightBytes").Op("=").Lit(4*g.weightsLen),
 		jen.Line(),
-		jen.Id("arenaLen").Op("=").Lit(p.arenaLen).Comment("float32 elements"),
+		jen.Id("arenaLen").Op("=").Lit(p.ArenaLen).Comment("float32 elements"),
 		jen.Id("weightsLen").Op("=").Lit(g.weightsLen).Comment("float32 elements"),
 	)
 	for _, v := range m.Inputs {
@@ -405,16 +406,16 @@ func (g *generator) modelFile() ([]byte, error) {
 			fieldDefs = append(fieldDefs, jen.Id(name).Index().Float32().Comment(fmt.Sprintf("%s: %s, %s, %s", v.Ref(), v.Type, scopeName(v), what)))
 			continue
 		}
-		b := p.bufferOf[v]
+		b := p.BufferOf[v]
 		fieldDefs = append(fieldDefs, jen.Id(name).Index().Float32().Comment(fmt.Sprintf("%s: %s, %s", v.Ref(), v.Type, scopeName(v))))
-		inits = append(inits, jen.Id("m").Dot(name).Op("=").Id("m").Dot("arena").Dot("Slice").Call(jen.Lit(b.offset), jen.Lit(numElements(v.Type.Shape))))
+		inits = append(inits, jen.Id("m").Dot(name).Op("=").Id("m").Dot("arena").Dot("Slice").Call(jen.Lit(b.Offset), jen.Lit(numElements(v.Type.Shape))))
 	}
-	for _, c := range p.copies {
+	for _, c := range p.Copies {
 		name := g.copyField[c]
-		n := numElements(c.value.Type.Shape)
-		fieldDefs = append(fieldDefs, jen.Id(name).Add(goType(c.value.Type)).Comment(fmt.Sprintf("a copy of %s, returned as an output", c.from.Ref())))
-		if c.buf != nil {
-			inits = append(inits, jen.Id("m").Dot(name).Op("=").Id("m").Dot("arena").Dot("Slice").Call(jen.Lit(c.buf.offset), jen.Lit(n)))
+		n := numElements(c.Value.Type.Shape)
+		fieldDefs = append(fieldDefs, jen.Id(name).Add(goType(c.Value.Type)).Comment(fmt.Sprintf("a copy of %s, returned as an output", c.From.Ref())))
+		if c.Buf != nil {
+			inits = append(inits, jen.Id("m").Dot(name).Op("=").Id("m").Dot("arena").Dot("Slice").Call(jen.Lit(c.Buf.Offset), jen.Lit(n)))
 		} else {
 			inits = append(inits, jen.Id("m").Dot(name).Op("=").Make(jen.Index().Int64(), jen.Lit(n)))
 		}
@@ -511,10 +512,10 @@ func (g *generator) forward() (jen.Code, error) {
 		body = append(body, jen.Line(), jen.Comment(g.opComment(v)))
 		body = append(body, stmts...)
 	}
-	if len(g.plan.copies) > 0 {
+	if len(g.plan.Copies) > 0 {
 		body = append(body, jen.Line(), jen.Comment("Outputs that are inputs or weights are copied, so that the caller cannot write to those."))
-		for _, c := range g.plan.copies {
-			body = append(body, jen.Copy(jen.Id("m").Dot(g.copyField[c]), g.ref(c.from)))
+		for _, c := range g.plan.Copies {
+			body = append(body, jen.Copy(jen.Id("m").Dot(g.copyField[c]), g.ref(c.From)))
 		}
 	}
 	rets := make([]jen.Code, 0, len(m.Outputs)+1)
@@ -527,8 +528,8 @@ func (g *generator) forward() (jen.Code, error) {
 }
 
 func (g *generator) outputRef(v *ir.Value) jen.Code {
-	for _, c := range g.plan.copies {
-		if c.value == v {
+	for _, c := range g.plan.Copies {
+		if c.Value == v {
 			return jen.Id("m").Dot(g.copyField[c])
 		}
 	}
@@ -560,7 +561,7 @@ func (g *generator) opComment(v *ir.Value) string {
 	case v.Op == "reshape":
 		c += " (a view: no code)"
 	default:
-		if j, ok := g.plan.inPlace[v]; ok {
+		if j, ok := g.plan.InPlace[v]; ok {
 			c += " (in place over " + v.Args[j].Ref() + ")"
 		}
 	}

@@ -608,24 +608,24 @@ func checkNoEscapes(t *testing.T, mod string, cases []*compiledCase) {
 func checkPlan(t *testing.T, what string, m *ir.Module) {
 	t.Helper()
 	p := planMemory(m, nil)
-	for i, a := range p.buffers {
-		if a.offset%arenaAlign != 0 || a.offset+a.size > p.arenaLen {
-			t.Errorf("%s: buffer at %d of %d elements is misaligned or outside the arena of %d", what, a.offset, a.size, p.arenaLen)
+	for i, a := range p.Buffers {
+		if a.Offset%arenaAlign != 0 || a.Offset+a.Size > p.ArenaLen {
+			t.Errorf("%s: buffer at %d of %d elements is misaligned or outside the arena of %d", what, a.Offset, a.Size, p.ArenaLen)
 		}
-		for _, b := range p.buffers[i+1:] {
-			live := a.first <= b.last && b.first <= a.last
-			overlap := a.offset < b.offset+b.size && b.offset < a.offset+a.size
-			if live && overlap && a.size > 0 && b.size > 0 {
-				t.Errorf("%s: buffers [%d,+%d) live %d..%d and [%d,+%d) live %d..%d overlap", what, a.offset, a.size, a.first, a.last, b.offset, b.size, b.first, b.last)
+		for _, b := range p.Buffers[i+1:] {
+			live := a.First <= b.Last && b.First <= a.Last
+			overlap := a.Offset < b.Offset+b.Size && b.Offset < a.Offset+a.Size
+			if live && overlap && a.Size > 0 && b.Size > 0 {
+				t.Errorf("%s: buffers [%d,+%d) live %d..%d and [%d,+%d) live %d..%d overlap", what, a.Offset, a.Size, a.First, a.Last, b.Offset, b.Size, b.First, b.Last)
 			}
 		}
-		for _, v := range a.members {
-			if numElements(v.Type.Shape) != a.size {
-				t.Errorf("%s: %s (%s) does not fill its buffer of %d elements", what, v.Ref(), v.Type, a.size)
+		for _, v := range a.Members {
+			if numElements(v.Type.Shape) != a.Size {
+				t.Errorf("%s: %s (%s) does not fill its buffer of %d elements", what, v.Ref(), v.Type, a.Size)
 			}
 		}
 	}
-	if peak := p.peakLive(len(m.Body)); p.arenaLen < peak {
-		t.Errorf("%s: arena of %d elements is below the live peak %d", what, p.arenaLen, peak)
+	if peak := p.PeakLive(len(m.Body)); p.ArenaLen < peak {
+		t.Errorf("%s: arena of %d elements is below the live peak %d", what, p.ArenaLen, peak)
 	}
 }
