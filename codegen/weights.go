@@ -2,6 +2,8 @@ package codegen
 
 import (
 	"github.com/dave/jennifer/jen"
+
+	"github.com/rfc-project/rfc/ir"
 )
 
 // weightsFile writes weights.go: the table of checkpoint tensors and the loaders. Its
@@ -10,22 +12,7 @@ func (g *generator) weightsFile() ([]byte, error) {
 	f := jen.NewFile(g.pkg)
 	g.header(f)
 	id := jen.Id
-	f.Comment("weightSpecs lists the checkpoint tensors the model reads, in the module's order.")
-	f.Var().Id("weightSpecs").Op("=").Index().Qual(runtimePath, "WeightSpec").ValuesFunc(func(gr *jen.Group) {
-		for _, p := range g.m.Params {
-			dims := p.Type.Shape.Ints()
-			lits := make([]jen.Code, len(dims))
-			for j, d := range dims {
-				lits[j] = jen.Lit(d)
-			}
-			gr.Line().Values(jen.Dict{
-				id("Key"):   jen.Lit(p.Key),
-				id("Param"): jen.Lit(p.Name),
-				id("Shape"): jen.Index().Int().Values(lits...),
-			})
-		}
-		gr.Line()
-	})
+	WeightSpecs(f, g.m.Params)
 	f.Line()
 	f.Comment("weightOffsets are the places of the weightSpecs in the weight slab, in float32 elements.")
 	f.Var().Id("weightOffsets").Op("=").Index().Int().ValuesFunc(func(gr *jen.Group) {
@@ -35,23 +22,7 @@ func (g *generator) weightsFile() ([]byte, error) {
 	})
 	f.Line()
 
-	f.Comment(Comment("Load opens the safetensors files at paths (memory-mapped where the platform allows) and loads the weights from them as LoadFiles does. The files are closed before it returns."))
-	f.Func().Id("Load").Params(id("paths").Op("...").String()).Params(jen.Op("*").Id("Model"), jen.Error()).Block(
-		jen.List(id("files"), jen.Err()).Op(":=").Qual(runtimePath, "OpenAll").Call(id("paths").Op("...")),
-		jen.If(jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Nil(), jen.Err())),
-		jen.Defer().Qual(runtimePath, "CloseAll").Call(id("files")),
-		jen.Return(id("LoadFiles").Call(id("files").Op("..."))),
-	)
-	f.Line()
-
-	f.Comment(Comment("LoadReaderAt loads the weights from one safetensors file of size bytes read through r; name identifies it in errors."))
-	f.Func().Id("LoadReaderAt").Params(id("r").Qual("io", "ReaderAt"), id("size").Int64(), id("name").String()).Params(jen.Op("*").Id("Model"), jen.Error()).Block(
-		jen.List(id("f"), jen.Err()).Op(":=").Qual(runtimePath, "ReadSafetensors").Call(id("r"), id("size"), id("name")),
-		jen.If(jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Nil(), jen.Err())),
-		jen.Return(id("LoadFiles").Call(id("f"))),
-	)
-	f.Line()
-
+	LoadWrappers(f)
 	f.Comment(Comment("LoadFiles reads every parameter by its checkpoint key from files (f16 and bf16 tensors are converted to float32) and returns a ready Model. runtime.LocateWeights checks the whole set before any data is read and reports every problem at once, one line each (missing, extra, misshapen, duplicated or non-float tensors); on error there is no model at all."))
 	f.Func().Id("LoadFiles").Params(id("files").Op("...").Op("*").Qual(runtimePath, "SafetensorsFile")).Params(jen.Op("*").Id("Model"), jen.Error()).Block(
 		jen.List(id("set"), jen.Err()).Op(":=").Qual(runtimePath, "LocateWeights").Call(id("ModelName"), id("weightSpecs"), id("files").Op("...")),
@@ -69,4 +40,49 @@ func (g *generator) weightsFile() ([]byte, error) {
 		jen.Return(id("m"), jen.Nil()),
 	)
 	return render(f)
+}
+
+// WeightSpecs declares weightSpecs, the checkpoint tensors a generated package reads (key,
+// parameter name, shape), in the module's order: the table runtime.LocateWeights checks files
+// against. The CUDA target uses it too.
+func WeightSpecs(f *jen.File, params []*ir.Value) {
+	id := jen.Id
+	f.Comment("weightSpecs lists the checkpoint tensors the model reads, in the module's order.")
+	f.Var().Id("weightSpecs").Op("=").Index().Qual(runtimePath, "WeightSpec").ValuesFunc(func(gr *jen.Group) {
+		for _, p := range params {
+			dims := p.Type.Shape.Ints()
+			lits := make([]jen.Code, len(dims))
+			for j, d := range dims {
+				lits[j] = jen.Lit(d)
+			}
+			gr.Line().Values(jen.Dict{
+				id("Key"):   jen.Lit(p.Key),
+				id("Param"): jen.Lit(p.Name),
+				id("Shape"): jen.Index().Int().Values(lits...),
+			})
+		}
+		gr.Line()
+	})
+	f.Line()
+}
+
+// LoadWrappers adds Load (paths) and LoadReaderAt (one file through an io.ReaderAt), which
+// open safetensors files and hand them to the package's LoadFiles. The CUDA target uses it too.
+func LoadWrappers(f *jen.File) {
+	id := jen.Id
+	f.Comment(Comment("Load opens the safetensors files at paths (memory-mapped where the platform allows) and loads the weights from them as LoadFiles does. The files are closed before it returns."))
+	f.Func().Id("Load").Params(id("paths").Op("...").String()).Params(jen.Op("*").Id("Model"), jen.Error()).Block(
+		jen.List(id("files"), jen.Err()).Op(":=").Qual(runtimePath, "OpenAll").Call(id("paths").Op("...")),
+		jen.If(jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Nil(), jen.Err())),
+		jen.Defer().Qual(runtimePath, "CloseAll").Call(id("files")),
+		jen.Return(id("LoadFiles").Call(id("files").Op("..."))),
+	)
+	f.Line()
+	f.Comment(Comment("LoadReaderAt loads the weights from one safetensors file of size bytes read through r; name identifies it in errors."))
+	f.Func().Id("LoadReaderAt").Params(id("r").Qual("io", "ReaderAt"), id("size").Int64(), id("name").String()).Params(jen.Op("*").Id("Model"), jen.Error()).Block(
+		jen.List(id("f"), jen.Err()).Op(":=").Qual(runtimePath, "ReadSafetensors").Call(id("r"), id("size"), id("name")),
+		jen.If(jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Nil(), jen.Err())),
+		jen.Return(id("LoadFiles").Call(id("f"))),
+	)
+	f.Line()
 }

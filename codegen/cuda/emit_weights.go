@@ -17,33 +17,15 @@ func (g *generator) weightsFile() ([]byte, error) {
 	f.ImportName(runtimePath, "runtime")
 	id := jen.Id
 	p := g.plan
-	specs := make([]jen.Code, len(g.m.Params))
 	places := make([]jen.Code, len(g.m.Params))
 	for i, w := range g.m.Params {
-		dims := ints(w.Type)
-		lits := make([]jen.Code, len(dims))
-		for j, d := range dims {
-			lits[j] = jen.Lit(d)
-		}
-		specs[i] = jen.Line().Values(jen.Dict{
-			id("Key"):   jen.Lit(w.Key),
-			id("Param"): jen.Lit(w.Name),
-			id("Shape"): jen.Index().Int().Values(lits...),
-		})
 		off := p.at[w].offset / p.weightElem
 		places[i] = jen.Line().Values(jen.Lit(int(off)), jen.Lit(int(elements(w.Type))))
 	}
 	f.Comment("weightElems is the length of the host weight slab: the device's, in elements.")
 	f.Const().Id("weightElems").Op("=").Lit(int(p.weightBytes / p.weightElem))
 	f.Line()
-	f.Comment("weightSpecs lists the parameters in the module's order.")
-	f.Var().Id("weightSpecs").Op("=").Index().Qual(runtimePath, "WeightSpec").ValuesFunc(func(gr *jen.Group) {
-		for _, s := range specs {
-			gr.Add(s)
-		}
-		gr.Line()
-	})
-	f.Line()
+	codegen.WeightSpecs(f, g.m.Params)
 	f.Comment("weightPlaces are where weightSpecs lie in the slab: offset and size, in elements.")
 	f.Var().Id("weightPlaces").Op("=").Index(jen.Op("...")).Index(jen.Lit(2)).Int().ValuesFunc(func(gr *jen.Group) {
 		for _, s := range places {
@@ -61,21 +43,7 @@ func (g *generator) weightsFile() ([]byte, error) {
 		jen.Return(id("out")),
 	)
 	f.Line()
-	f.Comment(codegen.Comment("Load opens the safetensors files at paths and loads the weights from them as LoadFiles does. The files are closed before it returns."))
-	f.Func().Id("Load").Params(id("paths").Op("...").String()).Params(jen.Op("*").Id("Model"), jen.Error()).Block(
-		jen.List(id("files"), jen.Err()).Op(":=").Qual(runtimePath, "OpenAll").Call(id("paths").Op("...")),
-		jen.If(jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Nil(), jen.Err())),
-		jen.Defer().Qual(runtimePath, "CloseAll").Call(id("files")),
-		jen.Return(id("LoadFiles").Call(id("files").Op("..."))),
-	)
-	f.Line()
-	f.Comment(codegen.Comment("LoadReaderAt loads the weights from one safetensors file of size bytes read through r; name identifies it in errors."))
-	f.Func().Id("LoadReaderAt").Params(id("r").Qual("io", "ReaderAt"), id("size").Int64(), id("name").String()).Params(jen.Op("*").Id("Model"), jen.Error()).Block(
-		jen.List(id("f"), jen.Err()).Op(":=").Qual(runtimePath, "ReadSafetensors").Call(id("r"), id("size"), id("name")),
-		jen.If(jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Nil(), jen.Err())),
-		jen.Return(id("LoadFiles").Call(id("f"))),
-	)
-	f.Line()
+	codegen.LoadWrappers(f)
 	half := "float32"
 	if g.opts.F16Weights {
 		half = "float16"

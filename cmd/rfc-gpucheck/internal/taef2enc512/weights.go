@@ -13,7 +13,7 @@ import (
 // weightElems is the length of the host weight slab: the device's, in elements.
 const weightElems = 1338560
 
-// weightSpecs lists the parameters in the module's order.
+// weightSpecs lists the checkpoint tensors the model reads, in the module's order.
 var weightSpecs = []runtime.WeightSpec{
 	{
 		Key:   "0.weight",
@@ -505,8 +505,8 @@ func WeightShapes() map[string][]int {
 	return out
 }
 
-// Load opens the safetensors files at paths and loads the weights from them as LoadFiles does. The
-// files are closed before it returns.
+// Load opens the safetensors files at paths (memory-mapped where the platform allows) and loads
+// the weights from them as LoadFiles does. The files are closed before it returns.
 func Load(paths ...string) (*Model, error) {
 	files, err := runtime.OpenAll(paths...)
 	if err != nil {
