@@ -601,16 +601,17 @@ func render(f *jen.File) ([]byte, error) {
 	if err := f.Render(&buf); err != nil {
 		return nil, fmt.Errorf("codegen: %v", err)
 	}
-	src, err := format.Source(groupImports(buf.Bytes()))
+	src, err := format.Source(GroupImports(buf.Bytes()))
 	if err != nil {
 		return nil, fmt.Errorf("codegen: %v", err)
 	}
 	return src, nil
 }
 
-// groupImports puts the standard library's imports before the others, with a blank line
-// between them, as goimports does (jennifer writes them in one sorted block).
-func groupImports(src []byte) []byte {
+// GroupImports puts the standard library's imports before the others, with a blank line
+// between them, as goimports does (jennifer writes them in one sorted block). Blank
+// imports (`_ "embed"`) are grouped by their path too. The CUDA target uses it as well.
+func GroupImports(src []byte) []byte {
 	start := bytes.Index(src, []byte("\nimport (\n"))
 	if start < 0 {
 		return src
@@ -622,7 +623,7 @@ func groupImports(src []byte) []byte {
 	}
 	var std, other []string
 	for _, line := range strings.Split(string(src[start:start+end]), "\n") {
-		path := strings.Trim(strings.TrimSpace(line), `"`)
+		path := strings.Trim(strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), "_ ")), `"`)
 		if first, _, _ := strings.Cut(path, "/"); strings.Contains(first, ".") {
 			other = append(other, line)
 		} else {

@@ -153,7 +153,7 @@ func render(f *jen.File, buildTag bool) ([]byte, error) {
 	if err := f.Render(&buf); err != nil {
 		return nil, fmt.Errorf("cuda: %v", err)
 	}
-	src := groupImports(buf.Bytes())
+	src := codegen.GroupImports(buf.Bytes())
 	if buildTag {
 		src = append([]byte("//go:build cuda\n\n"), src...)
 	}
@@ -409,37 +409,6 @@ func (g *generator) modelFile() ([]byte, error) {
 	f.Comment("Close frees the model's device memory and releases the GPU context.")
 	f.Func().Params(jen.Id("m").Op("*").Id("Model")).Id("Close").Params().Error().Block(jen.Return(jen.Id("m").Dot("e").Dot("Close").Call()))
 	return render(f, true)
-}
-
-// groupImports puts the standard library's imports before the others, with a blank line
-// between them, as goimports does (jennifer writes one sorted block).
-func groupImports(src []byte) []byte {
-	start := bytes.Index(src, []byte("\nimport (\n"))
-	if start < 0 {
-		return src
-	}
-	start += len("\nimport (\n")
-	end := bytes.Index(src[start:], []byte("\n)\n"))
-	if end < 0 {
-		return src
-	}
-	var std, other []string
-	for _, line := range strings.Split(string(src[start:start+end]), "\n") {
-		path := strings.Trim(strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), "_ ")), `"`)
-		if first, _, _ := strings.Cut(path, "/"); strings.Contains(first, ".") {
-			other = append(other, line)
-		} else {
-			std = append(std, line)
-		}
-	}
-	block := strings.Join(std, "\n")
-	if len(std) > 0 && len(other) > 0 {
-		block += "\n\n"
-	}
-	block += strings.Join(other, "\n")
-	out := append([]byte(nil), src[:start]...)
-	out = append(out, block...)
-	return append(out, src[start+end:]...)
 }
 
 func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }
