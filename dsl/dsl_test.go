@@ -72,7 +72,7 @@ func TestModelsRoundTrip(t *testing.T) {
 // rfc fmt must be idempotent on every model and on the prelude.
 func TestFormatIdempotent(t *testing.T) {
 	files, _ := filepath.Glob("../models/*.rfn")
-	files = append(files, "prelude.rfn")
+	files = append(files, "prelude.rfn", "../adapters/lora.rfn")
 	for _, f := range files {
 		src, _ := os.ReadFile(f)
 		a, err := parser.ParseFile(f, src)
