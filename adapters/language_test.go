@@ -21,7 +21,7 @@ model M(d: int = 5) {
     Linear(7, d)
 }
 
-// M with Pre(factor=2) around its second Linear, written by hand.
+# M with Pre(factor=2) around its second Linear, written by hand.
 model MRef(d: int = 5) {
     input x: f32[batch, 3, d]
     Linear(d, 7) key "Linear_1"
@@ -42,7 +42,7 @@ model N(d: int = 5) {
     LayerNorm(d)
 }
 
-// N with Gate around its Chain, written by hand.
+# N with Gate around its Chain, written by hand.
 model NRef(d: int = 5) {
     input x: f32[batch, 3, d]
     Residual key "" {
@@ -56,13 +56,13 @@ model NRef(d: int = 5) {
     LayerNorm(d)
 }
 
-// The target receives what the body gives it: here a scaled input.
+# The target receives what the body gives it: here a scaled input.
 adapter Pre(target: Linear, in_features: int, factor: float = 1.0) {
     Multiply(factor)
     target()
 }
 
-// Any layer: x + factor·target(x).
+# Any layer: x + factor·target(x).
 adapter Gate(target: Layer, factor: float = 0.5) : Residual {
     target()
     Multiply(factor)

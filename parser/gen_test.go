@@ -8,8 +8,8 @@ import (
 
 // gen writes random but well-formed .rfn text with random layout: blank
 // lines, lists broken over lines, semicolons, and comments wherever the
-// syntax lets a line end (some of them worded like expressions, to exercise
-// the `//` rule).
+// syntax lets a line end (some of them holding `//`, which is division
+// outside a comment).
 type gen struct {
 	r     *rand.Rand
 	b     strings.Builder
@@ -17,8 +17,8 @@ type gen struct {
 }
 
 var genComments = []string{
-	"// note", "// x", "// 2", "// the model", "// hidden size", "// see: paper",
-	"// a // b", "//", "// (b, c)", "// -1", "// key", "// é ünïcode", "//x+y",
+	"# note", "# x", "# 2", "# the model", "# hidden size", "# see: paper",
+	"# a // b", "#", "# (b, c)", "# -1", "# key", "# é ünïcode", "#x+y", "## twice", "#// old",
 }
 
 func (g *gen) chance(p float64) bool { return g.r.Float64() < p }
@@ -83,8 +83,6 @@ func (g *gen) expr(d int) string {
 		// Comparisons do not chain: give them operands of higher precedence.
 		return "(" + g.expr(d+1) + ")" + g.pick(" == ", " != ", "<", " <= ", " > ", ">=") + "(" + g.expr(d+1) + ")"
 	case 6:
-		// The `//` rule reads floor division only between a name or
-		// number and an operand on the same line.
 		return g.pick(g.name(), "7", "(a + 1)") + g.pick(" // ", "//") + g.pick(g.name(), "2", "-3", "(b)", "f(c)")
 	default:
 		return g.expr(d+1) + g.pick(" + ", "-", " * ", " / ", "%", " ** ", " and ", " or ") + g.expr(d+1)
@@ -248,9 +246,11 @@ func TestGeneratedRoundTrip(t *testing.T) {
 		src := g.file()
 		f, err := ParseFile("g.rfn", []byte(src))
 		if err != nil {
-			// The generator can write text that only the `//` rule spoils
-			// (a comment read as division, leaving a stray token) or an
-			// expression nested too deeply; anything else is a parser bug.
+			// The generator can nest an expression too deeply or chain
+			// comparisons; anything else is a parser bug.
+			if !strings.Contains(err.Error(), "the limit is") && !strings.Contains(err.Error(), "cannot be chained") {
+				t.Fatalf("seed %d: %v\nsource:\n%s", seed, err, src)
+			}
 			continue
 		}
 		parsed++
@@ -266,7 +266,7 @@ func TestGeneratedRoundTrip(t *testing.T) {
 			t.Fatalf("seed %d: %d `//` accounted for, want %d\nsource:\n%s", seed, got, want, src)
 		}
 	}
-	if parsed < n*3/4 {
+	if parsed < n*9/10 {
 		t.Errorf("only %d of %d generated files parsed", parsed, n)
 	}
 }

@@ -21,24 +21,9 @@ package parser
 //     be left out only when a block follows (`Residual { … }`,
 //     `Chain key "x" { … }`); ParseFile rejects a bare `ReLU`.
 //     Model parameter lists may also be left out: `model M { … }`.
-//   - `//` is both floor division and the comment marker. It is floor
-//     division only when all of these hold, and otherwise starts a comment:
-//     (1) the token before it is on the same line and is a name, a number,
-//     ')' or ']' (never a string, `true`/`false` or another keyword);
-//     (2) it is inside an expression: within (…) or […], or on a line after
-//     `let x =`, `key`, `repeat`, `in` or `if`;
-//     (3) the rest of the line (up to a ';', '{' or the next `//`) reads
-//     like code: it starts with an operand and has no two operands in a
-//     row (prose: `// hidden size`), no `name (` with a space, no statement
-//     keyword (`// the model`), no character the lexer rejects;
-//     (4) the file then parses: when the first lexer or grammar error is on
-//     the same line after that `//` (and the rest of the line closes no
-//     bracket opened before it), the `//` is re-read as a comment.
-//     So `let n = size // patch` and `Conv2d(c, c // 2)` divide, while
-//     `let h = d * 4 // hidden size`, `Linear(3, 4) // project` and
-//     `key "0" // conv` are comments. The price: a one-word comment right
-//     after an expression (`let n = a // note`, or a last parameter
-//     `b: int = 8 // heads` without its trailing comma) is floor division.
+//   - `#` starts a comment, to the end of the line; `//` is floor
+//     division only. (Files from before `#` are read with the old `//`
+//     rule by legacy.go, for `rfc fmt` to convert them.)
 //   - Comparisons do not chain (`a < b < c` is an error): write `and`.
 //   - Literals: decimal integers without leading zeros (int64), floats in
 //     Python's form (`1e-5`, `0.5`, `3.`, `.5`), strings in double quotes with

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
 	"unicode/utf8"
 
 	"github.com/alecthomas/participle/v2/lexer"
@@ -47,10 +46,6 @@ const (
 	maxPowPerStmt  = 200 // '**' in one statement (right-recursive)
 	maxElseIfChain = 500 // 'else if' links in one if statement
 	maxExprDepth   = 1000
-	// Each `//` re-read as a comment costs a parse of the whole file; the
-	// lexer's filter leaves very few to the parser, so this is never hit by
-	// sane input and bounds the time spent on hostile input.
-	maxRereads = 100
 )
 
 // lexDefinition adapts scan to participle's lexer.Definition. ParseFile lexes
@@ -65,7 +60,7 @@ func (lexDefinition) Lex(filename string, r io.Reader) (lexer.Lexer, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := scan(filename, src, nil)
+	res := scan(filename, src, false, nil)
 	if res.err != nil {
 		return nil, res.err
 	}
@@ -101,7 +96,8 @@ type scanner struct {
 	off      int
 	line     int
 	col      int
-	forced   map[int]bool // offsets of `//` that must start a comment
+	legacy   bool         // `//` may start a comment (files from before `#`; see legacy.go)
+	forced   map[int]bool // legacy: offsets of `//` that must start a comment
 
 	res       scanResult
 	stack     []byte // open brackets
@@ -111,10 +107,11 @@ type scanner struct {
 	elseIfRun [maxNesting + 1]int
 }
 
-// scan turns src into tokens. forced lists `//` offsets that must be read as
-// comments (see ParseFile).
-func scan(filename string, src []byte, forced map[int]bool) scanResult {
-	s := &scanner{filename: filename, src: src, line: 1, col: 1, forced: forced}
+// scan turns src into tokens. `#` starts a comment and `//` is floor division; with
+// legacy set, `//` may also start a comment (legacy.go), and forced lists `//` offsets
+// that must be read as comments.
+func scan(filename string, src []byte, legacy bool, forced map[int]bool) scanResult {
+	s := &scanner{filename: filename, src: src, line: 1, col: 1, legacy: legacy, forced: forced}
 	if !utf8.Valid(src) {
 		off := 0
 		for off < len(src) {
@@ -214,7 +211,9 @@ func (s *scanner) run() *Error {
 			s.off++
 			s.line++
 			s.col = 1
-		case c == '/' && s.peek(1) == '/' && !s.slashSlashIsOperator():
+		case c == '#':
+			s.comment()
+		case c == '/' && s.peek(1) == '/' && s.legacy && !s.slashSlashIsOperator():
 			s.comment()
 		case isLetter(c):
 			if err := s.word(); err != nil {
@@ -461,167 +460,6 @@ func (s *scanner) punct() *Error {
 	s.advance(1)
 	s.emit(tokPunct, string(c), p)
 	return nil
-}
-
-// slashSlashIsOperator decides whether the `//` at the cursor is floor
-// division or starts a comment (see the grammar.go header for the rule).
-func (s *scanner) slashSlashIsOperator() bool {
-	if s.forced[s.off] {
-		return false
-	}
-	prev := s.last()
-	if prev == nil || prev.Pos.Line != s.line || prev.Type == tokString || !endsOperand(prev) ||
-		prev.Type == tokKeyword {
-		return false
-	}
-	inExpr := s.exprMode || !s.atStatementLevel()
-	if !inExpr {
-		return false
-	}
-	end := s.off + 2
-	for end < len(s.src) && s.src[end] != '\n' {
-		end++
-	}
-	if !restCanContinueExpression(s.src[s.off+2 : end]) {
-		return false
-	}
-	p := s.pos()
-	s.res.ambiguous = append(s.res.ambiguous, Pos(p))
-	return true
-}
-
-// restCanContinueExpression reports whether the text after an ambiguous `//`
-// (up to the end of the line, the next `//`, ';' or '{') could be the right
-// operand of floor division and what follows it. It must start with an
-// operand and must not read like prose: no two operands in a row, no
-// statement keyword, no character the lexer rejects, no unterminated string.
-func restCanContinueExpression(rest []byte) bool {
-	const (
-		other   = iota
-		operand // a name, number or string: an operand ends here
-		name    // a name: '(' may follow (a call)
-		closer  // ')' or ']': an operand ends here and `key` or ':' may follow
-		comma
-		param // a name right after ',': ':' may follow (a parameter)
-	)
-	prev := other
-	first := true
-	spaced := false // blanks before the current character
-	for i := 0; i < len(rest); {
-		c := rest[i]
-		cur := other
-		if c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v' {
-			i++
-			spaced = true
-			continue
-		}
-		wasSpaced := spaced
-		spaced = false
-		switch {
-		case c == '/' && i+1 < len(rest) && rest[i+1] == '/', c == ';', c == '{':
-			return !first // what follows is another decision or another statement
-		case isLetter(c):
-			j := i
-			for j < len(rest) && (isLetter(rest[j]) || isDigit(rest[j])) {
-				j++
-			}
-			w := string(rest[i:j])
-			i = j
-			ends := prev == operand || prev == name || prev == closer || prev == param
-			switch {
-			case w == "true" || w == "false" || !keywords[w]:
-				if ends {
-					return false
-				}
-				cur = operand
-				if !keywords[w] {
-					cur = name
-					if prev == comma {
-						cur = param
-					}
-				}
-			case w == "and" || w == "or" || w == "in":
-				if !ends {
-					return false
-				}
-			case w == "not":
-				if ends || first {
-					return false
-				}
-			case w == "key":
-				if prev != closer {
-					return false
-				}
-			default:
-				return false // model, let, input, if, else, …: prose
-			}
-		case isDigit(c) || c == '.':
-			if prev != other && prev != comma {
-				return false
-			}
-			for i < len(rest) && (isLetter(rest[i]) || isDigit(rest[i]) || rest[i] == '.' ||
-				(rest[i] == '+' || rest[i] == '-') && (rest[i-1] == 'e' || rest[i-1] == 'E')) {
-				i++
-			}
-			cur = operand
-		case c == '"':
-			if prev != other && prev != comma {
-				return false
-			}
-			j := i + 1
-			for j < len(rest) && rest[j] != '"' {
-				if rest[j] == '\\' {
-					j++
-				}
-				j++
-			}
-			if j >= len(rest) {
-				return false
-			}
-			i = j + 1
-			cur = operand
-		case c == '(' || c == '[':
-			// A call has its '(' right after the name: `d (doubled)` is prose.
-			if prev != other && prev != comma && !(c == '(' && (prev == name || prev == param) && !wasSpaced) {
-				return false
-			}
-			i++
-		case c == ')' || c == ']':
-			if first {
-				return false
-			}
-			cur = closer
-			i++
-		case c == '!':
-			if first || i+1 >= len(rest) || rest[i+1] != '=' {
-				return false
-			}
-			i += 2
-		case c == '-':
-			i++
-		case c == ':':
-			if prev != param && prev != closer {
-				return false
-			}
-			i++
-		case c == ',':
-			if first {
-				return false
-			}
-			cur = comma
-			i++
-		case strings.IndexByte("+*/%<>=}", c) >= 0:
-			if first {
-				return false
-			}
-			i++
-		default:
-			return false
-		}
-		first = false
-		prev = cur
-	}
-	return !first
 }
 
 // posAtOffset computes line and column (bytes, 1-based) of a byte offset.

@@ -10,6 +10,10 @@ import (
 
 // ParseFile parses one .rfn file. On failure it returns a nil *File and an
 // *Error that points at the first problem.
+//
+// Comments start with `#`. Files written before `#` used `//` for comments
+// too; when such a file fails to parse, the error says how to convert it
+// (`rfc fmt`, see ParseOldComments).
 func ParseFile(filename string, src []byte) (f *File, err error) {
 	defer func() {
 		// Last line of defence: a bug must show up as an error, not a crash.
@@ -23,58 +27,21 @@ func ParseFile(filename string, src []byte) (f *File, err error) {
 	if berr != nil {
 		return nil, fmt.Errorf("building the grammar: %w", berr)
 	}
-	// `//` after an operand is read as floor division first (see the
-	// grammar.go header); when the line then fails to lex or parse after
-	// that `//`, it is re-read as a comment.
-	forced := map[int]bool{}
-	for retries := 0; ; retries++ {
-		f, perr, syntaxErr, ambiguous := parseOnce(p, filename, src, forced)
-		if perr == nil {
-			return f, nil
+	f, perr, _, _ := parseOnce(p, filename, src, false, nil)
+	if perr != nil {
+		if old, oerr := parseOld(p, filename, src); oerr == nil && hasSlashComment(old) {
+			perr.Msg += " (comments start with #, and // is floor division: `rfc fmt " + filename + "` converts // comments)"
 		}
-		flip := -1
-		for _, a := range ambiguous {
-			if a.Line == perr.Pos.Line && a.Offset < perr.Pos.Offset {
-				flip = a.Offset
-			}
-		}
-		if !syntaxErr || flip < 0 || retries >= maxRereads || closesEarlierBracket(src, flip+2) {
-			return nil, perr
-		}
-		forced[flip] = true
+		return nil, perr
 	}
+	return f, nil
 }
 
-// closesEarlierBracket reports whether the rest of the line from off closes
-// a bracket opened before off: read as a comment, it would leave that
-// bracket open, and the error it then causes would only confuse.
-func closesEarlierBracket(src []byte, off int) bool {
-	depth := 0
-	for i := off; i < len(src) && src[i] != '\n'; i++ {
-		switch src[i] {
-		case '"':
-			for i++; i < len(src) && src[i] != '"' && src[i] != '\n'; i++ {
-				if src[i] == '\\' {
-					i++
-				}
-			}
-		case '(', '[':
-			depth++
-		case ')', ']':
-			depth--
-			if depth < 0 {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// parseOnce lexes and parses src, reading the `//` at the offsets in forced
-// as comments. syntaxErr tells a lexer or grammar error (which a different
+// parseOnce lexes and parses src; with legacy set, `//` may start a comment
+// and the `//` at the offsets in forced are read as comments. syntaxErr tells a lexer or grammar error (which a different
 // reading of an ambiguous `//` may cure) from a later check's.
-func parseOnce(p *participle.Parser[gFile], filename string, src []byte, forced map[int]bool) (f *File, perr *Error, syntaxErr bool, ambiguous []Pos) {
-	res := scan(filename, src, forced)
+func parseOnce(p *participle.Parser[gFile], filename string, src []byte, legacy bool, forced map[int]bool) (f *File, perr *Error, syntaxErr bool, ambiguous []Pos) {
+	res := scan(filename, src, legacy, forced)
 	if res.err != nil {
 		return nil, res.err, true, res.ambiguous
 	}

@@ -241,7 +241,7 @@ func TestErrors(t *testing.T) {
 		{"model M() {\n    Linear(1, 2; 3)\n}\n", `e.rfn:2:16: unexpected ";", expected "," or ")"`},
 		{"model M() {\n\tlet x = 1 +\n}\n", "e.rfn:2:13: unexpected newline, expected an expression"},
 		{"", ""},
-		{"// only a comment", ""},
+		{"# only a comment", ""},
 	}
 	for _, tt := range tests {
 		_, err := ParseFile("e.rfn", []byte(tt.src))
@@ -309,8 +309,9 @@ func TestCaret(t *testing.T) {
 	}
 }
 
-// TestSlashSlash pins the rule that tells floor division from a comment.
-func TestSlashSlash(t *testing.T) {
+// TestOldSlashComments pins the rule by which ParseOldComments tells floor division from a
+// comment in files written before `#` comments, and that it converts the comments.
+func TestOldSlashComments(t *testing.T) {
 	tests := []struct {
 		line     string // a statement inside a model body
 		stmt     string // its dump
@@ -356,7 +357,7 @@ func TestSlashSlash(t *testing.T) {
 			continue
 		}
 		src := "model M() {\n    " + tt.line + "\n}\n"
-		f, err := ParseFile("s.rfn", []byte(src))
+		f, err := ParseOldComments("s.rfn", []byte(src))
 		if err != nil {
 			t.Errorf("%s: %v", tt.line, err)
 			continue
@@ -364,12 +365,15 @@ func TestSlashSlash(t *testing.T) {
 		if got := dump(f.Decls[0].Body.Stmts[0]); got != tt.stmt {
 			t.Errorf("%s:\n got %s\nwant %s", tt.line, got, tt.stmt)
 		}
-		var comments []string
+		var comments, want []string
 		for _, c := range f.Comments {
 			comments = append(comments, c.Text)
 		}
-		if strings.Join(comments, "|") != strings.Join(tt.comments, "|") {
-			t.Errorf("%s: comments %q, want %q", tt.line, comments, tt.comments)
+		for _, c := range tt.comments {
+			want = append(want, "#"+strings.TrimPrefix(c, "//"))
+		}
+		if strings.Join(comments, "|") != strings.Join(want, "|") {
+			t.Errorf("%s: comments %q, want %q", tt.line, comments, want)
 		}
 	}
 	// In parameter lists: after a comma `//` is always a comment; before
@@ -381,7 +385,7 @@ func TestSlashSlash(t *testing.T) {
 		{"model M(a: int = 8 // 2) : Residual {}\n", "(model M ((a int (// 8 2))) :Residual {})", ""},
 		{"model M(a: int // the width\n) {}\n", "(model M ((a int)) {})", "// the width\n"},
 	} {
-		f, err := ParseFile("s.rfn", []byte(tt.src))
+		f, err := ParseOldComments("s.rfn", []byte(tt.src))
 		if err != nil {
 			t.Errorf("%q: %v", tt.src, err)
 			continue
@@ -389,14 +393,42 @@ func TestSlashSlash(t *testing.T) {
 		if got := dump(f.Decls[0]); got != tt.model {
 			t.Errorf("%q: got %s, want %s", tt.src, got, tt.model)
 		}
-		if got := commentTexts(f); got != tt.comments {
+		if got := commentTexts(f); got != strings.ReplaceAll(tt.comments, "//", "#") {
 			t.Errorf("%q: comments %q, want %q", tt.src, got, tt.comments)
 		}
 	}
 }
 
+// TestSlashIsDivision: `//` is floor division wherever it stands, and an old file's `//`
+// comment is an error that says how to convert it.
+func TestSlashIsDivision(t *testing.T) {
+	for _, tt := range []struct{ line, stmt string }{
+		{"let h = d * 4 // x", "(let h (// (* d 4) x))"},
+		{"let s = a // b # note", "(let s (// a b))"},
+		{"Conv2d(c) key i // 2", "(layer Conv2d (c) key (// i 2))"},
+	} {
+		f, err := ParseFile("s.rfn", []byte("model M() {\n    "+tt.line+"\n}\n"))
+		if err != nil {
+			t.Errorf("%s: %v", tt.line, err)
+			continue
+		}
+		if got := dump(f.Decls[0].Body.Stmts[0]); got != tt.stmt {
+			t.Errorf("%s: got %s, want %s", tt.line, got, tt.stmt)
+		}
+	}
+	_, err := ParseFile("old.rfn", []byte("// a comment of old\nmodel M() {\n    ReLU()\n}\n"))
+	if err == nil || !strings.Contains(err.Error(), "old.rfn:1:1:") || !strings.Contains(err.Error(), "rfc fmt old.rfn") {
+		t.Errorf("old comment: got %v, want a positioned error with the rfc fmt hint", err)
+	}
+	// A file in today's syntax gets no hint.
+	_, err = ParseFile("new.rfn", []byte("model M() {\n    ReLU() )\n}\n"))
+	if err == nil || strings.Contains(err.Error(), "rfc fmt") {
+		t.Errorf("new file: got %v, want an error without the hint", err)
+	}
+}
+
 func TestComments(t *testing.T) {
-	src := "// a\nmodel M() { // b\n    ReLU()   // c  \t\n}\n// d"
+	src := "# a\nmodel M() { # b\n    ReLU()   # c  \t\n}\n# d"
 	f, err := ParseFile("c.rfn", []byte(src))
 	if err != nil {
 		t.Fatal(err)
@@ -405,7 +437,7 @@ func TestComments(t *testing.T) {
 	for _, c := range f.Comments {
 		got = append(got, c.Text+"@"+c.Pos.String()+"-"+c.EndPos.String())
 	}
-	want := []string{"// a@c.rfn:1:1-c.rfn:1:5", "// b@c.rfn:2:13-c.rfn:2:17", "// c@c.rfn:3:14-c.rfn:3:18", "// d@c.rfn:5:1-c.rfn:5:5"}
+	want := []string{"# a@c.rfn:1:1-c.rfn:1:4", "# b@c.rfn:2:13-c.rfn:2:16", "# c@c.rfn:3:14-c.rfn:3:17", "# d@c.rfn:5:1-c.rfn:5:4"}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("got %v\nwant %v", got, want)
 	}

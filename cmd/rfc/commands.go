@@ -166,11 +166,14 @@ func cmdFmt(args []string, stdout, stderr io.Writer) int {
 			status = 1
 			continue
 		}
-		f, err := parser.ParseFile(file, src)
+		f, upgraded, err := parser.ParseUpgrading(file, src)
 		if err != nil {
 			fmt.Fprintln(stderr, dsl.Detail(parseErr(err, src)))
 			status = 1
 			continue
+		}
+		if upgraded {
+			fmt.Fprintf(stderr, "%s: // comments converted to # comments\n", file)
 		}
 		out := parser.Format(f)
 		if bytes.Equal(out, src) {

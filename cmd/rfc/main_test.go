@@ -49,8 +49,8 @@ func TestCheckBrokenFiles(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			src, _ := os.ReadFile(f)
 			args := []string{"check"}
-			if first, _, _ := strings.Cut(string(src), "\n"); strings.HasPrefix(first, "// args:") {
-				args = append(args, strings.Fields(strings.TrimPrefix(first, "// args:"))...)
+			if first, _, _ := strings.Cut(string(src), "\n"); strings.HasPrefix(first, "# args:") {
+				args = append(args, strings.Fields(strings.TrimPrefix(first, "# args:"))...)
 			}
 			args = append(args, f)
 			_, stderr, status := rfc(t, args...)
