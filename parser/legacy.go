@@ -72,7 +72,6 @@ func parseOld(p *participle.Parser[gFile], filename string, src []byte) (f *File
 	}
 }
 
-
 // closesEarlierBracket reports whether the rest of the line from off closes
 // a bracket opened before off: read as a comment, it would leave that
 // bracket open, and the error it then causes would only confuse.
@@ -258,7 +257,6 @@ func restCanContinueExpression(rest []byte) bool {
 	}
 	return !first
 }
-
 
 // ParseUpgrading is ParseFile for `rfc fmt`: a file written with `//` comments is read the
 // old way (ParseOldComments) so that formatting converts it; upgraded tells it was. A file
