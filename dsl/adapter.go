@@ -76,10 +76,11 @@ func (p *Program) AddSource(path string, src []byte) error {
 
 func isValueType(t string) bool {
 	switch t {
-	case "int", "float", "bool", "string", "pair":
+	case "pair":
 		return true
 	}
-	return false
+	_, ok := paramKinds[t]
+	return ok
 }
 
 // AdapterSite is one injection of an adapter around a target layer.

@@ -12,17 +12,36 @@ import (
 type argKind uint8
 
 const (
-	kInt     argKind = iota + 1
-	kFloat           // ints are accepted and widened
-	kBool            //
-	kString          //
-	kPair            // an int, or a list of two ints
-	kInts            // an int or a list of ints
-	kVarInts         // the rest of the positional arguments, each an int (Parameter(*dims))
+	kInt        argKind = iota + 1
+	kFloat              // ints are accepted and widened
+	kBool               //
+	kString             //
+	kPair               // an int, or a list of two ints
+	kInts               // an int or a list of ints
+	kVarInts            // the rest of the positional arguments, each an int (Parameter(*dims))
+	kIntList            // a list of ints: a parameter of type [int]
+	kFloatList          // a list of numbers, widened to floats: [float]
+	kBoolList           // [bool]
+	kStringList         // [string]
 )
 
 func (k argKind) String() string {
-	return [...]string{"?", "int", "float", "bool", "string", "int or [int, int]", "int or [int, …]", "int…"}[k]
+	return [...]string{"?", "int", "float", "bool", "string", "int or [int, int]", "int or [int, …]", "int…", "[int]", "[float]", "[bool]", "[string]"}[k]
+}
+
+// elemKind is the kind of a list kind's elements.
+func (k argKind) elemKind() (argKind, bool) {
+	switch k {
+	case kIntList:
+		return kInt, true
+	case kFloatList:
+		return kFloat, true
+	case kBoolList:
+		return kBool, true
+	case kStringList:
+		return kString, true
+	}
+	return 0, false
 }
 
 // none marks an optional argument left unset (Python's None).

@@ -4,7 +4,7 @@ package dsl
 // Refiners semantics (see LANGUAGE.md); the catalogue only declares their arguments.
 var containerKinds = map[string]bool{
 	"Chain": true, "Residual": true, "Parallel": true, "Distribute": true,
-	"Passthrough": true, "Sum": true, "Concatenate": true,
+	"Passthrough": true, "Sum": true, "Product": true, "Concatenate": true,
 }
 
 func defContainers() {

@@ -2,6 +2,8 @@ package dsl
 
 import (
 	"fmt"
+	"math"
+	"math/bits"
 	"slices"
 	"strconv"
 	"strings"
@@ -40,6 +42,7 @@ type elab struct {
 	entryPos parser.Pos
 	adapter  *adapterSite // set while an adapter body is elaborated (adapter.go)
 	layers   int          // layers expanded so far, against maxLayers
+	calls    []parser.Pos // the layer statements of the models being elaborated, outermost first
 }
 
 // maxLayers bounds the layers one elaboration may expand: far above any real model (SDXL's
@@ -47,9 +50,20 @@ type elab struct {
 // instead of exhausting memory.
 const maxLayers = 200000
 
-// errAt builds a positioned error.
+// errAt builds a positioned error. An error outside the main file also names the
+// statements that led there from it.
 func (el *elab) errAt(pos parser.Pos, format string, args ...any) *Error {
-	return el.prog.newError(pos, "", fmt.Sprintf(format, args...))
+	e := el.prog.newError(pos, "", fmt.Sprintf(format, args...))
+	if pos.Filename != el.prog.Main {
+		for i := len(el.calls) - 1; i >= 0; i-- {
+			call := el.calls[i]
+			e.CalledFrom = append(e.CalledFrom, Frame{Pos: call, Line: el.prog.newError(call, "", "").Line})
+			if call.Filename == el.prog.Main {
+				break
+			}
+		}
+	}
+	return e
 }
 
 // Elaborate builds the IR of one entry point.
@@ -134,6 +148,9 @@ func (el *elab) bindModelParams(decl *parser.Model, call *item, set map[string]s
 		}
 	}
 	for _, p := range decl.Params {
+		if _, ok := paramKinds[p.Type]; !ok && !decl.IsAdapter {
+			return nil, ErrorList{el.errAt(p.TypePos, "parameter %s has unknown type %s (int, float, bool, string, or a list: [int], [float], [bool], [string])", p.Name, p.Type)}
+		}
 		var v any
 		if g, ok := given[p.Name]; ok && g != none {
 			v = g
@@ -161,40 +178,60 @@ func (el *elab) bindModelParams(decl *parser.Model, call *item, set map[string]s
 	return e, nil
 }
 
+// paramKinds are the value types a model parameter may have.
+var paramKinds = map[string]argKind{
+	"int": kInt, "float": kFloat, "bool": kBool, "string": kString,
+	"[int]": kIntList, "[float]": kFloatList, "[bool]": kBoolList, "[string]": kStringList,
+}
+
 func paramKind(t string) argKind {
-	switch t {
-	case "int":
-		return kInt
-	case "float":
-		return kFloat
-	case "bool":
-		return kBool
+	if k, ok := paramKinds[t]; ok {
+		return k
 	}
 	return kString
 }
 
+// parseSetting reads a --set value as a parameter of type typ: an int, float or bool as
+// Go writes them, a string as it is, a list as an expression (`[320, 640]`).
 func parseSetting(raw, typ string) (any, error) {
 	switch typ {
 	case "int":
-		n, err := strconv.Atoi(raw)
+		n, err := strconv.Atoi(strings.TrimSpace(raw))
 		if err != nil {
 			return nil, fmt.Errorf("%q is not an int", raw)
 		}
 		return n, nil
 	case "float":
-		f, err := strconv.ParseFloat(raw, 64)
+		f, err := strconv.ParseFloat(strings.TrimSpace(raw), 64)
 		if err != nil {
 			return nil, fmt.Errorf("%q is not a float", raw)
 		}
 		return f, nil
 	case "bool":
-		b, err := strconv.ParseBool(raw)
+		b, err := strconv.ParseBool(strings.TrimSpace(raw))
 		if err != nil {
 			return nil, fmt.Errorf("%q is not a bool", raw)
 		}
 		return b, nil
 	}
-	return raw, nil
+	k := paramKind(typ)
+	if _, isList := k.elemKind(); !isList {
+		return raw, nil
+	}
+	x, err := parser.ParseExpr("--set", []byte(raw))
+	if err != nil {
+		return nil, fmt.Errorf("%q is not a list such as [1, 2]", raw)
+	}
+	el := &elab{prog: &Program{files: map[string]*parser.File{}}}
+	v, err := el.eval(x, newEnv(nil))
+	if err != nil {
+		return nil, fmt.Errorf("%q: %v", raw, err.(*Error).Msg)
+	}
+	c, ok := coerce(v, k)
+	if !ok {
+		return nil, fmt.Errorf("%s is not a %s", formatConst(v), typ)
+	}
+	return c, nil
 }
 
 // isInputDim reports whether name is used as a bare dim of one of the model's inputs.
@@ -276,6 +313,20 @@ func (el *elab) declareInput(in *parser.InputStmt, e *env) *ir.Value {
 			return nil
 		}
 		shape = append(shape, dim)
+	}
+	// Sizes are counted in int64 bytes everywhere downstream: refuse an input whose known
+	// dims alone overflow that, here where the user's line is known.
+	bytes := int64(8)
+	for _, d := range shape {
+		if !d.Static() || d.N == 0 {
+			continue
+		}
+		hi, lo := bits.Mul64(uint64(bytes), uint64(d.N))
+		if hi != 0 || lo > math.MaxInt64 {
+			el.errs = append(el.errs, el.errAt(in.Pos, "input %s: %s%s is too large: its size overflows a 64-bit byte count", in.Name, in.DType, shape))
+			return nil
+		}
+		bytes = int64(lo)
 	}
 	if dt == ir.F16 || dt == ir.BF16 {
 		dt = ir.F32 // half inputs are widened on entry: kernels compute in f32
@@ -394,9 +445,14 @@ func (el *elab) expand(b *parser.Block, e *env, out *[]item, inputs *[]*parser.I
 				el.errs = append(el.errs, err.(*Error))
 				return false
 			}
+			// `repeat c in list` runs once per element, with c bound to it.
+			elems, isList := c.([]any)
 			n, isInt := c.(int)
+			if isList {
+				n, isInt = len(elems), true
+			}
 			if !isInt || n < 0 {
-				el.errs = append(el.errs, el.errAt(s.Count.Start(), "repeat needs a count ≥ 0, got %s", formatConst(c)))
+				el.errs = append(el.errs, el.errAt(s.Count.Start(), "repeat needs a count ≥ 0 or a list, got %s", formatConst(c)))
 				return false
 			}
 			if n > maxLayers {
@@ -405,7 +461,9 @@ func (el *elab) expand(b *parser.Block, e *env, out *[]item, inputs *[]*parser.I
 			}
 			for i := 0; i < n; i++ {
 				ie := newEnv(e)
-				if s.Var != "" {
+				if s.Var != "" && isList {
+					ie = e.with(s.Var, elems[i])
+				} else if s.Var != "" {
 					ie = e.with(s.Var, i)
 				}
 				if !el.expand(s.Body, ie, out, nil) {
@@ -495,7 +553,7 @@ func (el *elab) container(kind string, a args, items []item, scope *ir.Scope, in
 			}
 			outs = []*ir.Value{sum}
 		}
-	case "Parallel", "Sum", "Concatenate":
+	case "Parallel", "Sum", "Product", "Concatenate":
 		var parts []*ir.Value
 		for i := range items {
 			o := run(i, ins)
@@ -507,16 +565,17 @@ func (el *elab) container(kind string, a args, items []item, scope *ir.Scope, in
 		switch kind {
 		case "Parallel":
 			outs = parts
-		case "Sum":
+		case "Sum", "Product":
 			if len(parts) == 0 {
-				el.errs = append(el.errs, el.errAt(pos, "Sum needs at least one child"))
+				el.errs = append(el.errs, el.errAt(pos, "%s needs at least one child", kind))
 				return nil
 			}
+			op := map[string]string{"Sum": "add", "Product": "mul"}[kind]
 			acc := parts[0]
 			for _, p := range parts[1:] {
 				var err error
-				if acc, err = el.newOp(scope, pos, "add", []*ir.Value{acc, p}); err != nil {
-					el.errs = append(el.errs, el.errAt(pos, "Sum (%s): %v", scope.Path(), err))
+				if acc, err = el.newOp(scope, pos, op, []*ir.Value{acc, p}); err != nil {
+					el.errs = append(el.errs, el.errAt(pos, "%s (%s): %v", kind, scope.Path(), err))
 					return nil
 				}
 			}
@@ -584,13 +643,17 @@ func (el *elab) layer(it item, scope *ir.Scope, ins []*ir.Value) []*ir.Value {
 			el.errs = append(el.errs, el.errAt(s.Body.Pos, "%s is a model, not a container: it takes no block", s.Name))
 			return nil
 		}
+		el.calls = append(el.calls, s.Pos)
 		menv, err := el.bindModelParams(decl, &it, nil)
+		el.calls = el.calls[:len(el.calls)-1]
 		if err != nil {
 			el.errs = append(el.errs, err.(ErrorList)...)
 			return nil
 		}
 		scope.Args = el.callArgsString(s, it.env)
+		el.calls = append(el.calls, s.Pos)
 		outs := el.modelBody(decl, menv, scope, ins, false)
+		el.calls = el.calls[:len(el.calls)-1]
 		if outs != nil {
 			scope.Outs = types(outs)
 		}

@@ -143,9 +143,97 @@ func (el *elab) eval(x parser.Expr, e *env) (any, error) {
 		return el.evalBinary(x, e)
 	case *parser.CallExpr:
 		return el.evalCall(x, e)
+	case *parser.CondExpr:
+		c, err := el.eval(x.Cond, e)
+		if err != nil {
+			return nil, err
+		}
+		b, ok := c.(bool)
+		if !ok {
+			return nil, el.errAt(x.Cond.Start(), "the condition of `if … else` must be a bool, got %s %s", typeName(c), formatConst(c))
+		}
+		if b {
+			return el.eval(x.Then, e)
+		}
+		return el.eval(x.Else, e)
+	case *parser.IndexExpr:
+		return el.evalIndex(x, e)
 	}
 	return nil, el.errAt(x.Start(), "unsupported expression %s", parser.ExprString(x))
 }
+
+// evalIndex is Python's indexing and slicing of a list or a string: negative indices
+// count from the end, an index out of range is an error, slice bounds are clipped.
+func (el *elab) evalIndex(x *parser.IndexExpr, e *env) (any, error) {
+	v, err := el.eval(x.X, e)
+	if err != nil {
+		return nil, err
+	}
+	n := 0
+	switch s := v.(type) {
+	case []any:
+		n = len(s)
+	case string:
+		n = len(s)
+	default:
+		return nil, el.errAt(x.Lbrack, "cannot index a %s (%s): only lists and strings have elements", typeName(v), formatConst(v))
+	}
+	bound := func(b parser.Expr, dflt int) (int, error) {
+		if b == nil {
+			return dflt, nil
+		}
+		bv, err := el.eval(b, e)
+		if err != nil {
+			return 0, err
+		}
+		i, ok := bv.(int)
+		if !ok {
+			return 0, el.errAt(b.Start(), "an index must be an int, got %s %s", typeName(bv), formatConst(bv))
+		}
+		return i, nil
+	}
+	if !x.IsSlice {
+		i, err := bound(x.Index, 0)
+		if err != nil {
+			return nil, err
+		}
+		j := i
+		if j < 0 {
+			j += n
+		}
+		if j < 0 || j >= n {
+			return nil, el.errAt(x.Index.Start(), "index %d is out of range for %s of length %d", i, formatConst(v), n)
+		}
+		if s, ok := v.(string); ok {
+			return s[j : j+1], nil
+		}
+		return v.([]any)[j], nil
+	}
+	lo, err := bound(x.Lo, 0)
+	if err != nil {
+		return nil, err
+	}
+	hi, err := bound(x.Hi, n)
+	if err != nil {
+		return nil, err
+	}
+	clip := func(i int) int {
+		if i < 0 {
+			i += n
+		}
+		return min(max(i, 0), n)
+	}
+	lo, hi = clip(lo), clip(hi)
+	hi = max(hi, lo)
+	if s, ok := v.(string); ok {
+		return s[lo:hi], nil
+	}
+	return append([]any(nil), v.([]any)[lo:hi]...), nil
+}
+
+// maxListLen bounds lists built by `*` and range, so that a mistaken size stops with an
+// error instead of exhausting memory.
+const maxListLen = 1 << 20
 
 func (el *elab) evalBinary(x *parser.BinaryExpr, e *env) (any, error) {
 	a, err := el.eval(x.X, e)
@@ -183,6 +271,18 @@ func (el *elab) evalBinary(x *parser.BinaryExpr, e *env) (any, error) {
 
 func binary(op string, a, b any) (any, string) {
 	bad := fmt.Sprintf("cannot compute %s %s %s", typeName(a), op, typeName(b))
+	if la, ok := a.([]any); ok {
+		return listBinary(op, la, b, bad)
+	}
+	if lb, ok := b.([]any); ok {
+		if n, ok := a.(int); ok && op == "*" {
+			return listBinary(op, lb, n, bad)
+		}
+		if op == "==" || op == "!=" {
+			return op == "!=", ""
+		}
+		return nil, bad
+	}
 	if sa, ok := a.(string); ok {
 		switch op {
 		case "+":
@@ -312,6 +412,54 @@ func binary(op string, a, b any) (any, string) {
 	return compare(op, fa, fb)
 }
 
+// listBinary is Python's list arithmetic: concatenation, repetition and equality.
+func listBinary(op string, a []any, b any, bad string) (any, string) {
+	switch op {
+	case "+":
+		lb, ok := b.([]any)
+		if !ok {
+			return nil, bad
+		}
+		if len(a)+len(lb) > maxListLen {
+			return nil, fmt.Sprintf("a list of %d elements is above the limit of %d", len(a)+len(lb), maxListLen)
+		}
+		return append(append([]any(nil), a...), lb...), ""
+	case "*":
+		n, ok := b.(int)
+		if !ok {
+			return nil, bad
+		}
+		if n <= 0 || len(a) == 0 {
+			return []any{}, ""
+		}
+		if n > maxListLen/len(a) {
+			return nil, fmt.Sprintf("a list of %d × %d elements is above the limit of %d", len(a), n, maxListLen)
+		}
+		out := make([]any, 0, len(a)*n)
+		for range n {
+			out = append(out, a...)
+		}
+		return out, ""
+	case "==", "!=":
+		return listsEqual(a, b) == (op == "=="), ""
+	}
+	return nil, bad
+}
+
+func listsEqual(a []any, b any) bool {
+	lb, ok := b.([]any)
+	if !ok || len(a) != len(lb) {
+		return false
+	}
+	for i := range a {
+		eq, msg := binary("==", a[i], lb[i])
+		if msg != "" || eq != true {
+			return false
+		}
+	}
+	return true
+}
+
 func isNumber(v any) bool {
 	switch v.(type) {
 	case int, float64:
@@ -352,6 +500,9 @@ func (el *elab) evalCall(x *parser.CallExpr, e *env) (any, error) {
 	}
 	switch x.Func {
 	case "min", "max":
+		if l, ok := single[[]any](vals); ok {
+			vals = l // max([a, b]) as max(a, b)
+		}
 		if len(vals) < 1 {
 			return nil, argErr("at least one number")
 		}
@@ -404,7 +555,92 @@ func (el *elab) evalCall(x *parser.CallExpr, e *env) (any, error) {
 			return formatConst(v), nil
 		}
 	}
-	return nil, el.errAt(x.Start(), "unknown function %s (min, max, abs, int, float, str)", x.Func)
+	switch x.Func {
+	case "len":
+		if len(vals) != 1 {
+			return nil, argErr("one list or string")
+		}
+		switch v := vals[0].(type) {
+		case []any:
+			return len(v), nil
+		case string:
+			return len(v), nil
+		}
+		return nil, argErr("a list or a string")
+	case "reversed":
+		l, ok := single[[]any](vals)
+		if !ok {
+			return nil, argErr("one list")
+		}
+		out := make([]any, len(l))
+		for i, v := range l {
+			out[len(l)-1-i] = v
+		}
+		return out, nil
+	case "sum":
+		l, ok := single[[]any](vals)
+		if !ok {
+			return nil, argErr("one list of numbers")
+		}
+		var acc any = 0
+		for _, v := range l {
+			if !isNumber(v) {
+				return nil, argErr("a list of numbers")
+			}
+			r, msg := binary("+", acc, v)
+			if msg != "" {
+				return nil, el.errAt(x.Start(), "sum: %s", msg)
+			}
+			acc = r
+		}
+		return acc, nil
+	case "range":
+		// Python's range(stop), range(start, stop[, step]) as a list.
+		var b [3]int
+		b[2] = 1
+		for i, v := range vals {
+			n, ok := v.(int)
+			if !ok || len(vals) > 3 {
+				return nil, argErr("one to three ints: range(stop), range(start, stop[, step])")
+			}
+			b[i] = n
+		}
+		switch len(vals) {
+		case 0:
+			return nil, argErr("one to three ints: range(stop), range(start, stop[, step])")
+		case 1:
+			b[0], b[1] = 0, b[0]
+		}
+		start, stop, step := b[0], b[1], b[2]
+		if step == 0 {
+			return nil, el.errAt(x.Start(), "range step must not be zero")
+		}
+		var out []any
+		for i := start; (step > 0 && i < stop) || (step < 0 && i > stop); i += step {
+			if len(out) >= maxListLen {
+				return nil, el.errAt(x.Start(), "range gives more than %d elements", maxListLen)
+			}
+			out = append(out, i)
+			if (step > 0 && i > math.MaxInt-step) || (step < 0 && i < math.MinInt-step) {
+				break
+			}
+		}
+		if out == nil {
+			out = []any{}
+		}
+		return out, nil
+	}
+	return nil, el.errAt(x.Start(), "unknown function %s (min, max, abs, int, float, str, len, range, reversed, sum)", x.Func)
+}
+
+// single returns the only value of vals as a T.
+func single[T any](vals []any) (T, bool) {
+	var zero T
+	if len(vals) != 1 {
+		return zero, false
+	}
+	v, ok := vals[0].(T)
+	return v, ok
 }
 
 // coerce converts an evaluated argument to what the spec wants.
@@ -426,6 +662,21 @@ func coerce(v any, k argKind) (any, bool) {
 	case kString:
 		s, ok := v.(string)
 		return s, ok
+	case kIntList, kFloatList, kBoolList, kStringList:
+		l, ok := v.([]any)
+		if !ok {
+			return nil, false
+		}
+		ek, _ := k.elemKind()
+		out := make([]any, len(l))
+		for i, e := range l {
+			c, ok := coerce(e, ek)
+			if !ok || c == none {
+				return nil, false
+			}
+			out[i] = c
+		}
+		return out, true
 	case kPair, kInts:
 		switch x := v.(type) {
 		case int:

@@ -17,6 +17,7 @@ func FuzzElaborate(f *testing.F) {
 		}
 	}
 	f.Add("model M(n: int = 3) {\n    input x: f32[2, n]\n    repeat i in n {\n        Linear(n, n) key i\n    }\n}\n")
+	f.Add("# lists, conditionals, Product\nmodel M(w: [int] = [4, 8], g: bool = true) {\n    input x: f32[2, w[0]]\n    repeat c in w[1:] {\n        Linear(w[0], c if g else w[0])\n    }\n    Product {\n        Identity()\n        Sigmoid()\n    }\n}\n")
 	f.Fuzz(func(t *testing.T, src string) {
 		p, err := LoadSource("fuzz.rfn", []byte(src))
 		if err != nil {

@@ -26,21 +26,46 @@ type Error struct {
 	Pos  parser.Pos
 	Msg  string
 	Line string // the source line, when known
+	// CalledFrom lists, innermost first, the layer statements that used the model the
+	// error is in, up to the first one in the main file, when the error is in the prelude
+	// or an imported file: the user's own line that led there.
+	CalledFrom []Frame
+}
+
+// Frame is one place in a chain of model uses.
+type Frame struct {
+	Pos  parser.Pos
+	Line string // the source line with a caret, when known
 }
 
 func (e *Error) Error() string {
-	if e.Pos.Filename == "" && e.Pos.Line == 0 {
-		return e.Msg
+	msg := e.Msg
+	if len(e.CalledFrom) > 0 {
+		at := make([]string, len(e.CalledFrom))
+		for i, f := range e.CalledFrom {
+			at[i] = f.Pos.String()
+		}
+		msg += " (called from " + strings.Join(at, ", called from ") + ")"
 	}
-	return fmt.Sprintf("%s:%d:%d: %s", e.Pos.Filename, e.Pos.Line, e.Pos.Column, e.Msg)
+	if e.Pos.Filename == "" && e.Pos.Line == 0 {
+		return msg
+	}
+	return fmt.Sprintf("%s:%d:%d: %s", e.Pos.Filename, e.Pos.Line, e.Pos.Column, msg)
 }
 
-// Detail is the message, then the source line with a caret.
+// Detail is the message, then the source line with a caret, then each place it was called
+// from with its line.
 func (e *Error) Detail() string {
 	if e.Line == "" {
 		return e.Error()
 	}
-	return e.Error() + "\n" + e.Line
+	out := e.Error() + "\n" + e.Line
+	for _, f := range e.CalledFrom {
+		if f.Line != "" {
+			out += "\ncalled from " + f.Pos.String() + ":\n" + f.Line
+		}
+	}
+	return out
 }
 
 // ErrorList collects every error of a compilation.

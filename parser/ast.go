@@ -68,7 +68,7 @@ type Model struct {
 }
 
 // Param is `name: type [= default]`. Type is kept as written (`int`,
-// `float`, `Linear`, …); Default is nil when absent.
+// `float`, `Linear`, `[int]`, …); Default is nil when absent.
 type Param struct {
 	Pos, EndPos Pos
 	Name        string
@@ -147,7 +147,8 @@ type Arg struct {
 }
 
 // Expr is one of *IntLit, *FloatLit, *StringLit, *BoolLit, *Ident,
-// *ListLit, *UnaryExpr, *BinaryExpr, *CallExpr, *ParenExpr.
+// *ListLit, *UnaryExpr, *BinaryExpr, *CondExpr, *IndexExpr, *CallExpr,
+// *ParenExpr.
 type Expr interface {
 	Node
 	exprNode()
@@ -207,6 +208,26 @@ type BinaryExpr struct {
 	X, Y        Expr
 }
 
+// CondExpr is `Then if Cond else Else`.
+type CondExpr struct {
+	Pos, EndPos Pos
+	Then        Expr
+	IfPos       Pos // the `if`
+	Cond        Expr
+	ElsePos     Pos // the `else`
+	Else        Expr
+}
+
+// IndexExpr is `X[Index]`, or a slice `X[Lo:Hi]` (IsSlice; Lo and Hi may be nil).
+type IndexExpr struct {
+	Pos, EndPos Pos
+	X           Expr
+	Index       Expr // nil for a slice
+	IsSlice     bool
+	Lo, Hi      Expr
+	Lbrack      Pos
+}
+
 // CallExpr is `Func(args…)`.
 type CallExpr struct {
 	Pos, EndPos    Pos
@@ -259,6 +280,10 @@ func (n *UnaryExpr) Start() Pos  { return n.Pos }
 func (n *UnaryExpr) End() Pos    { return n.EndPos }
 func (n *BinaryExpr) Start() Pos { return n.Pos }
 func (n *BinaryExpr) End() Pos   { return n.EndPos }
+func (n *CondExpr) Start() Pos   { return n.Pos }
+func (n *CondExpr) End() Pos     { return n.EndPos }
+func (n *IndexExpr) Start() Pos  { return n.Pos }
+func (n *IndexExpr) End() Pos    { return n.EndPos }
 func (n *CallExpr) Start() Pos   { return n.Pos }
 func (n *CallExpr) End() Pos     { return n.EndPos }
 func (n *ParenExpr) Start() Pos  { return n.Pos }
@@ -279,5 +304,7 @@ func (*Ident) exprNode()      {}
 func (*ListLit) exprNode()    {}
 func (*UnaryExpr) exprNode()  {}
 func (*BinaryExpr) exprNode() {}
+func (*CondExpr) exprNode()   {}
+func (*IndexExpr) exprNode()  {}
 func (*CallExpr) exprNode()   {}
 func (*ParenExpr) exprNode()  {}

@@ -156,6 +156,32 @@ func dumpTo(b *strings.Builder, n any) {
 		w("(paren ")
 		dumpTo(b, n.X)
 		w(")")
+	case *CondExpr:
+		w("(ifelse ")
+		dumpTo(b, n.Then)
+		w(" ")
+		dumpTo(b, n.Cond)
+		w(" ")
+		dumpTo(b, n.Else)
+		w(")")
+	case *IndexExpr:
+		w("(index ")
+		dumpTo(b, n.X)
+		if !n.IsSlice {
+			w(" ")
+			dumpTo(b, n.Index)
+		} else {
+			for _, k := range []Expr{n.Lo, n.Hi} {
+				w(" ")
+				if k == nil {
+					w("_")
+				} else {
+					dumpTo(b, k)
+				}
+			}
+			w(" slice")
+		}
+		w(")")
 	default:
 		w("<%T>", n)
 	}

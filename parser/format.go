@@ -505,7 +505,8 @@ func itemsStart(items []listItem, dflt int) int {
 
 // Precedence levels, low to high.
 const (
-	precOr = iota + 1
+	precCond = iota + 1
+	precOr
 	precAnd
 	precNot
 	precCmp
@@ -536,6 +537,8 @@ func binaryPrec(op string) int {
 
 func exprPrec(e Expr) int {
 	switch e := e.(type) {
+	case *CondExpr:
+		return precCond
 	case *BinaryExpr:
 		return binaryPrec(e.Op)
 	case *UnaryExpr:
@@ -583,6 +586,28 @@ func (p *printer) exprInner(e Expr) {
 	case *CallExpr:
 		p.write(e.Func)
 		p.list("(", ")", e.Lparen, e.Rparen, exprItems(e.Args))
+	case *CondExpr:
+		// The branches are or-expressions; the else branch may be conditional again.
+		p.expr(e.Then, precOr)
+		p.write(" if")
+		p.operand(e.IfPos.Line, e.Then.End().Offset, e.Cond, precOr)
+		p.write(" else")
+		p.operand(e.ElsePos.Line, e.Cond.End().Offset, e.Else, precCond)
+	case *IndexExpr:
+		p.expr(e.X, precPrimary)
+		p.write("[")
+		if e.IsSlice {
+			if e.Lo != nil {
+				p.expr(e.Lo, 0)
+			}
+			p.write(":")
+			if e.Hi != nil {
+				p.expr(e.Hi, 0)
+			}
+		} else {
+			p.expr(e.Index, 0)
+		}
+		p.write("]")
 	case *ParenExpr:
 		p.write("(")
 		if e.X == nil {

@@ -59,7 +59,12 @@ func (g *gen) expr(d int) string {
 			return g.name()
 		}
 	}
-	switch g.r.IntN(9) {
+	switch g.r.IntN(11) {
+	case 9:
+		// A conditional binds loosest: parenthesised as an operand.
+		return "(" + g.expr(d+1) + " if " + g.expr(d+1) + " else " + g.expr(d+1) + ")"
+	case 10:
+		return g.name() + g.pick("["+g.expr(d+1)+"]", "["+g.expr(d+1)+":]", "[:"+g.expr(d+1)+"]", "[:]", "[0][1]")
 	case 0:
 		return "-" + g.expr(d+1)
 	case 1:

@@ -91,9 +91,17 @@ type gParamTail struct {
 
 type gParam struct {
 	Tokens  []lexer.Token
-	Name    string `parser:"@Ident ':'"`
-	Type    *gName `parser:"@@"`
-	Default *gExpr `parser:"( '=' @@ )?"`
+	Name    string     `parser:"@Ident ':'"`
+	Type    *gTypeName `parser:"@@"`
+	Default *gExpr     `parser:"( '=' @@ )?"`
+}
+
+// gTypeName is a parameter type: a name (`int`, `Linear`) or a list of one
+// (`[int]`).
+type gTypeName struct {
+	Tokens []lexer.Token
+	List   string `parser:"  '[' @Ident ']'"`
+	Name   string `parser:"| @Ident"`
 }
 
 type gBlock struct {
@@ -187,7 +195,17 @@ type gArg struct {
 
 // Expressions, one struct per precedence level, low to high.
 
+// gExpr is Python's conditional expression `a if cond else b`, the lowest
+// level: the branches are or-expressions and the else branch may itself be
+// conditional (right-associative).
 type gExpr struct {
+	Tokens []lexer.Token
+	X      *gOr   `parser:"@@"`
+	Cond   *gOr   `parser:"( 'if' @@"`
+	Else   *gExpr `parser:"  'else' @@ )?"`
+}
+
+type gOr struct {
 	Tokens []lexer.Token
 	X      *gAnd      `parser:"@@"`
 	Rest   []*gOrTail `parser:"@@*"`
@@ -261,8 +279,23 @@ type gUnary struct {
 // expression, so -2**2 is -(2**2), 2**-1 works and ** is right-associative.
 type gPow struct {
 	Tokens []lexer.Token
-	X      *gPrimary `parser:"@@"`
+	X      *gPostfix `parser:"@@"`
 	Exp    *gUnary   `parser:"( '**' @@ )?"`
+}
+
+// gPostfix is a primary followed by indexes and slices: `xs[i]`, `xs[1:]`,
+// `xs[:-1][0]`.
+type gPostfix struct {
+	Tokens  []lexer.Token
+	X       *gPrimary `parser:"@@"`
+	Indexes []*gIndex `parser:"@@*"`
+}
+
+type gIndex struct {
+	Tokens []lexer.Token
+	Lo     *gExpr `parser:"'[' @@?"`
+	Colon  bool   `parser:"( @':'"`
+	Hi     *gExpr `parser:"  @@? )? ']'"`
 }
 
 type gPrimary struct {

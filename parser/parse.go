@@ -131,7 +131,11 @@ func (c *converter) model(g *gModel) *Model {
 			}
 		}
 		for _, gp := range params {
-			p := &Param{Name: gp.Name, Type: gp.Type.Name, TypePos: tokPos(gp.Type.Tokens[0])}
+			typ := gp.Type.Name
+			if gp.Type.List != "" {
+				typ = "[" + gp.Type.List + "]"
+			}
+			p := &Param{Name: gp.Name, Type: typ, TypePos: tokPos(gp.Type.Tokens[0])}
 			p.Pos, p.EndPos = span(gp.Tokens)
 			if gp.Default != nil {
 				p.Default = c.expr(gp.Default)
@@ -283,6 +287,33 @@ func (c *converter) missingElement(comma lexer.Token, what string) {
 }
 
 func (c *converter) expr(g *gExpr) Expr {
+	x := c.or(g.X)
+	if g.Cond == nil {
+		return x
+	}
+	e := &CondExpr{Pos: x.Start(), Then: x, Cond: c.or(g.Cond), Else: c.expr(g.Else)}
+	for _, t := range g.Tokens {
+		if t.Type == tokKeyword && t.Value == "if" && !e.IfPos.IsValid() && t.Pos.Offset >= x.End().Offset {
+			e.IfPos = tokPos(t)
+		}
+	}
+	e.ElsePos = elsePos(g.Tokens, e.Cond.End().Offset)
+	e.EndPos = e.Else.End()
+	c.checkDepth(e)
+	return e
+}
+
+// elsePos finds the `else` keyword after offset among a node's tokens.
+func elsePos(toks []lexer.Token, after int) Pos {
+	for _, t := range toks {
+		if t.Type == tokKeyword && t.Value == "else" && t.Pos.Offset >= after {
+			return tokPos(t)
+		}
+	}
+	return Pos{}
+}
+
+func (c *converter) or(g *gOr) Expr {
 	e := c.and(g.X)
 	for _, t := range g.Rest {
 		e = c.binary("or", t.Tokens[0], e, c.and(t.Y))
@@ -352,11 +383,35 @@ func (c *converter) unary(g *gUnary) Expr {
 }
 
 func (c *converter) pow(g *gPow) Expr {
-	x := c.primary(g.X)
+	x := c.postfix(g.X)
 	if g.Exp == nil {
 		return x
 	}
 	return c.binary("**", g.Exp.Tokens[0], x, c.unary(g.Exp))
+}
+
+func (c *converter) postfix(g *gPostfix) Expr {
+	x := c.primary(g.X)
+	for _, ix := range g.Indexes {
+		lb, end := span(ix.Tokens)
+		e := &IndexExpr{Pos: x.Start(), EndPos: end, X: x, Lbrack: lb, IsSlice: ix.Colon}
+		switch {
+		case ix.Colon:
+			if ix.Lo != nil {
+				e.Lo = c.expr(ix.Lo)
+			}
+			if ix.Hi != nil {
+				e.Hi = c.expr(ix.Hi)
+			}
+		case ix.Lo == nil:
+			c.fail(lb, "an index needs a value: write xs[i] or a slice xs[i:j]")
+		default:
+			e.Index = c.expr(ix.Lo)
+		}
+		c.checkDepth(e)
+		x = e
+	}
+	return x
 }
 
 func (c *converter) primary(g *gPrimary) Expr {
@@ -434,6 +489,28 @@ func children(e Expr) []Expr {
 		return e.Args
 	case *ListLit:
 		return e.Elems
+	case *CondExpr:
+		return []Expr{e.Then, e.Cond, e.Else}
+	case *IndexExpr:
+		var out []Expr
+		for _, k := range []Expr{e.X, e.Index, e.Lo, e.Hi} {
+			if k != nil {
+				out = append(out, k)
+			}
+		}
+		return out
 	}
 	return nil
+}
+
+// ParseExpr parses one expression, such as the value of a --set on the command line.
+func ParseExpr(filename string, src []byte) (Expr, error) {
+	f, err := ParseFile(filename, append(append([]byte("model M(x: int = "), src...), ") {}\n"...))
+	if err != nil {
+		return nil, err
+	}
+	if len(f.Decls) != 1 || len(f.Decls[0].Params) != 1 || f.Decls[0].Params[0].Default == nil {
+		return nil, &Error{Pos: Pos{Filename: filename, Line: 1, Column: 1}, Msg: "not one expression"}
+	}
+	return f.Decls[0].Params[0].Default, nil
 }

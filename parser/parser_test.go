@@ -455,3 +455,59 @@ func TestSeparators(t *testing.T) {
 		t.Errorf("got %s", got)
 	}
 }
+
+func TestConditionalAndIndex(t *testing.T) {
+	for _, tt := range []struct{ line, stmt, formatted string }{
+		{"let a = x if c else y", "(let a (ifelse x c y))", ""},
+		{"let a = x + 1 if c or d else y * 2", "(let a (ifelse (+ x 1) (or c d) (* y 2)))", ""},
+		{"let a = x if c else y if d else z", "(let a (ifelse x c (ifelse y d z)))", ""},
+		{"let a = (x if c else y) + 1", "(let a (+ (paren (ifelse x c y)) 1))", ""},
+		{"let a = not x if c else y", "(let a (ifelse (not x) c y))", ""},
+		{"let a = xs[0]", "(let a (index xs 0))", ""},
+		{"let a = xs[i - 1] * 2", "(let a (* (index xs (- i 1)) 2))", ""},
+		{"let a = xs[1:]", "(let a (index xs 1 _ slice))", ""},
+		{"let a = xs[:-1][0]", "(let a (index (index xs _ (- 1) slice) 0))", ""},
+		{"let a = xs[:]", "(let a (index xs _ _ slice))", ""},
+		{"let a = [1, 2, 3][len(xs)] ** 2", "(let a (** (index [1 2 3] (call len xs)) 2))", ""},
+		{"let a = -xs[0]", "(let a (- (index xs 0)))", ""},
+		{"let a = xs[ 1 : 2 ]", "(let a (index xs 1 2 slice))", "let a = xs[1:2]"},
+		{"Linear(c[0], c[1] if big else 4) key names[i]", "(layer Linear ((index c 0) (ifelse (index c 1) big 4)) key (index names i))", ""},
+		{"repeat c in channels[1:] { ReLU() }", "(repeat c in (index channels 1 _ slice) {(layer ReLU ())})", "repeat c in channels[1:] {\n        ReLU()\n    }"},
+	} {
+		src := "model M() {\n    " + tt.line + "\n}\n"
+		f, err := ParseFile("s.rfn", []byte(src))
+		if err != nil {
+			t.Errorf("%s: %v", tt.line, err)
+			continue
+		}
+		if got := dump(f.Decls[0].Body.Stmts[0]); got != tt.stmt {
+			t.Errorf("%s:\n got %s\nwant %s", tt.line, got, tt.stmt)
+		}
+		want := tt.formatted
+		if want == "" {
+			want = tt.line
+		}
+		if got := string(Format(f)); got != "model M() {\n    "+want+"\n}\n" {
+			t.Errorf("%s: formatted as\n%s", tt.line, got)
+		}
+	}
+	for _, bad := range []string{"let a = x if c", "let a = xs[]", "let a = xs[1 2]", "let a = x if c else"} {
+		if _, err := ParseFile("s.rfn", []byte("model M() {\n    "+bad+"\n}\n")); err == nil {
+			t.Errorf("%s: parsed, want an error", bad)
+		}
+	}
+}
+
+func TestListParams(t *testing.T) {
+	src := "model M(channels: [int] = [320, 640], eps: [float] = [], n: int = len(channels)) {\n    ReLU()\n}\n"
+	f, err := ParseFile("s.rfn", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := dump(f.Decls[0]), "(model M ((channels [int] [320 640]) (eps [float] []) (n int (call len channels))) {(layer ReLU ())})"; got != want {
+		t.Errorf("got %s\nwant %s", got, want)
+	}
+	if got := string(Format(f)); got != src {
+		t.Errorf("formatted as\n%s", got)
+	}
+}
