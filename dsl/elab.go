@@ -43,6 +43,7 @@ type elab struct {
 	adapter  *adapterSite // set while an adapter body is elaborated (adapter.go)
 	layers   int          // layers expanded so far, against maxLayers
 	calls    []parser.Pos // the layer statements of the models being elaborated, outermost first
+	layouts  []string     // the named key layouts of the program
 }
 
 // maxLayers bounds the layers one elaboration may expand: far above any real model (SDXL's
@@ -82,9 +83,14 @@ func (p *Program) Elaborate(opts Options) (*ir.Module, error) {
 	}
 	root := &ir.Scope{Class: decl.Name}
 	el.mod = &ir.Module{Name: decl.Name, Source: p.Main, Root: root}
+	el.layouts = p.programLayouts()
 	menv, err := el.bindModelParams(decl, nil, opts.Set)
 	if err != nil {
 		return nil, err
+	}
+	// The entry point's own key clause is the prefix of every key.
+	if !el.setKeys(root, "", decl.Key, decl.LayoutKeys, menv) {
+		return nil, el.errs
 	}
 	for _, prm := range decl.Params {
 		v, _ := menv.lookup(prm.Name)
@@ -504,24 +510,9 @@ func (el *elab) container(kind string, a args, items []item, scope *ir.Scope, in
 		}
 		child := &ir.Scope{Name: name, Class: classes[i]}
 		scope.AddChild(child)
-		seg := name
-		if it.stmt.Key != nil {
-			k, err := el.eval(it.stmt.Key, it.env)
-			if err != nil {
-				el.errs = append(el.errs, err.(*Error))
-				return nil
-			}
-			switch k := k.(type) {
-			case string:
-				seg = k
-			case int:
-				seg = strconv.Itoa(k)
-			default:
-				el.errs = append(el.errs, el.errAt(it.stmt.Key.Start(), "key must be a string or an int, got %s", typeName(k)))
-				return nil
-			}
+		if !el.setKeys(child, name, it.stmt.Key, it.stmt.LayoutKeys, it.env) {
+			return nil
 		}
-		child.Key = joinKey(scope.Key, seg)
 		children[i] = child
 	}
 	run := func(i int, in []*ir.Value) []*ir.Value {
@@ -616,6 +607,127 @@ func (el *elab) container(kind string, a args, items []item, scope *ir.Scope, in
 	return outs
 }
 
+// setKeys gives a scope its checkpoint key in the unnamed layout and in every named layout
+// of the program: its parent's key joined with its segment, which is the key clause's
+// value for that layout, else its unnamed value, else dflt (the Refiners name).
+func (el *elab) setKeys(s *ir.Scope, dflt string, unnamed parser.Expr, named []*parser.LayoutKey, e *env) bool {
+	parentKey := func(l string) string {
+		if s.Parent == nil {
+			return ""
+		}
+		if l == "" {
+			return s.Parent.Key
+		}
+		return s.Parent.LayoutKeys[l]
+	}
+	seg := dflt
+	if unnamed != nil {
+		k, ok := el.keySegment(unnamed, e)
+		if !ok {
+			return false
+		}
+		seg = k
+	}
+	s.Key = joinKey(parentKey(""), seg)
+	if len(el.layouts) == 0 {
+		return true
+	}
+	s.LayoutKeys = make(map[string]string, len(el.layouts))
+	for _, l := range el.layouts {
+		s.LayoutKeys[l] = joinKey(parentKey(l), seg)
+	}
+	for _, lk := range named {
+		k, ok := el.keySegment(lk.Value, e)
+		if !ok {
+			return false
+		}
+		s.LayoutKeys[lk.Layout] = joinKey(parentKey(lk.Layout), k)
+	}
+	return true
+}
+
+// keySegment evaluates a key expression: a string, or an int written in decimal.
+func (el *elab) keySegment(x parser.Expr, e *env) (string, bool) {
+	k, err := el.eval(x, e)
+	if err != nil {
+		el.errs = append(el.errs, err.(*Error))
+		return "", false
+	}
+	switch k := k.(type) {
+	case string:
+		return k, true
+	case int:
+		return strconv.Itoa(k), true
+	}
+	el.errs = append(el.errs, el.errAt(x.Start(), "key must be a string or an int, got %s", typeName(k)))
+	return "", false
+}
+
+// applyModelKeys gives a model used as a layer the key clause of its declaration, for
+// each layout its caller's statement set no key for.
+func (el *elab) applyModelKeys(decl *parser.Model, s *parser.LayerStmt, scope *ir.Scope, e *env) bool {
+	if decl.Key == nil && len(decl.LayoutKeys) == 0 || s.Key != nil {
+		return true
+	}
+	given := map[string]bool{}
+	for _, lk := range s.LayoutKeys {
+		given[lk.Layout] = true
+	}
+	tmp := &ir.Scope{Parent: scope.Parent}
+	if !el.setKeys(tmp, scope.Name, decl.Key, decl.LayoutKeys, e) {
+		return false
+	}
+	scope.Key = tmp.Key
+	for _, l := range el.layouts {
+		if !given[l] {
+			scope.LayoutKeys[l] = tmp.LayoutKeys[l]
+		}
+	}
+	return true
+}
+
+// programLayouts lists every layout named by a key clause in the program, sorted.
+func (p *Program) programLayouts() []string {
+	seen := map[string]bool{}
+	add := func(keys []*parser.LayoutKey) {
+		for _, k := range keys {
+			seen[k.Layout] = true
+		}
+	}
+	var walk func(b *parser.Block)
+	walk = func(b *parser.Block) {
+		if b == nil {
+			return
+		}
+		for _, st := range b.Stmts {
+			switch st := st.(type) {
+			case *parser.LayerStmt:
+				add(st.LayoutKeys)
+				walk(st.Body)
+			case *parser.RepeatStmt:
+				walk(st.Body)
+			case *parser.IfStmt:
+				walk(st.Then)
+				if st.Else != nil {
+					walk(elseBlock(st.Else))
+				}
+			case *parser.Block:
+				walk(st)
+			}
+		}
+	}
+	for _, m := range p.models {
+		add(m.LayoutKeys)
+		walk(m.Body)
+	}
+	out := make([]string, 0, len(seen))
+	for l := range seen {
+		out = append(out, l)
+	}
+	slices.Sort(out)
+	return out
+}
+
 func joinKey(prefix, seg string) string {
 	switch {
 	case seg == "":
@@ -651,6 +763,9 @@ func (el *elab) layer(it item, scope *ir.Scope, ins []*ir.Value) []*ir.Value {
 			return nil
 		}
 		scope.Args = el.callArgsString(s, it.env)
+		if !el.applyModelKeys(decl, s, scope, menv) {
+			return nil
+		}
 		el.calls = append(el.calls, s.Pos)
 		outs := el.modelBody(decl, menv, scope, ins, false)
 		el.calls = el.calls[:len(el.calls)-1]
@@ -948,7 +1063,19 @@ func (c *layerCtx) param(name string, dims ...int) *ir.Value {
 		c.el.errs = append(c.el.errs, c.el.errAt(c.pos, "checkpoint key %q is already used by the layer at %s: give this layer another key", key, prev))
 	}
 	c.el.keys[key] = c.pos
-	v := &ir.Value{Kind: ir.KindParam, Name: full, Key: key, Type: ir.F32Of(ir.StaticShape(dims...)), Scope: c.scope}
+	var layouts map[string]string
+	if len(c.scope.LayoutKeys) > 0 {
+		layouts = make(map[string]string, len(c.scope.LayoutKeys))
+		for l, prefix := range c.scope.LayoutKeys {
+			lk := joinKey(prefix, name)
+			layouts[l] = lk
+			if prev, dup := c.el.keys["layout "+l+": "+lk]; dup {
+				c.el.errs = append(c.el.errs, c.el.errAt(c.pos, "checkpoint key %q of layout %s is already used by the layer at %s: give this layer another %s key", lk, l, prev, l))
+			}
+			c.el.keys["layout "+l+": "+lk] = c.pos
+		}
+	}
+	v := &ir.Value{Kind: ir.KindParam, Name: full, Key: key, LayoutKeys: layouts, Type: ir.F32Of(ir.StaticShape(dims...)), Scope: c.scope}
 	c.el.mod.Params = append(c.el.mod.Params, v)
 	return v
 }

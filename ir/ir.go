@@ -218,7 +218,10 @@ type Value struct {
 	Type  Type
 	Name  string // input name, or parameter name (its Refiners path, e.g. "Chain_1.Linear.weight")
 	Key   string // checkpoint key of a parameter
-	Scope *Scope // the layer this value belongs to
+	// LayoutKeys are the parameter's checkpoint keys in the named layouts the model
+	// declares (`key ldm="…"`): one model, several published key sets.
+	LayoutKeys map[string]string
+	Scope      *Scope // the layer this value belongs to
 }
 
 // Ref is how the value is written as an operand: %name for inputs, @name for parameters,
@@ -310,7 +313,9 @@ type Scope struct {
 	Class    string // "Linear", "Chain", a model's name…
 	Args     string // key arguments for display: "in_features=64, out_features=256"
 	Key      string // checkpoint key prefix of the scope's tensors ("" at the root)
-	Adapter  string // name of the adapter that injected this scope, if any
+	// LayoutKeys is Key in each named layout.
+	LayoutKeys map[string]string
+	Adapter    string // name of the adapter that injected this scope, if any
 	Outs     []Type
 	Parent   *Scope
 	Children []*Scope
@@ -408,4 +413,33 @@ func (m *Module) Uses() map[*Value][]*Value {
 		}
 	}
 	return uses
+}
+
+// Layouts lists the names of the layouts keys maps, sorted.
+func Layouts(keys map[string]string) []string {
+	out := make([]string, 0, len(keys))
+	for l := range keys {
+		out = append(out, l)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Layouts lists the named key layouts of a module's parameters, sorted.
+func (m *Module) Layouts() []string {
+	seen := map[string]bool{}
+	for _, p := range m.Params {
+		for l := range p.LayoutKeys {
+			seen[l] = true
+		}
+	}
+	return Layouts(boolKeys(seen))
+}
+
+func boolKeys(m map[string]bool) map[string]string {
+	out := make(map[string]string, len(m))
+	for k := range m {
+		out[k] = ""
+	}
+	return out
 }

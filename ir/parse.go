@@ -186,6 +186,10 @@ func (p *irParser) parseScope() error {
 			if s.Key, err = p.str(); err != nil {
 				return err
 			}
+		case "layout":
+			if s.LayoutKeys, err = p.layoutKey(s.LayoutKeys); err != nil {
+				return err
+			}
 		case "adapter":
 			if s.Adapter, err = p.str(); err != nil {
 				return err
@@ -322,12 +326,39 @@ func (p *irParser) parseParam() error {
 	if err != nil {
 		return err
 	}
+	var layouts map[string]string
+	for p.peek() == "layout" {
+		p.next()
+		if layouts, err = p.layoutKey(layouts); err != nil {
+			return err
+		}
+	}
 	scope, err := p.scopeRef()
 	if err != nil {
 		return err
 	}
-	v := &Value{Kind: KindParam, Name: name, Key: key, Type: ty, Scope: scope}
+	v := &Value{Kind: KindParam, Name: name, Key: key, LayoutKeys: layouts, Type: ty, Scope: scope}
 	return p.define("@"+name, v, &p.m.Params)
+}
+
+// layoutKey reads `NAME "KEY"` after the word layout into keys.
+func (p *irParser) layoutKey(keys map[string]string) (map[string]string, error) {
+	name := p.next()
+	if !IsIdent(name) {
+		return nil, p.errorf("layout name %q is not an identifier", name)
+	}
+	key, err := p.str()
+	if err != nil {
+		return nil, err
+	}
+	if _, dup := keys[name]; dup {
+		return nil, p.errorf("layout %s is given twice", name)
+	}
+	if keys == nil {
+		keys = map[string]string{}
+	}
+	keys[name] = key
+	return keys, nil
 }
 
 func (p *irParser) define(ref string, v *Value, list *[]*Value) error {

@@ -26,7 +26,7 @@ func Print(m *Module) string {
 		fmt.Fprintf(&b, "input %s: %s\n", v.Ref(), v.Type)
 	}
 	for _, v := range m.Params {
-		fmt.Fprintf(&b, "param %s: %s key %s in %s\n", v.Ref(), v.Type, strconv.Quote(v.Key), strconv.Quote(v.Scope.Path()))
+		fmt.Fprintf(&b, "param %s: %s key %s%s in %s\n", v.Ref(), v.Type, strconv.Quote(v.Key), formatLayoutKeys(v.LayoutKeys), strconv.Quote(v.Scope.Path()))
 	}
 	for _, v := range m.Body {
 		b.WriteString(FormatValue(v))
@@ -73,7 +73,7 @@ func printScope(b *strings.Builder, s *Scope, depth int) {
 	if s.Args != "" {
 		fmt.Fprintf(b, " args %s", strconv.Quote(s.Args))
 	}
-	fmt.Fprintf(b, " key %s", strconv.Quote(s.Key))
+	fmt.Fprintf(b, " key %s%s", strconv.Quote(s.Key), formatLayoutKeys(s.LayoutKeys))
 	if s.Adapter != "" {
 		fmt.Fprintf(b, " adapter %s", strconv.Quote(s.Adapter))
 	}
@@ -131,4 +131,13 @@ func formatFloat(f float64) string {
 		s += ".0"
 	}
 	return s
+}
+
+// formatLayoutKeys writes ` layout NAME "KEY"` for each named layout, sorted.
+func formatLayoutKeys(keys map[string]string) string {
+	var b strings.Builder
+	for _, l := range Layouts(keys) {
+		fmt.Fprintf(&b, " layout %s %s", l, strconv.Quote(keys[l]))
+	}
+	return b.String()
 }

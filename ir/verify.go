@@ -43,6 +43,13 @@ func Verify(m *Module) error {
 			fail("params %s and @%s share the checkpoint key %q", v.Ref(), other, v.Key)
 		}
 		keys[v.Key] = v.Name
+		for _, l := range Layouts(v.LayoutKeys) {
+			lk := "layout " + l + ": " + v.LayoutKeys[l]
+			if other, dup := keys[lk]; dup {
+				fail("params %s and @%s share the checkpoint key %q in layout %s", v.Ref(), other, v.LayoutKeys[l], l)
+			}
+			keys[lk] = v.Name
+		}
 		if !inTree[v.Scope] {
 			fail("param %s belongs to a scope outside the tree", v.Ref())
 		}

@@ -64,7 +64,19 @@ type Model struct {
 	Lparen, Rparen Pos
 	Base           string // "" or the container named after ':'
 	BasePos        Pos
-	Body           *Block
+	// Key and LayoutKeys are the key clause before the body: the model's key segment
+	// when a caller gives none, and its prefix as an entry point.
+	Key        Expr
+	LayoutKeys []*LayoutKey
+	Body       *Block
+}
+
+// LayoutKey is `layout=expr` in a key clause: the layer's key segment in a named
+// checkpoint layout.
+type LayoutKey struct {
+	Pos, EndPos Pos
+	Layout      string
+	Value       Expr
 }
 
 // Param is `name: type [= default]`. Type is kept as written (`int`,
@@ -117,8 +129,9 @@ type LayerStmt struct {
 	// Rparen are its parentheses (zero when absent).
 	HasParens      bool
 	Lparen, Rparen Pos
-	Key            Expr   // nil if no `key`
-	Body           *Block // nil if no block
+	Key            Expr         // nil if no unnamed `key`
+	LayoutKeys     []*LayoutKey // `key layout=expr, …`, in source order
+	Body           *Block       // nil if no block
 }
 
 // RepeatStmt is `repeat count { … }` or `repeat var in count { … }`.
@@ -248,6 +261,8 @@ func (n *Comment) Start() Pos    { return n.Pos }
 func (n *Comment) End() Pos      { return n.EndPos }
 func (n *Model) Start() Pos      { return n.Pos }
 func (n *Model) End() Pos        { return n.EndPos }
+func (n *LayoutKey) Start() Pos  { return n.Pos }
+func (n *LayoutKey) End() Pos    { return n.EndPos }
 func (n *Param) Start() Pos      { return n.Pos }
 func (n *Param) End() Pos        { return n.EndPos }
 func (n *Arg) Start() Pos        { return n.Pos }

@@ -48,6 +48,7 @@ func dumpTo(b *strings.Builder, n any) {
 		if n.Base != "" {
 			w(" :%s", n.Base)
 		}
+		dumpKeys(b, n.Key, n.LayoutKeys)
 		w(" ")
 		dumpTo(b, n.Body)
 		w(")")
@@ -88,10 +89,7 @@ func dumpTo(b *strings.Builder, n any) {
 			}
 			w(")")
 		}
-		if n.Key != nil {
-			w(" key ")
-			dumpTo(b, n.Key)
-		}
+		dumpKeys(b, n.Key, n.LayoutKeys)
 		if n.Body != nil {
 			w(" ")
 			dumpTo(b, n.Body)
@@ -184,5 +182,16 @@ func dumpTo(b *strings.Builder, n any) {
 		w(")")
 	default:
 		w("<%T>", n)
+	}
+}
+
+func dumpKeys(b *strings.Builder, unnamed Expr, named []*LayoutKey) {
+	if unnamed != nil {
+		b.WriteString(" key ")
+		dumpTo(b, unnamed)
+	}
+	for _, k := range named {
+		b.WriteString(" key " + k.Layout + "=")
+		dumpTo(b, k.Value)
 	}
 }

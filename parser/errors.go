@@ -258,8 +258,14 @@ func nameElement(elem string, found lexer.Token) []string {
 		return []string{"a string"}
 	case "<int>", "<float>":
 		return []string{"a number"}
-	case "GExpr", "GAnd", "GNot", "GCmp", "GAdd", "GMul", "GUnary", "GPow", "GPrimary", "GExprList":
+	case "GExpr", "GOr", "GAnd", "GNot", "GCmp", "GAdd", "GMul", "GUnary", "GPow", "GPostfix", "GPrimary", "GExprList":
 		return []string{"an expression"}
+	case "GKeyItem", "GKeyClause":
+		return []string{"a key"}
+	case "GTypeName":
+		return []string{"a type"}
+	case "GIndex":
+		return []string{"an index"}
 	case "GName", "GNameRef":
 		return []string{"a name"}
 	case "GBlock", "GModelBlock":

@@ -254,8 +254,29 @@ func (p *printer) model(m *Model) {
 	if m.Base != "" {
 		p.write(" : " + m.Base)
 	}
+	p.keyClause(m.Key, m.LayoutKeys)
 	p.write(" ")
 	p.block(m.Body)
+}
+
+func (p *printer) keyClause(unnamed Expr, named []*LayoutKey) {
+	if unnamed == nil && len(named) == 0 {
+		return
+	}
+	p.write(" key ")
+	if unnamed != nil {
+		p.expr(unnamed, 0)
+		if len(named) > 0 {
+			p.write(", ")
+		}
+	}
+	for i, k := range named {
+		if i > 0 {
+			p.write(", ")
+		}
+		p.write(k.Layout + "=")
+		p.expr(k.Value, 0)
+	}
 }
 
 func (p *printer) param(prm *Param) {
@@ -396,16 +417,13 @@ func (p *printer) stmt(s Stmt) bool {
 			}
 			p.list("(", ")", s.Lparen, s.Rparen, items)
 		}
-		if s.Key != nil {
-			p.write(" key ")
-			p.expr(s.Key, 0)
-		}
+		p.keyClause(s.Key, s.LayoutKeys)
 		if s.Body != nil {
 			p.write(" ")
 			p.block(s.Body)
 			return false
 		}
-		return s.Key != nil
+		return s.Key != nil || len(s.LayoutKeys) > 0
 	case *RepeatStmt:
 		p.write("repeat ")
 		if s.Var != "" {

@@ -17,7 +17,9 @@ package parser
 //     block-closing '}' and at the end of the file, so the grammar can say
 //     "every statement is followed by a separator" and report a stray token
 //     right where it is.
-//   - Layer statements: `Name(args) [key expr] [{ … }]`. The parentheses may
+//   - Layer statements: `Name(args) [key expr] [{ … }]`; the key clause may
+//     also name layouts: `key ldm="input_blocks.1", diffusers="down_blocks.0"`
+//     (and a model declaration may carry one before its body). The parentheses may
 //     be left out only when a block follows (`Residual { … }`,
 //     `Chain key "x" { … }`); ParseFile rejects a bare `ReLU`.
 //     Model parameter lists may also be left out: `model M { … }`.
@@ -60,7 +62,28 @@ type gModel struct {
 	Name   string       `parser:"@Ident"`
 	Params *gParamList  `parser:"@@?"`
 	Base   *gName       `parser:"( ':' @@ )?"`
+	Key    *gKeyClause  `parser:"@@?"`
 	Body   *gModelBlock `parser:"@@"`
+}
+
+// gKeyClause is `key EXPR` or `key [EXPR,] layout=EXPR, …`: the checkpoint
+// key segment of a layer, unnamed and per named layout.
+type gKeyClause struct {
+	Tokens []lexer.Token
+	First  *gKeyItem   `parser:"'key' @@"`
+	Rest   []*gKeyTail `parser:"@@*"`
+}
+
+type gKeyTail struct {
+	Tokens []lexer.Token
+	Item   *gKeyItem `parser:"',' @@"`
+}
+
+// gKeyItem is gArg under another name, so that errors can say "a key".
+type gKeyItem struct {
+	Tokens []lexer.Token
+	X      *gExpr `parser:"@@"`
+	Value  *gExpr `parser:"( '=' @@ )?"`
 }
 
 // gModelBlock is a gBlock under another name, so that errors can tell a
@@ -168,10 +191,10 @@ type gElse struct {
 
 type gLayer struct {
 	Tokens []lexer.Token
-	Name   string    `parser:"@Ident"`
-	Args   *gArgList `parser:"@@?"`
-	Key    *gExpr    `parser:"( 'key' @@ )?"`
-	Body   *gBlock   `parser:"@@?"`
+	Name   string      `parser:"@Ident"`
+	Args   *gArgList   `parser:"@@?"`
+	Key    *gKeyClause `parser:"@@?"`
+	Body   *gBlock     `parser:"@@?"`
 }
 
 type gArgList struct {

@@ -146,6 +146,7 @@ func (c *converter) model(g *gModel) *Model {
 	if g.Base != nil {
 		m.Base, m.BasePos = g.Base.Name, tokPos(g.Base.Tokens[0])
 	}
+	m.Key, m.LayoutKeys = c.keyClause(g.Key)
 	m.Body = c.block(g.Body.Tokens, g.Body.Stmts)
 	return m
 }
@@ -253,9 +254,7 @@ func (c *converter) layer(g *gLayer) *LayerStmt {
 			s.Args = append(s.Args, a)
 		}
 	}
-	if g.Key != nil {
-		s.Key = c.expr(g.Key)
-	}
+	s.Key, s.LayoutKeys = c.keyClause(g.Key)
 	if g.Body != nil {
 		s.Body = c.block(g.Body.Tokens, g.Body.Stmts)
 	}
@@ -263,6 +262,44 @@ func (c *converter) layer(g *gLayer) *LayerStmt {
 		c.fail(s.Pos, "layer %s needs parentheses: write %s() (they may be left out only before a block)", g.Name, g.Name)
 	}
 	return s
+}
+
+// keyClause reads `key [EXPR][, layout=EXPR]…`: at most one unnamed key, first, and each
+// layout once.
+func (c *converter) keyClause(g *gKeyClause) (Expr, []*LayoutKey) {
+	if g == nil {
+		return nil, nil
+	}
+	items := []*gKeyItem{g.First}
+	for _, t := range g.Rest {
+		items = append(items, t.Item)
+	}
+	var unnamed Expr
+	var named []*LayoutKey
+	seen := map[string]bool{}
+	for i, it := range items {
+		x := c.expr(it.X)
+		if it.Value == nil {
+			if i > 0 {
+				c.fail(x.Start(), "the unnamed key comes first: write `key %s, layout=…`", ExprString(x))
+			}
+			unnamed = x
+			continue
+		}
+		id, ok := x.(*Ident)
+		if !ok {
+			c.fail(x.Start(), "a layout key needs a layout name before '=', not %s", ExprString(x))
+			continue
+		}
+		if seen[id.Name] {
+			c.fail(id.Pos, "layout %s has two keys here", id.Name)
+		}
+		seen[id.Name] = true
+		k := &LayoutKey{Layout: id.Name, Value: c.expr(it.Value)}
+		k.Pos, k.EndPos = span(it.Tokens)
+		named = append(named, k)
+	}
+	return unnamed, named
 }
 
 func (c *converter) exprList(g *gExprList) []Expr {

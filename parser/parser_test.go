@@ -226,7 +226,7 @@ func TestErrors(t *testing.T) {
 		{"model {\n}\n", `e.rfn:1:7: unexpected "{", expected a name`},
 		{"import x\n", `e.rfn:1:8: unexpected "x", expected a string`},
 		{"model M() : {\n}\n", `e.rfn:1:13: unexpected "{", expected a name`},
-		{"model M() {\n    ReLU() key\n}\n", "e.rfn:2:15: unexpected newline, expected an expression"},
+		{"model M() {\n    ReLU() key\n}\n", "e.rfn:2:15: unexpected newline, expected a key"},
 		{"model M() {\n    let x = \"abc\n}\n", "e.rfn:2:13: string literal not terminated"},
 		{"model M() {\n    let x = \"a\\qb\"\n}\n", `e.rfn:2:13: invalid escape sequence in string literal "a\qb"`},
 		{"model M() {\n    let x = 3 $ 4\n}\n", "e.rfn:2:15: unexpected character '$'"},
@@ -509,5 +509,38 @@ func TestListParams(t *testing.T) {
 	}
 	if got := string(Format(f)); got != src {
 		t.Errorf("formatted as\n%s", got)
+	}
+}
+
+func TestLayoutKeys(t *testing.T) {
+	src := `model M(i: int = 1) : Residual key ldm="model.diffusion_model", diffusers="" {
+    Conv2d(4, 4, 3) key "0", ldm="input_blocks." + str(i), diffusers="conv_in" {
+    }
+    Linear(3, 4) key ldm="emb_layers.1"
+    ReLU()
+}
+`
+	src = strings.Replace(src, " {\n    }\n", "\n", 1)
+	f, err := ParseFile("k.rfn", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `(model M ((i int 1)) :Residual key ldm="model.diffusion_model" key diffusers="" {(layer Conv2d (4 4 3) key "0" key ldm=(+ "input_blocks." (call str i)) key diffusers="conv_in") (layer Linear (3 4) key ldm="emb_layers.1") (layer ReLU ())})`
+	if got := dump(f.Decls[0]); got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+	if got := string(Format(f)); got != src {
+		t.Errorf("formatted as\n%s", got)
+	}
+	for _, tt := range []struct{ line, msg string }{
+		{`ReLU() key ldm="a", "b"`, "the unnamed key comes first"},
+		{`ReLU() key ldm="a", ldm="b"`, "layout ldm has two keys here"},
+		{`ReLU() key "a" + "b"="c"`, "a layout key needs a layout name"},
+		{`ReLU() key ldm="a",`, "expected"},
+	} {
+		_, err := ParseFile("k.rfn", []byte("model M {\n    "+tt.line+"\n}\n"))
+		if err == nil || !strings.Contains(err.Error(), tt.msg) {
+			t.Errorf("%s: got %v, want %q", tt.line, err, tt.msg)
+		}
 	}
 }

@@ -1,0 +1,66 @@
+package dsl
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/rfc-project/rfc/ir"
+)
+
+// A model declares several checkpoint layouts with key clauses; every parameter gets a key
+// in each, and the unnamed key (or the Refiners path) stays the default.
+func TestLayoutKeys(t *testing.T) {
+	src := `
+model Block(c: int = 4) key ldm="blk", diffusers="block" {
+    GroupNorm(c, 2) key ldm="in_layers.0", diffusers="norm1"
+    Conv2d(c, c, 1) key ldm="in_layers.2", diffusers="conv1"
+}
+
+model Net key ldm="model.diffusion_model", diffusers="" {
+    input x: f32[1, 4, 2, 2]
+    Conv2d(4, 4, 1) key "first", ldm="input_blocks.0.0", diffusers="conv_in"
+    repeat i in 2 {
+        Block(4) key ldm="input_blocks." + str(i + 1) + ".0", diffusers="down_blocks.0.resnets." + str(i)
+    }
+    Block(4)
+    ReLU()
+}
+`
+	m := elaborate(t, src, Options{})
+	got := map[string]string{}
+	for _, p := range m.Params {
+		got[p.Name] = p.Key + " | " + p.LayoutKeys["ldm"] + " | " + p.LayoutKeys["diffusers"]
+	}
+	for name, want := range map[string]string{
+		"Conv2d.weight":            "first.weight | model.diffusion_model.input_blocks.0.0.weight | conv_in.weight",
+		"Block_1.GroupNorm.weight": "Block_1.GroupNorm.weight | model.diffusion_model.input_blocks.1.0.in_layers.0.weight | down_blocks.0.resnets.0.norm1.weight",
+		"Block_2.Conv2d.bias":      "Block_2.Conv2d.bias | model.diffusion_model.input_blocks.2.0.in_layers.2.bias | down_blocks.0.resnets.1.conv1.bias",
+		"Block_3.GroupNorm.bias":   "Block_3.GroupNorm.bias | model.diffusion_model.blk.in_layers.0.bias | block.norm1.bias",
+	} {
+		if got[name] != want {
+			t.Errorf("%s: got %q\nwant %q", name, got[name], want)
+		}
+	}
+	// The layouts survive the IR text form.
+	back, err := ir.Parse(ir.Print(m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ir.Print(back) != ir.Print(m) || back.Params[0].LayoutKeys["ldm"] != m.Params[0].LayoutKeys["ldm"] {
+		t.Error("layout keys do not round-trip through the IR text")
+	}
+	if got := strings.Join(m.Layouts(), ","); got != "diffusers,ldm" {
+		t.Errorf("layouts %s", got)
+	}
+	// Two layers with one key in a layout are an error naming the layout.
+	msg := elaborateErr(t, `
+model Net {
+    input x: f32[1, 4]
+    Linear(4, 4) key ldm="a"
+    Linear(4, 4) key ldm="a"
+}
+`, Options{})
+	if !strings.Contains(msg, `test.rfn:5:5: checkpoint key "a.weight" of layout ldm is already used`) {
+		t.Errorf("got %s", msg)
+	}
+}
