@@ -309,16 +309,16 @@ type Attr struct {
 // layer. Values point at the scope they belong to; the tree keeps names, keys and the output
 // types that `rfc tree` shows.
 type Scope struct {
-	Name     string // Refiners name among its siblings: "Linear_2"
-	Class    string // "Linear", "Chain", a model's name…
-	Args     string // key arguments for display: "in_features=64, out_features=256"
-	Key      string // checkpoint key prefix of the scope's tensors ("" at the root)
+	Name  string // Refiners name among its siblings: "Linear_2"
+	Class string // "Linear", "Chain", a model's name…
+	Args  string // key arguments for display: "in_features=64, out_features=256"
+	Key   string // checkpoint key prefix of the scope's tensors ("" at the root)
 	// LayoutKeys is Key in each named layout.
 	LayoutKeys map[string]string
 	Adapter    string // name of the adapter that injected this scope, if any
-	Outs     []Type
-	Parent   *Scope
-	Children []*Scope
+	Outs       []Type
+	Parent     *Scope
+	Children   []*Scope
 }
 
 // Path is the dot-joined Refiners path from the root (the root's path is "").
