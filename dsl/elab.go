@@ -298,7 +298,27 @@ func (el *elab) modelBody(decl *parser.Model, e *env, scope *ir.Scope, ins []*ir
 	if base == "" {
 		base = "Chain"
 	}
-	return el.container(base, nil, items, scope, ins, decl.Pos)
+	b, ok := builtins[base]
+	if !ok {
+		el.errs = append(el.errs, el.errAt(decl.BasePos, "model %s: %s is not a builtin layer or container%s", decl.Name, base, el.suggest(base)))
+		return nil
+	}
+	stmt := &parser.LayerStmt{Name: base, Pos: decl.BasePos, Args: decl.BaseArgs, HasParens: decl.BaseHasParens}
+	a, err := el.matchArgs(base, b.Args, &item{stmt: stmt, env: e})
+	if err != nil {
+		el.errs = append(el.errs, err.(ErrorList)...)
+		return nil
+	}
+	if b.Container {
+		return el.container(base, a, items, scope, ins, decl.Pos)
+	}
+	// A model that specializes a layer, as Refiners' TokenEncoder(fl.Embedding) does: the
+	// layer's tensors belong to the model's own scope.
+	if len(items) > 0 {
+		el.errs = append(el.errs, el.errAt(items[0].stmt.Pos, "model %s specializes the layer %s: its body may hold only input and let lines", decl.Name, base))
+		return nil
+	}
+	return el.leaf(b, a, stmt, scope, ins)
 }
 
 func (el *elab) declareInput(in *parser.InputStmt, e *env) *ir.Value {
@@ -800,6 +820,11 @@ func (el *elab) layer(it item, scope *ir.Scope, ins []*ir.Value) []*ir.Value {
 		el.errs = append(el.errs, el.errAt(s.Body.Pos, "%s is not a container: it takes no block", s.Name))
 		return nil
 	}
+	return el.leaf(b, a, s, scope, ins)
+}
+
+// leaf runs a builtin layer that is not a container in scope.
+func (el *elab) leaf(b *builtin, a args, s *parser.LayerStmt, scope *ir.Scope, ins []*ir.Value) []*ir.Value {
 	switch s.Name {
 	case "SetContext":
 		if len(ins) != 1 {

@@ -64,3 +64,40 @@ model Net {
 		t.Errorf("got %s", msg)
 	}
 }
+
+// A model may specialize a builtin layer, as Refiners' subclasses do: its tensors are its own.
+func TestModelSpecializesLayer(t *testing.T) {
+	m := elaborate(t, `
+model TokenEncoder(vocabulary_size: int = 10, embedding_dim: int = 4) : Embedding(vocabulary_size, embedding_dim) key ldm="token_embedding" {}
+
+model Cat(d: int = 1) : Concatenate(d) {
+    Identity()
+    Identity()
+}
+
+model Net {
+    input ids: i64[2, 3]
+    TokenEncoder()
+    Cat(2)
+}
+`, Options{})
+	if p := m.Params[0]; p.Name != "TokenEncoder.weight" || p.LayoutKeys["ldm"] != "token_embedding.weight" {
+		t.Errorf("param %s, ldm key %s", p.Name, p.LayoutKeys["ldm"])
+	}
+	if got := m.Outputs[0].Type.Shape.String(); got != "[2, 3, 8]" {
+		t.Errorf("output %s", got)
+	}
+	msg := elaborateErr(t, `
+model E : Embedding(10, 4) {
+    ReLU()
+}
+
+model Net {
+    input ids: i64[2, 3]
+    E()
+}
+`, Options{})
+	if !strings.Contains(msg, "test.rfn:3:5: model E specializes the layer Embedding") {
+		t.Errorf("got %s", msg)
+	}
+}

@@ -62,8 +62,12 @@ type Model struct {
 	// Lparen and Rparen enclose the parameter list; both are zero when the
 	// declaration has no parentheses (`model M { … }`).
 	Lparen, Rparen Pos
-	Base           string // "" or the container named after ':'
+	Base           string // "" or the layer named after ':': a container, or a builtin layer the model specializes
 	BasePos        Pos
+	BaseArgs       []*Arg // the base's arguments, when written with parentheses
+	BaseHasParens  bool
+	BaseLparen     Pos
+	BaseRparen     Pos
 	// Key and LayoutKeys are the key clause before the body: the model's key segment
 	// when a caller gives none, and its prefix as an entry point.
 	Key        Expr

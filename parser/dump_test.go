@@ -47,6 +47,19 @@ func dumpTo(b *strings.Builder, n any) {
 		w(")")
 		if n.Base != "" {
 			w(" :%s", n.Base)
+			if n.BaseHasParens {
+				w("(")
+				for i, a := range n.BaseArgs {
+					if i > 0 {
+						w(" ")
+					}
+					if a.Name != "" {
+						w("%s=", a.Name)
+					}
+					dumpTo(b, a.Value)
+				}
+				w(")")
+			}
 		}
 		dumpKeys(b, n.Key, n.LayoutKeys)
 		w(" ")

@@ -266,7 +266,7 @@ func nameElement(elem string, found lexer.Token) []string {
 		return []string{"a type"}
 	case "GIndex":
 		return []string{"an index"}
-	case "GName", "GNameRef":
+	case "GName", "GNameRef", "GBase":
 		return []string{"a name"}
 	case "GBlock", "GModelBlock":
 		return []string{`"{"`}

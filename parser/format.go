@@ -253,10 +253,32 @@ func (p *printer) model(m *Model) {
 	p.list("(", ")", m.Lparen, m.Rparen, items)
 	if m.Base != "" {
 		p.write(" : " + m.Base)
+		if m.BaseHasParens {
+			p.list("(", ")", m.BaseLparen, m.BaseRparen, argItems(m.BaseArgs))
+		}
 	}
 	p.keyClause(m.Key, m.LayoutKeys)
 	p.write(" ")
 	p.block(m.Body)
+}
+
+func argItems(args []*Arg) []listItem {
+	items := make([]listItem, len(args))
+	for i, a := range args {
+		items[i] = listItem{a.Pos, a.EndPos, func(q *printer) {
+			if a.Name == "" {
+				q.expr(a.Value, 0)
+				return
+			}
+			q.write(a.Name + "=")
+			if len(q.pendingIn(a.Pos.Offset, a.Value.Start().Offset)) > 0 {
+				q.operand(a.Pos.Line, a.Pos.Offset, a.Value, 0)
+			} else {
+				q.expr(a.Value, 0)
+			}
+		}}
+	}
+	return items
 }
 
 func (p *printer) keyClause(unnamed Expr, named []*LayoutKey) {
@@ -400,22 +422,7 @@ func (p *printer) stmt(s Stmt) bool {
 		dropParens := s.Body != nil && len(s.Args) == 0 &&
 			(!s.HasParens || len(p.pending(s.Lparen.Offset, s.Rparen.Offset)) == 0)
 		if !dropParens {
-			items := make([]listItem, len(s.Args))
-			for i, a := range s.Args {
-				items[i] = listItem{a.Pos, a.EndPos, func(q *printer) {
-					if a.Name == "" {
-						q.expr(a.Value, 0)
-						return
-					}
-					q.write(a.Name + "=")
-					if len(q.pendingIn(a.Pos.Offset, a.Value.Start().Offset)) > 0 {
-						q.operand(a.Pos.Line, a.Pos.Offset, a.Value, 0)
-					} else {
-						q.expr(a.Value, 0)
-					}
-				}}
-			}
-			p.list("(", ")", s.Lparen, s.Rparen, items)
+			p.list("(", ")", s.Lparen, s.Rparen, argItems(s.Args))
 		}
 		p.keyClause(s.Key, s.LayoutKeys)
 		if s.Body != nil {

@@ -61,9 +61,18 @@ type gModel struct {
 	Kind   string       `parser:"@( 'model' | 'adapter' )"`
 	Name   string       `parser:"@Ident"`
 	Params *gParamList  `parser:"@@?"`
-	Base   *gName       `parser:"( ':' @@ )?"`
+	Base   *gBase       `parser:"( ':' @@ )?"`
 	Key    *gKeyClause  `parser:"@@?"`
 	Body   *gModelBlock `parser:"@@"`
+}
+
+// gBase is what a model's body is: a container, with arguments
+// (`: Concatenate(dim=1)`), or a builtin layer the model specializes, as a
+// Refiners subclass does (`: Embedding(vocabulary_size, dim)`).
+type gBase struct {
+	Tokens []lexer.Token
+	Name   string    `parser:"@Ident"`
+	Args   *gArgList `parser:"@@?"`
 }
 
 // gKeyClause is `key EXPR` or `key [EXPR,] layout=EXPR, …`: the checkpoint

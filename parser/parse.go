@@ -145,6 +145,12 @@ func (c *converter) model(g *gModel) *Model {
 	}
 	if g.Base != nil {
 		m.Base, m.BasePos = g.Base.Name, tokPos(g.Base.Tokens[0])
+		if g.Base.Args != nil {
+			m.BaseHasParens = true
+			m.BaseLparen, _ = span(g.Base.Args.Tokens[:1])
+			m.BaseRparen, _ = span(g.Base.Args.Tokens[len(g.Base.Args.Tokens)-1:])
+			m.BaseArgs = c.args(g.Base.Args, g.Base.Name)
+		}
 	}
 	m.Key, m.LayoutKeys = c.keyClause(g.Key)
 	m.Body = c.block(g.Body.Tokens, g.Body.Stmts)
@@ -221,38 +227,7 @@ func (c *converter) layer(g *gLayer) *LayerStmt {
 		s.HasParens = true
 		s.Lparen, _ = span(g.Args.Tokens[:1])
 		s.Rparen, _ = span(g.Args.Tokens[len(g.Args.Tokens)-1:])
-		var args []*gArg
-		if g.Args.First != nil {
-			args = append(args, g.Args.First)
-		}
-		for k, t := range g.Args.Rest {
-			if t.Arg != nil {
-				args = append(args, t.Arg)
-			} else if k+1 < len(g.Args.Rest) {
-				c.missingElement(g.Args.Rest[k+1].Tokens[0], "an argument")
-			}
-		}
-		seenKeyword := false
-		for _, ga := range args {
-			a := &Arg{}
-			a.Pos, a.EndPos = span(ga.Tokens)
-			x := c.expr(ga.X)
-			if ga.Value != nil {
-				if id, ok := x.(*Ident); ok {
-					a.Name = id.Name
-				} else {
-					c.fail(x.Start(), "a keyword argument needs a name before '=', not %s (write == to compare)", ExprString(x))
-				}
-				a.Value = c.expr(ga.Value)
-				seenKeyword = true
-			} else {
-				a.Value = x
-			}
-			if ga.Value == nil && seenKeyword {
-				c.fail(a.Pos, "positional argument after a keyword argument in %s(…)", g.Name)
-			}
-			s.Args = append(s.Args, a)
-		}
+		s.Args = c.args(g.Args, g.Name)
 	}
 	s.Key, s.LayoutKeys = c.keyClause(g.Key)
 	if g.Body != nil {
@@ -550,4 +525,42 @@ func ParseExpr(filename string, src []byte) (Expr, error) {
 		return nil, &Error{Pos: Pos{Filename: filename, Line: 1, Column: 1}, Msg: "not one expression"}
 	}
 	return f.Decls[0].Params[0].Default, nil
+}
+
+// args converts an argument list: positional arguments first, then keyword ones.
+func (c *converter) args(g *gArgList, callee string) []*Arg {
+	var args []*gArg
+	if g.First != nil {
+		args = append(args, g.First)
+	}
+	for k, t := range g.Rest {
+		if t.Arg != nil {
+			args = append(args, t.Arg)
+		} else if k+1 < len(g.Rest) {
+			c.missingElement(g.Rest[k+1].Tokens[0], "an argument")
+		}
+	}
+	var out []*Arg
+	seenKeyword := false
+	for _, ga := range args {
+		a := &Arg{}
+		a.Pos, a.EndPos = span(ga.Tokens)
+		x := c.expr(ga.X)
+		if ga.Value != nil {
+			if id, ok := x.(*Ident); ok {
+				a.Name = id.Name
+			} else {
+				c.fail(x.Start(), "a keyword argument needs a name before '=', not %s (write == to compare)", ExprString(x))
+			}
+			a.Value = c.expr(ga.Value)
+			seenKeyword = true
+		} else {
+			a.Value = x
+		}
+		if ga.Value == nil && seenKeyword {
+			c.fail(a.Pos, "positional argument after a keyword argument in %s(…)", callee)
+		}
+		out = append(out, a)
+	}
+	return out
 }

@@ -544,3 +544,18 @@ func TestLayoutKeys(t *testing.T) {
 		}
 	}
 }
+
+func TestModelBaseArgs(t *testing.T) {
+	src := "model TokenEncoder(n: int = 10, d: int = 4) : Embedding(num_embeddings=n, embedding_dim=d) key diffusers=\"token_embedding\" {}\n\nmodel Cat() : Concatenate(1) {\n    ReLU()\n}\n"
+	f, err := ParseFile("b.rfn", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `(model TokenEncoder ((n int 10) (d int 4)) :Embedding(num_embeddings=n embedding_dim=d) key diffusers="token_embedding" {})`
+	if got := dump(f.Decls[0]); got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+	if got := string(Format(f)); got != src {
+		t.Errorf("formatted as\n%s", got)
+	}
+}
