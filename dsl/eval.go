@@ -556,6 +556,24 @@ func (el *elab) evalCall(x *parser.CallExpr, e *env) (any, error) {
 		}
 	}
 	switch x.Func {
+	case "log", "exp", "sqrt":
+		if len(vals) != 1 || !isNumber(vals[0]) {
+			return nil, argErr("one number")
+		}
+		f := toFloat(vals[0])
+		switch x.Func {
+		case "log":
+			if f <= 0 {
+				return nil, el.errAt(x.Start(), "log of %s: the argument must be positive", formatConst(vals[0]))
+			}
+			return math.Log(f), nil
+		case "exp":
+			return math.Exp(f), nil
+		}
+		if f < 0 {
+			return nil, el.errAt(x.Start(), "sqrt of %s: the argument must not be negative", formatConst(vals[0]))
+		}
+		return math.Sqrt(f), nil
 	case "len":
 		if len(vals) != 1 {
 			return nil, argErr("one list or string")
@@ -630,7 +648,7 @@ func (el *elab) evalCall(x *parser.CallExpr, e *env) (any, error) {
 		}
 		return out, nil
 	}
-	return nil, el.errAt(x.Start(), "unknown function %s (min, max, abs, int, float, str, len, range, reversed, sum)", x.Func)
+	return nil, el.errAt(x.Start(), "unknown function %s (min, max, abs, int, float, str, len, range, reversed, sum, log, exp, sqrt)", x.Func)
 }
 
 // single returns the only value of vals as a T.

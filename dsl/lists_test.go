@@ -140,6 +140,9 @@ func TestExpressionFunctions(t *testing.T) {
 		{"1 if true else 2", "1"},
 		{"1 if false else 2 if false else 3", "3"},
 		{"[10, 20][0 if 1 > 2 else 1]", "20"},
+		{"log(1)", "0.0"},
+		{"exp(0)", "1.0"},
+		{"sqrt(16)", "4.0"},
 	} {
 		el := &elab{prog: &Program{}}
 		x, err := parserExpr(tt.expr)
