@@ -101,3 +101,24 @@ model Net {
 		t.Errorf("got %s", msg)
 	}
 }
+
+// A file's model hides the prelude's model of the same name.
+func TestShadowPrelude(t *testing.T) {
+	m := elaborate(t, `
+model SelfAttention(embedding_dim: int = 4) {
+    Linear(embedding_dim, embedding_dim) key "to_q"
+}
+
+model Net {
+    input x: f32[1, 3, 4]
+    SelfAttention(4)
+}
+`, Options{})
+	if len(m.Params) != 2 || m.Params[0].Key != "SelfAttention.to_q.weight" {
+		t.Errorf("params %v", m.Params)
+	}
+	msg := elaborateErr(t, "model A {\n    input x: f32[1]\n    ReLU()\n}\n\nmodel A {\n    input x: f32[1]\n    ReLU()\n}\n", Options{})
+	if !strings.Contains(msg, "model A is already declared") {
+		t.Errorf("got %s", msg)
+	}
+}

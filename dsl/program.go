@@ -146,7 +146,13 @@ func (p *Program) add(path string, src []byte, main bool, errs *ErrorList) (*par
 	}
 	p.files[path] = f
 	for _, m := range f.Decls {
-		if prev, dup := p.models[m.Name]; dup {
+		if prev, dup := p.models[m.Name]; dup && prev.Pos.Filename == PreludeName && path != PreludeName {
+			// A file's own model hides the prelude's of the same name, as a local
+			// declaration hides a universe one: sd15.rfn's SelfAttention carries the
+			// checkpoint keys of its layouts.
+			p.models[m.Name] = m
+			continue
+		} else if dup {
 			*errs = append(*errs, p.newError(m.Pos, "", fmt.Sprintf("model %s is already declared at %s:%d:%d", m.Name, prev.Pos.Filename, prev.Pos.Line, prev.Pos.Column)))
 			continue
 		}
