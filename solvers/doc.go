@@ -42,9 +42,10 @@
 //	x := make([]float32, 4*h/8*w/8)
 //	solvers.FillNoise(x, seed)       // or any standard-normal noise
 //	s.ScaleInitialLatents(x)         // Euler: ×σ_max
+//	ts := s.Timesteps()
 //	for step := s.FirstStep(); step < s.NumSteps(); step++ {
 //		s.ScaleModelInput(in, x, step) // Euler: ÷sqrt(σ²+1); duplicate in for classifier-free guidance
-//		eps := unet(in, s.Timesteps()[step], ...) // guided prediction of the noise
+//		eps := unet(in, ts[step], ...) // guided prediction of the noise
 //		if s.NeedsNoise(step) {       // LCM: fresh noise for every step but the last
 //			src.Fill(noise)
 //		}
