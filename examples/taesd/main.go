@@ -3,11 +3,12 @@
 // models/taesd.rfn and committed): image → 32-channel latent at 1/8 of the size → image. It
 // writes the reconstruction and prints the PSNR against the input and the time of each half.
 //
-//	go run ./examples/taesd [-in photo.png] [-out roundtrip.png] [-weights DIR] [-runs N]
+//	go -C examples run ./taesd [-in photo.png] [-out roundtrip.png] [-weights DIR] [-runs N]
 //
 // It runs from any folder: by default it reads the photo and the weights bundled with the
 // repository (testdata/images/astronaut.png, testdata/taef2/), found from this file's
-// location at build time, and writes NAME_roundtrip.png in the current folder.
+// location at build time, and writes NAME_roundtrip.png in the current folder. Relative
+// -in, -out and -weights are relative to the current folder (with go -C, to examples/).
 //
 // The packages are compiled for 512×512 images (sizes are fixed at compile time). Any
 // photo whose sides are multiples of 8 goes through: it is cut into 512×512 tiles that
