@@ -193,7 +193,7 @@ adapters injected.`,
 	examples: []string{
 		"rfc tree models/vit.rfn --set num_layers=2",
 		"rfc tree models/taesd.rfn --model TAEF2Decoder",
-		"rfc tree models/vit.rfn --model ViT --set embedding_dim=18 --set image_size=12 --set num_heads=3 --set patch_size=4 --lora testdata/golden/lora_a_kohya.safetensors",
+		"rfc tree models/vit.rfn --model ViT --set embedding_dim=18 --set image_size=12 --set num_heads=3 --set num_layers=2 --set patch_size=4 --lora testdata/golden/lora_a_kohya.safetensors",
 	},
 	define: func(fs *flag.FlagSet) runFunc {
 		var mf modelFlags

@@ -31,10 +31,9 @@ names in the input lines (batch, height, a parameter) come from the tensors give
 Go package, builds it with the go command and runs it (same results, needs Go and the rfc
 source tree). rfc image to-tensor and to-png turn images into input tensors and back.`,
 	examples: []string{
-		"rfc image to-tensor testdata/images/astronaut.png -o x.safetensors",
-		"rfc run models/taesd.rfn --model TAEF2Encoder --weights testdata/taef2/encoder.safetensors --input x.safetensors --output latent.safetensors",
+		"rfc run models/taesd.rfn --model TAEF2Encoder --weights testdata/taef2/encoder.safetensors --input testdata/golden/taef2_encoder_input.safetensors --output latent.safetensors",
 		"rfc run models/taesd.rfn --model TAEF2Decoder --weights testdata/taef2/decoder.safetensors --input latent.safetensors --output y.safetensors -v",
-		"rfc run models/vit.rfn --model ViT --set embedding_dim=18 --set image_size=12 --set num_heads=3 --set patch_size=4 --weights testdata/golden/lora_weights.safetensors --input testdata/golden/lora_input.safetensors --lora testdata/golden/lora_a_kohya.safetensors:0.8 --merge --output out/y_lora.safetensors",
+		"rfc run models/vit.rfn --model ViT --set embedding_dim=18 --set image_size=12 --set num_heads=3 --set num_layers=2 --set patch_size=4 --weights testdata/golden/lora_weights.safetensors --input testdata/golden/lora_input.safetensors --lora testdata/golden/lora_a_kohya.safetensors:0.8 --merge --output out/y_lora.safetensors",
 	},
 	define: defineRun,
 }
