@@ -377,3 +377,18 @@ func TestRunSingleInputAnyName(t *testing.T) {
 		t.Errorf("ViTCross with one unnamed tensor: status %d\n%s", status, stderr)
 	}
 }
+
+// An error on a long line (generated files hold megabytes on one) shows a window of it, with the caret in place.
+func TestLongLineErrorExcerpt(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "long.rfn")
+	src := "model A(n: int = 2) {\n    input x: f32[1, 4]\n    let k = " + strings.Repeat("1 + ", 5000) + "zz\n    Linear(4, 4)\n}\n"
+	os.WriteFile(file, []byte(src), 0o644)
+	_, stderr, status := rfc(t, "check", file)
+	if status != 1 || len(stderr) > 1000 || !strings.Contains(stderr, file+":3:") {
+		t.Fatalf("status %d, %d bytes of errors:\n%.2000s", status, len(stderr), stderr)
+	}
+	lines := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n")
+	if len(lines) != 3 || !strings.HasSuffix(lines[2], "^") {
+		t.Errorf("want a message, an excerpt and a caret:\n%s", stderr)
+	}
+}
