@@ -38,7 +38,8 @@ func golden(t *testing.T, path, got string) {
 }
 
 // TestCheckBrokenFiles pins the message of every broken file: each must fail with status 1
-// and a file:line:col position. A first line `// args: …` gives extra arguments.
+// and a file:line:col position. A first line `// args: …` (or `# args: …`) gives extra
+// arguments.
 func TestCheckBrokenFiles(t *testing.T) {
 	files, _ := filepath.Glob("../../testdata/check/*.rfn")
 	if len(files) < 10 {
@@ -49,8 +50,12 @@ func TestCheckBrokenFiles(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			src, _ := os.ReadFile(f)
 			args := []string{"check"}
-			if first, _, _ := strings.Cut(string(src), "\n"); strings.HasPrefix(first, "// args:") {
-				args = append(args, strings.Fields(strings.TrimPrefix(first, "// args:"))...)
+			// The comment marker is "//" or "#" (the language is moving to "#").
+			first, _, _ := strings.Cut(string(src), "\n")
+			for _, prefix := range []string{"// args:", "# args:"} {
+				if rest, ok := strings.CutPrefix(first, prefix); ok {
+					args = append(args, strings.Fields(rest)...)
+				}
 			}
 			args = append(args, f)
 			_, stderr, status := rfc(t, args...)
