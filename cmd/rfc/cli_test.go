@@ -70,9 +70,11 @@ func TestHelp(t *testing.T) {
 			}
 		})
 	}
-	out, _, status := rfc(t, "help", "image")
-	if status != 0 || !strings.Contains(out, "usage: rfc image to-tensor") || !strings.Contains(out, "usage: rfc image to-png") {
-		t.Errorf("rfc help image: status %d\n%s", status, out)
+	for _, args := range [][]string{{"help", "image"}, {"image", "--help"}} {
+		out, _, status := rfc(t, args...)
+		if status != 0 || !strings.Contains(out, "usage: rfc image to-tensor") || !strings.Contains(out, "usage: rfc image to-png") {
+			t.Errorf("rfc %v: status %d\n%s", args, status, out)
+		}
 	}
 	for _, args := range [][]string{{"help", "frobnicate"}, {"image"}, {"image", "to-gif"}, {"run", "--frobnicate"}} {
 		_, stderr, status := rfc(t, args...)

@@ -66,6 +66,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	c, rest := findCommand(args)
 	if c == nil {
 		if args[0] == "image" {
+			if len(args) == 2 && (args[1] == "-h" || args[1] == "-help" || args[1] == "--help") {
+				return help(args[:1], stdout, stderr)
+			}
 			fmt.Fprintf(stderr, "rfc image: want a subcommand: to-tensor or to-png (rfc help image)\n")
 			return 2
 		}
