@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/alecthomas/participle/v2"
 	"github.com/alecthomas/participle/v2/lexer"
@@ -19,9 +20,15 @@ type Error struct {
 // Error returns "file:line:col: message".
 func (e *Error) Error() string { return e.Pos.String() + ": " + e.Msg }
 
+// caretWindow is how many characters of a long source line an excerpt shows: a generated
+// file can hold an expression of megabytes on one line.
+const caretWindow = 120
+
 // Caret returns the source line holding pos followed by a line with a caret
 // under pos's column. Tabs in front of the column are repeated, so the caret
-// lines up in a terminal whatever its tab width.
+// lines up in a terminal whatever its tab width. A line longer than
+// caretWindow characters is cut to that many around the column, with "…"
+// where text was left out.
 func Caret(src []byte, pos Pos) string {
 	start := 0
 	if pos.Offset >= 0 && pos.Offset <= len(src) && pos.Column >= 1 && pos.Offset-(pos.Column-1) >= 0 {
@@ -45,10 +52,17 @@ func Caret(src []byte, pos Pos) string {
 		end++
 	}
 	line := strings.TrimRight(string(src[start:end]), "\r")
-	col := max(pos.Column, 1)
+	col := max(pos.Column, 1) - 1 // byte offset of the column in line (may pass its end)
+	var prefix, suffix string
+	if utf8.RuneCountInString(line) > caretWindow {
+		line, col, prefix, suffix = window(line, col)
+	}
 	var pad strings.Builder
+	if prefix != "" {
+		pad.WriteByte(' ')
+	}
 	for i, r := range line {
-		if i >= col-1 {
+		if i >= col {
 			break
 		}
 		if r == '\t' {
@@ -57,10 +71,37 @@ func Caret(src []byte, pos Pos) string {
 			pad.WriteByte(' ')
 		}
 	}
-	if n := col - 1 - len(line); n > 0 {
+	if n := col - len(line); n > 0 {
 		pad.WriteString(strings.Repeat(" ", n))
 	}
-	return line + "\n" + pad.String() + "^"
+	return prefix + line + suffix + "\n" + pad.String() + "^"
+}
+
+// window cuts line to caretWindow runes around the byte offset col and returns the part, the
+// column's offset in it, and "…" for each side that was cut.
+func window(line string, col int) (part string, partCol int, prefix, suffix string) {
+	var starts []int // byte offset of each rune
+	at := -1         // index of the rune at col
+	for i := range line {
+		if i >= col && at < 0 {
+			at = len(starts)
+		}
+		starts = append(starts, i)
+	}
+	n := len(starts)
+	starts = append(starts, len(line))
+	if at < 0 {
+		at = n
+	}
+	lo := max(0, min(at-caretWindow/2, n-caretWindow))
+	hi := lo + caretWindow
+	if lo > 0 {
+		prefix = "…"
+	}
+	if hi < n {
+		suffix = "…"
+	}
+	return line[starts[lo]:starts[hi]], col - starts[lo], prefix, suffix
 }
 
 // translateError turns participle's error into an *Error whose message says

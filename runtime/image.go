@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"image"
@@ -121,33 +120,12 @@ func SaveImage(path string, t *Tensor) error {
 	if err != nil {
 		return fmt.Errorf("%s: %v", path, err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	w := bufio.NewWriter(tmp)
-	if ext == ".png" {
-		err = png.Encode(w, img)
-	} else {
-		err = jpeg.Encode(w, img, &jpeg.Options{Quality: 95})
-	}
-	if err == nil {
-		err = w.Flush()
-	}
-	if err == nil {
-		err = tmp.Chmod(0o644)
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("%s: %v", path, err)
-	}
-	return nil
+	return WriteFileAtomic(path, func(w io.Writer) error {
+		if ext == ".png" {
+			return png.Encode(w, img)
+		}
+		return jpeg.Encode(w, img, &jpeg.Options{Quality: 95})
+	})
 }
 
 func tensorToImage(t *Tensor) (image.Image, error) {

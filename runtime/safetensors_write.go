@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
@@ -9,51 +8,19 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 )
 
 // WriteSafetensors writes tensors (F32 ones as F32, I64 ones as I64) and metadata to path
-// as a safetensors file, keys sorted. It writes a temporary file beside path and renames it
-// into place, so that readers never see a half-written file.
+// as a safetensors file, keys sorted, with WriteFileAtomic: readers never see a
+// half-written file, and the folders above path are created.
 func WriteSafetensors(path string, tensors map[string]*Tensor, metadata map[string]string) error {
 	header, names, err := planSafetensors(tensors, metadata)
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	fail := func(err error) error {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	w := bufio.NewWriterSize(tmp, 1<<20)
-	if err := writeSafetensors(w, header, names, tensors); err != nil {
-		return fail(err)
-	}
-	if err := w.Flush(); err != nil {
-		return fail(err)
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		return fail(err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return nil
+	return WriteFileAtomic(path, func(w io.Writer) error { return writeSafetensors(w, header, names, tensors) })
 }
 
 // EncodeSafetensors writes tensors and metadata to w in the safetensors format, as

@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -23,7 +22,8 @@ type WeightSet struct {
 // LocateWeights matches specs to the tensors of files by key and checks the whole set before
 // any data is read. It reports every problem at once, one line each: a key the model needs
 // that no file has, a key of a file that the model does not have, a shape that differs from
-// the model's (both shown), a key present in two files, a tensor that is not floating point.
+// the model's (both shown), a key present in two files, a tensor that is not floating point;
+// the error is a *WeightsError, whose message lists the first ten.
 // model names the model in messages. Generated packages and the interpreter share it, so both
 // engines report a bad checkpoint alike.
 func LocateWeights(model string, specs []WeightSpec, files ...*SafetensorsFile) (*WeightSet, error) {
@@ -58,8 +58,12 @@ func LocateWeights(model string, specs []WeightSpec, files ...*SafetensorsFile) 
 		}
 	}
 	set := &WeightSet{specs: specs, files: make([]*SafetensorsFile, len(specs))}
+	matched := 0
 	for i, s := range specs {
 		loc, ok := found[s.Key]
+		if ok {
+			matched++
+		}
 		switch {
 		case !ok:
 			problems = append(problems, fmt.Sprintf("missing weight %q (parameter @%s, expected shape %s)", s.Key, s.Param, formatShape(s.Shape)))
@@ -71,9 +75,52 @@ func LocateWeights(model string, specs []WeightSpec, files ...*SafetensorsFile) 
 		set.files[i] = loc.file
 	}
 	if len(problems) > 0 {
-		return nil, errors.New(strings.Join(problems, "\n"))
+		e := &WeightsError{Problems: problems}
+		if matched == 0 && len(found) > 0 {
+			e.Headline = fmt.Sprintf("none of the %d keys of %s is a parameter of module %s: is it the checkpoint of another model?", len(found), fileNames(files), model)
+		}
+		return nil, e
 	}
 	return set, nil
+}
+
+// MaxListedProblems is how many problems an error lists before it counts the rest, so that
+// a wrong checkpoint gives a screenful, not one line per key.
+const MaxListedProblems = 10
+
+// WeightsError is everything wrong with the weight files given to a model, one line each.
+// Its message lists the first MaxListedProblems and counts the rest; Problems has them all.
+type WeightsError struct {
+	Headline string // a first line when the files look like another model's, else ""
+	Problems []string
+}
+
+func (e *WeightsError) Error() string {
+	lines := SummarizeLines(e.Problems, MaxListedProblems, "problems")
+	if e.Headline != "" {
+		lines = append([]string{e.Headline}, lines...)
+	}
+	return strings.Join(lines, "\n")
+}
+
+// SummarizeLines returns lines when there are at most max of them, else the first max and a
+// last line "and N more WHAT (T in all)".
+func SummarizeLines(lines []string, max int, what string) []string {
+	if len(lines) <= max {
+		return lines
+	}
+	out := append([]string(nil), lines[:max]...)
+	return append(out, fmt.Sprintf("and %d more %s (%d in all)", len(lines)-max, what, len(lines)))
+}
+
+func fileNames(files []*SafetensorsFile) string {
+	var names []string
+	for _, f := range files {
+		if f != nil {
+			names = append(names, fileName(f))
+		}
+	}
+	return strings.Join(names, ", ")
 }
 
 // ReadInto converts weight i of the specs to float32 into dst, whose length must be the

@@ -10,6 +10,24 @@
 //     kernels alone (CUDA events), and writes weights, inputs and outputs to -out, where
 //     scripts/gpu/torch_reference.py compares them with PyTorch on the same GPU.
 //
+// The packages come in pairs because sizes are fixed when rfc compiles (sizes chosen at run
+// time are an open issue; with them each pair becomes one package):
+//
+//   - vit, taef2enc, taef2dec: the sizes of the CPU tests' PyTorch goldens (small, so that
+//     testdata stays small); their outputs are checked against those goldens, which needs no
+//     PyTorch on the GPU machine;
+//   - vitbase, taef2enc512, taef2dec64: the models' default sizes (384² ViT, 512² images), the
+//     only ones where timing means something; checked against PyTorch on the same GPU when
+//     scripts/gpu/torch_reference.py finds a CUDA-enabled torch;
+//   - vitf16: the golden ViT compiled with --f16-weights, the one check of that code path
+//     (weights stored as float16 on the device, different kernels), at the tolerance of
+//     float16 weights.
+//
+// They are generated (generate.go) and committed with their model.ptx, so that the binary
+// builds where nvcc is missing; go test ./cmd/rfc checks that they are what this tree's rfc
+// generates and that each model.ptx was compiled from its model.cu (ptx.sum), and
+// scripts/gpucheck-generate.sh regenerates them all on a machine with nvcc.
+//
 // It needs the repository's testdata (-root) and an NVIDIA driver; it is built elsewhere
 // with -tags cuda (scripts/cuda-build-check.sh -o bin/rfc-gpucheck) and run by
 // scripts/gpu-check.sh. Exit status 1 when an accuracy check fails.

@@ -17,7 +17,7 @@ import (
 	"github.com/rfc-project/rfc/runtime"
 )
 
-// adapterFlags inject adapters after elaboration (rfc tree, ir, run):
+// adapterFlags inject adapters after elaboration (rfc tree, ir, run, compile):
 //
 //	--lora [NAME=]PATH[:SCALE]        a LoRA file (PEFT/diffusers or kohya naming, or a PEFT
 //	                                  directory); targets come from its keys; NAME defaults
@@ -36,7 +36,8 @@ type adapterFlags struct {
 }
 
 type adapterRequest struct {
-	flag           string // as given, for messages
+	flag           string   // as given, for messages
+	args           []string // as given, for the recorded command line
 	lora           bool
 	name, path     string
 	decl           string
@@ -62,7 +63,7 @@ func (adapterFlag) String() string { return "" }
 func (selectFlag) String() string  { return "" }
 
 func (f loraFlag) Set(v string) error {
-	r := &adapterRequest{flag: "--lora " + v, lora: true, scale: 1}
+	r := &adapterRequest{flag: "--lora " + v, args: []string{"--lora", v}, lora: true, scale: 1}
 	rest := v
 	if name, path, ok := strings.Cut(v, "="); ok && ir.IsIdent(name) {
 		r.name, rest = name, path
@@ -91,7 +92,7 @@ func (f adapterFlag) Set(v string) error {
 	if !ok || !ir.IsIdent(name) {
 		return bad("NAME= must come first")
 	}
-	r := &adapterRequest{flag: "--adapter " + v, name: name, scale: 1, params: map[string]string{}}
+	r := &adapterRequest{flag: "--adapter " + v, args: []string{"--adapter", v}, name: name, scale: 1, params: map[string]string{}}
 	if i := strings.LastIndexByte(rest, ':'); i >= 0 && i > strings.LastIndexByte(rest, ')') {
 		s, err := strconv.ParseFloat(rest[i+1:], 64)
 		if err != nil {
@@ -133,6 +134,8 @@ func (f selectFlag) Set(v string) error {
 		return fmt.Errorf("%s already has a --select", r.flag)
 	}
 	r.selected = true
+	r.flag += " --select " + v
+	r.args = append(r.args, "--select", v)
 	if class, pattern, ok := strings.Cut(v, "@"); ok {
 		r.class, r.pattern = class, pattern
 	} else {
@@ -183,21 +186,36 @@ func nameFromPath(p string) string {
 	return name
 }
 
+// commandLine is the flags as they were given, for the command recorded in generated code.
+func (af *adapterFlags) commandLine() string {
+	var b strings.Builder
+	for _, r := range af.reqs {
+		for _, a := range r.args {
+			b.WriteString(" " + shellQuote(a))
+		}
+	}
+	if af.merge {
+		b.WriteString(" --merge")
+	}
+	return b.String()
+}
+
+// shellQuote quotes s for a POSIX shell when it holds anything but plain characters.
+func shellQuote(s string) string {
+	plain := s != ""
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("-_./=:,@+", c)) {
+			plain = false
+		}
+	}
+	if plain {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
 // given reports whether any adapter flag was used.
 func (af *adapterFlags) given() bool { return len(af.reqs) > 0 || af.merge }
-
-// applyFile is apply for commands that did not keep the program.
-func (af *adapterFlags) applyFile(file string, m *ir.Module, stderr io.Writer) (*ir.Module, bool) {
-	if !af.given() {
-		return m, true
-	}
-	prog, err := dsl.Load(file)
-	if err != nil {
-		fmt.Fprintln(stderr, dsl.Detail(err))
-		return nil, false
-	}
-	return af.apply(prog, m, stderr)
-}
 
 // apply injects the requested adapters into m, in command-line order, then merges when
 // asked. It keeps the LoRA tensors for weights and compiledFiles.
@@ -259,10 +277,11 @@ func (af *adapterFlags) inputs(m *ir.Module, inputs map[string]*runtime.Tensor) 
 }
 
 // compiledFiles writes what the compiled engine reads from files: the LoRA tensors by
-// their checkpoint keys, and, when inputs added scalar inputs, all the inputs. It returns
-// the extra weight files, the input file to use, and a cleanup.
-func (af *adapterFlags) compiledFiles(m *ir.Module, inputs map[string]*runtime.Tensor, input string) ([]string, string, func(), error) {
-	if len(af.reqs) == 0 {
+// their checkpoint keys, and, when inputs added scalar inputs or renamed (a tensor given
+// for a model's only input under another name), all the inputs. It returns the extra
+// weight files, the input file to use, and a cleanup.
+func (af *adapterFlags) compiledFiles(m *ir.Module, inputs map[string]*runtime.Tensor, input string, renamed bool) ([]string, string, func(), error) {
+	if len(af.reqs) == 0 && !renamed {
 		return nil, input, func() {}, nil
 	}
 	dir, err := os.MkdirTemp("", "rfc-adapters-")
@@ -279,7 +298,7 @@ func (af *adapterFlags) compiledFiles(m *ir.Module, inputs map[string]*runtime.T
 		}
 		weights = append(weights, w)
 	}
-	if af.added {
+	if af.added || renamed {
 		input = filepath.Join(dir, "inputs.safetensors")
 		if err := runtime.WriteSafetensors(input, af.inputs(m, inputs), nil); err != nil {
 			cleanup()

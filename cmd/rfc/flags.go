@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -37,29 +38,37 @@ type modelFlags struct {
 	set   setFlags
 }
 
+// newFlagSet makes the flag set of command name. Errors are printed by parseArgs: the flag
+// package's own usage text is replaced by the command's help.
 func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("rfc "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {}
 	return fs
 }
 
 func (m *modelFlags) register(fs *flag.FlagSet) {
 	m.set = setFlags{}
-	fs.StringVar(&m.model, "model", "", "entry point (default: the last model of the file)")
-	fs.Var(m.set, "set", "override a model parameter: --set name=value (repeatable)")
+	fs.StringVar(&m.model, "model", "", "the entry point, a `MODEL` of the file (default: its last model)")
+	fs.Var(m.set, "set", "`NAME=VALUE`: set a model parameter, or fix a symbolic dim such as batch (repeatable)")
 }
 
-// parseInterspersed lets flags follow positional arguments (rfc tree FILE --set k=v), as
-// users type them.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
+// parseArgs parses c's arguments, flags anywhere among the positional ones (rfc tree FILE
+// --set k=v), as users type them. --help prints c's help on stdout; a bad flag gets one line
+// and a pointer to the help. done reports that the command must return status.
+func parseArgs(c *command, fs *flag.FlagSet, args []string, stdout, stderr io.Writer) (pos []string, status int, done bool) {
 	for {
 		if err := fs.Parse(args); err != nil {
-			return nil, err
+			if errors.Is(err, flag.ErrHelp) {
+				fmt.Fprint(stdout, commandHelp(c))
+				return nil, 0, true
+			}
+			fmt.Fprintf(stderr, "run 'rfc help %s' for its flags\n", c.name)
+			return nil, 2, true
 		}
 		args = fs.Args()
 		if len(args) == 0 {
-			return pos, nil
+			return pos, 0, false
 		}
 		pos = append(pos, args[0])
 		args = args[1:]

@@ -38,7 +38,8 @@ func golden(t *testing.T, path, got string) {
 }
 
 // TestCheckBrokenFiles pins the message of every broken file: each must fail with status 1
-// and a file:line:col position. A first line `// args: …` gives extra arguments.
+// and a file:line:col position. A first line `// args: …` (or `# args: …`) gives extra
+// arguments.
 func TestCheckBrokenFiles(t *testing.T) {
 	files, _ := filepath.Glob("../../testdata/check/*.rfn")
 	if len(files) < 10 {

@@ -9,7 +9,9 @@ testdata/taef2/ are loaded in float32 (as rfc computes).
 
 Writes testdata/golden/taef2_{encoder,decoder}_{input,output}.safetensors for a 64x64 crop
 of testdata/images/astronaut.png (tests), and with --photo PATH --out DIR the encoder and
-decoder outputs of any photo (the acceptance check on photos the tests never saw).
+decoder outputs of any photo (the acceptance check on photos the tests never saw); with
+--photos-psnr the round-trip PSNR of each bundled photo (testdata/golden/taef2_photos_psnr.json,
+for examples/taesd).
 Run from the repository root: /usr/bin/python3 scripts/golden/taesd.py
 """
 import argparse
@@ -130,10 +132,29 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--time", action="store_true", help="print the time of each half (best of --runs)")
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--photos-psnr", action="store_true",
+                    help="write testdata/golden/taef2_photos_psnr.json: the round-trip PSNR of each bundled photo, whole")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     enc = load(encoder(32, True), os.path.join(ROOT, "testdata/taef2/encoder.safetensors"))
     dec = load(decoder(32, True), os.path.join(ROOT, "testdata/taef2/decoder.safetensors"))
+    if args.photos_psnr:
+        # The PSNR of the upstream model on each bundled photo as a whole: what examples/taesd
+        # (which tiles photos larger than its compiled size) must come close to.
+        import json
+        import math
+        out = {}
+        for name in ("astronaut.png", "coffee.png"):
+            x = read_png(os.path.join(ROOT, "testdata/images", name))
+            with torch.no_grad():
+                y = dec(enc(x))
+            mse = float(((y.clamp(0, 1) - x) ** 2).mean())
+            out[name] = {"height": x.shape[2], "width": x.shape[3], "psnr_db": 10 * math.log10(1 / mse)}
+            print(name, out[name])
+        with open(os.path.join(ROOT, "testdata/golden/taef2_photos_psnr.json"), "w") as f:
+            json.dump(out, f, indent=1, sort_keys=True)
+            f.write("\n")
+        return
     if args.photo:
         x = read_png(args.photo)
         with torch.no_grad():
