@@ -195,7 +195,7 @@ func characterReference(s string) (replacement string, n int) {
 	// the whole name, then its longest prefix that is a name without ';' (the legacy ones,
 	// like "amp" and "copy"); only the leading letters and digits can hold either, and
 	// html.UnescapeString applies that same lookup to them (its table is the same HTML5
-	// list, checked against Python's in the tests).
+	// list less two names, checked against Python's in the tests).
 	alnum := 0
 	for alnum < len(name) && isASCIIAlnum(name[alnum]) {
 		alnum++
@@ -203,8 +203,13 @@ func characterReference(s string) (replacement string, n int) {
 	if alnum == len(name)-1 && name[alnum] == ';' {
 		alnum++
 	}
-	if alnum == 0 {
+	switch name[:alnum] {
+	case "":
 		return "&" + name, n
+	case "nLt;": // html.UnescapeString lacks the two names whose text is longer than the
+		return "\u226A\u20D2" + name[alnum:], n // name (it unescapes in place)
+	case "nGt;":
+		return "\u226B\u20D2" + name[alnum:], n
 	}
 	return html.UnescapeString("&"+name[:alnum]) + name[alnum:], n
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -30,7 +31,7 @@ const (
 	numMerges = VocabSize - 2*256 - 2
 )
 
-// Tokenizer holds CLIP's BPE tables. It is immutable once built and safe for concurrent use.
+// Tokenizer holds CLIP's BPE tables. It is safe for concurrent use.
 type Tokenizer struct {
 	// merges maps a pair of adjacent symbol ids to its rank and the id of the merged symbol.
 	merges map[uint64]merge
@@ -39,7 +40,14 @@ type Tokenizer struct {
 	// symbolBytes is, per id, the bytes its symbol stands for ("</w>" kept literally, as
 	// CLIP's decoder maps it back only after joining).
 	symbolBytes []string
+
+	// cache holds the ids of pieces already seen, as CLIP's bpe cache does; it is emptied
+	// when full so that a stream of distinct words cannot grow it without bound.
+	cacheMu sync.RWMutex
+	cache   map[string][]int32
 }
+
+const cacheLimit = 1 << 15
 
 type merge struct {
 	rank   int32
@@ -97,22 +105,29 @@ func byteSymbols() (order [256]byte, symbol [256]rune) {
 
 func newFromMerges(r interface{ Read([]byte) (int, error) }, name string) (*Tokenizer, error) {
 	order, symbol := byteSymbols()
-	runeByte := make(map[rune]byte, 256)
-	for b, s := range symbol {
-		runeByte[s] = byte(b)
+	// All byte symbols are below U+0144: a table beats a map here, the hot loop of New.
+	var runeByte [2 * 256]int16
+	for i := range runeByte {
+		runeByte[i] = -1
 	}
-	t := &Tokenizer{merges: make(map[uint64]merge, numMerges), symbolBytes: make([]string, 0, VocabSize)}
+	for b, s := range symbol {
+		runeByte[s] = int16(b)
+	}
+	t := &Tokenizer{
+		merges:      make(map[uint64]merge, numMerges),
+		symbolBytes: make([]string, 0, VocabSize),
+		cache:       make(map[string][]int32),
+	}
 	// ids maps a symbol's text (in bytes_to_unicode form) to its id; as in CLIP's
 	// dict(zip(vocab, range)), a repeated text keeps its last id.
 	ids := make(map[string]int32, VocabSize)
 	add := func(text string) error {
-		var raw []byte
+		raw := make([]byte, 0, len(text))
 		for _, c := range text {
-			b, ok := runeByte[c]
-			if !ok {
+			if c >= rune(len(runeByte)) || runeByte[c] < 0 {
 				return fmt.Errorf("symbol %q has %q, which stands for no byte", text, c)
 			}
-			raw = append(raw, b)
+			raw = append(raw, byte(runeByte[c]))
 		}
 		ids[text] = int32(len(t.symbolBytes))
 		t.symbolBytes = append(t.symbolBytes, string(raw))
@@ -143,16 +158,16 @@ func newFromMerges(r interface{ Read([]byte) (int, error) }, name string) (*Toke
 		if line == 0 {
 			continue // version header
 		}
-		fields := strings.Fields(sc.Text())
-		if len(fields) != 2 {
+		first, second, ok := strings.Cut(sc.Text(), " ")
+		if !ok || first == "" || second == "" || strings.ContainsFunc(first+second, unicode.IsSpace) {
 			return nil, fmt.Errorf("tokenizer: %s: line %d: %q is not two symbols", name, line+1, sc.Text())
 		}
-		a, okA := ids[fields[0]]
-		b, okB := ids[fields[1]]
+		a, okA := ids[first]
+		b, okB := ids[second]
 		if !okA || !okB {
 			return nil, fmt.Errorf("tokenizer: %s: line %d: merge %q uses a symbol no earlier line makes", name, line+1, sc.Text())
 		}
-		merged := fields[0] + fields[1]
+		merged := first + second
 		if err := add(merged); err != nil {
 			return nil, fmt.Errorf("tokenizer: %s: line %d: %w", name, line+1, err)
 		}
@@ -244,13 +259,26 @@ func (t *Tokenizer) appendPiece(ids []int32, piece string, s *bpeScratch) []int3
 	case "<|endoftext|>":
 		return append(ids, EndToken)
 	}
+	t.cacheMu.RLock()
+	cached, ok := t.cache[piece]
+	t.cacheMu.RUnlock()
+	if ok {
+		return append(ids, cached...)
+	}
 	word := s.word[:0]
 	for i := 0; i < len(piece); i++ {
 		word = append(word, t.byteID[piece[i]])
 	}
 	word[len(word)-1] += 256 // the same byte with "</w>"
 	s.word = word
-	return append(ids, t.bpe(s)...)
+	merged := t.bpe(s)
+	t.cacheMu.Lock()
+	if len(t.cache) >= cacheLimit {
+		clear(t.cache)
+	}
+	t.cache[strings.Clone(piece)] = append([]int32(nil), merged...)
+	t.cacheMu.Unlock()
+	return append(ids, merged...)
 }
 
 // bpeScratch keeps the buffers of one Encode or Tokenize call.
@@ -266,6 +294,7 @@ type candidate struct {
 	rank        int32
 	left, right int32
 	a, b        int32 // symbol ids, to notice a candidate made stale by another merge
+	merged      int32
 }
 
 func (c candidate) before(d candidate) bool {
@@ -293,7 +322,7 @@ func (t *Tokenizer) bpe(s *bpeScratch) []int32 {
 		if !ok {
 			return
 		}
-		s.heap = heapPush(s.heap, candidate{rank: m.rank, left: left, right: right, a: word[left], b: word[right]})
+		s.heap = heapPush(s.heap, candidate{rank: m.rank, left: left, right: right, a: word[left], b: word[right], merged: m.merged})
 	}
 	for i := 0; i+1 < n; i++ {
 		push(int32(i), int32(i+1))
@@ -304,7 +333,7 @@ func (t *Tokenizer) bpe(s *bpeScratch) []int32 {
 		if word[c.left] != c.a || next[c.left] != c.right || word[c.right] != c.b {
 			continue // one of its symbols was merged since
 		}
-		word[c.left] = t.merges[pairKey(c.a, c.b)].merged
+		word[c.left] = c.merged
 		word[c.right] = -1
 		after := next[c.right]
 		next[c.left] = after
