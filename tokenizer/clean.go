@@ -6,18 +6,12 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
-
-	// NFC needs the canonical decomposition and composition tables and the combining
-	// classes of all of Unicode, plus the composition exclusions: large and easy to get
-	// subtly wrong by hand. x/text is the Go team's implementation, on the same Unicode
-	// version (15.0) as the standard library's tables used for everything else here.
-	"golang.org/x/text/unicode/norm"
 )
 
 // clean is CLIP's basic_clean then whitespace_clean then str.lower, with NFC standing in
 // for ftfy.fix_text.
 func clean(text string) string {
-	text = norm.NFC.String(toValidUTF8(text))
+	text = nfc(toValidUTF8(text))
 	text = unescapeHTML(unescapeHTML(text))
 	text = strings.TrimFunc(collapseWhiteSpace(text), isPythonSpace)
 	return pythonLower(text)

@@ -186,6 +186,9 @@ PROMPTS = [
     ("math_letters", "\U0001D400\U0001D401\U0001D402 \U0001D49C \u2115 \u2200x\u2208\u211d \u00b5 \u03bc"),
     ("quotes_dashes", "\u201csmart quotes\u201d \u2018single\u2019 \u2014 en\u2013dash \u2026 \u00abguillemets\u00bb don\u2019t"),
     ("fullwidth", "\uff21\uff22\uff23\u3000\uff46\uff55\uff4c\uff4c\uff57\uff49\uff44\uff54\uff48\uff11\uff12\uff13\uff01"),
+    # Past 30 marks in a row, Go's norm.NFC would insert U+034F (Stream-Safe Text Format).
+    ("zalgo", "Z" + "\u0351\u0307\u0316\u0323\u0360" * 8 + "algo " + "e" + "\u0300" * 35 + " cafe" + "\u0301" * 33),
+    ("zalgo_reorder_compose", "a" + "\u0316" * 31 + "\u0301 o" + "\u0308\u0323" * 20 + " \u1100\u1161" + "\u0334" * 40),
     ("long_prompt", LONG_PROMPT),
     ("long_cjk", "\u4e00\u53ea\u732b\u5750\u5728\u7a97\u53f0\u4e0a" * 30),
     ("exactly_75", "a " * 75),
