@@ -113,11 +113,9 @@ func isCaseIgnorable(r rune) bool {
 	return unicode.In(r, unicode.Mn, unicode.Me, unicode.Cf, unicode.Lm, unicode.Sk)
 }
 
-// unescapeHTML is Python's html.unescape, which differs from html.UnescapeString: a name
-// is up to 32 characters of anything but \t \n \f space < & # ; (so "&amp-x" and "&ampé"
-// resolve the legacy name "amp" too), a numeric reference to a control or noncharacter
-// such as &#11; is dropped, and a number too large for a rune gives U+FFFD instead of
-// wrapping around.
+// unescapeHTML is Python's html.unescape, which differs from html.UnescapeString: a
+// numeric reference to a control or noncharacter such as &#11; is dropped, a number too
+// large for a rune gives U+FFFD instead of wrapping around, and &nLt; and &nGt; are known.
 func unescapeHTML(s string) string {
 	if !strings.Contains(s, "&") {
 		return s
