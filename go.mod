@@ -1,6 +1,6 @@
 module github.com/rfc-project/rfc
 
-go 1.26.0
+go 1.26
 
 require (
 	github.com/alecthomas/participle/v2 v2.1.4 // indirect
@@ -8,6 +8,6 @@ require (
 	github.com/google/go-cmp v0.7.0 // indirect
 	github.com/google/uuid v1.1.1 // indirect
 	github.com/pkg/errors v0.9.1 // indirect
-	golang.org/x/text v0.44.0
+	golang.org/x/text v0.41.0
 	gorgonia.org/cu v0.9.6 // indirect
 )
