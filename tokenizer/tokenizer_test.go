@@ -6,6 +6,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -204,5 +205,32 @@ func TestLongWordIsFast(t *testing.T) {
 	tokens := tok.Tokenize(prompt)
 	if !slices.Equal(tokens[1:DefaultLength-1], ids[:DefaultLength-2]) || tokens[DefaultLength-1] != EndToken {
 		t.Errorf("Tokenize and Encode disagree on a long piece")
+	}
+}
+
+// TestConcurrentUse tokenizes the goldens from several goroutines at once on one
+// Tokenizer, whose piece cache they share (run with -race to check the locking).
+func TestConcurrentUse(t *testing.T) {
+	tok, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	goldens := loadGoldens(t)
+	errs := make(chan string, 4*len(goldens))
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := range goldens {
+				g := goldens[(i+w*7)%len(goldens)]
+				if got := tok.Tokenize(g.prompt(t)); !slices.Equal(got, g.Tokenize) {
+					errs <- g.Name
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for name := range errs {
+		t.Errorf("%s: wrong ids under concurrent use", name)
 	}
 }
