@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	_ "embed"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"unicode"
@@ -103,7 +104,7 @@ func byteSymbols() (order [256]byte, symbol [256]rune) {
 	return order, symbol
 }
 
-func newFromMerges(r interface{ Read([]byte) (int, error) }, name string) (*Tokenizer, error) {
+func newFromMerges(r io.Reader, name string) (*Tokenizer, error) {
 	order, symbol := byteSymbols()
 	// All byte symbols are below U+0144: a table beats a map here, the hot loop of New.
 	var runeByte [2 * 256]int16
@@ -143,10 +144,7 @@ func newFromMerges(r interface{ Read([]byte) (int, error) }, name string) (*Toke
 
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 4096), 1<<20)
-	type pair struct {
-		a, b   int32
-		merged string
-	}
+	type pair struct{ first, second string }
 	pairs := make([]pair, 0, numMerges)
 	for line := 0; len(pairs) < numMerges; line++ {
 		if !sc.Scan() {
@@ -162,8 +160,8 @@ func newFromMerges(r interface{ Read([]byte) (int, error) }, name string) (*Toke
 		if !ok || first == "" || second == "" || strings.ContainsFunc(first+second, unicode.IsSpace) {
 			return nil, fmt.Errorf("tokenizer: %s: line %d: %q is not two symbols", name, line+1, sc.Text())
 		}
-		a, okA := ids[first]
-		b, okB := ids[second]
+		_, okA := ids[first]
+		_, okB := ids[second]
 		if !okA || !okB {
 			return nil, fmt.Errorf("tokenizer: %s: line %d: merge %q uses a symbol no earlier line makes", name, line+1, sc.Text())
 		}
@@ -171,21 +169,25 @@ func newFromMerges(r interface{ Read([]byte) (int, error) }, name string) (*Toke
 		if err := add(merged); err != nil {
 			return nil, fmt.Errorf("tokenizer: %s: line %d: %w", name, line+1, err)
 		}
-		pairs = append(pairs, pair{a, b, merged})
+		pairs = append(pairs, pair{first, second})
 	}
 	for _, special := range []string{"<|startoftext|>", "<|endoftext|>"} {
 		_ = add(special)
 	}
+	// Symbols are resolved to ids only now, since a text made twice keeps its last id.
 	for rank, p := range pairs {
+		a, b := ids[p.first], ids[p.second]
 		// bpe merges the best pair everywhere before it looks at the pairs that creates;
 		// that equals CLIP's loop only if a merge ranks after the merges that made its
-		// halves (ids 512+rank), which holds for CLIP's file.
-		for _, half := range [2]int32{p.a, p.b} {
+		// halves (id 512+rank), which holds for CLIP's file.
+		for _, half := range [2]int32{a, b} {
 			if made := int(half) - 512; made >= rank {
-				return nil, fmt.Errorf("tokenizer: %s: line %d: merge ranks before the merge that makes its half %q", name, rank+2, t.symbolBytes[half])
+				return nil, fmt.Errorf("tokenizer: %s: line %d: merge %q ranks before line %d, which makes its half %q",
+					name, rank+2, p.first+" "+p.second, made+2, t.symbolBytes[half])
 			}
 		}
-		t.merges[pairKey(p.a, p.b)] = merge{rank: int32(rank), merged: ids[p.merged]}
+		// As in CLIP's dict(zip(merges, range)), a repeated merge keeps its last rank.
+		t.merges[pairKey(a, b)] = merge{rank: int32(rank), merged: ids[p.first+p.second]}
 	}
 	return t, nil
 }

@@ -135,12 +135,31 @@ func TestMergesFileErrors(t *testing.T) {
 		{"three fields", header + "i n x\n", `line 2: "i n x" is not two symbols`},
 		{"unknown symbol", header + "in g\n", `line 2: merge "in g" uses a symbol`},
 		{"not a byte symbol", header + "i \u4e00\n", `line 2: merge "i 一" uses a symbol`},
+		{"merge before its half", header + "a b\nab c\na b\n" + fillerMerges(numMerges-3), `line 3: merge "ab c" ranks before line 4`},
 	} {
 		_, err := newFromMerges(strings.NewReader(c.text), "m.txt")
 		if err == nil || !strings.Contains(err.Error(), "m.txt") || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: error %v, want one with %q", c.name, err, c.want)
 		}
 	}
+}
+
+// fillerMerges returns n distinct merges of two byte symbols, none of them "a b".
+func fillerMerges(n int) string {
+	_, symbol := byteSymbols()
+	var sb strings.Builder
+	for _, x := range symbol {
+		for _, y := range symbol {
+			if n == 0 {
+				return sb.String()
+			}
+			if x != 'a' || y != 'b' {
+				sb.WriteString(string(x) + " " + string(y) + "\n")
+				n--
+			}
+		}
+	}
+	return sb.String()
 }
 
 // naiveBPE is CLIP's bpe loop as written there: find the pair of lowest rank, merge all its
