@@ -16,6 +16,7 @@ import (
 // unicodeGoldens is testdata/clip_unicode.json: how Python's str, the regex module and
 // html.unescape treat each code point, written by scripts/golden/clip_tokenizer.py.
 type unicodeGoldens struct {
+	LiteralFold           map[string][]int  `json:"literal_fold"`
 	UTF8ReplaceSHA256     map[string]string `json:"utf8_replace_sha256"`
 	Python                string            `json:"python"`
 	UnicodedataVersion    string            `json:"unicodedata_version"`
@@ -155,6 +156,34 @@ func TestCharacterTablesMatchPython(t *testing.T) {
 	}
 	if errors > 0 {
 		t.Errorf("%d differences", errors)
+	}
+}
+
+// TestLiteralFoldMatchesPython: under IGNORECASE, each character of the pattern's literal
+// alternatives matches the same code points in the regex module as in foldEqual.
+func TestLiteralFoldMatchesPython(t *testing.T) {
+	u := loadUnicode(t)
+	seen := map[rune]bool{}
+	for _, lit := range literals {
+		for _, c := range lit {
+			if seen[c] {
+				continue
+			}
+			seen[c] = true
+			matches, ok := u.LiteralFold[string(c)]
+			if !ok {
+				t.Fatalf("no golden for %q", c)
+			}
+			want := map[rune]bool{}
+			for _, cp := range matches {
+				want[rune(cp)] = true
+			}
+			for r := range rune(unicode.MaxRune + 1) {
+				if (r < 0xD800 || r > 0xDFFF) && foldEqual(r, c) != want[r] {
+					t.Errorf("%q against U+%04X: %v, Python's regex %v", c, r, foldEqual(r, c), want[r])
+				}
+			}
+		}
 	}
 }
 

@@ -275,7 +275,13 @@ def unicode_tables(tok):
         got = html.unescape("&#%d;" % cp)
         if cp >= n or 0xD800 <= cp <= 0xDFFF or got != chr(cp):
             numeric[cp] = got
+    # The characters of the pattern's literal alternatives, and what each matches under
+    # IGNORECASE.
+    literal_chars = sorted(set("<|startoftext|><|endoftext|>'s't're've'm'll'd"))
+    literal_fold = {c: [m.start() for m in regex.finditer(regex.escape(c), everything, regex.IGNORECASE)]
+                    for c in literal_chars}
     return {
+        "literal_fold": literal_fold,
         "utf8_replace_sha256": utf8_replace_hashes(),
         "python": sys.version.split()[0],
         "unicodedata_version": unicodedata.unidata_version,
