@@ -144,7 +144,7 @@ func newFromMerges(r io.Reader, name string) (*Tokenizer, error) {
 
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 4096), 1<<20)
-	type pair struct{ first, second string }
+	type pair struct{ first, second, merged string }
 	pairs := make([]pair, 0, numMerges)
 	for line := 0; len(pairs) < numMerges; line++ {
 		if !sc.Scan() {
@@ -169,7 +169,7 @@ func newFromMerges(r io.Reader, name string) (*Tokenizer, error) {
 		if err := add(merged); err != nil {
 			return nil, fmt.Errorf("tokenizer: %s: line %d: %w", name, line+1, err)
 		}
-		pairs = append(pairs, pair{first, second})
+		pairs = append(pairs, pair{first, second, merged})
 	}
 	for _, special := range []string{"<|startoftext|>", "<|endoftext|>"} {
 		_ = add(special)
@@ -187,7 +187,7 @@ func newFromMerges(r io.Reader, name string) (*Tokenizer, error) {
 			}
 		}
 		// As in CLIP's dict(zip(merges, range)), a repeated merge keeps its last rank.
-		t.merges[pairKey(a, b)] = merge{rank: int32(rank), merged: ids[p.first+p.second]}
+		t.merges[pairKey(a, b)] = merge{rank: int32(rank), merged: ids[p.merged]}
 	}
 	return t, nil
 }
