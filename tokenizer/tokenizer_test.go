@@ -215,7 +215,7 @@ func TestHeapBPEMatchesCLIPLoop(t *testing.T) {
 	}
 }
 
-func TestLongWordIsFast(t *testing.T) {
+func TestLongPieceTokenizeMatchesEncode(t *testing.T) {
 	// A line of CJK text without spaces is one piece; CLIP's loop is quadratic in it. This
 	// only checks the result's consistency: the speed is in BenchmarkLongPiece.
 	tok := mustDefault(t)
