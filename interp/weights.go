@@ -24,7 +24,7 @@ func LoadWeights(m *ir.Module, files ...*runtime.SafetensorsFile) (Weights, erro
 			problems = append(problems, fmt.Sprintf("parameter @%s (key %q) has the symbolic shape %s; parameters need static shapes", p.Name, p.Key, p.Type.Shape))
 			continue
 		}
-		specs = append(specs, runtime.WeightSpec{Key: p.Key, Param: p.Name, Shape: p.Type.Shape.Ints()})
+		specs = append(specs, runtime.WeightSpec{Key: p.Key, Param: p.Name, Shape: p.Type.Shape.Ints(), Layouts: p.LayoutKeys})
 	}
 	if len(problems) > 0 {
 		return nil, errors.New(strings.Join(problems, "\n"))

@@ -59,6 +59,9 @@ type SafetensorsFile struct {
 	names     []string
 	metadata  map[string]string
 	closed    bool
+	// fromFolder marks a file OpenWeights found in a folder: LocateWeights skips it when it
+	// holds nothing the model still needs.
+	fromFolder bool
 }
 
 // OpenSafetensors opens, memory-maps (where the platform allows; elsewhere it reads through

@@ -2,86 +2,263 @@ package runtime
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 )
 
 // WeightSpec is one checkpoint tensor a model reads.
 type WeightSpec struct {
-	Key   string // checkpoint key
-	Param string // the model's name for it, for messages
+	Key   string // checkpoint key (the unnamed layout)
+	Param string // the model's name for it (its Refiners path): also its key in Refiners' files
 	Shape []int
+	// Layouts are its keys in the named layouts of the model (`key ldm="…"`); a layout a
+	// spec lacks (an adapter's own tensors) uses Key.
+	Layouts map[string]string
+}
+
+// Layout names a set of keys a file may use: "" (the unnamed keys), RefinersLayout (the
+// parameters' paths) or a named layout of the model.
+const RefinersLayout = "refiners"
+
+// key is the spec's key in a layout.
+func (s WeightSpec) key(layout string) string {
+	switch layout {
+	case "":
+		return s.Key
+	case RefinersLayout:
+		return s.Param
+	}
+	if k, ok := s.Layouts[layout]; ok {
+		return k
+	}
+	return s.Key
 }
 
 // WeightSet is a checked match of a model's weight specs to the tensors of safetensors files.
 type WeightSet struct {
 	specs []WeightSpec
 	files []*SafetensorsFile
+	keys  []string // each spec's key in its file
+	// Layout tells, per file given, the layout and key prefix its tensors were read with.
+	Layout map[*SafetensorsFile]string
 }
 
-// LocateWeights matches specs to the tensors of files by key and checks the whole set before
-// any data is read. It reports every problem at once, one line each: a key the model needs
-// that no file has, a key of a file that the model does not have, a shape that differs from
-// the model's (both shown), a key present in two files, a tensor that is not floating point;
-// the error is a *WeightsError, whose message lists the first ten.
-// model names the model in messages. Generated packages and the interpreter share it, so both
-// engines report a bad checkpoint alike.
+// fileMatch is the layout that covers the most specs of one file.
+type fileMatch struct {
+	layout, prefix string
+	covered        []int // spec indexes the file holds
+}
+
+// LocateWeights matches specs to the tensors of files and checks the whole set before any
+// data is read. Each file is read in the one layout that covers most of the specs — the
+// unnamed keys, the Refiners paths, or a named layout of the model — possibly under one
+// common prefix (Refiners' converted autoencoder holds the encoder as `Encoder.…`). Keys
+// of a file outside that layout (other components of a single checkpoint, EMA copies,
+// `alphas_cumprod`) are ignored. A tensor whose shape differs from the parameter's only
+// by trailing 1s (a 1×1 convolution's [o, i, 1, 1] for a linear's [o, i]) is accepted.
+//
+// Files opened from a folder (OpenWeights) that hold nothing new are skipped, so a
+// diffusers folder yields the one component the model needs.
+//
+// Every problem is reported at once, one line each: a weight no file has (with the layout
+// that came closest), a shape that differs from the model's (both shown), a weight present
+// in two files, a tensor that is not floating point, a file of which nothing matches; the
+// error is a *WeightsError, whose message lists the first ten. model names the model in
+// messages. Generated packages and the interpreter share it, so both engines report a bad
+// checkpoint alike.
 func LocateWeights(model string, specs []WeightSpec, files ...*SafetensorsFile) (*WeightSet, error) {
-	type location struct {
-		file *SafetensorsFile
-		info TensorInfo
-	}
-	wanted := make(map[string]bool, len(specs))
-	for _, s := range specs {
-		wanted[s.Key] = true
-	}
 	var problems []string
-	found := map[string]location{}
+	layouts := specLayouts(specs)
+	set := &WeightSet{specs: specs, files: make([]*SafetensorsFile, len(specs)), keys: make([]string, len(specs)), Layout: map[*SafetensorsFile]string{}}
+	owner := make([]*SafetensorsFile, len(specs))
+	var best *fileMatch // the match that covers most, for messages
+	var bestFile *SafetensorsFile
+	anyKeys := 0
 	for _, f := range files {
 		if f == nil {
 			problems = append(problems, "a nil safetensors file was passed")
 			continue
 		}
-		for _, name := range f.Names() {
-			info, ok := f.Info(name)
-			if !ok {
+		anyKeys += len(f.names)
+		m := matchFile(f, specs, layouts)
+		if best == nil || len(m.covered) > len(best.covered) {
+			best, bestFile = &m, f
+		}
+		fresh := 0
+		for _, i := range m.covered {
+			if owner[i] == nil {
+				fresh++
+			}
+		}
+		if fresh == 0 && f.fromFolder {
+			continue // another component of a diffusers folder, or a variant already used
+		}
+		if len(m.covered) == 0 {
+			if len(specs) == 0 || len(f.names) == 0 {
+				continue // nothing to match: the missing weights, if any, are reported below
+			}
+			problems = append(problems, fmt.Sprintf("%s: none of its %d keys is a weight of module %s in any of its layouts (%s)", fileName(f), len(f.names), model, layoutList(layouts)))
+			continue
+		}
+		set.Layout[f] = describeLayout(m.layout, m.prefix)
+		for _, i := range m.covered {
+			s := specs[i]
+			key := m.prefix + s.key(m.layout)
+			if owner[i] != nil {
+				if !f.fromFolder {
+					problems = append(problems, fmt.Sprintf("weight %q (parameter @%s) is in both %s and %s", key, s.Param, fileName(owner[i]), fileName(f)))
+				}
 				continue
 			}
-			if prev, dup := found[name]; dup {
-				problems = append(problems, fmt.Sprintf("key %q is in both %s and %s", name, fileName(prev.file), fileName(f)))
-				continue
+			owner[i] = f
+			info, _ := f.Info(key)
+			switch {
+			case !info.DType.IsFloat():
+				problems = append(problems, fmt.Sprintf("%s: key %q has dtype %s; parameters need a floating-point dtype", fileName(f), key, info.DType))
+			case !sameShapeUpToTrailingOnes(info.Shape, s.Shape):
+				problems = append(problems, fmt.Sprintf("%s: key %q has shape %s, the model wants %s (parameter @%s)", fileName(f), key, formatShape(info.Shape), formatShape(s.Shape), s.Param))
 			}
-			found[name] = location{f, info}
-			if !wanted[name] {
-				problems = append(problems, fmt.Sprintf("%s: key %q (%s %s) is not a parameter of module %s", fileName(f), name, info.DType, formatShape(info.Shape), model))
-			}
+			set.files[i], set.keys[i] = f, key
 		}
 	}
-	set := &WeightSet{specs: specs, files: make([]*SafetensorsFile, len(specs))}
-	matched := 0
+	missing := 0
 	for i, s := range specs {
-		loc, ok := found[s.Key]
-		if ok {
-			matched++
+		if owner[i] != nil {
+			continue
 		}
-		switch {
-		case !ok:
-			problems = append(problems, fmt.Sprintf("missing weight %q (parameter @%s, expected shape %s)", s.Key, s.Param, formatShape(s.Shape)))
-		case !loc.info.DType.IsFloat():
-			problems = append(problems, fmt.Sprintf("%s: key %q has dtype %s; parameters need a floating-point dtype", fileName(loc.file), s.Key, loc.info.DType))
-		case !slices.Equal(loc.info.Shape, s.Shape):
-			problems = append(problems, fmt.Sprintf("%s: key %q has shape %s, the model wants %s (parameter @%s)", fileName(loc.file), s.Key, formatShape(loc.info.Shape), formatShape(s.Shape), s.Param))
+		missing++
+		if missing == 1 && best != nil && len(best.covered) > 0 {
+			// The keys the file has but no weight uses often show a renamed layer.
+			used := map[string]bool{}
+			for _, i := range best.covered {
+				used[best.prefix+specs[i].key(best.layout)] = true
+			}
+			var unused []string
+			for _, name := range bestFile.names {
+				if !used[name] && len(unused) < 5 {
+					unused = append(unused, strconv.Quote(name))
+				}
+			}
+			if len(unused) > 0 {
+				problems = append(problems, fmt.Sprintf("%s: keys that no weight uses: %s", fileName(bestFile), strings.Join(unused, ", ")))
+			}
 		}
-		set.files[i] = loc.file
+		where := ""
+		if best != nil && len(best.covered) > 0 {
+			where = fmt.Sprintf(" (%s of %s)", describeLayout(best.layout, best.prefix), fileName(bestFile))
+			problems = append(problems, fmt.Sprintf("missing weight %q%s, parameter @%s, expected shape %s", best.prefix+s.key(best.layout), where, s.Param, formatShape(s.Shape)))
+			continue
+		}
+		problems = append(problems, fmt.Sprintf("missing weight %q (parameter @%s, expected shape %s)", s.Key, s.Param, formatShape(s.Shape)))
 	}
 	if len(problems) > 0 {
 		e := &WeightsError{Problems: problems}
-		if matched == 0 && len(found) > 0 {
-			e.Headline = fmt.Sprintf("none of the %d keys of %s is a parameter of module %s: is it the checkpoint of another model?", len(found), fileNames(files), model)
+		switch {
+		case (best == nil || len(best.covered) == 0) && anyKeys > 0:
+			e.Headline = fmt.Sprintf("none of the %d keys of %s is a parameter of module %s: is it the checkpoint of another model?", anyKeys, fileNames(files), model)
+		case missing > 0 && best != nil:
+			e.Headline = fmt.Sprintf("%s holds %d of the %d weights of module %s (%s); %d missing", fileName(bestFile), len(best.covered), len(specs), model, describeLayout(best.layout, best.prefix), missing)
 		}
 		return nil, e
 	}
 	return set, nil
+}
+
+// specLayouts lists the layouts to try: the unnamed keys, the named layouts, Refiners' paths.
+func specLayouts(specs []WeightSpec) []string {
+	seen := map[string]bool{}
+	var named []string
+	for _, s := range specs {
+		for l := range s.Layouts {
+			if !seen[l] {
+				seen[l] = true
+				named = append(named, l)
+			}
+		}
+	}
+	slices.Sort(named)
+	return append(append([]string{""}, named...), RefinersLayout)
+}
+
+func layoutList(layouts []string) string {
+	out := make([]string, len(layouts))
+	for i, l := range layouts {
+		out[i] = describeLayout(l, "")
+	}
+	return strings.Join(out, ", ")
+}
+
+func describeLayout(layout, prefix string) string {
+	name := "layout " + layout
+	switch layout {
+	case "":
+		name = "the unnamed keys"
+	case RefinersLayout:
+		name = "Refiners' paths"
+	}
+	if prefix != "" {
+		name += fmt.Sprintf(" under the prefix %q", prefix)
+	}
+	return name
+}
+
+// matchFile finds the layout and prefix under which f holds the most specs.
+func matchFile(f *SafetensorsFile, specs []WeightSpec, layouts []string) fileMatch {
+	var best fileMatch
+	for _, l := range layouts {
+		for _, prefix := range candidatePrefixes(f, specs, l) {
+			var covered []int
+			for i, s := range specs {
+				if _, ok := f.infos[prefix+s.key(l)]; ok {
+					covered = append(covered, i)
+				}
+			}
+			if len(covered) > len(best.covered) {
+				best = fileMatch{layout: l, prefix: prefix, covered: covered}
+			}
+		}
+	}
+	return best
+}
+
+// candidatePrefixes is "" and, when some spec's key is not in f as it is, the prefixes under
+// which f holds it (a key of f that ends with "."+key): at most a few, so that a hostile file
+// cannot make matching quadratic.
+func candidatePrefixes(f *SafetensorsFile, specs []WeightSpec, layout string) []string {
+	out := []string{""}
+	var probe string
+	for _, s := range specs {
+		if _, ok := f.infos[s.key(layout)]; !ok {
+			probe = "." + s.key(layout)
+			break
+		}
+	}
+	if probe == "." || probe == "" {
+		return out
+	}
+	for _, name := range f.names {
+		if p, ok := strings.CutSuffix(name, probe); ok && !slices.Contains(out, p+".") {
+			out = append(out, p+".")
+			if len(out) > 4 {
+				break
+			}
+		}
+	}
+	return out
+}
+
+// sameShapeUpToTrailingOnes compares shapes with their trailing 1s removed.
+func sameShapeUpToTrailingOnes(a, b []int) bool {
+	trim := func(s []int) []int {
+		for len(s) > 0 && s[len(s)-1] == 1 {
+			s = s[:len(s)-1]
+		}
+		return s
+	}
+	return slices.Equal(trim(a), trim(b))
 }
 
 // MaxListedProblems is how many problems an error lists before it counts the rest, so that
@@ -126,9 +303,8 @@ func fileNames(files []*SafetensorsFile) string {
 // ReadInto converts weight i of the specs to float32 into dst, whose length must be the
 // element count of its shape.
 func (w *WeightSet) ReadInto(i int, dst []float32) error {
-	s := w.specs[i]
-	if err := w.files[i].ReadF32Shape(s.Key, dst, s.Shape...); err != nil {
-		return fmt.Errorf("reading weight %q: %w", s.Key, err)
+	if err := w.files[i].ReadF32Into(w.keys[i], dst); err != nil {
+		return fmt.Errorf("reading weight %q: %w", w.keys[i], err)
 	}
 	return nil
 }
@@ -145,6 +321,71 @@ func OpenAll(paths ...string) ([]*SafetensorsFile, error) {
 		files = append(files, f)
 	}
 	return files, nil
+}
+
+// OpenWeights opens weight files as OpenAll does, and for a folder (a diffusers folder
+// such as stable-diffusion-v1-5/, or one component of it such as unet/) every
+// .safetensors file in it and in its direct subfolders, in name order; LocateWeights then
+// uses those that hold the model's weights.
+func OpenWeights(paths ...string) ([]*SafetensorsFile, error) {
+	var files []*SafetensorsFile
+	for _, p := range paths {
+		if info, err := os.Stat(p); err != nil || !info.IsDir() {
+			f, err := OpenSafetensors(p)
+			if err != nil {
+				CloseAll(files)
+				return nil, err
+			}
+			files = append(files, f)
+			continue
+		}
+		found, err := folderWeights(p)
+		if err != nil {
+			CloseAll(files)
+			return nil, err
+		}
+		for _, name := range found {
+			f, err := OpenSafetensors(name)
+			if err != nil {
+				CloseAll(files)
+				return nil, err
+			}
+			f.fromFolder = true
+			files = append(files, f)
+		}
+	}
+	return files, nil
+}
+
+// folderWeights lists the .safetensors files of dir and of its direct subfolders.
+func folderWeights(dir string) ([]string, error) {
+	var out []string
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range entries {
+		path := filepath.Join(dir, e.Name())
+		switch {
+		case e.IsDir():
+			sub, err := os.ReadDir(path)
+			if err != nil {
+				return nil, err
+			}
+			for _, f := range sub {
+				if !f.IsDir() && strings.HasSuffix(f.Name(), ".safetensors") {
+					out = append(out, filepath.Join(path, f.Name()))
+				}
+			}
+		case strings.HasSuffix(e.Name(), ".safetensors"):
+			out = append(out, path)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s: no .safetensors file in the folder or its subfolders (PyTorch .bin/.ckpt files cannot be read: convert them to safetensors)", dir)
+	}
+	slices.Sort(out)
+	return out, nil
 }
 
 // CloseAll closes every file.

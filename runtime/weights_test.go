@@ -38,18 +38,19 @@ func TestLocateWeights(t *testing.T) {
 	}
 	for _, want := range []string{
 		`key "w" has shape [2, 3], the model wants [3, 2] (parameter @L.weight)`,
-		`key "bias" is in both`,
-		`key "extra" (F32 [1]) is not a parameter of module M`,
+		`weight "bias" (parameter @L.bias) is in both`,
 		`key "ints" has dtype I64`,
-		`missing weight "gone" (parameter @G.weight, expected shape [4])`,
+		`missing weight "gone" (the unnamed keys of ` + a + `), parameter @G.weight, expected shape [4]`,
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}
 	}
-	set, err := LocateWeights("M", specs[:1:1], files[:1]...)
-	if err == nil || set != nil {
-		t.Fatalf("a file with extra keys must not load: %v", err)
+	// Keys of a file that are no weight of the model (other components of a checkpoint)
+	// are ignored.
+	set, err := LocateWeights("M", []WeightSpec{{Key: "bias", Param: "L.bias", Shape: []int{2}}}, files[:1]...)
+	if err != nil || set == nil {
+		t.Fatalf("a file with extra keys must load: %v", err)
 	}
 	good := []WeightSpec{{Key: "w", Shape: []int{2, 3}}, {Key: "bias", Shape: []int{2}}, {Key: "extra", Shape: []int{1}}, {Key: "ints", Shape: []int{1}}}
 	if _, err := LocateWeights("M", good, files[0]); err == nil || !strings.Contains(err.Error(), "ints") {
@@ -78,4 +79,66 @@ func mustOpen(t *testing.T, path string, tensors map[string]*Tensor) *Safetensor
 	}
 	t.Cleanup(func() { f.Close() })
 	return f
+}
+
+// A model with named layouts loads from a file in any of them, under a common prefix too;
+// shapes may differ by trailing 1s; a folder yields the file that holds the model.
+func TestLocateWeightsLayouts(t *testing.T) {
+	dir := t.TempDir()
+	specs := []WeightSpec{
+		{Key: "norm.weight", Param: "Chain.GroupNorm.weight", Shape: []int{2}, Layouts: map[string]string{"ldm": "model.in_layers.0.weight", "diffusers": "norm1.weight"}},
+		{Key: "proj.weight", Param: "Chain.Linear.weight", Shape: []int{2, 3}, Layouts: map[string]string{"ldm": "model.proj.weight", "diffusers": "proj.weight"}},
+	}
+	w := FromF32([]float32{1, 2, 3, 4, 5, 6}, 2, 3, 1, 1) // a 1×1 conv's shape for a linear
+	for _, tc := range []struct {
+		name    string
+		tensors map[string]*Tensor
+		layout  string
+	}{
+		{"ldm", map[string]*Tensor{"model.in_layers.0.weight": FromF32([]float32{7, 8}, 2), "model.proj.weight": w, "alphas_cumprod": NewTensor(1000), "cond_stage_model.x": NewTensor(3)}, "layout ldm"},
+		{"diffusers", map[string]*Tensor{"norm1.weight": FromF32([]float32{7, 8}, 2), "proj.weight": w}, "layout diffusers"},
+		{"refiners", map[string]*Tensor{"Encoder.Chain.GroupNorm.weight": FromF32([]float32{7, 8}, 2), "Encoder.Chain.Linear.weight": w, "Decoder.Chain.Linear.weight": w}, `Refiners' paths under the prefix "Encoder."`},
+	} {
+		f := mustOpen(t, filepath.Join(dir, tc.name+".safetensors"), tc.tensors)
+		set, err := LocateWeights("M", specs, f)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if got := set.Layout[f]; got != tc.layout {
+			t.Errorf("%s: read as %s, want %s", tc.name, got, tc.layout)
+		}
+		dst := make([]float32, 6)
+		if err := set.ReadInto(1, dst); err != nil || dst[5] != 6 {
+			t.Errorf("%s: ReadInto %v %v", tc.name, dst, err)
+		}
+		f.Close()
+	}
+	// A file in a layout with one weight missing names the closest layout and the key.
+	f := mustOpen(t, filepath.Join(dir, "partial.safetensors"), map[string]*Tensor{"model.proj.weight": w, "other": NewTensor(1)})
+	_, err := LocateWeights("M", specs, f)
+	if err == nil || !strings.Contains(err.Error(), `missing weight "model.in_layers.0.weight" (layout ldm of `) || !strings.Contains(err.Error(), "holds 1 of the 2 weights of module M (layout ldm); 1 missing") {
+		t.Errorf("got %v", err)
+	}
+	f.Close()
+	// A folder: the file holding the model is used, the others skipped.
+	folder := filepath.Join(dir, "pipe")
+	for sub, tensors := range map[string]map[string]*Tensor{
+		"unet":         {"norm1.weight": FromF32([]float32{7, 8}, 2), "proj.weight": w},
+		"text_encoder": {"text_model.x": NewTensor(1)},
+	} {
+		if err := WriteSafetensors(filepath.Join(folder, sub, "model.safetensors"), tensors, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	files, err := OpenWeights(folder)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer CloseAll(files)
+	if _, err := LocateWeights("M", specs, files...); err != nil {
+		t.Errorf("folder: %v", err)
+	}
+	if _, err := OpenWeights(t.TempDir()); err == nil || !strings.Contains(err.Error(), "no .safetensors file") {
+		t.Errorf("empty folder: %v", err)
+	}
 }

@@ -117,7 +117,7 @@ func defineRun(fs *flag.FlagSet) runFunc {
 			defer cleanup()
 			return runCompiled(m, append(weights, extra...), inputs, in, *output, *verbose, stderr)
 		}
-		files, err := runtime.OpenAll(weights...)
+		files, err := runtime.OpenWeights(weights...)
 		if err != nil {
 			fmt.Fprintln(stderr, err)
 			return 1
