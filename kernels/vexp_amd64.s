@@ -527,3 +527,32 @@ apairs:
 adone:
 	VZEROUPPER
 	RET
+
+// func expAVX2(y, x *float32, n int)
+// y = e^x for i < n (n a multiple of 8). Arguments above 88 are clamped there: the caller
+// takes another path for spans that reach beyond.
+TEXT ·expAVX2(SB), NOSPLIT, $0-24
+	MOVQ y+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ n+16(FP), CX
+	VMOVUPS expConst<>+0(SB), Y14
+	VMOVUPS expConst<>+32(SB), Y13
+	VMOVUPS expConst<>+64(SB), Y12
+	VMOVUPS expConst<>+96(SB), Y11
+	VMOVUPS expConst<>+128(SB), Y10
+	VMOVUPS expConst<>+160(SB), Y9
+	VMOVUPS expConst<>+192(SB), Y4
+	VMOVUPS expConst<>+224(SB), Y5
+	SHRQ $3, CX
+	JZ edone
+eloop:
+	VMOVUPS (SI), Y0
+	EXP_Y0_TO_Y3
+	VMOVUPS Y3, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	DECQ CX
+	JNZ eloop
+edone:
+	VZEROUPPER
+	RET
