@@ -189,6 +189,7 @@ type generator struct {
 	helperOrder []string
 	extraFields []jen.Code
 	extraInits  []jen.Code
+	inPrepare   bool // emitting prepare, whose only result is an error
 }
 
 // fixedGlobals are the package-level names the generated files always define or import.
@@ -293,8 +294,11 @@ func (g *generator) isArgument(v *ir.Value) bool {
 	return v.Kind == ir.KindInput
 }
 
-// fail is Forward's error return.
+// fail is the error return of the method being emitted: Forward's, or prepare's.
 func (g *generator) fail(err jen.Code) jen.Code {
+	if g.inPrepare {
+		return jen.Return(err)
+	}
 	vals := make([]jen.Code, 0, len(g.m.Outputs)+1)
 	for range g.m.Outputs {
 		vals = append(vals, jen.Nil())
@@ -399,11 +403,14 @@ func (g *generator) modelFile() ([]byte, error) {
 			continue
 		}
 		if g.hoisted[v] {
-			what := "computed by Load from the weights, then freed"
-			if g.keptHoisted[v] {
-				what = "computed by Load from the weights"
+			what := "computed by Load from the weights"
+			if len(v.Args) == 0 {
+				what = "a constant computed by Load"
 			}
-			fieldDefs = append(fieldDefs, jen.Id(name).Index().Float32().Comment(fmt.Sprintf("%s: %s, %s, %s", v.Ref(), v.Type, scopeName(v), what)))
+			if !g.keptHoisted[v] {
+				what += ", then freed"
+			}
+			fieldDefs = append(fieldDefs, jen.Id(name).Add(goType(v.Type)).Comment(fmt.Sprintf("%s: %s, %s, %s", v.Ref(), v.Type, scopeName(v), what)))
 			continue
 		}
 		b := p.BufferOf[v]
@@ -455,7 +462,7 @@ func (g *generator) shapeDecls(f *jen.File, what, export string, t ir.Type) {
 		lits[i] = jen.Lit(d)
 	}
 	f.Comment(fmt.Sprintf("%sLen is the element count of %s, %s.", export, what, t))
-	f.Const().Id(export + "Len").Op("=").Lit(prod(dims))
+	f.Const().Id(export + "Len").Op("=").Lit(ir.Prod(dims))
 	f.Line()
 	f.Comment(Comment(fmt.Sprintf("%sShape is the shape of %s, %s, outermost first (row-major). Do not modify it.", export, what, t)))
 	f.Var().Id(export + "Shape").Op("=").Index(jen.Lit(len(dims))).Int().Values(lits...)
@@ -495,7 +502,7 @@ func (g *generator) forward() (jen.Code, error) {
 
 	var body []jen.Code
 	for _, v := range m.Inputs {
-		n := prod(shapeOfType(v.Type))
+		n := ir.Prod(shapeOfType(v.Type))
 		msg := fmt.Sprintf("%s: Forward: input %s has %%d elements, want %d (%s)", g.pkg, v.Name, n, v.Type)
 		body = append(body, jen.If(jen.Len(jen.Id(g.inputArg[v])).Op("!=").Id(g.inputExport[v]+"Len")).Block(
 			g.fail(jen.Qual("fmt", "Errorf").Call(jen.Lit(msg), jen.Len(jen.Id(g.inputArg[v])))),

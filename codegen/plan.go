@@ -9,13 +9,8 @@ import (
 // 64 bytes, a cache line and one AVX-512 register, so that no two buffers share a line.
 const arenaAlign = 16
 
-func numElements(s ir.Shape) int {
-	n := 1
-	for _, d := range s {
-		n *= d.N
-	}
-	return n
-}
+// numElements is the element count of a static shape.
+func numElements(s ir.Shape) int { return ir.Prod(s.Ints()) }
 
 // planMemory plans the arena of a verified module with static shapes, in float32
 // elements. Load-time values (hoisted) live outside the arena, like weights; outputs that

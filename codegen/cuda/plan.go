@@ -36,22 +36,12 @@ type plan struct {
 
 func alignUp(n int64) int64 { return (n + align - 1) / align * align }
 
-func elements(t ir.Type) int64 {
-	n := int64(1)
-	for _, d := range t.Shape {
-		n *= int64(d.N)
-	}
-	return n
-}
+// elements is the element count of a static type.
+func elements(t ir.Type) int64 { return int64(ir.Prod(t.Shape.Ints())) }
 
 // elemBytes is the size of one element of an activation: integer data (indices) is int64
 // on the device, as the host gives it.
-func elemBytes(t ir.Type) int64 {
-	if t.DType.IsFloat() {
-		return 4
-	}
-	return 8
-}
+func elemBytes(t ir.Type) int64 { return int64(t.DType.StorageSize()) }
 
 // scratchBytes is the temporary memory an op's kernels need besides its result.
 func scratchBytes(v *ir.Value) int64 {

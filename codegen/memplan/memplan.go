@@ -63,16 +63,11 @@ type Plan struct {
 }
 
 // inPlaceOK reports whether the kernel of v reads operand j at exactly the index it
-// writes, so that the result may overwrite that operand: the element-wise kernels, when
-// the operand has the result's shape.
+// writes, so that the result may overwrite that operand: the element-wise kernels
+// (ir.OpInfo.InPlace), when the operand has the result's type.
 func inPlaceOK(v *ir.Value, j int) bool {
-	switch v.Op {
-	case "relu", "silu", "sigmoid", "tanh", "sin", "cos", "gelu", "clamp", "scale":
-		return true
-	case "add", "sub", "mul", "div":
-		return v.Args[j].Type.Shape.Equal(v.Type.Shape)
-	}
-	return false
+	info, ok := ir.Lookup(v.Op)
+	return ok && info.InPlace && v.Args[j].Type.Equal(v.Type)
 }
 
 // New plans a verified module with static shapes.
