@@ -299,7 +299,10 @@ func TestWriteLeavesIdenticalFiles(t *testing.T) {
 // ops run in place, and the output's buffer is not reused.
 func TestPlanSharesMemory(t *testing.T) {
 	m := elaborate(t, ffSource, map[string]string{"batch": "2", "dim": "8"})
-	p := planMemory(m, nil)
+	p, err := planMemory(m, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	total := 0
 	for _, v := range m.Body {
 		total += numElements(v.Type.Shape)
@@ -336,7 +339,7 @@ output %2, %0, %x
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p := planMemory(m, nil); len(p.Copies) != 2 {
+	if p, err := planMemory(m, nil); err != nil || len(p.Copies) != 2 {
 		t.Fatalf("%d output copies, want 2 (%%0 and %%x)", len(p.Copies))
 	}
 	checkPlan(t, "views", m)
@@ -369,6 +372,25 @@ func TestFloatLiterals(t *testing.T) {
 	for _, c := range cases {
 		if got := fmt.Sprintf("%#v", f32(c.in)); got != c.want {
 			t.Errorf("f32(%g) = %s, want %s", c.in, got, c.want)
+		}
+	}
+}
+
+// TestSizesOverflowRefused: sizes that do not fit an int are errors naming the tensor, never
+// a wrapped constant (`const XLen = 0`) in the generated package: an input of 2^64
+// elements, and an arena of two live 2^60-element buffers whose 2^63 bytes overflow.
+func TestSizesOverflowRefused(t *testing.T) {
+	for _, c := range []struct{ name, text, want string }{
+		{"input", "input %x: f32[1, 4294967296, 4294967296]\ninput %y: f32[2]\n%0: f32[2] = relu(%y) in \"\"\n", "input %x: shape [1, 4294967296, 4294967296] has more elements than an int holds"},
+		{"arena", "input %x: f32[1152921504606846976]\n%0: f32[1152921504606846976] = relu(%x) in \"\"\n%1: f32[1152921504606846976] = sigmoid(%x) in \"\"\n%2: f32[1152921504606846976] = add(%0, %1) in \"\"\n", "overflows an int"},
+	} {
+		m, err := ir.Parse("module Big\nscope \"\" Big key \"\"\n" + c.text + "output %" + map[string]string{"input": "0", "arena": "2"}[c.name] + "\n")
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		res, err := Generate(m, Options{})
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: got %v (result %v), want an error containing %q", c.name, err, res != nil, c.want)
 		}
 	}
 }

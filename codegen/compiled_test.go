@@ -308,6 +308,7 @@ func driverSource(t *testing.T, cases []*compiledCase, results map[string]*Resul
 		}
 		fmt.Printf("%s %g\n", c.name, allocs)
 	}
+	memoryCheck(dir)
 }
 
 func inputs(dir string, n int) ([]map[string]*runtime.Tensor, error) {
@@ -393,6 +394,21 @@ var cases = []struct {
 `, c.pkg, c.pkg, len(c.inputs), strings.Join(outs, ", "), strings.Join(args, ", "), strings.Join(wrap, ", "), strings.Join(args, ", "), strings.Join(args, ", "))
 	}
 	b.WriteString("}\n")
+	// Load checks the planned memory before allocating: refused one byte short of it,
+	// accepted at exactly it.
+	c := cases[0]
+	fmt.Fprintf(&b, `
+func memoryCheck(dir string) {
+	plan := int64(%[1]s.ActivationBytes + %[1]s.WeightBytes)
+	restore := runtime.SetAvailableMemory(plan - 1)
+	_, short := %[1]s.Load(filepath.Join(dir, %[1]q, "weights.safetensors"))
+	restore()
+	restore = runtime.SetAvailableMemory(plan)
+	_, exact := %[1]s.Load(filepath.Join(dir, %[1]q, "weights.safetensors"))
+	restore()
+	fmt.Printf("memcheck %%d|%%v|%%v\n", plan, exact, short)
+}
+`, c.pkg)
 	src, err := format.Source(b.Bytes())
 	if err != nil {
 		t.Fatalf("driver: %v\n%s", err, b.Bytes())
@@ -560,6 +576,11 @@ func TestCompiledMatchesInterpreter(t *testing.T) {
 			t.Errorf("%s: Forward allocates %s times per call, want 0", c.what, allocs[c.pkg])
 		}
 	}
+	plan, rest, _ := strings.Cut(allocs["memcheck"], "|")
+	exact, short, _ := strings.Cut(rest, "|")
+	if exact != "<nil>" || !strings.Contains(short, "model "+cases[0].module.Name+" needs "+plan+" bytes") {
+		t.Errorf("%s: Load under a memory limit of its plan (%s bytes) gave %s; one byte less gave %q, want a refusal stating the plan", cases[0].what, plan, exact, short)
+	}
 	if allocs["kernels"] != "0" {
 		t.Errorf("kernels allocate (up to %s times per call): Forward cannot be allocation-free", allocs["kernels"])
 	}
@@ -609,7 +630,10 @@ func checkNoEscapes(t *testing.T, mod string, cases []*compiledCase) {
 // every value fits its buffer, and the arena is no smaller than the live set at its peak.
 func checkPlan(t *testing.T, what string, m *ir.Module) {
 	t.Helper()
-	p := planMemory(m, nil)
+	p, err := planMemory(m, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for i, a := range p.Buffers {
 		if a.Offset%arenaAlign != 0 || a.Offset+a.Size > p.ArenaLen {
 			t.Errorf("%s: buffer at %d of %d elements is misaligned or outside the arena of %d", what, a.Offset, a.Size, p.ArenaLen)

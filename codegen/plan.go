@@ -15,7 +15,7 @@ func numElements(s ir.Shape) int { return ir.Prod(s.Ints()) }
 // planMemory plans the arena of a verified module with static shapes, in float32
 // elements. Load-time values (hoisted) live outside the arena, like weights; outputs that
 // are not op results are copied, so the caller never gets an input or a weight back.
-func planMemory(m *ir.Module, hoisted map[*ir.Value]bool) *memplan.Plan {
+func planMemory(m *ir.Module, hoisted map[*ir.Value]bool) (*memplan.Plan, error) {
 	return memplan.New(m, memplan.Options{
 		Size:        func(v *ir.Value) int { return numElements(v.Type.Shape) },
 		Align:       arenaAlign,

@@ -47,8 +47,10 @@ func newGenerator(m *ir.Module, opts Options) (*generator, error) {
 	if g.arch == "" {
 		g.arch = DefaultArch
 	}
-	g.plan = planMemory(m, opts.F16Weights)
 	var err error
+	if g.plan, err = planMemory(m, opts.F16Weights); err != nil {
+		return nil, err
+	}
 	if g.low, err = lower(m, g.plan, opts.F16Weights); err != nil {
 		return nil, err
 	}
