@@ -188,40 +188,30 @@ func TestSymbolicDimIsAnError(t *testing.T) {
 	}
 }
 
-// missingPieces lists what the Go code generator lacks of the catalogue, one line each,
-// naming the table to extend (docs/ADDING_AN_OP.md).
-func missingPieces() []string {
-	var missing []string
-	for _, op := range append(ir.OpNames(), ir.FusedOpNames()...) {
-		if !Supported(op) {
-			missing = append(missing, fmt.Sprintf("op %s: no entry in emitters (codegen/emit.go)", op))
-		}
+// coverage is what the Go code generator implements of the catalogue.
+func coverage() ir.Coverage {
+	return ir.Coverage{
+		Op:       Supported,
+		OpTable:  "emitters (codegen/emit.go)",
+		FusedOps: true,
+		Activation: func(a ir.Activation) bool {
+			_, plain := elementwiseKernels[a]
+			approx, isGeLU := a.GeLU()
+			_, mode := geluModes[approx]
+			return plain || isGeLU && mode
+		},
+		ActivationTable:      "elementwiseKernels or geluModes (codegen/emit.go)",
+		FusedActivation:      func(a ir.Activation) bool { _, ok := fusedActs[a]; return ok },
+		FusedActivationTable: "fusedActs (codegen/emit.go)",
+		PadMode:              func(m ir.PadMode) bool { _, ok := padModes[m]; return ok },
+		PadModeTable:         "padModes (codegen/emit.go)",
 	}
-	for _, a := range ir.AllActivations {
-		_, plain := elementwiseKernels[a]
-		approx, isGeLU := a.GeLU()
-		_, mode := geluModes[approx]
-		if a != ir.ActNone && !plain && !(isGeLU && mode) {
-			missing = append(missing, fmt.Sprintf("activation %s: no kernel in elementwiseKernels or geluModes (codegen/emit.go)", a))
-		}
-	}
-	for _, a := range ir.FusedActivations {
-		if _, ok := fusedActs[a]; !ok {
-			missing = append(missing, fmt.Sprintf("fused activation %s: no kernels.Activation in fusedActs (codegen/emit.go)", a))
-		}
-	}
-	for _, m := range ir.PadModes {
-		if _, ok := padModes[m]; !ok {
-			missing = append(missing, fmt.Sprintf("pad mode %s: no kernels.PadMode in padModes (codegen/emit.go)", m))
-		}
-	}
-	return missing
 }
 
 // TestEveryOpSupported: the Go target implements every op, the fused ones too (rfc compile
 // gives Supported to the passes as the ops it has), with every activation and mode.
 func TestEveryOpSupported(t *testing.T) {
-	if missing := missingPieces(); len(missing) > 0 {
+	if missing := coverage().Missing(); len(missing) > 0 {
 		t.Errorf("the Go code generator lacks:\n%s", strings.Join(missing, "\n"))
 	}
 	for op := range emitters {
@@ -232,7 +222,7 @@ func TestEveryOpSupported(t *testing.T) {
 	saved := elementwiseKernels[ir.ActExp]
 	delete(elementwiseKernels, ir.ActExp)
 	defer func() { elementwiseKernels[ir.ActExp] = saved }()
-	if got := strings.Join(missingPieces(), "\n"); !strings.Contains(got, "activation exp: no kernel in elementwiseKernels") {
+	if got := strings.Join(coverage().Missing(), "\n"); !strings.Contains(got, "activation exp: no kernel in elementwiseKernels") {
 		t.Errorf("a missing activation kernel is not named: %q", got)
 	}
 }
