@@ -15,20 +15,13 @@ import (
 // that the test means the same on every machine.
 func TestPlanTooLargeIsRefused(t *testing.T) {
 	defer runtime.SetAvailableMemory(16 << 30)()
-	prog, err := dsl.LoadSource("up.rfn", []byte(`model Up {
+	m := elaborate(t, `model Up {
     input x: f32[1, 3, 8, 8]
     Upsample(scale_factor=100000)
 }
-`))
-	if err != nil {
-		t.Fatal(dsl.Detail(err))
-	}
-	m, err := prog.Elaborate(dsl.Options{})
-	if err != nil {
-		t.Fatal(dsl.Detail(err))
-	}
+`, nil)
 	x := runtime.NewTensor(1, 3, 8, 8)
-	_, err = Run(m, Weights{}, map[string]*runtime.Tensor{"x": x})
+	_, err := Run(m, Weights{}, map[string]*runtime.Tensor{"x": x})
 	// 3·800000² float32 values: 7.68e12 bytes.
 	for _, want := range []string{"module Up", "needs 7680000000000 bytes (7.0 TiB)", "17179869184 bytes (16.0 GiB) are available", runtime.MemoryLimitEnv} {
 		if err == nil || !strings.Contains(err.Error(), want) {
@@ -40,7 +33,7 @@ func TestPlanTooLargeIsRefused(t *testing.T) {
 // TestPlanWithinLimitRuns: the check counts the peak of live intermediates, not their sum: a
 // chain of element-wise ops over one buffer runs under a limit of a few buffers.
 func TestPlanWithinLimitRuns(t *testing.T) {
-	prog, err := dsl.LoadSource("pointwise.rfn", []byte(`model Pointwise {
+	m := elaborate(t, `model Pointwise {
     input x: f32[1, 1024]
     ReLU()
     Exp()
@@ -48,14 +41,7 @@ func TestPlanWithinLimitRuns(t *testing.T) {
     Multiply(scale=2.0)
     Linear(1024, 1024)
 }
-`))
-	if err != nil {
-		t.Fatal(dsl.Detail(err))
-	}
-	m, err := prog.Elaborate(dsl.Options{})
-	if err != nil {
-		t.Fatal(dsl.Detail(err))
-	}
+`, nil)
 	w := Weights{}
 	for _, p := range m.Params {
 		w[p] = runtime.NewTensor(p.Type.Shape.Ints()...)
@@ -84,4 +70,18 @@ func TestSizeOverflowRefused(t *testing.T) {
 	if want := "input %x: shape [1, 4294967296, 4294967296] has more elements than an int holds"; err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("got %v, want an error containing %q", err, want)
 	}
+}
+
+// elaborate builds the last model of a .rfn source with the given settings.
+func elaborate(t *testing.T, src string, set map[string]string) *ir.Module {
+	t.Helper()
+	prog, err := dsl.LoadSource("test.rfn", []byte(src))
+	if err != nil {
+		t.Fatal(dsl.Detail(err))
+	}
+	m, err := prog.Elaborate(dsl.Options{Set: set})
+	if err != nil {
+		t.Fatal(dsl.Detail(err))
+	}
+	return m
 }

@@ -5,7 +5,6 @@ import (
 	"math"
 	"testing"
 
-	"github.com/rfc-project/rfc/dsl"
 	"github.com/rfc-project/rfc/passes"
 	"github.com/rfc-project/rfc/runtime"
 )
@@ -46,20 +45,13 @@ func TestSinusoidalEmbedding(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	prog, err := dsl.LoadSource("sinusoidal.rfn", []byte(sinusoidalSource))
-	if err != nil {
-		t.Fatal(dsl.Detail(err))
-	}
 	for _, dim := range []int{16, 320} {
 		want, err := f.Tensor(fmt.Sprintf("embedding_%d", dim))
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, optimized := range []bool{false, true} {
-			m, err := prog.Elaborate(dsl.Options{Set: map[string]string{"embedding_dim": fmt.Sprint(dim), "batch": fmt.Sprint(ts.Shape[0])}})
-			if err != nil {
-				t.Fatal(dsl.Detail(err))
-			}
+			m := elaborate(t, sinusoidalSource, map[string]string{"embedding_dim": fmt.Sprint(dim), "batch": fmt.Sprint(ts.Shape[0])})
 			if optimized {
 				if err := passes.Run(m, passes.Config{}); err != nil {
 					t.Fatal(err)

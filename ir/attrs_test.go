@@ -25,16 +25,7 @@ output %7, %4, %5
 // TestZeroOperandOps: arange, an op without operands, verifies and round-trips like any
 // other, and so does exp.
 func TestZeroOperandOps(t *testing.T) {
-	m, err := Parse(constantsIR)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := Verify(m); err != nil {
-		t.Fatal(err)
-	}
-	if got := Print(m); got != constantsIR {
-		t.Errorf("print(parse(x)) differs from x:\n%s", got)
-	}
+	m := roundTrip(t, constantsIR)
 	if p := m.Body[3].Arange(); p != (ArangeParams{Start: 10, End: -2, Step: -3, DType: I32}) {
 		t.Errorf("Arange() = %+v", p)
 	}
