@@ -96,7 +96,10 @@ func Generate(m *ir.Module, opts Options) (*Result, error) {
 	if opts.Source == "" {
 		opts.Source = m.Source
 	}
-	g := newGenerator(m, opts, pkg)
+	g, err := newGenerator(m, opts, pkg)
+	if err != nil {
+		return nil, err
+	}
 	model, err := g.modelFile()
 	if err != nil {
 		return nil, err
@@ -108,8 +111,8 @@ func Generate(m *ir.Module, opts Options) (*Result, error) {
 	res := &Result{
 		Package:         pkg,
 		Files:           []File{{Name: "model.go", Data: model}, {Name: "weights.go", Data: weights}},
-		ActivationBytes: 4*g.plan.ArenaLen + 8*g.intCopyElements(),
-		WeightBytes:     4 * g.weightsLen,
+		ActivationBytes: g.activationBytes,
+		WeightBytes:     g.weightBytes,
 	}
 	for _, v := range m.Inputs {
 		res.Inputs = append(res.Inputs, Port{Name: v.Name, Export: g.inputExport[v], Type: v.Type})
@@ -189,6 +192,11 @@ type generator struct {
 	helperOrder []string
 	extraFields []jen.Code
 	extraInits  []jen.Code
+	inPrepare   bool // emitting prepare, whose only result is an error
+
+	// The sizes in bytes of the arena, the weights and the values Load computes, checked
+	// against overflow.
+	activationBytes, weightBytes, loadTimeBytes int
 }
 
 // fixedGlobals are the package-level names the generated files always define or import.
@@ -198,7 +206,7 @@ var fixedGlobals = []string{
 	"fmt", "errors", "io", "math", "slices", "strconv", "strings", "kernels", "runtime",
 }
 
-func newGenerator(m *ir.Module, opts Options, pkg string) *generator {
+func newGenerator(m *ir.Module, opts Options, pkg string) (*generator, error) {
 	g := &generator{
 		m: m, opts: opts, pkg: pkg,
 		globals:     newNamer(fixedGlobals...),
@@ -214,7 +222,10 @@ func newGenerator(m *ir.Module, opts Options, pkg string) *generator {
 	}
 	g.hoisted = loadTimeValues(m)
 	g.keptHoisted = keptLoadTime(m, g.hoisted)
-	g.plan = planMemory(m, g.hoisted)
+	var err error
+	if g.plan, err = planMemory(m, g.hoisted); err != nil {
+		return nil, fmt.Errorf("codegen: %w", err)
+	}
 	// Forward's parameters must not shadow what its body refers to: the receiver, the
 	// loop and error variables, imported packages and package-level names (reserved in
 	// globals, where the helpers and shape tables made later will avoid them in turn).
@@ -242,7 +253,14 @@ func newGenerator(m *ir.Module, opts Options, pkg string) *generator {
 	for _, p := range m.Params {
 		g.weightField[p] = g.fieldNames.take(camel(p.Name, false, "w"))
 		g.weightAt[p] = g.weightsLen
-		g.weightsLen += alignUp(numElements(p.Type.Shape))
+		n, ok := ir.AddChecked(g.weightsLen, alignUp(numElements(p.Type.Shape)))
+		if !ok {
+			return nil, fmt.Errorf("codegen: module %s: the weights overflow an int at parameter %s (key %q)", m.Name, p.Ref(), p.Key)
+		}
+		g.weightsLen = n
+	}
+	if err := g.sizes(); err != nil {
+		return nil, err
 	}
 	for _, v := range m.Body {
 		switch {
@@ -255,7 +273,38 @@ func newGenerator(m *ir.Module, opts Options, pkg string) *generator {
 	for i, c := range g.plan.Copies {
 		g.copyField[c] = g.fieldNames.take("out" + strconv.Itoa(i))
 	}
-	return g
+	return g, nil
+}
+
+// sizes computes the byte sizes of the plan, refusing any that overflows an int: they
+// become constants of the generated package and its memory check.
+func (g *generator) sizes() error {
+	mul := func(a, b int) int {
+		n, ok := ir.MulChecked(a, b)
+		if !ok {
+			return -1
+		}
+		return n
+	}
+	add := func(a, b int) int {
+		n, ok := ir.AddChecked(a, b)
+		if !ok {
+			return -1
+		}
+		return n
+	}
+	g.activationBytes = add(mul(4, g.plan.ArenaLen), mul(8, g.intCopyElements()))
+	g.weightBytes = mul(4, g.weightsLen)
+	g.loadTimeBytes = 0
+	for v, own := range g.hoisted {
+		if own && v.Op != "reshape" { // a hoisted reshape is a view of its operand's slice
+			g.loadTimeBytes = add(g.loadTimeBytes, mul(v.Type.DType.StorageSize(), numElements(v.Type.Shape)))
+		}
+	}
+	if g.activationBytes < 0 || g.weightBytes < 0 || g.loadTimeBytes < 0 || add(add(g.activationBytes, g.weightBytes), g.loadTimeBytes) < 0 {
+		return fmt.Errorf("codegen: module %s: its memory (%d float32 elements of arena, %d of weights) overflows an int", g.m.Name, g.plan.ArenaLen, g.weightsLen)
+	}
+	return nil
 }
 
 func (g *generator) intCopyElements() int {
@@ -293,8 +342,11 @@ func (g *generator) isArgument(v *ir.Value) bool {
 	return v.Kind == ir.KindInput
 }
 
-// fail is Forward's error return.
+// fail is the error return of the method being emitted: Forward's, or prepare's.
 func (g *generator) fail(err jen.Code) jen.Code {
+	if g.inPrepare {
+		return jen.Return(err)
+	}
 	vals := make([]jen.Code, 0, len(g.m.Outputs)+1)
 	for range g.m.Outputs {
 		vals = append(vals, jen.Nil())
@@ -343,16 +395,16 @@ func (g *generator) modelFile() ([]byte, error) {
 	for i, v := range m.Outputs {
 		fmt.Fprintf(&doc, "\t%s %s\n", g.outputArg[i], v.Type)
 	}
-	fmt.Fprintf(&doc, "\nMemory: %d bytes of activations in one planned arena (ActivationBytes), %d bytes of weights as float32 (WeightBytes).", 4*p.ArenaLen+8*g.intCopyElements(), 4*g.weightsLen)
+	fmt.Fprintf(&doc, "\nMemory: %d bytes of activations in one planned arena (ActivationBytes), %d bytes of weights as float32 (WeightBytes).", g.activationBytes, g.weightBytes)
 	f.PackageComment(Comment(doc.String()))
 
 	f.Const().Defs(
 		jen.Comment("ModelName is the model this package was compiled from."),
 		jen.Id("ModelName").Op("=").Lit(m.Name),
 		jen.Comment(Comment("ActivationBytes is the planned peak memory of intermediates and outputs during Forward: the size of the model's arena.")),
-		jen.Id("ActivationBytes").Op("=").Lit(4*p.ArenaLen+8*g.intCopyElements()),
+		jen.Id("ActivationBytes").Op("=").Lit(g.activationBytes),
 		jen.Comment("WeightBytes is the memory the weights take once loaded as float32."),
-		jen.Id("WeightBytes").Op("=").Lit(4*g.weightsLen),
+		jen.Id("WeightBytes").Op("=").Lit(g.weightBytes),
 		jen.Line(),
 		jen.Id("arenaLen").Op("=").Lit(p.ArenaLen).Comment("float32 elements"),
 		jen.Id("weightsLen").Op("=").Lit(g.weightsLen).Comment("float32 elements"),
@@ -399,11 +451,14 @@ func (g *generator) modelFile() ([]byte, error) {
 			continue
 		}
 		if g.hoisted[v] {
-			what := "computed by Load from the weights, then freed"
-			if g.keptHoisted[v] {
-				what = "computed by Load from the weights"
+			what := "computed by Load from the weights"
+			if len(v.Args) == 0 {
+				what = "a constant computed by Load"
 			}
-			fieldDefs = append(fieldDefs, jen.Id(name).Index().Float32().Comment(fmt.Sprintf("%s: %s, %s, %s", v.Ref(), v.Type, scopeName(v), what)))
+			if !g.keptHoisted[v] {
+				what += ", then freed"
+			}
+			fieldDefs = append(fieldDefs, jen.Id(name).Add(goType(v.Type)).Comment(fmt.Sprintf("%s: %s, %s, %s", v.Ref(), v.Type, scopeName(v), what)))
 			continue
 		}
 		b := p.BufferOf[v]
@@ -455,7 +510,7 @@ func (g *generator) shapeDecls(f *jen.File, what, export string, t ir.Type) {
 		lits[i] = jen.Lit(d)
 	}
 	f.Comment(fmt.Sprintf("%sLen is the element count of %s, %s.", export, what, t))
-	f.Const().Id(export + "Len").Op("=").Lit(prod(dims))
+	f.Const().Id(export + "Len").Op("=").Lit(ir.Prod(dims))
 	f.Line()
 	f.Comment(Comment(fmt.Sprintf("%sShape is the shape of %s, %s, outermost first (row-major). Do not modify it.", export, what, t)))
 	f.Var().Id(export + "Shape").Op("=").Index(jen.Lit(len(dims))).Int().Values(lits...)
@@ -495,7 +550,7 @@ func (g *generator) forward() (jen.Code, error) {
 
 	var body []jen.Code
 	for _, v := range m.Inputs {
-		n := prod(shapeOfType(v.Type))
+		n := ir.Prod(shapeOfType(v.Type))
 		msg := fmt.Sprintf("%s: Forward: input %s has %%d elements, want %d (%s)", g.pkg, v.Name, n, v.Type)
 		body = append(body, jen.If(jen.Len(jen.Id(g.inputArg[v])).Op("!=").Id(g.inputExport[v]+"Len")).Block(
 			g.fail(jen.Qual("fmt", "Errorf").Call(jen.Lit(msg), jen.Len(jen.Id(g.inputArg[v])))),

@@ -188,18 +188,42 @@ func TestSymbolicDimIsAnError(t *testing.T) {
 	}
 }
 
-// TestEveryOpSupported: the Go target implements the fused ops too (rfc compile gives
-// Supported to the passes as the ops it has).
+// coverage is what the Go code generator implements of the catalogue.
+func coverage() ir.Coverage {
+	return ir.Coverage{
+		Op:       Supported,
+		OpTable:  "emitters (codegen/emit.go)",
+		FusedOps: true,
+		Activation: func(a ir.Activation) bool {
+			_, plain := elementwiseKernels[a]
+			approx, isGeLU := a.GeLU()
+			_, mode := geluModes[approx]
+			return plain || isGeLU && mode
+		},
+		ActivationTable:      "elementwiseKernels or geluModes (codegen/emit.go)",
+		FusedActivation:      func(a ir.Activation) bool { _, ok := fusedActs[a]; return ok },
+		FusedActivationTable: "fusedActs (codegen/emit.go)",
+		PadMode:              func(m ir.PadMode) bool { _, ok := padModes[m]; return ok },
+		PadModeTable:         "padModes (codegen/emit.go)",
+	}
+}
+
+// TestEveryOpSupported: the Go target implements every op, the fused ones too (rfc compile
+// gives Supported to the passes as the ops it has), with every activation and mode.
 func TestEveryOpSupported(t *testing.T) {
-	for _, op := range append(ir.OpNames(), ir.FusedOpNames()...) {
-		if !Supported(op) {
-			t.Errorf("op %s has no Go emitter", op)
-		}
+	if missing := coverage().Missing(); len(missing) > 0 {
+		t.Errorf("the Go code generator lacks:\n%s", strings.Join(missing, "\n"))
 	}
 	for op := range emitters {
 		if _, ok := ir.Lookup(op); !ok {
 			t.Errorf("emitter for %s, which the IR catalogue does not have", op)
 		}
+	}
+	saved := elementwiseKernels[ir.ActExp]
+	delete(elementwiseKernels, ir.ActExp)
+	defer func() { elementwiseKernels[ir.ActExp] = saved }()
+	if got := strings.Join(coverage().Missing(), "\n"); !strings.Contains(got, "activation exp: no kernel in elementwiseKernels") {
+		t.Errorf("a missing activation kernel is not named: %q", got)
 	}
 }
 
@@ -265,7 +289,10 @@ func TestWriteLeavesIdenticalFiles(t *testing.T) {
 // ops run in place, and the output's buffer is not reused.
 func TestPlanSharesMemory(t *testing.T) {
 	m := elaborate(t, ffSource, map[string]string{"batch": "2", "dim": "8"})
-	p := planMemory(m, nil)
+	p, err := planMemory(m, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	total := 0
 	for _, v := range m.Body {
 		total += numElements(v.Type.Shape)
@@ -302,7 +329,7 @@ output %2, %0, %x
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p := planMemory(m, nil); len(p.Copies) != 2 {
+	if p, err := planMemory(m, nil); err != nil || len(p.Copies) != 2 {
 		t.Fatalf("%d output copies, want 2 (%%0 and %%x)", len(p.Copies))
 	}
 	checkPlan(t, "views", m)
@@ -335,6 +362,25 @@ func TestFloatLiterals(t *testing.T) {
 	for _, c := range cases {
 		if got := fmt.Sprintf("%#v", f32(c.in)); got != c.want {
 			t.Errorf("f32(%g) = %s, want %s", c.in, got, c.want)
+		}
+	}
+}
+
+// TestSizesOverflowRefused: sizes that do not fit an int are errors naming the tensor, never
+// a wrapped constant (`const XLen = 0`) in the generated package: an input of 2^64
+// elements, and an arena of two live 2^60-element buffers whose 2^63 bytes overflow.
+func TestSizesOverflowRefused(t *testing.T) {
+	for _, c := range []struct{ name, text, want string }{
+		{"input", "input %x: f32[1, 4294967296, 4294967296]\ninput %y: f32[2]\n%0: f32[2] = relu(%y) in \"\"\n", "input %x: shape [1, 4294967296, 4294967296] has more elements than an int holds"},
+		{"arena", "input %x: f32[1152921504606846976]\n%0: f32[1152921504606846976] = relu(%x) in \"\"\n%1: f32[1152921504606846976] = sigmoid(%x) in \"\"\n%2: f32[1152921504606846976] = add(%0, %1) in \"\"\n", "overflows an int"},
+	} {
+		m, err := ir.Parse("module Big\nscope \"\" Big key \"\"\n" + c.text + "output %" + map[string]string{"input": "0", "arena": "2"}[c.name] + "\n")
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		res, err := Generate(m, Options{})
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: got %v (result %v), want an error containing %q", c.name, err, res != nil, c.want)
 		}
 	}
 }

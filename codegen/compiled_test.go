@@ -54,13 +54,13 @@ func seeded(name string) *rand.Rand {
 func randomTensor(r *rand.Rand, t ir.Type, scale float64, limit int) *runtime.Tensor {
 	shape := t.Shape.Ints()
 	if !t.DType.IsFloat() {
-		data := make([]int64, prod(shape))
+		data := make([]int64, ir.Prod(shape))
 		for i := range data {
 			data[i] = int64(r.IntN(max(limit, 1)))
 		}
 		return runtime.FromI64(data, shape...)
 	}
-	data := make([]float32, prod(shape))
+	data := make([]float32, ir.Prod(shape))
 	for i := range data {
 		data[i] = float32((2*r.Float64() - 1) * scale)
 	}
@@ -118,7 +118,7 @@ func modelCases(t *testing.T) []*compiledCase {
 				shape := p.Type.Shape.Ints()
 				fanIn := 1
 				if len(shape) > 1 {
-					fanIn = prod(shape[1:])
+					fanIn = ir.Prod(shape[1:])
 				}
 				c.weights[p.Key] = randomTensor(r, p.Type, 1/math.Sqrt(float64(fanIn)), 0)
 			}
@@ -308,6 +308,7 @@ func driverSource(t *testing.T, cases []*compiledCase, results map[string]*Resul
 		}
 		fmt.Printf("%s %g\n", c.name, allocs)
 	}
+	memoryCheck(dir)
 }
 
 func inputs(dir string, n int) ([]map[string]*runtime.Tensor, error) {
@@ -370,6 +371,7 @@ var cases = []struct {
 			return 0, err
 		}
 		for k, in := range sets {
+			_ = in // a module without inputs (a constant) does not read it
 			%s, err := m.Forward(%s)
 			if err != nil {
 				return 0, err
@@ -379,6 +381,7 @@ var cases = []struct {
 			}
 		}
 		in := sets[len(sets)-1]
+		_ = in
 		// Collect the garbage of loading and writing first: a collection during the
 		// measured calls would empty the kernels' job pools (sync.Pool) and count their
 		// refill.
@@ -391,6 +394,21 @@ var cases = []struct {
 `, c.pkg, c.pkg, len(c.inputs), strings.Join(outs, ", "), strings.Join(args, ", "), strings.Join(wrap, ", "), strings.Join(args, ", "), strings.Join(args, ", "))
 	}
 	b.WriteString("}\n")
+	// Load checks the planned memory before allocating: refused one byte short of it,
+	// accepted at exactly it.
+	c := cases[0]
+	fmt.Fprintf(&b, `
+func memoryCheck(dir string) {
+	plan := int64(%[1]s.ActivationBytes + %[1]s.WeightBytes)
+	restore := runtime.SetAvailableMemory(plan - 1)
+	_, short := %[1]s.Load(filepath.Join(dir, %[1]q, "weights.safetensors"))
+	restore()
+	restore = runtime.SetAvailableMemory(plan)
+	_, exact := %[1]s.Load(filepath.Join(dir, %[1]q, "weights.safetensors"))
+	restore()
+	fmt.Printf("memcheck %%d|%%v|%%v\n", plan, exact, short)
+}
+`, c.pkg)
 	src, err := format.Source(b.Bytes())
 	if err != nil {
 		t.Fatalf("driver: %v\n%s", err, b.Bytes())
@@ -558,6 +576,11 @@ func TestCompiledMatchesInterpreter(t *testing.T) {
 			t.Errorf("%s: Forward allocates %s times per call, want 0", c.what, allocs[c.pkg])
 		}
 	}
+	plan, rest, _ := strings.Cut(allocs["memcheck"], "|")
+	exact, short, _ := strings.Cut(rest, "|")
+	if exact != "<nil>" || !strings.Contains(short, "model "+cases[0].module.Name+" needs "+plan+" bytes") {
+		t.Errorf("%s: Load under a memory limit of its plan (%s bytes) gave %s; one byte less gave %q, want a refusal stating the plan", cases[0].what, plan, exact, short)
+	}
 	if allocs["kernels"] != "0" {
 		t.Errorf("kernels allocate (up to %s times per call): Forward cannot be allocation-free", allocs["kernels"])
 	}
@@ -607,7 +630,10 @@ func checkNoEscapes(t *testing.T, mod string, cases []*compiledCase) {
 // every value fits its buffer, and the arena is no smaller than the live set at its peak.
 func checkPlan(t *testing.T, what string, m *ir.Module) {
 	t.Helper()
-	p := planMemory(m, nil)
+	p, err := planMemory(m, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for i, a := range p.Buffers {
 		if a.Offset%arenaAlign != 0 || a.Offset+a.Size > p.ArenaLen {
 			t.Errorf("%s: buffer at %d of %d elements is misaligned or outside the arena of %d", what, a.Offset, a.Size, p.ArenaLen)

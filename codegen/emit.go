@@ -24,13 +24,14 @@ var emitters map[string]opEmitter
 
 func init() {
 	emitters = map[string]opEmitter{
-		"relu":             unary("ReLU"),
-		"silu":             unary("SiLU"),
-		"sigmoid":          unary("Sigmoid"),
-		"tanh":             unary("Tanh"),
-		"sin":              unary("Sin"),
-		"cos":              unary("Cos"),
-		"gelu":             emitGeLU,
+		"relu":             emitActivation,
+		"silu":             emitActivation,
+		"sigmoid":          emitActivation,
+		"tanh":             emitActivation,
+		"sin":              emitActivation,
+		"cos":              emitActivation,
+		"exp":              emitActivation,
+		"gelu":             emitActivation,
 		"clamp":            emitClamp,
 		"scale":            emitScale,
 		"add":              binary("OpAdd"),
@@ -63,6 +64,7 @@ func init() {
 		"group_norm_act":   emitNormAct("GroupNormAct"),
 		"layer_norm_act":   emitNormAct("LayerNormAct"),
 		"linear_glu":       emitLinearGLU,
+		"arange":           emitArange,
 	}
 }
 
@@ -89,22 +91,6 @@ func f32(x float64) jen.Code {
 		return jen.Qual("math", "Float32frombits").Call(jen.Lit(int(math.Float32bits(v))))
 	}
 	return jen.Lit(v)
-}
-
-func prod(s []int) int {
-	n := 1
-	for _, d := range s {
-		n *= d
-	}
-	return n
-}
-
-// axis resolves a possibly negative dim (the catalogue has checked its range).
-func axis(d, rank int) int {
-	if d < 0 {
-		return d + rank
-	}
-	return d
 }
 
 func shapeOf(v *ir.Value) []int { return v.Type.Shape.Ints() }
@@ -159,28 +145,41 @@ func (g *generator) helper(name string, def func() jen.Code) jen.Code {
 	return jen.Id(name)
 }
 
-func unary(name string) opEmitter {
-	return func(g *generator, v *ir.Value) ([]jen.Code, error) {
-		return []jen.Code{kernel(name, g.ref(v), g.ref(v.Args[0]))}, nil
-	}
+// elementwiseKernels are the element-wise kernels (func(y, x []float32)) of the activations
+// that have one; the GeLUs are kernels.GeLU with a mode (geluModes).
+var elementwiseKernels = map[ir.Activation]string{
+	ir.ActReLU: "ReLU", ir.ActSiLU: "SiLU", ir.ActSigmoid: "Sigmoid", ir.ActTanh: "Tanh",
+	ir.ActSin: "Sin", ir.ActCos: "Cos", ir.ActExp: "Exp",
 }
 
-var geluModes = map[string]string{"none": "GeLUExact", "tanh": "GeLUTanh", "sigmoid": "GeLUSigmoid"}
+// geluModes are kernels.GeLU's modes by approximation.
+var geluModes = map[ir.GeLUApprox]string{ir.GeLUExact: "GeLUExact", ir.GeLUTanh: "GeLUTanh", ir.GeLUSigmoid: "GeLUSigmoid"}
 
-func emitGeLU(g *generator, v *ir.Value) ([]jen.Code, error) {
-	mode, ok := geluModes[v.Str("approximate", "")]
-	if !ok {
-		return nil, fmt.Errorf("unknown gelu approximation %q", v.Str("approximate", ""))
+// emitActivation writes an activation op (relu, …, exp, gelu): its element-wise kernel.
+func emitActivation(g *generator, v *ir.Value) ([]jen.Code, error) {
+	a, _ := v.ActivationOp()
+	if approx, ok := a.GeLU(); ok {
+		mode, ok := geluModes[approx]
+		if !ok {
+			return nil, fmt.Errorf("the Go code generator has no GeLU kernel mode for %s", a)
+		}
+		return []jen.Code{kernel("GeLU", g.ref(v), g.ref(v.Args[0]), jen.Qual(kernelsPath, mode))}, nil
 	}
-	return []jen.Code{kernel("GeLU", g.ref(v), g.ref(v.Args[0]), jen.Qual(kernelsPath, mode))}, nil
+	name, ok := elementwiseKernels[a]
+	if !ok {
+		return nil, fmt.Errorf("the Go code generator has no kernel for activation %s", a)
+	}
+	return []jen.Code{kernel(name, g.ref(v), g.ref(v.Args[0]))}, nil
 }
 
 func emitClamp(g *generator, v *ir.Value) ([]jen.Code, error) {
-	return []jen.Code{kernel("Clamp", g.ref(v), g.ref(v.Args[0]), f32(v.Float("min", 0)), f32(v.Float("max", 0)))}, nil
+	lo, hi := v.ClampRange()
+	return []jen.Code{kernel("Clamp", g.ref(v), g.ref(v.Args[0]), f32(lo), f32(hi))}, nil
 }
 
 func emitScale(g *generator, v *ir.Value) ([]jen.Code, error) {
-	return []jen.Code{kernel("ScaleBias", g.ref(v), g.ref(v.Args[0]), f32(v.Float("scale", 1)), f32(v.Float("bias", 0)))}, nil
+	s, b := v.ScaleBias()
+	return []jen.Code{kernel("ScaleBias", g.ref(v), g.ref(v.Args[0]), f32(s), f32(b))}, nil
 }
 
 func binary(op string) opEmitter {
@@ -196,7 +195,7 @@ func binary(op string) opEmitter {
 func emitLinear(g *generator, v *ir.Value) ([]jen.Code, error) {
 	x, w := shapeOf(v.Args[0]), shapeOf(v.Args[1])
 	out, in := w[0], w[1]
-	rows := prod(x) / max(in, 1)
+	rows := ir.Prod(x) / max(in, 1)
 	return []jen.Code{kernel("Linear", g.ref(v), g.ref(v.Args[0]), jen.Lit(rows), jen.Lit(in), jen.Lit(out), g.ref(v.Args[1]), g.optional(v, 2))}, nil
 }
 
@@ -208,8 +207,8 @@ func emitMatmul(g *generator, v *ir.Value) ([]jen.Code, error) {
 	ra, rb, ro := len(a), len(b), len(y)
 	m, k, n := a[ra-2], a[ra-1], b[rb-1]
 	batchShape := y[:ro-2]
-	batch := prod(batchShape)
-	na, nb := prod(a[:ra-2]), prod(b[:rb-2])
+	batch := ir.Prod(batchShape)
+	na, nb := ir.Prod(a[:ra-2]), ir.Prod(b[:rb-2])
 	stride := func(count, size int) (int, bool) {
 		switch count {
 		case batch:
@@ -285,54 +284,58 @@ func fields(typ string, kv ...any) jen.Code {
 	return jen.Qual(kernelsPath, typ).Values(dict...)
 }
 
-func emitConv2d(g *generator, v *ir.Value) ([]jen.Code, error) {
+// convParams is the kernels.Conv2dParams literal of a conv2d or conv2d_fused.
+func convParams(v *ir.Value) jen.Code {
 	x, w := shapeOf(v.Args[0]), shapeOf(v.Args[1])
-	stride, pad, dil := v.Ints("stride"), v.Ints("padding"), v.Ints("dilation")
-	params := fields("Conv2dParams",
+	p := v.Conv()
+	return fields("Conv2dParams",
 		"N", x[0], "C", x[1], "H", x[2], "W", x[3],
 		"K", w[0], "KH", w[2], "KW", w[3],
-		"StrideH", stride[0], "StrideW", stride[1],
-		"PadH", pad[0], "PadW", pad[1],
-		"DilH", dil[0], "DilW", dil[1],
-		"Groups", v.Int("groups", 1))
-	return []jen.Code{kernel("Conv2d", g.ref(v), g.ref(v.Args[0]), g.ref(v.Args[1]), g.optional(v, 2), params)}, nil
+		"StrideH", p.Stride[0], "StrideW", p.Stride[1],
+		"PadH", p.Padding[0], "PadW", p.Padding[1],
+		"DilH", p.Dilation[0], "DilW", p.Dilation[1],
+		"Groups", p.Groups)
+}
+
+func emitConv2d(g *generator, v *ir.Value) ([]jen.Code, error) {
+	return []jen.Code{kernel("Conv2d", g.ref(v), g.ref(v.Args[0]), g.ref(v.Args[1]), g.optional(v, 2), convParams(v))}, nil
 }
 
 func emitConvTranspose2d(g *generator, v *ir.Value) ([]jen.Code, error) {
 	x, w := shapeOf(v.Args[0]), shapeOf(v.Args[1])
-	stride, pad, dil := v.Ints("stride"), v.Ints("padding"), v.Ints("dilation")
-	outPad := v.Ints("output_padding")
-	groups := v.Int("groups", 1)
+	p := v.Conv()
 	params := fields("ConvTranspose2dParams",
 		"N", x[0], "C", x[1], "H", x[2], "W", x[3],
-		"K", w[1]*groups, "KH", w[2], "KW", w[3],
-		"StrideH", stride[0], "StrideW", stride[1],
-		"PadH", pad[0], "PadW", pad[1],
-		"OutPadH", outPad[0], "OutPadW", outPad[1],
-		"DilH", dil[0], "DilW", dil[1],
-		"Groups", groups)
+		"K", w[1]*p.Groups, "KH", w[2], "KW", w[3],
+		"StrideH", p.Stride[0], "StrideW", p.Stride[1],
+		"PadH", p.Padding[0], "PadW", p.Padding[1],
+		"OutPadH", p.OutputPadding[0], "OutPadW", p.OutputPadding[1],
+		"DilH", p.Dilation[0], "DilW", p.Dilation[1],
+		"Groups", p.Groups)
 	return []jen.Code{kernel("ConvTranspose2d", g.ref(v), g.ref(v.Args[0]), g.ref(v.Args[1]), g.optional(v, 2), params)}, nil
 }
 
 func emitLayerNorm(g *generator, v *ir.Value) ([]jen.Code, error) {
 	x := shapeOf(v.Args[0])
-	cols := prod(x[len(x)-v.Int("axes", 1):])
-	rows := prod(x) / max(cols, 1)
+	p := v.Norm()
+	cols := ir.Prod(x[len(x)-p.Axes:])
+	rows := ir.Prod(x) / max(cols, 1)
 	return []jen.Code{kernel("LayerNorm", g.ref(v), g.ref(v.Args[0]), jen.Lit(rows), jen.Lit(cols),
-		g.optional(v, 1), g.optional(v, 2), f32(v.Float("eps", 1e-5)))}, nil
+		g.optional(v, 1), g.optional(v, 2), f32(p.Eps))}, nil
 }
 
 func emitGroupNorm(g *generator, v *ir.Value) ([]jen.Code, error) {
 	x := shapeOf(v.Args[0])
-	return []jen.Code{kernel("GroupNorm", g.ref(v), g.ref(v.Args[0]), jen.Lit(x[0]), jen.Lit(x[1]), jen.Lit(prod(x[2:])),
-		jen.Lit(v.Int("groups", 1)), g.optional(v, 1), g.optional(v, 2), f32(v.Float("eps", 1e-5)))}, nil
+	p := v.Norm()
+	return []jen.Code{kernel("GroupNorm", g.ref(v), g.ref(v.Args[0]), jen.Lit(x[0]), jen.Lit(x[1]), jen.Lit(ir.Prod(x[2:])),
+		jen.Lit(p.Groups), g.optional(v, 1), g.optional(v, 2), f32(p.Eps))}, nil
 }
 
 func channelNorm(name string) opEmitter {
 	return func(g *generator, v *ir.Value) ([]jen.Code, error) {
 		x := shapeOf(v.Args[0])
-		return []jen.Code{kernel(name, g.ref(v), g.ref(v.Args[0]), jen.Lit(x[0]), jen.Lit(x[1]), jen.Lit(prod(x[2:])),
-			g.optional(v, 1), g.optional(v, 2), f32(v.Float("eps", 1e-5)))}, nil
+		return []jen.Code{kernel(name, g.ref(v), g.ref(v.Args[0]), jen.Lit(x[0]), jen.Lit(x[1]), jen.Lit(ir.Prod(x[2:])),
+			g.optional(v, 1), g.optional(v, 2), f32(v.Norm().Eps))}, nil
 	}
 }
 
@@ -348,7 +351,7 @@ func emitEmbedding(g *generator, v *ir.Value) ([]jen.Code, error) {
 
 // emitBatchParam repeats a parameter once per batch entry of its first operand.
 func emitBatchParam(g *generator, v *ir.Value) ([]jen.Code, error) {
-	n, p := prod(shapeOf(v)), prod(shapeOf(v.Args[1]))
+	n, p := ir.Prod(shapeOf(v)), ir.Prod(shapeOf(v.Args[1]))
 	if n == 0 || p == 0 {
 		return nil, nil
 	}
@@ -361,27 +364,27 @@ func emitBatchParam(g *generator, v *ir.Value) ([]jen.Code, error) {
 
 func emitSDPA(g *generator, v *ir.Value) ([]jen.Code, error) {
 	q, k, val := shapeOf(v.Args[0]), shapeOf(v.Args[1]), shapeOf(v.Args[2])
-	heads := v.Int("heads", 1)
+	p := v.Attention()
 	return []jen.Code{kernel("Attention", g.ref(v), g.ref(v.Args[0]), g.ref(v.Args[1]), g.ref(v.Args[2]),
-		jen.Lit(q[0]), jen.Lit(heads), jen.Lit(q[1]), jen.Lit(k[1]), jen.Lit(q[2]/heads), jen.Lit(val[2]/heads),
-		jen.Lit(v.Bool("causal", false)))}, nil
+		jen.Lit(q[0]), jen.Lit(p.Heads), jen.Lit(q[1]), jen.Lit(k[1]), jen.Lit(q[2]/p.Heads), jen.Lit(val[2]/p.Heads),
+		jen.Lit(p.Causal))}, nil
 }
 
 func emitSoftmax(g *generator, v *ir.Value) ([]jen.Code, error) {
 	x := shapeOf(v.Args[0])
-	d := axis(v.Int("dim", -1), len(x))
-	return []jen.Code{kernel("Softmax", g.ref(v), g.ref(v.Args[0]), jen.Lit(prod(x[:d])), jen.Lit(x[d]), jen.Lit(prod(x[d+1:])))}, nil
+	d := v.Axis()
+	return []jen.Code{kernel("Softmax", g.ref(v), g.ref(v.Args[0]), jen.Lit(ir.Prod(x[:d])), jen.Lit(x[d]), jen.Lit(ir.Prod(x[d+1:])))}, nil
 }
 
 func emitPermute(g *generator, v *ir.Value) ([]jen.Code, error) {
-	return []jen.Code{kernel("Permute", g.ref(v), g.ref(v.Args[0]), g.ints("shape", shapeOf(v.Args[0])), g.ints("perm", v.Ints("perm")))}, nil
+	return []jen.Code{kernel("Permute", g.ref(v), g.ref(v.Args[0]), g.ints("shape", shapeOf(v.Args[0])), g.ints("perm", v.Perm()))}, nil
 }
 
 func emitSlice(g *generator, v *ir.Value) ([]jen.Code, error) {
 	x := shapeOf(v.Args[0])
-	d := axis(v.Int("dim", 0), len(x))
-	return []jen.Code{kernel("Slice", g.ref(v), g.ref(v.Args[0]), g.ints("shape", x), jen.Lit(d),
-		jen.Lit(v.Int("start", 0)), jen.Lit(v.Int("end", 0)), jen.Lit(v.Int("step", 1)))}, nil
+	p := v.Slice()
+	return []jen.Code{kernel("Slice", g.ref(v), g.ref(v.Args[0]), g.ints("shape", x), jen.Lit(p.Dim),
+		jen.Lit(p.Start), jen.Lit(p.End), jen.Lit(p.Step))}, nil
 }
 
 // emitConcat passes the operands as a [][]float32 kept in the model, so the call builds no
@@ -407,53 +410,51 @@ func emitConcat(g *generator, v *ir.Value) ([]jen.Code, error) {
 	g.extraInits = append(g.extraInits, jen.Id("m").Dot(field).Op("=").Index().Index().Float32().Values(fixed...))
 	shapeList := g.globals.take("concat" + strconv.Itoa(v.ID) + "Shapes")
 	g.intVarDefs = append(g.intVarDefs, jen.Id(shapeList).Op("=").Index().Index().Int().Values(shapes...))
-	out := append(set, kernel("Concat", g.ref(v), jen.Id("m").Dot(field), jen.Id(shapeList), jen.Lit(axis(v.Int("dim", 0), len(v.Type.Shape)))))
+	out := append(set, kernel("Concat", g.ref(v), jen.Id("m").Dot(field), jen.Id(shapeList), jen.Lit(v.Axis())))
 	return append(out, clear...), nil
 }
 
 func emitUpsample(g *generator, v *ir.Value) ([]jen.Code, error) {
 	x, y := shapeOf(v.Args[0]), shapeOf(v)
 	args := []jen.Code{g.ref(v), g.ref(v.Args[0]), jen.Lit(x[0]), jen.Lit(x[1]), jen.Lit(x[2]), jen.Lit(x[3]), jen.Lit(y[2]), jen.Lit(y[3])}
-	switch mode := v.Str("mode", ""); mode {
-	case "nearest":
+	switch p := v.Upsample(); p.Mode {
+	case ir.UpsampleNearest:
 		return []jen.Code{kernel("UpsampleNearest", args...)}, nil
-	case "bilinear":
-		return []jen.Code{kernel("UpsampleBilinear", append(args, jen.Lit(v.Bool("align_corners", false)))...)}, nil
+	case ir.UpsampleBilinear:
+		return []jen.Code{kernel("UpsampleBilinear", append(args, jen.Lit(p.AlignCorners))...)}, nil
 	default:
-		return nil, fmt.Errorf("unknown upsample mode %q", mode)
+		return nil, fmt.Errorf("the Go code generator has no kernel for upsample mode %s", p.Mode)
 	}
 }
 
-var padModes = map[string]string{"constant": "PadConstant", "reflect": "PadReflect", "replicate": "PadReplicate"}
+var padModes = map[ir.PadMode]string{ir.PadConstant: "PadConstant", ir.PadReflect: "PadReflect", ir.PadReplicate: "PadReplicate"}
 
 func emitPad(g *generator, v *ir.Value) ([]jen.Code, error) {
-	mode, ok := padModes[v.Str("mode", "")]
+	p := v.Pad()
+	mode, ok := padModes[p.Mode]
 	if !ok {
-		return nil, fmt.Errorf("unknown pad mode %q", v.Str("mode", ""))
+		return nil, fmt.Errorf("the Go code generator has no kernel for pad mode %s", p.Mode)
 	}
-	return []jen.Code{kernel("Pad", g.ref(v), g.ref(v.Args[0]), g.ints("shape", shapeOf(v.Args[0])), g.ints("pads", v.Ints("pads")),
-		jen.Qual(kernelsPath, mode), f32(v.Float("value", 0)))}, nil
+	return []jen.Code{kernel("Pad", g.ref(v), g.ref(v.Args[0]), g.ints("shape", shapeOf(v.Args[0])), g.ints("pads", p.Pads),
+		jen.Qual(kernelsPath, mode), f32(p.Value))}, nil
 }
 
 func emitPixelUnshuffle(g *generator, v *ir.Value) ([]jen.Code, error) {
 	x := shapeOf(v.Args[0])
-	return []jen.Code{kernel("PixelUnshuffle", g.ref(v), g.ref(v.Args[0]), jen.Lit(x[0]), jen.Lit(x[1]), jen.Lit(x[2]), jen.Lit(x[3]), jen.Lit(v.Int("factor", 1)))}, nil
+	return []jen.Code{kernel("PixelUnshuffle", g.ref(v), g.ref(v.Args[0]), jen.Lit(x[0]), jen.Lit(x[1]), jen.Lit(x[2]), jen.Lit(x[3]), jen.Lit(v.Factor()))}, nil
 }
 
 func emitPixelShuffle(g *generator, v *ir.Value) ([]jen.Code, error) {
 	x := shapeOf(v.Args[0])
-	return []jen.Code{kernel("PixelShuffle", g.ref(v), g.ref(v.Args[0]), jen.Lit(x[0]), jen.Lit(x[1]), jen.Lit(x[2]), jen.Lit(x[3]), jen.Lit(v.Int("factor", 1)))}, nil
+	return []jen.Code{kernel("PixelShuffle", g.ref(v), g.ref(v.Args[0]), jen.Lit(x[0]), jen.Lit(x[1]), jen.Lit(x[2]), jen.Lit(x[3]), jen.Lit(v.Factor()))}, nil
 }
 
-// gluActivations are the kernels GLU applies to its gate, by ir.Activations name.
-var gluActivations = map[string]string{"relu": "ReLU", "silu": "SiLU", "sigmoid": "Sigmoid", "tanh": "Tanh", "sin": "Sin", "cos": "Cos"}
-
-// gluAct is the element-wise kernel a GLU applies to its gate, by ir.Activations name.
-func (g *generator) gluAct(name string) (jen.Code, error) {
-	switch k, ok := gluActivations[name]; {
+// gluAct is the element-wise kernel a GLU applies to its gate.
+func (g *generator) gluAct(a ir.Activation) (jen.Code, error) {
+	switch k, ok := elementwiseKernels[a]; {
 	case ok:
 		return jen.Qual(kernelsPath, k), nil
-	case name == "gelu":
+	case a == ir.ActGeLU:
 		// The interpreter's GLU uses exact GeLU; kernels.GeLU takes the mode as a third
 		// argument, so a named function adapts it.
 		return g.helper("geluExact", func() jen.Code {
@@ -462,29 +463,29 @@ func (g *generator) gluAct(name string) (jen.Code, error) {
 				kernel("GeLU", jen.Id("y"), jen.Id("x"), jen.Qual(kernelsPath, "GeLUExact")))
 		}), nil
 	}
-	return nil, fmt.Errorf("unknown glu activation %q", name)
+	return nil, fmt.Errorf("the Go code generator has no kernel for glu activation %s", a)
 }
 
 func emitGLU(g *generator, v *ir.Value) ([]jen.Code, error) {
-	act, err := g.gluAct(v.Str("activation", ""))
+	act, err := g.gluAct(v.GLUActivation())
 	if err != nil {
 		return nil, err
 	}
 	x := shapeOf(v.Args[0])
 	last := x[len(x)-1]
-	return []jen.Code{kernel("GLU", g.ref(v), g.ref(v.Args[0]), jen.Lit(prod(x)/max(last, 1)), jen.Lit(last), jen.Lit(1), act)}, nil
+	return []jen.Code{kernel("GLU", g.ref(v), g.ref(v.Args[0]), jen.Lit(ir.Prod(x)/max(last, 1)), jen.Lit(last), jen.Lit(1), act)}, nil
 }
 
 // fusedActs are the kernels' names of the act attribute of fused ops (ir.FusedActivations).
-var fusedActs = map[string]string{
-	"none": "ActNone", "relu": "ActReLU", "silu": "ActSiLU", "sigmoid": "ActSigmoid", "tanh": "ActTanh",
-	"gelu": "ActGeLU", "gelu_tanh": "ActGeLUTanh", "gelu_sigmoid": "ActGeLUSigmoid",
+var fusedActs = map[ir.Activation]string{
+	ir.ActNone: "ActNone", ir.ActReLU: "ActReLU", ir.ActSiLU: "ActSiLU", ir.ActSigmoid: "ActSigmoid", ir.ActTanh: "ActTanh",
+	ir.ActGeLU: "ActGeLU", ir.ActGeLUTanh: "ActGeLUTanh", ir.ActGeLUSigmoid: "ActGeLUSigmoid",
 }
 
 func fusedAct(v *ir.Value) (jen.Code, error) {
-	name, ok := fusedActs[v.Str("act", "")]
+	name, ok := fusedActs[v.FusedAct()]
 	if !ok {
-		return nil, fmt.Errorf("unknown activation %q", v.Str("act", ""))
+		return nil, fmt.Errorf("the Go code generator has no fused kernel for activation %s", v.FusedAct())
 	}
 	return jen.Qual(kernelsPath, name), nil
 }
@@ -497,15 +498,16 @@ func (g *generator) epilogue(v *ir.Value) (jen.Code, int, error) {
 		return nil, 0, err
 	}
 	var fields []jen.Code
-	if s, sh := v.Float("scale", 1), v.Float("shift", 0); s != 1 || sh != 0 {
-		fields = append(fields, jen.Id("Affine").Op(":").True(), jen.Id("Scale").Op(":").Add(f32(s)), jen.Id("Shift").Op(":").Add(f32(sh)))
+	p := v.Epilogue()
+	if p.Affine() {
+		fields = append(fields, jen.Id("Affine").Op(":").True(), jen.Id("Scale").Op(":").Add(f32(p.Scale)), jen.Id("Shift").Op(":").Add(f32(p.Shift)))
 	}
 	n := len(v.Args)
-	if v.Bool("residual", false) {
+	if p.Residual {
 		n--
 		fields = append(fields, jen.Id("Residual").Op(":").Add(g.ref(v.Args[n])))
 	}
-	if v.Str("act", "") != "none" {
+	if p.Act != ir.ActNone {
 		fields = append(fields, jen.Id("Act").Op(":").Add(act))
 	}
 	return jen.Qual(kernelsPath, "Epilogue").Values(fields...), n, nil
@@ -524,16 +526,7 @@ func emitConv2dFused(g *generator, v *ir.Value) ([]jen.Code, error) {
 	if err != nil {
 		return nil, err
 	}
-	x, w := shapeOf(v.Args[0]), shapeOf(v.Args[1])
-	stride, pad, dil := v.Ints("stride"), v.Ints("padding"), v.Ints("dilation")
-	params := fields("Conv2dParams",
-		"N", x[0], "C", x[1], "H", x[2], "W", x[3],
-		"K", w[0], "KH", w[2], "KW", w[3],
-		"StrideH", stride[0], "StrideW", stride[1],
-		"PadH", pad[0], "PadW", pad[1],
-		"DilH", dil[0], "DilW", dil[1],
-		"Groups", v.Int("groups", 1))
-	return []jen.Code{kernel("Conv2dFused", g.ref(v), g.ref(v.Args[0]), g.ref(v.Args[1]), g.bias(v, n), params, ep)}, nil
+	return []jen.Code{kernel("Conv2dFused", g.ref(v), g.ref(v.Args[0]), g.ref(v.Args[1]), g.bias(v, n), convParams(v), ep)}, nil
 }
 
 func emitLinearFused(g *generator, v *ir.Value) ([]jen.Code, error) {
@@ -543,7 +536,7 @@ func emitLinearFused(g *generator, v *ir.Value) ([]jen.Code, error) {
 	}
 	x, w := shapeOf(v.Args[0]), shapeOf(v.Args[1])
 	out, in := w[0], w[1]
-	rows := prod(x) / max(in, 1)
+	rows := ir.Prod(x) / max(in, 1)
 	return []jen.Code{kernel("LinearFused", g.ref(v), g.ref(v.Args[0]), jen.Lit(rows), jen.Lit(in), jen.Lit(out), g.ref(v.Args[1]), g.bias(v, n), ep)}, nil
 }
 
@@ -554,26 +547,37 @@ func emitNormAct(name string) opEmitter {
 			return nil, err
 		}
 		x := shapeOf(v.Args[0])
-		eps := f32(v.Float("eps", 1e-5))
+		p := v.Norm()
+		eps := f32(p.Eps)
 		if v.Op == "layer_norm_act" {
-			cols := prod(x[len(x)-v.Int("axes", 1):])
-			return []jen.Code{kernel(name, g.ref(v), g.ref(v.Args[0]), jen.Lit(prod(x)/max(cols, 1)), jen.Lit(cols),
+			cols := ir.Prod(x[len(x)-p.Axes:])
+			return []jen.Code{kernel(name, g.ref(v), g.ref(v.Args[0]), jen.Lit(ir.Prod(x)/max(cols, 1)), jen.Lit(cols),
 				g.optional(v, 1), g.optional(v, 2), eps, act)}, nil
 		}
-		return []jen.Code{kernel(name, g.ref(v), g.ref(v.Args[0]), jen.Lit(x[0]), jen.Lit(x[1]), jen.Lit(prod(x[2:])),
-			jen.Lit(v.Int("groups", 1)), g.optional(v, 1), g.optional(v, 2), eps, act)}, nil
+		return []jen.Code{kernel(name, g.ref(v), g.ref(v.Args[0]), jen.Lit(x[0]), jen.Lit(x[1]), jen.Lit(ir.Prod(x[2:])),
+			jen.Lit(p.Groups), g.optional(v, 1), g.optional(v, 2), eps, act)}, nil
 	}
 }
 
 func emitLinearGLU(g *generator, v *ir.Value) ([]jen.Code, error) {
-	act, err := g.gluAct(v.Str("activation", ""))
+	act, err := g.gluAct(v.GLUActivation())
 	if err != nil {
 		return nil, err
 	}
 	x, w := shapeOf(v.Args[0]), shapeOf(v.Args[1])
 	out, in := w[0], w[1]
-	return []jen.Code{kernel("LinearGLU", g.ref(v), g.ref(v.Args[0]), jen.Lit(prod(x)/max(in, 1)), jen.Lit(in), jen.Lit(out),
+	return []jen.Code{kernel("LinearGLU", g.ref(v), g.ref(v.Args[0]), jen.Lit(ir.Prod(x)/max(in, 1)), jen.Lit(in), jen.Lit(out),
 		g.ref(v.Args[1]), g.optional(v, 2), act)}, nil
+}
+
+// emitArange fills the constant: Load computes it once (arange has no operand, so it is a
+// load-time value: hoist.go), in float64 rounded to float32 as torch does, or as int64.
+func emitArange(g *generator, v *ir.Value) ([]jen.Code, error) {
+	p := v.Arange()
+	if p.DType.IsFloat() {
+		return []jen.Code{kernel("Arange", g.ref(v), jen.Lit(float64(p.Start)), jen.Lit(float64(p.Step)))}, nil
+	}
+	return []jen.Code{kernel("ArangeInt", g.ref(v), jen.Lit(p.Start), jen.Lit(p.Step))}, nil
 }
 
 // scopeName is the Refiners path of the layer a value belongs to, for comments and errors.

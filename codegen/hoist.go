@@ -9,15 +9,14 @@ import (
 )
 
 // loadTimeValues are the ops that read only parameters (directly or through other such ops):
-// weight-only computations such as a merged LoRA's W + s·up·down. Their results do not
-// depend on Forward's inputs, so the generated Load computes them once, after reading the
-// weights, and Forward reads them like weights: the forward pass costs nothing extra.
+// weight-only computations such as a merged LoRA's W + s·up·down, and constants (ops
+// without operands, such as arange). Their results do not depend on Forward's inputs, so
+// the generated Load computes them once, after reading the weights, and Forward reads them
+// like weights: the forward pass costs nothing extra. (A constant also needs no room in
+// the float32 arena when it holds integers: it gets a slice of its own type.)
 func loadTimeValues(m *ir.Module) map[*ir.Value]bool {
 	h := map[*ir.Value]bool{}
 	for _, v := range m.Body {
-		if len(v.Args) == 0 {
-			continue
-		}
 		all := true
 		for _, a := range v.Args {
 			if a.Kind != ir.KindParam && !h[a] {
@@ -64,6 +63,8 @@ func keptLoadTime(m *ir.Module, h map[*ir.Value]bool) map[*ir.Value]bool {
 // order, each into a buffer of its own; those Forward does not read are freed at the end.
 // It is nil when the module has no load-time op.
 func (g *generator) prepare() (jen.Code, error) {
+	g.inPrepare = true
+	defer func() { g.inPrepare = false }()
 	var body []jen.Code
 	var freed []*ir.Value
 	for _, v := range g.m.Body {
@@ -73,7 +74,7 @@ func (g *generator) prepare() (jen.Code, error) {
 		field, own := g.valueField[v]
 		if own {
 			body = append(body, jen.Line(), jen.Comment(g.opComment(v)))
-			body = append(body, jen.Id("m").Dot(field).Op("=").Make(jen.Index().Float32(), jen.Lit(numElements(v.Type.Shape))))
+			body = append(body, jen.Id("m").Dot(field).Op("=").Make(goType(v.Type), jen.Lit(numElements(v.Type.Shape))))
 			if !g.keptHoisted[v] {
 				freed = append(freed, v)
 			}
@@ -93,8 +94,9 @@ func (g *generator) prepare() (jen.Code, error) {
 			body = append(body, jen.Id("m").Dot(g.valueField[v]).Op("=").Nil())
 		}
 	}
-	return jen.Comment(Comment("prepare computes the values that depend on the weights alone (a merged adapter's weight, say) once, so that Forward only reads them. Load calls it after reading the weights.")).Line().
-		Func().Params(jen.Id("m").Op("*").Id("Model")).Id("prepare").Params().Block(body...), nil
+	body = append(body, jen.Return(jen.Nil()))
+	return jen.Comment(Comment("prepare computes the values that depend on the weights alone (a merged adapter's weight, say) or on nothing (a constant such as a range) once, so that Forward only reads them. Load calls it after reading the weights; its error is that of a kernel that checks its operands (an embedding's indices).")).Line().
+		Func().Params(jen.Id("m").Op("*").Id("Model")).Id("prepare").Params().Error().Block(body...), nil
 }
 
 // callPrepare is Load's call of prepare, or nothing when there is no load-time op.
@@ -102,5 +104,5 @@ func (g *generator) callPrepare() jen.Code {
 	if len(g.hoisted) == 0 {
 		return jen.Null()
 	}
-	return jen.Id("m").Dot("prepare").Call()
+	return jen.If(jen.Err().Op(":=").Id("m").Dot("prepare").Call(), jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Nil(), jen.Err()))
 }

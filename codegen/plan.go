@@ -9,18 +9,13 @@ import (
 // 64 bytes, a cache line and one AVX-512 register, so that no two buffers share a line.
 const arenaAlign = 16
 
-func numElements(s ir.Shape) int {
-	n := 1
-	for _, d := range s {
-		n *= d.N
-	}
-	return n
-}
+// numElements is the element count of a static shape.
+func numElements(s ir.Shape) int { return ir.Prod(s.Ints()) }
 
 // planMemory plans the arena of a verified module with static shapes, in float32
 // elements. Load-time values (hoisted) live outside the arena, like weights; outputs that
 // are not op results are copied, so the caller never gets an input or a weight back.
-func planMemory(m *ir.Module, hoisted map[*ir.Value]bool) *memplan.Plan {
+func planMemory(m *ir.Module, hoisted map[*ir.Value]bool) (*memplan.Plan, error) {
 	return memplan.New(m, memplan.Options{
 		Size:        func(v *ir.Value) int { return numElements(v.Type.Shape) },
 		Align:       arenaAlign,

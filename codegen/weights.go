@@ -1,6 +1,8 @@
 package codegen
 
 import (
+	"fmt"
+
 	"github.com/dave/jennifer/jen"
 
 	"github.com/rfc-project/rfc/ir"
@@ -27,6 +29,7 @@ func (g *generator) weightsFile() ([]byte, error) {
 	f.Func().Id("LoadFiles").Params(id("files").Op("...").Op("*").Qual(runtimePath, "SafetensorsFile")).Params(jen.Op("*").Id("Model"), jen.Error()).Block(
 		jen.List(id("set"), jen.Err()).Op(":=").Qual(runtimePath, "LocateWeights").Call(id("ModelName"), id("weightSpecs"), id("files").Op("...")),
 		jen.If(jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Nil(), jen.Err())),
+		g.memoryCheck(),
 		id("m").Op(":=").Id("newModel").Call(),
 		jen.For(jen.List(id("i"), id("s")).Op(":=").Range().Id("weightSpecs")).Block(
 			id("n").Op(":=").Lit(1),
@@ -85,4 +88,20 @@ func LoadWrappers(f *jen.File) {
 		jen.Return(id("LoadFiles").Call(id("f"))),
 	)
 	f.Line()
+}
+
+// memoryCheck is LoadFiles' check that the planned memory (arena, weights, values Load
+// computes) fits what the machine can give, before anything is allocated: an error stating
+// the size rather than a crash of the Go runtime.
+func (g *generator) memoryCheck() jen.Code {
+	total := jen.Id("ActivationBytes").Op("+").Id("WeightBytes")
+	check := jen.Null()
+	if g.loadTimeBytes > 0 {
+		total = total.Op("+").Lit(g.loadTimeBytes)
+		check = jen.Comment(fmt.Sprintf("%d bytes of values computed by Load besides the arena and the weights", g.loadTimeBytes)).Line()
+	}
+	return check.If(
+		jen.Err().Op(":=").Qual(runtimePath, "CheckMemory").Call(jen.Lit("model ").Op("+").Id("ModelName"), total),
+		jen.Err().Op("!=").Nil(),
+	).Block(jen.Return(jen.Nil(), jen.Err()))
 }

@@ -112,7 +112,7 @@ func one(op string, attrs func(a args) []ir.Attr) func(c *layerCtx, a args, ins 
 
 func init() {
 	def(&builtin{Name: "Identity", Inputs: -1, build: func(c *layerCtx, a args, ins []*ir.Value) ([]*ir.Value, error) { return ins, nil }})
-	for name, op := range map[string]string{"ReLU": "relu", "SiLU": "silu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Sin": "sin", "Cos": "cos"} {
+	for name, op := range map[string]string{"ReLU": "relu", "SiLU": "silu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Sin": "sin", "Cos": "cos", "Exp": "exp"} {
 		def(&builtin{Name: name, Inputs: 1, build: one(op, nil)})
 	}
 	def(&builtin{Name: "GeLU", Inputs: 1, Args: []argSpec{{"approximation", kString, "none"}}, build: one("gelu", func(a args) []ir.Attr {
@@ -227,6 +227,18 @@ func init() {
 		v, err := c.op("glu", ins, ir.Attr{Name: "activation", Value: act})
 		return []*ir.Value{v}, err
 	}})
+	// Arange is a constant: it ignores its inputs, as Refiners' Lambda(lambda x: arange(…))
+	// does, and returns [start, start+step, …) up to end excluded. end comes first so that
+	// Arange(77) reads as torch.arange(77); the default dtype is torch's for int arguments.
+	def(&builtin{Name: "Arange", Inputs: -1, Args: []argSpec{{"end", kInt, required}, {"start", kInt, 0}, {"step", kInt, 1}, {"dtype", kString, "i64"}},
+		build: func(c *layerCtx, a args, _ []*ir.Value) ([]*ir.Value, error) {
+			dtype, ok := ir.ParseDType(a.str("dtype"))
+			if !ok {
+				return nil, fmt.Errorf("dtype %q is not one of f32, i32, i64", a.str("dtype"))
+			}
+			v, err := c.op("arange", nil, ir.ArangeAttrs(ir.ArangeParams{Start: a.int("start"), End: a.int("end"), Step: a.int("step"), DType: dtype})...)
+			return []*ir.Value{v}, err
+		}})
 	defShapeLayers()
 	defContainers()
 }

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/rfc-project/rfc/codegen/memplan"
 	"github.com/rfc-project/rfc/ir"
 	"github.com/rfc-project/rfc/runtime"
 )
@@ -24,6 +25,9 @@ func Run(m *ir.Module, w Weights, inputs map[string]*runtime.Tensor) ([]*runtime
 		return nil, errors.New("interp: nil module")
 	}
 	if err := checkModule(m); err != nil {
+		return nil, err
+	}
+	if err := checkMemory(m); err != nil {
 		return nil, err
 	}
 	mc := newMachine(m)
@@ -74,11 +78,18 @@ func checkModule(m *ir.Module) error {
 		}
 		problems = append(problems, fmt.Sprintf("%s has the symbolic shape %s; the interpreter needs static shapes (bind the dims first)", what, v.Type))
 	}
+	sized := func(what string, v *ir.Value) {
+		if err := ir.CheckSize(what, v.Type); err != nil {
+			problems = append(problems, err.Error())
+		}
+	}
 	for _, v := range m.Inputs {
 		symbolic("input "+v.Ref(), v)
+		sized("input "+v.Ref(), v)
 	}
 	for _, v := range m.Params {
 		symbolic(fmt.Sprintf("parameter %s (key %q)", v.Ref(), v.Key), v)
+		sized(fmt.Sprintf("parameter %s (key %q)", v.Ref(), v.Key), v)
 	}
 	defined := map[*ir.Value]bool{}
 	for _, v := range m.Inputs {
@@ -138,6 +149,26 @@ func checkModule(m *ir.Module) error {
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("interp: module %s cannot run:\n%s", m.Name, strings.Join(problems, "\n"))
+	}
+	return nil
+}
+
+// checkMemory refuses a module whose intermediates cannot fit in the memory the machine
+// has: the peak of the bytes alive at once (the interpreter frees each value after its
+// last use and overwrites dying operands, as the memory planner assumes), before anything
+// is allocated. A model too large is then an error stating its size, not a crash of the Go
+// runtime.
+func checkMemory(m *ir.Module) error {
+	p, err := memplan.New(m, memplan.Options{
+		Size:  func(v *ir.Value) int { b, _ := v.Type.Bytes(); return b },
+		Align: 1,
+	})
+	if err != nil {
+		return fmt.Errorf("interp: %w", err)
+	}
+	peak := p.PeakLive(len(m.Body))
+	if err := runtime.CheckMemory(fmt.Sprintf("interp: module %s (its intermediates at their peak)", m.Name), int64(peak)); err != nil {
+		return err
 	}
 	return nil
 }

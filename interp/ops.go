@@ -3,6 +3,7 @@ package interp
 import (
 	"fmt"
 
+	"github.com/rfc-project/rfc/ir"
 	"github.com/rfc-project/rfc/kernels"
 	"github.com/rfc-project/rfc/runtime"
 )
@@ -17,13 +18,14 @@ var opTable map[string]opFunc
 
 func init() {
 	opTable = map[string]opFunc{
-		"relu":             unary(kernels.ReLU),
-		"silu":             unary(kernels.SiLU),
-		"sigmoid":          unary(kernels.Sigmoid),
-		"tanh":             unary(kernels.Tanh),
-		"sin":              unary(kernels.Sin),
-		"cos":              unary(kernels.Cos),
-		"gelu":             opGeLU,
+		"relu":             opActivation,
+		"silu":             opActivation,
+		"sigmoid":          opActivation,
+		"tanh":             opActivation,
+		"sin":              opActivation,
+		"cos":              opActivation,
+		"exp":              opActivation,
+		"gelu":             opActivation,
 		"clamp":            opClamp,
 		"scale":            opScale,
 		"add":              binary(kernels.OpAdd),
@@ -56,70 +58,81 @@ func init() {
 		"group_norm_act":   opGroupNormAct,
 		"layer_norm_act":   opLayerNormAct,
 		"linear_glu":       opLinearGLU,
+		"arange":           opArange,
 	}
 }
 
-// activations maps the names of ir.Activations to their kernels (GLU picks one by name).
-var activations = map[string]func(y, x []float32){
-	"relu":    kernels.ReLU,
-	"silu":    kernels.SiLU,
-	"sigmoid": kernels.Sigmoid,
-	"tanh":    kernels.Tanh,
-	"sin":     kernels.Sin,
-	"cos":     kernels.Cos,
-	"gelu":    func(y, x []float32) { kernels.GeLU(y, x, kernels.GeLUExact) },
+// elementwise are the kernels of the activations (ir.AllActivations) as element-wise
+// functions: what activation ops and GLU's gate compute. ActNone (fused ops only) has none.
+var elementwise = map[ir.Activation]func(y, x []float32){
+	ir.ActReLU:        kernels.ReLU,
+	ir.ActSiLU:        kernels.SiLU,
+	ir.ActSigmoid:     kernels.Sigmoid,
+	ir.ActTanh:        kernels.Tanh,
+	ir.ActSin:         kernels.Sin,
+	ir.ActCos:         kernels.Cos,
+	ir.ActExp:         kernels.Exp,
+	ir.ActGeLU:        gelu(kernels.GeLUExact),
+	ir.ActGeLUTanh:    gelu(kernels.GeLUTanh),
+	ir.ActGeLUSigmoid: gelu(kernels.GeLUSigmoid),
 }
 
-func prod(s []int) int {
-	n := 1
-	for _, d := range s {
-		n *= d
+func gelu(approx kernels.GeLUApprox) func(y, x []float32) {
+	return func(y, x []float32) { kernels.GeLU(y, x, approx) }
+}
+
+// epilogueActs are the kernels' activations of the act attribute of fused ops
+// (ir.FusedActivations).
+var epilogueActs = map[ir.Activation]kernels.Activation{
+	ir.ActNone:        kernels.ActNone,
+	ir.ActReLU:        kernels.ActReLU,
+	ir.ActSiLU:        kernels.ActSiLU,
+	ir.ActSigmoid:     kernels.ActSigmoid,
+	ir.ActTanh:        kernels.ActTanh,
+	ir.ActGeLU:        kernels.ActGeLU,
+	ir.ActGeLUTanh:    kernels.ActGeLUTanh,
+	ir.ActGeLUSigmoid: kernels.ActGeLUSigmoid,
+}
+
+// elementwiseOf is the kernel of activation a (an activation op's, or GLU's gate's).
+func elementwiseOf(a ir.Activation) (func(y, x []float32), error) {
+	if k, ok := elementwise[a]; ok {
+		return k, nil
 	}
-	return n
+	return nil, fmt.Errorf("the interpreter has no kernel for activation %s", a)
 }
 
-// axis resolves a possibly negative dim (the catalogue has checked its range).
-func axis(d, rank int) int {
-	if d < 0 {
-		return d + rank
+// epilogueAct is the kernels' activation of a fused op's act.
+func epilogueAct(v *ir.Value) (kernels.Activation, error) {
+	if k, ok := epilogueActs[v.FusedAct()]; ok {
+		return k, nil
 	}
-	return d
+	return 0, fmt.Errorf("the interpreter has no fused kernel for activation %s", v.FusedAct())
 }
 
-func unary(k func(y, x []float32)) opFunc {
-	return func(c *call) (*runtime.Tensor, error) {
-		y := c.outOver(0)
-		k(y.F32, c.args[0].F32)
-		return y, nil
-	}
-}
-
-func opGeLU(c *call) (*runtime.Tensor, error) {
-	var approx kernels.GeLUApprox
-	switch a := c.v.Str("approximate", ""); a {
-	case "none":
-		approx = kernels.GeLUExact
-	case "tanh":
-		approx = kernels.GeLUTanh
-	case "sigmoid":
-		approx = kernels.GeLUSigmoid
-	default:
-		return nil, fmt.Errorf("unknown gelu approximation %q", a)
+// opActivation runs an activation op (relu, …, exp, gelu).
+func opActivation(c *call) (*runtime.Tensor, error) {
+	a, _ := c.v.ActivationOp()
+	k, err := elementwiseOf(a)
+	if err != nil {
+		return nil, err
 	}
 	y := c.outOver(0)
-	kernels.GeLU(y.F32, c.args[0].F32, approx)
+	k(y.F32, c.args[0].F32)
 	return y, nil
 }
 
 func opClamp(c *call) (*runtime.Tensor, error) {
 	y := c.outOver(0)
-	kernels.Clamp(y.F32, c.args[0].F32, float32(c.v.Float("min", 0)), float32(c.v.Float("max", 0)))
+	lo, hi := c.v.ClampRange()
+	kernels.Clamp(y.F32, c.args[0].F32, float32(lo), float32(hi))
 	return y, nil
 }
 
 func opScale(c *call) (*runtime.Tensor, error) {
 	y := c.outOver(0)
-	kernels.ScaleBias(y.F32, c.args[0].F32, float32(c.v.Float("scale", 1)), float32(c.v.Float("bias", 0)))
+	s, b := c.v.ScaleBias()
+	kernels.ScaleBias(y.F32, c.args[0].F32, float32(s), float32(b))
 	return y, nil
 }
 
@@ -164,8 +177,8 @@ func opMatmul(c *call) (*runtime.Tensor, error) {
 	ra, rb, ro := len(a.Shape), len(b.Shape), len(y.Shape)
 	m, k, n := a.Shape[ra-2], a.Shape[ra-1], b.Shape[rb-1]
 	batchShape := y.Shape[:ro-2]
-	batch := prod(batchShape)
-	na, nb := prod(a.Shape[:ra-2]), prod(b.Shape[:rb-2])
+	batch := ir.Prod(batchShape)
+	na, nb := ir.Prod(a.Shape[:ra-2]), ir.Prod(b.Shape[:rb-2])
 	// Each side either has the full batch (its batch dims equal the result's, since each
 	// differs only by 1s) or a single matrix: one batched call covers it.
 	stride := func(count, size int) (int, bool) {
@@ -222,52 +235,56 @@ func broadcastStrides(s, out []int, inner int) []int {
 	return strides
 }
 
-func opConv2d(c *call) (*runtime.Tensor, error) {
-	x, w := c.args[0], c.args[1]
-	stride, pad, dil := c.v.Ints("stride"), c.v.Ints("padding"), c.v.Ints("dilation")
-	y := c.newOut()
-	kernels.Conv2d(y.F32, x.F32, w.F32, c.optional(2), kernels.Conv2dParams{
+// convParams is the kernels' description of the conv2d (or conv2d_fused) v on x and w.
+func convParams(v *ir.Value, x, w *runtime.Tensor) kernels.Conv2dParams {
+	p := v.Conv()
+	return kernels.Conv2dParams{
 		N: x.Shape[0], C: x.Shape[1], H: x.Shape[2], W: x.Shape[3],
 		K: w.Shape[0], KH: w.Shape[2], KW: w.Shape[3],
-		StrideH: stride[0], StrideW: stride[1],
-		PadH: pad[0], PadW: pad[1],
-		DilH: dil[0], DilW: dil[1],
-		Groups: c.v.Int("groups", 1),
-	})
+		StrideH: p.Stride[0], StrideW: p.Stride[1],
+		PadH: p.Padding[0], PadW: p.Padding[1],
+		DilH: p.Dilation[0], DilW: p.Dilation[1],
+		Groups: p.Groups,
+	}
+}
+
+func opConv2d(c *call) (*runtime.Tensor, error) {
+	x, w := c.args[0], c.args[1]
+	y := c.newOut()
+	kernels.Conv2d(y.F32, x.F32, w.F32, c.optional(2), convParams(c.v, x, w))
 	return y, nil
 }
 
 func opConvTranspose2d(c *call) (*runtime.Tensor, error) {
 	x, w := c.args[0], c.args[1]
-	stride, pad, dil := c.v.Ints("stride"), c.v.Ints("padding"), c.v.Ints("dilation")
-	outPad := c.v.Ints("output_padding")
-	groups := c.v.Int("groups", 1)
+	p := c.v.Conv()
 	y := c.newOut()
 	kernels.ConvTranspose2d(y.F32, x.F32, w.F32, c.optional(2), kernels.ConvTranspose2dParams{
 		N: x.Shape[0], C: x.Shape[1], H: x.Shape[2], W: x.Shape[3],
-		K: w.Shape[1] * groups, KH: w.Shape[2], KW: w.Shape[3],
-		StrideH: stride[0], StrideW: stride[1],
-		PadH: pad[0], PadW: pad[1],
-		OutPadH: outPad[0], OutPadW: outPad[1],
-		DilH: dil[0], DilW: dil[1],
-		Groups: groups,
+		K: w.Shape[1] * p.Groups, KH: w.Shape[2], KW: w.Shape[3],
+		StrideH: p.Stride[0], StrideW: p.Stride[1],
+		PadH: p.Padding[0], PadW: p.Padding[1],
+		OutPadH: p.OutputPadding[0], OutPadW: p.OutputPadding[1],
+		DilH: p.Dilation[0], DilW: p.Dilation[1],
+		Groups: p.Groups,
 	})
 	return y, nil
 }
 
 func opLayerNorm(c *call) (*runtime.Tensor, error) {
 	x := c.args[0]
-	axes := c.v.Int("axes", 1)
-	cols := prod(x.Shape[len(x.Shape)-axes:])
+	p := c.v.Norm()
+	cols := ir.Prod(x.Shape[len(x.Shape)-p.Axes:])
 	y := c.newOut()
-	kernels.LayerNorm(y.F32, x.F32, len(x.F32)/max(cols, 1), cols, c.optional(1), c.optional(2), float32(c.v.Float("eps", 1e-5)))
+	kernels.LayerNorm(y.F32, x.F32, len(x.F32)/max(cols, 1), cols, c.optional(1), c.optional(2), float32(p.Eps))
 	return y, nil
 }
 
 func opGroupNorm(c *call) (*runtime.Tensor, error) {
 	x := c.args[0]
 	y := c.newOut()
-	kernels.GroupNorm(y.F32, x.F32, x.Shape[0], x.Shape[1], prod(x.Shape[2:]), c.v.Int("groups", 1), c.optional(1), c.optional(2), float32(c.v.Float("eps", 1e-5)))
+	p := c.v.Norm()
+	kernels.GroupNorm(y.F32, x.F32, x.Shape[0], x.Shape[1], ir.Prod(x.Shape[2:]), p.Groups, c.optional(1), c.optional(2), float32(p.Eps))
 	return y, nil
 }
 
@@ -275,7 +292,7 @@ func channelNorm(k func(y, x []float32, n, c, hw int, w, b []float32, eps float3
 	return func(c *call) (*runtime.Tensor, error) {
 		x := c.args[0]
 		y := c.newOut()
-		k(y.F32, x.F32, x.Shape[0], x.Shape[1], prod(x.Shape[2:]), c.optional(1), c.optional(2), float32(c.v.Float("eps", 1e-5)))
+		k(y.F32, x.F32, x.Shape[0], x.Shape[1], ir.Prod(x.Shape[2:]), c.optional(1), c.optional(2), float32(c.v.Norm().Eps))
 		return y, nil
 	}
 }
@@ -304,32 +321,32 @@ func opBatchParam(c *call) (*runtime.Tensor, error) {
 
 func opSDPA(c *call) (*runtime.Tensor, error) {
 	q, k, v := c.args[0], c.args[1], c.args[2]
-	heads := c.v.Int("heads", 1)
+	p := c.v.Attention()
 	y := c.newOut()
-	kernels.Attention(y.F32, q.F32, k.F32, v.F32, q.Shape[0], heads, q.Shape[1], k.Shape[1], q.Shape[2]/heads, v.Shape[2]/heads, c.v.Bool("causal", false))
+	kernels.Attention(y.F32, q.F32, k.F32, v.F32, q.Shape[0], p.Heads, q.Shape[1], k.Shape[1], q.Shape[2]/p.Heads, v.Shape[2]/p.Heads, p.Causal)
 	return y, nil
 }
 
 func opSoftmax(c *call) (*runtime.Tensor, error) {
 	x := c.args[0]
-	d := axis(c.v.Int("dim", -1), len(x.Shape))
+	d := c.v.Axis()
 	y := c.newOut()
-	kernels.Softmax(y.F32, x.F32, prod(x.Shape[:d]), x.Shape[d], prod(x.Shape[d+1:]))
+	kernels.Softmax(y.F32, x.F32, ir.Prod(x.Shape[:d]), x.Shape[d], ir.Prod(x.Shape[d+1:]))
 	return y, nil
 }
 
 func opPermute(c *call) (*runtime.Tensor, error) {
 	x := c.args[0]
 	y := c.newOut()
-	kernels.Permute(y.F32, x.F32, x.Shape, c.v.Ints("perm"))
+	kernels.Permute(y.F32, x.F32, x.Shape, c.v.Perm())
 	return y, nil
 }
 
 func opSlice(c *call) (*runtime.Tensor, error) {
 	x := c.args[0]
 	y := c.newOut()
-	d := axis(c.v.Int("dim", 0), len(x.Shape))
-	kernels.Slice(y.F32, x.F32, x.Shape, d, c.v.Int("start", 0), c.v.Int("end", 0), c.v.Int("step", 1))
+	p := c.v.Slice()
+	kernels.Slice(y.F32, x.F32, x.Shape, p.Dim, p.Start, p.End, p.Step)
 	return y, nil
 }
 
@@ -340,7 +357,7 @@ func opConcat(c *call) (*runtime.Tensor, error) {
 		xs[i], shapes[i] = a.F32, a.Shape
 	}
 	y := c.newOut()
-	kernels.Concat(y.F32, xs, shapes, axis(c.v.Int("dim", 0), len(y.Shape)))
+	kernels.Concat(y.F32, xs, shapes, c.v.Axis())
 	return y, nil
 }
 
@@ -349,55 +366,50 @@ func opUpsample(c *call) (*runtime.Tensor, error) {
 	y := c.newOut()
 	n, ch, h, w := x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3]
 	oh, ow := y.Shape[2], y.Shape[3]
-	switch mode := c.v.Str("mode", ""); mode {
-	case "nearest":
+	switch p := c.v.Upsample(); p.Mode {
+	case ir.UpsampleNearest:
 		kernels.UpsampleNearest(y.F32, x.F32, n, ch, h, w, oh, ow)
-	case "bilinear":
-		kernels.UpsampleBilinear(y.F32, x.F32, n, ch, h, w, oh, ow, c.v.Bool("align_corners", false))
+	case ir.UpsampleBilinear:
+		kernels.UpsampleBilinear(y.F32, x.F32, n, ch, h, w, oh, ow, p.AlignCorners)
 	default:
-		return nil, fmt.Errorf("unknown upsample mode %q", mode)
+		return nil, fmt.Errorf("the interpreter has no kernel for upsample mode %s", p.Mode)
 	}
 	return y, nil
 }
 
+var padModes = map[ir.PadMode]kernels.PadMode{ir.PadConstant: kernels.PadConstant, ir.PadReflect: kernels.PadReflect, ir.PadReplicate: kernels.PadReplicate}
+
 func opPad(c *call) (*runtime.Tensor, error) {
 	x := c.args[0]
-	var mode kernels.PadMode
-	switch m := c.v.Str("mode", ""); m {
-	case "constant":
-		mode = kernels.PadConstant
-	case "reflect":
-		mode = kernels.PadReflect
-	case "replicate":
-		mode = kernels.PadReplicate
-	default:
-		return nil, fmt.Errorf("unknown pad mode %q", m)
+	p := c.v.Pad()
+	mode, ok := padModes[p.Mode]
+	if !ok {
+		return nil, fmt.Errorf("the interpreter has no kernel for pad mode %s", p.Mode)
 	}
 	y := c.newOut()
-	kernels.Pad(y.F32, x.F32, x.Shape, c.v.Ints("pads"), mode, float32(c.v.Float("value", 0)))
+	kernels.Pad(y.F32, x.F32, x.Shape, p.Pads, mode, float32(p.Value))
 	return y, nil
 }
 
 func opPixelUnshuffle(c *call) (*runtime.Tensor, error) {
 	x := c.args[0]
 	y := c.newOut()
-	kernels.PixelUnshuffle(y.F32, x.F32, x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3], c.v.Int("factor", 1))
+	kernels.PixelUnshuffle(y.F32, x.F32, x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3], c.v.Factor())
 	return y, nil
 }
 
 func opPixelShuffle(c *call) (*runtime.Tensor, error) {
 	x := c.args[0]
 	y := c.newOut()
-	kernels.PixelShuffle(y.F32, x.F32, x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3], c.v.Int("factor", 1))
+	kernels.PixelShuffle(y.F32, x.F32, x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3], c.v.Factor())
 	return y, nil
 }
 
 func opGLU(c *call) (*runtime.Tensor, error) {
 	x := c.args[0]
-	name := c.v.Str("activation", "")
-	act, ok := activations[name]
-	if !ok {
-		return nil, fmt.Errorf("unknown glu activation %q", name)
+	act, err := elementwiseOf(c.v.GLUActivation())
+	if err != nil {
+		return nil, err
 	}
 	y := c.newOut()
 	last := x.Shape[len(x.Shape)-1]
@@ -409,17 +421,17 @@ func opGLU(c *call) (*runtime.Tensor, error) {
 // last operand when residual is true). It also returns the number of operands before the
 // residual.
 func epilogue(c *call) (kernels.Epilogue, int, error) {
-	name := c.v.Str("act", "")
-	act, ok := kernels.ParseActivation(name)
-	if !ok {
-		return kernels.Epilogue{}, 0, fmt.Errorf("unknown activation %q", name)
+	act, err := epilogueAct(c.v)
+	if err != nil {
+		return kernels.Epilogue{}, 0, err
 	}
 	ep := kernels.Epilogue{Act: act}
-	if s, sh := c.v.Float("scale", 1), c.v.Float("shift", 0); s != 1 || sh != 0 {
-		ep.Affine, ep.Scale, ep.Shift = true, float32(s), float32(sh)
+	p := c.v.Epilogue()
+	if p.Affine() {
+		ep.Affine, ep.Scale, ep.Shift = true, float32(p.Scale), float32(p.Shift)
 	}
 	n := len(c.args)
-	if c.v.Bool("residual", false) {
+	if p.Residual {
 		n--
 		ep.Residual = c.args[n].F32
 	}
@@ -440,16 +452,8 @@ func opConv2dFused(c *call) (*runtime.Tensor, error) {
 		return nil, err
 	}
 	x, w := c.args[0], c.args[1]
-	stride, pad, dil := c.v.Ints("stride"), c.v.Ints("padding"), c.v.Ints("dilation")
 	y := c.newOut()
-	kernels.Conv2dFused(y.F32, x.F32, w.F32, c.bias(n), kernels.Conv2dParams{
-		N: x.Shape[0], C: x.Shape[1], H: x.Shape[2], W: x.Shape[3],
-		K: w.Shape[0], KH: w.Shape[2], KW: w.Shape[3],
-		StrideH: stride[0], StrideW: stride[1],
-		PadH: pad[0], PadW: pad[1],
-		DilH: dil[0], DilW: dil[1],
-		Groups: c.v.Int("groups", 1),
-	}, ep)
+	kernels.Conv2dFused(y.F32, x.F32, w.F32, c.bias(n), convParams(c.v, x, w), ep)
 	return y, nil
 }
 
@@ -465,48 +469,53 @@ func opLinearFused(c *call) (*runtime.Tensor, error) {
 	return y, nil
 }
 
-func actOf(c *call) (kernels.Activation, error) {
-	name := c.v.Str("act", "")
-	act, ok := kernels.ParseActivation(name)
-	if !ok {
-		return 0, fmt.Errorf("unknown activation %q", name)
-	}
-	return act, nil
-}
-
 func opGroupNormAct(c *call) (*runtime.Tensor, error) {
-	act, err := actOf(c)
+	act, err := epilogueAct(c.v)
 	if err != nil {
 		return nil, err
 	}
 	x := c.args[0]
+	p := c.v.Norm()
 	y := c.newOut()
-	kernels.GroupNormAct(y.F32, x.F32, x.Shape[0], x.Shape[1], prod(x.Shape[2:]), c.v.Int("groups", 1), c.optional(1), c.optional(2), float32(c.v.Float("eps", 1e-5)), act)
+	kernels.GroupNormAct(y.F32, x.F32, x.Shape[0], x.Shape[1], ir.Prod(x.Shape[2:]), p.Groups, c.optional(1), c.optional(2), float32(p.Eps), act)
 	return y, nil
 }
 
 func opLayerNormAct(c *call) (*runtime.Tensor, error) {
-	act, err := actOf(c)
+	act, err := epilogueAct(c.v)
 	if err != nil {
 		return nil, err
 	}
 	x := c.args[0]
-	axes := c.v.Int("axes", 1)
-	cols := prod(x.Shape[len(x.Shape)-axes:])
+	p := c.v.Norm()
+	cols := ir.Prod(x.Shape[len(x.Shape)-p.Axes:])
 	y := c.newOut()
-	kernels.LayerNormAct(y.F32, x.F32, len(x.F32)/max(cols, 1), cols, c.optional(1), c.optional(2), float32(c.v.Float("eps", 1e-5)), act)
+	kernels.LayerNormAct(y.F32, x.F32, len(x.F32)/max(cols, 1), cols, c.optional(1), c.optional(2), float32(p.Eps), act)
 	return y, nil
 }
 
 func opLinearGLU(c *call) (*runtime.Tensor, error) {
-	name := c.v.Str("activation", "")
-	act, ok := activations[name]
-	if !ok {
-		return nil, fmt.Errorf("unknown glu activation %q", name)
+	act, err := elementwiseOf(c.v.GLUActivation())
+	if err != nil {
+		return nil, err
 	}
 	x, w := c.args[0], c.args[1]
 	out, in := w.Shape[0], w.Shape[1]
 	y := c.newOut()
 	kernels.LinearGLU(y.F32, x.F32, len(x.F32)/max(in, 1), in, out, w.F32, c.optional(2), act)
+	return y, nil
+}
+
+// opArange fills the constant [n]: start + i·step, computed in float64 and rounded for
+// f32 as torch.arange does; integer types are held as int64.
+func opArange(c *call) (*runtime.Tensor, error) {
+	p := c.v.Arange()
+	if p.DType.IsFloat() {
+		y := c.newOut()
+		kernels.Arange(y.F32, float64(p.Start), float64(p.Step))
+		return y, nil
+	}
+	y := runtime.FromI64(make([]int64, c.outShape()[0]), c.outShape()...)
+	kernels.ArangeInt(y.I64, int64(p.Start), int64(p.Step))
 	return y, nil
 }

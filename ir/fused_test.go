@@ -23,17 +23,24 @@ param @lw: f32[8, 3] key "lw" in ""
 output %1, %3, %4, %5
 `
 
-func TestFusedOps(t *testing.T) {
-	m, err := Parse(fusedIR)
+// roundTrip parses text, verifies it and checks that it prints back as it was.
+func roundTrip(t *testing.T, text string) *Module {
+	t.Helper()
+	m, err := Parse(text)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := Verify(m); err != nil {
 		t.Fatal(err)
 	}
-	if got := Print(m); got != fusedIR {
+	if got := Print(m); got != text {
 		t.Errorf("print(parse(x)) differs from x:\n%s", got)
 	}
+	return m
+}
+
+func TestFusedOps(t *testing.T) {
+	m := roundTrip(t, fusedIR)
 	fused := FusedOpNames()
 	for _, v := range m.Body {
 		if info, _ := Lookup(v.Op); !info.Fused || !slices.Contains(fused, v.Op) || slices.Contains(OpNames(), v.Op) {

@@ -5,6 +5,10 @@
 // computations remain, which is what passes, the interpreter and code generators want.
 //
 // The text form (Print / Parse) round-trips exactly and is what golden tests compare.
+//
+// The op catalogue (ops.go) and the typed attribute accessors (attrs.go) are the one place
+// that knows each op: back ends read attributes through the accessors only. Adding an op is
+// described in docs/ADDING_AN_OP.md.
 package ir
 
 import (

@@ -2,6 +2,8 @@ package ir
 
 import (
 	"fmt"
+	"math"
+	"math/big"
 	"slices"
 	"strconv"
 	"strings"
@@ -21,7 +23,10 @@ type OpInfo struct {
 	// language: one of them computes what a chain of plain ops does. A back end that lacks
 	// them fails on them by name; passes.Config.Ops keeps them out of its modules.
 	Fused bool
-	infer func(args []Type, v *Value) (Type, error)
+	// InPlace ops read each operand at exactly the index they write (element-wise ops):
+	// their result may overwrite an operand of the result's shape that dies with them.
+	InPlace bool
+	infer   func(args []Type, v *Value) (Type, error)
 }
 
 // AttrKind is the Go type an attribute holds.
@@ -74,36 +79,27 @@ func opNames(fused bool) []string {
 
 func register(info *OpInfo) { ops[info.Name] = info }
 
-// Activation ops take one float operand and keep its type; GLU names one by Name.
-var Activations = []string{"relu", "silu", "sigmoid", "tanh", "sin", "cos", "gelu"}
-
-// FusedActivations are the values of the act attribute of fused ops: the activation the op
-// applies last. gelu is the exact GeLU; gelu_tanh and gelu_sigmoid are gelu with
-// approximate="tanh" and "sigmoid".
-var FusedActivations = []string{"none", "relu", "silu", "sigmoid", "tanh", "gelu", "gelu_tanh", "gelu_sigmoid"}
-
 func init() {
 	same := func(args []Type, _ *Value) (Type, error) { return args[0], nil }
-	for _, op := range []string{"relu", "silu", "sigmoid", "tanh", "sin", "cos"} {
-		register(&OpInfo{Name: op, MinArgs: 1, MaxArgs: 1, infer: same})
+	// The activation ops (attrs.go's activation table), each named as its activation.
+	for _, a := range activationOps {
+		register(&OpInfo{Name: a.String(), MinArgs: 1, MaxArgs: 1, InPlace: true, infer: same})
 	}
-	register(&OpInfo{Name: "gelu", MinArgs: 1, MaxArgs: 1, Attrs: []AttrSpec{{"approximate", AttrString}}, infer: func(args []Type, v *Value) (Type, error) {
-		switch a := v.Str("approximate", ""); a {
-		case "none", "tanh", "sigmoid":
-		default:
-			return Type{}, fmt.Errorf("gelu approximation %q is not one of none, tanh, sigmoid", a)
+	register(&OpInfo{Name: "gelu", MinArgs: 1, MaxArgs: 1, InPlace: true, Attrs: []AttrSpec{{"approximate", AttrString}}, infer: func(args []Type, v *Value) (Type, error) {
+		if _, ok := v.ActivationOp(); !ok {
+			return Type{}, fmt.Errorf("gelu approximation %q is not one of %v", v.Str("approximate", ""), geluNames[1:])
 		}
 		return args[0], nil
 	}})
-	register(&OpInfo{Name: "clamp", MinArgs: 1, MaxArgs: 1, Attrs: []AttrSpec{{"min", AttrFloat}, {"max", AttrFloat}}, infer: func(args []Type, v *Value) (Type, error) {
-		if v.Float("min", 0) > v.Float("max", 0) {
-			return Type{}, fmt.Errorf("clamp min %g is above max %g", v.Float("min", 0), v.Float("max", 0))
+	register(&OpInfo{Name: "clamp", MinArgs: 1, MaxArgs: 1, InPlace: true, Attrs: []AttrSpec{{"min", AttrFloat}, {"max", AttrFloat}}, infer: func(args []Type, v *Value) (Type, error) {
+		if lo, hi := v.ClampRange(); lo > hi {
+			return Type{}, fmt.Errorf("clamp min %g is above max %g", lo, hi)
 		}
 		return args[0], nil
 	}})
-	register(&OpInfo{Name: "scale", MinArgs: 1, MaxArgs: 1, Attrs: []AttrSpec{{"scale", AttrFloat}, {"bias", AttrFloat}}, infer: same})
+	register(&OpInfo{Name: "scale", MinArgs: 1, MaxArgs: 1, InPlace: true, Attrs: []AttrSpec{{"scale", AttrFloat}, {"bias", AttrFloat}}, infer: same})
 	for _, op := range []string{"add", "sub", "mul", "div"} {
-		register(&OpInfo{Name: op, MinArgs: 2, MaxArgs: 2, infer: func(args []Type, _ *Value) (Type, error) {
+		register(&OpInfo{Name: op, MinArgs: 2, MaxArgs: 2, InPlace: true, infer: func(args []Type, _ *Value) (Type, error) {
 			s, err := Broadcast(args[0].Shape, args[1].Shape)
 			return F32Of(s), err
 		}})
@@ -125,7 +121,7 @@ func init() {
 	}})
 	register(&OpInfo{Name: "sdpa", MinArgs: 3, MaxArgs: 3, Attrs: []AttrSpec{{"heads", AttrInt}, {"causal", AttrBool}}, infer: inferSDPA})
 	register(&OpInfo{Name: "softmax", MinArgs: 1, MaxArgs: 1, Attrs: []AttrSpec{{"dim", AttrInt}}, infer: func(args []Type, v *Value) (Type, error) {
-		if _, err := axis(v.Int("dim", 0), len(args[0].Shape)); err != nil {
+		if _, err := checkAxis(v.Int("dim", 0), len(args[0].Shape)); err != nil {
 			return Type{}, err
 		}
 		return args[0], nil
@@ -144,6 +140,7 @@ func init() {
 	register(&OpInfo{Name: "pixel_unshuffle", MinArgs: 1, MaxArgs: 1, Attrs: []AttrSpec{{"factor", AttrInt}}, infer: inferPixelUnshuffle})
 	register(&OpInfo{Name: "pixel_shuffle", MinArgs: 1, MaxArgs: 1, Attrs: []AttrSpec{{"factor", AttrInt}}, infer: inferPixelShuffle})
 	register(&OpInfo{Name: "glu", MinArgs: 1, MaxArgs: 1, Attrs: []AttrSpec{{"activation", AttrString}}, infer: inferGLU})
+	register(&OpInfo{Name: "arange", MinArgs: 0, MaxArgs: 0, Attrs: []AttrSpec{{"start", AttrInt}, {"end", AttrInt}, {"step", AttrInt}, {"dtype", AttrString}}, infer: inferArange})
 	registerFused()
 }
 
@@ -178,8 +175,8 @@ func registerFused() {
 }
 
 func checkAct(v *Value) error {
-	if a := v.Str("act", ""); !slices.Contains(FusedActivations, a) {
-		return fmt.Errorf("%s act %q is not one of %v", v.Op, a, FusedActivations)
+	if !v.FusedAct().Fusable() {
+		return fmt.Errorf("%s act %q is not one of %v", v.Op, v.Str("act", ""), FusedActivations)
 	}
 	return nil
 }
@@ -200,7 +197,7 @@ func withEpilogue(base string, infer func([]Type, *Value) (Type, error)) func([]
 		if err := checkAct(v); err != nil {
 			return Type{}, err
 		}
-		res := v.Bool("residual", false)
+		res := v.Epilogue().Residual
 		if res {
 			if len(args) < 3 {
 				return Type{}, fmt.Errorf("%s with residual=true needs the residual as its last operand", v.Op)
@@ -248,7 +245,15 @@ func Infer(v *Value) (Type, error) {
 			return Type{}, fmt.Errorf("%s operand %d is %s; ops compute in f32", v.Op, i, a.Type)
 		}
 	}
-	return info.infer(args, v)
+	t, err := info.infer(args, v)
+	if err != nil {
+		return Type{}, err
+	}
+	// Every size of the result must be countable: the rules multiply and add dims.
+	if _, err := t.Bytes(); err != nil {
+		return Type{}, fmt.Errorf("%s result: %v", v.Op, err)
+	}
+	return t, nil
 }
 
 func arity(info *OpInfo) string {
@@ -306,38 +311,34 @@ func Broadcast(a, b Shape) (Shape, error) {
 // sameCount compares element counts: exactly when static, by the multiset of symbolic
 // factors and the static product otherwise.
 func sameCount(a, b Shape) bool {
-	split := func(s Shape) (int, []string) {
-		n, syms := 1, []string{}
+	// An overflowing count (ok false) equals nothing: the reshape is refused.
+	split := func(s Shape) (n int, syms []string, ok bool) {
+		n, ok = 1, true
+		mul := func(k int) {
+			if ok {
+				n, ok = MulChecked(n, k)
+			}
+		}
 		for _, d := range s {
 			if d.Static() {
-				n *= d.N
+				mul(d.N)
 				continue
 			}
 			// A product such as tokens*8 splits into its factors; a sum stays whole.
 			for _, f := range strings.Split(d.Sym, "*") {
 				if k, err := strconv.Atoi(f); err == nil {
-					n *= k
+					mul(k)
 				} else {
 					syms = append(syms, f)
 				}
 			}
 		}
 		slices.Sort(syms)
-		return n, syms
+		return n, syms, ok
 	}
-	na, sa := split(a)
-	nb, sb := split(b)
-	return na == nb && slices.Equal(sa, sb)
-}
-
-func axis(d, rank int) (int, error) {
-	if d < -rank || d >= rank {
-		return 0, fmt.Errorf("dim %d is out of range for rank %d", d, rank)
-	}
-	if d < 0 {
-		d += rank
-	}
-	return d, nil
+	na, sa, okA := split(a)
+	nb, sb, okB := split(b)
+	return okA && okB && na == nb && slices.Equal(sa, sb)
 }
 
 func needRank(what string, t Type, rank int) error {
@@ -378,42 +379,12 @@ func inferMatmul(args []Type, _ *Value) (Type, error) {
 	return F32Of(append(batch, a[len(a)-2], b[len(b)-1])), nil
 }
 
-func pair(v *Value, name string) ([2]int, error) {
-	s := v.Ints(name)
-	if len(s) != 2 {
-		return [2]int{}, fmt.Errorf("%s needs 2 values, got %v", name, s)
-	}
-	return [2]int{s[0], s[1]}, nil
-}
-
-func convAttrs(v *Value) (stride, pad, dil [2]int, groups int, err error) {
-	if stride, err = pair(v, "stride"); err != nil {
-		return
-	}
-	if pad, err = pair(v, "padding"); err != nil {
-		return
-	}
-	if dil, err = pair(v, "dilation"); err != nil {
-		return
-	}
-	groups = v.Int("groups", 1)
-	for i := 0; i < 2; i++ {
-		if stride[i] < 1 || dil[i] < 1 || pad[i] < 0 {
-			err = fmt.Errorf("stride %v and dilation %v must be ≥ 1 and padding %v ≥ 0", stride, dil, pad)
-			return
-		}
-	}
-	if groups < 1 {
-		err = fmt.Errorf("groups must be ≥ 1, got %d", groups)
-	}
-	return
-}
-
 func inferConv2d(args []Type, v *Value) (Type, error) {
-	stride, pad, dil, groups, err := convAttrs(v)
+	p, err := convParams(v)
 	if err != nil {
 		return Type{}, err
 	}
+	stride, pad, dil, groups := p.Stride, p.Padding, p.Dilation, p.Groups
 	x, w := args[0], args[1]
 	if err := needRank("conv2d input", x, 4); err != nil {
 		return Type{}, err
@@ -434,24 +405,35 @@ func inferConv2d(args []Type, v *Value) (Type, error) {
 	out := Shape{x.Shape[0], k, {}, {}}
 	for i := 0; i < 2; i++ {
 		in, kk := x.Shape[2+i].N, w.Shape[2+i].N
-		o := (in+2*pad[i]-dil[i]*(kk-1)-1)/stride[i] + 1
-		if in+2*pad[i]-dil[i]*(kk-1)-1 < 0 || o < 1 {
+		padded, ok1 := sizeExpr(in, 2*int64(pad[i]))
+		reach, ok2 := sizeExpr(1, int64(dil[i])*int64(kk-1))
+		if !ok1 || !ok2 {
+			return Type{}, fmt.Errorf("conv2d padding %v or dilation %v overflows the size of input %s", pad, dil, x.Shape)
+		}
+		if padded < reach {
 			return Type{}, fmt.Errorf("conv2d kernel %dx%d (dilation %v, padding %v) is larger than the padded input %s", w.Shape[2].N, w.Shape[3].N, dil, pad, x.Shape)
 		}
-		out[2+i] = D(o)
+		out[2+i] = D(int((padded-reach)/int64(stride[i]) + 1))
 	}
 	return F32Of(out), nil
 }
 
+// sizeExpr is a + b for a size formula, computed in int64 from values that fit 32 bits
+// each way (dims and attributes beyond that are refused): false when it does not fit.
+func sizeExpr(a int, b int64) (int64, bool) {
+	const limit = 1 << 62
+	if a < 0 || int64(a) > limit || b > limit || b < -limit {
+		return 0, false
+	}
+	return int64(a) + b, true
+}
+
 func inferConvTranspose2d(args []Type, v *Value) (Type, error) {
-	stride, pad, dil, groups, err := convAttrs(v)
+	p, err := convParams(v)
 	if err != nil {
 		return Type{}, err
 	}
-	outPad, err := pair(v, "output_padding")
-	if err != nil {
-		return Type{}, err
-	}
+	stride, pad, dil, groups, outPad := p.Stride, p.Padding, p.Dilation, p.Groups, p.OutputPadding
 	x, w := args[0], args[1]
 	if err := needRank("conv_transpose2d input", x, 4); err != nil {
 		return Type{}, err
@@ -466,7 +448,11 @@ func inferConvTranspose2d(args []Type, v *Value) (Type, error) {
 	if w.Shape[0] != c || c.N%groups != 0 {
 		return Type{}, fmt.Errorf("conv_transpose2d weight %s does not fit input %s with groups=%d (expects [%d, K/%d, kh, kw])", w.Shape, x.Shape, groups, c.N, groups)
 	}
-	k := D(w.Shape[1].N * groups)
+	kn, ok := MulChecked(w.Shape[1].N, groups)
+	if !ok {
+		return Type{}, fmt.Errorf("conv_transpose2d weight %s with groups=%d has too many output channels", w.Shape, groups)
+	}
+	k := D(kn)
 	if len(args) == 3 && !args[2].Shape.Equal(Shape{k}) {
 		return Type{}, fmt.Errorf("conv_transpose2d bias must be [%s], got %s", k, args[2].Shape)
 	}
@@ -475,11 +461,18 @@ func inferConvTranspose2d(args []Type, v *Value) (Type, error) {
 		if outPad[i] < 0 || (outPad[i] >= stride[i] && outPad[i] >= dil[i]) {
 			return Type{}, fmt.Errorf("conv_transpose2d output_padding %v must be smaller than stride %v or dilation %v", outPad, stride, dil)
 		}
-		o := (x.Shape[2+i].N-1)*stride[i] - 2*pad[i] + dil[i]*(w.Shape[2+i].N-1) + outPad[i] + 1
-		if o < 1 {
+		// In 128 bits: every factor is a user's number.
+		o := new(big.Int).Mul(big.NewInt(int64(x.Shape[2+i].N-1)), big.NewInt(int64(stride[i])))
+		o.Sub(o, big.NewInt(2*int64(pad[i])))
+		o.Add(o, new(big.Int).Mul(big.NewInt(int64(dil[i])), big.NewInt(int64(w.Shape[2+i].N-1))))
+		o.Add(o, big.NewInt(int64(outPad[i])+1))
+		if o.Sign() < 1 {
 			return Type{}, fmt.Errorf("conv_transpose2d output would be empty for input %s", x.Shape)
 		}
-		out[2+i] = D(o)
+		if !o.IsInt64() || o.Int64() > math.MaxInt {
+			return Type{}, fmt.Errorf("conv_transpose2d output size %s overflows an int for input %s", o, x.Shape)
+		}
+		out[2+i] = D(int(o.Int64()))
 	}
 	return F32Of(out), nil
 }
@@ -495,7 +488,7 @@ func affineArgs(op string, args []Type, want Shape) error {
 
 func inferLayerNorm(args []Type, v *Value) (Type, error) {
 	x := args[0].Shape
-	n := v.Int("axes", 1)
+	n := v.Norm().Axes
 	if n < 1 || n > len(x) {
 		return Type{}, fmt.Errorf("layer_norm over %d trailing dims of %s", n, x)
 	}
@@ -507,7 +500,7 @@ func inferGroupNorm(args []Type, v *Value) (Type, error) {
 	if len(x) < 2 || !x[1].Static() {
 		return Type{}, fmt.Errorf("group_norm needs [N, C, …] with static C, got %s", x)
 	}
-	g := v.Int("groups", 1)
+	g := v.Norm().Groups
 	if g < 1 || x[1].N%g != 0 {
 		return Type{}, fmt.Errorf("group_norm: %d channels do not split into %d groups", x[1].N, g)
 	}
@@ -537,7 +530,7 @@ func inferSDPA(args []Type, v *Value) (Type, error) {
 	if len(q) != 3 || len(k) != 3 || len(val) != 3 {
 		return Type{}, fmt.Errorf("attention needs [batch, tokens, features] operands, got q %s, k %s, v %s", q, k, val)
 	}
-	h := v.Int("heads", 1)
+	h := v.Attention().Heads
 	if h < 1 || !q[2].Static() || !val[2].Static() || q[2].N%h != 0 || val[2].N%h != 0 {
 		return Type{}, fmt.Errorf("attention: %d heads do not divide query features %s and value features %s", h, q[2], val[2])
 	}
@@ -555,7 +548,7 @@ func inferSDPA(args []Type, v *Value) (Type, error) {
 
 func inferPermute(args []Type, v *Value) (Type, error) {
 	x := args[0].Shape
-	perm := v.Ints("perm")
+	perm := v.Perm()
 	if len(perm) != len(x) {
 		return Type{}, fmt.Errorf("permutation %v does not have rank %d of %s", perm, len(x), x)
 	}
@@ -573,11 +566,12 @@ func inferPermute(args []Type, v *Value) (Type, error) {
 
 func inferSlice(args []Type, v *Value) (Type, error) {
 	x := args[0].Shape
-	d, err := axis(v.Int("dim", 0), len(x))
+	d, err := checkAxis(v.Int("dim", 0), len(x))
 	if err != nil {
 		return Type{}, err
 	}
-	start, end, step := v.Int("start", 0), v.Int("end", 0), v.Int("step", 1)
+	p := v.Slice()
+	start, end, step := p.Start, p.End, p.Step
 	if !x[d].Static() {
 		return Type{}, fmt.Errorf("cannot slice symbolic dim %s of %s", x[d], x)
 	}
@@ -585,13 +579,13 @@ func inferSlice(args []Type, v *Value) (Type, error) {
 		return Type{}, fmt.Errorf("slice [%d:%d:%d] of dim %d (size %d) is empty or out of range", start, end, step, d, x[d].N)
 	}
 	out := x.Clone()
-	out[d] = D((end - start + step - 1) / step)
+	out[d] = D((end-start-1)/step + 1)
 	return Type{DType: args[0].DType, Shape: out}, nil
 }
 
 func inferConcat(args []Type, v *Value) (Type, error) {
 	first := args[0].Shape
-	d, err := axis(v.Int("dim", 0), len(first))
+	d, err := checkAxis(v.Int("dim", 0), len(first))
 	if err != nil {
 		return Type{}, err
 	}
@@ -606,7 +600,9 @@ func inferConcat(args []Type, v *Value) (Type, error) {
 				return Type{}, fmt.Errorf("concatenate along dim %d: %s and %s differ in dim %d", d, first, s, i)
 			}
 		}
-		out[d] = AddDim(out[d], s[d])
+		if out[d], err = AddDimChecked(out[d], s[d]); err != nil {
+			return Type{}, fmt.Errorf("concatenate along dim %d: %v", d, err)
+		}
 	}
 	return F32Of(out), nil
 }
@@ -615,10 +611,8 @@ func inferUpsample(args []Type, v *Value) (Type, error) {
 	if err := needRank("upsample input", args[0], 4); err != nil {
 		return Type{}, err
 	}
-	switch v.Str("mode", "") {
-	case "nearest", "bilinear":
-	default:
-		return Type{}, fmt.Errorf("upsample mode %q is not nearest or bilinear", v.Str("mode", ""))
+	if v.Upsample().Mode == 0 {
+		return Type{}, fmt.Errorf("upsample mode %q is not one of %v", v.Str("mode", ""), upsampleModeNames[1:])
 	}
 	size, err := pair(v, "size")
 	if err != nil {
@@ -633,15 +627,13 @@ func inferUpsample(args []Type, v *Value) (Type, error) {
 
 func inferPad(args []Type, v *Value) (Type, error) {
 	x := args[0].Shape
-	pads := v.Ints("pads")
+	p := v.Pad()
+	pads, mode := p.Pads, p.Mode
 	if len(pads)%2 != 0 || len(pads) > 2*len(x) {
 		return Type{}, fmt.Errorf("pad needs pairs (low, high) for at most %d dims, got %v", len(x), pads)
 	}
-	mode := v.Str("mode", "")
-	switch mode {
-	case "constant", "reflect", "replicate":
-	default:
-		return Type{}, fmt.Errorf("pad mode %q is not constant, reflect or replicate", mode)
+	if mode == 0 {
+		return Type{}, fmt.Errorf("pad mode %q is not one of %v", v.Str("mode", ""), padModeNames[1:])
 	}
 	out := x.Clone()
 	for i := 0; i < len(pads)/2; i++ {
@@ -650,17 +642,20 @@ func inferPad(args []Type, v *Value) (Type, error) {
 		if !x[d].Static() {
 			return Type{}, fmt.Errorf("cannot pad symbolic dim %s", x[d])
 		}
-		if mode != "constant" && (lo < 0 || hi < 0) {
+		if mode != PadConstant && (lo < 0 || hi < 0) {
 			return Type{}, fmt.Errorf("%s padding must be ≥ 0, got %v", mode, pads)
 		}
-		if mode == "reflect" && (lo >= x[d].N || hi >= x[d].N) {
+		if mode == PadReflect && (lo >= x[d].N || hi >= x[d].N) {
 			return Type{}, fmt.Errorf("reflect padding %v must be smaller than dim %d of %s", pads, d, x)
 		}
-		if n := x[d].N + lo + hi; n < 1 {
+		n, ok := sizeExpr(x[d].N, int64(lo)+int64(hi))
+		switch {
+		case !ok || n > math.MaxInt:
+			return Type{}, fmt.Errorf("padding %v overflows dim %d of %s", pads, d, x)
+		case n < 1:
 			return Type{}, fmt.Errorf("padding %v empties dim %d of %s", pads, d, x)
-		} else {
-			out[d] = D(n)
 		}
+		out[d] = D(int(n))
 	}
 	return F32Of(out), nil
 }
@@ -669,28 +664,42 @@ func inferPixelUnshuffle(args []Type, v *Value) (Type, error) {
 	if err := needRank("pixel_unshuffle input", args[0], 4); err != nil {
 		return Type{}, err
 	}
-	x, f := args[0].Shape, v.Int("factor", 1)
+	x, f := args[0].Shape, v.Factor()
 	if f < 1 || !x[2].Static() || !x[3].Static() || x[2].N%f != 0 || x[3].N%f != 0 {
 		return Type{}, fmt.Errorf("pixel_unshuffle by %d needs height and width divisible by it, got %s", f, x)
 	}
-	return F32Of(Shape{x[0], MulDim(x[1], D(f*f)), D(x[2].N / f), D(x[3].N / f)}), nil
+	// f divides the height, so f·f fits; the channels times it may not.
+	c, err := MulDimChecked(x[1], D(f*f))
+	if err != nil {
+		return Type{}, fmt.Errorf("pixel_unshuffle by %d of %s: %v", f, x, err)
+	}
+	return F32Of(Shape{x[0], c, D(x[2].N / f), D(x[3].N / f)}), nil
 }
 
 func inferPixelShuffle(args []Type, v *Value) (Type, error) {
 	if err := needRank("pixel_shuffle input", args[0], 4); err != nil {
 		return Type{}, err
 	}
-	x, f := args[0].Shape, v.Int("factor", 1)
-	if f < 1 || !x[1].Static() || x[1].N%(f*f) != 0 {
-		return Type{}, fmt.Errorf("pixel_shuffle by %d needs channels divisible by %d, got %s", f, f*f, x)
+	x, f := args[0].Shape, v.Factor()
+	ff, ok := MulChecked(f, f)
+	if f < 1 || !ok || !x[1].Static() || x[1].N%ff != 0 {
+		return Type{}, fmt.Errorf("pixel_shuffle by %d needs channels divisible by %d², got %s", f, f, x)
 	}
-	return F32Of(Shape{x[0], D(x[1].N / (f * f)), MulDim(x[2], D(f)), MulDim(x[3], D(f))}), nil
+	h, err := MulDimChecked(x[2], D(f))
+	if err != nil {
+		return Type{}, fmt.Errorf("pixel_shuffle by %d of %s: %v", f, x, err)
+	}
+	w, err := MulDimChecked(x[3], D(f))
+	if err != nil {
+		return Type{}, fmt.Errorf("pixel_shuffle by %d of %s: %v", f, x, err)
+	}
+	return F32Of(Shape{x[0], D(x[1].N / ff), h, w}), nil
 }
 
 func inferGLU(args []Type, v *Value) (Type, error) {
 	x := args[0].Shape
-	if act := v.Str("activation", ""); !slices.Contains(Activations, act) {
-		return Type{}, fmt.Errorf("glu activation %q is not one of %v", act, Activations)
+	if !slices.Contains(Activations, v.GLUActivation()) {
+		return Type{}, fmt.Errorf("glu activation %q is not one of %v", v.Str("activation", ""), Activations)
 	}
 	if len(x) == 0 || !x[len(x)-1].Static() || x[len(x)-1].N%2 != 0 {
 		return Type{}, fmt.Errorf("glu needs an even last dim, got %s", x)
@@ -698,4 +707,28 @@ func inferGLU(args []Type, v *Value) (Type, error) {
 	out := x.Clone()
 	out[len(out)-1] = D(x[len(x)-1].N / 2)
 	return F32Of(out), nil
+}
+
+// inferArange: a constant [n] of the declared dtype, n = ⌈(end−start)/step⌉ ≥ 1.
+func inferArange(_ []Type, v *Value) (Type, error) {
+	p := v.Arange()
+	switch p.DType {
+	case F32, I32, I64:
+	default:
+		return Type{}, fmt.Errorf("arange dtype %q is not one of f32, i32, i64", v.Str("dtype", ""))
+	}
+	n, err := p.Len()
+	if err != nil {
+		return Type{}, err
+	}
+	// i32 values must fit 32 bits (f32 ones round as torch rounds them: its start + i·step
+	// is computed in float64, then rounded).
+	if p.DType == I32 {
+		last := new(big.Int).Mul(big.NewInt(int64(n-1)), big.NewInt(int64(p.Step)))
+		last.Add(last, big.NewInt(int64(p.Start)))
+		if p.Start < math.MinInt32 || p.Start > math.MaxInt32 || !last.IsInt64() || last.Int64() < math.MinInt32 || last.Int64() > math.MaxInt32 {
+			return Type{}, fmt.Errorf("arange(start=%d, end=%d, step=%d) has values beyond what i32 holds", p.Start, p.End, p.Step)
+		}
+	}
+	return Type{DType: p.DType, Shape: Shape{D(n)}}, nil
 }

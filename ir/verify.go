@@ -7,7 +7,8 @@ import (
 
 // Verify checks the module's invariants: every operand is an input, a parameter or an
 // earlier op of the body; every op is known, has the attributes it needs and the result type
-// its rule gives; names and checkpoint keys are unique; every value's scope is in the tree.
+// its rule gives; names and checkpoint keys are unique; every value's scope is in the tree;
+// every size (element count, bytes) fits an int, the static dims of symbolic shapes too.
 // Passes run it between each other; it reports every problem it finds.
 func Verify(m *Module) error {
 	var errs []error
@@ -29,6 +30,9 @@ func Verify(m *Module) error {
 			fail("input %s is declared twice", v.Ref())
 		}
 		names["%"+v.Name] = true
+		if err := CheckSize("input "+v.Ref(), v.Type); err != nil {
+			errs = append(errs, err)
+		}
 		defined[v] = true
 	}
 	for _, v := range m.Params {
@@ -49,6 +53,9 @@ func Verify(m *Module) error {
 				fail("params %s and @%s share the checkpoint key %q in layout %s", v.Ref(), other, v.LayoutKeys[l], l)
 			}
 			keys[lk] = v.Name
+		}
+		if err := CheckSize(fmt.Sprintf("param %s (key %q)", v.Ref(), v.Key), v.Type); err != nil {
+			errs = append(errs, err)
 		}
 		if !inTree[v.Scope] {
 			fail("param %s belongs to a scope outside the tree", v.Ref())

@@ -28,6 +28,7 @@ func TestUnaryGolden(t *testing.T) {
 		{"tanh", func(*goldenCase) func(y, x []float32) { return kernels.Tanh }},
 		{"sin", func(*goldenCase) func(y, x []float32) { return kernels.Sin }},
 		{"cos", func(*goldenCase) func(y, x []float32) { return kernels.Cos }},
+		{"exp", func(*goldenCase) func(y, x []float32) { return kernels.Exp }},
 		{"gelu", func(c *goldenCase) func(y, x []float32) {
 			a, ok := approx[c.str("approximate")]
 			if !ok {
@@ -78,6 +79,7 @@ func TestUnaryLarge(t *testing.T) {
 		{"Sigmoid", kernels.Sigmoid, sig},
 		{"ReLU", kernels.ReLU, func(v float64) float64 { return max(v, 0) }},
 		{"Tanh", kernels.Tanh, math.Tanh},
+		{"Exp", kernels.Exp, math.Exp},
 		{"GeLU", gelu(kernels.GeLUExact), func(v float64) float64 { return v / 2 * (1 + math.Erf(v/math.Sqrt2)) }},
 		{"GeLUTanh", gelu(kernels.GeLUTanh), func(v float64) float64 {
 			return v / 2 * (1 + math.Tanh(math.Sqrt(2/math.Pi)*(v+0.044715*v*v*v)))
@@ -239,5 +241,59 @@ func TestGoldenPortable(t *testing.T) {
 		"conv_transpose2d": TestConvTranspose2dGolden,
 	} {
 		t.Run(name, test)
+	}
+}
+
+// TestExpEdges: overflow to +Inf from 88.73 on, underflow to 0, NaN kept, whatever path
+// (vector or portable) a span takes: the edges sit among ordinary values, in spans of 8.
+func TestExpEdges(t *testing.T) {
+	edges := []float32{88, 88.5, 88.72, 88.73, 89, 100, float32(math.Inf(1)), -87, -87.3, -88, -104, -200, float32(math.Inf(-1)), 0, -0.0, float32(math.NaN())}
+	for _, e := range edges {
+		x := []float32{0.5, -1, 2, 3, -4, 5, 6, 7, 1, 2, 3, 4, 5, 6, 7, e}
+		y := nanSlice(len(x))
+		kernels.Exp(y, x)
+		for i, v := range x {
+			want := float32(math.Exp(float64(v)))
+			got := y[i]
+			switch {
+			case want != want:
+				if got == got {
+					t.Errorf("exp(%v) = %v, want NaN", v, got)
+				}
+			case math.IsInf(float64(want), 0) || want == 0:
+				if got != want {
+					t.Errorf("exp(%v) = %v, want %v", v, got, want)
+				}
+			case want < 1.2e-38: // subnormal: the vector path may flush it to 0
+				if got != 0 && math.Abs(float64(got-want)) > 1e-44 {
+					t.Errorf("exp(%v) = %v, want %v or 0", v, got, want)
+				}
+			default:
+				if d := math.Abs(float64(got-want)) / float64(want); d > 3e-7 {
+					t.Errorf("exp(%v) = %v, want %v (relative error %g)", v, got, want, d)
+				}
+			}
+		}
+	}
+}
+
+func TestArangeGolden(t *testing.T) {
+	g := openGolden(t, "elementwise")
+	for _, c := range g.cases(t, "arange") {
+		want := c.tensor("y")
+		y := nanSlice(len(want.F32))
+		kernels.Arange(y, float64(c.int("start")), float64(c.int("step")))
+		// torch's rounding is exact: the values must be equal, not close.
+		if !slices.Equal(y, want.F32) {
+			t.Errorf("%s: got %v, want %v", c.name, y, want.F32)
+		}
+	}
+	for _, c := range g.cases(t, "arange_int") {
+		want := c.tensor("y")
+		y := make([]int64, len(want.I64))
+		kernels.ArangeInt(y, int64(c.int("start")), int64(c.int("step")))
+		if !slices.Equal(y, want.I64) {
+			t.Errorf("%s: got %v, want %v", c.name, y, want.I64)
+		}
 	}
 }

@@ -6,6 +6,28 @@ func expShiftSumAVX2(x *float32, n int, shift float32) float32
 //go:noescape
 func maxAVX2(x *float32, n int) float32
 
+//go:noescape
+func expAVX2(y, x *float32, n int)
+
+// expMaxVector is the largest argument the vector exp takes: it clamps there, below the
+// 88.72 where e^x overflows float32.
+const expMaxVector = 88
+
+// expSpan computes y = e^x (y may alias x). Spans that reach above expMaxVector (or hold
+// NaN, which maxOf may return) take the portable path, which handles every edge.
+func expSpan(y, x []float32) {
+	n8 := len(x) &^ 7
+	if cpu.avx2FMA && n8 > 0 && maxOf(x[:n8]) <= expMaxVector {
+		_ = y[len(x)-1] // the assembly trusts its bounds
+		expAVX2(&y[0], &x[0], n8)
+	} else {
+		n8 = 0
+	}
+	for i, v := range x[n8:] {
+		y[n8+i] = exp32(v)
+	}
+}
+
 // expShiftSum sets x[i] = e^(x[i]−shift) and returns the sum of the results.
 func expShiftSum(x []float32, shift float32) float32 {
 	n8 := len(x) &^ 7

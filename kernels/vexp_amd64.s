@@ -273,20 +273,24 @@ GLOBL expConst<>(SB), RODATA|NOPTR, $960
 	VMULPS Y1, Y3, Y3; \
 	VANDNPS Y3, Y7, Y3
 
+// LOAD_EXP_CONSTANTS loads the constants EXP_Y0_TO_Y3 expects into Y4, Y5, Y9–Y14.
+#define LOAD_EXP_CONSTANTS \
+	VMOVUPS expConst<>+0(SB), Y14; \
+	VMOVUPS expConst<>+32(SB), Y13; \
+	VMOVUPS expConst<>+64(SB), Y12; \
+	VMOVUPS expConst<>+96(SB), Y11; \
+	VMOVUPS expConst<>+128(SB), Y10; \
+	VMOVUPS expConst<>+160(SB), Y9; \
+	VMOVUPS expConst<>+192(SB), Y4; \
+	VMOVUPS expConst<>+224(SB), Y5
+
 // func expShiftSumAVX2(x *float32, n int, shift float32) float32
 // x[i] = e^(x[i]−shift) for i < n (n a multiple of 8); returns the sum of the results.
 TEXT ·expShiftSumAVX2(SB), NOSPLIT, $0-28
 	MOVQ x+0(FP), SI
 	MOVQ n+8(FP), CX
 	VBROADCASTSS shift+16(FP), Y15
-	VMOVUPS expConst<>+0(SB), Y14
-	VMOVUPS expConst<>+32(SB), Y13
-	VMOVUPS expConst<>+64(SB), Y12
-	VMOVUPS expConst<>+96(SB), Y11
-	VMOVUPS expConst<>+128(SB), Y10
-	VMOVUPS expConst<>+160(SB), Y9
-	VMOVUPS expConst<>+192(SB), Y4
-	VMOVUPS expConst<>+224(SB), Y5
+	LOAD_EXP_CONSTANTS
 	VXORPS Y8, Y8, Y8
 	SHRQ $3, CX
 	JZ done
@@ -317,14 +321,7 @@ TEXT ·sigmoidGateAVX2(SB), NOSPLIT, $0-33
 	VBROADCASTSS alpha+24(FP), Y15
 	VBROADCASTSS cubic+28(FP), Y8
 	MOVBLZX mulx+32(FP), DX
-	VMOVUPS expConst<>+0(SB), Y14
-	VMOVUPS expConst<>+32(SB), Y13
-	VMOVUPS expConst<>+64(SB), Y12
-	VMOVUPS expConst<>+96(SB), Y11
-	VMOVUPS expConst<>+128(SB), Y10
-	VMOVUPS expConst<>+160(SB), Y9
-	VMOVUPS expConst<>+192(SB), Y4
-	VMOVUPS expConst<>+224(SB), Y5
+	LOAD_EXP_CONSTANTS
 	SHRQ $3, CX
 	JZ sdone
 sloop:
@@ -386,14 +383,7 @@ TEXT ·geluErfAVX2(SB), NOSPLIT, $0-24
 	MOVQ y+0(FP), DI
 	MOVQ x+8(FP), SI
 	MOVQ n+16(FP), CX
-	VMOVUPS expConst<>+0(SB), Y14
-	VMOVUPS expConst<>+32(SB), Y13
-	VMOVUPS expConst<>+64(SB), Y12
-	VMOVUPS expConst<>+96(SB), Y11
-	VMOVUPS expConst<>+128(SB), Y10
-	VMOVUPS expConst<>+160(SB), Y9
-	VMOVUPS expConst<>+192(SB), Y4
-	VMOVUPS expConst<>+224(SB), Y5
+	LOAD_EXP_CONSTANTS
 	SHRQ $3, CX
 	JZ gdone
 gloop:
@@ -440,14 +430,7 @@ TEXT ·tanhAVX2(SB), NOSPLIT, $0-24
 	MOVQ y+0(FP), DI
 	MOVQ x+8(FP), SI
 	MOVQ n+16(FP), CX
-	VMOVUPS expConst<>+0(SB), Y14
-	VMOVUPS expConst<>+32(SB), Y13
-	VMOVUPS expConst<>+64(SB), Y12
-	VMOVUPS expConst<>+96(SB), Y11
-	VMOVUPS expConst<>+128(SB), Y10
-	VMOVUPS expConst<>+160(SB), Y9
-	VMOVUPS expConst<>+192(SB), Y4
-	VMOVUPS expConst<>+224(SB), Y5
+	LOAD_EXP_CONSTANTS
 	SHRQ $3, CX
 	JZ tdone
 tloop:
@@ -525,5 +508,27 @@ apairs:
 	SUBQ $2, CX
 	JNZ apairs
 adone:
+	VZEROUPPER
+	RET
+
+// func expAVX2(y, x *float32, n int)
+// y = e^x for i < n (n a multiple of 8). Arguments above 88 are clamped there: the caller
+// takes another path for spans that reach beyond.
+TEXT ·expAVX2(SB), NOSPLIT, $0-24
+	MOVQ y+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ n+16(FP), CX
+	LOAD_EXP_CONSTANTS
+	SHRQ $3, CX
+	JZ edone
+eloop:
+	VMOVUPS (SI), Y0
+	EXP_Y0_TO_Y3
+	VMOVUPS Y3, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	DECQ CX
+	JNZ eloop
+edone:
 	VZEROUPPER
 	RET

@@ -19,7 +19,7 @@ func TestVectorMatchesPortable(t *testing.T) {
 			x[i] *= 1e-3 // near 0, where tanh switches to its series
 		}
 	}
-	run := func(vector bool) (sig, silu, gtanh, soft, gerf, th []float32, mx float32) {
+	run := func(vector bool) (sig, silu, gtanh, soft, gerf, th, ex []float32, mx float32) {
 		defer func(f cpuFeatures) { cpu = f }(cpu)
 		cpu.avx2FMA = vector
 		sig, silu, gtanh = make([]float32, n), make([]float32, n), make([]float32, n)
@@ -34,14 +34,16 @@ func TestVectorMatchesPortable(t *testing.T) {
 		soft = append([]float32(nil), x...)
 		mx = maxOf(soft)
 		expShiftSum(soft, mx)
+		ex = make([]float32, n)
+		expSpan(ex, x)
 		return
 	}
-	s1, l1, g1, e1, r1, t1, m1 := run(true)
-	s2, l2, g2, e2, r2, t2, m2 := run(false)
+	s1, l1, g1, e1, r1, t1, x1, m1 := run(true)
+	s2, l2, g2, e2, r2, t2, x2, m2 := run(false)
 	if m1 != m2 {
 		t.Errorf("maxOf: vector %v, portable %v", m1, m2)
 	}
-	for name, p := range map[string][2][]float32{"sigmoid": {s1, s2}, "silu": {l1, l2}, "gelu-tanh": {g1, g2}, "exp": {e1, e2}, "gelu-erf": {r1, r2}, "tanh": {t1, t2}} {
+	for name, p := range map[string][2][]float32{"sigmoid": {s1, s2}, "silu": {l1, l2}, "gelu-tanh": {g1, g2}, "exp": {e1, e2}, "gelu-erf": {r1, r2}, "tanh": {t1, t2}, "exp32": {x1, x2}} {
 		for i := range p[0] {
 			a, b := float64(p[0][i]), float64(p[1][i])
 			// FMA versus separate rounding in the argument is amplified by |u| in σ(u).

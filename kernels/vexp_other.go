@@ -13,6 +13,14 @@ func expShiftSum(x []float32, shift float32) float32 {
 	return sum
 }
 
+// expSpan computes y = e^x (y may alias x).
+func expSpan(y, x []float32) {
+	y = y[:len(x)]
+	for i, v := range x {
+		y[i] = exp32(v)
+	}
+}
+
 // maxOf returns the largest element of x (−Inf for none).
 func maxOf(x []float32) float32 {
 	mx := float32(negInf)

@@ -48,20 +48,16 @@ func identityOperand(v *ir.Value) *ir.Value {
 			return x
 		}
 	case "permute":
-		if isIdentityPerm(v.Ints("perm")) {
+		if isIdentityPerm(v.Perm()) {
 			return x
 		}
 	case "slice":
 		// A slice from 0 that keeps as many elements as the dim has keeps them all.
-		d := v.Int("dim", 0)
-		if d < 0 {
-			d += len(x.Type.Shape)
-		}
-		if d >= 0 && d < len(x.Type.Shape) && v.Int("start", 0) == 0 && x.Type.Equal(v.Type) {
+		if p := v.Slice(); p.Dim >= 0 && p.Dim < len(x.Type.Shape) && p.Start == 0 && x.Type.Equal(v.Type) {
 			return x
 		}
 	case "scale":
-		if v.Float("scale", 1) == 1 && v.Float("bias", 0) == 0 {
+		if s, b := v.ScaleBias(); s == 1 && b == 0 {
 			return x
 		}
 	case "concat":
@@ -94,7 +90,7 @@ func combine(v *ir.Value) bool {
 		// does not.
 	case "permute":
 		// Result dim i is dim q[i] of the inner result, which is dim p[q[i]] of its operand.
-		p, q := inner.Ints("perm"), v.Ints("perm")
+		p, q := inner.Perm(), v.Perm()
 		if len(p) != len(q) {
 			return false
 		}
@@ -105,12 +101,11 @@ func combine(v *ir.Value) bool {
 			}
 			composed[i] = p[qi]
 		}
-		setAttr(v, "perm", composed)
+		setAttr(v, ir.PermAttr(composed))
 	case "scale":
-		a, b := inner.Float("scale", 1), inner.Float("bias", 0)
-		c, d := v.Float("scale", 1), v.Float("bias", 0)
-		setAttr(v, "scale", c*a)
-		setAttr(v, "bias", c*b+d)
+		a, b := inner.ScaleBias()
+		c, d := v.ScaleBias()
+		setAttr(v, ir.ScaleAttrs(c*a, c*b+d)...)
 	default:
 		return false
 	}

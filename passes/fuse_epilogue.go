@@ -51,15 +51,10 @@ func fuseEpilogue(m *ir.Module, c Config) error {
 		if e.residual != nil {
 			args = append(args, e.residual)
 		}
-		if e.act == "" {
-			e.act = "none"
+		if e.act == 0 {
+			e.act = ir.ActNone
 		}
-		attrs := slices.Clone(v.Attrs)
-		attrs = append(attrs,
-			ir.Attr{Name: "scale", Value: e.scale},
-			ir.Attr{Name: "shift", Value: e.shift},
-			ir.Attr{Name: "residual", Value: e.residual != nil},
-			ir.Attr{Name: "act", Value: e.act})
+		attrs := append(slices.Clone(v.Attrs), ir.EpilogueAttrs(ir.EpilogueParams{Scale: e.scale, Shift: e.shift, Residual: e.residual != nil, Act: e.act})...)
 		last.Op, last.Args, last.Attrs = fused, args, attrs
 		for _, a := range chain[:len(chain)-1] {
 			gone[a] = true
@@ -82,16 +77,16 @@ type epilogue struct {
 	scale, shift float64
 	scaled       bool
 	residual     *ir.Value
-	act          string // "" while none
+	act          ir.Activation // 0 while none
 }
 
 // absorb takes op next, the only reader of cur, into the epilogue when it is the next step
 // in the order scale → add → activation, and reports whether it did.
 func (e *epilogue) absorb(next, cur *ir.Value) bool {
-	if e.act != "" {
+	if e.act != 0 {
 		return false
 	}
-	if act := fusedActivation(next); act != "" {
+	if act, ok := fusedActivation(next); ok {
 		e.act = act
 		return true
 	}
@@ -100,7 +95,8 @@ func (e *epilogue) absorb(next, cur *ir.Value) bool {
 		if e.scaled || e.residual != nil {
 			return false
 		}
-		e.scale, e.shift, e.scaled = next.Float("scale", 1), next.Float("bias", 0), true
+		e.scale, e.shift = next.ScaleBias()
+		e.scaled = true
 		return true
 	case "add":
 		if e.residual != nil || next.Args[0] == next.Args[1] {
@@ -119,20 +115,9 @@ func (e *epilogue) absorb(next, cur *ir.Value) bool {
 	return false
 }
 
-// fusedActivation is the act attribute that stands for the activation op v, or "".
-func fusedActivation(v *ir.Value) string {
-	switch v.Op {
-	case "relu", "silu", "sigmoid", "tanh":
-		return v.Op
-	case "gelu":
-		switch v.Str("approximate", "") {
-		case "none":
-			return "gelu"
-		case "tanh":
-			return "gelu_tanh"
-		case "sigmoid":
-			return "gelu_sigmoid"
-		}
-	}
-	return ""
+// fusedActivation is the act attribute that stands for the activation op v: false when v
+// is no activation op, or one fused ops cannot apply.
+func fusedActivation(v *ir.Value) (ir.Activation, bool) {
+	a, ok := v.ActivationOp()
+	return a, ok && a.Fusable()
 }

@@ -24,7 +24,7 @@ func fuseGEGLU(m *ir.Module, c Config) error {
 		}
 		next := uses[v][0]
 		next.Op, next.Args = "linear_glu", slices.Clone(v.Args)
-		next.Attrs = []ir.Attr{{Name: "activation", Value: next.Str("activation", "")}}
+		next.Attrs = []ir.Attr{ir.GLUActivationAttr(next.GLUActivation())}
 		gone[v] = true
 	}
 	dropGone(m, gone)

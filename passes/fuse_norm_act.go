@@ -20,12 +20,12 @@ func fuseNormAct(m *ir.Module, c Config) error {
 			continue
 		}
 		next := uses[v][0]
-		act := fusedActivation(next)
-		if act == "" {
+		act, ok := fusedActivation(next)
+		if !ok {
 			continue
 		}
 		next.Op, next.Args = fused, slices.Clone(v.Args)
-		next.Attrs = append(slices.Clone(v.Attrs), ir.Attr{Name: "act", Value: act})
+		next.Attrs = append(slices.Clone(v.Attrs), ir.ActAttr(act))
 		gone[v] = true
 	}
 	dropGone(m, gone)

@@ -108,8 +108,8 @@ func mergeLora(m *ir.Module, add *ir.Value) (*ir.Value, []*ir.Value, []*ir.Value
 			}
 		} else {
 			if !mergeableConv(t, down, up) {
-				if t.Int("groups", 1) != 1 {
-					return nil, nil, nil, fmt.Errorf("lora_merge: %s: a LoRA on a grouped convolution (groups=%d) cannot be merged into its weight; run it unmerged", ir.FormatValue(t), t.Int("groups", 1))
+				if g := t.Conv().Groups; g != 1 {
+					return nil, nil, nil, fmt.Errorf("lora_merge: %s: a LoRA on a grouped convolution (groups=%d) cannot be merged into its weight; run it unmerged", ir.FormatValue(t), g)
 				}
 				continue
 			}
@@ -133,7 +133,7 @@ func mergeLora(m *ir.Module, add *ir.Value) (*ir.Value, []*ir.Value, []*ir.Value
 			}
 		}
 		if factor != 1 {
-			if delta, err = newOp("scale", []*ir.Value{delta}, nil, ir.Attr{Name: "scale", Value: factor}, ir.Attr{Name: "bias", Value: 0.0}); err != nil {
+			if delta, err = newOp("scale", []*ir.Value{delta}, nil, ir.ScaleAttrs(factor, 0)...); err != nil {
 				return nil, nil, nil, err
 			}
 		}
@@ -168,8 +168,9 @@ func branchScale(m *ir.Module, v *ir.Value) (float64, *ir.Value, []*ir.Value, bo
 	scalars := 0
 	for {
 		switch {
-		case v.Op == "scale" && v.Float("bias", 0) == 0:
-			factor *= v.Float("scale", 1)
+		case v.Op == "scale" && isScale(v):
+			s, _ := v.ScaleBias()
+			factor *= s
 		case v.Op == "mul" && len(v.Args) == 2:
 			in, other := v.Args[1], v.Args[0]
 			if !isScalarInput(in) {
@@ -192,6 +193,12 @@ func branchScale(m *ir.Module, v *ir.Value) (float64, *ir.Value, []*ir.Value, bo
 	}
 }
 
+// isScale reports whether the scale op v is a pure multiplication (no bias).
+func isScale(v *ir.Value) bool {
+	_, b := v.ScaleBias()
+	return b == 0
+}
+
 func isScalarInput(v *ir.Value) bool {
 	return v.Kind == ir.KindInput && len(v.Type.Shape) == 0
 }
@@ -200,16 +207,12 @@ func isScalarInput(v *ir.Value) bool {
 // conv sees the input as t does (same stride, padding, dilation, kernel), the up conv is a
 // plain 1×1, and nothing is grouped.
 func mergeableConv(t, down, up *ir.Value) bool {
-	for _, a := range []string{"stride", "padding", "dilation"} {
-		if !slices.Equal(t.Ints(a), down.Ints(a)) {
-			return false
-		}
-	}
+	tc, dc, uc := t.Conv(), down.Conv(), up.Conv()
 	ws, ds, us := t.Args[1].Type.Shape, down.Args[1].Type.Shape, up.Args[1].Type.Shape
-	return t.Int("groups", 1) == 1 && down.Int("groups", 1) == 1 && up.Int("groups", 1) == 1 &&
-		ds[2] == ws[2] && ds[3] == ws[3] && us[2] == ir.D(1) && us[3] == ir.D(1) &&
-		slices.Equal(up.Ints("stride"), []int{1, 1}) && slices.Equal(up.Ints("padding"), []int{0, 0}) &&
-		slices.Equal(up.Ints("dilation"), []int{1, 1})
+	plain := ir.ConvParams{Stride: [2]int{1, 1}, Dilation: [2]int{1, 1}, Groups: 1}
+	return tc.Stride == dc.Stride && tc.Padding == dc.Padding && tc.Dilation == dc.Dilation &&
+		tc.Groups == 1 && dc.Groups == 1 && uc == plain &&
+		ds[2] == ws[2] && ds[3] == ws[3] && us[2] == ir.D(1) && us[3] == ir.D(1)
 }
 
 // loadTime reports whether v depends on parameters only.

@@ -85,14 +85,17 @@ func (r *rewrite) finish() {
 
 // setAttr returns v's attributes with name set to value; the slice is copied, as operand
 // slices are, since values may share it.
-func setAttr(v *ir.Value, name string, value any) {
+func setAttr(v *ir.Value, set ...ir.Attr) {
 	attrs := slices.Clone(v.Attrs)
-	for i := range attrs {
-		if attrs[i].Name == name {
-			attrs[i].Value = value
-			v.Attrs = attrs
-			return
+next:
+	for _, a := range set {
+		for i := range attrs {
+			if attrs[i].Name == a.Name {
+				attrs[i].Value = a.Value
+				continue next
+			}
 		}
+		attrs = append(attrs, a)
 	}
-	v.Attrs = append(attrs, ir.Attr{Name: name, Value: value})
+	v.Attrs = attrs
 }

@@ -47,8 +47,10 @@ func newGenerator(m *ir.Module, opts Options) (*generator, error) {
 	if g.arch == "" {
 		g.arch = DefaultArch
 	}
-	g.plan = planMemory(m, opts.F16Weights)
 	var err error
+	if g.plan, err = planMemory(m, opts.F16Weights); err != nil {
+		return nil, err
+	}
 	if g.low, err = lower(m, g.plan, opts.F16Weights); err != nil {
 		return nil, err
 	}
@@ -60,10 +62,18 @@ func newGenerator(m *ir.Module, opts Options) (*generator, error) {
 		for root.Op == "reshape" {
 			root = root.Args[0]
 		}
-		if root.Kind != ir.KindInput {
-			return nil, fmt.Errorf("cuda: %s: embedding indices must come from an input (Forward checks them on the host)", ir.FormatValue(v))
-		}
 		n := ints(v.Args[1].Type)[0]
+		if root.Kind == ir.KindOp && root.Op == "arange" {
+			// Constant indices (CLIP's position ids) are checked here, once.
+			lo, hi := root.Arange().Bounds()
+			if lo < 0 || hi >= n {
+				return nil, fmt.Errorf("cuda: %s: the indices %s range over [%d, %d], outside the table's %d rows", ir.FormatValue(v), root.Ref(), lo, hi, n)
+			}
+			continue
+		}
+		if root.Kind != ir.KindInput {
+			return nil, fmt.Errorf("cuda: %s: embedding indices must come from an input or an arange (Forward checks an input's on the host)", ir.FormatValue(v))
+		}
 		if old, ok := g.vocab[root]; !ok || n < old {
 			g.vocab[root] = n
 		}
@@ -210,7 +220,7 @@ func (g *generator) shapesFile() ([]byte, error) {
 			lits[i] = jen.Lit(d)
 		}
 		f.Comment(fmt.Sprintf("%sLen is the element count of %s, %s.", export, what, t))
-		f.Const().Id(export + "Len").Op("=").Lit(prod(dims))
+		f.Const().Id(export + "Len").Op("=").Lit(ir.Prod(dims))
 		f.Line()
 		f.Comment(codegen.Comment(fmt.Sprintf("%sShape is the shape of %s, %s, outermost first (row-major). Do not modify it.", export, what, t)))
 		f.Var().Id(export + "Shape").Op("=").Index(jen.Lit(len(dims))).Int().Values(lits...)

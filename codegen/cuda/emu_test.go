@@ -228,7 +228,7 @@ func readOutput(t *testing.T, dir string, i, j int, g *generator, v *ir.Value) *
 		t.Fatal(err)
 	}
 	shape := ints(v.Type)
-	n := prod(shape)
+	n := ir.Prod(shape)
 	switch g.low.elemSize(v) {
 	case 8:
 		data := make([]int64, n)

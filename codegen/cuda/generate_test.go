@@ -245,6 +245,8 @@ func TestGenerateErrors(t *testing.T) {
 		{"package", parse("module M\nscope \"\" M key \"\"\ninput %x: f32[2]\n%0: f32[2] = relu(%x) in \"\"\noutput %0\n"), Options{Package: "no-go"}, `"no-go" is not a valid Go package name`},
 		{"head size", parse("module M\nscope \"\" M key \"\"\ninput %q: f32[1, 2, 300]\n%0: f32[1, 2, 300] = sdpa(%q, %q, %q) {heads=1, causal=false} in \"\"\noutput %0\n"), Options{}, "head size 300"},
 		{"too large", parse("module M\nscope \"\" M key \"\"\ninput %x: f32[65536, 65536]\n%0: f32[65536, 65536] = relu(%x) in \"\"\noutput %0\n"), Options{}, "32-bit ints"},
+		{"overflow", parse("module M\nscope \"\" M key \"\"\ninput %x: f32[1, 4294967296, 4294967296]\ninput %y: f32[2]\n%0: f32[2] = relu(%y) in \"\"\noutput %0\n"), Options{}, "input %x: shape [1, 4294967296, 4294967296] has more elements than an int holds"},
+		{"arange indices", parse("module M\nscope \"\" M key \"\"\nparam @w: f32[4, 2] key \"w\" in \"\"\n%0: i64[3] = arange() {start=2, end=5, step=1, dtype=\"i64\"} in \"\"\n%1: f32[3, 2] = embedding(%0, @w) in \"\"\noutput %1\n"), Options{}, "range over [2, 4], outside the table's 4 rows"},
 	}
 	for _, c := range cases {
 		c.opts.NVCC = "-"

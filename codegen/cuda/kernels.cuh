@@ -78,6 +78,10 @@ __device__ __forceinline__ float rfc_clamp(float v, float lo, float hi) {
   return v;
 }
 
+//== section exp: common
+// e^x, in a section of its own: only models that use it carry it.
+__device__ __forceinline__ float rfc_exp(float v) { return expf(v); }
+
 //== section gemm: common
 // rfc_gemm computes one BM×BN tile of C = A·B for the problem p (blockIdx.z selects a batch
 // entry or a group), K in steps of BK through shared memory, each of the (BM/TM)·(BN/TN)

@@ -151,15 +151,7 @@ func flat(n int) [3]int { return [3]int{ceilDiv(n, blockSize), 1, 1} }
 
 func ints(t ir.Type) []int { return t.Shape.Ints() }
 
-func prod(s []int) int {
-	n := 1
-	for _, d := range s {
-		n *= d
-	}
-	return n
-}
-
-func numel(v *ir.Value) int { return prod(ints(v.Type)) }
+func numel(v *ir.Value) int { return ir.Prod(ints(v.Type)) }
 
 type lowering func(l *lowerer, v *ir.Value, oc *opCode) error
 
@@ -167,13 +159,14 @@ var lowerings map[string]lowering
 
 func init() {
 	lowerings = map[string]lowering{
-		"relu":             unary("rfc_relu(%s)"),
-		"silu":             unary("rfc_silu(%s)"),
-		"sigmoid":          unary("rfc_sigmoid(%s)"),
-		"tanh":             unary("rfc_tanh(%s)"),
-		"sin":              unary("rfc_sin(%s)"),
-		"cos":              unary("rfc_cos(%s)"),
-		"gelu":             lowerGeLU,
+		"relu":             lowerActivation,
+		"silu":             lowerActivation,
+		"sigmoid":          lowerActivation,
+		"tanh":             lowerActivation,
+		"sin":              lowerActivation,
+		"cos":              lowerActivation,
+		"exp":              lowerActivation,
+		"gelu":             lowerActivation,
 		"clamp":            lowerClamp,
 		"scale":            lowerScale,
 		"add":              binaryOp("+"),
@@ -201,46 +194,64 @@ func init() {
 		"pixel_unshuffle":  lowerPixelUnshuffle,
 		"pixel_shuffle":    lowerPixelShuffle,
 		"glu":              lowerGLU,
+		"arange":           lowerArange,
 	}
 }
 
-// activationExpr maps the activation names of ir.Activations to their device functions.
-var activationExpr = map[string]string{
-	"relu": "rfc_relu", "silu": "rfc_silu", "sigmoid": "rfc_sigmoid", "tanh": "rfc_tanh",
-	"sin": "rfc_sin", "cos": "rfc_cos", "gelu": "rfc_gelu",
+// deviceActivations are the device functions (kernels.cuh) of the activations that
+// activation ops and GLU's gate compute. The fused ops' act has no lowering: the CUDA target
+// leaves fused ops out.
+var deviceActivations = map[ir.Activation]string{
+	ir.ActReLU: "rfc_relu", ir.ActSiLU: "rfc_silu", ir.ActSigmoid: "rfc_sigmoid", ir.ActTanh: "rfc_tanh",
+	ir.ActSin: "rfc_sin", ir.ActCos: "rfc_cos", ir.ActExp: "rfc_exp",
+	ir.ActGeLU: "rfc_gelu", ir.ActGeLUTanh: "rfc_gelu_tanh", ir.ActGeLUSigmoid: "rfc_gelu_sigmoid",
 }
 
-// mapped emits y[i] = expr(x[i]) for an element-wise op of one operand; expr has one %s.
-func mapped(l *lowerer, v *ir.Value, oc *opCode, expr string) error {
+// deviceActivation is the device function of a and the kernels.cuh sections that define it.
+func deviceActivation(a ir.Activation) (fn string, sections []string, err error) {
+	fn, ok := deviceActivations[a]
+	if !ok {
+		return "", nil, fmt.Errorf("the CUDA target has no device function for activation %s", a)
+	}
+	if a == ir.ActExp {
+		return fn, []string{"act", "exp"}, nil
+	}
+	return fn, []string{"act"}, nil
+}
+
+// mapped emits y[i] = expr(x[i]) for an element-wise op of one operand; expr has one %s
+// and needs the kernels.cuh sections given (act when none).
+func mapped(l *lowerer, v *ir.Value, oc *opCode, expr string, sections ...string) error {
 	x := v.Args[0]
 	n := numel(v)
 	body := indexCode(n, []iterDim{{n, []int{1}}}, []string{"ix"}, []int{0}) +
 		fmt.Sprintf("  y[i] = %s;\n", fmt.Sprintf(expr, "rfc_ld(x, ix)"))
-	k := l.kernel(v.Op, blockSize, []string{"act"}, false, []cparam{out("y"), l.in(x, "x")}, body)
+	if len(sections) == 0 {
+		sections = []string{"act"}
+	}
+	k := l.kernel(v.Op, blockSize, sections, false, []cparam{out("y"), l.in(x, "x")}, body)
 	oc.add(k, flat(n), l.at(v, 0), l.at(x, 0))
 	return nil
 }
 
-func unary(expr string) lowering {
-	return func(l *lowerer, v *ir.Value, oc *opCode) error { return mapped(l, v, oc, expr) }
-}
-
-func lowerGeLU(l *lowerer, v *ir.Value, oc *opCode) error {
-	fn := map[string]string{"none": "rfc_gelu", "tanh": "rfc_gelu_tanh", "sigmoid": "rfc_gelu_sigmoid"}[v.Str("approximate", "")]
-	if fn == "" {
-		return fmt.Errorf("unknown gelu approximation %q", v.Str("approximate", ""))
+// lowerActivation: an activation op (relu, …, exp, gelu) is its device function, mapped.
+func lowerActivation(l *lowerer, v *ir.Value, oc *opCode) error {
+	a, _ := v.ActivationOp()
+	fn, sections, err := deviceActivation(a)
+	if err != nil {
+		return err
 	}
-	return mapped(l, v, oc, fn+"(%s)")
+	return mapped(l, v, oc, fn+"(%s)", sections...)
 }
 
 func lowerClamp(l *lowerer, v *ir.Value, oc *opCode) error {
-	lo, hi := float32(v.Float("min", 0)), float32(v.Float("max", 0))
-	return mapped(l, v, oc, "rfc_clamp(%s, "+cFloat(lo)+", "+cFloat(hi)+")")
+	lo, hi := v.ClampRange()
+	return mapped(l, v, oc, "rfc_clamp(%s, "+cFloat(float32(lo))+", "+cFloat(float32(hi))+")")
 }
 
 func lowerScale(l *lowerer, v *ir.Value, oc *opCode) error {
-	s, b := float32(v.Float("scale", 1)), float32(v.Float("bias", 0))
-	return mapped(l, v, oc, "%s * "+cFloat(s)+" + "+cFloat(b))
+	s, b := v.ScaleBias()
+	return mapped(l, v, oc, "%s * "+cFloat(float32(s))+" + "+cFloat(float32(b)))
 }
 
 // broadcastStrides gives, for each dim of out (outermost first), the element stride of an
@@ -289,7 +300,7 @@ func binaryOp(op string) lowering {
 	return func(l *lowerer, v *ir.Value, oc *opCode) error {
 		a, b := v.Args[0], v.Args[1]
 		shape := ints(v.Type)
-		n := prod(shape)
+		n := ir.Prod(shape)
 		dims := innermostFirst(shape, broadcastStrides(ints(a.Type), shape), broadcastStrides(ints(b.Type), shape))
 		body := indexCode(n, dims, []string{"ia", "ib"}, []int{0, 0}) +
 			fmt.Sprintf("  y[i] = rfc_ld(a, ia) %s rfc_ld(b, ib);\n", op)
@@ -392,8 +403,8 @@ func lowerMatmul(l *lowerer, v *ir.Value, oc *opCode) error {
 	as, bs, ys := ints(a.Type), ints(b.Type), ints(v.Type)
 	m, k, n := as[len(as)-2], as[len(as)-1], bs[len(bs)-1]
 	batchShape := ys[:len(ys)-2]
-	batch := prod(batchShape)
-	na, nb := prod(as[:len(as)-2]), prod(bs[:len(bs)-2])
+	batch := ir.Prod(batchShape)
+	na, nb := ir.Prod(as[:len(as)-2]), ir.Prod(bs[:len(bs)-2])
 	stride := func(count, size int) (int, bool) {
 		switch count {
 		case batch:
@@ -459,11 +470,11 @@ func (g convGeometry) fields() string {
 
 func convOf(v *ir.Value) convGeometry {
 	xs, ws, ys := ints(v.Args[0].Type), ints(v.Args[1].Type), ints(v.Type)
-	stride, pad, dil := v.Ints("stride"), v.Ints("padding"), v.Ints("dilation")
+	p := v.Conv()
 	return convGeometry{
 		n: xs[0], c: xs[1], h: xs[2], w: xs[3], k: ys[1], kh: ws[2], kw: ws[3],
-		sh: stride[0], sw: stride[1], ph: pad[0], pw: pad[1], dh: dil[0], dw: dil[1],
-		groups: v.Int("groups", 1), oh: ys[2], ow: ys[3],
+		sh: p.Stride[0], sw: p.Stride[1], ph: p.Padding[0], pw: p.Padding[1], dh: p.Dilation[0], dw: p.Dilation[1],
+		groups: p.Groups, oh: ys[2], ow: ys[3],
 	}
 }
 
@@ -545,11 +556,12 @@ func (l *lowerer) affine(v *ir.Value) (wExpr, wType, bExpr, bType string, params
 func lowerLayerNorm(l *lowerer, v *ir.Value, oc *opCode) error {
 	x := v.Args[0]
 	xs := ints(x.Type)
-	cols := prod(xs[len(xs)-v.Int("axes", 1):])
+	p := v.Norm()
+	cols := ir.Prod(xs[len(xs)-p.Axes:])
 	rows := numel(x) / max(cols, 1)
 	nt := reductionThreads(cols)
 	wE, wT, bE, bT, ap, aa := l.affine(v)
-	body := fmt.Sprintf("  rfc_layer_norm<%d, %s, %s, %s>(y, x, %s, %s, %d, %s);\n", nt, l.ctype(x), wT, bT, wE, bE, cols, cFloat(float32(v.Float("eps", 1e-5))))
+	body := fmt.Sprintf("  rfc_layer_norm<%d, %s, %s, %s>(y, x, %s, %s, %d, %s);\n", nt, l.ctype(x), wT, bT, wE, bE, cols, cFloat(float32(p.Eps)))
 	k := l.kernel("layer_norm", nt, []string{"layer_norm"}, true, append([]cparam{out("y"), l.in(x, "x")}, ap...), body)
 	oc.add(k, [3]int{rows, 1, 1}, append([]arg{l.at(v, 0), l.at(x, 0)}, aa...)...)
 	return nil
@@ -576,9 +588,9 @@ func groupNormGeometry(v *ir.Value) groupNormShape {
 	c := xs[1]
 	groups := c // instance_norm2d: a group per channel
 	if v.Op == "group_norm" {
-		groups = v.Int("groups", 1)
+		groups = v.Norm().Groups
 	}
-	hw := prod(xs[2:])
+	hw := ir.Prod(xs[2:])
 	size := c / groups * hw
 	return groupNormShape{groups: groups, cpg: c / groups, hw: hw, size: size, chunk: groupChunk(), chunks: ceilDiv(size, groupChunk()), groupsTotal: xs[0] * groups}
 }
@@ -597,7 +609,7 @@ func lowerGroupNorm(l *lowerer, v *ir.Value, oc *opCode) error {
 	oc.add(ks, grid, scratch, l.at(x, 0))
 	wE, wT, bE, bT, ap, aa := l.affine(v)
 	apply := fmt.Sprintf("  rfc_group_apply<%d, %s, %s, %s>(y, x, %s, %s, stats, %d, %d, %d, %d, %d, %d, %s);\n",
-		nt, l.ctype(x), wT, bT, wE, bE, g.size, g.chunk, g.chunks, g.groups, g.cpg, g.hw, cFloat(float32(v.Float("eps", 1e-5))))
+		nt, l.ctype(x), wT, bT, wE, bE, g.size, g.chunk, g.chunks, g.groups, g.cpg, g.hw, cFloat(float32(v.Norm().Eps)))
 	params := append([]cparam{out("y"), l.in(x, "x")}, ap...)
 	params = append(params, cparam{ctype: "float", name: "stats"})
 	ka := l.kernel(v.Op, nt, []string{"group_norm"}, true, params, apply)
@@ -609,9 +621,9 @@ func lowerGroupNorm(l *lowerer, v *ir.Value, oc *opCode) error {
 func lowerLayerNorm2d(l *lowerer, v *ir.Value, oc *opCode) error {
 	x := v.Args[0]
 	xs := ints(x.Type)
-	n, c, hw := xs[0], xs[1], prod(xs[2:])
+	n, c, hw := xs[0], xs[1], ir.Prod(xs[2:])
 	wE, wT, bE, bT, ap, aa := l.affine(v)
-	body := fmt.Sprintf("  rfc_layer_norm2d<%s, %s, %s>(y, x, %s, %s, %d, %d, %d, %s);\n", l.ctype(x), wT, bT, wE, bE, n, c, hw, cFloat(float32(v.Float("eps", 1e-5))))
+	body := fmt.Sprintf("  rfc_layer_norm2d<%s, %s, %s>(y, x, %s, %s, %d, %d, %d, %s);\n", l.ctype(x), wT, bT, wE, bE, n, c, hw, cFloat(float32(v.Norm().Eps)))
 	k := l.kernel("layer_norm2d", blockSize, []string{"layer_norm2d"}, true, append([]cparam{out("y"), l.in(x, "x")}, ap...), body)
 	oc.add(k, flat(n*hw), append([]arg{l.at(v, 0), l.at(x, 0)}, aa...)...)
 	return nil
@@ -647,7 +659,8 @@ func lowerBatchParam(l *lowerer, v *ir.Value, oc *opCode) error {
 func lowerSDPA(l *lowerer, v *ir.Value, oc *opCode) error {
 	q, kk, vv := v.Args[0], v.Args[1], v.Args[2]
 	qs, ks, vs := ints(q.Type), ints(kk.Type), ints(vv.Type)
-	heads := v.Int("heads", 1)
+	p := v.Attention()
+	heads := p.Heads
 	b, lq, lk, dk, dv := qs[0], qs[1], ks[1], qs[2]/heads, vs[2]/heads
 	var d, bq int
 	need := max(dk, dv)
@@ -669,25 +682,17 @@ func lowerSDPA(l *lowerer, v *ir.Value, oc *opCode) error {
 	}
 	scale := float32(1 / math.Sqrt(float64(dk)))
 	body := fmt.Sprintf("  rfc_attention<%d, %d, 32, %s, %s, %s>(y, q, k, v, %d, %d, %d, %d, %d, %s, %t);\n",
-		d, bq, l.ctype(q), l.ctype(kk), l.ctype(vv), heads, lq, lk, dk, dv, cFloat(scale), v.Bool("causal", false))
+		d, bq, l.ctype(q), l.ctype(kk), l.ctype(vv), heads, lq, lk, dk, dv, cFloat(scale), p.Causal)
 	k := l.kernel("sdpa", 128, []string{"attention"}, true, []cparam{out("y"), l.in(q, "q"), l.in(kk, "k"), l.in(vv, "v")}, body)
 	oc.add(k, [3]int{ceilDiv(lq, bq), b * heads, 1}, l.at(v, 0), l.at(q, 0), l.at(kk, 0), l.at(vv, 0))
 	return nil
 }
 
-// axis resolves a possibly negative dim (the catalogue has checked its range).
-func axis(d, rank int) int {
-	if d < 0 {
-		return d + rank
-	}
-	return d
-}
-
 func lowerSoftmax(l *lowerer, v *ir.Value, oc *opCode) error {
 	x := v.Args[0]
 	xs := ints(x.Type)
-	d := axis(v.Int("dim", -1), len(xs))
-	outer, dim, inner := prod(xs[:d]), xs[d], prod(xs[d+1:])
+	d := v.Axis()
+	outer, dim, inner := ir.Prod(xs[:d]), xs[d], ir.Prod(xs[d+1:])
 	if inner == 1 {
 		nt := reductionThreads(dim)
 		body := fmt.Sprintf("  rfc_softmax_rows<%d, %s>(y, x, %d);\n", nt, l.ctype(x), dim)
@@ -712,7 +717,7 @@ func gather(l *lowerer, v *ir.Value, oc *opCode, x *ir.Value, dims []iterDim, ba
 func lowerPermute(l *lowerer, v *ir.Value, oc *opCode) error {
 	x := v.Args[0]
 	xs := ints(x.Type)
-	perm := v.Ints("perm")
+	perm := v.Perm()
 	in := contiguousStrides(xs)
 	shape := make([]int, len(perm))
 	strides := make([]int, len(perm))
@@ -726,22 +731,22 @@ func lowerPermute(l *lowerer, v *ir.Value, oc *opCode) error {
 func lowerSlice(l *lowerer, v *ir.Value, oc *opCode) error {
 	x := v.Args[0]
 	xs := ints(x.Type)
-	d := axis(v.Int("dim", 0), len(xs))
-	start, step := v.Int("start", 0), v.Int("step", 1)
+	p := v.Slice()
+	d := p.Dim
 	strides := contiguousStrides(xs)
 	shape := ints(v.Type)
 	s := make([]int, len(xs))
 	copy(s, strides)
-	s[d] = strides[d] * step
-	gather(l, v, oc, x, innermostFirst(shape, s), start*strides[d])
+	s[d] = strides[d] * p.Step
+	gather(l, v, oc, x, innermostFirst(shape, s), p.Start*strides[d])
 	return nil
 }
 
 // lowerConcat copies each operand into its place along dim, one launch per operand.
 func lowerConcat(l *lowerer, v *ir.Value, oc *opCode) error {
 	ys := ints(v.Type)
-	d := axis(v.Int("dim", 0), len(ys))
-	outer, inner := prod(ys[:d]), prod(ys[d+1:])
+	d := v.Axis()
+	outer, inner := ir.Prod(ys[:d]), ir.Prod(ys[d+1:])
 	total := ys[d]
 	off := 0
 	for _, x := range v.Args {
@@ -764,11 +769,11 @@ func lowerUpsample(l *lowerer, v *ir.Value, oc *opCode) error {
 	head := fmt.Sprintf("  const int i = blockIdx.x * %d + threadIdx.x;\n  if (i >= %d) return;\n"+
 		"  const int ox = i %% %d, oy = (i / %d) %% %d, plane = i / %d;\n", blockSize, n, ow, ow, oh, oh*ow)
 	var body string
-	switch mode := v.Str("mode", ""); mode {
-	case "nearest":
+	switch p := v.Upsample(); p.Mode {
+	case ir.UpsampleNearest:
 		body = head + fmt.Sprintf("  y[i] = rfc_ld(x, plane * %d + rfc_nearest(oy, %d, %d) * %d + rfc_nearest(ox, %d, %d));\n", h*w, h, oh, w, w, ow)
-	case "bilinear":
-		align := v.Bool("align_corners", false)
+	case ir.UpsampleBilinear:
+		align := p.AlignCorners
 		body = head + fmt.Sprintf("  int y0, y1, x0, x1;\n  float ly0, ly1, lx0, lx1;\n"+
 			"  rfc_linear_src(oy, %d, %d, %t, &y0, &y1, &ly0, &ly1);\n"+
 			"  rfc_linear_src(ox, %d, %d, %t, &x0, &x1, &lx0, &lx1);\n"+
@@ -776,7 +781,7 @@ func lowerUpsample(l *lowerer, v *ir.Value, oc *opCode) error {
 			"  y[i] = ly0 * (lx0 * rfc_ld(x, r0 + x0) + lx1 * rfc_ld(x, r0 + x1)) + ly1 * (lx0 * rfc_ld(x, r1 + x0) + lx1 * rfc_ld(x, r1 + x1));\n",
 			h, oh, align, w, ow, align, h*w, w, h*w, w)
 	default:
-		return fmt.Errorf("unknown upsample mode %q", mode)
+		return fmt.Errorf("the CUDA target has no kernel for upsample mode %s", p.Mode)
 	}
 	k := l.kernel("upsample", blockSize, []string{"resample"}, true, []cparam{out("y"), l.in(x, "x")}, body)
 	oc.add(k, flat(n), l.at(v, 0), l.at(x, 0))
@@ -788,14 +793,14 @@ func lowerUpsample(l *lowerer, v *ir.Value, oc *opCode) error {
 func lowerPad(l *lowerer, v *ir.Value, oc *opCode) error {
 	x := v.Args[0]
 	xs, ys := ints(x.Type), ints(v.Type)
-	pads := v.Ints("pads")
-	mode := v.Str("mode", "")
+	p := v.Pad()
+	pads, mode := p.Pads, p.Mode
 	switch mode {
-	case "constant", "reflect", "replicate":
+	case ir.PadConstant, ir.PadReflect, ir.PadReplicate:
 	default:
-		return fmt.Errorf("unknown pad mode %q", mode)
+		return fmt.Errorf("the CUDA target has no kernel for pad mode %s", mode)
 	}
-	value := cFloat(float32(v.Float("value", 0)))
+	value := cFloat(float32(p.Value))
 	n := numel(v)
 	var b strings.Builder
 	fmt.Fprintf(&b, "  const int i = blockIdx.x * %d + threadIdx.x;\n  if (i >= %d) return;\n", blockSize, n)
@@ -819,11 +824,11 @@ func lowerPad(l *lowerer, v *ir.Value, oc *opCode) error {
 			}
 			if lo != 0 || ys[d] != xs[d] {
 				switch mode {
-				case "constant":
+				case ir.PadConstant:
 					fmt.Fprintf(&b, "    if (s < 0 || s >= %d) {\n      y[i] = %s;\n      return;\n    }\n", xs[d], value)
-				case "reflect":
+				case ir.PadReflect:
 					fmt.Fprintf(&b, "    if (s < 0) s = -s;\n    if (s >= %d) s = %d - s;\n", xs[d], 2*(xs[d]-1))
-				case "replicate":
+				case ir.PadReplicate:
 					fmt.Fprintf(&b, "    s = rfc_imin(rfc_imax(s, 0), %d);\n", xs[d]-1)
 				}
 			}
@@ -846,7 +851,7 @@ func lowerPad(l *lowerer, v *ir.Value, oc *opCode) error {
 func lowerPixelUnshuffle(l *lowerer, v *ir.Value, oc *opCode) error {
 	x := v.Args[0]
 	xs := ints(x.Type)
-	n, c, h, w, f := xs[0], xs[1], xs[2], xs[3], v.Int("factor", 1)
+	n, c, h, w, f := xs[0], xs[1], xs[2], xs[3], v.Factor()
 	oh, ow := h/f, w/f
 	shape := []int{n, c, f, f, oh, ow}
 	strides := []int{c * h * w, h * w, w, 1, f * w, f}
@@ -859,7 +864,7 @@ func lowerPixelUnshuffle(l *lowerer, v *ir.Value, oc *opCode) error {
 func lowerPixelShuffle(l *lowerer, v *ir.Value, oc *opCode) error {
 	x := v.Args[0]
 	xs := ints(x.Type)
-	n, c, h, w, f := xs[0], xs[1], xs[2], xs[3], v.Int("factor", 1)
+	n, c, h, w, f := xs[0], xs[1], xs[2], xs[3], v.Factor()
 	o := c / (f * f)
 	shape := []int{n, o, h, f, w, f}
 	strides := []int{c * h * w, f * f * h * w, w, f * h * w, 1, h * w}
@@ -870,9 +875,9 @@ func lowerPixelShuffle(l *lowerer, v *ir.Value, oc *opCode) error {
 // lowerGLU: x [outer, 2·half] → y [outer, half] = x[:, :half] · act(x[:, half:]).
 func lowerGLU(l *lowerer, v *ir.Value, oc *opCode) error {
 	x := v.Args[0]
-	act, ok := activationExpr[v.Str("activation", "")]
-	if !ok {
-		return fmt.Errorf("unknown glu activation %q", v.Str("activation", ""))
+	act, sections, err := deviceActivation(v.GLUActivation())
+	if err != nil {
+		return err
 	}
 	xs := ints(x.Type)
 	last := xs[len(xs)-1]
@@ -882,7 +887,23 @@ func lowerGLU(l *lowerer, v *ir.Value, oc *opCode) error {
 	dims := []iterDim{{half, []int{1, 1}}, {outer, []int{last, last}}}
 	body := indexCode(n, dims, []string{"ia", "ig"}, []int{0, half}) +
 		fmt.Sprintf("  y[i] = %s(rfc_ld(x, ig)) * rfc_ld(x, ia);\n", act)
-	k := l.kernel("glu", blockSize, []string{"act"}, true, []cparam{out("y"), l.in(x, "x")}, body)
+	k := l.kernel("glu", blockSize, sections, true, []cparam{out("y"), l.in(x, "x")}, body)
 	oc.add(k, flat(n), l.at(v, 0), l.at(x, 0))
+	return nil
+}
+
+// lowerArange fills the constant [n] = start + i·step: in double rounded to float as
+// torch does, or as long long for integer dtypes. It runs on every Forward: one tiny launch.
+func lowerArange(l *lowerer, v *ir.Value, oc *opCode) error {
+	p := v.Arange()
+	n := numel(v)
+	y := cparam{ctype: l.ctype(v), name: "y", out: true}
+	value := fmt.Sprintf("(float)(%d.0 + (double)i * %d.0)", p.Start, p.Step)
+	if !p.DType.IsFloat() {
+		value = fmt.Sprintf("%dLL + (long long)i * %dLL", p.Start, p.Step)
+	}
+	body := fmt.Sprintf("  const int i = blockIdx.x * %d + threadIdx.x;\n  if (i >= %d) return;\n  y[i] = %s;\n", blockSize, n, value)
+	k := l.kernel("arange", blockSize, []string{"common"}, true, []cparam{y}, body)
+	oc.add(k, flat(n), l.at(v, 0))
 	return nil
 }

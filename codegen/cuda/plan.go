@@ -1,6 +1,8 @@
 package cuda
 
 import (
+	"fmt"
+
 	"github.com/rfc-project/rfc/codegen/memplan"
 	"github.com/rfc-project/rfc/ir"
 )
@@ -36,22 +38,12 @@ type plan struct {
 
 func alignUp(n int64) int64 { return (n + align - 1) / align * align }
 
-func elements(t ir.Type) int64 {
-	n := int64(1)
-	for _, d := range t.Shape {
-		n *= int64(d.N)
-	}
-	return n
-}
+// elements is the element count of a static type.
+func elements(t ir.Type) int64 { return int64(ir.Prod(t.Shape.Ints())) }
 
 // elemBytes is the size of one element of an activation: integer data (indices) is int64
 // on the device, as the host gives it.
-func elemBytes(t ir.Type) int64 {
-	if t.DType.IsFloat() {
-		return 4
-	}
-	return 8
-}
+func elemBytes(t ir.Type) int64 { return int64(t.DType.StorageSize()) }
 
 // scratchBytes is the temporary memory an op's kernels need besides its result.
 func scratchBytes(v *ir.Value) int64 {
@@ -65,7 +57,7 @@ func scratchBytes(v *ir.Value) int64 {
 
 // planMemory lays out the weight slab and, in bytes, the arena: inputs are placed there
 // too, and ops with scratch needs get a buffer alive during the op.
-func planMemory(m *ir.Module, f16 bool) *plan {
+func planMemory(m *ir.Module, f16 bool) (*plan, error) {
 	p := &plan{
 		at:         map[*ir.Value]loc{},
 		scratch:    map[*ir.Value]loc{},
@@ -76,14 +68,22 @@ func planMemory(m *ir.Module, f16 bool) *plan {
 	}
 	for _, w := range m.Params {
 		p.at[w] = loc{weights, p.weightBytes}
-		p.weightBytes += alignUp(elements(w.Type) * p.weightElem)
+		// Each tensor's bytes fit (check bounds its elements by 2^31); their sum may not.
+		n, ok := ir.AddChecked(int(p.weightBytes), int(alignUp(elements(w.Type)*p.weightElem)))
+		if !ok {
+			return nil, fmt.Errorf("cuda: module %s: the weights overflow an int at parameter %s (key %q)", m.Name, w.Ref(), w.Key)
+		}
+		p.weightBytes = int64(n)
 	}
-	mp := memplan.New(m, memplan.Options{
+	mp, err := memplan.New(m, memplan.Options{
 		Size:    func(v *ir.Value) int { return int(elements(v.Type) * elemBytes(v.Type)) },
 		Align:   align,
 		Scratch: func(v *ir.Value) int { return int(scratchBytes(v)) },
 		Inputs:  true,
 	})
+	if err != nil {
+		return nil, fmt.Errorf("cuda: %w", err)
+	}
 	p.arenaBytes = int64(mp.ArenaLen)
 	for _, v := range m.Body {
 		if root, ok := mp.External[v]; ok {
@@ -98,5 +98,5 @@ func planMemory(m *ir.Module, f16 bool) *plan {
 	for v, b := range mp.Scratch {
 		p.scratch[v] = loc{arena, int64(b.Offset)}
 	}
-	return p
+	return p, nil
 }

@@ -6,6 +6,8 @@
 package memplan
 
 import (
+	"fmt"
+	"math"
 	"slices"
 
 	"github.com/rfc-project/rfc/ir"
@@ -63,20 +65,16 @@ type Plan struct {
 }
 
 // inPlaceOK reports whether the kernel of v reads operand j at exactly the index it
-// writes, so that the result may overwrite that operand: the element-wise kernels, when
-// the operand has the result's shape.
+// writes, so that the result may overwrite that operand: the element-wise kernels
+// (ir.OpInfo.InPlace), when the operand has the result's type.
 func inPlaceOK(v *ir.Value, j int) bool {
-	switch v.Op {
-	case "relu", "silu", "sigmoid", "tanh", "sin", "cos", "gelu", "clamp", "scale":
-		return true
-	case "add", "sub", "mul", "div":
-		return v.Args[j].Type.Shape.Equal(v.Type.Shape)
-	}
-	return false
+	info, ok := ir.Lookup(v.Op)
+	return ok && info.InPlace && v.Args[j].Type.Equal(v.Type)
 }
 
-// New plans a verified module with static shapes.
-func New(m *ir.Module, opts Options) *Plan {
+// New plans a verified module with static shapes. The sizes and offsets are checked: an
+// arena whose size does not fit an int is an error.
+func New(m *ir.Module, opts Options) (*Plan, error) {
 	p := &Plan{
 		BufferOf: map[*ir.Value]*Buffer{},
 		External: map[*ir.Value]*ir.Value{},
@@ -180,8 +178,10 @@ func New(m *ir.Module, opts Options) *Plan {
 			b.Last = max(b.Last, lastUse[v])
 		}
 	}
-	p.place(opts.Align)
-	return p
+	if err := p.place(opts.Align); err != nil {
+		return nil, fmt.Errorf("memory plan of module %s: %w", m.Name, err)
+	}
+	return p, nil
 }
 
 // planCopies lists the outputs whose memory is not the arena's, each once, with a pinned
@@ -209,8 +209,14 @@ func (p *Plan) planCopies(m *ir.Module, opts Options) {
 
 // place gives each buffer an offset: largest first, each at the lowest aligned offset that
 // no buffer alive at the same time overlaps (a greedy first fit, deterministic).
-func (p *Plan) place(align int) {
-	alignUp := func(n int) int { return (n + align - 1) / align * align }
+func (p *Plan) place(align int) error {
+	alignUp := func(n int) (int, error) {
+		up, ok := ir.AddChecked(n, align-1)
+		if !ok {
+			return 0, fmt.Errorf("an offset of %d overflows an int", n)
+		}
+		return up / align * align, nil
+	}
 	order := slices.Clone(p.Buffers)
 	slices.SortStableFunc(order, func(a, b *Buffer) int {
 		if a.Size != b.Size {
@@ -229,26 +235,43 @@ func (p *Plan) place(align int) {
 		slices.SortFunc(busy, func(x, y [2]int) int { return x[0] - y[0] })
 		offset := 0
 		for _, r := range busy {
-			if offset+b.Size <= r[0] {
+			if end, ok := ir.AddChecked(offset, b.Size); ok && end <= r[0] {
 				break
 			}
-			offset = max(offset, alignUp(r[1]))
+			up, err := alignUp(r[1])
+			if err != nil {
+				return err
+			}
+			offset = max(offset, up)
 		}
 		b.Offset = offset
 		placed = append(placed, b)
-		p.ArenaLen = max(p.ArenaLen, alignUp(offset+b.Size))
+		end, ok := ir.AddChecked(offset, b.Size)
+		if !ok {
+			return fmt.Errorf("a buffer of %d at offset %d overflows an int: the arena is too large", b.Size, offset)
+		}
+		up, err := alignUp(end)
+		if err != nil {
+			return err
+		}
+		p.ArenaLen = max(p.ArenaLen, up)
 	}
+	return nil
 }
 
 // PeakLive is the largest sum of sizes of buffers alive at one op: a lower bound for the
-// arena, which tests compare the plan against.
+// arena, which tests compare the plan against, and the memory the interpreter needs. A sum
+// beyond an int is math.MaxInt.
 func (p *Plan) PeakLive(steps int) int {
 	peak := 0
 	for i := -1; i <= steps; i++ {
 		n := 0
 		for _, b := range p.Buffers {
 			if b.First <= i && i <= b.Last {
-				n += b.Size
+				var ok bool
+				if n, ok = ir.AddChecked(n, b.Size); !ok {
+					return math.MaxInt
+				}
 			}
 		}
 		peak = max(peak, n)

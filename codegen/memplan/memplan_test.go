@@ -62,7 +62,10 @@ input %x: f32[2, 6]
 output %2, %0, %x
 `)
 	opts := Options{Size: elements, Align: 16, CopyOutputs: true}
-	p := New(m, opts)
+	p, err := New(m, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if p.BufferOf[m.Body[2]] != p.BufferOf[m.Body[1]] {
 		t.Error("the reshape of the relu does not share its buffer")
 	}
@@ -99,7 +102,10 @@ param @b: f32[5] key "b" in ""
 output %6
 `)
 	opts := Options{Size: elements, Align: 4, CopyOutputs: true}
-	p := New(m, opts)
+	p, err := New(m, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, ok := p.InPlace[m.Body[0]]; ok {
 		t.Error("add overwrites the caller's input")
 	}
@@ -148,7 +154,10 @@ output %2, %0
 		Inputs:      true,
 		CopyOutputs: true,
 	}
-	p := New(m, opts)
+	p, err := New(m, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
 	in := p.BufferOf[m.Inputs[0]]
 	if in == nil || in.First != -1 {
 		t.Fatalf("input buffer %+v, want one written before the first op", in)

@@ -73,13 +73,21 @@ class Case:
         self.tensors[f"{self.name}.param.{key}"] = t.contiguous()
         return Val("@" + name, t.double(), "f32")
 
-    def op(self, op, args, out, dtype="f32", **attrs):
+    def op(self, op, args, out, dtype="f32", more_attrs=None, **attrs):
+        # more_attrs: attributes whose names clash with this method's parameters (dtype)
+        attrs.update(more_attrs or {})
         ref = f"%{len(self.ops)}"
         text = f"{ref}: {dtype}{fmt_shape(out)} = {op}({', '.join(a.ref for a in args)})"
         if attrs:
             text += " {" + ", ".join(f"{k}={fmt_attr(v)}" for k, v in attrs.items()) + "}"
         self.ops.append(text + ' in ""')
         return Val(ref, out, dtype)
+
+    def arange(self, start, end, step, dtype):
+        torch_dtype = {"f32": torch.float32, "i32": torch.int32, "i64": torch.int64}[dtype]
+        out = torch.arange(start, end, step, dtype=torch_dtype)
+        return self.op("arange", [], out, dtype=dtype,
+                       more_attrs=dict(start=start, end=end, step=step, dtype=dtype))
 
     def finish(self, *outputs):
         text = "\n".join(
@@ -663,6 +671,53 @@ for _i, (_act, _bias) in enumerate([("gelu", True), ("sigmoid", False), ("cos", 
         a, g = h.chunk(2, dim=-1)
         return c.op("linear_glu", args, a * GLU_ACT[act](g), activation=act)
 
+
+
+# ------------------------------------------------------------------ exp, arange
+# Last, so that the random draws of every case above stay as they were.
+@case("exp")
+def _(c):
+    x = c.input("x", torch.cat([randn(2, 9, scale=2.0), torch.linspace(-6, 6, 18).reshape(2, 9)], -1))
+    return c.op("exp", [x], torch.exp(x.t))
+
+
+@case("glu_exp")
+def _(c):
+    gate = torch.linspace(-3, 3, 30)[torch.randperm(30)].reshape(2, 3, 5)
+    value = 1 + 0.1 * randn(2, 3, 5)
+    x = c.input("x", torch.cat([value, gate], -1))
+    a, g = x.t.chunk(2, dim=-1)
+    return c.op("glu", [x], a * torch.exp(g), activation="exp")
+
+
+@case("arange_f32")
+def _(c):
+    # no input at all: the module is a constant
+    return c.arange(-3, 8, 2, "f32")
+
+
+@case("arange_mul")
+def _(c):
+    # Refiners' timestep embedding multiplies by a range: arange as an operand, reshaped
+    x = c.input("x", randn(2, 6))
+    r = c.arange(0, 6, 1, "f32")
+    row = c.op("reshape", [r], r.t.reshape(1, 6))
+    return c.op("mul", [x, row], x.t * row.t)
+
+
+@case("arange_i64_embedding")
+def _(c):
+    # CLIP's position ids: arange → Embedding
+    w = c.param("Embedding.weight", randn(10, 4), key="pos.weight")
+    ids = c.arange(1, 9, 2, "i64")
+    return c.op("embedding", [ids, w], F.embedding(ids.t, w.t)), ids
+
+
+@case("arange_i32")
+def _(c):
+    w = c.param("table", randn(11, 3))
+    ids = c.arange(10, -2, -3, "i32")
+    return c.op("embedding", [ids, w], F.embedding(ids.t.long(), w.t)), ids
 
 
 def main():

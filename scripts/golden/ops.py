@@ -135,6 +135,18 @@ def elementwise():
 
     embedding(11, 6, (2, 5))
     embedding(50, 3, (7,))
+
+    # exp and arange come last, so that the random draws of the cases above stay as they were.
+    # exp: a wide range (e^±20) and the steps of the vector code's range reduction
+    xe = torch.cat([randn(3, 29, scale=4.0).flatten(), torch.linspace(-20, 20, 83)])
+    fam.case("exp", {}, x=xe, y=torch.exp(d(xe)))
+    # arange as torch computes it: float32 values rounded from start + i·step (the last
+    # case beyond 2^24, where the rounding shows), int64 exact
+    for start, end, step in [(0, 77, 1), (-3, 8, 2), (10, -2, -3), (16777217, 16777250, 3)]:
+        fam.case("arange", {"start": start, "end": end, "step": step},
+                 y=torch.arange(start, end, step, dtype=torch.float32))
+        fam.case("arange_int", {"start": start, "end": end, "step": step},
+                 y=torch.arange(start, end, step, dtype=torch.int64))
     fam.write()
 
 

@@ -440,6 +440,9 @@ func LoadFiles(files ...*runtime.SafetensorsFile) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := runtime.CheckMemory("model "+ModelName, ActivationBytes+WeightBytes); err != nil {
+		return nil, err
+	}
 	m := newModel()
 	for i, s := range weightSpecs {
 		n := 1
