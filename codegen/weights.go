@@ -46,7 +46,7 @@ func (g *generator) weightsFile() ([]byte, error) {
 }
 
 // WeightSpecs declares weightSpecs, the checkpoint tensors a generated package reads (key,
-// parameter name, shape), in the module's order: the table runtime.LocateWeights checks files
+// parameter name, shape, keys in the model's named layouts), in the module's order: the table runtime.LocateWeights checks files
 // against. The CUDA target uses it too.
 func WeightSpecs(f *jen.File, params []*ir.Value) {
 	id := jen.Id
@@ -58,11 +58,19 @@ func WeightSpecs(f *jen.File, params []*ir.Value) {
 			for j, d := range dims {
 				lits[j] = jen.Lit(d)
 			}
-			gr.Line().Values(jen.Dict{
+			d := jen.Dict{
 				id("Key"):   jen.Lit(p.Key),
 				id("Param"): jen.Lit(p.Name),
 				id("Shape"): jen.Index().Int().Values(lits...),
-			})
+			}
+			if len(p.LayoutKeys) > 0 {
+				keys := jen.Dict{}
+				for _, l := range ir.Layouts(p.LayoutKeys) {
+					keys[jen.Lit(l)] = jen.Lit(p.LayoutKeys[l])
+				}
+				d[id("Layouts")] = jen.Map(jen.String()).String().Values(keys)
+			}
+			gr.Line().Values(d)
 		}
 		gr.Line()
 	})
@@ -73,9 +81,9 @@ func WeightSpecs(f *jen.File, params []*ir.Value) {
 // open safetensors files and hand them to the package's LoadFiles. The CUDA target uses it too.
 func LoadWrappers(f *jen.File) {
 	id := jen.Id
-	f.Comment(Comment("Load opens the safetensors files at paths (memory-mapped where the platform allows) and loads the weights from them as LoadFiles does. The files are closed before it returns."))
+	f.Comment(Comment("Load opens the safetensors files at paths (memory-mapped where the platform allows; a folder, such as a diffusers folder, stands for the .safetensors files in it and its subfolders) and loads the weights from them as LoadFiles does. The files are closed before it returns."))
 	f.Func().Id("Load").Params(id("paths").Op("...").String()).Params(jen.Op("*").Id("Model"), jen.Error()).Block(
-		jen.List(id("files"), jen.Err()).Op(":=").Qual(runtimePath, "OpenAll").Call(id("paths").Op("...")),
+		jen.List(id("files"), jen.Err()).Op(":=").Qual(runtimePath, "OpenWeights").Call(id("paths").Op("...")),
 		jen.If(jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Nil(), jen.Err())),
 		jen.Defer().Qual(runtimePath, "CloseAll").Call(id("files")),
 		jen.Return(id("LoadFiles").Call(id("files").Op("..."))),

@@ -230,10 +230,11 @@ var weightSpecs = []runtime.WeightSpec{
 // weightOffsets are the places of the weightSpecs in the weight slab, in float32 elements.
 var weightOffsets = []int{0, 12288, 12352, 13376, 13440, 13504, 17600, 17664, 21760, 21824, 25920, 25984, 30080, 30144, 30208, 30272, 46656, 46912, 63296, 63360, 79744, 80000, 96384, 96448, 96512, 96576, 100672, 100736, 104832, 104896, 108992, 109056, 113152, 113216, 113280, 113344, 129728, 129984, 146368, 146432, 162816, 163072, 179456}
 
-// Load opens the safetensors files at paths (memory-mapped where the platform allows) and loads
-// the weights from them as LoadFiles does. The files are closed before it returns.
+// Load opens the safetensors files at paths (memory-mapped where the platform allows; a folder,
+// such as a diffusers folder, stands for the .safetensors files in it and its subfolders) and
+// loads the weights from them as LoadFiles does. The files are closed before it returns.
 func Load(paths ...string) (*Model, error) {
-	files, err := runtime.OpenAll(paths...)
+	files, err := runtime.OpenWeights(paths...)
 	if err != nil {
 		return nil, err
 	}

@@ -230,10 +230,11 @@ var weightSpecs = []runtime.WeightSpec{
 // weightOffsets are the places of the weightSpecs in the weight slab, in float32 elements.
 var weightOffsets = []int{0, 12288, 12352, 13376, 13440, 13504, 17600, 17664, 20736, 20800, 23872, 23936, 28032, 28096, 28160, 28224, 44608, 44864, 61248, 61312, 77696, 77952, 94336, 94400, 94464, 94528, 98624, 98688, 101760, 101824, 104896, 104960, 109056, 109120, 109184, 109248, 125632, 125888, 142272, 142336, 158720, 158976, 175360}
 
-// Load opens the safetensors files at paths (memory-mapped where the platform allows) and loads
-// the weights from them as LoadFiles does. The files are closed before it returns.
+// Load opens the safetensors files at paths (memory-mapped where the platform allows; a folder,
+// such as a diffusers folder, stands for the .safetensors files in it and its subfolders) and
+// loads the weights from them as LoadFiles does. The files are closed before it returns.
 func Load(paths ...string) (*Model, error) {
-	files, err := runtime.OpenAll(paths...)
+	files, err := runtime.OpenWeights(paths...)
 	if err != nil {
 		return nil, err
 	}

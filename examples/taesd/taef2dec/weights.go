@@ -410,10 +410,11 @@ var weightSpecs = []runtime.WeightSpec{
 // weightOffsets are the places of the weightSpecs in the weight slab, in float32 elements.
 var weightOffsets = []int{0, 18432, 18496, 34880, 35136, 35392, 51776, 88640, 88704, 125568, 125632, 162496, 162560, 178944, 179200, 179456, 195840, 232704, 232768, 269632, 269696, 306560, 306624, 323008, 323264, 323520, 339904, 376768, 376832, 413696, 413760, 450624, 450688, 487552, 524416, 524480, 561344, 561408, 598272, 598336, 635200, 635264, 672128, 672192, 709056, 709120, 745984, 746048, 782912, 782976, 819840, 819904, 856768, 893632, 893696, 930560, 930624, 967488, 967552, 1004416, 1004480, 1041344, 1041408, 1078272, 1078336, 1115200, 1115264, 1152128, 1152192, 1189056, 1189120, 1225984, 1262848, 1262912, 1299776, 1299840, 1336704, 1336768, 1338496}
 
-// Load opens the safetensors files at paths (memory-mapped where the platform allows) and loads
-// the weights from them as LoadFiles does. The files are closed before it returns.
+// Load opens the safetensors files at paths (memory-mapped where the platform allows; a folder,
+// such as a diffusers folder, stands for the .safetensors files in it and its subfolders) and
+// loads the weights from them as LoadFiles does. The files are closed before it returns.
 func Load(paths ...string) (*Model, error) {
-	files, err := runtime.OpenAll(paths...)
+	files, err := runtime.OpenWeights(paths...)
 	if err != nil {
 		return nil, err
 	}

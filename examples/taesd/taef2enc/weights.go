@@ -410,10 +410,11 @@ var weightSpecs = []runtime.WeightSpec{
 // weightOffsets are the places of the weightSpecs in the weight slab, in float32 elements.
 var weightOffsets = []int{0, 1728, 1792, 38656, 38720, 75584, 75648, 112512, 112576, 149440, 186304, 186368, 223232, 223296, 260160, 260224, 297088, 297152, 334016, 334080, 370944, 371008, 407872, 407936, 444800, 444864, 481728, 481792, 518656, 555520, 555584, 592448, 592512, 629376, 629440, 666304, 666368, 703232, 703296, 740160, 740224, 777088, 777152, 814016, 814080, 850944, 851008, 887872, 904256, 904512, 904768, 921152, 958016, 958080, 994944, 995008, 1031872, 1031936, 1048320, 1048576, 1048832, 1065216, 1102080, 1102144, 1139008, 1139072, 1175936, 1176000, 1192384, 1192640, 1192896, 1209280, 1246144, 1246208, 1283072, 1283136, 1320000, 1320064, 1338496}
 
-// Load opens the safetensors files at paths (memory-mapped where the platform allows) and loads
-// the weights from them as LoadFiles does. The files are closed before it returns.
+// Load opens the safetensors files at paths (memory-mapped where the platform allows; a folder,
+// such as a diffusers folder, stands for the .safetensors files in it and its subfolders) and
+// loads the weights from them as LoadFiles does. The files are closed before it returns.
 func Load(paths ...string) (*Model, error) {
-	files, err := runtime.OpenAll(paths...)
+	files, err := runtime.OpenWeights(paths...)
 	if err != nil {
 		return nil, err
 	}

@@ -1489,10 +1489,11 @@ func WeightShapes() map[string][]int {
 	return out
 }
 
-// Load opens the safetensors files at paths (memory-mapped where the platform allows) and loads
-// the weights from them as LoadFiles does. The files are closed before it returns.
+// Load opens the safetensors files at paths (memory-mapped where the platform allows; a folder,
+// such as a diffusers folder, stands for the .safetensors files in it and its subfolders) and
+// loads the weights from them as LoadFiles does. The files are closed before it returns.
 func Load(paths ...string) (*Model, error) {
-	files, err := runtime.OpenAll(paths...)
+	files, err := runtime.OpenWeights(paths...)
 	if err != nil {
 		return nil, err
 	}
