@@ -152,14 +152,27 @@ func defShapeLayers() {
 			return outs, nil
 		}})
 	for _, name := range []string{"Upsample", "Interpolate"} {
-		def(&builtin{Name: name, Inputs: 1, Args: []argSpec{{"scale_factor", kFloat, none}, {"mode", kString, "nearest"}, {"size", kPair, none}, {"align_corners", kBool, false}},
+		def(&builtin{Name: name, Inputs: -1, Args: []argSpec{{"scale_factor", kFloat, none}, {"mode", kString, "nearest"}, {"size", kPair, none}, {"align_corners", kBool, false}},
 			build: func(c *layerCtx, a args, ins []*ir.Value) ([]*ir.Value, error) {
+				if len(ins) != 1 && len(ins) != 2 {
+					return nil, fmt.Errorf("%s takes an input, or an input and a tensor whose size it takes, got %d inputs", name, len(ins))
+				}
 				x := ins[0].Type.Shape
 				if len(x) != 4 || !x[2].Static() || !x[3].Static() {
 					return nil, fmt.Errorf("%s needs a [N, C, H, W] input with static H and W, got %s", name, x)
 				}
 				var size []int
 				switch {
+				case len(ins) == 2:
+					// Refiners' Upsample: (x, the size saved by the matching Downsample).
+					ref := ins[1].Type.Shape
+					if len(ref) != 4 || !ref[2].Static() || !ref[3].Static() {
+						return nil, fmt.Errorf("%s takes its size from a [N, C, H, W] tensor with static H and W, got %s", name, ref)
+					}
+					if !a.isNone("size") || !a.isNone("scale_factor") {
+						return nil, fmt.Errorf("%s with two inputs takes the second's size: give no size or scale_factor", name)
+					}
+					size = []int{ref[2].N, ref[3].N}
 				case !a.isNone("size"):
 					size = a.pairSlice("size")
 				case !a.isNone("scale_factor"):
@@ -168,7 +181,7 @@ func defShapeLayers() {
 				default:
 					return nil, fmt.Errorf("%s needs scale_factor or size", name)
 				}
-				v, err := c.op("upsample", ins, ir.Attr{Name: "mode", Value: a.str("mode")}, ir.Attr{Name: "size", Value: size}, ir.Attr{Name: "align_corners", Value: a.bool("align_corners")})
+				v, err := c.op("upsample", ins[:1], ir.Attr{Name: "mode", Value: a.str("mode")}, ir.Attr{Name: "size", Value: size}, ir.Attr{Name: "align_corners", Value: a.bool("align_corners")})
 				return []*ir.Value{v}, err
 			}})
 	}

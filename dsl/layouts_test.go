@@ -122,3 +122,22 @@ model Net {
 		t.Errorf("got %s", msg)
 	}
 }
+
+// Interpolate with two inputs takes the second's spatial size (Refiners' Upsample).
+func TestInterpolateToReference(t *testing.T) {
+	m := elaborate(t, `
+model U {
+    input x: f32[1, 2, 15, 9]
+    SetContext("sampling", "shape")
+    Conv2d(2, 2, 3, stride=2, padding=1)
+    Parallel {
+        Identity()
+        UseContext("sampling", "shape")
+    }
+    Interpolate()
+}
+`, Options{})
+	if got := m.Outputs[0].Type.Shape.String(); got != "[1, 2, 15, 9]" {
+		t.Errorf("output %s, want the reference's size", got)
+	}
+}
