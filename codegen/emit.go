@@ -398,11 +398,16 @@ func emitConcat(g *generator, v *ir.Value) ([]jen.Code, error) {
 	var set, clear []jen.Code
 	for i, a := range v.Args {
 		shapes[i] = g.ints("shape", shapeOf(a))
-		if g.isArgument(a) {
+		// A value Load computes (a merged LoRA weight that pack_qkv concatenates) has
+		// no buffer yet when the model is built: it is stored for the call too, and
+		// cleared after a call in prepare, whose intermediates are freed.
+		if g.isArgument(a) || g.hoisted[a] {
 			fixed[i] = jen.Nil()
 			slot := jen.Id("m").Dot(field).Index(jen.Lit(i))
 			set = append(set, slot.Clone().Op("=").Add(g.ref(a)))
-			clear = append(clear, slot.Clone().Op("=").Nil())
+			if g.isArgument(a) || g.inPrepare {
+				clear = append(clear, slot.Clone().Op("=").Nil())
+			}
 			continue
 		}
 		fixed[i] = g.ref(a)
