@@ -1,0 +1,244 @@
+package fuzzgen
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Backend compiles and runs modules in batches: the Go code generator (GoBackend), the
+// CUDA kernels under the CPU emulator (in codegen/cuda's tests, which reach its
+// internals).
+type Backend interface {
+	Name() string
+	// Ops says which ops the back end implements, for the passes (passes.Config.Ops).
+	Ops(op string) bool
+	// Tolerance is the back end's rounding error per op, relative to the outputs' scale.
+	Tolerance() float64
+	// Run compiles and runs every job; per-job problems go into the results.
+	Run(jobs []*Job) ([]Result, error)
+}
+
+// PassTolerance is the interpreter's error per op on a module after the passes against
+// the module before them: the passes keep the arithmetic (fusions round step by step),
+// except where they reassociate (scale∘scale, a merged LoRA's W + s·U·D).
+const PassTolerance = 1e-5
+
+// everyOp is the interpreter, which implements every op of the catalogue.
+func everyOp(string) bool { return true }
+
+// Report sums up a run.
+type Report struct {
+	Models   int // generated
+	Useless  int // reference outputs not finite
+	Variants int // distinct modules after the passes, run by the interpreter
+	Jobs     map[string]int
+	Failures []Failure
+	// Worst is, per back end (and "passes"), the largest error seen as a fraction of its
+	// tolerance: how close the fuzzer came to reporting a mismatch.
+	Worst map[string]float64
+	Time  map[string]time.Duration
+}
+
+func (r *Report) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d models (%d with non-finite reference outputs), %d pass variants", r.Models, r.Useless, r.Variants)
+	var names []string
+	for n := range r.Jobs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(&b, ", %d %s jobs", r.Jobs[n], n)
+	}
+	fmt.Fprintf(&b, "; %d failures", len(r.Failures))
+	names = names[:0]
+	for n := range r.Worst {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(&b, "; worst %s error %.3g of tolerance", n, r.Worst[n])
+	}
+	names = names[:0]
+	for n := range r.Time {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(&b, "; %s %.1fs", n, r.Time[n].Seconds())
+	}
+	return b.String()
+}
+
+// Add sums o into r.
+func (r *Report) Add(o *Report) {
+	r.Models += o.Models
+	r.Useless += o.Useless
+	r.Variants += o.Variants
+	r.Failures = append(r.Failures, o.Failures...)
+	for k, v := range o.Jobs {
+		r.Jobs[k] += v
+	}
+	for k, v := range o.Worst {
+		r.Worst[k] = max(r.Worst[k], v)
+	}
+	for k, v := range o.Time {
+		r.Time[k] += v
+	}
+}
+
+func newReport() *Report {
+	return &Report{Jobs: map[string]int{}, Worst: map[string]float64{}, Time: map[string]time.Duration{}}
+}
+
+// Check generates the models of seeds and checks each: it must compile, every pass
+// configuration must verify and compute the reference outputs under the interpreter, and
+// each back end must compute them too (for every distinct module its pass configurations
+// give). The back ends run once for the whole batch.
+func Check(seeds []uint64, cfg Config, backends ...Backend) *Report {
+	models := make([]*Model, len(seeds))
+	for i, seed := range seeds {
+		models[i] = Generate(seed, cfg)
+	}
+	return CheckModels(models, backends...)
+}
+
+// CheckModels is Check for models already generated (or shrunk, or read from the
+// regression corpus).
+func CheckModels(models []*Model, backends ...Backend) *Report {
+	rep := newReport()
+	var cases []*Case
+	start := time.Now()
+	for _, m := range models {
+		rep.Models++
+		c, err := Build(m)
+		var f *Failure
+		switch {
+		case errors.Is(err, ErrUseless):
+			rep.Useless++
+		case errors.As(err, &f):
+			rep.Failures = append(rep.Failures, *f)
+		case err != nil:
+			rep.Failures = append(rep.Failures, Failure{Seed: m.Seed, Model: m, Stage: "build", Msg: err.Error()})
+		default:
+			cases = append(cases, c)
+		}
+	}
+	rep.Time["build"] = time.Since(start)
+	start = time.Now()
+	for _, c := range cases {
+		vs, fails := c.Variants(everyOp)
+		rep.Failures = append(rep.Failures, fails...)
+		tol := c.Tolerance(PassTolerance)
+		for _, v := range vs {
+			rep.Variants++
+			got, err := c.Run(v.Module)
+			if err != nil {
+				rep.Failures = append(rep.Failures, Failure{Seed: c.Model.Seed, Model: c.Model, Stage: "interp", Variant: v.Name, Msg: err.Error()})
+				continue
+			}
+			d, err := c.Compare(got, tol)
+			if err != nil {
+				rep.Failures = append(rep.Failures, Failure{Seed: c.Model.Seed, Model: c.Model, Stage: "passes", Variant: v.Name, Msg: err.Error()})
+				continue
+			}
+			rep.Worst["passes"] = max(rep.Worst["passes"], d/tol)
+		}
+	}
+	rep.Time["passes"] = time.Since(start)
+	// The back ends run at the same time (their compilers are single-threaded for the
+	// most part); the first one in the calling goroutine, for a back end that must (one
+	// that reports through a testing.T).
+	var wg sync.WaitGroup
+	reps := make([]*Report, len(backends))
+	for i, b := range backends {
+		reps[i] = newReport()
+		run := func() { runBackend(b, cases, reps[i]) }
+		if i == 0 {
+			continue
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); run() }()
+	}
+	if len(backends) > 0 {
+		runBackend(backends[0], cases, reps[0])
+	}
+	wg.Wait()
+	for _, r := range reps {
+		rep.Add(r)
+	}
+	return rep
+}
+
+// runBackend compiles and runs every distinct module of every case on b.
+func runBackend(b Backend, cases []*Case, rep *Report) {
+	start := time.Now()
+	type ref struct {
+		c *Case
+		v *Variant
+	}
+	var jobs []*Job
+	var refs []ref
+	for _, c := range cases {
+		vs, fails := c.Variants(b.Ops)
+		rep.Failures = append(rep.Failures, fails...)
+		r := rand.New(rand.NewPCG(c.Model.Seed, 0x1a7))
+		for _, v := range vs {
+			j := &Job{Module: v.Module, Weights: c.Weights, Inputs: c.InputsOf(v.Module)}
+			if layouts := layoutsOf(c); len(layouts) > 0 && r.IntN(2) == 0 {
+				j.Layout = layouts[r.IntN(len(layouts))]
+			}
+			jobs = append(jobs, j)
+			refs = append(refs, ref{c, v})
+		}
+	}
+	rep.Jobs[b.Name()] += len(jobs)
+	results, err := b.Run(jobs)
+	if err != nil {
+		rep.Failures = append(rep.Failures, Failure{Stage: b.Name(), Msg: "the back end's harness failed: " + err.Error()})
+		return
+	}
+	for i, res := range results {
+		c, v := refs[i].c, refs[i].v
+		if res.Err != nil {
+			rep.Failures = append(rep.Failures, Failure{Seed: c.Model.Seed, Model: c.Model, Stage: b.Name() + " " + res.Stage, Variant: v.Name, Msg: res.Err.Error()})
+			continue
+		}
+		tol := c.Tolerance(b.Tolerance())
+		d, err := c.Compare(res.Outputs, tol)
+		if err != nil {
+			rep.Failures = append(rep.Failures, Failure{Seed: c.Model.Seed, Model: c.Model, Stage: b.Name(), Variant: v.Name, Msg: err.Error()})
+			continue
+		}
+		rep.Worst[b.Name()] = max(rep.Worst[b.Name()], d/tol)
+	}
+	rep.Time[b.Name()] = time.Since(start)
+}
+
+// layoutsOf lists the named layouts of a case's parameters.
+func layoutsOf(c *Case) []string {
+	var out []string
+	for _, p := range c.Module.Params {
+		for l := range p.LayoutKeys {
+			if !contains(out, l) {
+				out = append(out, l)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func contains(xs []string, x string) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
