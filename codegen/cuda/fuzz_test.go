@@ -27,6 +27,9 @@ type emuBackend struct {
 
 func (b *emuBackend) Name() string { return "cuda" }
 
+// HalfWeights: the target stores weights as float16 with Options.F16Weights.
+func (b *emuBackend) HalfWeights() bool { return true }
+
 // Ops: the CUDA target has no fused ops, so the passes make none for it.
 func (b *emuBackend) Ops(op string) bool { _, ok := lowerings[op]; return ok }
 
@@ -51,12 +54,12 @@ func (b *emuBackend) Run(jobs []*fuzzgen.Job) ([]fuzzgen.Result, error) {
 			res[i] = fuzzgen.Result{Stage: "generate", Err: err}
 			continue
 		}
-		g, err := newGenerator(j.Module, Options{Package: "model"})
+		g, err := newGenerator(j.Module, Options{Package: "model", F16Weights: j.F16Weights})
 		if err != nil {
 			res[i] = fuzzgen.Result{Stage: "generate", Err: err}
 			continue
 		}
-		c := &emuCase{name: strconv.Itoa(i), m: j.Module, weights: j.Weights, inputs: j.Inputs, gen: g}
+		c := &emuCase{name: strconv.Itoa(i), m: j.Module, f16: j.F16Weights, weights: j.Weights, inputs: j.Inputs, gen: g}
 		cases[i] = c
 		writeCaseData(t, dir, i, c)
 		live = append(live, i)

@@ -184,12 +184,17 @@ func runBackend(b Backend, cases []*Case, rep *Report) {
 	}
 	var jobs []*Job
 	var refs []ref
+	half := false
+	if h, ok := b.(HalfWeights); ok {
+		half = h.HalfWeights()
+	}
 	for _, c := range cases {
 		vs, fails := c.Variants(b.Ops)
 		rep.Failures = append(rep.Failures, fails...)
 		r := rand.New(rand.NewPCG(c.Model.Seed, 0x1a7))
+		f16 := half && r.IntN(3) == 0
 		for _, v := range vs {
-			j := &Job{Module: v.Module, Weights: c.Weights, Inputs: c.InputsOf(v.Module)}
+			j := &Job{Module: v.Module, Weights: c.Weights, Inputs: c.InputsOf(v.Module), F16Weights: f16}
 			if layouts := layoutsOf(c); len(layouts) > 0 && r.IntN(2) == 0 {
 				j.Layout = layouts[r.IntN(len(layouts))]
 			}
@@ -209,10 +214,20 @@ func runBackend(b Backend, cases []*Case, rep *Report) {
 			rep.Failures = append(rep.Failures, Failure{Seed: c.Model.Seed, Model: c.Model, Stage: b.Name() + " " + res.Stage, Variant: v.Name, Msg: res.Err.Error()})
 			continue
 		}
-		tol := c.Tolerance(b.Tolerance())
-		d, err := c.Compare(res.Outputs, tol)
+		ref, name := c, v.Name
+		if jobs[i].F16Weights {
+			// The reference: the interpreter on the weights rounded to float16.
+			var err error
+			if ref, err = c.rounded(v.Module); err != nil {
+				rep.Failures = append(rep.Failures, Failure{Seed: c.Model.Seed, Model: c.Model, Stage: "interp", Variant: v.Name + " f16", Msg: err.Error()})
+				continue
+			}
+			name += " f16 weights"
+		}
+		tol := ref.Tolerance(b.Tolerance())
+		d, err := ref.Compare(res.Outputs, tol)
 		if err != nil {
-			rep.Failures = append(rep.Failures, Failure{Seed: c.Model.Seed, Model: c.Model, Stage: b.Name(), Variant: v.Name, Msg: err.Error()})
+			rep.Failures = append(rep.Failures, Failure{Seed: c.Model.Seed, Model: c.Model, Stage: b.Name(), Variant: name, Msg: err.Error()})
 			continue
 		}
 		rep.Worst[b.Name()] = max(rep.Worst[b.Name()], d/tol)

@@ -341,6 +341,12 @@ func (g *gen) key() string {
 // ---- the model ----
 
 func (g *gen) model(seed uint64) *Model {
+	if g.chance(0.12) {
+		// Now and then larger sizes, which take the kernels' other paths (packed GEMM
+		// tiles, several blocks of a reduction, longer attention rows).
+		g.cfg.MaxDim *= 4
+		g.cfg.MaxElems *= 8
+	}
 	g.batch = g.between(1, 3)
 	name := pick(g, "Net", "Model", "Fuzz", "Top")
 	m := &Model{Seed: seed, Entry: name, Set: map[string]string{"batch": strconv.Itoa(g.batch)}}
@@ -375,7 +381,9 @@ func (g *gen) model(seed uint64) *Model {
 		outs = in
 	}
 	out := g.chain(body, outs[0], g.between(3, 8))
-	_ = out
+	if g.chance(0.25) {
+		g.outputs(body, out)
+	}
 
 	var b strings.Builder
 	fmt.Fprintf(&b, "# seed %d\n", seed)
@@ -407,6 +415,28 @@ func (g *gen) model(seed uint64) *Model {
 	m.Source = b.String()
 	m.Adapters, m.Merge = g.injections()
 	return m
+}
+
+// outputs ends the entry point with a Parallel, so that it has several outputs: the value
+// itself (twice, perhaps: one value, two outputs), a computed one, a constant (an i64
+// Arange, which the Go target computes at load time), a parameter.
+func (g *gen) outputs(b *w, x tensor) {
+	b.open("Parallel")
+	for range g.between(2, 3) {
+		switch g.r.IntN(5) {
+		case 0, 1:
+			b.line("Identity()")
+		case 2:
+			b.open("Chain")
+			g.chain(b, x, g.between(1, 2))
+			b.close()
+		case 3:
+			g.arange(b, g.between(1, 6), pick(g, "i64", "f32"))
+		default:
+			b.line("Parameter(%s)%s", g.intArgs([]int{g.between(1, 4), g.between(1, 3)}), g.key())
+		}
+	}
+	b.close()
 }
 
 func joinInts(xs []int) string {

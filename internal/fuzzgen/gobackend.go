@@ -27,6 +27,14 @@ type Job struct {
 	// Layout, when not empty, writes the weight file with the keys of that named layout,
 	// so that the generated loader must pick it.
 	Layout string
+	// F16Weights asks a back end that can (HalfWeights) to store the weights as float16;
+	// the reference is then the interpreter on the weights rounded so.
+	F16Weights bool
+}
+
+// HalfWeights is implemented by back ends that can store weights as float16.
+type HalfWeights interface {
+	HalfWeights() bool
 }
 
 // Result is what one job gave: its outputs, or the error of the stage that failed

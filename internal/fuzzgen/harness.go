@@ -343,6 +343,26 @@ func (c *Case) Run(m *ir.Module) ([]*runtime.Tensor, error) {
 	return interp.Run(m, c.weights(m), c.InputsOf(m))
 }
 
+// rounded is the case with its weights rounded to float16 and its reference outputs those
+// of m (a variant) on them.
+func (c *Case) rounded(m *ir.Module) (*Case, error) {
+	r := *c
+	r.Weights = map[string]*runtime.Tensor{}
+	for k, t := range c.Weights {
+		data := make([]float32, len(t.F32))
+		for i, f := range t.F32 {
+			data[i] = runtime.F16ToF32(runtime.F32ToF16(f))
+		}
+		r.Weights[k] = runtime.FromF32(data, t.Shape...)
+	}
+	want, err := r.Run(m)
+	if err != nil {
+		return nil, err
+	}
+	r.Want = want
+	return &r, nil
+}
+
 // InputsOf selects the inputs m declares.
 func (c *Case) InputsOf(m *ir.Module) map[string]*runtime.Tensor {
 	in := map[string]*runtime.Tensor{}

@@ -113,6 +113,9 @@ func size(m *Model) int {
 var (
 	intLiteral = regexp.MustCompile(`\b\d+\b`)
 	keyClause  = regexp.MustCompile(` key [^{]*`)
+	// conditional matches the `a if c else b` the generator writes (operands without
+	// spaces or brackets).
+	conditional = regexp.MustCompile(`([\w.]+) if (?:not )?\w+ else ([\w.]+)`)
 )
 
 // edits lists the models one edit away from m.
@@ -169,6 +172,14 @@ func edits(m *Model) []*Model {
 			ls[i] = l[:k[0]] + rest
 			add(with(join(ls)))
 		}
+		for _, loc := range conditional.FindAllStringSubmatchIndex(l, -1) {
+			// `a if c else b` → a, and → b.
+			for _, part := range [][2]int{{loc[2], loc[3]}, {loc[4], loc[5]}} {
+				ls := slices.Clone(lines)
+				ls[i] = l[:loc[0]] + l[part[0]:part[1]] + l[loc[1]:]
+				add(with(join(ls)))
+			}
+		}
 		for _, loc := range intLiteral.FindAllStringIndex(l, -1) {
 			if loc[0] > 0 && (l[loc[0]-1] == '.' || l[loc[0]-1] == 'e' || l[loc[0]-1] == '-') || loc[1] < len(l) && (l[loc[1]] == '.' || l[loc[1]] == 'e') {
 				continue // part of a float
@@ -207,10 +218,11 @@ func edits(m *Model) []*Model {
 		// A container replaced by one of its blocks: a Sum by its full branch.
 		if !strings.HasPrefix(t, "model ") && !strings.HasPrefix(t, "adapter ") {
 			for _, k := range kids {
+				last := k
 				if match[k] >= 0 {
-					ls := slices.Concat(lines[:i], lines[k:match[k]+1], lines[end+1:])
-					add(with(join(ls)))
+					last = match[k]
 				}
+				add(with(join(slices.Concat(lines[:i], lines[k:last+1], lines[end+1:]))))
 			}
 		}
 		if !strings.HasPrefix(t, "model "+m.Entry+"(") && !strings.HasPrefix(t, "model "+m.Entry+" ") {
