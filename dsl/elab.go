@@ -629,7 +629,8 @@ func (el *elab) container(kind string, a args, items []item, scope *ir.Scope, in
 
 // setKeys gives a scope its checkpoint key in the unnamed layout and in every named layout
 // of the program: its parent's key joined with its segment, which is the key clause's
-// value for that layout, else its unnamed value, else dflt (the Refiners name).
+// value for that layout, else its unnamed value, else dflt (the Refiners name). When the
+// program names layouts, the unnamed layout's segment is always dflt.
 func (el *elab) setKeys(s *ir.Scope, dflt string, unnamed parser.Expr, named []*parser.LayoutKey, e *env) bool {
 	parentKey := func(l string) string {
 		if s.Parent == nil {
@@ -648,10 +649,13 @@ func (el *elab) setKeys(s *ir.Scope, dflt string, unnamed parser.Expr, named []*
 		}
 		seg = k
 	}
-	s.Key = joinKey(parentKey(""), seg)
 	if len(el.layouts) == 0 {
+		s.Key = joinKey(parentKey(""), seg)
 		return true
 	}
+	// In a program that names layouts, the unnamed key is the segment they share and the
+	// default keys are the Refiners paths, unique by construction.
+	s.Key = joinKey(parentKey(""), dflt)
 	s.LayoutKeys = make(map[string]string, len(el.layouts))
 	for _, l := range el.layouts {
 		s.LayoutKeys[l] = joinKey(parentKey(l), seg)
