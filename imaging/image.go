@@ -139,8 +139,10 @@ func to8(v float32) uint8 {
 }
 
 // Load reads a PNG or JPEG file as an RGB image through runtime.LoadImage: alpha is dropped,
-// gray is repeated on the three channels, 16-bit samples are rounded to 8 bits. JPEG files
-// are decoded by Go's decoder, whose pixels may differ by a level from libjpeg's (PIL's).
+// gray is repeated on the three channels, as PIL's convert("RGB") does. Two cases differ
+// from PIL: 16-bit samples are rounded to the nearest 8-bit level (PIL keeps the high
+// byte), and JPEG files are decoded by Go's decoder, whose pixels may differ by a level
+// from libjpeg's. 8-bit PNG files give PIL's pixels exactly.
 func Load(path string) (*Image, error) {
 	t, err := runtime.LoadImage(path)
 	if err != nil {
