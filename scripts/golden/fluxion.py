@@ -513,13 +513,15 @@ def tree(module, name=None):
         tag = f" ({m.TAG})" if isinstance(m, Chain) else ""
         desc = m.describe() if hasattr(m, "describe") else ""
         params = _shape_doc(m)
-        text = f"{label}: {type(m).__name__}{tag}" + (f"({desc})" if desc else "") + (f"  {params}" if params else "")
+        cls = type(m).__name__
+        text = (cls if root else f"{label}: {cls}") + tag
+        text += (f"({desc})" if desc else "") + (f"  {params}" if params else "")
         if root:
             lines.append(text)
             child_prefix = ""
         else:
-            lines.append(prefix + ("└── " if last else "├── ") + text)
-            child_prefix = prefix + ("    " if last else "│   ")
+            lines.append(prefix + ("`-- " if last else "|-- ") + text)
+            child_prefix = prefix + ("    " if last else "|   ")
         if isinstance(m, Chain):
             kids = list(m._modules.items())
             for i, (n, c) in enumerate(kids):
