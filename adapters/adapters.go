@@ -10,11 +10,11 @@
 package adapters
 
 import (
-	"maps"
 	"container/heap"
 	_ "embed"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
