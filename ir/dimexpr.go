@@ -676,3 +676,64 @@ func Decide(a, b Dim, atLeast bool) (decided, holds bool) {
 	}
 	return false, false
 }
+
+// DivExact is a / b when b divides a for every size: a constant dividing every
+// coefficient, or one term whose factors every term of a has (8·h·w / (8·w) = h). It
+// reports false otherwise.
+func DivExact(a, b Dim) (Dim, bool) {
+	ea, err := exprOf(a)
+	if err != nil {
+		return Dim{}, false
+	}
+	eb, err := exprOf(b)
+	if err != nil {
+		return Dim{}, false
+	}
+	var coef int
+	var atoms []dimAtom
+	switch {
+	case eb.isConst():
+		coef = eb.c
+	case eb.c == 0 && len(eb.terms) == 1:
+		coef, atoms = eb.terms[0].coef, eb.terms[0].atoms
+	default:
+		return Dim{}, false
+	}
+	if coef == 0 || ea.c%coef != 0 || (ea.c != 0 && len(atoms) > 0) {
+		return Dim{}, false
+	}
+	out := &dimExpr{c: ea.c / coef}
+	for _, t := range ea.terms {
+		if t.coef%coef != 0 {
+			return Dim{}, false
+		}
+		rest := slices.Clone(t.atoms)
+		for _, f := range atoms {
+			i := slices.IndexFunc(rest, func(x dimAtom) bool { return x.key == f.key })
+			if i < 0 {
+				return Dim{}, false
+			}
+			rest = slices.Delete(rest, i, i+1)
+		}
+		out.terms = append(out.terms, dimTerm{coef: t.coef / coef, atoms: rest, key: atomsKey(rest)})
+	}
+	// A term left without factors is a constant.
+	kept := out.terms[:0]
+	for _, t := range out.terms {
+		if len(t.atoms) == 0 {
+			c, err := addInt(out.c, t.coef)
+			if err != nil {
+				return Dim{}, false
+			}
+			out.c = c
+			continue
+		}
+		kept = append(kept, t)
+	}
+	out.terms = kept
+	n, err := out.normalize()
+	if err != nil {
+		return Dim{}, false
+	}
+	return n.dim(), true
+}

@@ -167,3 +167,23 @@ func TestDecide(t *testing.T) {
 		}
 	}
 }
+
+func TestDivExact(t *testing.T) {
+	cases := []struct{ a, b, want string }{
+		{"h*w*8", "w*8", "h"},
+		{"h*w*8", "4", "h*w*2"},
+		{"h*w+h", "h", "w+1"},
+		{"h*w*8", "h*h", ""},
+		{"h*w*6", "4", ""},
+		{"h+1", "h", ""},
+		{"h*4+8", "4", "h+2"},
+	}
+	for _, c := range cases {
+		a, _ := ParseDim(c.a)
+		b, _ := ParseDim(c.b)
+		q, ok := DivExact(a, b)
+		if got := map[bool]string{true: q.String()}[ok]; got != c.want {
+			t.Errorf("DivExact(%s, %s) = %q, want %q", c.a, c.b, got, c.want)
+		}
+	}
+}
