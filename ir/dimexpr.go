@@ -737,3 +737,58 @@ func DivExact(a, b Dim) (Dim, bool) {
 	}
 	return n.dim(), true
 }
+
+// DimFolder computes a value of type T from a dim's expression, bottom up: code
+// generators turn a size into the expression that computes it.
+type DimFolder[T any] struct {
+	Const    func(n int) T
+	Sym      func(name string) T
+	Add, Mul func(a, b T) T
+	FloorDiv func(a T, k int) T // floor(a / k), k ≥ 2, a never negative
+}
+
+// FoldDim folds d's canonical expression with f.
+func FoldDim[T any](d Dim, f DimFolder[T]) (T, error) {
+	e, err := exprOf(d)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return foldExpr(e, f), nil
+}
+
+func foldExpr[T any](e *dimExpr, f DimFolder[T]) T {
+	var acc T
+	have := false
+	add := func(x T) {
+		if have {
+			acc = f.Add(acc, x)
+		} else {
+			acc, have = x, true
+		}
+	}
+	for _, t := range e.terms {
+		var prod T
+		for i, a := range t.atoms {
+			var x T
+			if a.num == nil {
+				x = f.Sym(a.sym)
+			} else {
+				x = f.FloorDiv(foldExpr(a.num, f), a.den)
+			}
+			if i == 0 {
+				prod = x
+			} else {
+				prod = f.Mul(prod, x)
+			}
+		}
+		if t.coef != 1 {
+			prod = f.Mul(prod, f.Const(t.coef))
+		}
+		add(prod)
+	}
+	if e.c != 0 || !have {
+		add(f.Const(e.c))
+	}
+	return acc
+}
