@@ -34,6 +34,11 @@ var smallSettings = map[string]map[string]string{
 	"taesd.rfn:TAEF2Decoder": {"height": "2", "width": "3", "batch": "2"},
 	"clip.rfn:CLIPTextEncoderL": {"embedding_dim": "32", "num_layers": "2", "num_heads": "4", "feedforward_dim": "64",
 		"vocabulary_size": "1000", "max_sequence_length": "12", "batch": "2"},
+	"sd15.rfn:SinusoidalEmbedding": {"dim": "8", "n": "3"},
+	"sd15.rfn:SD1UNet": {"channels": "[8, 16, 24, 24]", "clip_embedding_dim": "8", "num_groups": "4", "height": "16", "width": "8",
+		"timesteps": "1", "batch": "2", "tokens": "5"},
+	"sd15.rfn:SD1Encoder": {"channels": "[8, 12, 16, 16]", "num_groups": "4", "height": "16", "width": "24", "batch": "1"},
+	"sd15.rfn:SD1Decoder": {"channels": "[8, 12, 16, 16]", "num_groups": "4", "height": "3", "width": "2", "batch": "2"},
 }
 
 // compiledCase is one module to compile and run against the interpreter.

@@ -41,16 +41,35 @@ func defShapeLayers() {
 			v, err := c.reshape(ins[0], out)
 			return []*ir.Value{v}, err
 		}})
-	def(&builtin{Name: "Unflatten", Inputs: 1, Args: []argSpec{{"dim", kInt, required}, {"sizes", kSizes, required}},
+	def(&builtin{Name: "Unflatten", Inputs: -1, Args: []argSpec{{"dim", kInt, required}, {"sizes", kSizes, none}},
 		build: func(c *layerCtx, a args, ins []*ir.Value) ([]*ir.Value, error) {
+			if len(ins) != 1 && len(ins) != 2 {
+				return nil, fmt.Errorf("Unflatten takes an input, or an input and a tensor whose sizes it takes, got %d inputs", len(ins))
+			}
 			x := ins[0].Type.Shape
 			d, err := c.axis(a.int("dim"), ins[0])
 			if err != nil {
 				return nil, err
 			}
-			sizes, err := inferMinusOne(ir.Shape{x[d]}, a.sizes("sizes"))
-			if err != nil {
-				return nil, err
+			var sizes ir.Shape
+			switch {
+			case len(ins) == 2:
+				// Refiners' CLIPLCrossAttention: (x, the map before StatefulFlatten): its
+				// dims from dim on.
+				if !a.isNone("sizes") {
+					return nil, fmt.Errorf("Unflatten with two inputs takes the second's sizes: give no sizes")
+				}
+				ref := ins[1].Type.Shape
+				if d >= len(ref) {
+					return nil, fmt.Errorf("the size tensor %s has no dims from %d on", ref, d)
+				}
+				sizes = append(ir.Shape{}, ref[d:]...)
+			case a.isNone("sizes"):
+				return nil, fmt.Errorf("Unflatten needs sizes, or a second input to take them from")
+			default:
+				if sizes, err = inferMinusOne(ir.Shape{x[d]}, a.sizes("sizes")); err != nil {
+					return nil, err
+				}
 			}
 			out := append(append(append(ir.Shape{}, x[:d]...), sizes...), x[d+1:]...)
 			v, err := c.reshape(ins[0], out)

@@ -82,7 +82,7 @@ func (p *Program) Elaborate(opts Options) (*ir.Module, error) {
 		el.dims[k] = v
 	}
 	root := &ir.Scope{Class: decl.Name}
-	el.mod = &ir.Module{Name: decl.Name, Source: p.Main, Root: root}
+	el.mod = &ir.Module{Name: decl.Name, Source: p.Main, Root: root, Context: &ir.ContextLog{Order: map[*ir.Scope]int{}, Dims: el.dims}}
 	el.layouts = p.programLayouts()
 	menv, err := el.bindModelParams(decl, nil, opts.Set)
 	if err != nil {
@@ -274,9 +274,10 @@ func (el *elab) isInputDim(decl *parser.Model, name string) bool {
 // modelBody elaborates a model's body as its base container. For the entry point the
 // inputs come from its input lines; for a model used as a layer, from its caller.
 func (el *elab) modelBody(decl *parser.Model, e *env, scope *ir.Scope, ins []*ir.Value, entry bool) []*ir.Value {
-	if !entry {
+	if !entry && !decl.IsAdapter {
 		// A model used as a layer binds the symbolic dims of its input lines to the sizes
-		// it receives, so its body can use them (SelfAttention2d's h and w).
+		// it receives, so its body can use them (SelfAttention2d's h and w). An adapter's
+		// input lines declare inputs it adds to the entry point (InjectAdapter).
 		var lines []*parser.InputStmt
 		for _, s := range decl.Body.Stmts {
 			if in, ok := s.(*parser.InputStmt); ok {
@@ -360,6 +361,26 @@ func (el *elab) modelBody(decl *parser.Model, e *env, scope *ir.Scope, ins []*ir
 		return nil
 	}
 	return el.leaf(b, a, stmt, scope, ins)
+}
+
+// inputType evaluates the type an input line declares.
+func (el *elab) inputType(in *parser.InputStmt, e *env) (ir.Type, *Error) {
+	dt, ok := ir.ParseDType(in.DType)
+	if !ok {
+		return ir.Type{}, el.errAt(in.Pos, "unknown dtype %s (f32, f16, bf16, i32, i64)", in.DType)
+	}
+	shape := ir.Shape{}
+	for _, d := range in.Dims {
+		dim, err := el.evalDim(d, e)
+		if err != nil {
+			return ir.Type{}, err
+		}
+		shape = append(shape, dim)
+	}
+	if dt == ir.F16 || dt == ir.BF16 {
+		dt = ir.F32
+	}
+	return ir.Type{DType: dt, Shape: shape}, nil
 }
 
 func (el *elab) declareInput(in *parser.InputStmt, e *env) *ir.Value {
@@ -677,7 +698,8 @@ func (el *elab) container(kind string, a args, items []item, scope *ir.Scope, in
 
 // setKeys gives a scope its checkpoint key in the unnamed layout and in every named layout
 // of the program: its parent's key joined with its segment, which is the key clause's
-// value for that layout, else its unnamed value, else dflt (the Refiners name).
+// value for that layout, else its unnamed value, else dflt (the Refiners name). When the
+// program names layouts, the unnamed layout's segment is always dflt.
 func (el *elab) setKeys(s *ir.Scope, dflt string, unnamed parser.Expr, named []*parser.LayoutKey, e *env) bool {
 	parentKey := func(l string) string {
 		if s.Parent == nil {
@@ -696,10 +718,13 @@ func (el *elab) setKeys(s *ir.Scope, dflt string, unnamed parser.Expr, named []*
 		}
 		seg = k
 	}
-	s.Key = joinKey(parentKey(""), seg)
 	if len(el.layouts) == 0 {
+		s.Key = joinKey(parentKey(""), seg)
 		return true
 	}
+	// In a program that names layouts, the unnamed key is the segment they share and the
+	// default keys are the Refiners paths, unique by construction.
+	s.Key = joinKey(parentKey(""), dflt)
 	s.LayoutKeys = make(map[string]string, len(el.layouts))
 	for _, l := range el.layouts {
 		s.LayoutKeys[l] = joinKey(parentKey(l), seg)
@@ -809,6 +834,9 @@ func joinKey(prefix, seg string) string {
 // layer elaborates one child into its scope.
 func (el *elab) layer(it item, scope *ir.Scope, ins []*ir.Value) []*ir.Value {
 	s := it.stmt
+	if log := el.mod.Context; log != nil {
+		log.Order[scope] = len(log.Order) + 1
+	}
 	el.depth++
 	defer func() { el.depth-- }()
 	if el.depth > 200 {
@@ -880,6 +908,9 @@ func (el *elab) leaf(b *builtin, a args, s *parser.LayerStmt, scope *ir.Scope, i
 			return nil
 		}
 		el.context[a.str("context")+"\x00"+a.str("key")] = ins
+		if log := el.mod.Context; log != nil {
+			log.Writes = append(log.Writes, ir.ContextWrite{Context: a.str("context"), Key: a.str("key"), Values: ins, At: log.Order[scope]})
+		}
 		scope.Outs = types(ins)
 		return ins
 	case "UseContext":

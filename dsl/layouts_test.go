@@ -32,7 +32,7 @@ model Net key ldm="model.diffusion_model", diffusers="" {
 		got[p.Name] = p.Key + " | " + p.LayoutKeys["ldm"] + " | " + p.LayoutKeys["diffusers"]
 	}
 	for name, want := range map[string]string{
-		"Conv2d.weight":            "first.weight | model.diffusion_model.input_blocks.0.0.weight | conv_in.weight",
+		"Conv2d.weight":            "Conv2d.weight | model.diffusion_model.input_blocks.0.0.weight | conv_in.weight",
 		"Block_1.GroupNorm.weight": "Block_1.GroupNorm.weight | model.diffusion_model.input_blocks.1.0.in_layers.0.weight | down_blocks.0.resnets.0.norm1.weight",
 		"Block_2.Conv2d.bias":      "Block_2.Conv2d.bias | model.diffusion_model.input_blocks.2.0.in_layers.2.bias | down_blocks.0.resnets.1.conv1.bias",
 		"Block_3.GroupNorm.bias":   "Block_3.GroupNorm.bias | model.diffusion_model.blk.in_layers.0.bias | block.norm1.bias",

@@ -156,8 +156,11 @@ func (p *Program) add(path string, src []byte, main bool, errs *ErrorList) (*par
 			*errs = append(*errs, p.newError(m.Pos, "", fmt.Sprintf("model %s is already declared at %s:%d:%d", m.Name, prev.Pos.Filename, prev.Pos.Line, prev.Pos.Column)))
 			continue
 		}
-		if _, isBuiltin := builtins[m.Name]; isBuiltin {
-			*errs = append(*errs, p.newError(m.Pos, "", fmt.Sprintf("model %s has the name of a builtin layer", m.Name)))
+		// A model may hide a builtin layer (Refiners' UNet Upsample is a Chain, not
+		// torch's Upsample), but not a container or a context layer, whose meaning the
+		// elaborator gives.
+		if b, isBuiltin := builtins[m.Name]; isBuiltin && (b.Container || m.Name == "SetContext" || m.Name == "UseContext") {
+			*errs = append(*errs, p.newError(m.Pos, "", fmt.Sprintf("model %s has the name of a builtin container or context layer", m.Name)))
 			continue
 		}
 		p.models[m.Name] = m
