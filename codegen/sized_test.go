@@ -24,13 +24,18 @@ import (
 // without fixing them is run at, one after the other in one process (a size met again
 // last, to reuse its plan). The other settings come from smallSettings.
 var sizedRuns = map[string][]map[string]int{
-	"vit.rfn:ViT":               {{"batch": 2}, {"batch": 1}, {"batch": 3}, {"batch": 2}},
-	"vit.rfn:ViTCross":          {{"batch": 1}, {"batch": 3}},
-	"taesd.rfn:TAESDEncoder":    {{"batch": 1, "height": 16, "width": 24}, {"batch": 2, "height": 13, "width": 8}},
-	"taesd.rfn:TAESDDecoder":    {{"batch": 2, "height": 3, "width": 2}, {"batch": 1, "height": 2, "width": 5}},
-	"taesd.rfn:TAEF2Encoder":    {{"batch": 2, "height": 8, "width": 16}, {"batch": 1, "height": 17, "width": 9}, {"batch": 2, "height": 8, "width": 16}},
-	"taesd.rfn:TAEF2Decoder":    {{"batch": 1, "height": 2, "width": 3}, {"batch": 2, "height": 3, "width": 2}, {"batch": 1, "height": 4, "width": 4}},
-	"clip.rfn:CLIPTextEncoderL": {{"batch": 1}, {"batch": 3}},
+	"vit.rfn:ViT":                  {{"batch": 2}, {"batch": 1}, {"batch": 3}, {"batch": 2}},
+	"vit.rfn:ViTCross":             {{"batch": 1}, {"batch": 3}},
+	"taesd.rfn:TAESDEncoder":       {{"batch": 1, "height": 16, "width": 24}, {"batch": 2, "height": 13, "width": 8}},
+	"taesd.rfn:TAESDDecoder":       {{"batch": 2, "height": 3, "width": 2}, {"batch": 1, "height": 2, "width": 5}},
+	"taesd.rfn:TAEF2Encoder":       {{"batch": 2, "height": 8, "width": 16}, {"batch": 1, "height": 17, "width": 9}, {"batch": 2, "height": 8, "width": 16}},
+	"taesd.rfn:TAEF2Decoder":       {{"batch": 1, "height": 2, "width": 3}, {"batch": 2, "height": 3, "width": 2}, {"batch": 1, "height": 4, "width": 4}},
+	"clip.rfn:CLIPTextEncoderL":    {{"batch": 1}, {"batch": 3}},
+	"sd15.rfn:SinusoidalEmbedding": {{"n": 3}, {"n": 1}},
+	"sd15.rfn:SD1UNet": {{"batch": 2, "height": 16, "width": 8, "tokens": 5}, {"batch": 1, "height": 13, "width": 6, "tokens": 3},
+		{"batch": 2, "height": 16, "width": 8, "tokens": 5}},
+	"sd15.rfn:SD1Encoder": {{"batch": 1, "height": 16, "width": 24}, {"batch": 2, "height": 8, "width": 8}},
+	"sd15.rfn:SD1Decoder": {{"batch": 2, "height": 3, "width": 2}, {"batch": 1, "height": 4, "width": 5}},
 }
 
 // unetSource is a small UNet: a stride-2 downsampling, an upsampling by 2 and the
