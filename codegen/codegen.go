@@ -1,8 +1,10 @@
 // Package codegen turns a compiled ir.Module into Go source: a package with a Model type
 // that loads its weights from safetensors files and runs the module's ops as straight-line
-// calls into package kernels, with every shape fixed at compile time and every
-// intermediate placed in one planned arena. The generated code imports only rfc's runtime
-// and kernels packages (and the standard library), never the compiler.
+// calls into package kernels, every intermediate placed in a planned arena. Shapes fixed at
+// compile time give one plan and constant sizes; sizes chosen at run time (batch, height)
+// are read from Forward's inputs, with a plan made per set of sizes at its first use
+// (sizes.go). The generated code imports only rfc's runtime and kernels packages (and the
+// standard library), never the compiler.
 //
 // Each op is emitted as the interpreter (package interp) runs it, with the same kernel and
 // the same arguments, so a generated model computes exactly what the interpreter does.

@@ -6,6 +6,10 @@
 //
 // The text form (Print / Parse) round-trips exactly and is what golden tests compare.
 //
+// Dims are static sizes or sizes known only at run time, kept as canonical expressions of
+// their names (dimexpr.go); shape rules decide what they can at compile time and list the
+// rest as checks (InferChecks) that generated code tests when it meets the sizes.
+//
 // The op catalogue (ops.go) and the typed attribute accessors (attrs.go) are the one place
 // that knows each op: back ends read attributes through the accessors only. Adding an op is
 // described in docs/ADDING_AN_OP.md.
