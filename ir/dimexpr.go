@@ -50,6 +50,12 @@ type dimAtom struct {
 
 var errDimOverflow = errors.New("a size expression overflows an int")
 
+// maxDimTerms bounds the terms of an expression: products of sums expand, and a size
+// expression of thousands of terms is a mistake, refused before it exhausts memory.
+const maxDimTerms = 1024
+
+var errDimTooLarge = fmt.Errorf("a size expression has more than %d terms", maxDimTerms)
+
 func addInt(a, b int) (int, error) {
 	r := a + b
 	if (r > a) != (b > 0) {
@@ -139,6 +145,9 @@ func (e *dimExpr) normalize() (*dimExpr, error) {
 		}
 	}
 	e.terms = kept
+	if len(e.terms) > maxDimTerms {
+		return nil, errDimTooLarge
+	}
 	return e, nil
 }
 
@@ -178,6 +187,9 @@ func dimMul(a, b *dimExpr) (*dimExpr, error) {
 	}
 	if a.isConst() {
 		return dimScale(b, a.c)
+	}
+	if len(a.terms)*len(b.terms) > maxDimTerms {
+		return nil, errDimTooLarge
 	}
 	out := &dimExpr{}
 	var err error

@@ -187,3 +187,29 @@ func TestDivExact(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseDim: any text either fails to parse, or gives a dim whose canonical text reads
+// back as the same dim and evaluates without panicking.
+func FuzzParseDim(f *testing.F) {
+	for _, s := range []string{"batch", "h*w*8", "(h+1)//2", "((height+1)//2)*2-height", "h//2//2", "-(h//2)+3", "(2*h+3)//4*(w-1)", "7"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := ParseDim(s)
+		if err != nil {
+			return
+		}
+		again, err := ParseDim(d.String())
+		if err != nil || again != d {
+			t.Fatalf("%q → %s reads back as %v (%v)", s, d, again, err)
+		}
+		sizes := map[string]int{}
+		for i, name := range d.Symbols() {
+			sizes[name] = i%5 + 1
+		}
+		d.Eval(sizes)
+		if decided, holds := Decide(d, d, false); !decided || !holds {
+			t.Fatalf("%s = %s is not decided", d, d)
+		}
+	})
+}
