@@ -7,7 +7,7 @@
 //
 // Regenerate with:
 //
-//	rfc compile ../../../../models/taesd.rfn --model TAEF2Decoder --set batch=1 -o . --pkg taef2dec64 --target cuda
+//	rfc compile ../../../../models/taesd.rfn --model TAEF2Decoder --set batch=1 --set height=64 --set width=64 -o . --pkg taef2dec64 --target cuda
 //
 // The Model (model.go, weights.go) is built with -tags cuda, which needs cgo, the CUDA driver API
 // headers and libcuda (gorgonia.org/cu); without the tag the package holds only this file.
