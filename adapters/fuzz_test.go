@@ -21,7 +21,8 @@ import (
 var updateSeeds = flag.Bool("update-seeds", false, "rewrite the committed FuzzLoraFile seed corpus")
 
 // fuzzModel is what FuzzLoraFile injects into: Linear and Conv2d layers (a grouped one too)
-// with Refiners keys, a named layout, and one with a key of its own.
+// and named layouts (LoRA files name layers by the unnamed keys, which are then the
+// Refiners paths).
 const fuzzModel = `
 model M {
     input x: f32[2, 4, 3, 3]
@@ -56,7 +57,7 @@ func fuzzLoraSeeds() map[string][2][]byte {
 	}
 	kohya := enc(map[string]*runtime.Tensor{
 		"lora_unet_Linear.lora_down.weight": t(2, 6), "lora_unet_Linear.lora_up.weight": t(8, 2), "lora_unet_Linear.alpha": runtime.FromF32([]float32{4}),
-		"lora_unet_conv_in.lora_down.weight": t(3, 4, 3, 3), "lora_unet_conv_in.lora_up.weight": t(6, 3, 1, 1),
+		"lora_unet_Conv2d_1.lora_down.weight": t(3, 4, 3, 3), "lora_unet_Conv2d_1.lora_up.weight": t(6, 3, 1, 1),
 	})
 	peft := enc(map[string]*runtime.Tensor{
 		"base_model.model.Residual.Linear.lora_A.weight": t(1, 8), "base_model.model.Residual.Linear.lora_B.weight": t(8, 1),
@@ -65,7 +66,7 @@ func fuzzLoraSeeds() map[string][2][]byte {
 		"valid_kohya":           {kohya},
 		"valid_peft_config":     {peft, []byte(`{"peft_type": "LORA", "lora_alpha": 8, "use_rslora": true}`)},
 		"valid_peft_no_config":  {peft},
-		"valid_conv_2d_up":      {enc(map[string]*runtime.Tensor{"conv_in.lora_A.weight": t(2, 4, 3, 3), "conv_in.lora_B.weight": t(6, 2)})},
+		"valid_conv_2d_up":      {enc(map[string]*runtime.Tensor{"Conv2d_1.lora_A.weight": t(2, 4, 3, 3), "Conv2d_1.lora_B.weight": t(6, 2)})},
 		"missing_up":            {enc(map[string]*runtime.Tensor{"Linear.lora_A.weight": t(2, 6)})},
 		"shape_mismatch":        {enc(map[string]*runtime.Tensor{"Linear.lora_A.weight": t(2, 7), "Linear.lora_B.weight": t(8, 2)})},
 		"rank_mismatch":         {enc(map[string]*runtime.Tensor{"Linear.lora_A.weight": t(2, 6), "Linear.lora_B.weight": t(8, 3)})},
