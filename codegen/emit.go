@@ -478,7 +478,9 @@ func emitConcat(g *generator, v *ir.Value) ([]jen.Code, error) {
 		fixed[i] = g.ref(a)
 	}
 	var shapeList jen.Code
-	if g.sym == nil {
+	// A concatenation in prepare (weights only) has static shapes, and runs before Forward
+	// has made any plan: its lists are the model's, built once.
+	if g.sym == nil || g.inPrepare {
 		g.extraInits = append(g.extraInits, jen.Id("m").Dot(field).Op("=").Index().Index().Float32().Values(fixed...))
 		name := g.globals.take("concat" + strconv.Itoa(v.ID) + "Shapes")
 		g.intVarDefs = append(g.intVarDefs, jen.Id(name).Op("=").Index().Index().Int().Values(shapes...))
