@@ -3,6 +3,7 @@ package fuzzgen
 import (
 	"errors"
 	"fmt"
+	"github.com/rfc-project/rfc/runtime"
 	"math/rand/v2"
 	"sort"
 	"strings"
@@ -28,6 +29,23 @@ type Backend interface {
 // except where they reassociate (scale∘scale, a merged LoRA's W + s·U·D).
 const PassTolerance = 1e-5
 
+// limitations are the documented refusals of a back end the generator may run into: the
+// error says what to do (fix sizes with --set), and the model is counted as refused.
+var limitations = []string{
+	// codegen.emitMatmulSized: a broadcast over batch dims of sizes chosen at run time
+	// that differ in shape needs them static.
+	"broadcasts batch dims of sizes chosen at run time: fix them with --set",
+}
+
+func limitation(msg string) bool {
+	for _, l := range limitations {
+		if strings.Contains(msg, l) {
+			return true
+		}
+	}
+	return false
+}
+
 // everyOp is the interpreter, which implements every op of the catalogue.
 func everyOp(string) bool { return true }
 
@@ -35,6 +53,7 @@ func everyOp(string) bool { return true }
 type Report struct {
 	Models   int // generated
 	Useless  int // reference outputs not finite
+	Refused  int // jobs a back end refused as documented (limitations)
 	Variants int // distinct modules after the passes, run by the interpreter
 	Jobs     map[string]int
 	Failures []Failure
@@ -54,6 +73,9 @@ func (r *Report) String() string {
 	sort.Strings(names)
 	for _, n := range names {
 		fmt.Fprintf(&b, ", %d %s jobs", r.Jobs[n], n)
+	}
+	if r.Refused > 0 {
+		fmt.Fprintf(&b, " (%d refused as documented)", r.Refused)
 	}
 	fmt.Fprintf(&b, "; %d failures", len(r.Failures))
 	names = names[:0]
@@ -79,6 +101,7 @@ func (r *Report) String() string {
 func (r *Report) Add(o *Report) {
 	r.Models += o.Models
 	r.Useless += o.Useless
+	r.Refused += o.Refused
 	r.Variants += o.Variants
 	r.Failures = append(r.Failures, o.Failures...)
 	for k, v := range o.Jobs {
@@ -184,9 +207,12 @@ func runBackend(b Backend, cases []*Case, rep *Report) {
 	}
 	var jobs []*Job
 	var refs []ref
-	half := false
+	half, sized := false, false
 	if h, ok := b.(HalfWeights); ok {
 		half = h.HalfWeights()
+	}
+	if s, ok := b.(SizedPackages); ok {
+		sized = s.SizedPackages()
 	}
 	for _, c := range cases {
 		vs, fails := c.Variants(b.Ops)
@@ -201,6 +227,22 @@ func runBackend(b Backend, cases []*Case, rep *Report) {
 			jobs = append(jobs, j)
 			refs = append(refs, ref{c, v})
 		}
+		if !sized || c.Sized == nil {
+			continue
+		}
+		// The sized package, at the model's batch, the other, and the first again (a
+		// plan made before must serve again).
+		svs, fails := c.variantsOf(c.Sized.Module, b.Ops)
+		for _, f := range fails {
+			f.Variant += " sized"
+			rep.Failures = append(rep.Failures, f)
+		}
+		for _, v := range svs {
+			v.Name += " sized"
+			o := c.Sized.Other
+			jobs = append(jobs, &Job{Module: v.Module, Weights: c.Weights, Inputs: c.InputsOf(c.Module), More: []map[string]*runtime.Tensor{o.InputsOf(o.Module), c.InputsOf(c.Module)}})
+			refs = append(refs, ref{c, v})
+		}
 	}
 	rep.Jobs[b.Name()] += len(jobs)
 	results, err := b.Run(jobs)
@@ -211,6 +253,10 @@ func runBackend(b Backend, cases []*Case, rep *Report) {
 	for i, res := range results {
 		c, v := refs[i].c, refs[i].v
 		if res.Err != nil {
+			if limitation(res.Err.Error()) {
+				rep.Refused++
+				continue
+			}
 			rep.Failures = append(rep.Failures, Failure{Seed: c.Model.Seed, Model: c.Model, Stage: b.Name() + " " + res.Stage, Variant: v.Name, Msg: res.Err.Error()})
 			continue
 		}
@@ -229,6 +275,18 @@ func runBackend(b Backend, cases []*Case, rep *Report) {
 		if err != nil {
 			rep.Failures = append(rep.Failures, Failure{Seed: c.Model.Seed, Model: c.Model, Stage: b.Name(), Variant: name, Msg: err.Error()})
 			continue
+		}
+		if len(jobs[i].More) > 0 {
+			others := []*Case{c.Sized.Other, c}
+			if len(res.More) != len(others) {
+				rep.Failures = append(rep.Failures, Failure{Seed: c.Model.Seed, Model: c.Model, Stage: b.Name(), Variant: name, Msg: fmt.Sprintf("%d further input sets ran, want %d", len(res.More), len(others))})
+				continue
+			}
+			for k, o := range others {
+				if _, err := o.Compare(res.More[k], tol); err != nil {
+					rep.Failures = append(rep.Failures, Failure{Seed: c.Model.Seed, Model: c.Model, Stage: b.Name(), Variant: fmt.Sprintf("%s, input set %d (batch %d)", name, k+2, o.Inputs[o.Module.Inputs[0].Name].Shape[0]), Msg: err.Error()})
+				}
+			}
 		}
 		rep.Worst[b.Name()] = max(rep.Worst[b.Name()], d/tol)
 	}

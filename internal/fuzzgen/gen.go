@@ -50,6 +50,10 @@ type Model struct {
 	Adapters []Injection
 	// Merge runs lora_merge (rfc --merge) in every pass configuration.
 	Merge bool
+	// Other, when not nil, makes the model also compiled with the sizes it names chosen
+	// at run time (a sized package: the batch, and the height and width of some models),
+	// run at Set's values and at Other's.
+	Other map[string]string
 }
 
 // Injection is one adapter to inject: an adapter declaration around the layers found by
@@ -370,19 +374,33 @@ func (g *gen) model(seed uint64) *Model {
 		params = append(params, `tag: string = "t"`)
 	}
 
-	in := g.entryInput()
 	body := &w{ind: 1}
-	var outs []tensor
-	switch {
-	case len(in) > 1:
-		// Several inputs reach the first child as a tuple.
-		outs = []tensor{g.reduceTuple(body, in)}
-	default:
-		outs = in
+	if g.chance(0.3) {
+		m.Other = map[string]string{"batch": strconv.Itoa(g.batch%3 + 1)}
 	}
-	out := g.chain(body, outs[0], g.between(3, 8))
-	if g.chance(0.25) {
-		g.outputs(body, out)
+	if m.Other != nil && g.chance(0.5) {
+		// Height and width chosen at run time too.
+		s := g.sizedChain(body, g.sizedInput(m), g.between(2, 6), false)
+		if s.static {
+			out := g.chain(body, s.tensor(), g.between(1, 5))
+			if g.chance(0.25) {
+				g.outputs(body, out)
+			}
+		}
+	} else {
+		in := g.entryInput()
+		var outs []tensor
+		switch {
+		case len(in) > 1:
+			// Several inputs reach the first child as a tuple.
+			outs = []tensor{g.reduceTuple(body, in)}
+		default:
+			outs = in
+		}
+		out := g.chain(body, outs[0], g.between(3, 8))
+		if g.chance(0.25) {
+			g.outputs(body, out)
+		}
 	}
 
 	var b strings.Builder

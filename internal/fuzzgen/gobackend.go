@@ -30,6 +30,15 @@ type Job struct {
 	// F16Weights asks a back end that can (HalfWeights) to store the weights as float16;
 	// the reference is then the interpreter on the weights rounded so.
 	F16Weights bool
+	// More are input sets to run after Inputs, on the same loaded model: a sized
+	// package at other sizes.
+	More []map[string]*runtime.Tensor
+}
+
+// SizedPackages is implemented by back ends that compile modules whose sizes are chosen
+// at run time.
+type SizedPackages interface {
+	SizedPackages() bool
 }
 
 // HalfWeights is implemented by back ends that can store weights as float16.
@@ -41,6 +50,7 @@ type HalfWeights interface {
 // (generate, build, run).
 type Result struct {
 	Outputs []*runtime.Tensor
+	More    [][]*runtime.Tensor // the outputs of Job.More
 	Stage   string
 	Err     error
 }
@@ -59,6 +69,9 @@ func (b *GoBackend) Name() string { return "go" }
 
 // Ops are the ops the Go code generator implements: the passes may fuse for it.
 func (b *GoBackend) Ops(op string) bool { return codegen.Supported(op) }
+
+// SizedPackages: the Go target compiles modules with sizes chosen at run time.
+func (b *GoBackend) SizedPackages() bool { return true }
 
 // Tolerance: the generated code calls the interpreter's kernels with the same arguments,
 // so only fusions that round differently could tell them apart.
@@ -117,7 +130,7 @@ func (b *GoBackend) Run(cases []*Job) ([]Result, error) {
 	bin := filepath.Join(b.Dir, "driver.bin")
 	failed := regexp.MustCompile(`(?m)^#? ?\.?/?(?:rfcfuzz/)?m(\d+)\b`)
 	for len(live) > 0 {
-		if err := os.WriteFile(filepath.Join(b.Dir, "driver", "main.go"), driverSource(live, gens), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(b.Dir, "driver", "main.go"), driverSource(live, gens, cases), 0o644); err != nil {
 			return nil, err
 		}
 		// The generated packages without optimization (-N -l): they compile in two
@@ -172,11 +185,18 @@ func (b *GoBackend) Run(cases []*Job) ([]Result, error) {
 			case "ok":
 				done[i] = true
 				res[i] = Result{}
-				outs, err := readOutputs(filepath.Join(b.Dir, "data", "m"+strconv.Itoa(i), "out.safetensors"), len(gens[i].Outputs))
-				if err != nil {
-					res[i] = Result{Stage: "run", Err: err}
-				} else {
-					res[i].Outputs = outs
+				dir := filepath.Join(b.Dir, "data", "m"+strconv.Itoa(i))
+				for k := range 1 + len(cases[i].More) {
+					outs, err := readOutputs(filepath.Join(dir, fmt.Sprintf("out%d.safetensors", k)), len(gens[i].Outputs))
+					if err != nil {
+						res[i] = Result{Stage: "run", Err: err}
+						break
+					}
+					if k == 0 {
+						res[i].Outputs = outs
+					} else {
+						res[i].More = append(res[i].More, outs)
+					}
 				}
 			case "fail":
 				done[i] = true
@@ -246,11 +266,16 @@ func writeCaseData(dir string, c *Job) error {
 	if err := runtime.WriteSafetensors(filepath.Join(dir, "weights.safetensors"), weights, nil); err != nil {
 		return err
 	}
-	in := map[string]*runtime.Tensor{}
-	for _, v := range c.Module.Inputs {
-		in[v.Name] = c.Inputs[v.Name]
+	for k, set := range append([]map[string]*runtime.Tensor{c.Inputs}, c.More...) {
+		in := map[string]*runtime.Tensor{}
+		for _, v := range c.Module.Inputs {
+			in[v.Name] = set[v.Name]
+		}
+		if err := runtime.WriteSafetensors(filepath.Join(dir, fmt.Sprintf("in%d.safetensors", k)), in, nil); err != nil {
+			return err
+		}
 	}
-	return runtime.WriteSafetensors(filepath.Join(dir, "in.safetensors"), in, nil)
+	return nil
 }
 
 func readOutputs(path string, n int) ([]*runtime.Tensor, error) {
@@ -270,7 +295,7 @@ func readOutputs(path string, n int) ([]*runtime.Tensor, error) {
 
 // driverSource is a main package that runs the cases named on its command line, each
 // under recover, printing "begin I" before and "ok I" or "fail I MESSAGE" after.
-func driverSource(live []int, gens []*codegen.Result) []byte {
+func driverSource(live []int, gens []*codegen.Result, jobs []*Job) []byte {
 	var b bytes.Buffer
 	b.WriteString("package main\n\nimport (\n\t\"fmt\"\n\t\"os\"\n\t\"path/filepath\"\n\t\"strconv\"\n\n\t\"github.com/rfc-project/rfc/runtime\"\n\n")
 	for _, i := range live {
@@ -300,8 +325,8 @@ func safe(run func(string) error, dir string) (err error) {
 	return run(dir)
 }
 
-func inputs(dir string) (map[string]*runtime.Tensor, error) {
-	f, err := runtime.OpenSafetensors(filepath.Join(dir, "in.safetensors"))
+func inputs(dir string, k int) (map[string]*runtime.Tensor, error) {
+	f, err := runtime.OpenSafetensors(filepath.Join(dir, fmt.Sprintf("in%d.safetensors", k)))
 	if err != nil {
 		return nil, err
 	}
@@ -315,12 +340,12 @@ func inputs(dir string) (map[string]*runtime.Tensor, error) {
 	return set, nil
 }
 
-func write(dir string, outs ...*runtime.Tensor) error {
+func write(dir string, k int, outs ...*runtime.Tensor) error {
 	named := map[string]*runtime.Tensor{}
 	for i, o := range outs {
 		named[fmt.Sprint("y", i)] = o
 	}
-	return runtime.WriteSafetensors(filepath.Join(dir, "out.safetensors"), named, nil)
+	return runtime.WriteSafetensors(filepath.Join(dir, fmt.Sprintf("out%d.safetensors", k)), named, nil)
 }
 
 `)
@@ -335,6 +360,9 @@ func write(dir string, outs ...*runtime.Tensor) error {
 				field = "I64"
 			}
 			args = append(args, fmt.Sprintf("in[%q].%s", in.Name, field))
+			if in.Sized {
+				args = append(args, fmt.Sprintf("in[%q].Shape", in.Name))
+			}
 		}
 		for k, out := range r.Outputs {
 			outs = append(outs, "y"+strconv.Itoa(k))
@@ -342,25 +370,35 @@ func write(dir string, outs ...*runtime.Tensor) error {
 			if !out.Type.DType.IsFloat() {
 				ctor = "FromI64"
 			}
-			wrap = append(wrap, fmt.Sprintf("runtime.%s(y%d, %s.%sShape[:]...)", ctor, k, pkg, out.Export))
+			shape := fmt.Sprintf("%s.%sShape[:]", pkg, out.Export)
+			if out.Sized {
+				outs = append(outs, fmt.Sprintf("y%dShape", k))
+				shape = fmt.Sprintf("y%dShape", k)
+			}
+			wrap = append(wrap, fmt.Sprintf("runtime.%s(y%d, %s...)", ctor, k, shape))
 		}
 		fmt.Fprintf(&b, `	%d: func(dir string) error {
 		m, err := %s.Load(filepath.Join(dir, "weights.safetensors"))
 		if err != nil {
 			return err
 		}
-		in, err := inputs(dir)
-		if err != nil {
-			return err
+		for k := range %d {
+			in, err := inputs(dir, k)
+			if err != nil {
+				return err
+			}
+			_ = in
+			%s, err := m.Forward(%s)
+			if err != nil {
+				return err
+			}
+			if err := write(dir, k, %s); err != nil {
+				return err
+			}
 		}
-		_ = in
-		%s, err := m.Forward(%s)
-		if err != nil {
-			return err
-		}
-		return write(dir, %s)
+		return nil
 	},
-`, i, pkg, strings.Join(outs, ", "), strings.Join(args, ", "), strings.Join(wrap, ", "))
+`, i, pkg, 1+len(jobs[i].More), strings.Join(outs, ", "), strings.Join(args, ", "), strings.Join(wrap, ", "))
 	}
 	b.WriteString("}\n")
 	return b.Bytes()

@@ -27,6 +27,15 @@ type Case struct {
 	// Depth is the longest chain of ops from an input to an output: rounding differences
 	// grow with it.
 	Depth int
+	// Sized is the model with sizes chosen at run time, when Model.Other is set.
+	Sized *Sized
+}
+
+// Sized is a model compiled with sizes chosen at run time: its module, and the model at
+// the other size point with its inputs and the reference outputs there.
+type Sized struct {
+	Module *ir.Module
+	Other  *Case // the model elaborated at the other batch size
 }
 
 // ErrUseless marks a case whose reference outputs are not all finite: comparing them says
@@ -57,17 +66,75 @@ func Build(m *Model) (*Case, error) {
 	fail := func(stage string, err error) (*Case, error) {
 		return nil, &Failure{Seed: m.Seed, Model: m, Stage: stage, Msg: dsl.Detail(err)}
 	}
+	mod, stage, err := elaborateModel(m, m.Set)
+	if err != nil {
+		return fail(stage, err)
+	}
+	c := &Case{Model: m, Module: mod, Depth: depth(mod)}
+	c.sample(rand.New(rand.NewPCG(m.Seed, 0x5a3e)))
+	want, err := interp.Run(mod, c.weights(mod), c.Inputs)
+	if err != nil {
+		return fail("interp", err)
+	}
+	for _, t := range want {
+		for _, v := range t.F32 {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return nil, ErrUseless
+			}
+		}
+	}
+	c.Want = want
+	if m.Other != nil {
+		open, other := map[string]string{}, map[string]string{}
+		for k, v := range m.Set {
+			if _, chosen := m.Other[k]; !chosen {
+				open[k] = v
+			}
+			other[k] = v
+		}
+		for k, v := range m.Other {
+			other[k] = v
+		}
+		sized, stage, err := elaborateModel(m, open)
+		if err != nil {
+			return fail(stage+" ("+sizedNames(m)+" chosen at run time)", err)
+		}
+		// The other size point: its inputs drawn anew, the weights the same.
+		om, stage, err := elaborateModel(m, other)
+		if err != nil {
+			return fail(stage+fmt.Sprintf(" (at %v)", m.Other), err)
+		}
+		o := &Case{Model: m, Module: om, Depth: c.Depth, Weights: c.Weights}
+		o.sampleInputs(rand.New(rand.NewPCG(m.Seed, 0x5a3f)))
+		if o.Want, err = interp.Run(om, o.weights(om), o.Inputs); err != nil {
+			return fail(fmt.Sprintf("interp (at %v)", m.Other), err)
+		}
+		for _, t := range o.Want {
+			for _, v := range t.F32 {
+				if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+					return nil, ErrUseless
+				}
+			}
+		}
+		c.Sized = &Sized{Module: sized, Other: o}
+	}
+	return c, nil
+}
+
+// elaborateModel elaborates m's entry point with set and injects m's adapters; the
+// error's stage is elaborate or inject.
+func elaborateModel(m *Model, set map[string]string) (*ir.Module, string, error) {
 	prog, err := dsl.LoadSource("fuzz.rfn", []byte(m.Source))
 	if err != nil {
-		return fail("elaborate", err)
+		return nil, "elaborate", err
 	}
-	mod, err := prog.Elaborate(dsl.Options{Model: m.Entry, Set: m.Set})
+	mod, err := prog.Elaborate(dsl.Options{Model: m.Entry, Set: set})
 	if err != nil {
-		return fail("elaborate", err)
+		return nil, "elaborate", err
 	}
 	if len(m.Adapters) > 0 {
 		if err := adapters.AddLibrary(prog); err != nil {
-			return fail("inject", err)
+			return nil, "inject", err
 		}
 	}
 	for _, inj := range m.Adapters {
@@ -94,25 +161,11 @@ func Build(m *Model) (*Case, error) {
 		}
 		next, err := adapters.Inject(mod, prog, adapters.Spec{Name: inj.Name, Adapter: inj.Adapter, Targets: targets, Params: inj.Params, Scale: inj.Scale})
 		if err != nil {
-			return fail("inject", fmt.Errorf("%s %s around %v: %w", inj.Name, inj.Adapter, targets, err))
+			return nil, "inject", fmt.Errorf("%s %s around %v: %w", inj.Name, inj.Adapter, targets, err)
 		}
 		mod = next
 	}
-	c := &Case{Model: m, Module: mod, Depth: depth(mod)}
-	c.sample(rand.New(rand.NewPCG(m.Seed, 0x5a3e)))
-	want, err := interp.Run(mod, c.weights(mod), c.Inputs)
-	if err != nil {
-		return fail("interp", err)
-	}
-	for _, t := range want {
-		for _, v := range t.F32 {
-			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-				return nil, ErrUseless
-			}
-		}
-	}
-	c.Want = want
-	return c, nil
+	return mod, "", nil
 }
 
 // grouped reports whether the layer s holds a grouped convolution.
@@ -155,6 +208,12 @@ func (c *Case) sample(r *rand.Rand) {
 		}
 		c.Weights[p.Key] = uniform(r, shape, scale)
 	}
+	c.sampleInputs(r)
+}
+
+// sampleInputs draws the inputs.
+func (c *Case) sampleInputs(r *rand.Rand) {
+	m := c.Module
 	limits := indexLimits(m)
 	c.Inputs = map[string]*runtime.Tensor{}
 	for _, in := range m.Inputs {
@@ -273,11 +332,15 @@ func ConfigName(cfg passes.Config) string {
 // returns the distinct results (by IR text), each named after the first configuration
 // that gave it. A pass that fails or leaves invalid IR is a Failure.
 func (c *Case) Variants(ops func(string) bool) ([]*Variant, []Failure) {
+	return c.variantsOf(c.Module, ops)
+}
+
+func (c *Case) variantsOf(ref *ir.Module, ops func(string) bool) ([]*Variant, []Failure) {
 	var out []*Variant
 	var fails []Failure
 	seen := map[string]bool{}
 	for _, cfg := range Configs(ops, c.Model.Merge) {
-		m := adapters.Clone(c.Module)
+		m := adapters.Clone(ref)
 		name := ConfigName(cfg)
 		if err := passes.Run(m, cfg); err != nil {
 			fails = append(fails, Failure{Seed: c.Model.Seed, Model: c.Model, Stage: "passes", Variant: name, Msg: err.Error()})

@@ -260,6 +260,11 @@ func edits(m *Model) []*Model {
 		c.Merge = false
 		add(&c)
 	}
+	if m.Other != nil {
+		c := *m
+		c.Other = nil
+		add(&c)
+	}
 	if m.Set["batch"] != "1" {
 		c := *m
 		c.Set = map[string]string{}
@@ -373,13 +378,14 @@ type corpusHeader struct {
 	Seed     uint64
 	Entry    string
 	Set      map[string]string
-	Adapters []Injection `json:",omitempty"`
-	Merge    bool        `json:",omitempty"`
+	Adapters []Injection       `json:",omitempty"`
+	Merge    bool              `json:",omitempty"`
+	Other    map[string]string `json:",omitempty"`
 }
 
 // Encode writes m as a corpus file, with note (what it found) as comment lines.
 func Encode(m *Model, note string) []byte {
-	h, _ := json.Marshal(corpusHeader{Seed: m.Seed, Entry: m.Entry, Set: m.Set, Adapters: m.Adapters, Merge: m.Merge})
+	h, _ := json.Marshal(corpusHeader{Seed: m.Seed, Entry: m.Entry, Set: m.Set, Adapters: m.Adapters, Merge: m.Merge, Other: m.Other})
 	var b strings.Builder
 	b.WriteString(corpusPrefix + string(h) + "\n")
 	for _, l := range strings.Split(strings.TrimSpace(note), "\n") {
@@ -400,7 +406,7 @@ func Decode(data []byte) (*Model, error) {
 	if err := json.Unmarshal([]byte(js), &h); err != nil {
 		return nil, fmt.Errorf("the first line: %v", err)
 	}
-	return &Model{Seed: h.Seed, Source: src, Entry: h.Entry, Set: h.Set, Adapters: h.Adapters, Merge: h.Merge}, nil
+	return &Model{Seed: h.Seed, Source: src, Entry: h.Entry, Set: h.Set, Adapters: h.Adapters, Merge: h.Merge, Other: h.Other}, nil
 }
 
 // ReadCorpus reads every .rfn file of dir.
