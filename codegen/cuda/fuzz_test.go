@@ -295,7 +295,7 @@ func longRun(t *testing.T, d time.Duration, cfg fuzzgen.Config, backends []fuzzg
 		first = v
 	}
 	const batch = 50
-	total := fuzzgen.Report{Jobs: map[string]int{}, Worst: map[string]float64{}, Time: map[string]time.Duration{}}
+	total := fuzzgen.NewReport()
 	start := time.Now()
 	cpu0 := cpuTime()
 	seen := map[string]bool{}
@@ -312,7 +312,7 @@ func longRun(t *testing.T, d time.Duration, cfg fuzzgen.Config, backends []fuzzg
 			(cpuTime()-cpu0).Seconds()/float64(total.Models), loadAverage())
 		shrinkAll(t, rep.Failures, backends, seen)
 	}
-	fmt.Printf("total: %s\n", &total)
+	fmt.Printf("total: %s\n", total)
 }
 
 // fuzzMain is emuMain with the kernels named by names, the memory in globals and each

@@ -59,8 +59,17 @@ type Report struct {
 	Failures []Failure
 	// Worst is, per back end (and "passes"), the largest error seen as a fraction of its
 	// tolerance: how close the fuzzer came to reporting a mismatch.
-	Worst map[string]float64
-	Time  map[string]time.Duration
+	Worst   map[string]float64
+	WorstAt map[string]string // the seed and variant of Worst
+	Time    map[string]time.Duration
+}
+
+// worst records a comparison's error as a fraction of its tolerance.
+func (r *Report) worst(backend string, frac float64, seed uint64, variant string) {
+	if frac > r.Worst[backend] || r.WorstAt[backend] == "" {
+		r.Worst[backend] = frac
+		r.WorstAt[backend] = fmt.Sprintf("seed %d [%s]", seed, variant)
+	}
 }
 
 func (r *Report) String() string {
@@ -84,7 +93,7 @@ func (r *Report) String() string {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(&b, "; worst %s error %.3g of tolerance", n, r.Worst[n])
+		fmt.Fprintf(&b, "; worst %s error %.3g of tolerance (%s)", n, r.Worst[n], r.WorstAt[n])
 	}
 	names = names[:0]
 	for n := range r.Time {
@@ -97,6 +106,9 @@ func (r *Report) String() string {
 	return b.String()
 }
 
+// NewReport is an empty report, for Add.
+func NewReport() *Report { return newReport() }
+
 // Add sums o into r.
 func (r *Report) Add(o *Report) {
 	r.Models += o.Models
@@ -108,7 +120,9 @@ func (r *Report) Add(o *Report) {
 		r.Jobs[k] += v
 	}
 	for k, v := range o.Worst {
-		r.Worst[k] = max(r.Worst[k], v)
+		if v > r.Worst[k] || r.WorstAt[k] == "" {
+			r.Worst[k], r.WorstAt[k] = v, o.WorstAt[k]
+		}
 	}
 	for k, v := range o.Time {
 		r.Time[k] += v
@@ -116,7 +130,7 @@ func (r *Report) Add(o *Report) {
 }
 
 func newReport() *Report {
-	return &Report{Jobs: map[string]int{}, Worst: map[string]float64{}, Time: map[string]time.Duration{}}
+	return &Report{Jobs: map[string]int{}, Worst: map[string]float64{}, WorstAt: map[string]string{}, Time: map[string]time.Duration{}}
 }
 
 // Check generates the models of seeds and checks each: it must compile, every pass
@@ -170,7 +184,7 @@ func CheckModels(models []*Model, backends ...Backend) *Report {
 				rep.Failures = append(rep.Failures, Failure{Seed: c.Model.Seed, Model: c.Model, Stage: "passes", Variant: v.Name, Msg: err.Error()})
 				continue
 			}
-			rep.Worst["passes"] = max(rep.Worst["passes"], d/tol)
+			rep.worst("passes", d/tol, c.Model.Seed, v.Name)
 		}
 	}
 	rep.Time["passes"] = time.Since(start)
@@ -288,7 +302,7 @@ func runBackend(b Backend, cases []*Case, rep *Report) {
 				}
 			}
 		}
-		rep.Worst[b.Name()] = max(rep.Worst[b.Name()], d/tol)
+		rep.worst(b.Name(), d/tol, c.Model.Seed, name)
 	}
 	rep.Time[b.Name()] = time.Since(start)
 }

@@ -378,7 +378,10 @@ func (g *gen) model(seed uint64) *Model {
 	if g.chance(0.3) {
 		m.Other = map[string]string{"batch": strconv.Itoa(g.batch%3 + 1)}
 	}
-	if m.Other != nil && g.chance(0.5) {
+	if m.Other != nil && g.chance(0.25) {
+		// The sequence length chosen at run time too.
+		g.sizedSeqChain(body, g.sizedTokens(body, m), g.between(2, 6), false)
+	} else if m.Other != nil && g.chance(0.5) {
 		// Height and width chosen at run time too.
 		s := g.sizedChain(body, g.sizedInput(m), g.between(2, 6), false)
 		if s.static {

@@ -291,3 +291,163 @@ func sizedNames(m *Model) string {
 	}
 	return strings.Join(names, ", ")
 }
+
+// Models whose sequence length is chosen at run time: the entry point's input is
+// f32[batch, tokens, d] (or i64[batch, tokens] ids for an Embedding) with tokens a size,
+// and every layer works on the features, or attends over the tokens (self-attention,
+// causal or not, packed q/k/v, cross-attention to a context of fixed length).
+
+// sseq is a sequence [batch, tokens, d] with tokens chosen at run time.
+type sseq struct {
+	d     int
+	batch int
+}
+
+// sizedTokens draws the two lengths and writes the input line and, for ids, the
+// embedding.
+func (g *gen) sizedTokens(b *w, m *Model) sseq {
+	s := sseq{d: g.between(2, g.cfg.MaxDim), batch: g.batch}
+	m.Set["tokens"], m.Other["tokens"] = fmt.Sprint(g.between(1, 8)), fmt.Sprint(g.between(1, 8))
+	if g.chance(0.3) {
+		v := g.between(2, 20)
+		g.inputs = append(g.inputs, "input ids: i64[batch, tokens]")
+		b.line("Embedding(%s, %s)%s", g.num(v), g.num(s.d), g.key())
+		return s
+	}
+	g.inputs = append(g.inputs, fmt.Sprintf("input x: f32[batch, tokens, %s]", g.num(s.d)))
+	return s
+}
+
+// sizedSeqChain writes up to steps layers on s; with keep, only layers that keep d.
+func (g *gen) sizedSeqChain(b *w, s sseq, steps int, keep bool) sseq {
+	for i := 0; i < steps && g.budget > 0; i++ {
+		for tries := 0; tries < 20; tries++ {
+			if t, ok := g.sizedSeqMove(b, s, keep); ok {
+				s = t
+				g.budget--
+				break
+			}
+		}
+	}
+	return s
+}
+
+func (g *gen) sizedSeqMove(b *w, s sseq, keep bool) (sseq, bool) {
+	x := tensor{shape: []int{s.batch, 4, s.d}} // the tokens' value does not matter here
+	k := g.r.IntN(12)
+	if keep && k > 6 {
+		k %= 7
+	}
+	switch k {
+	case 0:
+		g.activation(b, x)
+	case 1:
+		g.multiply(b, x)
+	case 2:
+		extra := ""
+		if g.chance(0.3) {
+			extra = ", eps=" + g.eps()
+		}
+		b.line("LayerNorm(%s%s)%s", g.num(s.d), extra, g.key())
+	case 3:
+		b.line("Softmax(%s)", pick(g, "", "dim=-1", "2"))
+	case 4:
+		inner := s.d
+		if g.chance(0.4) {
+			inner = g.between(1, 3) * g.between(1, 4)
+		}
+		args := []string{g.num(s.d)}
+		if inner != s.d {
+			args = append(args, "inner_dim="+g.num(inner))
+		}
+		if h := g.heads(inner); h != 1 {
+			args = append(args, "num_heads="+g.num(h))
+		}
+		if g.chance(0.5) {
+			args = append(args, "is_causal="+g.bool(true))
+		}
+		b.line("SelfAttention(%s)%s", strings.Join(args, ", "), g.key())
+	case 5:
+		if g.deepEnough() {
+			return s, false
+		}
+		g.block(func() {
+			b.open("Residual%s", g.key())
+			g.sizedSeqChain(b, s, g.between(1, 2), true)
+			b.close()
+		})
+	case 6:
+		if g.deepEnough() {
+			return s, false
+		}
+		// A cross-attention to a context of fixed length, as a text encoder's output
+		// conditions a UNet.
+		var c ctxValue
+		for _, v := range g.ctxIns {
+			if len(v.t.shape) == 3 {
+				c = v
+			}
+		}
+		if c.key == "" {
+			c = ctxValue{ctx: "cond", key: "cond" + fmt.Sprint(len(g.ctxIns)+1), t: tensor{shape: []int{g.batch, g.between(1, 6), g.between(1, 8)}}}
+			g.ctxIns = append(g.ctxIns, c)
+		}
+		inner := g.between(1, 3) * g.between(1, 4)
+		h := g.heads(inner)
+		g.block(func() {
+			b.open("Residual")
+			b.open("Parallel")
+			b.line("Identity()")
+			b.line(`UseContext(%q, %q)`, c.ctx, c.key)
+			b.line(`UseContext(%q, %q)`, c.ctx, c.key)
+			b.close()
+			b.line("Attention(%s, num_heads=%s, key_embedding_dim=%s, value_embedding_dim=%s, inner_dim=%s)%s", g.num(s.d), g.num(h), g.num(c.t.last()), g.num(c.t.last()), g.num(inner), g.key())
+			b.close()
+		})
+	case 7:
+		out := g.between(1, g.cfg.MaxDim)
+		b.line("Linear(%s, %s)%s", g.num(s.d), g.num(out), g.key())
+		s.d = out
+	case 8:
+		if s.d%2 != 0 {
+			return s, false
+		}
+		b.line("GLU(%q)", pick(g, "gelu", "silu", "sigmoid"))
+		s.d /= 2
+	case 9:
+		if g.deepEnough() {
+			return s, false
+		}
+		k := g.between(1, 4)
+		g.block(func() {
+			b.open("Concatenate(-1)")
+			b.line("Identity()")
+			b.line("Linear(%s, %s)", g.num(s.d), g.num(k))
+			b.close()
+		})
+		s.d += k
+	case 10:
+		if s.d%3 != 0 || s.d < 3 {
+			return s, false
+		}
+		// Packed q, k, v.
+		b.line("Chunk(3, dim=-1)")
+		b.line("ScaledDotProductAttention(num_heads=%s%s)", g.num(g.heads(s.d/3)), pick(g, "", ", is_causal=true"))
+		s.d /= 3
+	default:
+		if g.deepEnough() {
+			return s, false
+		}
+		g.block(func() {
+			b.open("%s", pick(g, "Sum", "Product"))
+			b.line("Identity()")
+			if g.chance(0.5) {
+				b.line("Parameter(1, %s)", g.num(s.d))
+			} else {
+				b.line("Linear(%s, %s)", g.num(s.d), g.num(s.d))
+			}
+			b.close()
+		})
+	}
+	return s, true
+}
