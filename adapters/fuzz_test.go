@@ -99,7 +99,7 @@ func seedFile(data, config []byte) []byte {
 func TestFuzzLoraSeedCorpus(t *testing.T) {
 	dir := filepath.Join("testdata", "fuzz", "FuzzLoraFile")
 	for name, s := range fuzzLoraSeeds() {
-		err := loraFileCheck(t, s[0], s[1])
+		err := loraFileCheck(t, t.TempDir(), s[0], s[1])
 		if valid := strings.HasPrefix(name, "valid_"); (err == nil) != valid {
 			t.Errorf("seed %s: %v, want valid=%v", name, err, valid)
 		}
@@ -124,22 +124,28 @@ func TestFuzzLoraSeedCorpus(t *testing.T) {
 // model: every problem must come back as an error naming the file, never a panic; what
 // injects must verify, run, and merge.
 func FuzzLoraFile(f *testing.F) {
+	// One directory for every input of this process: a directory per input costs more
+	// than the rest of the check.
+	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, data, config []byte) {
-		loraFileCheck(t, data, config)
+		loraFileCheck(t, dir, data, config)
 	})
 }
 
-// loraFileCheck is FuzzLoraFile's body; it returns the error of loading or injecting.
-func loraFileCheck(t *testing.T, data, config []byte) error {
-	dir := t.TempDir()
+// loraFileCheck is FuzzLoraFile's body, in dir; it returns the error of loading or
+// injecting.
+func loraFileCheck(t *testing.T, dir string, data, config []byte) error {
 	file := filepath.Join(dir, "adapter_model.safetensors")
 	if err := os.WriteFile(file, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	cfg := filepath.Join(dir, "adapter_config.json")
 	if len(config) > 0 {
-		if err := os.WriteFile(filepath.Join(dir, "adapter_config.json"), config, 0o644); err != nil {
+		if err := os.WriteFile(cfg, config, 0o644); err != nil {
 			t.Fatal(err)
 		}
+	} else if err := os.Remove(cfg); err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
 	}
 	lf, err := OpenLora(dir)
 	if err != nil {

@@ -78,7 +78,7 @@ func imageSeeds() map[string][]byte {
 func TestImageSeedCorpus(t *testing.T) {
 	dir := filepath.Join("testdata", "fuzz", "FuzzLoadImage")
 	for name, data := range imageSeeds() {
-		_, err := loadImageCheck(t, data)
+		_, err := loadImageCheck(t, t.TempDir(), data)
 		if valid := strings.HasPrefix(name, "valid_"); (err == nil) != valid {
 			t.Errorf("seed %s: LoadImage error %v, want valid=%v", name, err, valid)
 		}
@@ -102,13 +102,15 @@ func TestImageSeedCorpus(t *testing.T) {
 // be one line, never a panic; an image must be [1, 3, H, W] with values in [0, 1], and
 // SaveImage then LoadImage must give it back to the nearest 8-bit level.
 func FuzzLoadImage(f *testing.F) {
+	// One directory for every input of this process: a directory per input costs more
+	// than decoding a small image.
+	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, data []byte) {
-		loadImageCheck(t, data)
+		loadImageCheck(t, dir, data)
 	})
 }
 
-func loadImageCheck(t *testing.T, data []byte) (*Tensor, error) {
-	dir := t.TempDir()
+func loadImageCheck(t *testing.T, dir string, data []byte) (*Tensor, error) {
 	path := filepath.Join(dir, "in.img")
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
