@@ -89,8 +89,6 @@ func (t tensor) last() int { return t.shape[len(t.shape)-1] }
 // elems is the number of elements of one sample.
 func (t tensor) elems() int { return prod(t.shape[1:]) }
 
-func (t tensor) with(shape ...int) tensor { return tensor{shape: shape} }
-
 func prod(xs []int) int {
 	n := 1
 	for _, x := range xs {
