@@ -184,7 +184,7 @@ func CheckModels(models []*Model, backends ...Backend) *Report {
 				rep.Failures = append(rep.Failures, Failure{Seed: c.Model.Seed, Model: c.Model, Stage: "passes", Variant: v.Name, Msg: err.Error()})
 				continue
 			}
-			rep.worst("passes", d/tol, c.Model.Seed, v.Name)
+			rep.worst("passes", d, c.Model.Seed, v.Name)
 		}
 	}
 	rep.Time["passes"] = time.Since(start)
@@ -302,7 +302,7 @@ func runBackend(b Backend, cases []*Case, rep *Report) {
 				}
 			}
 		}
-		rep.worst(b.Name(), d/tol, c.Model.Seed, name)
+		rep.worst(b.Name(), d, c.Model.Seed, name)
 	}
 	rep.Time[b.Name()] = time.Since(start)
 }
