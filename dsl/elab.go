@@ -44,6 +44,8 @@ type elab struct {
 	layers   int          // layers expanded so far, against maxLayers
 	calls    []parser.Pos // the layer statements of the models being elaborated, outermost first
 	layouts  []string     // the named key layouts of the program
+	// adapterOrder is, while an adapter is injected, when its target began (ContextLog).
+	adapterOrder int
 }
 
 // maxLayers bounds the layers one elaboration may expand: far above any real model (SDXL's
@@ -835,7 +837,13 @@ func joinKey(prefix, seg string) string {
 func (el *elab) layer(it item, scope *ir.Scope, ins []*ir.Value) []*ir.Value {
 	s := it.stmt
 	if log := el.mod.Context; log != nil {
-		log.Order[scope] = len(log.Order) + 1
+		if el.adapterOrder > 0 {
+			// An adapter's layers run when its target does: what they store in the
+			// context is seen by the layers after the target.
+			log.Order[scope] = el.adapterOrder
+		} else {
+			log.Order[scope] = len(log.Order) + 1
+		}
 	}
 	el.depth++
 	defer func() { el.depth-- }()
