@@ -427,7 +427,7 @@ func (g *gen) model(seed uint64) *Model {
 	if g.chance(0.3) {
 		b.WriteString("    let unused = d * 2  # a binding nothing reads\n")
 	}
-	for _, l := range body.lines {
+	for _, l := range g.semicolons(body.lines) {
 		b.WriteString(l + "\n")
 	}
 	b.WriteString("}\n")
@@ -456,6 +456,24 @@ func (g *gen) outputs(b *w, x tensor) {
 		}
 	}
 	b.close()
+}
+
+// semicolons puts, now and then, two statements of a block on one line, separated by `;`.
+func (g *gen) semicolons(lines []string) []string {
+	simple := func(l string) bool {
+		t := strings.TrimSpace(l)
+		return t != "" && !strings.HasSuffix(t, "{") && !strings.HasPrefix(t, "}") && !strings.Contains(t, "#")
+	}
+	indent := func(l string) int { return len(l) - len(strings.TrimLeft(l, " ")) }
+	var out []string
+	for _, l := range lines {
+		if n := len(out); n > 0 && simple(out[n-1]) && simple(l) && indent(out[n-1]) == indent(l) && g.chance(0.05) {
+			out[n-1] += "; " + strings.TrimSpace(l)
+			continue
+		}
+		out = append(out, l)
+	}
+	return out
 }
 
 func joinInts(xs []int) string {

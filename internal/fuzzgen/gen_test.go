@@ -42,6 +42,11 @@ func TestGeneratorCoverage(t *testing.T) {
 		for _, s := range call.FindAllStringSubmatch(m.Source, -1) {
 			layers[s[1]]++
 		}
+		for _, syntax := range []string{"; ", "#", " key ", "ldm=", `key ""`, "repeat ", " in [", "if ", "} else {", " if ", "not ", "[-", "len(", "sum(", ") : ", "adapter ", "f16[", "i32[", "height, width]", "tokens"} {
+			if strings.Contains(m.Source, syntax) {
+				layers["syntax "+syntax]++
+			}
+		}
 		for _, v := range c.Module.Body {
 			ops[v.Op]++
 		}
@@ -87,6 +92,11 @@ func TestGeneratorCoverage(t *testing.T) {
 		Residual Parallel Distribute Passthrough Sum Product Concatenate Attention SelfAttention SelfAttention2d`) {
 		if layers[l] == 0 {
 			t.Errorf("no model uses %s", l)
+		}
+	}
+	for _, syntax := range []string{"; ", "#", " key ", "ldm=", `key ""`, "repeat ", " in [", "if ", "} else {", " if ", "not ", "[-", "len(", "sum(", ") : ", "adapter ", "f16[", "i32[", "height, width]", "tokens"} {
+		if layers["syntax "+syntax] == 0 {
+			t.Errorf("no model has %q", syntax)
 		}
 	}
 	for _, op := range ir.OpNames() {
