@@ -131,8 +131,8 @@ func Build(m *Model) (*Case, error) {
 	return c, nil
 }
 
-// elaborateModel elaborates m's entry point with set and injects m's adapters; the
-// error's stage is elaborate or inject.
+// elaborateModel elaborates m's entry point with set and injects m's adapters, checking
+// that each ejects; the error's stage is elaborate, inject or eject.
 func elaborateModel(m *Model, set map[string]string) (*ir.Module, string, error) {
 	prog, err := dsl.LoadSource("fuzz.rfn", []byte(m.Source))
 	if err != nil {
@@ -172,6 +172,14 @@ func elaborateModel(m *Model, set map[string]string) (*ir.Module, string, error)
 		next, err := adapters.Inject(mod, prog, adapters.Spec{Name: inj.Name, Adapter: inj.Adapter, Targets: targets, Params: inj.Params, Scale: inj.Scale})
 		if err != nil {
 			return nil, "inject", fmt.Errorf("%s %s around %v: %w", inj.Name, inj.Adapter, targets, err)
+		}
+		// Ejecting the adapter just injected gives back the module before it, text-equal.
+		back, err := adapters.Eject(next, inj.Name)
+		if err != nil {
+			return nil, "eject", fmt.Errorf("%s: %w", inj.Name, err)
+		}
+		if before, after := ir.Print(mod), ir.Print(back); before != after {
+			return nil, "eject", fmt.Errorf("ejecting %s does not give back the module before it:\n%s\n--- after ejecting:\n%s", inj.Name, before, after)
 		}
 		mod = next
 	}
