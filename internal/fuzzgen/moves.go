@@ -26,6 +26,7 @@ func init() {
 		{3, (*gen).exp, false},
 		{4, (*gen).multiply, false},
 		{2, (*gen).clamp, false},
+		{4, (*gen).foldable, false},
 		{3, (*gen).softmax, false},
 		{3, (*gen).glu, false},
 		{10, (*gen).linear, false},
@@ -222,6 +223,44 @@ func (g *gen) multiply(b *w, x tensor) (tensor, bool) {
 		b.line("Multiply(bias=%s)", flt(pick(g, 0.5, -0.25, 1.0)))
 	default:
 		b.line("Multiply(scale=%s, bias=0.0)", flt(scale))
+	}
+	return x, true
+}
+
+// foldable writes what the fold pass rewrites: two scales in a row (one scale), two
+// transposes or reshapes in a row, and the identities it drops (a whole slice, a scale by
+// one, a permutation that keeps the order, a concatenation of one).
+func (g *gen) foldable(b *w, x tensor) (tensor, bool) {
+	switch g.r.IntN(6) {
+	case 0:
+		b.line("Multiply(%s, %s)", flt(pick(g, 0.5, 2.0, -1.5)), flt(pick(g, 0.25, -1.0, 0.5)))
+		b.line("Multiply(%s, %s)", flt(pick(g, 3.0, -0.5, 1.25)), flt(pick(g, 0.0, 0.75, -0.25)))
+	case 1:
+		if x.rank() < 3 {
+			return x, false
+		}
+		y := slices.Clone(x.shape)
+		for range 2 {
+			d0, d1 := g.between(1, x.rank()-1), g.between(1, x.rank()-1)
+			b.line("Transpose(%d, %d)", d0, d1)
+			y[d0], y[d1] = y[d1], y[d0]
+		}
+		return tensor{shape: y}, true
+	case 2:
+		y, ok := g.reshape(b, x)
+		if !ok {
+			return x, false
+		}
+		return g.reshape(b, y)
+	case 3:
+		d := g.between(1, x.rank()-1)
+		b.line("Slicing(dim=%d, start=0, end=%d)", d, x.shape[d]+g.between(0, 3))
+	case 4:
+		b.line("Multiply(1.0)")
+	default:
+		b.open("Concatenate(%d)", g.between(1, x.rank()-1))
+		b.line("Identity()")
+		b.close()
 	}
 	return x, true
 }
