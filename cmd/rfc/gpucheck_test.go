@@ -182,8 +182,8 @@ func typeCheckCUDA(t *testing.T, root string, fset *token.FileSet, generated map
 		ours  bool // this module's: its errors count
 	}
 	var order []pkg
-	std := map[string]bool{}
-	var outside []string // what the generated code and main.go import from outside them
+	imports := map[string]bool{} // of the packages to check: the standard library's get export data
+	var outside []string         // what the generated code and main.go import from outside them
 	noteImports := func(files []*ast.File) {
 		for _, f := range files {
 			for _, spec := range f.Imports {
@@ -234,7 +234,7 @@ func typeCheckCUDA(t *testing.T, root string, fset *token.FileSet, generated map
 			p.files = append(p.files, file)
 		}
 		for _, imp := range strings.Split(f[4], ",") {
-			std[imp] = true // the std ones are picked below
+			imports[imp] = true
 		}
 		order = append(order, p)
 	}
@@ -243,14 +243,14 @@ func typeCheckCUDA(t *testing.T, root string, fset *token.FileSet, generated map
 	}
 	order = append(order, pkg{path: "main", files: []*ast.File{mainFile}, ours: true})
 	for _, path := range outside {
-		std[path] = true
+		imports[path] = true
 	}
 	var stdPaths []string
 	nonStd := map[string]bool{}
 	for _, p := range order {
 		nonStd[p.path] = true
 	}
-	for path := range std {
+	for path := range imports {
 		if path != "" && path != "C" && path != "unsafe" && !nonStd[path] && generated[path] == nil {
 			stdPaths = append(stdPaths, path)
 		}
