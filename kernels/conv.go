@@ -62,23 +62,43 @@ func Conv2d(y, x, w, b []float32, p Conv2dParams) { Conv2dFused(y, x, w, b, p, E
 // Conv2dFused is Conv2d followed by the epilogue ep (its residual laid out as y), applied
 // to each tile of the output right after the tile is computed.
 func Conv2dFused(y, x, w, b []float32, p Conv2dParams, ep Epilogue) {
+	Conv2dFusedW(y, x, F32Weights(w), b, p, ep)
+}
+
+// Conv2dW is Conv2d with weights of any precision, packed or not (see Weights); the bias
+// stays float32.
+func Conv2dW(y, x []float32, w Weights, b []float32, p Conv2dParams) {
+	Conv2dFusedW(y, x, w, b, p, Epilogue{})
+}
+
+// Conv2dFusedW is Conv2dFused with weights of any precision, packed or not. The
+// implicit-GEMM path (one group, enough output channels: all of Stable Diffusion's 3×3 and
+// 1×1 convolutions but the last) reads packed weights as they lie and widens half-precision
+// ones while packing them; the other paths widen or unpack them into scratch first.
+func Conv2dFusedW(y, x []float32, w Weights, b []float32, p Conv2dParams, ep Epilogue) {
 	p = p.normalized()
 	if p.N == 0 || p.K == 0 || p.OutH() <= 0 || p.OutW() <= 0 {
 		return
 	}
 	ep.check(p.N * p.K * p.OutH() * p.OutW())
 	cg := p.C / p.Groups
+	if implicitFits(p) && cg > 1 {
+		conv2dImplicit(y, x, w, b, p, &ep)
+		return
+	}
+	wf, buf := w.matrix(p.K, cg*p.KH*p.KW)
 	switch {
 	case cg == 1:
-		conv2dDepthwise(y, x, w, b, p, &ep)
-	case implicitFits(p):
-		conv2dImplicit(y, x, w, b, p, &ep)
+		conv2dDepthwise(y, x, wf, b, p, &ep)
 	case p.KH == 1 && p.KW == 1 && p.StrideH == 1 && p.StrideW == 1 && p.PadH == 0 && p.PadW == 0:
-		conv2dPointwise(y, x, w, b, p, &ep)
+		conv2dPointwise(y, x, wf, b, p, &ep)
 	case p.Groups == 1 && p.K <= directMaxK:
-		conv2dDirect(y, x, w, b, p, &ep)
+		conv2dDirect(y, x, wf, b, p, &ep)
 	default:
-		conv2dIm2col(y, x, w, b, p, &ep)
+		conv2dIm2col(y, x, wf, b, p, &ep)
+	}
+	if buf != nil {
+		putScratch(buf)
 	}
 }
 
@@ -401,7 +421,17 @@ func (p ConvTranspose2dParams) OutW() int {
 // input pixels, and col2im adds them into place. Tasks own disjoint output channels, so
 // the scatter needs no locking.
 func ConvTranspose2d(y, x, w, b []float32, p ConvTranspose2dParams) {
+	ConvTranspose2dW(y, x, F32Weights(w), b, p)
+}
+
+// ConvTranspose2dW is ConvTranspose2d with weights of any precision (w holds the
+// [C, K/Groups·KH·KW] matrix), widened or unpacked into scratch first.
+func ConvTranspose2dW(y, x []float32, wt Weights, b []float32, p ConvTranspose2dParams) {
 	p = p.normalized()
+	w, buf := wt.matrix(p.C, p.K/p.Groups*p.KH*p.KW)
+	if buf != nil {
+		defer putScratch(buf)
+	}
 	oh, ow := p.OutH(), p.OutW()
 	if p.N == 0 || p.K == 0 || oh <= 0 || ow <= 0 {
 		return

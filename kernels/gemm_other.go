@@ -9,3 +9,7 @@ func gemmKernels() []*microKernel { return []*microKernel{goKernel} }
 func transposeInto(dst, src []float32, ld, rows, width, k int) {
 	transposeGo(dst, src, ld, rows, width, k)
 }
+
+// halfKernelsRun reports whether the CPU runs micro-kernels for half-precision B panels: off
+// amd64 there are none.
+func halfKernelsRun(f WeightFormat) bool { return false }
