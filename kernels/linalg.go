@@ -168,6 +168,7 @@ func releasePacked(p *packedWeights) {
 	*p = packedWeights{}
 	packedScratch.Put(p)
 }
+
 // BatchedMatMul computes y[i] = a[i]·b[i] for i < batch, where a[i] is the m×k matrix at
 // a[i·aBatchStride:], b[i] the k×n matrix at b[i·bBatchStride:], and y[i] the m×n matrix at
 // y[i·m·n:]. A stride of 0 uses the same matrix for every batch entry (broadcasting).
