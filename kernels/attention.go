@@ -22,12 +22,17 @@ var (
 // lower-triangular [Lq, Lk] mask aligned at the top left, as torch.ones(Lq, Lk).tril().
 //
 // It never builds the Lq×Lk score matrix: each task takes a tile of queries, computes scores
-// for one tile of keys at a time with Sgemm, and folds them in with an online softmax
+// for one tile of keys at a time, and folds them in with an online softmax
 // (running maximum and sum per query, rescaling the partial output when the maximum grows).
 // Tasks (batch × head × query tile) are handed out dynamically, since causal tiles differ in
-// cost.
+// cost. Without a mask the products run on the GEMM micro-kernel on operands packed once
+// (attention_flash.go); with one, through Sgemm.
 func Attention(out, q, k, v []float32, batch, heads, lq, lk, dk, dv int, causal bool) {
 	if batch == 0 || heads == 0 || lq == 0 || dv == 0 {
+		return
+	}
+	if !causal && dk > 0 && lk > 0 {
+		attentionFlash(out, q, k, v, batch, heads, lq, lk, dk, dv)
 		return
 	}
 	a := attnProblem{q, k, v, out, batch, heads, lq, lk, dk, dv, causal, attnQueryTile, attnKeyTile}

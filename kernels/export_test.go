@@ -13,9 +13,9 @@ func SetConvScratchFloats(n int) (restore func()) {
 // SetAttentionTiles sets the attention query and key tile sizes and returns a function that
 // restores the previous ones.
 func SetAttentionTiles(queries, keys int) (restore func()) {
-	oq, ok := attnQueryTile, attnKeyTile
-	attnQueryTile, attnKeyTile = queries, keys
-	return func() { attnQueryTile, attnKeyTile = oq, ok }
+	oq, ok, fq, fk := attnQueryTile, attnKeyTile, flashQueryTile, flashKeyTile
+	attnQueryTile, attnKeyTile, flashQueryTile, flashKeyTile = queries, keys, queries, keys
+	return func() { attnQueryTile, attnKeyTile, flashQueryTile, flashKeyTile = oq, ok, fq, fk }
 }
 
 // SetImplicitBlocking sets the implicit convolution's depth step and pixels per task and

@@ -120,3 +120,43 @@ func axpy(y, x []float32, a float32) {
 		y[n8+i] += a * v
 	}
 }
+
+//go:noescape
+func expColumnsAVX2(s *float32, rows, width int, shift, sum *float32)
+
+//go:noescape
+func expColumnsAVX512(s *float32, rows, width int, shift, sum *float32)
+
+//go:noescape
+func maxColumnsAVX2(s *float32, rows, width int, m *float32)
+
+// expColumns sets s[r·width+c] = e^(s[r·width+c] − shift[c]) for r < rows, c < width, and
+// adds each column's results to sum[c].
+func expColumns(s []float32, rows, width int, shift, sum []float32) {
+	if rows == 0 {
+		return
+	}
+	_, _, _ = s[rows*width-1], shift[width-1], sum[width-1]
+	if cpu.avx512 && cpu.avx2FMA && width%16 == 0 {
+		expColumnsAVX512(&s[0], rows, width, &shift[0], &sum[0])
+		return
+	}
+	if cpu.avx2FMA && width%8 == 0 {
+		expColumnsAVX2(&s[0], rows, width, &shift[0], &sum[0])
+		return
+	}
+	expColumnsGo(s, rows, width, shift, sum)
+}
+
+// maxColumns sets m[c] = max(m[c], s[r·width+c] for r < rows), for c < width.
+func maxColumns(s []float32, rows, width int, m []float32) {
+	if rows == 0 {
+		return
+	}
+	_, _ = s[rows*width-1], m[width-1]
+	if cpu.avx2FMA && width%8 == 0 {
+		maxColumnsAVX2(&s[0], rows, width, &m[0])
+		return
+	}
+	maxColumnsGo(s, rows, width, m)
+}

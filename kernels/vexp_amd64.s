@@ -527,3 +527,156 @@ apairs:
 adone:
 	VZEROUPPER
 	RET
+
+// func expColumnsAVX2(s *float32, rows, width int, shift, sum *float32)
+// For r < rows and c < width (width a positive multiple of 8): s[r·width+c] =
+// e^(s[r·width+c] − shift[c]), and sum[c] += the results of column c (added row by row).
+TEXT ·expColumnsAVX2(SB), NOSPLIT, $0-40
+	MOVQ s+0(FP), SI
+	MOVQ rows+8(FP), DX
+	MOVQ width+16(FP), R8
+	MOVQ shift+24(FP), R9
+	MOVQ sum+32(FP), R10
+	VMOVUPS expConst<>+0(SB), Y14
+	VMOVUPS expConst<>+32(SB), Y13
+	VMOVUPS expConst<>+64(SB), Y12
+	VMOVUPS expConst<>+96(SB), Y11
+	VMOVUPS expConst<>+128(SB), Y10
+	VMOVUPS expConst<>+160(SB), Y9
+	VMOVUPS expConst<>+192(SB), Y4
+	VMOVUPS expConst<>+224(SB), Y5
+	MOVQ R8, R11
+	SHLQ $2, R11
+	SHRQ $3, R8
+	TESTQ DX, DX
+	JZ cdone
+ccol:
+	VMOVUPS (R9), Y15
+	VMOVUPS (R10), Y8
+	MOVQ SI, DI
+	MOVQ DX, CX
+crow:
+	VMOVUPS (DI), Y0
+	VSUBPS Y15, Y0, Y0
+	EXP_Y0_TO_Y3
+	VMOVUPS Y3, (DI)
+	VADDPS Y3, Y8, Y8
+	ADDQ R11, DI
+	DECQ CX
+	JNZ crow
+	VMOVUPS Y8, (R10)
+	ADDQ $32, SI
+	ADDQ $32, R9
+	ADDQ $32, R10
+	DECQ R8
+	JNZ ccol
+cdone:
+	VZEROUPPER
+	RET
+
+// func maxColumnsAVX2(s *float32, rows, width int, m *float32)
+// m[c] = max(m[c], s[r·width+c] for r < rows), for c < width (a positive multiple of 8).
+TEXT ·maxColumnsAVX2(SB), NOSPLIT, $0-32
+	MOVQ s+0(FP), SI
+	MOVQ rows+8(FP), DX
+	MOVQ width+16(FP), R8
+	MOVQ m+24(FP), R9
+	MOVQ R8, R11
+	SHLQ $2, R11
+	SHRQ $3, R8
+	TESTQ DX, DX
+	JZ xdone
+xcol:
+	VMOVUPS (R9), Y0
+	MOVQ SI, DI
+	MOVQ DX, CX
+xrow:
+	VMAXPS (DI), Y0, Y0
+	ADDQ R11, DI
+	DECQ CX
+	JNZ xrow
+	VMOVUPS Y0, (R9)
+	ADDQ $32, SI
+	ADDQ $32, R9
+	DECQ R8
+	JNZ xcol
+xdone:
+	VZEROUPPER
+	RET
+
+// EXP_Z0_TO_Z3 is EXP_Y0_TO_Y3 on ZMM registers: Z3 = e^Z0 (clobbering Z0–Z2 and K1), with
+// the constants expColumnsAVX512 loads into Z4, Z5, Z9–Z14, Z16–Z21.
+#define EXP_Z0_TO_Z3 \
+	VCMPPS $5, Z14, Z0, K1; \
+	VMAXPS Z0, Z14, Z0; \
+	VMINPS Z0, Z13, Z0; \
+	VMOVAPS Z11, Z1; \
+	VFMADD231PS Z12, Z0, Z1; \
+	VRNDSCALEPS $1, Z1, Z1; \
+	VFNMADD231PS Z10, Z1, Z0; \
+	VFNMADD231PS Z9, Z1, Z0; \
+	VMULPS Z0, Z0, Z2; \
+	VMOVAPS Z4, Z3; \
+	VFMADD213PS Z5, Z0, Z3; \
+	VFMADD213PS Z16, Z0, Z3; \
+	VFMADD213PS Z17, Z0, Z3; \
+	VFMADD213PS Z18, Z0, Z3; \
+	VFMADD213PS Z19, Z0, Z3; \
+	VFMADD213PS Z0, Z2, Z3; \
+	VADDPS Z20, Z3, Z3; \
+	VCVTTPS2DQ Z1, Z1; \
+	VPADDD Z21, Z1, Z1; \
+	VPSLLD $23, Z1, Z1; \
+	VMULPS Z1, Z3, Z3; \
+	VMOVAPS.Z Z3, K1, Z3
+
+// func expColumnsAVX512(s *float32, rows, width int, shift, sum *float32)
+// expColumnsAVX2 sixteen columns at a time (width a positive multiple of 16).
+TEXT ·expColumnsAVX512(SB), NOSPLIT, $0-40
+	MOVQ s+0(FP), SI
+	MOVQ rows+8(FP), DX
+	MOVQ width+16(FP), R8
+	MOVQ shift+24(FP), R9
+	MOVQ sum+32(FP), R10
+	VBROADCASTSS expConst<>+0(SB), Z14
+	VBROADCASTSS expConst<>+32(SB), Z13
+	VBROADCASTSS expConst<>+64(SB), Z12
+	VBROADCASTSS expConst<>+96(SB), Z11
+	VBROADCASTSS expConst<>+128(SB), Z10
+	VBROADCASTSS expConst<>+160(SB), Z9
+	VBROADCASTSS expConst<>+192(SB), Z4
+	VBROADCASTSS expConst<>+224(SB), Z5
+	VBROADCASTSS expConst<>+256(SB), Z16
+	VBROADCASTSS expConst<>+288(SB), Z17
+	VBROADCASTSS expConst<>+320(SB), Z18
+	VBROADCASTSS expConst<>+352(SB), Z19
+	VBROADCASTSS expConst<>+384(SB), Z20
+	VPBROADCASTD expConst<>+416(SB), Z21
+	MOVQ R8, R11
+	SHLQ $2, R11
+	SHRQ $4, R8
+	TESTQ DX, DX
+	JZ zdone
+zcol:
+	VMOVUPS (R9), Z15
+	VMOVUPS (R10), Z8
+	MOVQ SI, DI
+	MOVQ DX, CX
+zrow:
+	VMOVUPS (DI), Z0
+	VSUBPS Z15, Z0, Z0
+	EXP_Z0_TO_Z3
+	VMOVUPS Z3, (DI)
+	VADDPS Z3, Z8, Z8
+	ADDQ R11, DI
+	DECQ CX
+	JNZ zrow
+	VMOVUPS Z8, (R10)
+	ADDQ $64, SI
+	ADDQ $64, R9
+	ADDQ $64, R10
+	DECQ R8
+	JNZ zcol
+zdone:
+	VZEROUPPER
+	RET
