@@ -36,7 +36,7 @@ func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 	g.alpha, g.beta = alpha, beta
 	g.a, g.b, g.c = a, b, c
 	g.lda, g.ldb, g.ldc = lda, ldb, ldc
-	g.bHalf, g.bFormat, g.bPre, g.serialOnly = nil, WeightF32, nil, false
+	g.bHalf, g.bFormat, g.bPre, g.bCol0, g.serialOnly = nil, WeightF32, nil, 0, false
 	g.run()
 	// Drop the caller's slices so the pooled job does not keep them alive.
 	g.a, g.b, g.c = nil, nil, nil
@@ -137,6 +137,7 @@ type gemmJob struct {
 	bHalf   []uint16
 	bFormat WeightFormat
 	bPre    *packedWeights
+	bCol0   int // with bPre: op(B)'s first column is W's row bCol0 (a multiple of nr)
 	// serialOnly keeps the product on the calling goroutine: the caller is one task of a
 	// parallel kernel, whose workers would otherwise each start Sgemm's.
 	serialOnly bool
@@ -241,7 +242,7 @@ func (g *gemmJob) work(w int) {
 			stride := g.kcap * nr
 			if pre := g.bPre; pre != nil {
 				// Packed weights: workers read the panels they need where they lie.
-				pb := panelsB{f32: pre.f32, half: pre.half, format: pre.format, base: jc*pre.in + pc*nr, stride: pre.in * nr}
+				pb := panelsB{f32: pre.f32, half: pre.half, format: pre.format, base: (g.bCol0+jc)*pre.in + pc*nr, stride: pre.in * nr}
 				rowLo, rowEnd := 0, g.m
 				if g.splitM {
 					tlo, thi := gemmShare(gemmCeilDiv(g.m, mr), g.nw, w)

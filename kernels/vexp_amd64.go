@@ -60,6 +60,11 @@ func geluErfAVX2(y, x *float32, n int)
 
 // geluErf computes the exact (erf) GeLU y = x·Φ(x).
 func geluErf(y, x []float32) {
+	if n16 := len(x) &^ 15; cpu.avx512 && cpu.avx2FMA && n16 > 0 {
+		_ = y[len(x)-1] // the assembly trusts its bounds
+		geluErfAVX512(&y[0], &x[0], n16)
+		y, x = y[n16:], x[n16:]
+	}
 	n8 := len(x) &^ 7
 	if cpu.avx2FMA && n8 > 0 {
 		_ = y[len(x)-1] // the assembly trusts its bounds
@@ -69,6 +74,9 @@ func geluErf(y, x []float32) {
 	}
 	geluErfGo(y[n8:len(x)], x[n8:])
 }
+
+//go:noescape
+func geluErfAVX512(y, x *float32, n int)
 
 //go:noescape
 func tanhAVX2(y, x *float32, n int)
