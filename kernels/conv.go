@@ -82,7 +82,11 @@ func Conv2dFusedW(y, x []float32, w Weights, b []float32, p Conv2dParams, ep Epi
 	}
 	ep.check(p.N * p.K * p.OutH() * p.OutW())
 	cg := p.C / p.Groups
-	if implicitFits(p) && cg > 1 {
+	switch {
+	case gridFits(p) && cg > 1:
+		conv2dGrid(y, x, w, b, p, &ep)
+		return
+	case implicitFits(p) && cg > 1:
 		conv2dImplicit(y, x, w, b, p, &ep)
 		return
 	}

@@ -18,12 +18,13 @@ func SetAttentionTiles(queries, keys int) (restore func()) {
 	return func() { attnQueryTile, attnKeyTile, flashQueryTile, flashKeyTile = oq, ok, fq, fk }
 }
 
-// SetImplicitBlocking sets the implicit convolution's depth step and pixels per task and
-// returns a function that restores the previous ones.
+// SetImplicitBlocking sets the implicit convolution's depth step and pixels per task (for
+// the grid path, its tile bound in floats) and returns a function that restores the
+// previous ones.
 func SetImplicitBlocking(kc, pixels int) (restore func()) {
-	ok, op := implicitKC, implicitBlockPixels
-	implicitKC, implicitBlockPixels = kc, pixels
-	return func() { implicitKC, implicitBlockPixels = ok, op }
+	ok, op, og := implicitKC, implicitBlockPixels, gridTileFloats
+	implicitKC, implicitBlockPixels, gridTileFloats = kc, pixels, pixels
+	return func() { implicitKC, implicitBlockPixels, gridTileFloats = ok, op, og }
 }
 
 // SetGLUBlockFloats sets the size of LinearGLU's row blocks and returns a function that

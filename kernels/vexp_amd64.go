@@ -45,6 +45,11 @@ func sigmoidGateAVX2(y, x *float32, n int, alpha, cubic float32, mulx bool)
 
 // sigmoidGate computes s = σ(alpha·(x + cubic·x³)) and y = x·s when mulx, else y = s.
 func sigmoidGate(y, x []float32, alpha, cubic float32, mulx bool) {
+	if n16 := len(x) &^ 15; cpu.avx512 && cpu.avx2FMA && n16 > 0 {
+		_ = y[len(x)-1] // the assembly trusts its bounds
+		sigmoidGateAVX512(&y[0], &x[0], n16, alpha, cubic, mulx)
+		y, x = y[n16:], x[n16:]
+	}
 	n8 := len(x) &^ 7
 	if cpu.avx2FMA && n8 > 0 {
 		_ = y[len(x)-1] // the assembly trusts its bounds
@@ -74,6 +79,9 @@ func geluErf(y, x []float32) {
 	}
 	geluErfGo(y[n8:len(x)], x[n8:])
 }
+
+//go:noescape
+func sigmoidGateAVX512(y, x *float32, n int, alpha, cubic float32, mulx bool)
 
 //go:noescape
 func geluErfAVX512(y, x *float32, n int)
