@@ -16,6 +16,12 @@ import (
 // dropped: PW of every W+PW (3×3 convolutions: one in 17 at 16², one in 65 at 64²), where
 // panels cut at the end of each row waste mr − W mod mr of every W (one in 3 at 16²).
 //
+// Stride 2 runs on the same grid after a polyphase split: tap (kh, kw) reads phase
+// (kh mod 2, kw mod 2) of the padded input, the plane of its values at (2i + kh mod 2,
+// 2j + kw mod 2), at (oy + kh div 2, ox + kw div 2). The four phases of a channel are laid
+// out one after the other with pitch OW + (KW−1) div 2, so a tap is again a fixed offset
+// from the grid pixel, and the packing reads runs of consecutive values.
+//
 // A task is a block of panels of one image and a block of output-channel panels: images too
 // small to give every worker pixel blocks are split by output channels instead, so that the
 // weights are not streamed once per worker for a handful of pixels.
@@ -24,11 +30,16 @@ import (
 // tile stays in L2 while the depth steps accumulate onto it.
 var gridTileFloats = 1 << 17
 
-// gridFits reports whether the grid path suits p (already normalized): one group, stride and
-// dilation 1, output channels that fill the micro-kernel's columns.
+// gridFits reports whether the grid path suits p (already normalized): one group, strides
+// 1 or 2 (the same both ways), dilation 1, output channels that fill the micro-kernel's
+// columns.
 func gridFits(p Conv2dParams) bool {
-	return implicitFits(p) && p.StrideH == 1 && p.StrideW == 1 && p.DilH == 1 && p.DilW == 1
+	return implicitFits(p) && p.StrideH == p.StrideW && p.StrideH <= 2 && p.DilH == 1 && p.DilW == 1 &&
+		p.KH*p.KW <= maxGridTaps
 }
+
+// maxGridTaps bounds KH·KW on the grid path (the tap offsets live in an array).
+const maxGridTaps = 64
 
 type gridGeom struct {
 	oh, ow, ohw  int
@@ -39,6 +50,9 @@ type gridGeom struct {
 	panels       int  // pixel panels per image
 	safePanels   int  // panels whose runs stay inside the channel plane (the vector packer's)
 	taps         int  // KH·KW
+	stride       int
+	phaseSize    int                // floats per phase plane (stride 2)
+	tapOff       [maxGridTaps]int32 // where tap t reads, relative to the grid pixel
 	kTot, kc     int  // GEMM depth, depth per step (whole channels)
 	wPanels, ldc int  // weight panels, tile row stride (a K block's columns)
 	perBlock     int  // pixel panels per task
@@ -48,22 +62,42 @@ type gridGeom struct {
 }
 
 func newGridGeom(p Conv2dParams, kr *microKernel) gridGeom {
-	g := gridGeom{oh: p.OutH(), ow: p.OutW(), taps: p.KH * p.KW, mr: kr.mr, nr: kr.nr}
+	g := gridGeom{oh: p.OutH(), ow: p.OutW(), taps: p.KH * p.KW, mr: kr.mr, nr: kr.nr, stride: p.StrideH}
 	g.ohw = g.oh * g.ow
-	g.padded = p.PadH > 0 || p.PadW > 0
+	g.padded = p.PadH > 0 || p.PadW > 0 || g.stride > 1
 	g.pitch = p.W
 	if g.padded {
 		g.pitch = p.W + p.PadW
 	}
+	if g.stride > 1 {
+		s := g.stride
+		g.pitch = g.ow + (p.KW-1)/s
+		g.phaseSize = (g.oh + (p.KH-1)/s) * g.pitch
+	}
+	for kh := range p.KH {
+		for kw := range p.KW {
+			off := kh*g.pitch + kw
+			if s := g.stride; s > 1 {
+				off = (kh%s*s+kw%s)*g.phaseSize + kh/s*g.pitch + kw/s
+			}
+			g.tapOff[kh*p.KW+kw] = int32(off)
+		}
+	}
 	g.grid = (g.oh-1)*g.pitch + g.ow
 	g.panels = (g.grid + g.mr - 1) / g.mr
 	// The furthest a panel reads: its last pixel's last tap.
-	reach := (p.KH-1)*g.pitch + p.KW - 1 + g.mr
-	if g.padded {
+	reach := int(g.tapOff[g.taps-1]) + g.mr
+	switch {
+	case g.stride > 1:
+		// Each phase holds every value its taps read for the valid pixels; the last panel
+		// reads at most mr − 1 values past them.
+		g.plane = g.stride*g.stride*g.phaseSize + g.mr
+		g.safePanels = g.panels
+	case g.padded:
 		// The last panel reads at most mr − 1 values past the last grid pixel's reach.
 		g.plane = (p.H+2*p.PadH)*g.pitch + p.PadW + g.mr
 		g.safePanels = g.panels
-	} else {
+	default:
 		g.plane = p.H * p.W
 		if g.plane >= reach {
 			g.safePanels = min(g.panels, (g.plane-reach)/g.mr+1)
@@ -124,7 +158,7 @@ func conv2dGrid(y, x []float32, w Weights, b []float32, p Conv2dParams, ep *Epil
 		buf := getScratch(p.N * p.C * g.plane)
 		defer putScratch(buf)
 		j.xl = *buf
-		j.layout = true
+			j.layout = true
 		if planes := p.N * p.C; Workers() == 1 || serial(planes*g.plane) {
 			j.run(0, planes)
 		} else {
@@ -144,7 +178,11 @@ func conv2dGrid(y, x []float32, w Weights, b []float32, p Conv2dParams, ep *Epil
 
 func (j *gridJob) run(lo, hi int) {
 	if j.layout {
-		layoutPadded(j.xl, j.x, &j.p, &j.g, lo, hi)
+		if j.g.stride > 1 {
+			layoutPhases(j.xl, j.x, &j.p, &j.g, lo, hi)
+		} else {
+			layoutPadded(j.xl, j.x, &j.p, &j.g, lo, hi)
+		}
 		return
 	}
 	gridTasks(j, lo, hi)
@@ -166,6 +204,42 @@ func layoutPadded(dst, x []float32, p *Conv2dParams, g *gridGeom, lo, hi int) {
 			clear(row[p.W:])
 		}
 		clear(d[head+p.H*g.pitch:])
+	}
+}
+
+// layoutPhases copies input planes [lo, hi) (image·channel) of x into the stride-s polyphase
+// layout: phase (a, b) at (a·s+b)·phaseSize holds, at i·pitch + j, the padded input's value
+// at (s·i+a, s·j+b) (zero in the padding), followed by zeros to the plane's end.
+func layoutPhases(dst, x []float32, p *Conv2dParams, g *gridGeom, lo, hi int) {
+	plane, s := p.H*p.W, g.stride
+	rows := g.phaseSize / g.pitch
+	for t := lo; t < hi; t++ {
+		d := dst[t*g.plane : (t+1)*g.plane]
+		xc := x[t*plane : (t+1)*plane]
+		for a := range s {
+			for b := range s {
+				ph := d[(a*s+b)*g.phaseSize : (a*s+b+1)*g.phaseSize]
+				// Columns j read input column s·j + b − PW: those in [0, W).
+				jlo, jhi := validRange(0, g.pitch, s, b-p.PadW, p.W)
+				for i := range rows {
+					row := ph[i*g.pitch : (i+1)*g.pitch]
+					iy := s*i + a - p.PadH
+					if iy < 0 || iy >= p.H || jlo >= jhi {
+						clear(row)
+						continue
+					}
+					clear(row[:jlo])
+					clear(row[jhi:])
+					xr := xc[iy*p.W : (iy+1)*p.W]
+					ix := s*jlo + b - p.PadW
+					for j := jlo; j < jhi; j++ {
+						row[j] = xr[ix]
+						ix += s
+					}
+				}
+			}
+		}
+		clear(d[s*s*g.phaseSize:])
 	}
 }
 
@@ -248,11 +322,9 @@ func gridTasks(j *gridJob, lo, hi int) {
 // from the first of them) into a, k-major: mr values for each (channel, tap).
 func gridPackPanel(a, src []float32, offs []int32, p *Conv2dParams, g *gridGeom, pan, nc int) {
 	mr := g.mr
-	g0 := pan * mr
-	for kh := range p.KH {
-		for kw := range p.KW {
-			offs[kh*p.KW+kw] = int32(g0 + kh*g.pitch + kw)
-		}
+	g0 := int32(pan * mr)
+	for t := range g.taps {
+		offs[t] = g0 + g.tapOff[t]
 	}
 	if pan < g.safePanels {
 		if packPanelVec(a, src, g.plane, offs, nc, mr) {
