@@ -53,11 +53,11 @@ type gridGeom struct {
 	stride       int
 	phaseSize    int                // floats per phase plane (stride 2)
 	tapOff       [maxGridTaps]int32 // where tap t reads, relative to the grid pixel
-	kTot, kc     int  // GEMM depth, depth per step (whole channels)
-	wPanels, ldc int  // weight panels, tile row stride (a K block's columns)
-	perBlock     int  // pixel panels per task
-	blocks       int  // pixel blocks per image
-	kPer, kParts int  // weight panels per K block, K blocks
+	kTot, kc     int                // GEMM depth, depth per step (whole channels)
+	wPanels, ldc int                // weight panels, tile row stride (a K block's columns)
+	perBlock     int                // pixel panels per task
+	blocks       int                // pixel blocks per image
+	kPer, kParts int                // weight panels per K block, K blocks
 	mr, nr       int
 }
 
@@ -158,7 +158,7 @@ func conv2dGrid(y, x []float32, w Weights, b []float32, p Conv2dParams, ep *Epil
 		buf := getScratch(p.N * p.C * g.plane)
 		defer putScratch(buf)
 		j.xl = *buf
-			j.layout = true
+		j.layout = true
 		if planes := p.N * p.C; Workers() == 1 || serial(planes*g.plane) {
 			j.run(0, planes)
 		} else {
