@@ -154,6 +154,9 @@ func (j *groupNormJob) run(lo, hi int) {
 	groupNormGroups(j.y, j.x, j.cpg, j.hw, j.groups, j.w, j.b, j.eps, j.act, lo, hi)
 }
 
+// normPiece is how many values of a channel GroupNormAct normalizes before activating them.
+const normPiece = 4096
+
 // groupNormGroups normalizes groups [lo, hi) of all images (group t is image t/groups).
 func groupNormGroups(y, x []float32, cpg, hw, groups int, w, b []float32, eps float32, act Activation, lo, hi int) {
 	size := cpg * hw
@@ -170,10 +173,13 @@ func groupNormGroups(y, x []float32, cpg, hw, groups int, w, b []float32, eps fl
 			if b != nil {
 				bv = b[ch]
 			}
-			o := off + ci*hw
-			normalizeAffine(y[o:o+hw], x[o:o+hw], mean, rstd, wv, bv)
-			if act != ActNone {
-				act.Apply(y[o:o+hw], y[o:o+hw])
+			// In pieces, so that the activation finds each in L1.
+			for o := off + ci*hw; o < off+(ci+1)*hw; o += normPiece {
+				e := min(o+normPiece, off+(ci+1)*hw)
+				normalizeAffine(y[o:e], x[o:e], mean, rstd, wv, bv)
+				if act != ActNone {
+					act.Apply(y[o:e], y[o:e])
+				}
 			}
 		}
 	}
