@@ -134,13 +134,27 @@ func packPanelF32(dst, src []float32, rows, in, nr int) {
 	}
 }
 
-// packPanelHalf is packPanelF32 for half-precision bits, which stay as they are. The
-// columns go in blocks so that the writes of a block stay in a few KiB.
+// packPanelHalf is packPanelF32 for half-precision bits, which stay as they are. Four rows
+// go at a time, each row read as a run, a block of columns at a time so that the writes of a
+// block stay in a few KiB.
 func packPanelHalf(dst, src []uint16, rows, in, nr int) {
-	const block = 64
+	const block = 128
+	r4 := rows &^ 3
 	for k0 := 0; k0 < in; k0 += block {
 		k1 := min(k0+block, in)
-		for r := range rows {
+		for r := 0; r < r4; r += 4 {
+			s0 := src[r*in+k0 : r*in+k1]
+			s1 := src[(r+1)*in+k0 : (r+1)*in+k1]
+			s2 := src[(r+2)*in+k0 : (r+2)*in+k1]
+			s3 := src[(r+3)*in+k0 : (r+3)*in+k1]
+			s1, s2, s3 = s1[:len(s0)], s2[:len(s0)], s3[:len(s0)]
+			d := dst[k0*nr+r:]
+			for k := range s0 {
+				q := d[k*nr : k*nr+4 : k*nr+4]
+				q[0], q[1], q[2], q[3] = s0[k], s1[k], s2[k], s3[k]
+			}
+		}
+		for r := r4; r < rows; r++ {
 			for k, v := range src[r*in+k0 : r*in+k1] {
 				dst[(k0+k)*nr+r] = v
 			}
