@@ -96,6 +96,8 @@ func Conv2dFusedW(y, x []float32, w Weights, b []float32, p Conv2dParams, ep Epi
 		conv2dDepthwise(y, x, wf, b, p, &ep)
 	case p.KH == 1 && p.KW == 1 && p.StrideH == 1 && p.StrideW == 1 && p.PadH == 0 && p.PadW == 0:
 		conv2dPointwise(y, x, wf, b, p, &ep)
+	case p.K <= 2*smallKRows && smallKFits(p):
+		conv2dSmallK(y, x, wf, b, p, &ep)
 	case p.Groups == 1 && p.K <= directMaxK:
 		conv2dDirect(y, x, wf, b, p, &ep)
 	default:

@@ -62,47 +62,8 @@ type gridGeom struct {
 }
 
 func newGridGeom(p Conv2dParams, kr *microKernel) gridGeom {
-	g := gridGeom{oh: p.OutH(), ow: p.OutW(), taps: p.KH * p.KW, mr: kr.mr, nr: kr.nr, stride: p.StrideH}
-	g.ohw = g.oh * g.ow
-	g.padded = p.PadH > 0 || p.PadW > 0 || g.stride > 1
-	g.pitch = p.W
-	if g.padded {
-		g.pitch = p.W + p.PadW
-	}
-	if g.stride > 1 {
-		s := g.stride
-		g.pitch = g.ow + (p.KW-1)/s
-		g.phaseSize = (g.oh + (p.KH-1)/s) * g.pitch
-	}
-	for kh := range p.KH {
-		for kw := range p.KW {
-			off := kh*g.pitch + kw
-			if s := g.stride; s > 1 {
-				off = (kh%s*s+kw%s)*g.phaseSize + kh/s*g.pitch + kw/s
-			}
-			g.tapOff[kh*p.KW+kw] = int32(off)
-		}
-	}
-	g.grid = (g.oh-1)*g.pitch + g.ow
-	g.panels = (g.grid + g.mr - 1) / g.mr
-	// The furthest a panel reads: its last pixel's last tap.
-	reach := int(g.tapOff[g.taps-1]) + g.mr
-	switch {
-	case g.stride > 1:
-		// Each phase holds every value its taps read for the valid pixels; the last panel
-		// reads at most mr − 1 values past them.
-		g.plane = g.stride*g.stride*g.phaseSize + g.mr
-		g.safePanels = g.panels
-	case g.padded:
-		// The last panel reads at most mr − 1 values past the last grid pixel's reach.
-		g.plane = (p.H+2*p.PadH)*g.pitch + p.PadW + g.mr
-		g.safePanels = g.panels
-	default:
-		g.plane = p.H * p.W
-		if g.plane >= reach {
-			g.safePanels = min(g.panels, (g.plane-reach)/g.mr+1)
-		}
-	}
+	g := gridGeom{mr: kr.mr, nr: kr.nr}
+	g.setLayout(p, g.mr, false)
 	g.kTot = p.C * g.taps
 	steps := min((g.kTot+implicitKC-1)/implicitKC, p.C)
 	g.kc = (p.C + steps - 1) / steps * g.taps
@@ -128,6 +89,52 @@ func newGridGeom(p Conv2dParams, kr *microKernel) gridGeom {
 	g.kParts = (g.wPanels + g.kPer - 1) / g.kPer
 	g.ldc = g.kPer * g.nr
 	return g
+}
+
+// setLayout fills the layout of the grid for p: pitch, phases, tap offsets, the laid-out
+// plane, and panels of width pixels, the last of which may read width − 1 values past the
+// last grid pixel's reach. forceCopy lays the input out even when it could be read as it
+// lies.
+func (g *gridGeom) setLayout(p Conv2dParams, width int, forceCopy bool) {
+	g.oh, g.ow, g.taps, g.stride = p.OutH(), p.OutW(), p.KH*p.KW, p.StrideH
+	g.ohw = g.oh * g.ow
+	g.padded = p.PadH > 0 || p.PadW > 0 || g.stride > 1 || forceCopy
+	g.pitch = p.W
+	if g.padded {
+		g.pitch = p.W + p.PadW
+	}
+	if g.stride > 1 {
+		s := g.stride
+		g.pitch = g.ow + (p.KW-1)/s
+		g.phaseSize = (g.oh + (p.KH-1)/s) * g.pitch
+	}
+	for kh := range p.KH {
+		for kw := range p.KW {
+			off := kh*g.pitch + kw
+			if s := g.stride; s > 1 {
+				off = (kh%s*s+kw%s)*g.phaseSize + kh/s*g.pitch + kw/s
+			}
+			g.tapOff[kh*p.KW+kw] = int32(off)
+		}
+	}
+	g.grid = (g.oh-1)*g.pitch + g.ow
+	g.panels = (g.grid + width - 1) / width
+	// The furthest a panel reads: its last pixel's last tap.
+	reach := int(g.tapOff[g.taps-1]) + width
+	switch {
+	case g.stride > 1:
+		// Each phase holds every value its taps read for the valid pixels.
+		g.plane = g.stride*g.stride*g.phaseSize + width
+		g.safePanels = g.panels
+	case g.padded:
+		g.plane = (p.H+2*p.PadH)*g.pitch + p.PadW + width
+		g.safePanels = g.panels
+	default:
+		g.plane = p.H * p.W
+		if g.plane >= reach {
+			g.safePanels = min(g.panels, (g.plane-reach)/width+1)
+		}
+	}
 }
 
 type gridJob struct {

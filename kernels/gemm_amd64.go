@@ -90,3 +90,16 @@ func gemmKernels() []*microKernel {
 // halfKernelsRun reports whether the CPU runs the micro-kernels for half-precision B panels of
 // format f (VCVTPH2PS for f16, AVX2 for bf16).
 func halfKernelsRun(f WeightFormat) bool { return cpu.avx2FMA && (f != WeightF16 || cpu.f16c) }
+
+//go:noescape
+func convGatherAVX512(k int, a, b *float32, offs *int32, c *float32, ldc int, alpha, beta float32)
+
+// smallKKernel computes the smallKRows×smallKWidth tile c = A·B, A packed k×smallKRows in a,
+// row p of B the smallKWidth values at b[offs[p]:] (which the caller guarantees are there).
+func smallKKernel(k int, a, b []float32, offs []int32, c []float32) {
+	_, _, _ = a[k*smallKRows-1], offs[k-1], c[smallKRows*smallKWidth-1]
+	convGatherAVX512(k, &a[0], &b[0], &offs[0], &c[0], smallKWidth, 1, 0)
+}
+
+// smallKRuns reports whether this CPU runs smallKKernel.
+func smallKRuns() bool { return cpu.avx512 && cpu.avx2FMA }

@@ -32,12 +32,13 @@ type kernelSpec struct {
 	reg    string // register prefix: "Z" or "Y"
 	unroll int    // k steps per loop iteration
 	zero   string // instruction that zeroes a register
-	bfmt   string // element type of the packed B panel: "f32", "f16" or "bf16"
+	bfmt   string // element type of the packed B panel: "f32", "f16" or "bf16"; "gather":
+	// float32 rows of B found at b + offs[p] (the small-K convolutions' input runs)
 }
 
 // bElem is the size in bytes of one element of the packed B panel.
 func (s kernelSpec) bElem() int {
-	if s.bfmt == "f32" {
+	if s.bfmt == "f32" || s.bfmt == "gather" {
 		return 4
 	}
 	return 2
@@ -61,6 +62,12 @@ func main() {
 			k.name += f.suffix
 			k.bfmt = f.bfmt
 			gen(&sb, k)
+			sb.WriteString("\n")
+		}
+		if s.file == "gemm_avx512_amd64.s" {
+			// The small-K convolution's kernel: up to 4 output channels × 64 pixels, B rows
+			// gathered from the laid-out input.
+			gen(&sb, kernelSpec{name: "convGatherAVX512", mr: 4, vecs: 4, lanes: 16, reg: "Z", unroll: 4, zero: "VPXORD", bfmt: "gather"})
 			sb.WriteString("\n")
 		}
 		if err := os.WriteFile(s.file, []byte(sb.String()), 0o644); err != nil {
@@ -94,18 +101,27 @@ func gen(w *strings.Builder, s kernelSpec) {
 	vbytes := s.lanes * 4
 	p := func(format string, args ...any) { fmt.Fprintf(w, "\t"+format+"\n", args...) }
 
-	if s.bfmt == "f32" {
+	// Frame offsets of c, ldc, alpha, beta: the gather kernel has one more pointer.
+	cOff, frame := 24, 48
+	switch s.bfmt {
+	case "f32":
 		fmt.Fprintf(w, "// func %s(k int, a, b, c *float32, ldc int, alpha, beta float32)\n", s.name)
-	} else {
+	case "gather":
+		fmt.Fprintf(w, "// func %s(k int, a, b *float32, offs *int32, c *float32, ldc int, alpha, beta float32)\n", s.name)
+		cOff, frame = 32, 56
+	default:
 		fmt.Fprintf(w, "// func %s(k int, a *float32, b *uint16, c *float32, ldc int, alpha, beta float32)\n", s.name)
 	}
 	fmt.Fprintf(w, "// computes a %d×%d tile from a %s B panel.\n", s.mr, nr, s.bfmt)
-	fmt.Fprintf(w, "TEXT ·%s(SB), NOSPLIT, $0-48\n", s.name)
+	fmt.Fprintf(w, "TEXT ·%s(SB), NOSPLIT, $0-%d\n", s.name, frame)
 	p("MOVQ k+0(FP), CX")
 	p("MOVQ a+8(FP), AX")
 	p("MOVQ b+16(FP), BX")
-	p("MOVQ c+24(FP), DI")
-	p("MOVQ ldc+32(FP), SI")
+	if s.bfmt == "gather" {
+		p("MOVQ offs+24(FP), R11")
+	}
+	p("MOVQ c+%d(FP), DI", cOff)
+	p("MOVQ ldc+%d(FP), SI", cOff+8)
 	p("SHLQ $2, SI")
 	// Touch the C tile early so its lines arrive while the k loop runs.
 	p("MOVQ DI, R8")
@@ -125,9 +141,15 @@ func gen(w *strings.Builder, s kernelSpec) {
 	step := func(kk int) {
 		aoff := kk * s.mr * 4
 		boff := kk * nr * s.bElem()
+		if s.bfmt == "gather" {
+			p("MOVLQSX %d(R11), R12", kk*4)
+			boff = 0
+		}
 		for v := 0; v < s.vecs; v++ {
 			off := boff + v*s.lanes*s.bElem()
 			switch s.bfmt {
+			case "gather":
+				p("VMOVUPS %d(BX)(R12*4), %s", off, bReg(v))
 			case "f32":
 				p("VMOVUPS %d(BX), %s", off, bReg(v))
 			case "f16":
@@ -152,7 +174,11 @@ func gen(w *strings.Builder, s kernelSpec) {
 		step(kk)
 	}
 	p("ADDQ $%d, AX", s.unroll*s.mr*4)
-	p("ADDQ $%d, BX", s.unroll*nr*s.bElem())
+	if s.bfmt == "gather" {
+		p("ADDQ $%d, R11", s.unroll*4)
+	} else {
+		p("ADDQ $%d, BX", s.unroll*nr*s.bElem())
+	}
 	p("SUBQ $%d, CX", s.unroll)
 	p("CMPQ CX, $%d", s.unroll)
 	p("JGE loop")
@@ -162,17 +188,21 @@ func gen(w *strings.Builder, s kernelSpec) {
 	fmt.Fprintf(w, "tailloop:\n")
 	step(0)
 	p("ADDQ $%d, AX", s.mr*4)
-	p("ADDQ $%d, BX", nr*s.bElem())
+	if s.bfmt == "gather" {
+		p("ADDQ $4, R11")
+	} else {
+		p("ADDQ $%d, BX", nr*s.bElem())
+	}
 	p("DECQ CX")
 	p("JNZ tailloop")
 
 	fmt.Fprintf(w, "store:\n")
 	alphaReg, betaReg, tmp := bReg(0), bReg(1), tmpReg(0)
-	p("VBROADCASTSS alpha+40(FP), %s", alphaReg)
-	p("MOVL beta+44(FP), R9")
+	p("VBROADCASTSS alpha+%d(FP), %s", cOff+16, alphaReg)
+	p("MOVL beta+%d(FP), R9", cOff+20)
 	p("ANDL $0x7fffffff, R9")
 	p("JZ storenobeta")
-	p("VBROADCASTSS beta+44(FP), %s", betaReg)
+	p("VBROADCASTSS beta+%d(FP), %s", cOff+20, betaReg)
 	for r := 0; r < s.mr; r++ {
 		for v := 0; v < s.vecs; v++ {
 			p("VMULPS %d(DI), %s, %s", v*vbytes, betaReg, tmp)
