@@ -39,7 +39,7 @@ func Attention(out, q, k, v []float32, batch, heads, lq, lk, dk, dv int, causal 
 	tasks := a.tasks()
 	if Workers() == 1 || tasks == 1 {
 		var next atomic.Int64
-		a.work(&next)
+		a.work(&next, false)
 		return
 	}
 	j, ok := attnJobs.Get().(*attnJob)
@@ -62,7 +62,7 @@ type attnJob struct {
 
 var attnJobs sync.Pool
 
-func (j *attnJob) run(_, _ int) { j.a.work(&j.next) }
+func (j *attnJob) run(_, _ int) { j.a.work(&j.next, true) }
 
 // attnProblem is one Attention call, with the tile sizes it runs with.
 type attnProblem struct {
@@ -77,8 +77,10 @@ func (a *attnProblem) tasks() int {
 	return a.batch * a.heads * ((a.lq + a.queryTile - 1) / a.queryTile)
 }
 
-// work takes tasks from next until none is left.
-func (a *attnProblem) work(next *atomic.Int64) {
+// work takes tasks from next until none is left. nested: it runs on a worker of the parallel
+// kernel.
+func (a *attnProblem) work(next *atomic.Int64, nested bool) {
+	gemm := sgemmFor(nested)
 	qt, kt, dk, dv := a.queryTile, a.keyTile, a.dk, a.dv
 	qTiles := (a.lq + qt - 1) / qt
 	tasks := a.tasks()
@@ -113,7 +115,7 @@ func (a *attnProblem) work(next *atomic.Int64) {
 		}
 		for k0 := 0; k0 < kEnd; k0 += kt {
 			nk := min(kt, kEnd-k0)
-			Sgemm(false, true, nq, nk, dk, scale, qs, ldq, ks[k0*ldq:], ldq, 0, s, nk)
+			gemm(false, true, nq, nk, dk, scale, qs, ldq, ks[k0*ldq:], ldq, 0, s, nk)
 			for i := range nq {
 				row := s[i*nk : (i+1)*nk]
 				visible := nk
@@ -126,7 +128,7 @@ func (a *attnProblem) work(next *atomic.Int64) {
 				}
 				onlineSoftmaxRow(row, visible, &rowMax[i], &rowSum[i], o[i*dv:(i+1)*dv])
 			}
-			Sgemm(false, false, nq, dv, nk, 1, s, nk, vs[k0*ldv:], ldv, 1, o, dv)
+			gemm(false, false, nq, dv, nk, 1, s, nk, vs[k0*ldv:], ldv, 1, o, dv)
 		}
 		for i := range nq {
 			inv := 1 / rowSum[i]

@@ -153,7 +153,7 @@ func conv2dPointwise(y, x, w, b []float32, p Conv2dParams, ep *Epilogue) {
 	tile := pixelTile(hw, images, hw)
 	tiles := (hw + tile - 1) / tile
 	if Workers() == 1 || images*tiles == 1 {
-		pointwiseTiles(y, x, w, b, p, ep, tile, 0, images*tiles)
+		pointwiseTiles(y, x, w, b, p, ep, tile, 0, images*tiles, false)
 		return
 	}
 	runPooled(&pointwiseJobs, images*tiles, pointwiseJob{y, x, w, b, p, *ep, tile})
@@ -169,12 +169,13 @@ type pointwiseJob struct {
 var pointwiseJobs sync.Pool
 
 func (j *pointwiseJob) run(lo, hi int) {
-	pointwiseTiles(j.y, j.x, j.w, j.b, j.p, &j.ep, j.tile, lo, hi)
+	pointwiseTiles(j.y, j.x, j.w, j.b, j.p, &j.ep, j.tile, lo, hi, true)
 }
 
 // pointwiseTiles computes tasks [lo, hi) of a 1×1 convolution: task t is pixel tile
-// t%tiles of image·group t/tiles.
-func pointwiseTiles(y, x, w, b []float32, p Conv2dParams, ep *Epilogue, tile, lo, hi int) {
+// t%tiles of image·group t/tiles. nested: it runs on a worker of the parallel kernel.
+func pointwiseTiles(y, x, w, b []float32, p Conv2dParams, ep *Epilogue, tile, lo, hi int, nested bool) {
+	gemm := sgemmFor(nested)
 	hw := p.H * p.W
 	cg, kg := p.C/p.Groups, p.K/p.Groups
 	tiles := (hw + tile - 1) / tile
@@ -188,7 +189,7 @@ func pointwiseTiles(y, x, w, b []float32, p Conv2dParams, ep *Epilogue, tile, lo
 			fillBias(y[yo:], hw, 0, cols, g*kg, kg, b)
 			beta = 1
 		}
-		Sgemm(false, false, kg, cols, cg, 1, w[g*kg*cg:], cg, x[(n*p.C+g*cg)*hw+p0:], hw, beta, y[yo:], hw)
+		gemm(false, false, kg, cols, cg, 1, w[g*kg*cg:], cg, x[(n*p.C+g*cg)*hw+p0:], hw, beta, y[yo:], hw)
 		ep.applyRows(y, yo, hw, cols, kg)
 	}
 }
@@ -201,7 +202,7 @@ func conv2dIm2col(y, x, w, b []float32, p Conv2dParams, ep *Epilogue) {
 	tile := pixelTile(ohw, images, max(minIm2colTile, convScratchFloats/rowsK))
 	tiles := (ohw + tile - 1) / tile
 	if Workers() == 1 || images*tiles == 1 {
-		im2colTiles(y, x, w, b, p, ep, tile, 0, images*tiles)
+		im2colTiles(y, x, w, b, p, ep, tile, 0, images*tiles, false)
 		return
 	}
 	runPooled(&im2colJobs, images*tiles, im2colJob{y, x, w, b, p, *ep, tile})
@@ -216,7 +217,9 @@ type im2colJob struct {
 
 var im2colJobs sync.Pool
 
-func (j *im2colJob) run(lo, hi int) { im2colTiles(j.y, j.x, j.w, j.b, j.p, &j.ep, j.tile, lo, hi) }
+func (j *im2colJob) run(lo, hi int) {
+	im2colTiles(j.y, j.x, j.w, j.b, j.p, &j.ep, j.tile, lo, hi, true)
+}
 
 // minIm2colTile is the fewest output pixels an im2col GEMM covers when the scratch bound
 // allows fewer: below it the GEMM streams the weights once per handful of pixels. Wide
@@ -227,7 +230,8 @@ const minIm2colTile = 256
 // t%tiles of image·group t/tiles. When the columns of all input channels would exceed the
 // scratch bound, they are built and multiplied a chunk of channels at a time, accumulating
 // into y.
-func im2colTiles(y, x, w, b []float32, p Conv2dParams, ep *Epilogue, tile, lo, hi int) {
+func im2colTiles(y, x, w, b []float32, p Conv2dParams, ep *Epilogue, tile, lo, hi int, nested bool) {
+	gemm := sgemmFor(nested)
 	oh, ow := p.OutH(), p.OutW()
 	ohw := oh * ow
 	cg, kg := p.C/p.Groups, p.K/p.Groups
@@ -251,7 +255,7 @@ func im2colTiles(y, x, w, b []float32, p Conv2dParams, ep *Epilogue, tile, lo, h
 			nc := min(chunk, cg-c0)
 			colBuf := (*buf)[:nc*kk*cols]
 			im2col(colBuf, x[(n*p.C+g*cg+c0)*p.H*p.W:], nc, p, ow, p0, cols)
-			Sgemm(false, false, kg, cols, nc*kk, 1, w[g*kg*rowsK+c0*kk:], rowsK, colBuf, cols, beta, y[yo:], ohw)
+			gemm(false, false, kg, cols, nc*kk, 1, w[g*kg*rowsK+c0*kk:], rowsK, colBuf, cols, beta, y[yo:], ohw)
 			beta = 1
 		}
 		ep.applyRows(y, yo, ohw, cols, kg)
@@ -452,7 +456,7 @@ func ConvTranspose2dW(y, x []float32, wt Weights, b []float32, p ConvTranspose2d
 	per := (kg + blocks - 1) / blocks
 	blocks = (kg + per - 1) / per
 	if Workers() == 1 || images*blocks == 1 {
-		convTransposeTasks(y, x, w, b, p, blocks, per, 0, images*blocks)
+		convTransposeTasks(y, x, w, b, p, blocks, per, 0, images*blocks, false)
 		return
 	}
 	runPooled(&convTransposeJobs, images*blocks, convTransposeJob{y, x, w, b, p, blocks, per})
@@ -467,12 +471,13 @@ type convTransposeJob struct {
 var convTransposeJobs sync.Pool
 
 func (j *convTransposeJob) run(lo, hi int) {
-	convTransposeTasks(j.y, j.x, j.w, j.b, j.p, j.blocks, j.per, lo, hi)
+	convTransposeTasks(j.y, j.x, j.w, j.b, j.p, j.blocks, j.per, lo, hi, true)
 }
 
 // convTransposeTasks computes tasks [lo, hi) of ConvTranspose2d: task t is output-channel
 // block t%blocks (of per channels) of image·group t/blocks.
-func convTransposeTasks(y, x, w, b []float32, p ConvTranspose2dParams, blocks, per, lo, hi int) {
+func convTransposeTasks(y, x, w, b []float32, p ConvTranspose2dParams, blocks, per, lo, hi int, nested bool) {
+	gemm := sgemmFor(nested)
 	oh, ow := p.OutH(), p.OutW()
 	hw, ohw := p.H*p.W, oh*ow
 	cg, kg := p.C/p.Groups, p.K/p.Groups
@@ -492,7 +497,7 @@ func convTransposeTasks(y, x, w, b []float32, p ConvTranspose2dParams, blocks, p
 			cols := min(tile, hw-p0)
 			c := (*buf)[:nk*kk*cols]
 			// c[(k, kh, kw), pixel] = Σ_ci w[g·cg+ci, k0+k, kh, kw] · x[ci, pixel]
-			Sgemm(true, false, nk*kk, cols, cg, 1, w[g*cg*kg*kk+k0*kk:], kg*kk, x[xo+p0:], hw, 0, c, cols)
+			gemm(true, false, nk*kk, cols, cg, 1, w[g*cg*kg*kk+k0*kk:], kg*kk, x[xo+p0:], hw, 0, c, cols)
 			col2im(y[yo:], c, nk, p, oh, ow, p0, cols)
 		}
 	}

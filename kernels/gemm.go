@@ -20,6 +20,25 @@ import (
 // Sgemm panics if a slice is too short for its shape and stride, since the assembly kernels
 // would otherwise touch memory outside it.
 func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	sgemm(false, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+// sgemmSerial is Sgemm on the calling goroutine alone: for the tasks of a parallel kernel,
+// whose workers would otherwise each start Sgemm's and oversubscribe the cores.
+func sgemmSerial(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	sgemm(true, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+// sgemmFor returns the Sgemm a kernel's task calls: sgemmSerial when the task runs on a
+// worker of a parallel kernel (nested), Sgemm when it is the kernel's only task.
+func sgemmFor(nested bool) func(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if nested {
+		return sgemmSerial
+	}
+	return Sgemm
+}
+
+func sgemm(serial, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	if m <= 0 || n <= 0 {
 		return
 	}
@@ -36,10 +55,10 @@ func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 	g.alpha, g.beta = alpha, beta
 	g.a, g.b, g.c = a, b, c
 	g.lda, g.ldb, g.ldc = lda, ldb, ldc
-	g.bHalf, g.bFormat, g.bPre, g.bCol0, g.serialOnly = nil, WeightF32, nil, 0, false
+	g.bHalf, g.bFormat, g.bPre, g.bCol0, g.serialOnly = nil, WeightF32, nil, 0, serial
 	g.run()
 	// Drop the caller's slices so the pooled job does not keep them alive.
-	g.a, g.b, g.c = nil, nil, nil
+	g.a, g.b, g.c, g.serialOnly = nil, nil, nil, false
 	gemmJobs.Put(g)
 }
 

@@ -380,9 +380,10 @@ func (j *matMulJob) run(lo, hi int) {
 	matMuls(j.y, j.a, j.b, j.m, j.k, j.n, j.aBatchStride, j.bBatchStride, lo, hi)
 }
 
-// matMuls computes batch entries [lo, hi) of BatchedMatMul.
+// matMuls computes batch entries [lo, hi) of BatchedMatMul, each on the calling goroutine
+// (it runs on a worker, or with one worker).
 func matMuls(y, a, b []float32, m, k, n, aBatchStride, bBatchStride, lo, hi int) {
 	for i := lo; i < hi; i++ {
-		Sgemm(false, false, m, n, k, 1, a[i*aBatchStride:], k, b[i*bBatchStride:], n, 0, y[i*m*n:], n)
+		sgemmSerial(false, false, m, n, k, 1, a[i*aBatchStride:], k, b[i*bBatchStride:], n, 0, y[i*m*n:], n)
 	}
 }
