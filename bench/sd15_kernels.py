@@ -168,6 +168,69 @@ def rfc_seconds(metrics, w, clock):
     return metrics["best-ns"] / 1e9
 
 
+def conv_key(n, c, h, k, r=3, s=1):
+    return ("conv", f"n={n},c={c},h={h},w={h},k={k},r={r},s={s},p={r // 2}")
+
+
+def unet_counts(n):
+    """How many times each shape runs in one SD1.5 UNet forward at 64×64 latents, batch n
+    (diffusers' UNet2DConditionModel; the time embedding's linears all counted as 1280→1280)."""
+    c = {}
+
+    def add(key, k=1):
+        c[key] = c.get(key, 0) + k
+    for args, k in [((4, 64, 320), 1), ((320, 64, 320), 7), ((320, 64, 320, 3, 2), 1), ((320, 32, 640), 1),
+                    ((640, 32, 640), 6), ((640, 32, 640, 3, 2), 1), ((640, 16, 1280), 1), ((1280, 16, 1280), 7),
+                    ((1280, 16, 1280, 3, 2), 1), ((1280, 8, 1280), 11), ((2560, 8, 1280), 3), ((2560, 16, 1280), 2),
+                    ((1920, 16, 1280), 1), ((1280, 32, 1280), 1), ((1920, 32, 640), 1), ((1280, 32, 640), 1),
+                    ((960, 32, 640), 1), ((640, 64, 640), 1), ((960, 64, 320), 1), ((640, 64, 320), 2),
+                    ((320, 64, 4), 1),
+                    # 1×1: resnet skips, transformer proj_in / proj_out
+                    ((320, 32, 640, 1), 1), ((640, 16, 1280, 1), 1), ((2560, 8, 1280, 1), 3), ((2560, 16, 1280, 1), 2),
+                    ((1920, 16, 1280, 1), 1), ((1920, 32, 640, 1), 1), ((1280, 32, 640, 1), 1), ((960, 32, 640, 1), 1),
+                    ((960, 64, 320, 1), 1), ((640, 64, 320, 1), 2), ((320, 64, 320, 1), 10), ((640, 32, 640, 1), 10),
+                    ((1280, 16, 1280, 1), 10), ((1280, 8, 1280, 1), 2)]:
+        add(conv_key(n, *args), k)
+    for (tokens, ch, d), blocks in [((4096, 320, 40), 5), ((1024, 640, 80), 5), ((256, 1280, 160), 5), ((64, 1280, 160), 1)]:
+        m = n * tokens
+        add(("linear", f"m={m},i={ch},o={ch}"), 6 * blocks)
+        add(("geglu", f"m={m},i={ch},o={8 * ch}"), blocks)
+        add(("linear", f"m={m},i={4 * ch},o={ch}"), blocks)
+        add(("linear", f"m={n * 77},i=768,o={ch}"), 2 * blocks)
+        add(("ln", f"m={m},c={ch}"), 3 * blocks)
+        add(("attn", f"b={n},h=8,q={tokens},k={tokens},d={d}"), blocks)
+        add(("attn", f"b={n},h=8,q={tokens},k=77,d={d}"), blocks)
+        add(("gn", f"n={n},c={ch},hw={m // n},g=32,a=0"), blocks)
+    add(("linear", f"m={n},i=1280,o=1280"), 24)
+    for (ch, h), k in [((320, 64), 8), ((320, 32), 1), ((640, 32), 6), ((640, 16), 1), ((1280, 16), 6), ((1280, 8), 11),
+                       ((2560, 8), 3), ((2560, 16), 2), ((1920, 16), 1), ((1920, 32), 1), ((1280, 32), 1),
+                       ((960, 32), 1), ((960, 64), 1), ((640, 64), 2)]:
+        add(("gn", f"n={n},c={ch},hw={h * h},g=32,a=1"), k)
+    for ch, h in [(1280, 8), (1280, 16), (640, 32)]:
+        add(("up", f"n={n},c={ch},h={h},w={h}"))
+    return c
+
+
+def decoder_counts():
+    """How many times each shape runs in the SD1.5 autoencoder's decoder, 64×64 → 512×512."""
+    c = {}
+    for args, k in [((4, 64, 512), 1), ((512, 64, 512), 10), ((512, 128, 512), 7), ((512, 256, 512), 1),
+                    ((512, 256, 256), 1), ((256, 256, 256), 5), ((256, 512, 256), 1), ((256, 512, 128), 1),
+                    ((128, 512, 128), 5), ((128, 512, 3), 1), ((512, 256, 256, 1), 1), ((256, 512, 128, 1), 1)]:
+        c[conv_key(1, *args)] = k
+    c[("linear", "m=4096,i=512,o=512")] = 4
+    c[("attn", "b=1,h=1,q=4096,k=4096,d=512")] = 1
+    for (ch, h), k in [((512, 64), 10), ((512, 128), 6), ((512, 256), 1), ((256, 256), 5), ((256, 512), 1), ((128, 512), 6)]:
+        c[("gn", f"n=1,c={ch},hw={h * h},g=32,a=1")] = k
+    c[("gn", "n=1,c=512,hw=4096,g=32,a=0")] = 1
+    for ch, h in [(512, 64), (512, 128), (256, 256)]:
+        c[("up", f"n=1,c={ch},h={h},w={h}")] = 1
+    return c
+
+
+MODEL_COUNTS = {"unet1": lambda: unet_counts(1), "unet2": lambda: unet_counts(2), "decoder": decoder_counts}
+
+
 SYSTEM_OPENBLAS = "/usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3"
 
 
@@ -264,6 +327,20 @@ def main():
         total["rfc"] += best
     print(f"sum over the shapes listed (each once): PyTorch {total['torch']:.3f} s, rfc {total['rfc']:.3f} s "
           f"(f16p where the kernel takes weights), speedup {total['torch'] / total['rfc']:.2f}")
+    # Whole models: each shape's time times how often the model runs it (kernels only: no
+    # residual adds, concatenations, reshapes).
+    times = {(op, params): (w, t, rfc) for (model, op, params), w, t, rfc in rows}
+    for model, counts in MODEL_COUNTS.items():
+        per = {k: v for k, v in counts().items()}
+        if not all(k in times and any(times[k][2].values()) for k in per):
+            continue
+        tt = sum(k * times[key][1] for key, k in per.items())
+        t32 = sum(k * (times[key][2]["f32"] or 0) for key, k in per.items())
+        t16 = sum(k * (times[key][2]["f16p"] or times[key][2]["f32"]) for key, k in per.items())
+        flops = sum(k * times[key][0] for key, k in per.items() if times[key][0] > 0)
+        print(f"{model} forward, kernels only ({sum(per.values())} calls, {flops / 1e12:.2f} TFLOP): "
+              f"PyTorch {tt:.2f} s, rfc f32 {t32:.2f} s, rfc f16p {t16:.2f} s ({tt / t16:.2f}× faster, "
+              f"{100 * flops / t16 / 1e9 / peak:.0f}% of the SGEMM peak)")
 
 
 if __name__ == "__main__":

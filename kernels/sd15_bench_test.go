@@ -105,10 +105,14 @@ func sd15Cases() []sdCase {
 			add(u, "attn", n, 8, a[0], a[0], a[1])
 			add(u, "attn", n, 8, a[0], 77, a[1])
 		}
-		for _, g := range [][2]int{{320, 64}, {640, 32}, {1280, 16}, {1280, 8}, {960, 64}, {1920, 32}, {2560, 16}, {2560, 8}} {
+		// The resnets' norms (then SiLU), the up path's on the concatenations too.
+		for _, g := range [][2]int{{320, 64}, {320, 32}, {640, 32}, {640, 16}, {1280, 16}, {1280, 8}, {960, 64}, {640, 64},
+			{1920, 32}, {1280, 32}, {960, 32}, {1920, 16}, {2560, 16}, {2560, 8}} {
 			add(u, "gn", n, g[0], g[1]*g[1], 32, 1)
 		}
-		add(u, "gn", n, 320, 64*64, 32, 0) // the transformers' input norm has no SiLU
+		for _, g := range [][2]int{{320, 64}, {640, 32}, {1280, 16}, {1280, 8}} {
+			add(u, "gn", n, g[0], g[1]*g[1], 32, 0) // the transformers' input norms: no SiLU
+		}
 		for _, s := range [][2]int{{1280, 8}, {1280, 16}, {640, 32}} {
 			add(u, "up", n, s[0], s[1], s[1])
 		}
@@ -131,6 +135,7 @@ func sd15Cases() []sdCase {
 	for _, g := range [][2]int{{512, 64}, {512, 128}, {512, 256}, {256, 256}, {256, 512}, {128, 512}} {
 		add(d, "gn", 1, g[0], g[1]*g[1], 32, 1)
 	}
+	add(d, "gn", 1, 512, 64*64, 32, 0) // the attention block's norm
 	for _, s := range [][2]int{{512, 64}, {512, 128}, {256, 256}} {
 		add(d, "up", 1, s[0], s[1], s[1])
 	}
