@@ -189,3 +189,24 @@ func TestKernelsDoNotAllocate(t *testing.T) {
 		}
 	}
 }
+
+// TestWinogradDoesNotAllocate: the Winograd convolution (here on a small image, which it
+// takes only under the test hook) allocates nothing once warm.
+func TestWinogradDoesNotAllocate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are meaningless under the race detector")
+	}
+	defer kernels.SetWinogradMinPixels(1)()
+	defer kernels.SetWorkers(kernels.Workers())
+	p := kernels.Conv2dParams{N: 1, C: 16, H: 8, W: 32, K: 32, KH: 3, KW: 3, PadH: 1, PadW: 1}
+	x, w := randomSlice(16*8*32, 1), randomSlice(32*16*9, 2)
+	y, r := make([]float32, 32*8*32), randomSlice(32*8*32, 3)
+	for _, workers := range []int{1, 2} {
+		kernels.SetWorkers(workers)
+		fn := func() { kernels.Conv2dFused(y, x, w, w[:32], p, kernels.Epilogue{Act: kernels.ActSiLU, Residual: r}) }
+		fn()
+		if a := testing.AllocsPerRun(20, fn); a != 0 {
+			t.Errorf("workers=%d: %v allocs per call, want 0", workers, a)
+		}
+	}
+}

@@ -83,6 +83,9 @@ func Conv2dFusedW(y, x []float32, w Weights, b []float32, p Conv2dParams, ep Epi
 	ep.check(p.N * p.K * p.OutH() * p.OutW())
 	cg := p.C / p.Groups
 	switch {
+	case winoFits(p):
+		conv2dWinograd(y, x, w, b, p, &ep)
+		return
 	case gridFits(p) && cg > 1:
 		conv2dGrid(y, x, w, b, p, &ep)
 		return

@@ -55,3 +55,11 @@ func UseGemmKernel(name string) (restore func()) {
 	}
 	return func() { gemmKernel = old }
 }
+
+// SetWinogradMinPixels sets the smallest image the Winograd convolution takes (so that small
+// golden cases take it) and returns a function that restores the previous one.
+func SetWinogradMinPixels(n int) (restore func()) {
+	old := winoMinPixels
+	winoMinPixels = n
+	return func() { winoMinPixels = old }
+}

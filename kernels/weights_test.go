@@ -147,7 +147,9 @@ func TestConv2dWMatchesFloat32(t *testing.T) {
 		{N: 1, C: 16, H: 10, W: 10, K: 3, KH: 3, KW: 3, PadH: 1, PadW: 1},                          // direct
 		{N: 1, C: 8, H: 10, W: 10, K: 8, KH: 3, KW: 3, PadH: 1, PadW: 1, Groups: 8},                // depthwise
 		{N: 1, C: 8, H: 10, W: 10, K: 20, KH: 3, KW: 3, PadH: 1, PadW: 1, Groups: 2},               // im2col
+		{N: 2, C: 16, H: 4, W: 32, K: 32, KH: 3, KW: 3, PadH: 1, PadW: 1},                          // Winograd (AVX-512)
 	}
+	defer kernels.SetWinogradMinPixels(1)()
 	forEachGemmKernel(t, func(t *testing.T) {
 		r := rand.New(rand.NewPCG(3, 4))
 		for _, p := range cases {
