@@ -90,7 +90,8 @@ func newWinoGeom(p Conv2dParams, kr *microKernel) winoGeom {
 
 type winoJob struct {
 	y, x, b, xl, u []float32
-	w              []float32 // the weights, row-major [K, C·9]
+	w              []float32      // the weights, row-major [K, C·9]
+	wp             *packedWeights // or packed, when w is nil
 	p              Conv2dParams
 	ep             Epilogue
 	g              winoGeom
@@ -102,9 +103,17 @@ var winoJobs sync.Pool
 func conv2dWinograd(y, x []float32, w Weights, b []float32, p Conv2dParams, ep *Epilogue) {
 	kr := gemmKernel
 	g := newWinoGeom(p, kr)
-	wf, wbuf := w.matrix(p.K, p.C*9)
-	if wbuf != nil {
-		defer putScratch(wbuf)
+	// The weight transform reads packed weights where they lie, others as a row-major
+	// float32 matrix.
+	var wf []float32
+	wp := w.packed
+	if wp == nil || wp.out != p.K || wp.in != p.C*9 {
+		var wbuf *[]float32
+		wf, wbuf = w.matrix(p.K, p.C*9)
+		wp = nil
+		if wbuf != nil {
+			defer putScratch(wbuf)
+		}
 	}
 	xbuf := getScratch(p.N * p.C * g.plane)
 	defer putScratch(xbuf)
@@ -120,7 +129,7 @@ func conv2dWinograd(y, x []float32, w Weights, b []float32, p Conv2dParams, ep *
 	if !ok {
 		j = new(winoJob)
 	}
-	*j = winoJob{y: y, x: x, b: b, xl: *xbuf, u: *ubuf, w: wf, p: p, ep: *ep, g: g}
+	*j = winoJob{y: y, x: x, b: b, xl: *xbuf, u: *ubuf, w: wf, wp: wp, p: p, ep: *ep, g: g}
 	prep := p.N*p.C + g.kPanels
 	if Workers() == 1 {
 		j.run(0, prep)
@@ -145,7 +154,7 @@ func (j *winoJob) run(lo, hi int) {
 			if t < planes {
 				winoLayout(j.xl[t*j.g.plane:(t+1)*j.g.plane], j.x[t*j.p.H*j.p.W:(t+1)*j.p.H*j.p.W], &j.p)
 			} else {
-				winoWeights(j.u, j.w, &j.p, &j.g, t-planes)
+				winoWeights(j.u, j.w, j.wp, &j.p, &j.g, t-planes)
 			}
 		}
 		return
@@ -176,16 +185,31 @@ func winoLayout(dst, x []float32, p *Conv2dParams) {
 
 // winoWeights transforms the weights of output-channel panel q, U = G·g·Gᵀ for each of its
 // channels and every input channel, into A panels: U[ξν] of channel k and input channel c at
-// ((ξν·kPanels + k/mr)·C + c)·mr + k%mr (zero for the padding channels).
-func winoWeights(u, w []float32, p *Conv2dParams, g *winoGeom, q int) {
+// ((ξν·kPanels + k/mr)·C + c)·mr + k%mr (zero for the padding channels). The weights come
+// from w (row-major [K, C·9]) or, when w is nil, from the packed wp.
+func winoWeights(u, w []float32, wp *packedWeights, p *Conv2dParams, g *winoGeom, q int) {
 	mr := g.mr
+	var gk [9]float32
 	for r := range mr {
 		k := q*mr + r
 		for c := range p.C {
 			var t [4][3]float32
 			var v [16]float32
 			if k < p.K {
-				gk := w[(k*p.C+c)*9 : (k*p.C+c)*9+9]
+				switch {
+				case w != nil:
+					gk = [9]float32(w[(k*p.C+c)*9 : (k*p.C+c)*9+9])
+				default:
+					// Output channel k is column k%nr of panel k/nr, depth c·9+tap.
+					base := ((k/wp.nr)*wp.in+c*9)*wp.nr + k%wp.nr
+					for tap := range 9 {
+						if wp.format == WeightF32 {
+							gk[tap] = wp.f32[base+tap*wp.nr]
+						} else {
+							gk[tap] = widen1(wp.half[base+tap*wp.nr], wp.format)
+						}
+					}
+				}
 				for j := range 3 {
 					g0, g1, g2 := gk[j], gk[3+j], gk[6+j]
 					t[0][j] = g0
