@@ -72,7 +72,11 @@ func newWinoGeom(p Conv2dParams, kr *microKernel) winoGeom {
 		budget = winoLargeBudgetFloats
 	}
 	tmax := max(32, budget/(16*(p.C+g.kPad))/32*32)
-	g.txLen = min(g.tw, max(16, tmax/32*32))
+	// Tile columns per task: the row, halved while over the budget, so that blocks are even.
+	g.txLen = g.tw
+	for g.txLen > tmax && g.txLen%64 == 0 {
+		g.txLen /= 2
+	}
 	g.tyRows = max(1, min(g.th, tmax/g.txLen))
 	if g.txLen%32 != 0 {
 		g.tyRows = max(2, g.tyRows&^1) // panels of 32 tiles span two tile rows of 16
