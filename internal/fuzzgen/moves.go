@@ -251,7 +251,10 @@ func (g *gen) foldable(b *w, x tensor) (tensor, bool) {
 		if !ok {
 			return x, false
 		}
-		return g.reshape(b, y)
+		if z, ok := g.reshape(b, y); ok {
+			return z, true
+		}
+		return y, true // the first is written
 	case 3:
 		d := g.between(1, x.rank()-1)
 		b.line("Slicing(dim=%d, start=0, end=%d)", d, x.shape[d]+g.between(0, 3))
