@@ -20,13 +20,24 @@ func (g *generator) weightsFile() ([]byte, error) {
 		jen.Return(jen.Append(jen.Index().Qual(runtimePath, "WeightSpec").Call(jen.Nil()), id("weightSpecs").Op("..."))),
 	)
 	f.Line()
-	f.Comment("weightOffsets are the places of the weightSpecs in the weight slab, in float32 elements.")
+	f.Comment("weightOffsets are the places of the weightSpecs in the weight slab, in float32 elements; −1 for a weight Load packs (weightPacks).")
 	f.Var().Id("weightOffsets").Op("=").Index().Int().ValuesFunc(func(gr *jen.Group) {
 		for _, p := range g.m.Params {
 			gr.Lit(g.weightAt[p])
 		}
 	})
 	f.Line()
+	if len(g.packed) > 0 {
+		f.Comment("weightPacks gives, for each weight Load packs in the kernels' panels (kernels.PackWeights, in the checkpoint's precision when it holds the values exactly), its slot in Model.packed and the matrix [out, in] it is packed as.")
+		f.Var().Id("weightPacks").Op("=").Map(jen.Int()).Index(jen.Lit(3)).Int().Values(jen.DictFunc(func(d jen.Dict) {
+			for i, p := range g.m.Params {
+				if pw, ok := g.packed[p]; ok {
+					d[jen.Lit(i)] = jen.Values(jen.Lit(pw.slot), jen.Lit(pw.out), jen.Lit(pw.in))
+				}
+			}
+		}))
+		f.Line()
+	}
 
 	LoadWrappers(f)
 	f.Comment(Comment("LoadFiles reads every parameter by its checkpoint key from files (f16 and bf16 tensors are converted to float32) and returns a ready Model. runtime.LocateWeights checks the whole set before any data is read and reports every problem at once, one line each (missing, extra, misshapen, duplicated or non-float tensors); on error there is no model at all."))
@@ -40,7 +51,9 @@ func (g *generator) weightsFile() ([]byte, error) {
 		jen.If(jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Nil(), jen.Err())),
 		g.memoryCheck(),
 		id("m").Op(":=").Id("newModel").Call(),
+		g.scratchDecl(),
 		jen.For(jen.List(id("i"), id("s")).Op(":=").Range().Id("weightSpecs")).Block(
+			g.packedRead(),
 			id("n").Op(":=").Lit(1),
 			jen.For(jen.List(id("_"), id("d")).Op(":=").Range().Id("s").Dot("Shape")).Block(id("n").Op("*=").Id("d")),
 			id("off").Op(":=").Id("weightOffsets").Index(id("i")),
@@ -58,6 +71,28 @@ func (g *generator) weightsFile() ([]byte, error) {
 		jen.Return(id("m"), jen.Nil()),
 	)
 	return render(f)
+}
+
+// scratchDecl declares the buffer packed weights are read through.
+func (g *generator) scratchDecl() jen.Code {
+	if len(g.packed) == 0 {
+		return jen.Null()
+	}
+	return jen.Var().Id("scratch").Index().Float32()
+}
+
+// packedRead reads weight i into its packed slot when Load packs it, and goes on to the next.
+func (g *generator) packedRead() jen.Code {
+	if len(g.packed) == 0 {
+		return jen.Null()
+	}
+	id := jen.Id
+	return jen.If(jen.List(id("pk"), id("ok")).Op(":=").Id("weightPacks").Index(id("i")), id("ok")).Block(
+		jen.List(id("w"), jen.Err()).Op(":=").Id("set").Dot("ReadPacked").Call(id("i"), jen.Op("&").Id("scratch"), id("opts").Dot("Patch"), id("pk").Index(jen.Lit(1)), id("pk").Index(jen.Lit(2))),
+		jen.If(jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Nil(), jen.Err())),
+		jen.Op("*").Id("m").Dot("packed").Index(id("pk").Index(jen.Lit(0))).Op("=").Id("w"),
+		jen.Continue(),
+	)
 }
 
 // WeightSpecs declares weightSpecs, the checkpoint tensors a generated package reads (key,
