@@ -319,6 +319,7 @@ func (w *WeightSet) ReadInto(i int, dst []float32) error {
 	if err := w.files[i].ReadF32Into(w.keys[i], dst); err != nil {
 		return fmt.Errorf("reading weight %q: %w", w.keys[i], err)
 	}
+	w.files[i].release(w.keys[i]) // read once: its pages need not stay resident
 	return nil
 }
 
