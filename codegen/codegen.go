@@ -201,7 +201,7 @@ type generator struct {
 
 // fixedGlobals are the package-level names the generated files always define or import.
 var fixedGlobals = []string{
-	"ActivationBytes", "WeightBytes", "Model", "Load", "LoadFiles", "LoadReaderAt", "ModelName",
+	"ActivationBytes", "WeightBytes", "Model", "Load", "LoadFiles", "LoadFilesWith", "LoadReaderAt", "ModelName", "WeightSpecs",
 	"newModel", "arenaLen", "weightsLen", "weightSpec", "weightSpecs", "fileName", "formatInts",
 	"fmt", "errors", "io", "math", "slices", "strconv", "strings", "kernels", "runtime",
 }

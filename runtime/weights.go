@@ -19,6 +19,16 @@ type WeightSpec struct {
 	Layouts map[string]string
 }
 
+// LoadOptions adjust how a generated package loads its weights (its LoadFilesWith).
+type LoadOptions struct {
+	// Patch, when set, is called for each weight once it is read as float32, with the
+	// weight's index in the package's WeightSpecs and its data, which it may change in
+	// place; Load computes nothing from the weights before. A LoRA is merged this way, so
+	// that a generated package runs it at no cost per forward pass. An error stops the
+	// load and is returned as is.
+	Patch func(index int, data []float32) error
+}
+
 // Layout names a set of keys a file may use: "" (the unnamed keys), RefinersLayout (the
 // parameters' paths) or a named layout of the model.
 const RefinersLayout = "refiners"

@@ -407,6 +407,13 @@ var weightSpecs = []runtime.WeightSpec{
 	},
 }
 
+// WeightSpecs returns the checkpoint tensors the model reads, in the order of the index
+// LoadOptions.Patch receives: a program matches adapter files (LoRA keys) to them before loading.
+// The slice is a copy; the shapes and layout maps it holds must not be modified.
+func WeightSpecs() []runtime.WeightSpec {
+	return append([]runtime.WeightSpec(nil), weightSpecs...)
+}
+
 // weightOffsets are the places of the weightSpecs in the weight slab, in float32 elements.
 var weightOffsets = []int{0, 1728, 1792, 38656, 38720, 75584, 75648, 112512, 112576, 149440, 186304, 186368, 223232, 223296, 260160, 260224, 297088, 297152, 334016, 334080, 370944, 371008, 407872, 407936, 444800, 444864, 481728, 481792, 518656, 555520, 555584, 592448, 592512, 629376, 629440, 666304, 666368, 703232, 703296, 740160, 740224, 777088, 777152, 814016, 814080, 850944, 851008, 887872, 904256, 904512, 904768, 921152, 958016, 958080, 994944, 995008, 1031872, 1031936, 1048320, 1048576, 1048832, 1065216, 1102080, 1102144, 1139008, 1139072, 1175936, 1176000, 1192384, 1192640, 1192896, 1209280, 1246144, 1246208, 1283072, 1283136, 1320000, 1320064, 1338496}
 
@@ -437,6 +444,13 @@ func LoadReaderAt(r io.ReaderAt, size int64, name string) (*Model, error) {
 // before any data is read and reports every problem at once, one line each (missing, extra,
 // misshapen, duplicated or non-float tensors); on error there is no model at all.
 func LoadFiles(files ...*runtime.SafetensorsFile) (*Model, error) {
+	return LoadFilesWith(runtime.LoadOptions{}, files...)
+}
+
+// LoadFilesWith is LoadFiles with options: opts.Patch, when set, sees each weight as float32 once
+// it is read, before Load computes anything from the weights (a LoRA merged at load time); its
+// index is the weight's place in WeightSpecs.
+func LoadFilesWith(opts runtime.LoadOptions, files ...*runtime.SafetensorsFile) (*Model, error) {
 	set, err := runtime.LocateWeights(ModelName, weightSpecs, files...)
 	if err != nil {
 		return nil, err
@@ -451,8 +465,14 @@ func LoadFiles(files ...*runtime.SafetensorsFile) (*Model, error) {
 			n *= d
 		}
 		off := weightOffsets[i]
-		if err := set.ReadInto(i, m.weights[off:off+n]); err != nil {
+		w := m.weights[off : off+n]
+		if err := set.ReadInto(i, w); err != nil {
 			return nil, err
+		}
+		if opts.Patch != nil {
+			if err := opts.Patch(i, w); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return m, nil
