@@ -3,7 +3,6 @@ package sd15
 import (
 	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -57,16 +56,40 @@ func (p *Pipeline) parameters(r Request) string {
 }
 
 // quote is sd-webui's: a value with a comma, a newline or a colon is written as a JSON
-// string (non-ASCII kept as is).
+// string as Python's json.dumps(v, ensure_ascii=False) writes it (only quotes,
+// backslashes and control characters escaped).
 func quote(v string) string {
 	if !strings.ContainsAny(v, ",\n:") {
 		return v
 	}
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(v)
-	return strings.TrimSuffix(b.String(), "\n")
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range v {
+		switch r {
+		case '"':
+			b.WriteString(`\"`)
+		case '\\':
+			b.WriteString(`\\`)
+		case '\n':
+			b.WriteString(`\n`)
+		case '\r':
+			b.WriteString(`\r`)
+		case '\t':
+			b.WriteString(`\t`)
+		case '\b':
+			b.WriteString(`\b`)
+		case '\f':
+			b.WriteString(`\f`)
+		default:
+			if r < 0x20 {
+				fmt.Fprintf(&b, `\u%04x`, r)
+			} else {
+				b.WriteRune(r)
+			}
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
 }
 
 // pyFloat formats v as Python's repr(float) does (7.5, 7.0, 1e-05), which is what

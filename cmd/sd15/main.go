@@ -273,20 +273,15 @@ func generate(args []string, stdout, stderr io.Writer) int {
 	}
 	defer p.Close()
 	loaded := time.Since(start)
-	var progress *progressLine
-	if isTerminal(stderr) {
-		progress = &progressLine{w: stderr}
-		req.Progress = progress.update
-	}
+	progress := &progressLine{w: stderr, draw: isTerminal(stderr)}
+	req.Progress = progress.update
 	genStart := time.Now()
 	res, err := p.Generate(req)
-	if progress != nil {
-		progress.finish()
-	}
+	progress.finish()
 	if err != nil {
 		return fail(err)
 	}
-	elapsed := time.Since(genStart)
+	total := time.Since(genStart)
 	if err := res.WritePNG(o.out); err != nil {
 		return fail(err)
 	}
@@ -300,8 +295,10 @@ func generate(args []string, stdout, stderr io.Writer) int {
 	if o.noise == "" {
 		seed = fmt.Sprintf(", seed %d", req.Seed)
 	}
-	fmt.Fprintf(stderr, "sd15: wrote %s (%dx%d, %d steps of %s%s): %.1f s to load, %.1f s to generate (%.2f s/step)\n",
-		o.out, res.Image.Width, res.Image.Height, res.Steps, o.solver, seed, loaded.Seconds(), elapsed.Seconds(), elapsed.Seconds()/float64(max(res.Steps, 1)))
+	steps := progress.end.Sub(progress.start)
+	fmt.Fprintf(stderr, "sd15: wrote %s (%dx%d, %d %s steps%s) in %.1f s: loading %.1f s, %d steps %.1f s (%.2f s/step), the rest %.1f s\n",
+		o.out, res.Image.Width, res.Image.Height, res.Steps, o.solver, seed, (loaded + total).Seconds(), loaded.Seconds(),
+		res.Steps, steps.Seconds(), steps.Seconds()/float64(max(res.Steps, 1)), (total - steps).Seconds())
 	return 0
 }
 
@@ -359,19 +356,25 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
-// progressLine redraws "step i/N, s/step, time left" on a terminal.
+// progressLine times the steps and, on a terminal, redraws "step i/N, s/step, time
+// left" after each.
 type progressLine struct {
-	w     io.Writer
-	start time.Time
-	drawn bool
+	w          io.Writer
+	draw       bool
+	start, end time.Time
+	drawn      bool
 }
 
 func (p *progressLine) update(done, total int) {
+	p.end = time.Now()
 	if done == 0 { // the steps start
-		p.start = time.Now()
+		p.start = p.end
 		return
 	}
-	per := time.Since(p.start).Seconds() / float64(done)
+	if !p.draw {
+		return
+	}
+	per := p.end.Sub(p.start).Seconds() / float64(done)
 	left := time.Duration(per * float64(total-done) * float64(time.Second)).Round(time.Second)
 	fmt.Fprintf(p.w, "\rstep %d/%d  %.2f s/step  %s left   ", done, total, per, left)
 	p.drawn = true

@@ -30,6 +30,7 @@ clamp(0, 1), x255, astype uint8, i.e. truncated), with
 Writes testdata/sd15_pipeline/ (run from the repository root: /usr/bin/python3
 scripts/golden/sd15_pipeline.py):
   lora_kohya.safetensors, lora_kohya_ldm.safetensors, lora_peft.safetensors
+  infotext.json: Python's repr of some floats and sd-webui's quote of some texts
   CASE.safetensors for each case: noise (x, step_noise for LCM), the golden latents
     (latents [1,4,8,8]) and image (image [64,64,3] as float32 0..255), and in the metadata
     "args": the sd15 generate flags of the case (JSON list; CHECKPOINT, NOISE and TESTDATA
@@ -365,6 +366,28 @@ def goldens(weights_dir):
         write_case(name, args, noise, step_noise if not isinstance(noise_kind, str) else None, latents, pixels)
 
 
+# sd-webui's infotext formatting (modules/infotext_utils.py quote; Python's repr of the float
+# parameters), for the Go transcription in sd15/png.go.
+INFOTEXT_FLOATS = [7.5, 7.0, 1.0, 0.6, 0.8, 1e-05, 0.0001, 12.25, 1e16, 1e15, 123456789.0, 0.1, 1 / 3, 2.5e-07,
+                   -3.0, 100.0, 0.30000000000000004]
+INFOTEXT_STRINGS = ["plain", "a, b", "key: value", "two\nlines", 'say "hi"', "back\\slash", "tab\there",
+                    "caf\u00e9, na\u00efve", "\u6771\u4eac: tokyo", "<b>&amp;</b>, x", "bell\x07, x", "del\x7f, x",
+                    "line\u2028sep, x", "emoji \U0001F600, ok"]
+
+
+def infotext_goldens():
+    def quote(text):  # sd-webui's
+        if "," not in str(text) and "\n" not in str(text) and ":" not in str(text):
+            return text
+        return json.dumps(text, ensure_ascii=False)
+
+    data = {"floats": [[f.hex(), repr(f)] for f in INFOTEXT_FLOATS],
+            "quotes": [[t, quote(t)] for t in INFOTEXT_STRINGS]}
+    with open(os.path.join(OUT, "infotext.json"), "w", encoding="utf-8") as f:
+        json.dump(data, f, ensure_ascii=False, indent=1)
+        f.write("\n")
+
+
 def bench(checkpoint, steps, seed, threads, out):
     if threads:
         torch.set_num_threads(threads)
@@ -401,6 +424,8 @@ def main():
         bench(a.bench, a.steps, a.seed, a.threads, a.out)
         return
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    os.makedirs(OUT, exist_ok=True)
+    infotext_goldens()
     goldens(a.weights)
 
 
