@@ -14,6 +14,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -527,6 +528,25 @@ func Clone(m *ir.Module) *ir.Module {
 			out.Outputs = append(out.Outputs, c)
 		} else {
 			out.Outputs = append(out.Outputs, v)
+		}
+	}
+	if m.Context != nil {
+		out.Context = &ir.ContextLog{Order: map[*ir.Scope]int{}, Dims: maps.Clone(m.Context.Dims)}
+		for s, at := range m.Context.Order {
+			if c, ok := scopes[s]; ok {
+				out.Context.Order[c] = at
+			}
+		}
+		for _, w := range m.Context.Writes {
+			vs := make([]*ir.Value, len(w.Values))
+			for i, v := range w.Values {
+				if c, ok := values[v]; ok {
+					vs[i] = c
+				} else {
+					vs[i] = v
+				}
+			}
+			out.Context.Writes = append(out.Context.Writes, ir.ContextWrite{Context: w.Context, Key: w.Key, Values: vs, At: w.At})
 		}
 	}
 	return out

@@ -129,6 +129,16 @@ func (p *Program) InjectAdapter(m *ir.Module, site AdapterSite) (*ir.Scope, []*i
 	for _, in := range m.Inputs {
 		el.inputs[in.Name] = in
 	}
+	// The body reads the model's context as its target saw it, and binds the sizes the
+	// model was elaborated with.
+	if m.Context != nil {
+		for k, v := range m.Context.Visible(t) {
+			el.context[k[0]+"\x00"+k[1]] = v
+		}
+		for d, n := range m.Context.Dims {
+			el.dims[d] = n
+		}
+	}
 	for _, prm := range m.Params {
 		el.keys[prm.Key] = parser.Pos{Filename: "the module " + m.Name}
 	}
@@ -142,6 +152,18 @@ func (p *Program) InjectAdapter(m *ir.Module, site AdapterSite) (*ir.Scope, []*i
 	}
 	el.adapter = as
 	targetArgs := el.targetArgs(t)
+	// The sizes of the target's features, for adapters on layers whose arguments do not
+	// say them (an attention's query width).
+	if targetArgs == nil {
+		targetArgs = map[string]any{}
+	}
+	for name, vs := range map[string][]*ir.Value{"input_features": site.Inputs, "output_features": site.Outputs} {
+		if _, given := targetArgs[name]; !given && len(vs) > 0 {
+			if sh := vs[0].Type.Shape; len(sh) > 0 && sh[len(sh)-1].Static() {
+				targetArgs[name] = sh[len(sh)-1].N
+			}
+		}
+	}
 	e, display, err := el.bindAdapterParams(decl, info, site, targetArgs)
 	if err != nil {
 		return nil, nil, err
@@ -149,6 +171,28 @@ func (p *Program) InjectAdapter(m *ir.Module, site AdapterSite) (*ir.Scope, []*i
 	key := site.Name
 	if t.Key != "" {
 		key = site.Name + "." + t.Key
+	}
+	// Input lines add inputs to the entry point, read through UseContext by their name;
+	// adapters declaring the same input (one per attention layer) share it.
+	for _, st := range decl.Body.Stmts {
+		in, ok := st.(*parser.InputStmt)
+		if !ok {
+			continue
+		}
+		if prev, ok := el.inputs[in.Name]; ok {
+			want, err := el.inputType(in, e)
+			if err != nil {
+				return nil, nil, ErrorList{err}
+			}
+			if !want.Equal(prev.Type) {
+				return nil, nil, ErrorList{el.errAt(in.Pos, "adapter %s declares input %s as %s, but the module has it as %s", decl.Name, in.Name, want, prev.Type)}
+			}
+			continue
+		}
+		if el.declareInput(in, e) == nil {
+			return nil, nil, el.errs
+		}
+		el.ctxKeys[in.Name] = true
 	}
 	a := &ir.Scope{Class: decl.Name, Args: display, Key: key, Adapter: site.Name}
 	path := t.Path()

@@ -82,7 +82,7 @@ func (p *Program) Elaborate(opts Options) (*ir.Module, error) {
 		el.dims[k] = v
 	}
 	root := &ir.Scope{Class: decl.Name}
-	el.mod = &ir.Module{Name: decl.Name, Source: p.Main, Root: root}
+	el.mod = &ir.Module{Name: decl.Name, Source: p.Main, Root: root, Context: &ir.ContextLog{Order: map[*ir.Scope]int{}, Dims: el.dims}}
 	el.layouts = p.programLayouts()
 	menv, err := el.bindModelParams(decl, nil, opts.Set)
 	if err != nil {
@@ -257,9 +257,10 @@ func (el *elab) isInputDim(decl *parser.Model, name string) bool {
 // modelBody elaborates a model's body as its base container. For the entry point the
 // inputs come from its input lines; for a model used as a layer, from its caller.
 func (el *elab) modelBody(decl *parser.Model, e *env, scope *ir.Scope, ins []*ir.Value, entry bool) []*ir.Value {
-	if !entry {
+	if !entry && !decl.IsAdapter {
 		// A model used as a layer binds the symbolic dims of its input lines to the sizes
-		// it receives, so its body can use them (SelfAttention2d's h and w).
+		// it receives, so its body can use them (SelfAttention2d's h and w). An adapter's
+		// input lines declare inputs it adds to the entry point (InjectAdapter).
 		var lines []*parser.InputStmt
 		for _, s := range decl.Body.Stmts {
 			if in, ok := s.(*parser.InputStmt); ok {
@@ -319,6 +320,26 @@ func (el *elab) modelBody(decl *parser.Model, e *env, scope *ir.Scope, ins []*ir
 		return nil
 	}
 	return el.leaf(b, a, stmt, scope, ins)
+}
+
+// inputType evaluates the type an input line declares.
+func (el *elab) inputType(in *parser.InputStmt, e *env) (ir.Type, *Error) {
+	dt, ok := ir.ParseDType(in.DType)
+	if !ok {
+		return ir.Type{}, el.errAt(in.Pos, "unknown dtype %s (f32, f16, bf16, i32, i64)", in.DType)
+	}
+	shape := ir.Shape{}
+	for _, d := range in.Dims {
+		dim, err := el.evalDim(d, e)
+		if err != nil {
+			return ir.Type{}, err
+		}
+		shape = append(shape, dim)
+	}
+	if dt == ir.F16 || dt == ir.BF16 {
+		dt = ir.F32
+	}
+	return ir.Type{DType: dt, Shape: shape}, nil
 }
 
 func (el *elab) declareInput(in *parser.InputStmt, e *env) *ir.Value {
@@ -765,6 +786,9 @@ func joinKey(prefix, seg string) string {
 // layer elaborates one child into its scope.
 func (el *elab) layer(it item, scope *ir.Scope, ins []*ir.Value) []*ir.Value {
 	s := it.stmt
+	if log := el.mod.Context; log != nil {
+		log.Order[scope] = len(log.Order) + 1
+	}
 	el.depth++
 	defer func() { el.depth-- }()
 	if el.depth > 200 {
@@ -836,6 +860,9 @@ func (el *elab) leaf(b *builtin, a args, s *parser.LayerStmt, scope *ir.Scope, i
 			return nil
 		}
 		el.context[a.str("context")+"\x00"+a.str("key")] = ins
+		if log := el.mod.Context; log != nil {
+			log.Writes = append(log.Writes, ir.ContextWrite{Context: a.str("context"), Key: a.str("key"), Values: ins, At: log.Order[scope]})
+		}
 		scope.Outs = types(ins)
 		return ins
 	case "UseContext":

@@ -368,6 +368,47 @@ type Module struct {
 	// Injections are the adapters injected into the module, oldest first (adapters.go).
 	// They are not part of the text form.
 	Injections []*Injection
+	// Context records what the elaboration stored with SetContext, so that an adapter
+	// injected later reads the context as it was at its target. Not part of the text form.
+	Context *ContextLog
+}
+
+// ContextLog is the context of an elaboration: every SetContext in order, and the order in
+// which layers began, so that the context visible to a layer can be replayed.
+type ContextLog struct {
+	Writes []ContextWrite
+	Order  map[*Scope]int // when each layer began: writes with a smaller At precede it
+	Dims   map[string]int // the symbolic dims the elaboration bound (--set batch=1, input sizes)
+}
+
+// ContextWrite is one SetContext: its values under context/key, made before layer At.
+type ContextWrite struct {
+	Context, Key string
+	Values       []*Value
+	At           int
+}
+
+// Visible returns the context as a layer saw it: for each context and key, the values of the
+// last write before it began. A scope without a recorded order (one an adapter added) sees
+// what its nearest recorded ancestor saw.
+func (l *ContextLog) Visible(s *Scope) map[[2]string][]*Value {
+	out := map[[2]string][]*Value{}
+	if l == nil {
+		return out
+	}
+	at, ok := 0, false
+	for c := s; c != nil && !ok; c = c.Parent {
+		at, ok = l.Order[c]
+	}
+	if !ok {
+		return out
+	}
+	for _, w := range l.Writes {
+		if w.At < at {
+			out[[2]string{w.Context, w.Key}] = w.Values
+		}
+	}
+	return out
 }
 
 // Renumber gives op results consecutive IDs in body order.

@@ -87,6 +87,9 @@ func loadProgram(file string, needModel bool) (*dsl.Program, error) {
 		}
 	}
 	switch {
+	case len(f.Imports) > 0 && len(adapters) > 0:
+		// Adapters for the models of an imported file: --model names the entry point.
+		return prog, nil
 	case len(adapters) == 0:
 		return nil, noModel(file, "the file declares nothing")
 	case needModel:

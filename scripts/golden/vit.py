@@ -2,152 +2,27 @@
 """ViT and ViTCross goldens, built with a small re-implementation of Refiners' fluxion
 containers on torch.nn, so the saved state_dict carries Refiners' keys (Chain_1.Residual_1…).
 
-Refiners itself cannot be installed here; what matters for loading by name is its naming
-rule (class name, with _1, _2, … when a class occurs more than once among siblings, see
-refiners.fluxion.layers.chain.generate_unique_names) and each layer's computation, which
-this file reproduces with torch's own modules.
+The containers and layers (Chain, Residual, Attention, ...) live in fluxion.py, shared with
+sd15.py: Refiners' naming rule (class name, with _1, _2, … when a class occurs more than
+once among siblings) and each layer's computation on torch's own modules.
 
 Writes testdata/golden/vit_{weights,input,output}.safetensors and the same for vitcross.
 Run from the repository root: /usr/bin/python3 scripts/golden/vit.py
 """
-import math
 import os
 import sys
 
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import st  # noqa: E402
+from fluxion import (  # noqa: E402
+    CONTEXT, Attention, Chain, Conv2d, Distribute, GeLU, Identity, LayerNorm, Linear, Parallel, Parameter,
+    Reshape, Residual, UseContext,
+)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OUT = os.path.join(ROOT, "testdata", "golden")
-
-CONTEXT = {}
-
-
-def unique_names(modules):
-    counts = {}
-    for m in modules:
-        counts[type(m).__name__] = counts.get(type(m).__name__, 0) + 1
-    seen, names = {}, []
-    for m in modules:
-        c = type(m).__name__
-        seen[c] = seen.get(c, 0) + 1
-        names.append(f"{c}_{seen[c]}" if counts[c] > 1 else c)
-    return names
-
-
-class Chain(torch.nn.Module):
-    def __init__(self, *modules):
-        super().__init__()
-        for name, m in zip(unique_names(modules), modules):
-            self.add_module(name, m)
-
-    def forward(self, *args):
-        result = None
-        for m in self._modules.values():
-            result = m(*args)
-            args = result if isinstance(result, tuple) else (result,)
-        return result
-
-
-class Residual(Chain):
-    def forward(self, *inputs):
-        return super().forward(*inputs) + inputs[0]
-
-
-class Parallel(Chain):
-    def forward(self, *args):
-        return tuple(m(*args) for m in self._modules.values())
-
-
-class Distribute(Chain):
-    def forward(self, *args):
-        assert len(args) == len(self._modules)
-        return tuple(m(a) for m, a in zip(self._modules.values(), args))
-
-
-class Identity(torch.nn.Module):
-    def forward(self, x):
-        return x
-
-
-class UseContext(torch.nn.Module):
-    def __init__(self, context, key):
-        super().__init__()
-        self.context, self.key = context, key
-
-    def forward(self, *args):
-        return CONTEXT[self.context][self.key]
-
-
-class Linear(torch.nn.Linear):
-    pass
-
-
-class Conv2d(torch.nn.Conv2d):
-    pass
-
-
-class LayerNorm(torch.nn.LayerNorm):
-    pass
-
-
-class GeLU(torch.nn.Module):
-    def forward(self, x):
-        return F.gelu(x)
-
-
-class Reshape(torch.nn.Module):
-    def __init__(self, *shape):
-        super().__init__()
-        self.shape = shape
-
-    def forward(self, x):
-        return x.reshape(x.shape[0], *self.shape)
-
-
-class Parameter(torch.nn.Module):
-    def __init__(self, *dims):
-        super().__init__()
-        self.dims = dims
-        self.weight = torch.nn.Parameter(torch.randn(*dims))
-
-    def forward(self, x):
-        return self.weight.expand(x.shape[0], *self.dims)
-
-
-class ScaledDotProductAttention(torch.nn.Module):
-    def __init__(self, num_heads=1, is_causal=False):
-        super().__init__()
-        self.num_heads, self.is_causal = num_heads, is_causal
-
-    def forward(self, q, k, v):
-        b, lq, e = q.shape
-        h = self.num_heads
-
-        def split(t):
-            return t.reshape(b, t.shape[1], h, t.shape[2] // h).transpose(1, 2)
-
-        q, k, v = split(q), split(k), split(v)
-        scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
-        if self.is_causal:
-            mask = torch.ones(scores.shape[-2:], dtype=torch.bool).tril()
-            scores = scores.masked_fill(~mask, float("-inf"))
-        out = scores.softmax(-1) @ v
-        return out.transpose(1, 2).reshape(b, lq, -1)
-
-
-class Attention(Chain):
-    def __init__(self, embedding_dim, num_heads=1, key_embedding_dim=None, value_embedding_dim=None):
-        kd = key_embedding_dim or embedding_dim
-        vd = value_embedding_dim or embedding_dim
-        super().__init__(
-            Distribute(Linear(embedding_dim, embedding_dim), Linear(kd, embedding_dim), Linear(vd, embedding_dim)),
-            ScaledDotProductAttention(num_heads=num_heads),
-            Linear(embedding_dim, embedding_dim),
-        )
 
 
 def vit(embedding_dim, patch_size, image_size, num_layers, num_heads, cross_dim=None):

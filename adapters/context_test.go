@@ -1,0 +1,127 @@
+package adapters
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/rfc-project/rfc/dsl"
+	"github.com/rfc-project/rfc/interp"
+	"github.com/rfc-project/rfc/ir"
+	"github.com/rfc-project/rfc/runtime"
+)
+
+const contextSrc = `
+model C(d: int = 4) {
+    input x: f32[batch, 3, d]
+    SetContext("ctx", "h")
+    Linear(d, d)
+    ReLU()
+    SetContext("ctx", "h")
+    Linear(d, d)
+}
+
+# An adapter that reads the model's context and brings an input of its own.
+adapter ReadCtx(target: Linear, out_features: int, name: string = "r") : Sum {
+    input extra: f32[batch, 3, out_features]
+    target()
+    UseContext("ctx", "h")
+    UseContext("adapter", "extra")
+}
+
+# C with ReadCtx around its second Linear, written by hand: the context it reads is the
+# second SetContext's (the ReLU's output), the one visible at the target.
+model CRef(d: int = 4) {
+    input x: f32[batch, 3, d]
+    input extra: f32[batch, 3, d]
+    SetContext("ctx", "h")
+    Linear(d, d) key "Linear_1"
+    ReLU()
+    SetContext("ctx", "h")
+    Sum key "" {
+        Linear(d, d) key "Linear_2"
+        UseContext("ctx", "h")
+        UseContext("adapter", "extra")
+    }
+}
+`
+
+func runInputs(t *testing.T, m *ir.Module, weights map[string]*runtime.Tensor) []float32 {
+	t.Helper()
+	w := interp.Weights{}
+	for _, p := range m.Params {
+		w[p] = weights[p.Key]
+	}
+	ins := map[string]*runtime.Tensor{}
+	for k, in := range m.Inputs {
+		x := runtime.NewTensor(in.Type.Shape.Ints()...)
+		for i := range x.F32 {
+			x.F32[i] = float32((i+3*k)%7) - 3
+		}
+		ins[in.Name] = x
+	}
+	outs, err := interp.Run(m, w, ins)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return outs[0].F32
+}
+
+// An adapter body reads the model's context as its target saw it and adds an input to the
+// entry point; several injections share that input; eject gives the module back exactly.
+func TestAdapterReadsContextAndAddsInputs(t *testing.T) {
+	prog, err := dsl.LoadSource("context.rfn", []byte(contextSrc))
+	if err != nil {
+		t.Fatal(dsl.Detail(err))
+	}
+	base, ref := elab(t, prog, "C"), elab(t, prog, "CRef")
+	m, err := Inject(base, prog, Spec{Name: "r", Adapter: "ReadCtx", Pattern: "Linear_2"})
+	if err != nil {
+		t.Fatal(dsl.Detail(err))
+	}
+	if in := m.Input("extra"); in == nil || in.Type.String() != "f32[2, 3, 4]" {
+		t.Fatalf("the adapter's input is missing or mistyped: %v", m.Inputs)
+	}
+	w := pseudoRandom(ref)
+	got, want := runInputs(t, m, w), runInputs(t, ref, w)
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("output %d: %g, want %g\n%s", i, got[i], want[i], ir.Print(m))
+		}
+	}
+	// A second adapter of the same kind shares the input.
+	m2, err := Inject(m, prog, Spec{Name: "s", Adapter: "ReadCtx", Pattern: "Linear"})
+	if err != nil {
+		t.Fatal(dsl.Detail(err))
+	}
+	n := 0
+	for _, in := range m2.Inputs {
+		if in.Name == "extra" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d inputs named extra after two injections, want 1", n)
+	}
+	for _, name := range []string{"s", "r"} {
+		e, err := Eject(m2, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m2 = e
+	}
+	if ir.Print(m2) != ir.Print(base) || m2.Input("extra") != nil {
+		t.Error("ejecting both adapters does not give the module back")
+	}
+	// Reading a context key the model never set is an error naming it.
+	bad := strings.Replace(contextSrc, `UseContext("ctx", "h")
+    UseContext("adapter", "extra")
+}`, `UseContext("ctx", "nothing")
+}`, 1)
+	prog, err = dsl.LoadSource("context.rfn", []byte(bad))
+	if err != nil {
+		t.Fatal(dsl.Detail(err))
+	}
+	if _, err := Inject(elab(t, prog, "C"), prog, Spec{Name: "r", Adapter: "ReadCtx", Pattern: "Linear_2"}); err == nil || !strings.Contains(err.Error(), `context key "nothing"`) {
+		t.Errorf("got %v", err)
+	}
+}
