@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-const sd15Packages = "../../sd15/internal"
+const sd15Packages = "../../pipeline/sd15/internal"
 
 // sd15Generate is the go:generate line of each compiled model of package sd15.
 const sd15Generate = "//go:generate go run github.com/rfc-project/rfc/cmd/rfc compile "
@@ -16,7 +16,7 @@ const sd15Generate = "//go:generate go run github.com/rfc-project/rfc/cmd/rfc co
 // TestSD15PackagesAreCurrent regenerates the model packages that package sd15 links (their
 // generate.go lines, run in memory with this tree's compiler) and requires every file to
 // equal the committed one, so that a change to the generator or to models/sd15.rfn cannot
-// leave the pipeline running stale code. go generate ./sd15/... rewrites them.
+// leave the pipeline running stale code. go generate ./pipeline/sd15/... rewrites them.
 func TestSD15PackagesAreCurrent(t *testing.T) {
 	gens, err := filepath.Glob(filepath.Join(sd15Packages, "*", "*", "generate.go"))
 	if err != nil || len(gens) < 10 {
@@ -60,9 +60,9 @@ func TestSD15PackagesAreCurrent(t *testing.T) {
 				keep[f.Name] = true
 				committed, err := os.ReadFile(f.Name)
 				if err != nil {
-					t.Errorf("%s/%s is missing: run go generate ./sd15/... (%v)", rel, f.Name, err)
+					t.Errorf("%s/%s is missing: run go generate ./pipeline/sd15/... (%v)", rel, f.Name, err)
 				} else if !bytes.Equal(committed, f.Data) {
-					t.Errorf("%s/%s is not what rfc compile makes now: run go generate ./sd15/...", rel, f.Name)
+					t.Errorf("%s/%s is not what rfc compile makes now: run go generate ./pipeline/sd15/...", rel, f.Name)
 				}
 			}
 			if stale := staleOutputs(".", keep); len(stale) > 0 {

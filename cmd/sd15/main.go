@@ -23,8 +23,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rfc-project/rfc/pipeline/sd15"
 	"github.com/rfc-project/rfc/runtime"
-	"github.com/rfc-project/rfc/sd15"
 	"github.com/rfc-project/rfc/solvers"
 	"github.com/rfc-project/rfc/tokenizer"
 )

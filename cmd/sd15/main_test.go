@@ -13,8 +13,8 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/rfc-project/rfc/pipeline/sd15"
 	"github.com/rfc-project/rfc/runtime"
-	"github.com/rfc-project/rfc/sd15"
 )
 
 // The goldens come from scripts/golden/sd15_pipeline.py: Refiners' pipeline in PyTorch on
