@@ -57,7 +57,8 @@ const YLen = 16384
 var YShape = [4]int{1, 4, 64, 64}
 
 // Model is SD1Encoder with its weights and the buffers of one forward pass. Build it with Load,
-// LoadFiles or LoadReaderAt. A Model is not safe for concurrent use: give each goroutine its own.
+// LoadFiles, LoadFilesWith or LoadReaderAt. A Model is not safe for concurrent use: give each
+// goroutine its own.
 type Model struct {
 	arena   *runtime.Arena // activations, at the offsets of the memory plan
 	weights []float32      // all weights, one after the other

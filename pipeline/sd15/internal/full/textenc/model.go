@@ -55,8 +55,8 @@ const YLen = 59136
 var YShape = [3]int{1, 77, 768}
 
 // Model is CLIPTextEncoderL with its weights and the buffers of one forward pass. Build it with
-// Load, LoadFiles or LoadReaderAt. A Model is not safe for concurrent use: give each goroutine its
-// own.
+// Load, LoadFiles, LoadFilesWith or LoadReaderAt. A Model is not safe for concurrent use: give
+// each goroutine its own.
 type Model struct {
 	arena   *runtime.Arena // activations, at the offsets of the memory plan
 	weights []float32      // all weights, one after the other
