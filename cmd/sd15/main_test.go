@@ -250,6 +250,7 @@ func TestBadInput(t *testing.T) {
 		{"euler img2img", []string{"--checkpoint", single, "--solver", "euler", "--init-image", photoPath}, "euler solver cannot start from an image"},
 		{"strength", []string{"--checkpoint", single, "--init-image", photoPath, "--strength", "1.5"}, "strength 1.5"},
 		{"noise shape", []string{"--checkpoint", single, "--noise", bigNoise}, "noise has 1024 values, want 256"},
+		{"lcm without step noise", []string{"--checkpoint", single, "--solver", "lcm", "--steps", "3", "--noise", goldens + "dpm.safetensors"}, "draws fresh noise at 2 of its steps"},
 		{"lora mismatch", []string{"--checkpoint", single, "--lora", "../../testdata/golden/lora_a_kohya.safetensors"}, "matches no weight"},
 		{"not png", []string{"--checkpoint", single, "-o", filepath.Join(dir, "out.jpg")}, "name it .png"},
 		{"steps", []string{"--checkpoint", single, "--steps", "0"}, "--steps 0"},

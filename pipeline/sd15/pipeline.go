@@ -380,6 +380,17 @@ func (p *Pipeline) Generate(r Request) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if r.Noise != nil {
+		needed := 0
+		for step := s.FirstStep(); step < s.NumSteps(); step++ {
+			if s.NeedsNoise(step) {
+				needed++
+			}
+		}
+		if len(r.StepNoise) < needed {
+			return nil, fmt.Errorf("the %s solver draws fresh noise at %d of its steps: give that many StepNoise slices with Noise (%d given), or a Seed", r.Solver, needed, len(r.StepNoise))
+		}
+	}
 	n := p.latentLen()
 	x := make([]float32, n)
 	var src *solvers.NoiseSource
@@ -438,11 +449,9 @@ func (p *Pipeline) Generate(r Request) (*Result, error) {
 			switch {
 			case src != nil:
 				src.Fill(noise)
-			case len(stepNoise) > 0:
+			default: // counted above
 				copy(noise, stepNoise[0])
 				stepNoise = stepNoise[1:]
-			default:
-				return nil, fmt.Errorf("step %d of the %s solver draws fresh noise: give StepNoise (or a Seed) for it", step, r.Solver)
 			}
 		}
 		if err := s.Step(x, eps, step, noise); err != nil {
