@@ -39,9 +39,10 @@
 // second compiled set: a checkpoint is matched against both by its tensors' names and
 // shapes.
 //
-// Memory: the models are held as float32: about 3.4 GB for the UNet, 0.5 GB for the text
-// encoder, 0.2 GB for the decoder (0.14 GB more for the encoder after the first
-// image-to-image request), plus the planned activations of each (0.1 GB for the UNet,
-// 0.6 GB for the decoder at 512×512). Only one UNet variant (with or without guidance)
-// is loaded at a time.
+// Memory: the models are held as float32: 3.4 GB for the UNet, 0.5 GB for the text
+// encoder, 0.2 GB for the decoder, plus each one's planned activations (0.1 GB for the
+// UNet with guidance, 0.7 GB for the decoder at 512×512); the first image-to-image request
+// adds the encoder (0.14 GB and 0.5 GB of activations). Only one UNet variant (with or
+// without guidance) is loaded at a time, and the checkpoint's pages do not stay resident
+// once read (runtime releases them).
 package sd15
