@@ -147,21 +147,21 @@ type generateOptions struct {
 func generateFlags(o *generateOptions, out io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("generate", flag.ContinueOnError)
 	fs.SetOutput(out)
-	fs.StringVar(&o.checkpoint, "checkpoint", "", "the SD1.5 checkpoint: single file, diffusers folder or folder of Refiners files")
-	fs.StringVar(&o.prompt, "prompt", "", "what to draw")
-	fs.StringVar(&o.negative, "negative-prompt", "", "what to steer away from (the guidance's unconditional half)")
-	fs.IntVar(&o.width, "width", 512, "image width, a multiple of 8 (default: the models' size, 512; 64 for the reduced test checkpoint)")
-	fs.IntVar(&o.height, "height", 512, "image height, a multiple of 8 (default: the models' size)")
+	fs.StringVar(&o.checkpoint, "checkpoint", "", "the SD1.5 checkpoint `FILE|DIR`: the single file, a diffusers folder or a folder of Refiners files")
+	fs.StringVar(&o.prompt, "prompt", "", "the `TEXT` to draw")
+	fs.StringVar(&o.negative, "negative-prompt", "", "the `TEXT` to steer away from (the guidance's unconditional half)")
+	fs.IntVar(&o.width, "width", 0, "image width, a multiple of 8 (default: the models' size, 512; 64 for the reduced test checkpoint)")
+	fs.IntVar(&o.height, "height", 0, "image height, a multiple of 8 (default: the models' size)")
 	fs.IntVar(&o.steps, "steps", sd15.DefaultSteps, "solver steps")
 	fs.StringVar(&o.solver, "solver", sd15.DefaultSolver, "dpm (DPM-Solver++ 2M), ddim, euler or lcm (for LCM weights)")
 	fs.Float64Var(&o.guidance, "guidance", sd15.DefaultGuidance, "classifier-free guidance scale; 1 runs the UNet on the prompt alone")
-	fs.Uint64Var(&o.seed, "seed", 0, "noise seed (solvers.NoiseSource); random when neither --seed nor --noise is given")
-	fs.StringVar(&o.noise, "noise", "", "safetensors file with the initial noise as tensor x [1, 4, H/8, W/8] (standard normal), and\nfor LCM its steps' noise as step_noise [k, 1, 4, H/8, W/8]")
-	fs.Var(&o.loras, "lora", "a LoRA file (kohya/sd-webui or diffusers/PEFT) merged into the weights, at SCALE (default 1); repeatable, they stack")
-	fs.StringVar(&o.initImage, "init-image", "", "start from this image (PNG or JPEG), resized to the output size")
+	fs.Uint64Var(&o.seed, "seed", 0, "noise seed `N` (solvers.NoiseSource); random when neither --seed nor --noise is given")
+	fs.StringVar(&o.noise, "noise", "", "safetensors `FILE` with the initial noise as tensor x [1, 4, H/8, W/8] (standard normal), and\nfor LCM its steps' noise as step_noise [k, 1, 4, H/8, W/8]")
+	fs.Var(&o.loras, "lora", "a LoRA `FILE[:SCALE]` (kohya/sd-webui or diffusers/PEFT names) merged into the UNet and text encoder,\nat SCALE (default 1); repeatable, they stack")
+	fs.StringVar(&o.initImage, "init-image", "", "start from this `IMAGE` (PNG or JPEG), resized to the output size")
 	fs.Float64Var(&o.strength, "strength", 0.6, "with --init-image: how much to change it, in (0, 1]")
-	fs.StringVar(&o.latentsOut, "latents-out", "", "also write the final latents as tensor latents to this safetensors file")
-	fs.StringVar(&o.out, "o", "", "the PNG to write (with the parameters in its \"parameters\" text chunk)")
+	fs.StringVar(&o.latentsOut, "latents-out", "", "also write the final latents as tensor latents to this safetensors `FILE`")
+	fs.StringVar(&o.out, "o", "", "the PNG `OUT.png` to write (with the parameters in its \"parameters\" text chunk)")
 	fs.Usage = func() {
 		fmt.Fprint(out, "Usage: sd15 generate --checkpoint FILE|DIR --prompt TEXT -o OUT.png [flags]\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -222,14 +222,14 @@ func generate(args []string, stdout, stderr io.Writer) int {
 	if !strings.EqualFold(filepath.Ext(o.out), ".png") {
 		return fail(fmt.Errorf("%s: the output is a PNG file: name it .png", o.out))
 	}
-	if !given(fs, "width") {
-		o.width = 0 // the models' size
-	}
-	if !given(fs, "height") {
-		o.height = 0
-	}
-	if o.width < 0 || o.height < 0 || o.width%8 != 0 || o.height%8 != 0 || given(fs, "width") && o.width == 0 || given(fs, "height") && o.height == 0 {
-		return fail(fmt.Errorf("size %dx%d: width and height must be positive multiples of 8", o.width, o.height))
+	// 0 (not given) is the models' size.
+	for _, d := range []struct {
+		name string
+		v    int
+	}{{"width", o.width}, {"height", o.height}} {
+		if given(fs, d.name) && (d.v <= 0 || d.v%8 != 0) {
+			return fail(fmt.Errorf("--%s %d: must be a positive multiple of 8", d.name, d.v))
+		}
 	}
 	if !slicesContains(solvers.Names(), o.solver) {
 		return fail(fmt.Errorf("unknown solver %q (known: %s)", o.solver, strings.Join(solvers.Names(), ", ")))
