@@ -124,7 +124,7 @@ def main():
             results["PyTorch tuned"] = pytorch(checkpoint, a.steps, a.seed, a.threads, tmp, True, a.openblas)
     print(f"SD1.5 512x512, {a.steps} DPM steps, guidance 7.5 (batch 2), {os.path.basename(checkpoint)}, "
           f"{a.threads} threads for rfc and PyTorch tuned (BLAS: {a.openblas or 'the system libblas'})")
-    print(f"{'':18}{'load s':>9}{'steps s':>10}{'s/step':>9}{'total s':>10}{'peak RSS':>11}{'rfc/this':>10}")
+    print(f"{'':26}{'load s':>9}{'steps s':>10}{'s/step':>9}{'total s':>10}{'peak RSS':>11}{'rfc/this':>10}")
     for name, r in results.items():
         if name == "PyTorch shipped" and a.shipped_steps and a.shipped_steps != a.steps:
             # Timed on fewer steps: its total for --steps, extrapolated from its s/step.
@@ -134,7 +134,7 @@ def main():
             r["total"] += extra
         ratio = results["rfc"]["total"] / r["total"] if "rfc" in results else float("nan")
         label = name + (f" ({r['threads']} thr)" if "threads" in r else "")
-        print(f"{label:18}{r['load']:9.1f}{r['steps']:10.1f}{r['per_step']:9.2f}{r['total']:10.1f}"
+        print(f"{label:26}{r['load']:9.1f}{r['steps']:10.1f}{r['per_step']:9.2f}{r['total']:10.1f}"
               f"{r['rss']:9.2f}GB{ratio:10.2f}")
     if "rfc" in results:
         ref = results["rfc"]["latents"]
