@@ -78,7 +78,7 @@ func TestAdapterReadsContextAndAddsInputs(t *testing.T) {
 	if err != nil {
 		t.Fatal(dsl.Detail(err))
 	}
-	if in := m.Input("extra"); in == nil || in.Type.String() != "f32[2, 3, 4]" {
+	if in := m.Input("r_extra"); in == nil || in.Type.String() != "f32[2, 3, 4]" {
 		t.Fatalf("the adapter's input is missing or mistyped: %v", m.Inputs)
 	}
 	w := pseudoRandom(ref)
@@ -88,19 +88,20 @@ func TestAdapterReadsContextAndAddsInputs(t *testing.T) {
 			t.Fatalf("output %d: %g, want %g\n%s", i, got[i], want[i], ir.Print(m))
 		}
 	}
-	// A second adapter of the same kind shares the input.
+	// The targets of one injection share its input; another injection brings its own.
+	both, err := Inject(base, prog, Spec{Name: "b", Adapter: "ReadCtx", Pattern: "Linear_?"})
+	if err != nil {
+		t.Fatal(dsl.Detail(err))
+	}
+	if len(both.Inputs) != 2 || both.Input("b_extra") == nil {
+		t.Errorf("two targets of one injection: inputs %v, want x and b_extra", both.Inputs)
+	}
 	m2, err := Inject(m, prog, Spec{Name: "s", Adapter: "ReadCtx", Pattern: "Linear"})
 	if err != nil {
 		t.Fatal(dsl.Detail(err))
 	}
-	n := 0
-	for _, in := range m2.Inputs {
-		if in.Name == "extra" {
-			n++
-		}
-	}
-	if n != 1 {
-		t.Errorf("%d inputs named extra after two injections, want 1", n)
+	if len(m2.Inputs) != 3 || m2.Input("s_extra") == nil {
+		t.Errorf("two injections: inputs %v, want x, r_extra and s_extra", m2.Inputs)
 	}
 	for _, name := range []string{"s", "r"} {
 		e, err := Eject(m2, name)
@@ -109,7 +110,7 @@ func TestAdapterReadsContextAndAddsInputs(t *testing.T) {
 		}
 		m2 = e
 	}
-	if ir.Print(m2) != ir.Print(base) || m2.Input("extra") != nil {
+	if ir.Print(m2) != ir.Print(base) || m2.Input("r_extra") != nil {
 		t.Error("ejecting both adapters does not give the module back")
 	}
 	// Reading a context key the model never set is an error naming it.
@@ -123,5 +124,60 @@ func TestAdapterReadsContextAndAddsInputs(t *testing.T) {
 	}
 	if _, err := Inject(elab(t, prog, "C"), prog, Spec{Name: "r", Adapter: "ReadCtx", Pattern: "Linear_2"}); err == nil || !strings.Contains(err.Error(), `context key "nothing"`) {
 		t.Errorf("got %v", err)
+	}
+}
+
+// What an adapter stores in the context is seen by the layers after its target, and by
+// adapters injected on them later: a ControlNet computes its residuals beside the UNet's
+// first layer, and adapters on the skip connections add them.
+func TestAdapterContextFlowsToLaterAdapters(t *testing.T) {
+	src := `
+model P(d: int = 4) {
+    input x: f32[batch, 3, d]
+    Linear(d, d)
+    ReLU()
+    Linear(d, d)
+}
+
+adapter Store(target: Linear, out_features: int, name: string = "s") {
+    target()
+    SetContext("store", "h")
+}
+
+adapter Add(target: Linear, name: string = "a") : Sum {
+    target()
+    UseContext("store", "h")
+}
+
+model PRef(d: int = 4) {
+    input x: f32[batch, 3, d]
+    Linear(d, d) key "Linear_1"
+    SetContext("store", "h")
+    ReLU()
+    Sum key "" {
+        Linear(d, d) key "Linear_2"
+        UseContext("store", "h")
+    }
+}
+`
+	prog, err := dsl.LoadSource("flow.rfn", []byte(src))
+	if err != nil {
+		t.Fatal(dsl.Detail(err))
+	}
+	base, ref := elab(t, prog, "P"), elab(t, prog, "PRef")
+	m, err := Inject(base, prog, Spec{Name: "s", Adapter: "Store", Pattern: "Linear_1"})
+	if err != nil {
+		t.Fatal(dsl.Detail(err))
+	}
+	m, err = Inject(m, prog, Spec{Name: "a", Adapter: "Add", Pattern: "Linear"})
+	if err != nil {
+		t.Fatal(dsl.Detail(err))
+	}
+	w := pseudoRandom(ref)
+	got, want := runInputs(t, m, w), runInputs(t, ref, w)
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("output %d: %g, want %g\n%s", i, got[i], want[i], ir.Print(m))
+		}
 	}
 }

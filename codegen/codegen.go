@@ -1,8 +1,10 @@
 // Package codegen turns a compiled ir.Module into Go source: a package with a Model type
 // that loads its weights from safetensors files and runs the module's ops as straight-line
-// calls into package kernels, with every shape fixed at compile time and every
-// intermediate placed in one planned arena. The generated code imports only rfc's runtime
-// and kernels packages (and the standard library), never the compiler.
+// calls into package kernels, every intermediate placed in a planned arena. Shapes fixed at
+// compile time give one plan and constant sizes; sizes chosen at run time (batch, height)
+// are read from Forward's inputs, with a plan made per set of sizes at its first use
+// (sizes.go). The generated code imports only rfc's runtime and kernels packages (and the
+// standard library), never the compiler.
 //
 // Each op is emitted as the interpreter (package interp) runs it, with the same kernel and
 // the same arguments, so a generated model computes exactly what the interpreter does.
@@ -49,6 +51,9 @@ type Port struct {
 	Name   string  // the input's name in the model; y, or y0, y1, … for outputs
 	Export string  // prefix of the package's exported XLen and XShape ("X", "MyEmbed", "Y")
 	Type   ir.Type // []float32 for floating-point types, []int64 for integer ones
+	// Sized: the shape holds sizes chosen at run time, so Forward takes the input's shape
+	// after its data ([]int), or returns the output's after its data.
+	Sized bool
 }
 
 // Result is a generated package.
@@ -58,24 +63,26 @@ type Result struct {
 	Inputs  []Port
 	Outputs []Port
 	// ActivationBytes is the size of the planned arena: the peak memory of intermediates
-	// and outputs during a forward pass.
+	// and outputs during a forward pass (0 when Sizes are chosen at run time: each set of
+	// sizes has its plan).
 	ActivationBytes int
+	// Sizes are the names of the sizes Forward reads from its inputs' shapes, in the
+	// order of their first appearance; none when every shape is static.
+	Sizes []string
 	// WeightBytes is the memory the weights take once loaded as float32.
 	WeightBytes int
 }
 
-// Generate writes the Go package of m, whose shapes must all be static. Errors name what
-// is wrong: a symbolic dim (and the --set that fixes it), an op the generator does not
-// know, an invalid package name.
+// Generate writes the Go package of m. Symbolic dims (sizes chosen at run time) are read
+// from the shapes Forward is given (sizes.go); static shapes give a package specialized to
+// them. Errors name what is wrong: a size generated code cannot read or compute, an op the
+// generator does not know, an invalid package name.
 func Generate(m *ir.Module, opts Options) (*Result, error) {
 	if m == nil {
 		return nil, errors.New("codegen: nil module")
 	}
 	if err := ir.Verify(m); err != nil {
 		return nil, fmt.Errorf("codegen: module %s does not verify:\n%w", m.Name, err)
-	}
-	if err := checkStatic(m); err != nil {
-		return nil, err
 	}
 	var unknown []string
 	for _, v := range m.Body {
@@ -114,52 +121,16 @@ func Generate(m *ir.Module, opts Options) (*Result, error) {
 		ActivationBytes: g.activationBytes,
 		WeightBytes:     g.weightBytes,
 	}
+	if g.sym != nil {
+		res.Sizes = g.sym.names
+	}
 	for _, v := range m.Inputs {
-		res.Inputs = append(res.Inputs, Port{Name: v.Name, Export: g.inputExport[v], Type: v.Type})
+		res.Inputs = append(res.Inputs, Port{Name: v.Name, Export: g.inputExport[v], Type: v.Type, Sized: g.sym != nil && !v.Type.Shape.Static()})
 	}
 	for i, v := range m.Outputs {
-		res.Outputs = append(res.Outputs, Port{Name: g.outputArg[i], Export: g.outputExport[i], Type: v.Type})
+		res.Outputs = append(res.Outputs, Port{Name: g.outputArg[i], Export: g.outputExport[i], Type: v.Type, Sized: g.sym != nil && !v.Type.Shape.Static()})
 	}
 	return res, nil
-}
-
-// checkStatic refuses symbolic dims, naming each symbol and where it appears.
-func checkStatic(m *ir.Module) error {
-	var syms []string
-	var where []string
-	note := func(what string, t ir.Type) {
-		if t.Shape.Static() {
-			return
-		}
-		where = append(where, fmt.Sprintf("%s is %s", what, t))
-		for _, d := range t.Shape {
-			for _, f := range strings.FieldsFunc(d.Sym, func(r rune) bool { return r == '*' || r == '+' }) {
-				if _, err := strconv.Atoi(f); err != nil && !slices.Contains(syms, f) {
-					syms = append(syms, f)
-				}
-			}
-		}
-	}
-	for _, v := range m.Inputs {
-		note("input "+v.Ref(), v.Type)
-	}
-	for _, v := range m.Params {
-		note(fmt.Sprintf("parameter %s (key %q)", v.Ref(), v.Key), v.Type)
-	}
-	if len(where) == 0 {
-		for _, v := range m.Body {
-			note(fmt.Sprintf("%s (%s in %s)", v.Ref(), v.Op, scopeName(v)), v.Type)
-		}
-	}
-	if len(syms) == 0 {
-		return nil
-	}
-	sets := make([]string, len(syms))
-	for i, s := range syms {
-		sets[i] = "--set " + s + "=N"
-	}
-	return fmt.Errorf("codegen: module %s has symbolic dims (%s); generated code needs static shapes: fix them with %s (e.g. --set %s=1)\n%s",
-		m.Name, strings.Join(syms, ", "), strings.Join(sets, " "), syms[0], strings.Join(where, "\n"))
 }
 
 type generator struct {
@@ -197,6 +168,13 @@ type generator struct {
 	// The sizes in bytes of the arena, the weights and the values Load computes, checked
 	// against overflow.
 	activationBytes, weightBytes, loadTimeBytes int
+
+	// sym holds the sizes chosen at run time (sizes.go); nil when every shape is static.
+	sym              *sizes
+	forwardLocals    *namer               // Forward's parameters and locals
+	planFields       *namer               // fields of shapePlan
+	inputShapeArg    map[*ir.Value]string // Forward's parameter with a sized input's shape
+	outputShapeField []string             // shapePlan's field with a sized output's shape
 }
 
 // fixedGlobals are the package-level names the generated files always define or import.
@@ -223,17 +201,33 @@ func newGenerator(m *ir.Module, opts Options, pkg string) (*generator, error) {
 	g.hoisted = loadTimeValues(m)
 	g.keptHoisted = keptLoadTime(m, g.hoisted)
 	var err error
-	if g.plan, err = planMemory(m, g.hoisted); err != nil {
+	if symbolicModule(m) {
+		if g.sym, err = newSizes(m); err != nil {
+			return nil, err
+		}
+		for _, name := range []string{"shapePlan", "newShapePlan", "sizesString", "bufferFirst", "bufferLast"} {
+			g.globals.used[name] = true
+		}
+		g.fieldNames.used["plan"], g.fieldNames.used["plans"] = true, true
+		g.planFields = newNamer("key", "dims", "offsets", "arenaLen")
+		g.inputShapeArg = map[*ir.Value]string{}
+	}
+	if g.plan, err = planMemory(m, g.hoisted, g.sym != nil); err != nil {
 		return nil, fmt.Errorf("codegen: %w", err)
 	}
 	// Forward's parameters must not shadow what its body refers to: the receiver, the
 	// loop and error variables, imported packages and package-level names (reserved in
 	// globals, where the helpers and shape tables made later will avoid them in turn).
-	locals := newNamer(append([]string{"m", "i", "err", "offA", "offB", "geluExact"}, fixedGlobals...)...)
+	locals := newNamer(append([]string{"m", "i", "err", "offA", "offB", "geluExact", "p", "key", "d", "c"}, fixedGlobals...)...)
+	g.forwardLocals = locals
 	for _, v := range m.Inputs {
 		arg := locals.take(camel(v.Name, false, "in"))
 		g.inputArg[v] = arg
 		g.globals.used[arg] = true
+		if g.sym != nil && !v.Type.Shape.Static() {
+			g.inputShapeArg[v] = locals.take(arg + "Shape")
+			g.globals.used[g.inputShapeArg[v]] = true
+		}
 		g.inputExport[v] = g.globals.take(camel(v.Name, true, "in"))
 		g.globals.used[g.inputExport[v]+"Shape"] = true
 		g.globals.used[g.inputExport[v]+"Len"] = true
@@ -249,6 +243,9 @@ func newGenerator(m *ir.Module, opts Options, pkg string) (*generator, error) {
 		g.globals.used[name+"Len"] = true
 		g.outputExport = append(g.outputExport, name)
 		g.outputArg = append(g.outputArg, strings.ToLower(want))
+		if g.sym != nil {
+			g.outputShapeField = append(g.outputShapeField, g.planFields.take(strings.ToLower(want)+"Shape"))
+		}
 	}
 	for _, p := range m.Params {
 		g.weightField[p] = g.fieldNames.take(camel(p.Name, false, "w"))
@@ -273,6 +270,22 @@ func newGenerator(m *ir.Module, opts Options, pkg string) (*generator, error) {
 	for i, c := range g.plan.Copies {
 		g.copyField[c] = g.fieldNames.take("out" + strconv.Itoa(i))
 	}
+	if g.sym != nil {
+		// Each buffer's size: that of its first member (views and in-place results have
+		// the same element count), or of the output it copies.
+		for _, v := range m.Body {
+			if b := g.plan.BufferOf[v]; b != nil {
+				if _, ok := g.sym.bufSize[b]; !ok {
+					g.sym.bufSize[b] = prod(v.Type.Shape)
+				}
+			}
+		}
+		for _, c := range g.plan.Copies {
+			if c.Buf != nil {
+				g.sym.bufSize[c.Buf] = prod(c.Value.Type.Shape)
+			}
+		}
+	}
 	return g, nil
 }
 
@@ -293,7 +306,9 @@ func (g *generator) sizes() error {
 		}
 		return n
 	}
-	g.activationBytes = add(mul(4, g.plan.ArenaLen), mul(8, g.intCopyElements()))
+	if g.sym == nil {
+		g.activationBytes = add(mul(4, g.plan.ArenaLen), mul(8, g.intCopyElements()))
+	}
 	g.weightBytes = mul(4, g.weightsLen)
 	g.loadTimeBytes = 0
 	for v, own := range g.hoisted {
@@ -347,9 +362,12 @@ func (g *generator) fail(err jen.Code) jen.Code {
 	if g.inPrepare {
 		return jen.Return(err)
 	}
-	vals := make([]jen.Code, 0, len(g.m.Outputs)+1)
-	for range g.m.Outputs {
+	vals := make([]jen.Code, 0, 2*len(g.m.Outputs)+1)
+	for _, v := range g.m.Outputs {
 		vals = append(vals, jen.Nil())
+		if g.sym != nil && !v.Type.Shape.Static() {
+			vals = append(vals, jen.Nil())
+		}
 	}
 	return jen.Return(append(vals, err)...)
 }
@@ -395,20 +413,36 @@ func (g *generator) modelFile() ([]byte, error) {
 	for i, v := range m.Outputs {
 		fmt.Fprintf(&doc, "\t%s %s\n", g.outputArg[i], v.Type)
 	}
-	fmt.Fprintf(&doc, "\nMemory: %d bytes of activations in one planned arena (ActivationBytes), %d bytes of weights as float32 (WeightBytes).", g.activationBytes, g.weightBytes)
+	if g.sym != nil {
+		fmt.Fprintf(&doc, "\nSizes chosen at run time: %s. Forward reads them from the shapes of its inputs, checks every rule of the model they must follow, and keeps a memory plan per set of sizes, made at the first call with it.\n", strings.Join(g.sym.names, ", "))
+		fmt.Fprintf(&doc, "\nMemory: %d bytes of weights as float32 (WeightBytes); an arena of activations planned for each set of sizes, which grows to the largest one met.", g.weightBytes)
+	} else {
+		fmt.Fprintf(&doc, "\nMemory: %d bytes of activations in one planned arena (ActivationBytes), %d bytes of weights as float32 (WeightBytes).", g.activationBytes, g.weightBytes)
+	}
 	f.PackageComment(Comment(doc.String()))
 
-	f.Const().Defs(
-		jen.Comment("ModelName is the model this package was compiled from."),
-		jen.Id("ModelName").Op("=").Lit(m.Name),
-		jen.Comment(Comment("ActivationBytes is the planned peak memory of intermediates and outputs during Forward: the size of the model's arena.")),
-		jen.Id("ActivationBytes").Op("=").Lit(g.activationBytes),
-		jen.Comment("WeightBytes is the memory the weights take once loaded as float32."),
-		jen.Id("WeightBytes").Op("=").Lit(g.weightBytes),
-		jen.Line(),
-		jen.Id("arenaLen").Op("=").Lit(p.ArenaLen).Comment("float32 elements"),
-		jen.Id("weightsLen").Op("=").Lit(g.weightsLen).Comment("float32 elements"),
-	)
+	if g.sym != nil {
+		f.Const().Defs(
+			jen.Comment("ModelName is the model this package was compiled from."),
+			jen.Id("ModelName").Op("=").Lit(m.Name),
+			jen.Comment("WeightBytes is the memory the weights take once loaded as float32."),
+			jen.Id("WeightBytes").Op("=").Lit(g.weightBytes),
+			jen.Line(),
+			jen.Id("weightsLen").Op("=").Lit(g.weightsLen).Comment("float32 elements"),
+		)
+	} else {
+		f.Const().Defs(
+			jen.Comment("ModelName is the model this package was compiled from."),
+			jen.Id("ModelName").Op("=").Lit(m.Name),
+			jen.Comment(Comment("ActivationBytes is the planned peak memory of intermediates and outputs during Forward: the size of the model's arena.")),
+			jen.Id("ActivationBytes").Op("=").Lit(g.activationBytes),
+			jen.Comment("WeightBytes is the memory the weights take once loaded as float32."),
+			jen.Id("WeightBytes").Op("=").Lit(g.weightBytes),
+			jen.Line(),
+			jen.Id("arenaLen").Op("=").Lit(p.ArenaLen).Comment("float32 elements"),
+			jen.Id("weightsLen").Op("=").Lit(g.weightsLen).Comment("float32 elements"),
+		)
+	}
 	for _, v := range m.Inputs {
 		g.shapeDecls(f, "input "+v.Name, g.inputExport[v], v.Type)
 	}
@@ -437,6 +471,22 @@ func (g *generator) modelFile() ([]byte, error) {
 			jen.Id("weights"): jen.Make(jen.Index().Float32(), jen.Id("weightsLen")),
 		}),
 	}
+	if g.sym != nil {
+		fieldDefs = []jen.Code{
+			jen.Id("arena").Op("*").Qual(runtimePath, "Arena").Comment("activations, at the offsets of the current plan; grows to the largest"),
+			jen.Id("weights").Index().Float32().Comment("all weights, one after the other"),
+			jen.Id("plans").Map(g.keyType()).Op("*").Id("shapePlan").Comment("by sizes, made at their first use"),
+			jen.Id("plan").Op("*").Id("shapePlan").Comment("of the last call"),
+			jen.Line(),
+		}
+		inits = []jen.Code{
+			jen.Id("m").Op(":=").Op("&").Id("Model").Values(jen.Dict{
+				jen.Id("arena"):   jen.Qual(runtimePath, "NewArena").Call(jen.Lit(0)),
+				jen.Id("weights"): jen.Make(jen.Index().Float32(), jen.Id("weightsLen")),
+				jen.Id("plans"):   jen.Map(g.keyType()).Op("*").Id("shapePlan").Values(),
+			}),
+		}
+	}
 	for _, w := range m.Params {
 		fieldDefs = append(fieldDefs, jen.Id(g.weightField[w]).Index().Float32().Comment(fmt.Sprintf("%q %s", w.Key, w.Type)))
 		off, n := g.weightAt[w], numElements(w.Type.Shape)
@@ -463,12 +513,17 @@ func (g *generator) modelFile() ([]byte, error) {
 		}
 		b := p.BufferOf[v]
 		fieldDefs = append(fieldDefs, jen.Id(name).Index().Float32().Comment(fmt.Sprintf("%s: %s, %s", v.Ref(), v.Type, scopeName(v))))
-		inits = append(inits, jen.Id("m").Dot(name).Op("=").Id("m").Dot("arena").Dot("Slice").Call(jen.Lit(b.Offset), jen.Lit(numElements(v.Type.Shape))))
+		if g.sym == nil {
+			inits = append(inits, jen.Id("m").Dot(name).Op("=").Id("m").Dot("arena").Dot("Slice").Call(jen.Lit(b.Offset), jen.Lit(numElements(v.Type.Shape))))
+		}
 	}
 	for _, c := range p.Copies {
 		name := g.copyField[c]
-		n := numElements(c.Value.Type.Shape)
 		fieldDefs = append(fieldDefs, jen.Id(name).Add(goType(c.Value.Type)).Comment(fmt.Sprintf("a copy of %s, returned as an output", c.From.Ref())))
+		if g.sym != nil {
+			continue // cut with each plan
+		}
+		n := numElements(c.Value.Type.Shape)
 		if c.Buf != nil {
 			inits = append(inits, jen.Id("m").Dot(name).Op("=").Id("m").Dot("arena").Dot("Slice").Call(jen.Lit(c.Buf.Offset), jen.Lit(n)))
 		} else {
@@ -482,13 +537,23 @@ func (g *generator) modelFile() ([]byte, error) {
 	f.Comment(Comment(fmt.Sprintf("Model is %s with its weights and the buffers of one forward pass. Build it with Load, LoadFiles, LoadFilesWith or LoadReaderAt. A Model is not safe for concurrent use: give each goroutine its own.", m.Name)))
 	f.Type().Id("Model").Struct(fieldDefs...)
 	f.Line()
-	f.Comment("newModel allocates the arena and the weight slab and slices them at the planned offsets.")
+	if g.sym != nil {
+		f.Comment("newModel allocates the weight slab and slices it; the arena grows with the plans Forward makes.")
+	} else {
+		f.Comment("newModel allocates the arena and the weight slab and slices them at the planned offsets.")
+	}
 	f.Func().Id("newModel").Params().Op("*").Id("Model").Block(inits...)
 	f.Line()
 	f.Add(forward)
 	if prepare != nil {
 		f.Line()
 		f.Add(prepare)
+	}
+	if g.sym != nil {
+		f.Line()
+		if err := g.symbolicDecls(f); err != nil {
+			return nil, err
+		}
 	}
 	if len(g.intVarDefs) > 0 {
 		f.Line()
@@ -502,9 +567,19 @@ func (g *generator) modelFile() ([]byte, error) {
 	return render(f)
 }
 
-// shapeDecls declares XLen and XShape for one input or output.
+// shapeDecls declares XLen and XShape for one input or output; XShape alone, with −1 for
+// the sizes chosen at run time, when the shape holds some.
 func (g *generator) shapeDecls(f *jen.File, what, export string, t ir.Type) {
 	dims := shapeOfType(t)
+	if !t.Shape.Static() {
+		lits := make([]jen.Code, len(dims))
+		for i, d := range dims {
+			lits[i] = jen.Lit(d)
+		}
+		f.Comment(Comment(fmt.Sprintf("%sShape is the shape of %s, %s, outermost first (row-major), with −1 for the sizes chosen at run time: Forward takes (or returns) the actual shape. Do not modify it.", export, what, t)))
+		f.Var().Id(export + "Shape").Op("=").Index(jen.Lit(len(dims))).Int().Values(lits...)
+		return
+	}
 	lits := make([]jen.Code, len(dims))
 	for i, d := range dims {
 		lits[i] = jen.Lit(d)
@@ -518,64 +593,107 @@ func (g *generator) shapeDecls(f *jen.File, what, export string, t ir.Type) {
 
 func shapeOfType(t ir.Type) []int { return t.Shape.Ints() }
 
-// forward builds Forward: length checks, then one statement (or small block) per op in
-// body order, each under a comment naming its layer, then the copies of outputs that are
-// inputs or weights.
+// forward builds Forward: length checks (with sizes chosen at run time: the shapes read
+// and the plan of their sizes taken), then one statement (or small block) per op in body
+// order, each under a comment naming its layer, then the copies of outputs that are inputs
+// or weights.
 func (g *generator) forward() (jen.Code, error) {
 	m := g.m
 	var doc strings.Builder
 	fmt.Fprintf(&doc, "Forward runs %s on ", m.Name)
-	params := make([]jen.Code, len(m.Inputs))
+	var params []jen.Code
 	for i, v := range m.Inputs {
 		if i > 0 {
 			doc.WriteString(", ")
 		}
+		params = append(params, jen.Id(g.inputArg[v]).Add(goType(v.Type)))
+		if shape, ok := g.inputShapeArg[v]; ok {
+			fmt.Fprintf(&doc, "%s (%s, of shape %s)", g.inputArg[v], v.Type, shape)
+			params = append(params, jen.Id(shape).Index().Int())
+			continue
+		}
 		fmt.Fprintf(&doc, "%s (%s, %sShape)", g.inputArg[v], v.Type, g.inputExport[v])
-		params[i] = jen.Id(g.inputArg[v]).Add(goType(v.Type))
 	}
 	if len(m.Inputs) == 0 {
 		doc.WriteString("no input")
 	}
 	doc.WriteString(" and returns ")
-	results := make([]jen.Code, 0, len(m.Outputs)+1)
+	results := make([]jen.Code, 0, 2*len(m.Outputs)+1)
 	for i, v := range m.Outputs {
 		if i > 0 {
 			doc.WriteString(", ")
 		}
-		fmt.Fprintf(&doc, "%s (%s, %sShape)", g.outputArg[i], v.Type, g.outputExport[i])
 		results = append(results, goType(v.Type))
+		if g.sym != nil && !v.Type.Shape.Static() {
+			fmt.Fprintf(&doc, "%s (%s) with its shape", g.outputArg[i], v.Type)
+			results = append(results, jen.Index().Int())
+			continue
+		}
+		fmt.Fprintf(&doc, "%s (%s, %sShape)", g.outputArg[i], v.Type, g.outputExport[i])
 	}
 	results = append(results, jen.Error())
-	doc.WriteString(", all row-major.\n\nThe outputs are slices of the model's own memory: they stay valid until the next call of Forward, which overwrites them (copy them to keep them). Inputs must not share memory with them. A slice of the wrong length is an error. Forward allocates no buffers: every intermediate lives in the model's arena.")
+	doc.WriteString(", all row-major.\n\nThe outputs are slices of the model's own memory: they stay valid until the next call of Forward, which overwrites them (copy them to keep them). Inputs must not share memory with them. A slice of the wrong length is an error.")
+	if g.sym != nil {
+		fmt.Fprintf(&doc, " The sizes %s come from the input shapes; sizes the model cannot take (a rule of a layer broken) are an error naming them, their inputs and the rule. The first call with a set of sizes plans its memory (and may grow the arena); later calls with sizes already seen allocate nothing.", strings.Join(g.sym.names, ", "))
+	} else {
+		doc.WriteString(" Forward allocates no buffers: every intermediate lives in the model's arena.")
+	}
 
 	var body []jen.Code
+	if g.sym != nil {
+		body = append(body, g.bindSizes()...)
+	}
 	for _, v := range m.Inputs {
+		if _, sized := g.inputShapeArg[v]; sized {
+			n := prod(v.Type.Shape)
+			msg := fmt.Sprintf("%s: Forward: input %s has %%d elements, want %%d (shape %%v)", g.pkg, v.Name)
+			body = append(body, jen.If(jen.Len(jen.Id(g.inputArg[v])).Op("!=").Id("p").Dot("dims").Index(jen.Lit(g.sym.add(n)))).Block(
+				g.fail(jen.Qual("fmt", "Errorf").Call(jen.Lit(msg), jen.Len(jen.Id(g.inputArg[v])), jen.Id("p").Dot("dims").Index(jen.Lit(g.sym.add(n))), jen.Id(g.inputShapeArg[v]))),
+			))
+			continue
+		}
 		n := ir.Prod(shapeOfType(v.Type))
 		msg := fmt.Sprintf("%s: Forward: input %s has %%d elements, want %d (%s)", g.pkg, v.Name, n, v.Type)
 		body = append(body, jen.If(jen.Len(jen.Id(g.inputArg[v])).Op("!=").Id(g.inputExport[v]+"Len")).Block(
 			g.fail(jen.Qual("fmt", "Errorf").Call(jen.Lit(msg), jen.Len(jen.Id(g.inputArg[v])))),
 		))
 	}
+	var ops []jen.Code
 	for _, v := range m.Body {
 		if g.hoisted[v] {
 			continue
+		}
+		if g.sym != nil {
+			if err := g.sizeChecks(v); err != nil {
+				return nil, err
+			}
 		}
 		stmts, err := emitters[v.Op](g, v)
 		if err != nil {
 			return nil, fmt.Errorf("codegen: %s: %v", ir.FormatValue(v), err)
 		}
-		body = append(body, jen.Line(), jen.Comment(g.opComment(v)))
-		body = append(body, stmts...)
+		ops = append(ops, jen.Line(), jen.Comment(g.opComment(v)))
+		ops = append(ops, stmts...)
 	}
+	if g.sym != nil {
+		if locals := g.sizeLocals(); len(locals) > 0 {
+			body = append(body, jen.Line(), jen.Comment("The sizes of this call."))
+			body = append(body, locals...)
+		}
+	}
+	body = append(body, ops...)
 	if len(g.plan.Copies) > 0 {
 		body = append(body, jen.Line(), jen.Comment("Outputs that are inputs or weights are copied, so that the caller cannot write to those."))
 		for _, c := range g.plan.Copies {
 			body = append(body, jen.Copy(jen.Id("m").Dot(g.copyField[c]), g.ref(c.From)))
 		}
 	}
-	rets := make([]jen.Code, 0, len(m.Outputs)+1)
-	for _, v := range m.Outputs {
+	rets := make([]jen.Code, 0, 2*len(m.Outputs)+1)
+	for i, v := range m.Outputs {
 		rets = append(rets, g.outputRef(v))
+		if g.sym != nil && !v.Type.Shape.Static() {
+			rets = append(rets, jen.Id("p").Dot(g.outputShapeField[i]).Index(jen.Op(":")))
+		}
 	}
 	body = append(body, jen.Line(), jen.Return(append(rets, jen.Nil())...))
 	return jen.Comment(Comment(doc.String())).Line().

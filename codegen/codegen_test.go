@@ -175,15 +175,33 @@ const ffSource = `model FeedForward(dim: int = 8) {
 }
 `
 
-func TestSymbolicDimIsAnError(t *testing.T) {
-	m := elaborate(t, ffSource, nil)
-	_, err := Generate(m, Options{})
-	if err == nil {
-		t.Fatal("no error for a symbolic batch dim")
+// TestSizesItCannotRead: generated code reads sizes chosen at run time from input dims
+// that are a name alone, and needs static weights and static batch broadcasting.
+func TestSizesItCannotRead(t *testing.T) {
+	cases := map[string]struct{ src, want string }{
+		"compound input dim": {`module M
+scope "" M key "" -> f32[n*2, 4] {
+}
+input %x: f32[n*2, 4]
+%0: f32[n*2, 4] = relu(%x) in ""
+output %0
+`, "dim 0 of input %x is n*2; generated code reads sizes chosen at run time from dims that are a name alone"},
+		"broadcast over run-time batch dims": {`module M
+scope "" M key "" -> f32[n, 3, 4, 4] {
+}
+input %a: f32[n, 3, 4, 5]
+input %b: f32[3, 5, 4]
+%0: f32[n, 3, 4, 4] = matmul(%a, %b) in ""
+output %0
+`, "broadcasts batch dims of sizes chosen at run time: fix them with --set"},
 	}
-	for _, want := range []string{"batch", "--set batch=", "input %x is f32[batch, 3, 8]"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("error %q does not mention %q", err, want)
+	for name, c := range cases {
+		m, err := ir.Parse(c.src)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if _, err = Generate(m, Options{}); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: got %v, want %q", name, err, c.want)
 		}
 	}
 }
@@ -289,7 +307,7 @@ func TestWriteLeavesIdenticalFiles(t *testing.T) {
 // ops run in place, and the output's buffer is not reused.
 func TestPlanSharesMemory(t *testing.T) {
 	m := elaborate(t, ffSource, map[string]string{"batch": "2", "dim": "8"})
-	p, err := planMemory(m, nil)
+	p, err := planMemory(m, nil, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -329,7 +347,7 @@ output %2, %0, %x
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p, err := planMemory(m, nil); err != nil || len(p.Copies) != 2 {
+	if p, err := planMemory(m, nil, false); err != nil || len(p.Copies) != 2 {
 		t.Fatalf("%d output copies, want 2 (%%0 and %%x)", len(p.Copies))
 	}
 	checkPlan(t, "views", m)

@@ -716,7 +716,7 @@ func checkNoEscapes(t *testing.T, mod string, cases []*compiledCase) {
 // every value fits its buffer, and the arena is no smaller than the live set at its peak.
 func checkPlan(t *testing.T, what string, m *ir.Module) {
 	t.Helper()
-	p, err := planMemory(m, nil)
+	p, err := planMemory(m, nil, false)
 	if err != nil {
 		t.Fatal(err)
 	}

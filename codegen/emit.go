@@ -95,6 +95,35 @@ func f32(x float64) jen.Code {
 
 func shapeOf(v *ir.Value) []int { return v.Type.Shape.Ints() }
 
+// dimsOf is v's shape, whose dims may be sizes chosen at run time.
+func dimsOf(v *ir.Value) ir.Shape { return v.Type.Shape }
+
+// prod is the product of dims (1 for none).
+func prod(ds ir.Shape) ir.Dim {
+	n := ir.D(1)
+	for _, d := range ds {
+		n = ir.MulDim(n, d)
+	}
+	return n
+}
+
+// quo is a / k for a count that k divides (rows of a matrix of k columns); max(k, 1) as
+// the static code had it, so an empty tensor does not divide by zero.
+func quo(a, k ir.Dim) ir.Dim {
+	if a.Static() && k.Static() {
+		return ir.D(a.N / max(k.N, 1))
+	}
+	if q, ok := ir.DivExact(a, k); ok {
+		return q
+	}
+	if k.Static() {
+		if q, err := ir.FloorDivDim(a, max(k.N, 1)); err == nil {
+			return q
+		}
+	}
+	return ir.Dim{Sym: "?(" + a.String() + ")/(" + k.String() + ")"}
+}
+
 // optional is operand j, or nil when the op has fewer operands.
 func (g *generator) optional(v *ir.Value, j int) jen.Code {
 	if j < len(v.Args) {
@@ -186,23 +215,26 @@ func binary(op string) opEmitter {
 	return func(g *generator, v *ir.Value) ([]jen.Code, error) {
 		a, b := v.Args[0], v.Args[1]
 		return []jen.Code{kernel("Binary", jen.Qual(kernelsPath, op),
-			g.ref(v), g.ints("shape", shapeOf(v)),
-			g.ref(a), g.ints("shape", shapeOf(a)),
-			g.ref(b), g.ints("shape", shapeOf(b)))}, nil
+			g.ref(v), g.shapeList(dimsOf(v)),
+			g.ref(a), g.shapeList(dimsOf(a)),
+			g.ref(b), g.shapeList(dimsOf(b)))}, nil
 	}
 }
 
 func emitLinear(g *generator, v *ir.Value) ([]jen.Code, error) {
-	x, w := shapeOf(v.Args[0]), shapeOf(v.Args[1])
+	x, w := dimsOf(v.Args[0]), dimsOf(v.Args[1])
 	out, in := w[0], w[1]
-	rows := ir.Prod(x) / max(in, 1)
-	return []jen.Code{kernel("Linear", g.ref(v), g.ref(v.Args[0]), jen.Lit(rows), jen.Lit(in), jen.Lit(out), g.ref(v.Args[1]), g.optional(v, 2))}, nil
+	rows := quo(prod(x), in)
+	return []jen.Code{kernel("Linear", g.ref(v), g.ref(v.Args[0]), g.dim(rows), g.dim(in), g.dim(out), g.ref(v.Args[1]), g.optional(v, 2))}, nil
 }
 
 // emitMatmul multiplies the trailing matrices of a [..., m, k] and b [..., k, n],
 // broadcasting their batch dims: one batched call when each side has the full batch or a
 // single matrix, else a loop over a table of operand offsets computed here.
 func emitMatmul(g *generator, v *ir.Value) ([]jen.Code, error) {
+	if !v.Type.Shape.Static() || !v.Args[0].Type.Shape.Static() || !v.Args[1].Type.Shape.Static() {
+		return emitMatmulSized(g, v)
+	}
 	a, b, y := shapeOf(v.Args[0]), shapeOf(v.Args[1]), shapeOf(v)
 	ra, rb, ro := len(a), len(b), len(y)
 	m, k, n := a[ra-2], a[ra-1], b[rb-1]
@@ -257,6 +289,32 @@ func emitMatmul(g *generator, v *ir.Value) ([]jen.Code, error) {
 	}, nil
 }
 
+// emitMatmulSized is emitMatmul for sizes chosen at run time: one batched call, each side
+// having the full batch or a single matrix (a broadcast over batch dims that differ in
+// shape needs them static, for its table of offsets).
+func emitMatmulSized(g *generator, v *ir.Value) ([]jen.Code, error) {
+	a, b, y := dimsOf(v.Args[0]), dimsOf(v.Args[1]), dimsOf(v)
+	ra, rb, ro := len(a), len(b), len(y)
+	m, k, n := a[ra-2], a[ra-1], b[rb-1]
+	batch := prod(y[:ro-2])
+	stride := func(count, size ir.Dim) (ir.Dim, bool) {
+		switch count {
+		case batch:
+			return size, true
+		case ir.D(1):
+			return ir.D(0), true
+		}
+		return ir.Dim{}, false
+	}
+	sa, okA := stride(prod(a[:ra-2]), ir.MulDim(m, k))
+	sb, okB := stride(prod(b[:rb-2]), ir.MulDim(k, n))
+	if !okA || !okB {
+		return nil, fmt.Errorf("matmul of %s and %s broadcasts batch dims of sizes chosen at run time: fix them with --set", a, b)
+	}
+	return []jen.Code{kernel("BatchedMatMul", g.ref(v), g.ref(v.Args[0]), g.ref(v.Args[1]),
+		g.dim(batch), g.dim(m), g.dim(k), g.dim(n), g.dim(sa), g.dim(sb))}, nil
+}
+
 // broadcastStrides gives, for each dim of out, the stride (in elements, with inner the size
 // of one item) of the operand of shape s right-aligned to it; broadcast dims get 0.
 func broadcastStrides(s, out []int, inner int) []int {
@@ -275,20 +333,27 @@ func broadcastStrides(s, out []int, inner int) []int {
 	return strides
 }
 
-// fields is a keyed struct literal of kernels' parameter types, in the order given.
-func fields(typ string, kv ...any) jen.Code {
+// fields is a keyed struct literal of kernels' parameter types, in the order given; a
+// value is a literal, or a dim (a size chosen at run time, or a static one).
+func (g *generator) fields(typ string, kv ...any) jen.Code {
 	dict := make([]jen.Code, 0, len(kv)/2)
 	for i := 0; i < len(kv); i += 2 {
-		dict = append(dict, jen.Id(kv[i].(string)).Op(":").Lit(kv[i+1]))
+		var val jen.Code
+		if d, ok := kv[i+1].(ir.Dim); ok {
+			val = g.dim(d)
+		} else {
+			val = jen.Lit(kv[i+1])
+		}
+		dict = append(dict, jen.Id(kv[i].(string)).Op(":").Add(val))
 	}
 	return jen.Qual(kernelsPath, typ).Values(dict...)
 }
 
 // convParams is the kernels.Conv2dParams literal of a conv2d or conv2d_fused.
-func convParams(v *ir.Value) jen.Code {
-	x, w := shapeOf(v.Args[0]), shapeOf(v.Args[1])
+func (g *generator) convParams(v *ir.Value) jen.Code {
+	x, w := dimsOf(v.Args[0]), dimsOf(v.Args[1])
 	p := v.Conv()
-	return fields("Conv2dParams",
+	return g.fields("Conv2dParams",
 		"N", x[0], "C", x[1], "H", x[2], "W", x[3],
 		"K", w[0], "KH", w[2], "KW", w[3],
 		"StrideH", p.Stride[0], "StrideW", p.Stride[1],
@@ -298,15 +363,15 @@ func convParams(v *ir.Value) jen.Code {
 }
 
 func emitConv2d(g *generator, v *ir.Value) ([]jen.Code, error) {
-	return []jen.Code{kernel("Conv2d", g.ref(v), g.ref(v.Args[0]), g.ref(v.Args[1]), g.optional(v, 2), convParams(v))}, nil
+	return []jen.Code{kernel("Conv2d", g.ref(v), g.ref(v.Args[0]), g.ref(v.Args[1]), g.optional(v, 2), g.convParams(v))}, nil
 }
 
 func emitConvTranspose2d(g *generator, v *ir.Value) ([]jen.Code, error) {
-	x, w := shapeOf(v.Args[0]), shapeOf(v.Args[1])
+	x, w := dimsOf(v.Args[0]), dimsOf(v.Args[1])
 	p := v.Conv()
-	params := fields("ConvTranspose2dParams",
+	params := g.fields("ConvTranspose2dParams",
 		"N", x[0], "C", x[1], "H", x[2], "W", x[3],
-		"K", w[1]*p.Groups, "KH", w[2], "KW", w[3],
+		"K", ir.MulDim(w[1], ir.D(p.Groups)), "KH", w[2], "KW", w[3],
 		"StrideH", p.Stride[0], "StrideW", p.Stride[1],
 		"PadH", p.Padding[0], "PadW", p.Padding[1],
 		"OutPadH", p.OutputPadding[0], "OutPadW", p.OutputPadding[1],
@@ -316,25 +381,25 @@ func emitConvTranspose2d(g *generator, v *ir.Value) ([]jen.Code, error) {
 }
 
 func emitLayerNorm(g *generator, v *ir.Value) ([]jen.Code, error) {
-	x := shapeOf(v.Args[0])
+	x := dimsOf(v.Args[0])
 	p := v.Norm()
-	cols := ir.Prod(x[len(x)-p.Axes:])
-	rows := ir.Prod(x) / max(cols, 1)
-	return []jen.Code{kernel("LayerNorm", g.ref(v), g.ref(v.Args[0]), jen.Lit(rows), jen.Lit(cols),
+	cols := prod(x[len(x)-p.Axes:])
+	rows := quo(prod(x), cols)
+	return []jen.Code{kernel("LayerNorm", g.ref(v), g.ref(v.Args[0]), g.dim(rows), g.dim(cols),
 		g.optional(v, 1), g.optional(v, 2), f32(p.Eps))}, nil
 }
 
 func emitGroupNorm(g *generator, v *ir.Value) ([]jen.Code, error) {
-	x := shapeOf(v.Args[0])
+	x := dimsOf(v.Args[0])
 	p := v.Norm()
-	return []jen.Code{kernel("GroupNorm", g.ref(v), g.ref(v.Args[0]), jen.Lit(x[0]), jen.Lit(x[1]), jen.Lit(ir.Prod(x[2:])),
+	return []jen.Code{kernel("GroupNorm", g.ref(v), g.ref(v.Args[0]), g.dim(x[0]), g.dim(x[1]), g.dim(prod(x[2:])),
 		jen.Lit(p.Groups), g.optional(v, 1), g.optional(v, 2), f32(p.Eps))}, nil
 }
 
 func channelNorm(name string) opEmitter {
 	return func(g *generator, v *ir.Value) ([]jen.Code, error) {
-		x := shapeOf(v.Args[0])
-		return []jen.Code{kernel(name, g.ref(v), g.ref(v.Args[0]), jen.Lit(x[0]), jen.Lit(x[1]), jen.Lit(ir.Prod(x[2:])),
+		x := dimsOf(v.Args[0])
+		return []jen.Code{kernel(name, g.ref(v), g.ref(v.Args[0]), g.dim(x[0]), g.dim(x[1]), g.dim(prod(x[2:])),
 			g.optional(v, 1), g.optional(v, 2), f32(v.Norm().Eps))}, nil
 	}
 }
@@ -351,39 +416,39 @@ func emitEmbedding(g *generator, v *ir.Value) ([]jen.Code, error) {
 
 // emitBatchParam repeats a parameter once per batch entry of its first operand.
 func emitBatchParam(g *generator, v *ir.Value) ([]jen.Code, error) {
-	n, p := ir.Prod(shapeOf(v)), ir.Prod(shapeOf(v.Args[1]))
-	if n == 0 || p == 0 {
+	n, p := prod(dimsOf(v)), prod(dimsOf(v.Args[1]))
+	if n == ir.D(0) || p == ir.D(0) {
 		return nil, nil
 	}
 	return []jen.Code{
-		jen.For(jen.Id("i").Op(":=").Lit(0), jen.Id("i").Op("<").Lit(n), jen.Id("i").Op("+=").Lit(p)).Block(
-			jen.Copy(g.ref(v).Index(jen.Id("i").Op(":").Id("i").Op("+").Lit(p)), g.ref(v.Args[1])),
+		jen.For(jen.Id("i").Op(":=").Lit(0), jen.Id("i").Op("<").Add(g.dim(n)), jen.Id("i").Op("+=").Add(g.dim(p))).Block(
+			jen.Copy(g.ref(v).Index(jen.Id("i").Op(":").Id("i").Op("+").Add(g.dim(p))), g.ref(v.Args[1])),
 		),
 	}, nil
 }
 
 func emitSDPA(g *generator, v *ir.Value) ([]jen.Code, error) {
-	q, k, val := shapeOf(v.Args[0]), shapeOf(v.Args[1]), shapeOf(v.Args[2])
+	q, k, val := dimsOf(v.Args[0]), dimsOf(v.Args[1]), dimsOf(v.Args[2])
 	p := v.Attention()
 	return []jen.Code{kernel("Attention", g.ref(v), g.ref(v.Args[0]), g.ref(v.Args[1]), g.ref(v.Args[2]),
-		jen.Lit(q[0]), jen.Lit(p.Heads), jen.Lit(q[1]), jen.Lit(k[1]), jen.Lit(q[2]/p.Heads), jen.Lit(val[2]/p.Heads),
+		g.dim(q[0]), jen.Lit(p.Heads), g.dim(q[1]), g.dim(k[1]), jen.Lit(q[2].N/p.Heads), jen.Lit(val[2].N/p.Heads),
 		jen.Lit(p.Causal))}, nil
 }
 
 func emitSoftmax(g *generator, v *ir.Value) ([]jen.Code, error) {
-	x := shapeOf(v.Args[0])
+	x := dimsOf(v.Args[0])
 	d := v.Axis()
-	return []jen.Code{kernel("Softmax", g.ref(v), g.ref(v.Args[0]), jen.Lit(ir.Prod(x[:d])), jen.Lit(x[d]), jen.Lit(ir.Prod(x[d+1:])))}, nil
+	return []jen.Code{kernel("Softmax", g.ref(v), g.ref(v.Args[0]), g.dim(prod(x[:d])), g.dim(x[d]), g.dim(prod(x[d+1:])))}, nil
 }
 
 func emitPermute(g *generator, v *ir.Value) ([]jen.Code, error) {
-	return []jen.Code{kernel("Permute", g.ref(v), g.ref(v.Args[0]), g.ints("shape", shapeOf(v.Args[0])), g.ints("perm", v.Perm()))}, nil
+	return []jen.Code{kernel("Permute", g.ref(v), g.ref(v.Args[0]), g.shapeList(dimsOf(v.Args[0])), g.ints("perm", v.Perm()))}, nil
 }
 
 func emitSlice(g *generator, v *ir.Value) ([]jen.Code, error) {
-	x := shapeOf(v.Args[0])
+	x := dimsOf(v.Args[0])
 	p := v.Slice()
-	return []jen.Code{kernel("Slice", g.ref(v), g.ref(v.Args[0]), g.ints("shape", x), jen.Lit(p.Dim),
+	return []jen.Code{kernel("Slice", g.ref(v), g.ref(v.Args[0]), g.shapeList(x), jen.Lit(p.Dim),
 		jen.Lit(p.Start), jen.Lit(p.End), jen.Lit(p.Step))}, nil
 }
 
@@ -397,7 +462,7 @@ func emitConcat(g *generator, v *ir.Value) ([]jen.Code, error) {
 	fixed := make([]jen.Code, len(v.Args))
 	var set, clear []jen.Code
 	for i, a := range v.Args {
-		shapes[i] = g.ints("shape", shapeOf(a))
+		shapes[i] = g.shapeList(dimsOf(a))
 		if g.isArgument(a) {
 			fixed[i] = jen.Nil()
 			slot := jen.Id("m").Dot(field).Index(jen.Lit(i))
@@ -407,16 +472,30 @@ func emitConcat(g *generator, v *ir.Value) ([]jen.Code, error) {
 		}
 		fixed[i] = g.ref(a)
 	}
-	g.extraInits = append(g.extraInits, jen.Id("m").Dot(field).Op("=").Index().Index().Float32().Values(fixed...))
-	shapeList := g.globals.take("concat" + strconv.Itoa(v.ID) + "Shapes")
-	g.intVarDefs = append(g.intVarDefs, jen.Id(shapeList).Op("=").Index().Index().Int().Values(shapes...))
-	out := append(set, kernel("Concat", g.ref(v), jen.Id("m").Dot(field), jen.Id(shapeList), jen.Lit(v.Axis())))
+	var shapeList jen.Code
+	if g.sym == nil {
+		g.extraInits = append(g.extraInits, jen.Id("m").Dot(field).Op("=").Index().Index().Float32().Values(fixed...))
+		name := g.globals.take("concat" + strconv.Itoa(v.ID) + "Shapes")
+		g.intVarDefs = append(g.intVarDefs, jen.Id(name).Op("=").Index().Index().Int().Values(shapes...))
+		shapeList = jen.Id(name)
+	} else {
+		// The operands' slices and shapes change with the sizes: the list is set with
+		// each plan, in place.
+		g.extraInits = append(g.extraInits, jen.Id("m").Dot(field).Op("=").Make(jen.Index().Index().Float32(), jen.Lit(len(v.Args))))
+		for i, a := range v.Args {
+			if !g.isArgument(a) {
+				g.sym.operandLists = append(g.sym.operandLists, jen.Id("m").Dot(field).Index(jen.Lit(i)).Op("=").Add(fixed[i]))
+			}
+		}
+		shapeList = g.planShapes("concat"+strconv.Itoa(v.ID)+"Shapes", shapes)
+	}
+	out := append(set, kernel("Concat", g.ref(v), jen.Id("m").Dot(field), shapeList, jen.Lit(v.Axis())))
 	return append(out, clear...), nil
 }
 
 func emitUpsample(g *generator, v *ir.Value) ([]jen.Code, error) {
-	x, y := shapeOf(v.Args[0]), shapeOf(v)
-	args := []jen.Code{g.ref(v), g.ref(v.Args[0]), jen.Lit(x[0]), jen.Lit(x[1]), jen.Lit(x[2]), jen.Lit(x[3]), jen.Lit(y[2]), jen.Lit(y[3])}
+	x, y := dimsOf(v.Args[0]), dimsOf(v)
+	args := []jen.Code{g.ref(v), g.ref(v.Args[0]), g.dim(x[0]), g.dim(x[1]), g.dim(x[2]), g.dim(x[3]), g.dim(y[2]), g.dim(y[3])}
 	switch p := v.Upsample(); p.Mode {
 	case ir.UpsampleNearest:
 		return []jen.Code{kernel("UpsampleNearest", args...)}, nil
@@ -435,18 +514,18 @@ func emitPad(g *generator, v *ir.Value) ([]jen.Code, error) {
 	if !ok {
 		return nil, fmt.Errorf("the Go code generator has no kernel for pad mode %s", p.Mode)
 	}
-	return []jen.Code{kernel("Pad", g.ref(v), g.ref(v.Args[0]), g.ints("shape", shapeOf(v.Args[0])), g.ints("pads", p.Pads),
+	return []jen.Code{kernel("Pad", g.ref(v), g.ref(v.Args[0]), g.shapeList(dimsOf(v.Args[0])), g.ints("pads", p.Pads),
 		jen.Qual(kernelsPath, mode), f32(p.Value))}, nil
 }
 
 func emitPixelUnshuffle(g *generator, v *ir.Value) ([]jen.Code, error) {
-	x := shapeOf(v.Args[0])
-	return []jen.Code{kernel("PixelUnshuffle", g.ref(v), g.ref(v.Args[0]), jen.Lit(x[0]), jen.Lit(x[1]), jen.Lit(x[2]), jen.Lit(x[3]), jen.Lit(v.Factor()))}, nil
+	x := dimsOf(v.Args[0])
+	return []jen.Code{kernel("PixelUnshuffle", g.ref(v), g.ref(v.Args[0]), g.dim(x[0]), g.dim(x[1]), g.dim(x[2]), g.dim(x[3]), jen.Lit(v.Factor()))}, nil
 }
 
 func emitPixelShuffle(g *generator, v *ir.Value) ([]jen.Code, error) {
-	x := shapeOf(v.Args[0])
-	return []jen.Code{kernel("PixelShuffle", g.ref(v), g.ref(v.Args[0]), jen.Lit(x[0]), jen.Lit(x[1]), jen.Lit(x[2]), jen.Lit(x[3]), jen.Lit(v.Factor()))}, nil
+	x := dimsOf(v.Args[0])
+	return []jen.Code{kernel("PixelShuffle", g.ref(v), g.ref(v.Args[0]), g.dim(x[0]), g.dim(x[1]), g.dim(x[2]), g.dim(x[3]), jen.Lit(v.Factor()))}, nil
 }
 
 // gluAct is the element-wise kernel a GLU applies to its gate.
@@ -471,9 +550,9 @@ func emitGLU(g *generator, v *ir.Value) ([]jen.Code, error) {
 	if err != nil {
 		return nil, err
 	}
-	x := shapeOf(v.Args[0])
+	x := dimsOf(v.Args[0])
 	last := x[len(x)-1]
-	return []jen.Code{kernel("GLU", g.ref(v), g.ref(v.Args[0]), jen.Lit(ir.Prod(x)/max(last, 1)), jen.Lit(last), jen.Lit(1), act)}, nil
+	return []jen.Code{kernel("GLU", g.ref(v), g.ref(v.Args[0]), g.dim(quo(prod(x), last)), g.dim(last), jen.Lit(1), act)}, nil
 }
 
 // fusedActs are the kernels' names of the act attribute of fused ops (ir.FusedActivations).
@@ -526,7 +605,7 @@ func emitConv2dFused(g *generator, v *ir.Value) ([]jen.Code, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []jen.Code{kernel("Conv2dFused", g.ref(v), g.ref(v.Args[0]), g.ref(v.Args[1]), g.bias(v, n), convParams(v), ep)}, nil
+	return []jen.Code{kernel("Conv2dFused", g.ref(v), g.ref(v.Args[0]), g.ref(v.Args[1]), g.bias(v, n), g.convParams(v), ep)}, nil
 }
 
 func emitLinearFused(g *generator, v *ir.Value) ([]jen.Code, error) {
@@ -534,10 +613,10 @@ func emitLinearFused(g *generator, v *ir.Value) ([]jen.Code, error) {
 	if err != nil {
 		return nil, err
 	}
-	x, w := shapeOf(v.Args[0]), shapeOf(v.Args[1])
+	x, w := dimsOf(v.Args[0]), dimsOf(v.Args[1])
 	out, in := w[0], w[1]
-	rows := ir.Prod(x) / max(in, 1)
-	return []jen.Code{kernel("LinearFused", g.ref(v), g.ref(v.Args[0]), jen.Lit(rows), jen.Lit(in), jen.Lit(out), g.ref(v.Args[1]), g.bias(v, n), ep)}, nil
+	rows := quo(prod(x), in)
+	return []jen.Code{kernel("LinearFused", g.ref(v), g.ref(v.Args[0]), g.dim(rows), g.dim(in), g.dim(out), g.ref(v.Args[1]), g.bias(v, n), ep)}, nil
 }
 
 func emitNormAct(name string) opEmitter {
@@ -546,15 +625,15 @@ func emitNormAct(name string) opEmitter {
 		if err != nil {
 			return nil, err
 		}
-		x := shapeOf(v.Args[0])
+		x := dimsOf(v.Args[0])
 		p := v.Norm()
 		eps := f32(p.Eps)
 		if v.Op == "layer_norm_act" {
-			cols := ir.Prod(x[len(x)-p.Axes:])
-			return []jen.Code{kernel(name, g.ref(v), g.ref(v.Args[0]), jen.Lit(ir.Prod(x)/max(cols, 1)), jen.Lit(cols),
+			cols := prod(x[len(x)-p.Axes:])
+			return []jen.Code{kernel(name, g.ref(v), g.ref(v.Args[0]), g.dim(quo(prod(x), cols)), g.dim(cols),
 				g.optional(v, 1), g.optional(v, 2), eps, act)}, nil
 		}
-		return []jen.Code{kernel(name, g.ref(v), g.ref(v.Args[0]), jen.Lit(x[0]), jen.Lit(x[1]), jen.Lit(ir.Prod(x[2:])),
+		return []jen.Code{kernel(name, g.ref(v), g.ref(v.Args[0]), g.dim(x[0]), g.dim(x[1]), g.dim(prod(x[2:])),
 			jen.Lit(p.Groups), g.optional(v, 1), g.optional(v, 2), eps, act)}, nil
 	}
 }
@@ -564,9 +643,9 @@ func emitLinearGLU(g *generator, v *ir.Value) ([]jen.Code, error) {
 	if err != nil {
 		return nil, err
 	}
-	x, w := shapeOf(v.Args[0]), shapeOf(v.Args[1])
+	x, w := dimsOf(v.Args[0]), dimsOf(v.Args[1])
 	out, in := w[0], w[1]
-	return []jen.Code{kernel("LinearGLU", g.ref(v), g.ref(v.Args[0]), jen.Lit(ir.Prod(x)/max(in, 1)), jen.Lit(in), jen.Lit(out),
+	return []jen.Code{kernel("LinearGLU", g.ref(v), g.ref(v.Args[0]), g.dim(quo(prod(x), in)), g.dim(in), g.dim(out),
 		g.ref(v.Args[1]), g.optional(v, 2), act)}, nil
 }
 

@@ -12,12 +12,18 @@ const arenaAlign = 16
 // numElements is the element count of a static shape.
 func numElements(s ir.Shape) int { return ir.Prod(s.Ints()) }
 
-// planMemory plans the arena of a verified module with static shapes, in float32
-// elements. Load-time values (hoisted) live outside the arena, like weights; outputs that
-// are not op results are copied, so the caller never gets an input or a weight back.
-func planMemory(m *ir.Module, hoisted map[*ir.Value]bool) (*memplan.Plan, error) {
+// planMemory plans the arena of a verified module, in float32 elements. Load-time values
+// (hoisted) live outside the arena, like weights; outputs that are not op results are
+// copied, so the caller never gets an input or a weight back. With sizes chosen at run
+// time (sized), only the plan's buffers and lifetimes are used: generated code places
+// them at each set of sizes.
+func planMemory(m *ir.Module, hoisted map[*ir.Value]bool, sized bool) (*memplan.Plan, error) {
+	size := func(v *ir.Value) int { return numElements(v.Type.Shape) }
+	if sized {
+		size = func(*ir.Value) int { return 1 }
+	}
 	return memplan.New(m, memplan.Options{
-		Size:        func(v *ir.Value) int { return numElements(v.Type.Shape) },
+		Size:        size,
 		Align:       arenaAlign,
 		Outside:     hoisted,
 		CopyOutputs: true,

@@ -118,6 +118,10 @@ func LoadWrappers(f *jen.File) {
 // the size rather than a crash of the Go runtime.
 func (g *generator) memoryCheck() jen.Code {
 	total := jen.Id("ActivationBytes").Op("+").Id("WeightBytes")
+	if g.sym != nil {
+		// The arena is checked as each set of sizes plans it (use, in model.go).
+		total = jen.Id("WeightBytes")
+	}
 	check := jen.Null()
 	if g.loadTimeBytes > 0 {
 		total = total.Op("+").Lit(g.loadTimeBytes)

@@ -132,6 +132,9 @@ func (p *Program) InjectAdapter(m *ir.Module, site AdapterSite) (*ir.Scope, []*i
 	// The body reads the model's context as its target saw it, and binds the sizes the
 	// model was elaborated with.
 	if m.Context != nil {
+		for c := t; c != nil && el.adapterOrder == 0; c = c.Parent {
+			el.adapterOrder = m.Context.Order[c]
+		}
 		for k, v := range m.Context.Visible(t) {
 			el.context[k[0]+"\x00"+k[1]] = v
 		}
@@ -172,26 +175,29 @@ func (p *Program) InjectAdapter(m *ir.Module, site AdapterSite) (*ir.Scope, []*i
 	if t.Key != "" {
 		key = site.Name + "." + t.Key
 	}
-	// Input lines add inputs to the entry point, read through UseContext by their name;
-	// adapters declaring the same input (one per attention layer) share it.
+	// Input lines add inputs to the entry point, named NAME_INPUT after the injected
+	// adapter (two ControlNets get two condition inputs), which the body reads through
+	// UseContext by INPUT; the targets of one injection (an IP-Adapter's sixteen
+	// attentions) share them.
 	for _, st := range decl.Body.Stmts {
 		in, ok := st.(*parser.InputStmt)
 		if !ok {
 			continue
 		}
-		if prev, ok := el.inputs[in.Name]; ok {
-			want, err := el.inputType(in, e)
-			if err != nil {
-				return nil, nil, ErrorList{err}
-			}
-			if !want.Equal(prev.Type) {
-				return nil, nil, ErrorList{el.errAt(in.Pos, "adapter %s declares input %s as %s, but the module has it as %s", decl.Name, in.Name, want, prev.Type)}
-			}
-			continue
+		want, err := el.inputType(in, e)
+		if err != nil {
+			return nil, nil, ErrorList{err}
 		}
-		if el.declareInput(in, e) == nil {
-			return nil, nil, el.errs
+		full := site.Name + "_" + in.Name
+		v := m.Input(full)
+		switch {
+		case v != nil && !want.Equal(v.Type):
+			return nil, nil, ErrorList{el.errAt(in.Pos, "adapter %s declares input %s as %s, but the module has %s as %s", decl.Name, in.Name, want, full, v.Type)}
+		case v == nil:
+			v = &ir.Value{Kind: ir.KindInput, Name: full, Type: want}
+			m.Inputs = append(m.Inputs, v)
 		}
+		el.inputs[in.Name] = v
 		el.ctxKeys[in.Name] = true
 	}
 	a := &ir.Scope{Class: decl.Name, Args: display, Key: key, Adapter: site.Name}

@@ -8,8 +8,8 @@ import (
 )
 
 // BindInputs fixes the entry point's sizes from actual inputs: every input dim written as a
-// bare name, a parameter (height) or a symbolic dim (batch), takes the size of the tensor
-// given for that input. It returns opts with Set and Dims completed for Elaborate. A name
+// bare name, a parameter (image_size), a size parameter (height) or a symbolic dim
+// (batch), takes the size of the tensor given for that input. It returns opts with Set and Dims completed for Elaborate. A name
 // bound to two different sizes, or contradicting an explicit --set, is an error; inputs
 // that are missing or of the wrong rank are left for Elaborate's callers to report.
 func (p *Program) BindInputs(opts Options, shapes map[string][]int) (Options, error) {
@@ -21,9 +21,11 @@ func (p *Program) BindInputs(opts Options, shapes map[string][]int) (Options, er
 	if !ok {
 		return opts, fmt.Errorf("%s has no model %s", p.Main, name)
 	}
+	// Parameters named in input lines take the tensors' sizes as settings; size
+	// parameters, like symbolic dims, as dims (they stay sizes of the inputs).
 	params := map[string]bool{}
 	for _, prm := range decl.Params {
-		params[prm.Name] = true
+		params[prm.Name] = prm.Type != "size"
 	}
 	out := Options{Model: opts.Model, Set: map[string]string{}, Dims: map[string]int{}}
 	for k, v := range opts.Set {

@@ -23,10 +23,13 @@ const (
 	kFloatList          // a list of numbers, widened to floats: [float]
 	kBoolList           // [bool]
 	kStringList         // [string]
+	kSizes              // a size (an int, or a size known at run time such as h) or a list of them
+	kVarSizes           // the rest of the positional arguments, each a size (Reshape(*shape))
+	kSize               // one size: an int ≥ 0, or a size known at run time (a `size` parameter)
 )
 
 func (k argKind) String() string {
-	return [...]string{"?", "int", "float", "bool", "string", "int or [int, int]", "int or [int, …]", "int…", "[int]", "[float]", "[bool]", "[string]"}[k]
+	return [...]string{"?", "int", "float", "bool", "string", "int or [int, int]", "int or [int, …]", "int…", "[int]", "[float]", "[bool]", "[string]", "size or [size, …]", "size…", "size"}[k]
 }
 
 // elemKind is the kind of a list kind's elements.
@@ -80,6 +83,7 @@ func (a args) float(n string) float64   { return toFloat(a[n]) }
 func (a args) bool(n string) bool       { return a[n].(bool) }
 func (a args) str(n string) string      { return a[n].(string) }
 func (a args) ints(n string) []int      { return a[n].([]int) }
+func (a args) sizes(n string) []ir.Dim  { return a[n].([]ir.Dim) }
 func (a args) isNone(n string) bool     { _, ok := a[n].(noneType); return ok }
 func (a args) pair(n string) [2]int     { p := a[n].([]int); return [2]int{p[0], p[1]} }
 func (a args) pairSlice(n string) []int { p := a.pair(n); return []int{p[0], p[1]} }

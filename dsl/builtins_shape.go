@@ -2,18 +2,19 @@ package dsl
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/rfc-project/rfc/ir"
 )
 
 func defShapeLayers() {
-	def(&builtin{Name: "Reshape", Inputs: 1, Args: []argSpec{{"shape", kVarInts, required}},
+	def(&builtin{Name: "Reshape", Inputs: 1, Args: []argSpec{{"shape", kVarSizes, required}},
 		build: func(c *layerCtx, a args, ins []*ir.Value) ([]*ir.Value, error) {
 			x := ins[0].Type.Shape
 			if len(x) == 0 {
 				return nil, fmt.Errorf("Reshape keeps the batch dimension, but the input is a scalar")
 			}
-			target, err := inferMinusOne(x[1:], a.ints("shape"))
+			target, err := inferMinusOne(x[1:], a.sizes("shape"))
 			if err != nil {
 				return nil, err
 			}
@@ -40,7 +41,7 @@ func defShapeLayers() {
 			v, err := c.reshape(ins[0], out)
 			return []*ir.Value{v}, err
 		}})
-	def(&builtin{Name: "Unflatten", Inputs: -1, Args: []argSpec{{"dim", kInt, required}, {"sizes", kInts, none}},
+	def(&builtin{Name: "Unflatten", Inputs: -1, Args: []argSpec{{"dim", kInt, required}, {"sizes", kSizes, none}},
 		build: func(c *layerCtx, a args, ins []*ir.Value) ([]*ir.Value, error) {
 			if len(ins) != 1 && len(ins) != 2 {
 				return nil, fmt.Errorf("Unflatten takes an input, or an input and a tensor whose sizes it takes, got %d inputs", len(ins))
@@ -66,7 +67,7 @@ func defShapeLayers() {
 			case a.isNone("sizes"):
 				return nil, fmt.Errorf("Unflatten needs sizes, or a second input to take them from")
 			default:
-				if sizes, err = inferMinusOne(ir.Shape{x[d]}, a.ints("sizes")); err != nil {
+				if sizes, err = inferMinusOne(ir.Shape{x[d]}, a.sizes("sizes")); err != nil {
 					return nil, err
 				}
 			}
@@ -177,30 +178,44 @@ func defShapeLayers() {
 					return nil, fmt.Errorf("%s takes an input, or an input and a tensor whose size it takes, got %d inputs", name, len(ins))
 				}
 				x := ins[0].Type.Shape
-				if len(x) != 4 || !x[2].Static() || !x[3].Static() {
-					return nil, fmt.Errorf("%s needs a [N, C, H, W] input with static H and W, got %s", name, x)
+				if len(x) != 4 {
+					return nil, fmt.Errorf("%s needs a [N, C, H, W] input, got %s", name, x)
 				}
-				var size []int
+				var out [2]ir.Dim
 				switch {
 				case len(ins) == 2:
 					// Refiners' Upsample: (x, the size saved by the matching Downsample).
 					ref := ins[1].Type.Shape
-					if len(ref) != 4 || !ref[2].Static() || !ref[3].Static() {
-						return nil, fmt.Errorf("%s takes its size from a [N, C, H, W] tensor with static H and W, got %s", name, ref)
+					if len(ref) != 4 {
+						return nil, fmt.Errorf("%s takes its size from a [N, C, H, W] tensor, got %s", name, ref)
 					}
 					if !a.isNone("size") || !a.isNone("scale_factor") {
 						return nil, fmt.Errorf("%s with two inputs takes the second's size: give no size or scale_factor", name)
 					}
-					size = []int{ref[2].N, ref[3].N}
+					out = [2]ir.Dim{ref[2], ref[3]}
 				case !a.isNone("size"):
-					size = a.pairSlice("size")
+					p := a.pair("size")
+					out = [2]ir.Dim{ir.D(p[0]), ir.D(p[1])}
 				case !a.isNone("scale_factor"):
 					f := a.float("scale_factor")
-					size = []int{int(float64(x[2].N) * f), int(float64(x[3].N) * f)}
+					for i, d := range x[2:] {
+						var err error
+						if out[i], err = scaledSize(d, f); err != nil {
+							return nil, fmt.Errorf("%s: %v", name, err)
+						}
+					}
 				default:
 					return nil, fmt.Errorf("%s needs scale_factor or size", name)
 				}
-				v, err := c.op("upsample", ins[:1], ir.Attr{Name: "mode", Value: a.str("mode")}, ir.Attr{Name: "size", Value: size}, ir.Attr{Name: "align_corners", Value: a.bool("align_corners")})
+				attrs := []ir.Attr{{Name: "mode", Value: a.str("mode")}}
+				if out[0].Static() && out[1].Static() {
+					attrs = append(attrs, ir.Attr{Name: "size", Value: []int{out[0].N, out[1].N}})
+					v, err := c.op("upsample", ins[:1], append(attrs, ir.Attr{Name: "align_corners", Value: a.bool("align_corners")})...)
+					return []*ir.Value{v}, err
+				}
+				// Sizes known only at run time: the op takes its size from its declared type.
+				attrs = append(attrs, ir.Attr{Name: "align_corners", Value: a.bool("align_corners")})
+				v, err := c.declared("upsample", ins[:1], ir.F32Of(ir.Shape{x[0], x[1], out[0], out[1]}), attrs...)
 				return []*ir.Value{v}, err
 			}})
 	}
@@ -229,30 +244,66 @@ func defShapeLayers() {
 	})})
 }
 
-// inferMinusOne resolves one -1 in a target shape against the dims it replaces.
-func inferMinusOne(from ir.Shape, target []int) (ir.Shape, error) {
+// inferMinusOne resolves one -1 in a target shape against the dims it replaces. Sizes
+// known only at run time are allowed; the -1 is then the quotient of the element counts,
+// which must divide exactly (the reshape's rule checks the counts, at run time if need be).
+func inferMinusOne(from ir.Shape, target []ir.Dim) (ir.Shape, error) {
 	out := make(ir.Shape, len(target))
 	hole := -1
-	known := 1
+	known := ir.D(1)
 	for i, n := range target {
 		switch {
-		case n == -1 && hole < 0:
+		case n == ir.D(-1) && hole < 0:
 			hole = i
-		case n < 1:
-			return nil, fmt.Errorf("bad size %d in %v", n, target)
+		case n.Static() && n.N < 1:
+			return nil, fmt.Errorf("bad size %d in %s", n.N, ir.Shape(target))
 		default:
-			out[i] = ir.D(n)
-			known *= n
+			out[i] = n
+			var err error
+			if known, err = ir.MulDimChecked(known, n); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if hole >= 0 {
-		total := from.NumElements()
-		if !total.Static() || total.N%known != 0 {
-			return nil, fmt.Errorf("cannot infer -1 in %v from %s", target, from)
+		total, err := from.NumElementsDim()
+		if err != nil {
+			return nil, err
 		}
-		out[hole] = ir.D(total.N / known)
+		switch {
+		case total.Static() && known.Static():
+			if total.N%known.N != 0 {
+				return nil, fmt.Errorf("cannot infer -1 in %s from %s", ir.Shape(target), from)
+			}
+			out[hole] = ir.D(total.N / known.N)
+		case known.Static():
+			if out[hole], err = ir.FloorDivDim(total, known.N); err != nil {
+				return nil, err
+			}
+		default:
+			if q, ok := ir.DivExact(total, known); ok {
+				out[hole] = q
+				break
+			}
+			return nil, fmt.Errorf("cannot infer -1 in %s from %s: the other sizes are known only at run time", ir.Shape(target), from)
+		}
 	}
 	return out, nil
+}
+
+// scaledSize is torch's output size of an upsampling by f: floor(d·f). A size known only
+// at run time takes an integer factor, or the inverse of one.
+func scaledSize(d ir.Dim, f float64) (ir.Dim, error) {
+	if d.Static() {
+		return ir.D(int(float64(d.N) * f)), nil
+	}
+	switch {
+	case f >= 1 && f == math.Trunc(f) && f <= 1<<20:
+		return ir.MulDimChecked(d, ir.D(int(f)))
+	case f > 0 && f < 1 && 1/f == math.Trunc(1/f) && 1/f <= 1<<20:
+		return ir.FloorDivDim(d, int(1/f))
+	}
+	return ir.Dim{}, fmt.Errorf("scale_factor %g of the size %s, known only at run time, needs an integer factor or its inverse (or fix the size with --set)", f, d)
 }
 
 func clampIndex(i, n int) int {

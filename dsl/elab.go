@@ -44,6 +44,8 @@ type elab struct {
 	layers   int          // layers expanded so far, against maxLayers
 	calls    []parser.Pos // the layer statements of the models being elaborated, outermost first
 	layouts  []string     // the named key layouts of the program
+	// adapterOrder is, while an adapter is injected, when its target began (ContextLog).
+	adapterOrder int
 }
 
 // maxLayers bounds the layers one elaboration may expand: far above any real model (SDXL's
@@ -93,7 +95,10 @@ func (p *Program) Elaborate(opts Options) (*ir.Module, error) {
 		return nil, el.errs
 	}
 	for _, prm := range decl.Params {
-		v, _ := menv.lookup(prm.Name)
+		v, bound := menv.lookup(prm.Name)
+		if !bound {
+			continue // a size known only at run time
+		}
 		el.mod.Settings = append(el.mod.Settings, ir.Setting{Name: prm.Name, Value: formatConst(v)})
 	}
 	outs := el.modelBody(decl, menv, root, nil, true)
@@ -166,6 +171,14 @@ func (el *elab) bindModelParams(decl *parser.Model, call *item, set map[string]s
 				return nil, ErrorList{el.errAt(p.Pos, "--set %s=%s: %v (parameter %s: %s)", p.Name, raw, err, p.Name, p.Type)}
 			}
 			v = parsed
+		} else if p.Type == "size" {
+			// A size not given stays unbound: the input lines bind it, to the size
+			// received (a model used as a layer) or to a size known only at run time
+			// (the entry point).
+			if p.Default != nil {
+				return nil, ErrorList{el.errAt(p.Default.Start(), "parameter %s is a size: it takes its value from the inputs or --set, not from a default", p.Name)}
+			}
+			continue
 		} else if p.Default != nil {
 			d, err := el.eval(p.Default, e)
 			if err != nil {
@@ -186,7 +199,7 @@ func (el *elab) bindModelParams(decl *parser.Model, call *item, set map[string]s
 
 // paramKinds are the value types a model parameter may have.
 var paramKinds = map[string]argKind{
-	"int": kInt, "float": kFloat, "bool": kBool, "string": kString,
+	"int": kInt, "float": kFloat, "bool": kBool, "string": kString, "size": kSize,
 	"[int]": kIntList, "[float]": kFloatList, "[bool]": kBoolList, "[string]": kStringList,
 }
 
@@ -219,6 +232,12 @@ func parseSetting(raw, typ string) (any, error) {
 			return nil, fmt.Errorf("%q is not a bool", raw)
 		}
 		return b, nil
+	case "size":
+		n, err := strconv.Atoi(strings.TrimSpace(raw))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%q is not a positive int", raw)
+		}
+		return n, nil
 	}
 	k := paramKind(typ)
 	if _, isList := k.elemKind(); !isList {
@@ -272,6 +291,30 @@ func (el *elab) modelBody(decl *parser.Model, e *env, scope *ir.Scope, ins []*ir
 			if e, err = el.bindDeclaredInputs(decl, lines, e, ins); err != nil {
 				el.errs = append(el.errs, err)
 				return nil
+			}
+		}
+	}
+	if entry {
+		// The names of the entry point's input dims are sizes its body may compute with:
+		// the --set value, or a size known only at run time.
+		for _, s := range decl.Body.Stmts {
+			in, ok := s.(*parser.InputStmt)
+			if !ok {
+				continue
+			}
+			for _, d := range in.Dims {
+				id, ok := d.(*parser.Ident)
+				if !ok {
+					continue
+				}
+				if _, bound := e.lookup(id.Name); bound {
+					continue
+				}
+				if n, ok := el.dims[id.Name]; ok {
+					e = e.with(id.Name, n)
+				} else {
+					e = e.with(id.Name, ir.S(id.Name))
+				}
 			}
 		}
 	}
@@ -397,6 +440,9 @@ func (el *elab) evalDim(d parser.Expr, e *env) (ir.Dim, *Error) {
 	if err != nil {
 		return ir.Dim{}, err.(*Error)
 	}
+	if sym, ok := v.(ir.Dim); ok {
+		return sym, nil
+	}
 	n, ok := v.(int)
 	if !ok || n < 0 {
 		return ir.Dim{}, el.errAt(d.Start(), "dim %s is %s, not a size", parser.ExprString(d), formatConst(v))
@@ -416,8 +462,12 @@ func (el *elab) bindDeclaredInputs(decl *parser.Model, declared []*parser.InputS
 		for j, d := range in.Dims {
 			if id, ok := d.(*parser.Ident); ok {
 				if _, bound := e.lookup(id.Name); !bound {
+					// A size known only at run time is bound as such: the body computes
+					// with it (Unflatten(2, [h, w])).
 					if got[j].Static() {
 						e = e.with(id.Name, got[j].N)
+					} else {
+						e = e.with(id.Name, got[j])
 					}
 					continue
 				}
@@ -787,7 +837,13 @@ func joinKey(prefix, seg string) string {
 func (el *elab) layer(it item, scope *ir.Scope, ins []*ir.Value) []*ir.Value {
 	s := it.stmt
 	if log := el.mod.Context; log != nil {
-		log.Order[scope] = len(log.Order) + 1
+		if el.adapterOrder > 0 {
+			// An adapter's layers run when its target does: what they store in the
+			// context is seen by the layers after the target.
+			log.Order[scope] = el.adapterOrder
+		} else {
+			log.Order[scope] = len(log.Order) + 1
+		}
 	}
 	el.depth++
 	defer func() { el.depth-- }()
@@ -928,10 +984,20 @@ func (el *elab) matchArgs(callee string, specs []argSpec, it *item) (args, error
 				list, _ := a[specs[pos].Name].([]int)
 				n, ok := v.(int)
 				if !ok {
-					errs = append(errs, el.errAt(arg.Pos, "%s: %s takes ints, got %s", callee, specs[pos].Name, formatConst(v)))
+					errs = append(errs, el.errAt(arg.Pos, "%s: %s takes ints, got %s%s", callee, specs[pos].Name, formatConst(v), runtimeSizeHint(v)))
 					continue
 				}
 				a[specs[pos].Name] = append(list, n)
+				continue
+			}
+			if pos < len(specs) && specs[pos].Kind == kVarSizes {
+				list, _ := a[specs[pos].Name].([]ir.Dim)
+				d, ok := coerce(v, kSizes)
+				if sizes, isList := d.([]ir.Dim); !ok || !isList || len(sizes) != 1 || isListValue(v) {
+					errs = append(errs, el.errAt(arg.Pos, "%s: %s takes sizes, got %s", callee, specs[pos].Name, formatConst(v)))
+					continue
+				}
+				a[specs[pos].Name] = append(list, d.([]ir.Dim)[0])
 				continue
 			}
 			if pos >= len(specs) {
@@ -984,6 +1050,30 @@ func (el *elab) matchArgs(callee string, specs []argSpec, it *item) (args, error
 	return a, nil
 }
 
+func isListValue(v any) bool { _, ok := v.([]any); return ok }
+
+// runtimeSizeHint explains a value that holds a size known only at run time where a
+// compile-time value is needed.
+func runtimeSizeHint(v any) string {
+	var syms []string
+	var walk func(any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case ir.Dim:
+			syms = append(syms, x.Symbols()...)
+		case []any:
+			for _, e := range x {
+				walk(e)
+			}
+		}
+	}
+	walk(v)
+	if len(syms) == 0 {
+		return ""
+	}
+	return fmt.Sprintf(": %s is a size known only at run time, and this argument needs its value when the model is compiled (fix it with --set %s=N)", syms[0], syms[0])
+}
+
 // defaultOf is the default of an argument, in the form its kind takes.
 func defaultOf(sp argSpec) any {
 	if sp.Default == none || sp.Default == required {
@@ -1006,7 +1096,7 @@ func countPositional(s *parser.LayerStmt) int {
 func (el *elab) setArg(a args, sp argSpec, v any, callee string, pos parser.Pos) *Error {
 	c, ok := coerce(v, sp.Kind)
 	if !ok {
-		return el.errAt(pos, "%s: argument %s must be %s, got %s %s", callee, sp.Name, sp.Kind, typeName(v), formatConst(v))
+		return el.errAt(pos, "%s: argument %s must be %s, got %s %s%s", callee, sp.Name, sp.Kind, typeName(v), formatConst(v), runtimeSizeHint(v))
 	}
 	if c == none && sp.Default != none {
 		return el.errAt(pos, "%s: argument %s cannot be none", callee, sp.Name)
@@ -1145,6 +1235,19 @@ func (c *layerCtx) reshape(x *ir.Value, shape ir.Shape) (*ir.Value, error) {
 	if _, err := ir.Infer(v); err != nil {
 		return nil, err
 	}
+	c.el.mod.Body = append(c.el.mod.Body, v)
+	return v, nil
+}
+
+// declared adds an op whose result type is given rather than computed (an upsampling to
+// sizes known only at run time); the op's rule checks it.
+func (c *layerCtx) declared(op string, operands []*ir.Value, t ir.Type, attrs ...ir.Attr) (*ir.Value, error) {
+	v := &ir.Value{Kind: ir.KindOp, Op: op, Args: operands, Attrs: attrs, Type: t, Scope: c.scope}
+	got, err := ir.Infer(v)
+	if err != nil {
+		return nil, err
+	}
+	v.Type = got
 	c.el.mod.Body = append(c.el.mod.Body, v)
 	return v, nil
 }

@@ -5,6 +5,7 @@ import (
 	"math"
 	"strconv"
 
+	"github.com/rfc-project/rfc/ir"
 	"github.com/rfc-project/rfc/parser"
 )
 
@@ -46,6 +47,8 @@ func typeName(v any) string {
 		return "list"
 	case noneType:
 		return "none"
+	case ir.Dim:
+		return "size"
 	}
 	return fmt.Sprintf("%T", v)
 }
@@ -83,6 +86,8 @@ func formatConst(v any) string {
 			out += strconv.Itoa(e)
 		}
 		return out + "]"
+	case []ir.Dim:
+		return ir.Shape(x).String()
 	case noneType:
 		return "none"
 	}
@@ -136,6 +141,12 @@ func (el *elab) eval(x parser.Expr, e *env) (any, error) {
 				return -n, nil
 			case float64:
 				return -n, nil
+			case ir.Dim:
+				r, msg := sizeBinary("*", n, ir.D(-1))
+				if msg != "" {
+					return nil, el.errAt(x.Start(), "%s", msg)
+				}
+				return r, nil
 			}
 		}
 		return nil, el.errAt(x.Start(), "cannot apply %s to a %s", x.Op, typeName(v))
@@ -271,6 +282,9 @@ func (el *elab) evalBinary(x *parser.BinaryExpr, e *env) (any, error) {
 
 func binary(op string, a, b any) (any, string) {
 	bad := fmt.Sprintf("cannot compute %s %s %s", typeName(a), op, typeName(b))
+	if da, db, ok := sizeOperands(a, b); ok {
+		return sizeBinary(op, da, db)
+	}
 	if la, ok := a.([]any); ok {
 		return listBinary(op, la, b, bad)
 	}
@@ -532,7 +546,7 @@ func (el *elab) evalCall(x *parser.CallExpr, e *env) (any, error) {
 			return nil, argErr("a number")
 		case "int":
 			switch n := v.(type) {
-			case int:
+			case int, ir.Dim:
 				return n, nil
 			case float64:
 				return int(n), nil // truncates toward zero, as Python's int()
@@ -651,6 +665,84 @@ func (el *elab) evalCall(x *parser.CallExpr, e *env) (any, error) {
 	return nil, el.errAt(x.Start(), "unknown function %s (min, max, abs, int, float, str, len, range, reversed, sum, log, exp, sqrt)", x.Func)
 }
 
+// sizeOperands reports whether an operation involves a size known only at run time (a
+// symbolic ir.Dim, such as the h of `input x: f32[b, c, h, w]`) with ints or other sizes,
+// and returns both operands as dims.
+func sizeOperands(a, b any) (ir.Dim, ir.Dim, bool) {
+	_, symA := a.(ir.Dim)
+	_, symB := b.(ir.Dim)
+	if !symA && !symB {
+		return ir.Dim{}, ir.Dim{}, false
+	}
+	dim := func(v any) (ir.Dim, bool) {
+		switch x := v.(type) {
+		case int:
+			return ir.D(x), true
+		case ir.Dim:
+			return x, true
+		}
+		return ir.Dim{}, false
+	}
+	da, okA := dim(a)
+	db, okB := dim(b)
+	return da, db, okA && okB
+}
+
+// sizeBinary computes with sizes known only at run time: + − * give sizes, and so do //
+// and % by a positive int and ** by a non-negative one; == and != answer when the answer
+// is the same for every size. Anything else needs the value and is an error that says how
+// to fix the size. A result that no longer depends on any name is an int.
+func sizeBinary(op string, a, b ir.Dim) (any, string) {
+	runtimeOnly := func() string {
+		names := append(a.Symbols(), b.Symbols()...)
+		return fmt.Sprintf("%s %s %s needs the value of %s, a size known only at run time (fix it with --set %s=N)", a, op, b, names[0], names[0])
+	}
+	var r ir.Dim
+	var err error
+	switch op {
+	case "+":
+		r, err = ir.AddDimChecked(a, b)
+	case "-":
+		r, err = ir.SubDim(a, b)
+	case "*":
+		r, err = ir.MulDimChecked(a, b)
+	case "//", "%":
+		if !b.Static() || b.N < 1 {
+			return nil, runtimeOnly()
+		}
+		if r, err = ir.FloorDivDim(a, b.N); err == nil && op == "%" {
+			var q ir.Dim
+			if q, err = ir.MulDimChecked(r, b); err == nil {
+				r, err = ir.SubDim(a, q)
+			}
+		}
+	case "**":
+		if !b.Static() || b.N < 0 || b.N > 64 {
+			return nil, runtimeOnly()
+		}
+		r = ir.D(1)
+		for range b.N {
+			if r, err = ir.MulDimChecked(r, a); err != nil {
+				break
+			}
+		}
+	case "==", "!=":
+		if decided, holds := ir.Decide(a, b, false); decided {
+			return holds == (op == "=="), ""
+		}
+		return nil, runtimeOnly()
+	default:
+		return nil, runtimeOnly()
+	}
+	if err != nil {
+		return nil, fmt.Sprintf("%s %s %s: %v", a, op, b, err)
+	}
+	if r.Static() {
+		return r.N, ""
+	}
+	return r, ""
+}
+
 // single returns the only value of vals as a T.
 func single[T any](vals []any) (T, bool) {
 	var zero T
@@ -695,6 +787,33 @@ func coerce(v any, k argKind) (any, bool) {
 			out[i] = c
 		}
 		return out, true
+	case kSize:
+		switch x := v.(type) {
+		case int:
+			return x, x >= 0
+		case ir.Dim:
+			return x, true
+		}
+	case kSizes, kVarSizes:
+		switch x := v.(type) {
+		case int:
+			return []ir.Dim{ir.D(x)}, true
+		case ir.Dim:
+			return []ir.Dim{x}, true
+		case []any:
+			out := make([]ir.Dim, len(x))
+			for i, e := range x {
+				switch n := e.(type) {
+				case int:
+					out[i] = ir.D(n)
+				case ir.Dim:
+					out[i] = n
+				default:
+					return nil, false
+				}
+			}
+			return out, true
+		}
 	case kPair, kInts:
 		switch x := v.(type) {
 		case int:

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/rfc-project/rfc/ir"
@@ -96,60 +95,71 @@ func BindDims(inputs []*ir.Value, actual map[string]*runtime.Tensor) (map[string
 	return bound, nil
 }
 
-func isPlainSymbol(s string) bool { return !strings.ContainsAny(s, "*+") }
+func isPlainSymbol(s string) bool { return ir.IsIdent(s) }
 
-// solveDim checks the compound dim expr (a product or a sum of symbols and integers, as
-// ir.MulDim and ir.AddDim build them) against size. It binds the one unknown symbol when
-// there is exactly one and its value is determined; it reports false when more are unknown.
-// Mixed expressions are refused: ir prints them without parentheses, so they are ambiguous.
+// solveDim checks the compound dim expr (an expression of symbols, as ir builds them)
+// against size. When every symbol is bound it compares the value; when exactly one is not,
+// it binds it to the one value ≥ 1 that gives size (found by bisection: the expressions
+// rules build do not decrease as a symbol grows), or reports that there is none or more
+// than one. With more unknowns it reports false: not determined yet.
 func solveDim(expr string, size int, bound map[string]int) (bool, error) {
-	mul, add := strings.Contains(expr, "*"), strings.Contains(expr, "+")
-	if mul && add {
-		return false, fmt.Errorf("dim %s mixes * and + and cannot be read unambiguously", expr)
+	d, err := ir.ParseDim(expr)
+	if err != nil {
+		return false, err
 	}
-	sep := "+"
-	acc := 0
-	if mul {
-		sep, acc = "*", 1
+	var unknown []string
+	for _, s := range d.Symbols() {
+		if _, ok := bound[s]; !ok {
+			unknown = append(unknown, s)
+		}
 	}
-	unknown := ""
-	for _, term := range strings.Split(expr, sep) {
-		n, err := strconv.Atoi(term)
+	switch len(unknown) {
+	case 0:
+		v, err := d.Eval(bound)
 		if err != nil {
-			var ok bool
-			if n, ok = bound[term]; !ok {
-				if unknown != "" {
-					return false, nil // two unknowns (or one repeated): not determined yet
-				}
-				unknown = term
-				continue
-			}
+			return false, err
 		}
-		if mul {
-			acc *= n
-		} else {
-			acc += n
-		}
-	}
-	if unknown == "" {
-		if acc != size {
-			return false, fmt.Errorf("dim %s is %d, not %d", expr, acc, size)
+		if v != size {
+			return false, fmt.Errorf("dim %s is %d, not %d", expr, v, size)
 		}
 		return true, nil
+	case 1:
+	default:
+		return false, nil
 	}
-	var val int
-	if mul {
-		if acc == 0 || size%acc != 0 {
-			return false, fmt.Errorf("size %d is not a multiple of %d, as dim %s needs", size, acc, expr)
+	x := unknown[0]
+	at := func(n int) (int, bool) {
+		env := map[string]int{x: n}
+		for k, v := range bound {
+			env[k] = v
 		}
-		val = size / acc
-	} else {
-		val = size - acc
-		if val < 0 {
-			return false, fmt.Errorf("size %d is smaller than %d, as dim %s needs", size, acc, expr)
+		v, err := d.Eval(env)
+		return v, err == nil
+	}
+	// The least n ≥ 1 with d(n) ≥ size: an upper bound by doubling, then bisection.
+	lo, hi := 1, 1
+	for {
+		if v, ok := at(hi); !ok || v >= size || hi > 1<<60 {
+			break
+		}
+		lo, hi = hi, 2*hi
+	}
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		if v, ok := at(mid); ok && v >= size {
+			hi = mid
+		} else {
+			lo = mid + 1
 		}
 	}
-	bound[unknown] = val
+	v, ok := at(lo)
+	if !ok || v != size {
+		return false, fmt.Errorf("size %d is not a value of dim %s for any %s ≥ 1", size, expr, x)
+	}
+	if next, ok := at(lo + 1); ok && next == size {
+		return false, fmt.Errorf("size %d of dim %s does not determine %s", size, expr, x)
+	}
+	bound[x] = lo
 	return true, nil
 }
 

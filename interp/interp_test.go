@@ -334,4 +334,17 @@ func TestBindDims(t *testing.T) {
 		_, err = BindDims(ins, map[string]*runtime.Tensor{"x": ramp(7), "y": ramp(3), "z": ramp(5)})
 		wantError(t, err, "%x", "batch*2")
 	})
+	t.Run("floor division", func(t *testing.T) {
+		half, _ := ir.ParseDim("(n+1)//2")
+		odd, _ := ir.ParseDim("h*2+1")
+		ins := []*ir.Value{in("x", ir.S("n")), in("y", half), in("z", odd)}
+		got, err := BindDims(ins, map[string]*runtime.Tensor{"x": ramp(5), "y": ramp(3), "z": ramp(7)})
+		if err != nil || got["n"] != 5 || got["h"] != 3 {
+			t.Errorf("got %v, %v", got, err)
+		}
+		_, err = BindDims(ins, map[string]*runtime.Tensor{"x": ramp(5), "y": ramp(4), "z": ramp(8)})
+		wantError(t, err, "dim (n+1)//2 is 3, not 4", "size 8 is not a value of dim h*2+1 for any h ≥ 1")
+		_, err = BindDims([]*ir.Value{in("y", half)}, map[string]*runtime.Tensor{"y": ramp(3)})
+		wantError(t, err, "size 3 of dim (n+1)//2 does not determine n")
+	})
 }

@@ -6,6 +6,10 @@
 //
 // The text form (Print / Parse) round-trips exactly and is what golden tests compare.
 //
+// Dims are static sizes or sizes known only at run time, kept as canonical expressions of
+// their names (dimexpr.go); shape rules decide what they can at compile time and list the
+// rest as checks (InferChecks) that generated code tests when it meets the sizes.
+//
 // The op catalogue (ops.go) and the typed attribute accessors (attrs.go) are the one place
 // that knows each op: back ends read attributes through the accessors only. Adding an op is
 // described in docs/ADDING_AN_OP.md.
@@ -52,8 +56,8 @@ func ParseDType(s string) (DType, bool) {
 }
 
 // Dim is one dimension of a shape: a static size, or a symbolic one (Sym != "") such as
-// `batch`, bound only when a caller fixes it. Arithmetic on symbols keeps an expression
-// (`batch*2`) so shapes stay exact without a full symbolic algebra.
+// `batch` or `(height+1)//2`, known only when the model runs. Sym is the canonical text of
+// the expression (dimexpr.go), so equal expressions compare equal with ==.
 type Dim struct {
 	N   int
 	Sym string
@@ -62,8 +66,17 @@ type Dim struct {
 // D is a static dim.
 func D(n int) Dim { return Dim{N: n} }
 
-// S is a symbolic dim.
-func S(name string) Dim { return Dim{Sym: name} }
+// S is a symbolic dim: a name, or an expression as ParseDim reads it (made canonical).
+func S(name string) Dim {
+	if IsIdent(name) {
+		return Dim{Sym: name}
+	}
+	d, err := ParseDim(name)
+	if err != nil {
+		return Dim{Sym: name} // refused by every rule that reads it
+	}
+	return d
+}
 
 // Static reports whether the size is known.
 func (d Dim) Static() bool { return d.Sym == "" }
@@ -75,7 +88,12 @@ func (d Dim) String() string {
 	return strconv.Itoa(d.N)
 }
 
-// MulDim multiplies two dims; a static 1 is the identity.
+// badDim stands for a symbolic result that cannot be formed (its coefficients overflow):
+// no rule accepts it, so it ends as an error, never as a wrong size.
+var badDim = Dim{Sym: "?overflow"}
+
+// MulDim multiplies two dims; a static 1 is the identity. Static products are not checked
+// for overflow: use MulDimChecked on sizes from users.
 func MulDim(a, b Dim) Dim {
 	switch {
 	case a.Static() && b.Static():
@@ -85,27 +103,11 @@ func MulDim(a, b Dim) Dim {
 	case b.Static() && b.N == 1:
 		return a
 	}
-	// Canonical form: symbolic factors sorted, the static factor last, so that equal
-	// products print (and compare) equal.
-	n, syms := 1, []string{}
-	for _, d := range []Dim{a, b} {
-		if d.Static() {
-			n *= d.N
-			continue
-		}
-		for _, f := range strings.Split(d.Sym, "*") {
-			if k, err := strconv.Atoi(f); err == nil {
-				n *= k
-			} else {
-				syms = append(syms, f)
-			}
-		}
+	d, err := dimOp(dimMul, a, b)
+	if err != nil {
+		return badDim
 	}
-	slices.Sort(syms)
-	if n != 1 {
-		syms = append(syms, strconv.Itoa(n))
-	}
-	return S(strings.Join(syms, "*"))
+	return d
 }
 
 // AddDim adds two dims; a static 0 is the identity.
@@ -118,7 +120,11 @@ func AddDim(a, b Dim) Dim {
 	case b.Static() && b.N == 0:
 		return a
 	}
-	return S(a.String() + "+" + b.String())
+	d, err := dimOp(dimAdd, a, b)
+	if err != nil {
+		return badDim
+	}
+	return d
 }
 
 // Shape is a list of dims, outermost first.
@@ -163,6 +169,18 @@ func (s Shape) NumElements() Dim {
 		n = MulDim(n, d)
 	}
 	return n
+}
+
+// NumElementsDim is NumElements with an error when the product overflows.
+func (s Shape) NumElementsDim() (Dim, error) {
+	n := D(1)
+	for _, d := range s {
+		var err error
+		if n, err = MulDimChecked(n, d); err != nil {
+			return Dim{}, fmt.Errorf("shape %s: %v", s, err)
+		}
+	}
+	return n, nil
 }
 
 // Equal compares dim by dim.

@@ -5,8 +5,6 @@ import (
 	"math"
 	"math/big"
 	"slices"
-	"strconv"
-	"strings"
 )
 
 // OpInfo describes one op: how many operands it takes, which attributes it requires and how
@@ -16,6 +14,8 @@ type OpInfo struct {
 	Name             string
 	MinArgs, MaxArgs int // MaxArgs < 0: unbounded
 	Attrs            []AttrSpec
+	// OptionalAttrs may be absent; the rule says what their absence means.
+	OptionalAttrs []AttrSpec
 	// DeclaredResult ops (reshape) take their result shape from the value's own type; infer
 	// then only checks it.
 	DeclaredResult bool
@@ -26,7 +26,7 @@ type OpInfo struct {
 	// InPlace ops read each operand at exactly the index they write (element-wise ops):
 	// their result may overwrite an operand of the result's shape that dies with them.
 	InPlace bool
-	infer   func(args []Type, v *Value) (Type, error)
+	infer   func(r *rules, args []Type, v *Value) (Type, error)
 }
 
 // AttrKind is the Go type an attribute holds.
@@ -44,7 +44,7 @@ func (k AttrKind) String() string {
 	return [...]string{"?", "int", "float", "bool", "string", "[int]"}[k]
 }
 
-// AttrSpec is one attribute an op requires.
+// AttrSpec is one attribute an op takes.
 type AttrSpec struct {
 	Name string
 	Kind AttrKind
@@ -80,18 +80,18 @@ func opNames(fused bool) []string {
 func register(info *OpInfo) { ops[info.Name] = info }
 
 func init() {
-	same := func(args []Type, _ *Value) (Type, error) { return args[0], nil }
+	same := func(_ *rules, args []Type, _ *Value) (Type, error) { return args[0], nil }
 	// The activation ops (attrs.go's activation table), each named as its activation.
 	for _, a := range activationOps {
 		register(&OpInfo{Name: a.String(), MinArgs: 1, MaxArgs: 1, InPlace: true, infer: same})
 	}
-	register(&OpInfo{Name: "gelu", MinArgs: 1, MaxArgs: 1, InPlace: true, Attrs: []AttrSpec{{"approximate", AttrString}}, infer: func(args []Type, v *Value) (Type, error) {
+	register(&OpInfo{Name: "gelu", MinArgs: 1, MaxArgs: 1, InPlace: true, Attrs: []AttrSpec{{"approximate", AttrString}}, infer: func(r *rules, args []Type, v *Value) (Type, error) {
 		if _, ok := v.ActivationOp(); !ok {
 			return Type{}, fmt.Errorf("gelu approximation %q is not one of %v", v.Str("approximate", ""), geluNames[1:])
 		}
 		return args[0], nil
 	}})
-	register(&OpInfo{Name: "clamp", MinArgs: 1, MaxArgs: 1, InPlace: true, Attrs: []AttrSpec{{"min", AttrFloat}, {"max", AttrFloat}}, infer: func(args []Type, v *Value) (Type, error) {
+	register(&OpInfo{Name: "clamp", MinArgs: 1, MaxArgs: 1, InPlace: true, Attrs: []AttrSpec{{"min", AttrFloat}, {"max", AttrFloat}}, infer: func(r *rules, args []Type, v *Value) (Type, error) {
 		if lo, hi := v.ClampRange(); lo > hi {
 			return Type{}, fmt.Errorf("clamp min %g is above max %g", lo, hi)
 		}
@@ -99,8 +99,8 @@ func init() {
 	}})
 	register(&OpInfo{Name: "scale", MinArgs: 1, MaxArgs: 1, InPlace: true, Attrs: []AttrSpec{{"scale", AttrFloat}, {"bias", AttrFloat}}, infer: same})
 	for _, op := range []string{"add", "sub", "mul", "div"} {
-		register(&OpInfo{Name: op, MinArgs: 2, MaxArgs: 2, InPlace: true, infer: func(args []Type, _ *Value) (Type, error) {
-			s, err := Broadcast(args[0].Shape, args[1].Shape)
+		register(&OpInfo{Name: op, MinArgs: 2, MaxArgs: 2, InPlace: true, infer: func(r *rules, args []Type, _ *Value) (Type, error) {
+			s, err := r.broadcast(args[0].Shape, args[1].Shape)
 			return F32Of(s), err
 		}})
 	}
@@ -113,29 +113,29 @@ func init() {
 	register(&OpInfo{Name: "layer_norm2d", MinArgs: 1, MaxArgs: 3, Attrs: []AttrSpec{{"eps", AttrFloat}}, infer: inferChannelNorm})
 	register(&OpInfo{Name: "instance_norm2d", MinArgs: 1, MaxArgs: 3, Attrs: []AttrSpec{{"eps", AttrFloat}}, infer: inferChannelNorm})
 	register(&OpInfo{Name: "embedding", MinArgs: 2, MaxArgs: 2, infer: inferEmbedding})
-	register(&OpInfo{Name: "batch_param", MinArgs: 2, MaxArgs: 2, infer: func(args []Type, _ *Value) (Type, error) {
+	register(&OpInfo{Name: "batch_param", MinArgs: 2, MaxArgs: 2, infer: func(r *rules, args []Type, _ *Value) (Type, error) {
 		if len(args[0].Shape) == 0 {
 			return Type{}, fmt.Errorf("a batch-expanded parameter needs an input with a batch dimension, got a scalar")
 		}
 		return F32Of(append(Shape{args[0].Shape[0]}, args[1].Shape...)), nil
 	}})
 	register(&OpInfo{Name: "sdpa", MinArgs: 3, MaxArgs: 3, Attrs: []AttrSpec{{"heads", AttrInt}, {"causal", AttrBool}}, infer: inferSDPA})
-	register(&OpInfo{Name: "softmax", MinArgs: 1, MaxArgs: 1, Attrs: []AttrSpec{{"dim", AttrInt}}, infer: func(args []Type, v *Value) (Type, error) {
+	register(&OpInfo{Name: "softmax", MinArgs: 1, MaxArgs: 1, Attrs: []AttrSpec{{"dim", AttrInt}}, infer: func(r *rules, args []Type, v *Value) (Type, error) {
 		if _, err := checkAxis(v.Int("dim", 0), len(args[0].Shape)); err != nil {
 			return Type{}, err
 		}
 		return args[0], nil
 	}})
-	register(&OpInfo{Name: "reshape", MinArgs: 1, MaxArgs: 1, DeclaredResult: true, infer: func(args []Type, v *Value) (Type, error) {
-		if !sameCount(args[0].Shape, v.Type.Shape) {
-			return Type{}, fmt.Errorf("cannot reshape %s (%s elements) to %s (%s elements)", args[0].Shape, args[0].Shape.NumElements(), v.Type.Shape, v.Type.Shape.NumElements())
+	register(&OpInfo{Name: "reshape", MinArgs: 1, MaxArgs: 1, DeclaredResult: true, infer: func(r *rules, args []Type, v *Value) (Type, error) {
+		if err := r.sameCount(args[0].Shape, v.Type.Shape); err != nil {
+			return Type{}, err
 		}
 		return Type{DType: args[0].DType, Shape: v.Type.Shape}, nil
 	}})
 	register(&OpInfo{Name: "permute", MinArgs: 1, MaxArgs: 1, Attrs: []AttrSpec{{"perm", AttrInts}}, infer: inferPermute})
 	register(&OpInfo{Name: "slice", MinArgs: 1, MaxArgs: 1, Attrs: []AttrSpec{{"dim", AttrInt}, {"start", AttrInt}, {"end", AttrInt}, {"step", AttrInt}}, infer: inferSlice})
 	register(&OpInfo{Name: "concat", MinArgs: 1, MaxArgs: -1, Attrs: []AttrSpec{{"dim", AttrInt}}, infer: inferConcat})
-	register(&OpInfo{Name: "upsample", MinArgs: 1, MaxArgs: 1, Attrs: []AttrSpec{{"mode", AttrString}, {"size", AttrInts}, {"align_corners", AttrBool}}, infer: inferUpsample})
+	register(&OpInfo{Name: "upsample", MinArgs: 1, MaxArgs: 1, Attrs: []AttrSpec{{"mode", AttrString}, {"align_corners", AttrBool}}, OptionalAttrs: []AttrSpec{{"size", AttrInts}}, infer: inferUpsample})
 	register(&OpInfo{Name: "pad", MinArgs: 1, MaxArgs: 1, Attrs: []AttrSpec{{"pads", AttrInts}, {"mode", AttrString}, {"value", AttrFloat}}, infer: inferPad})
 	register(&OpInfo{Name: "pixel_unshuffle", MinArgs: 1, MaxArgs: 1, Attrs: []AttrSpec{{"factor", AttrInt}}, infer: inferPixelUnshuffle})
 	register(&OpInfo{Name: "pixel_shuffle", MinArgs: 1, MaxArgs: 1, Attrs: []AttrSpec{{"factor", AttrInt}}, infer: inferPixelShuffle})
@@ -165,12 +165,12 @@ func registerFused() {
 	act := AttrSpec{"act", AttrString}
 	register(&OpInfo{Name: "group_norm_act", MinArgs: 1, MaxArgs: 3, Fused: true, Attrs: []AttrSpec{{"groups", AttrInt}, {"eps", AttrFloat}, act}, infer: withAct(inferGroupNorm)})
 	register(&OpInfo{Name: "layer_norm_act", MinArgs: 1, MaxArgs: 3, Fused: true, Attrs: []AttrSpec{{"axes", AttrInt}, {"eps", AttrFloat}, act}, infer: withAct(inferLayerNorm)})
-	register(&OpInfo{Name: "linear_glu", MinArgs: 2, MaxArgs: 3, Fused: true, Attrs: []AttrSpec{{"activation", AttrString}}, infer: func(args []Type, v *Value) (Type, error) {
-		t, err := inferLinear(args, v)
+	register(&OpInfo{Name: "linear_glu", MinArgs: 2, MaxArgs: 3, Fused: true, Attrs: []AttrSpec{{"activation", AttrString}}, infer: func(r *rules, args []Type, v *Value) (Type, error) {
+		t, err := inferLinear(r, args, v)
 		if err != nil {
 			return Type{}, err
 		}
-		return inferGLU([]Type{t}, v)
+		return inferGLU(r, []Type{t}, v)
 	}})
 }
 
@@ -181,19 +181,19 @@ func checkAct(v *Value) error {
 	return nil
 }
 
-func withAct(infer func([]Type, *Value) (Type, error)) func([]Type, *Value) (Type, error) {
-	return func(args []Type, v *Value) (Type, error) {
+func withAct(infer func(*rules, []Type, *Value) (Type, error)) func(*rules, []Type, *Value) (Type, error) {
+	return func(r *rules, args []Type, v *Value) (Type, error) {
 		if err := checkAct(v); err != nil {
 			return Type{}, err
 		}
-		return infer(args, v)
+		return infer(r, args, v)
 	}
 }
 
 // withEpilogue checks the operands of base (all but a residual) with base's rule, and the
 // residual against the result.
-func withEpilogue(base string, infer func([]Type, *Value) (Type, error)) func([]Type, *Value) (Type, error) {
-	return func(args []Type, v *Value) (Type, error) {
+func withEpilogue(base string, infer func(*rules, []Type, *Value) (Type, error)) func(*rules, []Type, *Value) (Type, error) {
+	return func(r *rules, args []Type, v *Value) (Type, error) {
 		if err := checkAct(v); err != nil {
 			return Type{}, err
 		}
@@ -206,13 +206,16 @@ func withEpilogue(base string, infer func([]Type, *Value) (Type, error)) func([]
 		} else if len(args) > 3 {
 			return Type{}, fmt.Errorf("%s takes 4 operands only with residual=true", v.Op)
 		}
-		t, err := infer(args, v)
+		t, err := infer(r, args, v)
 		if err != nil {
 			return Type{}, fmt.Errorf("%s: %w", base, err)
 		}
 		if res {
-			if r := v.Args[len(v.Args)-1].Type; !r.Equal(t) {
-				return Type{}, fmt.Errorf("%s residual %s is not of the result type %s", v.Op, r, t)
+			res := v.Args[len(v.Args)-1].Type
+			if err := r.sameShape(res.Shape, t.Shape, func() error {
+				return fmt.Errorf("%s residual %s is not of the result type %s", v.Op, res, t)
+			}); err != nil || res.DType != t.DType {
+				return Type{}, fmt.Errorf("%s residual %s is not of the result type %s", v.Op, res, t)
 			}
 		}
 		return t, nil
@@ -221,7 +224,11 @@ func withEpilogue(base string, infer func([]Type, *Value) (Type, error)) func([]
 
 // Infer computes the result type of v from its operands and attributes, checking every
 // rule of the op. The error names the shapes involved, not the layer: callers add that.
-func Infer(v *Value) (Type, error) {
+// Conditions on symbolic sizes that cannot be decided yet are accepted: InferChecks lists
+// them.
+func Infer(v *Value) (Type, error) { return infer(nil, v) }
+
+func infer(r *rules, v *Value) (Type, error) {
 	info, ok := ops[v.Op]
 	if !ok {
 		return Type{}, fmt.Errorf("unknown op %q", v.Op)
@@ -238,6 +245,11 @@ func Infer(v *Value) (Type, error) {
 			return Type{}, fmt.Errorf("%s attribute %s must be %s, got %v", v.Op, spec.Name, spec.Kind, a)
 		}
 	}
+	for _, spec := range info.OptionalAttrs {
+		if a, ok := v.Attr(spec.Name); ok && !attrHasKind(a, spec.Kind) {
+			return Type{}, fmt.Errorf("%s attribute %s must be %s, got %v", v.Op, spec.Name, spec.Kind, a)
+		}
+	}
 	args := make([]Type, len(v.Args))
 	for i, a := range v.Args {
 		args[i] = a.Type
@@ -245,7 +257,7 @@ func Infer(v *Value) (Type, error) {
 			return Type{}, fmt.Errorf("%s operand %d is %s; ops compute in f32", v.Op, i, a.Type)
 		}
 	}
-	t, err := info.infer(args, v)
+	t, err := info.infer(r, args, v)
 	if err != nil {
 		return Type{}, err
 	}
@@ -282,8 +294,11 @@ func attrHasKind(a any, k AttrKind) bool {
 	return false
 }
 
-// Broadcast combines two shapes by NumPy's rules.
-func Broadcast(a, b Shape) (Shape, error) {
+// Broadcast combines two shapes by NumPy's rules. A size known only at run time never
+// broadcasts: it must equal the other (a check when that is not decided).
+func Broadcast(a, b Shape) (Shape, error) { return (*rules)(nil).broadcast(a, b) }
+
+func (r *rules) broadcast(a, b Shape) (Shape, error) {
 	n := max(len(a), len(b))
 	out := make(Shape, n)
 	for i := 0; i < n; i++ {
@@ -302,43 +317,36 @@ func Broadcast(a, b Shape) (Shape, error) {
 		case db == D(1):
 			out[i] = da
 		default:
-			return nil, fmt.Errorf("shapes %s and %s do not broadcast (dim %d: %s vs %s)", a, b, i, da, db)
+			if err := r.eq(da, db, func() error {
+				return fmt.Errorf("shapes %s and %s do not broadcast (dim %d: %s vs %s)", a, b, i, da, db)
+			}); err != nil {
+				return nil, err
+			}
+			// The static one, if any, says more.
+			out[i] = da
+			if !db.Static() || da.Static() {
+				continue
+			}
+			out[i] = db
 		}
 	}
 	return out, nil
 }
 
-// sameCount compares element counts: exactly when static, by the multiset of symbolic
-// factors and the static product otherwise.
-func sameCount(a, b Shape) bool {
-	// An overflowing count (ok false) equals nothing: the reshape is refused.
-	split := func(s Shape) (n int, syms []string, ok bool) {
-		n, ok = 1, true
-		mul := func(k int) {
-			if ok {
-				n, ok = MulChecked(n, k)
-			}
-		}
-		for _, d := range s {
-			if d.Static() {
-				mul(d.N)
-				continue
-			}
-			// A product such as tokens*8 splits into its factors; a sum stays whole.
-			for _, f := range strings.Split(d.Sym, "*") {
-				if k, err := strconv.Atoi(f); err == nil {
-					mul(k)
-				} else {
-					syms = append(syms, f)
-				}
-			}
-		}
-		slices.Sort(syms)
-		return n, syms, ok
+// sameCount requires equal element counts.
+func (r *rules) sameCount(a, b Shape) error {
+	fail := func() error {
+		return fmt.Errorf("cannot reshape %s (%s elements) to %s (%s elements)", a, a.NumElements(), b, b.NumElements())
 	}
-	na, sa, okA := split(a)
-	nb, sb, okB := split(b)
-	return okA && okB && na == nb && slices.Equal(sa, sb)
+	na, err := a.NumElementsDim()
+	if err != nil {
+		return fail()
+	}
+	nb, err := b.NumElementsDim()
+	if err != nil {
+		return fail()
+	}
+	return r.eq(na, nb, fail)
 }
 
 func needRank(what string, t Type, rank int) error {
@@ -348,13 +356,16 @@ func needRank(what string, t Type, rank int) error {
 	return nil
 }
 
-func inferLinear(args []Type, _ *Value) (Type, error) {
+func inferLinear(r *rules, args []Type, _ *Value) (Type, error) {
 	x, w := args[0].Shape, args[1].Shape
 	if len(w) != 2 {
 		return Type{}, fmt.Errorf("linear weight must be [out, in], got %s", w)
 	}
-	if len(x) == 0 || x[len(x)-1] != w[1] {
+	if len(x) == 0 {
 		return Type{}, fmt.Errorf("linear expects input [..., %s], got %s", w[1], x)
+	}
+	if err := r.eq(x[len(x)-1], w[1], func() error { return fmt.Errorf("linear expects input [..., %s], got %s", w[1], x) }); err != nil {
+		return Type{}, err
 	}
 	if len(args) == 3 && !args[2].Shape.Equal(Shape{w[0]}) {
 		return Type{}, fmt.Errorf("linear bias must be [%s], got %s", w[0], args[2].Shape)
@@ -364,22 +375,24 @@ func inferLinear(args []Type, _ *Value) (Type, error) {
 	return F32Of(out), nil
 }
 
-func inferMatmul(args []Type, _ *Value) (Type, error) {
+func inferMatmul(r *rules, args []Type, _ *Value) (Type, error) {
 	a, b := args[0].Shape, args[1].Shape
 	if len(a) < 2 || len(b) < 2 {
 		return Type{}, fmt.Errorf("matmul needs operands of rank ≥ 2, got %s and %s", a, b)
 	}
-	if a[len(a)-1] != b[len(b)-2] {
-		return Type{}, fmt.Errorf("matmul of %s and %s: inner dims %s and %s differ", a, b, a[len(a)-1], b[len(b)-2])
+	if err := r.eq(a[len(a)-1], b[len(b)-2], func() error {
+		return fmt.Errorf("matmul of %s and %s: inner dims %s and %s differ", a, b, a[len(a)-1], b[len(b)-2])
+	}); err != nil {
+		return Type{}, err
 	}
-	batch, err := Broadcast(a[:len(a)-2], b[:len(b)-2])
+	batch, err := r.broadcast(a[:len(a)-2], b[:len(b)-2])
 	if err != nil {
 		return Type{}, fmt.Errorf("matmul batch dims: %v", err)
 	}
 	return F32Of(append(batch, a[len(a)-2], b[len(b)-1])), nil
 }
 
-func inferConv2d(args []Type, v *Value) (Type, error) {
+func inferConv2d(r *rules, args []Type, v *Value) (Type, error) {
 	p, err := convParams(v)
 	if err != nil {
 		return Type{}, err
@@ -393,8 +406,8 @@ func inferConv2d(args []Type, v *Value) (Type, error) {
 		return Type{}, err
 	}
 	c, k := x.Shape[1], w.Shape[0]
-	if !c.Static() || !x.Shape[2].Static() || !x.Shape[3].Static() {
-		return Type{}, fmt.Errorf("conv2d needs static channels and spatial size, got %s", x.Shape)
+	if !c.Static() {
+		return Type{}, fmt.Errorf("conv2d needs static channels, got %s", x.Shape)
 	}
 	if c.N%groups != 0 || k.N%groups != 0 || w.Shape[1].N*groups != c.N {
 		return Type{}, fmt.Errorf("conv2d weight %s does not fit input %s with groups=%d (expects [K, %d/%d, kh, kw])", w.Shape, x.Shape, groups, c.N, groups)
@@ -404,6 +417,12 @@ func inferConv2d(args []Type, v *Value) (Type, error) {
 	}
 	out := Shape{x.Shape[0], k, {}, {}}
 	for i := 0; i < 2; i++ {
+		if !x.Shape[2+i].Static() {
+			if out[2+i], err = r.convOut(x, w, i, stride[i], pad[i], dil[i]); err != nil {
+				return Type{}, err
+			}
+			continue
+		}
 		in, kk := x.Shape[2+i].N, w.Shape[2+i].N
 		padded, ok1 := sizeExpr(in, 2*int64(pad[i]))
 		reach, ok2 := sizeExpr(1, int64(dil[i])*int64(kk-1))
@@ -418,6 +437,34 @@ func inferConv2d(args []Type, v *Value) (Type, error) {
 	return F32Of(out), nil
 }
 
+// convOut is a convolution's output size along spatial dim i of x (2+i) when it is
+// symbolic: (in + 2·pad − dil·(k−1) − 1) // stride + 1, which must be at least 1.
+func (r *rules) convOut(x, w Type, i, stride, pad, dil int) (Dim, error) {
+	in, kk := x.Shape[2+i], w.Shape[2+i].N
+	if pad < 0 || dil < 1 || stride < 1 || pad > 1<<30 || dil > 1<<30 || kk > 1<<30 {
+		return Dim{}, fmt.Errorf("conv2d padding %d, dilation %d or stride %d is out of range for input %s", pad, dil, stride, x.Shape)
+	}
+	reach := dil*(kk-1) + 1
+	padded, err := AddDimChecked(in, D(2*pad))
+	if err != nil {
+		return Dim{}, err
+	}
+	if err := r.atLeast(padded, D(reach), func() error {
+		return fmt.Errorf("conv2d kernel %dx%d (dilation %d, padding %d) is larger than the padded input %s", w.Shape[2].N, w.Shape[3].N, dil, pad, x.Shape)
+	}); err != nil {
+		return Dim{}, err
+	}
+	span, err := SubDim(padded, D(reach))
+	if err != nil {
+		return Dim{}, err
+	}
+	q, err := FloorDivDim(span, stride)
+	if err != nil {
+		return Dim{}, err
+	}
+	return AddDimChecked(q, D(1))
+}
+
 // sizeExpr is a + b for a size formula, computed in int64 from values that fit 32 bits
 // each way (dims and attributes beyond that are refused): false when it does not fit.
 func sizeExpr(a int, b int64) (int64, bool) {
@@ -428,7 +475,7 @@ func sizeExpr(a int, b int64) (int64, bool) {
 	return int64(a) + b, true
 }
 
-func inferConvTranspose2d(args []Type, v *Value) (Type, error) {
+func inferConvTranspose2d(r *rules, args []Type, v *Value) (Type, error) {
 	p, err := convParams(v)
 	if err != nil {
 		return Type{}, err
@@ -442,8 +489,8 @@ func inferConvTranspose2d(args []Type, v *Value) (Type, error) {
 		return Type{}, err
 	}
 	c := x.Shape[1]
-	if !c.Static() || !x.Shape[2].Static() || !x.Shape[3].Static() {
-		return Type{}, fmt.Errorf("conv_transpose2d needs static channels and spatial size, got %s", x.Shape)
+	if !c.Static() {
+		return Type{}, fmt.Errorf("conv_transpose2d needs static channels, got %s", x.Shape)
 	}
 	if w.Shape[0] != c || c.N%groups != 0 {
 		return Type{}, fmt.Errorf("conv_transpose2d weight %s does not fit input %s with groups=%d (expects [%d, K/%d, kh, kw])", w.Shape, x.Shape, groups, c.N, groups)
@@ -461,6 +508,12 @@ func inferConvTranspose2d(args []Type, v *Value) (Type, error) {
 		if outPad[i] < 0 || (outPad[i] >= stride[i] && outPad[i] >= dil[i]) {
 			return Type{}, fmt.Errorf("conv_transpose2d output_padding %v must be smaller than stride %v or dilation %v", outPad, stride, dil)
 		}
+		if !x.Shape[2+i].Static() {
+			if out[2+i], err = r.convTransposeOut(x, w, i, stride[i], pad[i], dil[i], outPad[i]); err != nil {
+				return Type{}, err
+			}
+			continue
+		}
 		// In 128 bits: every factor is a user's number.
 		o := new(big.Int).Mul(big.NewInt(int64(x.Shape[2+i].N-1)), big.NewInt(int64(stride[i])))
 		o.Sub(o, big.NewInt(2*int64(pad[i])))
@@ -477,6 +530,29 @@ func inferConvTranspose2d(args []Type, v *Value) (Type, error) {
 	return F32Of(out), nil
 }
 
+// convTransposeOut is a transposed convolution's output size along a symbolic spatial dim:
+// (in − 1)·stride − 2·pad + dil·(k − 1) + output_padding + 1, at least 1.
+func (r *rules) convTransposeOut(x, w Type, i, stride, pad, dil, outPad int) (Dim, error) {
+	kk := w.Shape[2+i].N
+	if pad < 0 || dil < 1 || stride < 1 || pad > 1<<30 || dil > 1<<30 || stride > 1<<30 || kk > 1<<30 {
+		return Dim{}, fmt.Errorf("conv_transpose2d padding %d, dilation %d or stride %d is out of range for input %s", pad, dil, stride, x.Shape)
+	}
+	scaled, err := MulDimChecked(x.Shape[2+i], D(stride))
+	if err != nil {
+		return Dim{}, err
+	}
+	o, err := AddDimChecked(scaled, D(-stride-2*pad+dil*(kk-1)+outPad+1))
+	if err != nil {
+		return Dim{}, err
+	}
+	if err := r.atLeast(o, D(1), func() error {
+		return fmt.Errorf("conv_transpose2d output would be empty for input %s", x.Shape)
+	}); err != nil {
+		return Dim{}, err
+	}
+	return o, nil
+}
+
 func affineArgs(op string, args []Type, want Shape) error {
 	for i, a := range args[1:] {
 		if !a.Shape.Equal(want) {
@@ -486,7 +562,7 @@ func affineArgs(op string, args []Type, want Shape) error {
 	return nil
 }
 
-func inferLayerNorm(args []Type, v *Value) (Type, error) {
+func inferLayerNorm(r *rules, args []Type, v *Value) (Type, error) {
 	x := args[0].Shape
 	n := v.Norm().Axes
 	if n < 1 || n > len(x) {
@@ -495,7 +571,7 @@ func inferLayerNorm(args []Type, v *Value) (Type, error) {
 	return args[0], affineArgs("layer_norm", args, x[len(x)-n:])
 }
 
-func inferGroupNorm(args []Type, v *Value) (Type, error) {
+func inferGroupNorm(r *rules, args []Type, v *Value) (Type, error) {
 	x := args[0].Shape
 	if len(x) < 2 || !x[1].Static() {
 		return Type{}, fmt.Errorf("group_norm needs [N, C, …] with static C, got %s", x)
@@ -507,14 +583,14 @@ func inferGroupNorm(args []Type, v *Value) (Type, error) {
 	return args[0], affineArgs("group_norm", args, Shape{x[1]})
 }
 
-func inferChannelNorm(args []Type, v *Value) (Type, error) {
+func inferChannelNorm(r *rules, args []Type, v *Value) (Type, error) {
 	if err := needRank(v.Op+" input", args[0], 4); err != nil {
 		return Type{}, err
 	}
 	return args[0], affineArgs(v.Op, args, Shape{args[0].Shape[1]})
 }
 
-func inferEmbedding(args []Type, _ *Value) (Type, error) {
+func inferEmbedding(r *rules, args []Type, _ *Value) (Type, error) {
 	idx, w := args[0], args[1]
 	if idx.DType != I32 && idx.DType != I64 {
 		return Type{}, fmt.Errorf("embedding indices must be i32 or i64, got %s", idx)
@@ -525,7 +601,7 @@ func inferEmbedding(args []Type, _ *Value) (Type, error) {
 	return F32Of(append(idx.Shape.Clone(), w.Shape[1])), nil
 }
 
-func inferSDPA(args []Type, v *Value) (Type, error) {
+func inferSDPA(r *rules, args []Type, v *Value) (Type, error) {
 	q, k, val := args[0].Shape, args[1].Shape, args[2].Shape
 	if len(q) != 3 || len(k) != 3 || len(val) != 3 {
 		return Type{}, fmt.Errorf("attention needs [batch, tokens, features] operands, got q %s, k %s, v %s", q, k, val)
@@ -534,19 +610,23 @@ func inferSDPA(args []Type, v *Value) (Type, error) {
 	if h < 1 || !q[2].Static() || !val[2].Static() || q[2].N%h != 0 || val[2].N%h != 0 {
 		return Type{}, fmt.Errorf("attention: %d heads do not divide query features %s and value features %s", h, q[2], val[2])
 	}
-	if q[0] != k[0] || k[0] != val[0] {
-		return Type{}, fmt.Errorf("attention batch sizes differ: q %s, k %s, v %s", q, k, val)
+	batchFail := func() error { return fmt.Errorf("attention batch sizes differ: q %s, k %s, v %s", q, k, val) }
+	if err := r.eq(q[0], k[0], batchFail); err != nil {
+		return Type{}, err
+	}
+	if err := r.eq(k[0], val[0], batchFail); err != nil {
+		return Type{}, err
 	}
 	if q[2] != k[2] {
 		return Type{}, fmt.Errorf("attention: query %s and key %s features differ", q, k)
 	}
-	if k[1] != val[1] {
-		return Type{}, fmt.Errorf("attention: key %s and value %s lengths differ", k, val)
+	if err := r.eq(k[1], val[1], func() error { return fmt.Errorf("attention: key %s and value %s lengths differ", k, val) }); err != nil {
+		return Type{}, err
 	}
 	return F32Of(Shape{q[0], q[1], val[2]}), nil
 }
 
-func inferPermute(args []Type, v *Value) (Type, error) {
+func inferPermute(r *rules, args []Type, v *Value) (Type, error) {
 	x := args[0].Shape
 	perm := v.Perm()
 	if len(perm) != len(x) {
@@ -564,7 +644,7 @@ func inferPermute(args []Type, v *Value) (Type, error) {
 	return Type{DType: args[0].DType, Shape: out}, nil
 }
 
-func inferSlice(args []Type, v *Value) (Type, error) {
+func inferSlice(r *rules, args []Type, v *Value) (Type, error) {
 	x := args[0].Shape
 	d, err := checkAxis(v.Int("dim", 0), len(x))
 	if err != nil {
@@ -583,7 +663,7 @@ func inferSlice(args []Type, v *Value) (Type, error) {
 	return Type{DType: args[0].DType, Shape: out}, nil
 }
 
-func inferConcat(args []Type, v *Value) (Type, error) {
+func inferConcat(r *rules, args []Type, v *Value) (Type, error) {
 	first := args[0].Shape
 	d, err := checkAxis(v.Int("dim", 0), len(first))
 	if err != nil {
@@ -596,8 +676,13 @@ func inferConcat(args []Type, v *Value) (Type, error) {
 			return Type{}, fmt.Errorf("concatenate: %s and %s differ in rank", first, s)
 		}
 		for i := range s {
-			if i != d && s[i] != first[i] {
-				return Type{}, fmt.Errorf("concatenate along dim %d: %s and %s differ in dim %d", d, first, s, i)
+			if i == d {
+				continue
+			}
+			if err := r.eq(first[i], s[i], func() error {
+				return fmt.Errorf("concatenate along dim %d: %s and %s differ in dim %d", d, first, s, i)
+			}); err != nil {
+				return Type{}, err
 			}
 		}
 		if out[d], err = AddDimChecked(out[d], s[d]); err != nil {
@@ -607,12 +692,27 @@ func inferConcat(args []Type, v *Value) (Type, error) {
 	return F32Of(out), nil
 }
 
-func inferUpsample(args []Type, v *Value) (Type, error) {
+func inferUpsample(r *rules, args []Type, v *Value) (Type, error) {
 	if err := needRank("upsample input", args[0], 4); err != nil {
 		return Type{}, err
 	}
 	if v.Upsample().Mode == 0 {
 		return Type{}, fmt.Errorf("upsample mode %q is not one of %v", v.Str("mode", ""), upsampleModeNames[1:])
+	}
+	x := args[0].Shape
+	if _, given := v.Attr("size"); !given {
+		// The size is the declared result's: a resize to sizes known at run time
+		// (h*2, or another tensor's height).
+		y := v.Type.Shape
+		if len(y) != 4 {
+			return Type{}, fmt.Errorf("upsample without a size attribute takes its size from its declared result, which must be [n, c, h, w], got %s", y)
+		}
+		for i := 2; i < 4; i++ {
+			if err := r.atLeast(y[i], D(1), func() error { return fmt.Errorf("upsample size %s must be positive", y[2:]) }); err != nil {
+				return Type{}, err
+			}
+		}
+		return F32Of(Shape{x[0], x[1], y[2], y[3]}), nil
 	}
 	size, err := pair(v, "size")
 	if err != nil {
@@ -621,11 +721,10 @@ func inferUpsample(args []Type, v *Value) (Type, error) {
 	if size[0] < 1 || size[1] < 1 {
 		return Type{}, fmt.Errorf("upsample size %v must be positive", size)
 	}
-	x := args[0].Shape
 	return F32Of(Shape{x[0], x[1], D(size[0]), D(size[1])}), nil
 }
 
-func inferPad(args []Type, v *Value) (Type, error) {
+func inferPad(r *rules, args []Type, v *Value) (Type, error) {
 	x := args[0].Shape
 	p := v.Pad()
 	pads, mode := p.Pads, p.Mode
@@ -639,11 +738,29 @@ func inferPad(args []Type, v *Value) (Type, error) {
 	for i := 0; i < len(pads)/2; i++ {
 		d := len(x) - 1 - i
 		lo, hi := pads[2*i], pads[2*i+1]
-		if !x[d].Static() {
-			return Type{}, fmt.Errorf("cannot pad symbolic dim %s", x[d])
-		}
 		if mode != PadConstant && (lo < 0 || hi < 0) {
 			return Type{}, fmt.Errorf("%s padding must be ≥ 0, got %v", mode, pads)
+		}
+		if !x[d].Static() {
+			if lo < -(1<<30) || lo > 1<<30 || hi < -(1<<30) || hi > 1<<30 {
+				return Type{}, fmt.Errorf("padding %v overflows dim %d of %s", pads, d, x)
+			}
+			if mode == PadReflect {
+				if err := r.atLeast(x[d], D(max(lo, hi)+1), func() error {
+					return fmt.Errorf("reflect padding %v must be smaller than dim %d of %s", pads, d, x)
+				}); err != nil {
+					return Type{}, err
+				}
+			}
+			n, err := AddDimChecked(x[d], D(lo+hi))
+			if err != nil {
+				return Type{}, err
+			}
+			if err := r.atLeast(n, D(1), func() error { return fmt.Errorf("padding %v empties dim %d of %s", pads, d, x) }); err != nil {
+				return Type{}, err
+			}
+			out[d] = n
+			continue
 		}
 		if mode == PadReflect && (lo >= x[d].N || hi >= x[d].N) {
 			return Type{}, fmt.Errorf("reflect padding %v must be smaller than dim %d of %s", pads, d, x)
@@ -660,23 +777,45 @@ func inferPad(args []Type, v *Value) (Type, error) {
 	return F32Of(out), nil
 }
 
-func inferPixelUnshuffle(args []Type, v *Value) (Type, error) {
+func inferPixelUnshuffle(r *rules, args []Type, v *Value) (Type, error) {
 	if err := needRank("pixel_unshuffle input", args[0], 4); err != nil {
 		return Type{}, err
 	}
 	x, f := args[0].Shape, v.Factor()
-	if f < 1 || !x[2].Static() || !x[3].Static() || x[2].N%f != 0 || x[3].N%f != 0 {
-		return Type{}, fmt.Errorf("pixel_unshuffle by %d needs height and width divisible by it, got %s", f, x)
+	fail := func() error {
+		return fmt.Errorf("pixel_unshuffle by %d needs height and width divisible by it, got %s", f, x)
+	}
+	if f < 1 || f > 1<<30 {
+		return Type{}, fail()
+	}
+	out := Shape{x[0], {}, {}, {}}
+	for i := 2; i < 4; i++ {
+		q, err := FloorDivDim(x[i], f)
+		if err != nil {
+			return Type{}, fail()
+		}
+		back, err := MulDimChecked(q, D(f))
+		if err != nil {
+			return Type{}, fail()
+		}
+		if err := r.eq(back, x[i], fail); err != nil {
+			return Type{}, err
+		}
+		if err := r.atLeast(q, D(1), fail); err != nil {
+			return Type{}, err
+		}
+		out[i] = q
 	}
 	// f divides the height, so f·f fits; the channels times it may not.
 	c, err := MulDimChecked(x[1], D(f*f))
 	if err != nil {
 		return Type{}, fmt.Errorf("pixel_unshuffle by %d of %s: %v", f, x, err)
 	}
-	return F32Of(Shape{x[0], c, D(x[2].N / f), D(x[3].N / f)}), nil
+	out[1] = c
+	return F32Of(out), nil
 }
 
-func inferPixelShuffle(args []Type, v *Value) (Type, error) {
+func inferPixelShuffle(r *rules, args []Type, v *Value) (Type, error) {
 	if err := needRank("pixel_shuffle input", args[0], 4); err != nil {
 		return Type{}, err
 	}
@@ -696,7 +835,7 @@ func inferPixelShuffle(args []Type, v *Value) (Type, error) {
 	return F32Of(Shape{x[0], D(x[1].N / ff), h, w}), nil
 }
 
-func inferGLU(args []Type, v *Value) (Type, error) {
+func inferGLU(r *rules, args []Type, v *Value) (Type, error) {
 	x := args[0].Shape
 	if !slices.Contains(Activations, v.GLUActivation()) {
 		return Type{}, fmt.Errorf("glu activation %q is not one of %v", v.Str("activation", ""), Activations)
@@ -710,7 +849,7 @@ func inferGLU(args []Type, v *Value) (Type, error) {
 }
 
 // inferArange: a constant [n] of the declared dtype, n = ⌈(end−start)/step⌉ ≥ 1.
-func inferArange(_ []Type, v *Value) (Type, error) {
+func inferArange(_ *rules, _ []Type, v *Value) (Type, error) {
 	p := v.Arange()
 	switch p.DType {
 	case F32, I32, I64:

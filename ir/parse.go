@@ -244,8 +244,8 @@ func (p *irParser) typ() (Type, error) {
 		}
 		if n, err := strconv.Atoi(t); err == nil {
 			shape = append(shape, D(n))
-		} else if isSymbol(t) {
-			shape = append(shape, S(t))
+		} else if d, err := ParseDim(t); err == nil && !d.Static() {
+			shape = append(shape, d)
 		} else {
 			return Type{}, p.errorf("bad dim %q", t)
 		}
@@ -265,18 +265,6 @@ func IsIdent(t string) bool {
 	}
 	for _, c := range t {
 		if !(c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
-			return false
-		}
-	}
-	return true
-}
-
-func isSymbol(t string) bool {
-	if t == "" || (t[0] >= '0' && t[0] <= '9') {
-		return false
-	}
-	for _, c := range t {
-		if !(c == '_' || c == '*' || c == '+' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
 			return false
 		}
 	}
@@ -484,12 +472,22 @@ func (p *irParser) attrValue() (any, error) {
 }
 
 // tokenize splits a line into quoted strings, the punctuation % @ : [ ] ( ) { } , = -> and
-// bare words (names, numbers, dims such as batch*2).
+// bare words (names, numbers, dims such as batch*2). Inside brackets, parentheses belong to
+// the words: a dim such as (h+1)//2 is one word.
 func tokenize(line string) ([]string, error) {
 	var toks []string
+	brackets := 0
 	for i := 0; i < len(line); {
 		c := line[i]
 		switch {
+		case c == '[' || c == ']':
+			if c == '[' {
+				brackets++
+			} else if brackets > 0 {
+				brackets--
+			}
+			toks = append(toks, string(c))
+			i++
 		case c == ' ' || c == '\t':
 			i++
 		case c == '"':
@@ -507,12 +505,16 @@ func tokenize(line string) ([]string, error) {
 		case strings.HasPrefix(line[i:], "->"):
 			toks = append(toks, "->")
 			i += 2
-		case strings.IndexByte("%@:[](){},=", c) >= 0:
+		case strings.IndexByte("%@:(){},=", c) >= 0 && !(brackets > 0 && (c == '(' || c == ')')):
 			toks = append(toks, string(c))
 			i++
 		default:
+			stop := " \t\"%@:[](){},="
+			if brackets > 0 {
+				stop = " \t\"%@:[]{},="
+			}
 			j := i
-			for j < len(line) && strings.IndexByte(" \t\"%@:[](){},=", line[j]) < 0 {
+			for j < len(line) && strings.IndexByte(stop, line[j]) < 0 {
 				j++
 			}
 			toks = append(toks, line[i:j])

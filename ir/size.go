@@ -115,7 +115,11 @@ func MulDimChecked(a, b Dim) (Dim, error) {
 		}
 		return D(n), nil
 	}
-	return MulDim(a, b), nil
+	d, err := dimOp(dimMul, a, b)
+	if err != nil {
+		return Dim{}, fmt.Errorf("the dim %s×%s: %v", a, b, err)
+	}
+	return d, nil
 }
 
 // AddDimChecked is AddDim with an error when a static sum overflows.
@@ -127,5 +131,9 @@ func AddDimChecked(a, b Dim) (Dim, error) {
 		}
 		return D(n), nil
 	}
-	return AddDim(a, b), nil
+	d, err := dimOp(dimAdd, a, b)
+	if err != nil {
+		return Dim{}, fmt.Errorf("the dim %s+%s: %v", a, b, err)
+	}
+	return d, nil
 }

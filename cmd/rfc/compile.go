@@ -19,11 +19,16 @@ import (
 var compileCommand = &command{
 	name:    "compile",
 	args:    "FILE -o DIR [--model M] [--set k=v]… [--pkg NAME] [--target go|cuda] [--f16-weights] [pass flags] [adapter flags]",
-	summary: "write the model as a Go package (or CUDA kernels and Go host code); all sizes fixed",
+	summary: "write the model as a Go package (or CUDA kernels and Go host code)",
 	about: `Compiles the entry point into a package in DIR (created as needed): model.go and weights.go
 (Load, Forward) for the Go target; model.cu, model.ptx (when nvcc is on PATH), shapes.go,
-model.go and weights.go (built with -tags cuda) for the CUDA target. Every size must be
-fixed: give symbolic dims such as batch with --set.
+model.go and weights.go (built with -tags cuda) for the CUDA target.
+
+Sizes written as names in the input lines (batch, a size parameter such as height) are
+chosen at run time by the Go target: Forward reads them from the shapes of its inputs,
+checks what the model needs of them (a UNet's even height) and plans its memory once per
+set of sizes. --set fixes one (--set batch=1) for a package specialized to it: constant
+sizes, one fixed plan. The CUDA target needs every size fixed with --set.
 
 Files whose content would not change are not touched, so go generate on unchanged input
 leaves the tree as it was. Files that an earlier rfc compile wrote into DIR and that this
@@ -33,7 +38,8 @@ NOT EDIT." and never removes any other file. With --lora, the LoRA tensors are w
 beside the package as adapter_weights.safetensors, under the keys the package loads.`,
 	examples: []string{
 		"rfc compile models/vit.rfn --set batch=1 -o ./vit --pkg vit",
-		"rfc compile models/taesd.rfn --model TAEF2Decoder --set batch=1 -o ./taef2dec",
+		"rfc compile models/taesd.rfn --model TAEF2Decoder -o ./taef2dec",
+		"rfc compile models/taesd.rfn --model TAEF2Decoder --set batch=1 --set height=64 --set width=64 -o ./taef2dec64",
 		"rfc compile models/vit.rfn --set batch=1 --target cuda -o ./vitgpu",
 		"rfc compile models/vit.rfn --set batch=1 --target cuda --f16-weights --enable pack_qkv -o ./vitgpu16",
 	},
@@ -73,7 +79,11 @@ beside the package as adapter_weights.safetensors, under the keys the package lo
 			}
 			fmt.Fprintf(stdout, "%s: %s %s (model %s): %s\n", o.outDir, kind, plan.pkg, plan.model, strings.Join(changes, "; "))
 			if o.target == "go" {
-				fmt.Fprintf(stdout, "planned peak activation memory: %s\nweights: %s\n", formatBytes(plan.activationBytes), formatBytes(plan.weightBytes))
+				if len(plan.sizes) > 0 {
+					fmt.Fprintf(stdout, "sizes chosen at run time: %s (activation memory planned per set of sizes)\nweights: %s\n", strings.Join(plan.sizes, ", "), formatBytes(plan.weightBytes))
+				} else {
+					fmt.Fprintf(stdout, "planned peak activation memory: %s\nweights: %s\n", formatBytes(plan.activationBytes), formatBytes(plan.weightBytes))
+				}
 			}
 			if plan.adapterWeights {
 				fmt.Fprintf(stdout, "adapter weights: %s (pass it to Load with the base weights)\n", filepath.Join(o.outDir, adapterWeightsFile))
@@ -110,6 +120,7 @@ type compilePlan struct {
 	files                        []codegen.File
 	pkg, model                   string
 	activationBytes, weightBytes int
+	sizes                        []string // chosen at run time
 	adapterWeights               bool
 	notes                        []string // for stderr, once the files are written
 }
@@ -185,7 +196,7 @@ func (o *compileOptions) plan(file string, stderr io.Writer) (*compilePlan, int)
 			return nil, 1
 		}
 		plan.files, plan.pkg = res.Files, res.Package
-		plan.activationBytes, plan.weightBytes = res.ActivationBytes, res.WeightBytes
+		plan.activationBytes, plan.weightBytes, plan.sizes = res.ActivationBytes, res.WeightBytes, res.Sizes
 	}
 	if len(o.af.tensors) > 0 {
 		// The package loads adapter tensors under the model's keys for them: write the ones

@@ -49,6 +49,28 @@ func TestCompileWritesPackageOnce(t *testing.T) {
 	}
 }
 
+// TestCompileSizedPackage compiles ViT without fixing its batch: the package reads it from
+// the input's shape.
+func TestCompileSizedPackage(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "vit")
+	stdout, stderr, status := rfc(t, "compile", "../../models/vit.rfn", "--model", "ViT", "-o", dir)
+	if status != 0 {
+		t.Fatalf("status %d\n%s", status, stderr)
+	}
+	if !strings.Contains(stdout, "sizes chosen at run time: batch") {
+		t.Errorf("stdout:\n%s", stdout)
+	}
+	src, err := os.ReadFile(filepath.Join(dir, "model.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"func (m *Model) Forward(x []float32, xShape []int) ([]float32, []int, error)", "Sizes chosen at run time: batch.", "var XShape = [4]int{-1, 3, 384, 384}"} {
+		if !strings.Contains(string(src), want) {
+			t.Errorf("model.go lacks %q", want)
+		}
+	}
+}
+
 func TestCompileErrors(t *testing.T) {
 	dir := t.TempDir()
 	cases := []struct {
@@ -57,7 +79,7 @@ func TestCompileErrors(t *testing.T) {
 		status int
 		want   string
 	}{
-		{"symbolic batch", append([]string{"compile", "../../models/vit.rfn", "-o", dir}, vitSmall...), 1, "--set batch="},
+		{"cuda needs fixed sizes", append([]string{"compile", "../../models/vit.rfn", "-o", dir, "--target", "cuda"}, vitSmall...), 1, "--set batch="},
 		{"no output directory", []string{"compile", "../../models/vit.rfn", "--set", "batch=1"}, 2, "-o DIR is required"},
 		{"bad package name", []string{"compile", "../../models/vit.rfn", "--set", "batch=1", "-o", dir, "--pkg", "my-vit"}, 1, `"my-vit" is not a valid Go package name`},
 		{"unknown model", []string{"compile", "../../models/vit.rfn", "--model", "Nope", "-o", dir}, 1, "no model Nope"},

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"go/format"
@@ -10,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	goruntime "runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -19,18 +22,27 @@ import (
 	"github.com/rfc-project/rfc/runtime"
 )
 
-// runCompiled is rfc run --engine compiled: it generates the Go package of m (whose shapes
-// the inputs have fixed), builds it with a small main in a temporary module that requires
-// rfc from its source tree, and runs that program, which loads the weights and the inputs,
-// calls Forward and writes the outputs as the interpreter path does. It needs a Go toolchain
-// (the go command on PATH) and the rfc source tree (found beside this binary's sources, or
-// named by $RFC_ROOT).
-func runCompiled(m *ir.Module, weights []string, inputs map[string]*runtime.Tensor, input, output string, verbose bool, stderr io.Writer) int {
+// runCompiled is rfc run --engine compiled: it generates the Go package of code (m's
+// module with the sizes of its input lines chosen at run time, or m itself, whose shapes
+// the inputs have fixed, when code cannot have such sizes), builds it with a small main in
+// a module that requires rfc from its source tree, and runs that program, which loads the
+// weights and the inputs, calls Forward and writes the outputs as the interpreter path
+// does. The program is kept in rfc's cache (compiledRunner): a later run of the same model
+// with the same settings reuses it, whatever the size of its inputs. It needs a Go
+// toolchain (the go command on PATH) and the rfc source tree (found beside this binary's
+// sources, or named by $RFC_ROOT).
+func runCompiled(m, code *ir.Module, weights []string, inputs map[string]*runtime.Tensor, input, output string, verbose bool, stderr io.Writer) int {
 	if err := checkInputTypes(m, inputs); err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	res, err := codegen.Generate(m, codegen.Options{Package: "model", Source: m.Source})
+	res, err := codegen.Generate(code, codegen.Options{Package: "model", Source: m.Source})
+	if err != nil && code != m {
+		// A model whose code cannot take its sizes at run time (a broadcast over batch
+		// dims of such sizes, say) is compiled for these inputs' sizes.
+		code = m
+		res, err = codegen.Generate(code, codegen.Options{Package: "model", Source: m.Source})
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", m.Source, err)
 		return 1
@@ -45,27 +57,24 @@ func runCompiled(m *ir.Module, weights []string, inputs map[string]*runtime.Tens
 		fmt.Fprintf(stderr, "rfc run: --engine compiled: %v\n", err)
 		return 1
 	}
-	dir, err := os.MkdirTemp("", "rfc-run-")
+	main, err := runMain(code, res)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	defer os.RemoveAll(dir)
-	if err := writeRunModule(dir, root, m, res); err != nil {
+	start := time.Now()
+	bin, built, cleanup, err := compiledRunner(goCmd, root, res.Files, main)
+	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	start := time.Now()
-	bin := filepath.Join(dir, "rfc-run")
-	build := exec.Command(goCmd, "build", "-o", bin, ".")
-	build.Dir = dir
-	build.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS="+strings.TrimSpace(os.Getenv("GOFLAGS")+" -mod=mod"))
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(stderr, "rfc run: building the compiled model failed (%v):\n%s", err, out)
-		return 1
-	}
+	defer cleanup()
 	if verbose {
-		fmt.Fprintf(stderr, "build %v\n", time.Since(start).Round(time.Millisecond))
+		if built {
+			fmt.Fprintf(stderr, "build %v\n", time.Since(start).Round(time.Millisecond))
+		} else {
+			fmt.Fprintf(stderr, "build: reused %s\n", bin)
+		}
 	}
 	args := []string{output, input, strconv.FormatBool(verbose)}
 	run := exec.Command(bin, append(args, weights...)...)
@@ -79,6 +88,140 @@ func runCompiled(m *ir.Module, weights []string, inputs map[string]*runtime.Tens
 		return 1
 	}
 	return 0
+}
+
+// compiledRunner returns the program of a generated package and its main: from rfc's
+// cache (os.UserCacheDir()/rfc/run) when a program of the same sources was built before,
+// else built now and put there. The key hashes everything the program is made of: the
+// generated files and the main, the sources of the rfc packages they link (runtime,
+// kernels and the module files of the tree at root), the go command's version and
+// target, and this rfc's own version. A program is built in a folder of its own and moved
+// into place by a rename, so concurrent runs never see half a program (two that build
+// the same one at once both succeed; the last rename wins, with the same content). Without
+// a cache folder the program is built in a temporary one, removed by cleanup.
+func compiledRunner(goCmd, root string, files []codegen.File, main []byte) (bin string, built bool, cleanup func(), err error) {
+	cleanup = func() {}
+	key, err := runnerKey(goCmd, root, files, main)
+	if err != nil {
+		return "", false, cleanup, err
+	}
+	cacheDir := ""
+	if dir, err := os.UserCacheDir(); err == nil {
+		cacheDir = filepath.Join(dir, "rfc", "run")
+		if err := os.MkdirAll(cacheDir, 0o755); err != nil {
+			cacheDir = ""
+		}
+	}
+	if cacheDir != "" {
+		bin = filepath.Join(cacheDir, key)
+		if info, err := os.Stat(bin); err == nil && info.Mode().IsRegular() {
+			return bin, false, cleanup, nil
+		}
+	}
+	buildRoot := cacheDir
+	if buildRoot == "" {
+		buildRoot = os.TempDir()
+	}
+	dir, err := os.MkdirTemp(buildRoot, "build-")
+	if err != nil {
+		return "", false, cleanup, err
+	}
+	if err := writeRunModule(dir, root, files, main); err != nil {
+		os.RemoveAll(dir)
+		return "", false, cleanup, err
+	}
+	out := filepath.Join(dir, "rfc-run")
+	build := exec.Command(goCmd, "build", "-o", out, ".")
+	build.Dir = dir
+	build.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS="+strings.TrimSpace(os.Getenv("GOFLAGS")+" -mod=mod"))
+	if msg, err := build.CombinedOutput(); err != nil {
+		os.RemoveAll(dir)
+		return "", false, cleanup, fmt.Errorf("rfc run: building the compiled model failed (%v):\n%s", err, msg)
+	}
+	if cacheDir == "" {
+		return out, true, func() { os.RemoveAll(dir) }, nil
+	}
+	defer os.RemoveAll(dir)
+	if err := os.Rename(out, bin); err != nil {
+		// Another run may have put the same program there meanwhile (a rename over a
+		// file fails on some systems): use it.
+		if info, statErr := os.Stat(bin); statErr == nil && info.Mode().IsRegular() {
+			return bin, true, cleanup, nil
+		}
+		return "", false, cleanup, fmt.Errorf("rfc run: caching the compiled model: %v", err)
+	}
+	return bin, true, cleanup, nil
+}
+
+// runnerKey is the cache key of a program: a hex SHA-256 of what it is built from.
+func runnerKey(goCmd, root string, files []codegen.File, main []byte) (string, error) {
+	h := sha256.New()
+	field := func(name string, data []byte) {
+		fmt.Fprintf(h, "%s %d\n", name, len(data))
+		h.Write(data)
+	}
+	field("rfc", []byte(rfcVersion()))
+	env, err := exec.Command(goCmd, "env", "GOVERSION", "GOOS", "GOARCH", "GOAMD64", "GOARM64", "GOFLAGS", "CGO_ENABLED").Output()
+	if err != nil {
+		return "", fmt.Errorf("rfc run: go env: %v", err)
+	}
+	field("go env", env)
+	field("GOFLAGS", []byte(os.Getenv("GOFLAGS")))
+	for _, f := range files {
+		field("generated "+f.Name, f.Data)
+	}
+	field("main.go", main)
+	// The rfc packages the program links, as the source tree has them now.
+	for _, name := range []string{"go.mod", "go.sum"} {
+		data, err := os.ReadFile(filepath.Join(root, name))
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return "", err
+		}
+		field(name, data)
+	}
+	for _, pkg := range []string{"runtime", "kernels"} {
+		err := filepath.WalkDir(filepath.Join(root, pkg), func(path string, d os.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.IsDir() {
+				if d.Name() == "testdata" {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			name := d.Name()
+			if strings.HasSuffix(name, "_test.go") || !(strings.HasSuffix(name, ".go") || strings.HasSuffix(name, ".s") || strings.HasSuffix(name, ".h")) {
+				return nil
+			}
+			data, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			rel, _ := filepath.Rel(root, path)
+			field(filepath.ToSlash(rel), data)
+			return nil
+		})
+		if err != nil {
+			return "", fmt.Errorf("rfc run: reading the rfc sources at %s: %v", root, err)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// rfcVersion is this binary's module version and VCS revision, as Go recorded them.
+func rfcVersion() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	v := info.Main.Path + " " + info.Main.Version
+	for _, s := range info.Settings {
+		if s.Key == "vcs.revision" || s.Key == "vcs.modified" {
+			v += " " + s.Key + "=" + s.Value
+		}
+	}
+	return v
 }
 
 // checkInputTypes refuses inputs whose data type does not fit the declared one, with the
@@ -129,8 +272,8 @@ func rfcSourceRoot(goCmd string) (string, error) {
 }
 
 // writeRunModule writes a module requiring rfc from root: the generated package under
-// model/ and a main that runs it.
-func writeRunModule(dir, root string, m *ir.Module, res *codegen.Result) error {
+// model/ and the main that runs it.
+func writeRunModule(dir, root string, files []codegen.File, main []byte) error {
 	goVersion := "1.26"
 	if data, err := os.ReadFile(filepath.Join(root, "go.mod")); err == nil {
 		for _, line := range strings.Split(string(data), "\n") {
@@ -148,11 +291,7 @@ func writeRunModule(dir, root string, m *ir.Module, res *codegen.Result) error {
 			return err
 		}
 	}
-	if _, err := codegen.Write(filepath.Join(dir, "model"), res.Files); err != nil {
-		return err
-	}
-	main, err := runMain(m, res)
-	if err != nil {
+	if _, err := codegen.Write(filepath.Join(dir, "model"), files); err != nil {
 		return err
 	}
 	return os.WriteFile(filepath.Join(dir, "main.go"), main, 0o644)
@@ -168,6 +307,9 @@ func runMain(m *ir.Module, res *codegen.Result) ([]byte, error) {
 			field = "I64"
 		}
 		args = append(args, fmt.Sprintf("in[%q].%s", in.Name, field))
+		if in.Sized {
+			args = append(args, fmt.Sprintf("in[%q].Shape", in.Name))
+		}
 	}
 	for i, out := range res.Outputs {
 		name := "y"
@@ -179,7 +321,12 @@ func runMain(m *ir.Module, res *codegen.Result) ([]byte, error) {
 			ctor = "FromI64"
 		}
 		results = append(results, "out"+strconv.Itoa(i))
-		named = append(named, fmt.Sprintf("%q: runtime.%s(out%d, model.%sShape[:]...),", name, ctor, i, out.Export))
+		shape := fmt.Sprintf("model.%sShape[:]", out.Export)
+		if out.Sized {
+			results = append(results, "shape"+strconv.Itoa(i))
+			shape = "shape" + strconv.Itoa(i)
+		}
+		named = append(named, fmt.Sprintf("%q: runtime.%s(out%d, %s...),", name, ctor, i, shape))
 	}
 	src := fmt.Sprintf(`package main
 

@@ -29,7 +29,11 @@ names in the input lines (batch, height, a parameter) come from the tensors give
 
 --engine interp (the default) is the reference interpreter; --engine compiled generates the
 Go package, builds it with the go command and runs it (same results, needs Go and the rfc
-source tree). rfc image to-tensor and to-png turn images into input tensors and back.`,
+source tree). The package leaves the sizes of the input lines (batch, height) to run time,
+and the built program is kept in rfc's cache (the user cache folder, under rfc/run), keyed
+by the generated code, the rfc sources it links, the go toolchain and rfc's version: a
+later run of the model with the same settings reuses it at any input size. rfc image
+to-tensor and to-png turn images into input tensors and back.`,
 	examples: []string{
 		"rfc run models/taesd.rfn --model TAEF2Encoder --weights testdata/taef2/encoder.safetensors --input testdata/golden/taef2_encoder_input.safetensors --output latent.safetensors",
 		"rfc run models/taesd.rfn --model TAEF2Decoder --weights testdata/taef2/decoder.safetensors --input latent.safetensors --output y.safetensors -v",
@@ -109,13 +113,26 @@ func defineRun(fs *flag.FlagSet) runFunc {
 			return 1
 		}
 		if *engine == "compiled" {
+			// The package is generated with the sizes of the input lines chosen at run
+			// time, so that one build serves every input size; m, bound to these
+			// inputs, checks them first.
+			code := m
+			if sized, err := prog.Elaborate(dsl.Options{Model: opts.Model, Set: opts.Set}); err == nil {
+				// The adapters' tensors (LoRA files) are the same as for m.
+				tensors := af.tensors
+				if sized, ok = af.apply(prog, sized, io.Discard); ok {
+					code = sized
+				} else {
+					af.tensors = tensors
+				}
+			}
 			extra, in, cleanup, err := af.compiledFiles(m, inputs, *input, renamed)
 			if err != nil {
 				fmt.Fprintln(stderr, err)
 				return 1
 			}
 			defer cleanup()
-			return runCompiled(m, append(weights, extra...), inputs, in, *output, *verbose, stderr)
+			return runCompiled(m, code, append(weights, extra...), inputs, in, *output, *verbose, stderr)
 		}
 		files, err := runtime.OpenWeights(weights...)
 		if err != nil {

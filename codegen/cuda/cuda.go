@@ -32,7 +32,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"unicode"
 
@@ -159,12 +158,16 @@ func CompilePTX(nvcc, arch string, src []byte) ([]byte, error) {
 func check(m *ir.Module) error {
 	var problems []string
 	var syms []string
+	symbolicOps := 0
 	note := func(what string, t ir.Type) {
 		if !t.Shape.Static() {
-			problems = append(problems, fmt.Sprintf("%s has the symbolic shape %s", what, t))
+			// Sizes spread from the inputs to most ops: name the inputs, count the rest.
+			if symbolicOps++; symbolicOps <= len(m.Inputs)+1 {
+				problems = append(problems, fmt.Sprintf("%s has the shape %s, with sizes chosen at run time", what, t))
+			}
 			for _, d := range t.Shape {
-				for _, f := range strings.FieldsFunc(d.Sym, func(r rune) bool { return r == '*' || r == '+' }) {
-					if _, err := strconv.Atoi(f); err != nil && f != "" && !slices.Contains(syms, f) {
+				for _, f := range d.Symbols() {
+					if !slices.Contains(syms, f) {
 						syms = append(syms, f)
 					}
 				}
@@ -196,9 +199,16 @@ func check(m *ir.Module) error {
 	if len(problems) == 0 {
 		return nil
 	}
+	if n := symbolicOps - (len(m.Inputs) + 1); n > 0 {
+		problems = append(problems, fmt.Sprintf("(and %d more values of sizes chosen at run time)", n))
+	}
 	msg := fmt.Sprintf("cuda: module %s cannot be compiled:\n%s", m.Name, strings.Join(problems, "\n"))
 	if len(syms) > 0 {
-		msg += fmt.Sprintf("\n(generated code needs static shapes: fix %s with --set, e.g. --set %s=1)", strings.Join(syms, ", "), syms[0])
+		sets := make([]string, len(syms))
+		for i, s := range syms {
+			sets[i] = "--set " + s + "=N"
+		}
+		msg += fmt.Sprintf("\n(the CUDA target writes every size into its kernels: fix %s with %s, e.g. --set %s=1)", strings.Join(syms, ", "), strings.Join(sets, " "), syms[0])
 	}
 	return errors.New(msg)
 }

@@ -20,8 +20,8 @@ func modelCases(t *testing.T) map[string]*ir.Module {
 	return map[string]*ir.Module{
 		"vit_small":    loadModule(t, "../../models/vit.rfn", "ViT", vitSmall),
 		"vit_default":  loadModule(t, "../../models/vit.rfn", "ViT", map[string]string{"batch": "1"}),
-		"taef2_encode": loadModule(t, "../../models/taesd.rfn", "TAEF2Encoder", map[string]string{"batch": "1"}),
-		"taef2_decode": loadModule(t, "../../models/taesd.rfn", "TAEF2Decoder", map[string]string{"batch": "1"}),
+		"taef2_encode": loadModule(t, "../../models/taesd.rfn", "TAEF2Encoder", map[string]string{"batch": "1", "height": "512", "width": "512"}),
+		"taef2_decode": loadModule(t, "../../models/taesd.rfn", "TAEF2Decoder", map[string]string{"batch": "1", "height": "64", "width": "64"}),
 	}
 }
 

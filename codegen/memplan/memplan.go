@@ -11,6 +11,7 @@ import (
 	"slices"
 
 	"github.com/rfc-project/rfc/ir"
+	"github.com/rfc-project/rfc/runtime"
 )
 
 // Options is what a target decides about its arena. Sizes, offsets and Align share one
@@ -208,54 +209,24 @@ func (p *Plan) planCopies(m *ir.Module, opts Options) {
 }
 
 // place gives each buffer an offset: largest first, each at the lowest aligned offset that
-// no buffer alive at the same time overlaps (a greedy first fit, deterministic).
+// no buffer alive at the same time overlaps (a greedy first fit, deterministic). Generated
+// code for sizes chosen at run time places its buffers the same way (runtime.PlaceBuffers).
 func (p *Plan) place(align int) error {
-	alignUp := func(n int) (int, error) {
-		up, ok := ir.AddChecked(n, align-1)
-		if !ok {
-			return 0, fmt.Errorf("an offset of %d overflows an int", n)
-		}
-		return up / align * align, nil
+	sizes := make([]int, len(p.Buffers))
+	first := make([]int, len(p.Buffers))
+	last := make([]int, len(p.Buffers))
+	offsets := make([]int, len(p.Buffers))
+	for i, b := range p.Buffers {
+		sizes[i], first[i], last[i] = b.Size, b.First, b.Last
 	}
-	order := slices.Clone(p.Buffers)
-	slices.SortStableFunc(order, func(a, b *Buffer) int {
-		if a.Size != b.Size {
-			return b.Size - a.Size
-		}
-		return a.First - b.First
-	})
-	var placed []*Buffer
-	for _, b := range order {
-		var busy [][2]int
-		for _, o := range placed {
-			if o.First <= b.Last && b.First <= o.Last {
-				busy = append(busy, [2]int{o.Offset, o.Offset + o.Size})
-			}
-		}
-		slices.SortFunc(busy, func(x, y [2]int) int { return x[0] - y[0] })
-		offset := 0
-		for _, r := range busy {
-			if end, ok := ir.AddChecked(offset, b.Size); ok && end <= r[0] {
-				break
-			}
-			up, err := alignUp(r[1])
-			if err != nil {
-				return err
-			}
-			offset = max(offset, up)
-		}
-		b.Offset = offset
-		placed = append(placed, b)
-		end, ok := ir.AddChecked(offset, b.Size)
-		if !ok {
-			return fmt.Errorf("a buffer of %d at offset %d overflows an int: the arena is too large", b.Size, offset)
-		}
-		up, err := alignUp(end)
-		if err != nil {
-			return err
-		}
-		p.ArenaLen = max(p.ArenaLen, up)
+	n, err := runtime.PlaceBuffers(sizes, first, last, align, offsets)
+	if err != nil {
+		return err
 	}
+	for i, b := range p.Buffers {
+		b.Offset = offsets[i]
+	}
+	p.ArenaLen = n
 	return nil
 }
 

@@ -80,6 +80,17 @@ class Chain(torch.nn.Module):
     def append(self, module):
         self.insert(-1, module)
 
+    def remove(self, module):
+        # Refiners' Chain.remove: the siblings are renamed as if the module had never been there.
+        mods = self.children_list()
+        mods.pop([i for i, m in enumerate(mods) if m is module][0])
+        self._set_children(mods)
+
+    def insert_before_type(self, module_type, module):
+        # Refiners' Chain.insert_before_type: before the first child of that type.
+        mods = self.children_list()
+        self.insert([i for i, m in enumerate(mods) if isinstance(m, module_type)][0], module)
+
     def replace(self, old, new):
         mods = self.children_list()
         mods[[i for i, m in enumerate(mods) if m is old][0]] = new
@@ -285,6 +296,26 @@ class Embedding(torch.nn.Embedding):
 class SiLU(Leaf):
     def forward(self, x):
         return F.silu(x)
+
+
+class ReLU(Leaf):
+    def forward(self, x):
+        return F.relu(x)
+
+
+class PixelUnshuffle(Leaf):
+    """[b, c, H, W] -> [b, c·f², H/f, W/f]; output channel c·f² + i·f + j takes pixel (i, j)
+    of each f×f cell (torch.nn.PixelUnshuffle)."""
+
+    def __init__(self, downscale_factor):
+        super().__init__()
+        self.downscale_factor = downscale_factor
+
+    def describe(self):
+        return f"downscale_factor={self.downscale_factor}"
+
+    def forward(self, x):
+        return F.pixel_unshuffle(x, self.downscale_factor)
 
 
 class GeLU(Leaf):
