@@ -150,8 +150,8 @@ func generateFlags(o *generateOptions, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.checkpoint, "checkpoint", "", "the SD1.5 checkpoint `FILE|DIR`: the single file, a diffusers folder or a folder of Refiners files")
 	fs.StringVar(&o.prompt, "prompt", "", "the `TEXT` to draw")
 	fs.StringVar(&o.negative, "negative-prompt", "", "the `TEXT` to steer away from (the guidance's unconditional half)")
-	fs.IntVar(&o.width, "width", 0, "image width, a multiple of 8 (default: the models' size, 512; 64 for the reduced test checkpoint)")
-	fs.IntVar(&o.height, "height", 0, "image height, a multiple of 8 (default: the models' size)")
+	fs.IntVar(&o.width, "width", 0, "image width, a multiple of 8 (default 512; 64 for the reduced checkpoint of the tests)")
+	fs.IntVar(&o.height, "height", 0, "image height, a multiple of 8 (default 512; 64 for the reduced checkpoint of the tests)")
 	fs.IntVar(&o.steps, "steps", sd15.DefaultSteps, "solver steps")
 	fs.StringVar(&o.solver, "solver", sd15.DefaultSolver, "dpm (DPM-Solver++ 2M), ddim, euler or lcm (for LCM weights)")
 	fs.Float64Var(&o.guidance, "guidance", sd15.DefaultGuidance, "classifier-free guidance scale; 1 runs the UNet on the prompt alone")
@@ -222,7 +222,7 @@ func generate(args []string, stdout, stderr io.Writer) int {
 	if !strings.EqualFold(filepath.Ext(o.out), ".png") {
 		return fail(fmt.Errorf("%s: the output is a PNG file: name it .png", o.out))
 	}
-	// 0 (not given) is the models' size.
+	// 0 (not given) is the pipeline's default size.
 	for _, d := range []struct {
 		name string
 		v    int

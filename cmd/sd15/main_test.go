@@ -243,7 +243,6 @@ func TestBadInput(t *testing.T) {
 		{"wrong checkpoint", []string{"--checkpoint", reduced + "unet_input.safetensors"}, "not a Stable Diffusion 1.5 checkpoint"},
 		{"unet only", []string{"--checkpoint", reduced + "diffusers/unet"}, "not a Stable Diffusion 1.5 checkpoint: text encoder"},
 		{"size not multiple of 8", []string{"--checkpoint", single, "--width", "60"}, "--width 60: must be a positive multiple of 8"},
-		{"size not compiled", []string{"--checkpoint", single, "--width", "128"}, "compiled for 64x64 images only"},
 		{"unknown solver", []string{"--checkpoint", single, "--solver", "plms"}, `unknown solver "plms"`},
 		{"unreadable image", []string{"--checkpoint", single, "--init-image", notImage}, "notes.png"},
 		{"missing image", []string{"--checkpoint", single, "--init-image", filepath.Join(dir, "none.png")}, "none.png"},

@@ -1,9 +1,9 @@
 // Package sd15 is Stable Diffusion 1.5 text-to-image and image-to-image as a Go library:
 // load a checkpoint once, generate many images. It is the pipeline of Refiners'
 // StableDiffusion_1 on the models of models/sd15.rfn compiled ahead of time by rfc (the
-// packages under internal/, kept current by go generate), so it links only rfc's runtime,
-// kernels and its own packages, never the compiler. The command sd15 (cmd/sd15) is a thin
-// shell over it.
+// packages under internal/, kept current by go generate ./pipeline/sd15/...), so it links
+// only rfc's runtime, kernels and its own packages, never the compiler. The command sd15
+// (cmd/sd15) is a thin shell over it.
 //
 // The steps, as Refiners takes them:
 //
@@ -33,16 +33,16 @@
 // in sd-webui's format (prompt, negative prompt, steps, sampler, CFG scale, seed, size,
 // model), so that existing tools show them.
 //
-// Sizes: until rfc's generated packages take sizes at run time, the models are compiled
-// for 512×512 images (Pipeline.Width and Height), and a request for another size is an
-// error. The reduced SD1.5 of the tests (testdata/sd15, random weights, 64×64) is a
-// second compiled set: a checkpoint is matched against both by its tensors' names and
-// shapes.
+// Sizes: the UNet and the autoencoder are compiled with their batch and image sizes
+// chosen at run time, so any width and height that are multiples of 8 work (512×512 by
+// default); each new size plans its activation memory once. The reduced SD1.5 of the tests
+// (testdata/sd15, random weights, 64×64 by default) is a second compiled set: a checkpoint
+// is matched against both by its tensors' names and shapes.
 //
 // Memory: the models are held as float32: 3.4 GB for the UNet, 0.5 GB for the text
-// encoder, 0.2 GB for the decoder, plus each one's planned activations (0.1 GB for the
-// UNet with guidance, 0.7 GB for the decoder at 512×512); the first image-to-image request
-// adds the encoder (0.14 GB and 0.5 GB of activations). Only one UNet variant (with or
-// without guidance) is loaded at a time, and the checkpoint's pages do not stay resident
-// once read (runtime releases them).
+// encoder, 0.2 GB for the decoder, plus the activations planned for each size met (at
+// 512×512: 0.1 GB for the UNet with guidance, 0.7 GB for the decoder); the first
+// image-to-image request adds the encoder (0.14 GB, and 0.5 GB of activations at
+// 512×512). The checkpoint's pages do not stay resident once read (runtime releases
+// them).
 package sd15

@@ -6,8 +6,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	goruntime "runtime"
-	"runtime/debug"
 	"slices"
 	"strings"
 
@@ -41,32 +39,31 @@ type Pipeline struct {
 	// Name is the checkpoint's name as the PNG parameters show it (the file's or folder's
 	// base name, without extension).
 	Name string
-	// Size is the image size the models were compiled for, width × height.
+	// Width and Height are the image size a Request gets when it gives none (512×512;
+	// 64×64 for the reduced model of the tests).
 	Width, Height int
 
 	set       *modelSet
 	path      string
-	files     []*runtime.SafetensorsFile // kept open: the UNet and the encoder load on demand
+	files     []*runtime.SafetensorsFile // kept open: the encoder loads on demand
 	loras     []*lora.File
 	loraNames []string // "NAME:SCALE", for the parameters
 	textPatch *lora.Patch
 	unetPatch *lora.Patch
 	tok       *tokenizer.Tokenizer
 	text      textEncoder
+	unet      unet
 	decoder   autoencoderHalf
 	encoder   autoencoderHalf // loaded on the first image-to-image request
-	unet      unet            // the UNet for unetBatch; one at a time (weights are large)
-	unetBatch int
 }
 
 // Load opens a Stable Diffusion 1.5 checkpoint — the single file
 // (v1-5-pruned-emaonly.safetensors and the community fine-tunes), a diffusers folder
 // (stable-diffusion-v1-5/ with unet/, text_encoder/, vae/), or a folder of Refiners'
 // converted files — checks that it holds every weight of every model with the right
-// shapes before reading any, merges opts' LoRAs, and loads the text encoder and the
-// autoencoder's decoder. The UNet loads on the first Generate (in its variant with or
-// without classifier-free guidance), the encoder on the first image-to-image request; the
-// checkpoint stays open until Close.
+// shapes before reading any, merges opts' LoRAs into the text encoder and the UNet as
+// they load, and loads the decoder. The encoder loads on the first image-to-image request:
+// the checkpoint stays open until Close (its pages are not kept in memory).
 func Load(checkpoint string, opts Options) (p *Pipeline, err error) {
 	files, err := runtime.OpenWeights(checkpoint)
 	if err != nil {
@@ -94,6 +91,9 @@ func Load(checkpoint string, opts Options) (p *Pipeline, err error) {
 	}
 	if p.text, err = p.set.loadText(p.patch(p.textPatch), files...); err != nil {
 		return nil, fmt.Errorf("%s: text encoder: %w", checkpoint, err)
+	}
+	if p.unet, err = p.set.loadUNet(p.patch(p.unetPatch), files...); err != nil {
+		return nil, fmt.Errorf("%s: UNet: %w", checkpoint, err)
 	}
 	if p.decoder, err = p.set.loadDecoder(runtime.LoadOptions{}, files...); err != nil {
 		return nil, fmt.Errorf("%s: autoencoder decoder: %w", checkpoint, err)
@@ -214,30 +214,8 @@ func (p *Pipeline) Close() error {
 	return nil
 }
 
-// unetFor returns the UNet compiled for batch, loading it (and dropping the other
-// variant first, so that only one set of UNet weights is in memory).
-func (p *Pipeline) unetFor(batch int) (unet, error) {
-	if p.unet != nil && p.unetBatch == batch {
-		return p.unet, nil
-	}
-	if p.files == nil {
-		return nil, errors.New("sd15: the pipeline is closed")
-	}
-	if p.unet != nil {
-		p.unet = nil
-		goruntime.GC()
-		debug.FreeOSMemory()
-	}
-	m, err := p.set.loadUNet[batch](p.patch(p.unetPatch), p.files...)
-	if err != nil {
-		return nil, fmt.Errorf("%s: UNet: %w", p.path, err)
-	}
-	p.unet, p.unetBatch = m, batch
-	return m, nil
-}
-
 // Request is one image to generate. The zero values of Width, Height, Steps, Solver and
-// Guidance take the defaults (the models' size, 30, "dpm", 7.5).
+// Guidance take the defaults (the pipeline's Width and Height, 30, "dpm", 7.5).
 type Request struct {
 	Prompt, NegativePrompt string
 	Width, Height          int
@@ -302,8 +280,6 @@ func (p *Pipeline) normalize(r Request) (Request, error) {
 	switch {
 	case r.Width <= 0 || r.Height <= 0 || r.Width%8 != 0 || r.Height%8 != 0:
 		return r, fmt.Errorf("size %dx%d: width and height must be positive multiples of 8", r.Width, r.Height)
-	case r.Width != p.Width || r.Height != p.Height:
-		return r, fmt.Errorf("size %dx%d: the models of %s are compiled for %dx%d images only", r.Width, r.Height, p.set.name, p.Width, p.Height)
 	case r.Steps < 1:
 		return r, fmt.Errorf("steps %d: must be at least 1", r.Steps)
 	case !slices.Contains(solvers.Names(), r.Solver):
@@ -311,7 +287,7 @@ func (p *Pipeline) normalize(r Request) (Request, error) {
 	case math.IsNaN(r.Guidance) || math.IsInf(r.Guidance, 0):
 		return r, fmt.Errorf("guidance %g: must be a finite number", r.Guidance)
 	}
-	n := p.latentLen()
+	n := latentLen(r)
 	if r.Noise != nil && len(r.Noise) != n {
 		return r, fmt.Errorf("noise has %d values, want %d ([1, 4, %d, %d])", len(r.Noise), n, r.Height/8, r.Width/8)
 	}
@@ -331,7 +307,7 @@ func (p *Pipeline) normalize(r Request) (Request, error) {
 	return r, nil
 }
 
-func (p *Pipeline) latentLen() int { return LatentChannels * (p.Height / 8) * (p.Width / 8) }
+func latentLen(r Request) int { return LatentChannels * (r.Height / 8) * (r.Width / 8) }
 
 // Generate makes one image: the prompts encoded, the noise denoised by the solver with
 // classifier-free guidance (one UNet call per step on the negative prompt and the prompt
@@ -391,7 +367,7 @@ func (p *Pipeline) Generate(r Request) (*Result, error) {
 			return nil, fmt.Errorf("the %s solver draws fresh noise at %d of its steps: give that many StepNoise slices with Noise (%d given), or a Seed", r.Solver, needed, len(r.StepNoise))
 		}
 	}
-	n := p.latentLen()
+	n := latentLen(r)
 	x := make([]float32, n)
 	var src *solvers.NoiseSource
 	if r.Noise != nil {
@@ -411,11 +387,9 @@ func (p *Pipeline) Generate(r Request) (*Result, error) {
 	}
 	s.ScaleInitialLatents(x)
 
-	u, err := p.unetFor(batch)
-	if err != nil {
-		return nil, err
-	}
 	in := make([]float32, batch*n)
+	inShape := []int{batch, LatentChannels, r.Height / 8, r.Width / 8}
+	embShape := []int{batch, 77, p.set.embeddingDim}
 	eps := make([]float32, n)
 	noise := make([]float32, n)
 	timesteps := s.Timesteps()
@@ -431,7 +405,7 @@ func (p *Pipeline) Generate(r Request) (*Result, error) {
 		if guided {
 			copy(in[n:], in[:n])
 		}
-		out, err := u.Forward(in, []float32{float32(timesteps[step])}, emb)
+		out, _, err := p.unet.Forward(in, inShape, []float32{float32(timesteps[step])}, emb, embShape)
 		if err != nil {
 			return nil, err
 		}
@@ -499,7 +473,7 @@ func (p *Pipeline) encode(m *imaging.Image, width, height int) ([]float32, error
 	if err != nil {
 		return nil, err
 	}
-	y, err := p.encoder.Forward(t.F32)
+	y, _, err := p.encoder.Forward(t.F32, t.Shape)
 	if err != nil {
 		return nil, err
 	}
@@ -508,7 +482,7 @@ func (p *Pipeline) encode(m *imaging.Image, width, height int) ([]float32, error
 
 // decode turns latents into an 8-bit image as Refiners' latents_to_image does.
 func (p *Pipeline) decode(x []float32, width, height int) (*imaging.Image, error) {
-	y, err := p.decoder.Forward(x)
+	y, _, err := p.decoder.Forward(x, []int{1, LatentChannels, height / 8, width / 8})
 	if err != nil {
 		return nil, err
 	}

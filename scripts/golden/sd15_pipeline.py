@@ -32,7 +32,8 @@ scripts/golden/sd15_pipeline.py):
   lora_kohya.safetensors, lora_kohya_ldm.safetensors, lora_peft.safetensors
   infotext.json: Python's repr of some floats and sd-webui's quote of some texts
   CASE.safetensors for each case: noise (x, step_noise for LCM), the golden latents
-    (latents [1,4,8,8]) and image (image [64,64,3] as float32 0..255), and in the metadata
+    (latents [1,4,H/8,W/8]) and image (image [H,W,3] as float32 0..255; 64x64 but for the
+    size_ and _72x56 cases), and in the metadata
     "args": the sd15 generate flags of the case (JSON list; CHECKPOINT, NOISE and TESTDATA
     are placeholders the Go tests replace).
 
@@ -235,7 +236,8 @@ def attach(branches, scale):
 # ============================================================================= the pipeline
 
 def generate(models, prompt, negative, steps, solver_name, guidance, noise, step_noise=None,
-             image=None, strength=None, size=SIZE, timings=None):
+             image=None, strength=None, size=(SIZE, SIZE), timings=None):
+    """size is (width, height)."""
     """One image; returns (latents, uint8 image [H, W, 3])."""
     t0 = time.time()
     guided = guidance != 1
@@ -247,7 +249,7 @@ def generate(models, prompt, negative, steps, solver_name, guidance, noise, step
     solver = S.make(solver_name, steps, first)
     encoded = None
     if image is not None:
-        resized = image.resize((size, size))  # PIL's default filter: bicubic
+        resized = image.resize(size)  # PIL's default filter: bicubic
         x = torch.tensor(np.array(resized).astype(np.float32).transpose(2, 0, 1) / 255.0).unsqueeze(0)
         encoded = models.encode(2 * x - 1)
     x = S.init_latents(solver, noise, encoded)
@@ -310,10 +312,7 @@ def goldens(weights_dir):
     os.makedirs(OUT, exist_ok=True)
     torch.manual_seed(0)
     models = reduced_models(weights_dir)
-    shape = (1, 4, SIZE // 8, SIZE // 8)
-    n = 4 * (SIZE // 8) ** 2
-
-    def randn(seed):
+    def randn(seed, shape):
         return torch.randn(shape, generator=torch.Generator().manual_seed(seed))
 
     photo = Image.open(PHOTO).convert("RGB")
@@ -326,8 +325,8 @@ def goldens(weights_dir):
         tensors, branches = make_lora(targets, naming, rank, seed, alpha)
         st.save(os.path.join(OUT, name + ".safetensors"), tensors)
         loras[name] = branches
-    base = ["--checkpoint", "CHECKPOINT", "--prompt", PROMPT, "--width", str(SIZE), "--height", str(SIZE)]
-    cases = []  # (name, extra args, solver, steps, guidance, negative, noise kind, loras, strength)
+    base = ["--checkpoint", "CHECKPOINT", "--prompt", PROMPT]
+    cases = []  # (name, extra args, solver, steps, guidance, negative, noise kind, loras, strength[, size])
     cases.append(("dpm", ["--negative-prompt", NEGATIVE], "dpm", 4, 7.5, NEGATIVE, 1, [], None))
     cases.append(("ddim", ["--negative-prompt", NEGATIVE], "ddim", 3, 5.0, NEGATIVE, 2, [], None))
     cases.append(("euler", [], "euler", 3, 7.5, "", 3, [], None))
@@ -342,7 +341,15 @@ def goldens(weights_dir):
     cases.append(("img2img_lcm", ["--init-image", "PHOTO", "--strength", "0.5"], "lcm", 4, 1.0, "", 8, [], 0.5))
     cases.append(("img2img_lora", ["--init-image", "PHOTO", "--strength", "0.8", "--lora",
                                    "TESTDATA/lora_kohya.safetensors"], "ddim", 5, 7.5, "", 9, [("lora_kohya", 1.0)], 0.8))
-    for name, extra, solver, steps, guidance, negative, noise_kind, use, strength in cases:
+    # Other sizes: latents of 10x6 and 9x7, whose odd sides the UNet's upsamplings restore.
+    cases.append(("size_80x48", ["--negative-prompt", NEGATIVE], "dpm", 3, 7.5, NEGATIVE, 10, [], None, (80, 48)))
+    cases.append(("img2img_72x56", ["--init-image", "PHOTO", "--strength", "0.7", "--lora",
+                                    "TESTDATA/lora_kohya_ldm.safetensors"], "ddim", 4, 6.0, "", 11, [("lora_kohya_ldm", 1.0)],
+                  0.7, (72, 56)))
+    for name, extra, solver, steps, guidance, negative, noise_kind, use, strength, *rest in cases:
+        width, height = rest[0] if rest else (SIZE, SIZE)
+        shape = (1, 4, height // 8, width // 8)
+        n = 4 * (height // 8) * (width // 8)
         first = S.first_step_for(strength, steps) if strength is not None else 0
         noisy_steps = max(0, steps - 1 - first) if solver == "lcm" else 0
         if isinstance(noise_kind, str):  # solvers.NoiseSource's stream: initial noise, then LCM's
@@ -352,17 +359,18 @@ def goldens(weights_dir):
             step_noise = [stream[n * (k + 1):n * (k + 2)].reshape(shape) for k in range(noisy_steps)] or None
             noise_args = []
         else:
-            noise = randn(noise_kind)
-            step_noise = [randn(1000 * noise_kind + k) for k in range(noisy_steps)] or None
+            noise = randn(noise_kind, shape)
+            step_noise = [randn(1000 * noise_kind + k, shape) for k in range(noisy_steps)] or None
             noise_args = ["--noise", "NOISE"]
         handles = []
         for lname, scale in use:
             handles += attach(loras[lname], scale)
         latents, pixels = generate(models, PROMPT, negative, steps, solver, guidance, noise, step_noise,
-                                   photo if strength is not None else None, strength)
+                                   photo if strength is not None else None, strength, (width, height))
         for h in handles:
             h.remove()
-        args = base + extra + noise_args + ["--steps", str(steps), "--solver", solver, "--guidance", str(guidance)]
+        size_args = ["--width", str(width), "--height", str(height)]
+        args = base + size_args + extra + noise_args + ["--steps", str(steps), "--solver", solver, "--guidance", str(guidance)]
         write_case(name, args, noise, step_noise if not isinstance(noise_kind, str) else None, latents, pixels)
 
 
@@ -397,7 +405,7 @@ def bench(checkpoint, steps, seed, threads, out):
     shape = (1, 4, 64, 64)
     noise = torch.from_numpy(S.seeded_noise(seed, 4 * 64 * 64)).reshape(shape)
     timings = {}
-    latents, pixels = generate(models, PROMPT, NEGATIVE, steps, "dpm", 7.5, noise, size=512, timings=timings)
+    latents, pixels = generate(models, PROMPT, NEGATIVE, steps, "dpm", 7.5, noise, size=(512, 512), timings=timings)
     t2 = time.time()
     if out:
         Image.fromarray(pixels).save(out)

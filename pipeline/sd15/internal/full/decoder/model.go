@@ -3,7 +3,7 @@
 // Package decoder is the model SD1Decoder of ../../../../../models/sd15.rfn, compiled ahead of
 // time by rfc.
 //
-// Settings: channels=[128, 256, 512, 512], latent_channels=4, num_groups=32, height=64, width=64.
+// Settings: channels=[128, 256, 512, 512], latent_channels=4, num_groups=32.
 //
 // Regenerate with:
 //
@@ -11,18 +11,23 @@
 //
 // Inputs (arguments of Model.Forward, in order):
 //
-//	x f32[1, 4, 64, 64]
+//	x f32[1, 4, height, width]
 //
 // Outputs (results of Model.Forward):
 //
-//	y f32[1, 3, 512, 512]
+//	y f32[1, 3, height*8, width*8]
 //
-// Memory: 671088640 bytes of activations in one planned arena (ActivationBytes), 197960896 bytes
-// of weights as float32 (WeightBytes).
+// Sizes chosen at run time: height, width. Forward reads them from the shapes of its inputs,
+// checks every rule of the model they must follow, and keeps a memory plan per set of sizes, made
+// at the first call with it.
+//
+// Memory: 197960896 bytes of weights as float32 (WeightBytes); an arena of activations planned for
+// each set of sizes, which grows to the largest one met.
 package decoder
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/rfc-project/rfc/kernels"
 	"github.com/rfc-project/rfc/runtime"
@@ -31,36 +36,29 @@ import (
 const (
 	// ModelName is the model this package was compiled from.
 	ModelName = "SD1Decoder"
-	// ActivationBytes is the planned peak memory of intermediates and outputs during Forward: the size
-	// of the model's arena.
-	ActivationBytes = 671088640
 	// WeightBytes is the memory the weights take once loaded as float32.
 	WeightBytes = 197960896
 
-	arenaLen   = 167772160 // float32 elements
-	weightsLen = 49490224  // float32 elements
+	weightsLen = 49490224 // float32 elements
 )
 
-// XLen is the element count of input x, f32[1, 4, 64, 64].
-const XLen = 16384
+// XShape is the shape of input x, f32[1, 4, height, width], outermost first (row-major), with −1
+// for the sizes chosen at run time: Forward takes (or returns) the actual shape. Do not modify it.
+var XShape = [4]int{1, 4, -1, -1}
 
-// XShape is the shape of input x, f32[1, 4, 64, 64], outermost first (row-major). Do not modify
-// it.
-var XShape = [4]int{1, 4, 64, 64}
-
-// YLen is the element count of output y, f32[1, 3, 512, 512].
-const YLen = 786432
-
-// YShape is the shape of output y, f32[1, 3, 512, 512], outermost first (row-major). Do not modify
-// it.
-var YShape = [4]int{1, 3, 512, 512}
+// YShape is the shape of output y, f32[1, 3, height*8, width*8], outermost first (row-major), with
+// −1 for the sizes chosen at run time: Forward takes (or returns) the actual shape. Do not
+// modify it.
+var YShape = [4]int{1, 3, -1, -1}
 
 // Model is SD1Decoder with its weights and the buffers of one forward pass. Build it with Load,
 // LoadFiles, LoadFilesWith or LoadReaderAt. A Model is not safe for concurrent use: give each
 // goroutine its own.
 type Model struct {
-	arena   *runtime.Arena // activations, at the offsets of the memory plan
-	weights []float32      // all weights, one after the other
+	arena   *runtime.Arena        // activations, at the offsets of the current plan; grows to the largest
+	weights []float32             // all weights, one after the other
+	plans   map[[2]int]*shapePlan // by sizes, made at their first use
+	plan    *shapePlan            // of the last call
 
 	decoderConv2d1Weight                                              []float32 // "Decoder.Conv2d_1.weight" f32[4, 4, 1, 1]
 	decoderConv2d1Bias                                                []float32 // "Decoder.Conv2d_1.bias" f32[4]
@@ -203,92 +201,93 @@ type Model struct {
 	decoderChain2Conv2dWeight                                         []float32 // "Decoder.Chain_2.Conv2d.weight" f32[3, 128, 3, 3]
 	decoderChain2Conv2dBias                                           []float32 // "Decoder.Chain_2.Conv2d.bias" f32[3]
 
-	v0  []float32 // %0: f32[1, 4, 64, 64], Multiply
-	v1  []float32 // %1: f32[1, 4, 64, 64], Decoder.Conv2d_1
-	v2  []float32 // %2: f32[1, 512, 64, 64], Decoder.Conv2d_2
-	v3  []float32 // %3: f32[1, 512, 64, 64], Decoder.Chain_1.Chain_1.Resnet_1.Chain.SiLU_1
-	v4  []float32 // %4: f32[1, 512, 64, 64], Decoder.Chain_1.Chain_1.Resnet_1.Chain.Conv2d_1
-	v5  []float32 // %5: f32[1, 512, 64, 64], Decoder.Chain_1.Chain_1.Resnet_1.Chain.SiLU_2
-	v6  []float32 // %6: f32[1, 512, 64, 64], Decoder.Chain_1.Chain_1.Resnet_1
-	v7  []float32 // %7: f32[1, 512, 64, 64], Decoder.Chain_1.Chain_1.Residual.GroupNorm
-	v8  []float32 // %8: f32[1, 512, 4096], Decoder.Chain_1.Chain_1.Residual.SelfAttention2d.Flatten
-	v9  []float32 // %9: f32[1, 4096, 512], Decoder.Chain_1.Chain_1.Residual.SelfAttention2d.Transpose_1
-	v10 []float32 // %10: f32[1, 4096, 512], Decoder.Chain_1.Chain_1.Residual.SelfAttention2d.Distribute.Linear_1
-	v11 []float32 // %11: f32[1, 4096, 512], Decoder.Chain_1.Chain_1.Residual.SelfAttention2d.Distribute.Linear_2
-	v12 []float32 // %12: f32[1, 4096, 512], Decoder.Chain_1.Chain_1.Residual.SelfAttention2d.Distribute.Linear_3
-	v13 []float32 // %13: f32[1, 4096, 512], Decoder.Chain_1.Chain_1.Residual.SelfAttention2d.ScaledDotProductAttention
-	v14 []float32 // %14: f32[1, 4096, 512], Decoder.Chain_1.Chain_1.Residual.SelfAttention2d.Linear
-	v15 []float32 // %15: f32[1, 512, 4096], Decoder.Chain_1.Chain_1.Residual.SelfAttention2d.Transpose_2
-	v16 []float32 // %16: f32[1, 512, 64, 64], Decoder.Chain_1.Chain_1.Residual.SelfAttention2d.Unflatten
-	v17 []float32 // %17: f32[1, 512, 64, 64], Decoder.Chain_1.Chain_1.Residual
-	v18 []float32 // %18: f32[1, 512, 64, 64], Decoder.Chain_1.Chain_1.Resnet_2.Chain.SiLU_1
-	v19 []float32 // %19: f32[1, 512, 64, 64], Decoder.Chain_1.Chain_1.Resnet_2.Chain.Conv2d_1
-	v20 []float32 // %20: f32[1, 512, 64, 64], Decoder.Chain_1.Chain_1.Resnet_2.Chain.SiLU_2
-	v21 []float32 // %21: f32[1, 512, 64, 64], Decoder.Chain_1.Chain_1.Resnet_2
-	v22 []float32 // %22: f32[1, 512, 64, 64], Decoder.Chain_1.Chain_2.Resnet_1.Chain.SiLU_1
-	v23 []float32 // %23: f32[1, 512, 64, 64], Decoder.Chain_1.Chain_2.Resnet_1.Chain.Conv2d_1
-	v24 []float32 // %24: f32[1, 512, 64, 64], Decoder.Chain_1.Chain_2.Resnet_1.Chain.SiLU_2
-	v25 []float32 // %25: f32[1, 512, 64, 64], Decoder.Chain_1.Chain_2.Resnet_1
-	v26 []float32 // %26: f32[1, 512, 64, 64], Decoder.Chain_1.Chain_2.Resnet_2.Chain.SiLU_1
-	v27 []float32 // %27: f32[1, 512, 64, 64], Decoder.Chain_1.Chain_2.Resnet_2.Chain.Conv2d_1
-	v28 []float32 // %28: f32[1, 512, 64, 64], Decoder.Chain_1.Chain_2.Resnet_2.Chain.SiLU_2
-	v29 []float32 // %29: f32[1, 512, 64, 64], Decoder.Chain_1.Chain_2.Resnet_2
-	v30 []float32 // %30: f32[1, 512, 64, 64], Decoder.Chain_1.Chain_2.Resnet_3.Chain.SiLU_1
-	v31 []float32 // %31: f32[1, 512, 64, 64], Decoder.Chain_1.Chain_2.Resnet_3.Chain.Conv2d_1
-	v32 []float32 // %32: f32[1, 512, 64, 64], Decoder.Chain_1.Chain_2.Resnet_3.Chain.SiLU_2
-	v33 []float32 // %33: f32[1, 512, 64, 64], Decoder.Chain_1.Chain_2.Resnet_3
-	v34 []float32 // %34: f32[1, 512, 128, 128], Decoder.Chain_1.Chain_2.Upsample.Interpolate
-	v35 []float32 // %35: f32[1, 512, 128, 128], Decoder.Chain_1.Chain_2.Upsample.Conv2d
-	v36 []float32 // %36: f32[1, 512, 128, 128], Decoder.Chain_1.Chain_3.Resnet_1.Chain.SiLU_1
-	v37 []float32 // %37: f32[1, 512, 128, 128], Decoder.Chain_1.Chain_3.Resnet_1.Chain.Conv2d_1
-	v38 []float32 // %38: f32[1, 512, 128, 128], Decoder.Chain_1.Chain_3.Resnet_1.Chain.SiLU_2
-	v39 []float32 // %39: f32[1, 512, 128, 128], Decoder.Chain_1.Chain_3.Resnet_1
-	v40 []float32 // %40: f32[1, 512, 128, 128], Decoder.Chain_1.Chain_3.Resnet_2.Chain.SiLU_1
-	v41 []float32 // %41: f32[1, 512, 128, 128], Decoder.Chain_1.Chain_3.Resnet_2.Chain.Conv2d_1
-	v42 []float32 // %42: f32[1, 512, 128, 128], Decoder.Chain_1.Chain_3.Resnet_2.Chain.SiLU_2
-	v43 []float32 // %43: f32[1, 512, 128, 128], Decoder.Chain_1.Chain_3.Resnet_2
-	v44 []float32 // %44: f32[1, 512, 128, 128], Decoder.Chain_1.Chain_3.Resnet_3.Chain.SiLU_1
-	v45 []float32 // %45: f32[1, 512, 128, 128], Decoder.Chain_1.Chain_3.Resnet_3.Chain.Conv2d_1
-	v46 []float32 // %46: f32[1, 512, 128, 128], Decoder.Chain_1.Chain_3.Resnet_3.Chain.SiLU_2
-	v47 []float32 // %47: f32[1, 512, 128, 128], Decoder.Chain_1.Chain_3.Resnet_3
-	v48 []float32 // %48: f32[1, 512, 256, 256], Decoder.Chain_1.Chain_3.Upsample.Interpolate
-	v49 []float32 // %49: f32[1, 512, 256, 256], Decoder.Chain_1.Chain_3.Upsample.Conv2d
-	v50 []float32 // %50: f32[1, 512, 256, 256], Decoder.Chain_1.Chain_4.Resnet_1.Chain.SiLU_1
-	v51 []float32 // %51: f32[1, 256, 256, 256], Decoder.Chain_1.Chain_4.Resnet_1.Chain.Conv2d_1
-	v52 []float32 // %52: f32[1, 256, 256, 256], Decoder.Chain_1.Chain_4.Resnet_1.Chain.SiLU_2
-	v53 []float32 // %53: f32[1, 256, 256, 256], Decoder.Chain_1.Chain_4.Resnet_1.Chain.Conv2d_2
-	v54 []float32 // %54: f32[1, 256, 256, 256], Decoder.Chain_1.Chain_4.Resnet_1
-	v55 []float32 // %55: f32[1, 256, 256, 256], Decoder.Chain_1.Chain_4.Resnet_2.Chain.SiLU_1
-	v56 []float32 // %56: f32[1, 256, 256, 256], Decoder.Chain_1.Chain_4.Resnet_2.Chain.Conv2d_1
-	v57 []float32 // %57: f32[1, 256, 256, 256], Decoder.Chain_1.Chain_4.Resnet_2.Chain.SiLU_2
-	v58 []float32 // %58: f32[1, 256, 256, 256], Decoder.Chain_1.Chain_4.Resnet_2
-	v59 []float32 // %59: f32[1, 256, 256, 256], Decoder.Chain_1.Chain_4.Resnet_3.Chain.SiLU_1
-	v60 []float32 // %60: f32[1, 256, 256, 256], Decoder.Chain_1.Chain_4.Resnet_3.Chain.Conv2d_1
-	v61 []float32 // %61: f32[1, 256, 256, 256], Decoder.Chain_1.Chain_4.Resnet_3.Chain.SiLU_2
-	v62 []float32 // %62: f32[1, 256, 256, 256], Decoder.Chain_1.Chain_4.Resnet_3
-	v63 []float32 // %63: f32[1, 256, 512, 512], Decoder.Chain_1.Chain_4.Upsample.Interpolate
-	v64 []float32 // %64: f32[1, 256, 512, 512], Decoder.Chain_1.Chain_4.Upsample.Conv2d
-	v65 []float32 // %65: f32[1, 256, 512, 512], Decoder.Chain_1.Chain_5.Resnet_1.Chain.SiLU_1
-	v66 []float32 // %66: f32[1, 128, 512, 512], Decoder.Chain_1.Chain_5.Resnet_1.Chain.Conv2d_1
-	v67 []float32 // %67: f32[1, 128, 512, 512], Decoder.Chain_1.Chain_5.Resnet_1.Chain.SiLU_2
-	v68 []float32 // %68: f32[1, 128, 512, 512], Decoder.Chain_1.Chain_5.Resnet_1.Chain.Conv2d_2
-	v69 []float32 // %69: f32[1, 128, 512, 512], Decoder.Chain_1.Chain_5.Resnet_1
-	v70 []float32 // %70: f32[1, 128, 512, 512], Decoder.Chain_1.Chain_5.Resnet_2.Chain.SiLU_1
-	v71 []float32 // %71: f32[1, 128, 512, 512], Decoder.Chain_1.Chain_5.Resnet_2.Chain.Conv2d_1
-	v72 []float32 // %72: f32[1, 128, 512, 512], Decoder.Chain_1.Chain_5.Resnet_2.Chain.SiLU_2
-	v73 []float32 // %73: f32[1, 128, 512, 512], Decoder.Chain_1.Chain_5.Resnet_2
-	v74 []float32 // %74: f32[1, 128, 512, 512], Decoder.Chain_1.Chain_5.Resnet_3.Chain.SiLU_1
-	v75 []float32 // %75: f32[1, 128, 512, 512], Decoder.Chain_1.Chain_5.Resnet_3.Chain.Conv2d_1
-	v76 []float32 // %76: f32[1, 128, 512, 512], Decoder.Chain_1.Chain_5.Resnet_3.Chain.SiLU_2
-	v77 []float32 // %77: f32[1, 128, 512, 512], Decoder.Chain_1.Chain_5.Resnet_3
-	v78 []float32 // %78: f32[1, 128, 512, 512], Decoder.Chain_2.SiLU
-	v79 []float32 // %79: f32[1, 3, 512, 512], Decoder.Chain_2.Conv2d
+	v0  []float32 // %0: f32[1, 4, height, width], Multiply
+	v1  []float32 // %1: f32[1, 4, height, width], Decoder.Conv2d_1
+	v2  []float32 // %2: f32[1, 512, height, width], Decoder.Conv2d_2
+	v3  []float32 // %3: f32[1, 512, height, width], Decoder.Chain_1.Chain_1.Resnet_1.Chain.SiLU_1
+	v4  []float32 // %4: f32[1, 512, height, width], Decoder.Chain_1.Chain_1.Resnet_1.Chain.Conv2d_1
+	v5  []float32 // %5: f32[1, 512, height, width], Decoder.Chain_1.Chain_1.Resnet_1.Chain.SiLU_2
+	v6  []float32 // %6: f32[1, 512, height, width], Decoder.Chain_1.Chain_1.Resnet_1
+	v7  []float32 // %7: f32[1, 512, height, width], Decoder.Chain_1.Chain_1.Residual.GroupNorm
+	v8  []float32 // %8: f32[1, 512, height*width], Decoder.Chain_1.Chain_1.Residual.SelfAttention2d.Flatten
+	v9  []float32 // %9: f32[1, height*width, 512], Decoder.Chain_1.Chain_1.Residual.SelfAttention2d.Transpose_1
+	v10 []float32 // %10: f32[1, height*width, 512], Decoder.Chain_1.Chain_1.Residual.SelfAttention2d.Distribute.Linear_1
+	v11 []float32 // %11: f32[1, height*width, 512], Decoder.Chain_1.Chain_1.Residual.SelfAttention2d.Distribute.Linear_2
+	v12 []float32 // %12: f32[1, height*width, 512], Decoder.Chain_1.Chain_1.Residual.SelfAttention2d.Distribute.Linear_3
+	v13 []float32 // %13: f32[1, height*width, 512], Decoder.Chain_1.Chain_1.Residual.SelfAttention2d.ScaledDotProductAttention
+	v14 []float32 // %14: f32[1, height*width, 512], Decoder.Chain_1.Chain_1.Residual.SelfAttention2d.Linear
+	v15 []float32 // %15: f32[1, 512, height*width], Decoder.Chain_1.Chain_1.Residual.SelfAttention2d.Transpose_2
+	v16 []float32 // %16: f32[1, 512, height, width], Decoder.Chain_1.Chain_1.Residual.SelfAttention2d.Unflatten
+	v17 []float32 // %17: f32[1, 512, height, width], Decoder.Chain_1.Chain_1.Residual
+	v18 []float32 // %18: f32[1, 512, height, width], Decoder.Chain_1.Chain_1.Resnet_2.Chain.SiLU_1
+	v19 []float32 // %19: f32[1, 512, height, width], Decoder.Chain_1.Chain_1.Resnet_2.Chain.Conv2d_1
+	v20 []float32 // %20: f32[1, 512, height, width], Decoder.Chain_1.Chain_1.Resnet_2.Chain.SiLU_2
+	v21 []float32 // %21: f32[1, 512, height, width], Decoder.Chain_1.Chain_1.Resnet_2
+	v22 []float32 // %22: f32[1, 512, height, width], Decoder.Chain_1.Chain_2.Resnet_1.Chain.SiLU_1
+	v23 []float32 // %23: f32[1, 512, height, width], Decoder.Chain_1.Chain_2.Resnet_1.Chain.Conv2d_1
+	v24 []float32 // %24: f32[1, 512, height, width], Decoder.Chain_1.Chain_2.Resnet_1.Chain.SiLU_2
+	v25 []float32 // %25: f32[1, 512, height, width], Decoder.Chain_1.Chain_2.Resnet_1
+	v26 []float32 // %26: f32[1, 512, height, width], Decoder.Chain_1.Chain_2.Resnet_2.Chain.SiLU_1
+	v27 []float32 // %27: f32[1, 512, height, width], Decoder.Chain_1.Chain_2.Resnet_2.Chain.Conv2d_1
+	v28 []float32 // %28: f32[1, 512, height, width], Decoder.Chain_1.Chain_2.Resnet_2.Chain.SiLU_2
+	v29 []float32 // %29: f32[1, 512, height, width], Decoder.Chain_1.Chain_2.Resnet_2
+	v30 []float32 // %30: f32[1, 512, height, width], Decoder.Chain_1.Chain_2.Resnet_3.Chain.SiLU_1
+	v31 []float32 // %31: f32[1, 512, height, width], Decoder.Chain_1.Chain_2.Resnet_3.Chain.Conv2d_1
+	v32 []float32 // %32: f32[1, 512, height, width], Decoder.Chain_1.Chain_2.Resnet_3.Chain.SiLU_2
+	v33 []float32 // %33: f32[1, 512, height, width], Decoder.Chain_1.Chain_2.Resnet_3
+	v34 []float32 // %34: f32[1, 512, height*2, width*2], Decoder.Chain_1.Chain_2.Upsample.Interpolate
+	v35 []float32 // %35: f32[1, 512, height*2, width*2], Decoder.Chain_1.Chain_2.Upsample.Conv2d
+	v36 []float32 // %36: f32[1, 512, height*2, width*2], Decoder.Chain_1.Chain_3.Resnet_1.Chain.SiLU_1
+	v37 []float32 // %37: f32[1, 512, height*2, width*2], Decoder.Chain_1.Chain_3.Resnet_1.Chain.Conv2d_1
+	v38 []float32 // %38: f32[1, 512, height*2, width*2], Decoder.Chain_1.Chain_3.Resnet_1.Chain.SiLU_2
+	v39 []float32 // %39: f32[1, 512, height*2, width*2], Decoder.Chain_1.Chain_3.Resnet_1
+	v40 []float32 // %40: f32[1, 512, height*2, width*2], Decoder.Chain_1.Chain_3.Resnet_2.Chain.SiLU_1
+	v41 []float32 // %41: f32[1, 512, height*2, width*2], Decoder.Chain_1.Chain_3.Resnet_2.Chain.Conv2d_1
+	v42 []float32 // %42: f32[1, 512, height*2, width*2], Decoder.Chain_1.Chain_3.Resnet_2.Chain.SiLU_2
+	v43 []float32 // %43: f32[1, 512, height*2, width*2], Decoder.Chain_1.Chain_3.Resnet_2
+	v44 []float32 // %44: f32[1, 512, height*2, width*2], Decoder.Chain_1.Chain_3.Resnet_3.Chain.SiLU_1
+	v45 []float32 // %45: f32[1, 512, height*2, width*2], Decoder.Chain_1.Chain_3.Resnet_3.Chain.Conv2d_1
+	v46 []float32 // %46: f32[1, 512, height*2, width*2], Decoder.Chain_1.Chain_3.Resnet_3.Chain.SiLU_2
+	v47 []float32 // %47: f32[1, 512, height*2, width*2], Decoder.Chain_1.Chain_3.Resnet_3
+	v48 []float32 // %48: f32[1, 512, height*4, width*4], Decoder.Chain_1.Chain_3.Upsample.Interpolate
+	v49 []float32 // %49: f32[1, 512, height*4, width*4], Decoder.Chain_1.Chain_3.Upsample.Conv2d
+	v50 []float32 // %50: f32[1, 512, height*4, width*4], Decoder.Chain_1.Chain_4.Resnet_1.Chain.SiLU_1
+	v51 []float32 // %51: f32[1, 256, height*4, width*4], Decoder.Chain_1.Chain_4.Resnet_1.Chain.Conv2d_1
+	v52 []float32 // %52: f32[1, 256, height*4, width*4], Decoder.Chain_1.Chain_4.Resnet_1.Chain.SiLU_2
+	v53 []float32 // %53: f32[1, 256, height*4, width*4], Decoder.Chain_1.Chain_4.Resnet_1.Chain.Conv2d_2
+	v54 []float32 // %54: f32[1, 256, height*4, width*4], Decoder.Chain_1.Chain_4.Resnet_1
+	v55 []float32 // %55: f32[1, 256, height*4, width*4], Decoder.Chain_1.Chain_4.Resnet_2.Chain.SiLU_1
+	v56 []float32 // %56: f32[1, 256, height*4, width*4], Decoder.Chain_1.Chain_4.Resnet_2.Chain.Conv2d_1
+	v57 []float32 // %57: f32[1, 256, height*4, width*4], Decoder.Chain_1.Chain_4.Resnet_2.Chain.SiLU_2
+	v58 []float32 // %58: f32[1, 256, height*4, width*4], Decoder.Chain_1.Chain_4.Resnet_2
+	v59 []float32 // %59: f32[1, 256, height*4, width*4], Decoder.Chain_1.Chain_4.Resnet_3.Chain.SiLU_1
+	v60 []float32 // %60: f32[1, 256, height*4, width*4], Decoder.Chain_1.Chain_4.Resnet_3.Chain.Conv2d_1
+	v61 []float32 // %61: f32[1, 256, height*4, width*4], Decoder.Chain_1.Chain_4.Resnet_3.Chain.SiLU_2
+	v62 []float32 // %62: f32[1, 256, height*4, width*4], Decoder.Chain_1.Chain_4.Resnet_3
+	v63 []float32 // %63: f32[1, 256, height*8, width*8], Decoder.Chain_1.Chain_4.Upsample.Interpolate
+	v64 []float32 // %64: f32[1, 256, height*8, width*8], Decoder.Chain_1.Chain_4.Upsample.Conv2d
+	v65 []float32 // %65: f32[1, 256, height*8, width*8], Decoder.Chain_1.Chain_5.Resnet_1.Chain.SiLU_1
+	v66 []float32 // %66: f32[1, 128, height*8, width*8], Decoder.Chain_1.Chain_5.Resnet_1.Chain.Conv2d_1
+	v67 []float32 // %67: f32[1, 128, height*8, width*8], Decoder.Chain_1.Chain_5.Resnet_1.Chain.SiLU_2
+	v68 []float32 // %68: f32[1, 128, height*8, width*8], Decoder.Chain_1.Chain_5.Resnet_1.Chain.Conv2d_2
+	v69 []float32 // %69: f32[1, 128, height*8, width*8], Decoder.Chain_1.Chain_5.Resnet_1
+	v70 []float32 // %70: f32[1, 128, height*8, width*8], Decoder.Chain_1.Chain_5.Resnet_2.Chain.SiLU_1
+	v71 []float32 // %71: f32[1, 128, height*8, width*8], Decoder.Chain_1.Chain_5.Resnet_2.Chain.Conv2d_1
+	v72 []float32 // %72: f32[1, 128, height*8, width*8], Decoder.Chain_1.Chain_5.Resnet_2.Chain.SiLU_2
+	v73 []float32 // %73: f32[1, 128, height*8, width*8], Decoder.Chain_1.Chain_5.Resnet_2
+	v74 []float32 // %74: f32[1, 128, height*8, width*8], Decoder.Chain_1.Chain_5.Resnet_3.Chain.SiLU_1
+	v75 []float32 // %75: f32[1, 128, height*8, width*8], Decoder.Chain_1.Chain_5.Resnet_3.Chain.Conv2d_1
+	v76 []float32 // %76: f32[1, 128, height*8, width*8], Decoder.Chain_1.Chain_5.Resnet_3.Chain.SiLU_2
+	v77 []float32 // %77: f32[1, 128, height*8, width*8], Decoder.Chain_1.Chain_5.Resnet_3
+	v78 []float32 // %78: f32[1, 128, height*8, width*8], Decoder.Chain_2.SiLU
+	v79 []float32 // %79: f32[1, 3, height*8, width*8], Decoder.Chain_2.Conv2d
 }
 
-// newModel allocates the arena and the weight slab and slices them at the planned offsets.
+// newModel allocates the weight slab and slices it; the arena grows with the plans Forward makes.
 func newModel() *Model {
 	m := &Model{
-		arena:   runtime.NewArena(arenaLen),
+		arena:   runtime.NewArena(0),
+		plans:   map[[2]int]*shapePlan{},
 		weights: make([]float32, weightsLen),
 	}
 	m.decoderConv2d1Weight = m.weights[0:16:16]
@@ -431,346 +430,492 @@ func newModel() *Model {
 	m.decoderChain2GroupNormBias = m.weights[49486624:49486752:49486752]
 	m.decoderChain2Conv2dWeight = m.weights[49486752:49490208:49490208]
 	m.decoderChain2Conv2dBias = m.weights[49490208:49490211:49490211]
-	m.v0 = m.arena.Slice(0, 16384)
-	m.v1 = m.arena.Slice(2097152, 16384)
-	m.v2 = m.arena.Slice(0, 2097152)
-	m.v3 = m.arena.Slice(2097152, 2097152)
-	m.v4 = m.arena.Slice(4194304, 2097152)
-	m.v5 = m.arena.Slice(2097152, 2097152)
-	m.v6 = m.arena.Slice(4194304, 2097152)
-	m.v7 = m.arena.Slice(0, 2097152)
-	m.v8 = m.arena.Slice(0, 2097152)
-	m.v9 = m.arena.Slice(2097152, 2097152)
-	m.v10 = m.arena.Slice(0, 2097152)
-	m.v11 = m.arena.Slice(6291456, 2097152)
-	m.v12 = m.arena.Slice(8388608, 2097152)
-	m.v13 = m.arena.Slice(2097152, 2097152)
-	m.v14 = m.arena.Slice(0, 2097152)
-	m.v15 = m.arena.Slice(2097152, 2097152)
-	m.v16 = m.arena.Slice(2097152, 2097152)
-	m.v17 = m.arena.Slice(2097152, 2097152)
-	m.v18 = m.arena.Slice(0, 2097152)
-	m.v19 = m.arena.Slice(4194304, 2097152)
-	m.v20 = m.arena.Slice(0, 2097152)
-	m.v21 = m.arena.Slice(4194304, 2097152)
-	m.v22 = m.arena.Slice(0, 2097152)
-	m.v23 = m.arena.Slice(2097152, 2097152)
-	m.v24 = m.arena.Slice(0, 2097152)
-	m.v25 = m.arena.Slice(2097152, 2097152)
-	m.v26 = m.arena.Slice(0, 2097152)
-	m.v27 = m.arena.Slice(4194304, 2097152)
-	m.v28 = m.arena.Slice(0, 2097152)
-	m.v29 = m.arena.Slice(4194304, 2097152)
-	m.v30 = m.arena.Slice(0, 2097152)
-	m.v31 = m.arena.Slice(2097152, 2097152)
-	m.v32 = m.arena.Slice(0, 2097152)
-	m.v33 = m.arena.Slice(8388608, 2097152)
-	m.v34 = m.arena.Slice(0, 8388608)
-	m.v35 = m.arena.Slice(8388608, 8388608)
-	m.v36 = m.arena.Slice(0, 8388608)
-	m.v37 = m.arena.Slice(16777216, 8388608)
-	m.v38 = m.arena.Slice(0, 8388608)
-	m.v39 = m.arena.Slice(16777216, 8388608)
-	m.v40 = m.arena.Slice(0, 8388608)
-	m.v41 = m.arena.Slice(8388608, 8388608)
-	m.v42 = m.arena.Slice(0, 8388608)
-	m.v43 = m.arena.Slice(8388608, 8388608)
-	m.v44 = m.arena.Slice(0, 8388608)
-	m.v45 = m.arena.Slice(16777216, 8388608)
-	m.v46 = m.arena.Slice(0, 8388608)
-	m.v47 = m.arena.Slice(33554432, 8388608)
-	m.v48 = m.arena.Slice(0, 33554432)
-	m.v49 = m.arena.Slice(33554432, 33554432)
-	m.v50 = m.arena.Slice(0, 33554432)
-	m.v51 = m.arena.Slice(67108864, 16777216)
-	m.v52 = m.arena.Slice(0, 16777216)
-	m.v53 = m.arena.Slice(16777216, 16777216)
-	m.v54 = m.arena.Slice(0, 16777216)
-	m.v55 = m.arena.Slice(16777216, 16777216)
-	m.v56 = m.arena.Slice(33554432, 16777216)
-	m.v57 = m.arena.Slice(16777216, 16777216)
-	m.v58 = m.arena.Slice(33554432, 16777216)
-	m.v59 = m.arena.Slice(0, 16777216)
-	m.v60 = m.arena.Slice(16777216, 16777216)
-	m.v61 = m.arena.Slice(0, 16777216)
-	m.v62 = m.arena.Slice(67108864, 16777216)
-	m.v63 = m.arena.Slice(0, 67108864)
-	m.v64 = m.arena.Slice(67108864, 67108864)
-	m.v65 = m.arena.Slice(0, 67108864)
-	m.v66 = m.arena.Slice(134217728, 33554432)
-	m.v67 = m.arena.Slice(0, 33554432)
-	m.v68 = m.arena.Slice(33554432, 33554432)
-	m.v69 = m.arena.Slice(0, 33554432)
-	m.v70 = m.arena.Slice(33554432, 33554432)
-	m.v71 = m.arena.Slice(67108864, 33554432)
-	m.v72 = m.arena.Slice(33554432, 33554432)
-	m.v73 = m.arena.Slice(67108864, 33554432)
-	m.v74 = m.arena.Slice(0, 33554432)
-	m.v75 = m.arena.Slice(33554432, 33554432)
-	m.v76 = m.arena.Slice(0, 33554432)
-	m.v77 = m.arena.Slice(33554432, 33554432)
-	m.v78 = m.arena.Slice(0, 33554432)
-	m.v79 = m.arena.Slice(33554432, 786432)
 	return m
 }
 
-// Forward runs SD1Decoder on x (f32[1, 4, 64, 64], XShape) and returns y (f32[1, 3, 512, 512],
-// YShape), all row-major.
+// Forward runs SD1Decoder on x (f32[1, 4, height, width], of shape xShape) and returns y (f32[1,
+// 3, height*8, width*8]) with its shape, all row-major.
 //
 // The outputs are slices of the model's own memory: they stay valid until the next call of
 // Forward, which overwrites them (copy them to keep them). Inputs must not share memory with them.
-// A slice of the wrong length is an error. Forward allocates no buffers: every intermediate lives
-// in the model's arena.
-func (m *Model) Forward(x []float32) ([]float32, error) {
-	if len(x) != XLen {
-		return nil, fmt.Errorf("decoder: Forward: input x has %d elements, want 16384 (f32[1, 4, 64, 64])", len(x))
+// A slice of the wrong length is an error. The sizes height, width come from the input shapes;
+// sizes the model cannot take (a rule of a layer broken) are an error naming them, their inputs
+// and the rule. The first call with a set of sizes plans its memory (and may grow the arena);
+// later calls with sizes already seen allocate nothing.
+func (m *Model) Forward(x []float32, xShape []int) ([]float32, []int, error) {
+	var key [2]int
+	if len(xShape) != 4 || xShape[0] != 1 || xShape[1] != 4 {
+		return nil, nil, fmt.Errorf("decoder: Forward: input x has the shape %v, want f32[1, 4, height, width]", xShape)
+	}
+	key[0] = xShape[2]
+	key[1] = xShape[3]
+	if m.plan == nil || m.plan.key != key {
+		if err := m.use(key); err != nil {
+			return nil, nil, err
+		}
+	}
+	p := m.plan
+	if len(x) != p.dims[2] {
+		return nil, nil, fmt.Errorf("decoder: Forward: input x has %d elements, want %d (shape %v)", len(x), p.dims[2], xShape)
 	}
 
-	// Multiply: %0 = scale(%x) {scale=5.489980785067252, bias=0.0} -> f32[1, 4, 64, 64]
+	// The sizes of this call.
+	height := p.dims[0]
+	width := p.dims[1]
+	dim3 := p.dims[3]   // height*width
+	dim4 := p.dims[4]   // height*2
+	dim5 := p.dims[5]   // width*2
+	dim2 := p.dims[2]   // height*width*4
+	dim6 := p.dims[6]   // height*4
+	dim7 := p.dims[7]   // width*4
+	dim8 := p.dims[8]   // height*width*16
+	dim9 := p.dims[9]   // height*8
+	dim10 := p.dims[10] // width*8
+	dim11 := p.dims[11] // height*width*64
+
+	// Multiply: %0 = scale(%x) {scale=5.489980785067252, bias=0.0} -> f32[1, 4, height, width]
 	kernels.ScaleBias(m.v0, x, float32(5.4899807), float32(0))
 
-	// Decoder.Conv2d_1: %1 = conv2d(%0, @weight, @bias) {stride=[1, 1], padding=[0, 0], dilation=[1, 1], groups=1} -> f32[1, 4, 64, 64]
-	kernels.Conv2d(m.v1, m.v0, m.decoderConv2d1Weight, m.decoderConv2d1Bias, kernels.Conv2dParams{N: 1, C: 4, H: 64, W: 64, K: 4, KH: 1, KW: 1, StrideH: 1, StrideW: 1, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1})
+	// Decoder.Conv2d_1: %1 = conv2d(%0, @weight, @bias) {stride=[1, 1], padding=[0, 0], dilation=[1, 1], groups=1} -> f32[1, 4, height, width]
+	kernels.Conv2d(m.v1, m.v0, m.decoderConv2d1Weight, m.decoderConv2d1Bias, kernels.Conv2dParams{N: 1, C: 4, H: height, W: width, K: 4, KH: 1, KW: 1, StrideH: 1, StrideW: 1, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1})
 
-	// Decoder.Conv2d_2: %2 = conv2d(%1, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 512, 64, 64]
-	kernels.Conv2d(m.v2, m.v1, m.decoderConv2d2Weight, m.decoderConv2d2Bias, kernels.Conv2dParams{N: 1, C: 4, H: 64, W: 64, K: 512, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	// Decoder.Conv2d_2: %2 = conv2d(%1, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 512, height, width]
+	kernels.Conv2d(m.v2, m.v1, m.decoderConv2d2Weight, m.decoderConv2d2Bias, kernels.Conv2dParams{N: 1, C: 4, H: height, W: width, K: 512, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
 
-	// Decoder.Chain_1.Chain_1.Resnet_1.Chain.SiLU_1: %3 = group_norm_act(%2, @Decoder.Chain_1.Chain_1.Resnet_1.Chain.GroupNorm_1.weight, @Decoder.Chain_1.Chain_1.Resnet_1.Chain.GroupNorm_1.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 512, 64, 64]
-	kernels.GroupNormAct(m.v3, m.v2, 1, 512, 4096, 32, m.decoderChain1Chain1Resnet1ChainGroupNorm1Weight, m.decoderChain1Chain1Resnet1ChainGroupNorm1Bias, float32(1e-06), kernels.ActSiLU)
+	// Decoder.Chain_1.Chain_1.Resnet_1.Chain.SiLU_1: %3 = group_norm_act(%2, @Decoder.Chain_1.Chain_1.Resnet_1.Chain.GroupNorm_1.weight, @Decoder.Chain_1.Chain_1.Resnet_1.Chain.GroupNorm_1.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 512, height, width]
+	kernels.GroupNormAct(m.v3, m.v2, 1, 512, dim3, 32, m.decoderChain1Chain1Resnet1ChainGroupNorm1Weight, m.decoderChain1Chain1Resnet1ChainGroupNorm1Bias, float32(1e-06), kernels.ActSiLU)
 
-	// Decoder.Chain_1.Chain_1.Resnet_1.Chain.Conv2d_1: %4 = conv2d(%3, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 512, 64, 64]
-	kernels.Conv2d(m.v4, m.v3, m.decoderChain1Chain1Resnet1ChainConv2d1Weight, m.decoderChain1Chain1Resnet1ChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 512, H: 64, W: 64, K: 512, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	// Decoder.Chain_1.Chain_1.Resnet_1.Chain.Conv2d_1: %4 = conv2d(%3, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 512, height, width]
+	kernels.Conv2d(m.v4, m.v3, m.decoderChain1Chain1Resnet1ChainConv2d1Weight, m.decoderChain1Chain1Resnet1ChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 512, H: height, W: width, K: 512, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
 
-	// Decoder.Chain_1.Chain_1.Resnet_1.Chain.SiLU_2: %5 = group_norm_act(%4, @Decoder.Chain_1.Chain_1.Resnet_1.Chain.GroupNorm_2.weight, @Decoder.Chain_1.Chain_1.Resnet_1.Chain.GroupNorm_2.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 512, 64, 64]
-	kernels.GroupNormAct(m.v5, m.v4, 1, 512, 4096, 32, m.decoderChain1Chain1Resnet1ChainGroupNorm2Weight, m.decoderChain1Chain1Resnet1ChainGroupNorm2Bias, float32(1e-06), kernels.ActSiLU)
+	// Decoder.Chain_1.Chain_1.Resnet_1.Chain.SiLU_2: %5 = group_norm_act(%4, @Decoder.Chain_1.Chain_1.Resnet_1.Chain.GroupNorm_2.weight, @Decoder.Chain_1.Chain_1.Resnet_1.Chain.GroupNorm_2.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 512, height, width]
+	kernels.GroupNormAct(m.v5, m.v4, 1, 512, dim3, 32, m.decoderChain1Chain1Resnet1ChainGroupNorm2Weight, m.decoderChain1Chain1Resnet1ChainGroupNorm2Bias, float32(1e-06), kernels.ActSiLU)
 
-	// Decoder.Chain_1.Chain_1.Resnet_1: %6 = conv2d_fused(%5, @Chain.Conv2d_2.weight, @Chain.Conv2d_2.bias, %2) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="none"} -> f32[1, 512, 64, 64]
-	kernels.Conv2dFused(m.v6, m.v5, m.decoderChain1Chain1Resnet1ChainConv2d2Weight, m.decoderChain1Chain1Resnet1ChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 512, H: 64, W: 64, K: 512, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v2})
+	// Decoder.Chain_1.Chain_1.Resnet_1: %6 = conv2d_fused(%5, @Chain.Conv2d_2.weight, @Chain.Conv2d_2.bias, %2) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="none"} -> f32[1, 512, height, width]
+	kernels.Conv2dFused(m.v6, m.v5, m.decoderChain1Chain1Resnet1ChainConv2d2Weight, m.decoderChain1Chain1Resnet1ChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 512, H: height, W: width, K: 512, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v2})
 
-	// Decoder.Chain_1.Chain_1.Residual.GroupNorm: %7 = group_norm(%6, @weight, @bias) {groups=32, eps=1e-06} -> f32[1, 512, 64, 64]
-	kernels.GroupNorm(m.v7, m.v6, 1, 512, 4096, 32, m.decoderChain1Chain1ResidualGroupNormWeight, m.decoderChain1Chain1ResidualGroupNormBias, float32(1e-06))
+	// Decoder.Chain_1.Chain_1.Residual.GroupNorm: %7 = group_norm(%6, @weight, @bias) {groups=32, eps=1e-06} -> f32[1, 512, height, width]
+	kernels.GroupNorm(m.v7, m.v6, 1, 512, dim3, 32, m.decoderChain1Chain1ResidualGroupNormWeight, m.decoderChain1Chain1ResidualGroupNormBias, float32(1e-06))
 
-	// Decoder.Chain_1.Chain_1.Residual.SelfAttention2d.Flatten: %8 = reshape(%7) -> f32[1, 512, 4096] (a view: no code)
+	// Decoder.Chain_1.Chain_1.Residual.SelfAttention2d.Flatten: %8 = reshape(%7) -> f32[1, 512, height*width] (a view: no code)
 
-	// Decoder.Chain_1.Chain_1.Residual.SelfAttention2d.Transpose_1: %9 = permute(%8) {perm=[0, 2, 1]} -> f32[1, 4096, 512]
-	kernels.Permute(m.v9, m.v8, shape1x512x4096, perm0_2_1)
+	// Decoder.Chain_1.Chain_1.Residual.SelfAttention2d.Transpose_1: %9 = permute(%8) {perm=[0, 2, 1]} -> f32[1, height*width, 512]
+	kernels.Permute(m.v9, m.v8, p.shape0[:], perm0_2_1)
 
-	// Decoder.Chain_1.Chain_1.Residual.SelfAttention2d.Distribute.Linear_1: %10 = linear(%9, @weight, @bias) -> f32[1, 4096, 512]
-	kernels.Linear(m.v10, m.v9, 4096, 512, 512, m.decoderChain1Chain1ResidualSelfAttention2dDistributeLinear1Weight, m.decoderChain1Chain1ResidualSelfAttention2dDistributeLinear1Bias)
+	// Decoder.Chain_1.Chain_1.Residual.SelfAttention2d.Distribute.Linear_1: %10 = linear(%9, @weight, @bias) -> f32[1, height*width, 512]
+	kernels.Linear(m.v10, m.v9, dim3, 512, 512, m.decoderChain1Chain1ResidualSelfAttention2dDistributeLinear1Weight, m.decoderChain1Chain1ResidualSelfAttention2dDistributeLinear1Bias)
 
-	// Decoder.Chain_1.Chain_1.Residual.SelfAttention2d.Distribute.Linear_2: %11 = linear(%9, @weight, @bias) -> f32[1, 4096, 512]
-	kernels.Linear(m.v11, m.v9, 4096, 512, 512, m.decoderChain1Chain1ResidualSelfAttention2dDistributeLinear2Weight, m.decoderChain1Chain1ResidualSelfAttention2dDistributeLinear2Bias)
+	// Decoder.Chain_1.Chain_1.Residual.SelfAttention2d.Distribute.Linear_2: %11 = linear(%9, @weight, @bias) -> f32[1, height*width, 512]
+	kernels.Linear(m.v11, m.v9, dim3, 512, 512, m.decoderChain1Chain1ResidualSelfAttention2dDistributeLinear2Weight, m.decoderChain1Chain1ResidualSelfAttention2dDistributeLinear2Bias)
 
-	// Decoder.Chain_1.Chain_1.Residual.SelfAttention2d.Distribute.Linear_3: %12 = linear(%9, @weight, @bias) -> f32[1, 4096, 512]
-	kernels.Linear(m.v12, m.v9, 4096, 512, 512, m.decoderChain1Chain1ResidualSelfAttention2dDistributeLinear3Weight, m.decoderChain1Chain1ResidualSelfAttention2dDistributeLinear3Bias)
+	// Decoder.Chain_1.Chain_1.Residual.SelfAttention2d.Distribute.Linear_3: %12 = linear(%9, @weight, @bias) -> f32[1, height*width, 512]
+	kernels.Linear(m.v12, m.v9, dim3, 512, 512, m.decoderChain1Chain1ResidualSelfAttention2dDistributeLinear3Weight, m.decoderChain1Chain1ResidualSelfAttention2dDistributeLinear3Bias)
 
-	// Decoder.Chain_1.Chain_1.Residual.SelfAttention2d.ScaledDotProductAttention: %13 = sdpa(%10, %11, %12) {heads=1, causal=false} -> f32[1, 4096, 512]
-	kernels.Attention(m.v13, m.v10, m.v11, m.v12, 1, 1, 4096, 4096, 512, 512, false)
+	// Decoder.Chain_1.Chain_1.Residual.SelfAttention2d.ScaledDotProductAttention: %13 = sdpa(%10, %11, %12) {heads=1, causal=false} -> f32[1, height*width, 512]
+	kernels.Attention(m.v13, m.v10, m.v11, m.v12, 1, 1, dim3, dim3, 512, 512, false)
 
-	// Decoder.Chain_1.Chain_1.Residual.SelfAttention2d.Linear: %14 = linear(%13, @weight, @bias) -> f32[1, 4096, 512]
-	kernels.Linear(m.v14, m.v13, 4096, 512, 512, m.decoderChain1Chain1ResidualSelfAttention2dLinearWeight, m.decoderChain1Chain1ResidualSelfAttention2dLinearBias)
+	// Decoder.Chain_1.Chain_1.Residual.SelfAttention2d.Linear: %14 = linear(%13, @weight, @bias) -> f32[1, height*width, 512]
+	kernels.Linear(m.v14, m.v13, dim3, 512, 512, m.decoderChain1Chain1ResidualSelfAttention2dLinearWeight, m.decoderChain1Chain1ResidualSelfAttention2dLinearBias)
 
-	// Decoder.Chain_1.Chain_1.Residual.SelfAttention2d.Transpose_2: %15 = permute(%14) {perm=[0, 2, 1]} -> f32[1, 512, 4096]
-	kernels.Permute(m.v15, m.v14, shape1x4096x512, perm0_2_1)
+	// Decoder.Chain_1.Chain_1.Residual.SelfAttention2d.Transpose_2: %15 = permute(%14) {perm=[0, 2, 1]} -> f32[1, 512, height*width]
+	kernels.Permute(m.v15, m.v14, p.shape1[:], perm0_2_1)
 
-	// Decoder.Chain_1.Chain_1.Residual.SelfAttention2d.Unflatten: %16 = reshape(%15) -> f32[1, 512, 64, 64] (a view: no code)
+	// Decoder.Chain_1.Chain_1.Residual.SelfAttention2d.Unflatten: %16 = reshape(%15) -> f32[1, 512, height, width] (a view: no code)
 
-	// Decoder.Chain_1.Chain_1.Residual: %17 = add(%16, %6) -> f32[1, 512, 64, 64] (in place over %16)
-	kernels.Binary(kernels.OpAdd, m.v17, shape1x512x64x64, m.v16, shape1x512x64x64, m.v6, shape1x512x64x64)
+	// Decoder.Chain_1.Chain_1.Residual: %17 = add(%16, %6) -> f32[1, 512, height, width] (in place over %16)
+	kernels.Binary(kernels.OpAdd, m.v17, p.shape2[:], m.v16, p.shape2[:], m.v6, p.shape2[:])
 
-	// Decoder.Chain_1.Chain_1.Resnet_2.Chain.SiLU_1: %18 = group_norm_act(%17, @Decoder.Chain_1.Chain_1.Resnet_2.Chain.GroupNorm_1.weight, @Decoder.Chain_1.Chain_1.Resnet_2.Chain.GroupNorm_1.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 512, 64, 64]
-	kernels.GroupNormAct(m.v18, m.v17, 1, 512, 4096, 32, m.decoderChain1Chain1Resnet2ChainGroupNorm1Weight, m.decoderChain1Chain1Resnet2ChainGroupNorm1Bias, float32(1e-06), kernels.ActSiLU)
+	// Decoder.Chain_1.Chain_1.Resnet_2.Chain.SiLU_1: %18 = group_norm_act(%17, @Decoder.Chain_1.Chain_1.Resnet_2.Chain.GroupNorm_1.weight, @Decoder.Chain_1.Chain_1.Resnet_2.Chain.GroupNorm_1.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 512, height, width]
+	kernels.GroupNormAct(m.v18, m.v17, 1, 512, dim3, 32, m.decoderChain1Chain1Resnet2ChainGroupNorm1Weight, m.decoderChain1Chain1Resnet2ChainGroupNorm1Bias, float32(1e-06), kernels.ActSiLU)
 
-	// Decoder.Chain_1.Chain_1.Resnet_2.Chain.Conv2d_1: %19 = conv2d(%18, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 512, 64, 64]
-	kernels.Conv2d(m.v19, m.v18, m.decoderChain1Chain1Resnet2ChainConv2d1Weight, m.decoderChain1Chain1Resnet2ChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 512, H: 64, W: 64, K: 512, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	// Decoder.Chain_1.Chain_1.Resnet_2.Chain.Conv2d_1: %19 = conv2d(%18, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 512, height, width]
+	kernels.Conv2d(m.v19, m.v18, m.decoderChain1Chain1Resnet2ChainConv2d1Weight, m.decoderChain1Chain1Resnet2ChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 512, H: height, W: width, K: 512, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
 
-	// Decoder.Chain_1.Chain_1.Resnet_2.Chain.SiLU_2: %20 = group_norm_act(%19, @Decoder.Chain_1.Chain_1.Resnet_2.Chain.GroupNorm_2.weight, @Decoder.Chain_1.Chain_1.Resnet_2.Chain.GroupNorm_2.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 512, 64, 64]
-	kernels.GroupNormAct(m.v20, m.v19, 1, 512, 4096, 32, m.decoderChain1Chain1Resnet2ChainGroupNorm2Weight, m.decoderChain1Chain1Resnet2ChainGroupNorm2Bias, float32(1e-06), kernels.ActSiLU)
+	// Decoder.Chain_1.Chain_1.Resnet_2.Chain.SiLU_2: %20 = group_norm_act(%19, @Decoder.Chain_1.Chain_1.Resnet_2.Chain.GroupNorm_2.weight, @Decoder.Chain_1.Chain_1.Resnet_2.Chain.GroupNorm_2.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 512, height, width]
+	kernels.GroupNormAct(m.v20, m.v19, 1, 512, dim3, 32, m.decoderChain1Chain1Resnet2ChainGroupNorm2Weight, m.decoderChain1Chain1Resnet2ChainGroupNorm2Bias, float32(1e-06), kernels.ActSiLU)
 
-	// Decoder.Chain_1.Chain_1.Resnet_2: %21 = conv2d_fused(%20, @Chain.Conv2d_2.weight, @Chain.Conv2d_2.bias, %17) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="none"} -> f32[1, 512, 64, 64]
-	kernels.Conv2dFused(m.v21, m.v20, m.decoderChain1Chain1Resnet2ChainConv2d2Weight, m.decoderChain1Chain1Resnet2ChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 512, H: 64, W: 64, K: 512, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v17})
+	// Decoder.Chain_1.Chain_1.Resnet_2: %21 = conv2d_fused(%20, @Chain.Conv2d_2.weight, @Chain.Conv2d_2.bias, %17) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="none"} -> f32[1, 512, height, width]
+	kernels.Conv2dFused(m.v21, m.v20, m.decoderChain1Chain1Resnet2ChainConv2d2Weight, m.decoderChain1Chain1Resnet2ChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 512, H: height, W: width, K: 512, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v17})
 
-	// Decoder.Chain_1.Chain_2.Resnet_1.Chain.SiLU_1: %22 = group_norm_act(%21, @Decoder.Chain_1.Chain_2.Resnet_1.Chain.GroupNorm_1.weight, @Decoder.Chain_1.Chain_2.Resnet_1.Chain.GroupNorm_1.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 512, 64, 64]
-	kernels.GroupNormAct(m.v22, m.v21, 1, 512, 4096, 32, m.decoderChain1Chain2Resnet1ChainGroupNorm1Weight, m.decoderChain1Chain2Resnet1ChainGroupNorm1Bias, float32(1e-06), kernels.ActSiLU)
+	// Decoder.Chain_1.Chain_2.Resnet_1.Chain.SiLU_1: %22 = group_norm_act(%21, @Decoder.Chain_1.Chain_2.Resnet_1.Chain.GroupNorm_1.weight, @Decoder.Chain_1.Chain_2.Resnet_1.Chain.GroupNorm_1.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 512, height, width]
+	kernels.GroupNormAct(m.v22, m.v21, 1, 512, dim3, 32, m.decoderChain1Chain2Resnet1ChainGroupNorm1Weight, m.decoderChain1Chain2Resnet1ChainGroupNorm1Bias, float32(1e-06), kernels.ActSiLU)
 
-	// Decoder.Chain_1.Chain_2.Resnet_1.Chain.Conv2d_1: %23 = conv2d(%22, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 512, 64, 64]
-	kernels.Conv2d(m.v23, m.v22, m.decoderChain1Chain2Resnet1ChainConv2d1Weight, m.decoderChain1Chain2Resnet1ChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 512, H: 64, W: 64, K: 512, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	// Decoder.Chain_1.Chain_2.Resnet_1.Chain.Conv2d_1: %23 = conv2d(%22, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 512, height, width]
+	kernels.Conv2d(m.v23, m.v22, m.decoderChain1Chain2Resnet1ChainConv2d1Weight, m.decoderChain1Chain2Resnet1ChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 512, H: height, W: width, K: 512, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
 
-	// Decoder.Chain_1.Chain_2.Resnet_1.Chain.SiLU_2: %24 = group_norm_act(%23, @Decoder.Chain_1.Chain_2.Resnet_1.Chain.GroupNorm_2.weight, @Decoder.Chain_1.Chain_2.Resnet_1.Chain.GroupNorm_2.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 512, 64, 64]
-	kernels.GroupNormAct(m.v24, m.v23, 1, 512, 4096, 32, m.decoderChain1Chain2Resnet1ChainGroupNorm2Weight, m.decoderChain1Chain2Resnet1ChainGroupNorm2Bias, float32(1e-06), kernels.ActSiLU)
+	// Decoder.Chain_1.Chain_2.Resnet_1.Chain.SiLU_2: %24 = group_norm_act(%23, @Decoder.Chain_1.Chain_2.Resnet_1.Chain.GroupNorm_2.weight, @Decoder.Chain_1.Chain_2.Resnet_1.Chain.GroupNorm_2.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 512, height, width]
+	kernels.GroupNormAct(m.v24, m.v23, 1, 512, dim3, 32, m.decoderChain1Chain2Resnet1ChainGroupNorm2Weight, m.decoderChain1Chain2Resnet1ChainGroupNorm2Bias, float32(1e-06), kernels.ActSiLU)
 
-	// Decoder.Chain_1.Chain_2.Resnet_1: %25 = conv2d_fused(%24, @Chain.Conv2d_2.weight, @Chain.Conv2d_2.bias, %21) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="none"} -> f32[1, 512, 64, 64]
-	kernels.Conv2dFused(m.v25, m.v24, m.decoderChain1Chain2Resnet1ChainConv2d2Weight, m.decoderChain1Chain2Resnet1ChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 512, H: 64, W: 64, K: 512, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v21})
+	// Decoder.Chain_1.Chain_2.Resnet_1: %25 = conv2d_fused(%24, @Chain.Conv2d_2.weight, @Chain.Conv2d_2.bias, %21) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="none"} -> f32[1, 512, height, width]
+	kernels.Conv2dFused(m.v25, m.v24, m.decoderChain1Chain2Resnet1ChainConv2d2Weight, m.decoderChain1Chain2Resnet1ChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 512, H: height, W: width, K: 512, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v21})
 
-	// Decoder.Chain_1.Chain_2.Resnet_2.Chain.SiLU_1: %26 = group_norm_act(%25, @Decoder.Chain_1.Chain_2.Resnet_2.Chain.GroupNorm_1.weight, @Decoder.Chain_1.Chain_2.Resnet_2.Chain.GroupNorm_1.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 512, 64, 64]
-	kernels.GroupNormAct(m.v26, m.v25, 1, 512, 4096, 32, m.decoderChain1Chain2Resnet2ChainGroupNorm1Weight, m.decoderChain1Chain2Resnet2ChainGroupNorm1Bias, float32(1e-06), kernels.ActSiLU)
+	// Decoder.Chain_1.Chain_2.Resnet_2.Chain.SiLU_1: %26 = group_norm_act(%25, @Decoder.Chain_1.Chain_2.Resnet_2.Chain.GroupNorm_1.weight, @Decoder.Chain_1.Chain_2.Resnet_2.Chain.GroupNorm_1.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 512, height, width]
+	kernels.GroupNormAct(m.v26, m.v25, 1, 512, dim3, 32, m.decoderChain1Chain2Resnet2ChainGroupNorm1Weight, m.decoderChain1Chain2Resnet2ChainGroupNorm1Bias, float32(1e-06), kernels.ActSiLU)
 
-	// Decoder.Chain_1.Chain_2.Resnet_2.Chain.Conv2d_1: %27 = conv2d(%26, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 512, 64, 64]
-	kernels.Conv2d(m.v27, m.v26, m.decoderChain1Chain2Resnet2ChainConv2d1Weight, m.decoderChain1Chain2Resnet2ChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 512, H: 64, W: 64, K: 512, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	// Decoder.Chain_1.Chain_2.Resnet_2.Chain.Conv2d_1: %27 = conv2d(%26, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 512, height, width]
+	kernels.Conv2d(m.v27, m.v26, m.decoderChain1Chain2Resnet2ChainConv2d1Weight, m.decoderChain1Chain2Resnet2ChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 512, H: height, W: width, K: 512, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
 
-	// Decoder.Chain_1.Chain_2.Resnet_2.Chain.SiLU_2: %28 = group_norm_act(%27, @Decoder.Chain_1.Chain_2.Resnet_2.Chain.GroupNorm_2.weight, @Decoder.Chain_1.Chain_2.Resnet_2.Chain.GroupNorm_2.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 512, 64, 64]
-	kernels.GroupNormAct(m.v28, m.v27, 1, 512, 4096, 32, m.decoderChain1Chain2Resnet2ChainGroupNorm2Weight, m.decoderChain1Chain2Resnet2ChainGroupNorm2Bias, float32(1e-06), kernels.ActSiLU)
+	// Decoder.Chain_1.Chain_2.Resnet_2.Chain.SiLU_2: %28 = group_norm_act(%27, @Decoder.Chain_1.Chain_2.Resnet_2.Chain.GroupNorm_2.weight, @Decoder.Chain_1.Chain_2.Resnet_2.Chain.GroupNorm_2.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 512, height, width]
+	kernels.GroupNormAct(m.v28, m.v27, 1, 512, dim3, 32, m.decoderChain1Chain2Resnet2ChainGroupNorm2Weight, m.decoderChain1Chain2Resnet2ChainGroupNorm2Bias, float32(1e-06), kernels.ActSiLU)
 
-	// Decoder.Chain_1.Chain_2.Resnet_2: %29 = conv2d_fused(%28, @Chain.Conv2d_2.weight, @Chain.Conv2d_2.bias, %25) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="none"} -> f32[1, 512, 64, 64]
-	kernels.Conv2dFused(m.v29, m.v28, m.decoderChain1Chain2Resnet2ChainConv2d2Weight, m.decoderChain1Chain2Resnet2ChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 512, H: 64, W: 64, K: 512, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v25})
+	// Decoder.Chain_1.Chain_2.Resnet_2: %29 = conv2d_fused(%28, @Chain.Conv2d_2.weight, @Chain.Conv2d_2.bias, %25) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="none"} -> f32[1, 512, height, width]
+	kernels.Conv2dFused(m.v29, m.v28, m.decoderChain1Chain2Resnet2ChainConv2d2Weight, m.decoderChain1Chain2Resnet2ChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 512, H: height, W: width, K: 512, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v25})
 
-	// Decoder.Chain_1.Chain_2.Resnet_3.Chain.SiLU_1: %30 = group_norm_act(%29, @Decoder.Chain_1.Chain_2.Resnet_3.Chain.GroupNorm_1.weight, @Decoder.Chain_1.Chain_2.Resnet_3.Chain.GroupNorm_1.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 512, 64, 64]
-	kernels.GroupNormAct(m.v30, m.v29, 1, 512, 4096, 32, m.decoderChain1Chain2Resnet3ChainGroupNorm1Weight, m.decoderChain1Chain2Resnet3ChainGroupNorm1Bias, float32(1e-06), kernels.ActSiLU)
+	// Decoder.Chain_1.Chain_2.Resnet_3.Chain.SiLU_1: %30 = group_norm_act(%29, @Decoder.Chain_1.Chain_2.Resnet_3.Chain.GroupNorm_1.weight, @Decoder.Chain_1.Chain_2.Resnet_3.Chain.GroupNorm_1.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 512, height, width]
+	kernels.GroupNormAct(m.v30, m.v29, 1, 512, dim3, 32, m.decoderChain1Chain2Resnet3ChainGroupNorm1Weight, m.decoderChain1Chain2Resnet3ChainGroupNorm1Bias, float32(1e-06), kernels.ActSiLU)
 
-	// Decoder.Chain_1.Chain_2.Resnet_3.Chain.Conv2d_1: %31 = conv2d(%30, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 512, 64, 64]
-	kernels.Conv2d(m.v31, m.v30, m.decoderChain1Chain2Resnet3ChainConv2d1Weight, m.decoderChain1Chain2Resnet3ChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 512, H: 64, W: 64, K: 512, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	// Decoder.Chain_1.Chain_2.Resnet_3.Chain.Conv2d_1: %31 = conv2d(%30, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 512, height, width]
+	kernels.Conv2d(m.v31, m.v30, m.decoderChain1Chain2Resnet3ChainConv2d1Weight, m.decoderChain1Chain2Resnet3ChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 512, H: height, W: width, K: 512, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
 
-	// Decoder.Chain_1.Chain_2.Resnet_3.Chain.SiLU_2: %32 = group_norm_act(%31, @Decoder.Chain_1.Chain_2.Resnet_3.Chain.GroupNorm_2.weight, @Decoder.Chain_1.Chain_2.Resnet_3.Chain.GroupNorm_2.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 512, 64, 64]
-	kernels.GroupNormAct(m.v32, m.v31, 1, 512, 4096, 32, m.decoderChain1Chain2Resnet3ChainGroupNorm2Weight, m.decoderChain1Chain2Resnet3ChainGroupNorm2Bias, float32(1e-06), kernels.ActSiLU)
+	// Decoder.Chain_1.Chain_2.Resnet_3.Chain.SiLU_2: %32 = group_norm_act(%31, @Decoder.Chain_1.Chain_2.Resnet_3.Chain.GroupNorm_2.weight, @Decoder.Chain_1.Chain_2.Resnet_3.Chain.GroupNorm_2.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 512, height, width]
+	kernels.GroupNormAct(m.v32, m.v31, 1, 512, dim3, 32, m.decoderChain1Chain2Resnet3ChainGroupNorm2Weight, m.decoderChain1Chain2Resnet3ChainGroupNorm2Bias, float32(1e-06), kernels.ActSiLU)
 
-	// Decoder.Chain_1.Chain_2.Resnet_3: %33 = conv2d_fused(%32, @Chain.Conv2d_2.weight, @Chain.Conv2d_2.bias, %29) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="none"} -> f32[1, 512, 64, 64]
-	kernels.Conv2dFused(m.v33, m.v32, m.decoderChain1Chain2Resnet3ChainConv2d2Weight, m.decoderChain1Chain2Resnet3ChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 512, H: 64, W: 64, K: 512, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v29})
+	// Decoder.Chain_1.Chain_2.Resnet_3: %33 = conv2d_fused(%32, @Chain.Conv2d_2.weight, @Chain.Conv2d_2.bias, %29) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="none"} -> f32[1, 512, height, width]
+	kernels.Conv2dFused(m.v33, m.v32, m.decoderChain1Chain2Resnet3ChainConv2d2Weight, m.decoderChain1Chain2Resnet3ChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 512, H: height, W: width, K: 512, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v29})
 
-	// Decoder.Chain_1.Chain_2.Upsample.Interpolate: %34 = upsample(%33) {mode="nearest", size=[128, 128], align_corners=false} -> f32[1, 512, 128, 128]
-	kernels.UpsampleNearest(m.v34, m.v33, 1, 512, 64, 64, 128, 128)
+	// Decoder.Chain_1.Chain_2.Upsample.Interpolate: %34 = upsample(%33) {mode="nearest", align_corners=false} -> f32[1, 512, height*2, width*2]
+	kernels.UpsampleNearest(m.v34, m.v33, 1, 512, height, width, dim4, dim5)
 
-	// Decoder.Chain_1.Chain_2.Upsample.Conv2d: %35 = conv2d(%34, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 512, 128, 128]
-	kernels.Conv2d(m.v35, m.v34, m.decoderChain1Chain2UpsampleConv2dWeight, m.decoderChain1Chain2UpsampleConv2dBias, kernels.Conv2dParams{N: 1, C: 512, H: 128, W: 128, K: 512, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	// Decoder.Chain_1.Chain_2.Upsample.Conv2d: %35 = conv2d(%34, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 512, height*2, width*2]
+	kernels.Conv2d(m.v35, m.v34, m.decoderChain1Chain2UpsampleConv2dWeight, m.decoderChain1Chain2UpsampleConv2dBias, kernels.Conv2dParams{N: 1, C: 512, H: dim4, W: dim5, K: 512, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
 
-	// Decoder.Chain_1.Chain_3.Resnet_1.Chain.SiLU_1: %36 = group_norm_act(%35, @Decoder.Chain_1.Chain_3.Resnet_1.Chain.GroupNorm_1.weight, @Decoder.Chain_1.Chain_3.Resnet_1.Chain.GroupNorm_1.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 512, 128, 128]
-	kernels.GroupNormAct(m.v36, m.v35, 1, 512, 16384, 32, m.decoderChain1Chain3Resnet1ChainGroupNorm1Weight, m.decoderChain1Chain3Resnet1ChainGroupNorm1Bias, float32(1e-06), kernels.ActSiLU)
+	// Decoder.Chain_1.Chain_3.Resnet_1.Chain.SiLU_1: %36 = group_norm_act(%35, @Decoder.Chain_1.Chain_3.Resnet_1.Chain.GroupNorm_1.weight, @Decoder.Chain_1.Chain_3.Resnet_1.Chain.GroupNorm_1.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 512, height*2, width*2]
+	kernels.GroupNormAct(m.v36, m.v35, 1, 512, dim2, 32, m.decoderChain1Chain3Resnet1ChainGroupNorm1Weight, m.decoderChain1Chain3Resnet1ChainGroupNorm1Bias, float32(1e-06), kernels.ActSiLU)
 
-	// Decoder.Chain_1.Chain_3.Resnet_1.Chain.Conv2d_1: %37 = conv2d(%36, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 512, 128, 128]
-	kernels.Conv2d(m.v37, m.v36, m.decoderChain1Chain3Resnet1ChainConv2d1Weight, m.decoderChain1Chain3Resnet1ChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 512, H: 128, W: 128, K: 512, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	// Decoder.Chain_1.Chain_3.Resnet_1.Chain.Conv2d_1: %37 = conv2d(%36, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 512, height*2, width*2]
+	kernels.Conv2d(m.v37, m.v36, m.decoderChain1Chain3Resnet1ChainConv2d1Weight, m.decoderChain1Chain3Resnet1ChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 512, H: dim4, W: dim5, K: 512, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
 
-	// Decoder.Chain_1.Chain_3.Resnet_1.Chain.SiLU_2: %38 = group_norm_act(%37, @Decoder.Chain_1.Chain_3.Resnet_1.Chain.GroupNorm_2.weight, @Decoder.Chain_1.Chain_3.Resnet_1.Chain.GroupNorm_2.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 512, 128, 128]
-	kernels.GroupNormAct(m.v38, m.v37, 1, 512, 16384, 32, m.decoderChain1Chain3Resnet1ChainGroupNorm2Weight, m.decoderChain1Chain3Resnet1ChainGroupNorm2Bias, float32(1e-06), kernels.ActSiLU)
+	// Decoder.Chain_1.Chain_3.Resnet_1.Chain.SiLU_2: %38 = group_norm_act(%37, @Decoder.Chain_1.Chain_3.Resnet_1.Chain.GroupNorm_2.weight, @Decoder.Chain_1.Chain_3.Resnet_1.Chain.GroupNorm_2.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 512, height*2, width*2]
+	kernels.GroupNormAct(m.v38, m.v37, 1, 512, dim2, 32, m.decoderChain1Chain3Resnet1ChainGroupNorm2Weight, m.decoderChain1Chain3Resnet1ChainGroupNorm2Bias, float32(1e-06), kernels.ActSiLU)
 
-	// Decoder.Chain_1.Chain_3.Resnet_1: %39 = conv2d_fused(%38, @Chain.Conv2d_2.weight, @Chain.Conv2d_2.bias, %35) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="none"} -> f32[1, 512, 128, 128]
-	kernels.Conv2dFused(m.v39, m.v38, m.decoderChain1Chain3Resnet1ChainConv2d2Weight, m.decoderChain1Chain3Resnet1ChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 512, H: 128, W: 128, K: 512, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v35})
+	// Decoder.Chain_1.Chain_3.Resnet_1: %39 = conv2d_fused(%38, @Chain.Conv2d_2.weight, @Chain.Conv2d_2.bias, %35) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="none"} -> f32[1, 512, height*2, width*2]
+	kernels.Conv2dFused(m.v39, m.v38, m.decoderChain1Chain3Resnet1ChainConv2d2Weight, m.decoderChain1Chain3Resnet1ChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 512, H: dim4, W: dim5, K: 512, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v35})
 
-	// Decoder.Chain_1.Chain_3.Resnet_2.Chain.SiLU_1: %40 = group_norm_act(%39, @Decoder.Chain_1.Chain_3.Resnet_2.Chain.GroupNorm_1.weight, @Decoder.Chain_1.Chain_3.Resnet_2.Chain.GroupNorm_1.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 512, 128, 128]
-	kernels.GroupNormAct(m.v40, m.v39, 1, 512, 16384, 32, m.decoderChain1Chain3Resnet2ChainGroupNorm1Weight, m.decoderChain1Chain3Resnet2ChainGroupNorm1Bias, float32(1e-06), kernels.ActSiLU)
+	// Decoder.Chain_1.Chain_3.Resnet_2.Chain.SiLU_1: %40 = group_norm_act(%39, @Decoder.Chain_1.Chain_3.Resnet_2.Chain.GroupNorm_1.weight, @Decoder.Chain_1.Chain_3.Resnet_2.Chain.GroupNorm_1.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 512, height*2, width*2]
+	kernels.GroupNormAct(m.v40, m.v39, 1, 512, dim2, 32, m.decoderChain1Chain3Resnet2ChainGroupNorm1Weight, m.decoderChain1Chain3Resnet2ChainGroupNorm1Bias, float32(1e-06), kernels.ActSiLU)
 
-	// Decoder.Chain_1.Chain_3.Resnet_2.Chain.Conv2d_1: %41 = conv2d(%40, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 512, 128, 128]
-	kernels.Conv2d(m.v41, m.v40, m.decoderChain1Chain3Resnet2ChainConv2d1Weight, m.decoderChain1Chain3Resnet2ChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 512, H: 128, W: 128, K: 512, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	// Decoder.Chain_1.Chain_3.Resnet_2.Chain.Conv2d_1: %41 = conv2d(%40, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 512, height*2, width*2]
+	kernels.Conv2d(m.v41, m.v40, m.decoderChain1Chain3Resnet2ChainConv2d1Weight, m.decoderChain1Chain3Resnet2ChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 512, H: dim4, W: dim5, K: 512, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
 
-	// Decoder.Chain_1.Chain_3.Resnet_2.Chain.SiLU_2: %42 = group_norm_act(%41, @Decoder.Chain_1.Chain_3.Resnet_2.Chain.GroupNorm_2.weight, @Decoder.Chain_1.Chain_3.Resnet_2.Chain.GroupNorm_2.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 512, 128, 128]
-	kernels.GroupNormAct(m.v42, m.v41, 1, 512, 16384, 32, m.decoderChain1Chain3Resnet2ChainGroupNorm2Weight, m.decoderChain1Chain3Resnet2ChainGroupNorm2Bias, float32(1e-06), kernels.ActSiLU)
+	// Decoder.Chain_1.Chain_3.Resnet_2.Chain.SiLU_2: %42 = group_norm_act(%41, @Decoder.Chain_1.Chain_3.Resnet_2.Chain.GroupNorm_2.weight, @Decoder.Chain_1.Chain_3.Resnet_2.Chain.GroupNorm_2.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 512, height*2, width*2]
+	kernels.GroupNormAct(m.v42, m.v41, 1, 512, dim2, 32, m.decoderChain1Chain3Resnet2ChainGroupNorm2Weight, m.decoderChain1Chain3Resnet2ChainGroupNorm2Bias, float32(1e-06), kernels.ActSiLU)
 
-	// Decoder.Chain_1.Chain_3.Resnet_2: %43 = conv2d_fused(%42, @Chain.Conv2d_2.weight, @Chain.Conv2d_2.bias, %39) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="none"} -> f32[1, 512, 128, 128]
-	kernels.Conv2dFused(m.v43, m.v42, m.decoderChain1Chain3Resnet2ChainConv2d2Weight, m.decoderChain1Chain3Resnet2ChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 512, H: 128, W: 128, K: 512, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v39})
+	// Decoder.Chain_1.Chain_3.Resnet_2: %43 = conv2d_fused(%42, @Chain.Conv2d_2.weight, @Chain.Conv2d_2.bias, %39) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="none"} -> f32[1, 512, height*2, width*2]
+	kernels.Conv2dFused(m.v43, m.v42, m.decoderChain1Chain3Resnet2ChainConv2d2Weight, m.decoderChain1Chain3Resnet2ChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 512, H: dim4, W: dim5, K: 512, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v39})
 
-	// Decoder.Chain_1.Chain_3.Resnet_3.Chain.SiLU_1: %44 = group_norm_act(%43, @Decoder.Chain_1.Chain_3.Resnet_3.Chain.GroupNorm_1.weight, @Decoder.Chain_1.Chain_3.Resnet_3.Chain.GroupNorm_1.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 512, 128, 128]
-	kernels.GroupNormAct(m.v44, m.v43, 1, 512, 16384, 32, m.decoderChain1Chain3Resnet3ChainGroupNorm1Weight, m.decoderChain1Chain3Resnet3ChainGroupNorm1Bias, float32(1e-06), kernels.ActSiLU)
+	// Decoder.Chain_1.Chain_3.Resnet_3.Chain.SiLU_1: %44 = group_norm_act(%43, @Decoder.Chain_1.Chain_3.Resnet_3.Chain.GroupNorm_1.weight, @Decoder.Chain_1.Chain_3.Resnet_3.Chain.GroupNorm_1.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 512, height*2, width*2]
+	kernels.GroupNormAct(m.v44, m.v43, 1, 512, dim2, 32, m.decoderChain1Chain3Resnet3ChainGroupNorm1Weight, m.decoderChain1Chain3Resnet3ChainGroupNorm1Bias, float32(1e-06), kernels.ActSiLU)
 
-	// Decoder.Chain_1.Chain_3.Resnet_3.Chain.Conv2d_1: %45 = conv2d(%44, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 512, 128, 128]
-	kernels.Conv2d(m.v45, m.v44, m.decoderChain1Chain3Resnet3ChainConv2d1Weight, m.decoderChain1Chain3Resnet3ChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 512, H: 128, W: 128, K: 512, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	// Decoder.Chain_1.Chain_3.Resnet_3.Chain.Conv2d_1: %45 = conv2d(%44, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 512, height*2, width*2]
+	kernels.Conv2d(m.v45, m.v44, m.decoderChain1Chain3Resnet3ChainConv2d1Weight, m.decoderChain1Chain3Resnet3ChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 512, H: dim4, W: dim5, K: 512, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
 
-	// Decoder.Chain_1.Chain_3.Resnet_3.Chain.SiLU_2: %46 = group_norm_act(%45, @Decoder.Chain_1.Chain_3.Resnet_3.Chain.GroupNorm_2.weight, @Decoder.Chain_1.Chain_3.Resnet_3.Chain.GroupNorm_2.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 512, 128, 128]
-	kernels.GroupNormAct(m.v46, m.v45, 1, 512, 16384, 32, m.decoderChain1Chain3Resnet3ChainGroupNorm2Weight, m.decoderChain1Chain3Resnet3ChainGroupNorm2Bias, float32(1e-06), kernels.ActSiLU)
+	// Decoder.Chain_1.Chain_3.Resnet_3.Chain.SiLU_2: %46 = group_norm_act(%45, @Decoder.Chain_1.Chain_3.Resnet_3.Chain.GroupNorm_2.weight, @Decoder.Chain_1.Chain_3.Resnet_3.Chain.GroupNorm_2.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 512, height*2, width*2]
+	kernels.GroupNormAct(m.v46, m.v45, 1, 512, dim2, 32, m.decoderChain1Chain3Resnet3ChainGroupNorm2Weight, m.decoderChain1Chain3Resnet3ChainGroupNorm2Bias, float32(1e-06), kernels.ActSiLU)
 
-	// Decoder.Chain_1.Chain_3.Resnet_3: %47 = conv2d_fused(%46, @Chain.Conv2d_2.weight, @Chain.Conv2d_2.bias, %43) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="none"} -> f32[1, 512, 128, 128]
-	kernels.Conv2dFused(m.v47, m.v46, m.decoderChain1Chain3Resnet3ChainConv2d2Weight, m.decoderChain1Chain3Resnet3ChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 512, H: 128, W: 128, K: 512, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v43})
+	// Decoder.Chain_1.Chain_3.Resnet_3: %47 = conv2d_fused(%46, @Chain.Conv2d_2.weight, @Chain.Conv2d_2.bias, %43) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="none"} -> f32[1, 512, height*2, width*2]
+	kernels.Conv2dFused(m.v47, m.v46, m.decoderChain1Chain3Resnet3ChainConv2d2Weight, m.decoderChain1Chain3Resnet3ChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 512, H: dim4, W: dim5, K: 512, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v43})
 
-	// Decoder.Chain_1.Chain_3.Upsample.Interpolate: %48 = upsample(%47) {mode="nearest", size=[256, 256], align_corners=false} -> f32[1, 512, 256, 256]
-	kernels.UpsampleNearest(m.v48, m.v47, 1, 512, 128, 128, 256, 256)
+	// Decoder.Chain_1.Chain_3.Upsample.Interpolate: %48 = upsample(%47) {mode="nearest", align_corners=false} -> f32[1, 512, height*4, width*4]
+	kernels.UpsampleNearest(m.v48, m.v47, 1, 512, dim4, dim5, dim6, dim7)
 
-	// Decoder.Chain_1.Chain_3.Upsample.Conv2d: %49 = conv2d(%48, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 512, 256, 256]
-	kernels.Conv2d(m.v49, m.v48, m.decoderChain1Chain3UpsampleConv2dWeight, m.decoderChain1Chain3UpsampleConv2dBias, kernels.Conv2dParams{N: 1, C: 512, H: 256, W: 256, K: 512, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	// Decoder.Chain_1.Chain_3.Upsample.Conv2d: %49 = conv2d(%48, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 512, height*4, width*4]
+	kernels.Conv2d(m.v49, m.v48, m.decoderChain1Chain3UpsampleConv2dWeight, m.decoderChain1Chain3UpsampleConv2dBias, kernels.Conv2dParams{N: 1, C: 512, H: dim6, W: dim7, K: 512, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
 
-	// Decoder.Chain_1.Chain_4.Resnet_1.Chain.SiLU_1: %50 = group_norm_act(%49, @Decoder.Chain_1.Chain_4.Resnet_1.Chain.GroupNorm_1.weight, @Decoder.Chain_1.Chain_4.Resnet_1.Chain.GroupNorm_1.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 512, 256, 256]
-	kernels.GroupNormAct(m.v50, m.v49, 1, 512, 65536, 32, m.decoderChain1Chain4Resnet1ChainGroupNorm1Weight, m.decoderChain1Chain4Resnet1ChainGroupNorm1Bias, float32(1e-06), kernels.ActSiLU)
+	// Decoder.Chain_1.Chain_4.Resnet_1.Chain.SiLU_1: %50 = group_norm_act(%49, @Decoder.Chain_1.Chain_4.Resnet_1.Chain.GroupNorm_1.weight, @Decoder.Chain_1.Chain_4.Resnet_1.Chain.GroupNorm_1.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 512, height*4, width*4]
+	kernels.GroupNormAct(m.v50, m.v49, 1, 512, dim8, 32, m.decoderChain1Chain4Resnet1ChainGroupNorm1Weight, m.decoderChain1Chain4Resnet1ChainGroupNorm1Bias, float32(1e-06), kernels.ActSiLU)
 
-	// Decoder.Chain_1.Chain_4.Resnet_1.Chain.Conv2d_1: %51 = conv2d(%50, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 256, 256, 256]
-	kernels.Conv2d(m.v51, m.v50, m.decoderChain1Chain4Resnet1ChainConv2d1Weight, m.decoderChain1Chain4Resnet1ChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 512, H: 256, W: 256, K: 256, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	// Decoder.Chain_1.Chain_4.Resnet_1.Chain.Conv2d_1: %51 = conv2d(%50, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 256, height*4, width*4]
+	kernels.Conv2d(m.v51, m.v50, m.decoderChain1Chain4Resnet1ChainConv2d1Weight, m.decoderChain1Chain4Resnet1ChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 512, H: dim6, W: dim7, K: 256, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
 
-	// Decoder.Chain_1.Chain_4.Resnet_1.Chain.SiLU_2: %52 = group_norm_act(%51, @Decoder.Chain_1.Chain_4.Resnet_1.Chain.GroupNorm_2.weight, @Decoder.Chain_1.Chain_4.Resnet_1.Chain.GroupNorm_2.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 256, 256, 256]
-	kernels.GroupNormAct(m.v52, m.v51, 1, 256, 65536, 32, m.decoderChain1Chain4Resnet1ChainGroupNorm2Weight, m.decoderChain1Chain4Resnet1ChainGroupNorm2Bias, float32(1e-06), kernels.ActSiLU)
+	// Decoder.Chain_1.Chain_4.Resnet_1.Chain.SiLU_2: %52 = group_norm_act(%51, @Decoder.Chain_1.Chain_4.Resnet_1.Chain.GroupNorm_2.weight, @Decoder.Chain_1.Chain_4.Resnet_1.Chain.GroupNorm_2.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 256, height*4, width*4]
+	kernels.GroupNormAct(m.v52, m.v51, 1, 256, dim8, 32, m.decoderChain1Chain4Resnet1ChainGroupNorm2Weight, m.decoderChain1Chain4Resnet1ChainGroupNorm2Bias, float32(1e-06), kernels.ActSiLU)
 
-	// Decoder.Chain_1.Chain_4.Resnet_1.Chain.Conv2d_2: %53 = conv2d(%52, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 256, 256, 256]
-	kernels.Conv2d(m.v53, m.v52, m.decoderChain1Chain4Resnet1ChainConv2d2Weight, m.decoderChain1Chain4Resnet1ChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 256, H: 256, W: 256, K: 256, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	// Decoder.Chain_1.Chain_4.Resnet_1.Chain.Conv2d_2: %53 = conv2d(%52, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 256, height*4, width*4]
+	kernels.Conv2d(m.v53, m.v52, m.decoderChain1Chain4Resnet1ChainConv2d2Weight, m.decoderChain1Chain4Resnet1ChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 256, H: dim6, W: dim7, K: 256, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
 
-	// Decoder.Chain_1.Chain_4.Resnet_1: %54 = conv2d_fused(%49, @Conv2d.weight, @Conv2d.bias, %53) {stride=[1, 1], padding=[0, 0], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="none"} -> f32[1, 256, 256, 256]
-	kernels.Conv2dFused(m.v54, m.v49, m.decoderChain1Chain4Resnet1Conv2dWeight, m.decoderChain1Chain4Resnet1Conv2dBias, kernels.Conv2dParams{N: 1, C: 512, H: 256, W: 256, K: 256, KH: 1, KW: 1, StrideH: 1, StrideW: 1, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v53})
+	// Decoder.Chain_1.Chain_4.Resnet_1: %54 = conv2d_fused(%49, @Conv2d.weight, @Conv2d.bias, %53) {stride=[1, 1], padding=[0, 0], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="none"} -> f32[1, 256, height*4, width*4]
+	kernels.Conv2dFused(m.v54, m.v49, m.decoderChain1Chain4Resnet1Conv2dWeight, m.decoderChain1Chain4Resnet1Conv2dBias, kernels.Conv2dParams{N: 1, C: 512, H: dim6, W: dim7, K: 256, KH: 1, KW: 1, StrideH: 1, StrideW: 1, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v53})
 
-	// Decoder.Chain_1.Chain_4.Resnet_2.Chain.SiLU_1: %55 = group_norm_act(%54, @Decoder.Chain_1.Chain_4.Resnet_2.Chain.GroupNorm_1.weight, @Decoder.Chain_1.Chain_4.Resnet_2.Chain.GroupNorm_1.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 256, 256, 256]
-	kernels.GroupNormAct(m.v55, m.v54, 1, 256, 65536, 32, m.decoderChain1Chain4Resnet2ChainGroupNorm1Weight, m.decoderChain1Chain4Resnet2ChainGroupNorm1Bias, float32(1e-06), kernels.ActSiLU)
+	// Decoder.Chain_1.Chain_4.Resnet_2.Chain.SiLU_1: %55 = group_norm_act(%54, @Decoder.Chain_1.Chain_4.Resnet_2.Chain.GroupNorm_1.weight, @Decoder.Chain_1.Chain_4.Resnet_2.Chain.GroupNorm_1.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 256, height*4, width*4]
+	kernels.GroupNormAct(m.v55, m.v54, 1, 256, dim8, 32, m.decoderChain1Chain4Resnet2ChainGroupNorm1Weight, m.decoderChain1Chain4Resnet2ChainGroupNorm1Bias, float32(1e-06), kernels.ActSiLU)
 
-	// Decoder.Chain_1.Chain_4.Resnet_2.Chain.Conv2d_1: %56 = conv2d(%55, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 256, 256, 256]
-	kernels.Conv2d(m.v56, m.v55, m.decoderChain1Chain4Resnet2ChainConv2d1Weight, m.decoderChain1Chain4Resnet2ChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 256, H: 256, W: 256, K: 256, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	// Decoder.Chain_1.Chain_4.Resnet_2.Chain.Conv2d_1: %56 = conv2d(%55, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 256, height*4, width*4]
+	kernels.Conv2d(m.v56, m.v55, m.decoderChain1Chain4Resnet2ChainConv2d1Weight, m.decoderChain1Chain4Resnet2ChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 256, H: dim6, W: dim7, K: 256, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
 
-	// Decoder.Chain_1.Chain_4.Resnet_2.Chain.SiLU_2: %57 = group_norm_act(%56, @Decoder.Chain_1.Chain_4.Resnet_2.Chain.GroupNorm_2.weight, @Decoder.Chain_1.Chain_4.Resnet_2.Chain.GroupNorm_2.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 256, 256, 256]
-	kernels.GroupNormAct(m.v57, m.v56, 1, 256, 65536, 32, m.decoderChain1Chain4Resnet2ChainGroupNorm2Weight, m.decoderChain1Chain4Resnet2ChainGroupNorm2Bias, float32(1e-06), kernels.ActSiLU)
+	// Decoder.Chain_1.Chain_4.Resnet_2.Chain.SiLU_2: %57 = group_norm_act(%56, @Decoder.Chain_1.Chain_4.Resnet_2.Chain.GroupNorm_2.weight, @Decoder.Chain_1.Chain_4.Resnet_2.Chain.GroupNorm_2.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 256, height*4, width*4]
+	kernels.GroupNormAct(m.v57, m.v56, 1, 256, dim8, 32, m.decoderChain1Chain4Resnet2ChainGroupNorm2Weight, m.decoderChain1Chain4Resnet2ChainGroupNorm2Bias, float32(1e-06), kernels.ActSiLU)
 
-	// Decoder.Chain_1.Chain_4.Resnet_2: %58 = conv2d_fused(%57, @Chain.Conv2d_2.weight, @Chain.Conv2d_2.bias, %54) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="none"} -> f32[1, 256, 256, 256]
-	kernels.Conv2dFused(m.v58, m.v57, m.decoderChain1Chain4Resnet2ChainConv2d2Weight, m.decoderChain1Chain4Resnet2ChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 256, H: 256, W: 256, K: 256, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v54})
+	// Decoder.Chain_1.Chain_4.Resnet_2: %58 = conv2d_fused(%57, @Chain.Conv2d_2.weight, @Chain.Conv2d_2.bias, %54) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="none"} -> f32[1, 256, height*4, width*4]
+	kernels.Conv2dFused(m.v58, m.v57, m.decoderChain1Chain4Resnet2ChainConv2d2Weight, m.decoderChain1Chain4Resnet2ChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 256, H: dim6, W: dim7, K: 256, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v54})
 
-	// Decoder.Chain_1.Chain_4.Resnet_3.Chain.SiLU_1: %59 = group_norm_act(%58, @Decoder.Chain_1.Chain_4.Resnet_3.Chain.GroupNorm_1.weight, @Decoder.Chain_1.Chain_4.Resnet_3.Chain.GroupNorm_1.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 256, 256, 256]
-	kernels.GroupNormAct(m.v59, m.v58, 1, 256, 65536, 32, m.decoderChain1Chain4Resnet3ChainGroupNorm1Weight, m.decoderChain1Chain4Resnet3ChainGroupNorm1Bias, float32(1e-06), kernels.ActSiLU)
+	// Decoder.Chain_1.Chain_4.Resnet_3.Chain.SiLU_1: %59 = group_norm_act(%58, @Decoder.Chain_1.Chain_4.Resnet_3.Chain.GroupNorm_1.weight, @Decoder.Chain_1.Chain_4.Resnet_3.Chain.GroupNorm_1.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 256, height*4, width*4]
+	kernels.GroupNormAct(m.v59, m.v58, 1, 256, dim8, 32, m.decoderChain1Chain4Resnet3ChainGroupNorm1Weight, m.decoderChain1Chain4Resnet3ChainGroupNorm1Bias, float32(1e-06), kernels.ActSiLU)
 
-	// Decoder.Chain_1.Chain_4.Resnet_3.Chain.Conv2d_1: %60 = conv2d(%59, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 256, 256, 256]
-	kernels.Conv2d(m.v60, m.v59, m.decoderChain1Chain4Resnet3ChainConv2d1Weight, m.decoderChain1Chain4Resnet3ChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 256, H: 256, W: 256, K: 256, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	// Decoder.Chain_1.Chain_4.Resnet_3.Chain.Conv2d_1: %60 = conv2d(%59, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 256, height*4, width*4]
+	kernels.Conv2d(m.v60, m.v59, m.decoderChain1Chain4Resnet3ChainConv2d1Weight, m.decoderChain1Chain4Resnet3ChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 256, H: dim6, W: dim7, K: 256, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
 
-	// Decoder.Chain_1.Chain_4.Resnet_3.Chain.SiLU_2: %61 = group_norm_act(%60, @Decoder.Chain_1.Chain_4.Resnet_3.Chain.GroupNorm_2.weight, @Decoder.Chain_1.Chain_4.Resnet_3.Chain.GroupNorm_2.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 256, 256, 256]
-	kernels.GroupNormAct(m.v61, m.v60, 1, 256, 65536, 32, m.decoderChain1Chain4Resnet3ChainGroupNorm2Weight, m.decoderChain1Chain4Resnet3ChainGroupNorm2Bias, float32(1e-06), kernels.ActSiLU)
+	// Decoder.Chain_1.Chain_4.Resnet_3.Chain.SiLU_2: %61 = group_norm_act(%60, @Decoder.Chain_1.Chain_4.Resnet_3.Chain.GroupNorm_2.weight, @Decoder.Chain_1.Chain_4.Resnet_3.Chain.GroupNorm_2.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 256, height*4, width*4]
+	kernels.GroupNormAct(m.v61, m.v60, 1, 256, dim8, 32, m.decoderChain1Chain4Resnet3ChainGroupNorm2Weight, m.decoderChain1Chain4Resnet3ChainGroupNorm2Bias, float32(1e-06), kernels.ActSiLU)
 
-	// Decoder.Chain_1.Chain_4.Resnet_3: %62 = conv2d_fused(%61, @Chain.Conv2d_2.weight, @Chain.Conv2d_2.bias, %58) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="none"} -> f32[1, 256, 256, 256]
-	kernels.Conv2dFused(m.v62, m.v61, m.decoderChain1Chain4Resnet3ChainConv2d2Weight, m.decoderChain1Chain4Resnet3ChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 256, H: 256, W: 256, K: 256, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v58})
+	// Decoder.Chain_1.Chain_4.Resnet_3: %62 = conv2d_fused(%61, @Chain.Conv2d_2.weight, @Chain.Conv2d_2.bias, %58) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="none"} -> f32[1, 256, height*4, width*4]
+	kernels.Conv2dFused(m.v62, m.v61, m.decoderChain1Chain4Resnet3ChainConv2d2Weight, m.decoderChain1Chain4Resnet3ChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 256, H: dim6, W: dim7, K: 256, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v58})
 
-	// Decoder.Chain_1.Chain_4.Upsample.Interpolate: %63 = upsample(%62) {mode="nearest", size=[512, 512], align_corners=false} -> f32[1, 256, 512, 512]
-	kernels.UpsampleNearest(m.v63, m.v62, 1, 256, 256, 256, 512, 512)
+	// Decoder.Chain_1.Chain_4.Upsample.Interpolate: %63 = upsample(%62) {mode="nearest", align_corners=false} -> f32[1, 256, height*8, width*8]
+	kernels.UpsampleNearest(m.v63, m.v62, 1, 256, dim6, dim7, dim9, dim10)
 
-	// Decoder.Chain_1.Chain_4.Upsample.Conv2d: %64 = conv2d(%63, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 256, 512, 512]
-	kernels.Conv2d(m.v64, m.v63, m.decoderChain1Chain4UpsampleConv2dWeight, m.decoderChain1Chain4UpsampleConv2dBias, kernels.Conv2dParams{N: 1, C: 256, H: 512, W: 512, K: 256, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	// Decoder.Chain_1.Chain_4.Upsample.Conv2d: %64 = conv2d(%63, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 256, height*8, width*8]
+	kernels.Conv2d(m.v64, m.v63, m.decoderChain1Chain4UpsampleConv2dWeight, m.decoderChain1Chain4UpsampleConv2dBias, kernels.Conv2dParams{N: 1, C: 256, H: dim9, W: dim10, K: 256, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
 
-	// Decoder.Chain_1.Chain_5.Resnet_1.Chain.SiLU_1: %65 = group_norm_act(%64, @Decoder.Chain_1.Chain_5.Resnet_1.Chain.GroupNorm_1.weight, @Decoder.Chain_1.Chain_5.Resnet_1.Chain.GroupNorm_1.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 256, 512, 512]
-	kernels.GroupNormAct(m.v65, m.v64, 1, 256, 262144, 32, m.decoderChain1Chain5Resnet1ChainGroupNorm1Weight, m.decoderChain1Chain5Resnet1ChainGroupNorm1Bias, float32(1e-06), kernels.ActSiLU)
+	// Decoder.Chain_1.Chain_5.Resnet_1.Chain.SiLU_1: %65 = group_norm_act(%64, @Decoder.Chain_1.Chain_5.Resnet_1.Chain.GroupNorm_1.weight, @Decoder.Chain_1.Chain_5.Resnet_1.Chain.GroupNorm_1.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 256, height*8, width*8]
+	kernels.GroupNormAct(m.v65, m.v64, 1, 256, dim11, 32, m.decoderChain1Chain5Resnet1ChainGroupNorm1Weight, m.decoderChain1Chain5Resnet1ChainGroupNorm1Bias, float32(1e-06), kernels.ActSiLU)
 
-	// Decoder.Chain_1.Chain_5.Resnet_1.Chain.Conv2d_1: %66 = conv2d(%65, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 128, 512, 512]
-	kernels.Conv2d(m.v66, m.v65, m.decoderChain1Chain5Resnet1ChainConv2d1Weight, m.decoderChain1Chain5Resnet1ChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 256, H: 512, W: 512, K: 128, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	// Decoder.Chain_1.Chain_5.Resnet_1.Chain.Conv2d_1: %66 = conv2d(%65, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 128, height*8, width*8]
+	kernels.Conv2d(m.v66, m.v65, m.decoderChain1Chain5Resnet1ChainConv2d1Weight, m.decoderChain1Chain5Resnet1ChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 256, H: dim9, W: dim10, K: 128, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
 
-	// Decoder.Chain_1.Chain_5.Resnet_1.Chain.SiLU_2: %67 = group_norm_act(%66, @Decoder.Chain_1.Chain_5.Resnet_1.Chain.GroupNorm_2.weight, @Decoder.Chain_1.Chain_5.Resnet_1.Chain.GroupNorm_2.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 128, 512, 512]
-	kernels.GroupNormAct(m.v67, m.v66, 1, 128, 262144, 32, m.decoderChain1Chain5Resnet1ChainGroupNorm2Weight, m.decoderChain1Chain5Resnet1ChainGroupNorm2Bias, float32(1e-06), kernels.ActSiLU)
-
-	// Decoder.Chain_1.Chain_5.Resnet_1.Chain.Conv2d_2: %68 = conv2d(%67, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 128, 512, 512]
-	kernels.Conv2d(m.v68, m.v67, m.decoderChain1Chain5Resnet1ChainConv2d2Weight, m.decoderChain1Chain5Resnet1ChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 128, H: 512, W: 512, K: 128, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
-
-	// Decoder.Chain_1.Chain_5.Resnet_1: %69 = conv2d_fused(%64, @Conv2d.weight, @Conv2d.bias, %68) {stride=[1, 1], padding=[0, 0], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="none"} -> f32[1, 128, 512, 512]
-	kernels.Conv2dFused(m.v69, m.v64, m.decoderChain1Chain5Resnet1Conv2dWeight, m.decoderChain1Chain5Resnet1Conv2dBias, kernels.Conv2dParams{N: 1, C: 256, H: 512, W: 512, K: 128, KH: 1, KW: 1, StrideH: 1, StrideW: 1, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v68})
-
-	// Decoder.Chain_1.Chain_5.Resnet_2.Chain.SiLU_1: %70 = group_norm_act(%69, @Decoder.Chain_1.Chain_5.Resnet_2.Chain.GroupNorm_1.weight, @Decoder.Chain_1.Chain_5.Resnet_2.Chain.GroupNorm_1.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 128, 512, 512]
-	kernels.GroupNormAct(m.v70, m.v69, 1, 128, 262144, 32, m.decoderChain1Chain5Resnet2ChainGroupNorm1Weight, m.decoderChain1Chain5Resnet2ChainGroupNorm1Bias, float32(1e-06), kernels.ActSiLU)
-
-	// Decoder.Chain_1.Chain_5.Resnet_2.Chain.Conv2d_1: %71 = conv2d(%70, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 128, 512, 512]
-	kernels.Conv2d(m.v71, m.v70, m.decoderChain1Chain5Resnet2ChainConv2d1Weight, m.decoderChain1Chain5Resnet2ChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 128, H: 512, W: 512, K: 128, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
-
-	// Decoder.Chain_1.Chain_5.Resnet_2.Chain.SiLU_2: %72 = group_norm_act(%71, @Decoder.Chain_1.Chain_5.Resnet_2.Chain.GroupNorm_2.weight, @Decoder.Chain_1.Chain_5.Resnet_2.Chain.GroupNorm_2.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 128, 512, 512]
-	kernels.GroupNormAct(m.v72, m.v71, 1, 128, 262144, 32, m.decoderChain1Chain5Resnet2ChainGroupNorm2Weight, m.decoderChain1Chain5Resnet2ChainGroupNorm2Bias, float32(1e-06), kernels.ActSiLU)
-
-	// Decoder.Chain_1.Chain_5.Resnet_2: %73 = conv2d_fused(%72, @Chain.Conv2d_2.weight, @Chain.Conv2d_2.bias, %69) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="none"} -> f32[1, 128, 512, 512]
-	kernels.Conv2dFused(m.v73, m.v72, m.decoderChain1Chain5Resnet2ChainConv2d2Weight, m.decoderChain1Chain5Resnet2ChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 128, H: 512, W: 512, K: 128, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v69})
-
-	// Decoder.Chain_1.Chain_5.Resnet_3.Chain.SiLU_1: %74 = group_norm_act(%73, @Decoder.Chain_1.Chain_5.Resnet_3.Chain.GroupNorm_1.weight, @Decoder.Chain_1.Chain_5.Resnet_3.Chain.GroupNorm_1.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 128, 512, 512]
-	kernels.GroupNormAct(m.v74, m.v73, 1, 128, 262144, 32, m.decoderChain1Chain5Resnet3ChainGroupNorm1Weight, m.decoderChain1Chain5Resnet3ChainGroupNorm1Bias, float32(1e-06), kernels.ActSiLU)
-
-	// Decoder.Chain_1.Chain_5.Resnet_3.Chain.Conv2d_1: %75 = conv2d(%74, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 128, 512, 512]
-	kernels.Conv2d(m.v75, m.v74, m.decoderChain1Chain5Resnet3ChainConv2d1Weight, m.decoderChain1Chain5Resnet3ChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 128, H: 512, W: 512, K: 128, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
-
-	// Decoder.Chain_1.Chain_5.Resnet_3.Chain.SiLU_2: %76 = group_norm_act(%75, @Decoder.Chain_1.Chain_5.Resnet_3.Chain.GroupNorm_2.weight, @Decoder.Chain_1.Chain_5.Resnet_3.Chain.GroupNorm_2.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 128, 512, 512]
-	kernels.GroupNormAct(m.v76, m.v75, 1, 128, 262144, 32, m.decoderChain1Chain5Resnet3ChainGroupNorm2Weight, m.decoderChain1Chain5Resnet3ChainGroupNorm2Bias, float32(1e-06), kernels.ActSiLU)
-
-	// Decoder.Chain_1.Chain_5.Resnet_3: %77 = conv2d_fused(%76, @Chain.Conv2d_2.weight, @Chain.Conv2d_2.bias, %73) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="none"} -> f32[1, 128, 512, 512]
-	kernels.Conv2dFused(m.v77, m.v76, m.decoderChain1Chain5Resnet3ChainConv2d2Weight, m.decoderChain1Chain5Resnet3ChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 128, H: 512, W: 512, K: 128, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v73})
-
-	// Decoder.Chain_2.SiLU: %78 = group_norm_act(%77, @Decoder.Chain_2.GroupNorm.weight, @Decoder.Chain_2.GroupNorm.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 128, 512, 512]
-	kernels.GroupNormAct(m.v78, m.v77, 1, 128, 262144, 32, m.decoderChain2GroupNormWeight, m.decoderChain2GroupNormBias, float32(1e-06), kernels.ActSiLU)
-
-	// Decoder.Chain_2.Conv2d: %79 = conv2d(%78, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 3, 512, 512]
-	kernels.Conv2d(m.v79, m.v78, m.decoderChain2Conv2dWeight, m.decoderChain2Conv2dBias, kernels.Conv2dParams{N: 1, C: 128, H: 512, W: 512, K: 3, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
-
-	return m.v79, nil
+	// Decoder.Chain_1.Chain_5.Resnet_1.Chain.SiLU_2: %67 = group_norm_act(%66, @Decoder.Chain_1.Chain_5.Resnet_1.Chain.GroupNorm_2.weight, @Decoder.Chain_1.Chain_5.Resnet_1.Chain.GroupNorm_2.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 128, height*8, width*8]
+	kernels.GroupNormAct(m.v67, m.v66, 1, 128, dim11, 32, m.decoderChain1Chain5Resnet1ChainGroupNorm2Weight, m.decoderChain1Chain5Resnet1ChainGroupNorm2Bias, float32(1e-06), kernels.ActSiLU)
+
+	// Decoder.Chain_1.Chain_5.Resnet_1.Chain.Conv2d_2: %68 = conv2d(%67, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 128, height*8, width*8]
+	kernels.Conv2d(m.v68, m.v67, m.decoderChain1Chain5Resnet1ChainConv2d2Weight, m.decoderChain1Chain5Resnet1ChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 128, H: dim9, W: dim10, K: 128, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+
+	// Decoder.Chain_1.Chain_5.Resnet_1: %69 = conv2d_fused(%64, @Conv2d.weight, @Conv2d.bias, %68) {stride=[1, 1], padding=[0, 0], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="none"} -> f32[1, 128, height*8, width*8]
+	kernels.Conv2dFused(m.v69, m.v64, m.decoderChain1Chain5Resnet1Conv2dWeight, m.decoderChain1Chain5Resnet1Conv2dBias, kernels.Conv2dParams{N: 1, C: 256, H: dim9, W: dim10, K: 128, KH: 1, KW: 1, StrideH: 1, StrideW: 1, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v68})
+
+	// Decoder.Chain_1.Chain_5.Resnet_2.Chain.SiLU_1: %70 = group_norm_act(%69, @Decoder.Chain_1.Chain_5.Resnet_2.Chain.GroupNorm_1.weight, @Decoder.Chain_1.Chain_5.Resnet_2.Chain.GroupNorm_1.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 128, height*8, width*8]
+	kernels.GroupNormAct(m.v70, m.v69, 1, 128, dim11, 32, m.decoderChain1Chain5Resnet2ChainGroupNorm1Weight, m.decoderChain1Chain5Resnet2ChainGroupNorm1Bias, float32(1e-06), kernels.ActSiLU)
+
+	// Decoder.Chain_1.Chain_5.Resnet_2.Chain.Conv2d_1: %71 = conv2d(%70, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 128, height*8, width*8]
+	kernels.Conv2d(m.v71, m.v70, m.decoderChain1Chain5Resnet2ChainConv2d1Weight, m.decoderChain1Chain5Resnet2ChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 128, H: dim9, W: dim10, K: 128, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+
+	// Decoder.Chain_1.Chain_5.Resnet_2.Chain.SiLU_2: %72 = group_norm_act(%71, @Decoder.Chain_1.Chain_5.Resnet_2.Chain.GroupNorm_2.weight, @Decoder.Chain_1.Chain_5.Resnet_2.Chain.GroupNorm_2.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 128, height*8, width*8]
+	kernels.GroupNormAct(m.v72, m.v71, 1, 128, dim11, 32, m.decoderChain1Chain5Resnet2ChainGroupNorm2Weight, m.decoderChain1Chain5Resnet2ChainGroupNorm2Bias, float32(1e-06), kernels.ActSiLU)
+
+	// Decoder.Chain_1.Chain_5.Resnet_2: %73 = conv2d_fused(%72, @Chain.Conv2d_2.weight, @Chain.Conv2d_2.bias, %69) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="none"} -> f32[1, 128, height*8, width*8]
+	kernels.Conv2dFused(m.v73, m.v72, m.decoderChain1Chain5Resnet2ChainConv2d2Weight, m.decoderChain1Chain5Resnet2ChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 128, H: dim9, W: dim10, K: 128, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v69})
+
+	// Decoder.Chain_1.Chain_5.Resnet_3.Chain.SiLU_1: %74 = group_norm_act(%73, @Decoder.Chain_1.Chain_5.Resnet_3.Chain.GroupNorm_1.weight, @Decoder.Chain_1.Chain_5.Resnet_3.Chain.GroupNorm_1.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 128, height*8, width*8]
+	kernels.GroupNormAct(m.v74, m.v73, 1, 128, dim11, 32, m.decoderChain1Chain5Resnet3ChainGroupNorm1Weight, m.decoderChain1Chain5Resnet3ChainGroupNorm1Bias, float32(1e-06), kernels.ActSiLU)
+
+	// Decoder.Chain_1.Chain_5.Resnet_3.Chain.Conv2d_1: %75 = conv2d(%74, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 128, height*8, width*8]
+	kernels.Conv2d(m.v75, m.v74, m.decoderChain1Chain5Resnet3ChainConv2d1Weight, m.decoderChain1Chain5Resnet3ChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 128, H: dim9, W: dim10, K: 128, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+
+	// Decoder.Chain_1.Chain_5.Resnet_3.Chain.SiLU_2: %76 = group_norm_act(%75, @Decoder.Chain_1.Chain_5.Resnet_3.Chain.GroupNorm_2.weight, @Decoder.Chain_1.Chain_5.Resnet_3.Chain.GroupNorm_2.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 128, height*8, width*8]
+	kernels.GroupNormAct(m.v76, m.v75, 1, 128, dim11, 32, m.decoderChain1Chain5Resnet3ChainGroupNorm2Weight, m.decoderChain1Chain5Resnet3ChainGroupNorm2Bias, float32(1e-06), kernels.ActSiLU)
+
+	// Decoder.Chain_1.Chain_5.Resnet_3: %77 = conv2d_fused(%76, @Chain.Conv2d_2.weight, @Chain.Conv2d_2.bias, %73) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="none"} -> f32[1, 128, height*8, width*8]
+	kernels.Conv2dFused(m.v77, m.v76, m.decoderChain1Chain5Resnet3ChainConv2d2Weight, m.decoderChain1Chain5Resnet3ChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 128, H: dim9, W: dim10, K: 128, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v73})
+
+	// Decoder.Chain_2.SiLU: %78 = group_norm_act(%77, @Decoder.Chain_2.GroupNorm.weight, @Decoder.Chain_2.GroupNorm.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 128, height*8, width*8]
+	kernels.GroupNormAct(m.v78, m.v77, 1, 128, dim11, 32, m.decoderChain2GroupNormWeight, m.decoderChain2GroupNormBias, float32(1e-06), kernels.ActSiLU)
+
+	// Decoder.Chain_2.Conv2d: %79 = conv2d(%78, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 3, height*8, width*8]
+	kernels.Conv2d(m.v79, m.v78, m.decoderChain2Conv2dWeight, m.decoderChain2Conv2dBias, kernels.Conv2dParams{N: 1, C: 128, H: dim9, W: dim10, K: 3, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+
+	return m.v79, p.yShape[:], nil
+}
+
+// shapePlan is what Forward needs at one set of sizes (height, width): the sizes its ops use, the
+// offsets of the arena's buffers and the shapes kernels take as slices. Forward makes one at the
+// first call with those sizes and keeps it.
+//
+// dims holds:
+//
+//	0: height
+//	1: width
+//	2: height*width*4
+//	3: height*width
+//	4: height*2
+//	5: width*2
+//	6: height*4
+//	7: width*4
+//	8: height*width*16
+//	9: height*8
+//	10: width*8
+//	11: height*width*64
+//	12: height*width*512
+//	13: height*width*2048
+//	14: height*width*8192
+//	15: height*width*4096
+//	16: height*width*16384
+//	17: height*width*192
+type shapePlan struct {
+	key      [2]int // height, width
+	dims     [18]int
+	offsets  [77]int // of each buffer in the arena, in float32 elements
+	arenaLen int
+	shape0   [3]int // [1, 512, height*width]
+	shape1   [3]int // [1, height*width, 512]
+	shape2   [4]int // [1, 512, height, width]
+	yShape   [4]int // shape of output y
+}
+
+// bufferFirst and bufferLast are the first and last op that use each buffer of the arena (−1: before the first op; the op count: after the last).
+var (
+	bufferFirst = [77]int{0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79}
+	bufferLast  = [77]int{1, 2, 6, 4, 5, 6, 17, 9, 12, 13, 13, 13, 14, 15, 21, 19, 20, 21, 25, 23, 24, 25, 29, 27, 28, 29, 33, 31, 32, 33, 34, 35, 39, 37, 38, 39, 43, 41, 42, 43, 47, 45, 46, 47, 48, 49, 54, 51, 52, 53, 54, 58, 56, 57, 58, 62, 60, 61, 62, 63, 64, 69, 66, 67, 68, 69, 73, 71, 72, 73, 77, 75, 76, 77, 78, 79, 80}
+)
+
+// newShapePlan computes the plan of one set of sizes, or says which rule of the model they break.
+func newShapePlan(key [2]int) (*shapePlan, error) {
+	p := &shapePlan{key: key}
+	d := &p.dims
+	if key[0] < 1 {
+		return nil, fmt.Errorf("decoder: Forward: height is %d (dim 2 of input x): sizes must be at least 1", key[0])
+	}
+	d[0] = key[0]
+	if key[1] < 1 {
+		return nil, fmt.Errorf("decoder: Forward: width is %d (dim 3 of input x): sizes must be at least 1", key[1])
+	}
+	d[1] = key[1]
+
+	// The sizes the ops use, from the input sizes, with overflow checks.
+	var c runtime.SizeCalc
+	d[2] = c.Mul(c.Mul(d[0], d[1]), 4)      // height*width*4
+	d[3] = c.Mul(d[0], d[1])                // height*width
+	d[4] = c.Mul(d[0], 2)                   // height*2
+	d[5] = c.Mul(d[1], 2)                   // width*2
+	d[6] = c.Mul(d[0], 4)                   // height*4
+	d[7] = c.Mul(d[1], 4)                   // width*4
+	d[8] = c.Mul(c.Mul(d[0], d[1]), 16)     // height*width*16
+	d[9] = c.Mul(d[0], 8)                   // height*8
+	d[10] = c.Mul(d[1], 8)                  // width*8
+	d[11] = c.Mul(c.Mul(d[0], d[1]), 64)    // height*width*64
+	d[12] = c.Mul(c.Mul(d[0], d[1]), 512)   // height*width*512
+	d[13] = c.Mul(c.Mul(d[0], d[1]), 2048)  // height*width*2048
+	d[14] = c.Mul(c.Mul(d[0], d[1]), 8192)  // height*width*8192
+	d[15] = c.Mul(c.Mul(d[0], d[1]), 4096)  // height*width*4096
+	d[16] = c.Mul(c.Mul(d[0], d[1]), 16384) // height*width*16384
+	d[17] = c.Mul(c.Mul(d[0], d[1]), 192)   // height*width*192
+	if c.Err != nil {
+		return nil, fmt.Errorf("decoder: Forward: %s: %v", sizesString(key), c.Err)
+	}
+
+	// The shapes kernels take as slices, the outputs' shapes, integer outputs.
+	p.shape0 = [3]int{1, 512, d[3]}
+	p.shape1 = [3]int{1, d[3], 512}
+	p.shape2 = [4]int{1, 512, d[0], d[1]}
+	p.yShape = [4]int{1, 3, d[9], d[10]}
+
+	// The arena at these sizes, placed as the compiler places a specialized package's.
+	sizes := []int{d[2], d[2], d[12], d[12], d[12], d[12], d[12], d[12], d[12], d[12], d[12], d[12], d[12], d[12], d[12], d[12], d[12], d[12], d[12], d[12], d[12], d[12], d[12], d[12], d[12], d[12], d[12], d[12], d[12], d[12], d[12], d[13], d[13], d[13], d[13], d[13], d[13], d[13], d[13], d[13], d[13], d[13], d[13], d[13], d[13], d[14], d[14], d[14], d[15], d[15], d[15], d[15], d[15], d[15], d[15], d[15], d[15], d[15], d[15], d[15], d[16], d[16], d[16], d[14], d[14], d[14], d[14], d[14], d[14], d[14], d[14], d[14], d[14], d[14], d[14], d[14], d[17]}
+	var err error
+	if p.arenaLen, err = runtime.PlaceBuffers(sizes, bufferFirst[:], bufferLast[:], 16, p.offsets[:]); err != nil {
+		return nil, fmt.Errorf("decoder: Forward: %s: %v", sizesString(key), err)
+	}
+	return p, nil
+}
+
+// use makes the plan of key current: made and kept at the first call with these sizes (the arena
+// grows if they need more room), then the values' slices are cut from the arena at its offsets.
+func (m *Model) use(key [2]int) error {
+	p := m.plans[key]
+	if p == nil {
+		var err error
+		if p, err = newShapePlan(key); err != nil {
+			return err
+		}
+		if p.arenaLen > m.arena.Size() {
+			// A larger set of sizes: the arena grows, checked against the memory available.
+			if p.arenaLen > math.MaxInt64/4 {
+				return fmt.Errorf("decoder: Forward: %s: the arena of %d float32 elements overflows a byte count", sizesString(key), p.arenaLen)
+			}
+			if err := runtime.CheckMemory("model SD1Decoder at "+sizesString(key), int64(p.arenaLen)*4); err != nil {
+				return err
+			}
+			m.arena = runtime.NewArena(p.arenaLen)
+		}
+		m.plans[key] = p
+	}
+	m.plan = p
+	m.v0 = m.arena.Slice(p.offsets[0], p.dims[2])
+	m.v1 = m.arena.Slice(p.offsets[1], p.dims[2])
+	m.v2 = m.arena.Slice(p.offsets[2], p.dims[12])
+	m.v3 = m.arena.Slice(p.offsets[3], p.dims[12])
+	m.v4 = m.arena.Slice(p.offsets[4], p.dims[12])
+	m.v5 = m.arena.Slice(p.offsets[5], p.dims[12])
+	m.v6 = m.arena.Slice(p.offsets[6], p.dims[12])
+	m.v7 = m.arena.Slice(p.offsets[7], p.dims[12])
+	m.v8 = m.arena.Slice(p.offsets[7], p.dims[12])
+	m.v9 = m.arena.Slice(p.offsets[8], p.dims[12])
+	m.v10 = m.arena.Slice(p.offsets[9], p.dims[12])
+	m.v11 = m.arena.Slice(p.offsets[10], p.dims[12])
+	m.v12 = m.arena.Slice(p.offsets[11], p.dims[12])
+	m.v13 = m.arena.Slice(p.offsets[12], p.dims[12])
+	m.v14 = m.arena.Slice(p.offsets[13], p.dims[12])
+	m.v15 = m.arena.Slice(p.offsets[14], p.dims[12])
+	m.v16 = m.arena.Slice(p.offsets[14], p.dims[12])
+	m.v17 = m.arena.Slice(p.offsets[14], p.dims[12])
+	m.v18 = m.arena.Slice(p.offsets[15], p.dims[12])
+	m.v19 = m.arena.Slice(p.offsets[16], p.dims[12])
+	m.v20 = m.arena.Slice(p.offsets[17], p.dims[12])
+	m.v21 = m.arena.Slice(p.offsets[18], p.dims[12])
+	m.v22 = m.arena.Slice(p.offsets[19], p.dims[12])
+	m.v23 = m.arena.Slice(p.offsets[20], p.dims[12])
+	m.v24 = m.arena.Slice(p.offsets[21], p.dims[12])
+	m.v25 = m.arena.Slice(p.offsets[22], p.dims[12])
+	m.v26 = m.arena.Slice(p.offsets[23], p.dims[12])
+	m.v27 = m.arena.Slice(p.offsets[24], p.dims[12])
+	m.v28 = m.arena.Slice(p.offsets[25], p.dims[12])
+	m.v29 = m.arena.Slice(p.offsets[26], p.dims[12])
+	m.v30 = m.arena.Slice(p.offsets[27], p.dims[12])
+	m.v31 = m.arena.Slice(p.offsets[28], p.dims[12])
+	m.v32 = m.arena.Slice(p.offsets[29], p.dims[12])
+	m.v33 = m.arena.Slice(p.offsets[30], p.dims[12])
+	m.v34 = m.arena.Slice(p.offsets[31], p.dims[13])
+	m.v35 = m.arena.Slice(p.offsets[32], p.dims[13])
+	m.v36 = m.arena.Slice(p.offsets[33], p.dims[13])
+	m.v37 = m.arena.Slice(p.offsets[34], p.dims[13])
+	m.v38 = m.arena.Slice(p.offsets[35], p.dims[13])
+	m.v39 = m.arena.Slice(p.offsets[36], p.dims[13])
+	m.v40 = m.arena.Slice(p.offsets[37], p.dims[13])
+	m.v41 = m.arena.Slice(p.offsets[38], p.dims[13])
+	m.v42 = m.arena.Slice(p.offsets[39], p.dims[13])
+	m.v43 = m.arena.Slice(p.offsets[40], p.dims[13])
+	m.v44 = m.arena.Slice(p.offsets[41], p.dims[13])
+	m.v45 = m.arena.Slice(p.offsets[42], p.dims[13])
+	m.v46 = m.arena.Slice(p.offsets[43], p.dims[13])
+	m.v47 = m.arena.Slice(p.offsets[44], p.dims[13])
+	m.v48 = m.arena.Slice(p.offsets[45], p.dims[14])
+	m.v49 = m.arena.Slice(p.offsets[46], p.dims[14])
+	m.v50 = m.arena.Slice(p.offsets[47], p.dims[14])
+	m.v51 = m.arena.Slice(p.offsets[48], p.dims[15])
+	m.v52 = m.arena.Slice(p.offsets[49], p.dims[15])
+	m.v53 = m.arena.Slice(p.offsets[50], p.dims[15])
+	m.v54 = m.arena.Slice(p.offsets[51], p.dims[15])
+	m.v55 = m.arena.Slice(p.offsets[52], p.dims[15])
+	m.v56 = m.arena.Slice(p.offsets[53], p.dims[15])
+	m.v57 = m.arena.Slice(p.offsets[54], p.dims[15])
+	m.v58 = m.arena.Slice(p.offsets[55], p.dims[15])
+	m.v59 = m.arena.Slice(p.offsets[56], p.dims[15])
+	m.v60 = m.arena.Slice(p.offsets[57], p.dims[15])
+	m.v61 = m.arena.Slice(p.offsets[58], p.dims[15])
+	m.v62 = m.arena.Slice(p.offsets[59], p.dims[15])
+	m.v63 = m.arena.Slice(p.offsets[60], p.dims[16])
+	m.v64 = m.arena.Slice(p.offsets[61], p.dims[16])
+	m.v65 = m.arena.Slice(p.offsets[62], p.dims[16])
+	m.v66 = m.arena.Slice(p.offsets[63], p.dims[14])
+	m.v67 = m.arena.Slice(p.offsets[64], p.dims[14])
+	m.v68 = m.arena.Slice(p.offsets[65], p.dims[14])
+	m.v69 = m.arena.Slice(p.offsets[66], p.dims[14])
+	m.v70 = m.arena.Slice(p.offsets[67], p.dims[14])
+	m.v71 = m.arena.Slice(p.offsets[68], p.dims[14])
+	m.v72 = m.arena.Slice(p.offsets[69], p.dims[14])
+	m.v73 = m.arena.Slice(p.offsets[70], p.dims[14])
+	m.v74 = m.arena.Slice(p.offsets[71], p.dims[14])
+	m.v75 = m.arena.Slice(p.offsets[72], p.dims[14])
+	m.v76 = m.arena.Slice(p.offsets[73], p.dims[14])
+	m.v77 = m.arena.Slice(p.offsets[74], p.dims[14])
+	m.v78 = m.arena.Slice(p.offsets[75], p.dims[14])
+	m.v79 = m.arena.Slice(p.offsets[76], p.dims[17])
+	return nil
+}
+
+// sizesString names the sizes of key and where Forward read them, for errors.
+func sizesString(key [2]int) string {
+	return fmt.Sprintf("height=%d (dim 2 of input x), width=%d (dim 3 of input x)", key[0], key[1])
 }
 
 // Shapes, permutations, paddings and offsets that kernels take as slices.
 var (
-	shape1x512x4096  = []int{1, 512, 4096}
-	perm0_2_1        = []int{0, 2, 1}
-	shape1x4096x512  = []int{1, 4096, 512}
-	shape1x512x64x64 = []int{1, 512, 64, 64}
+	perm0_2_1 = []int{0, 2, 1}
 )

@@ -3,8 +3,7 @@
 // Package encoder is the model SD1Encoder of ../../../../../models/sd15.rfn, compiled ahead of
 // time by rfc.
 //
-// Settings: channels=[128, 256, 512, 512], latent_channels=4, num_groups=32, height=512,
-// width=512.
+// Settings: channels=[128, 256, 512, 512], latent_channels=4, num_groups=32.
 //
 // Regenerate with:
 //
@@ -12,18 +11,23 @@
 //
 // Inputs (arguments of Model.Forward, in order):
 //
-//	x f32[1, 3, 512, 512]
+//	x f32[1, 3, height, width]
 //
 // Outputs (results of Model.Forward):
 //
-//	y f32[1, 4, 64, 64]
+//	y f32[1, 4, height//8, width//8]
 //
-// Memory: 536870912 bytes of activations in one planned arena (ActivationBytes), 136654720 bytes
-// of weights as float32 (WeightBytes).
+// Sizes chosen at run time: height, width. Forward reads them from the shapes of its inputs,
+// checks every rule of the model they must follow, and keeps a memory plan per set of sizes, made
+// at the first call with it.
+//
+// Memory: 136654720 bytes of weights as float32 (WeightBytes); an arena of activations planned for
+// each set of sizes, which grows to the largest one met.
 package encoder
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/rfc-project/rfc/kernels"
 	"github.com/rfc-project/rfc/runtime"
@@ -32,36 +36,29 @@ import (
 const (
 	// ModelName is the model this package was compiled from.
 	ModelName = "SD1Encoder"
-	// ActivationBytes is the planned peak memory of intermediates and outputs during Forward: the size
-	// of the model's arena.
-	ActivationBytes = 536870912
 	// WeightBytes is the memory the weights take once loaded as float32.
 	WeightBytes = 136654720
 
-	arenaLen   = 134217728 // float32 elements
-	weightsLen = 34163680  // float32 elements
+	weightsLen = 34163680 // float32 elements
 )
 
-// XLen is the element count of input x, f32[1, 3, 512, 512].
-const XLen = 786432
+// XShape is the shape of input x, f32[1, 3, height, width], outermost first (row-major), with −1
+// for the sizes chosen at run time: Forward takes (or returns) the actual shape. Do not modify it.
+var XShape = [4]int{1, 3, -1, -1}
 
-// XShape is the shape of input x, f32[1, 3, 512, 512], outermost first (row-major). Do not modify
-// it.
-var XShape = [4]int{1, 3, 512, 512}
-
-// YLen is the element count of output y, f32[1, 4, 64, 64].
-const YLen = 16384
-
-// YShape is the shape of output y, f32[1, 4, 64, 64], outermost first (row-major). Do not modify
-// it.
-var YShape = [4]int{1, 4, 64, 64}
+// YShape is the shape of output y, f32[1, 4, height//8, width//8], outermost first (row-major),
+// with −1 for the sizes chosen at run time: Forward takes (or returns) the actual shape. Do not
+// modify it.
+var YShape = [4]int{1, 4, -1, -1}
 
 // Model is SD1Encoder with its weights and the buffers of one forward pass. Build it with Load,
 // LoadFiles, LoadFilesWith or LoadReaderAt. A Model is not safe for concurrent use: give each
 // goroutine its own.
 type Model struct {
-	arena   *runtime.Arena // activations, at the offsets of the memory plan
-	weights []float32      // all weights, one after the other
+	arena   *runtime.Arena        // activations, at the offsets of the current plan; grows to the largest
+	weights []float32             // all weights, one after the other
+	plans   map[[2]int]*shapePlan // by sizes, made at their first use
+	plan    *shapePlan            // of the last call
 
 	encoderConv2dWeight                                               []float32 // "Encoder.Conv2d.weight" f32[128, 3, 3, 3]
 	encoderConv2dBias                                                 []float32 // "Encoder.Conv2d.bias" f32[128]
@@ -172,77 +169,78 @@ type Model struct {
 	encoderChain3Conv2dWeight                                         []float32 // "Encoder.Chain_3.Conv2d.weight" f32[8, 8, 1, 1]
 	encoderChain3Conv2dBias                                           []float32 // "Encoder.Chain_3.Conv2d.bias" f32[8]
 
-	v0  []float32 // %0: f32[1, 128, 512, 512], Encoder.Conv2d
-	v1  []float32 // %1: f32[1, 128, 512, 512], Encoder.Chain_1.Chain_1.Resnet_1.Chain.SiLU_1
-	v2  []float32 // %2: f32[1, 128, 512, 512], Encoder.Chain_1.Chain_1.Resnet_1.Chain.Conv2d_1
-	v3  []float32 // %3: f32[1, 128, 512, 512], Encoder.Chain_1.Chain_1.Resnet_1.Chain.SiLU_2
-	v4  []float32 // %4: f32[1, 128, 512, 512], Encoder.Chain_1.Chain_1.Resnet_1
-	v5  []float32 // %5: f32[1, 128, 512, 512], Encoder.Chain_1.Chain_1.Resnet_2.Chain.SiLU_1
-	v6  []float32 // %6: f32[1, 128, 512, 512], Encoder.Chain_1.Chain_1.Resnet_2.Chain.Conv2d_1
-	v7  []float32 // %7: f32[1, 128, 512, 512], Encoder.Chain_1.Chain_1.Resnet_2.Chain.SiLU_2
-	v8  []float32 // %8: f32[1, 128, 512, 512], Encoder.Chain_1.Chain_1.Resnet_2
-	v9  []float32 // %9: f32[1, 128, 513, 513], Encoder.Chain_1.Chain_1.Downsample.Pad
-	v10 []float32 // %10: f32[1, 128, 256, 256], Encoder.Chain_1.Chain_1.Downsample.Conv2d
-	v11 []float32 // %11: f32[1, 128, 256, 256], Encoder.Chain_1.Chain_2.Resnet_1.Chain.SiLU_1
-	v12 []float32 // %12: f32[1, 256, 256, 256], Encoder.Chain_1.Chain_2.Resnet_1.Chain.Conv2d_1
-	v13 []float32 // %13: f32[1, 256, 256, 256], Encoder.Chain_1.Chain_2.Resnet_1.Chain.SiLU_2
-	v14 []float32 // %14: f32[1, 256, 256, 256], Encoder.Chain_1.Chain_2.Resnet_1.Chain.Conv2d_2
-	v15 []float32 // %15: f32[1, 256, 256, 256], Encoder.Chain_1.Chain_2.Resnet_1
-	v16 []float32 // %16: f32[1, 256, 256, 256], Encoder.Chain_1.Chain_2.Resnet_2.Chain.SiLU_1
-	v17 []float32 // %17: f32[1, 256, 256, 256], Encoder.Chain_1.Chain_2.Resnet_2.Chain.Conv2d_1
-	v18 []float32 // %18: f32[1, 256, 256, 256], Encoder.Chain_1.Chain_2.Resnet_2.Chain.SiLU_2
-	v19 []float32 // %19: f32[1, 256, 256, 256], Encoder.Chain_1.Chain_2.Resnet_2
-	v20 []float32 // %20: f32[1, 256, 257, 257], Encoder.Chain_1.Chain_2.Downsample.Pad
-	v21 []float32 // %21: f32[1, 256, 128, 128], Encoder.Chain_1.Chain_2.Downsample.Conv2d
-	v22 []float32 // %22: f32[1, 256, 128, 128], Encoder.Chain_1.Chain_3.Resnet_1.Chain.SiLU_1
-	v23 []float32 // %23: f32[1, 512, 128, 128], Encoder.Chain_1.Chain_3.Resnet_1.Chain.Conv2d_1
-	v24 []float32 // %24: f32[1, 512, 128, 128], Encoder.Chain_1.Chain_3.Resnet_1.Chain.SiLU_2
-	v25 []float32 // %25: f32[1, 512, 128, 128], Encoder.Chain_1.Chain_3.Resnet_1.Chain.Conv2d_2
-	v26 []float32 // %26: f32[1, 512, 128, 128], Encoder.Chain_1.Chain_3.Resnet_1
-	v27 []float32 // %27: f32[1, 512, 128, 128], Encoder.Chain_1.Chain_3.Resnet_2.Chain.SiLU_1
-	v28 []float32 // %28: f32[1, 512, 128, 128], Encoder.Chain_1.Chain_3.Resnet_2.Chain.Conv2d_1
-	v29 []float32 // %29: f32[1, 512, 128, 128], Encoder.Chain_1.Chain_3.Resnet_2.Chain.SiLU_2
-	v30 []float32 // %30: f32[1, 512, 128, 128], Encoder.Chain_1.Chain_3.Resnet_2
-	v31 []float32 // %31: f32[1, 512, 129, 129], Encoder.Chain_1.Chain_3.Downsample.Pad
-	v32 []float32 // %32: f32[1, 512, 64, 64], Encoder.Chain_1.Chain_3.Downsample.Conv2d
-	v33 []float32 // %33: f32[1, 512, 64, 64], Encoder.Chain_1.Chain_4.Resnet_1.Chain.SiLU_1
-	v34 []float32 // %34: f32[1, 512, 64, 64], Encoder.Chain_1.Chain_4.Resnet_1.Chain.Conv2d_1
-	v35 []float32 // %35: f32[1, 512, 64, 64], Encoder.Chain_1.Chain_4.Resnet_1.Chain.SiLU_2
-	v36 []float32 // %36: f32[1, 512, 64, 64], Encoder.Chain_1.Chain_4.Resnet_1
-	v37 []float32 // %37: f32[1, 512, 64, 64], Encoder.Chain_1.Chain_4.Resnet_2.Chain.SiLU_1
-	v38 []float32 // %38: f32[1, 512, 64, 64], Encoder.Chain_1.Chain_4.Resnet_2.Chain.Conv2d_1
-	v39 []float32 // %39: f32[1, 512, 64, 64], Encoder.Chain_1.Chain_4.Resnet_2.Chain.SiLU_2
-	v40 []float32 // %40: f32[1, 512, 64, 64], Encoder.Chain_1.Chain_4.Resnet_2
-	v41 []float32 // %41: f32[1, 512, 64, 64], Encoder.Chain_1.Chain_5.Resnet_1.Chain.SiLU_1
-	v42 []float32 // %42: f32[1, 512, 64, 64], Encoder.Chain_1.Chain_5.Resnet_1.Chain.Conv2d_1
-	v43 []float32 // %43: f32[1, 512, 64, 64], Encoder.Chain_1.Chain_5.Resnet_1.Chain.SiLU_2
-	v44 []float32 // %44: f32[1, 512, 64, 64], Encoder.Chain_1.Chain_5.Resnet_1
-	v45 []float32 // %45: f32[1, 512, 64, 64], Encoder.Chain_1.Chain_5.Residual.GroupNorm
-	v46 []float32 // %46: f32[1, 512, 4096], Encoder.Chain_1.Chain_5.Residual.SelfAttention2d.Flatten
-	v47 []float32 // %47: f32[1, 4096, 512], Encoder.Chain_1.Chain_5.Residual.SelfAttention2d.Transpose_1
-	v48 []float32 // %48: f32[1, 4096, 512], Encoder.Chain_1.Chain_5.Residual.SelfAttention2d.Distribute.Linear_1
-	v49 []float32 // %49: f32[1, 4096, 512], Encoder.Chain_1.Chain_5.Residual.SelfAttention2d.Distribute.Linear_2
-	v50 []float32 // %50: f32[1, 4096, 512], Encoder.Chain_1.Chain_5.Residual.SelfAttention2d.Distribute.Linear_3
-	v51 []float32 // %51: f32[1, 4096, 512], Encoder.Chain_1.Chain_5.Residual.SelfAttention2d.ScaledDotProductAttention
-	v52 []float32 // %52: f32[1, 4096, 512], Encoder.Chain_1.Chain_5.Residual.SelfAttention2d.Linear
-	v53 []float32 // %53: f32[1, 512, 4096], Encoder.Chain_1.Chain_5.Residual.SelfAttention2d.Transpose_2
-	v54 []float32 // %54: f32[1, 512, 64, 64], Encoder.Chain_1.Chain_5.Residual.SelfAttention2d.Unflatten
-	v55 []float32 // %55: f32[1, 512, 64, 64], Encoder.Chain_1.Chain_5.Residual
-	v56 []float32 // %56: f32[1, 512, 64, 64], Encoder.Chain_1.Chain_5.Resnet_2.Chain.SiLU_1
-	v57 []float32 // %57: f32[1, 512, 64, 64], Encoder.Chain_1.Chain_5.Resnet_2.Chain.Conv2d_1
-	v58 []float32 // %58: f32[1, 512, 64, 64], Encoder.Chain_1.Chain_5.Resnet_2.Chain.SiLU_2
-	v59 []float32 // %59: f32[1, 512, 64, 64], Encoder.Chain_1.Chain_5.Resnet_2
-	v60 []float32 // %60: f32[1, 512, 64, 64], Encoder.Chain_2.SiLU
-	v61 []float32 // %61: f32[1, 8, 64, 64], Encoder.Chain_2.Conv2d
-	v62 []float32 // %62: f32[1, 8, 64, 64], Encoder.Chain_3.Conv2d
-	v63 []float32 // %63: f32[1, 4, 64, 64], Encoder.Chain_3.Slicing
-	v64 []float32 // %64: f32[1, 4, 64, 64], Multiply
+	v0  []float32 // %0: f32[1, 128, height, width], Encoder.Conv2d
+	v1  []float32 // %1: f32[1, 128, height, width], Encoder.Chain_1.Chain_1.Resnet_1.Chain.SiLU_1
+	v2  []float32 // %2: f32[1, 128, height, width], Encoder.Chain_1.Chain_1.Resnet_1.Chain.Conv2d_1
+	v3  []float32 // %3: f32[1, 128, height, width], Encoder.Chain_1.Chain_1.Resnet_1.Chain.SiLU_2
+	v4  []float32 // %4: f32[1, 128, height, width], Encoder.Chain_1.Chain_1.Resnet_1
+	v5  []float32 // %5: f32[1, 128, height, width], Encoder.Chain_1.Chain_1.Resnet_2.Chain.SiLU_1
+	v6  []float32 // %6: f32[1, 128, height, width], Encoder.Chain_1.Chain_1.Resnet_2.Chain.Conv2d_1
+	v7  []float32 // %7: f32[1, 128, height, width], Encoder.Chain_1.Chain_1.Resnet_2.Chain.SiLU_2
+	v8  []float32 // %8: f32[1, 128, height, width], Encoder.Chain_1.Chain_1.Resnet_2
+	v9  []float32 // %9: f32[1, 128, height+1, width+1], Encoder.Chain_1.Chain_1.Downsample.Pad
+	v10 []float32 // %10: f32[1, 128, height//2, width//2], Encoder.Chain_1.Chain_1.Downsample.Conv2d
+	v11 []float32 // %11: f32[1, 128, height//2, width//2], Encoder.Chain_1.Chain_2.Resnet_1.Chain.SiLU_1
+	v12 []float32 // %12: f32[1, 256, height//2, width//2], Encoder.Chain_1.Chain_2.Resnet_1.Chain.Conv2d_1
+	v13 []float32 // %13: f32[1, 256, height//2, width//2], Encoder.Chain_1.Chain_2.Resnet_1.Chain.SiLU_2
+	v14 []float32 // %14: f32[1, 256, height//2, width//2], Encoder.Chain_1.Chain_2.Resnet_1.Chain.Conv2d_2
+	v15 []float32 // %15: f32[1, 256, height//2, width//2], Encoder.Chain_1.Chain_2.Resnet_1
+	v16 []float32 // %16: f32[1, 256, height//2, width//2], Encoder.Chain_1.Chain_2.Resnet_2.Chain.SiLU_1
+	v17 []float32 // %17: f32[1, 256, height//2, width//2], Encoder.Chain_1.Chain_2.Resnet_2.Chain.Conv2d_1
+	v18 []float32 // %18: f32[1, 256, height//2, width//2], Encoder.Chain_1.Chain_2.Resnet_2.Chain.SiLU_2
+	v19 []float32 // %19: f32[1, 256, height//2, width//2], Encoder.Chain_1.Chain_2.Resnet_2
+	v20 []float32 // %20: f32[1, 256, height//2+1, width//2+1], Encoder.Chain_1.Chain_2.Downsample.Pad
+	v21 []float32 // %21: f32[1, 256, height//4, width//4], Encoder.Chain_1.Chain_2.Downsample.Conv2d
+	v22 []float32 // %22: f32[1, 256, height//4, width//4], Encoder.Chain_1.Chain_3.Resnet_1.Chain.SiLU_1
+	v23 []float32 // %23: f32[1, 512, height//4, width//4], Encoder.Chain_1.Chain_3.Resnet_1.Chain.Conv2d_1
+	v24 []float32 // %24: f32[1, 512, height//4, width//4], Encoder.Chain_1.Chain_3.Resnet_1.Chain.SiLU_2
+	v25 []float32 // %25: f32[1, 512, height//4, width//4], Encoder.Chain_1.Chain_3.Resnet_1.Chain.Conv2d_2
+	v26 []float32 // %26: f32[1, 512, height//4, width//4], Encoder.Chain_1.Chain_3.Resnet_1
+	v27 []float32 // %27: f32[1, 512, height//4, width//4], Encoder.Chain_1.Chain_3.Resnet_2.Chain.SiLU_1
+	v28 []float32 // %28: f32[1, 512, height//4, width//4], Encoder.Chain_1.Chain_3.Resnet_2.Chain.Conv2d_1
+	v29 []float32 // %29: f32[1, 512, height//4, width//4], Encoder.Chain_1.Chain_3.Resnet_2.Chain.SiLU_2
+	v30 []float32 // %30: f32[1, 512, height//4, width//4], Encoder.Chain_1.Chain_3.Resnet_2
+	v31 []float32 // %31: f32[1, 512, height//4+1, width//4+1], Encoder.Chain_1.Chain_3.Downsample.Pad
+	v32 []float32 // %32: f32[1, 512, height//8, width//8], Encoder.Chain_1.Chain_3.Downsample.Conv2d
+	v33 []float32 // %33: f32[1, 512, height//8, width//8], Encoder.Chain_1.Chain_4.Resnet_1.Chain.SiLU_1
+	v34 []float32 // %34: f32[1, 512, height//8, width//8], Encoder.Chain_1.Chain_4.Resnet_1.Chain.Conv2d_1
+	v35 []float32 // %35: f32[1, 512, height//8, width//8], Encoder.Chain_1.Chain_4.Resnet_1.Chain.SiLU_2
+	v36 []float32 // %36: f32[1, 512, height//8, width//8], Encoder.Chain_1.Chain_4.Resnet_1
+	v37 []float32 // %37: f32[1, 512, height//8, width//8], Encoder.Chain_1.Chain_4.Resnet_2.Chain.SiLU_1
+	v38 []float32 // %38: f32[1, 512, height//8, width//8], Encoder.Chain_1.Chain_4.Resnet_2.Chain.Conv2d_1
+	v39 []float32 // %39: f32[1, 512, height//8, width//8], Encoder.Chain_1.Chain_4.Resnet_2.Chain.SiLU_2
+	v40 []float32 // %40: f32[1, 512, height//8, width//8], Encoder.Chain_1.Chain_4.Resnet_2
+	v41 []float32 // %41: f32[1, 512, height//8, width//8], Encoder.Chain_1.Chain_5.Resnet_1.Chain.SiLU_1
+	v42 []float32 // %42: f32[1, 512, height//8, width//8], Encoder.Chain_1.Chain_5.Resnet_1.Chain.Conv2d_1
+	v43 []float32 // %43: f32[1, 512, height//8, width//8], Encoder.Chain_1.Chain_5.Resnet_1.Chain.SiLU_2
+	v44 []float32 // %44: f32[1, 512, height//8, width//8], Encoder.Chain_1.Chain_5.Resnet_1
+	v45 []float32 // %45: f32[1, 512, height//8, width//8], Encoder.Chain_1.Chain_5.Residual.GroupNorm
+	v46 []float32 // %46: f32[1, 512, (height//8)*(width//8)], Encoder.Chain_1.Chain_5.Residual.SelfAttention2d.Flatten
+	v47 []float32 // %47: f32[1, (height//8)*(width//8), 512], Encoder.Chain_1.Chain_5.Residual.SelfAttention2d.Transpose_1
+	v48 []float32 // %48: f32[1, (height//8)*(width//8), 512], Encoder.Chain_1.Chain_5.Residual.SelfAttention2d.Distribute.Linear_1
+	v49 []float32 // %49: f32[1, (height//8)*(width//8), 512], Encoder.Chain_1.Chain_5.Residual.SelfAttention2d.Distribute.Linear_2
+	v50 []float32 // %50: f32[1, (height//8)*(width//8), 512], Encoder.Chain_1.Chain_5.Residual.SelfAttention2d.Distribute.Linear_3
+	v51 []float32 // %51: f32[1, (height//8)*(width//8), 512], Encoder.Chain_1.Chain_5.Residual.SelfAttention2d.ScaledDotProductAttention
+	v52 []float32 // %52: f32[1, (height//8)*(width//8), 512], Encoder.Chain_1.Chain_5.Residual.SelfAttention2d.Linear
+	v53 []float32 // %53: f32[1, 512, (height//8)*(width//8)], Encoder.Chain_1.Chain_5.Residual.SelfAttention2d.Transpose_2
+	v54 []float32 // %54: f32[1, 512, height//8, width//8], Encoder.Chain_1.Chain_5.Residual.SelfAttention2d.Unflatten
+	v55 []float32 // %55: f32[1, 512, height//8, width//8], Encoder.Chain_1.Chain_5.Residual
+	v56 []float32 // %56: f32[1, 512, height//8, width//8], Encoder.Chain_1.Chain_5.Resnet_2.Chain.SiLU_1
+	v57 []float32 // %57: f32[1, 512, height//8, width//8], Encoder.Chain_1.Chain_5.Resnet_2.Chain.Conv2d_1
+	v58 []float32 // %58: f32[1, 512, height//8, width//8], Encoder.Chain_1.Chain_5.Resnet_2.Chain.SiLU_2
+	v59 []float32 // %59: f32[1, 512, height//8, width//8], Encoder.Chain_1.Chain_5.Resnet_2
+	v60 []float32 // %60: f32[1, 512, height//8, width//8], Encoder.Chain_2.SiLU
+	v61 []float32 // %61: f32[1, 8, height//8, width//8], Encoder.Chain_2.Conv2d
+	v62 []float32 // %62: f32[1, 8, height//8, width//8], Encoder.Chain_3.Conv2d
+	v63 []float32 // %63: f32[1, 4, height//8, width//8], Encoder.Chain_3.Slicing
+	v64 []float32 // %64: f32[1, 4, height//8, width//8], Multiply
 }
 
-// newModel allocates the arena and the weight slab and slices them at the planned offsets.
+// newModel allocates the weight slab and slices it; the arena grows with the plans Forward makes.
 func newModel() *Model {
 	m := &Model{
-		arena:   runtime.NewArena(arenaLen),
+		arena:   runtime.NewArena(0),
+		plans:   map[[2]int]*shapePlan{},
 		weights: make([]float32, weightsLen),
 	}
 	m.encoderConv2dWeight = m.weights[0:3456:3456]
@@ -353,291 +351,917 @@ func newModel() *Model {
 	m.encoderChain2Conv2dBias = m.weights[34163584:34163592:34163592]
 	m.encoderChain3Conv2dWeight = m.weights[34163600:34163664:34163664]
 	m.encoderChain3Conv2dBias = m.weights[34163664:34163672:34163672]
-	m.v0 = m.arena.Slice(0, 33554432)
-	m.v1 = m.arena.Slice(33554432, 33554432)
-	m.v2 = m.arena.Slice(67108864, 33554432)
-	m.v3 = m.arena.Slice(33554432, 33554432)
-	m.v4 = m.arena.Slice(67108864, 33554432)
-	m.v5 = m.arena.Slice(0, 33554432)
-	m.v6 = m.arena.Slice(33554432, 33554432)
-	m.v7 = m.arena.Slice(0, 33554432)
-	m.v8 = m.arena.Slice(100663296, 33554432)
-	m.v9 = m.arena.Slice(0, 33685632)
-	m.v10 = m.arena.Slice(33685632, 8388608)
-	m.v11 = m.arena.Slice(16777216, 8388608)
-	m.v12 = m.arena.Slice(0, 16777216)
-	m.v13 = m.arena.Slice(16777216, 16777216)
-	m.v14 = m.arena.Slice(0, 16777216)
-	m.v15 = m.arena.Slice(16777216, 16777216)
-	m.v16 = m.arena.Slice(0, 16777216)
-	m.v17 = m.arena.Slice(33554432, 16777216)
-	m.v18 = m.arena.Slice(0, 16777216)
-	m.v19 = m.arena.Slice(33554432, 16777216)
-	m.v20 = m.arena.Slice(0, 16908544)
-	m.v21 = m.arena.Slice(16908544, 4194304)
-	m.v22 = m.arena.Slice(8388608, 4194304)
-	m.v23 = m.arena.Slice(0, 8388608)
-	m.v24 = m.arena.Slice(8388608, 8388608)
-	m.v25 = m.arena.Slice(0, 8388608)
-	m.v26 = m.arena.Slice(8388608, 8388608)
-	m.v27 = m.arena.Slice(0, 8388608)
-	m.v28 = m.arena.Slice(16777216, 8388608)
-	m.v29 = m.arena.Slice(0, 8388608)
-	m.v30 = m.arena.Slice(16777216, 8388608)
-	m.v31 = m.arena.Slice(0, 8520192)
-	m.v32 = m.arena.Slice(8520192, 2097152)
-	m.v33 = m.arena.Slice(0, 2097152)
-	m.v34 = m.arena.Slice(2097152, 2097152)
-	m.v35 = m.arena.Slice(0, 2097152)
-	m.v36 = m.arena.Slice(2097152, 2097152)
-	m.v37 = m.arena.Slice(0, 2097152)
-	m.v38 = m.arena.Slice(4194304, 2097152)
-	m.v39 = m.arena.Slice(0, 2097152)
-	m.v40 = m.arena.Slice(4194304, 2097152)
-	m.v41 = m.arena.Slice(0, 2097152)
-	m.v42 = m.arena.Slice(2097152, 2097152)
-	m.v43 = m.arena.Slice(0, 2097152)
-	m.v44 = m.arena.Slice(2097152, 2097152)
-	m.v45 = m.arena.Slice(0, 2097152)
-	m.v46 = m.arena.Slice(0, 2097152)
-	m.v47 = m.arena.Slice(4194304, 2097152)
-	m.v48 = m.arena.Slice(0, 2097152)
-	m.v49 = m.arena.Slice(6291456, 2097152)
-	m.v50 = m.arena.Slice(8388608, 2097152)
-	m.v51 = m.arena.Slice(4194304, 2097152)
-	m.v52 = m.arena.Slice(0, 2097152)
-	m.v53 = m.arena.Slice(4194304, 2097152)
-	m.v54 = m.arena.Slice(4194304, 2097152)
-	m.v55 = m.arena.Slice(4194304, 2097152)
-	m.v56 = m.arena.Slice(0, 2097152)
-	m.v57 = m.arena.Slice(2097152, 2097152)
-	m.v58 = m.arena.Slice(0, 2097152)
-	m.v59 = m.arena.Slice(2097152, 2097152)
-	m.v60 = m.arena.Slice(0, 2097152)
-	m.v61 = m.arena.Slice(2097152, 32768)
-	m.v62 = m.arena.Slice(0, 32768)
-	m.v63 = m.arena.Slice(32768, 16384)
-	m.v64 = m.arena.Slice(32768, 16384)
 	return m
 }
 
-// Forward runs SD1Encoder on x (f32[1, 3, 512, 512], XShape) and returns y (f32[1, 4, 64, 64],
-// YShape), all row-major.
+// Forward runs SD1Encoder on x (f32[1, 3, height, width], of shape xShape) and returns y (f32[1,
+// 4, height//8, width//8]) with its shape, all row-major.
 //
 // The outputs are slices of the model's own memory: they stay valid until the next call of
 // Forward, which overwrites them (copy them to keep them). Inputs must not share memory with them.
-// A slice of the wrong length is an error. Forward allocates no buffers: every intermediate lives
-// in the model's arena.
-func (m *Model) Forward(x []float32) ([]float32, error) {
-	if len(x) != XLen {
-		return nil, fmt.Errorf("encoder: Forward: input x has %d elements, want 786432 (f32[1, 3, 512, 512])", len(x))
+// A slice of the wrong length is an error. The sizes height, width come from the input shapes;
+// sizes the model cannot take (a rule of a layer broken) are an error naming them, their inputs
+// and the rule. The first call with a set of sizes plans its memory (and may grow the arena);
+// later calls with sizes already seen allocate nothing.
+func (m *Model) Forward(x []float32, xShape []int) ([]float32, []int, error) {
+	var key [2]int
+	if len(xShape) != 4 || xShape[0] != 1 || xShape[1] != 3 {
+		return nil, nil, fmt.Errorf("encoder: Forward: input x has the shape %v, want f32[1, 3, height, width]", xShape)
+	}
+	key[0] = xShape[2]
+	key[1] = xShape[3]
+	if m.plan == nil || m.plan.key != key {
+		if err := m.use(key); err != nil {
+			return nil, nil, err
+		}
+	}
+	p := m.plan
+	if len(x) != p.dims[2] {
+		return nil, nil, fmt.Errorf("encoder: Forward: input x has %d elements, want %d (shape %v)", len(x), p.dims[2], xShape)
 	}
 
-	// Encoder.Conv2d: %0 = conv2d(%x, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 128, 512, 512]
-	kernels.Conv2d(m.v0, x, m.encoderConv2dWeight, m.encoderConv2dBias, kernels.Conv2dParams{N: 1, C: 3, H: 512, W: 512, K: 128, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	// The sizes of this call.
+	height := p.dims[0]
+	width := p.dims[1]
+	dim3 := p.dims[3]   // height*width
+	dim4 := p.dims[4]   // height+1
+	dim5 := p.dims[5]   // width+1
+	dim8 := p.dims[8]   // (height//2)*(width//2)
+	dim6 := p.dims[6]   // height//2
+	dim7 := p.dims[7]   // width//2
+	dim11 := p.dims[11] // height//2+1
+	dim12 := p.dims[12] // width//2+1
+	dim15 := p.dims[15] // (height//4)*(width//4)
+	dim13 := p.dims[13] // height//4
+	dim14 := p.dims[14] // width//4
+	dim18 := p.dims[18] // height//4+1
+	dim19 := p.dims[19] // width//4+1
+	dim22 := p.dims[22] // (height//8)*(width//8)
+	dim20 := p.dims[20] // height//8
+	dim21 := p.dims[21] // width//8
 
-	// Encoder.Chain_1.Chain_1.Resnet_1.Chain.SiLU_1: %1 = group_norm_act(%0, @Encoder.Chain_1.Chain_1.Resnet_1.Chain.GroupNorm_1.weight, @Encoder.Chain_1.Chain_1.Resnet_1.Chain.GroupNorm_1.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 128, 512, 512]
-	kernels.GroupNormAct(m.v1, m.v0, 1, 128, 262144, 32, m.encoderChain1Chain1Resnet1ChainGroupNorm1Weight, m.encoderChain1Chain1Resnet1ChainGroupNorm1Bias, float32(1e-06), kernels.ActSiLU)
+	// Encoder.Conv2d: %0 = conv2d(%x, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 128, height, width]
+	kernels.Conv2d(m.v0, x, m.encoderConv2dWeight, m.encoderConv2dBias, kernels.Conv2dParams{N: 1, C: 3, H: height, W: width, K: 128, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
 
-	// Encoder.Chain_1.Chain_1.Resnet_1.Chain.Conv2d_1: %2 = conv2d(%1, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 128, 512, 512]
-	kernels.Conv2d(m.v2, m.v1, m.encoderChain1Chain1Resnet1ChainConv2d1Weight, m.encoderChain1Chain1Resnet1ChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 128, H: 512, W: 512, K: 128, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	// Encoder.Chain_1.Chain_1.Resnet_1.Chain.SiLU_1: %1 = group_norm_act(%0, @Encoder.Chain_1.Chain_1.Resnet_1.Chain.GroupNorm_1.weight, @Encoder.Chain_1.Chain_1.Resnet_1.Chain.GroupNorm_1.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 128, height, width]
+	kernels.GroupNormAct(m.v1, m.v0, 1, 128, dim3, 32, m.encoderChain1Chain1Resnet1ChainGroupNorm1Weight, m.encoderChain1Chain1Resnet1ChainGroupNorm1Bias, float32(1e-06), kernels.ActSiLU)
 
-	// Encoder.Chain_1.Chain_1.Resnet_1.Chain.SiLU_2: %3 = group_norm_act(%2, @Encoder.Chain_1.Chain_1.Resnet_1.Chain.GroupNorm_2.weight, @Encoder.Chain_1.Chain_1.Resnet_1.Chain.GroupNorm_2.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 128, 512, 512]
-	kernels.GroupNormAct(m.v3, m.v2, 1, 128, 262144, 32, m.encoderChain1Chain1Resnet1ChainGroupNorm2Weight, m.encoderChain1Chain1Resnet1ChainGroupNorm2Bias, float32(1e-06), kernels.ActSiLU)
+	// Encoder.Chain_1.Chain_1.Resnet_1.Chain.Conv2d_1: %2 = conv2d(%1, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 128, height, width]
+	kernels.Conv2d(m.v2, m.v1, m.encoderChain1Chain1Resnet1ChainConv2d1Weight, m.encoderChain1Chain1Resnet1ChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 128, H: height, W: width, K: 128, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
 
-	// Encoder.Chain_1.Chain_1.Resnet_1: %4 = conv2d_fused(%3, @Chain.Conv2d_2.weight, @Chain.Conv2d_2.bias, %0) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="none"} -> f32[1, 128, 512, 512]
-	kernels.Conv2dFused(m.v4, m.v3, m.encoderChain1Chain1Resnet1ChainConv2d2Weight, m.encoderChain1Chain1Resnet1ChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 128, H: 512, W: 512, K: 128, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v0})
+	// Encoder.Chain_1.Chain_1.Resnet_1.Chain.SiLU_2: %3 = group_norm_act(%2, @Encoder.Chain_1.Chain_1.Resnet_1.Chain.GroupNorm_2.weight, @Encoder.Chain_1.Chain_1.Resnet_1.Chain.GroupNorm_2.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 128, height, width]
+	kernels.GroupNormAct(m.v3, m.v2, 1, 128, dim3, 32, m.encoderChain1Chain1Resnet1ChainGroupNorm2Weight, m.encoderChain1Chain1Resnet1ChainGroupNorm2Bias, float32(1e-06), kernels.ActSiLU)
 
-	// Encoder.Chain_1.Chain_1.Resnet_2.Chain.SiLU_1: %5 = group_norm_act(%4, @Encoder.Chain_1.Chain_1.Resnet_2.Chain.GroupNorm_1.weight, @Encoder.Chain_1.Chain_1.Resnet_2.Chain.GroupNorm_1.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 128, 512, 512]
-	kernels.GroupNormAct(m.v5, m.v4, 1, 128, 262144, 32, m.encoderChain1Chain1Resnet2ChainGroupNorm1Weight, m.encoderChain1Chain1Resnet2ChainGroupNorm1Bias, float32(1e-06), kernels.ActSiLU)
+	// Encoder.Chain_1.Chain_1.Resnet_1: %4 = conv2d_fused(%3, @Chain.Conv2d_2.weight, @Chain.Conv2d_2.bias, %0) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="none"} -> f32[1, 128, height, width]
+	kernels.Conv2dFused(m.v4, m.v3, m.encoderChain1Chain1Resnet1ChainConv2d2Weight, m.encoderChain1Chain1Resnet1ChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 128, H: height, W: width, K: 128, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v0})
 
-	// Encoder.Chain_1.Chain_1.Resnet_2.Chain.Conv2d_1: %6 = conv2d(%5, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 128, 512, 512]
-	kernels.Conv2d(m.v6, m.v5, m.encoderChain1Chain1Resnet2ChainConv2d1Weight, m.encoderChain1Chain1Resnet2ChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 128, H: 512, W: 512, K: 128, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	// Encoder.Chain_1.Chain_1.Resnet_2.Chain.SiLU_1: %5 = group_norm_act(%4, @Encoder.Chain_1.Chain_1.Resnet_2.Chain.GroupNorm_1.weight, @Encoder.Chain_1.Chain_1.Resnet_2.Chain.GroupNorm_1.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 128, height, width]
+	kernels.GroupNormAct(m.v5, m.v4, 1, 128, dim3, 32, m.encoderChain1Chain1Resnet2ChainGroupNorm1Weight, m.encoderChain1Chain1Resnet2ChainGroupNorm1Bias, float32(1e-06), kernels.ActSiLU)
 
-	// Encoder.Chain_1.Chain_1.Resnet_2.Chain.SiLU_2: %7 = group_norm_act(%6, @Encoder.Chain_1.Chain_1.Resnet_2.Chain.GroupNorm_2.weight, @Encoder.Chain_1.Chain_1.Resnet_2.Chain.GroupNorm_2.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 128, 512, 512]
-	kernels.GroupNormAct(m.v7, m.v6, 1, 128, 262144, 32, m.encoderChain1Chain1Resnet2ChainGroupNorm2Weight, m.encoderChain1Chain1Resnet2ChainGroupNorm2Bias, float32(1e-06), kernels.ActSiLU)
+	// Encoder.Chain_1.Chain_1.Resnet_2.Chain.Conv2d_1: %6 = conv2d(%5, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 128, height, width]
+	kernels.Conv2d(m.v6, m.v5, m.encoderChain1Chain1Resnet2ChainConv2d1Weight, m.encoderChain1Chain1Resnet2ChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 128, H: height, W: width, K: 128, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
 
-	// Encoder.Chain_1.Chain_1.Resnet_2: %8 = conv2d_fused(%7, @Chain.Conv2d_2.weight, @Chain.Conv2d_2.bias, %4) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="none"} -> f32[1, 128, 512, 512]
-	kernels.Conv2dFused(m.v8, m.v7, m.encoderChain1Chain1Resnet2ChainConv2d2Weight, m.encoderChain1Chain1Resnet2ChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 128, H: 512, W: 512, K: 128, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v4})
+	// Encoder.Chain_1.Chain_1.Resnet_2.Chain.SiLU_2: %7 = group_norm_act(%6, @Encoder.Chain_1.Chain_1.Resnet_2.Chain.GroupNorm_2.weight, @Encoder.Chain_1.Chain_1.Resnet_2.Chain.GroupNorm_2.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 128, height, width]
+	kernels.GroupNormAct(m.v7, m.v6, 1, 128, dim3, 32, m.encoderChain1Chain1Resnet2ChainGroupNorm2Weight, m.encoderChain1Chain1Resnet2ChainGroupNorm2Bias, float32(1e-06), kernels.ActSiLU)
 
-	// Encoder.Chain_1.Chain_1.Downsample.Pad: %9 = pad(%8) {pads=[0, 1, 0, 1], mode="constant", value=0.0} -> f32[1, 128, 513, 513]
-	kernels.Pad(m.v9, m.v8, shape1x128x512x512, pads0_1_0_1, kernels.PadConstant, float32(0))
+	// Encoder.Chain_1.Chain_1.Resnet_2: %8 = conv2d_fused(%7, @Chain.Conv2d_2.weight, @Chain.Conv2d_2.bias, %4) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="none"} -> f32[1, 128, height, width]
+	kernels.Conv2dFused(m.v8, m.v7, m.encoderChain1Chain1Resnet2ChainConv2d2Weight, m.encoderChain1Chain1Resnet2ChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 128, H: height, W: width, K: 128, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v4})
 
-	// Encoder.Chain_1.Chain_1.Downsample.Conv2d: %10 = conv2d(%9, @weight, @bias) {stride=[2, 2], padding=[0, 0], dilation=[1, 1], groups=1} -> f32[1, 128, 256, 256]
-	kernels.Conv2d(m.v10, m.v9, m.encoderChain1Chain1DownsampleConv2dWeight, m.encoderChain1Chain1DownsampleConv2dBias, kernels.Conv2dParams{N: 1, C: 128, H: 513, W: 513, K: 128, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1})
+	// Encoder.Chain_1.Chain_1.Downsample.Pad: %9 = pad(%8) {pads=[0, 1, 0, 1], mode="constant", value=0.0} -> f32[1, 128, height+1, width+1]
+	kernels.Pad(m.v9, m.v8, p.shape0[:], pads0_1_0_1, kernels.PadConstant, float32(0))
 
-	// Encoder.Chain_1.Chain_2.Resnet_1.Chain.SiLU_1: %11 = group_norm_act(%10, @Encoder.Chain_1.Chain_2.Resnet_1.Chain.GroupNorm_1.weight, @Encoder.Chain_1.Chain_2.Resnet_1.Chain.GroupNorm_1.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 128, 256, 256]
-	kernels.GroupNormAct(m.v11, m.v10, 1, 128, 65536, 32, m.encoderChain1Chain2Resnet1ChainGroupNorm1Weight, m.encoderChain1Chain2Resnet1ChainGroupNorm1Bias, float32(1e-06), kernels.ActSiLU)
+	// Encoder.Chain_1.Chain_1.Downsample.Conv2d: %10 = conv2d(%9, @weight, @bias) {stride=[2, 2], padding=[0, 0], dilation=[1, 1], groups=1} -> f32[1, 128, height//2, width//2]
+	kernels.Conv2d(m.v10, m.v9, m.encoderChain1Chain1DownsampleConv2dWeight, m.encoderChain1Chain1DownsampleConv2dBias, kernels.Conv2dParams{N: 1, C: 128, H: dim4, W: dim5, K: 128, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1})
 
-	// Encoder.Chain_1.Chain_2.Resnet_1.Chain.Conv2d_1: %12 = conv2d(%11, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 256, 256, 256]
-	kernels.Conv2d(m.v12, m.v11, m.encoderChain1Chain2Resnet1ChainConv2d1Weight, m.encoderChain1Chain2Resnet1ChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 128, H: 256, W: 256, K: 256, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	// Encoder.Chain_1.Chain_2.Resnet_1.Chain.SiLU_1: %11 = group_norm_act(%10, @Encoder.Chain_1.Chain_2.Resnet_1.Chain.GroupNorm_1.weight, @Encoder.Chain_1.Chain_2.Resnet_1.Chain.GroupNorm_1.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 128, height//2, width//2]
+	kernels.GroupNormAct(m.v11, m.v10, 1, 128, dim8, 32, m.encoderChain1Chain2Resnet1ChainGroupNorm1Weight, m.encoderChain1Chain2Resnet1ChainGroupNorm1Bias, float32(1e-06), kernels.ActSiLU)
 
-	// Encoder.Chain_1.Chain_2.Resnet_1.Chain.SiLU_2: %13 = group_norm_act(%12, @Encoder.Chain_1.Chain_2.Resnet_1.Chain.GroupNorm_2.weight, @Encoder.Chain_1.Chain_2.Resnet_1.Chain.GroupNorm_2.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 256, 256, 256]
-	kernels.GroupNormAct(m.v13, m.v12, 1, 256, 65536, 32, m.encoderChain1Chain2Resnet1ChainGroupNorm2Weight, m.encoderChain1Chain2Resnet1ChainGroupNorm2Bias, float32(1e-06), kernels.ActSiLU)
+	// Encoder.Chain_1.Chain_2.Resnet_1.Chain.Conv2d_1: %12 = conv2d(%11, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 256, height//2, width//2]
+	kernels.Conv2d(m.v12, m.v11, m.encoderChain1Chain2Resnet1ChainConv2d1Weight, m.encoderChain1Chain2Resnet1ChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 128, H: dim6, W: dim7, K: 256, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
 
-	// Encoder.Chain_1.Chain_2.Resnet_1.Chain.Conv2d_2: %14 = conv2d(%13, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 256, 256, 256]
-	kernels.Conv2d(m.v14, m.v13, m.encoderChain1Chain2Resnet1ChainConv2d2Weight, m.encoderChain1Chain2Resnet1ChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 256, H: 256, W: 256, K: 256, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	// Encoder.Chain_1.Chain_2.Resnet_1.Chain.SiLU_2: %13 = group_norm_act(%12, @Encoder.Chain_1.Chain_2.Resnet_1.Chain.GroupNorm_2.weight, @Encoder.Chain_1.Chain_2.Resnet_1.Chain.GroupNorm_2.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 256, height//2, width//2]
+	kernels.GroupNormAct(m.v13, m.v12, 1, 256, dim8, 32, m.encoderChain1Chain2Resnet1ChainGroupNorm2Weight, m.encoderChain1Chain2Resnet1ChainGroupNorm2Bias, float32(1e-06), kernels.ActSiLU)
 
-	// Encoder.Chain_1.Chain_2.Resnet_1: %15 = conv2d_fused(%10, @Conv2d.weight, @Conv2d.bias, %14) {stride=[1, 1], padding=[0, 0], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="none"} -> f32[1, 256, 256, 256]
-	kernels.Conv2dFused(m.v15, m.v10, m.encoderChain1Chain2Resnet1Conv2dWeight, m.encoderChain1Chain2Resnet1Conv2dBias, kernels.Conv2dParams{N: 1, C: 128, H: 256, W: 256, K: 256, KH: 1, KW: 1, StrideH: 1, StrideW: 1, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v14})
+	// Encoder.Chain_1.Chain_2.Resnet_1.Chain.Conv2d_2: %14 = conv2d(%13, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 256, height//2, width//2]
+	kernels.Conv2d(m.v14, m.v13, m.encoderChain1Chain2Resnet1ChainConv2d2Weight, m.encoderChain1Chain2Resnet1ChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 256, H: dim6, W: dim7, K: 256, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
 
-	// Encoder.Chain_1.Chain_2.Resnet_2.Chain.SiLU_1: %16 = group_norm_act(%15, @Encoder.Chain_1.Chain_2.Resnet_2.Chain.GroupNorm_1.weight, @Encoder.Chain_1.Chain_2.Resnet_2.Chain.GroupNorm_1.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 256, 256, 256]
-	kernels.GroupNormAct(m.v16, m.v15, 1, 256, 65536, 32, m.encoderChain1Chain2Resnet2ChainGroupNorm1Weight, m.encoderChain1Chain2Resnet2ChainGroupNorm1Bias, float32(1e-06), kernels.ActSiLU)
+	// Encoder.Chain_1.Chain_2.Resnet_1: %15 = conv2d_fused(%10, @Conv2d.weight, @Conv2d.bias, %14) {stride=[1, 1], padding=[0, 0], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="none"} -> f32[1, 256, height//2, width//2]
+	kernels.Conv2dFused(m.v15, m.v10, m.encoderChain1Chain2Resnet1Conv2dWeight, m.encoderChain1Chain2Resnet1Conv2dBias, kernels.Conv2dParams{N: 1, C: 128, H: dim6, W: dim7, K: 256, KH: 1, KW: 1, StrideH: 1, StrideW: 1, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v14})
 
-	// Encoder.Chain_1.Chain_2.Resnet_2.Chain.Conv2d_1: %17 = conv2d(%16, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 256, 256, 256]
-	kernels.Conv2d(m.v17, m.v16, m.encoderChain1Chain2Resnet2ChainConv2d1Weight, m.encoderChain1Chain2Resnet2ChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 256, H: 256, W: 256, K: 256, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	// Encoder.Chain_1.Chain_2.Resnet_2.Chain.SiLU_1: %16 = group_norm_act(%15, @Encoder.Chain_1.Chain_2.Resnet_2.Chain.GroupNorm_1.weight, @Encoder.Chain_1.Chain_2.Resnet_2.Chain.GroupNorm_1.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 256, height//2, width//2]
+	kernels.GroupNormAct(m.v16, m.v15, 1, 256, dim8, 32, m.encoderChain1Chain2Resnet2ChainGroupNorm1Weight, m.encoderChain1Chain2Resnet2ChainGroupNorm1Bias, float32(1e-06), kernels.ActSiLU)
 
-	// Encoder.Chain_1.Chain_2.Resnet_2.Chain.SiLU_2: %18 = group_norm_act(%17, @Encoder.Chain_1.Chain_2.Resnet_2.Chain.GroupNorm_2.weight, @Encoder.Chain_1.Chain_2.Resnet_2.Chain.GroupNorm_2.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 256, 256, 256]
-	kernels.GroupNormAct(m.v18, m.v17, 1, 256, 65536, 32, m.encoderChain1Chain2Resnet2ChainGroupNorm2Weight, m.encoderChain1Chain2Resnet2ChainGroupNorm2Bias, float32(1e-06), kernels.ActSiLU)
+	// Encoder.Chain_1.Chain_2.Resnet_2.Chain.Conv2d_1: %17 = conv2d(%16, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 256, height//2, width//2]
+	kernels.Conv2d(m.v17, m.v16, m.encoderChain1Chain2Resnet2ChainConv2d1Weight, m.encoderChain1Chain2Resnet2ChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 256, H: dim6, W: dim7, K: 256, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
 
-	// Encoder.Chain_1.Chain_2.Resnet_2: %19 = conv2d_fused(%18, @Chain.Conv2d_2.weight, @Chain.Conv2d_2.bias, %15) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="none"} -> f32[1, 256, 256, 256]
-	kernels.Conv2dFused(m.v19, m.v18, m.encoderChain1Chain2Resnet2ChainConv2d2Weight, m.encoderChain1Chain2Resnet2ChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 256, H: 256, W: 256, K: 256, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v15})
+	// Encoder.Chain_1.Chain_2.Resnet_2.Chain.SiLU_2: %18 = group_norm_act(%17, @Encoder.Chain_1.Chain_2.Resnet_2.Chain.GroupNorm_2.weight, @Encoder.Chain_1.Chain_2.Resnet_2.Chain.GroupNorm_2.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 256, height//2, width//2]
+	kernels.GroupNormAct(m.v18, m.v17, 1, 256, dim8, 32, m.encoderChain1Chain2Resnet2ChainGroupNorm2Weight, m.encoderChain1Chain2Resnet2ChainGroupNorm2Bias, float32(1e-06), kernels.ActSiLU)
 
-	// Encoder.Chain_1.Chain_2.Downsample.Pad: %20 = pad(%19) {pads=[0, 1, 0, 1], mode="constant", value=0.0} -> f32[1, 256, 257, 257]
-	kernels.Pad(m.v20, m.v19, shape1x256x256x256, pads0_1_0_1, kernels.PadConstant, float32(0))
+	// Encoder.Chain_1.Chain_2.Resnet_2: %19 = conv2d_fused(%18, @Chain.Conv2d_2.weight, @Chain.Conv2d_2.bias, %15) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="none"} -> f32[1, 256, height//2, width//2]
+	kernels.Conv2dFused(m.v19, m.v18, m.encoderChain1Chain2Resnet2ChainConv2d2Weight, m.encoderChain1Chain2Resnet2ChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 256, H: dim6, W: dim7, K: 256, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v15})
 
-	// Encoder.Chain_1.Chain_2.Downsample.Conv2d: %21 = conv2d(%20, @weight, @bias) {stride=[2, 2], padding=[0, 0], dilation=[1, 1], groups=1} -> f32[1, 256, 128, 128]
-	kernels.Conv2d(m.v21, m.v20, m.encoderChain1Chain2DownsampleConv2dWeight, m.encoderChain1Chain2DownsampleConv2dBias, kernels.Conv2dParams{N: 1, C: 256, H: 257, W: 257, K: 256, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1})
+	// Encoder.Chain_1.Chain_2.Downsample.Pad: %20 = pad(%19) {pads=[0, 1, 0, 1], mode="constant", value=0.0} -> f32[1, 256, height//2+1, width//2+1]
+	kernels.Pad(m.v20, m.v19, p.shape1[:], pads0_1_0_1, kernels.PadConstant, float32(0))
 
-	// Encoder.Chain_1.Chain_3.Resnet_1.Chain.SiLU_1: %22 = group_norm_act(%21, @Encoder.Chain_1.Chain_3.Resnet_1.Chain.GroupNorm_1.weight, @Encoder.Chain_1.Chain_3.Resnet_1.Chain.GroupNorm_1.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 256, 128, 128]
-	kernels.GroupNormAct(m.v22, m.v21, 1, 256, 16384, 32, m.encoderChain1Chain3Resnet1ChainGroupNorm1Weight, m.encoderChain1Chain3Resnet1ChainGroupNorm1Bias, float32(1e-06), kernels.ActSiLU)
+	// Encoder.Chain_1.Chain_2.Downsample.Conv2d: %21 = conv2d(%20, @weight, @bias) {stride=[2, 2], padding=[0, 0], dilation=[1, 1], groups=1} -> f32[1, 256, height//4, width//4]
+	kernels.Conv2d(m.v21, m.v20, m.encoderChain1Chain2DownsampleConv2dWeight, m.encoderChain1Chain2DownsampleConv2dBias, kernels.Conv2dParams{N: 1, C: 256, H: dim11, W: dim12, K: 256, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1})
 
-	// Encoder.Chain_1.Chain_3.Resnet_1.Chain.Conv2d_1: %23 = conv2d(%22, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 512, 128, 128]
-	kernels.Conv2d(m.v23, m.v22, m.encoderChain1Chain3Resnet1ChainConv2d1Weight, m.encoderChain1Chain3Resnet1ChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 256, H: 128, W: 128, K: 512, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	// Encoder.Chain_1.Chain_3.Resnet_1.Chain.SiLU_1: %22 = group_norm_act(%21, @Encoder.Chain_1.Chain_3.Resnet_1.Chain.GroupNorm_1.weight, @Encoder.Chain_1.Chain_3.Resnet_1.Chain.GroupNorm_1.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 256, height//4, width//4]
+	kernels.GroupNormAct(m.v22, m.v21, 1, 256, dim15, 32, m.encoderChain1Chain3Resnet1ChainGroupNorm1Weight, m.encoderChain1Chain3Resnet1ChainGroupNorm1Bias, float32(1e-06), kernels.ActSiLU)
 
-	// Encoder.Chain_1.Chain_3.Resnet_1.Chain.SiLU_2: %24 = group_norm_act(%23, @Encoder.Chain_1.Chain_3.Resnet_1.Chain.GroupNorm_2.weight, @Encoder.Chain_1.Chain_3.Resnet_1.Chain.GroupNorm_2.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 512, 128, 128]
-	kernels.GroupNormAct(m.v24, m.v23, 1, 512, 16384, 32, m.encoderChain1Chain3Resnet1ChainGroupNorm2Weight, m.encoderChain1Chain3Resnet1ChainGroupNorm2Bias, float32(1e-06), kernels.ActSiLU)
+	// Encoder.Chain_1.Chain_3.Resnet_1.Chain.Conv2d_1: %23 = conv2d(%22, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 512, height//4, width//4]
+	kernels.Conv2d(m.v23, m.v22, m.encoderChain1Chain3Resnet1ChainConv2d1Weight, m.encoderChain1Chain3Resnet1ChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 256, H: dim13, W: dim14, K: 512, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
 
-	// Encoder.Chain_1.Chain_3.Resnet_1.Chain.Conv2d_2: %25 = conv2d(%24, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 512, 128, 128]
-	kernels.Conv2d(m.v25, m.v24, m.encoderChain1Chain3Resnet1ChainConv2d2Weight, m.encoderChain1Chain3Resnet1ChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 512, H: 128, W: 128, K: 512, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	// Encoder.Chain_1.Chain_3.Resnet_1.Chain.SiLU_2: %24 = group_norm_act(%23, @Encoder.Chain_1.Chain_3.Resnet_1.Chain.GroupNorm_2.weight, @Encoder.Chain_1.Chain_3.Resnet_1.Chain.GroupNorm_2.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 512, height//4, width//4]
+	kernels.GroupNormAct(m.v24, m.v23, 1, 512, dim15, 32, m.encoderChain1Chain3Resnet1ChainGroupNorm2Weight, m.encoderChain1Chain3Resnet1ChainGroupNorm2Bias, float32(1e-06), kernels.ActSiLU)
 
-	// Encoder.Chain_1.Chain_3.Resnet_1: %26 = conv2d_fused(%21, @Conv2d.weight, @Conv2d.bias, %25) {stride=[1, 1], padding=[0, 0], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="none"} -> f32[1, 512, 128, 128]
-	kernels.Conv2dFused(m.v26, m.v21, m.encoderChain1Chain3Resnet1Conv2dWeight, m.encoderChain1Chain3Resnet1Conv2dBias, kernels.Conv2dParams{N: 1, C: 256, H: 128, W: 128, K: 512, KH: 1, KW: 1, StrideH: 1, StrideW: 1, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v25})
+	// Encoder.Chain_1.Chain_3.Resnet_1.Chain.Conv2d_2: %25 = conv2d(%24, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 512, height//4, width//4]
+	kernels.Conv2d(m.v25, m.v24, m.encoderChain1Chain3Resnet1ChainConv2d2Weight, m.encoderChain1Chain3Resnet1ChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 512, H: dim13, W: dim14, K: 512, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
 
-	// Encoder.Chain_1.Chain_3.Resnet_2.Chain.SiLU_1: %27 = group_norm_act(%26, @Encoder.Chain_1.Chain_3.Resnet_2.Chain.GroupNorm_1.weight, @Encoder.Chain_1.Chain_3.Resnet_2.Chain.GroupNorm_1.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 512, 128, 128]
-	kernels.GroupNormAct(m.v27, m.v26, 1, 512, 16384, 32, m.encoderChain1Chain3Resnet2ChainGroupNorm1Weight, m.encoderChain1Chain3Resnet2ChainGroupNorm1Bias, float32(1e-06), kernels.ActSiLU)
+	// Encoder.Chain_1.Chain_3.Resnet_1: %26 = conv2d_fused(%21, @Conv2d.weight, @Conv2d.bias, %25) {stride=[1, 1], padding=[0, 0], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="none"} -> f32[1, 512, height//4, width//4]
+	kernels.Conv2dFused(m.v26, m.v21, m.encoderChain1Chain3Resnet1Conv2dWeight, m.encoderChain1Chain3Resnet1Conv2dBias, kernels.Conv2dParams{N: 1, C: 256, H: dim13, W: dim14, K: 512, KH: 1, KW: 1, StrideH: 1, StrideW: 1, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v25})
 
-	// Encoder.Chain_1.Chain_3.Resnet_2.Chain.Conv2d_1: %28 = conv2d(%27, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 512, 128, 128]
-	kernels.Conv2d(m.v28, m.v27, m.encoderChain1Chain3Resnet2ChainConv2d1Weight, m.encoderChain1Chain3Resnet2ChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 512, H: 128, W: 128, K: 512, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	// Encoder.Chain_1.Chain_3.Resnet_2.Chain.SiLU_1: %27 = group_norm_act(%26, @Encoder.Chain_1.Chain_3.Resnet_2.Chain.GroupNorm_1.weight, @Encoder.Chain_1.Chain_3.Resnet_2.Chain.GroupNorm_1.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 512, height//4, width//4]
+	kernels.GroupNormAct(m.v27, m.v26, 1, 512, dim15, 32, m.encoderChain1Chain3Resnet2ChainGroupNorm1Weight, m.encoderChain1Chain3Resnet2ChainGroupNorm1Bias, float32(1e-06), kernels.ActSiLU)
 
-	// Encoder.Chain_1.Chain_3.Resnet_2.Chain.SiLU_2: %29 = group_norm_act(%28, @Encoder.Chain_1.Chain_3.Resnet_2.Chain.GroupNorm_2.weight, @Encoder.Chain_1.Chain_3.Resnet_2.Chain.GroupNorm_2.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 512, 128, 128]
-	kernels.GroupNormAct(m.v29, m.v28, 1, 512, 16384, 32, m.encoderChain1Chain3Resnet2ChainGroupNorm2Weight, m.encoderChain1Chain3Resnet2ChainGroupNorm2Bias, float32(1e-06), kernels.ActSiLU)
+	// Encoder.Chain_1.Chain_3.Resnet_2.Chain.Conv2d_1: %28 = conv2d(%27, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 512, height//4, width//4]
+	kernels.Conv2d(m.v28, m.v27, m.encoderChain1Chain3Resnet2ChainConv2d1Weight, m.encoderChain1Chain3Resnet2ChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 512, H: dim13, W: dim14, K: 512, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
 
-	// Encoder.Chain_1.Chain_3.Resnet_2: %30 = conv2d_fused(%29, @Chain.Conv2d_2.weight, @Chain.Conv2d_2.bias, %26) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="none"} -> f32[1, 512, 128, 128]
-	kernels.Conv2dFused(m.v30, m.v29, m.encoderChain1Chain3Resnet2ChainConv2d2Weight, m.encoderChain1Chain3Resnet2ChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 512, H: 128, W: 128, K: 512, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v26})
+	// Encoder.Chain_1.Chain_3.Resnet_2.Chain.SiLU_2: %29 = group_norm_act(%28, @Encoder.Chain_1.Chain_3.Resnet_2.Chain.GroupNorm_2.weight, @Encoder.Chain_1.Chain_3.Resnet_2.Chain.GroupNorm_2.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 512, height//4, width//4]
+	kernels.GroupNormAct(m.v29, m.v28, 1, 512, dim15, 32, m.encoderChain1Chain3Resnet2ChainGroupNorm2Weight, m.encoderChain1Chain3Resnet2ChainGroupNorm2Bias, float32(1e-06), kernels.ActSiLU)
 
-	// Encoder.Chain_1.Chain_3.Downsample.Pad: %31 = pad(%30) {pads=[0, 1, 0, 1], mode="constant", value=0.0} -> f32[1, 512, 129, 129]
-	kernels.Pad(m.v31, m.v30, shape1x512x128x128, pads0_1_0_1, kernels.PadConstant, float32(0))
+	// Encoder.Chain_1.Chain_3.Resnet_2: %30 = conv2d_fused(%29, @Chain.Conv2d_2.weight, @Chain.Conv2d_2.bias, %26) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="none"} -> f32[1, 512, height//4, width//4]
+	kernels.Conv2dFused(m.v30, m.v29, m.encoderChain1Chain3Resnet2ChainConv2d2Weight, m.encoderChain1Chain3Resnet2ChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 512, H: dim13, W: dim14, K: 512, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v26})
 
-	// Encoder.Chain_1.Chain_3.Downsample.Conv2d: %32 = conv2d(%31, @weight, @bias) {stride=[2, 2], padding=[0, 0], dilation=[1, 1], groups=1} -> f32[1, 512, 64, 64]
-	kernels.Conv2d(m.v32, m.v31, m.encoderChain1Chain3DownsampleConv2dWeight, m.encoderChain1Chain3DownsampleConv2dBias, kernels.Conv2dParams{N: 1, C: 512, H: 129, W: 129, K: 512, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1})
+	// Encoder.Chain_1.Chain_3.Downsample.Pad: %31 = pad(%30) {pads=[0, 1, 0, 1], mode="constant", value=0.0} -> f32[1, 512, height//4+1, width//4+1]
+	kernels.Pad(m.v31, m.v30, p.shape2[:], pads0_1_0_1, kernels.PadConstant, float32(0))
 
-	// Encoder.Chain_1.Chain_4.Resnet_1.Chain.SiLU_1: %33 = group_norm_act(%32, @Encoder.Chain_1.Chain_4.Resnet_1.Chain.GroupNorm_1.weight, @Encoder.Chain_1.Chain_4.Resnet_1.Chain.GroupNorm_1.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 512, 64, 64]
-	kernels.GroupNormAct(m.v33, m.v32, 1, 512, 4096, 32, m.encoderChain1Chain4Resnet1ChainGroupNorm1Weight, m.encoderChain1Chain4Resnet1ChainGroupNorm1Bias, float32(1e-06), kernels.ActSiLU)
+	// Encoder.Chain_1.Chain_3.Downsample.Conv2d: %32 = conv2d(%31, @weight, @bias) {stride=[2, 2], padding=[0, 0], dilation=[1, 1], groups=1} -> f32[1, 512, height//8, width//8]
+	kernels.Conv2d(m.v32, m.v31, m.encoderChain1Chain3DownsampleConv2dWeight, m.encoderChain1Chain3DownsampleConv2dBias, kernels.Conv2dParams{N: 1, C: 512, H: dim18, W: dim19, K: 512, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1})
 
-	// Encoder.Chain_1.Chain_4.Resnet_1.Chain.Conv2d_1: %34 = conv2d(%33, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 512, 64, 64]
-	kernels.Conv2d(m.v34, m.v33, m.encoderChain1Chain4Resnet1ChainConv2d1Weight, m.encoderChain1Chain4Resnet1ChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 512, H: 64, W: 64, K: 512, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	// Encoder.Chain_1.Chain_4.Resnet_1.Chain.SiLU_1: %33 = group_norm_act(%32, @Encoder.Chain_1.Chain_4.Resnet_1.Chain.GroupNorm_1.weight, @Encoder.Chain_1.Chain_4.Resnet_1.Chain.GroupNorm_1.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 512, height//8, width//8]
+	kernels.GroupNormAct(m.v33, m.v32, 1, 512, dim22, 32, m.encoderChain1Chain4Resnet1ChainGroupNorm1Weight, m.encoderChain1Chain4Resnet1ChainGroupNorm1Bias, float32(1e-06), kernels.ActSiLU)
 
-	// Encoder.Chain_1.Chain_4.Resnet_1.Chain.SiLU_2: %35 = group_norm_act(%34, @Encoder.Chain_1.Chain_4.Resnet_1.Chain.GroupNorm_2.weight, @Encoder.Chain_1.Chain_4.Resnet_1.Chain.GroupNorm_2.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 512, 64, 64]
-	kernels.GroupNormAct(m.v35, m.v34, 1, 512, 4096, 32, m.encoderChain1Chain4Resnet1ChainGroupNorm2Weight, m.encoderChain1Chain4Resnet1ChainGroupNorm2Bias, float32(1e-06), kernels.ActSiLU)
+	// Encoder.Chain_1.Chain_4.Resnet_1.Chain.Conv2d_1: %34 = conv2d(%33, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 512, height//8, width//8]
+	kernels.Conv2d(m.v34, m.v33, m.encoderChain1Chain4Resnet1ChainConv2d1Weight, m.encoderChain1Chain4Resnet1ChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 512, H: dim20, W: dim21, K: 512, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
 
-	// Encoder.Chain_1.Chain_4.Resnet_1: %36 = conv2d_fused(%35, @Chain.Conv2d_2.weight, @Chain.Conv2d_2.bias, %32) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="none"} -> f32[1, 512, 64, 64]
-	kernels.Conv2dFused(m.v36, m.v35, m.encoderChain1Chain4Resnet1ChainConv2d2Weight, m.encoderChain1Chain4Resnet1ChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 512, H: 64, W: 64, K: 512, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v32})
+	// Encoder.Chain_1.Chain_4.Resnet_1.Chain.SiLU_2: %35 = group_norm_act(%34, @Encoder.Chain_1.Chain_4.Resnet_1.Chain.GroupNorm_2.weight, @Encoder.Chain_1.Chain_4.Resnet_1.Chain.GroupNorm_2.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 512, height//8, width//8]
+	kernels.GroupNormAct(m.v35, m.v34, 1, 512, dim22, 32, m.encoderChain1Chain4Resnet1ChainGroupNorm2Weight, m.encoderChain1Chain4Resnet1ChainGroupNorm2Bias, float32(1e-06), kernels.ActSiLU)
 
-	// Encoder.Chain_1.Chain_4.Resnet_2.Chain.SiLU_1: %37 = group_norm_act(%36, @Encoder.Chain_1.Chain_4.Resnet_2.Chain.GroupNorm_1.weight, @Encoder.Chain_1.Chain_4.Resnet_2.Chain.GroupNorm_1.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 512, 64, 64]
-	kernels.GroupNormAct(m.v37, m.v36, 1, 512, 4096, 32, m.encoderChain1Chain4Resnet2ChainGroupNorm1Weight, m.encoderChain1Chain4Resnet2ChainGroupNorm1Bias, float32(1e-06), kernels.ActSiLU)
+	// Encoder.Chain_1.Chain_4.Resnet_1: %36 = conv2d_fused(%35, @Chain.Conv2d_2.weight, @Chain.Conv2d_2.bias, %32) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="none"} -> f32[1, 512, height//8, width//8]
+	kernels.Conv2dFused(m.v36, m.v35, m.encoderChain1Chain4Resnet1ChainConv2d2Weight, m.encoderChain1Chain4Resnet1ChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 512, H: dim20, W: dim21, K: 512, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v32})
 
-	// Encoder.Chain_1.Chain_4.Resnet_2.Chain.Conv2d_1: %38 = conv2d(%37, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 512, 64, 64]
-	kernels.Conv2d(m.v38, m.v37, m.encoderChain1Chain4Resnet2ChainConv2d1Weight, m.encoderChain1Chain4Resnet2ChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 512, H: 64, W: 64, K: 512, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	// Encoder.Chain_1.Chain_4.Resnet_2.Chain.SiLU_1: %37 = group_norm_act(%36, @Encoder.Chain_1.Chain_4.Resnet_2.Chain.GroupNorm_1.weight, @Encoder.Chain_1.Chain_4.Resnet_2.Chain.GroupNorm_1.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 512, height//8, width//8]
+	kernels.GroupNormAct(m.v37, m.v36, 1, 512, dim22, 32, m.encoderChain1Chain4Resnet2ChainGroupNorm1Weight, m.encoderChain1Chain4Resnet2ChainGroupNorm1Bias, float32(1e-06), kernels.ActSiLU)
 
-	// Encoder.Chain_1.Chain_4.Resnet_2.Chain.SiLU_2: %39 = group_norm_act(%38, @Encoder.Chain_1.Chain_4.Resnet_2.Chain.GroupNorm_2.weight, @Encoder.Chain_1.Chain_4.Resnet_2.Chain.GroupNorm_2.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 512, 64, 64]
-	kernels.GroupNormAct(m.v39, m.v38, 1, 512, 4096, 32, m.encoderChain1Chain4Resnet2ChainGroupNorm2Weight, m.encoderChain1Chain4Resnet2ChainGroupNorm2Bias, float32(1e-06), kernels.ActSiLU)
+	// Encoder.Chain_1.Chain_4.Resnet_2.Chain.Conv2d_1: %38 = conv2d(%37, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 512, height//8, width//8]
+	kernels.Conv2d(m.v38, m.v37, m.encoderChain1Chain4Resnet2ChainConv2d1Weight, m.encoderChain1Chain4Resnet2ChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 512, H: dim20, W: dim21, K: 512, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
 
-	// Encoder.Chain_1.Chain_4.Resnet_2: %40 = conv2d_fused(%39, @Chain.Conv2d_2.weight, @Chain.Conv2d_2.bias, %36) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="none"} -> f32[1, 512, 64, 64]
-	kernels.Conv2dFused(m.v40, m.v39, m.encoderChain1Chain4Resnet2ChainConv2d2Weight, m.encoderChain1Chain4Resnet2ChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 512, H: 64, W: 64, K: 512, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v36})
+	// Encoder.Chain_1.Chain_4.Resnet_2.Chain.SiLU_2: %39 = group_norm_act(%38, @Encoder.Chain_1.Chain_4.Resnet_2.Chain.GroupNorm_2.weight, @Encoder.Chain_1.Chain_4.Resnet_2.Chain.GroupNorm_2.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 512, height//8, width//8]
+	kernels.GroupNormAct(m.v39, m.v38, 1, 512, dim22, 32, m.encoderChain1Chain4Resnet2ChainGroupNorm2Weight, m.encoderChain1Chain4Resnet2ChainGroupNorm2Bias, float32(1e-06), kernels.ActSiLU)
 
-	// Encoder.Chain_1.Chain_5.Resnet_1.Chain.SiLU_1: %41 = group_norm_act(%40, @Encoder.Chain_1.Chain_5.Resnet_1.Chain.GroupNorm_1.weight, @Encoder.Chain_1.Chain_5.Resnet_1.Chain.GroupNorm_1.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 512, 64, 64]
-	kernels.GroupNormAct(m.v41, m.v40, 1, 512, 4096, 32, m.encoderChain1Chain5Resnet1ChainGroupNorm1Weight, m.encoderChain1Chain5Resnet1ChainGroupNorm1Bias, float32(1e-06), kernels.ActSiLU)
+	// Encoder.Chain_1.Chain_4.Resnet_2: %40 = conv2d_fused(%39, @Chain.Conv2d_2.weight, @Chain.Conv2d_2.bias, %36) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="none"} -> f32[1, 512, height//8, width//8]
+	kernels.Conv2dFused(m.v40, m.v39, m.encoderChain1Chain4Resnet2ChainConv2d2Weight, m.encoderChain1Chain4Resnet2ChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 512, H: dim20, W: dim21, K: 512, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v36})
 
-	// Encoder.Chain_1.Chain_5.Resnet_1.Chain.Conv2d_1: %42 = conv2d(%41, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 512, 64, 64]
-	kernels.Conv2d(m.v42, m.v41, m.encoderChain1Chain5Resnet1ChainConv2d1Weight, m.encoderChain1Chain5Resnet1ChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 512, H: 64, W: 64, K: 512, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	// Encoder.Chain_1.Chain_5.Resnet_1.Chain.SiLU_1: %41 = group_norm_act(%40, @Encoder.Chain_1.Chain_5.Resnet_1.Chain.GroupNorm_1.weight, @Encoder.Chain_1.Chain_5.Resnet_1.Chain.GroupNorm_1.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 512, height//8, width//8]
+	kernels.GroupNormAct(m.v41, m.v40, 1, 512, dim22, 32, m.encoderChain1Chain5Resnet1ChainGroupNorm1Weight, m.encoderChain1Chain5Resnet1ChainGroupNorm1Bias, float32(1e-06), kernels.ActSiLU)
 
-	// Encoder.Chain_1.Chain_5.Resnet_1.Chain.SiLU_2: %43 = group_norm_act(%42, @Encoder.Chain_1.Chain_5.Resnet_1.Chain.GroupNorm_2.weight, @Encoder.Chain_1.Chain_5.Resnet_1.Chain.GroupNorm_2.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 512, 64, 64]
-	kernels.GroupNormAct(m.v43, m.v42, 1, 512, 4096, 32, m.encoderChain1Chain5Resnet1ChainGroupNorm2Weight, m.encoderChain1Chain5Resnet1ChainGroupNorm2Bias, float32(1e-06), kernels.ActSiLU)
+	// Encoder.Chain_1.Chain_5.Resnet_1.Chain.Conv2d_1: %42 = conv2d(%41, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 512, height//8, width//8]
+	kernels.Conv2d(m.v42, m.v41, m.encoderChain1Chain5Resnet1ChainConv2d1Weight, m.encoderChain1Chain5Resnet1ChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 512, H: dim20, W: dim21, K: 512, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
 
-	// Encoder.Chain_1.Chain_5.Resnet_1: %44 = conv2d_fused(%43, @Chain.Conv2d_2.weight, @Chain.Conv2d_2.bias, %40) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="none"} -> f32[1, 512, 64, 64]
-	kernels.Conv2dFused(m.v44, m.v43, m.encoderChain1Chain5Resnet1ChainConv2d2Weight, m.encoderChain1Chain5Resnet1ChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 512, H: 64, W: 64, K: 512, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v40})
+	// Encoder.Chain_1.Chain_5.Resnet_1.Chain.SiLU_2: %43 = group_norm_act(%42, @Encoder.Chain_1.Chain_5.Resnet_1.Chain.GroupNorm_2.weight, @Encoder.Chain_1.Chain_5.Resnet_1.Chain.GroupNorm_2.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 512, height//8, width//8]
+	kernels.GroupNormAct(m.v43, m.v42, 1, 512, dim22, 32, m.encoderChain1Chain5Resnet1ChainGroupNorm2Weight, m.encoderChain1Chain5Resnet1ChainGroupNorm2Bias, float32(1e-06), kernels.ActSiLU)
 
-	// Encoder.Chain_1.Chain_5.Residual.GroupNorm: %45 = group_norm(%44, @weight, @bias) {groups=32, eps=1e-06} -> f32[1, 512, 64, 64]
-	kernels.GroupNorm(m.v45, m.v44, 1, 512, 4096, 32, m.encoderChain1Chain5ResidualGroupNormWeight, m.encoderChain1Chain5ResidualGroupNormBias, float32(1e-06))
+	// Encoder.Chain_1.Chain_5.Resnet_1: %44 = conv2d_fused(%43, @Chain.Conv2d_2.weight, @Chain.Conv2d_2.bias, %40) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="none"} -> f32[1, 512, height//8, width//8]
+	kernels.Conv2dFused(m.v44, m.v43, m.encoderChain1Chain5Resnet1ChainConv2d2Weight, m.encoderChain1Chain5Resnet1ChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 512, H: dim20, W: dim21, K: 512, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v40})
 
-	// Encoder.Chain_1.Chain_5.Residual.SelfAttention2d.Flatten: %46 = reshape(%45) -> f32[1, 512, 4096] (a view: no code)
+	// Encoder.Chain_1.Chain_5.Residual.GroupNorm: %45 = group_norm(%44, @weight, @bias) {groups=32, eps=1e-06} -> f32[1, 512, height//8, width//8]
+	kernels.GroupNorm(m.v45, m.v44, 1, 512, dim22, 32, m.encoderChain1Chain5ResidualGroupNormWeight, m.encoderChain1Chain5ResidualGroupNormBias, float32(1e-06))
 
-	// Encoder.Chain_1.Chain_5.Residual.SelfAttention2d.Transpose_1: %47 = permute(%46) {perm=[0, 2, 1]} -> f32[1, 4096, 512]
-	kernels.Permute(m.v47, m.v46, shape1x512x4096, perm0_2_1)
+	// Encoder.Chain_1.Chain_5.Residual.SelfAttention2d.Flatten: %46 = reshape(%45) -> f32[1, 512, (height//8)*(width//8)] (a view: no code)
 
-	// Encoder.Chain_1.Chain_5.Residual.SelfAttention2d.Distribute.Linear_1: %48 = linear(%47, @weight, @bias) -> f32[1, 4096, 512]
-	kernels.Linear(m.v48, m.v47, 4096, 512, 512, m.encoderChain1Chain5ResidualSelfAttention2dDistributeLinear1Weight, m.encoderChain1Chain5ResidualSelfAttention2dDistributeLinear1Bias)
+	// Encoder.Chain_1.Chain_5.Residual.SelfAttention2d.Transpose_1: %47 = permute(%46) {perm=[0, 2, 1]} -> f32[1, (height//8)*(width//8), 512]
+	kernels.Permute(m.v47, m.v46, p.shape3[:], perm0_2_1)
 
-	// Encoder.Chain_1.Chain_5.Residual.SelfAttention2d.Distribute.Linear_2: %49 = linear(%47, @weight, @bias) -> f32[1, 4096, 512]
-	kernels.Linear(m.v49, m.v47, 4096, 512, 512, m.encoderChain1Chain5ResidualSelfAttention2dDistributeLinear2Weight, m.encoderChain1Chain5ResidualSelfAttention2dDistributeLinear2Bias)
+	// Encoder.Chain_1.Chain_5.Residual.SelfAttention2d.Distribute.Linear_1: %48 = linear(%47, @weight, @bias) -> f32[1, (height//8)*(width//8), 512]
+	kernels.Linear(m.v48, m.v47, dim22, 512, 512, m.encoderChain1Chain5ResidualSelfAttention2dDistributeLinear1Weight, m.encoderChain1Chain5ResidualSelfAttention2dDistributeLinear1Bias)
 
-	// Encoder.Chain_1.Chain_5.Residual.SelfAttention2d.Distribute.Linear_3: %50 = linear(%47, @weight, @bias) -> f32[1, 4096, 512]
-	kernels.Linear(m.v50, m.v47, 4096, 512, 512, m.encoderChain1Chain5ResidualSelfAttention2dDistributeLinear3Weight, m.encoderChain1Chain5ResidualSelfAttention2dDistributeLinear3Bias)
+	// Encoder.Chain_1.Chain_5.Residual.SelfAttention2d.Distribute.Linear_2: %49 = linear(%47, @weight, @bias) -> f32[1, (height//8)*(width//8), 512]
+	kernels.Linear(m.v49, m.v47, dim22, 512, 512, m.encoderChain1Chain5ResidualSelfAttention2dDistributeLinear2Weight, m.encoderChain1Chain5ResidualSelfAttention2dDistributeLinear2Bias)
 
-	// Encoder.Chain_1.Chain_5.Residual.SelfAttention2d.ScaledDotProductAttention: %51 = sdpa(%48, %49, %50) {heads=1, causal=false} -> f32[1, 4096, 512]
-	kernels.Attention(m.v51, m.v48, m.v49, m.v50, 1, 1, 4096, 4096, 512, 512, false)
+	// Encoder.Chain_1.Chain_5.Residual.SelfAttention2d.Distribute.Linear_3: %50 = linear(%47, @weight, @bias) -> f32[1, (height//8)*(width//8), 512]
+	kernels.Linear(m.v50, m.v47, dim22, 512, 512, m.encoderChain1Chain5ResidualSelfAttention2dDistributeLinear3Weight, m.encoderChain1Chain5ResidualSelfAttention2dDistributeLinear3Bias)
 
-	// Encoder.Chain_1.Chain_5.Residual.SelfAttention2d.Linear: %52 = linear(%51, @weight, @bias) -> f32[1, 4096, 512]
-	kernels.Linear(m.v52, m.v51, 4096, 512, 512, m.encoderChain1Chain5ResidualSelfAttention2dLinearWeight, m.encoderChain1Chain5ResidualSelfAttention2dLinearBias)
+	// Encoder.Chain_1.Chain_5.Residual.SelfAttention2d.ScaledDotProductAttention: %51 = sdpa(%48, %49, %50) {heads=1, causal=false} -> f32[1, (height//8)*(width//8), 512]
+	kernels.Attention(m.v51, m.v48, m.v49, m.v50, 1, 1, dim22, dim22, 512, 512, false)
 
-	// Encoder.Chain_1.Chain_5.Residual.SelfAttention2d.Transpose_2: %53 = permute(%52) {perm=[0, 2, 1]} -> f32[1, 512, 4096]
-	kernels.Permute(m.v53, m.v52, shape1x4096x512, perm0_2_1)
+	// Encoder.Chain_1.Chain_5.Residual.SelfAttention2d.Linear: %52 = linear(%51, @weight, @bias) -> f32[1, (height//8)*(width//8), 512]
+	kernels.Linear(m.v52, m.v51, dim22, 512, 512, m.encoderChain1Chain5ResidualSelfAttention2dLinearWeight, m.encoderChain1Chain5ResidualSelfAttention2dLinearBias)
 
-	// Encoder.Chain_1.Chain_5.Residual.SelfAttention2d.Unflatten: %54 = reshape(%53) -> f32[1, 512, 64, 64] (a view: no code)
+	// Encoder.Chain_1.Chain_5.Residual.SelfAttention2d.Transpose_2: %53 = permute(%52) {perm=[0, 2, 1]} -> f32[1, 512, (height//8)*(width//8)]
+	kernels.Permute(m.v53, m.v52, p.shape4[:], perm0_2_1)
 
-	// Encoder.Chain_1.Chain_5.Residual: %55 = add(%54, %44) -> f32[1, 512, 64, 64] (in place over %54)
-	kernels.Binary(kernels.OpAdd, m.v55, shape1x512x64x64, m.v54, shape1x512x64x64, m.v44, shape1x512x64x64)
+	// Encoder.Chain_1.Chain_5.Residual.SelfAttention2d.Unflatten: %54 = reshape(%53) -> f32[1, 512, height//8, width//8] (a view: no code)
 
-	// Encoder.Chain_1.Chain_5.Resnet_2.Chain.SiLU_1: %56 = group_norm_act(%55, @Encoder.Chain_1.Chain_5.Resnet_2.Chain.GroupNorm_1.weight, @Encoder.Chain_1.Chain_5.Resnet_2.Chain.GroupNorm_1.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 512, 64, 64]
-	kernels.GroupNormAct(m.v56, m.v55, 1, 512, 4096, 32, m.encoderChain1Chain5Resnet2ChainGroupNorm1Weight, m.encoderChain1Chain5Resnet2ChainGroupNorm1Bias, float32(1e-06), kernels.ActSiLU)
+	// Encoder.Chain_1.Chain_5.Residual: %55 = add(%54, %44) -> f32[1, 512, height//8, width//8] (in place over %54)
+	kernels.Binary(kernels.OpAdd, m.v55, p.shape5[:], m.v54, p.shape5[:], m.v44, p.shape5[:])
 
-	// Encoder.Chain_1.Chain_5.Resnet_2.Chain.Conv2d_1: %57 = conv2d(%56, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 512, 64, 64]
-	kernels.Conv2d(m.v57, m.v56, m.encoderChain1Chain5Resnet2ChainConv2d1Weight, m.encoderChain1Chain5Resnet2ChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 512, H: 64, W: 64, K: 512, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	// Encoder.Chain_1.Chain_5.Resnet_2.Chain.SiLU_1: %56 = group_norm_act(%55, @Encoder.Chain_1.Chain_5.Resnet_2.Chain.GroupNorm_1.weight, @Encoder.Chain_1.Chain_5.Resnet_2.Chain.GroupNorm_1.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 512, height//8, width//8]
+	kernels.GroupNormAct(m.v56, m.v55, 1, 512, dim22, 32, m.encoderChain1Chain5Resnet2ChainGroupNorm1Weight, m.encoderChain1Chain5Resnet2ChainGroupNorm1Bias, float32(1e-06), kernels.ActSiLU)
 
-	// Encoder.Chain_1.Chain_5.Resnet_2.Chain.SiLU_2: %58 = group_norm_act(%57, @Encoder.Chain_1.Chain_5.Resnet_2.Chain.GroupNorm_2.weight, @Encoder.Chain_1.Chain_5.Resnet_2.Chain.GroupNorm_2.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 512, 64, 64]
-	kernels.GroupNormAct(m.v58, m.v57, 1, 512, 4096, 32, m.encoderChain1Chain5Resnet2ChainGroupNorm2Weight, m.encoderChain1Chain5Resnet2ChainGroupNorm2Bias, float32(1e-06), kernels.ActSiLU)
+	// Encoder.Chain_1.Chain_5.Resnet_2.Chain.Conv2d_1: %57 = conv2d(%56, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 512, height//8, width//8]
+	kernels.Conv2d(m.v57, m.v56, m.encoderChain1Chain5Resnet2ChainConv2d1Weight, m.encoderChain1Chain5Resnet2ChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 512, H: dim20, W: dim21, K: 512, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
 
-	// Encoder.Chain_1.Chain_5.Resnet_2: %59 = conv2d_fused(%58, @Chain.Conv2d_2.weight, @Chain.Conv2d_2.bias, %55) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="none"} -> f32[1, 512, 64, 64]
-	kernels.Conv2dFused(m.v59, m.v58, m.encoderChain1Chain5Resnet2ChainConv2d2Weight, m.encoderChain1Chain5Resnet2ChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 512, H: 64, W: 64, K: 512, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v55})
+	// Encoder.Chain_1.Chain_5.Resnet_2.Chain.SiLU_2: %58 = group_norm_act(%57, @Encoder.Chain_1.Chain_5.Resnet_2.Chain.GroupNorm_2.weight, @Encoder.Chain_1.Chain_5.Resnet_2.Chain.GroupNorm_2.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 512, height//8, width//8]
+	kernels.GroupNormAct(m.v58, m.v57, 1, 512, dim22, 32, m.encoderChain1Chain5Resnet2ChainGroupNorm2Weight, m.encoderChain1Chain5Resnet2ChainGroupNorm2Bias, float32(1e-06), kernels.ActSiLU)
 
-	// Encoder.Chain_2.SiLU: %60 = group_norm_act(%59, @Encoder.Chain_2.GroupNorm.weight, @Encoder.Chain_2.GroupNorm.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 512, 64, 64]
-	kernels.GroupNormAct(m.v60, m.v59, 1, 512, 4096, 32, m.encoderChain2GroupNormWeight, m.encoderChain2GroupNormBias, float32(1e-06), kernels.ActSiLU)
+	// Encoder.Chain_1.Chain_5.Resnet_2: %59 = conv2d_fused(%58, @Chain.Conv2d_2.weight, @Chain.Conv2d_2.bias, %55) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="none"} -> f32[1, 512, height//8, width//8]
+	kernels.Conv2dFused(m.v59, m.v58, m.encoderChain1Chain5Resnet2ChainConv2d2Weight, m.encoderChain1Chain5Resnet2ChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 512, H: dim20, W: dim21, K: 512, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v55})
 
-	// Encoder.Chain_2.Conv2d: %61 = conv2d(%60, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 8, 64, 64]
-	kernels.Conv2d(m.v61, m.v60, m.encoderChain2Conv2dWeight, m.encoderChain2Conv2dBias, kernels.Conv2dParams{N: 1, C: 512, H: 64, W: 64, K: 8, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	// Encoder.Chain_2.SiLU: %60 = group_norm_act(%59, @Encoder.Chain_2.GroupNorm.weight, @Encoder.Chain_2.GroupNorm.bias) {groups=32, eps=1e-06, act="silu"} -> f32[1, 512, height//8, width//8]
+	kernels.GroupNormAct(m.v60, m.v59, 1, 512, dim22, 32, m.encoderChain2GroupNormWeight, m.encoderChain2GroupNormBias, float32(1e-06), kernels.ActSiLU)
 
-	// Encoder.Chain_3.Conv2d: %62 = conv2d(%61, @weight, @bias) {stride=[1, 1], padding=[0, 0], dilation=[1, 1], groups=1} -> f32[1, 8, 64, 64]
-	kernels.Conv2d(m.v62, m.v61, m.encoderChain3Conv2dWeight, m.encoderChain3Conv2dBias, kernels.Conv2dParams{N: 1, C: 8, H: 64, W: 64, K: 8, KH: 1, KW: 1, StrideH: 1, StrideW: 1, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1})
+	// Encoder.Chain_2.Conv2d: %61 = conv2d(%60, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 8, height//8, width//8]
+	kernels.Conv2d(m.v61, m.v60, m.encoderChain2Conv2dWeight, m.encoderChain2Conv2dBias, kernels.Conv2dParams{N: 1, C: 512, H: dim20, W: dim21, K: 8, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
 
-	// Encoder.Chain_3.Slicing: %63 = slice(%62) {dim=1, start=0, end=4, step=1} -> f32[1, 4, 64, 64]
-	kernels.Slice(m.v63, m.v62, shape1x8x64x64, 1, 0, 4, 1)
+	// Encoder.Chain_3.Conv2d: %62 = conv2d(%61, @weight, @bias) {stride=[1, 1], padding=[0, 0], dilation=[1, 1], groups=1} -> f32[1, 8, height//8, width//8]
+	kernels.Conv2d(m.v62, m.v61, m.encoderChain3Conv2dWeight, m.encoderChain3Conv2dBias, kernels.Conv2dParams{N: 1, C: 8, H: dim20, W: dim21, K: 8, KH: 1, KW: 1, StrideH: 1, StrideW: 1, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1})
 
-	// Multiply: %64 = scale(%63) {scale=0.18215, bias=0.0} -> f32[1, 4, 64, 64] (in place over %63)
+	// Encoder.Chain_3.Slicing: %63 = slice(%62) {dim=1, start=0, end=4, step=1} -> f32[1, 4, height//8, width//8]
+	kernels.Slice(m.v63, m.v62, p.shape6[:], 1, 0, 4, 1)
+
+	// Multiply: %64 = scale(%63) {scale=0.18215, bias=0.0} -> f32[1, 4, height//8, width//8] (in place over %63)
 	kernels.ScaleBias(m.v64, m.v63, float32(0.18215), float32(0))
 
-	return m.v64, nil
+	return m.v64, p.yShape[:], nil
+}
+
+// shapePlan is what Forward needs at one set of sizes (height, width): the sizes its ops use, the
+// offsets of the arena's buffers and the shapes kernels take as slices. Forward makes one at the
+// first call with those sizes and keeps it.
+//
+// dims holds:
+//
+//	0: height
+//	1: width
+//	2: height*width*3
+//	3: height*width
+//	4: height+1
+//	5: width+1
+//	6: height//2
+//	7: width//2
+//	8: (height//2)*(width//2)
+//	9: height//2+2
+//	10: width//2+2
+//	11: height//2+1
+//	12: width//2+1
+//	13: height//4
+//	14: width//4
+//	15: (height//4)*(width//4)
+//	16: height//4+2
+//	17: width//4+2
+//	18: height//4+1
+//	19: width//4+1
+//	20: height//8
+//	21: width//8
+//	22: (height//8)*(width//8)
+//	23: height//8+2
+//	24: width//8+2
+//	25: height*width*128
+//	26: height*128+height*width*128+width*128+128
+//	27: (height//2)*(width//2)*128
+//	28: (height//2)*(width//2)*256
+//	29: (height//2)*256+(height//2)*(width//2)*256+(width//2)*256+256
+//	30: (height//4)*(width//4)*256
+//	31: (height//4)*(width//4)*512
+//	32: (height//4)*512+(height//4)*(width//4)*512+(width//4)*512+512
+//	33: (height//8)*(width//8)*512
+//	34: (height//8)*(width//8)*8
+//	35: (height//8)*(width//8)*4
+type shapePlan struct {
+	key      [2]int // height, width
+	dims     [36]int
+	offsets  [61]int // of each buffer in the arena, in float32 elements
+	arenaLen int
+	shape0   [4]int // [1, 128, height, width]
+	shape1   [4]int // [1, 256, height//2, width//2]
+	shape2   [4]int // [1, 512, height//4, width//4]
+	shape3   [3]int // [1, 512, (height//8)*(width//8)]
+	shape4   [3]int // [1, (height//8)*(width//8), 512]
+	shape5   [4]int // [1, 512, height//8, width//8]
+	shape6   [4]int // [1, 8, height//8, width//8]
+	yShape   [4]int // shape of output y
+}
+
+// bufferFirst and bufferLast are the first and last op that use each buffer of the arena (−1: before the first op; the op count: after the last).
+var (
+	bufferFirst = [61]int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 47, 48, 49, 50, 51, 52, 53, 56, 57, 58, 59, 60, 61, 62, 63}
+	bufferLast  = [61]int{4, 2, 3, 4, 8, 6, 7, 8, 9, 10, 15, 12, 13, 14, 15, 19, 17, 18, 19, 20, 21, 26, 23, 24, 25, 26, 30, 28, 29, 30, 31, 32, 36, 34, 35, 36, 40, 38, 39, 40, 44, 42, 43, 44, 55, 47, 50, 51, 51, 51, 52, 53, 59, 57, 58, 59, 60, 61, 62, 63, 65}
+)
+
+// newShapePlan computes the plan of one set of sizes, or says which rule of the model they break.
+func newShapePlan(key [2]int) (*shapePlan, error) {
+	p := &shapePlan{key: key}
+	d := &p.dims
+	if key[0] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: height is %d (dim 2 of input x): sizes must be at least 1", key[0])
+	}
+	d[0] = key[0]
+	if key[1] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: width is %d (dim 3 of input x): sizes must be at least 1", key[1])
+	}
+	d[1] = key[1]
+
+	// The sizes the ops use, from the input sizes, with overflow checks.
+	var c runtime.SizeCalc
+	d[2] = c.Mul(c.Mul(d[0], d[1]), 3)                                                                                                          // height*width*3
+	d[3] = c.Mul(d[0], d[1])                                                                                                                    // height*width
+	d[4] = c.Add(d[0], 1)                                                                                                                       // height+1
+	d[5] = c.Add(d[1], 1)                                                                                                                       // width+1
+	d[6] = c.Div(d[0], 2)                                                                                                                       // height//2
+	d[7] = c.Div(d[1], 2)                                                                                                                       // width//2
+	d[8] = c.Mul(c.Div(d[0], 2), c.Div(d[1], 2))                                                                                                // (height//2)*(width//2)
+	d[9] = c.Add(c.Div(d[0], 2), 2)                                                                                                             // height//2+2
+	d[10] = c.Add(c.Div(d[1], 2), 2)                                                                                                            // width//2+2
+	d[11] = c.Add(c.Div(d[0], 2), 1)                                                                                                            // height//2+1
+	d[12] = c.Add(c.Div(d[1], 2), 1)                                                                                                            // width//2+1
+	d[13] = c.Div(d[0], 4)                                                                                                                      // height//4
+	d[14] = c.Div(d[1], 4)                                                                                                                      // width//4
+	d[15] = c.Mul(c.Div(d[0], 4), c.Div(d[1], 4))                                                                                               // (height//4)*(width//4)
+	d[16] = c.Add(c.Div(d[0], 4), 2)                                                                                                            // height//4+2
+	d[17] = c.Add(c.Div(d[1], 4), 2)                                                                                                            // width//4+2
+	d[18] = c.Add(c.Div(d[0], 4), 1)                                                                                                            // height//4+1
+	d[19] = c.Add(c.Div(d[1], 4), 1)                                                                                                            // width//4+1
+	d[20] = c.Div(d[0], 8)                                                                                                                      // height//8
+	d[21] = c.Div(d[1], 8)                                                                                                                      // width//8
+	d[22] = c.Mul(c.Div(d[0], 8), c.Div(d[1], 8))                                                                                               // (height//8)*(width//8)
+	d[23] = c.Add(c.Div(d[0], 8), 2)                                                                                                            // height//8+2
+	d[24] = c.Add(c.Div(d[1], 8), 2)                                                                                                            // width//8+2
+	d[25] = c.Mul(c.Mul(d[0], d[1]), 128)                                                                                                       // height*width*128
+	d[26] = c.Add(c.Add(c.Add(c.Mul(d[0], 128), c.Mul(c.Mul(d[0], d[1]), 128)), c.Mul(d[1], 128)), 128)                                         // height*128+height*width*128+width*128+128
+	d[27] = c.Mul(c.Mul(c.Div(d[0], 2), c.Div(d[1], 2)), 128)                                                                                   // (height//2)*(width//2)*128
+	d[28] = c.Mul(c.Mul(c.Div(d[0], 2), c.Div(d[1], 2)), 256)                                                                                   // (height//2)*(width//2)*256
+	d[29] = c.Add(c.Add(c.Add(c.Mul(c.Div(d[0], 2), 256), c.Mul(c.Mul(c.Div(d[0], 2), c.Div(d[1], 2)), 256)), c.Mul(c.Div(d[1], 2), 256)), 256) // (height//2)*256+(height//2)*(width//2)*256+(width//2)*256+256
+	d[30] = c.Mul(c.Mul(c.Div(d[0], 4), c.Div(d[1], 4)), 256)                                                                                   // (height//4)*(width//4)*256
+	d[31] = c.Mul(c.Mul(c.Div(d[0], 4), c.Div(d[1], 4)), 512)                                                                                   // (height//4)*(width//4)*512
+	d[32] = c.Add(c.Add(c.Add(c.Mul(c.Div(d[0], 4), 512), c.Mul(c.Mul(c.Div(d[0], 4), c.Div(d[1], 4)), 512)), c.Mul(c.Div(d[1], 4), 512)), 512) // (height//4)*512+(height//4)*(width//4)*512+(width//4)*512+512
+	d[33] = c.Mul(c.Mul(c.Div(d[0], 8), c.Div(d[1], 8)), 512)                                                                                   // (height//8)*(width//8)*512
+	d[34] = c.Mul(c.Mul(c.Div(d[0], 8), c.Div(d[1], 8)), 8)                                                                                     // (height//8)*(width//8)*8
+	d[35] = c.Mul(c.Mul(c.Div(d[0], 8), c.Div(d[1], 8)), 4)                                                                                     // (height//8)*(width//8)*4
+	if c.Err != nil {
+		return nil, fmt.Errorf("encoder: Forward: %s: %v", sizesString(key), c.Err)
+	}
+
+	// What the shape rules need of these sizes, layer by layer.
+	if d[4] < 3 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height+1 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_1.Downsample.Conv2d (%10): conv2d kernel 3x3 (dilation 1, padding 0) is larger than the padded input [1, 128, height+1, width+1]", d[4], 3)
+	}
+	if d[5] < 3 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width+1 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_1.Downsample.Conv2d (%10): conv2d kernel 3x3 (dilation 1, padding 0) is larger than the padded input [1, 128, height+1, width+1]", d[5], 3)
+	}
+	if d[6] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//2 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_1.Downsample.Conv2d (%10): dim 2 of the result f32[1, 128, height//2, width//2] must be at least 1", d[6], 1)
+	}
+	if d[7] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//2 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_1.Downsample.Conv2d (%10): dim 3 of the result f32[1, 128, height//2, width//2] must be at least 1", d[7], 1)
+	}
+	if d[6] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//2 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_2.Resnet_1.Chain.SiLU_1 (%11): dim 2 of the result f32[1, 128, height//2, width//2] must be at least 1", d[6], 1)
+	}
+	if d[7] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//2 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_2.Resnet_1.Chain.SiLU_1 (%11): dim 3 of the result f32[1, 128, height//2, width//2] must be at least 1", d[7], 1)
+	}
+	if d[9] < 3 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//2+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_2.Resnet_1.Chain.Conv2d_1 (%12): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 128, height//2, width//2]", d[9], 3)
+	}
+	if d[10] < 3 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//2+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_2.Resnet_1.Chain.Conv2d_1 (%12): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 128, height//2, width//2]", d[10], 3)
+	}
+	if d[6] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//2 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_2.Resnet_1.Chain.Conv2d_1 (%12): dim 2 of the result f32[1, 256, height//2, width//2] must be at least 1", d[6], 1)
+	}
+	if d[7] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//2 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_2.Resnet_1.Chain.Conv2d_1 (%12): dim 3 of the result f32[1, 256, height//2, width//2] must be at least 1", d[7], 1)
+	}
+	if d[6] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//2 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_2.Resnet_1.Chain.SiLU_2 (%13): dim 2 of the result f32[1, 256, height//2, width//2] must be at least 1", d[6], 1)
+	}
+	if d[7] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//2 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_2.Resnet_1.Chain.SiLU_2 (%13): dim 3 of the result f32[1, 256, height//2, width//2] must be at least 1", d[7], 1)
+	}
+	if d[9] < 3 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//2+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_2.Resnet_1.Chain.Conv2d_2 (%14): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 256, height//2, width//2]", d[9], 3)
+	}
+	if d[10] < 3 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//2+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_2.Resnet_1.Chain.Conv2d_2 (%14): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 256, height//2, width//2]", d[10], 3)
+	}
+	if d[6] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//2 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_2.Resnet_1.Chain.Conv2d_2 (%14): dim 2 of the result f32[1, 256, height//2, width//2] must be at least 1", d[6], 1)
+	}
+	if d[7] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//2 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_2.Resnet_1.Chain.Conv2d_2 (%14): dim 3 of the result f32[1, 256, height//2, width//2] must be at least 1", d[7], 1)
+	}
+	if d[6] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//2 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_2.Resnet_1 (%15): conv2d kernel 1x1 (dilation 1, padding 0) is larger than the padded input [1, 128, height//2, width//2]", d[6], 1)
+	}
+	if d[7] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//2 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_2.Resnet_1 (%15): conv2d kernel 1x1 (dilation 1, padding 0) is larger than the padded input [1, 128, height//2, width//2]", d[7], 1)
+	}
+	if d[6] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//2 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_2.Resnet_1 (%15): dim 2 of the result f32[1, 256, height//2, width//2] must be at least 1", d[6], 1)
+	}
+	if d[7] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//2 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_2.Resnet_1 (%15): dim 3 of the result f32[1, 256, height//2, width//2] must be at least 1", d[7], 1)
+	}
+	if d[6] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//2 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_2.Resnet_2.Chain.SiLU_1 (%16): dim 2 of the result f32[1, 256, height//2, width//2] must be at least 1", d[6], 1)
+	}
+	if d[7] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//2 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_2.Resnet_2.Chain.SiLU_1 (%16): dim 3 of the result f32[1, 256, height//2, width//2] must be at least 1", d[7], 1)
+	}
+	if d[9] < 3 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//2+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_2.Resnet_2.Chain.Conv2d_1 (%17): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 256, height//2, width//2]", d[9], 3)
+	}
+	if d[10] < 3 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//2+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_2.Resnet_2.Chain.Conv2d_1 (%17): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 256, height//2, width//2]", d[10], 3)
+	}
+	if d[6] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//2 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_2.Resnet_2.Chain.Conv2d_1 (%17): dim 2 of the result f32[1, 256, height//2, width//2] must be at least 1", d[6], 1)
+	}
+	if d[7] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//2 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_2.Resnet_2.Chain.Conv2d_1 (%17): dim 3 of the result f32[1, 256, height//2, width//2] must be at least 1", d[7], 1)
+	}
+	if d[6] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//2 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_2.Resnet_2.Chain.SiLU_2 (%18): dim 2 of the result f32[1, 256, height//2, width//2] must be at least 1", d[6], 1)
+	}
+	if d[7] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//2 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_2.Resnet_2.Chain.SiLU_2 (%18): dim 3 of the result f32[1, 256, height//2, width//2] must be at least 1", d[7], 1)
+	}
+	if d[9] < 3 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//2+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_2.Resnet_2 (%19): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 256, height//2, width//2]", d[9], 3)
+	}
+	if d[10] < 3 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//2+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_2.Resnet_2 (%19): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 256, height//2, width//2]", d[10], 3)
+	}
+	if d[6] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//2 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_2.Resnet_2 (%19): dim 2 of the result f32[1, 256, height//2, width//2] must be at least 1", d[6], 1)
+	}
+	if d[7] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//2 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_2.Resnet_2 (%19): dim 3 of the result f32[1, 256, height//2, width//2] must be at least 1", d[7], 1)
+	}
+	if d[11] < 3 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//2+1 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_2.Downsample.Conv2d (%21): conv2d kernel 3x3 (dilation 1, padding 0) is larger than the padded input [1, 256, height//2+1, width//2+1]", d[11], 3)
+	}
+	if d[12] < 3 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//2+1 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_2.Downsample.Conv2d (%21): conv2d kernel 3x3 (dilation 1, padding 0) is larger than the padded input [1, 256, height//2+1, width//2+1]", d[12], 3)
+	}
+	if d[13] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//4 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_2.Downsample.Conv2d (%21): dim 2 of the result f32[1, 256, height//4, width//4] must be at least 1", d[13], 1)
+	}
+	if d[14] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//4 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_2.Downsample.Conv2d (%21): dim 3 of the result f32[1, 256, height//4, width//4] must be at least 1", d[14], 1)
+	}
+	if d[13] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//4 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_3.Resnet_1.Chain.SiLU_1 (%22): dim 2 of the result f32[1, 256, height//4, width//4] must be at least 1", d[13], 1)
+	}
+	if d[14] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//4 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_3.Resnet_1.Chain.SiLU_1 (%22): dim 3 of the result f32[1, 256, height//4, width//4] must be at least 1", d[14], 1)
+	}
+	if d[16] < 3 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//4+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_3.Resnet_1.Chain.Conv2d_1 (%23): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 256, height//4, width//4]", d[16], 3)
+	}
+	if d[17] < 3 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//4+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_3.Resnet_1.Chain.Conv2d_1 (%23): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 256, height//4, width//4]", d[17], 3)
+	}
+	if d[13] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//4 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_3.Resnet_1.Chain.Conv2d_1 (%23): dim 2 of the result f32[1, 512, height//4, width//4] must be at least 1", d[13], 1)
+	}
+	if d[14] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//4 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_3.Resnet_1.Chain.Conv2d_1 (%23): dim 3 of the result f32[1, 512, height//4, width//4] must be at least 1", d[14], 1)
+	}
+	if d[13] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//4 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_3.Resnet_1.Chain.SiLU_2 (%24): dim 2 of the result f32[1, 512, height//4, width//4] must be at least 1", d[13], 1)
+	}
+	if d[14] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//4 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_3.Resnet_1.Chain.SiLU_2 (%24): dim 3 of the result f32[1, 512, height//4, width//4] must be at least 1", d[14], 1)
+	}
+	if d[16] < 3 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//4+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_3.Resnet_1.Chain.Conv2d_2 (%25): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 512, height//4, width//4]", d[16], 3)
+	}
+	if d[17] < 3 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//4+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_3.Resnet_1.Chain.Conv2d_2 (%25): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 512, height//4, width//4]", d[17], 3)
+	}
+	if d[13] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//4 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_3.Resnet_1.Chain.Conv2d_2 (%25): dim 2 of the result f32[1, 512, height//4, width//4] must be at least 1", d[13], 1)
+	}
+	if d[14] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//4 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_3.Resnet_1.Chain.Conv2d_2 (%25): dim 3 of the result f32[1, 512, height//4, width//4] must be at least 1", d[14], 1)
+	}
+	if d[13] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//4 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_3.Resnet_1 (%26): conv2d kernel 1x1 (dilation 1, padding 0) is larger than the padded input [1, 256, height//4, width//4]", d[13], 1)
+	}
+	if d[14] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//4 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_3.Resnet_1 (%26): conv2d kernel 1x1 (dilation 1, padding 0) is larger than the padded input [1, 256, height//4, width//4]", d[14], 1)
+	}
+	if d[13] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//4 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_3.Resnet_1 (%26): dim 2 of the result f32[1, 512, height//4, width//4] must be at least 1", d[13], 1)
+	}
+	if d[14] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//4 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_3.Resnet_1 (%26): dim 3 of the result f32[1, 512, height//4, width//4] must be at least 1", d[14], 1)
+	}
+	if d[13] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//4 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_3.Resnet_2.Chain.SiLU_1 (%27): dim 2 of the result f32[1, 512, height//4, width//4] must be at least 1", d[13], 1)
+	}
+	if d[14] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//4 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_3.Resnet_2.Chain.SiLU_1 (%27): dim 3 of the result f32[1, 512, height//4, width//4] must be at least 1", d[14], 1)
+	}
+	if d[16] < 3 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//4+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_3.Resnet_2.Chain.Conv2d_1 (%28): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 512, height//4, width//4]", d[16], 3)
+	}
+	if d[17] < 3 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//4+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_3.Resnet_2.Chain.Conv2d_1 (%28): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 512, height//4, width//4]", d[17], 3)
+	}
+	if d[13] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//4 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_3.Resnet_2.Chain.Conv2d_1 (%28): dim 2 of the result f32[1, 512, height//4, width//4] must be at least 1", d[13], 1)
+	}
+	if d[14] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//4 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_3.Resnet_2.Chain.Conv2d_1 (%28): dim 3 of the result f32[1, 512, height//4, width//4] must be at least 1", d[14], 1)
+	}
+	if d[13] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//4 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_3.Resnet_2.Chain.SiLU_2 (%29): dim 2 of the result f32[1, 512, height//4, width//4] must be at least 1", d[13], 1)
+	}
+	if d[14] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//4 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_3.Resnet_2.Chain.SiLU_2 (%29): dim 3 of the result f32[1, 512, height//4, width//4] must be at least 1", d[14], 1)
+	}
+	if d[16] < 3 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//4+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_3.Resnet_2 (%30): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 512, height//4, width//4]", d[16], 3)
+	}
+	if d[17] < 3 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//4+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_3.Resnet_2 (%30): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 512, height//4, width//4]", d[17], 3)
+	}
+	if d[13] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//4 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_3.Resnet_2 (%30): dim 2 of the result f32[1, 512, height//4, width//4] must be at least 1", d[13], 1)
+	}
+	if d[14] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//4 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_3.Resnet_2 (%30): dim 3 of the result f32[1, 512, height//4, width//4] must be at least 1", d[14], 1)
+	}
+	if d[18] < 3 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//4+1 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_3.Downsample.Conv2d (%32): conv2d kernel 3x3 (dilation 1, padding 0) is larger than the padded input [1, 512, height//4+1, width//4+1]", d[18], 3)
+	}
+	if d[19] < 3 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//4+1 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_3.Downsample.Conv2d (%32): conv2d kernel 3x3 (dilation 1, padding 0) is larger than the padded input [1, 512, height//4+1, width//4+1]", d[19], 3)
+	}
+	if d[20] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_3.Downsample.Conv2d (%32): dim 2 of the result f32[1, 512, height//8, width//8] must be at least 1", d[20], 1)
+	}
+	if d[21] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_3.Downsample.Conv2d (%32): dim 3 of the result f32[1, 512, height//8, width//8] must be at least 1", d[21], 1)
+	}
+	if d[20] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_4.Resnet_1.Chain.SiLU_1 (%33): dim 2 of the result f32[1, 512, height//8, width//8] must be at least 1", d[20], 1)
+	}
+	if d[21] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_4.Resnet_1.Chain.SiLU_1 (%33): dim 3 of the result f32[1, 512, height//8, width//8] must be at least 1", d[21], 1)
+	}
+	if d[23] < 3 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_4.Resnet_1.Chain.Conv2d_1 (%34): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 512, height//8, width//8]", d[23], 3)
+	}
+	if d[24] < 3 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_4.Resnet_1.Chain.Conv2d_1 (%34): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 512, height//8, width//8]", d[24], 3)
+	}
+	if d[20] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_4.Resnet_1.Chain.Conv2d_1 (%34): dim 2 of the result f32[1, 512, height//8, width//8] must be at least 1", d[20], 1)
+	}
+	if d[21] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_4.Resnet_1.Chain.Conv2d_1 (%34): dim 3 of the result f32[1, 512, height//8, width//8] must be at least 1", d[21], 1)
+	}
+	if d[20] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_4.Resnet_1.Chain.SiLU_2 (%35): dim 2 of the result f32[1, 512, height//8, width//8] must be at least 1", d[20], 1)
+	}
+	if d[21] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_4.Resnet_1.Chain.SiLU_2 (%35): dim 3 of the result f32[1, 512, height//8, width//8] must be at least 1", d[21], 1)
+	}
+	if d[23] < 3 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_4.Resnet_1 (%36): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 512, height//8, width//8]", d[23], 3)
+	}
+	if d[24] < 3 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_4.Resnet_1 (%36): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 512, height//8, width//8]", d[24], 3)
+	}
+	if d[20] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_4.Resnet_1 (%36): dim 2 of the result f32[1, 512, height//8, width//8] must be at least 1", d[20], 1)
+	}
+	if d[21] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_4.Resnet_1 (%36): dim 3 of the result f32[1, 512, height//8, width//8] must be at least 1", d[21], 1)
+	}
+	if d[20] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_4.Resnet_2.Chain.SiLU_1 (%37): dim 2 of the result f32[1, 512, height//8, width//8] must be at least 1", d[20], 1)
+	}
+	if d[21] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_4.Resnet_2.Chain.SiLU_1 (%37): dim 3 of the result f32[1, 512, height//8, width//8] must be at least 1", d[21], 1)
+	}
+	if d[23] < 3 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_4.Resnet_2.Chain.Conv2d_1 (%38): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 512, height//8, width//8]", d[23], 3)
+	}
+	if d[24] < 3 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_4.Resnet_2.Chain.Conv2d_1 (%38): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 512, height//8, width//8]", d[24], 3)
+	}
+	if d[20] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_4.Resnet_2.Chain.Conv2d_1 (%38): dim 2 of the result f32[1, 512, height//8, width//8] must be at least 1", d[20], 1)
+	}
+	if d[21] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_4.Resnet_2.Chain.Conv2d_1 (%38): dim 3 of the result f32[1, 512, height//8, width//8] must be at least 1", d[21], 1)
+	}
+	if d[20] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_4.Resnet_2.Chain.SiLU_2 (%39): dim 2 of the result f32[1, 512, height//8, width//8] must be at least 1", d[20], 1)
+	}
+	if d[21] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_4.Resnet_2.Chain.SiLU_2 (%39): dim 3 of the result f32[1, 512, height//8, width//8] must be at least 1", d[21], 1)
+	}
+	if d[23] < 3 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_4.Resnet_2 (%40): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 512, height//8, width//8]", d[23], 3)
+	}
+	if d[24] < 3 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_4.Resnet_2 (%40): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 512, height//8, width//8]", d[24], 3)
+	}
+	if d[20] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_4.Resnet_2 (%40): dim 2 of the result f32[1, 512, height//8, width//8] must be at least 1", d[20], 1)
+	}
+	if d[21] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_4.Resnet_2 (%40): dim 3 of the result f32[1, 512, height//8, width//8] must be at least 1", d[21], 1)
+	}
+	if d[20] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Resnet_1.Chain.SiLU_1 (%41): dim 2 of the result f32[1, 512, height//8, width//8] must be at least 1", d[20], 1)
+	}
+	if d[21] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Resnet_1.Chain.SiLU_1 (%41): dim 3 of the result f32[1, 512, height//8, width//8] must be at least 1", d[21], 1)
+	}
+	if d[23] < 3 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Resnet_1.Chain.Conv2d_1 (%42): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 512, height//8, width//8]", d[23], 3)
+	}
+	if d[24] < 3 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Resnet_1.Chain.Conv2d_1 (%42): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 512, height//8, width//8]", d[24], 3)
+	}
+	if d[20] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Resnet_1.Chain.Conv2d_1 (%42): dim 2 of the result f32[1, 512, height//8, width//8] must be at least 1", d[20], 1)
+	}
+	if d[21] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Resnet_1.Chain.Conv2d_1 (%42): dim 3 of the result f32[1, 512, height//8, width//8] must be at least 1", d[21], 1)
+	}
+	if d[20] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Resnet_1.Chain.SiLU_2 (%43): dim 2 of the result f32[1, 512, height//8, width//8] must be at least 1", d[20], 1)
+	}
+	if d[21] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Resnet_1.Chain.SiLU_2 (%43): dim 3 of the result f32[1, 512, height//8, width//8] must be at least 1", d[21], 1)
+	}
+	if d[23] < 3 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Resnet_1 (%44): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 512, height//8, width//8]", d[23], 3)
+	}
+	if d[24] < 3 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Resnet_1 (%44): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 512, height//8, width//8]", d[24], 3)
+	}
+	if d[20] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Resnet_1 (%44): dim 2 of the result f32[1, 512, height//8, width//8] must be at least 1", d[20], 1)
+	}
+	if d[21] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Resnet_1 (%44): dim 3 of the result f32[1, 512, height//8, width//8] must be at least 1", d[21], 1)
+	}
+	if d[20] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Residual.GroupNorm (%45): dim 2 of the result f32[1, 512, height//8, width//8] must be at least 1", d[20], 1)
+	}
+	if d[21] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Residual.GroupNorm (%45): dim 3 of the result f32[1, 512, height//8, width//8] must be at least 1", d[21], 1)
+	}
+	if d[22] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: (height//8)*(width//8) is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Residual.SelfAttention2d.Flatten (%46): dim 2 of the result f32[1, 512, (height//8)*(width//8)] must be at least 1", d[22], 1)
+	}
+	if d[22] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: (height//8)*(width//8) is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Residual.SelfAttention2d.Transpose_1 (%47): dim 1 of the result f32[1, (height//8)*(width//8), 512] must be at least 1", d[22], 1)
+	}
+	if d[22] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: (height//8)*(width//8) is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Residual.SelfAttention2d.Distribute.Linear_1 (%48): dim 1 of the result f32[1, (height//8)*(width//8), 512] must be at least 1", d[22], 1)
+	}
+	if d[22] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: (height//8)*(width//8) is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Residual.SelfAttention2d.Distribute.Linear_2 (%49): dim 1 of the result f32[1, (height//8)*(width//8), 512] must be at least 1", d[22], 1)
+	}
+	if d[22] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: (height//8)*(width//8) is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Residual.SelfAttention2d.Distribute.Linear_3 (%50): dim 1 of the result f32[1, (height//8)*(width//8), 512] must be at least 1", d[22], 1)
+	}
+	if d[22] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: (height//8)*(width//8) is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Residual.SelfAttention2d.ScaledDotProductAttention (%51): dim 1 of the result f32[1, (height//8)*(width//8), 512] must be at least 1", d[22], 1)
+	}
+	if d[22] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: (height//8)*(width//8) is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Residual.SelfAttention2d.Linear (%52): dim 1 of the result f32[1, (height//8)*(width//8), 512] must be at least 1", d[22], 1)
+	}
+	if d[22] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: (height//8)*(width//8) is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Residual.SelfAttention2d.Transpose_2 (%53): dim 2 of the result f32[1, 512, (height//8)*(width//8)] must be at least 1", d[22], 1)
+	}
+	if d[20] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Residual.SelfAttention2d.Unflatten (%54): dim 2 of the result f32[1, 512, height//8, width//8] must be at least 1", d[20], 1)
+	}
+	if d[21] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Residual.SelfAttention2d.Unflatten (%54): dim 3 of the result f32[1, 512, height//8, width//8] must be at least 1", d[21], 1)
+	}
+	if d[20] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Residual (%55): dim 2 of the result f32[1, 512, height//8, width//8] must be at least 1", d[20], 1)
+	}
+	if d[21] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Residual (%55): dim 3 of the result f32[1, 512, height//8, width//8] must be at least 1", d[21], 1)
+	}
+	if d[20] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Resnet_2.Chain.SiLU_1 (%56): dim 2 of the result f32[1, 512, height//8, width//8] must be at least 1", d[20], 1)
+	}
+	if d[21] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Resnet_2.Chain.SiLU_1 (%56): dim 3 of the result f32[1, 512, height//8, width//8] must be at least 1", d[21], 1)
+	}
+	if d[23] < 3 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Resnet_2.Chain.Conv2d_1 (%57): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 512, height//8, width//8]", d[23], 3)
+	}
+	if d[24] < 3 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Resnet_2.Chain.Conv2d_1 (%57): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 512, height//8, width//8]", d[24], 3)
+	}
+	if d[20] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Resnet_2.Chain.Conv2d_1 (%57): dim 2 of the result f32[1, 512, height//8, width//8] must be at least 1", d[20], 1)
+	}
+	if d[21] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Resnet_2.Chain.Conv2d_1 (%57): dim 3 of the result f32[1, 512, height//8, width//8] must be at least 1", d[21], 1)
+	}
+	if d[20] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Resnet_2.Chain.SiLU_2 (%58): dim 2 of the result f32[1, 512, height//8, width//8] must be at least 1", d[20], 1)
+	}
+	if d[21] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Resnet_2.Chain.SiLU_2 (%58): dim 3 of the result f32[1, 512, height//8, width//8] must be at least 1", d[21], 1)
+	}
+	if d[23] < 3 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Resnet_2 (%59): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 512, height//8, width//8]", d[23], 3)
+	}
+	if d[24] < 3 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Resnet_2 (%59): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 512, height//8, width//8]", d[24], 3)
+	}
+	if d[20] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Resnet_2 (%59): dim 2 of the result f32[1, 512, height//8, width//8] must be at least 1", d[20], 1)
+	}
+	if d[21] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Resnet_2 (%59): dim 3 of the result f32[1, 512, height//8, width//8] must be at least 1", d[21], 1)
+	}
+	if d[20] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_2.SiLU (%60): dim 2 of the result f32[1, 512, height//8, width//8] must be at least 1", d[20], 1)
+	}
+	if d[21] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_2.SiLU (%60): dim 3 of the result f32[1, 512, height//8, width//8] must be at least 1", d[21], 1)
+	}
+	if d[23] < 3 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_2.Conv2d (%61): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 512, height//8, width//8]", d[23], 3)
+	}
+	if d[24] < 3 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_2.Conv2d (%61): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 512, height//8, width//8]", d[24], 3)
+	}
+	if d[20] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_2.Conv2d (%61): dim 2 of the result f32[1, 8, height//8, width//8] must be at least 1", d[20], 1)
+	}
+	if d[21] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_2.Conv2d (%61): dim 3 of the result f32[1, 8, height//8, width//8] must be at least 1", d[21], 1)
+	}
+	if d[20] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_3.Conv2d (%62): conv2d kernel 1x1 (dilation 1, padding 0) is larger than the padded input [1, 8, height//8, width//8]", d[20], 1)
+	}
+	if d[21] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_3.Conv2d (%62): conv2d kernel 1x1 (dilation 1, padding 0) is larger than the padded input [1, 8, height//8, width//8]", d[21], 1)
+	}
+	if d[20] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_3.Conv2d (%62): dim 2 of the result f32[1, 8, height//8, width//8] must be at least 1", d[20], 1)
+	}
+	if d[21] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_3.Conv2d (%62): dim 3 of the result f32[1, 8, height//8, width//8] must be at least 1", d[21], 1)
+	}
+	if d[20] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_3.Slicing (%63): dim 2 of the result f32[1, 4, height//8, width//8] must be at least 1", d[20], 1)
+	}
+	if d[21] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_3.Slicing (%63): dim 3 of the result f32[1, 4, height//8, width//8] must be at least 1", d[21], 1)
+	}
+	if d[20] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8 is %d, which is below 1 (%d)", sizesString(key), "Multiply (%64): dim 2 of the result f32[1, 4, height//8, width//8] must be at least 1", d[20], 1)
+	}
+	if d[21] < 1 {
+		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8 is %d, which is below 1 (%d)", sizesString(key), "Multiply (%64): dim 3 of the result f32[1, 4, height//8, width//8] must be at least 1", d[21], 1)
+	}
+
+	// The shapes kernels take as slices, the outputs' shapes, integer outputs.
+	p.shape0 = [4]int{1, 128, d[0], d[1]}
+	p.shape1 = [4]int{1, 256, d[6], d[7]}
+	p.shape2 = [4]int{1, 512, d[13], d[14]}
+	p.shape3 = [3]int{1, 512, d[22]}
+	p.shape4 = [3]int{1, d[22], 512}
+	p.shape5 = [4]int{1, 512, d[20], d[21]}
+	p.shape6 = [4]int{1, 8, d[20], d[21]}
+	p.yShape = [4]int{1, 4, d[20], d[21]}
+
+	// The arena at these sizes, placed as the compiler places a specialized package's.
+	sizes := []int{d[25], d[25], d[25], d[25], d[25], d[25], d[25], d[25], d[25], d[26], d[27], d[27], d[28], d[28], d[28], d[28], d[28], d[28], d[28], d[28], d[29], d[30], d[30], d[31], d[31], d[31], d[31], d[31], d[31], d[31], d[31], d[32], d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[34], d[34], d[35]}
+	var err error
+	if p.arenaLen, err = runtime.PlaceBuffers(sizes, bufferFirst[:], bufferLast[:], 16, p.offsets[:]); err != nil {
+		return nil, fmt.Errorf("encoder: Forward: %s: %v", sizesString(key), err)
+	}
+	return p, nil
+}
+
+// use makes the plan of key current: made and kept at the first call with these sizes (the arena
+// grows if they need more room), then the values' slices are cut from the arena at its offsets.
+func (m *Model) use(key [2]int) error {
+	p := m.plans[key]
+	if p == nil {
+		var err error
+		if p, err = newShapePlan(key); err != nil {
+			return err
+		}
+		if p.arenaLen > m.arena.Size() {
+			// A larger set of sizes: the arena grows, checked against the memory available.
+			if p.arenaLen > math.MaxInt64/4 {
+				return fmt.Errorf("encoder: Forward: %s: the arena of %d float32 elements overflows a byte count", sizesString(key), p.arenaLen)
+			}
+			if err := runtime.CheckMemory("model SD1Encoder at "+sizesString(key), int64(p.arenaLen)*4); err != nil {
+				return err
+			}
+			m.arena = runtime.NewArena(p.arenaLen)
+		}
+		m.plans[key] = p
+	}
+	m.plan = p
+	m.v0 = m.arena.Slice(p.offsets[0], p.dims[25])
+	m.v1 = m.arena.Slice(p.offsets[1], p.dims[25])
+	m.v2 = m.arena.Slice(p.offsets[2], p.dims[25])
+	m.v3 = m.arena.Slice(p.offsets[3], p.dims[25])
+	m.v4 = m.arena.Slice(p.offsets[4], p.dims[25])
+	m.v5 = m.arena.Slice(p.offsets[5], p.dims[25])
+	m.v6 = m.arena.Slice(p.offsets[6], p.dims[25])
+	m.v7 = m.arena.Slice(p.offsets[7], p.dims[25])
+	m.v8 = m.arena.Slice(p.offsets[8], p.dims[25])
+	m.v9 = m.arena.Slice(p.offsets[9], p.dims[26])
+	m.v10 = m.arena.Slice(p.offsets[10], p.dims[27])
+	m.v11 = m.arena.Slice(p.offsets[11], p.dims[27])
+	m.v12 = m.arena.Slice(p.offsets[12], p.dims[28])
+	m.v13 = m.arena.Slice(p.offsets[13], p.dims[28])
+	m.v14 = m.arena.Slice(p.offsets[14], p.dims[28])
+	m.v15 = m.arena.Slice(p.offsets[15], p.dims[28])
+	m.v16 = m.arena.Slice(p.offsets[16], p.dims[28])
+	m.v17 = m.arena.Slice(p.offsets[17], p.dims[28])
+	m.v18 = m.arena.Slice(p.offsets[18], p.dims[28])
+	m.v19 = m.arena.Slice(p.offsets[19], p.dims[28])
+	m.v20 = m.arena.Slice(p.offsets[20], p.dims[29])
+	m.v21 = m.arena.Slice(p.offsets[21], p.dims[30])
+	m.v22 = m.arena.Slice(p.offsets[22], p.dims[30])
+	m.v23 = m.arena.Slice(p.offsets[23], p.dims[31])
+	m.v24 = m.arena.Slice(p.offsets[24], p.dims[31])
+	m.v25 = m.arena.Slice(p.offsets[25], p.dims[31])
+	m.v26 = m.arena.Slice(p.offsets[26], p.dims[31])
+	m.v27 = m.arena.Slice(p.offsets[27], p.dims[31])
+	m.v28 = m.arena.Slice(p.offsets[28], p.dims[31])
+	m.v29 = m.arena.Slice(p.offsets[29], p.dims[31])
+	m.v30 = m.arena.Slice(p.offsets[30], p.dims[31])
+	m.v31 = m.arena.Slice(p.offsets[31], p.dims[32])
+	m.v32 = m.arena.Slice(p.offsets[32], p.dims[33])
+	m.v33 = m.arena.Slice(p.offsets[33], p.dims[33])
+	m.v34 = m.arena.Slice(p.offsets[34], p.dims[33])
+	m.v35 = m.arena.Slice(p.offsets[35], p.dims[33])
+	m.v36 = m.arena.Slice(p.offsets[36], p.dims[33])
+	m.v37 = m.arena.Slice(p.offsets[37], p.dims[33])
+	m.v38 = m.arena.Slice(p.offsets[38], p.dims[33])
+	m.v39 = m.arena.Slice(p.offsets[39], p.dims[33])
+	m.v40 = m.arena.Slice(p.offsets[40], p.dims[33])
+	m.v41 = m.arena.Slice(p.offsets[41], p.dims[33])
+	m.v42 = m.arena.Slice(p.offsets[42], p.dims[33])
+	m.v43 = m.arena.Slice(p.offsets[43], p.dims[33])
+	m.v44 = m.arena.Slice(p.offsets[44], p.dims[33])
+	m.v45 = m.arena.Slice(p.offsets[45], p.dims[33])
+	m.v46 = m.arena.Slice(p.offsets[45], p.dims[33])
+	m.v47 = m.arena.Slice(p.offsets[46], p.dims[33])
+	m.v48 = m.arena.Slice(p.offsets[47], p.dims[33])
+	m.v49 = m.arena.Slice(p.offsets[48], p.dims[33])
+	m.v50 = m.arena.Slice(p.offsets[49], p.dims[33])
+	m.v51 = m.arena.Slice(p.offsets[50], p.dims[33])
+	m.v52 = m.arena.Slice(p.offsets[51], p.dims[33])
+	m.v53 = m.arena.Slice(p.offsets[52], p.dims[33])
+	m.v54 = m.arena.Slice(p.offsets[52], p.dims[33])
+	m.v55 = m.arena.Slice(p.offsets[52], p.dims[33])
+	m.v56 = m.arena.Slice(p.offsets[53], p.dims[33])
+	m.v57 = m.arena.Slice(p.offsets[54], p.dims[33])
+	m.v58 = m.arena.Slice(p.offsets[55], p.dims[33])
+	m.v59 = m.arena.Slice(p.offsets[56], p.dims[33])
+	m.v60 = m.arena.Slice(p.offsets[57], p.dims[33])
+	m.v61 = m.arena.Slice(p.offsets[58], p.dims[34])
+	m.v62 = m.arena.Slice(p.offsets[59], p.dims[34])
+	m.v63 = m.arena.Slice(p.offsets[60], p.dims[35])
+	m.v64 = m.arena.Slice(p.offsets[60], p.dims[35])
+	return nil
+}
+
+// sizesString names the sizes of key and where Forward read them, for errors.
+func sizesString(key [2]int) string {
+	return fmt.Sprintf("height=%d (dim 2 of input x), width=%d (dim 3 of input x)", key[0], key[1])
 }
 
 // Shapes, permutations, paddings and offsets that kernels take as slices.
 var (
-	shape1x128x512x512 = []int{1, 128, 512, 512}
-	pads0_1_0_1        = []int{0, 1, 0, 1}
-	shape1x256x256x256 = []int{1, 256, 256, 256}
-	shape1x512x128x128 = []int{1, 512, 128, 128}
-	shape1x512x4096    = []int{1, 512, 4096}
-	perm0_2_1          = []int{0, 2, 1}
-	shape1x4096x512    = []int{1, 4096, 512}
-	shape1x512x64x64   = []int{1, 512, 64, 64}
-	shape1x8x64x64     = []int{1, 8, 64, 64}
+	pads0_1_0_1 = []int{0, 1, 0, 1}
+	perm0_2_1   = []int{0, 2, 1}
 )

@@ -1320,7 +1320,7 @@ func LoadFilesWith(opts runtime.LoadOptions, files ...*runtime.SafetensorsFile) 
 	if err != nil {
 		return nil, err
 	}
-	if err := runtime.CheckMemory("model "+ModelName, ActivationBytes+WeightBytes); err != nil {
+	if err := runtime.CheckMemory("model "+ModelName, WeightBytes); err != nil {
 		return nil, err
 	}
 	m := newModel()
