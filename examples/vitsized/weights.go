@@ -227,6 +227,13 @@ var weightSpecs = []runtime.WeightSpec{
 	},
 }
 
+// WeightSpecs returns the checkpoint tensors the model reads, in the order of the index
+// LoadOptions.Patch receives: a program matches adapter files (LoRA keys) to them before loading.
+// The slice is a copy; the shapes and layout maps it holds must not be modified.
+func WeightSpecs() []runtime.WeightSpec {
+	return append([]runtime.WeightSpec(nil), weightSpecs...)
+}
+
 // weightOffsets are the places of the weightSpecs in the weight slab, in float32 elements.
 var weightOffsets = []int{0, 12288, 12352, 13376, 13440, 13504, 17600, 17664, 21760, 21824, 25920, 25984, 30080, 30144, 30208, 30272, 46656, 46912, 63296, 63360, 79744, 80000, 96384, 96448, 96512, 96576, 100672, 100736, 104832, 104896, 108992, 109056, 113152, 113216, 113280, 113344, 129728, 129984, 146368, 146432, 162816, 163072, 179456}
 
@@ -257,6 +264,13 @@ func LoadReaderAt(r io.ReaderAt, size int64, name string) (*Model, error) {
 // before any data is read and reports every problem at once, one line each (missing, extra,
 // misshapen, duplicated or non-float tensors); on error there is no model at all.
 func LoadFiles(files ...*runtime.SafetensorsFile) (*Model, error) {
+	return LoadFilesWith(runtime.LoadOptions{}, files...)
+}
+
+// LoadFilesWith is LoadFiles with options: opts.Patch, when set, sees each weight as float32 once
+// it is read, before Load computes anything from the weights (a LoRA merged at load time); its
+// index is the weight's place in WeightSpecs.
+func LoadFilesWith(opts runtime.LoadOptions, files ...*runtime.SafetensorsFile) (*Model, error) {
 	set, err := runtime.LocateWeights(ModelName, weightSpecs, files...)
 	if err != nil {
 		return nil, err
@@ -271,8 +285,14 @@ func LoadFiles(files ...*runtime.SafetensorsFile) (*Model, error) {
 			n *= d
 		}
 		off := weightOffsets[i]
-		if err := set.ReadInto(i, m.weights[off:off+n]); err != nil {
+		w := m.weights[off : off+n]
+		if err := set.ReadInto(i, w); err != nil {
 			return nil, err
+		}
+		if opts.Patch != nil {
+			if err := opts.Patch(i, w); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return m, nil

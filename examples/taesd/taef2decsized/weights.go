@@ -407,6 +407,13 @@ var weightSpecs = []runtime.WeightSpec{
 	},
 }
 
+// WeightSpecs returns the checkpoint tensors the model reads, in the order of the index
+// LoadOptions.Patch receives: a program matches adapter files (LoRA keys) to them before loading.
+// The slice is a copy; the shapes and layout maps it holds must not be modified.
+func WeightSpecs() []runtime.WeightSpec {
+	return append([]runtime.WeightSpec(nil), weightSpecs...)
+}
+
 // weightOffsets are the places of the weightSpecs in the weight slab, in float32 elements.
 var weightOffsets = []int{0, 18432, 18496, 34880, 35136, 35392, 51776, 88640, 88704, 125568, 125632, 162496, 162560, 178944, 179200, 179456, 195840, 232704, 232768, 269632, 269696, 306560, 306624, 323008, 323264, 323520, 339904, 376768, 376832, 413696, 413760, 450624, 450688, 487552, 524416, 524480, 561344, 561408, 598272, 598336, 635200, 635264, 672128, 672192, 709056, 709120, 745984, 746048, 782912, 782976, 819840, 819904, 856768, 893632, 893696, 930560, 930624, 967488, 967552, 1004416, 1004480, 1041344, 1041408, 1078272, 1078336, 1115200, 1115264, 1152128, 1152192, 1189056, 1189120, 1225984, 1262848, 1262912, 1299776, 1299840, 1336704, 1336768, 1338496}
 
@@ -437,6 +444,13 @@ func LoadReaderAt(r io.ReaderAt, size int64, name string) (*Model, error) {
 // before any data is read and reports every problem at once, one line each (missing, extra,
 // misshapen, duplicated or non-float tensors); on error there is no model at all.
 func LoadFiles(files ...*runtime.SafetensorsFile) (*Model, error) {
+	return LoadFilesWith(runtime.LoadOptions{}, files...)
+}
+
+// LoadFilesWith is LoadFiles with options: opts.Patch, when set, sees each weight as float32 once
+// it is read, before Load computes anything from the weights (a LoRA merged at load time); its
+// index is the weight's place in WeightSpecs.
+func LoadFilesWith(opts runtime.LoadOptions, files ...*runtime.SafetensorsFile) (*Model, error) {
 	set, err := runtime.LocateWeights(ModelName, weightSpecs, files...)
 	if err != nil {
 		return nil, err
@@ -451,8 +465,14 @@ func LoadFiles(files ...*runtime.SafetensorsFile) (*Model, error) {
 			n *= d
 		}
 		off := weightOffsets[i]
-		if err := set.ReadInto(i, m.weights[off:off+n]); err != nil {
+		w := m.weights[off : off+n]
+		if err := set.ReadInto(i, w); err != nil {
 			return nil, err
+		}
+		if opts.Patch != nil {
+			if err := opts.Patch(i, w); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return m, nil
