@@ -46,8 +46,8 @@ type Pipeline struct {
 	set       *modelSet
 	path      string
 	files     []*runtime.SafetensorsFile // kept open: the encoder loads on demand
-	loras     []*lora.File
-	loraNames []string // "NAME:SCALE", for the parameters
+	loras     []*lora.File               // open while the weights load
+	loraNames []string                   // "NAME:SCALE", for the parameters
 	textPatch *lora.Patch
 	unetPatch *lora.Patch
 	tok       *tokenizer.Tokenizer
@@ -98,6 +98,11 @@ func Load(checkpoint string, opts Options) (p *Pipeline, err error) {
 	if p.decoder, err = p.set.loadDecoder(runtime.LoadOptions{}, files...); err != nil {
 		return nil, fmt.Errorf("%s: autoencoder decoder: %w", checkpoint, err)
 	}
+	// The LoRAs are in the weights now: their files (mapped) can go.
+	for _, f := range p.loras {
+		f.Close()
+	}
+	p.loras, p.textPatch, p.unetPatch = nil, nil, nil
 	return p, nil
 }
 
