@@ -251,8 +251,9 @@ type Result struct {
 	Latents []float32 // the final latents [1, 4, Height/8, Width/8]
 	// LatentShape is the shape of Latents.
 	LatentShape []int
-	// Parameters are the generation parameters in sd-webui's text format (see
-	// Parameters), as the PNG carries them.
+	// Parameters are the generation parameters in sd-webui's text format (its
+	// create_infotext: prompt, negative prompt, then "Steps: …, Sampler: …"), as the PNG
+	// carries them.
 	Parameters string
 	// Steps is the number of UNet steps run (fewer than Request.Steps for image-to-image).
 	Steps int
