@@ -7,6 +7,7 @@ import (
 	"image/png"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -306,5 +307,28 @@ func TestTokenize(t *testing.T) {
 	}
 	if checked < 20 {
 		t.Errorf("only %d prompts checked", checked)
+	}
+}
+
+// TestNoCompilerDependency keeps the design rule: the command and its library link the
+// runtime, the kernels and their own packages, never the compiler.
+func TestNoCompilerDependency(t *testing.T) {
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("no go command")
+	}
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pkg := range strings.Fields(string(out)) {
+		rest, ok := strings.CutPrefix(pkg, "github.com/rfc-project/rfc/")
+		if !ok {
+			continue
+		}
+		switch first, _, _ := strings.Cut(rest, "/"); first {
+		case "runtime", "kernels", "imaging", "lora", "solvers", "tokenizer", "pipeline", "cmd":
+		default:
+			t.Errorf("sd15 links %s", pkg)
+		}
 	}
 }
