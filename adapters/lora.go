@@ -1,12 +1,8 @@
 package adapters
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,188 +10,17 @@ import (
 	"github.com/rfc-project/rfc/dsl"
 	"github.com/rfc-project/rfc/interp"
 	"github.com/rfc-project/rfc/ir"
+	lorafile "github.com/rfc-project/rfc/lora"
 	"github.com/rfc-project/rfc/runtime"
 )
 
-// LoraFile is a community LoRA weight file, read and checked for its own consistency but
-// not yet matched with a model. Two namings are understood, each by the checkpoint key K
-// of the adapted layer (its Scope.Key):
-//
-//   - PEFT / diffusers: PREFIX.K.lora_A.weight (down), PREFIX.K.lora_B.weight (up), where
-//     PREFIX is anything (base_model.model, unet, transformer, or nothing); alpha from an
-//     optional PREFIX.K.alpha scalar, else from adapter_config.json beside the file
-//     (lora_alpha, use_rslora), else alpha = rank;
-//   - kohya / sd-webui: lora_WORD_F.lora_down.weight, lora_WORD_F.lora_up.weight and
-//     lora_WORD_F.alpha, where F is K with its dots replaced by underscores and WORD is one
-//     word without underscores (unet, te, te1, …) or absent.
-type LoraFile struct {
-	Path    string // the safetensors file
-	modules []*loraModule
-	file    *runtime.SafetensorsFile
-	// From adapter_config.json, when there is one.
-	configAlpha float64
-	hasConfig   bool
-	rsLora      bool
-}
-
-type loraModule struct {
-	stem             string
-	down, up, alpha  string // tensor keys ("" when absent)
-	kohya            bool   // lora_down/lora_up naming
-	downInfo, upInfo runtime.TensorInfo
-}
+// LoraFile is a community LoRA weight file (PEFT or kohya naming), read by package lora,
+// which programs without the compiler share.
+type LoraFile = lorafile.File
 
 // OpenLora opens a LoRA file: a .safetensors file, or a PEFT directory holding
-// adapter_model.safetensors and adapter_config.json. Keys it does not understand, and
-// modules missing their down or up tensor, are errors listed together.
-func OpenLora(path string) (*LoraFile, error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return nil, err
-	}
-	file := path
-	if st.IsDir() {
-		file = filepath.Join(path, "adapter_model.safetensors")
-	}
-	f, err := runtime.OpenSafetensors(file)
-	if err != nil {
-		return nil, err
-	}
-	lf := &LoraFile{Path: file, file: f}
-	if err := lf.readConfig(filepath.Join(filepath.Dir(file), "adapter_config.json"), st.IsDir() || filepath.Base(file) == "adapter_model.safetensors"); err != nil {
-		f.Close()
-		return nil, err
-	}
-	if err := lf.index(); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return lf, nil
-}
-
-// Close releases the file.
-func (lf *LoraFile) Close() error { return lf.file.Close() }
-
-// Modules is the number of adapted layers the file holds.
-func (lf *LoraFile) Modules() int { return len(lf.modules) }
-
-// readConfig reads PEFT's adapter_config.json, which belongs to a file called
-// adapter_model.safetensors (or a PEFT directory) only.
-func (lf *LoraFile) readConfig(path string, peftLayout bool) error {
-	if !peftLayout {
-		return nil
-	}
-	data, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	var cfg struct {
-		LoraAlpha    *float64       `json:"lora_alpha"`
-		UseRsLora    bool           `json:"use_rslora"`
-		UseDora      bool           `json:"use_dora"`
-		AlphaPattern map[string]any `json:"alpha_pattern"`
-		PeftType     string         `json:"peft_type"`
-	}
-	if err := json.Unmarshal(data, &cfg); err != nil {
-		return fmt.Errorf("%s: %v", path, err)
-	}
-	switch {
-	case cfg.PeftType != "" && cfg.PeftType != "LORA":
-		return fmt.Errorf("%s: peft_type %s is not LORA", path, cfg.PeftType)
-	case cfg.UseDora:
-		return fmt.Errorf("%s: DoRA (use_dora) is not supported", path)
-	case len(cfg.AlphaPattern) > 0:
-		return fmt.Errorf("%s: alpha_pattern (per-layer alpha) is not supported", path)
-	}
-	// rank_pattern needs nothing: ranks are read from the tensors.
-	if cfg.LoraAlpha != nil {
-		lf.configAlpha, lf.hasConfig = *cfg.LoraAlpha, true
-	}
-	lf.rsLora = cfg.UseRsLora
-	return nil
-}
-
-// index groups the file's keys by module.
-func (lf *LoraFile) index() error {
-	var problems []string
-	byStem := map[string]*loraModule{}
-	module := func(stem string) *loraModule {
-		if m, ok := byStem[stem]; ok {
-			return m
-		}
-		m := &loraModule{stem: stem}
-		byStem[stem] = m
-		return m
-	}
-	names := lf.file.Names()
-	slices.Sort(names)
-	for _, key := range names {
-		info, _ := lf.file.Info(key)
-		var stem string
-		var slot *string
-		kohya := false
-		switch {
-		case cut(key, ".lora_A.weight", &stem):
-			slot = &module(stem).down
-		case cut(key, ".lora_B.weight", &stem):
-			slot = &module(stem).up
-		case cut(key, ".lora_down.weight", &stem):
-			slot, kohya = &module(stem).down, true
-		case cut(key, ".lora_up.weight", &stem):
-			slot, kohya = &module(stem).up, true
-		case cut(key, ".alpha", &stem):
-			slot = &module(stem).alpha
-		default:
-			problems = append(problems, fmt.Sprintf("key %q (%s %v) is not a LoRA tensor of a known naming (lora_A/lora_B, lora_down/lora_up, alpha; DoRA, LoHa, LoKr and LoCon mid tensors are not supported)", key, info.DType, info.Shape))
-			continue
-		}
-		if !info.DType.IsFloat() {
-			problems = append(problems, fmt.Sprintf("key %q has dtype %s; LoRA tensors need a floating-point dtype", key, info.DType))
-			continue
-		}
-		*slot = key
-		if kohya {
-			byStem[stem].kohya = true
-		}
-	}
-	for _, m := range byStem {
-		switch {
-		case m.down == "" && m.up == "":
-			problems = append(problems, fmt.Sprintf("key %q has no lora down and up weights beside it", m.alpha))
-			continue
-		case m.down == "":
-			problems = append(problems, fmt.Sprintf("key %q has no down weight beside it", m.up))
-			continue
-		case m.up == "":
-			problems = append(problems, fmt.Sprintf("key %q has no up weight beside it", m.down))
-			continue
-		}
-		m.downInfo, _ = lf.file.Info(m.down)
-		m.upInfo, _ = lf.file.Info(m.up)
-		lf.modules = append(lf.modules, m)
-	}
-	slices.SortFunc(lf.modules, func(a, b *loraModule) int { return strings.Compare(a.stem, b.stem) })
-	if len(problems) > 0 {
-		slices.Sort(problems)
-		return fmt.Errorf("%s:\n  %s", lf.Path, strings.Join(problems, "\n  "))
-	}
-	if len(lf.modules) == 0 {
-		return fmt.Errorf("%s: no LoRA tensors", lf.Path)
-	}
-	return nil
-}
-
-func cut(key, suffix string, stem *string) bool {
-	s, ok := strings.CutSuffix(key, suffix)
-	if ok && s != "" {
-		*stem = s
-		return true
-	}
-	return false
-}
+// adapter_model.safetensors and adapter_config.json (package lora).
+func OpenLora(path string) (*LoraFile, error) { return lorafile.Open(path) }
 
 // LoraOptions say how to inject a LoRA file.
 type LoraOptions struct {
@@ -211,7 +36,7 @@ type LoraOptions struct {
 var loraClasses = map[string]string{"Linear": "LinearLora", "Conv2d": "Conv2dLora"}
 
 type loraMatch struct {
-	mod          *loraModule
+	mod          *lorafile.Module
 	target       *ir.Scope
 	rank         int
 	alpha        float64
@@ -260,28 +85,28 @@ func InjectLora(m *ir.Module, prog *dsl.Program, lf *LoraFile, opts LoraOptions)
 	}
 	var problems []string
 	var matches []*loraMatch
-	matched := map[*ir.Scope]*loraModule{}
-	for _, mod := range lf.modules {
-		hits := lookupStem(mod.stem, dotted, flat)
+	matched := map[*ir.Scope]*lorafile.Module{}
+	for _, mod := range lf.Modules {
+		hits := lookupStem(mod.Stem, dotted, flat)
 		switch {
 		case len(hits) == 0:
-			problems = append(problems, fmt.Sprintf("%s (%s, %s) matches no layer%s", mod.stem, mod.down, mod.up, keyHint(cands, mod.stem)))
+			problems = append(problems, fmt.Sprintf("%s (%s, %s) matches no layer%s", mod.Stem, mod.Down, mod.Up, keyHint(cands, mod.Stem)))
 			continue
 		case len(hits) > 1:
 			var paths []string
 			for _, h := range hits {
 				paths = append(paths, h.Path())
 			}
-			problems = append(problems, fmt.Sprintf("%s matches several layers: %s", mod.stem, strings.Join(paths, ", ")))
+			problems = append(problems, fmt.Sprintf("%s matches several layers: %s", mod.Stem, strings.Join(paths, ", ")))
 			continue
 		}
 		t := hits[0]
 		if prev, dup := matched[t]; dup {
-			problems = append(problems, fmt.Sprintf("%s and %s both adapt %s", prev.stem, mod.stem, t.Path()))
+			problems = append(problems, fmt.Sprintf("%s and %s both adapt %s", prev.Stem, mod.Stem, t.Path()))
 			continue
 		}
 		matched[t] = mod
-		mt, err := lf.check(m, mod, t)
+		mt, err := check(lf, m, mod, t)
 		if err != nil {
 			problems = append(problems, err.Error())
 			continue
@@ -320,12 +145,12 @@ func InjectLora(m *ir.Module, prog *dsl.Program, lf *LoraFile, opts LoraOptions)
 		for _, w := range []struct {
 			file, key string
 			shape     []int
-		}{{mt.mod.down, prefix + "down.weight", mt.down}, {mt.mod.up, prefix + "up.weight", mt.up}} {
+		}{{mt.mod.Down, prefix + "down.weight", mt.down}, {mt.mod.Up, prefix + "up.weight", mt.up}} {
 			p := params[w.key]
 			if p == nil || !slices.Equal(p.Type.Shape.Ints(), w.shape) {
 				return nil, nil, fmt.Errorf("internal error: the LoRA library gives no parameter %q of shape %v", w.key, w.shape)
 			}
-			t, err := lf.file.Tensor(w.file)
+			t, err := lf.Tensor(w.file)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -385,7 +210,7 @@ func keyHint(cands []*ir.Scope, stem string) string {
 }
 
 // check compares a module's shapes with its target and reads its alpha.
-func (lf *LoraFile) check(m *ir.Module, mod *loraModule, t *ir.Scope) (*loraMatch, error) {
+func check(lf *LoraFile, m *ir.Module, mod *lorafile.Module, t *ir.Scope) (*loraMatch, error) {
 	var w *ir.Value
 	var conv *ir.Value
 	for _, p := range m.Params {
@@ -399,23 +224,14 @@ func (lf *LoraFile) check(m *ir.Module, mod *loraModule, t *ir.Scope) (*loraMatc
 		}
 	}
 	if w == nil {
-		return nil, fmt.Errorf("%s: layer %s has no weight %q", mod.stem, t.Path(), joinKey(t.Key, "weight"))
+		return nil, fmt.Errorf("%s: layer %s has no weight %q", mod.Stem, t.Path(), joinKey(t.Key, "weight"))
 	}
 	ws := w.Type.Shape.Ints()
-	d, u := mod.downInfo.Shape, mod.upInfo.Shape
+	d, u := mod.DownInfo.Shape, mod.UpInfo.Shape
 	bad := func(why string) error {
-		return fmt.Errorf("%s: %s %v and %s %v do not fit %s %s (weight %v): %s", mod.stem, mod.down, d, mod.up, u, t.Class, t.Path(), ws, why)
+		return fmt.Errorf("%s: %s %v and %s %v do not fit %s %s (weight %v): %s", mod.Stem, mod.Down, d, mod.Up, u, t.Class, t.Path(), ws, why)
 	}
-	if len(d) < 2 || len(u) < 2 {
-		return nil, bad("down and up weights need rank 2 or 4")
-	}
-	rank := d[0]
-	if rank < 1 {
-		return nil, bad("the rank is 0")
-	}
-	if u[1] != rank {
-		return nil, bad(fmt.Sprintf("down has rank %d, up %d", rank, u[1]))
-	}
+	rank := mod.Rank() // package lora checked that down and up have 2 or 4 dims and one rank
 	mt := &loraMatch{mod: mod, target: t, rank: rank}
 	ones := func(s []int) bool {
 		for _, n := range s {
@@ -450,25 +266,11 @@ func (lf *LoraFile) check(m *ir.Module, mod *loraModule, t *ir.Scope) (*loraMatc
 		}
 		mt.down, mt.up = []int{rank, in, kh, kw}, []int{out, rank, 1, 1}
 	}
-	switch {
-	case mod.alpha != "":
-		a, err := lf.file.Tensor(mod.alpha)
-		if err != nil {
-			return nil, err
-		}
-		if len(a.F32) != 1 {
-			return nil, fmt.Errorf("%s: alpha %q has shape %v; it must hold one value", mod.stem, mod.alpha, a.Shape)
-		}
-		mt.alpha = float64(a.F32[0])
-	case lf.hasConfig:
-		mt.alpha = lf.configAlpha
-	default:
-		mt.alpha = float64(rank)
+	alpha, err := lf.Alpha(mod)
+	if err != nil {
+		return nil, err
 	}
-	if lf.rsLora {
-		// rsLoRA scales by alpha/√rank, which is (alpha·√rank)/rank.
-		mt.alpha *= math.Sqrt(float64(rank))
-	}
+	mt.alpha = alpha
 	return mt, nil
 }
 

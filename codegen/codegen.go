@@ -558,7 +558,7 @@ func (g *generator) modelFile() ([]byte, error) {
 	inits = append(inits, g.extraInits...)
 	inits = append(inits, jen.Return(jen.Id("m")))
 
-	f.Comment(Comment(fmt.Sprintf("Model is %s with its weights and the buffers of one forward pass. Build it with Load, LoadFiles or LoadReaderAt. A Model is not safe for concurrent use: give each goroutine its own.", m.Name)))
+	f.Comment(Comment(fmt.Sprintf("Model is %s with its weights and the buffers of one forward pass. Build it with Load, LoadFiles, LoadFilesWith or LoadReaderAt. A Model is not safe for concurrent use: give each goroutine its own.", m.Name)))
 	f.Type().Id("Model").Struct(fieldDefs...)
 	f.Line()
 	if g.sym != nil {

@@ -236,6 +236,10 @@ func (f *SafetensorsFile) errorf(name, format string, args ...any) error {
 const parallelDecodeMin = 1 << 18
 
 func (f *SafetensorsFile) readF32(ti TensorInfo, dst []float32) error {
+	if f.mapped != nil {
+		// The converted copy is what the caller keeps: the file's pages can go.
+		defer releasePages(f.mapped, f.dataStart+ti.Begin, f.dataStart+ti.End)
+	}
 	if f.mapped != nil && len(dst) >= parallelDecodeMin {
 		src := f.mapped[f.dataStart+ti.Begin : f.dataStart+ti.End]
 		size := ti.DType.Size()

@@ -54,8 +54,9 @@ const YLen = 2048
 // it.
 var YShape = [4]int{2, 64, 4, 4}
 
-// Model is ViT with its weights and the buffers of one forward pass. Build it with Load, LoadFiles
-// or LoadReaderAt. A Model is not safe for concurrent use: give each goroutine its own.
+// Model is ViT with its weights and the buffers of one forward pass. Build it with Load,
+// LoadFiles, LoadFilesWith or LoadReaderAt. A Model is not safe for concurrent use: give each
+// goroutine its own.
 type Model struct {
 	arena   *runtime.Arena // activations, at the offsets of the memory plan
 	weights []float32      // all weights, one after the other

@@ -64,7 +64,8 @@ const YLen = 2048
 var YShape = [4]int{2, 64, 4, 4}
 
 // Model is ViTCross with its weights and the buffers of one forward pass. Build it with Load,
-// LoadFiles or LoadReaderAt. A Model is not safe for concurrent use: give each goroutine its own.
+// LoadFiles, LoadFilesWith or LoadReaderAt. A Model is not safe for concurrent use: give each
+// goroutine its own.
 type Model struct {
 	arena   *runtime.Arena // activations, at the offsets of the memory plan
 	weights []float32      // all weights, one after the other

@@ -50,8 +50,9 @@ var XShape = [4]int{-1, 3, 32, 32}
 // for the sizes chosen at run time: Forward takes (or returns) the actual shape. Do not modify it.
 var YShape = [4]int{-1, 64, 4, 4}
 
-// Model is ViT with its weights and the buffers of one forward pass. Build it with Load, LoadFiles
-// or LoadReaderAt. A Model is not safe for concurrent use: give each goroutine its own.
+// Model is ViT with its weights and the buffers of one forward pass. Build it with Load,
+// LoadFiles, LoadFilesWith or LoadReaderAt. A Model is not safe for concurrent use: give each
+// goroutine its own.
 type Model struct {
 	arena   *runtime.Arena        // activations, at the offsets of the current plan; grows to the largest
 	weights []float32             // all weights, one after the other

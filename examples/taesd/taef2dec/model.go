@@ -56,7 +56,8 @@ const YLen = 786432
 var YShape = [4]int{1, 3, 512, 512}
 
 // Model is TAEF2Decoder with its weights and the buffers of one forward pass. Build it with Load,
-// LoadFiles or LoadReaderAt. A Model is not safe for concurrent use: give each goroutine its own.
+// LoadFiles, LoadFilesWith or LoadReaderAt. A Model is not safe for concurrent use: give each
+// goroutine its own.
 type Model struct {
 	arena   *runtime.Arena // activations, at the offsets of the memory plan
 	weights []float32      // all weights, one after the other

@@ -52,7 +52,8 @@ var XShape = [4]int{-1, 32, -1, -1}
 var YShape = [4]int{-1, 3, -1, -1}
 
 // Model is TAEF2Decoder with its weights and the buffers of one forward pass. Build it with Load,
-// LoadFiles or LoadReaderAt. A Model is not safe for concurrent use: give each goroutine its own.
+// LoadFiles, LoadFilesWith or LoadReaderAt. A Model is not safe for concurrent use: give each
+// goroutine its own.
 type Model struct {
 	arena   *runtime.Arena        // activations, at the offsets of the current plan; grows to the largest
 	weights []float32             // all weights, one after the other

@@ -1,0 +1,48 @@
+// Package sd15 is Stable Diffusion 1.5 text-to-image and image-to-image as a Go library:
+// load a checkpoint once, generate many images. It is the pipeline of Refiners'
+// StableDiffusion_1 on the models of models/sd15.rfn compiled ahead of time by rfc (the
+// packages under internal/, kept current by go generate ./pipeline/sd15/...), so it links
+// only rfc's runtime, kernels and its own packages, never the compiler. The command sd15
+// (cmd/sd15) is a thin shell over it.
+//
+// The steps, as Refiners takes them:
+//
+//  1. The prompt and the negative prompt are tokenized (package tokenizer, OpenAI CLIP's
+//     tokenizer, 77 ids) and encoded by CLIP's text encoder.
+//  2. The initial noise [1, 4, H/8, W/8] comes from Request.Noise or from the seed
+//     (solvers.NoiseSource: SplitMix64 and Box–Muller, documented there so that other
+//     implementations can reproduce it). For image-to-image the image is resized to the
+//     output size (PIL's bicubic, package imaging), encoded by the autoencoder and noised
+//     to the first step, round((1 − strength)·(steps − 1)).
+//  3. Each step runs the UNet once: with classifier-free guidance on a batch of two, the
+//     negative prompt's half first, and takes uncond + scale·(cond − uncond); a guidance
+//     scale of 1 runs the prompt's half alone. The solver (package solvers: dpm, ddim,
+//     euler, lcm) advances the latents; LCM's fresh noise continues the seed's stream.
+//  4. The autoencoder decodes the latents and the image is converted to 8 bits as
+//     Refiners' tensor_to_image does: (x + 1)/2, clamped, times 255, truncated.
+//
+// Checkpoints load as published, in any of three layouts: the single file
+// (v1-5-pruned-emaonly.safetensors, community fine-tunes), a diffusers folder, or a folder
+// of Refiners' converted files; float16, bfloat16 and float32 tensors all load (computed
+// in float32). LoRAs in the community namings (kohya/sd-webui names derived from the
+// diffusers or the LDM module paths, diffusers/PEFT names) are merged into the UNet's and
+// the text encoder's weights as they load (package lora), so a LoRA costs nothing per
+// step; several stack.
+//
+// PNG files written by Result.WritePNG carry the parameters in a "parameters" text chunk
+// in sd-webui's format (prompt, negative prompt, steps, sampler, CFG scale, seed, size,
+// model), so that existing tools show them.
+//
+// Sizes: the UNet and the autoencoder are compiled with their batch and image sizes
+// chosen at run time, so any width and height that are multiples of 8 work (512×512 by
+// default); each new size plans its activation memory once. The reduced SD1.5 of the tests
+// (testdata/sd15, random weights, 64×64 by default) is a second compiled set: a checkpoint
+// is matched against both by its tensors' names and shapes.
+//
+// Memory: the models are held as float32: 3.4 GB for the UNet, 0.5 GB for the text
+// encoder, 0.2 GB for the decoder, plus the activations planned for each size met (at
+// 512×512: 0.1 GB for the UNet with guidance, 0.7 GB for the decoder); the first
+// image-to-image request adds the encoder (0.14 GB, and 0.5 GB of activations at
+// 512×512). The checkpoint's pages do not stay resident once read (runtime releases
+// them).
+package sd15
