@@ -366,3 +366,65 @@ func TestBadControlNets(t *testing.T) {
 		t.Errorf("got %v", err)
 	}
 }
+
+// At the published sizes the models have Refiners' parameter counts and, tensor for tensor,
+// the keys and shapes of the key maps that scripts/golden/sd15_control.py checked against
+// the independent diffusers, cldm and TencentARC models (keys_*.tsv: Refiners' path, the
+// original file's key, the diffusers key, the shape).
+func TestFullSizeKeysAndCounts(t *testing.T) {
+	for _, tc := range []struct {
+		file, model, tsv, original string
+		set                        map[string]string
+		strip                      string
+		count                      int
+	}{
+		{"controlnet.rfn", "SD1Controlnet", "keys_controlnet.tsv", "ldm",
+			map[string]string{"height": "8", "width": "8", "batch": "1", "tokens": "77", "condition_height": "64", "condition_width": "64"},
+			"Controlnet.", 361_279_120},
+		{"t2i_adapter.rfn", "ConditionEncoder", "keys_t2i_adapter.tsv", "tencentarc",
+			map[string]string{"height": "64", "width": "64", "batch": "1"}, "", 77_369_280},
+		{"t2i_adapter.rfn", "ConditionEncoderLight", "keys_t2i_adapter_light.tsv", "tencentarc",
+			map[string]string{"height": "64", "width": "64", "batch": "1"}, "", 18_689_200},
+	} {
+		t.Run(tc.model, func(t *testing.T) {
+			m, err := loadProgram(t, tc.file).Elaborate(dsl.Options{Model: tc.model, Set: tc.set})
+			if err != nil {
+				t.Fatal(dsl.Detail(err))
+			}
+			got := map[string]string{}
+			count := 0
+			for _, p := range m.Params {
+				shape := strings.Trim(strings.ReplaceAll(fmt.Sprint(p.Type.Shape.Ints()), " ", ","), "[]")
+				got[strings.TrimPrefix(p.Name, tc.strip)] = p.LayoutKeys[tc.original] + "\t" + p.LayoutKeys["diffusers"] + "\t" + shape
+				count += ir.Prod(p.Type.Shape.Ints())
+			}
+			if count != tc.count {
+				t.Errorf("%d parameters, Refiners' model has %d", count, tc.count)
+			}
+			data, err := os.ReadFile(dir + tc.tsv)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := map[string]string{}
+			for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+				if strings.HasPrefix(line, "#") {
+					continue
+				}
+				f := strings.Split(line, "\t")
+				want[f[0]] = f[1] + "\t" + f[2] + "\t" + f[3]
+			}
+			bad := 0
+			for k, w := range want {
+				if got[k] != w {
+					if bad++; bad <= 5 {
+						t.Errorf("%s: %q, the map says %q", k, got[k], w)
+					}
+				}
+			}
+			if len(got) != len(want) {
+				t.Errorf("%d tensors, the map has %d", len(got), len(want))
+			}
+			t.Logf("%s: %d parameters, %d tensors as mapped", tc.model, count, len(want))
+		})
+	}
+}
