@@ -199,6 +199,44 @@ func T2IFeatureShapes(u UNet, featureBatch int) [4][]int {
 	return out
 }
 
+// InputsName is the name of the injection InputsSpec makes: its inputs are
+// control_residual_0 … 12 and control_features_0 … 3.
+const InputsName = "control"
+
+// InputsSpec gives the UNet u the inputs of a program that runs its ControlNets and
+// T2I-Adapters apart (models/controlnet.rfn's ControlInputs): the sum of the ControlNets'
+// scaled residuals, control_residual_0 … 12, added to the skip connections and the middle
+// block; the sum of the T2I-Adapters' scaled features, control_features_0 … 3, added to the
+// down path. All are of the UNet's batch; zeros give the UNet's output exactly.
+func InputsSpec(u UNet) adapters.Spec {
+	spec := adapters.Spec{Name: InputsName, Adapter: "ControlInputs", Params: map[string]string{
+		"channels": formatInts(u.Channels),
+		"batch":    strconv.Itoa(u.Batch),
+		"height":   strconv.Itoa(u.Height),
+		"width":    strconv.Itoa(u.Width),
+	}}
+	for i, t := range t2iTargets {
+		spec.Targets = append(spec.Targets, adapters.Target{Class: t[0], Key: t[1], Params: map[string]string{"role": "features", "n": strconv.Itoa(i)}})
+	}
+	spec.Targets = append(spec.Targets, adapters.Target{Class: "MiddleBlock", Key: middleKey, Params: map[string]string{"role": "middle"}})
+	for chain := 1; chain <= 12; chain++ {
+		spec.Targets = append(spec.Targets, adapters.Target{Class: "ResidualConcatenator", Key: concatenatorKey(chain), Params: map[string]string{"role": "skip", "n": strconv.Itoa(12 - chain)}})
+	}
+	return spec
+}
+
+// InjectInputs injects InputsSpec into m, an SD1UNet with fixed sizes.
+func InjectInputs(m *ir.Module, prog *dsl.Program) (*ir.Module, error) {
+	if err := checkProgram(prog, "ControlInputs"); err != nil {
+		return nil, err
+	}
+	u, err := ReadUNet(m)
+	if err != nil {
+		return nil, err
+	}
+	return adapters.Inject(m, prog, InputsSpec(u))
+}
+
 // checkProgram tells the user where the declarations are when prog lacks them.
 func checkProgram(prog *dsl.Program, decls ...string) error {
 	for _, d := range decls {

@@ -428,3 +428,107 @@ func TestFullSizeKeysAndCounts(t *testing.T) {
 		})
 	}
 }
+
+// repeatBatch stacks n copies of a batch-1 tensor.
+func repeatBatch(t *runtime.Tensor, n int) *runtime.Tensor {
+	shape := append([]int{n}, t.Shape[1:]...)
+	out := runtime.NewTensor(shape...)
+	for i := range n {
+		copy(out.F32[i*len(t.F32):], t.F32)
+	}
+	return out
+}
+
+// addScaled does acc += scale · x.
+func addScaled(acc, x *runtime.Tensor, scale float32) {
+	for i, v := range x.F32 {
+		acc.F32[i] += scale * v
+	}
+}
+
+// A program runs each ControlNet alone (SD1Controlnet, the condition repeated for both
+// halves of the batch) and each T2I-Adapter's encoder, sums their scaled outputs and gives
+// them to the UNet with control inputs: Refiners' outputs; zeros give the base UNet bit
+// for bit.
+func TestControlInputs(t *testing.T) {
+	prog := loadProgram(t, "controlnet.rfn")
+	in := readAll(t, dir+"inputs.safetensors")
+	unetIn := map[string]*runtime.Tensor{"x": in["x"], "timestep": in["timestep"], "clip_text_embedding": in["clip_text_embedding"]}
+	base := elaborate(t, prog, "SD1UNet", unetSet, unetIn)
+	m, err := InjectInputs(base, prog)
+	if err != nil {
+		t.Fatal(dsl.Detail(err))
+	}
+	var names []string
+	for _, v := range m.Inputs {
+		names = append(names, v.Name)
+	}
+	if want := "x timestep clip_text_embedding control_residual_0"; !strings.HasPrefix(strings.Join(names, " "), want) || len(names) != 3+13+4 {
+		t.Errorf("inputs %v", names)
+	}
+	zeros := func() map[string]*runtime.Tensor {
+		out := map[string]*runtime.Tensor{}
+		for k, v := range unetIn {
+			out[k] = v
+		}
+		for _, v := range m.Inputs[3:] {
+			out[v.Name] = runtime.NewTensor(v.Type.Shape.Ints()...)
+		}
+		return out
+	}
+	weights := sd15 + "single-file.safetensors"
+	baseOut := run(t, base, nil, unetIn, weights)[0]
+	z := run(t, m, nil, zeros(), weights)[0]
+	for i := range z.F32 {
+		if math.Float32bits(z.F32[i]) != math.Float32bits(baseOut.F32[i]) {
+			t.Fatalf("zero inputs: element %d is %g, the base UNet gives %g", i, z.F32[i], baseOut.F32[i])
+		}
+	}
+
+	set := map[string]string{"condition_channels": "[4, 6, 10, 12]"}
+	for k, v := range unetSet {
+		set[k] = v
+	}
+	controlNet := func(inputs map[string]*runtime.Tensor, weights string, condition *runtime.Tensor) []*runtime.Tensor {
+		cin := map[string]*runtime.Tensor{"condition": repeatBatch(condition, 2)}
+		for k, v := range unetIn {
+			cin[k] = v
+		}
+		return run(t, elaborate(t, prog, "SD1Controlnet", set, cin), nil, cin, weights)
+	}
+	tp := loadProgram(t, "t2i_adapter.rfn")
+	cond := map[string]*runtime.Tensor{"x": in["condition_t2i"]}
+	t2i := run(t, elaborate(t, tp, "ConditionEncoder", map[string]string{"channels": "[8, 16, 24, 24]"}, cond), nil, cond, dir+"t2i_adapter/diffusers")
+	for _, tc := range []struct {
+		golden string
+		add    func(inputs map[string]*runtime.Tensor)
+	}{
+		{"controlnet_a_b", func(inputs map[string]*runtime.Tensor) {
+			for _, c := range []struct {
+				file, condition string
+				scale           float32
+			}{{"controlnet_b/single-file.safetensors", "condition_b", 0.6}, {"controlnet_a/diffusers", "condition_a", 0.8}} {
+				for n, r := range controlNet(inputs, dir+c.file, in[c.condition]) {
+					addScaled(inputs[fmt.Sprintf("control_residual_%d", n)], r, c.scale)
+				}
+			}
+		}},
+		{"controlnet_a_t2i_adapter", func(inputs map[string]*runtime.Tensor) {
+			for n, r := range controlNet(inputs, dir+"controlnet_a/single-file.safetensors", in["condition_a"]) {
+				addScaled(inputs[fmt.Sprintf("control_residual_%d", n)], r, 1)
+			}
+			for i, f := range t2i {
+				addScaled(inputs[fmt.Sprintf("control_features_%d", i)], repeatBatch(f, 2), 0.5)
+			}
+		}},
+	} {
+		inputs := zeros()
+		tc.add(inputs)
+		got := run(t, m, nil, inputs, weights)[0]
+		d, s := maxDiff(t, got, readAll(t, dir+tc.golden+"_output.safetensors")["y"])
+		t.Logf("%s: max|Δ| %.3g (max|ref| %.3g)", tc.golden, d, s)
+		if d > 1e-5*s {
+			t.Errorf("%s: max|Δ| = %g > 1e-5 × %g", tc.golden, d, s)
+		}
+	}
+}

@@ -36,6 +36,9 @@ import (
 //	                                  a T2I-Adapter's features (y0 … y3 of FEATURES, written
 //	                                  by rfc run models/t2i_adapter.rfn; else the inputs
 //	                                  NAME_features_0 … 3) added to an SD1UNet's down path
+//	--control-inputs                  the inputs control_residual_0 … 12 and
+//	                                  control_features_0 … 3 on an SD1UNet, for a program
+//	                                  that runs its ControlNets and T2I-Adapters apart
 type adapterFlags struct {
 	reqs    []*adapterRequest
 	merge   bool
@@ -54,6 +57,7 @@ type adapterRequest struct {
 	lora           bool
 	controlNet     bool // path is a ControlNet
 	t2i            bool // path is "" or a file of T2I-Adapter features
+	controlInputs  bool
 	name, path     string
 	decl           string
 	params         map[string]string
@@ -68,10 +72,24 @@ func (af *adapterFlags) register(fs *flag.FlagSet) {
 	fs.Var(selectFlag{af}, "select", "targets of the preceding --lora/--adapter: `[CLASS@]PATTERN`, e.g. 'Linear@**.Attention.**'")
 	fs.BoolVar(&af.merge, "merge", false, "merge LoRA weights into the base weights (the scales become fixed)")
 	fs.Var(controlNetFlag{af}, "controlnet", "inject a ControlNet into an SD1UNet of models/controlnet.rfn: `[NAME=]PATH[:SCALE]` (single file, diffusers folder or Refiners file; the input NAME_condition is its condition image; repeatable)")
+	fs.Var(controlInputsFlag{af}, "control-inputs", "give an SD1UNet of models/controlnet.rfn the inputs control_residual_0 … 12 and control_features_0 … 3: the summed, scaled outputs of ControlNets and T2I-Adapters run apart")
 	fs.Var(t2iFlag{af}, "t2i-adapter", "add a T2I-Adapter's features to an SD1UNet of models/controlnet.rfn: `NAME[=FEATURES][:SCALE]` (y0 … y3 of FEATURES, as rfc run models/t2i_adapter.rfn writes them, else the inputs NAME_features_0 … 3; repeatable)")
 }
 
 type controlNetFlag struct{ af *adapterFlags }
+type controlInputsFlag struct{ af *adapterFlags }
+
+func (controlInputsFlag) String() string   { return "" }
+func (controlInputsFlag) IsBoolFlag() bool { return true }
+
+func (f controlInputsFlag) Set(v string) error {
+	if v != "true" {
+		return fmt.Errorf("--control-inputs takes no value")
+	}
+	f.af.reqs = append(f.af.reqs, &adapterRequest{flag: "--control-inputs", args: []string{"--control-inputs"}, controlInputs: true, name: control.InputsName})
+	return nil
+}
+
 type t2iFlag struct{ af *adapterFlags }
 
 func (controlNetFlag) String() string { return "" }
@@ -301,6 +319,8 @@ func (af *adapterFlags) apply(prog *dsl.Program, m *ir.Module, stderr io.Writer)
 			m, err = af.injectControlNet(prog, m, r)
 		case r.t2i:
 			m, err = af.injectT2I(prog, m, r)
+		case r.controlInputs:
+			m, err = control.InjectInputs(m, prog)
 		default:
 			m, err = adapters.Inject(m, prog, adapters.Spec{Name: r.name, Adapter: r.decl, Class: r.class, Pattern: r.pattern, Params: r.params, Scale: r.scale})
 		}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -135,6 +136,65 @@ func TestRunControlNetErrors(t *testing.T) {
 			if _, err := os.Stat(out); err == nil {
 				t.Error("an output file was written")
 			}
+		})
+	}
+}
+
+// The two packages of a program that runs a ControlNet apart, in either engine: the
+// ControlNet alone (SD1Controlnet: the condition once per sample) writes its residuals,
+// which the UNet with --control-inputs adds (scale 1, no T2I-Adapter: zero features).
+func TestRunControlNetApart(t *testing.T) {
+	engines := []string{"interp", "compiled"}
+	if testing.Short() {
+		engines = engines[:1]
+	}
+	f, err := runtime.OpenSafetensors(controlDir + "inputs.safetensors")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := map[string]*runtime.Tensor{}
+	for _, n := range f.Names() {
+		if in[n], err = f.Tensor(n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.Close()
+	cond := runtime.NewTensor(2, 3, 128, 192)
+	copy(cond.F32, in["condition_a"].F32)
+	copy(cond.F32[len(in["condition_a"].F32):], in["condition_a"].F32)
+	dir := t.TempDir()
+	cnIn := filepath.Join(dir, "controlnet_inputs.safetensors")
+	if err := runtime.WriteSafetensors(cnIn, map[string]*runtime.Tensor{"x": in["x"], "timestep": in["timestep"], "clip_text_embedding": in["clip_text_embedding"], "condition": cond}, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, engine := range engines {
+		t.Run(engine, func(t *testing.T) {
+			residuals := filepath.Join(dir, engine+"_residuals.safetensors")
+			args := []string{"run", "../../models/controlnet.rfn", "--model", "SD1Controlnet", "--engine", engine, "--set", "channels=[8,16,24,24]", "--set", "clip_embedding_dim=8",
+				"--set", "num_groups=4", "--set", "condition_channels=[4,6,10,12]", "--weights", controlDir + "controlnet_a/single-file.safetensors", "--input", cnIn, "--output", residuals}
+			if _, stderr, status := rfc(t, args...); status != 0 {
+				t.Fatalf("SD1Controlnet: status %d\n%s", status, stderr)
+			}
+			r, err := runtime.OpenSafetensors(residuals)
+			if err != nil {
+				t.Fatal(err)
+			}
+			unetIn := map[string]*runtime.Tensor{"x": in["x"], "timestep": in["timestep"], "clip_text_embedding": in["clip_text_embedding"]}
+			for n := range 13 {
+				if unetIn[fmt.Sprintf("control_residual_%d", n)], err = r.Tensor(fmt.Sprintf("y%d", n)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			r.Close()
+			for i, c := range []int{8, 16, 24, 24} {
+				unetIn[fmt.Sprintf("control_features_%d", i)] = runtime.NewTensor(2, c, 16>>i, 24>>i)
+			}
+			path := filepath.Join(dir, engine+"_unet_inputs.safetensors")
+			if err := runtime.WriteSafetensors(path, unetIn, nil); err != nil {
+				t.Fatal(err)
+			}
+			runGolden(t, 1e-5, "../../models/controlnet.rfn", append(append([]string{"--engine", engine}, unetReduced...), "--control-inputs"),
+				[]string{sd15Dir + "single-file.safetensors"}, path, controlDir+"controlnet_a_1.0_output.safetensors")
 		})
 	}
 }
