@@ -532,3 +532,47 @@ func TestControlInputs(t *testing.T) {
 		}
 	}
 }
+
+// What kind of T2I-Adapter a checkpoint is, in every layout; SDXL's and other models'
+// files are refused.
+func TestReadT2IAdapter(t *testing.T) {
+	full := T2IAdapter{Model: "ConditionEncoder", InChannels: 3, Channels: []int{8, 16, 24, 24}, NumResidualBlocks: 2}
+	light := T2IAdapter{Model: "ConditionEncoderLight", InChannels: 3, Channels: []int{8, 16, 24, 24}, NumResidualBlocks: 4}
+	for _, tc := range []struct {
+		path string
+		want T2IAdapter
+	}{
+		{"t2i_adapter/diffusers", full},
+		{"t2i_adapter/diffusers/diffusion_pytorch_model.safetensors", full},
+		{"t2i_adapter/tencentarc.safetensors", full},
+		{"t2i_adapter/refiners.safetensors", full},
+		{"t2i_adapter_light/diffusers", light},
+		{"t2i_adapter_light/tencentarc.safetensors", light},
+	} {
+		got, err := ReadT2IAdapter(dir + tc.path)
+		if err != nil {
+			t.Errorf("%s: %v", tc.path, err)
+			continue
+		}
+		got.Path = ""
+		if fmt.Sprint(*got) != fmt.Sprint(tc.want) {
+			t.Errorf("%s: %+v, want %+v", tc.path, *got, tc.want)
+		}
+	}
+	tmp := t.TempDir()
+	xl := filepath.Join(tmp, "xl")
+	os.MkdirAll(xl, 0o755)
+	cfg, _ := os.ReadFile(dir + "t2i_adapter/diffusers/config.json")
+	os.WriteFile(filepath.Join(xl, "config.json"), []byte(strings.Replace(string(cfg), `"full_adapter"`, `"full_adapter_xl"`, 1)), 0o644)
+	data, _ := os.ReadFile(dir + "t2i_adapter/diffusers/diffusion_pytorch_model.safetensors")
+	os.WriteFile(filepath.Join(xl, "diffusion_pytorch_model.safetensors"), data, 0o644)
+	for _, tc := range []struct{ path, want string }{
+		{xl, "an SDXL T2I-Adapter"},
+		{dir + "controlnet_a/single-file.safetensors", "is it a T2I-Adapter?"},
+		{sd15 + "refiners/unet.safetensors", "is it a T2I-Adapter?"},
+	} {
+		if _, err := ReadT2IAdapter(tc.path); err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), filepath.Base(tc.path)) {
+			t.Errorf("%s: got %v, want %q", tc.path, err, tc.want)
+		}
+	}
+}
