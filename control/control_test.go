@@ -355,6 +355,28 @@ func TestBadControlNets(t *testing.T) {
 			}
 		})
 	}
+	// A single file whose keys carry a prefix (model.control_model.*, as some community
+	// files have) and hold the whole SD model besides (ControlNet 1.0's files) loads.
+	sf := readAll(t, dir+"controlnet_a/single-file.safetensors")
+	whole := map[string]*runtime.Tensor{}
+	for k, v := range sf {
+		whole["model."+k] = v
+	}
+	for k, v := range readAll(t, sd15+"single-file.safetensors") {
+		whole[k] = v
+	}
+	wholePath := filepath.Join(tmp, "whole.safetensors")
+	if err := runtime.WriteSafetensors(wholePath, whole, nil); err != nil {
+		t.Fatal(err)
+	}
+	cw, err := OpenControlNet(wholePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, w, err := InjectControlNet(base, prog, cw, "a", 1, []int{1, 3, 128, 192}); err != nil || len(w) != 340 {
+		t.Errorf("a prefixed single file with the whole model: %d weights, %v", len(w), err)
+	}
+	cw.Close()
 	// A program without models/controlnet.rfn says where the adapters are.
 	plain := loadProgram(t, "sd15.rfn")
 	c, err := OpenControlNet(dir + "controlnet_a/diffusers")
