@@ -1,7 +1,6 @@
 package kernels
 
 import (
-	"sync"
 	"unsafe"
 )
 
@@ -101,7 +100,10 @@ func (g *gridGeom) setLayout(p Conv2dParams, width int, forceCopy bool) {
 	g.padded = p.PadH > 0 || p.PadW > 0 || g.stride > 1 || forceCopy
 	g.pitch = p.W
 	if g.padded {
-		g.pitch = p.W + p.PadW
+		// One gap of PadW zeros between rows pads a row's right and the next one's left;
+		// a padding wider than the kernel needs (PadW > KW−1) makes an output row longer
+		// than that (ow > W+PadW), and the gap must then hold both sides.
+		g.pitch = max(p.W+p.PadW, g.ow+p.KW-1)
 	}
 	if g.stride > 1 {
 		s := g.stride
@@ -146,7 +148,7 @@ type gridJob struct {
 	layout      bool // the job's phase: laying out the input, or the tasks
 }
 
-var gridJobs sync.Pool
+var gridJobs pool
 
 func conv2dGrid(y, x []float32, w Weights, b []float32, p Conv2dParams, ep *Epilogue) {
 	kr := gemmKernel
