@@ -11,9 +11,9 @@ tokens, alone and with a ControlNet on a 512×512 condition; full-size random we
   - PyTorch tuned: Refiners' SD1UNet with its SD1ControlnetAdapter injected (the structures of
     scripts/golden/sd15.py and sd15_control.py, float32, the condition of batch 1 broadcast as
     Refiners does), torch.set_num_threads(--threads), MALLOC_MMAP_MAX_=0,
-    OMP_WAIT_POLICY=PASSIVE, and OpenBLAS as its BLAS when found (see bench/sd15.py: Debian's
-    python3-torch otherwise takes the reference BLAS): --openblas DIR, a folder holding
-    OpenBLAS's libblas.so.3 (apt-get download libopenblas0-pthread && dpkg -x
+    OMP_WAIT_POLICY=PASSIVE, and OpenBLAS as its BLAS when found (bench/compare.py's tuned
+    PyTorch: Debian's python3-torch otherwise takes the reference BLAS): --openblas DIR, a
+    folder holding OpenBLAS's libblas.so.3 (apt-get download libopenblas0-pthread && dpkg -x
     libopenblas0-pthread_*.deb /tmp/openblas gives
     /tmp/openblas/usr/lib/x86_64-linux-gnu/openblas-pthread, the default when it exists).
 
@@ -38,7 +38,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "scripts", "golden"))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
-from compare import sh, timed  # noqa: E402
+from compare import default_openblas, sh, timed, tuned_env  # noqa: E402
 
 UNET_SET = {"batch": "2", "height": "64", "width": "64", "tokens": "77"}
 CN_SET = dict(UNET_SET, condition_height="512", condition_width="512")
@@ -254,22 +254,12 @@ def build(work, rfc):
     return bins
 
 
-def openblas_env(path):
-    env = dict(os.environ, MALLOC_MMAP_MAX_="0", OMP_WAIT_POLICY="PASSIVE")
-    if path and os.path.exists(os.path.join(path, "libblas.so.3")):
-        env["LD_LIBRARY_PATH"] = path + (":" + env["LD_LIBRARY_PATH"] if env.get("LD_LIBRARY_PATH") else "")
-        return env, True
-    return env, False
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=2, help="timed runs per side (best reported), after one warm-up")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "rfc-controlnet-bench"))
-    ap.add_argument("--openblas", default=next((p for p in ("/tmp/openblas/usr/lib/x86_64-linux-gnu/openblas-pthread",
-                                                            "/usr/lib/x86_64-linux-gnu/openblas-pthread")
-                                                if os.path.exists(p)), ""))
+    ap.add_argument("--openblas", default=default_openblas(), help="a folder holding OpenBLAS's libblas.so.3")
     ap.add_argument("--torch", action="store_true", help=argparse.SUPPRESS)  # worker mode
     ap.add_argument("--unet", help=argparse.SUPPRESS)
     ap.add_argument("--controlnet", help=argparse.SUPPRESS)
@@ -295,7 +285,7 @@ def main():
                                str(a.runs)], env=env)
         m = re.search(r"best_ms ([\d.]+) controlnet_ms ([\d.]+) unet_ms ([\d.]+)", text)
         rfc_ctl, rfc_cn, rfc_unet = float(m.group(1)), float(m.group(2)), float(m.group(3))
-        tenv, blas = openblas_env(a.openblas)
+        tenv, blas = tuned_env(a.openblas), bool(a.openblas)
         text, rss_torch = timed([sys.executable, os.path.abspath(__file__), "--torch", "--unet", paths["unet"],
                                  "--controlnet", paths["controlnet"], "--input", paths["input"], "--output", out_torch,
                                  "--runs", str(a.runs), "--threads", str(a.threads)], env=tenv)
