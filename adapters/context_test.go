@@ -181,3 +181,64 @@ model PRef(d: int = 4) {
 		}
 	}
 }
+
+// A key an adapter stores beside a layer and the model stores again later: layers after
+// the model's store see the model's value, as they would running the graph in order.
+func TestAdapterContextOrder(t *testing.T) {
+	src := `
+model P(d: int = 4) {
+    input x: f32[batch, 3, d]
+    Linear(d, d)
+    ReLU()
+    SetContext("store", "h")
+    Linear(d, d)
+    Linear(d, d)
+}
+
+adapter Store(target: Linear, out_features: int, name: string = "s") {
+    target()
+    Multiply(3.0)
+    SetContext("store", "h")
+}
+
+adapter Add(target: Linear, name: string = "a") : Sum {
+    target()
+    UseContext("store", "h")
+}
+
+model PRef(d: int = 4) {
+    input x: f32[batch, 3, d]
+    Linear(d, d) key "Linear_1"
+    Multiply(3.0)
+    ReLU()
+    SetContext("store", "h")
+    Linear(d, d) key "Linear_2"
+    Sum key "" {
+        Linear(d, d) key "Linear_3"
+        UseContext("store", "h")
+    }
+}
+`
+	prog, err := dsl.LoadSource("order.rfn", []byte(src))
+	if err != nil {
+		t.Fatal(dsl.Detail(err))
+	}
+	base, ref := elab(t, prog, "P"), elab(t, prog, "PRef")
+	// Store multiplies Linear_1's output by 3 (the ReLU reads that) and stores it; the
+	// model's SetContext after the ReLU stores again, and that is what Add reads.
+	m, err := Inject(base, prog, Spec{Name: "s", Adapter: "Store", Pattern: "Linear_1"})
+	if err != nil {
+		t.Fatal(dsl.Detail(err))
+	}
+	// (Store's injection renamed the Linears after it: the model's third is Linear_2.)
+	if m, err = Inject(m, prog, Spec{Name: "a", Adapter: "Add", Pattern: "Linear_2"}); err != nil {
+		t.Fatal(dsl.Detail(err))
+	}
+	w := pseudoRandom(ref)
+	got, want := runInputs(t, m, w), runInputs(t, ref, w)
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("output %d: %g, want %g\n%s", i, got[i], want[i], ir.Print(m))
+		}
+	}
+}

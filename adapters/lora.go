@@ -135,27 +135,25 @@ func InjectLora(m *ir.Module, prog *dsl.Program, lf *LoraFile, opts LoraOptions)
 	if err != nil {
 		return nil, nil, err
 	}
-	params := map[string]*ir.Value{}
-	for _, p := range c.Params {
-		params[p.Key] = p
-	}
 	tensors := map[string]*runtime.Tensor{}
 	for _, mt := range matches {
-		prefix := opts.Name + "." + mt.target.Key + "."
-		for _, w := range []struct {
-			file, key string
-			shape     []int
-		}{{mt.mod.Down, prefix + "down.weight", mt.down}, {mt.mod.Up, prefix + "up.weight", mt.up}} {
-			p := params[w.key]
-			if p == nil || !slices.Equal(p.Type.Shape.Ints(), w.shape) {
-				return nil, nil, fmt.Errorf("internal error: the LoRA library gives no parameter %q of shape %v", w.key, w.shape)
+		// The branch's parameters, down then up, found by place rather than by key: in a
+		// program that names layouts their unnamed keys are Refiners' paths.
+		own := OwnParams(c, opts.Name, mt.target.Class, mt.target.Key)
+		for i, w := range []struct {
+			file  string
+			shape []int
+		}{{mt.mod.Down, mt.down}, {mt.mod.Up, mt.up}} {
+			if len(own) != 2 || !slices.Equal(own[i].Type.Shape.Ints(), w.shape) {
+				return nil, nil, fmt.Errorf("internal error: the LoRA library gives no parameter %d of shape %v around %s", i, w.shape, mt.target.Path())
 			}
+			p := own[i]
 			t, err := lf.Tensor(w.file)
 			if err != nil {
 				return nil, nil, err
 			}
 			t.Shape = slices.Clone(w.shape)
-			tensors[w.key] = t
+			tensors[p.Key] = t
 		}
 	}
 	return c, tensors, nil
@@ -327,6 +325,44 @@ func ScalarInputs(m *ir.Module, inputs map[string]*runtime.Tensor) map[string]*r
 		}
 		if v, ok := m.ScalarValue(in.Name); ok {
 			out[in.Name] = runtime.FromF32([]float32{float32(v)})
+		}
+	}
+	return out
+}
+
+// OwnParams returns the parameters that the adapter called name added around the layer of
+// class class and checkpoint key key (the target as it was selected), in the module's order:
+// those inside the adapter's scope and not inside the target.
+func OwnParams(m *ir.Module, name, class, key string) []*ir.Value {
+	var adapter, target *ir.Scope
+	m.Root.Walk(func(s *ir.Scope) {
+		if adapter != nil || s.Adapter != name {
+			return
+		}
+		s.Walk(func(x *ir.Scope) {
+			if target == nil && x.Class == class && x.Key == key && !Internal(x) {
+				target = x
+			}
+		})
+		if target != nil {
+			adapter = s
+		}
+	})
+	if adapter == nil {
+		return nil
+	}
+	in := map[*ir.Scope]bool{}
+	adapter.Walk(func(s *ir.Scope) { in[s] = true })
+	adapter.Walk(func(s *ir.Scope) {
+		if s.Adapter != "" && s.Adapter != name { // another adapter, injected later inside
+			s.Walk(func(x *ir.Scope) { in[x] = false })
+		}
+	})
+	target.Walk(func(s *ir.Scope) { in[s] = false })
+	var out []*ir.Value
+	for _, p := range m.Params {
+		if in[p.Scope] {
+			out = append(out, p)
 		}
 	}
 	return out

@@ -39,6 +39,11 @@ var smallSettings = map[string]map[string]string{
 		"timesteps": "1", "batch": "2", "tokens": "5"},
 	"sd15.rfn:SD1Encoder": {"channels": "[8, 12, 16, 16]", "num_groups": "4", "height": "16", "width": "24", "batch": "1"},
 	"sd15.rfn:SD1Decoder": {"channels": "[8, 12, 16, 16]", "num_groups": "4", "height": "3", "width": "2", "batch": "2"},
+	"controlnet.rfn:SD1Controlnet": {"channels": "[8, 16, 24, 24]", "clip_embedding_dim": "8", "num_groups": "4", "condition_channels": "[4, 6, 10, 12]",
+		"height": "4", "width": "2", "timesteps": "1", "batch": "2", "tokens": "5", "condition_height": "32", "condition_width": "16"},
+	"t2i_adapter.rfn:Downsample2d":          {"n": "2", "c": "3", "h": "8", "w": "6"},
+	"t2i_adapter.rfn:ConditionEncoder":      {"channels": "[8, 16, 24, 24]", "height": "64", "width": "128", "batch": "2"},
+	"t2i_adapter.rfn:ConditionEncoderLight": {"channels": "[8, 16, 24, 24]", "height": "128", "width": "64", "batch": "1"},
 }
 
 // compiledCase is one module to compile and run against the interpreter.

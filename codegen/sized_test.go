@@ -36,6 +36,11 @@ var sizedRuns = map[string][]map[string]int{
 		{"batch": 2, "height": 16, "width": 8, "tokens": 5}},
 	"sd15.rfn:SD1Encoder": {{"batch": 1, "height": 16, "width": 24}, {"batch": 2, "height": 8, "width": 8}},
 	"sd15.rfn:SD1Decoder": {{"batch": 2, "height": 3, "width": 2}, {"batch": 1, "height": 4, "width": 5}},
+	"controlnet.rfn:SD1Controlnet": {{"batch": 2, "height": 4, "width": 2, "tokens": 5, "condition_height": 32, "condition_width": 16},
+		{"batch": 1, "height": 5, "width": 3, "tokens": 3, "condition_height": 40, "condition_width": 24}},
+	"t2i_adapter.rfn:Downsample2d":          {{"n": 2, "c": 3, "h": 8, "w": 6}, {"n": 1, "c": 2, "h": 4, "w": 10}},
+	"t2i_adapter.rfn:ConditionEncoder":      {{"batch": 2, "height": 64, "width": 128}, {"batch": 1, "height": 128, "width": 64}},
+	"t2i_adapter.rfn:ConditionEncoderLight": {{"batch": 1, "height": 128, "width": 64}, {"batch": 2, "height": 64, "width": 64}},
 }
 
 // unetSource is a small UNet: a stride-2 downsampling, an upsampling by 2 and the

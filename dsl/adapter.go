@@ -171,9 +171,23 @@ func (p *Program) InjectAdapter(m *ir.Module, site AdapterSite) (*ir.Scope, []*i
 	if err != nil {
 		return nil, nil, err
 	}
-	key := site.Name
-	if t.Key != "" {
-		key = site.Name + "." + t.Key
+	key := joinKey(site.Name, t.Key)
+	// In a program that names layouts the adapter's layers get a key in each of them, as the
+	// model's do: NAME before the target's key in that layout, then the segments of the
+	// body. The unnamed keys are then Refiners' paths below NAME.TARGETKEY, unique however
+	// the body's key clauses read (a ControlNet's copy of the UNet's blocks, whose `key ""`
+	// levels only make sense in the named layouts).
+	var layoutKeys map[string]string
+	if layouts := p.programLayouts(); len(layouts) > 0 {
+		el.layouts = layouts
+		layoutKeys = make(map[string]string, len(layouts))
+		for _, l := range layouts {
+			tk, ok := t.LayoutKeys[l]
+			if !ok {
+				tk = t.Key
+			}
+			layoutKeys[l] = joinKey(site.Name, tk)
+		}
 	}
 	// Input lines add inputs to the entry point, named NAME_INPUT after the injected
 	// adapter (two ControlNets get two condition inputs), which the body reads through
@@ -200,7 +214,7 @@ func (p *Program) InjectAdapter(m *ir.Module, site AdapterSite) (*ir.Scope, []*i
 		el.inputs[in.Name] = v
 		el.ctxKeys[in.Name] = true
 	}
-	a := &ir.Scope{Class: decl.Name, Args: display, Key: key, Adapter: site.Name}
+	a := &ir.Scope{Class: decl.Name, Args: display, Key: key, LayoutKeys: layoutKeys, Adapter: site.Name}
 	path := t.Path()
 	parent := t.Parent
 	i := slices.Index(parent.Children, t)

@@ -408,7 +408,9 @@ type ContextWrite struct {
 
 // Visible returns the context as a layer saw it: for each context and key, the values of the
 // last write before it began. A scope without a recorded order (one an adapter added) sees
-// what its nearest recorded ancestor saw.
+// what its nearest recorded ancestor saw. Writes are ordered by when their layer began, then
+// by the order they were logged in: an adapter's writes, logged after the model's, take
+// effect when its target runs, so the model's later layers still override them.
 func (l *ContextLog) Visible(s *Scope) map[[2]string][]*Value {
 	out := map[[2]string][]*Value{}
 	if l == nil {
@@ -421,9 +423,11 @@ func (l *ContextLog) Visible(s *Scope) map[[2]string][]*Value {
 	if !ok {
 		return out
 	}
+	when := map[[2]string]int{}
 	for _, w := range l.Writes {
-		if w.At < at {
-			out[[2]string{w.Context, w.Key}] = w.Values
+		k := [2]string{w.Context, w.Key}
+		if prev, seen := when[k]; w.At < at && (!seen || w.At >= prev) {
+			out[k], when[k] = w.Values, w.At
 		}
 	}
 	return out

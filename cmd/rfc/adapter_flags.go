@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/rfc-project/rfc/adapters"
+	"github.com/rfc-project/rfc/control"
 	"github.com/rfc-project/rfc/dsl"
 	"github.com/rfc-project/rfc/ir"
 	"github.com/rfc-project/rfc/passes"
@@ -28,17 +29,35 @@ import (
 //	--select [CLASS@]PATTERN          the targets of the --lora or --adapter before it: layers
 //	                                  of CLASS whose path matches PATTERN (`**` any depth)
 //	--merge                           fold LoRA branches into the weights (lora_merge)
+//	--controlnet [NAME=]PATH[:SCALE]  a ControlNet (single file, diffusers folder, Refiners
+//	                                  file) on an SD1UNet of models/controlnet.rfn; its
+//	                                  condition image is the input NAME_condition
+//	--t2i-adapter NAME[=FEATURES][:SCALE]
+//	                                  a T2I-Adapter's features (y0 … y3 of FEATURES, written
+//	                                  by rfc run models/t2i_adapter.rfn; else the inputs
+//	                                  NAME_features_0 … 3) added to an SD1UNet's down path
+//	--control-inputs                  the inputs control_residual_0 … 12 and
+//	                                  control_features_0 … 3 on an SD1UNet, for a program
+//	                                  that runs its ControlNets and T2I-Adapters apart
 type adapterFlags struct {
 	reqs    []*adapterRequest
 	merge   bool
-	tensors map[string]*runtime.Tensor // LoRA weights by checkpoint key, after apply
+	tensors map[string]*runtime.Tensor // LoRA and ControlNet weights by checkpoint key, after apply
 	added   bool                       // inputs added scalar inputs the input file lacked
+	// shapes are the shapes of the input file's tensors (rfc run), which give a
+	// ControlNet's condition and a T2I-Adapter's features their sizes.
+	shapes map[string][]int
+	// features are T2I-Adapter features read from --t2i-adapter files, as inputs.
+	features map[string]*runtime.Tensor
 }
 
 type adapterRequest struct {
 	flag           string   // as given, for messages
 	args           []string // as given, for the recorded command line
 	lora           bool
+	controlNet     bool // path is a ControlNet
+	t2i            bool // path is "" or a file of T2I-Adapter features
+	controlInputs  bool
 	name, path     string
 	decl           string
 	params         map[string]string
@@ -52,6 +71,69 @@ func (af *adapterFlags) register(fs *flag.FlagSet) {
 	fs.Var(adapterFlag{af}, "adapter", "inject an adapter declaration: `NAME=DECL[(k=v, …)][:SCALE]` (repeatable; give its targets with --select)")
 	fs.Var(selectFlag{af}, "select", "targets of the preceding --lora/--adapter: `[CLASS@]PATTERN`, e.g. 'Linear@**.Attention.**'")
 	fs.BoolVar(&af.merge, "merge", false, "merge LoRA weights into the base weights (the scales become fixed)")
+	fs.Var(controlNetFlag{af}, "controlnet", "inject a ControlNet into an SD1UNet of models/controlnet.rfn: `[NAME=]PATH[:SCALE]` (single file, diffusers folder or Refiners file; the input NAME_condition is its condition image; repeatable)")
+	fs.Var(controlInputsFlag{af}, "control-inputs", "give an SD1UNet of models/controlnet.rfn the inputs control_residual_0 … 12 and control_features_0 … 3: the summed, scaled outputs of ControlNets and T2I-Adapters run apart")
+	fs.Var(t2iFlag{af}, "t2i-adapter", "add a T2I-Adapter's features to an SD1UNet of models/controlnet.rfn: `NAME[=FEATURES][:SCALE]` (y0 … y3 of FEATURES, as rfc run models/t2i_adapter.rfn writes them, else the inputs NAME_features_0 … 3; repeatable)")
+}
+
+type controlNetFlag struct{ af *adapterFlags }
+type controlInputsFlag struct{ af *adapterFlags }
+
+func (controlInputsFlag) String() string   { return "" }
+func (controlInputsFlag) IsBoolFlag() bool { return true }
+
+func (f controlInputsFlag) Set(v string) error {
+	if v != "true" {
+		return fmt.Errorf("--control-inputs takes no value")
+	}
+	f.af.reqs = append(f.af.reqs, &adapterRequest{flag: "--control-inputs", args: []string{"--control-inputs"}, controlInputs: true, name: control.InputsName})
+	return nil
+}
+
+type t2iFlag struct{ af *adapterFlags }
+
+func (controlNetFlag) String() string { return "" }
+func (t2iFlag) String() string        { return "" }
+
+// cutScale splits off a trailing :SCALE, when what follows the last colon is a number.
+func cutScale(v string) (string, float64) {
+	if i := strings.LastIndexByte(v, ':'); i >= 0 {
+		if s, err := strconv.ParseFloat(v[i+1:], 64); err == nil {
+			return v[:i], s
+		}
+	}
+	return v, 1
+}
+
+func (f controlNetFlag) Set(v string) error {
+	r := &adapterRequest{flag: "--controlnet " + v, args: []string{"--controlnet", v}, controlNet: true}
+	rest, scale := cutScale(v)
+	r.scale = scale
+	if name, path, ok := strings.Cut(rest, "="); ok && ir.IsIdent(name) {
+		r.name, rest = name, path
+	}
+	if rest == "" {
+		return fmt.Errorf("--controlnet wants [NAME=]PATH[:SCALE], got %q", v)
+	}
+	r.path = rest
+	if r.name == "" {
+		r.name = nameFromPath(rest)
+	}
+	f.af.reqs = append(f.af.reqs, r)
+	return nil
+}
+
+func (f t2iFlag) Set(v string) error {
+	r := &adapterRequest{flag: "--t2i-adapter " + v, args: []string{"--t2i-adapter", v}, t2i: true}
+	rest, scale := cutScale(v)
+	r.scale = scale
+	name, path, _ := strings.Cut(rest, "=")
+	if !ir.IsIdent(name) {
+		return fmt.Errorf("--t2i-adapter wants NAME[=FEATURES][:SCALE] with NAME an identifier, got %q", v)
+	}
+	r.name, r.path = name, path
+	f.af.reqs = append(f.af.reqs, r)
+	return nil
 }
 
 type loraFlag struct{ af *adapterFlags }
@@ -230,9 +312,16 @@ func (af *adapterFlags) apply(prog *dsl.Program, m *ir.Module, stderr io.Writer)
 	af.tensors = map[string]*runtime.Tensor{}
 	for _, r := range af.reqs {
 		var err error
-		if r.lora {
+		switch {
+		case r.lora:
 			m, err = af.injectLora(prog, m, r)
-		} else {
+		case r.controlNet:
+			m, err = af.injectControlNet(prog, m, r)
+		case r.t2i:
+			m, err = af.injectT2I(prog, m, r)
+		case r.controlInputs:
+			m, err = control.InjectInputs(m, prog)
+		default:
 			m, err = adapters.Inject(m, prog, adapters.Spec{Name: r.name, Adapter: r.decl, Class: r.class, Pattern: r.pattern, Params: r.params, Scale: r.scale})
 		}
 		if err != nil {
@@ -253,6 +342,64 @@ func (af *adapterFlags) apply(prog *dsl.Program, m *ir.Module, stderr io.Writer)
 	return m, true
 }
 
+// injectControlNet reads the ControlNet's file and injects it, for the condition of the
+// input file (or one condition for the batch, 8 times the latent's size).
+func (af *adapterFlags) injectControlNet(prog *dsl.Program, m *ir.Module, r *adapterRequest) (*ir.Module, error) {
+	u, err := control.ReadUNet(m)
+	if err != nil {
+		return nil, err
+	}
+	cond, ok := af.shapes[r.name+"_condition"]
+	if !ok {
+		cond = []int{1, 3, 8 * u.Height, 8 * u.Width}
+	}
+	c, err := control.OpenControlNet(r.path)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	out, tensors, err := control.InjectControlNet(m, prog, c, r.name, r.scale, cond)
+	if err != nil {
+		return nil, err
+	}
+	for k, t := range tensors {
+		af.tensors[k] = t
+	}
+	return out, nil
+}
+
+// injectT2I adds a T2I-Adapter's features: read from its file as inputs, or given by the
+// input file.
+func (af *adapterFlags) injectT2I(prog *dsl.Program, m *ir.Module, r *adapterRequest) (*ir.Module, error) {
+	batch := 1
+	if s, ok := af.shapes[r.name+"_features_0"]; ok && len(s) > 0 {
+		batch = s[0]
+	}
+	if r.path != "" {
+		f, err := runtime.OpenSafetensors(r.path)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		for i := range 4 {
+			t, err := f.Tensor(fmt.Sprintf("y%d", i))
+			if err != nil {
+				return nil, fmt.Errorf("%s: T2I-Adapter features are y0 … y3 (rfc run models/t2i_adapter.rfn writes them): %v", r.path, err)
+			}
+			if af.features == nil {
+				af.features = map[string]*runtime.Tensor{}
+			}
+			af.features[fmt.Sprintf("%s_features_%d", r.name, i)] = t
+			batch = t.Shape[0]
+		}
+	}
+	out, err := control.InjectT2IAdapter(m, prog, r.name, r.scale, batch)
+	if err != nil && r.path != "" {
+		return nil, fmt.Errorf("%s: %w", r.path, err)
+	}
+	return out, err
+}
+
 func (af *adapterFlags) injectLora(prog *dsl.Program, m *ir.Module, r *adapterRequest) (*ir.Module, error) {
 	lf, err := adapters.OpenLora(r.path)
 	if err != nil {
@@ -269,9 +416,15 @@ func (af *adapterFlags) injectLora(prog *dsl.Program, m *ir.Module, r *adapterRe
 	return out, nil
 }
 
-// inputs adds the adapters' scalar inputs (LoRA scales) that the input file lacks.
+// inputs adds the adapters' scalar inputs (LoRA scales) that the input file lacks, and the
+// T2I-Adapter features read from files.
 func (af *adapterFlags) inputs(m *ir.Module, inputs map[string]*runtime.Tensor) map[string]*runtime.Tensor {
 	all := adapters.ScalarInputs(m, inputs)
+	for k, t := range af.features {
+		if _, given := all[k]; !given {
+			all[k] = t
+		}
+	}
 	af.added = af.added || len(all) != len(inputs)
 	return all
 }

@@ -104,6 +104,7 @@ func defineRun(fs *flag.FlagSet) runFunc {
 			printErrors(stderr, err)
 			return 1
 		}
+		af.shapes = shapes
 		if m, ok = af.apply(prog, m, stderr); !ok {
 			return 1
 		}
