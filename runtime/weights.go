@@ -58,7 +58,8 @@ type fileMatch struct {
 // common prefix (Refiners' converted autoencoder holds the encoder as `Encoder.…`). Keys
 // of a file outside that layout (other components of a single checkpoint, EMA copies,
 // `alphas_cumprod`) are ignored. A tensor whose shape differs from the parameter's only
-// by trailing 1s (a 1×1 convolution's [o, i, 1, 1] for a linear's [o, i]) is accepted.
+// by leading or trailing 1s (a 1×1 convolution's [o, i, 1, 1] for a linear's [o, i], CLIP's
+// class embedding [d] for Refiners' [1, d]) is accepted: its elements are in the same order.
 //
 // Files opened from a folder (OpenWeights) that hold nothing new are skipped, so a
 // diffusers folder yields the one component the model needs.
@@ -118,7 +119,7 @@ func LocateWeights(model string, specs []WeightSpec, files ...*SafetensorsFile) 
 			switch {
 			case !info.DType.IsFloat():
 				problems = append(problems, fmt.Sprintf("%s: key %q has dtype %s; parameters need a floating-point dtype", fileName(f), key, info.DType))
-			case !sameShapeUpToTrailingOnes(info.Shape, s.Shape):
+			case !sameShapeUpToOuterOnes(info.Shape, s.Shape):
 				problems = append(problems, fmt.Sprintf("%s: key %q has shape %s, the model wants %s (parameter @%s)", fileName(f), key, formatShape(info.Shape), formatShape(s.Shape), s.Param))
 			}
 			set.files[i], set.keys[i] = f, key
@@ -250,11 +251,14 @@ func candidatePrefixes(f *SafetensorsFile, specs []WeightSpec, layout string) []
 	return out
 }
 
-// sameShapeUpToTrailingOnes compares shapes with their trailing 1s removed.
-func sameShapeUpToTrailingOnes(a, b []int) bool {
+// sameShapeUpToOuterOnes compares shapes with their leading and trailing 1s removed.
+func sameShapeUpToOuterOnes(a, b []int) bool {
 	trim := func(s []int) []int {
 		for len(s) > 0 && s[len(s)-1] == 1 {
 			s = s[:len(s)-1]
+		}
+		for len(s) > 0 && s[0] == 1 {
+			s = s[1:]
 		}
 		return s
 	}

@@ -82,7 +82,7 @@ func mustOpen(t *testing.T, path string, tensors map[string]*Tensor) *Safetensor
 }
 
 // A model with named layouts loads from a file in any of them, under a common prefix too;
-// shapes may differ by trailing 1s; a folder yields the file that holds the model.
+// shapes may differ by leading or trailing 1s; a folder yields the file that holds the model.
 func TestLocateWeightsLayouts(t *testing.T) {
 	dir := t.TempDir()
 	specs := []WeightSpec{
@@ -96,7 +96,7 @@ func TestLocateWeightsLayouts(t *testing.T) {
 		layout  string
 	}{
 		{"ldm", map[string]*Tensor{"model.in_layers.0.weight": FromF32([]float32{7, 8}, 2), "model.proj.weight": w, "alphas_cumprod": NewTensor(1000), "cond_stage_model.x": NewTensor(3)}, "layout ldm"},
-		{"diffusers", map[string]*Tensor{"norm1.weight": FromF32([]float32{7, 8}, 2), "proj.weight": w}, "layout diffusers"},
+		{"diffusers", map[string]*Tensor{"norm1.weight": FromF32([]float32{7, 8}, 1, 2), "proj.weight": w}, "layout diffusers"}, // [1, 2] for [2]
 		{"refiners", map[string]*Tensor{"Encoder.Chain.GroupNorm.weight": FromF32([]float32{7, 8}, 2), "Encoder.Chain.Linear.weight": w, "Decoder.Chain.Linear.weight": w}, `Refiners' paths under the prefix "Encoder."`},
 	} {
 		f := mustOpen(t, filepath.Join(dir, tc.name+".safetensors"), tc.tensors)
