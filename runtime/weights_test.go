@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -120,6 +121,17 @@ func TestLocateWeightsLayouts(t *testing.T) {
 		t.Errorf("got %v", err)
 	}
 	f.Close()
+	// With an adapter's file beside the model's, a weight missing from the adapter's file
+	// is looked for there, not in the model's.
+	withAdapter := append(slices.Clone(specs),
+		WeightSpec{Key: "ip_adapter.1.to_k_ip.weight", Param: "A.Linear.weight", Shape: []int{2}},
+		WeightSpec{Key: "ip_adapter.3.to_k_ip.weight", Param: "B.Linear.weight", Shape: []int{2}})
+	model := mustOpen(t, filepath.Join(dir, "model.safetensors"), map[string]*Tensor{"norm1.weight": FromF32([]float32{7, 8}, 2), "proj.weight": w})
+	adapter := mustOpen(t, filepath.Join(dir, "adapter.safetensors"), map[string]*Tensor{"ip_adapter.1.to_k_ip.weight": NewTensor(2)})
+	_, err = LocateWeights("M", withAdapter, model, adapter)
+	if err == nil || !strings.Contains(err.Error(), `missing weight "ip_adapter.3.to_k_ip.weight" (the unnamed keys of `+adapter.Path()+`)`) || !strings.Contains(err.Error(), "adapter.safetensors hold 3 of the 4 weights of module M; 1 missing") {
+		t.Errorf("got %v", err)
+	}
 	// A folder: the file holding the model is used, the others skipped.
 	folder := filepath.Join(dir, "pipe")
 	for sub, tensors := range map[string]map[string]*Tensor{
