@@ -208,6 +208,19 @@ func TestRunIPReferenceOnly(t *testing.T) {
 			})
 		}
 	}
+	// Without guidance the batch is [generation; reference] and nothing is blended: the
+	// positive rows alone give what they give in the guided batch.
+	t.Run("unguided", func(t *testing.T) {
+		one := func(x *runtime.Tensor) *runtime.Tensor { return rows(x, 1, 2) }
+		inputs := map[string]*runtime.Tensor{
+			"x":                   cat(one(in["x"]), one(in["guide"])),
+			"timestep":            in["timestep"],
+			"clip_text_embedding": cat(one(in["clip_text_embedding"]), one(in["clip_text_embedding"])),
+		}
+		args := append([]string{ipModels, "--weights", sd15Dir + "diffusers", "--input", writeTensors(t, inputs)}, ipUNetSet...)
+		args = append(args, "--adapter", "reference=ReferenceOnlyAttention(guided=false)", "--select", ipRefOnlySet[3])
+		near(t, "unguided", 1e-5, rows(runOutputs(t, args...)["y"], 0, 1), rows(gold["style_0.5"], 1, 2))
+	})
 }
 
 // Both adapters eject exactly: the module from before the injection, text-equal, without
