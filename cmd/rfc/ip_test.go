@@ -5,13 +5,16 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/rfc-project/rfc/adapters"
 	"github.com/rfc-project/rfc/dsl"
+	"github.com/rfc-project/rfc/interp"
 	"github.com/rfc-project/rfc/ir"
 	"github.com/rfc-project/rfc/runtime"
+	"github.com/rfc-project/rfc/solvers"
 )
 
 // IP-Adapter (base and plus), its CLIP image encoder and reference-only control at the
@@ -299,6 +302,126 @@ func TestRunIPBadFiles(t *testing.T) {
 			if _, err := os.Stat(out); err == nil {
 				t.Error("an output file was written")
 			}
+		})
+	}
+}
+
+// The full-size parameter counts of issue #16, from rfc tree: Refiners' CLIPImageEncoderH,
+// SD1IPAdapter's ImageProjection (base) and PerceiverResampler (plus), and the image key and
+// value projections the IP-Adapter adds to SD1.5's UNet (the published file's ip_adapter.N).
+func TestIPParameterCounts(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want int
+	}{
+		{[]string{"../../models/clip.rfn", "--model", "CLIPImageEncoderH"}, 632_076_800},
+		{[]string{ipModels, "--model", "ImageProjection"}, 3_150_336},
+		{[]string{ipModels, "--model", "PerceiverResampler"}, 29_918_208},
+		{[]string{ipModels, "--model", "SD1UNet"}, 859_520_964},
+		{append([]string{ipModels, "--model", "SD1UNet", "--adapter", "ip=ImageCrossAttention"}, ipAdapterSet[2:]...), 859_520_964 + 19_169_280},
+	} {
+		stdout, stderr, status := rfc(t, append([]string{"tree"}, tc.args...)...)
+		want := fmt.Sprintf("total parameters: %d\n", tc.want)
+		if status != 0 || !strings.HasSuffix(stdout, want) {
+			t.Errorf("rfc tree %s: status %d, want %q at the end\n%s", strings.Join(tc.args, " "), status, want, stderr)
+		}
+	}
+}
+
+// ipUNet elaborates the reduced UNet for a batch, with the adapters of specs injected, and
+// loads its weights from the diffusers folder and the given files.
+func ipUNet(t *testing.T, batch, imageTokens int, files []string, specs ...adapters.Spec) (*ir.Module, interp.Weights) {
+	t.Helper()
+	prog, err := dsl.Load(ipModels)
+	if err != nil {
+		t.Fatal(dsl.Detail(err))
+	}
+	set := map[string]string{"channels": "[8,16,24,24]", "clip_embedding_dim": "8", "num_groups": "4", "batch": strconv.Itoa(batch), "height": "16", "width": "24", "tokens": "77"}
+	m, err := prog.Elaborate(dsl.Options{Model: "SD1UNet", Set: set, Dims: map[string]int{"image_tokens": imageTokens}})
+	if err != nil {
+		t.Fatal(dsl.Detail(err))
+	}
+	for _, s := range specs {
+		if m, err = adapters.Inject(m, prog, s); err != nil {
+			t.Fatal(dsl.Detail(err))
+		}
+	}
+	opened, err := runtime.OpenWeights(append([]string{sd15Dir + "diffusers"}, files...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer runtime.CloseAll(opened)
+	w, err := adapters.Weights(m, nil, opened...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, w
+}
+
+// The three DDIM steps of sd15_ip.py's runs (guidance 7.5, the negative half first), with
+// the UNet adapted at the model level: the IP-Adapter's tokens the same at every step;
+// reference-only's guide the reference latents noised to each step with that step's noise.
+// The program's runs (sd15 generate --noise) are checked against the same goldens.
+func TestIPDenoiseRuns(t *testing.T) {
+	in := readTensors(t, ipDir+"run_input.safetensors")
+	gold := readTensors(t, ipDir+"run_output.safetensors")
+	ipSpec := adapters.Spec{Name: "ip", Adapter: "ImageCrossAttention", Class: "ScaledDotProductAttention", Pattern: "**.Residual_2.Attention.*", Params: map[string]string{"image_embedding_dim": "8"}, Scale: 1}
+	refSpec := adapters.Spec{Name: "reference", Adapter: "ReferenceOnlyAttention", Class: "ScaledDotProductAttention", Pattern: "**.CrossAttentionBlock.Residual_1.SelfAttention.*", Scale: 0.5}
+	for _, kind := range []string{"plain", "base", "plus", "refonly"} {
+		t.Run(kind, func(t *testing.T) {
+			batch, tokens, files, specs := 2, 4, []string(nil), []adapters.Spec(nil)
+			switch kind {
+			case "base", "plus":
+				tokens = in["image_tokens_"+kind].Shape[1]
+				files = []string{ipDir + map[string]string{"base": "ip-adapter_sd15.safetensors", "plus": "ip-adapter-plus_sd15.safetensors"}[kind]}
+				specs = []adapters.Spec{ipSpec}
+			case "refonly":
+				batch, specs = 4, []adapters.Spec{refSpec}
+			}
+			m, w := ipUNet(t, batch, tokens, files, specs...)
+			s, err := solvers.New("ddim", 3, solvers.Params{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			x := append([]float32(nil), in["noise"].F32...)
+			n := len(x)
+			text := in["clip_text_embedding"]
+			if batch == 4 {
+				text = cat(text, text)
+			}
+			ref := in["reference_latents"].F32
+			for step := range s.NumSteps() {
+				inputs := map[string]*runtime.Tensor{"timestep": scalar(float32(s.Timesteps()[step])), "clip_text_embedding": text}
+				inputs["timestep"].Shape = []int{1}
+				rowsIn := append(append([]float32(nil), x...), x...)
+				if kind == "refonly" {
+					guide := make([]float32, 2*n)
+					noise := in["reference_noise"].F32[step*2*n : (step+1)*2*n]
+					for h := range 2 {
+						if err := s.AddNoise(guide[h*n:(h+1)*n], ref, noise[h*n:(h+1)*n], step); err != nil {
+							t.Fatal(err)
+						}
+					}
+					rowsIn = append(rowsIn, guide...)
+				}
+				inputs["x"] = runtime.FromF32(rowsIn, batch, 4, 16, 24)
+				if kind == "base" || kind == "plus" {
+					inputs["ip_image_tokens"] = in["image_tokens_"+kind]
+				}
+				outs, err := interp.Run(m, w, adapters.ScalarInputs(m, inputs))
+				if err != nil {
+					t.Fatal(err)
+				}
+				eps := make([]float32, n)
+				for i := range eps {
+					uncond, cond := outs[0].F32[i], outs[0].F32[n+i]
+					eps[i] = uncond + float32(7.5*float32(cond-uncond))
+				}
+				if err := s.Step(x, eps, step, nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			near(t, kind+" final latents", 1e-4, runtime.FromF32(x, 1, 4, 16, 24), gold[kind])
 		})
 	}
 }
