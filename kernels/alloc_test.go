@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/rfc-project/rfc/kernels"
+	"github.com/rfc-project/rfc/runtime"
 )
 
 // TestSerialPathsDoNotAllocate: with one worker, kernels run without allocating (scratch
@@ -87,6 +88,13 @@ func TestKernelsDoNotAllocate(t *testing.T) {
 		idx[i] = int64(i * 7 % 256)
 	}
 	xs, shapes := [][]float32{x[:n/2], x2[:n/2]}, [][]int{{4, 64, 128}, {4, 64, 128}}
+	half := make([]uint16, 128*256)
+	runtime.F32ToF16Slice(half, w[:len(half)])
+	w16 := kernels.F16Weights(half)
+	w16p := kernels.PackWeights(w16, 128, 256)
+	wc16 := kernels.F16Weights(half[:64*16*9])
+	wc16p := kernels.PackWeights(wc16, 64, 16*9)
+	wbf := kernels.BF16Weights(half[:16*9])
 	conv := kernels.Conv2dParams{N: 2, C: 16, H: 32, W: 32, K: 16, KH: 3, KW: 3, PadH: 1, PadW: 1}
 	pointwise := kernels.Conv2dParams{N: 2, C: 16, H: 32, W: 32, K: 16, KH: 1, KW: 1}
 	depthwise := kernels.Conv2dParams{N: 2, C: 16, H: 32, W: 32, K: 16, KH: 3, KW: 3, PadH: 1, PadW: 1, Groups: 16}
@@ -164,12 +172,41 @@ func TestKernelsDoNotAllocate(t *testing.T) {
 		{"Attention", func() { kernels.Attention(y, x, x2, w, 2, 4, 128, 128, 16, 16, false) }},
 		{"AttentionCausal", func() { kernels.Attention(y, x, x2, w, 2, 4, 128, 128, 16, 16, true) }},
 		{"Linear", func() { kernels.Linear(y, x, 256, 256, 128, w[:128*256], w[:128]) }},
+		{"LinearF16", func() { kernels.LinearW(y, x, 256, 256, 128, w16, w[:128]) }},
+		{"LinearPackedF16", func() { kernels.LinearW(y, x, 256, 256, 128, w16p, w[:128]) }},
+		{"LinearGLUF16", func() { kernels.LinearGLUW(y, x, 256, 256, 128, w16, w[:128], kernels.SiLU) }},
+		{"ConvImplicitF16", func() { kernels.Conv2dW(y, x, wc16, w[:64], implicit) }},
+		{"ConvImplicitPackedF16", func() {
+			kernels.Conv2dFusedW(y, x, wc16p, w[:64], implicit, kernels.Epilogue{Act: kernels.ActReLU})
+		}},
+		{"ConvDepthwiseBF16", func() { kernels.Conv2dW(y, x, wbf, w[:16], depthwise) }},
 		{"BatchedMatMul", func() { kernels.BatchedMatMul(y, x, x2, 8, 64, 32, 64, 64*32, 32*64) }},
 	}
 	for _, c := range cases {
 		c.fn()
 		if a := testing.AllocsPerRun(20, c.fn); a != 0 {
 			t.Errorf("%s: %v allocs per call, want 0", c.name, a)
+		}
+	}
+}
+
+// TestWinogradDoesNotAllocate: the Winograd convolution (here on a small image, which it
+// takes only under the test hook) allocates nothing once warm.
+func TestWinogradDoesNotAllocate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are meaningless under the race detector")
+	}
+	defer kernels.SetWinogradMinPixels(1)()
+	defer kernels.SetWorkers(kernels.Workers())
+	p := kernels.Conv2dParams{N: 1, C: 16, H: 8, W: 32, K: 32, KH: 3, KW: 3, PadH: 1, PadW: 1}
+	x, w := randomSlice(16*8*32, 1), randomSlice(32*16*9, 2)
+	y, r := make([]float32, 32*8*32), randomSlice(32*8*32, 3)
+	for _, workers := range []int{1, 2} {
+		kernels.SetWorkers(workers)
+		fn := func() { kernels.Conv2dFused(y, x, w, w[:32], p, kernels.Epilogue{Act: kernels.ActSiLU, Residual: r}) }
+		fn()
+		if a := testing.AllocsPerRun(20, fn); a != 0 {
+			t.Errorf("workers=%d: %v allocs per call, want 0", workers, a)
 		}
 	}
 }

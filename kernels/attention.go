@@ -22,19 +22,24 @@ var (
 // lower-triangular [Lq, Lk] mask aligned at the top left, as torch.ones(Lq, Lk).tril().
 //
 // It never builds the Lq×Lk score matrix: each task takes a tile of queries, computes scores
-// for one tile of keys at a time with Sgemm, and folds them in with an online softmax
+// for one tile of keys at a time, and folds them in with an online softmax
 // (running maximum and sum per query, rescaling the partial output when the maximum grows).
 // Tasks (batch × head × query tile) are handed out dynamically, since causal tiles differ in
-// cost.
+// cost. Without a mask the products run on the GEMM micro-kernel on operands packed once
+// (attention_flash.go); with one, through Sgemm.
 func Attention(out, q, k, v []float32, batch, heads, lq, lk, dk, dv int, causal bool) {
 	if batch == 0 || heads == 0 || lq == 0 || dv == 0 {
+		return
+	}
+	if !causal && dk > 0 && lk > 0 {
+		attentionFlash(out, q, k, v, batch, heads, lq, lk, dk, dv)
 		return
 	}
 	a := attnProblem{q, k, v, out, batch, heads, lq, lk, dk, dv, causal, attnQueryTile, attnKeyTile}
 	tasks := a.tasks()
 	if Workers() == 1 || tasks == 1 {
 		var next atomic.Int64
-		a.work(&next)
+		a.work(&next, false)
 		return
 	}
 	j, ok := attnJobs.Get().(*attnJob)
@@ -57,7 +62,7 @@ type attnJob struct {
 
 var attnJobs sync.Pool
 
-func (j *attnJob) run(_, _ int) { j.a.work(&j.next) }
+func (j *attnJob) run(_, _ int) { j.a.work(&j.next, true) }
 
 // attnProblem is one Attention call, with the tile sizes it runs with.
 type attnProblem struct {
@@ -72,8 +77,10 @@ func (a *attnProblem) tasks() int {
 	return a.batch * a.heads * ((a.lq + a.queryTile - 1) / a.queryTile)
 }
 
-// work takes tasks from next until none is left.
-func (a *attnProblem) work(next *atomic.Int64) {
+// work takes tasks from next until none is left. nested: it runs on a worker of the parallel
+// kernel.
+func (a *attnProblem) work(next *atomic.Int64, nested bool) {
+	gemm := sgemmFor(nested)
 	qt, kt, dk, dv := a.queryTile, a.keyTile, a.dk, a.dv
 	qTiles := (a.lq + qt - 1) / qt
 	tasks := a.tasks()
@@ -108,7 +115,7 @@ func (a *attnProblem) work(next *atomic.Int64) {
 		}
 		for k0 := 0; k0 < kEnd; k0 += kt {
 			nk := min(kt, kEnd-k0)
-			Sgemm(false, true, nq, nk, dk, scale, qs, ldq, ks[k0*ldq:], ldq, 0, s, nk)
+			gemm(false, true, nq, nk, dk, scale, qs, ldq, ks[k0*ldq:], ldq, 0, s, nk)
 			for i := range nq {
 				row := s[i*nk : (i+1)*nk]
 				visible := nk
@@ -121,7 +128,7 @@ func (a *attnProblem) work(next *atomic.Int64) {
 				}
 				onlineSoftmaxRow(row, visible, &rowMax[i], &rowSum[i], o[i*dv:(i+1)*dv])
 			}
-			Sgemm(false, false, nq, dv, nk, 1, s, nk, vs[k0*ldv:], ldv, 1, o, dv)
+			gemm(false, false, nq, dv, nk, 1, s, nk, vs[k0*ldv:], ldv, 1, o, dv)
 		}
 		for i := range nq {
 			inv := 1 / rowSum[i]

@@ -16,7 +16,7 @@ func TestAttentionGolden(t *testing.T) {
 		if tile[0] > 0 {
 			restore = kernels.SetAttentionTiles(tile[0], tile[1])
 		}
-		withWorkers(t, func(label string) {
+		withWorkersAndKernels(t, func(label string) {
 			for _, c := range g.cases(t, "attention") {
 				q, k, v, want := c.tensor("q"), c.tensor("k"), c.tensor("v"), c.tensor("y")
 				heads := c.int("heads")
@@ -35,4 +35,15 @@ func TestAttentionGolden(t *testing.T) {
 		restore()
 	}
 	logWorst(t, "attention")
+}
+
+// withWorkersAndKernels is withWorkers under each GEMM micro-kernel this CPU runs: the
+// unmasked attention lays its operands out in the micro-kernel's panels.
+func withWorkersAndKernels(t *testing.T, fn func(label string)) {
+	t.Helper()
+	for _, name := range kernels.GemmKernelNames() {
+		restore := kernels.UseGemmKernel(name)
+		withWorkers(t, func(label string) { fn(name + " " + label) })
+		restore()
+	}
 }

@@ -62,6 +62,20 @@ func Conv2d(y, x, w, b []float32, p Conv2dParams) { Conv2dFused(y, x, w, b, p, E
 // Conv2dFused is Conv2d followed by the epilogue ep (its residual laid out as y), applied
 // to each tile of the output right after the tile is computed.
 func Conv2dFused(y, x, w, b []float32, p Conv2dParams, ep Epilogue) {
+	Conv2dFusedW(y, x, F32Weights(w), b, p, ep)
+}
+
+// Conv2dW is Conv2d with weights of any precision, packed or not (see Weights); the bias
+// stays float32.
+func Conv2dW(y, x []float32, w Weights, b []float32, p Conv2dParams) {
+	Conv2dFusedW(y, x, w, b, p, Epilogue{})
+}
+
+// Conv2dFusedW is Conv2dFused with weights of any precision, packed or not. The
+// implicit-GEMM path (one group, enough output channels: all of Stable Diffusion's 3×3 and
+// 1×1 convolutions but the last) reads packed weights as they lie and widens half-precision
+// ones while packing them; the other paths widen or unpack them into scratch first.
+func Conv2dFusedW(y, x []float32, w Weights, b []float32, p Conv2dParams, ep Epilogue) {
 	p = p.normalized()
 	if p.N == 0 || p.K == 0 || p.OutH() <= 0 || p.OutW() <= 0 {
 		return
@@ -69,16 +83,31 @@ func Conv2dFused(y, x, w, b []float32, p Conv2dParams, ep Epilogue) {
 	ep.check(p.N * p.K * p.OutH() * p.OutW())
 	cg := p.C / p.Groups
 	switch {
-	case cg == 1:
-		conv2dDepthwise(y, x, w, b, p, &ep)
-	case implicitFits(p):
+	case winoFits(p):
+		conv2dWinograd(y, x, w, b, p, &ep)
+		return
+	case gridFits(p) && cg > 1:
+		conv2dGrid(y, x, w, b, p, &ep)
+		return
+	case implicitFits(p) && cg > 1:
 		conv2dImplicit(y, x, w, b, p, &ep)
+		return
+	}
+	wf, buf := w.matrix(p.K, cg*p.KH*p.KW)
+	switch {
+	case cg == 1:
+		conv2dDepthwise(y, x, wf, b, p, &ep)
 	case p.KH == 1 && p.KW == 1 && p.StrideH == 1 && p.StrideW == 1 && p.PadH == 0 && p.PadW == 0:
-		conv2dPointwise(y, x, w, b, p, &ep)
+		conv2dPointwise(y, x, wf, b, p, &ep)
+	case p.K <= 2*smallKRows && smallKFits(p):
+		conv2dSmallK(y, x, wf, b, p, &ep)
 	case p.Groups == 1 && p.K <= directMaxK:
-		conv2dDirect(y, x, w, b, p, &ep)
+		conv2dDirect(y, x, wf, b, p, &ep)
 	default:
-		conv2dIm2col(y, x, w, b, p, &ep)
+		conv2dIm2col(y, x, wf, b, p, &ep)
+	}
+	if buf != nil {
+		putScratch(buf)
 	}
 }
 
@@ -127,7 +156,7 @@ func conv2dPointwise(y, x, w, b []float32, p Conv2dParams, ep *Epilogue) {
 	tile := pixelTile(hw, images, hw)
 	tiles := (hw + tile - 1) / tile
 	if Workers() == 1 || images*tiles == 1 {
-		pointwiseTiles(y, x, w, b, p, ep, tile, 0, images*tiles)
+		pointwiseTiles(y, x, w, b, p, ep, tile, 0, images*tiles, false)
 		return
 	}
 	runPooled(&pointwiseJobs, images*tiles, pointwiseJob{y, x, w, b, p, *ep, tile})
@@ -143,12 +172,13 @@ type pointwiseJob struct {
 var pointwiseJobs sync.Pool
 
 func (j *pointwiseJob) run(lo, hi int) {
-	pointwiseTiles(j.y, j.x, j.w, j.b, j.p, &j.ep, j.tile, lo, hi)
+	pointwiseTiles(j.y, j.x, j.w, j.b, j.p, &j.ep, j.tile, lo, hi, true)
 }
 
 // pointwiseTiles computes tasks [lo, hi) of a 1×1 convolution: task t is pixel tile
-// t%tiles of image·group t/tiles.
-func pointwiseTiles(y, x, w, b []float32, p Conv2dParams, ep *Epilogue, tile, lo, hi int) {
+// t%tiles of image·group t/tiles. nested: it runs on a worker of the parallel kernel.
+func pointwiseTiles(y, x, w, b []float32, p Conv2dParams, ep *Epilogue, tile, lo, hi int, nested bool) {
+	gemm := sgemmFor(nested)
 	hw := p.H * p.W
 	cg, kg := p.C/p.Groups, p.K/p.Groups
 	tiles := (hw + tile - 1) / tile
@@ -162,7 +192,7 @@ func pointwiseTiles(y, x, w, b []float32, p Conv2dParams, ep *Epilogue, tile, lo
 			fillBias(y[yo:], hw, 0, cols, g*kg, kg, b)
 			beta = 1
 		}
-		Sgemm(false, false, kg, cols, cg, 1, w[g*kg*cg:], cg, x[(n*p.C+g*cg)*hw+p0:], hw, beta, y[yo:], hw)
+		gemm(false, false, kg, cols, cg, 1, w[g*kg*cg:], cg, x[(n*p.C+g*cg)*hw+p0:], hw, beta, y[yo:], hw)
 		ep.applyRows(y, yo, hw, cols, kg)
 	}
 }
@@ -175,7 +205,7 @@ func conv2dIm2col(y, x, w, b []float32, p Conv2dParams, ep *Epilogue) {
 	tile := pixelTile(ohw, images, max(minIm2colTile, convScratchFloats/rowsK))
 	tiles := (ohw + tile - 1) / tile
 	if Workers() == 1 || images*tiles == 1 {
-		im2colTiles(y, x, w, b, p, ep, tile, 0, images*tiles)
+		im2colTiles(y, x, w, b, p, ep, tile, 0, images*tiles, false)
 		return
 	}
 	runPooled(&im2colJobs, images*tiles, im2colJob{y, x, w, b, p, *ep, tile})
@@ -190,7 +220,9 @@ type im2colJob struct {
 
 var im2colJobs sync.Pool
 
-func (j *im2colJob) run(lo, hi int) { im2colTiles(j.y, j.x, j.w, j.b, j.p, &j.ep, j.tile, lo, hi) }
+func (j *im2colJob) run(lo, hi int) {
+	im2colTiles(j.y, j.x, j.w, j.b, j.p, &j.ep, j.tile, lo, hi, true)
+}
 
 // minIm2colTile is the fewest output pixels an im2col GEMM covers when the scratch bound
 // allows fewer: below it the GEMM streams the weights once per handful of pixels. Wide
@@ -201,7 +233,8 @@ const minIm2colTile = 256
 // t%tiles of image·group t/tiles. When the columns of all input channels would exceed the
 // scratch bound, they are built and multiplied a chunk of channels at a time, accumulating
 // into y.
-func im2colTiles(y, x, w, b []float32, p Conv2dParams, ep *Epilogue, tile, lo, hi int) {
+func im2colTiles(y, x, w, b []float32, p Conv2dParams, ep *Epilogue, tile, lo, hi int, nested bool) {
+	gemm := sgemmFor(nested)
 	oh, ow := p.OutH(), p.OutW()
 	ohw := oh * ow
 	cg, kg := p.C/p.Groups, p.K/p.Groups
@@ -225,7 +258,7 @@ func im2colTiles(y, x, w, b []float32, p Conv2dParams, ep *Epilogue, tile, lo, h
 			nc := min(chunk, cg-c0)
 			colBuf := (*buf)[:nc*kk*cols]
 			im2col(colBuf, x[(n*p.C+g*cg+c0)*p.H*p.W:], nc, p, ow, p0, cols)
-			Sgemm(false, false, kg, cols, nc*kk, 1, w[g*kg*rowsK+c0*kk:], rowsK, colBuf, cols, beta, y[yo:], ohw)
+			gemm(false, false, kg, cols, nc*kk, 1, w[g*kg*rowsK+c0*kk:], rowsK, colBuf, cols, beta, y[yo:], ohw)
 			beta = 1
 		}
 		ep.applyRows(y, yo, ohw, cols, kg)
@@ -401,7 +434,17 @@ func (p ConvTranspose2dParams) OutW() int {
 // input pixels, and col2im adds them into place. Tasks own disjoint output channels, so
 // the scatter needs no locking.
 func ConvTranspose2d(y, x, w, b []float32, p ConvTranspose2dParams) {
+	ConvTranspose2dW(y, x, F32Weights(w), b, p)
+}
+
+// ConvTranspose2dW is ConvTranspose2d with weights of any precision (w holds the
+// [C, K/Groups·KH·KW] matrix), widened or unpacked into scratch first.
+func ConvTranspose2dW(y, x []float32, wt Weights, b []float32, p ConvTranspose2dParams) {
 	p = p.normalized()
+	w, buf := wt.matrix(p.C, p.K/p.Groups*p.KH*p.KW)
+	if buf != nil {
+		defer putScratch(buf)
+	}
 	oh, ow := p.OutH(), p.OutW()
 	if p.N == 0 || p.K == 0 || oh <= 0 || ow <= 0 {
 		return
@@ -416,7 +459,7 @@ func ConvTranspose2d(y, x, w, b []float32, p ConvTranspose2dParams) {
 	per := (kg + blocks - 1) / blocks
 	blocks = (kg + per - 1) / per
 	if Workers() == 1 || images*blocks == 1 {
-		convTransposeTasks(y, x, w, b, p, blocks, per, 0, images*blocks)
+		convTransposeTasks(y, x, w, b, p, blocks, per, 0, images*blocks, false)
 		return
 	}
 	runPooled(&convTransposeJobs, images*blocks, convTransposeJob{y, x, w, b, p, blocks, per})
@@ -431,12 +474,13 @@ type convTransposeJob struct {
 var convTransposeJobs sync.Pool
 
 func (j *convTransposeJob) run(lo, hi int) {
-	convTransposeTasks(j.y, j.x, j.w, j.b, j.p, j.blocks, j.per, lo, hi)
+	convTransposeTasks(j.y, j.x, j.w, j.b, j.p, j.blocks, j.per, lo, hi, true)
 }
 
 // convTransposeTasks computes tasks [lo, hi) of ConvTranspose2d: task t is output-channel
 // block t%blocks (of per channels) of image·group t/blocks.
-func convTransposeTasks(y, x, w, b []float32, p ConvTranspose2dParams, blocks, per, lo, hi int) {
+func convTransposeTasks(y, x, w, b []float32, p ConvTranspose2dParams, blocks, per, lo, hi int, nested bool) {
+	gemm := sgemmFor(nested)
 	oh, ow := p.OutH(), p.OutW()
 	hw, ohw := p.H*p.W, oh*ow
 	cg, kg := p.C/p.Groups, p.K/p.Groups
@@ -456,7 +500,7 @@ func convTransposeTasks(y, x, w, b []float32, p ConvTranspose2dParams, blocks, p
 			cols := min(tile, hw-p0)
 			c := (*buf)[:nk*kk*cols]
 			// c[(k, kh, kw), pixel] = Σ_ci w[g·cg+ci, k0+k, kh, kw] · x[ci, pixel]
-			Sgemm(true, false, nk*kk, cols, cg, 1, w[g*cg*kg*kk+k0*kk:], kg*kk, x[xo+p0:], hw, 0, c, cols)
+			gemm(true, false, nk*kk, cols, cg, 1, w[g*cg*kg*kk+k0*kk:], kg*kk, x[xo+p0:], hw, 0, c, cols)
 			col2im(y[yo:], c, nk, p, oh, ow, p0, cols)
 		}
 	}

@@ -100,51 +100,36 @@ func (k *implicitTask) chunk(ch, mr int) (oy, ox, valid int) {
 	return k.oy0 + r, k.ox0 + c*mr, min(mr, k.width-c*mr)
 }
 
-func conv2dImplicit(y, x, w, b []float32, p Conv2dParams, ep *Epilogue) {
+func conv2dImplicit(y, x []float32, w Weights, b []float32, p Conv2dParams, ep *Epilogue) {
 	kr := gemmKernel
 	g := newImplicitGeom(p, kr)
-	wp := getScratch(g.panels * g.kTot * g.nr)
-	defer putScratch(wp)
-	packConvWeights(*wp, w, p.K, g.kTot, g.nr, g.panels)
+	// The weights are the GEMM's B, [K, kTot] in panels of nr output channels: as packed,
+	// when they are and the micro-kernel reads their precision, else packed here as float32.
+	wp := w.panelsFor(kr, p.K, g.kTot)
+	if wp == nil || wp.format != WeightF32 && kr.halfFn(wp.format) == nil {
+		wp = packScratch(w, p.K, g.kTot)
+		defer releasePacked(wp)
+	}
 	tasks := p.N * g.perImage
 	if Workers() == 1 || tasks == 1 {
-		implicitTasks(y, x, b, *wp, p, ep, &g, 0, tasks)
+		implicitTasks(y, x, b, wp, p, ep, &g, 0, tasks)
 		return
 	}
-	runPooled(&implicitJobs, tasks, implicitJob{y, x, b, *wp, p, *ep, g})
+	runPooled(&implicitJobs, tasks, implicitJob{y, x, b, wp, p, *ep, g})
 }
 
 type implicitJob struct {
-	y, x, b, wp []float32
-	p           Conv2dParams
-	ep          Epilogue
-	g           implicitGeom
+	y, x, b []float32
+	wp      *packedWeights
+	p       Conv2dParams
+	ep      Epilogue
+	g       implicitGeom
 }
 
 var implicitJobs sync.Pool
 
 func (j *implicitJob) run(lo, hi int) {
 	implicitTasks(j.y, j.x, j.b, j.wp, j.p, &j.ep, &j.g, lo, hi)
-}
-
-// packConvWeights stores w [K, kTot] as panels of nr output channels: panel q holds, for
-// each k < kTot, the weights of channels q·nr … q·nr+nr−1 (zero past K).
-func packConvWeights(dst, w []float32, k, kTot, nr, panels int) {
-	for q := range panels {
-		panel := dst[q*kTot*nr : (q+1)*kTot*nr]
-		for j := range nr {
-			ch := q*nr + j
-			if ch >= k {
-				for kk := range kTot {
-					panel[kk*nr+j] = 0
-				}
-				continue
-			}
-			for kk, v := range w[ch*kTot : (ch+1)*kTot] {
-				panel[kk*nr+j] = v
-			}
-		}
-	}
 }
 
 // Entries of the tap table: the offset in an input channel plane of the first of a panel's
@@ -157,8 +142,12 @@ const (
 // implicitTasks computes tasks [lo, hi) (see implicitGeom). Each micro-panel of output
 // pixels is packed and multiplied right away, so that it is still in L1 for the
 // micro-kernel; the task's input rows stay in L2 between panels.
-func implicitTasks(y, x, b, wp []float32, p Conv2dParams, ep *Epilogue, g *implicitGeom, lo, hi int) {
+func implicitTasks(y, x, b []float32, wp *packedWeights, p Conv2dParams, ep *Epilogue, g *implicitGeom, lo, hi int) {
 	kr := gemmKernel
+	var hk halfKernel
+	if wp.format != WeightF32 {
+		hk = kr.halfFn(wp.format)
+	}
 	mr, nr := g.mr, g.nr
 	// One scratch buffer per worker holds the packed panel, the tile and the tap table
 	// (int32 and float32 have one size).
@@ -185,7 +174,12 @@ func implicitTasks(y, x, b, wp []float32, p Conv2dParams, ep *Epilogue, g *impli
 				packPanel(ap, xn, table[ch*g.taps:(ch+1)*g.taps], p, g, &k, ch, pc/g.taps, kb/g.taps)
 				for q := range g.panels {
 					off := q*g.kTot*nr + pc*nr
-					kr.fn(kb, ap, wp[off:off+kb*nr], c[ch*mr*g.ldc+q*nr:], g.ldc, 1, beta)
+					ct := c[ch*mr*g.ldc+q*nr:]
+					if hk != nil {
+						hk(kb, ap, wp.half[off:off+kb*nr], ct, g.ldc, 1, beta)
+					} else {
+						kr.fn(kb, ap, wp.f32[off:off+kb*nr], ct, g.ldc, 1, beta)
+					}
 				}
 			}
 		}

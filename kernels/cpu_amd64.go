@@ -14,6 +14,7 @@ var cpu = detectCPU()
 type cpuFeatures struct {
 	avx2FMA bool // AVX2 and FMA3 on YMM registers
 	avx512  bool // AVX-512F on ZMM registers
+	f16c    bool // VCVTPH2PS (with AVX2: the half-precision weight kernels)
 }
 
 func detectCPU() cpuFeatures {
@@ -27,6 +28,7 @@ func detectCPU() cpuFeatures {
 		fmaBit     = 1 << 12
 		osxsaveBit = 1 << 27
 		avxBit     = 1 << 28
+		f16cBit    = 1 << 29
 	)
 	if ecx1&(fmaBit|osxsaveBit|avxBit) != fmaBit|osxsaveBit|avxBit {
 		return f
@@ -45,6 +47,7 @@ func detectCPU() cpuFeatures {
 		avx512fBit = 1 << 16
 	)
 	f.avx2FMA = ebx7&avx2Bit != 0
+	f.f16c = f.avx2FMA && ecx1&f16cBit != 0
 	f.avx512 = f.avx2FMA && ebx7&avx512fBit != 0 && xcr0&zmmState == zmmState
 	return f
 }

@@ -64,3 +64,57 @@ func TestMaxOf(t *testing.T) {
 		t.Errorf("maxOf(nil) = %v, want -Inf", got)
 	}
 }
+
+// TestExpMaxColumns checks the column-wise exponential and maximum of the unmasked
+// attention against math.Exp, for the widths each vector path takes and an odd one.
+func TestExpMaxColumns(t *testing.T) {
+	for _, width := range []int{4, 8, 16, 32, 48} {
+		const rows = 23
+		s := make([]float32, rows*width)
+		for i := range s {
+			s[i] = -95 + float32(i%171)*1.01 // up to e^79: softmax meets only x − max ≤ 0
+		}
+		s[3] = negInf
+		s[width+1] = float32(math.NaN())
+		orig := append([]float32(nil), s...)
+		shift, sum, m := make([]float32, width), make([]float32, width), make([]float32, width)
+		for c := range width {
+			shift[c] = float32(c%5) - 2
+			m[c] = negInf
+		}
+		maxColumns(s, rows, width, m)
+		for c := range width {
+			want, nan := negInf, false
+			for r := range rows {
+				v := orig[r*width+c]
+				nan = nan || v != v
+				want = max(want, v)
+			}
+			if nan && m[c] == m[c] && !(orig[width+c] != orig[width+c]) || !nan && m[c] != want {
+				t.Fatalf("width %d: max of column %d = %v, want %v", width, c, m[c], want)
+			}
+		}
+		expColumns(s, rows, width, shift, sum)
+		for c := range width {
+			var wantSum float64
+			for r := range rows {
+				v, got := orig[r*width+c], s[r*width+c]
+				want := math.Exp(float64(v - shift[c]))
+				if v != v {
+					if got == got {
+						t.Fatalf("width %d: e^NaN = %v", width, got)
+					}
+					wantSum = math.NaN()
+					continue
+				}
+				wantSum += want
+				if d := math.Abs(float64(got) - want); d > 3e-7*want && d > 1e-37 {
+					t.Fatalf("width %d: e^(%v − %v) = %v, want %v", width, v, shift[c], got, want)
+				}
+			}
+			if g := float64(sum[c]); wantSum != wantSum && g == g || math.Abs(g-wantSum) > 1e-6*wantSum {
+				t.Fatalf("width %d: column %d sums to %v, want %v", width, c, g, wantSum)
+			}
+		}
+	}
+}

@@ -13,17 +13,18 @@ func SetConvScratchFloats(n int) (restore func()) {
 // SetAttentionTiles sets the attention query and key tile sizes and returns a function that
 // restores the previous ones.
 func SetAttentionTiles(queries, keys int) (restore func()) {
-	oq, ok := attnQueryTile, attnKeyTile
-	attnQueryTile, attnKeyTile = queries, keys
-	return func() { attnQueryTile, attnKeyTile = oq, ok }
+	oq, ok, fq, fk := attnQueryTile, attnKeyTile, flashQueryTile, flashKeyTile
+	attnQueryTile, attnKeyTile, flashQueryTile, flashKeyTile = queries, keys, queries, keys
+	return func() { attnQueryTile, attnKeyTile, flashQueryTile, flashKeyTile = oq, ok, fq, fk }
 }
 
-// SetImplicitBlocking sets the implicit convolution's depth step and pixels per task and
-// returns a function that restores the previous ones.
+// SetImplicitBlocking sets the implicit convolution's depth step and pixels per task (for
+// the grid path, its tile bound in floats) and returns a function that restores the
+// previous ones.
 func SetImplicitBlocking(kc, pixels int) (restore func()) {
-	ok, op := implicitKC, implicitBlockPixels
-	implicitKC, implicitBlockPixels = kc, pixels
-	return func() { implicitKC, implicitBlockPixels = ok, op }
+	ok, op, og := implicitKC, implicitBlockPixels, gridTileFloats
+	implicitKC, implicitBlockPixels, gridTileFloats = kc, pixels, pixels
+	return func() { implicitKC, implicitBlockPixels, gridTileFloats = ok, op, og }
 }
 
 // SetGLUBlockFloats sets the size of LinearGLU's row blocks and returns a function that
@@ -53,4 +54,12 @@ func UseGemmKernel(name string) (restore func()) {
 		}
 	}
 	return func() { gemmKernel = old }
+}
+
+// SetWinogradMinPixels sets the smallest image the Winograd convolution takes (so that small
+// golden cases take it) and returns a function that restores the previous one.
+func SetWinogradMinPixels(n int) (restore func()) {
+	old := winoMinPixels
+	winoMinPixels = n
+	return func() { winoMinPixels = old }
 }

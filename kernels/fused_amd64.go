@@ -76,3 +76,18 @@ func packPanelVec(dst, src []float32, plane int, offs []int32, nc, mr int) bool 
 	packPanel12AVX(&dst[0], &src[0], plane, &offs[0], taps, nc)
 	return true
 }
+
+//go:noescape
+func dup2AVX2(y, x *float32, n int)
+
+// dup2Vec sets y[2i] = y[2i+1] = x[i] over the leading multiple of 8 of x and returns how
+// many of x it did.
+func dup2Vec(y, x []float32) int {
+	n := len(x) &^ 7
+	if !cpu.avx2FMA || n == 0 {
+		return 0
+	}
+	_ = y[2*n-1]
+	dup2AVX2(&y[0], &x[0], n)
+	return n
+}

@@ -252,3 +252,25 @@ knext:
 kdone:
 	VZEROUPPER
 	RET
+
+// func dup2AVX2(y, x *float32, n int)
+// y[2i] = y[2i+1] = x[i] for i < n (n a positive multiple of 8).
+TEXT ·dup2AVX2(SB), NOSPLIT, $0-24
+	MOVQ y+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ n+16(FP), CX
+	SHRQ $3, CX
+dloop:
+	VMOVUPS (SI), Y0
+	VUNPCKLPS Y0, Y0, Y1       // x0 x0 x1 x1 | x4 x4 x5 x5
+	VUNPCKHPS Y0, Y0, Y2       // x2 x2 x3 x3 | x6 x6 x7 x7
+	VPERM2F128 $0x20, Y2, Y1, Y3
+	VPERM2F128 $0x31, Y2, Y1, Y4
+	VMOVUPS Y3, (DI)
+	VMOVUPS Y4, 32(DI)
+	ADDQ $32, SI
+	ADDQ $64, DI
+	DECQ CX
+	JNZ dloop
+	VZEROUPPER
+	RET

@@ -40,6 +40,10 @@ func TestConv2dFusedGolden(t *testing.T) {
 			restore()
 		}
 	}
+	// Every image size on the Winograd path (where the CPU runs it), not only large ones.
+	restore := kernels.SetWinogradMinPixels(1)
+	t.Run("winograd", testConv2dFusedGolden)
+	restore()
 }
 
 func testConv2dFusedGolden(t *testing.T) {

@@ -20,6 +20,25 @@ import (
 // Sgemm panics if a slice is too short for its shape and stride, since the assembly kernels
 // would otherwise touch memory outside it.
 func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	sgemm(false, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+// sgemmSerial is Sgemm on the calling goroutine alone: for the tasks of a parallel kernel,
+// whose workers would otherwise each start Sgemm's and oversubscribe the cores.
+func sgemmSerial(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	sgemm(true, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+// sgemmFor returns the Sgemm a kernel's task calls: sgemmSerial when the task runs on a
+// worker of a parallel kernel (nested), Sgemm when it is the kernel's only task.
+func sgemmFor(nested bool) func(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if nested {
+		return sgemmSerial
+	}
+	return Sgemm
+}
+
+func sgemm(serial, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	if m <= 0 || n <= 0 {
 		return
 	}
@@ -36,9 +55,10 @@ func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 	g.alpha, g.beta = alpha, beta
 	g.a, g.b, g.c = a, b, c
 	g.lda, g.ldb, g.ldc = lda, ldb, ldc
+	g.bHalf, g.bFormat, g.bPre, g.bCol0, g.serialOnly = nil, WeightF32, nil, 0, serial
 	g.run()
 	// Drop the caller's slices so the pooled job does not keep them alive.
-	g.a, g.b, g.c = nil, nil, nil
+	g.a, g.b, g.c, g.serialOnly = nil, nil, nil, false
 	gemmJobs.Put(g)
 }
 
@@ -92,6 +112,21 @@ type microKernel struct {
 	// fn stores alpha·A·B + beta·C into the mr×nr tile at c (row stride ldc), where a is
 	// packed k×mr and b packed k×nr; beta == 0 means C is not read.
 	fn func(k int, a, b, c []float32, ldc int, alpha, beta float32)
+	// half[f] is fn for a B panel of half-precision bits of format f (WeightF16,
+	// WeightBF16); nil where the kernel has none, and the panel is widened first.
+	half [3]halfKernel
+}
+
+// halfKernel is a micro-kernel whose packed B panel holds half-precision bits.
+type halfKernel func(k int, a []float32, b []uint16, c []float32, ldc int, alpha, beta float32)
+
+// halfFn returns kr's variant for B panels of format f, or nil when it has none (or the CPU
+// lacks the instructions it needs).
+func (kr *microKernel) halfFn(f WeightFormat) halfKernel {
+	if !halfKernelsRun(f) {
+		return nil
+	}
+	return kr.half[f]
 }
 
 // gemmKernel is the micro-kernel Sgemm uses; set at init to the best the CPU supports.
@@ -115,6 +150,17 @@ type gemmJob struct {
 	a, b, c        []float32
 	lda, ldb, ldc  int
 
+	// Where op(B) comes from when it is weights: bHalf holds it as half-precision bits of
+	// format bFormat, laid out as b would be (b is then nil); or bPre holds W, op(B) = Wᵀ,
+	// already in micro-panels, and nothing is packed.
+	bHalf   []uint16
+	bFormat WeightFormat
+	bPre    *packedWeights
+	bCol0   int // with bPre: op(B)'s first column is W's row bCol0 (a multiple of nr)
+	// serialOnly keeps the product on the calling goroutine: the caller is one task of a
+	// parallel kernel, whose workers would otherwise each start Sgemm's.
+	serialOnly bool
+
 	kern       *microKernel
 	mc, nc, kc int  // the kernel's blocking, rounded to whole micro-panels
 	kcap       int  // min(kc, k): the stride of packed B panels, the same for every k block
@@ -125,6 +171,7 @@ type gemmJob struct {
 	bpack []float32   // packed B panels
 	apack [][]float32 // per-worker packed A block
 	edge  [][]float32 // per-worker mr×nr scratch tile for partial tiles of C
+	wide  [][]float32 // per-worker scratch for widening half-precision B
 
 	bar     gemmBarrier
 	pending atomic.Int32  // helper shares not yet finished
@@ -144,7 +191,7 @@ func (g *gemmJob) run() {
 	mTiles := gemmCeilDiv(g.m, kr.mr)
 	nTiles := gemmCeilDiv(g.n, kr.nr)
 	nw := Workers()
-	if g.m*g.n*g.k < minParallelWork {
+	if g.m*g.n*g.k < minParallelWork || g.serialOnly {
 		nw = 1
 	}
 	// Splitting rows shares one packed B; split columns only when rows are too few to go round.
@@ -169,14 +216,24 @@ func (g *gemmJob) run() {
 		g.slots = gemmCeilDiv(bpanels, nw)
 		bpanels = g.slots * nw
 	}
-	g.bpack = gemmGrow(g.bpack, kc*bpanels*kr.nr)
+	if g.bPre == nil {
+		g.bpack = gemmGrow(g.bpack, kc*bpanels*kr.nr)
+	}
+	// Half-precision B is widened while packed (rows of it at a time), or panel by panel
+	// when packed already but the micro-kernel reads float32 only.
+	wide := 0
+	if g.bHalf != nil || g.bPre != nil && g.bPre.format != WeightF32 && kr.halfFn(g.bPre.format) == nil {
+		wide = max(kc, widenBlock) * kr.nr
+	}
 	for len(g.apack) < nw {
 		g.apack = append(g.apack, nil)
 		g.edge = append(g.edge, nil)
+		g.wide = append(g.wide, nil)
 	}
 	for w := 0; w < nw; w++ {
 		g.apack[w] = gemmGrow(g.apack[w], mc*kc)
 		g.edge[w] = gemmGrow(g.edge[w], kr.mr*kr.nr)
+		g.wide[w] = gemmGrow(g.wide[w], wide)
 	}
 	if nw == 1 {
 		g.work(0)
@@ -189,7 +246,7 @@ func (g *gemmJob) run() {
 func (g *gemmJob) work(w int) {
 	kr := g.kern
 	mr, nr := kr.mr, kr.nr
-	ap, edge := g.apack[w], g.edge[w]
+	ap, edge, wide := g.apack[w], g.edge[w], g.wide[w]
 	first := true
 	for jc := 0; jc < g.n; jc += g.nc {
 		nb := min(g.nc, g.n-jc)
@@ -201,18 +258,33 @@ func (g *gemmJob) work(w int) {
 			if pc > 0 {
 				beta = 1 // later k blocks accumulate onto the first one's result
 			}
-			bp := g.bpack
 			stride := g.kcap * nr
+			if pre := g.bPre; pre != nil {
+				// Packed weights: workers read the panels they need where they lie.
+				pb := panelsB{f32: pre.f32, half: pre.half, format: pre.format, base: (g.bCol0+jc)*pre.in + pc*nr, stride: pre.in * nr}
+				rowLo, rowEnd := 0, g.m
+				if g.splitM {
+					tlo, thi := gemmShare(gemmCeilDiv(g.m, mr), g.nw, w)
+					rowLo, rowEnd, plo, phi = tlo*mr, min(thi*mr, g.m), 0, panels
+				}
+				for ic := rowLo; ic < rowEnd; ic += g.mc {
+					mb := min(g.mc, rowEnd-ic)
+					g.packA(ap, ic, mb, pc, kb)
+					g.macro(ap, &pb, edge, wide, ic, mb, jc, nb, plo, phi, kb, beta)
+				}
+				continue
+			}
 			if !g.splitM {
 				// Each worker computes with the panels it packed itself, kept in slots of
 				// its own so that a worker running ahead into the next slab cannot
 				// overwrite panels another worker still reads.
-				bp = bp[w*g.slots*stride:]
-				g.packB(bp, pc, kb, jc, nb, plo, phi)
+				bp := g.bpack[w*g.slots*stride:]
+				g.packB(bp, pc, kb, jc, nb, plo, phi, wide)
+				pb := panelsB{f32: bp, base: -plo * stride, stride: stride}
 				for ic := 0; ic < g.m; ic += g.mc {
 					mb := min(g.mc, g.m-ic)
 					g.packA(ap, ic, mb, pc, kb)
-					g.macro(ap, bp, edge, ic, mb, jc, nb, plo, phi, kb, beta)
+					g.macro(ap, &pb, edge, wide, ic, mb, jc, nb, plo, phi, kb, beta)
 				}
 				continue
 			}
@@ -220,41 +292,67 @@ func (g *gemmJob) work(w int) {
 				g.bar.wait() // all are done with the previous B panel
 			}
 			first = false
-			g.packB(bp[plo*stride:], pc, kb, jc, nb, plo, phi)
+			g.packB(g.bpack[plo*stride:], pc, kb, jc, nb, plo, phi, wide)
 			if g.nw > 1 {
 				g.bar.wait() // all of this B panel is packed
 			}
+			pb := panelsB{f32: g.bpack, stride: stride}
 			tlo, thi := gemmShare(gemmCeilDiv(g.m, mr), g.nw, w)
 			rowEnd := min(thi*mr, g.m)
 			for ic := tlo * mr; ic < rowEnd; ic += g.mc {
 				mb := min(g.mc, rowEnd-ic)
 				g.packA(ap, ic, mb, pc, kb)
-				g.macro(ap, bp, edge, ic, mb, jc, nb, 0, panels, kb, beta)
+				g.macro(ap, &pb, edge, wide, ic, mb, jc, nb, 0, panels, kb, beta)
 			}
 		}
 	}
 }
 
+// panelsB locates the packed micro-panels of B for one depth block of one column slab:
+// panel q of the slab starts at base + q·stride, in f32 or (format not WeightF32) in half.
+type panelsB struct {
+	f32          []float32
+	half         []uint16
+	format       WeightFormat
+	base, stride int
+}
+
 // macro multiplies the packed mb×kb block of A by B panels [plo, phi) of the current
-// nb-column slab starting at column jc, updating C. bp starts with panel plo.
-func (g *gemmJob) macro(ap, bp, edge []float32, ic, mb, jc, nb, plo, phi, kb int, beta float32) {
+// nb-column slab starting at column jc, updating C. wide is scratch for widening a
+// half-precision panel when the micro-kernel has no variant that reads it.
+func (g *gemmJob) macro(ap []float32, pb *panelsB, edge, wide []float32, ic, mb, jc, nb, plo, phi, kb int, beta float32) {
 	kr := g.kern
 	mr, nr := kr.mr, kr.nr
 	c, ldc, alpha := g.c, g.ldc, g.alpha
+	var hk halfKernel
+	if pb.format != WeightF32 {
+		hk = kr.halfFn(pb.format)
+	}
 	for q := plo; q < phi; q++ {
 		j := jc + q*nr
 		cols := min(nr, jc+nb-j)
-		bpanel := bp[(q-plo)*g.kcap*nr : (q-plo)*g.kcap*nr+kb*nr]
+		o := pb.base + q*pb.stride
+		var bpanel []float32
+		var hpanel []uint16
+		switch {
+		case pb.format == WeightF32:
+			bpanel = pb.f32[o : o+kb*nr]
+		case hk != nil:
+			hpanel = pb.half[o : o+kb*nr]
+		default:
+			bpanel = wide[:kb*nr]
+			widenHalf(bpanel, pb.half[o:o+kb*nr], pb.format)
+		}
 		for i := 0; i < mb; i += mr {
 			rows := min(mr, mb-i)
 			apanel := ap[(i/mr)*kb*mr : (i/mr+1)*kb*mr]
 			ci := (ic+i)*ldc + j
 			if rows == mr && cols == nr {
-				kr.fn(kb, apanel, bpanel, c[ci:], ldc, alpha, beta)
+				kr.tile(kb, apanel, bpanel, hpanel, hk, c[ci:], ldc, alpha, beta)
 				continue
 			}
 			// Partial tile: compute into scratch, then merge only the valid part.
-			kr.fn(kb, apanel, bpanel, edge, nr, alpha, 0)
+			kr.tile(kb, apanel, bpanel, hpanel, hk, edge, nr, alpha, 0)
 			for r := 0; r < rows; r++ {
 				dst := c[ci+r*ldc : ci+r*ldc+cols]
 				src := edge[r*nr : r*nr+cols]
@@ -268,6 +366,16 @@ func (g *gemmJob) macro(ap, bp, edge []float32, ic, mb, jc, nb, plo, phi, kb int
 			}
 		}
 	}
+}
+
+// tile runs the micro-kernel on a float32 B panel bf, or on the half-precision panel bh with
+// its variant hk when bh is not nil.
+func (kr *microKernel) tile(kb int, ap, bf []float32, bh []uint16, hk halfKernel, c []float32, ldc int, alpha, beta float32) {
+	if bh != nil {
+		hk(kb, ap, bh, c, ldc, alpha, beta)
+		return
+	}
+	kr.fn(kb, ap, bf, c, ldc, alpha, beta)
 }
 
 // packA copies rows [ic, ic+mb) and columns [pc, pc+kb) of op(A) into dst as mr-row
@@ -353,11 +461,16 @@ func transposeGo(dst, src []float32, ld, rows, width, k int) {
 
 // packB copies micro-panels [plo, phi) of rows [pc, pc+kb) of the nb-column slab of op(B)
 // starting at column jc into dst (panel plo first), each panel nr columns wide, stored
-// k-major with stride kcap·nr, zero-padded.
-func (g *gemmJob) packB(dst []float32, pc, kb, jc, nb, plo, phi int) {
+// k-major with stride kcap·nr, zero-padded. Half-precision B is widened on the way, through
+// tmp (nr·widenBlock floats).
+func (g *gemmJob) packB(dst []float32, pc, kb, jc, nb, plo, phi int, tmp []float32) {
 	nr := g.kern.nr
 	b, ldb := g.b, g.ldb
 	if plo >= phi {
+		return
+	}
+	if g.bHalf != nil {
+		g.packBHalf(dst, pc, kb, jc, nb, plo, phi, tmp)
 		return
 	}
 	if !g.transB {
@@ -376,6 +489,32 @@ func (g *gemmJob) packB(dst []float32, pc, kb, jc, nb, plo, phi int) {
 			for p := 0; p < kb; p++ {
 				clear(panel[p*nr+cols : p*nr+nr])
 			}
+		}
+	}
+}
+
+// packBHalf is packB for half-precision B.
+func (g *gemmJob) packBHalf(dst []float32, pc, kb, jc, nb, plo, phi int, tmp []float32) {
+	nr := g.kern.nr
+	b, ldb, f := g.bHalf, g.ldb, g.bFormat
+	stride := g.kcap * nr
+	if g.transB {
+		for q := plo; q < phi; q++ {
+			j0 := jc + q*nr
+			panel := dst[(q-plo)*stride : (q-plo)*stride+kb*nr]
+			// op(B) column j is row j of the stored n×k matrix.
+			packWidenedPanel(panel, b[j0*ldb+pc:], f, min(nr, jc+nb-j0), ldb, kb, nr, tmp)
+		}
+		return
+	}
+	for p := range kb {
+		row := b[(pc+p)*ldb:]
+		for q := plo; q < phi; q++ {
+			j0 := jc + q*nr
+			cols := min(nr, jc+nb-j0)
+			d := dst[(q-plo)*stride+p*nr : (q-plo)*stride+p*nr+nr]
+			widenHalf(d, row[j0:j0+cols], f)
+			clear(d[cols:])
 		}
 	}
 }

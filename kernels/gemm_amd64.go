@@ -11,6 +11,18 @@ func sgemmKernelAVX512(k int, a, b, c *float32, ldc int, alpha, beta float32)
 func sgemmKernelAVX2(k int, a, b, c *float32, ldc int, alpha, beta float32)
 
 //go:noescape
+func sgemmKernelAVX512F16(k int, a *float32, b *uint16, c *float32, ldc int, alpha, beta float32)
+
+//go:noescape
+func sgemmKernelAVX512BF16(k int, a *float32, b *uint16, c *float32, ldc int, alpha, beta float32)
+
+//go:noescape
+func sgemmKernelAVX2F16(k int, a *float32, b *uint16, c *float32, ldc int, alpha, beta float32)
+
+//go:noescape
+func sgemmKernelAVX2BF16(k int, a *float32, b *uint16, c *float32, ldc int, alpha, beta float32)
+
+//go:noescape
 func transposeAVX(dst, src *float32, ld, rows, width, k int)
 
 // transposeInto writes dst[p*width+r] = src[r*ld+p] for r < rows, p < k: the gather that
@@ -40,10 +52,26 @@ var (
 	avx512Kernel = &microKernel{name: "avx512-12x32", mr: 12, nr: 32, kc: 1024, mc: 144, nc: 2048,
 		fn: func(k int, a, b, c []float32, ldc int, alpha, beta float32) {
 			sgemmKernelAVX512(k, &a[0], &b[0], &c[0], ldc, alpha, beta)
+		},
+		half: [3]halfKernel{
+			WeightF16: func(k int, a []float32, b []uint16, c []float32, ldc int, alpha, beta float32) {
+				sgemmKernelAVX512F16(k, &a[0], &b[0], &c[0], ldc, alpha, beta)
+			},
+			WeightBF16: func(k int, a []float32, b []uint16, c []float32, ldc int, alpha, beta float32) {
+				sgemmKernelAVX512BF16(k, &a[0], &b[0], &c[0], ldc, alpha, beta)
+			},
 		}}
 	avx2Kernel = &microKernel{name: "avx2-6x16", mr: 6, nr: 16, kc: 256, mc: 144, nc: 4096,
 		fn: func(k int, a, b, c []float32, ldc int, alpha, beta float32) {
 			sgemmKernelAVX2(k, &a[0], &b[0], &c[0], ldc, alpha, beta)
+		},
+		half: [3]halfKernel{
+			WeightF16: func(k int, a []float32, b []uint16, c []float32, ldc int, alpha, beta float32) {
+				sgemmKernelAVX2F16(k, &a[0], &b[0], &c[0], ldc, alpha, beta)
+			},
+			WeightBF16: func(k int, a []float32, b []uint16, c []float32, ldc int, alpha, beta float32) {
+				sgemmKernelAVX2BF16(k, &a[0], &b[0], &c[0], ldc, alpha, beta)
+			},
 		}}
 )
 
@@ -58,3 +86,20 @@ func gemmKernels() []*microKernel {
 	}
 	return append(ks, goKernel)
 }
+
+// halfKernelsRun reports whether the CPU runs the micro-kernels for half-precision B panels of
+// format f (VCVTPH2PS for f16, AVX2 for bf16).
+func halfKernelsRun(f WeightFormat) bool { return cpu.avx2FMA && (f != WeightF16 || cpu.f16c) }
+
+//go:noescape
+func convGatherAVX512(k int, a, b *float32, offs *int32, c *float32, ldc int, alpha, beta float32)
+
+// smallKKernel computes the smallKRows×smallKWidth tile c = A·B, A packed k×smallKRows in a,
+// row p of B the smallKWidth values at b[offs[p]:] (which the caller guarantees are there).
+func smallKKernel(k int, a, b []float32, offs []int32, c []float32) {
+	_, _, _ = a[k*smallKRows-1], offs[k-1], c[smallKRows*smallKWidth-1]
+	convGatherAVX512(k, &a[0], &b[0], &offs[0], &c[0], smallKWidth, 1, 0)
+}
+
+// smallKRuns reports whether this CPU runs smallKKernel.
+func smallKRuns() bool { return cpu.avx512 && cpu.avx2FMA }

@@ -316,13 +316,18 @@ func upsampleNearestPlanes(y, x []float32, h, w, oh, ow int, lo, hi int) {
 	for p := lo; p < hi; p++ {
 		xp, yp := x[p*h*w:(p+1)*h*w], y[p*oh*ow:(p+1)*oh*ow]
 		for oy := range oh {
-			xr := xp[nearestIndex(oy, h, oh)*w:][:w]
+			src := nearestIndex(oy, h, oh)
 			yr := yp[oy*ow : (oy+1)*ow]
+			if oy > 0 && nearestIndex(oy-1, h, oh) == src {
+				copy(yr, yp[(oy-1)*ow:oy*ow]) // the row above read the same input row
+				continue
+			}
+			xr := xp[src*w:][:w]
 			switch ow {
 			case w:
 				copy(yr, xr)
 			case 2 * w:
-				for ox := range w {
+				for ox := dup2Vec(yr, xr); ox < w; ox++ {
 					v := xr[ox]
 					yr[2*ox], yr[2*ox+1] = v, v
 				}

@@ -10,35 +10,41 @@ import (
 // variances are population variances (divide by the count), eps is added to the variance
 // under the square root, as PyTorch does. Affine weight and bias may be nil (no affine).
 
-// meanRstd returns the mean of xs and 1/√(var+eps). Four accumulators break the
-// floating-point add dependency chain, which otherwise bounds the speed.
+// meanRstd returns the mean of xs and 1/√(var+eps). The vector path accumulates in float64
+// lanes; the scalar tail (and the portable path) in four accumulators, which break the
+// floating-point add dependency chain that otherwise bounds the speed.
 func meanRstd(xs []float32, eps float32) (float64, float64) {
 	if len(xs) == 0 {
 		return 0, 0
 	}
-	n4 := len(xs) &^ 3
-	var s0, s1, s2, s3 float64
+	s0, done := sumF64(xs)
+	rest := xs[done:]
+	n4 := len(rest) &^ 3
+	var s1, s2, s3 float64
 	for i := 0; i < n4; i += 4 {
-		v := xs[i : i+4 : i+4]
+		v := rest[i : i+4 : i+4]
 		s0 += float64(v[0])
 		s1 += float64(v[1])
 		s2 += float64(v[2])
 		s3 += float64(v[3])
 	}
-	for _, v := range xs[n4:] {
+	for _, v := range rest[n4:] {
 		s0 += float64(v)
 	}
 	mean := (s0 + s1 + s2 + s3) / float64(len(xs))
-	s0, s1, s2, s3 = 0, 0, 0, 0
+	s0, done = sqDevF64(xs, mean)
+	rest = xs[done:]
+	n4 = len(rest) &^ 3
+	s1, s2, s3 = 0, 0, 0
 	for i := 0; i < n4; i += 4 {
-		v := xs[i : i+4 : i+4]
+		v := rest[i : i+4 : i+4]
 		d0, d1, d2, d3 := float64(v[0])-mean, float64(v[1])-mean, float64(v[2])-mean, float64(v[3])-mean
 		s0 += d0 * d0
 		s1 += d1 * d1
 		s2 += d2 * d2
 		s3 += d3 * d3
 	}
-	for _, v := range xs[n4:] {
+	for _, v := range rest[n4:] {
 		d := float64(v) - mean
 		s0 += d * d
 	}
@@ -51,8 +57,8 @@ func meanRstd(xs []float32, eps float32) (float64, float64) {
 func normalizeAffine(y, x []float32, mean, rstd float64, w, b float32) {
 	scale := float32(rstd) * w
 	m := float32(mean)
-	for i, v := range x {
-		y[i] = (v-m)*scale + b
+	for i := normAffineVec(y, x, m, scale, b); i < len(x); i++ {
+		y[i] = (x[i]-m)*scale + b
 	}
 }
 
@@ -93,8 +99,8 @@ func layerNormRows(y, x []float32, cols int, w, b []float32, eps float32, act Ac
 		switch {
 		case w != nil && b != nil:
 			w, b := w[:cols], b[:cols]
-			for i, v := range xr {
-				y := (v - m) * s
+			for i := lnAffineVec(yr, xr, w, b, m, s); i < cols; i++ {
+				y := (xr[i] - m) * s
 				yr[i] = y*w[i] + b[i]
 			}
 		case w != nil:
@@ -148,6 +154,9 @@ func (j *groupNormJob) run(lo, hi int) {
 	groupNormGroups(j.y, j.x, j.cpg, j.hw, j.groups, j.w, j.b, j.eps, j.act, lo, hi)
 }
 
+// normPiece is how many values of a channel GroupNormAct normalizes before activating them.
+const normPiece = 4096
+
 // groupNormGroups normalizes groups [lo, hi) of all images (group t is image t/groups).
 func groupNormGroups(y, x []float32, cpg, hw, groups int, w, b []float32, eps float32, act Activation, lo, hi int) {
 	size := cpg * hw
@@ -164,10 +173,13 @@ func groupNormGroups(y, x []float32, cpg, hw, groups int, w, b []float32, eps fl
 			if b != nil {
 				bv = b[ch]
 			}
-			o := off + ci*hw
-			normalizeAffine(y[o:o+hw], x[o:o+hw], mean, rstd, wv, bv)
-			if act != ActNone {
-				act.Apply(y[o:o+hw], y[o:o+hw])
+			// In pieces, so that the activation finds each in L1.
+			for o := off + ci*hw; o < off+(ci+1)*hw; o += normPiece {
+				e := min(o+normPiece, off+(ci+1)*hw)
+				normalizeAffine(y[o:e], x[o:e], mean, rstd, wv, bv)
+				if act != ActNone {
+					act.Apply(y[o:e], y[o:e])
+				}
 			}
 		}
 	}

@@ -67,6 +67,11 @@ func sigmoidGateAVX2(y, x *float32, n int, alpha, cubic float32, mulx bool)
 
 // sigmoidGate computes s = σ(alpha·(x + cubic·x³)) and y = x·s when mulx, else y = s.
 func sigmoidGate(y, x []float32, alpha, cubic float32, mulx bool) {
+	if n16 := len(x) &^ 15; cpu.avx512 && cpu.avx2FMA && n16 > 0 {
+		_ = y[len(x)-1] // the assembly trusts its bounds
+		sigmoidGateAVX512(&y[0], &x[0], n16, alpha, cubic, mulx)
+		y, x = y[n16:], x[n16:]
+	}
 	n8 := len(x) &^ 7
 	if cpu.avx2FMA && n8 > 0 {
 		_ = y[len(x)-1] // the assembly trusts its bounds
@@ -82,6 +87,11 @@ func geluErfAVX2(y, x *float32, n int)
 
 // geluErf computes the exact (erf) GeLU y = x·Φ(x).
 func geluErf(y, x []float32) {
+	if n16 := len(x) &^ 15; cpu.avx512 && cpu.avx2FMA && n16 > 0 {
+		_ = y[len(x)-1] // the assembly trusts its bounds
+		geluErfAVX512(&y[0], &x[0], n16)
+		y, x = y[n16:], x[n16:]
+	}
 	n8 := len(x) &^ 7
 	if cpu.avx2FMA && n8 > 0 {
 		_ = y[len(x)-1] // the assembly trusts its bounds
@@ -91,6 +101,12 @@ func geluErf(y, x []float32) {
 	}
 	geluErfGo(y[n8:len(x)], x[n8:])
 }
+
+//go:noescape
+func sigmoidGateAVX512(y, x *float32, n int, alpha, cubic float32, mulx bool)
+
+//go:noescape
+func geluErfAVX512(y, x *float32, n int)
 
 //go:noescape
 func tanhAVX2(y, x *float32, n int)
@@ -141,4 +157,44 @@ func axpy(y, x []float32, a float32) {
 	for i, v := range x {
 		y[n8+i] += a * v
 	}
+}
+
+//go:noescape
+func expColumnsAVX2(s *float32, rows, width int, shift, sum *float32)
+
+//go:noescape
+func expColumnsAVX512(s *float32, rows, width int, shift, sum *float32)
+
+//go:noescape
+func maxColumnsAVX2(s *float32, rows, width int, m *float32)
+
+// expColumns sets s[r·width+c] = e^(s[r·width+c] − shift[c]) for r < rows, c < width, and
+// adds each column's results to sum[c].
+func expColumns(s []float32, rows, width int, shift, sum []float32) {
+	if rows == 0 {
+		return
+	}
+	_, _, _ = s[rows*width-1], shift[width-1], sum[width-1]
+	if cpu.avx512 && cpu.avx2FMA && width%16 == 0 {
+		expColumnsAVX512(&s[0], rows, width, &shift[0], &sum[0])
+		return
+	}
+	if cpu.avx2FMA && width%8 == 0 {
+		expColumnsAVX2(&s[0], rows, width, &shift[0], &sum[0])
+		return
+	}
+	expColumnsGo(s, rows, width, shift, sum)
+}
+
+// maxColumns sets m[c] = max(m[c], s[r·width+c] for r < rows), for c < width.
+func maxColumns(s []float32, rows, width int, m []float32) {
+	if rows == 0 {
+		return
+	}
+	_, _ = s[rows*width-1], m[width-1]
+	if cpu.avx2FMA && width%8 == 0 {
+		maxColumnsAVX2(&s[0], rows, width, &m[0])
+		return
+	}
+	maxColumnsGo(s, rows, width, m)
 }

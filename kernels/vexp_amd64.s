@@ -532,3 +532,275 @@ eloop:
 edone:
 	VZEROUPPER
 	RET
+
+// func expColumnsAVX2(s *float32, rows, width int, shift, sum *float32)
+// For r < rows and c < width (width a positive multiple of 8): s[r·width+c] =
+// e^(s[r·width+c] − shift[c]), and sum[c] += the results of column c (added row by row).
+TEXT ·expColumnsAVX2(SB), NOSPLIT, $0-40
+	MOVQ s+0(FP), SI
+	MOVQ rows+8(FP), DX
+	MOVQ width+16(FP), R8
+	MOVQ shift+24(FP), R9
+	MOVQ sum+32(FP), R10
+	VMOVUPS expConst<>+0(SB), Y14
+	VMOVUPS expConst<>+32(SB), Y13
+	VMOVUPS expConst<>+64(SB), Y12
+	VMOVUPS expConst<>+96(SB), Y11
+	VMOVUPS expConst<>+128(SB), Y10
+	VMOVUPS expConst<>+160(SB), Y9
+	VMOVUPS expConst<>+192(SB), Y4
+	VMOVUPS expConst<>+224(SB), Y5
+	MOVQ R8, R11
+	SHLQ $2, R11
+	SHRQ $3, R8
+	TESTQ DX, DX
+	JZ cdone
+ccol:
+	VMOVUPS (R9), Y15
+	VMOVUPS (R10), Y8
+	MOVQ SI, DI
+	MOVQ DX, CX
+crow:
+	VMOVUPS (DI), Y0
+	VSUBPS Y15, Y0, Y0
+	EXP_Y0_TO_Y3
+	VMOVUPS Y3, (DI)
+	VADDPS Y3, Y8, Y8
+	ADDQ R11, DI
+	DECQ CX
+	JNZ crow
+	VMOVUPS Y8, (R10)
+	ADDQ $32, SI
+	ADDQ $32, R9
+	ADDQ $32, R10
+	DECQ R8
+	JNZ ccol
+cdone:
+	VZEROUPPER
+	RET
+
+// func maxColumnsAVX2(s *float32, rows, width int, m *float32)
+// m[c] = max(m[c], s[r·width+c] for r < rows), for c < width (a positive multiple of 8).
+TEXT ·maxColumnsAVX2(SB), NOSPLIT, $0-32
+	MOVQ s+0(FP), SI
+	MOVQ rows+8(FP), DX
+	MOVQ width+16(FP), R8
+	MOVQ m+24(FP), R9
+	MOVQ R8, R11
+	SHLQ $2, R11
+	SHRQ $3, R8
+	TESTQ DX, DX
+	JZ xdone
+xcol:
+	VMOVUPS (R9), Y0
+	MOVQ SI, DI
+	MOVQ DX, CX
+xrow:
+	VMAXPS (DI), Y0, Y0
+	ADDQ R11, DI
+	DECQ CX
+	JNZ xrow
+	VMOVUPS Y0, (R9)
+	ADDQ $32, SI
+	ADDQ $32, R9
+	DECQ R8
+	JNZ xcol
+xdone:
+	VZEROUPPER
+	RET
+
+// EXP_Z0_TO_Z3 is EXP_Y0_TO_Y3 on ZMM registers: Z3 = e^Z0 (clobbering Z0–Z2 and K1), with
+// the constants expColumnsAVX512 loads into Z4, Z5, Z9–Z14, Z16–Z21.
+#define EXP_Z0_TO_Z3 \
+	VCMPPS $5, Z14, Z0, K1; \
+	VMAXPS Z0, Z14, Z0; \
+	VMINPS Z0, Z13, Z0; \
+	VMOVAPS Z11, Z1; \
+	VFMADD231PS Z12, Z0, Z1; \
+	VRNDSCALEPS $1, Z1, Z1; \
+	VFNMADD231PS Z10, Z1, Z0; \
+	VFNMADD231PS Z9, Z1, Z0; \
+	VMULPS Z0, Z0, Z2; \
+	VMOVAPS Z4, Z3; \
+	VFMADD213PS Z5, Z0, Z3; \
+	VFMADD213PS Z16, Z0, Z3; \
+	VFMADD213PS Z17, Z0, Z3; \
+	VFMADD213PS Z18, Z0, Z3; \
+	VFMADD213PS Z19, Z0, Z3; \
+	VFMADD213PS Z0, Z2, Z3; \
+	VADDPS Z20, Z3, Z3; \
+	VCVTTPS2DQ Z1, Z1; \
+	VPADDD Z21, Z1, Z1; \
+	VPSLLD $23, Z1, Z1; \
+	VMULPS Z1, Z3, Z3; \
+	VMOVAPS.Z Z3, K1, Z3
+
+// func expColumnsAVX512(s *float32, rows, width int, shift, sum *float32)
+// expColumnsAVX2 sixteen columns at a time (width a positive multiple of 16).
+TEXT ·expColumnsAVX512(SB), NOSPLIT, $0-40
+	MOVQ s+0(FP), SI
+	MOVQ rows+8(FP), DX
+	MOVQ width+16(FP), R8
+	MOVQ shift+24(FP), R9
+	MOVQ sum+32(FP), R10
+	VBROADCASTSS expConst<>+0(SB), Z14
+	VBROADCASTSS expConst<>+32(SB), Z13
+	VBROADCASTSS expConst<>+64(SB), Z12
+	VBROADCASTSS expConst<>+96(SB), Z11
+	VBROADCASTSS expConst<>+128(SB), Z10
+	VBROADCASTSS expConst<>+160(SB), Z9
+	VBROADCASTSS expConst<>+192(SB), Z4
+	VBROADCASTSS expConst<>+224(SB), Z5
+	VBROADCASTSS expConst<>+256(SB), Z16
+	VBROADCASTSS expConst<>+288(SB), Z17
+	VBROADCASTSS expConst<>+320(SB), Z18
+	VBROADCASTSS expConst<>+352(SB), Z19
+	VBROADCASTSS expConst<>+384(SB), Z20
+	VPBROADCASTD expConst<>+416(SB), Z21
+	MOVQ R8, R11
+	SHLQ $2, R11
+	SHRQ $4, R8
+	TESTQ DX, DX
+	JZ zdone
+zcol:
+	VMOVUPS (R9), Z15
+	VMOVUPS (R10), Z8
+	MOVQ SI, DI
+	MOVQ DX, CX
+zrow:
+	VMOVUPS (DI), Z0
+	VSUBPS Z15, Z0, Z0
+	EXP_Z0_TO_Z3
+	VMOVUPS Z3, (DI)
+	VADDPS Z3, Z8, Z8
+	ADDQ R11, DI
+	DECQ CX
+	JNZ zrow
+	VMOVUPS Z8, (R10)
+	ADDQ $64, SI
+	ADDQ $64, R9
+	ADDQ $64, R10
+	DECQ R8
+	JNZ zcol
+zdone:
+	VZEROUPPER
+	RET
+
+// func geluErfAVX512(y, x *float32, n int)
+// geluErfAVX2 sixteen at a time (n a multiple of 16), with the same operations in the same
+// order: the results are the same, bit for bit.
+TEXT ·geluErfAVX512(SB), NOSPLIT, $0-24
+	MOVQ y+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ n+16(FP), CX
+	VBROADCASTSS expConst<>+0(SB), Z14
+	VBROADCASTSS expConst<>+32(SB), Z13
+	VBROADCASTSS expConst<>+64(SB), Z12
+	VBROADCASTSS expConst<>+96(SB), Z11
+	VBROADCASTSS expConst<>+128(SB), Z10
+	VBROADCASTSS expConst<>+160(SB), Z9
+	VBROADCASTSS expConst<>+192(SB), Z4
+	VBROADCASTSS expConst<>+224(SB), Z5
+	VBROADCASTSS expConst<>+256(SB), Z16
+	VBROADCASTSS expConst<>+288(SB), Z17
+	VBROADCASTSS expConst<>+320(SB), Z18
+	VBROADCASTSS expConst<>+352(SB), Z19
+	VBROADCASTSS expConst<>+384(SB), Z20
+	VPBROADCASTD expConst<>+416(SB), Z21
+	VPBROADCASTD expConst<>+448(SB), Z22
+	VBROADCASTSS expConst<>+480(SB), Z23
+	VBROADCASTSS expConst<>+800(SB), Z24
+	VBROADCASTSS expConst<>+768(SB), Z25
+	VBROADCASTSS expConst<>+736(SB), Z26
+	VBROADCASTSS expConst<>+704(SB), Z27
+	VBROADCASTSS expConst<>+672(SB), Z28
+	VBROADCASTSS expConst<>+640(SB), Z29
+	VBROADCASTSS expConst<>+608(SB), Z30
+	VBROADCASTSS expConst<>+576(SB), Z31
+	VBROADCASTSS expConst<>+544(SB), Z7
+	SHRQ $4, CX
+	JZ zgdone
+zgloop:
+	VMOVUPS (SI), Z6
+	VPANDD Z22, Z6, Z15
+	VMULPS Z23, Z15, Z15         // z
+	VMOVAPS Z15, Z0
+	VFMADD213PS Z20, Z11, Z0     // 1 + z/2
+	VDIVPS Z0, Z20, Z8           // t
+	VMOVAPS Z24, Z0
+	VFMADD213PS Z25, Z8, Z0
+	VFMADD213PS Z26, Z8, Z0
+	VFMADD213PS Z27, Z8, Z0
+	VFMADD213PS Z28, Z8, Z0
+	VFMADD213PS Z29, Z8, Z0
+	VFMADD213PS Z30, Z8, Z0
+	VFMADD213PS Z31, Z8, Z0
+	VFMADD213PS Z7, Z8, Z0
+	VFMADD213PS.BCST expConst<>+512(SB), Z8, Z0
+	VFNMADD231PS Z15, Z15, Z0    // P(t) − z²
+	EXP_Z0_TO_Z3
+	VMULPS Z8, Z3, Z3
+	VMULPS Z11, Z3, Z3           // erfc(z)/2
+	VSUBPS Z3, Z20, Z1           // 1 − erfc(z)/2
+	VXORPS Z15, Z15, Z15
+	VCMPPS $1, Z6, Z15, K2       // 0 < x
+	VMOVAPS Z1, K2, Z3
+	VMULPS Z6, Z3, Z3
+	VMOVUPS Z3, (DI)
+	ADDQ $64, SI
+	ADDQ $64, DI
+	DECQ CX
+	JNZ zgloop
+zgdone:
+	VZEROUPPER
+	RET
+
+// func sigmoidGateAVX512(y, x *float32, n int, alpha, cubic float32, mulx bool)
+// sigmoidGateAVX2 sixteen at a time (n a multiple of 16), with the same operations in the
+// same order: the results are the same, bit for bit.
+TEXT ·sigmoidGateAVX512(SB), NOSPLIT, $0-33
+	MOVQ y+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ n+16(FP), CX
+	VBROADCASTSS alpha+24(FP), Z15
+	VBROADCASTSS cubic+28(FP), Z8
+	MOVBLZX mulx+32(FP), DX
+	VBROADCASTSS expConst<>+0(SB), Z14
+	VBROADCASTSS expConst<>+32(SB), Z13
+	VBROADCASTSS expConst<>+64(SB), Z12
+	VBROADCASTSS expConst<>+96(SB), Z11
+	VBROADCASTSS expConst<>+128(SB), Z10
+	VBROADCASTSS expConst<>+160(SB), Z9
+	VBROADCASTSS expConst<>+192(SB), Z4
+	VBROADCASTSS expConst<>+224(SB), Z5
+	VBROADCASTSS expConst<>+256(SB), Z16
+	VBROADCASTSS expConst<>+288(SB), Z17
+	VBROADCASTSS expConst<>+320(SB), Z18
+	VBROADCASTSS expConst<>+352(SB), Z19
+	VBROADCASTSS expConst<>+384(SB), Z20
+	VPBROADCASTD expConst<>+416(SB), Z21
+	VXORPS Z22, Z22, Z22
+	SHRQ $4, CX
+	JZ zsdone
+zsloop:
+	VMOVUPS (SI), Z6
+	VMULPS Z6, Z6, Z0
+	VFMADD213PS Z20, Z8, Z0      // 1 + cubic·x²
+	VMULPS Z6, Z0, Z0
+	VMULPS Z15, Z0, Z0           // u = alpha·x·(1 + cubic·x²)
+	VSUBPS Z0, Z22, Z0           // −u
+	EXP_Z0_TO_Z3
+	VADDPS Z20, Z3, Z3
+	VDIVPS Z3, Z20, Z3           // σ(u) = 1/(1+e^−u)
+	TESTQ DX, DX
+	JZ zsstore
+	VMULPS Z6, Z3, Z3
+zsstore:
+	VMOVUPS Z3, (DI)
+	ADDQ $64, SI
+	ADDQ $64, DI
+	DECQ CX
+	JNZ zsloop
+zsdone:
+	VZEROUPPER
+	RET

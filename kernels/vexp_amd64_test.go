@@ -71,3 +71,53 @@ func TestAxpyLengths(t *testing.T) {
 		}
 	}
 }
+
+// TestGeluErfAVX512MatchesAVX2: the AVX-512 GeLU runs the AVX2 one's operations in the
+// same order, so it must give the same bits (the AVX2 one is checked against PyTorch by the
+// golden tests).
+func TestGeluErfAVX512MatchesAVX2(t *testing.T) {
+	if !cpu.avx512 || !cpu.avx2FMA {
+		t.Skip("no AVX-512")
+	}
+	const n = 1 << 14
+	x := make([]float32, n)
+	for i := range x {
+		x[i] = (float32(i) - n/2) * 0.0013
+	}
+	x[5], x[6], x[7] = float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN())
+	want, got := make([]float32, n), make([]float32, n)
+	geluErfAVX2(&want[0], &x[0], n)
+	geluErfAVX512(&got[0], &x[0], n)
+	for i := range x {
+		if math.Float32bits(got[i]) != math.Float32bits(want[i]) && !(got[i] != got[i] && want[i] != want[i]) {
+			t.Fatalf("gelu(%v): AVX-512 %v, AVX2 %v", x[i], got[i], want[i])
+		}
+	}
+}
+
+// TestSigmoidGateAVX512MatchesAVX2: as TestGeluErfAVX512MatchesAVX2, for SiLU, the sigmoid
+// and the tanh- and sigmoid-approximated GeLUs.
+func TestSigmoidGateAVX512MatchesAVX2(t *testing.T) {
+	if !cpu.avx512 || !cpu.avx2FMA {
+		t.Skip("no AVX-512")
+	}
+	const n = 1 << 12
+	x := make([]float32, n)
+	for i := range x {
+		x[i] = (float32(i) - n/2) * 0.011
+	}
+	x[5], x[6], x[7] = float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN())
+	for _, c := range []struct {
+		alpha, cubic float32
+		mulx         bool
+	}{{1, 0, true}, {1, 0, false}, {2 * 0.7978845608028654, 0.044715, true}, {1.702, 0, true}} {
+		want, got := make([]float32, n), make([]float32, n)
+		sigmoidGateAVX2(&want[0], &x[0], n, c.alpha, c.cubic, c.mulx)
+		sigmoidGateAVX512(&got[0], &x[0], n, c.alpha, c.cubic, c.mulx)
+		for i := range x {
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) && !(got[i] != got[i] && want[i] != want[i]) {
+				t.Fatalf("%+v: f(%v): AVX-512 %v, AVX2 %v", c, x[i], got[i], want[i])
+			}
+		}
+	}
+}

@@ -57,3 +57,12 @@ func axpy(y, x []float32, a float32) {
 		y[i] += a * v
 	}
 }
+
+// expColumns sets s[r·width+c] = e^(s[r·width+c] − shift[c]) for r < rows, c < width, and
+// adds each column's results to sum[c].
+func expColumns(s []float32, rows, width int, shift, sum []float32) {
+	expColumnsGo(s, rows, width, shift, sum)
+}
+
+// maxColumns sets m[c] = max(m[c], s[r·width+c] for r < rows), for c < width.
+func maxColumns(s []float32, rows, width int, m []float32) { maxColumnsGo(s, rows, width, m) }

@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
-# Checks rfc's CUDA target as far as this machine allows, without a GPU:
-#   - with nvcc: compiles every generated model.cu in the tree to PTX (go generate -run nvcc,
-#     warnings are errors) and, with ptxas, assembles the PTX for the H100 (sm_90);
-#   - with the CUDA headers (cuda.h) and libcuda: vets and builds the cuda-tagged packages
-#     (runtime/cuda, the generated packages, cmd/rfc-gpucheck).
-# Whatever is missing is skipped with a line saying so; the exit status is 0 then.
+# Checks rfc's CUDA target as far as this machine allows, without a GPU, and builds the GPU
+# check (cmd/rfc-gpucheck/_cuda):
+#   - with nvcc: generates the GPU check's packages into cmd/rfc-gpucheck/_cuda/NAME
+#     (git-ignored), as the go:generate lines of _cuda/main.go say: rfc compile --target cuda,
+#     nvcc compiling each model.cu to PTX with warnings as errors; with ptxas, assembles the
+#     PTX for the H100 and H200 (sm_90), which catches resource limits that PTX does not;
+#   - with the CUDA headers (cuda.h) and cgo: vets and builds the cuda-tagged packages
+#     (runtime/cuda; with the PTX, the generated packages and rfc-gpucheck).
+# Whatever is missing is skipped with a line saying so and the exit status is 0 (go test
+# ./cmd/rfc generates the packages in memory and type-checks them, nvcc or not).
 #
-#   scripts/cuda-build-check.sh [-o BIN]   also write the cuda-tagged rfc-gpucheck to BIN
+#   scripts/cuda-build-check.sh -o BIN   also write the cuda-tagged rfc-gpucheck to BIN (run it
+#                                        with scripts/gpu-check.sh BIN); then a missing tool
+#                                        is an error (exit status 2)
 #
 # CUDA_HOME, when set, is where the headers are (else /usr/local/cuda, /usr, /opt/cuda);
 # CGO_CFLAGS and CGO_LDFLAGS are passed on to cgo (libcuda.so must be on the linker's path).
@@ -16,35 +22,50 @@ cd "$(dirname "$0")/.."
 out=""
 if [ "${1:-}" = "-o" ]; then
   out=${2:?"-o needs a path"}
+elif [ $# -gt 0 ]; then
+  echo "usage: scripts/cuda-build-check.sh [-o BIN]" >&2
+  exit 2
 fi
 
-# The generated packages of the tree (each has a model.cu beside its shapes.go).
-mapfile -t pkgs < <(find . -name model.cu -not -path './.git/*' -exec dirname {} \; | sort)
+# skip WHAT: without -o a line saying what is skipped; with -o, BIN cannot be built: an error.
+skip() {
+  if [ -n "$out" ]; then
+    echo "cuda-build-check: cannot build $out: $1" >&2
+    exit 2
+  fi
+  echo "cuda-build-check: skipped: $1"
+}
 
-have_nvcc=false
+gpucheck=cmd/rfc-gpucheck/_cuda
+pkgs=()
 if command -v nvcc >/dev/null 2>&1; then
-  have_nvcc=true
-fi
-
-if $have_nvcc; then
   echo "cuda-build-check: $(nvcc --version | tail -1)"
+  # Only generated packages live in the folders of _cuda: start from none, so that a variant
+  # dropped from main.go leaves nothing behind.
+  find "$gpucheck" -mindepth 1 -maxdepth 1 -type d -exec rm -rf {} +
+  (cd "$gpucheck" && go generate -tags cuda .)
+  mapfile -t pkgs < <(find "$gpucheck" -mindepth 2 -maxdepth 2 -name model.cu -exec dirname {} \; | sort)
+  if [ ${#pkgs[@]} -eq 0 ]; then
+    echo "cuda-build-check: go generate in $gpucheck made no package" >&2
+    exit 1
+  fi
   for d in "${pkgs[@]}"; do
-    rm -f "$d/model.ptx"
-    (cd "$d" && go generate -run '^//go:generate nvcc ' .)
     if [ ! -f "$d/model.ptx" ]; then
-      echo "cuda-build-check: go generate made no $d/model.ptx (is the nvcc line of shapes.go there?)" >&2
+      echo "cuda-build-check: rfc compile made no $d/model.ptx (nvcc is on PATH)" >&2
       exit 1
     fi
-    echo "cuda-build-check: $d/model.cu -> model.ptx ok"
-    if command -v ptxas >/dev/null 2>&1; then
-      ptxas -arch=sm_90 -o /dev/null "$d/model.ptx"
-    fi
   done
+  echo "cuda-build-check: nvcc compiled the model.cu of ${#pkgs[@]} package(s) in $gpucheck to PTX"
   if command -v ptxas >/dev/null 2>&1; then
+    for d in "${pkgs[@]}"; do
+      ptxas -arch=sm_90 -o /dev/null "$d/model.ptx"
+    done
     echo "cuda-build-check: ptxas -arch=sm_90 assembled the PTX of ${#pkgs[@]} package(s)"
+  else
+    echo "cuda-build-check: skipped: no ptxas on PATH (the PTX is not assembled for sm_90)"
   fi
 else
-  echo "cuda-build-check: skipped: no nvcc on PATH (the generated .cu is not compiled to PTX)"
+  skip "no nvcc on PATH: the GPU check's packages are not generated and compiled to PTX (install nvidia-cuda-toolkit)"
 fi
 
 header=""
@@ -59,32 +80,30 @@ for dir in "${dirs[@]}"; do
   fi
 done
 if [ -z "$header" ]; then
-  echo "cuda-build-check: skipped: no CUDA headers/cuda.h (install nvidia-cuda-dev or set CUDA_HOME); cuda-tagged packages not built"
+  skip "no CUDA headers/cuda.h (install nvidia-cuda-dev or set CUDA_HOME): cuda-tagged packages not built"
   exit 0
 fi
 if [ "$(go env CGO_ENABLED)" != "1" ]; then
-  echo "cuda-build-check: skipped: cgo is disabled (CGO_ENABLED=0); cuda-tagged packages not built"
+  skip "cgo is disabled (CGO_ENABLED=0): cuda-tagged packages not built"
   exit 0
 fi
 export CGO_CFLAGS="${CGO_CFLAGS:-} -I$(dirname "$header")"
 
-missing_ptx=()
-for d in "${pkgs[@]}"; do
-  [ -f "$d/model.ptx" ] || missing_ptx+=("$d")
-done
-if [ ${#missing_ptx[@]} -gt 0 ]; then
-  # Without nvcc nothing can make model.ptx, which the packages embed: build the rest.
-  echo "cuda-build-check: no model.ptx in ${missing_ptx[*]} and no nvcc to make it: building runtime/cuda only"
-  go vet -tags cuda ./runtime/cuda
-  go build -tags cuda ./runtime/cuda
-  exit 0
-fi
-
-go vet -tags cuda ./runtime/cuda/... ./cmd/rfc-gpucheck/...
+go vet -tags cuda ./runtime/cuda
 go build -tags cuda ./...
 echo "cuda-build-check: go build -tags cuda ./... ok (headers: $header)"
-if [ -n "$out" ]; then
+if [ ${#pkgs[@]} -eq 0 ]; then
+  # Without nvcc there is no model.ptx, which the generated packages embed.
+  exit 0
+fi
+go vet -tags cuda "./$gpucheck" "${pkgs[@]/#/./}"
+if [ -z "$out" ]; then
+  go build -tags cuda -o /dev/null "./$gpucheck"
+  echo "cuda-build-check: go vet and go build -tags cuda of $gpucheck and its packages ok"
+else
   mkdir -p "$(dirname "$out")"
-  go build -tags cuda -o "$out" ./cmd/rfc-gpucheck
+  # Written beside BIN, then renamed: a failed build leaves no partial BIN.
+  go build -tags cuda -o "$out.tmp" "./$gpucheck"
+  mv "$out.tmp" "$out"
   echo "cuda-build-check: wrote $out (needs libcuda.so.1 and glibc >= $(objdump -T "$out" 2>/dev/null | grep -o 'GLIBC_[0-9.]*' | sort -V | tail -1 | cut -d_ -f2) where it runs)"
 fi

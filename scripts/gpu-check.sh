@@ -5,7 +5,9 @@
 #
 #   scripts/gpu-check.sh [BIN]      BIN: the cuda-tagged rfc-gpucheck (default bin/rfc-gpucheck)
 #
-# Build BIN on a machine with Go and the CUDA headers: scripts/cuda-build-check.sh -o bin/rfc-gpucheck
+# Build BIN on a machine with Go, nvcc and the CUDA headers: scripts/cuda-build-check.sh -o
+# bin/rfc-gpucheck (it generates the check's packages, compiles their PTX, which BIN embeds,
+# and builds BIN), then run this script from a copy of the tree that holds BIN.
 #
 # Prints, per model: max|Δ| of the GPU output against the CPU tests' PyTorch goldens (ViT,
 # ViT with float16 weights, TAEF2 encoder and decoder at the golden sizes), the Forward and
@@ -19,7 +21,7 @@ runs=${RUNS:-20}
 python=${PYTHON:-python3}
 
 if [ ! -x "$bin" ]; then
-  echo "gpu-check: $bin is missing: build it with scripts/cuda-build-check.sh -o $bin (Go, cgo and the CUDA headers needed)" >&2
+  echo "gpu-check: $bin is missing: build it with scripts/cuda-build-check.sh -o $bin (Go, nvcc, cgo and the CUDA headers needed)" >&2
   exit 2
 fi
 if command -v nvidia-smi >/dev/null 2>&1; then

@@ -131,6 +131,13 @@ def fused():
 
     glu(9, 11, 14, True, "gelu")
     glu(70, 8, 6, False, "sigmoid")  # more rows than one block at a small block size
+    # appended (the cases above keep their random inputs): the grid path's stride 2 (a
+    # polyphase split) with odd sizes, with and without padding, at full micro-kernel width
+    conv(1, 6, 11, 9, 64, 3, 3, stride=(2, 2), pad=(1, 1), act="relu", res=True)
+    conv(2, 5, 8, 10, 32, 3, 3, stride=(2, 2), bias=False)
+    # appended: the Winograd path's shapes (3×3, padding 1, widths a multiple of 32)
+    conv(1, 16, 6, 32, 32, 3, 3, pad=(1, 1), act="silu", res=True)
+    conv(2, 17, 2, 32, 32, 3, 3, pad=(1, 1), bias=False)
     fam.write()
 
 

@@ -386,6 +386,9 @@ def attention():
     case(1, 2, 1500, 1500, 6, 5, True, inputs=long)
     case(1, 1, 600, 1100, 6, 5, False)
     case(2, 1, 300, 263, 8, 8, True, qscale=3.0)
+    # Stable Diffusion's head widths (40, 80): keys and values pad to the micro-kernel's rows.
+    case(1, 1, 45, 40, 40, 40, False)
+    case(1, 1, 13, 25, 80, 80, False, qscale=2.0)
     fam.write()
 
 
