@@ -39,6 +39,11 @@ var smallSettings = map[string]map[string]string{
 		"timesteps": "1", "batch": "2", "tokens": "5"},
 	"sd15.rfn:SD1Encoder": {"channels": "[8, 12, 16, 16]", "num_groups": "4", "height": "16", "width": "24", "batch": "1"},
 	"sd15.rfn:SD1Decoder": {"channels": "[8, 12, 16, 16]", "num_groups": "4", "height": "3", "width": "2", "batch": "2"},
+	"clip.rfn:CLIPImageEncoderH": {"image_size": "20", "embedding_dim": "16", "output_dim": "12", "patch_size": "4", "num_layers": "3",
+		"num_attention_heads": "2", "feedforward_dim": "40", "batch": "2"},
+	"ip_adapter.rfn:ImageProjection": {"clip_image_embedding_dim": "12", "clip_text_embedding_dim": "8", "batch": "2"},
+	"ip_adapter.rfn:PerceiverResampler": {"latents_dim": "8", "num_attention_layers": "2", "num_attention_heads": "2", "head_dim": "6",
+		"input_dim": "16", "output_dim": "8", "batch": "2", "tokens": "26"},
 }
 
 // compiledCase is one module to compile and run against the interpreter.

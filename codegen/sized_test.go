@@ -34,8 +34,11 @@ var sizedRuns = map[string][]map[string]int{
 	"sd15.rfn:SinusoidalEmbedding": {{"n": 3}, {"n": 1}},
 	"sd15.rfn:SD1UNet": {{"batch": 2, "height": 16, "width": 8, "tokens": 5}, {"batch": 1, "height": 13, "width": 6, "tokens": 3},
 		{"batch": 2, "height": 16, "width": 8, "tokens": 5}},
-	"sd15.rfn:SD1Encoder": {{"batch": 1, "height": 16, "width": 24}, {"batch": 2, "height": 8, "width": 8}},
-	"sd15.rfn:SD1Decoder": {{"batch": 2, "height": 3, "width": 2}, {"batch": 1, "height": 4, "width": 5}},
+	"sd15.rfn:SD1Encoder":               {{"batch": 1, "height": 16, "width": 24}, {"batch": 2, "height": 8, "width": 8}},
+	"sd15.rfn:SD1Decoder":               {{"batch": 2, "height": 3, "width": 2}, {"batch": 1, "height": 4, "width": 5}},
+	"clip.rfn:CLIPImageEncoderH":        {{"batch": 1}, {"batch": 3}},
+	"ip_adapter.rfn:ImageProjection":    {{"batch": 2}, {"batch": 1}},
+	"ip_adapter.rfn:PerceiverResampler": {{"batch": 1, "tokens": 26}, {"batch": 3, "tokens": 7}},
 }
 
 // unetSource is a small UNet: a stride-2 downsampling, an upsampling by 2 and the
