@@ -336,6 +336,22 @@ func targetValues(m *ir.Module, t *ir.Scope) (ins, outs, ops []*ir.Value, err er
 			outs = append(outs, v)
 		}
 	}
+	if len(outs) == 0 {
+		// Nothing reads the layer's result (a layer inside a Passthrough whose context
+		// nobody uses): its outputs are then its ops that no op of its own reads. The
+		// adapter is injected as anywhere else, and dead code elimination drops both.
+		read := map[*ir.Value]bool{}
+		for _, v := range ops {
+			for _, a := range v.Args {
+				read[a] = true
+			}
+		}
+		for _, v := range ops {
+			if !read[v] {
+				outs = append(outs, v)
+			}
+		}
+	}
 	ok := len(outs) == len(t.Outs)
 	for i := 0; ok && i < len(outs); i++ {
 		ok = outs[i].Type.Equal(t.Outs[i])

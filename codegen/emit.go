@@ -463,17 +463,24 @@ func emitConcat(g *generator, v *ir.Value) ([]jen.Code, error) {
 	var set, clear []jen.Code
 	for i, a := range v.Args {
 		shapes[i] = g.shapeList(dimsOf(a))
-		if g.isArgument(a) {
+		// A value Load computes (a merged LoRA weight that pack_qkv concatenates) has
+		// no buffer yet when the model is built: it is stored for the call too, and
+		// cleared after a call in prepare, whose intermediates are freed.
+		if g.isArgument(a) || g.hoisted[a] {
 			fixed[i] = jen.Nil()
 			slot := jen.Id("m").Dot(field).Index(jen.Lit(i))
 			set = append(set, slot.Clone().Op("=").Add(g.ref(a)))
-			clear = append(clear, slot.Clone().Op("=").Nil())
+			if g.isArgument(a) || g.inPrepare {
+				clear = append(clear, slot.Clone().Op("=").Nil())
+			}
 			continue
 		}
 		fixed[i] = g.ref(a)
 	}
 	var shapeList jen.Code
-	if g.sym == nil {
+	// A concatenation in prepare (weights only) has static shapes, and runs before Forward
+	// has made any plan: its lists are the model's, built once.
+	if g.sym == nil || g.inPrepare {
 		g.extraInits = append(g.extraInits, jen.Id("m").Dot(field).Op("=").Index().Index().Float32().Values(fixed...))
 		name := g.globals.take("concat" + strconv.Itoa(v.ID) + "Shapes")
 		g.intVarDefs = append(g.intVarDefs, jen.Id(name).Op("=").Index().Index().Int().Values(shapes...))
@@ -483,7 +490,7 @@ func emitConcat(g *generator, v *ir.Value) ([]jen.Code, error) {
 		// each plan, in place.
 		g.extraInits = append(g.extraInits, jen.Id("m").Dot(field).Op("=").Make(jen.Index().Index().Float32(), jen.Lit(len(v.Args))))
 		for i, a := range v.Args {
-			if !g.isArgument(a) {
+			if !g.isArgument(a) && !g.hoisted[a] {
 				g.sym.operandLists = append(g.sym.operandLists, jen.Id("m").Dot(field).Index(jen.Lit(i)).Op("=").Add(fixed[i]))
 			}
 		}

@@ -50,8 +50,8 @@ type elab struct {
 
 // maxLayers bounds the layers one elaboration may expand: far above any real model (SDXL's
 // UNet has a few thousand), low enough that a mistaken `repeat 10 ** 9` stops with an error
-// instead of exhausting memory.
-const maxLayers = 200000
+// instead of exhausting memory. A variable so that FuzzElaborate can lower it.
+var maxLayers = 200000
 
 // errAt builds a positioned error. An error outside the main file also names the
 // statements that led there from it.

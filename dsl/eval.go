@@ -243,8 +243,8 @@ func (el *elab) evalIndex(x *parser.IndexExpr, e *env) (any, error) {
 }
 
 // maxListLen bounds lists built by `*` and range, so that a mistaken size stops with an
-// error instead of exhausting memory.
-const maxListLen = 1 << 20
+// error instead of exhausting memory. A variable so that FuzzElaborate can lower it.
+var maxListLen = 1 << 20
 
 func (el *elab) evalBinary(x *parser.BinaryExpr, e *env) (any, error) {
 	a, err := el.eval(x.X, e)

@@ -10,12 +10,27 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/rfc-project/rfc/parser"
 )
 
 //go:embed prelude.rfn
 var preludeSrc []byte
+
+// prelude is the prelude's AST, parsed once: programs only read their ASTs, and parsing
+// it took as long as parsing a model file, for every program (every rfc command, every
+// input of FuzzElaborate, every model of the differential fuzzer).
+var prelude struct {
+	once sync.Once
+	f    *parser.File
+	err  error
+}
+
+func parsedPrelude() (*parser.File, error) {
+	prelude.once.Do(func() { prelude.f, prelude.err = parser.ParseFile(PreludeName, preludeSrc) })
+	return prelude.f, prelude.err
+}
 
 // PreludeName is the file name the prelude's positions carry.
 const PreludeName = "<prelude>"
@@ -140,7 +155,13 @@ func (p *Program) add(path string, src []byte, main bool, errs *ErrorList) (*par
 	if f, ok := p.files[path]; ok {
 		return f, nil
 	}
-	f, err := parser.ParseFile(path, src)
+	var f *parser.File
+	var err error
+	if path == PreludeName {
+		f, err = parsedPrelude()
+	} else {
+		f, err = parser.ParseFile(path, src)
+	}
 	if err != nil {
 		return nil, p.parseError(err, src)
 	}

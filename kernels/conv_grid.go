@@ -101,7 +101,10 @@ func (g *gridGeom) setLayout(p Conv2dParams, width int, forceCopy bool) {
 	g.padded = p.PadH > 0 || p.PadW > 0 || g.stride > 1 || forceCopy
 	g.pitch = p.W
 	if g.padded {
-		g.pitch = p.W + p.PadW
+		// One gap of PadW zeros between rows pads a row's right and the next one's left;
+		// a padding wider than the kernel needs (PadW > KW−1) makes an output row longer
+		// than that (ow > W+PadW), and the gap must then hold both sides.
+		g.pitch = max(p.W+p.PadW, g.ow+p.KW-1)
 	}
 	if g.stride > 1 {
 		s := g.stride

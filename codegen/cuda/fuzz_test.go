@@ -1,0 +1,358 @@
+package cuda
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rfc-project/rfc/internal/fuzzgen"
+)
+
+// emuBackend runs fuzzgen's jobs as CUDA kernels under the CPU emulator: the differential
+// fuzzer's CUDA back end. It lives in this package's tests because the emulator's harness
+// (emu_test.go) uses the generator's internals.
+type emuBackend struct {
+	t   *testing.T
+	gxx string
+}
+
+func (b *emuBackend) Name() string { return "cuda" }
+
+// HalfWeights: the target stores weights as float16 with Options.F16Weights.
+func (b *emuBackend) HalfWeights() bool { return true }
+
+// Ops: the CUDA target has no fused ops, so the passes make none for it.
+func (b *emuBackend) Ops(op string) bool { _, ok := lowerings[op]; return ok }
+
+// Tolerance: the kernels sum in other orders than the CPU's (tiled GEMMs, tree
+// reductions, online softmax), and the emulator's libm is not the kernels' Go maths.
+func (b *emuBackend) Tolerance() float64 { return 1e-4 }
+
+// Run builds one emulator program for all jobs and runs it. A job whose kernels do not
+// compile, or that crashes the program, is that job's failure; the others go on.
+func (b *emuBackend) Run(jobs []*fuzzgen.Job) ([]fuzzgen.Result, error) {
+	t := b.t
+	dir, err := os.MkdirTemp("", "rfc-fuzz-emu")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	res := make([]fuzzgen.Result, len(jobs))
+	cases := make([]*emuCase, len(jobs))
+	var live []int
+	for i, j := range jobs {
+		if err := check(j.Module); err != nil {
+			res[i] = fuzzgen.Result{Stage: "generate", Err: err}
+			continue
+		}
+		g, err := newGenerator(j.Module, Options{Package: "model", F16Weights: j.F16Weights})
+		if err != nil {
+			res[i] = fuzzgen.Result{Stage: "generate", Err: err}
+			continue
+		}
+		c := &emuCase{name: strconv.Itoa(i), m: j.Module, f16: j.F16Weights, weights: j.Weights, inputs: j.Inputs, gen: g}
+		cases[i] = c
+		writeCaseData(t, dir, i, c)
+		live = append(live, i)
+	}
+	var names []string
+	for _, s := range mustSections(t) {
+		names = append(names, s.name)
+	}
+	lib, err := withDeps(names)
+	if err != nil {
+		return nil, err
+	}
+	bin := filepath.Join(dir, "harness")
+	kernelRef := regexp.MustCompile(`\b(?:u(\d+)|run_c(\d+))\b`)
+	for len(live) > 0 {
+		// Kernels are written once per distinct text: the variants of one model share
+		// most of theirs.
+		canon := map[string]string{}
+		names := map[*kernel]string{}
+		users := map[string][]int{}
+		var src strings.Builder
+		src.WriteString("#include \"emu.h\"\n\n")
+		src.WriteString(lib)
+		src.WriteString(emuHelpers)
+		src.WriteString("static unsigned char *a, *w;\n")
+		for _, i := range live {
+			for _, k := range cases[i].gen.low.kernels {
+				text := kernelText(k, "KERNEL")
+				name, ok := canon[text]
+				if !ok {
+					name = "u" + strconv.Itoa(len(canon))
+					canon[text] = name
+					src.WriteString("\n" + kernelText(k, name))
+				}
+				names[k] = name
+				users[name] = append(users[name], i)
+			}
+		}
+		for _, i := range live {
+			src.WriteString(fuzzMain(cases[i].gen, names, i))
+		}
+		src.WriteString("\nint main(int argc, char** argv) {\n  for (int k = 2; k < argc; k++) {\n    int i = atoi(argv[k]);\n    printf(\"begin %d\\n\", i);\n    fflush(stdout);\n    switch (i) {\n")
+		for _, i := range live {
+			fmt.Fprintf(&src, "    case %d: run_c%d(argv[1]); break;\n", i, i)
+		}
+		src.WriteString("    }\n    printf(\"ok %d\\n\", i);\n    fflush(stdout);\n  }\n  return 0;\n}\n")
+		cpp := filepath.Join(dir, "harness.cpp")
+		if err := os.WriteFile(cpp, []byte(src.String()), 0o644); err != nil {
+			return nil, err
+		}
+		emuH, err := filepath.Abs("testdata")
+		if err != nil {
+			return nil, err
+		}
+		// -O0: the harness is compiled once per batch, and compiling takes far longer than
+		// running.
+		build := exec.Command(b.gxx, "-std=c++17", "-O0", "-Wall", "-Wno-unused-function", "-Wno-unknown-pragmas", "-Werror", "-I", emuH, "-o", bin, cpp)
+		out, err := build.CombinedOutput()
+		if err == nil {
+			break
+		}
+		var bad []int
+		for _, l := range strings.Split(string(out), "\n") {
+			if !strings.Contains(l, "error") && !strings.Contains(l, "warning") {
+				continue
+			}
+			for _, m := range kernelRef.FindAllStringSubmatch(l, -1) {
+				who := users["u"+m[1]]
+				if m[2] != "" {
+					i, _ := strconv.Atoi(m[2])
+					who = []int{i}
+				}
+				for _, i := range who {
+					if slices.Contains(live, i) && !slices.Contains(bad, i) {
+						bad = append(bad, i)
+					}
+				}
+			}
+		}
+		if len(bad) == 0 {
+			return nil, fmt.Errorf("g++: %v\n%s", err, firstLines(string(out), 40))
+		}
+		for _, i := range bad {
+			res[i] = fuzzgen.Result{Stage: "compile", Err: fmt.Errorf("g++ rejects the kernels:\n%s", firstLines(string(out), 20))}
+			live = slices.DeleteFunc(live, func(j int) bool { return j == i })
+		}
+	}
+	for len(live) > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		args := []string{dir}
+		for _, i := range live {
+			args = append(args, strconv.Itoa(i))
+		}
+		cmd := exec.CommandContext(ctx, bin, args...)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		runErr := cmd.Run()
+		cancel()
+		done := map[int]bool{}
+		begun := -1
+		for _, line := range strings.Split(stdout.String(), "\n") {
+			word, num, _ := strings.Cut(line, " ")
+			i, err := strconv.Atoi(num)
+			if err != nil {
+				continue
+			}
+			switch word {
+			case "begin":
+				begun = i
+			case "ok":
+				done[i] = true
+				c := cases[i]
+				for j, o := range c.m.Outputs {
+					res[i].Outputs = append(res[i].Outputs, readOutput(t, dir, i, j, c.gen, o))
+				}
+			}
+		}
+		var rest []int
+		for _, i := range live {
+			if !done[i] {
+				rest = append(rest, i)
+			}
+		}
+		if runErr == nil || len(rest) == 0 {
+			break
+		}
+		if begun < 0 || done[begun] {
+			return nil, fmt.Errorf("emulator: %v\n%s", runErr, firstLines(stderr.String(), 20))
+		}
+		res[begun] = fuzzgen.Result{Stage: "run", Err: fmt.Errorf("the emulated kernels failed: %v\n%s", runErr, firstLines(stderr.String(), 20))}
+		live = slices.DeleteFunc(rest, func(j int) bool { return j == begun })
+	}
+	return res, nil
+}
+
+// TestDifferentialFuzz runs the differential fuzzer (internal/fuzzgen) with every back
+// end: the interpreter after each pass configuration, the Go code generator (each pass
+// configuration too) and the CUDA kernels under the emulator. As a test it checks the
+// regression corpus (internal/fuzzgen/testdata/regress) and a fixed range of seeds. With
+// RFC_FUZZ_MINUTES=N it runs fresh seeds for N minutes instead, printing models per minute
+// and failures, and writes each failure, shrunk, to RFC_FUZZ_OUT (default
+// $TMPDIR/rfc-fuzz) as a corpus file to commit with its fix (docs/FUZZING.md).
+func TestDifferentialFuzz(t *testing.T) {
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var backends []fuzzgen.Backend
+	if gxx, err := exec.LookPath("g++"); err == nil {
+		backends = append(backends, &emuBackend{t: t, gxx: gxx})
+	} else {
+		t.Log("no g++ on PATH: the CUDA back end is left out")
+	}
+	if _, err := exec.LookPath("go"); err == nil && !testing.Short() {
+		backends = append(backends, &fuzzgen.GoBackend{Root: root, Dir: t.TempDir()})
+	} else {
+		t.Log("no go command (or -short): the Go back end is left out")
+	}
+	cfg := fuzzgen.DefaultConfig()
+	if seed, err := strconv.ParseUint(os.Getenv("RFC_FUZZ_SEED"), 10, 64); err == nil {
+		oneSeed(t, seed, cfg, backends)
+		return
+	}
+	if minutes, err := strconv.ParseFloat(os.Getenv("RFC_FUZZ_MINUTES"), 64); err == nil {
+		longRun(t, time.Duration(minutes*float64(time.Minute)), cfg, backends)
+		return
+	}
+	corpus, err := fuzzgen.ReadCorpus("../../internal/fuzzgen/testdata/regress")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var models []*fuzzgen.Model
+	names := map[*fuzzgen.Model]string{}
+	for name, m := range corpus {
+		models = append(models, m)
+		names[m] = name
+	}
+	// The smoke run: enough seeds to use every layer and pass (fuzzgen's tests check that
+	// the generator's output covers the catalogue), few enough for CI.
+	for seed := uint64(1); seed <= smokeSeeds; seed++ {
+		models = append(models, fuzzgen.Generate(seed, cfg))
+	}
+	start := time.Now()
+	rep := fuzzgen.CheckModels(models, backends...)
+	t.Logf("%s (%.1fs)", rep, time.Since(start).Seconds())
+	for _, f := range rep.Failures {
+		if name := names[f.Model]; name != "" {
+			t.Errorf("regression %s: %v", name, f)
+			continue
+		}
+		t.Errorf("%v\nrerun it alone with RFC_FUZZ_SEED=%d", f, f.Seed)
+	}
+}
+
+// smokeSeeds is how many generated models the test checks besides the corpus.
+const smokeSeeds = 40
+
+// oneSeed checks one seed and shrinks its failures into corpus files.
+func oneSeed(t *testing.T, seed uint64, cfg fuzzgen.Config, backends []fuzzgen.Backend) {
+	m := fuzzgen.Generate(seed, cfg)
+	rep := fuzzgen.CheckModels([]*fuzzgen.Model{m}, backends...)
+	t.Logf("%s\n%s", rep, m.Source)
+	shrinkAll(t, rep.Failures, backends, map[string]bool{})
+}
+
+// shrinkAll shrinks one failure of each signature and writes it to RFC_FUZZ_OUT.
+func shrinkAll(t *testing.T, fails []fuzzgen.Failure, backends []fuzzgen.Backend, seen map[string]bool) {
+	out := os.Getenv("RFC_FUZZ_OUT")
+	if out == "" {
+		out = filepath.Join(os.TempDir(), "rfc-fuzz")
+	}
+	for _, f := range fails {
+		t.Errorf("%v", f)
+		sig := fuzzgen.Signature(f)
+		if f.Model == nil || seen[sig] {
+			continue
+		}
+		seen[sig] = true
+		small := fuzzgen.Shrink(f.Model, f, backends, t.Logf)
+		path := filepath.Join(out, fmt.Sprintf("seed%d.rfn", f.Seed))
+		err := os.MkdirAll(out, 0o755)
+		if err == nil {
+			err = os.WriteFile(path, fuzzgen.Encode(small, f.Error()), 0o644)
+		}
+		fmt.Printf("shrunk to %d bytes: %s (%v)\n", len(small.Source), path, err)
+	}
+}
+
+// longRun checks batches of fresh seeds until the time is up.
+func longRun(t *testing.T, d time.Duration, cfg fuzzgen.Config, backends []fuzzgen.Backend) {
+	first := uint64(time.Now().UnixNano())
+	if v, err := strconv.ParseUint(os.Getenv("RFC_FUZZ_FIRST"), 10, 64); err == nil {
+		first = v
+	}
+	const batch = 50
+	total := fuzzgen.NewReport()
+	start := time.Now()
+	cpu0 := cpuTime()
+	seen := map[string]bool{}
+	for seed := first; time.Since(start) < d; seed += batch {
+		var seeds []uint64
+		for s := seed; s < seed+batch; s++ {
+			seeds = append(seeds, s)
+		}
+		rep := fuzzgen.Check(seeds, cfg, backends...)
+		total.Add(rep)
+		elapsed := time.Since(start)
+		fmt.Printf("seeds %d…%d: %d failures; %d models in %.0fs: %.0f models/minute, %.2f CPU s/model, load %s\n",
+			seed, seed+batch-1, len(rep.Failures), total.Models, elapsed.Seconds(), float64(total.Models)/elapsed.Minutes(),
+			(cpuTime()-cpu0).Seconds()/float64(total.Models), loadAverage())
+		shrinkAll(t, rep.Failures, backends, seen)
+	}
+	fmt.Printf("total: %s\n", total)
+}
+
+// fuzzMain is emuMain with the kernels named by names, the memory in globals and each
+// launch a captureless lambda:
+// emu::launch's std::function is then instantiated for one type (a function pointer)
+// rather than one lambda type per launch, which divides the compile time of a batch of
+// models by about seven.
+func fuzzMain(g *generator, names map[*kernel]string, i int) string {
+	var b strings.Builder
+	p := g.plan
+	fmt.Fprintf(&b, "\nstatic void run_c%d(const char* dir) {\n", i)
+	fmt.Fprintf(&b, "  a = emu_alloc(%d);\n  w = emu_alloc(%d);\n", p.arenaBytes, p.weightBytes)
+	fmt.Fprintf(&b, "  emu_read(dir, \"c%d.w\", w, %d);\n", i, p.weightBytes)
+	for j, in := range g.inputs {
+		fmt.Fprintf(&b, "  emu_read(dir, \"c%d.in%d\", a + %d, %d);\n", i, j, p.at[in.v].offset, numel(in.v)*int(elemBytes(in.v.Type)))
+	}
+	for _, oc := range g.low.code {
+		for _, l := range oc.launches {
+			args := make([]string, len(l.args))
+			for j, a := range l.args {
+				base := "a"
+				if a.at.space == weights {
+					base = "w"
+				}
+				c := "const "
+				if l.k.params[j].out {
+					c = ""
+				}
+				args[j] = fmt.Sprintf("(%s%s*)(%s + %d)", c, l.k.params[j].ctype, base, a.at.offset+a.bytes)
+			}
+			fmt.Fprintf(&b, "  emu::launch(%d, %d, %d, %d, +[] { %s(%s); });\n", l.grid[0], l.grid[1], l.grid[2], l.k.block, names[l.k], strings.Join(args, ", "))
+		}
+	}
+	for j, o := range g.outputs {
+		base := "a"
+		if p.at[o.v].space == weights {
+			base = "w"
+		}
+		fmt.Fprintf(&b, "  emu_write(dir, \"c%d.out%d\", %s + %d, %d);\n", i, j, base, p.at[o.v].offset, outputBytes(g, o.v))
+	}
+	b.WriteString("  free(a);\n  free(w);\n}\n")
+	return b.String()
+}
