@@ -152,8 +152,9 @@ type generator struct {
 	outputArg    []string             // how the docs call each output
 
 	weightField map[*ir.Value]string
-	weightAt    map[*ir.Value]int // offset in the weight slab
+	weightAt    map[*ir.Value]int // offset in the weight slab; −1 for packed weights
 	weightsLen  int
+	packed      map[*ir.Value]*packedWeight
 	valueField  map[*ir.Value]string
 	copyField   map[*memplan.OutputCopy]string
 
@@ -179,7 +180,7 @@ type generator struct {
 
 // fixedGlobals are the package-level names the generated files always define or import.
 var fixedGlobals = []string{
-	"ActivationBytes", "WeightBytes", "Model", "Load", "LoadFiles", "LoadReaderAt", "ModelName",
+	"ActivationBytes", "WeightBytes", "Model", "Load", "LoadFiles", "LoadFilesWith", "LoadReaderAt", "ModelName", "WeightSpecs",
 	"newModel", "arenaLen", "weightsLen", "weightSpec", "weightSpecs", "fileName", "formatInts",
 	"fmt", "errors", "io", "math", "slices", "strconv", "strings", "kernels", "runtime",
 }
@@ -188,7 +189,7 @@ func newGenerator(m *ir.Module, opts Options, pkg string) (*generator, error) {
 	g := &generator{
 		m: m, opts: opts, pkg: pkg,
 		globals:     newNamer(fixedGlobals...),
-		fieldNames:  newNamer("arena", "weights"),
+		fieldNames:  newNamer("arena", "weights", "packed"),
 		inputArg:    map[*ir.Value]string{},
 		inputExport: map[*ir.Value]string{},
 		weightField: map[*ir.Value]string{},
@@ -247,8 +248,13 @@ func newGenerator(m *ir.Module, opts Options, pkg string) (*generator, error) {
 			g.outputShapeField = append(g.outputShapeField, g.planFields.take(strings.ToLower(want)+"Shape"))
 		}
 	}
+	g.packed = packableWeights(m, g.hoisted)
 	for _, p := range m.Params {
 		g.weightField[p] = g.fieldNames.take(camel(p.Name, false, "w"))
+		if _, ok := g.packed[p]; ok {
+			g.weightAt[p] = -1 // packed by Load, outside the slab
+			continue
+		}
 		g.weightAt[p] = g.weightsLen
 		n, ok := ir.AddChecked(g.weightsLen, alignUp(numElements(p.Type.Shape)))
 		if !ok {
@@ -309,7 +315,12 @@ func (g *generator) sizes() error {
 	if g.sym == nil {
 		g.activationBytes = add(mul(4, g.plan.ArenaLen), mul(8, g.intCopyElements()))
 	}
+	// Packed weights count as float32, padded to whole panels of 32 rows: the most they
+	// take (a float16 checkpoint's take half).
 	g.weightBytes = mul(4, g.weightsLen)
+	for _, pw := range g.packed {
+		g.weightBytes = add(g.weightBytes, mul(4, mul(alignUp32(pw.out), pw.in)))
+	}
 	g.loadTimeBytes = 0
 	for v, own := range g.hoisted {
 		if own && v.Op != "reshape" { // a hoisted reshape is a view of its operand's slice
@@ -331,6 +342,9 @@ func (g *generator) intCopyElements() int {
 	}
 	return n
 }
+
+// alignUp32 rounds n up to whole panels of the widest micro-kernel (32 rows).
+func alignUp32(n int) int { return (n + 31) / 32 * 32 }
 
 // ref is the Go expression of a value's data inside Forward.
 func (g *generator) ref(v *ir.Value) *jen.Statement {
@@ -415,9 +429,9 @@ func (g *generator) modelFile() ([]byte, error) {
 	}
 	if g.sym != nil {
 		fmt.Fprintf(&doc, "\nSizes chosen at run time: %s. Forward reads them from the shapes of its inputs, checks every rule of the model they must follow, and keeps a memory plan per set of sizes, made at the first call with it.\n", strings.Join(g.sym.names, ", "))
-		fmt.Fprintf(&doc, "\nMemory: %d bytes of weights as float32 (WeightBytes); an arena of activations planned for each set of sizes, which grows to the largest one met.", g.weightBytes)
+		fmt.Fprintf(&doc, "\nMemory: %d bytes of weights at most, as float32 (WeightBytes; a float16 checkpoint's packed weights take half); an arena of activations planned for each set of sizes, which grows to the largest one met.", g.weightBytes)
 	} else {
-		fmt.Fprintf(&doc, "\nMemory: %d bytes of activations in one planned arena (ActivationBytes), %d bytes of weights as float32 (WeightBytes).", g.activationBytes, g.weightBytes)
+		fmt.Fprintf(&doc, "\nMemory: %d bytes of activations in one planned arena (ActivationBytes), %d bytes of weights at most, as float32 (WeightBytes; a float16 checkpoint's packed weights take half).", g.activationBytes, g.weightBytes)
 	}
 	f.PackageComment(Comment(doc.String()))
 
@@ -425,7 +439,7 @@ func (g *generator) modelFile() ([]byte, error) {
 		f.Const().Defs(
 			jen.Comment("ModelName is the model this package was compiled from."),
 			jen.Id("ModelName").Op("=").Lit(m.Name),
-			jen.Comment("WeightBytes is the memory the weights take once loaded as float32."),
+			jen.Comment("WeightBytes is the most memory the weights take once loaded: as float32 (a float16 checkpoint's packed weights take half)."),
 			jen.Id("WeightBytes").Op("=").Lit(g.weightBytes),
 			jen.Line(),
 			jen.Id("weightsLen").Op("=").Lit(g.weightsLen).Comment("float32 elements"),
@@ -436,7 +450,7 @@ func (g *generator) modelFile() ([]byte, error) {
 			jen.Id("ModelName").Op("=").Lit(m.Name),
 			jen.Comment(Comment("ActivationBytes is the planned peak memory of intermediates and outputs during Forward: the size of the model's arena.")),
 			jen.Id("ActivationBytes").Op("=").Lit(g.activationBytes),
-			jen.Comment("WeightBytes is the memory the weights take once loaded as float32."),
+			jen.Comment("WeightBytes is the most memory the weights take once loaded: as float32 (a float16 checkpoint's packed weights take half)."),
 			jen.Id("WeightBytes").Op("=").Lit(g.weightBytes),
 			jen.Line(),
 			jen.Id("arenaLen").Op("=").Lit(p.ArenaLen).Comment("float32 elements"),
@@ -487,10 +501,20 @@ func (g *generator) modelFile() ([]byte, error) {
 			}),
 		}
 	}
+	var packedFields []jen.Code
 	for _, w := range m.Params {
+		if pw, ok := g.packed[w]; ok {
+			fieldDefs = append(fieldDefs, jen.Id(g.weightField[w]).Qual(kernelsPath, "Weights").Comment(fmt.Sprintf("%q %s, packed as [%d, %d]", w.Key, w.Type, pw.out, pw.in)))
+			packedFields = append(packedFields, jen.Op("&").Id("m").Dot(g.weightField[w]))
+			continue
+		}
 		fieldDefs = append(fieldDefs, jen.Id(g.weightField[w]).Index().Float32().Comment(fmt.Sprintf("%q %s", w.Key, w.Type)))
 		off, n := g.weightAt[w], numElements(w.Type.Shape)
 		inits = append(inits, jen.Id("m").Dot(g.weightField[w]).Op("=").Id("m").Dot("weights").Index(jen.Lit(off).Op(":").Lit(off+n).Op(":").Lit(off+n)))
+	}
+	if len(packedFields) > 0 {
+		fieldDefs = append(fieldDefs, jen.Id("packed").Index().Op("*").Qual(kernelsPath, "Weights").Comment("the packed weights, by slot, for Load to fill"))
+		inits = append(inits, jen.Id("m").Dot("packed").Op("=").Index().Op("*").Qual(kernelsPath, "Weights").Values(packedFields...))
 	}
 	if len(m.Params) > 0 {
 		fieldDefs = append(fieldDefs, jen.Line())

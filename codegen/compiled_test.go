@@ -321,6 +321,7 @@ func driverSource(t *testing.T, cases []*compiledCase, results map[string]*Resul
 		fmt.Printf("%s %g\n", c.name, allocs)
 	}
 	memoryCheck(dir)
+	patchCheck(dir)
 }
 
 func inputs(dir string, n int) ([]map[string]*runtime.Tensor, error) {
@@ -410,6 +411,70 @@ var cases = []struct {
 	// accepted at exactly it. ViT's plan is its arena and weights (no values computed by
 	// Load besides).
 	c := memCheckCase(cases)
+	var callArgs []string
+	for _, in := range results[c.pkg].Inputs {
+		field := "F32"
+		if !in.Type.DType.IsFloat() {
+			field = "I64"
+		}
+		callArgs = append(callArgs, fmt.Sprintf("in[%q].%s", in.Name, field))
+	}
+	// LoadFilesWith's Patch sees every weight once, in WeightSpecs' order and at its size,
+	// before the model is built from it (doubled weights change the output), and its error
+	// stops the load.
+	fmt.Fprintf(&b, `
+func patchCheck(dir string) {
+	path := filepath.Join(dir, %[1]q, "weights.safetensors")
+	files, err := runtime.OpenWeights(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	defer runtime.CloseAll(files)
+	specs := %[1]s.WeightSpecs()
+	calls, inOrder := 0, true
+	patched, err := %[1]s.LoadFilesWith(runtime.LoadOptions{Patch: func(i int, w []float32) error {
+		n := 1
+		for _, d := range specs[i].Shape {
+			n *= d
+		}
+		inOrder = inOrder && i == calls && n == len(w)
+		calls++
+		for j := range w {
+			w[j] *= 2
+		}
+		return nil
+	}}, files...)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	plain, err := %[1]s.LoadFiles(files...)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	sets, err := inputs(filepath.Join(dir, %[1]q), 1)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	in := sets[0]
+	a, _ := patched.Forward(%[2]s)
+	b, _ := plain.Forward(%[2]s)
+	differs := false
+	for j := range a {
+		differs = differs || a[j] != b[j]
+	}
+	_, refused := %[1]s.LoadFilesWith(runtime.LoadOptions{Patch: func(i int, w []float32) error {
+		if i == 1 {
+			return fmt.Errorf("patch refused weight %%d", i)
+		}
+		return nil
+	}}, files...)
+	fmt.Printf("patch %%d|%%d|%%v|%%v|%%v\n", calls, len(specs), inOrder, differs, refused)
+}
+`, c.pkg, strings.Join(callArgs, ", "))
 	fmt.Fprintf(&b, `
 func memoryCheck(dir string) {
 	plan := int64(%[1]s.ActivationBytes + %[1]s.WeightBytes)
@@ -593,6 +658,9 @@ func TestCompiledMatchesInterpreter(t *testing.T) {
 	exact, short, _ := strings.Cut(rest, "|")
 	if mc := memCheckCase(cases); exact != "<nil>" || !strings.Contains(short, "model "+mc.module.Name+" needs "+plan+" bytes") {
 		t.Errorf("%s: Load under a memory limit of its plan (%s bytes) gave %s; one byte less gave %q, want a refusal stating the plan", mc.what, plan, exact, short)
+	}
+	if got, want := allocs["patch"], fmt.Sprintf("%d|%d|true|true|patch refused weight 1", len(memCheckCase(cases).module.Params), len(memCheckCase(cases).module.Params)); got != want {
+		t.Errorf("LoadFilesWith's Patch: got calls|specs|in order|output changed|error %q, want %q", got, want)
 	}
 	if allocs["kernels"] != "0" {
 		t.Errorf("kernels allocate (up to %s times per call): Forward cannot be allocation-free", allocs["kernels"])

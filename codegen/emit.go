@@ -78,6 +78,15 @@ func kernel(name string, args ...jen.Code) *jen.Statement {
 	return jen.Qual(kernelsPath, name).Call(args...)
 }
 
+// weightKernel is kernel for an op whose weight (argument 1 of v) Load may have packed:
+// then the W entry point, which takes kernels.Weights.
+func (g *generator) weightKernel(v *ir.Value, name string, args ...jen.Code) *jen.Statement {
+	if _, ok := g.packed[v.Args[1]]; ok {
+		name = packedOps[v.Op]
+	}
+	return kernel(name, args...)
+}
+
 // f32 is a float32 literal. NaN, infinities and −0 have no Go literal: they are built from
 // their bits, or math.Inf, so the constant is exactly the one the interpreter uses.
 func f32(x float64) jen.Code {
@@ -225,7 +234,7 @@ func emitLinear(g *generator, v *ir.Value) ([]jen.Code, error) {
 	x, w := dimsOf(v.Args[0]), dimsOf(v.Args[1])
 	out, in := w[0], w[1]
 	rows := quo(prod(x), in)
-	return []jen.Code{kernel("Linear", g.ref(v), g.ref(v.Args[0]), g.dim(rows), g.dim(in), g.dim(out), g.ref(v.Args[1]), g.optional(v, 2))}, nil
+	return []jen.Code{g.weightKernel(v, "Linear", g.ref(v), g.ref(v.Args[0]), g.dim(rows), g.dim(in), g.dim(out), g.ref(v.Args[1]), g.optional(v, 2))}, nil
 }
 
 // emitMatmul multiplies the trailing matrices of a [..., m, k] and b [..., k, n],
@@ -363,7 +372,7 @@ func (g *generator) convParams(v *ir.Value) jen.Code {
 }
 
 func emitConv2d(g *generator, v *ir.Value) ([]jen.Code, error) {
-	return []jen.Code{kernel("Conv2d", g.ref(v), g.ref(v.Args[0]), g.ref(v.Args[1]), g.optional(v, 2), g.convParams(v))}, nil
+	return []jen.Code{g.weightKernel(v, "Conv2d", g.ref(v), g.ref(v.Args[0]), g.ref(v.Args[1]), g.optional(v, 2), g.convParams(v))}, nil
 }
 
 func emitConvTranspose2d(g *generator, v *ir.Value) ([]jen.Code, error) {
@@ -612,7 +621,7 @@ func emitConv2dFused(g *generator, v *ir.Value) ([]jen.Code, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []jen.Code{kernel("Conv2dFused", g.ref(v), g.ref(v.Args[0]), g.ref(v.Args[1]), g.bias(v, n), g.convParams(v), ep)}, nil
+	return []jen.Code{g.weightKernel(v, "Conv2dFused", g.ref(v), g.ref(v.Args[0]), g.ref(v.Args[1]), g.bias(v, n), g.convParams(v), ep)}, nil
 }
 
 func emitLinearFused(g *generator, v *ir.Value) ([]jen.Code, error) {
@@ -623,7 +632,7 @@ func emitLinearFused(g *generator, v *ir.Value) ([]jen.Code, error) {
 	x, w := dimsOf(v.Args[0]), dimsOf(v.Args[1])
 	out, in := w[0], w[1]
 	rows := quo(prod(x), in)
-	return []jen.Code{kernel("LinearFused", g.ref(v), g.ref(v.Args[0]), g.dim(rows), g.dim(in), g.dim(out), g.ref(v.Args[1]), g.bias(v, n), ep)}, nil
+	return []jen.Code{g.weightKernel(v, "LinearFused", g.ref(v), g.ref(v.Args[0]), g.dim(rows), g.dim(in), g.dim(out), g.ref(v.Args[1]), g.bias(v, n), ep)}, nil
 }
 
 func emitNormAct(name string) opEmitter {
@@ -652,7 +661,7 @@ func emitLinearGLU(g *generator, v *ir.Value) ([]jen.Code, error) {
 	}
 	x, w := dimsOf(v.Args[0]), dimsOf(v.Args[1])
 	out, in := w[0], w[1]
-	return []jen.Code{kernel("LinearGLU", g.ref(v), g.ref(v.Args[0]), g.dim(quo(prod(x), in)), g.dim(in), g.dim(out),
+	return []jen.Code{g.weightKernel(v, "LinearGLU", g.ref(v), g.ref(v.Args[0]), g.dim(quo(prod(x), in)), g.dim(in), g.dim(out),
 		g.ref(v.Args[1]), g.optional(v, 2), act)}, nil
 }
 

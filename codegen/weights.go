@@ -15,34 +15,84 @@ func (g *generator) weightsFile() ([]byte, error) {
 	g.header(f)
 	id := jen.Id
 	WeightSpecs(f, g.m.Params)
+	f.Comment(Comment("WeightSpecs returns the checkpoint tensors the model reads, in the order of the index LoadOptions.Patch receives: a program matches adapter files (LoRA keys) to them before loading. The slice is a copy; the shapes and layout maps it holds must not be modified."))
+	f.Func().Id("WeightSpecs").Params().Index().Qual(runtimePath, "WeightSpec").Block(
+		jen.Return(jen.Append(jen.Index().Qual(runtimePath, "WeightSpec").Call(jen.Nil()), id("weightSpecs").Op("..."))),
+	)
 	f.Line()
-	f.Comment("weightOffsets are the places of the weightSpecs in the weight slab, in float32 elements.")
+	f.Comment("weightOffsets are the places of the weightSpecs in the weight slab, in float32 elements; −1 for a weight Load packs (weightPacks).")
 	f.Var().Id("weightOffsets").Op("=").Index().Int().ValuesFunc(func(gr *jen.Group) {
 		for _, p := range g.m.Params {
 			gr.Lit(g.weightAt[p])
 		}
 	})
 	f.Line()
+	if len(g.packed) > 0 {
+		f.Comment("weightPacks gives, for each weight Load packs in the kernels' panels (kernels.PackWeights, in the checkpoint's precision when it holds the values exactly), its slot in Model.packed and the matrix [out, in] it is packed as.")
+		f.Var().Id("weightPacks").Op("=").Map(jen.Int()).Index(jen.Lit(3)).Int().Values(jen.DictFunc(func(d jen.Dict) {
+			for i, p := range g.m.Params {
+				if pw, ok := g.packed[p]; ok {
+					d[jen.Lit(i)] = jen.Values(jen.Lit(pw.slot), jen.Lit(pw.out), jen.Lit(pw.in))
+				}
+			}
+		}))
+		f.Line()
+	}
 
 	LoadWrappers(f)
 	f.Comment(Comment("LoadFiles reads every parameter by its checkpoint key from files (f16 and bf16 tensors are converted to float32) and returns a ready Model. runtime.LocateWeights checks the whole set before any data is read and reports every problem at once, one line each (missing, extra, misshapen, duplicated or non-float tensors); on error there is no model at all."))
 	f.Func().Id("LoadFiles").Params(id("files").Op("...").Op("*").Qual(runtimePath, "SafetensorsFile")).Params(jen.Op("*").Id("Model"), jen.Error()).Block(
+		jen.Return(id("LoadFilesWith").Call(jen.Qual(runtimePath, "LoadOptions").Values(), id("files").Op("..."))),
+	)
+	f.Line()
+	f.Comment(Comment("LoadFilesWith is LoadFiles with options: opts.Patch, when set, sees each weight as float32 once it is read, before Load computes anything from the weights (a LoRA merged at load time); its index is the weight's place in WeightSpecs."))
+	f.Func().Id("LoadFilesWith").Params(id("opts").Qual(runtimePath, "LoadOptions"), id("files").Op("...").Op("*").Qual(runtimePath, "SafetensorsFile")).Params(jen.Op("*").Id("Model"), jen.Error()).Block(
 		jen.List(id("set"), jen.Err()).Op(":=").Qual(runtimePath, "LocateWeights").Call(id("ModelName"), id("weightSpecs"), id("files").Op("...")),
 		jen.If(jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Nil(), jen.Err())),
 		g.memoryCheck(),
 		id("m").Op(":=").Id("newModel").Call(),
+		g.scratchDecl(),
 		jen.For(jen.List(id("i"), id("s")).Op(":=").Range().Id("weightSpecs")).Block(
+			g.packedRead(),
 			id("n").Op(":=").Lit(1),
 			jen.For(jen.List(id("_"), id("d")).Op(":=").Range().Id("s").Dot("Shape")).Block(id("n").Op("*=").Id("d")),
 			id("off").Op(":=").Id("weightOffsets").Index(id("i")),
-			jen.If(jen.Err().Op(":=").Id("set").Dot("ReadInto").Call(id("i"), id("m").Dot("weights").Index(id("off").Op(":").Id("off").Op("+").Id("n"))), jen.Err().Op("!=").Nil()).Block(
+			id("w").Op(":=").Id("m").Dot("weights").Index(id("off").Op(":").Id("off").Op("+").Id("n")),
+			jen.If(jen.Err().Op(":=").Id("set").Dot("ReadInto").Call(id("i"), id("w")), jen.Err().Op("!=").Nil()).Block(
 				jen.Return(jen.Nil(), jen.Err()),
+			),
+			jen.If(id("opts").Dot("Patch").Op("!=").Nil()).Block(
+				jen.If(jen.Err().Op(":=").Id("opts").Dot("Patch").Call(id("i"), id("w")), jen.Err().Op("!=").Nil()).Block(
+					jen.Return(jen.Nil(), jen.Err()),
+				),
 			),
 		),
 		g.callPrepare(),
 		jen.Return(id("m"), jen.Nil()),
 	)
 	return render(f)
+}
+
+// scratchDecl declares the buffer packed weights are read through.
+func (g *generator) scratchDecl() jen.Code {
+	if len(g.packed) == 0 {
+		return jen.Null()
+	}
+	return jen.Var().Id("scratch").Index().Float32()
+}
+
+// packedRead reads weight i into its packed slot when Load packs it, and goes on to the next.
+func (g *generator) packedRead() jen.Code {
+	if len(g.packed) == 0 {
+		return jen.Null()
+	}
+	id := jen.Id
+	return jen.If(jen.List(id("pk"), id("ok")).Op(":=").Id("weightPacks").Index(id("i")), id("ok")).Block(
+		jen.List(id("w"), jen.Err()).Op(":=").Id("set").Dot("ReadPacked").Call(id("i"), jen.Op("&").Id("scratch"), id("opts").Dot("Patch"), id("pk").Index(jen.Lit(1)), id("pk").Index(jen.Lit(2))),
+		jen.If(jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Nil(), jen.Err())),
+		jen.Op("*").Id("m").Dot("packed").Index(id("pk").Index(jen.Lit(0))).Op("=").Id("w"),
+		jen.Continue(),
+	)
 }
 
 // WeightSpecs declares weightSpecs, the checkpoint tensors a generated package reads (key,

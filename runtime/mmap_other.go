@@ -11,3 +11,5 @@ import (
 func mapFile(*os.File, int64) ([]byte, error) { return nil, errors.New("no mmap on this platform") }
 
 func unmapFile([]byte) error { return nil }
+
+func releaseMapped([]byte) {}

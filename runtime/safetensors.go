@@ -209,6 +209,13 @@ func (f *SafetensorsFile) ReadF32Shape(name string, dst []float32, shape ...int)
 	return f.ReadF32Into(name, dst)
 }
 
+// release drops the pages of a tensor read from a mapped file from the resident set.
+func (f *SafetensorsFile) release(name string) {
+	if ti, ok := f.infos[name]; ok && f.mapped != nil && !f.closed {
+		releaseMapped(f.mapped[f.dataStart+ti.Begin : f.dataStart+ti.End])
+	}
+}
+
 func (f *SafetensorsFile) lookup(name string) (TensorInfo, error) {
 	if f.closed {
 		return TensorInfo{}, &FormatError{File: f.path, Msg: "file is closed"}

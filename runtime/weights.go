@@ -2,11 +2,14 @@ package runtime
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/rfc-project/rfc/kernels"
 )
 
 // WeightSpec is one checkpoint tensor a model reads.
@@ -17,6 +20,16 @@ type WeightSpec struct {
 	// Layouts are its keys in the named layouts of the model (`key ldm="…"`); a layout a
 	// spec lacks (an adapter's own tensors) uses Key.
 	Layouts map[string]string
+}
+
+// LoadOptions adjust how a generated package loads its weights (its LoadFilesWith).
+type LoadOptions struct {
+	// Patch, when set, is called for each weight once it is read as float32, with the
+	// weight's index in the package's WeightSpecs and its data, which it may change in
+	// place; Load computes nothing from the weights before. A LoRA is merged this way, so
+	// that a generated package runs it at no cost per forward pass. An error stops the
+	// load and is returned as is.
+	Patch func(index int, data []float32) error
 }
 
 // Layout names a set of keys a file may use: "" (the unnamed keys), RefinersLayout (the
@@ -350,6 +363,7 @@ func (w *WeightSet) ReadInto(i int, dst []float32) error {
 	if err := w.files[i].ReadF32Into(w.keys[i], dst); err != nil {
 		return fmt.Errorf("reading weight %q: %w", w.keys[i], err)
 	}
+	w.files[i].release(w.keys[i]) // read once: its pages need not stay resident
 	return nil
 }
 
@@ -446,4 +460,51 @@ func fileName(f *SafetensorsFile) string {
 		return p
 	}
 	return "<safetensors>"
+}
+
+// ReadPacked reads weight i as ReadInto does into *scratch (grown as needed, reused by the
+// caller from weight to weight), lets patch change it when patch is set, and returns it laid
+// out in the GEMM micro-kernel's panels as the matrix [out, in] (kernels.PackWeights). A
+// float16 or bfloat16 tensor stays in its precision when every value (patched or not) is
+// exactly one of it, so a half-precision checkpoint costs its own size in memory; otherwise
+// the weight is kept as float32. The packed weight owns its memory.
+func (w *WeightSet) ReadPacked(i int, scratch *[]float32, patch func(int, []float32) error, out, in int) (kernels.Weights, error) {
+	n := out * in
+	if cap(*scratch) < n {
+		*scratch = make([]float32, n)
+	}
+	dst := (*scratch)[:n]
+	if err := w.ReadInto(i, dst); err != nil {
+		return kernels.Weights{}, err
+	}
+	if patch != nil {
+		if err := patch(i, dst); err != nil {
+			return kernels.Weights{}, err
+		}
+	}
+	info, _ := w.files[i].Info(w.keys[i])
+	switch info.DType {
+	case F16:
+		if bits, ok := narrowExactly(dst, F32ToF16, F16ToF32); ok {
+			return kernels.PackWeights(kernels.F16Weights(bits), out, in), nil
+		}
+	case BF16:
+		if bits, ok := narrowExactly(dst, F32ToBF16, BF16ToF32); ok {
+			return kernels.PackWeights(kernels.BF16Weights(bits), out, in), nil
+		}
+	}
+	return kernels.PackWeights(kernels.F32Weights(dst), out, in), nil
+}
+
+// narrowExactly converts src to 16-bit floats when each value round-trips exactly.
+func narrowExactly(src []float32, narrow func(float32) uint16, widen func(uint16) float32) ([]uint16, bool) {
+	bits := make([]uint16, len(src))
+	for i, v := range src {
+		h := narrow(v)
+		if back := widen(h); math.Float32bits(back) != math.Float32bits(v) {
+			return nil, false
+		}
+		bits[i] = h
+	}
+	return bits, true
 }

@@ -1,10 +1,14 @@
 package runtime
 
 import (
+	"math"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/rfc-project/rfc/kernels"
 )
 
 func TestLocateWeights(t *testing.T) {
@@ -153,4 +157,53 @@ func TestLocateWeightsLayouts(t *testing.T) {
 	if _, err := OpenWeights(t.TempDir()); err == nil || !strings.Contains(err.Error(), "no .safetensors file") {
 		t.Errorf("empty folder: %v", err)
 	}
+}
+
+// A half-precision weight stays half in memory when packed, unless a patch makes a value
+// that half precision cannot hold; then it is kept as float32. The values are the file's
+// (or the patch's), bit for bit.
+func TestReadPacked(t *testing.T) {
+	dir := t.TempDir()
+	vals := []float32{0.5, -1.25, 3, 0.0625, 1024, -0.75}
+	half := make([]uint16, len(vals))
+	F32ToF16Slice(half, vals)
+	data := make([]byte, 2*len(half))
+	for i, h := range half {
+		data[2*i], data[2*i+1] = byte(h), byte(h>>8)
+	}
+	path := filepath.Join(dir, "h.safetensors")
+	if err := os.WriteFile(path, rawSafetensors(`{"w":{"dtype":"F16","shape":[2,3],"data_offsets":[0,12]}}`, data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := OpenSafetensors(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	set, err := LocateWeights("M", []WeightSpec{{Key: "w", Param: "L.weight", Shape: []int{2, 3}}}, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var scratch []float32
+	check := func(patch func(int, []float32) error, format kernels.WeightFormat, want []float32) {
+		t.Helper()
+		w, err := set.ReadPacked(0, &scratch, patch, 2, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w.Format() != format || !w.Packed() {
+			t.Errorf("format %s packed %v, want %s packed", w.Format(), w.Packed(), format)
+		}
+		got := make([]float32, 6)
+		kernels.WidenWeights(got, w, 2, 3)
+		for i := range want {
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+				t.Errorf("value %d: %g, want %g", i, got[i], want[i])
+			}
+		}
+	}
+	check(nil, kernels.WeightF16, vals)
+	patched := append([]float32(nil), vals...)
+	patched[1] += 1e-4
+	check(func(i int, d []float32) error { d[1] += 1e-4; return nil }, kernels.WeightF32, patched)
 }

@@ -227,8 +227,36 @@ var weightSpecs = []runtime.WeightSpec{
 	},
 }
 
-// weightOffsets are the places of the weightSpecs in the weight slab, in float32 elements.
-var weightOffsets = []int{0, 12288, 12352, 13376, 13440, 13504, 17600, 17664, 21760, 21824, 25920, 25984, 30080, 30144, 30208, 30272, 46656, 46912, 63296, 63360, 79744, 80000, 96384, 96448, 96512, 96576, 100672, 100736, 104832, 104896, 108992, 109056, 113152, 113216, 113280, 113344, 129728, 129984, 146368, 146432, 162816, 163072, 179456}
+// WeightSpecs returns the checkpoint tensors the model reads, in the order of the index
+// LoadOptions.Patch receives: a program matches adapter files (LoRA keys) to them before loading.
+// The slice is a copy; the shapes and layout maps it holds must not be modified.
+func WeightSpecs() []runtime.WeightSpec {
+	return append([]runtime.WeightSpec(nil), weightSpecs...)
+}
+
+// weightOffsets are the places of the weightSpecs in the weight slab, in float32 elements; −1 for a weight Load packs (weightPacks).
+var weightOffsets = []int{-1, 0, 64, 1088, 1152, -1, 1216, -1, 1280, -1, 1344, -1, 1408, 1472, 1536, -1, 1600, -1, 1856, -1, 1920, -1, 2176, 2240, 2304, -1, 2368, -1, 2432, -1, 2496, -1, 2560, 2624, 2688, -1, 2752, -1, 3008, -1, 3072, -1, 3328}
+
+// weightPacks gives, for each weight Load packs in the kernels' panels (kernels.PackWeights, in the checkpoint's precision when it holds the values exactly), its slot in Model.packed and the matrix [out, in] it is packed as.
+var weightPacks = map[int][3]int{
+	0:  {0, 64, 192},
+	11: {4, 64, 64},
+	15: {5, 256, 64},
+	17: {6, 64, 256},
+	19: {7, 256, 64},
+	21: {8, 64, 256},
+	25: {9, 64, 64},
+	27: {10, 64, 64},
+	29: {11, 64, 64},
+	31: {12, 64, 64},
+	35: {13, 256, 64},
+	37: {14, 64, 256},
+	39: {15, 256, 64},
+	41: {16, 64, 256},
+	5:  {1, 64, 64},
+	7:  {2, 64, 64},
+	9:  {3, 64, 64},
+}
 
 // Load opens the safetensors files at paths (memory-mapped where the platform allows; a folder,
 // such as a diffusers folder, stands for the .safetensors files in it and its subfolders) and
@@ -257,6 +285,13 @@ func LoadReaderAt(r io.ReaderAt, size int64, name string) (*Model, error) {
 // before any data is read and reports every problem at once, one line each (missing, extra,
 // misshapen, duplicated or non-float tensors); on error there is no model at all.
 func LoadFiles(files ...*runtime.SafetensorsFile) (*Model, error) {
+	return LoadFilesWith(runtime.LoadOptions{}, files...)
+}
+
+// LoadFilesWith is LoadFiles with options: opts.Patch, when set, sees each weight as float32 once
+// it is read, before Load computes anything from the weights (a LoRA merged at load time); its
+// index is the weight's place in WeightSpecs.
+func LoadFilesWith(opts runtime.LoadOptions, files ...*runtime.SafetensorsFile) (*Model, error) {
 	set, err := runtime.LocateWeights(ModelName, weightSpecs, files...)
 	if err != nil {
 		return nil, err
@@ -265,14 +300,29 @@ func LoadFiles(files ...*runtime.SafetensorsFile) (*Model, error) {
 		return nil, err
 	}
 	m := newModel()
+	var scratch []float32
 	for i, s := range weightSpecs {
+		if pk, ok := weightPacks[i]; ok {
+			w, err := set.ReadPacked(i, &scratch, opts.Patch, pk[1], pk[2])
+			if err != nil {
+				return nil, err
+			}
+			*m.packed[pk[0]] = w
+			continue
+		}
 		n := 1
 		for _, d := range s.Shape {
 			n *= d
 		}
 		off := weightOffsets[i]
-		if err := set.ReadInto(i, m.weights[off:off+n]); err != nil {
+		w := m.weights[off : off+n]
+		if err := set.ReadInto(i, w); err != nil {
 			return nil, err
+		}
+		if opts.Patch != nil {
+			if err := opts.Patch(i, w); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return m, nil

@@ -19,7 +19,7 @@
 //	y f32[2, 64, 4, 4]
 //
 // Memory: 49152 bytes of activations in one planned arena (ActivationBytes), 701696 bytes of
-// weights as float32 (WeightBytes).
+// weights at most, as float32 (WeightBytes; a float16 checkpoint's packed weights take half).
 package vitcross
 
 import (
@@ -35,11 +35,11 @@ const (
 	// ActivationBytes is the planned peak memory of intermediates and outputs during Forward: the size
 	// of the model's arena.
 	ActivationBytes = 49152
-	// WeightBytes is the memory the weights take once loaded as float32.
+	// WeightBytes is the most memory the weights take once loaded: as float32 (a float16 checkpoint's packed weights take half).
 	WeightBytes = 701696
 
-	arenaLen   = 12288  // float32 elements
-	weightsLen = 175424 // float32 elements
+	arenaLen   = 12288 // float32 elements
+	weightsLen = 3392  // float32 elements
 )
 
 // XLen is the element count of input x, f32[2, 3, 32, 32].
@@ -69,49 +69,50 @@ type Model struct {
 	arena   *runtime.Arena // activations, at the offsets of the memory plan
 	weights []float32      // all weights, one after the other
 
-	conv2dWeight                                    []float32 // "Conv2d.weight" f32[64, 3, 8, 8]
-	conv2dBias                                      []float32 // "Conv2d.bias" f32[64]
-	residualParameterWeight                         []float32 // "Residual.Parameter.weight" f32[16, 64]
-	chain1LayerNorm1Weight                          []float32 // "Chain_1.LayerNorm_1.weight" f32[64]
-	chain1LayerNorm1Bias                            []float32 // "Chain_1.LayerNorm_1.bias" f32[64]
-	chain1Residual1AttentionDistributeLinear1Weight []float32 // "Chain_1.Residual_1.Attention.Distribute.Linear_1.weight" f32[64, 64]
-	chain1Residual1AttentionDistributeLinear1Bias   []float32 // "Chain_1.Residual_1.Attention.Distribute.Linear_1.bias" f32[64]
-	chain1Residual1AttentionDistributeLinear2Weight []float32 // "Chain_1.Residual_1.Attention.Distribute.Linear_2.weight" f32[64, 48]
-	chain1Residual1AttentionDistributeLinear2Bias   []float32 // "Chain_1.Residual_1.Attention.Distribute.Linear_2.bias" f32[64]
-	chain1Residual1AttentionDistributeLinear3Weight []float32 // "Chain_1.Residual_1.Attention.Distribute.Linear_3.weight" f32[64, 48]
-	chain1Residual1AttentionDistributeLinear3Bias   []float32 // "Chain_1.Residual_1.Attention.Distribute.Linear_3.bias" f32[64]
-	chain1Residual1AttentionLinearWeight            []float32 // "Chain_1.Residual_1.Attention.Linear.weight" f32[64, 64]
-	chain1Residual1AttentionLinearBias              []float32 // "Chain_1.Residual_1.Attention.Linear.bias" f32[64]
-	chain1LayerNorm2Weight                          []float32 // "Chain_1.LayerNorm_2.weight" f32[64]
-	chain1LayerNorm2Bias                            []float32 // "Chain_1.LayerNorm_2.bias" f32[64]
-	chain1Residual2Linear1Weight                    []float32 // "Chain_1.Residual_2.Linear_1.weight" f32[256, 64]
-	chain1Residual2Linear1Bias                      []float32 // "Chain_1.Residual_2.Linear_1.bias" f32[256]
-	chain1Residual2Linear2Weight                    []float32 // "Chain_1.Residual_2.Linear_2.weight" f32[64, 256]
-	chain1Residual2Linear2Bias                      []float32 // "Chain_1.Residual_2.Linear_2.bias" f32[64]
-	chain1ChainLinear1Weight                        []float32 // "Chain_1.Chain.Linear_1.weight" f32[256, 64]
-	chain1ChainLinear1Bias                          []float32 // "Chain_1.Chain.Linear_1.bias" f32[256]
-	chain1ChainLinear2Weight                        []float32 // "Chain_1.Chain.Linear_2.weight" f32[64, 256]
-	chain1ChainLinear2Bias                          []float32 // "Chain_1.Chain.Linear_2.bias" f32[64]
-	chain2LayerNorm1Weight                          []float32 // "Chain_2.LayerNorm_1.weight" f32[64]
-	chain2LayerNorm1Bias                            []float32 // "Chain_2.LayerNorm_1.bias" f32[64]
-	chain2Residual1AttentionDistributeLinear1Weight []float32 // "Chain_2.Residual_1.Attention.Distribute.Linear_1.weight" f32[64, 64]
-	chain2Residual1AttentionDistributeLinear1Bias   []float32 // "Chain_2.Residual_1.Attention.Distribute.Linear_1.bias" f32[64]
-	chain2Residual1AttentionDistributeLinear2Weight []float32 // "Chain_2.Residual_1.Attention.Distribute.Linear_2.weight" f32[64, 48]
-	chain2Residual1AttentionDistributeLinear2Bias   []float32 // "Chain_2.Residual_1.Attention.Distribute.Linear_2.bias" f32[64]
-	chain2Residual1AttentionDistributeLinear3Weight []float32 // "Chain_2.Residual_1.Attention.Distribute.Linear_3.weight" f32[64, 48]
-	chain2Residual1AttentionDistributeLinear3Bias   []float32 // "Chain_2.Residual_1.Attention.Distribute.Linear_3.bias" f32[64]
-	chain2Residual1AttentionLinearWeight            []float32 // "Chain_2.Residual_1.Attention.Linear.weight" f32[64, 64]
-	chain2Residual1AttentionLinearBias              []float32 // "Chain_2.Residual_1.Attention.Linear.bias" f32[64]
-	chain2LayerNorm2Weight                          []float32 // "Chain_2.LayerNorm_2.weight" f32[64]
-	chain2LayerNorm2Bias                            []float32 // "Chain_2.LayerNorm_2.bias" f32[64]
-	chain2Residual2Linear1Weight                    []float32 // "Chain_2.Residual_2.Linear_1.weight" f32[256, 64]
-	chain2Residual2Linear1Bias                      []float32 // "Chain_2.Residual_2.Linear_1.bias" f32[256]
-	chain2Residual2Linear2Weight                    []float32 // "Chain_2.Residual_2.Linear_2.weight" f32[64, 256]
-	chain2Residual2Linear2Bias                      []float32 // "Chain_2.Residual_2.Linear_2.bias" f32[64]
-	chain2ChainLinear1Weight                        []float32 // "Chain_2.Chain.Linear_1.weight" f32[256, 64]
-	chain2ChainLinear1Bias                          []float32 // "Chain_2.Chain.Linear_1.bias" f32[256]
-	chain2ChainLinear2Weight                        []float32 // "Chain_2.Chain.Linear_2.weight" f32[64, 256]
-	chain2ChainLinear2Bias                          []float32 // "Chain_2.Chain.Linear_2.bias" f32[64]
+	conv2dWeight                                    kernels.Weights    // "Conv2d.weight" f32[64, 3, 8, 8], packed as [64, 192]
+	conv2dBias                                      []float32          // "Conv2d.bias" f32[64]
+	residualParameterWeight                         []float32          // "Residual.Parameter.weight" f32[16, 64]
+	chain1LayerNorm1Weight                          []float32          // "Chain_1.LayerNorm_1.weight" f32[64]
+	chain1LayerNorm1Bias                            []float32          // "Chain_1.LayerNorm_1.bias" f32[64]
+	chain1Residual1AttentionDistributeLinear1Weight kernels.Weights    // "Chain_1.Residual_1.Attention.Distribute.Linear_1.weight" f32[64, 64], packed as [64, 64]
+	chain1Residual1AttentionDistributeLinear1Bias   []float32          // "Chain_1.Residual_1.Attention.Distribute.Linear_1.bias" f32[64]
+	chain1Residual1AttentionDistributeLinear2Weight kernels.Weights    // "Chain_1.Residual_1.Attention.Distribute.Linear_2.weight" f32[64, 48], packed as [64, 48]
+	chain1Residual1AttentionDistributeLinear2Bias   []float32          // "Chain_1.Residual_1.Attention.Distribute.Linear_2.bias" f32[64]
+	chain1Residual1AttentionDistributeLinear3Weight kernels.Weights    // "Chain_1.Residual_1.Attention.Distribute.Linear_3.weight" f32[64, 48], packed as [64, 48]
+	chain1Residual1AttentionDistributeLinear3Bias   []float32          // "Chain_1.Residual_1.Attention.Distribute.Linear_3.bias" f32[64]
+	chain1Residual1AttentionLinearWeight            kernels.Weights    // "Chain_1.Residual_1.Attention.Linear.weight" f32[64, 64], packed as [64, 64]
+	chain1Residual1AttentionLinearBias              []float32          // "Chain_1.Residual_1.Attention.Linear.bias" f32[64]
+	chain1LayerNorm2Weight                          []float32          // "Chain_1.LayerNorm_2.weight" f32[64]
+	chain1LayerNorm2Bias                            []float32          // "Chain_1.LayerNorm_2.bias" f32[64]
+	chain1Residual2Linear1Weight                    kernels.Weights    // "Chain_1.Residual_2.Linear_1.weight" f32[256, 64], packed as [256, 64]
+	chain1Residual2Linear1Bias                      []float32          // "Chain_1.Residual_2.Linear_1.bias" f32[256]
+	chain1Residual2Linear2Weight                    kernels.Weights    // "Chain_1.Residual_2.Linear_2.weight" f32[64, 256], packed as [64, 256]
+	chain1Residual2Linear2Bias                      []float32          // "Chain_1.Residual_2.Linear_2.bias" f32[64]
+	chain1ChainLinear1Weight                        kernels.Weights    // "Chain_1.Chain.Linear_1.weight" f32[256, 64], packed as [256, 64]
+	chain1ChainLinear1Bias                          []float32          // "Chain_1.Chain.Linear_1.bias" f32[256]
+	chain1ChainLinear2Weight                        kernels.Weights    // "Chain_1.Chain.Linear_2.weight" f32[64, 256], packed as [64, 256]
+	chain1ChainLinear2Bias                          []float32          // "Chain_1.Chain.Linear_2.bias" f32[64]
+	chain2LayerNorm1Weight                          []float32          // "Chain_2.LayerNorm_1.weight" f32[64]
+	chain2LayerNorm1Bias                            []float32          // "Chain_2.LayerNorm_1.bias" f32[64]
+	chain2Residual1AttentionDistributeLinear1Weight kernels.Weights    // "Chain_2.Residual_1.Attention.Distribute.Linear_1.weight" f32[64, 64], packed as [64, 64]
+	chain2Residual1AttentionDistributeLinear1Bias   []float32          // "Chain_2.Residual_1.Attention.Distribute.Linear_1.bias" f32[64]
+	chain2Residual1AttentionDistributeLinear2Weight kernels.Weights    // "Chain_2.Residual_1.Attention.Distribute.Linear_2.weight" f32[64, 48], packed as [64, 48]
+	chain2Residual1AttentionDistributeLinear2Bias   []float32          // "Chain_2.Residual_1.Attention.Distribute.Linear_2.bias" f32[64]
+	chain2Residual1AttentionDistributeLinear3Weight kernels.Weights    // "Chain_2.Residual_1.Attention.Distribute.Linear_3.weight" f32[64, 48], packed as [64, 48]
+	chain2Residual1AttentionDistributeLinear3Bias   []float32          // "Chain_2.Residual_1.Attention.Distribute.Linear_3.bias" f32[64]
+	chain2Residual1AttentionLinearWeight            kernels.Weights    // "Chain_2.Residual_1.Attention.Linear.weight" f32[64, 64], packed as [64, 64]
+	chain2Residual1AttentionLinearBias              []float32          // "Chain_2.Residual_1.Attention.Linear.bias" f32[64]
+	chain2LayerNorm2Weight                          []float32          // "Chain_2.LayerNorm_2.weight" f32[64]
+	chain2LayerNorm2Bias                            []float32          // "Chain_2.LayerNorm_2.bias" f32[64]
+	chain2Residual2Linear1Weight                    kernels.Weights    // "Chain_2.Residual_2.Linear_1.weight" f32[256, 64], packed as [256, 64]
+	chain2Residual2Linear1Bias                      []float32          // "Chain_2.Residual_2.Linear_1.bias" f32[256]
+	chain2Residual2Linear2Weight                    kernels.Weights    // "Chain_2.Residual_2.Linear_2.weight" f32[64, 256], packed as [64, 256]
+	chain2Residual2Linear2Bias                      []float32          // "Chain_2.Residual_2.Linear_2.bias" f32[64]
+	chain2ChainLinear1Weight                        kernels.Weights    // "Chain_2.Chain.Linear_1.weight" f32[256, 64], packed as [256, 64]
+	chain2ChainLinear1Bias                          []float32          // "Chain_2.Chain.Linear_1.bias" f32[256]
+	chain2ChainLinear2Weight                        kernels.Weights    // "Chain_2.Chain.Linear_2.weight" f32[64, 256], packed as [64, 256]
+	chain2ChainLinear2Bias                          []float32          // "Chain_2.Chain.Linear_2.bias" f32[64]
+	packed                                          []*kernels.Weights // the packed weights, by slot, for Load to fill
 
 	v0  []float32 // %0: f32[2, 64, 4, 4], Conv2d
 	v1  []float32 // %1: f32[2, 16, 64], Reshape_1
@@ -148,49 +149,33 @@ func newModel() *Model {
 		arena:   runtime.NewArena(arenaLen),
 		weights: make([]float32, weightsLen),
 	}
-	m.conv2dWeight = m.weights[0:12288:12288]
-	m.conv2dBias = m.weights[12288:12352:12352]
-	m.residualParameterWeight = m.weights[12352:13376:13376]
-	m.chain1LayerNorm1Weight = m.weights[13376:13440:13440]
-	m.chain1LayerNorm1Bias = m.weights[13440:13504:13504]
-	m.chain1Residual1AttentionDistributeLinear1Weight = m.weights[13504:17600:17600]
-	m.chain1Residual1AttentionDistributeLinear1Bias = m.weights[17600:17664:17664]
-	m.chain1Residual1AttentionDistributeLinear2Weight = m.weights[17664:20736:20736]
-	m.chain1Residual1AttentionDistributeLinear2Bias = m.weights[20736:20800:20800]
-	m.chain1Residual1AttentionDistributeLinear3Weight = m.weights[20800:23872:23872]
-	m.chain1Residual1AttentionDistributeLinear3Bias = m.weights[23872:23936:23936]
-	m.chain1Residual1AttentionLinearWeight = m.weights[23936:28032:28032]
-	m.chain1Residual1AttentionLinearBias = m.weights[28032:28096:28096]
-	m.chain1LayerNorm2Weight = m.weights[28096:28160:28160]
-	m.chain1LayerNorm2Bias = m.weights[28160:28224:28224]
-	m.chain1Residual2Linear1Weight = m.weights[28224:44608:44608]
-	m.chain1Residual2Linear1Bias = m.weights[44608:44864:44864]
-	m.chain1Residual2Linear2Weight = m.weights[44864:61248:61248]
-	m.chain1Residual2Linear2Bias = m.weights[61248:61312:61312]
-	m.chain1ChainLinear1Weight = m.weights[61312:77696:77696]
-	m.chain1ChainLinear1Bias = m.weights[77696:77952:77952]
-	m.chain1ChainLinear2Weight = m.weights[77952:94336:94336]
-	m.chain1ChainLinear2Bias = m.weights[94336:94400:94400]
-	m.chain2LayerNorm1Weight = m.weights[94400:94464:94464]
-	m.chain2LayerNorm1Bias = m.weights[94464:94528:94528]
-	m.chain2Residual1AttentionDistributeLinear1Weight = m.weights[94528:98624:98624]
-	m.chain2Residual1AttentionDistributeLinear1Bias = m.weights[98624:98688:98688]
-	m.chain2Residual1AttentionDistributeLinear2Weight = m.weights[98688:101760:101760]
-	m.chain2Residual1AttentionDistributeLinear2Bias = m.weights[101760:101824:101824]
-	m.chain2Residual1AttentionDistributeLinear3Weight = m.weights[101824:104896:104896]
-	m.chain2Residual1AttentionDistributeLinear3Bias = m.weights[104896:104960:104960]
-	m.chain2Residual1AttentionLinearWeight = m.weights[104960:109056:109056]
-	m.chain2Residual1AttentionLinearBias = m.weights[109056:109120:109120]
-	m.chain2LayerNorm2Weight = m.weights[109120:109184:109184]
-	m.chain2LayerNorm2Bias = m.weights[109184:109248:109248]
-	m.chain2Residual2Linear1Weight = m.weights[109248:125632:125632]
-	m.chain2Residual2Linear1Bias = m.weights[125632:125888:125888]
-	m.chain2Residual2Linear2Weight = m.weights[125888:142272:142272]
-	m.chain2Residual2Linear2Bias = m.weights[142272:142336:142336]
-	m.chain2ChainLinear1Weight = m.weights[142336:158720:158720]
-	m.chain2ChainLinear1Bias = m.weights[158720:158976:158976]
-	m.chain2ChainLinear2Weight = m.weights[158976:175360:175360]
-	m.chain2ChainLinear2Bias = m.weights[175360:175424:175424]
+	m.conv2dBias = m.weights[0:64:64]
+	m.residualParameterWeight = m.weights[64:1088:1088]
+	m.chain1LayerNorm1Weight = m.weights[1088:1152:1152]
+	m.chain1LayerNorm1Bias = m.weights[1152:1216:1216]
+	m.chain1Residual1AttentionDistributeLinear1Bias = m.weights[1216:1280:1280]
+	m.chain1Residual1AttentionDistributeLinear2Bias = m.weights[1280:1344:1344]
+	m.chain1Residual1AttentionDistributeLinear3Bias = m.weights[1344:1408:1408]
+	m.chain1Residual1AttentionLinearBias = m.weights[1408:1472:1472]
+	m.chain1LayerNorm2Weight = m.weights[1472:1536:1536]
+	m.chain1LayerNorm2Bias = m.weights[1536:1600:1600]
+	m.chain1Residual2Linear1Bias = m.weights[1600:1856:1856]
+	m.chain1Residual2Linear2Bias = m.weights[1856:1920:1920]
+	m.chain1ChainLinear1Bias = m.weights[1920:2176:2176]
+	m.chain1ChainLinear2Bias = m.weights[2176:2240:2240]
+	m.chain2LayerNorm1Weight = m.weights[2240:2304:2304]
+	m.chain2LayerNorm1Bias = m.weights[2304:2368:2368]
+	m.chain2Residual1AttentionDistributeLinear1Bias = m.weights[2368:2432:2432]
+	m.chain2Residual1AttentionDistributeLinear2Bias = m.weights[2432:2496:2496]
+	m.chain2Residual1AttentionDistributeLinear3Bias = m.weights[2496:2560:2560]
+	m.chain2Residual1AttentionLinearBias = m.weights[2560:2624:2624]
+	m.chain2LayerNorm2Weight = m.weights[2624:2688:2688]
+	m.chain2LayerNorm2Bias = m.weights[2688:2752:2752]
+	m.chain2Residual2Linear1Bias = m.weights[2752:3008:3008]
+	m.chain2Residual2Linear2Bias = m.weights[3008:3072:3072]
+	m.chain2ChainLinear1Bias = m.weights[3072:3328:3328]
+	m.chain2ChainLinear2Bias = m.weights[3328:3392:3392]
+	m.packed = []*kernels.Weights{&m.conv2dWeight, &m.chain1Residual1AttentionDistributeLinear1Weight, &m.chain1Residual1AttentionDistributeLinear2Weight, &m.chain1Residual1AttentionDistributeLinear3Weight, &m.chain1Residual1AttentionLinearWeight, &m.chain1Residual2Linear1Weight, &m.chain1Residual2Linear2Weight, &m.chain1ChainLinear1Weight, &m.chain1ChainLinear2Weight, &m.chain2Residual1AttentionDistributeLinear1Weight, &m.chain2Residual1AttentionDistributeLinear2Weight, &m.chain2Residual1AttentionDistributeLinear3Weight, &m.chain2Residual1AttentionLinearWeight, &m.chain2Residual2Linear1Weight, &m.chain2Residual2Linear2Weight, &m.chain2ChainLinear1Weight, &m.chain2ChainLinear2Weight}
 	m.v0 = m.arena.Slice(0, 2048)
 	m.v1 = m.arena.Slice(0, 2048)
 	m.v2 = m.arena.Slice(2048, 2048)
@@ -237,7 +222,7 @@ func (m *Model) Forward(x []float32, myEmbed []float32) ([]float32, error) {
 	}
 
 	// Conv2d: %0 = conv2d(%x, @weight, @bias) {stride=[8, 8], padding=[0, 0], dilation=[1, 1], groups=1} -> f32[2, 64, 4, 4]
-	kernels.Conv2d(m.v0, x, m.conv2dWeight, m.conv2dBias, kernels.Conv2dParams{N: 2, C: 3, H: 32, W: 32, K: 64, KH: 8, KW: 8, StrideH: 8, StrideW: 8, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1})
+	kernels.Conv2dW(m.v0, x, m.conv2dWeight, m.conv2dBias, kernels.Conv2dParams{N: 2, C: 3, H: 32, W: 32, K: 64, KH: 8, KW: 8, StrideH: 8, StrideW: 8, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1})
 
 	// Reshape_1: %1 = reshape(%0) -> f32[2, 16, 64] (a view: no code)
 
@@ -253,67 +238,67 @@ func (m *Model) Forward(x []float32, myEmbed []float32) ([]float32, error) {
 	kernels.LayerNorm(m.v4, m.v3, 32, 64, m.chain1LayerNorm1Weight, m.chain1LayerNorm1Bias, float32(1e-05))
 
 	// Chain_1.Residual_1.Attention.Distribute.Linear_1: %5 = linear(%4, @weight, @bias) -> f32[2, 16, 64]
-	kernels.Linear(m.v5, m.v4, 32, 64, 64, m.chain1Residual1AttentionDistributeLinear1Weight, m.chain1Residual1AttentionDistributeLinear1Bias)
+	kernels.LinearW(m.v5, m.v4, 32, 64, 64, m.chain1Residual1AttentionDistributeLinear1Weight, m.chain1Residual1AttentionDistributeLinear1Bias)
 
 	// Chain_1.Residual_1.Attention.Distribute.Linear_2: %6 = linear(%my_embed, @weight, @bias) -> f32[2, 5, 64]
-	kernels.Linear(m.v6, myEmbed, 10, 48, 64, m.chain1Residual1AttentionDistributeLinear2Weight, m.chain1Residual1AttentionDistributeLinear2Bias)
+	kernels.LinearW(m.v6, myEmbed, 10, 48, 64, m.chain1Residual1AttentionDistributeLinear2Weight, m.chain1Residual1AttentionDistributeLinear2Bias)
 
 	// Chain_1.Residual_1.Attention.Distribute.Linear_3: %7 = linear(%my_embed, @weight, @bias) -> f32[2, 5, 64]
-	kernels.Linear(m.v7, myEmbed, 10, 48, 64, m.chain1Residual1AttentionDistributeLinear3Weight, m.chain1Residual1AttentionDistributeLinear3Bias)
+	kernels.LinearW(m.v7, myEmbed, 10, 48, 64, m.chain1Residual1AttentionDistributeLinear3Weight, m.chain1Residual1AttentionDistributeLinear3Bias)
 
 	// Chain_1.Residual_1.Attention.ScaledDotProductAttention: %8 = sdpa(%5, %6, %7) {heads=4, causal=false} -> f32[2, 16, 64]
 	kernels.Attention(m.v8, m.v5, m.v6, m.v7, 2, 4, 16, 5, 16, 16, false)
 
 	// Chain_1.Residual_1: %9 = linear_fused(%8, @Attention.Linear.weight, @Attention.Linear.bias, %4) {scale=1.0, shift=0.0, residual=true, act="none"} -> f32[2, 16, 64]
-	kernels.LinearFused(m.v9, m.v8, 32, 64, 64, m.chain1Residual1AttentionLinearWeight, m.chain1Residual1AttentionLinearBias, kernels.Epilogue{Residual: m.v4})
+	kernels.LinearFusedW(m.v9, m.v8, 32, 64, 64, m.chain1Residual1AttentionLinearWeight, m.chain1Residual1AttentionLinearBias, kernels.Epilogue{Residual: m.v4})
 
 	// Chain_1.LayerNorm_2: %10 = layer_norm(%9, @weight, @bias) {axes=1, eps=1e-05} -> f32[2, 16, 64]
 	kernels.LayerNorm(m.v10, m.v9, 32, 64, m.chain1LayerNorm2Weight, m.chain1LayerNorm2Bias, float32(1e-05))
 
 	// Chain_1.Residual_2.GeLU: %11 = linear_fused(%10, @Chain_1.Residual_2.Linear_1.weight, @Chain_1.Residual_2.Linear_1.bias) {scale=1.0, shift=0.0, residual=false, act="gelu"} -> f32[2, 16, 256]
-	kernels.LinearFused(m.v11, m.v10, 32, 64, 256, m.chain1Residual2Linear1Weight, m.chain1Residual2Linear1Bias, kernels.Epilogue{Act: kernels.ActGeLU})
+	kernels.LinearFusedW(m.v11, m.v10, 32, 64, 256, m.chain1Residual2Linear1Weight, m.chain1Residual2Linear1Bias, kernels.Epilogue{Act: kernels.ActGeLU})
 
 	// Chain_1.Residual_2: %12 = linear_fused(%11, @Linear_2.weight, @Linear_2.bias, %10) {scale=1.0, shift=0.0, residual=true, act="none"} -> f32[2, 16, 64]
-	kernels.LinearFused(m.v12, m.v11, 32, 256, 64, m.chain1Residual2Linear2Weight, m.chain1Residual2Linear2Bias, kernels.Epilogue{Residual: m.v10})
+	kernels.LinearFusedW(m.v12, m.v11, 32, 256, 64, m.chain1Residual2Linear2Weight, m.chain1Residual2Linear2Bias, kernels.Epilogue{Residual: m.v10})
 
 	// Chain_1.Chain.GeLU: %13 = linear_fused(%12, @Chain_1.Chain.Linear_1.weight, @Chain_1.Chain.Linear_1.bias) {scale=1.0, shift=0.0, residual=false, act="gelu"} -> f32[2, 16, 256]
-	kernels.LinearFused(m.v13, m.v12, 32, 64, 256, m.chain1ChainLinear1Weight, m.chain1ChainLinear1Bias, kernels.Epilogue{Act: kernels.ActGeLU})
+	kernels.LinearFusedW(m.v13, m.v12, 32, 64, 256, m.chain1ChainLinear1Weight, m.chain1ChainLinear1Bias, kernels.Epilogue{Act: kernels.ActGeLU})
 
 	// Chain_1.Chain.Linear_2: %14 = linear(%13, @weight, @bias) -> f32[2, 16, 64]
-	kernels.Linear(m.v14, m.v13, 32, 256, 64, m.chain1ChainLinear2Weight, m.chain1ChainLinear2Bias)
+	kernels.LinearW(m.v14, m.v13, 32, 256, 64, m.chain1ChainLinear2Weight, m.chain1ChainLinear2Bias)
 
 	// Chain_2.LayerNorm_1: %15 = layer_norm(%14, @weight, @bias) {axes=1, eps=1e-05} -> f32[2, 16, 64]
 	kernels.LayerNorm(m.v15, m.v14, 32, 64, m.chain2LayerNorm1Weight, m.chain2LayerNorm1Bias, float32(1e-05))
 
 	// Chain_2.Residual_1.Attention.Distribute.Linear_1: %16 = linear(%15, @weight, @bias) -> f32[2, 16, 64]
-	kernels.Linear(m.v16, m.v15, 32, 64, 64, m.chain2Residual1AttentionDistributeLinear1Weight, m.chain2Residual1AttentionDistributeLinear1Bias)
+	kernels.LinearW(m.v16, m.v15, 32, 64, 64, m.chain2Residual1AttentionDistributeLinear1Weight, m.chain2Residual1AttentionDistributeLinear1Bias)
 
 	// Chain_2.Residual_1.Attention.Distribute.Linear_2: %17 = linear(%my_embed, @weight, @bias) -> f32[2, 5, 64]
-	kernels.Linear(m.v17, myEmbed, 10, 48, 64, m.chain2Residual1AttentionDistributeLinear2Weight, m.chain2Residual1AttentionDistributeLinear2Bias)
+	kernels.LinearW(m.v17, myEmbed, 10, 48, 64, m.chain2Residual1AttentionDistributeLinear2Weight, m.chain2Residual1AttentionDistributeLinear2Bias)
 
 	// Chain_2.Residual_1.Attention.Distribute.Linear_3: %18 = linear(%my_embed, @weight, @bias) -> f32[2, 5, 64]
-	kernels.Linear(m.v18, myEmbed, 10, 48, 64, m.chain2Residual1AttentionDistributeLinear3Weight, m.chain2Residual1AttentionDistributeLinear3Bias)
+	kernels.LinearW(m.v18, myEmbed, 10, 48, 64, m.chain2Residual1AttentionDistributeLinear3Weight, m.chain2Residual1AttentionDistributeLinear3Bias)
 
 	// Chain_2.Residual_1.Attention.ScaledDotProductAttention: %19 = sdpa(%16, %17, %18) {heads=4, causal=false} -> f32[2, 16, 64]
 	kernels.Attention(m.v19, m.v16, m.v17, m.v18, 2, 4, 16, 5, 16, 16, false)
 
 	// Chain_2.Residual_1: %20 = linear_fused(%19, @Attention.Linear.weight, @Attention.Linear.bias, %15) {scale=1.0, shift=0.0, residual=true, act="none"} -> f32[2, 16, 64]
-	kernels.LinearFused(m.v20, m.v19, 32, 64, 64, m.chain2Residual1AttentionLinearWeight, m.chain2Residual1AttentionLinearBias, kernels.Epilogue{Residual: m.v15})
+	kernels.LinearFusedW(m.v20, m.v19, 32, 64, 64, m.chain2Residual1AttentionLinearWeight, m.chain2Residual1AttentionLinearBias, kernels.Epilogue{Residual: m.v15})
 
 	// Chain_2.LayerNorm_2: %21 = layer_norm(%20, @weight, @bias) {axes=1, eps=1e-05} -> f32[2, 16, 64]
 	kernels.LayerNorm(m.v21, m.v20, 32, 64, m.chain2LayerNorm2Weight, m.chain2LayerNorm2Bias, float32(1e-05))
 
 	// Chain_2.Residual_2.GeLU: %22 = linear_fused(%21, @Chain_2.Residual_2.Linear_1.weight, @Chain_2.Residual_2.Linear_1.bias) {scale=1.0, shift=0.0, residual=false, act="gelu"} -> f32[2, 16, 256]
-	kernels.LinearFused(m.v22, m.v21, 32, 64, 256, m.chain2Residual2Linear1Weight, m.chain2Residual2Linear1Bias, kernels.Epilogue{Act: kernels.ActGeLU})
+	kernels.LinearFusedW(m.v22, m.v21, 32, 64, 256, m.chain2Residual2Linear1Weight, m.chain2Residual2Linear1Bias, kernels.Epilogue{Act: kernels.ActGeLU})
 
 	// Chain_2.Residual_2: %23 = linear_fused(%22, @Linear_2.weight, @Linear_2.bias, %21) {scale=1.0, shift=0.0, residual=true, act="none"} -> f32[2, 16, 64]
-	kernels.LinearFused(m.v23, m.v22, 32, 256, 64, m.chain2Residual2Linear2Weight, m.chain2Residual2Linear2Bias, kernels.Epilogue{Residual: m.v21})
+	kernels.LinearFusedW(m.v23, m.v22, 32, 256, 64, m.chain2Residual2Linear2Weight, m.chain2Residual2Linear2Bias, kernels.Epilogue{Residual: m.v21})
 
 	// Chain_2.Chain.GeLU: %24 = linear_fused(%23, @Chain_2.Chain.Linear_1.weight, @Chain_2.Chain.Linear_1.bias) {scale=1.0, shift=0.0, residual=false, act="gelu"} -> f32[2, 16, 256]
-	kernels.LinearFused(m.v24, m.v23, 32, 64, 256, m.chain2ChainLinear1Weight, m.chain2ChainLinear1Bias, kernels.Epilogue{Act: kernels.ActGeLU})
+	kernels.LinearFusedW(m.v24, m.v23, 32, 64, 256, m.chain2ChainLinear1Weight, m.chain2ChainLinear1Bias, kernels.Epilogue{Act: kernels.ActGeLU})
 
 	// Chain_2.Chain.Linear_2: %25 = linear(%24, @weight, @bias) -> f32[2, 16, 64]
-	kernels.Linear(m.v25, m.v24, 32, 256, 64, m.chain2ChainLinear2Weight, m.chain2ChainLinear2Bias)
+	kernels.LinearW(m.v25, m.v24, 32, 256, 64, m.chain2ChainLinear2Weight, m.chain2ChainLinear2Bias)
 
 	// Reshape_2: %26 = reshape(%25) -> f32[2, 64, 4, 4] (a view: no code)
 

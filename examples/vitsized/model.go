@@ -20,8 +20,9 @@
 // rule of the model they must follow, and keeps a memory plan per set of sizes, made at the first
 // call with it.
 //
-// Memory: 718080 bytes of weights as float32 (WeightBytes); an arena of activations planned for
-// each set of sizes, which grows to the largest one met.
+// Memory: 718080 bytes of weights at most, as float32 (WeightBytes; a float16 checkpoint's packed
+// weights take half); an arena of activations planned for each set of sizes, which grows to the
+// largest one met.
 package vitsized
 
 import (
@@ -35,10 +36,10 @@ import (
 const (
 	// ModelName is the model this package was compiled from.
 	ModelName = "ViT"
-	// WeightBytes is the memory the weights take once loaded as float32.
+	// WeightBytes is the most memory the weights take once loaded: as float32 (a float16 checkpoint's packed weights take half).
 	WeightBytes = 718080
 
-	weightsLen = 179520 // float32 elements
+	weightsLen = 3392 // float32 elements
 )
 
 // XShape is the shape of input x, f32[batch, 3, 32, 32], outermost first (row-major), with −1
@@ -57,49 +58,50 @@ type Model struct {
 	plans   map[[1]int]*shapePlan // by sizes, made at their first use
 	plan    *shapePlan            // of the last call
 
-	conv2dWeight                                    []float32 // "Conv2d.weight" f32[64, 3, 8, 8]
-	conv2dBias                                      []float32 // "Conv2d.bias" f32[64]
-	residualParameterWeight                         []float32 // "Residual.Parameter.weight" f32[16, 64]
-	chain1LayerNorm1Weight                          []float32 // "Chain_1.LayerNorm_1.weight" f32[64]
-	chain1LayerNorm1Bias                            []float32 // "Chain_1.LayerNorm_1.bias" f32[64]
-	chain1Residual1AttentionDistributeLinear1Weight []float32 // "Chain_1.Residual_1.Attention.Distribute.Linear_1.weight" f32[64, 64]
-	chain1Residual1AttentionDistributeLinear1Bias   []float32 // "Chain_1.Residual_1.Attention.Distribute.Linear_1.bias" f32[64]
-	chain1Residual1AttentionDistributeLinear2Weight []float32 // "Chain_1.Residual_1.Attention.Distribute.Linear_2.weight" f32[64, 64]
-	chain1Residual1AttentionDistributeLinear2Bias   []float32 // "Chain_1.Residual_1.Attention.Distribute.Linear_2.bias" f32[64]
-	chain1Residual1AttentionDistributeLinear3Weight []float32 // "Chain_1.Residual_1.Attention.Distribute.Linear_3.weight" f32[64, 64]
-	chain1Residual1AttentionDistributeLinear3Bias   []float32 // "Chain_1.Residual_1.Attention.Distribute.Linear_3.bias" f32[64]
-	chain1Residual1AttentionLinearWeight            []float32 // "Chain_1.Residual_1.Attention.Linear.weight" f32[64, 64]
-	chain1Residual1AttentionLinearBias              []float32 // "Chain_1.Residual_1.Attention.Linear.bias" f32[64]
-	chain1LayerNorm2Weight                          []float32 // "Chain_1.LayerNorm_2.weight" f32[64]
-	chain1LayerNorm2Bias                            []float32 // "Chain_1.LayerNorm_2.bias" f32[64]
-	chain1Residual2Linear1Weight                    []float32 // "Chain_1.Residual_2.Linear_1.weight" f32[256, 64]
-	chain1Residual2Linear1Bias                      []float32 // "Chain_1.Residual_2.Linear_1.bias" f32[256]
-	chain1Residual2Linear2Weight                    []float32 // "Chain_1.Residual_2.Linear_2.weight" f32[64, 256]
-	chain1Residual2Linear2Bias                      []float32 // "Chain_1.Residual_2.Linear_2.bias" f32[64]
-	chain1ChainLinear1Weight                        []float32 // "Chain_1.Chain.Linear_1.weight" f32[256, 64]
-	chain1ChainLinear1Bias                          []float32 // "Chain_1.Chain.Linear_1.bias" f32[256]
-	chain1ChainLinear2Weight                        []float32 // "Chain_1.Chain.Linear_2.weight" f32[64, 256]
-	chain1ChainLinear2Bias                          []float32 // "Chain_1.Chain.Linear_2.bias" f32[64]
-	chain2LayerNorm1Weight                          []float32 // "Chain_2.LayerNorm_1.weight" f32[64]
-	chain2LayerNorm1Bias                            []float32 // "Chain_2.LayerNorm_1.bias" f32[64]
-	chain2Residual1AttentionDistributeLinear1Weight []float32 // "Chain_2.Residual_1.Attention.Distribute.Linear_1.weight" f32[64, 64]
-	chain2Residual1AttentionDistributeLinear1Bias   []float32 // "Chain_2.Residual_1.Attention.Distribute.Linear_1.bias" f32[64]
-	chain2Residual1AttentionDistributeLinear2Weight []float32 // "Chain_2.Residual_1.Attention.Distribute.Linear_2.weight" f32[64, 64]
-	chain2Residual1AttentionDistributeLinear2Bias   []float32 // "Chain_2.Residual_1.Attention.Distribute.Linear_2.bias" f32[64]
-	chain2Residual1AttentionDistributeLinear3Weight []float32 // "Chain_2.Residual_1.Attention.Distribute.Linear_3.weight" f32[64, 64]
-	chain2Residual1AttentionDistributeLinear3Bias   []float32 // "Chain_2.Residual_1.Attention.Distribute.Linear_3.bias" f32[64]
-	chain2Residual1AttentionLinearWeight            []float32 // "Chain_2.Residual_1.Attention.Linear.weight" f32[64, 64]
-	chain2Residual1AttentionLinearBias              []float32 // "Chain_2.Residual_1.Attention.Linear.bias" f32[64]
-	chain2LayerNorm2Weight                          []float32 // "Chain_2.LayerNorm_2.weight" f32[64]
-	chain2LayerNorm2Bias                            []float32 // "Chain_2.LayerNorm_2.bias" f32[64]
-	chain2Residual2Linear1Weight                    []float32 // "Chain_2.Residual_2.Linear_1.weight" f32[256, 64]
-	chain2Residual2Linear1Bias                      []float32 // "Chain_2.Residual_2.Linear_1.bias" f32[256]
-	chain2Residual2Linear2Weight                    []float32 // "Chain_2.Residual_2.Linear_2.weight" f32[64, 256]
-	chain2Residual2Linear2Bias                      []float32 // "Chain_2.Residual_2.Linear_2.bias" f32[64]
-	chain2ChainLinear1Weight                        []float32 // "Chain_2.Chain.Linear_1.weight" f32[256, 64]
-	chain2ChainLinear1Bias                          []float32 // "Chain_2.Chain.Linear_1.bias" f32[256]
-	chain2ChainLinear2Weight                        []float32 // "Chain_2.Chain.Linear_2.weight" f32[64, 256]
-	chain2ChainLinear2Bias                          []float32 // "Chain_2.Chain.Linear_2.bias" f32[64]
+	conv2dWeight                                    kernels.Weights    // "Conv2d.weight" f32[64, 3, 8, 8], packed as [64, 192]
+	conv2dBias                                      []float32          // "Conv2d.bias" f32[64]
+	residualParameterWeight                         []float32          // "Residual.Parameter.weight" f32[16, 64]
+	chain1LayerNorm1Weight                          []float32          // "Chain_1.LayerNorm_1.weight" f32[64]
+	chain1LayerNorm1Bias                            []float32          // "Chain_1.LayerNorm_1.bias" f32[64]
+	chain1Residual1AttentionDistributeLinear1Weight kernels.Weights    // "Chain_1.Residual_1.Attention.Distribute.Linear_1.weight" f32[64, 64], packed as [64, 64]
+	chain1Residual1AttentionDistributeLinear1Bias   []float32          // "Chain_1.Residual_1.Attention.Distribute.Linear_1.bias" f32[64]
+	chain1Residual1AttentionDistributeLinear2Weight kernels.Weights    // "Chain_1.Residual_1.Attention.Distribute.Linear_2.weight" f32[64, 64], packed as [64, 64]
+	chain1Residual1AttentionDistributeLinear2Bias   []float32          // "Chain_1.Residual_1.Attention.Distribute.Linear_2.bias" f32[64]
+	chain1Residual1AttentionDistributeLinear3Weight kernels.Weights    // "Chain_1.Residual_1.Attention.Distribute.Linear_3.weight" f32[64, 64], packed as [64, 64]
+	chain1Residual1AttentionDistributeLinear3Bias   []float32          // "Chain_1.Residual_1.Attention.Distribute.Linear_3.bias" f32[64]
+	chain1Residual1AttentionLinearWeight            kernels.Weights    // "Chain_1.Residual_1.Attention.Linear.weight" f32[64, 64], packed as [64, 64]
+	chain1Residual1AttentionLinearBias              []float32          // "Chain_1.Residual_1.Attention.Linear.bias" f32[64]
+	chain1LayerNorm2Weight                          []float32          // "Chain_1.LayerNorm_2.weight" f32[64]
+	chain1LayerNorm2Bias                            []float32          // "Chain_1.LayerNorm_2.bias" f32[64]
+	chain1Residual2Linear1Weight                    kernels.Weights    // "Chain_1.Residual_2.Linear_1.weight" f32[256, 64], packed as [256, 64]
+	chain1Residual2Linear1Bias                      []float32          // "Chain_1.Residual_2.Linear_1.bias" f32[256]
+	chain1Residual2Linear2Weight                    kernels.Weights    // "Chain_1.Residual_2.Linear_2.weight" f32[64, 256], packed as [64, 256]
+	chain1Residual2Linear2Bias                      []float32          // "Chain_1.Residual_2.Linear_2.bias" f32[64]
+	chain1ChainLinear1Weight                        kernels.Weights    // "Chain_1.Chain.Linear_1.weight" f32[256, 64], packed as [256, 64]
+	chain1ChainLinear1Bias                          []float32          // "Chain_1.Chain.Linear_1.bias" f32[256]
+	chain1ChainLinear2Weight                        kernels.Weights    // "Chain_1.Chain.Linear_2.weight" f32[64, 256], packed as [64, 256]
+	chain1ChainLinear2Bias                          []float32          // "Chain_1.Chain.Linear_2.bias" f32[64]
+	chain2LayerNorm1Weight                          []float32          // "Chain_2.LayerNorm_1.weight" f32[64]
+	chain2LayerNorm1Bias                            []float32          // "Chain_2.LayerNorm_1.bias" f32[64]
+	chain2Residual1AttentionDistributeLinear1Weight kernels.Weights    // "Chain_2.Residual_1.Attention.Distribute.Linear_1.weight" f32[64, 64], packed as [64, 64]
+	chain2Residual1AttentionDistributeLinear1Bias   []float32          // "Chain_2.Residual_1.Attention.Distribute.Linear_1.bias" f32[64]
+	chain2Residual1AttentionDistributeLinear2Weight kernels.Weights    // "Chain_2.Residual_1.Attention.Distribute.Linear_2.weight" f32[64, 64], packed as [64, 64]
+	chain2Residual1AttentionDistributeLinear2Bias   []float32          // "Chain_2.Residual_1.Attention.Distribute.Linear_2.bias" f32[64]
+	chain2Residual1AttentionDistributeLinear3Weight kernels.Weights    // "Chain_2.Residual_1.Attention.Distribute.Linear_3.weight" f32[64, 64], packed as [64, 64]
+	chain2Residual1AttentionDistributeLinear3Bias   []float32          // "Chain_2.Residual_1.Attention.Distribute.Linear_3.bias" f32[64]
+	chain2Residual1AttentionLinearWeight            kernels.Weights    // "Chain_2.Residual_1.Attention.Linear.weight" f32[64, 64], packed as [64, 64]
+	chain2Residual1AttentionLinearBias              []float32          // "Chain_2.Residual_1.Attention.Linear.bias" f32[64]
+	chain2LayerNorm2Weight                          []float32          // "Chain_2.LayerNorm_2.weight" f32[64]
+	chain2LayerNorm2Bias                            []float32          // "Chain_2.LayerNorm_2.bias" f32[64]
+	chain2Residual2Linear1Weight                    kernels.Weights    // "Chain_2.Residual_2.Linear_1.weight" f32[256, 64], packed as [256, 64]
+	chain2Residual2Linear1Bias                      []float32          // "Chain_2.Residual_2.Linear_1.bias" f32[256]
+	chain2Residual2Linear2Weight                    kernels.Weights    // "Chain_2.Residual_2.Linear_2.weight" f32[64, 256], packed as [64, 256]
+	chain2Residual2Linear2Bias                      []float32          // "Chain_2.Residual_2.Linear_2.bias" f32[64]
+	chain2ChainLinear1Weight                        kernels.Weights    // "Chain_2.Chain.Linear_1.weight" f32[256, 64], packed as [256, 64]
+	chain2ChainLinear1Bias                          []float32          // "Chain_2.Chain.Linear_1.bias" f32[256]
+	chain2ChainLinear2Weight                        kernels.Weights    // "Chain_2.Chain.Linear_2.weight" f32[64, 256], packed as [64, 256]
+	chain2ChainLinear2Bias                          []float32          // "Chain_2.Chain.Linear_2.bias" f32[64]
+	packed                                          []*kernels.Weights // the packed weights, by slot, for Load to fill
 
 	v0  []float32 // %0: f32[batch, 64, 4, 4], Conv2d
 	v1  []float32 // %1: f32[batch, 16, 64], Reshape_1
@@ -137,49 +139,33 @@ func newModel() *Model {
 		plans:   map[[1]int]*shapePlan{},
 		weights: make([]float32, weightsLen),
 	}
-	m.conv2dWeight = m.weights[0:12288:12288]
-	m.conv2dBias = m.weights[12288:12352:12352]
-	m.residualParameterWeight = m.weights[12352:13376:13376]
-	m.chain1LayerNorm1Weight = m.weights[13376:13440:13440]
-	m.chain1LayerNorm1Bias = m.weights[13440:13504:13504]
-	m.chain1Residual1AttentionDistributeLinear1Weight = m.weights[13504:17600:17600]
-	m.chain1Residual1AttentionDistributeLinear1Bias = m.weights[17600:17664:17664]
-	m.chain1Residual1AttentionDistributeLinear2Weight = m.weights[17664:21760:21760]
-	m.chain1Residual1AttentionDistributeLinear2Bias = m.weights[21760:21824:21824]
-	m.chain1Residual1AttentionDistributeLinear3Weight = m.weights[21824:25920:25920]
-	m.chain1Residual1AttentionDistributeLinear3Bias = m.weights[25920:25984:25984]
-	m.chain1Residual1AttentionLinearWeight = m.weights[25984:30080:30080]
-	m.chain1Residual1AttentionLinearBias = m.weights[30080:30144:30144]
-	m.chain1LayerNorm2Weight = m.weights[30144:30208:30208]
-	m.chain1LayerNorm2Bias = m.weights[30208:30272:30272]
-	m.chain1Residual2Linear1Weight = m.weights[30272:46656:46656]
-	m.chain1Residual2Linear1Bias = m.weights[46656:46912:46912]
-	m.chain1Residual2Linear2Weight = m.weights[46912:63296:63296]
-	m.chain1Residual2Linear2Bias = m.weights[63296:63360:63360]
-	m.chain1ChainLinear1Weight = m.weights[63360:79744:79744]
-	m.chain1ChainLinear1Bias = m.weights[79744:80000:80000]
-	m.chain1ChainLinear2Weight = m.weights[80000:96384:96384]
-	m.chain1ChainLinear2Bias = m.weights[96384:96448:96448]
-	m.chain2LayerNorm1Weight = m.weights[96448:96512:96512]
-	m.chain2LayerNorm1Bias = m.weights[96512:96576:96576]
-	m.chain2Residual1AttentionDistributeLinear1Weight = m.weights[96576:100672:100672]
-	m.chain2Residual1AttentionDistributeLinear1Bias = m.weights[100672:100736:100736]
-	m.chain2Residual1AttentionDistributeLinear2Weight = m.weights[100736:104832:104832]
-	m.chain2Residual1AttentionDistributeLinear2Bias = m.weights[104832:104896:104896]
-	m.chain2Residual1AttentionDistributeLinear3Weight = m.weights[104896:108992:108992]
-	m.chain2Residual1AttentionDistributeLinear3Bias = m.weights[108992:109056:109056]
-	m.chain2Residual1AttentionLinearWeight = m.weights[109056:113152:113152]
-	m.chain2Residual1AttentionLinearBias = m.weights[113152:113216:113216]
-	m.chain2LayerNorm2Weight = m.weights[113216:113280:113280]
-	m.chain2LayerNorm2Bias = m.weights[113280:113344:113344]
-	m.chain2Residual2Linear1Weight = m.weights[113344:129728:129728]
-	m.chain2Residual2Linear1Bias = m.weights[129728:129984:129984]
-	m.chain2Residual2Linear2Weight = m.weights[129984:146368:146368]
-	m.chain2Residual2Linear2Bias = m.weights[146368:146432:146432]
-	m.chain2ChainLinear1Weight = m.weights[146432:162816:162816]
-	m.chain2ChainLinear1Bias = m.weights[162816:163072:163072]
-	m.chain2ChainLinear2Weight = m.weights[163072:179456:179456]
-	m.chain2ChainLinear2Bias = m.weights[179456:179520:179520]
+	m.conv2dBias = m.weights[0:64:64]
+	m.residualParameterWeight = m.weights[64:1088:1088]
+	m.chain1LayerNorm1Weight = m.weights[1088:1152:1152]
+	m.chain1LayerNorm1Bias = m.weights[1152:1216:1216]
+	m.chain1Residual1AttentionDistributeLinear1Bias = m.weights[1216:1280:1280]
+	m.chain1Residual1AttentionDistributeLinear2Bias = m.weights[1280:1344:1344]
+	m.chain1Residual1AttentionDistributeLinear3Bias = m.weights[1344:1408:1408]
+	m.chain1Residual1AttentionLinearBias = m.weights[1408:1472:1472]
+	m.chain1LayerNorm2Weight = m.weights[1472:1536:1536]
+	m.chain1LayerNorm2Bias = m.weights[1536:1600:1600]
+	m.chain1Residual2Linear1Bias = m.weights[1600:1856:1856]
+	m.chain1Residual2Linear2Bias = m.weights[1856:1920:1920]
+	m.chain1ChainLinear1Bias = m.weights[1920:2176:2176]
+	m.chain1ChainLinear2Bias = m.weights[2176:2240:2240]
+	m.chain2LayerNorm1Weight = m.weights[2240:2304:2304]
+	m.chain2LayerNorm1Bias = m.weights[2304:2368:2368]
+	m.chain2Residual1AttentionDistributeLinear1Bias = m.weights[2368:2432:2432]
+	m.chain2Residual1AttentionDistributeLinear2Bias = m.weights[2432:2496:2496]
+	m.chain2Residual1AttentionDistributeLinear3Bias = m.weights[2496:2560:2560]
+	m.chain2Residual1AttentionLinearBias = m.weights[2560:2624:2624]
+	m.chain2LayerNorm2Weight = m.weights[2624:2688:2688]
+	m.chain2LayerNorm2Bias = m.weights[2688:2752:2752]
+	m.chain2Residual2Linear1Bias = m.weights[2752:3008:3008]
+	m.chain2Residual2Linear2Bias = m.weights[3008:3072:3072]
+	m.chain2ChainLinear1Bias = m.weights[3072:3328:3328]
+	m.chain2ChainLinear2Bias = m.weights[3328:3392:3392]
+	m.packed = []*kernels.Weights{&m.conv2dWeight, &m.chain1Residual1AttentionDistributeLinear1Weight, &m.chain1Residual1AttentionDistributeLinear2Weight, &m.chain1Residual1AttentionDistributeLinear3Weight, &m.chain1Residual1AttentionLinearWeight, &m.chain1Residual2Linear1Weight, &m.chain1Residual2Linear2Weight, &m.chain1ChainLinear1Weight, &m.chain1ChainLinear2Weight, &m.chain2Residual1AttentionDistributeLinear1Weight, &m.chain2Residual1AttentionDistributeLinear2Weight, &m.chain2Residual1AttentionDistributeLinear3Weight, &m.chain2Residual1AttentionLinearWeight, &m.chain2Residual2Linear1Weight, &m.chain2Residual2Linear2Weight, &m.chain2ChainLinear1Weight, &m.chain2ChainLinear2Weight}
 	return m
 }
 
@@ -214,7 +200,7 @@ func (m *Model) Forward(x []float32, xShape []int) ([]float32, []int, error) {
 	dim3 := p.dims[3] // batch*16
 
 	// Conv2d: %0 = conv2d(%x, @weight, @bias) {stride=[8, 8], padding=[0, 0], dilation=[1, 1], groups=1} -> f32[batch, 64, 4, 4]
-	kernels.Conv2d(m.v0, x, m.conv2dWeight, m.conv2dBias, kernels.Conv2dParams{N: batch, C: 3, H: 32, W: 32, K: 64, KH: 8, KW: 8, StrideH: 8, StrideW: 8, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1})
+	kernels.Conv2dW(m.v0, x, m.conv2dWeight, m.conv2dBias, kernels.Conv2dParams{N: batch, C: 3, H: 32, W: 32, K: 64, KH: 8, KW: 8, StrideH: 8, StrideW: 8, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1})
 
 	// Reshape_1: %1 = reshape(%0) -> f32[batch, 16, 64] (a view: no code)
 
@@ -230,67 +216,67 @@ func (m *Model) Forward(x []float32, xShape []int) ([]float32, []int, error) {
 	kernels.LayerNorm(m.v4, m.v3, dim3, 64, m.chain1LayerNorm1Weight, m.chain1LayerNorm1Bias, float32(1e-05))
 
 	// Chain_1.Residual_1.Attention.Distribute.Linear_1: %5 = linear(%4, @weight, @bias) -> f32[batch, 16, 64]
-	kernels.Linear(m.v5, m.v4, dim3, 64, 64, m.chain1Residual1AttentionDistributeLinear1Weight, m.chain1Residual1AttentionDistributeLinear1Bias)
+	kernels.LinearW(m.v5, m.v4, dim3, 64, 64, m.chain1Residual1AttentionDistributeLinear1Weight, m.chain1Residual1AttentionDistributeLinear1Bias)
 
 	// Chain_1.Residual_1.Attention.Distribute.Linear_2: %6 = linear(%4, @weight, @bias) -> f32[batch, 16, 64]
-	kernels.Linear(m.v6, m.v4, dim3, 64, 64, m.chain1Residual1AttentionDistributeLinear2Weight, m.chain1Residual1AttentionDistributeLinear2Bias)
+	kernels.LinearW(m.v6, m.v4, dim3, 64, 64, m.chain1Residual1AttentionDistributeLinear2Weight, m.chain1Residual1AttentionDistributeLinear2Bias)
 
 	// Chain_1.Residual_1.Attention.Distribute.Linear_3: %7 = linear(%4, @weight, @bias) -> f32[batch, 16, 64]
-	kernels.Linear(m.v7, m.v4, dim3, 64, 64, m.chain1Residual1AttentionDistributeLinear3Weight, m.chain1Residual1AttentionDistributeLinear3Bias)
+	kernels.LinearW(m.v7, m.v4, dim3, 64, 64, m.chain1Residual1AttentionDistributeLinear3Weight, m.chain1Residual1AttentionDistributeLinear3Bias)
 
 	// Chain_1.Residual_1.Attention.ScaledDotProductAttention: %8 = sdpa(%5, %6, %7) {heads=4, causal=false} -> f32[batch, 16, 64]
 	kernels.Attention(m.v8, m.v5, m.v6, m.v7, batch, 4, 16, 16, 16, 16, false)
 
 	// Chain_1.Residual_1: %9 = linear_fused(%8, @Attention.Linear.weight, @Attention.Linear.bias, %4) {scale=1.0, shift=0.0, residual=true, act="none"} -> f32[batch, 16, 64]
-	kernels.LinearFused(m.v9, m.v8, dim3, 64, 64, m.chain1Residual1AttentionLinearWeight, m.chain1Residual1AttentionLinearBias, kernels.Epilogue{Residual: m.v4})
+	kernels.LinearFusedW(m.v9, m.v8, dim3, 64, 64, m.chain1Residual1AttentionLinearWeight, m.chain1Residual1AttentionLinearBias, kernels.Epilogue{Residual: m.v4})
 
 	// Chain_1.LayerNorm_2: %10 = layer_norm(%9, @weight, @bias) {axes=1, eps=1e-05} -> f32[batch, 16, 64]
 	kernels.LayerNorm(m.v10, m.v9, dim3, 64, m.chain1LayerNorm2Weight, m.chain1LayerNorm2Bias, float32(1e-05))
 
 	// Chain_1.Residual_2.GeLU: %11 = linear_fused(%10, @Chain_1.Residual_2.Linear_1.weight, @Chain_1.Residual_2.Linear_1.bias) {scale=1.0, shift=0.0, residual=false, act="gelu"} -> f32[batch, 16, 256]
-	kernels.LinearFused(m.v11, m.v10, dim3, 64, 256, m.chain1Residual2Linear1Weight, m.chain1Residual2Linear1Bias, kernels.Epilogue{Act: kernels.ActGeLU})
+	kernels.LinearFusedW(m.v11, m.v10, dim3, 64, 256, m.chain1Residual2Linear1Weight, m.chain1Residual2Linear1Bias, kernels.Epilogue{Act: kernels.ActGeLU})
 
 	// Chain_1.Residual_2: %12 = linear_fused(%11, @Linear_2.weight, @Linear_2.bias, %10) {scale=1.0, shift=0.0, residual=true, act="none"} -> f32[batch, 16, 64]
-	kernels.LinearFused(m.v12, m.v11, dim3, 256, 64, m.chain1Residual2Linear2Weight, m.chain1Residual2Linear2Bias, kernels.Epilogue{Residual: m.v10})
+	kernels.LinearFusedW(m.v12, m.v11, dim3, 256, 64, m.chain1Residual2Linear2Weight, m.chain1Residual2Linear2Bias, kernels.Epilogue{Residual: m.v10})
 
 	// Chain_1.Chain.GeLU: %13 = linear_fused(%12, @Chain_1.Chain.Linear_1.weight, @Chain_1.Chain.Linear_1.bias) {scale=1.0, shift=0.0, residual=false, act="gelu"} -> f32[batch, 16, 256]
-	kernels.LinearFused(m.v13, m.v12, dim3, 64, 256, m.chain1ChainLinear1Weight, m.chain1ChainLinear1Bias, kernels.Epilogue{Act: kernels.ActGeLU})
+	kernels.LinearFusedW(m.v13, m.v12, dim3, 64, 256, m.chain1ChainLinear1Weight, m.chain1ChainLinear1Bias, kernels.Epilogue{Act: kernels.ActGeLU})
 
 	// Chain_1.Chain.Linear_2: %14 = linear(%13, @weight, @bias) -> f32[batch, 16, 64]
-	kernels.Linear(m.v14, m.v13, dim3, 256, 64, m.chain1ChainLinear2Weight, m.chain1ChainLinear2Bias)
+	kernels.LinearW(m.v14, m.v13, dim3, 256, 64, m.chain1ChainLinear2Weight, m.chain1ChainLinear2Bias)
 
 	// Chain_2.LayerNorm_1: %15 = layer_norm(%14, @weight, @bias) {axes=1, eps=1e-05} -> f32[batch, 16, 64]
 	kernels.LayerNorm(m.v15, m.v14, dim3, 64, m.chain2LayerNorm1Weight, m.chain2LayerNorm1Bias, float32(1e-05))
 
 	// Chain_2.Residual_1.Attention.Distribute.Linear_1: %16 = linear(%15, @weight, @bias) -> f32[batch, 16, 64]
-	kernels.Linear(m.v16, m.v15, dim3, 64, 64, m.chain2Residual1AttentionDistributeLinear1Weight, m.chain2Residual1AttentionDistributeLinear1Bias)
+	kernels.LinearW(m.v16, m.v15, dim3, 64, 64, m.chain2Residual1AttentionDistributeLinear1Weight, m.chain2Residual1AttentionDistributeLinear1Bias)
 
 	// Chain_2.Residual_1.Attention.Distribute.Linear_2: %17 = linear(%15, @weight, @bias) -> f32[batch, 16, 64]
-	kernels.Linear(m.v17, m.v15, dim3, 64, 64, m.chain2Residual1AttentionDistributeLinear2Weight, m.chain2Residual1AttentionDistributeLinear2Bias)
+	kernels.LinearW(m.v17, m.v15, dim3, 64, 64, m.chain2Residual1AttentionDistributeLinear2Weight, m.chain2Residual1AttentionDistributeLinear2Bias)
 
 	// Chain_2.Residual_1.Attention.Distribute.Linear_3: %18 = linear(%15, @weight, @bias) -> f32[batch, 16, 64]
-	kernels.Linear(m.v18, m.v15, dim3, 64, 64, m.chain2Residual1AttentionDistributeLinear3Weight, m.chain2Residual1AttentionDistributeLinear3Bias)
+	kernels.LinearW(m.v18, m.v15, dim3, 64, 64, m.chain2Residual1AttentionDistributeLinear3Weight, m.chain2Residual1AttentionDistributeLinear3Bias)
 
 	// Chain_2.Residual_1.Attention.ScaledDotProductAttention: %19 = sdpa(%16, %17, %18) {heads=4, causal=false} -> f32[batch, 16, 64]
 	kernels.Attention(m.v19, m.v16, m.v17, m.v18, batch, 4, 16, 16, 16, 16, false)
 
 	// Chain_2.Residual_1: %20 = linear_fused(%19, @Attention.Linear.weight, @Attention.Linear.bias, %15) {scale=1.0, shift=0.0, residual=true, act="none"} -> f32[batch, 16, 64]
-	kernels.LinearFused(m.v20, m.v19, dim3, 64, 64, m.chain2Residual1AttentionLinearWeight, m.chain2Residual1AttentionLinearBias, kernels.Epilogue{Residual: m.v15})
+	kernels.LinearFusedW(m.v20, m.v19, dim3, 64, 64, m.chain2Residual1AttentionLinearWeight, m.chain2Residual1AttentionLinearBias, kernels.Epilogue{Residual: m.v15})
 
 	// Chain_2.LayerNorm_2: %21 = layer_norm(%20, @weight, @bias) {axes=1, eps=1e-05} -> f32[batch, 16, 64]
 	kernels.LayerNorm(m.v21, m.v20, dim3, 64, m.chain2LayerNorm2Weight, m.chain2LayerNorm2Bias, float32(1e-05))
 
 	// Chain_2.Residual_2.GeLU: %22 = linear_fused(%21, @Chain_2.Residual_2.Linear_1.weight, @Chain_2.Residual_2.Linear_1.bias) {scale=1.0, shift=0.0, residual=false, act="gelu"} -> f32[batch, 16, 256]
-	kernels.LinearFused(m.v22, m.v21, dim3, 64, 256, m.chain2Residual2Linear1Weight, m.chain2Residual2Linear1Bias, kernels.Epilogue{Act: kernels.ActGeLU})
+	kernels.LinearFusedW(m.v22, m.v21, dim3, 64, 256, m.chain2Residual2Linear1Weight, m.chain2Residual2Linear1Bias, kernels.Epilogue{Act: kernels.ActGeLU})
 
 	// Chain_2.Residual_2: %23 = linear_fused(%22, @Linear_2.weight, @Linear_2.bias, %21) {scale=1.0, shift=0.0, residual=true, act="none"} -> f32[batch, 16, 64]
-	kernels.LinearFused(m.v23, m.v22, dim3, 256, 64, m.chain2Residual2Linear2Weight, m.chain2Residual2Linear2Bias, kernels.Epilogue{Residual: m.v21})
+	kernels.LinearFusedW(m.v23, m.v22, dim3, 256, 64, m.chain2Residual2Linear2Weight, m.chain2Residual2Linear2Bias, kernels.Epilogue{Residual: m.v21})
 
 	// Chain_2.Chain.GeLU: %24 = linear_fused(%23, @Chain_2.Chain.Linear_1.weight, @Chain_2.Chain.Linear_1.bias) {scale=1.0, shift=0.0, residual=false, act="gelu"} -> f32[batch, 16, 256]
-	kernels.LinearFused(m.v24, m.v23, dim3, 64, 256, m.chain2ChainLinear1Weight, m.chain2ChainLinear1Bias, kernels.Epilogue{Act: kernels.ActGeLU})
+	kernels.LinearFusedW(m.v24, m.v23, dim3, 64, 256, m.chain2ChainLinear1Weight, m.chain2ChainLinear1Bias, kernels.Epilogue{Act: kernels.ActGeLU})
 
 	// Chain_2.Chain.Linear_2: %25 = linear(%24, @weight, @bias) -> f32[batch, 16, 64]
-	kernels.Linear(m.v25, m.v24, dim3, 256, 64, m.chain2ChainLinear2Weight, m.chain2ChainLinear2Bias)
+	kernels.LinearW(m.v25, m.v24, dim3, 256, 64, m.chain2ChainLinear2Weight, m.chain2ChainLinear2Bias)
 
 	// Reshape_2: %26 = reshape(%25) -> f32[batch, 64, 4, 4] (a view: no code)
 

@@ -17,8 +17,8 @@
 //
 //	y f32[1, 3, 512, 512]
 //
-// Memory: 201326592 bytes of activations in one planned arena (ActivationBytes), 5354048 bytes of
-// weights as float32 (WeightBytes).
+// Memory: 201326592 bytes of activations in one planned arena (ActivationBytes), 5420864 bytes of
+// weights at most, as float32 (WeightBytes; a float16 checkpoint's packed weights take half).
 package taef2dec
 
 import (
@@ -34,11 +34,11 @@ const (
 	// ActivationBytes is the planned peak memory of intermediates and outputs during Forward: the size
 	// of the model's arena.
 	ActivationBytes = 201326592
-	// WeightBytes is the memory the weights take once loaded as float32.
-	WeightBytes = 5354048
+	// WeightBytes is the most memory the weights take once loaded: as float32 (a float16 checkpoint's packed weights take half).
+	WeightBytes = 5420864
 
 	arenaLen   = 50331648 // float32 elements
-	weightsLen = 1338512  // float32 elements
+	weightsLen = 3536     // float32 elements
 )
 
 // XLen is the element count of input x, f32[1, 32, 64, 64].
@@ -61,85 +61,86 @@ type Model struct {
 	arena   *runtime.Arena // activations, at the offsets of the memory plan
 	weights []float32      // all weights, one after the other
 
-	taesdDecoderConv2d1Weight                           []float32 // "1.weight" f32[64, 32, 3, 3]
-	taesdDecoderConv2d1Bias                             []float32 // "1.bias" f32[64]
-	taesdDecoderTAESDBlock1ResidualChainConv2d1Weight   []float32 // "3.pool.0.weight" f32[256, 64, 1, 1]
-	taesdDecoderTAESDBlock1ResidualChainGroupNormWeight []float32 // "3.pool.1.weight" f32[256]
-	taesdDecoderTAESDBlock1ResidualChainGroupNormBias   []float32 // "3.pool.1.bias" f32[256]
-	taesdDecoderTAESDBlock1ResidualChainConv2d2Weight   []float32 // "3.pool.3.weight" f32[64, 256, 1, 1]
-	taesdDecoderTAESDBlock1SumChainConv2d1Weight        []float32 // "3.conv.0.weight" f32[64, 64, 3, 3]
-	taesdDecoderTAESDBlock1SumChainConv2d1Bias          []float32 // "3.conv.0.bias" f32[64]
-	taesdDecoderTAESDBlock1SumChainConv2d2Weight        []float32 // "3.conv.2.weight" f32[64, 64, 3, 3]
-	taesdDecoderTAESDBlock1SumChainConv2d2Bias          []float32 // "3.conv.2.bias" f32[64]
-	taesdDecoderTAESDBlock1SumChainConv2d3Weight        []float32 // "3.conv.4.weight" f32[64, 64, 3, 3]
-	taesdDecoderTAESDBlock1SumChainConv2d3Bias          []float32 // "3.conv.4.bias" f32[64]
-	taesdDecoderTAESDBlock2ResidualChainConv2d1Weight   []float32 // "4.pool.0.weight" f32[256, 64, 1, 1]
-	taesdDecoderTAESDBlock2ResidualChainGroupNormWeight []float32 // "4.pool.1.weight" f32[256]
-	taesdDecoderTAESDBlock2ResidualChainGroupNormBias   []float32 // "4.pool.1.bias" f32[256]
-	taesdDecoderTAESDBlock2ResidualChainConv2d2Weight   []float32 // "4.pool.3.weight" f32[64, 256, 1, 1]
-	taesdDecoderTAESDBlock2SumChainConv2d1Weight        []float32 // "4.conv.0.weight" f32[64, 64, 3, 3]
-	taesdDecoderTAESDBlock2SumChainConv2d1Bias          []float32 // "4.conv.0.bias" f32[64]
-	taesdDecoderTAESDBlock2SumChainConv2d2Weight        []float32 // "4.conv.2.weight" f32[64, 64, 3, 3]
-	taesdDecoderTAESDBlock2SumChainConv2d2Bias          []float32 // "4.conv.2.bias" f32[64]
-	taesdDecoderTAESDBlock2SumChainConv2d3Weight        []float32 // "4.conv.4.weight" f32[64, 64, 3, 3]
-	taesdDecoderTAESDBlock2SumChainConv2d3Bias          []float32 // "4.conv.4.bias" f32[64]
-	taesdDecoderTAESDBlock3ResidualChainConv2d1Weight   []float32 // "5.pool.0.weight" f32[256, 64, 1, 1]
-	taesdDecoderTAESDBlock3ResidualChainGroupNormWeight []float32 // "5.pool.1.weight" f32[256]
-	taesdDecoderTAESDBlock3ResidualChainGroupNormBias   []float32 // "5.pool.1.bias" f32[256]
-	taesdDecoderTAESDBlock3ResidualChainConv2d2Weight   []float32 // "5.pool.3.weight" f32[64, 256, 1, 1]
-	taesdDecoderTAESDBlock3SumChainConv2d1Weight        []float32 // "5.conv.0.weight" f32[64, 64, 3, 3]
-	taesdDecoderTAESDBlock3SumChainConv2d1Bias          []float32 // "5.conv.0.bias" f32[64]
-	taesdDecoderTAESDBlock3SumChainConv2d2Weight        []float32 // "5.conv.2.weight" f32[64, 64, 3, 3]
-	taesdDecoderTAESDBlock3SumChainConv2d2Bias          []float32 // "5.conv.2.bias" f32[64]
-	taesdDecoderTAESDBlock3SumChainConv2d3Weight        []float32 // "5.conv.4.weight" f32[64, 64, 3, 3]
-	taesdDecoderTAESDBlock3SumChainConv2d3Bias          []float32 // "5.conv.4.bias" f32[64]
-	taesdDecoderConv2d2Weight                           []float32 // "7.weight" f32[64, 64, 3, 3]
-	taesdDecoderTAESDBlock4SumChainConv2d1Weight        []float32 // "8.conv.0.weight" f32[64, 64, 3, 3]
-	taesdDecoderTAESDBlock4SumChainConv2d1Bias          []float32 // "8.conv.0.bias" f32[64]
-	taesdDecoderTAESDBlock4SumChainConv2d2Weight        []float32 // "8.conv.2.weight" f32[64, 64, 3, 3]
-	taesdDecoderTAESDBlock4SumChainConv2d2Bias          []float32 // "8.conv.2.bias" f32[64]
-	taesdDecoderTAESDBlock4SumChainConv2d3Weight        []float32 // "8.conv.4.weight" f32[64, 64, 3, 3]
-	taesdDecoderTAESDBlock4SumChainConv2d3Bias          []float32 // "8.conv.4.bias" f32[64]
-	taesdDecoderTAESDBlock5SumChainConv2d1Weight        []float32 // "9.conv.0.weight" f32[64, 64, 3, 3]
-	taesdDecoderTAESDBlock5SumChainConv2d1Bias          []float32 // "9.conv.0.bias" f32[64]
-	taesdDecoderTAESDBlock5SumChainConv2d2Weight        []float32 // "9.conv.2.weight" f32[64, 64, 3, 3]
-	taesdDecoderTAESDBlock5SumChainConv2d2Bias          []float32 // "9.conv.2.bias" f32[64]
-	taesdDecoderTAESDBlock5SumChainConv2d3Weight        []float32 // "9.conv.4.weight" f32[64, 64, 3, 3]
-	taesdDecoderTAESDBlock5SumChainConv2d3Bias          []float32 // "9.conv.4.bias" f32[64]
-	taesdDecoderTAESDBlock6SumChainConv2d1Weight        []float32 // "10.conv.0.weight" f32[64, 64, 3, 3]
-	taesdDecoderTAESDBlock6SumChainConv2d1Bias          []float32 // "10.conv.0.bias" f32[64]
-	taesdDecoderTAESDBlock6SumChainConv2d2Weight        []float32 // "10.conv.2.weight" f32[64, 64, 3, 3]
-	taesdDecoderTAESDBlock6SumChainConv2d2Bias          []float32 // "10.conv.2.bias" f32[64]
-	taesdDecoderTAESDBlock6SumChainConv2d3Weight        []float32 // "10.conv.4.weight" f32[64, 64, 3, 3]
-	taesdDecoderTAESDBlock6SumChainConv2d3Bias          []float32 // "10.conv.4.bias" f32[64]
-	taesdDecoderConv2d3Weight                           []float32 // "12.weight" f32[64, 64, 3, 3]
-	taesdDecoderTAESDBlock7SumChainConv2d1Weight        []float32 // "13.conv.0.weight" f32[64, 64, 3, 3]
-	taesdDecoderTAESDBlock7SumChainConv2d1Bias          []float32 // "13.conv.0.bias" f32[64]
-	taesdDecoderTAESDBlock7SumChainConv2d2Weight        []float32 // "13.conv.2.weight" f32[64, 64, 3, 3]
-	taesdDecoderTAESDBlock7SumChainConv2d2Bias          []float32 // "13.conv.2.bias" f32[64]
-	taesdDecoderTAESDBlock7SumChainConv2d3Weight        []float32 // "13.conv.4.weight" f32[64, 64, 3, 3]
-	taesdDecoderTAESDBlock7SumChainConv2d3Bias          []float32 // "13.conv.4.bias" f32[64]
-	taesdDecoderTAESDBlock8SumChainConv2d1Weight        []float32 // "14.conv.0.weight" f32[64, 64, 3, 3]
-	taesdDecoderTAESDBlock8SumChainConv2d1Bias          []float32 // "14.conv.0.bias" f32[64]
-	taesdDecoderTAESDBlock8SumChainConv2d2Weight        []float32 // "14.conv.2.weight" f32[64, 64, 3, 3]
-	taesdDecoderTAESDBlock8SumChainConv2d2Bias          []float32 // "14.conv.2.bias" f32[64]
-	taesdDecoderTAESDBlock8SumChainConv2d3Weight        []float32 // "14.conv.4.weight" f32[64, 64, 3, 3]
-	taesdDecoderTAESDBlock8SumChainConv2d3Bias          []float32 // "14.conv.4.bias" f32[64]
-	taesdDecoderTAESDBlock9SumChainConv2d1Weight        []float32 // "15.conv.0.weight" f32[64, 64, 3, 3]
-	taesdDecoderTAESDBlock9SumChainConv2d1Bias          []float32 // "15.conv.0.bias" f32[64]
-	taesdDecoderTAESDBlock9SumChainConv2d2Weight        []float32 // "15.conv.2.weight" f32[64, 64, 3, 3]
-	taesdDecoderTAESDBlock9SumChainConv2d2Bias          []float32 // "15.conv.2.bias" f32[64]
-	taesdDecoderTAESDBlock9SumChainConv2d3Weight        []float32 // "15.conv.4.weight" f32[64, 64, 3, 3]
-	taesdDecoderTAESDBlock9SumChainConv2d3Bias          []float32 // "15.conv.4.bias" f32[64]
-	taesdDecoderConv2d4Weight                           []float32 // "17.weight" f32[64, 64, 3, 3]
-	taesdDecoderTAESDBlock10SumChainConv2d1Weight       []float32 // "18.conv.0.weight" f32[64, 64, 3, 3]
-	taesdDecoderTAESDBlock10SumChainConv2d1Bias         []float32 // "18.conv.0.bias" f32[64]
-	taesdDecoderTAESDBlock10SumChainConv2d2Weight       []float32 // "18.conv.2.weight" f32[64, 64, 3, 3]
-	taesdDecoderTAESDBlock10SumChainConv2d2Bias         []float32 // "18.conv.2.bias" f32[64]
-	taesdDecoderTAESDBlock10SumChainConv2d3Weight       []float32 // "18.conv.4.weight" f32[64, 64, 3, 3]
-	taesdDecoderTAESDBlock10SumChainConv2d3Bias         []float32 // "18.conv.4.bias" f32[64]
-	taesdDecoderConv2d5Weight                           []float32 // "19.weight" f32[3, 64, 3, 3]
-	taesdDecoderConv2d5Bias                             []float32 // "19.bias" f32[3]
+	taesdDecoderConv2d1Weight                           kernels.Weights    // "1.weight" f32[64, 32, 3, 3], packed as [64, 288]
+	taesdDecoderConv2d1Bias                             []float32          // "1.bias" f32[64]
+	taesdDecoderTAESDBlock1ResidualChainConv2d1Weight   kernels.Weights    // "3.pool.0.weight" f32[256, 64, 1, 1], packed as [256, 64]
+	taesdDecoderTAESDBlock1ResidualChainGroupNormWeight []float32          // "3.pool.1.weight" f32[256]
+	taesdDecoderTAESDBlock1ResidualChainGroupNormBias   []float32          // "3.pool.1.bias" f32[256]
+	taesdDecoderTAESDBlock1ResidualChainConv2d2Weight   kernels.Weights    // "3.pool.3.weight" f32[64, 256, 1, 1], packed as [64, 256]
+	taesdDecoderTAESDBlock1SumChainConv2d1Weight        kernels.Weights    // "3.conv.0.weight" f32[64, 64, 3, 3], packed as [64, 576]
+	taesdDecoderTAESDBlock1SumChainConv2d1Bias          []float32          // "3.conv.0.bias" f32[64]
+	taesdDecoderTAESDBlock1SumChainConv2d2Weight        kernels.Weights    // "3.conv.2.weight" f32[64, 64, 3, 3], packed as [64, 576]
+	taesdDecoderTAESDBlock1SumChainConv2d2Bias          []float32          // "3.conv.2.bias" f32[64]
+	taesdDecoderTAESDBlock1SumChainConv2d3Weight        kernels.Weights    // "3.conv.4.weight" f32[64, 64, 3, 3], packed as [64, 576]
+	taesdDecoderTAESDBlock1SumChainConv2d3Bias          []float32          // "3.conv.4.bias" f32[64]
+	taesdDecoderTAESDBlock2ResidualChainConv2d1Weight   kernels.Weights    // "4.pool.0.weight" f32[256, 64, 1, 1], packed as [256, 64]
+	taesdDecoderTAESDBlock2ResidualChainGroupNormWeight []float32          // "4.pool.1.weight" f32[256]
+	taesdDecoderTAESDBlock2ResidualChainGroupNormBias   []float32          // "4.pool.1.bias" f32[256]
+	taesdDecoderTAESDBlock2ResidualChainConv2d2Weight   kernels.Weights    // "4.pool.3.weight" f32[64, 256, 1, 1], packed as [64, 256]
+	taesdDecoderTAESDBlock2SumChainConv2d1Weight        kernels.Weights    // "4.conv.0.weight" f32[64, 64, 3, 3], packed as [64, 576]
+	taesdDecoderTAESDBlock2SumChainConv2d1Bias          []float32          // "4.conv.0.bias" f32[64]
+	taesdDecoderTAESDBlock2SumChainConv2d2Weight        kernels.Weights    // "4.conv.2.weight" f32[64, 64, 3, 3], packed as [64, 576]
+	taesdDecoderTAESDBlock2SumChainConv2d2Bias          []float32          // "4.conv.2.bias" f32[64]
+	taesdDecoderTAESDBlock2SumChainConv2d3Weight        kernels.Weights    // "4.conv.4.weight" f32[64, 64, 3, 3], packed as [64, 576]
+	taesdDecoderTAESDBlock2SumChainConv2d3Bias          []float32          // "4.conv.4.bias" f32[64]
+	taesdDecoderTAESDBlock3ResidualChainConv2d1Weight   kernels.Weights    // "5.pool.0.weight" f32[256, 64, 1, 1], packed as [256, 64]
+	taesdDecoderTAESDBlock3ResidualChainGroupNormWeight []float32          // "5.pool.1.weight" f32[256]
+	taesdDecoderTAESDBlock3ResidualChainGroupNormBias   []float32          // "5.pool.1.bias" f32[256]
+	taesdDecoderTAESDBlock3ResidualChainConv2d2Weight   kernels.Weights    // "5.pool.3.weight" f32[64, 256, 1, 1], packed as [64, 256]
+	taesdDecoderTAESDBlock3SumChainConv2d1Weight        kernels.Weights    // "5.conv.0.weight" f32[64, 64, 3, 3], packed as [64, 576]
+	taesdDecoderTAESDBlock3SumChainConv2d1Bias          []float32          // "5.conv.0.bias" f32[64]
+	taesdDecoderTAESDBlock3SumChainConv2d2Weight        kernels.Weights    // "5.conv.2.weight" f32[64, 64, 3, 3], packed as [64, 576]
+	taesdDecoderTAESDBlock3SumChainConv2d2Bias          []float32          // "5.conv.2.bias" f32[64]
+	taesdDecoderTAESDBlock3SumChainConv2d3Weight        kernels.Weights    // "5.conv.4.weight" f32[64, 64, 3, 3], packed as [64, 576]
+	taesdDecoderTAESDBlock3SumChainConv2d3Bias          []float32          // "5.conv.4.bias" f32[64]
+	taesdDecoderConv2d2Weight                           kernels.Weights    // "7.weight" f32[64, 64, 3, 3], packed as [64, 576]
+	taesdDecoderTAESDBlock4SumChainConv2d1Weight        kernels.Weights    // "8.conv.0.weight" f32[64, 64, 3, 3], packed as [64, 576]
+	taesdDecoderTAESDBlock4SumChainConv2d1Bias          []float32          // "8.conv.0.bias" f32[64]
+	taesdDecoderTAESDBlock4SumChainConv2d2Weight        kernels.Weights    // "8.conv.2.weight" f32[64, 64, 3, 3], packed as [64, 576]
+	taesdDecoderTAESDBlock4SumChainConv2d2Bias          []float32          // "8.conv.2.bias" f32[64]
+	taesdDecoderTAESDBlock4SumChainConv2d3Weight        kernels.Weights    // "8.conv.4.weight" f32[64, 64, 3, 3], packed as [64, 576]
+	taesdDecoderTAESDBlock4SumChainConv2d3Bias          []float32          // "8.conv.4.bias" f32[64]
+	taesdDecoderTAESDBlock5SumChainConv2d1Weight        kernels.Weights    // "9.conv.0.weight" f32[64, 64, 3, 3], packed as [64, 576]
+	taesdDecoderTAESDBlock5SumChainConv2d1Bias          []float32          // "9.conv.0.bias" f32[64]
+	taesdDecoderTAESDBlock5SumChainConv2d2Weight        kernels.Weights    // "9.conv.2.weight" f32[64, 64, 3, 3], packed as [64, 576]
+	taesdDecoderTAESDBlock5SumChainConv2d2Bias          []float32          // "9.conv.2.bias" f32[64]
+	taesdDecoderTAESDBlock5SumChainConv2d3Weight        kernels.Weights    // "9.conv.4.weight" f32[64, 64, 3, 3], packed as [64, 576]
+	taesdDecoderTAESDBlock5SumChainConv2d3Bias          []float32          // "9.conv.4.bias" f32[64]
+	taesdDecoderTAESDBlock6SumChainConv2d1Weight        kernels.Weights    // "10.conv.0.weight" f32[64, 64, 3, 3], packed as [64, 576]
+	taesdDecoderTAESDBlock6SumChainConv2d1Bias          []float32          // "10.conv.0.bias" f32[64]
+	taesdDecoderTAESDBlock6SumChainConv2d2Weight        kernels.Weights    // "10.conv.2.weight" f32[64, 64, 3, 3], packed as [64, 576]
+	taesdDecoderTAESDBlock6SumChainConv2d2Bias          []float32          // "10.conv.2.bias" f32[64]
+	taesdDecoderTAESDBlock6SumChainConv2d3Weight        kernels.Weights    // "10.conv.4.weight" f32[64, 64, 3, 3], packed as [64, 576]
+	taesdDecoderTAESDBlock6SumChainConv2d3Bias          []float32          // "10.conv.4.bias" f32[64]
+	taesdDecoderConv2d3Weight                           kernels.Weights    // "12.weight" f32[64, 64, 3, 3], packed as [64, 576]
+	taesdDecoderTAESDBlock7SumChainConv2d1Weight        kernels.Weights    // "13.conv.0.weight" f32[64, 64, 3, 3], packed as [64, 576]
+	taesdDecoderTAESDBlock7SumChainConv2d1Bias          []float32          // "13.conv.0.bias" f32[64]
+	taesdDecoderTAESDBlock7SumChainConv2d2Weight        kernels.Weights    // "13.conv.2.weight" f32[64, 64, 3, 3], packed as [64, 576]
+	taesdDecoderTAESDBlock7SumChainConv2d2Bias          []float32          // "13.conv.2.bias" f32[64]
+	taesdDecoderTAESDBlock7SumChainConv2d3Weight        kernels.Weights    // "13.conv.4.weight" f32[64, 64, 3, 3], packed as [64, 576]
+	taesdDecoderTAESDBlock7SumChainConv2d3Bias          []float32          // "13.conv.4.bias" f32[64]
+	taesdDecoderTAESDBlock8SumChainConv2d1Weight        kernels.Weights    // "14.conv.0.weight" f32[64, 64, 3, 3], packed as [64, 576]
+	taesdDecoderTAESDBlock8SumChainConv2d1Bias          []float32          // "14.conv.0.bias" f32[64]
+	taesdDecoderTAESDBlock8SumChainConv2d2Weight        kernels.Weights    // "14.conv.2.weight" f32[64, 64, 3, 3], packed as [64, 576]
+	taesdDecoderTAESDBlock8SumChainConv2d2Bias          []float32          // "14.conv.2.bias" f32[64]
+	taesdDecoderTAESDBlock8SumChainConv2d3Weight        kernels.Weights    // "14.conv.4.weight" f32[64, 64, 3, 3], packed as [64, 576]
+	taesdDecoderTAESDBlock8SumChainConv2d3Bias          []float32          // "14.conv.4.bias" f32[64]
+	taesdDecoderTAESDBlock9SumChainConv2d1Weight        kernels.Weights    // "15.conv.0.weight" f32[64, 64, 3, 3], packed as [64, 576]
+	taesdDecoderTAESDBlock9SumChainConv2d1Bias          []float32          // "15.conv.0.bias" f32[64]
+	taesdDecoderTAESDBlock9SumChainConv2d2Weight        kernels.Weights    // "15.conv.2.weight" f32[64, 64, 3, 3], packed as [64, 576]
+	taesdDecoderTAESDBlock9SumChainConv2d2Bias          []float32          // "15.conv.2.bias" f32[64]
+	taesdDecoderTAESDBlock9SumChainConv2d3Weight        kernels.Weights    // "15.conv.4.weight" f32[64, 64, 3, 3], packed as [64, 576]
+	taesdDecoderTAESDBlock9SumChainConv2d3Bias          []float32          // "15.conv.4.bias" f32[64]
+	taesdDecoderConv2d4Weight                           kernels.Weights    // "17.weight" f32[64, 64, 3, 3], packed as [64, 576]
+	taesdDecoderTAESDBlock10SumChainConv2d1Weight       kernels.Weights    // "18.conv.0.weight" f32[64, 64, 3, 3], packed as [64, 576]
+	taesdDecoderTAESDBlock10SumChainConv2d1Bias         []float32          // "18.conv.0.bias" f32[64]
+	taesdDecoderTAESDBlock10SumChainConv2d2Weight       kernels.Weights    // "18.conv.2.weight" f32[64, 64, 3, 3], packed as [64, 576]
+	taesdDecoderTAESDBlock10SumChainConv2d2Bias         []float32          // "18.conv.2.bias" f32[64]
+	taesdDecoderTAESDBlock10SumChainConv2d3Weight       kernels.Weights    // "18.conv.4.weight" f32[64, 64, 3, 3], packed as [64, 576]
+	taesdDecoderTAESDBlock10SumChainConv2d3Bias         []float32          // "18.conv.4.bias" f32[64]
+	taesdDecoderConv2d5Weight                           kernels.Weights    // "19.weight" f32[3, 64, 3, 3], packed as [3, 576]
+	taesdDecoderConv2d5Bias                             []float32          // "19.bias" f32[3]
+	packed                                              []*kernels.Weights // the packed weights, by slot, for Load to fill
 
 	v0  []float32 // %0: f32[1, 32, 64, 64], TAESDDecoder.Chain.Multiply_1
 	v1  []float32 // %1: f32[1, 32, 64, 64], TAESDDecoder.Chain.Tanh
@@ -199,85 +200,45 @@ func newModel() *Model {
 		arena:   runtime.NewArena(arenaLen),
 		weights: make([]float32, weightsLen),
 	}
-	m.taesdDecoderConv2d1Weight = m.weights[0:18432:18432]
-	m.taesdDecoderConv2d1Bias = m.weights[18432:18496:18496]
-	m.taesdDecoderTAESDBlock1ResidualChainConv2d1Weight = m.weights[18496:34880:34880]
-	m.taesdDecoderTAESDBlock1ResidualChainGroupNormWeight = m.weights[34880:35136:35136]
-	m.taesdDecoderTAESDBlock1ResidualChainGroupNormBias = m.weights[35136:35392:35392]
-	m.taesdDecoderTAESDBlock1ResidualChainConv2d2Weight = m.weights[35392:51776:51776]
-	m.taesdDecoderTAESDBlock1SumChainConv2d1Weight = m.weights[51776:88640:88640]
-	m.taesdDecoderTAESDBlock1SumChainConv2d1Bias = m.weights[88640:88704:88704]
-	m.taesdDecoderTAESDBlock1SumChainConv2d2Weight = m.weights[88704:125568:125568]
-	m.taesdDecoderTAESDBlock1SumChainConv2d2Bias = m.weights[125568:125632:125632]
-	m.taesdDecoderTAESDBlock1SumChainConv2d3Weight = m.weights[125632:162496:162496]
-	m.taesdDecoderTAESDBlock1SumChainConv2d3Bias = m.weights[162496:162560:162560]
-	m.taesdDecoderTAESDBlock2ResidualChainConv2d1Weight = m.weights[162560:178944:178944]
-	m.taesdDecoderTAESDBlock2ResidualChainGroupNormWeight = m.weights[178944:179200:179200]
-	m.taesdDecoderTAESDBlock2ResidualChainGroupNormBias = m.weights[179200:179456:179456]
-	m.taesdDecoderTAESDBlock2ResidualChainConv2d2Weight = m.weights[179456:195840:195840]
-	m.taesdDecoderTAESDBlock2SumChainConv2d1Weight = m.weights[195840:232704:232704]
-	m.taesdDecoderTAESDBlock2SumChainConv2d1Bias = m.weights[232704:232768:232768]
-	m.taesdDecoderTAESDBlock2SumChainConv2d2Weight = m.weights[232768:269632:269632]
-	m.taesdDecoderTAESDBlock2SumChainConv2d2Bias = m.weights[269632:269696:269696]
-	m.taesdDecoderTAESDBlock2SumChainConv2d3Weight = m.weights[269696:306560:306560]
-	m.taesdDecoderTAESDBlock2SumChainConv2d3Bias = m.weights[306560:306624:306624]
-	m.taesdDecoderTAESDBlock3ResidualChainConv2d1Weight = m.weights[306624:323008:323008]
-	m.taesdDecoderTAESDBlock3ResidualChainGroupNormWeight = m.weights[323008:323264:323264]
-	m.taesdDecoderTAESDBlock3ResidualChainGroupNormBias = m.weights[323264:323520:323520]
-	m.taesdDecoderTAESDBlock3ResidualChainConv2d2Weight = m.weights[323520:339904:339904]
-	m.taesdDecoderTAESDBlock3SumChainConv2d1Weight = m.weights[339904:376768:376768]
-	m.taesdDecoderTAESDBlock3SumChainConv2d1Bias = m.weights[376768:376832:376832]
-	m.taesdDecoderTAESDBlock3SumChainConv2d2Weight = m.weights[376832:413696:413696]
-	m.taesdDecoderTAESDBlock3SumChainConv2d2Bias = m.weights[413696:413760:413760]
-	m.taesdDecoderTAESDBlock3SumChainConv2d3Weight = m.weights[413760:450624:450624]
-	m.taesdDecoderTAESDBlock3SumChainConv2d3Bias = m.weights[450624:450688:450688]
-	m.taesdDecoderConv2d2Weight = m.weights[450688:487552:487552]
-	m.taesdDecoderTAESDBlock4SumChainConv2d1Weight = m.weights[487552:524416:524416]
-	m.taesdDecoderTAESDBlock4SumChainConv2d1Bias = m.weights[524416:524480:524480]
-	m.taesdDecoderTAESDBlock4SumChainConv2d2Weight = m.weights[524480:561344:561344]
-	m.taesdDecoderTAESDBlock4SumChainConv2d2Bias = m.weights[561344:561408:561408]
-	m.taesdDecoderTAESDBlock4SumChainConv2d3Weight = m.weights[561408:598272:598272]
-	m.taesdDecoderTAESDBlock4SumChainConv2d3Bias = m.weights[598272:598336:598336]
-	m.taesdDecoderTAESDBlock5SumChainConv2d1Weight = m.weights[598336:635200:635200]
-	m.taesdDecoderTAESDBlock5SumChainConv2d1Bias = m.weights[635200:635264:635264]
-	m.taesdDecoderTAESDBlock5SumChainConv2d2Weight = m.weights[635264:672128:672128]
-	m.taesdDecoderTAESDBlock5SumChainConv2d2Bias = m.weights[672128:672192:672192]
-	m.taesdDecoderTAESDBlock5SumChainConv2d3Weight = m.weights[672192:709056:709056]
-	m.taesdDecoderTAESDBlock5SumChainConv2d3Bias = m.weights[709056:709120:709120]
-	m.taesdDecoderTAESDBlock6SumChainConv2d1Weight = m.weights[709120:745984:745984]
-	m.taesdDecoderTAESDBlock6SumChainConv2d1Bias = m.weights[745984:746048:746048]
-	m.taesdDecoderTAESDBlock6SumChainConv2d2Weight = m.weights[746048:782912:782912]
-	m.taesdDecoderTAESDBlock6SumChainConv2d2Bias = m.weights[782912:782976:782976]
-	m.taesdDecoderTAESDBlock6SumChainConv2d3Weight = m.weights[782976:819840:819840]
-	m.taesdDecoderTAESDBlock6SumChainConv2d3Bias = m.weights[819840:819904:819904]
-	m.taesdDecoderConv2d3Weight = m.weights[819904:856768:856768]
-	m.taesdDecoderTAESDBlock7SumChainConv2d1Weight = m.weights[856768:893632:893632]
-	m.taesdDecoderTAESDBlock7SumChainConv2d1Bias = m.weights[893632:893696:893696]
-	m.taesdDecoderTAESDBlock7SumChainConv2d2Weight = m.weights[893696:930560:930560]
-	m.taesdDecoderTAESDBlock7SumChainConv2d2Bias = m.weights[930560:930624:930624]
-	m.taesdDecoderTAESDBlock7SumChainConv2d3Weight = m.weights[930624:967488:967488]
-	m.taesdDecoderTAESDBlock7SumChainConv2d3Bias = m.weights[967488:967552:967552]
-	m.taesdDecoderTAESDBlock8SumChainConv2d1Weight = m.weights[967552:1004416:1004416]
-	m.taesdDecoderTAESDBlock8SumChainConv2d1Bias = m.weights[1004416:1004480:1004480]
-	m.taesdDecoderTAESDBlock8SumChainConv2d2Weight = m.weights[1004480:1041344:1041344]
-	m.taesdDecoderTAESDBlock8SumChainConv2d2Bias = m.weights[1041344:1041408:1041408]
-	m.taesdDecoderTAESDBlock8SumChainConv2d3Weight = m.weights[1041408:1078272:1078272]
-	m.taesdDecoderTAESDBlock8SumChainConv2d3Bias = m.weights[1078272:1078336:1078336]
-	m.taesdDecoderTAESDBlock9SumChainConv2d1Weight = m.weights[1078336:1115200:1115200]
-	m.taesdDecoderTAESDBlock9SumChainConv2d1Bias = m.weights[1115200:1115264:1115264]
-	m.taesdDecoderTAESDBlock9SumChainConv2d2Weight = m.weights[1115264:1152128:1152128]
-	m.taesdDecoderTAESDBlock9SumChainConv2d2Bias = m.weights[1152128:1152192:1152192]
-	m.taesdDecoderTAESDBlock9SumChainConv2d3Weight = m.weights[1152192:1189056:1189056]
-	m.taesdDecoderTAESDBlock9SumChainConv2d3Bias = m.weights[1189056:1189120:1189120]
-	m.taesdDecoderConv2d4Weight = m.weights[1189120:1225984:1225984]
-	m.taesdDecoderTAESDBlock10SumChainConv2d1Weight = m.weights[1225984:1262848:1262848]
-	m.taesdDecoderTAESDBlock10SumChainConv2d1Bias = m.weights[1262848:1262912:1262912]
-	m.taesdDecoderTAESDBlock10SumChainConv2d2Weight = m.weights[1262912:1299776:1299776]
-	m.taesdDecoderTAESDBlock10SumChainConv2d2Bias = m.weights[1299776:1299840:1299840]
-	m.taesdDecoderTAESDBlock10SumChainConv2d3Weight = m.weights[1299840:1336704:1336704]
-	m.taesdDecoderTAESDBlock10SumChainConv2d3Bias = m.weights[1336704:1336768:1336768]
-	m.taesdDecoderConv2d5Weight = m.weights[1336768:1338496:1338496]
-	m.taesdDecoderConv2d5Bias = m.weights[1338496:1338499:1338499]
+	m.taesdDecoderConv2d1Bias = m.weights[0:64:64]
+	m.taesdDecoderTAESDBlock1ResidualChainGroupNormWeight = m.weights[64:320:320]
+	m.taesdDecoderTAESDBlock1ResidualChainGroupNormBias = m.weights[320:576:576]
+	m.taesdDecoderTAESDBlock1SumChainConv2d1Bias = m.weights[576:640:640]
+	m.taesdDecoderTAESDBlock1SumChainConv2d2Bias = m.weights[640:704:704]
+	m.taesdDecoderTAESDBlock1SumChainConv2d3Bias = m.weights[704:768:768]
+	m.taesdDecoderTAESDBlock2ResidualChainGroupNormWeight = m.weights[768:1024:1024]
+	m.taesdDecoderTAESDBlock2ResidualChainGroupNormBias = m.weights[1024:1280:1280]
+	m.taesdDecoderTAESDBlock2SumChainConv2d1Bias = m.weights[1280:1344:1344]
+	m.taesdDecoderTAESDBlock2SumChainConv2d2Bias = m.weights[1344:1408:1408]
+	m.taesdDecoderTAESDBlock2SumChainConv2d3Bias = m.weights[1408:1472:1472]
+	m.taesdDecoderTAESDBlock3ResidualChainGroupNormWeight = m.weights[1472:1728:1728]
+	m.taesdDecoderTAESDBlock3ResidualChainGroupNormBias = m.weights[1728:1984:1984]
+	m.taesdDecoderTAESDBlock3SumChainConv2d1Bias = m.weights[1984:2048:2048]
+	m.taesdDecoderTAESDBlock3SumChainConv2d2Bias = m.weights[2048:2112:2112]
+	m.taesdDecoderTAESDBlock3SumChainConv2d3Bias = m.weights[2112:2176:2176]
+	m.taesdDecoderTAESDBlock4SumChainConv2d1Bias = m.weights[2176:2240:2240]
+	m.taesdDecoderTAESDBlock4SumChainConv2d2Bias = m.weights[2240:2304:2304]
+	m.taesdDecoderTAESDBlock4SumChainConv2d3Bias = m.weights[2304:2368:2368]
+	m.taesdDecoderTAESDBlock5SumChainConv2d1Bias = m.weights[2368:2432:2432]
+	m.taesdDecoderTAESDBlock5SumChainConv2d2Bias = m.weights[2432:2496:2496]
+	m.taesdDecoderTAESDBlock5SumChainConv2d3Bias = m.weights[2496:2560:2560]
+	m.taesdDecoderTAESDBlock6SumChainConv2d1Bias = m.weights[2560:2624:2624]
+	m.taesdDecoderTAESDBlock6SumChainConv2d2Bias = m.weights[2624:2688:2688]
+	m.taesdDecoderTAESDBlock6SumChainConv2d3Bias = m.weights[2688:2752:2752]
+	m.taesdDecoderTAESDBlock7SumChainConv2d1Bias = m.weights[2752:2816:2816]
+	m.taesdDecoderTAESDBlock7SumChainConv2d2Bias = m.weights[2816:2880:2880]
+	m.taesdDecoderTAESDBlock7SumChainConv2d3Bias = m.weights[2880:2944:2944]
+	m.taesdDecoderTAESDBlock8SumChainConv2d1Bias = m.weights[2944:3008:3008]
+	m.taesdDecoderTAESDBlock8SumChainConv2d2Bias = m.weights[3008:3072:3072]
+	m.taesdDecoderTAESDBlock8SumChainConv2d3Bias = m.weights[3072:3136:3136]
+	m.taesdDecoderTAESDBlock9SumChainConv2d1Bias = m.weights[3136:3200:3200]
+	m.taesdDecoderTAESDBlock9SumChainConv2d2Bias = m.weights[3200:3264:3264]
+	m.taesdDecoderTAESDBlock9SumChainConv2d3Bias = m.weights[3264:3328:3328]
+	m.taesdDecoderTAESDBlock10SumChainConv2d1Bias = m.weights[3328:3392:3392]
+	m.taesdDecoderTAESDBlock10SumChainConv2d2Bias = m.weights[3392:3456:3456]
+	m.taesdDecoderTAESDBlock10SumChainConv2d3Bias = m.weights[3456:3520:3520]
+	m.taesdDecoderConv2d5Bias = m.weights[3520:3523:3523]
+	m.packed = []*kernels.Weights{&m.taesdDecoderConv2d1Weight, &m.taesdDecoderTAESDBlock1ResidualChainConv2d1Weight, &m.taesdDecoderTAESDBlock1ResidualChainConv2d2Weight, &m.taesdDecoderTAESDBlock1SumChainConv2d1Weight, &m.taesdDecoderTAESDBlock1SumChainConv2d2Weight, &m.taesdDecoderTAESDBlock1SumChainConv2d3Weight, &m.taesdDecoderTAESDBlock2ResidualChainConv2d1Weight, &m.taesdDecoderTAESDBlock2ResidualChainConv2d2Weight, &m.taesdDecoderTAESDBlock2SumChainConv2d1Weight, &m.taesdDecoderTAESDBlock2SumChainConv2d2Weight, &m.taesdDecoderTAESDBlock2SumChainConv2d3Weight, &m.taesdDecoderTAESDBlock3ResidualChainConv2d1Weight, &m.taesdDecoderTAESDBlock3ResidualChainConv2d2Weight, &m.taesdDecoderTAESDBlock3SumChainConv2d1Weight, &m.taesdDecoderTAESDBlock3SumChainConv2d2Weight, &m.taesdDecoderTAESDBlock3SumChainConv2d3Weight, &m.taesdDecoderConv2d2Weight, &m.taesdDecoderTAESDBlock4SumChainConv2d1Weight, &m.taesdDecoderTAESDBlock4SumChainConv2d2Weight, &m.taesdDecoderTAESDBlock4SumChainConv2d3Weight, &m.taesdDecoderTAESDBlock5SumChainConv2d1Weight, &m.taesdDecoderTAESDBlock5SumChainConv2d2Weight, &m.taesdDecoderTAESDBlock5SumChainConv2d3Weight, &m.taesdDecoderTAESDBlock6SumChainConv2d1Weight, &m.taesdDecoderTAESDBlock6SumChainConv2d2Weight, &m.taesdDecoderTAESDBlock6SumChainConv2d3Weight, &m.taesdDecoderConv2d3Weight, &m.taesdDecoderTAESDBlock7SumChainConv2d1Weight, &m.taesdDecoderTAESDBlock7SumChainConv2d2Weight, &m.taesdDecoderTAESDBlock7SumChainConv2d3Weight, &m.taesdDecoderTAESDBlock8SumChainConv2d1Weight, &m.taesdDecoderTAESDBlock8SumChainConv2d2Weight, &m.taesdDecoderTAESDBlock8SumChainConv2d3Weight, &m.taesdDecoderTAESDBlock9SumChainConv2d1Weight, &m.taesdDecoderTAESDBlock9SumChainConv2d2Weight, &m.taesdDecoderTAESDBlock9SumChainConv2d3Weight, &m.taesdDecoderConv2d4Weight, &m.taesdDecoderTAESDBlock10SumChainConv2d1Weight, &m.taesdDecoderTAESDBlock10SumChainConv2d2Weight, &m.taesdDecoderTAESDBlock10SumChainConv2d3Weight, &m.taesdDecoderConv2d5Weight}
 	m.v0 = m.arena.Slice(0, 131072)
 	m.v1 = m.arena.Slice(0, 131072)
 	m.v2 = m.arena.Slice(0, 131072)
@@ -353,145 +314,145 @@ func (m *Model) Forward(x []float32) ([]float32, error) {
 	kernels.ScaleBias(m.v2, m.v1, float32(3), float32(0))
 
 	// TAESDDecoder.ReLU: %3 = conv2d_fused(%2, @TAESDDecoder.Conv2d_1.weight, @TAESDDecoder.Conv2d_1.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 64, 64]
-	kernels.Conv2dFused(m.v3, m.v2, m.taesdDecoderConv2d1Weight, m.taesdDecoderConv2d1Bias, kernels.Conv2dParams{N: 1, C: 32, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
+	kernels.Conv2dFusedW(m.v3, m.v2, m.taesdDecoderConv2d1Weight, m.taesdDecoderConv2d1Bias, kernels.Conv2dParams{N: 1, C: 32, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
 	// TAESDDecoder.TAESDBlock_1.Residual.Chain.Conv2d_1: %4 = conv2d(%3, @weight) {stride=[1, 1], padding=[0, 0], dilation=[1, 1], groups=1} -> f32[1, 256, 64, 64]
-	kernels.Conv2d(m.v4, m.v3, m.taesdDecoderTAESDBlock1ResidualChainConv2d1Weight, nil, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 256, KH: 1, KW: 1, StrideH: 1, StrideW: 1, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1})
+	kernels.Conv2dW(m.v4, m.v3, m.taesdDecoderTAESDBlock1ResidualChainConv2d1Weight, nil, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 256, KH: 1, KW: 1, StrideH: 1, StrideW: 1, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1})
 
 	// TAESDDecoder.TAESDBlock_1.Residual.Chain.ReLU: %5 = group_norm_act(%4, @TAESDDecoder.TAESDBlock_1.Residual.Chain.GroupNorm.weight, @TAESDDecoder.TAESDBlock_1.Residual.Chain.GroupNorm.bias) {groups=4, eps=1e-05, act="relu"} -> f32[1, 256, 64, 64]
 	kernels.GroupNormAct(m.v5, m.v4, 1, 256, 4096, 4, m.taesdDecoderTAESDBlock1ResidualChainGroupNormWeight, m.taesdDecoderTAESDBlock1ResidualChainGroupNormBias, float32(1e-05), kernels.ActReLU)
 
 	// TAESDDecoder.TAESDBlock_1.Residual: %6 = conv2d_fused(%5, @Chain.Conv2d_2.weight, %3) {stride=[1, 1], padding=[0, 0], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="none"} -> f32[1, 64, 64, 64]
-	kernels.Conv2dFused(m.v6, m.v5, m.taesdDecoderTAESDBlock1ResidualChainConv2d2Weight, nil, kernels.Conv2dParams{N: 1, C: 256, H: 64, W: 64, K: 64, KH: 1, KW: 1, StrideH: 1, StrideW: 1, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v3})
+	kernels.Conv2dFusedW(m.v6, m.v5, m.taesdDecoderTAESDBlock1ResidualChainConv2d2Weight, nil, kernels.Conv2dParams{N: 1, C: 256, H: 64, W: 64, K: 64, KH: 1, KW: 1, StrideH: 1, StrideW: 1, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v3})
 
 	// TAESDDecoder.TAESDBlock_1.Sum.Chain.ReLU_1: %7 = conv2d_fused(%6, @TAESDDecoder.TAESDBlock_1.Sum.Chain.Conv2d_1.weight, @TAESDDecoder.TAESDBlock_1.Sum.Chain.Conv2d_1.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 64, 64]
-	kernels.Conv2dFused(m.v7, m.v6, m.taesdDecoderTAESDBlock1SumChainConv2d1Weight, m.taesdDecoderTAESDBlock1SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
+	kernels.Conv2dFusedW(m.v7, m.v6, m.taesdDecoderTAESDBlock1SumChainConv2d1Weight, m.taesdDecoderTAESDBlock1SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
 	// TAESDDecoder.TAESDBlock_1.Sum.Chain.ReLU_2: %8 = conv2d_fused(%7, @TAESDDecoder.TAESDBlock_1.Sum.Chain.Conv2d_2.weight, @TAESDDecoder.TAESDBlock_1.Sum.Chain.Conv2d_2.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 64, 64]
-	kernels.Conv2dFused(m.v8, m.v7, m.taesdDecoderTAESDBlock1SumChainConv2d2Weight, m.taesdDecoderTAESDBlock1SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
+	kernels.Conv2dFusedW(m.v8, m.v7, m.taesdDecoderTAESDBlock1SumChainConv2d2Weight, m.taesdDecoderTAESDBlock1SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
 	// TAESDDecoder.TAESDBlock_1.ReLU: %9 = conv2d_fused(%8, @TAESDDecoder.TAESDBlock_1.Sum.Chain.Conv2d_3.weight, @TAESDDecoder.TAESDBlock_1.Sum.Chain.Conv2d_3.bias, %6) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="relu"} -> f32[1, 64, 64, 64]
-	kernels.Conv2dFused(m.v9, m.v8, m.taesdDecoderTAESDBlock1SumChainConv2d3Weight, m.taesdDecoderTAESDBlock1SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v6, Act: kernels.ActReLU})
+	kernels.Conv2dFusedW(m.v9, m.v8, m.taesdDecoderTAESDBlock1SumChainConv2d3Weight, m.taesdDecoderTAESDBlock1SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v6, Act: kernels.ActReLU})
 
 	// TAESDDecoder.TAESDBlock_2.Residual.Chain.Conv2d_1: %10 = conv2d(%9, @weight) {stride=[1, 1], padding=[0, 0], dilation=[1, 1], groups=1} -> f32[1, 256, 64, 64]
-	kernels.Conv2d(m.v10, m.v9, m.taesdDecoderTAESDBlock2ResidualChainConv2d1Weight, nil, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 256, KH: 1, KW: 1, StrideH: 1, StrideW: 1, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1})
+	kernels.Conv2dW(m.v10, m.v9, m.taesdDecoderTAESDBlock2ResidualChainConv2d1Weight, nil, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 256, KH: 1, KW: 1, StrideH: 1, StrideW: 1, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1})
 
 	// TAESDDecoder.TAESDBlock_2.Residual.Chain.ReLU: %11 = group_norm_act(%10, @TAESDDecoder.TAESDBlock_2.Residual.Chain.GroupNorm.weight, @TAESDDecoder.TAESDBlock_2.Residual.Chain.GroupNorm.bias) {groups=4, eps=1e-05, act="relu"} -> f32[1, 256, 64, 64]
 	kernels.GroupNormAct(m.v11, m.v10, 1, 256, 4096, 4, m.taesdDecoderTAESDBlock2ResidualChainGroupNormWeight, m.taesdDecoderTAESDBlock2ResidualChainGroupNormBias, float32(1e-05), kernels.ActReLU)
 
 	// TAESDDecoder.TAESDBlock_2.Residual: %12 = conv2d_fused(%11, @Chain.Conv2d_2.weight, %9) {stride=[1, 1], padding=[0, 0], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="none"} -> f32[1, 64, 64, 64]
-	kernels.Conv2dFused(m.v12, m.v11, m.taesdDecoderTAESDBlock2ResidualChainConv2d2Weight, nil, kernels.Conv2dParams{N: 1, C: 256, H: 64, W: 64, K: 64, KH: 1, KW: 1, StrideH: 1, StrideW: 1, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v9})
+	kernels.Conv2dFusedW(m.v12, m.v11, m.taesdDecoderTAESDBlock2ResidualChainConv2d2Weight, nil, kernels.Conv2dParams{N: 1, C: 256, H: 64, W: 64, K: 64, KH: 1, KW: 1, StrideH: 1, StrideW: 1, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v9})
 
 	// TAESDDecoder.TAESDBlock_2.Sum.Chain.ReLU_1: %13 = conv2d_fused(%12, @TAESDDecoder.TAESDBlock_2.Sum.Chain.Conv2d_1.weight, @TAESDDecoder.TAESDBlock_2.Sum.Chain.Conv2d_1.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 64, 64]
-	kernels.Conv2dFused(m.v13, m.v12, m.taesdDecoderTAESDBlock2SumChainConv2d1Weight, m.taesdDecoderTAESDBlock2SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
+	kernels.Conv2dFusedW(m.v13, m.v12, m.taesdDecoderTAESDBlock2SumChainConv2d1Weight, m.taesdDecoderTAESDBlock2SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
 	// TAESDDecoder.TAESDBlock_2.Sum.Chain.ReLU_2: %14 = conv2d_fused(%13, @TAESDDecoder.TAESDBlock_2.Sum.Chain.Conv2d_2.weight, @TAESDDecoder.TAESDBlock_2.Sum.Chain.Conv2d_2.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 64, 64]
-	kernels.Conv2dFused(m.v14, m.v13, m.taesdDecoderTAESDBlock2SumChainConv2d2Weight, m.taesdDecoderTAESDBlock2SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
+	kernels.Conv2dFusedW(m.v14, m.v13, m.taesdDecoderTAESDBlock2SumChainConv2d2Weight, m.taesdDecoderTAESDBlock2SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
 	// TAESDDecoder.TAESDBlock_2.ReLU: %15 = conv2d_fused(%14, @TAESDDecoder.TAESDBlock_2.Sum.Chain.Conv2d_3.weight, @TAESDDecoder.TAESDBlock_2.Sum.Chain.Conv2d_3.bias, %12) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="relu"} -> f32[1, 64, 64, 64]
-	kernels.Conv2dFused(m.v15, m.v14, m.taesdDecoderTAESDBlock2SumChainConv2d3Weight, m.taesdDecoderTAESDBlock2SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v12, Act: kernels.ActReLU})
+	kernels.Conv2dFusedW(m.v15, m.v14, m.taesdDecoderTAESDBlock2SumChainConv2d3Weight, m.taesdDecoderTAESDBlock2SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v12, Act: kernels.ActReLU})
 
 	// TAESDDecoder.TAESDBlock_3.Residual.Chain.Conv2d_1: %16 = conv2d(%15, @weight) {stride=[1, 1], padding=[0, 0], dilation=[1, 1], groups=1} -> f32[1, 256, 64, 64]
-	kernels.Conv2d(m.v16, m.v15, m.taesdDecoderTAESDBlock3ResidualChainConv2d1Weight, nil, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 256, KH: 1, KW: 1, StrideH: 1, StrideW: 1, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1})
+	kernels.Conv2dW(m.v16, m.v15, m.taesdDecoderTAESDBlock3ResidualChainConv2d1Weight, nil, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 256, KH: 1, KW: 1, StrideH: 1, StrideW: 1, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1})
 
 	// TAESDDecoder.TAESDBlock_3.Residual.Chain.ReLU: %17 = group_norm_act(%16, @TAESDDecoder.TAESDBlock_3.Residual.Chain.GroupNorm.weight, @TAESDDecoder.TAESDBlock_3.Residual.Chain.GroupNorm.bias) {groups=4, eps=1e-05, act="relu"} -> f32[1, 256, 64, 64]
 	kernels.GroupNormAct(m.v17, m.v16, 1, 256, 4096, 4, m.taesdDecoderTAESDBlock3ResidualChainGroupNormWeight, m.taesdDecoderTAESDBlock3ResidualChainGroupNormBias, float32(1e-05), kernels.ActReLU)
 
 	// TAESDDecoder.TAESDBlock_3.Residual: %18 = conv2d_fused(%17, @Chain.Conv2d_2.weight, %15) {stride=[1, 1], padding=[0, 0], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="none"} -> f32[1, 64, 64, 64]
-	kernels.Conv2dFused(m.v18, m.v17, m.taesdDecoderTAESDBlock3ResidualChainConv2d2Weight, nil, kernels.Conv2dParams{N: 1, C: 256, H: 64, W: 64, K: 64, KH: 1, KW: 1, StrideH: 1, StrideW: 1, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v15})
+	kernels.Conv2dFusedW(m.v18, m.v17, m.taesdDecoderTAESDBlock3ResidualChainConv2d2Weight, nil, kernels.Conv2dParams{N: 1, C: 256, H: 64, W: 64, K: 64, KH: 1, KW: 1, StrideH: 1, StrideW: 1, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v15})
 
 	// TAESDDecoder.TAESDBlock_3.Sum.Chain.ReLU_1: %19 = conv2d_fused(%18, @TAESDDecoder.TAESDBlock_3.Sum.Chain.Conv2d_1.weight, @TAESDDecoder.TAESDBlock_3.Sum.Chain.Conv2d_1.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 64, 64]
-	kernels.Conv2dFused(m.v19, m.v18, m.taesdDecoderTAESDBlock3SumChainConv2d1Weight, m.taesdDecoderTAESDBlock3SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
+	kernels.Conv2dFusedW(m.v19, m.v18, m.taesdDecoderTAESDBlock3SumChainConv2d1Weight, m.taesdDecoderTAESDBlock3SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
 	// TAESDDecoder.TAESDBlock_3.Sum.Chain.ReLU_2: %20 = conv2d_fused(%19, @TAESDDecoder.TAESDBlock_3.Sum.Chain.Conv2d_2.weight, @TAESDDecoder.TAESDBlock_3.Sum.Chain.Conv2d_2.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 64, 64]
-	kernels.Conv2dFused(m.v20, m.v19, m.taesdDecoderTAESDBlock3SumChainConv2d2Weight, m.taesdDecoderTAESDBlock3SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
+	kernels.Conv2dFusedW(m.v20, m.v19, m.taesdDecoderTAESDBlock3SumChainConv2d2Weight, m.taesdDecoderTAESDBlock3SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
 	// TAESDDecoder.TAESDBlock_3.ReLU: %21 = conv2d_fused(%20, @TAESDDecoder.TAESDBlock_3.Sum.Chain.Conv2d_3.weight, @TAESDDecoder.TAESDBlock_3.Sum.Chain.Conv2d_3.bias, %18) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="relu"} -> f32[1, 64, 64, 64]
-	kernels.Conv2dFused(m.v21, m.v20, m.taesdDecoderTAESDBlock3SumChainConv2d3Weight, m.taesdDecoderTAESDBlock3SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v18, Act: kernels.ActReLU})
+	kernels.Conv2dFusedW(m.v21, m.v20, m.taesdDecoderTAESDBlock3SumChainConv2d3Weight, m.taesdDecoderTAESDBlock3SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v18, Act: kernels.ActReLU})
 
 	// TAESDDecoder.Upsample_1: %22 = upsample(%21) {mode="nearest", size=[128, 128], align_corners=false} -> f32[1, 64, 128, 128]
 	kernels.UpsampleNearest(m.v22, m.v21, 1, 64, 64, 64, 128, 128)
 
 	// TAESDDecoder.Conv2d_2: %23 = conv2d(%22, @weight) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 128, 128]
-	kernels.Conv2d(m.v23, m.v22, m.taesdDecoderConv2d2Weight, nil, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	kernels.Conv2dW(m.v23, m.v22, m.taesdDecoderConv2d2Weight, nil, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
 
 	// TAESDDecoder.TAESDBlock_4.Sum.Chain.ReLU_1: %24 = conv2d_fused(%23, @TAESDDecoder.TAESDBlock_4.Sum.Chain.Conv2d_1.weight, @TAESDDecoder.TAESDBlock_4.Sum.Chain.Conv2d_1.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 128, 128]
-	kernels.Conv2dFused(m.v24, m.v23, m.taesdDecoderTAESDBlock4SumChainConv2d1Weight, m.taesdDecoderTAESDBlock4SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
+	kernels.Conv2dFusedW(m.v24, m.v23, m.taesdDecoderTAESDBlock4SumChainConv2d1Weight, m.taesdDecoderTAESDBlock4SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
 	// TAESDDecoder.TAESDBlock_4.Sum.Chain.ReLU_2: %25 = conv2d_fused(%24, @TAESDDecoder.TAESDBlock_4.Sum.Chain.Conv2d_2.weight, @TAESDDecoder.TAESDBlock_4.Sum.Chain.Conv2d_2.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 128, 128]
-	kernels.Conv2dFused(m.v25, m.v24, m.taesdDecoderTAESDBlock4SumChainConv2d2Weight, m.taesdDecoderTAESDBlock4SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
+	kernels.Conv2dFusedW(m.v25, m.v24, m.taesdDecoderTAESDBlock4SumChainConv2d2Weight, m.taesdDecoderTAESDBlock4SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
 	// TAESDDecoder.TAESDBlock_4.ReLU: %26 = conv2d_fused(%25, @TAESDDecoder.TAESDBlock_4.Sum.Chain.Conv2d_3.weight, @TAESDDecoder.TAESDBlock_4.Sum.Chain.Conv2d_3.bias, %23) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="relu"} -> f32[1, 64, 128, 128]
-	kernels.Conv2dFused(m.v26, m.v25, m.taesdDecoderTAESDBlock4SumChainConv2d3Weight, m.taesdDecoderTAESDBlock4SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v23, Act: kernels.ActReLU})
+	kernels.Conv2dFusedW(m.v26, m.v25, m.taesdDecoderTAESDBlock4SumChainConv2d3Weight, m.taesdDecoderTAESDBlock4SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v23, Act: kernels.ActReLU})
 
 	// TAESDDecoder.TAESDBlock_5.Sum.Chain.ReLU_1: %27 = conv2d_fused(%26, @TAESDDecoder.TAESDBlock_5.Sum.Chain.Conv2d_1.weight, @TAESDDecoder.TAESDBlock_5.Sum.Chain.Conv2d_1.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 128, 128]
-	kernels.Conv2dFused(m.v27, m.v26, m.taesdDecoderTAESDBlock5SumChainConv2d1Weight, m.taesdDecoderTAESDBlock5SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
+	kernels.Conv2dFusedW(m.v27, m.v26, m.taesdDecoderTAESDBlock5SumChainConv2d1Weight, m.taesdDecoderTAESDBlock5SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
 	// TAESDDecoder.TAESDBlock_5.Sum.Chain.ReLU_2: %28 = conv2d_fused(%27, @TAESDDecoder.TAESDBlock_5.Sum.Chain.Conv2d_2.weight, @TAESDDecoder.TAESDBlock_5.Sum.Chain.Conv2d_2.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 128, 128]
-	kernels.Conv2dFused(m.v28, m.v27, m.taesdDecoderTAESDBlock5SumChainConv2d2Weight, m.taesdDecoderTAESDBlock5SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
+	kernels.Conv2dFusedW(m.v28, m.v27, m.taesdDecoderTAESDBlock5SumChainConv2d2Weight, m.taesdDecoderTAESDBlock5SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
 	// TAESDDecoder.TAESDBlock_5.ReLU: %29 = conv2d_fused(%28, @TAESDDecoder.TAESDBlock_5.Sum.Chain.Conv2d_3.weight, @TAESDDecoder.TAESDBlock_5.Sum.Chain.Conv2d_3.bias, %26) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="relu"} -> f32[1, 64, 128, 128]
-	kernels.Conv2dFused(m.v29, m.v28, m.taesdDecoderTAESDBlock5SumChainConv2d3Weight, m.taesdDecoderTAESDBlock5SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v26, Act: kernels.ActReLU})
+	kernels.Conv2dFusedW(m.v29, m.v28, m.taesdDecoderTAESDBlock5SumChainConv2d3Weight, m.taesdDecoderTAESDBlock5SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v26, Act: kernels.ActReLU})
 
 	// TAESDDecoder.TAESDBlock_6.Sum.Chain.ReLU_1: %30 = conv2d_fused(%29, @TAESDDecoder.TAESDBlock_6.Sum.Chain.Conv2d_1.weight, @TAESDDecoder.TAESDBlock_6.Sum.Chain.Conv2d_1.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 128, 128]
-	kernels.Conv2dFused(m.v30, m.v29, m.taesdDecoderTAESDBlock6SumChainConv2d1Weight, m.taesdDecoderTAESDBlock6SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
+	kernels.Conv2dFusedW(m.v30, m.v29, m.taesdDecoderTAESDBlock6SumChainConv2d1Weight, m.taesdDecoderTAESDBlock6SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
 	// TAESDDecoder.TAESDBlock_6.Sum.Chain.ReLU_2: %31 = conv2d_fused(%30, @TAESDDecoder.TAESDBlock_6.Sum.Chain.Conv2d_2.weight, @TAESDDecoder.TAESDBlock_6.Sum.Chain.Conv2d_2.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 128, 128]
-	kernels.Conv2dFused(m.v31, m.v30, m.taesdDecoderTAESDBlock6SumChainConv2d2Weight, m.taesdDecoderTAESDBlock6SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
+	kernels.Conv2dFusedW(m.v31, m.v30, m.taesdDecoderTAESDBlock6SumChainConv2d2Weight, m.taesdDecoderTAESDBlock6SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
 	// TAESDDecoder.TAESDBlock_6.ReLU: %32 = conv2d_fused(%31, @TAESDDecoder.TAESDBlock_6.Sum.Chain.Conv2d_3.weight, @TAESDDecoder.TAESDBlock_6.Sum.Chain.Conv2d_3.bias, %29) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="relu"} -> f32[1, 64, 128, 128]
-	kernels.Conv2dFused(m.v32, m.v31, m.taesdDecoderTAESDBlock6SumChainConv2d3Weight, m.taesdDecoderTAESDBlock6SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v29, Act: kernels.ActReLU})
+	kernels.Conv2dFusedW(m.v32, m.v31, m.taesdDecoderTAESDBlock6SumChainConv2d3Weight, m.taesdDecoderTAESDBlock6SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v29, Act: kernels.ActReLU})
 
 	// TAESDDecoder.Upsample_2: %33 = upsample(%32) {mode="nearest", size=[256, 256], align_corners=false} -> f32[1, 64, 256, 256]
 	kernels.UpsampleNearest(m.v33, m.v32, 1, 64, 128, 128, 256, 256)
 
 	// TAESDDecoder.Conv2d_3: %34 = conv2d(%33, @weight) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 256, 256]
-	kernels.Conv2d(m.v34, m.v33, m.taesdDecoderConv2d3Weight, nil, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	kernels.Conv2dW(m.v34, m.v33, m.taesdDecoderConv2d3Weight, nil, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
 
 	// TAESDDecoder.TAESDBlock_7.Sum.Chain.ReLU_1: %35 = conv2d_fused(%34, @TAESDDecoder.TAESDBlock_7.Sum.Chain.Conv2d_1.weight, @TAESDDecoder.TAESDBlock_7.Sum.Chain.Conv2d_1.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 256, 256]
-	kernels.Conv2dFused(m.v35, m.v34, m.taesdDecoderTAESDBlock7SumChainConv2d1Weight, m.taesdDecoderTAESDBlock7SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
+	kernels.Conv2dFusedW(m.v35, m.v34, m.taesdDecoderTAESDBlock7SumChainConv2d1Weight, m.taesdDecoderTAESDBlock7SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
 	// TAESDDecoder.TAESDBlock_7.Sum.Chain.ReLU_2: %36 = conv2d_fused(%35, @TAESDDecoder.TAESDBlock_7.Sum.Chain.Conv2d_2.weight, @TAESDDecoder.TAESDBlock_7.Sum.Chain.Conv2d_2.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 256, 256]
-	kernels.Conv2dFused(m.v36, m.v35, m.taesdDecoderTAESDBlock7SumChainConv2d2Weight, m.taesdDecoderTAESDBlock7SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
+	kernels.Conv2dFusedW(m.v36, m.v35, m.taesdDecoderTAESDBlock7SumChainConv2d2Weight, m.taesdDecoderTAESDBlock7SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
 	// TAESDDecoder.TAESDBlock_7.ReLU: %37 = conv2d_fused(%36, @TAESDDecoder.TAESDBlock_7.Sum.Chain.Conv2d_3.weight, @TAESDDecoder.TAESDBlock_7.Sum.Chain.Conv2d_3.bias, %34) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="relu"} -> f32[1, 64, 256, 256]
-	kernels.Conv2dFused(m.v37, m.v36, m.taesdDecoderTAESDBlock7SumChainConv2d3Weight, m.taesdDecoderTAESDBlock7SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v34, Act: kernels.ActReLU})
+	kernels.Conv2dFusedW(m.v37, m.v36, m.taesdDecoderTAESDBlock7SumChainConv2d3Weight, m.taesdDecoderTAESDBlock7SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v34, Act: kernels.ActReLU})
 
 	// TAESDDecoder.TAESDBlock_8.Sum.Chain.ReLU_1: %38 = conv2d_fused(%37, @TAESDDecoder.TAESDBlock_8.Sum.Chain.Conv2d_1.weight, @TAESDDecoder.TAESDBlock_8.Sum.Chain.Conv2d_1.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 256, 256]
-	kernels.Conv2dFused(m.v38, m.v37, m.taesdDecoderTAESDBlock8SumChainConv2d1Weight, m.taesdDecoderTAESDBlock8SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
+	kernels.Conv2dFusedW(m.v38, m.v37, m.taesdDecoderTAESDBlock8SumChainConv2d1Weight, m.taesdDecoderTAESDBlock8SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
 	// TAESDDecoder.TAESDBlock_8.Sum.Chain.ReLU_2: %39 = conv2d_fused(%38, @TAESDDecoder.TAESDBlock_8.Sum.Chain.Conv2d_2.weight, @TAESDDecoder.TAESDBlock_8.Sum.Chain.Conv2d_2.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 256, 256]
-	kernels.Conv2dFused(m.v39, m.v38, m.taesdDecoderTAESDBlock8SumChainConv2d2Weight, m.taesdDecoderTAESDBlock8SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
+	kernels.Conv2dFusedW(m.v39, m.v38, m.taesdDecoderTAESDBlock8SumChainConv2d2Weight, m.taesdDecoderTAESDBlock8SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
 	// TAESDDecoder.TAESDBlock_8.ReLU: %40 = conv2d_fused(%39, @TAESDDecoder.TAESDBlock_8.Sum.Chain.Conv2d_3.weight, @TAESDDecoder.TAESDBlock_8.Sum.Chain.Conv2d_3.bias, %37) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="relu"} -> f32[1, 64, 256, 256]
-	kernels.Conv2dFused(m.v40, m.v39, m.taesdDecoderTAESDBlock8SumChainConv2d3Weight, m.taesdDecoderTAESDBlock8SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v37, Act: kernels.ActReLU})
+	kernels.Conv2dFusedW(m.v40, m.v39, m.taesdDecoderTAESDBlock8SumChainConv2d3Weight, m.taesdDecoderTAESDBlock8SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v37, Act: kernels.ActReLU})
 
 	// TAESDDecoder.TAESDBlock_9.Sum.Chain.ReLU_1: %41 = conv2d_fused(%40, @TAESDDecoder.TAESDBlock_9.Sum.Chain.Conv2d_1.weight, @TAESDDecoder.TAESDBlock_9.Sum.Chain.Conv2d_1.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 256, 256]
-	kernels.Conv2dFused(m.v41, m.v40, m.taesdDecoderTAESDBlock9SumChainConv2d1Weight, m.taesdDecoderTAESDBlock9SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
+	kernels.Conv2dFusedW(m.v41, m.v40, m.taesdDecoderTAESDBlock9SumChainConv2d1Weight, m.taesdDecoderTAESDBlock9SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
 	// TAESDDecoder.TAESDBlock_9.Sum.Chain.ReLU_2: %42 = conv2d_fused(%41, @TAESDDecoder.TAESDBlock_9.Sum.Chain.Conv2d_2.weight, @TAESDDecoder.TAESDBlock_9.Sum.Chain.Conv2d_2.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 256, 256]
-	kernels.Conv2dFused(m.v42, m.v41, m.taesdDecoderTAESDBlock9SumChainConv2d2Weight, m.taesdDecoderTAESDBlock9SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
+	kernels.Conv2dFusedW(m.v42, m.v41, m.taesdDecoderTAESDBlock9SumChainConv2d2Weight, m.taesdDecoderTAESDBlock9SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
 	// TAESDDecoder.TAESDBlock_9.ReLU: %43 = conv2d_fused(%42, @TAESDDecoder.TAESDBlock_9.Sum.Chain.Conv2d_3.weight, @TAESDDecoder.TAESDBlock_9.Sum.Chain.Conv2d_3.bias, %40) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="relu"} -> f32[1, 64, 256, 256]
-	kernels.Conv2dFused(m.v43, m.v42, m.taesdDecoderTAESDBlock9SumChainConv2d3Weight, m.taesdDecoderTAESDBlock9SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v40, Act: kernels.ActReLU})
+	kernels.Conv2dFusedW(m.v43, m.v42, m.taesdDecoderTAESDBlock9SumChainConv2d3Weight, m.taesdDecoderTAESDBlock9SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v40, Act: kernels.ActReLU})
 
 	// TAESDDecoder.Upsample_3: %44 = upsample(%43) {mode="nearest", size=[512, 512], align_corners=false} -> f32[1, 64, 512, 512]
 	kernels.UpsampleNearest(m.v44, m.v43, 1, 64, 256, 256, 512, 512)
 
 	// TAESDDecoder.Conv2d_4: %45 = conv2d(%44, @weight) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 512, 512]
-	kernels.Conv2d(m.v45, m.v44, m.taesdDecoderConv2d4Weight, nil, kernels.Conv2dParams{N: 1, C: 64, H: 512, W: 512, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	kernels.Conv2dW(m.v45, m.v44, m.taesdDecoderConv2d4Weight, nil, kernels.Conv2dParams{N: 1, C: 64, H: 512, W: 512, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
 
 	// TAESDDecoder.TAESDBlock_10.Sum.Chain.ReLU_1: %46 = conv2d_fused(%45, @TAESDDecoder.TAESDBlock_10.Sum.Chain.Conv2d_1.weight, @TAESDDecoder.TAESDBlock_10.Sum.Chain.Conv2d_1.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 512, 512]
-	kernels.Conv2dFused(m.v46, m.v45, m.taesdDecoderTAESDBlock10SumChainConv2d1Weight, m.taesdDecoderTAESDBlock10SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 512, W: 512, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
+	kernels.Conv2dFusedW(m.v46, m.v45, m.taesdDecoderTAESDBlock10SumChainConv2d1Weight, m.taesdDecoderTAESDBlock10SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 512, W: 512, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
 	// TAESDDecoder.TAESDBlock_10.Sum.Chain.ReLU_2: %47 = conv2d_fused(%46, @TAESDDecoder.TAESDBlock_10.Sum.Chain.Conv2d_2.weight, @TAESDDecoder.TAESDBlock_10.Sum.Chain.Conv2d_2.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 512, 512]
-	kernels.Conv2dFused(m.v47, m.v46, m.taesdDecoderTAESDBlock10SumChainConv2d2Weight, m.taesdDecoderTAESDBlock10SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 512, W: 512, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
+	kernels.Conv2dFusedW(m.v47, m.v46, m.taesdDecoderTAESDBlock10SumChainConv2d2Weight, m.taesdDecoderTAESDBlock10SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 512, W: 512, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
 	// TAESDDecoder.TAESDBlock_10.ReLU: %48 = conv2d_fused(%47, @TAESDDecoder.TAESDBlock_10.Sum.Chain.Conv2d_3.weight, @TAESDDecoder.TAESDBlock_10.Sum.Chain.Conv2d_3.bias, %45) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="relu"} -> f32[1, 64, 512, 512]
-	kernels.Conv2dFused(m.v48, m.v47, m.taesdDecoderTAESDBlock10SumChainConv2d3Weight, m.taesdDecoderTAESDBlock10SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 512, W: 512, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v45, Act: kernels.ActReLU})
+	kernels.Conv2dFusedW(m.v48, m.v47, m.taesdDecoderTAESDBlock10SumChainConv2d3Weight, m.taesdDecoderTAESDBlock10SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 512, W: 512, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v45, Act: kernels.ActReLU})
 
 	// TAESDDecoder.Conv2d_5: %49 = conv2d(%48, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 3, 512, 512]
-	kernels.Conv2d(m.v49, m.v48, m.taesdDecoderConv2d5Weight, m.taesdDecoderConv2d5Bias, kernels.Conv2dParams{N: 1, C: 64, H: 512, W: 512, K: 3, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	kernels.Conv2dW(m.v49, m.v48, m.taesdDecoderConv2d5Weight, m.taesdDecoderConv2d5Bias, kernels.Conv2dParams{N: 1, C: 64, H: 512, W: 512, K: 3, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
 
 	return m.v49, nil
 }

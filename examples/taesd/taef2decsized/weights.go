@@ -407,8 +407,60 @@ var weightSpecs = []runtime.WeightSpec{
 	},
 }
 
-// weightOffsets are the places of the weightSpecs in the weight slab, in float32 elements.
-var weightOffsets = []int{0, 18432, 18496, 34880, 35136, 35392, 51776, 88640, 88704, 125568, 125632, 162496, 162560, 178944, 179200, 179456, 195840, 232704, 232768, 269632, 269696, 306560, 306624, 323008, 323264, 323520, 339904, 376768, 376832, 413696, 413760, 450624, 450688, 487552, 524416, 524480, 561344, 561408, 598272, 598336, 635200, 635264, 672128, 672192, 709056, 709120, 745984, 746048, 782912, 782976, 819840, 819904, 856768, 893632, 893696, 930560, 930624, 967488, 967552, 1004416, 1004480, 1041344, 1041408, 1078272, 1078336, 1115200, 1115264, 1152128, 1152192, 1189056, 1189120, 1225984, 1262848, 1262912, 1299776, 1299840, 1336704, 1336768, 1338496}
+// WeightSpecs returns the checkpoint tensors the model reads, in the order of the index
+// LoadOptions.Patch receives: a program matches adapter files (LoRA keys) to them before loading.
+// The slice is a copy; the shapes and layout maps it holds must not be modified.
+func WeightSpecs() []runtime.WeightSpec {
+	return append([]runtime.WeightSpec(nil), weightSpecs...)
+}
+
+// weightOffsets are the places of the weightSpecs in the weight slab, in float32 elements; −1 for a weight Load packs (weightPacks).
+var weightOffsets = []int{-1, 0, -1, 64, 320, -1, -1, 576, -1, 640, -1, 704, -1, 768, 1024, -1, -1, 1280, -1, 1344, -1, 1408, -1, 1472, 1728, -1, -1, 1984, -1, 2048, -1, 2112, -1, -1, 2176, -1, 2240, -1, 2304, -1, 2368, -1, 2432, -1, 2496, -1, 2560, -1, 2624, -1, 2688, -1, -1, 2752, -1, 2816, -1, 2880, -1, 2944, -1, 3008, -1, 3072, -1, 3136, -1, 3200, -1, 3264, -1, -1, 3328, -1, 3392, -1, 3456, -1, 3520}
+
+// weightPacks gives, for each weight Load packs in the kernels' panels (kernels.PackWeights, in the checkpoint's precision when it holds the values exactly), its slot in Model.packed and the matrix [out, in] it is packed as.
+var weightPacks = map[int][3]int{
+	0:  {0, 64, 288},
+	10: {5, 64, 576},
+	12: {6, 256, 64},
+	15: {7, 64, 256},
+	16: {8, 64, 576},
+	18: {9, 64, 576},
+	2:  {1, 256, 64},
+	20: {10, 64, 576},
+	22: {11, 256, 64},
+	25: {12, 64, 256},
+	26: {13, 64, 576},
+	28: {14, 64, 576},
+	30: {15, 64, 576},
+	32: {16, 64, 576},
+	33: {17, 64, 576},
+	35: {18, 64, 576},
+	37: {19, 64, 576},
+	39: {20, 64, 576},
+	41: {21, 64, 576},
+	43: {22, 64, 576},
+	45: {23, 64, 576},
+	47: {24, 64, 576},
+	49: {25, 64, 576},
+	5:  {2, 64, 256},
+	51: {26, 64, 576},
+	52: {27, 64, 576},
+	54: {28, 64, 576},
+	56: {29, 64, 576},
+	58: {30, 64, 576},
+	6:  {3, 64, 576},
+	60: {31, 64, 576},
+	62: {32, 64, 576},
+	64: {33, 64, 576},
+	66: {34, 64, 576},
+	68: {35, 64, 576},
+	70: {36, 64, 576},
+	71: {37, 64, 576},
+	73: {38, 64, 576},
+	75: {39, 64, 576},
+	77: {40, 3, 576},
+	8:  {4, 64, 576},
+}
 
 // Load opens the safetensors files at paths (memory-mapped where the platform allows; a folder,
 // such as a diffusers folder, stands for the .safetensors files in it and its subfolders) and
@@ -437,6 +489,13 @@ func LoadReaderAt(r io.ReaderAt, size int64, name string) (*Model, error) {
 // before any data is read and reports every problem at once, one line each (missing, extra,
 // misshapen, duplicated or non-float tensors); on error there is no model at all.
 func LoadFiles(files ...*runtime.SafetensorsFile) (*Model, error) {
+	return LoadFilesWith(runtime.LoadOptions{}, files...)
+}
+
+// LoadFilesWith is LoadFiles with options: opts.Patch, when set, sees each weight as float32 once
+// it is read, before Load computes anything from the weights (a LoRA merged at load time); its
+// index is the weight's place in WeightSpecs.
+func LoadFilesWith(opts runtime.LoadOptions, files ...*runtime.SafetensorsFile) (*Model, error) {
 	set, err := runtime.LocateWeights(ModelName, weightSpecs, files...)
 	if err != nil {
 		return nil, err
@@ -445,14 +504,29 @@ func LoadFiles(files ...*runtime.SafetensorsFile) (*Model, error) {
 		return nil, err
 	}
 	m := newModel()
+	var scratch []float32
 	for i, s := range weightSpecs {
+		if pk, ok := weightPacks[i]; ok {
+			w, err := set.ReadPacked(i, &scratch, opts.Patch, pk[1], pk[2])
+			if err != nil {
+				return nil, err
+			}
+			*m.packed[pk[0]] = w
+			continue
+		}
 		n := 1
 		for _, d := range s.Shape {
 			n *= d
 		}
 		off := weightOffsets[i]
-		if err := set.ReadInto(i, m.weights[off:off+n]); err != nil {
+		w := m.weights[off : off+n]
+		if err := set.ReadInto(i, w); err != nil {
 			return nil, err
+		}
+		if opts.Patch != nil {
+			if err := opts.Patch(i, w); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return m, nil

@@ -18,7 +18,7 @@
 //	y f32[1, 32, 64, 64]
 //
 // Memory: 201326592 bytes of activations in one planned arena (ActivationBytes), 5354112 bytes of
-// weights as float32 (WeightBytes).
+// weights at most, as float32 (WeightBytes; a float16 checkpoint's packed weights take half).
 package taef2enc
 
 import (
@@ -34,11 +34,11 @@ const (
 	// ActivationBytes is the planned peak memory of intermediates and outputs during Forward: the size
 	// of the model's arena.
 	ActivationBytes = 201326592
-	// WeightBytes is the memory the weights take once loaded as float32.
+	// WeightBytes is the most memory the weights take once loaded: as float32 (a float16 checkpoint's packed weights take half).
 	WeightBytes = 5354112
 
 	arenaLen   = 50331648 // float32 elements
-	weightsLen = 1338528  // float32 elements
+	weightsLen = 3552     // float32 elements
 )
 
 // XLen is the element count of input x, f32[1, 3, 512, 512].
@@ -61,85 +61,86 @@ type Model struct {
 	arena   *runtime.Arena // activations, at the offsets of the memory plan
 	weights []float32      // all weights, one after the other
 
-	taesdEncoderConv2d1Weight                            []float32 // "0.weight" f32[64, 3, 3, 3]
-	taesdEncoderConv2d1Bias                              []float32 // "0.bias" f32[64]
-	taesdEncoderTAESDBlock1SumChainConv2d1Weight         []float32 // "1.conv.0.weight" f32[64, 64, 3, 3]
-	taesdEncoderTAESDBlock1SumChainConv2d1Bias           []float32 // "1.conv.0.bias" f32[64]
-	taesdEncoderTAESDBlock1SumChainConv2d2Weight         []float32 // "1.conv.2.weight" f32[64, 64, 3, 3]
-	taesdEncoderTAESDBlock1SumChainConv2d2Bias           []float32 // "1.conv.2.bias" f32[64]
-	taesdEncoderTAESDBlock1SumChainConv2d3Weight         []float32 // "1.conv.4.weight" f32[64, 64, 3, 3]
-	taesdEncoderTAESDBlock1SumChainConv2d3Bias           []float32 // "1.conv.4.bias" f32[64]
-	taesdEncoderConv2d2Weight                            []float32 // "2.weight" f32[64, 64, 3, 3]
-	taesdEncoderTAESDBlock2SumChainConv2d1Weight         []float32 // "3.conv.0.weight" f32[64, 64, 3, 3]
-	taesdEncoderTAESDBlock2SumChainConv2d1Bias           []float32 // "3.conv.0.bias" f32[64]
-	taesdEncoderTAESDBlock2SumChainConv2d2Weight         []float32 // "3.conv.2.weight" f32[64, 64, 3, 3]
-	taesdEncoderTAESDBlock2SumChainConv2d2Bias           []float32 // "3.conv.2.bias" f32[64]
-	taesdEncoderTAESDBlock2SumChainConv2d3Weight         []float32 // "3.conv.4.weight" f32[64, 64, 3, 3]
-	taesdEncoderTAESDBlock2SumChainConv2d3Bias           []float32 // "3.conv.4.bias" f32[64]
-	taesdEncoderTAESDBlock3SumChainConv2d1Weight         []float32 // "4.conv.0.weight" f32[64, 64, 3, 3]
-	taesdEncoderTAESDBlock3SumChainConv2d1Bias           []float32 // "4.conv.0.bias" f32[64]
-	taesdEncoderTAESDBlock3SumChainConv2d2Weight         []float32 // "4.conv.2.weight" f32[64, 64, 3, 3]
-	taesdEncoderTAESDBlock3SumChainConv2d2Bias           []float32 // "4.conv.2.bias" f32[64]
-	taesdEncoderTAESDBlock3SumChainConv2d3Weight         []float32 // "4.conv.4.weight" f32[64, 64, 3, 3]
-	taesdEncoderTAESDBlock3SumChainConv2d3Bias           []float32 // "4.conv.4.bias" f32[64]
-	taesdEncoderTAESDBlock4SumChainConv2d1Weight         []float32 // "5.conv.0.weight" f32[64, 64, 3, 3]
-	taesdEncoderTAESDBlock4SumChainConv2d1Bias           []float32 // "5.conv.0.bias" f32[64]
-	taesdEncoderTAESDBlock4SumChainConv2d2Weight         []float32 // "5.conv.2.weight" f32[64, 64, 3, 3]
-	taesdEncoderTAESDBlock4SumChainConv2d2Bias           []float32 // "5.conv.2.bias" f32[64]
-	taesdEncoderTAESDBlock4SumChainConv2d3Weight         []float32 // "5.conv.4.weight" f32[64, 64, 3, 3]
-	taesdEncoderTAESDBlock4SumChainConv2d3Bias           []float32 // "5.conv.4.bias" f32[64]
-	taesdEncoderConv2d3Weight                            []float32 // "6.weight" f32[64, 64, 3, 3]
-	taesdEncoderTAESDBlock5SumChainConv2d1Weight         []float32 // "7.conv.0.weight" f32[64, 64, 3, 3]
-	taesdEncoderTAESDBlock5SumChainConv2d1Bias           []float32 // "7.conv.0.bias" f32[64]
-	taesdEncoderTAESDBlock5SumChainConv2d2Weight         []float32 // "7.conv.2.weight" f32[64, 64, 3, 3]
-	taesdEncoderTAESDBlock5SumChainConv2d2Bias           []float32 // "7.conv.2.bias" f32[64]
-	taesdEncoderTAESDBlock5SumChainConv2d3Weight         []float32 // "7.conv.4.weight" f32[64, 64, 3, 3]
-	taesdEncoderTAESDBlock5SumChainConv2d3Bias           []float32 // "7.conv.4.bias" f32[64]
-	taesdEncoderTAESDBlock6SumChainConv2d1Weight         []float32 // "8.conv.0.weight" f32[64, 64, 3, 3]
-	taesdEncoderTAESDBlock6SumChainConv2d1Bias           []float32 // "8.conv.0.bias" f32[64]
-	taesdEncoderTAESDBlock6SumChainConv2d2Weight         []float32 // "8.conv.2.weight" f32[64, 64, 3, 3]
-	taesdEncoderTAESDBlock6SumChainConv2d2Bias           []float32 // "8.conv.2.bias" f32[64]
-	taesdEncoderTAESDBlock6SumChainConv2d3Weight         []float32 // "8.conv.4.weight" f32[64, 64, 3, 3]
-	taesdEncoderTAESDBlock6SumChainConv2d3Bias           []float32 // "8.conv.4.bias" f32[64]
-	taesdEncoderTAESDBlock7SumChainConv2d1Weight         []float32 // "9.conv.0.weight" f32[64, 64, 3, 3]
-	taesdEncoderTAESDBlock7SumChainConv2d1Bias           []float32 // "9.conv.0.bias" f32[64]
-	taesdEncoderTAESDBlock7SumChainConv2d2Weight         []float32 // "9.conv.2.weight" f32[64, 64, 3, 3]
-	taesdEncoderTAESDBlock7SumChainConv2d2Bias           []float32 // "9.conv.2.bias" f32[64]
-	taesdEncoderTAESDBlock7SumChainConv2d3Weight         []float32 // "9.conv.4.weight" f32[64, 64, 3, 3]
-	taesdEncoderTAESDBlock7SumChainConv2d3Bias           []float32 // "9.conv.4.bias" f32[64]
-	taesdEncoderConv2d4Weight                            []float32 // "10.weight" f32[64, 64, 3, 3]
-	taesdEncoderTAESDBlock8ResidualChainConv2d1Weight    []float32 // "11.pool.0.weight" f32[256, 64, 1, 1]
-	taesdEncoderTAESDBlock8ResidualChainGroupNormWeight  []float32 // "11.pool.1.weight" f32[256]
-	taesdEncoderTAESDBlock8ResidualChainGroupNormBias    []float32 // "11.pool.1.bias" f32[256]
-	taesdEncoderTAESDBlock8ResidualChainConv2d2Weight    []float32 // "11.pool.3.weight" f32[64, 256, 1, 1]
-	taesdEncoderTAESDBlock8SumChainConv2d1Weight         []float32 // "11.conv.0.weight" f32[64, 64, 3, 3]
-	taesdEncoderTAESDBlock8SumChainConv2d1Bias           []float32 // "11.conv.0.bias" f32[64]
-	taesdEncoderTAESDBlock8SumChainConv2d2Weight         []float32 // "11.conv.2.weight" f32[64, 64, 3, 3]
-	taesdEncoderTAESDBlock8SumChainConv2d2Bias           []float32 // "11.conv.2.bias" f32[64]
-	taesdEncoderTAESDBlock8SumChainConv2d3Weight         []float32 // "11.conv.4.weight" f32[64, 64, 3, 3]
-	taesdEncoderTAESDBlock8SumChainConv2d3Bias           []float32 // "11.conv.4.bias" f32[64]
-	taesdEncoderTAESDBlock9ResidualChainConv2d1Weight    []float32 // "12.pool.0.weight" f32[256, 64, 1, 1]
-	taesdEncoderTAESDBlock9ResidualChainGroupNormWeight  []float32 // "12.pool.1.weight" f32[256]
-	taesdEncoderTAESDBlock9ResidualChainGroupNormBias    []float32 // "12.pool.1.bias" f32[256]
-	taesdEncoderTAESDBlock9ResidualChainConv2d2Weight    []float32 // "12.pool.3.weight" f32[64, 256, 1, 1]
-	taesdEncoderTAESDBlock9SumChainConv2d1Weight         []float32 // "12.conv.0.weight" f32[64, 64, 3, 3]
-	taesdEncoderTAESDBlock9SumChainConv2d1Bias           []float32 // "12.conv.0.bias" f32[64]
-	taesdEncoderTAESDBlock9SumChainConv2d2Weight         []float32 // "12.conv.2.weight" f32[64, 64, 3, 3]
-	taesdEncoderTAESDBlock9SumChainConv2d2Bias           []float32 // "12.conv.2.bias" f32[64]
-	taesdEncoderTAESDBlock9SumChainConv2d3Weight         []float32 // "12.conv.4.weight" f32[64, 64, 3, 3]
-	taesdEncoderTAESDBlock9SumChainConv2d3Bias           []float32 // "12.conv.4.bias" f32[64]
-	taesdEncoderTAESDBlock10ResidualChainConv2d1Weight   []float32 // "13.pool.0.weight" f32[256, 64, 1, 1]
-	taesdEncoderTAESDBlock10ResidualChainGroupNormWeight []float32 // "13.pool.1.weight" f32[256]
-	taesdEncoderTAESDBlock10ResidualChainGroupNormBias   []float32 // "13.pool.1.bias" f32[256]
-	taesdEncoderTAESDBlock10ResidualChainConv2d2Weight   []float32 // "13.pool.3.weight" f32[64, 256, 1, 1]
-	taesdEncoderTAESDBlock10SumChainConv2d1Weight        []float32 // "13.conv.0.weight" f32[64, 64, 3, 3]
-	taesdEncoderTAESDBlock10SumChainConv2d1Bias          []float32 // "13.conv.0.bias" f32[64]
-	taesdEncoderTAESDBlock10SumChainConv2d2Weight        []float32 // "13.conv.2.weight" f32[64, 64, 3, 3]
-	taesdEncoderTAESDBlock10SumChainConv2d2Bias          []float32 // "13.conv.2.bias" f32[64]
-	taesdEncoderTAESDBlock10SumChainConv2d3Weight        []float32 // "13.conv.4.weight" f32[64, 64, 3, 3]
-	taesdEncoderTAESDBlock10SumChainConv2d3Bias          []float32 // "13.conv.4.bias" f32[64]
-	taesdEncoderConv2d5Weight                            []float32 // "14.weight" f32[32, 64, 3, 3]
-	taesdEncoderConv2d5Bias                              []float32 // "14.bias" f32[32]
+	taesdEncoderConv2d1Weight                            kernels.Weights    // "0.weight" f32[64, 3, 3, 3], packed as [64, 27]
+	taesdEncoderConv2d1Bias                              []float32          // "0.bias" f32[64]
+	taesdEncoderTAESDBlock1SumChainConv2d1Weight         kernels.Weights    // "1.conv.0.weight" f32[64, 64, 3, 3], packed as [64, 576]
+	taesdEncoderTAESDBlock1SumChainConv2d1Bias           []float32          // "1.conv.0.bias" f32[64]
+	taesdEncoderTAESDBlock1SumChainConv2d2Weight         kernels.Weights    // "1.conv.2.weight" f32[64, 64, 3, 3], packed as [64, 576]
+	taesdEncoderTAESDBlock1SumChainConv2d2Bias           []float32          // "1.conv.2.bias" f32[64]
+	taesdEncoderTAESDBlock1SumChainConv2d3Weight         kernels.Weights    // "1.conv.4.weight" f32[64, 64, 3, 3], packed as [64, 576]
+	taesdEncoderTAESDBlock1SumChainConv2d3Bias           []float32          // "1.conv.4.bias" f32[64]
+	taesdEncoderConv2d2Weight                            kernels.Weights    // "2.weight" f32[64, 64, 3, 3], packed as [64, 576]
+	taesdEncoderTAESDBlock2SumChainConv2d1Weight         kernels.Weights    // "3.conv.0.weight" f32[64, 64, 3, 3], packed as [64, 576]
+	taesdEncoderTAESDBlock2SumChainConv2d1Bias           []float32          // "3.conv.0.bias" f32[64]
+	taesdEncoderTAESDBlock2SumChainConv2d2Weight         kernels.Weights    // "3.conv.2.weight" f32[64, 64, 3, 3], packed as [64, 576]
+	taesdEncoderTAESDBlock2SumChainConv2d2Bias           []float32          // "3.conv.2.bias" f32[64]
+	taesdEncoderTAESDBlock2SumChainConv2d3Weight         kernels.Weights    // "3.conv.4.weight" f32[64, 64, 3, 3], packed as [64, 576]
+	taesdEncoderTAESDBlock2SumChainConv2d3Bias           []float32          // "3.conv.4.bias" f32[64]
+	taesdEncoderTAESDBlock3SumChainConv2d1Weight         kernels.Weights    // "4.conv.0.weight" f32[64, 64, 3, 3], packed as [64, 576]
+	taesdEncoderTAESDBlock3SumChainConv2d1Bias           []float32          // "4.conv.0.bias" f32[64]
+	taesdEncoderTAESDBlock3SumChainConv2d2Weight         kernels.Weights    // "4.conv.2.weight" f32[64, 64, 3, 3], packed as [64, 576]
+	taesdEncoderTAESDBlock3SumChainConv2d2Bias           []float32          // "4.conv.2.bias" f32[64]
+	taesdEncoderTAESDBlock3SumChainConv2d3Weight         kernels.Weights    // "4.conv.4.weight" f32[64, 64, 3, 3], packed as [64, 576]
+	taesdEncoderTAESDBlock3SumChainConv2d3Bias           []float32          // "4.conv.4.bias" f32[64]
+	taesdEncoderTAESDBlock4SumChainConv2d1Weight         kernels.Weights    // "5.conv.0.weight" f32[64, 64, 3, 3], packed as [64, 576]
+	taesdEncoderTAESDBlock4SumChainConv2d1Bias           []float32          // "5.conv.0.bias" f32[64]
+	taesdEncoderTAESDBlock4SumChainConv2d2Weight         kernels.Weights    // "5.conv.2.weight" f32[64, 64, 3, 3], packed as [64, 576]
+	taesdEncoderTAESDBlock4SumChainConv2d2Bias           []float32          // "5.conv.2.bias" f32[64]
+	taesdEncoderTAESDBlock4SumChainConv2d3Weight         kernels.Weights    // "5.conv.4.weight" f32[64, 64, 3, 3], packed as [64, 576]
+	taesdEncoderTAESDBlock4SumChainConv2d3Bias           []float32          // "5.conv.4.bias" f32[64]
+	taesdEncoderConv2d3Weight                            kernels.Weights    // "6.weight" f32[64, 64, 3, 3], packed as [64, 576]
+	taesdEncoderTAESDBlock5SumChainConv2d1Weight         kernels.Weights    // "7.conv.0.weight" f32[64, 64, 3, 3], packed as [64, 576]
+	taesdEncoderTAESDBlock5SumChainConv2d1Bias           []float32          // "7.conv.0.bias" f32[64]
+	taesdEncoderTAESDBlock5SumChainConv2d2Weight         kernels.Weights    // "7.conv.2.weight" f32[64, 64, 3, 3], packed as [64, 576]
+	taesdEncoderTAESDBlock5SumChainConv2d2Bias           []float32          // "7.conv.2.bias" f32[64]
+	taesdEncoderTAESDBlock5SumChainConv2d3Weight         kernels.Weights    // "7.conv.4.weight" f32[64, 64, 3, 3], packed as [64, 576]
+	taesdEncoderTAESDBlock5SumChainConv2d3Bias           []float32          // "7.conv.4.bias" f32[64]
+	taesdEncoderTAESDBlock6SumChainConv2d1Weight         kernels.Weights    // "8.conv.0.weight" f32[64, 64, 3, 3], packed as [64, 576]
+	taesdEncoderTAESDBlock6SumChainConv2d1Bias           []float32          // "8.conv.0.bias" f32[64]
+	taesdEncoderTAESDBlock6SumChainConv2d2Weight         kernels.Weights    // "8.conv.2.weight" f32[64, 64, 3, 3], packed as [64, 576]
+	taesdEncoderTAESDBlock6SumChainConv2d2Bias           []float32          // "8.conv.2.bias" f32[64]
+	taesdEncoderTAESDBlock6SumChainConv2d3Weight         kernels.Weights    // "8.conv.4.weight" f32[64, 64, 3, 3], packed as [64, 576]
+	taesdEncoderTAESDBlock6SumChainConv2d3Bias           []float32          // "8.conv.4.bias" f32[64]
+	taesdEncoderTAESDBlock7SumChainConv2d1Weight         kernels.Weights    // "9.conv.0.weight" f32[64, 64, 3, 3], packed as [64, 576]
+	taesdEncoderTAESDBlock7SumChainConv2d1Bias           []float32          // "9.conv.0.bias" f32[64]
+	taesdEncoderTAESDBlock7SumChainConv2d2Weight         kernels.Weights    // "9.conv.2.weight" f32[64, 64, 3, 3], packed as [64, 576]
+	taesdEncoderTAESDBlock7SumChainConv2d2Bias           []float32          // "9.conv.2.bias" f32[64]
+	taesdEncoderTAESDBlock7SumChainConv2d3Weight         kernels.Weights    // "9.conv.4.weight" f32[64, 64, 3, 3], packed as [64, 576]
+	taesdEncoderTAESDBlock7SumChainConv2d3Bias           []float32          // "9.conv.4.bias" f32[64]
+	taesdEncoderConv2d4Weight                            kernels.Weights    // "10.weight" f32[64, 64, 3, 3], packed as [64, 576]
+	taesdEncoderTAESDBlock8ResidualChainConv2d1Weight    kernels.Weights    // "11.pool.0.weight" f32[256, 64, 1, 1], packed as [256, 64]
+	taesdEncoderTAESDBlock8ResidualChainGroupNormWeight  []float32          // "11.pool.1.weight" f32[256]
+	taesdEncoderTAESDBlock8ResidualChainGroupNormBias    []float32          // "11.pool.1.bias" f32[256]
+	taesdEncoderTAESDBlock8ResidualChainConv2d2Weight    kernels.Weights    // "11.pool.3.weight" f32[64, 256, 1, 1], packed as [64, 256]
+	taesdEncoderTAESDBlock8SumChainConv2d1Weight         kernels.Weights    // "11.conv.0.weight" f32[64, 64, 3, 3], packed as [64, 576]
+	taesdEncoderTAESDBlock8SumChainConv2d1Bias           []float32          // "11.conv.0.bias" f32[64]
+	taesdEncoderTAESDBlock8SumChainConv2d2Weight         kernels.Weights    // "11.conv.2.weight" f32[64, 64, 3, 3], packed as [64, 576]
+	taesdEncoderTAESDBlock8SumChainConv2d2Bias           []float32          // "11.conv.2.bias" f32[64]
+	taesdEncoderTAESDBlock8SumChainConv2d3Weight         kernels.Weights    // "11.conv.4.weight" f32[64, 64, 3, 3], packed as [64, 576]
+	taesdEncoderTAESDBlock8SumChainConv2d3Bias           []float32          // "11.conv.4.bias" f32[64]
+	taesdEncoderTAESDBlock9ResidualChainConv2d1Weight    kernels.Weights    // "12.pool.0.weight" f32[256, 64, 1, 1], packed as [256, 64]
+	taesdEncoderTAESDBlock9ResidualChainGroupNormWeight  []float32          // "12.pool.1.weight" f32[256]
+	taesdEncoderTAESDBlock9ResidualChainGroupNormBias    []float32          // "12.pool.1.bias" f32[256]
+	taesdEncoderTAESDBlock9ResidualChainConv2d2Weight    kernels.Weights    // "12.pool.3.weight" f32[64, 256, 1, 1], packed as [64, 256]
+	taesdEncoderTAESDBlock9SumChainConv2d1Weight         kernels.Weights    // "12.conv.0.weight" f32[64, 64, 3, 3], packed as [64, 576]
+	taesdEncoderTAESDBlock9SumChainConv2d1Bias           []float32          // "12.conv.0.bias" f32[64]
+	taesdEncoderTAESDBlock9SumChainConv2d2Weight         kernels.Weights    // "12.conv.2.weight" f32[64, 64, 3, 3], packed as [64, 576]
+	taesdEncoderTAESDBlock9SumChainConv2d2Bias           []float32          // "12.conv.2.bias" f32[64]
+	taesdEncoderTAESDBlock9SumChainConv2d3Weight         kernels.Weights    // "12.conv.4.weight" f32[64, 64, 3, 3], packed as [64, 576]
+	taesdEncoderTAESDBlock9SumChainConv2d3Bias           []float32          // "12.conv.4.bias" f32[64]
+	taesdEncoderTAESDBlock10ResidualChainConv2d1Weight   kernels.Weights    // "13.pool.0.weight" f32[256, 64, 1, 1], packed as [256, 64]
+	taesdEncoderTAESDBlock10ResidualChainGroupNormWeight []float32          // "13.pool.1.weight" f32[256]
+	taesdEncoderTAESDBlock10ResidualChainGroupNormBias   []float32          // "13.pool.1.bias" f32[256]
+	taesdEncoderTAESDBlock10ResidualChainConv2d2Weight   kernels.Weights    // "13.pool.3.weight" f32[64, 256, 1, 1], packed as [64, 256]
+	taesdEncoderTAESDBlock10SumChainConv2d1Weight        kernels.Weights    // "13.conv.0.weight" f32[64, 64, 3, 3], packed as [64, 576]
+	taesdEncoderTAESDBlock10SumChainConv2d1Bias          []float32          // "13.conv.0.bias" f32[64]
+	taesdEncoderTAESDBlock10SumChainConv2d2Weight        kernels.Weights    // "13.conv.2.weight" f32[64, 64, 3, 3], packed as [64, 576]
+	taesdEncoderTAESDBlock10SumChainConv2d2Bias          []float32          // "13.conv.2.bias" f32[64]
+	taesdEncoderTAESDBlock10SumChainConv2d3Weight        kernels.Weights    // "13.conv.4.weight" f32[64, 64, 3, 3], packed as [64, 576]
+	taesdEncoderTAESDBlock10SumChainConv2d3Bias          []float32          // "13.conv.4.bias" f32[64]
+	taesdEncoderConv2d5Weight                            kernels.Weights    // "14.weight" f32[32, 64, 3, 3], packed as [32, 576]
+	taesdEncoderConv2d5Bias                              []float32          // "14.bias" f32[32]
+	packed                                               []*kernels.Weights // the packed weights, by slot, for Load to fill
 
 	v0  []float32 // %0: f32[1, 64, 512, 512], TAESDEncoder.Conv2d_1
 	v1  []float32 // %1: f32[1, 64, 512, 512], TAESDEncoder.TAESDBlock_1.Sum.Chain.ReLU_1
@@ -193,85 +194,45 @@ func newModel() *Model {
 		arena:   runtime.NewArena(arenaLen),
 		weights: make([]float32, weightsLen),
 	}
-	m.taesdEncoderConv2d1Weight = m.weights[0:1728:1728]
-	m.taesdEncoderConv2d1Bias = m.weights[1728:1792:1792]
-	m.taesdEncoderTAESDBlock1SumChainConv2d1Weight = m.weights[1792:38656:38656]
-	m.taesdEncoderTAESDBlock1SumChainConv2d1Bias = m.weights[38656:38720:38720]
-	m.taesdEncoderTAESDBlock1SumChainConv2d2Weight = m.weights[38720:75584:75584]
-	m.taesdEncoderTAESDBlock1SumChainConv2d2Bias = m.weights[75584:75648:75648]
-	m.taesdEncoderTAESDBlock1SumChainConv2d3Weight = m.weights[75648:112512:112512]
-	m.taesdEncoderTAESDBlock1SumChainConv2d3Bias = m.weights[112512:112576:112576]
-	m.taesdEncoderConv2d2Weight = m.weights[112576:149440:149440]
-	m.taesdEncoderTAESDBlock2SumChainConv2d1Weight = m.weights[149440:186304:186304]
-	m.taesdEncoderTAESDBlock2SumChainConv2d1Bias = m.weights[186304:186368:186368]
-	m.taesdEncoderTAESDBlock2SumChainConv2d2Weight = m.weights[186368:223232:223232]
-	m.taesdEncoderTAESDBlock2SumChainConv2d2Bias = m.weights[223232:223296:223296]
-	m.taesdEncoderTAESDBlock2SumChainConv2d3Weight = m.weights[223296:260160:260160]
-	m.taesdEncoderTAESDBlock2SumChainConv2d3Bias = m.weights[260160:260224:260224]
-	m.taesdEncoderTAESDBlock3SumChainConv2d1Weight = m.weights[260224:297088:297088]
-	m.taesdEncoderTAESDBlock3SumChainConv2d1Bias = m.weights[297088:297152:297152]
-	m.taesdEncoderTAESDBlock3SumChainConv2d2Weight = m.weights[297152:334016:334016]
-	m.taesdEncoderTAESDBlock3SumChainConv2d2Bias = m.weights[334016:334080:334080]
-	m.taesdEncoderTAESDBlock3SumChainConv2d3Weight = m.weights[334080:370944:370944]
-	m.taesdEncoderTAESDBlock3SumChainConv2d3Bias = m.weights[370944:371008:371008]
-	m.taesdEncoderTAESDBlock4SumChainConv2d1Weight = m.weights[371008:407872:407872]
-	m.taesdEncoderTAESDBlock4SumChainConv2d1Bias = m.weights[407872:407936:407936]
-	m.taesdEncoderTAESDBlock4SumChainConv2d2Weight = m.weights[407936:444800:444800]
-	m.taesdEncoderTAESDBlock4SumChainConv2d2Bias = m.weights[444800:444864:444864]
-	m.taesdEncoderTAESDBlock4SumChainConv2d3Weight = m.weights[444864:481728:481728]
-	m.taesdEncoderTAESDBlock4SumChainConv2d3Bias = m.weights[481728:481792:481792]
-	m.taesdEncoderConv2d3Weight = m.weights[481792:518656:518656]
-	m.taesdEncoderTAESDBlock5SumChainConv2d1Weight = m.weights[518656:555520:555520]
-	m.taesdEncoderTAESDBlock5SumChainConv2d1Bias = m.weights[555520:555584:555584]
-	m.taesdEncoderTAESDBlock5SumChainConv2d2Weight = m.weights[555584:592448:592448]
-	m.taesdEncoderTAESDBlock5SumChainConv2d2Bias = m.weights[592448:592512:592512]
-	m.taesdEncoderTAESDBlock5SumChainConv2d3Weight = m.weights[592512:629376:629376]
-	m.taesdEncoderTAESDBlock5SumChainConv2d3Bias = m.weights[629376:629440:629440]
-	m.taesdEncoderTAESDBlock6SumChainConv2d1Weight = m.weights[629440:666304:666304]
-	m.taesdEncoderTAESDBlock6SumChainConv2d1Bias = m.weights[666304:666368:666368]
-	m.taesdEncoderTAESDBlock6SumChainConv2d2Weight = m.weights[666368:703232:703232]
-	m.taesdEncoderTAESDBlock6SumChainConv2d2Bias = m.weights[703232:703296:703296]
-	m.taesdEncoderTAESDBlock6SumChainConv2d3Weight = m.weights[703296:740160:740160]
-	m.taesdEncoderTAESDBlock6SumChainConv2d3Bias = m.weights[740160:740224:740224]
-	m.taesdEncoderTAESDBlock7SumChainConv2d1Weight = m.weights[740224:777088:777088]
-	m.taesdEncoderTAESDBlock7SumChainConv2d1Bias = m.weights[777088:777152:777152]
-	m.taesdEncoderTAESDBlock7SumChainConv2d2Weight = m.weights[777152:814016:814016]
-	m.taesdEncoderTAESDBlock7SumChainConv2d2Bias = m.weights[814016:814080:814080]
-	m.taesdEncoderTAESDBlock7SumChainConv2d3Weight = m.weights[814080:850944:850944]
-	m.taesdEncoderTAESDBlock7SumChainConv2d3Bias = m.weights[850944:851008:851008]
-	m.taesdEncoderConv2d4Weight = m.weights[851008:887872:887872]
-	m.taesdEncoderTAESDBlock8ResidualChainConv2d1Weight = m.weights[887872:904256:904256]
-	m.taesdEncoderTAESDBlock8ResidualChainGroupNormWeight = m.weights[904256:904512:904512]
-	m.taesdEncoderTAESDBlock8ResidualChainGroupNormBias = m.weights[904512:904768:904768]
-	m.taesdEncoderTAESDBlock8ResidualChainConv2d2Weight = m.weights[904768:921152:921152]
-	m.taesdEncoderTAESDBlock8SumChainConv2d1Weight = m.weights[921152:958016:958016]
-	m.taesdEncoderTAESDBlock8SumChainConv2d1Bias = m.weights[958016:958080:958080]
-	m.taesdEncoderTAESDBlock8SumChainConv2d2Weight = m.weights[958080:994944:994944]
-	m.taesdEncoderTAESDBlock8SumChainConv2d2Bias = m.weights[994944:995008:995008]
-	m.taesdEncoderTAESDBlock8SumChainConv2d3Weight = m.weights[995008:1031872:1031872]
-	m.taesdEncoderTAESDBlock8SumChainConv2d3Bias = m.weights[1031872:1031936:1031936]
-	m.taesdEncoderTAESDBlock9ResidualChainConv2d1Weight = m.weights[1031936:1048320:1048320]
-	m.taesdEncoderTAESDBlock9ResidualChainGroupNormWeight = m.weights[1048320:1048576:1048576]
-	m.taesdEncoderTAESDBlock9ResidualChainGroupNormBias = m.weights[1048576:1048832:1048832]
-	m.taesdEncoderTAESDBlock9ResidualChainConv2d2Weight = m.weights[1048832:1065216:1065216]
-	m.taesdEncoderTAESDBlock9SumChainConv2d1Weight = m.weights[1065216:1102080:1102080]
-	m.taesdEncoderTAESDBlock9SumChainConv2d1Bias = m.weights[1102080:1102144:1102144]
-	m.taesdEncoderTAESDBlock9SumChainConv2d2Weight = m.weights[1102144:1139008:1139008]
-	m.taesdEncoderTAESDBlock9SumChainConv2d2Bias = m.weights[1139008:1139072:1139072]
-	m.taesdEncoderTAESDBlock9SumChainConv2d3Weight = m.weights[1139072:1175936:1175936]
-	m.taesdEncoderTAESDBlock9SumChainConv2d3Bias = m.weights[1175936:1176000:1176000]
-	m.taesdEncoderTAESDBlock10ResidualChainConv2d1Weight = m.weights[1176000:1192384:1192384]
-	m.taesdEncoderTAESDBlock10ResidualChainGroupNormWeight = m.weights[1192384:1192640:1192640]
-	m.taesdEncoderTAESDBlock10ResidualChainGroupNormBias = m.weights[1192640:1192896:1192896]
-	m.taesdEncoderTAESDBlock10ResidualChainConv2d2Weight = m.weights[1192896:1209280:1209280]
-	m.taesdEncoderTAESDBlock10SumChainConv2d1Weight = m.weights[1209280:1246144:1246144]
-	m.taesdEncoderTAESDBlock10SumChainConv2d1Bias = m.weights[1246144:1246208:1246208]
-	m.taesdEncoderTAESDBlock10SumChainConv2d2Weight = m.weights[1246208:1283072:1283072]
-	m.taesdEncoderTAESDBlock10SumChainConv2d2Bias = m.weights[1283072:1283136:1283136]
-	m.taesdEncoderTAESDBlock10SumChainConv2d3Weight = m.weights[1283136:1320000:1320000]
-	m.taesdEncoderTAESDBlock10SumChainConv2d3Bias = m.weights[1320000:1320064:1320064]
-	m.taesdEncoderConv2d5Weight = m.weights[1320064:1338496:1338496]
-	m.taesdEncoderConv2d5Bias = m.weights[1338496:1338528:1338528]
+	m.taesdEncoderConv2d1Bias = m.weights[0:64:64]
+	m.taesdEncoderTAESDBlock1SumChainConv2d1Bias = m.weights[64:128:128]
+	m.taesdEncoderTAESDBlock1SumChainConv2d2Bias = m.weights[128:192:192]
+	m.taesdEncoderTAESDBlock1SumChainConv2d3Bias = m.weights[192:256:256]
+	m.taesdEncoderTAESDBlock2SumChainConv2d1Bias = m.weights[256:320:320]
+	m.taesdEncoderTAESDBlock2SumChainConv2d2Bias = m.weights[320:384:384]
+	m.taesdEncoderTAESDBlock2SumChainConv2d3Bias = m.weights[384:448:448]
+	m.taesdEncoderTAESDBlock3SumChainConv2d1Bias = m.weights[448:512:512]
+	m.taesdEncoderTAESDBlock3SumChainConv2d2Bias = m.weights[512:576:576]
+	m.taesdEncoderTAESDBlock3SumChainConv2d3Bias = m.weights[576:640:640]
+	m.taesdEncoderTAESDBlock4SumChainConv2d1Bias = m.weights[640:704:704]
+	m.taesdEncoderTAESDBlock4SumChainConv2d2Bias = m.weights[704:768:768]
+	m.taesdEncoderTAESDBlock4SumChainConv2d3Bias = m.weights[768:832:832]
+	m.taesdEncoderTAESDBlock5SumChainConv2d1Bias = m.weights[832:896:896]
+	m.taesdEncoderTAESDBlock5SumChainConv2d2Bias = m.weights[896:960:960]
+	m.taesdEncoderTAESDBlock5SumChainConv2d3Bias = m.weights[960:1024:1024]
+	m.taesdEncoderTAESDBlock6SumChainConv2d1Bias = m.weights[1024:1088:1088]
+	m.taesdEncoderTAESDBlock6SumChainConv2d2Bias = m.weights[1088:1152:1152]
+	m.taesdEncoderTAESDBlock6SumChainConv2d3Bias = m.weights[1152:1216:1216]
+	m.taesdEncoderTAESDBlock7SumChainConv2d1Bias = m.weights[1216:1280:1280]
+	m.taesdEncoderTAESDBlock7SumChainConv2d2Bias = m.weights[1280:1344:1344]
+	m.taesdEncoderTAESDBlock7SumChainConv2d3Bias = m.weights[1344:1408:1408]
+	m.taesdEncoderTAESDBlock8ResidualChainGroupNormWeight = m.weights[1408:1664:1664]
+	m.taesdEncoderTAESDBlock8ResidualChainGroupNormBias = m.weights[1664:1920:1920]
+	m.taesdEncoderTAESDBlock8SumChainConv2d1Bias = m.weights[1920:1984:1984]
+	m.taesdEncoderTAESDBlock8SumChainConv2d2Bias = m.weights[1984:2048:2048]
+	m.taesdEncoderTAESDBlock8SumChainConv2d3Bias = m.weights[2048:2112:2112]
+	m.taesdEncoderTAESDBlock9ResidualChainGroupNormWeight = m.weights[2112:2368:2368]
+	m.taesdEncoderTAESDBlock9ResidualChainGroupNormBias = m.weights[2368:2624:2624]
+	m.taesdEncoderTAESDBlock9SumChainConv2d1Bias = m.weights[2624:2688:2688]
+	m.taesdEncoderTAESDBlock9SumChainConv2d2Bias = m.weights[2688:2752:2752]
+	m.taesdEncoderTAESDBlock9SumChainConv2d3Bias = m.weights[2752:2816:2816]
+	m.taesdEncoderTAESDBlock10ResidualChainGroupNormWeight = m.weights[2816:3072:3072]
+	m.taesdEncoderTAESDBlock10ResidualChainGroupNormBias = m.weights[3072:3328:3328]
+	m.taesdEncoderTAESDBlock10SumChainConv2d1Bias = m.weights[3328:3392:3392]
+	m.taesdEncoderTAESDBlock10SumChainConv2d2Bias = m.weights[3392:3456:3456]
+	m.taesdEncoderTAESDBlock10SumChainConv2d3Bias = m.weights[3456:3520:3520]
+	m.taesdEncoderConv2d5Bias = m.weights[3520:3552:3552]
+	m.packed = []*kernels.Weights{&m.taesdEncoderConv2d1Weight, &m.taesdEncoderTAESDBlock1SumChainConv2d1Weight, &m.taesdEncoderTAESDBlock1SumChainConv2d2Weight, &m.taesdEncoderTAESDBlock1SumChainConv2d3Weight, &m.taesdEncoderConv2d2Weight, &m.taesdEncoderTAESDBlock2SumChainConv2d1Weight, &m.taesdEncoderTAESDBlock2SumChainConv2d2Weight, &m.taesdEncoderTAESDBlock2SumChainConv2d3Weight, &m.taesdEncoderTAESDBlock3SumChainConv2d1Weight, &m.taesdEncoderTAESDBlock3SumChainConv2d2Weight, &m.taesdEncoderTAESDBlock3SumChainConv2d3Weight, &m.taesdEncoderTAESDBlock4SumChainConv2d1Weight, &m.taesdEncoderTAESDBlock4SumChainConv2d2Weight, &m.taesdEncoderTAESDBlock4SumChainConv2d3Weight, &m.taesdEncoderConv2d3Weight, &m.taesdEncoderTAESDBlock5SumChainConv2d1Weight, &m.taesdEncoderTAESDBlock5SumChainConv2d2Weight, &m.taesdEncoderTAESDBlock5SumChainConv2d3Weight, &m.taesdEncoderTAESDBlock6SumChainConv2d1Weight, &m.taesdEncoderTAESDBlock6SumChainConv2d2Weight, &m.taesdEncoderTAESDBlock6SumChainConv2d3Weight, &m.taesdEncoderTAESDBlock7SumChainConv2d1Weight, &m.taesdEncoderTAESDBlock7SumChainConv2d2Weight, &m.taesdEncoderTAESDBlock7SumChainConv2d3Weight, &m.taesdEncoderConv2d4Weight, &m.taesdEncoderTAESDBlock8ResidualChainConv2d1Weight, &m.taesdEncoderTAESDBlock8ResidualChainConv2d2Weight, &m.taesdEncoderTAESDBlock8SumChainConv2d1Weight, &m.taesdEncoderTAESDBlock8SumChainConv2d2Weight, &m.taesdEncoderTAESDBlock8SumChainConv2d3Weight, &m.taesdEncoderTAESDBlock9ResidualChainConv2d1Weight, &m.taesdEncoderTAESDBlock9ResidualChainConv2d2Weight, &m.taesdEncoderTAESDBlock9SumChainConv2d1Weight, &m.taesdEncoderTAESDBlock9SumChainConv2d2Weight, &m.taesdEncoderTAESDBlock9SumChainConv2d3Weight, &m.taesdEncoderTAESDBlock10ResidualChainConv2d1Weight, &m.taesdEncoderTAESDBlock10ResidualChainConv2d2Weight, &m.taesdEncoderTAESDBlock10SumChainConv2d1Weight, &m.taesdEncoderTAESDBlock10SumChainConv2d2Weight, &m.taesdEncoderTAESDBlock10SumChainConv2d3Weight, &m.taesdEncoderConv2d5Weight}
 	m.v0 = m.arena.Slice(0, 16777216)
 	m.v1 = m.arena.Slice(16777216, 16777216)
 	m.v2 = m.arena.Slice(33554432, 16777216)
@@ -332,136 +293,136 @@ func (m *Model) Forward(x []float32) ([]float32, error) {
 	}
 
 	// TAESDEncoder.Conv2d_1: %0 = conv2d(%x, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 512, 512]
-	kernels.Conv2d(m.v0, x, m.taesdEncoderConv2d1Weight, m.taesdEncoderConv2d1Bias, kernels.Conv2dParams{N: 1, C: 3, H: 512, W: 512, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	kernels.Conv2dW(m.v0, x, m.taesdEncoderConv2d1Weight, m.taesdEncoderConv2d1Bias, kernels.Conv2dParams{N: 1, C: 3, H: 512, W: 512, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
 
 	// TAESDEncoder.TAESDBlock_1.Sum.Chain.ReLU_1: %1 = conv2d_fused(%0, @TAESDEncoder.TAESDBlock_1.Sum.Chain.Conv2d_1.weight, @TAESDEncoder.TAESDBlock_1.Sum.Chain.Conv2d_1.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 512, 512]
-	kernels.Conv2dFused(m.v1, m.v0, m.taesdEncoderTAESDBlock1SumChainConv2d1Weight, m.taesdEncoderTAESDBlock1SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 512, W: 512, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
+	kernels.Conv2dFusedW(m.v1, m.v0, m.taesdEncoderTAESDBlock1SumChainConv2d1Weight, m.taesdEncoderTAESDBlock1SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 512, W: 512, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
 	// TAESDEncoder.TAESDBlock_1.Sum.Chain.ReLU_2: %2 = conv2d_fused(%1, @TAESDEncoder.TAESDBlock_1.Sum.Chain.Conv2d_2.weight, @TAESDEncoder.TAESDBlock_1.Sum.Chain.Conv2d_2.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 512, 512]
-	kernels.Conv2dFused(m.v2, m.v1, m.taesdEncoderTAESDBlock1SumChainConv2d2Weight, m.taesdEncoderTAESDBlock1SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 512, W: 512, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
+	kernels.Conv2dFusedW(m.v2, m.v1, m.taesdEncoderTAESDBlock1SumChainConv2d2Weight, m.taesdEncoderTAESDBlock1SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 512, W: 512, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
 	// TAESDEncoder.TAESDBlock_1.ReLU: %3 = conv2d_fused(%2, @TAESDEncoder.TAESDBlock_1.Sum.Chain.Conv2d_3.weight, @TAESDEncoder.TAESDBlock_1.Sum.Chain.Conv2d_3.bias, %0) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="relu"} -> f32[1, 64, 512, 512]
-	kernels.Conv2dFused(m.v3, m.v2, m.taesdEncoderTAESDBlock1SumChainConv2d3Weight, m.taesdEncoderTAESDBlock1SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 512, W: 512, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v0, Act: kernels.ActReLU})
+	kernels.Conv2dFusedW(m.v3, m.v2, m.taesdEncoderTAESDBlock1SumChainConv2d3Weight, m.taesdEncoderTAESDBlock1SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 512, W: 512, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v0, Act: kernels.ActReLU})
 
 	// TAESDEncoder.Conv2d_2: %4 = conv2d(%3, @weight) {stride=[2, 2], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 256, 256]
-	kernels.Conv2d(m.v4, m.v3, m.taesdEncoderConv2d2Weight, nil, kernels.Conv2dParams{N: 1, C: 64, H: 512, W: 512, K: 64, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	kernels.Conv2dW(m.v4, m.v3, m.taesdEncoderConv2d2Weight, nil, kernels.Conv2dParams{N: 1, C: 64, H: 512, W: 512, K: 64, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
 
 	// TAESDEncoder.TAESDBlock_2.Sum.Chain.ReLU_1: %5 = conv2d_fused(%4, @TAESDEncoder.TAESDBlock_2.Sum.Chain.Conv2d_1.weight, @TAESDEncoder.TAESDBlock_2.Sum.Chain.Conv2d_1.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 256, 256]
-	kernels.Conv2dFused(m.v5, m.v4, m.taesdEncoderTAESDBlock2SumChainConv2d1Weight, m.taesdEncoderTAESDBlock2SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
+	kernels.Conv2dFusedW(m.v5, m.v4, m.taesdEncoderTAESDBlock2SumChainConv2d1Weight, m.taesdEncoderTAESDBlock2SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
 	// TAESDEncoder.TAESDBlock_2.Sum.Chain.ReLU_2: %6 = conv2d_fused(%5, @TAESDEncoder.TAESDBlock_2.Sum.Chain.Conv2d_2.weight, @TAESDEncoder.TAESDBlock_2.Sum.Chain.Conv2d_2.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 256, 256]
-	kernels.Conv2dFused(m.v6, m.v5, m.taesdEncoderTAESDBlock2SumChainConv2d2Weight, m.taesdEncoderTAESDBlock2SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
+	kernels.Conv2dFusedW(m.v6, m.v5, m.taesdEncoderTAESDBlock2SumChainConv2d2Weight, m.taesdEncoderTAESDBlock2SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
 	// TAESDEncoder.TAESDBlock_2.ReLU: %7 = conv2d_fused(%6, @TAESDEncoder.TAESDBlock_2.Sum.Chain.Conv2d_3.weight, @TAESDEncoder.TAESDBlock_2.Sum.Chain.Conv2d_3.bias, %4) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="relu"} -> f32[1, 64, 256, 256]
-	kernels.Conv2dFused(m.v7, m.v6, m.taesdEncoderTAESDBlock2SumChainConv2d3Weight, m.taesdEncoderTAESDBlock2SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v4, Act: kernels.ActReLU})
+	kernels.Conv2dFusedW(m.v7, m.v6, m.taesdEncoderTAESDBlock2SumChainConv2d3Weight, m.taesdEncoderTAESDBlock2SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v4, Act: kernels.ActReLU})
 
 	// TAESDEncoder.TAESDBlock_3.Sum.Chain.ReLU_1: %8 = conv2d_fused(%7, @TAESDEncoder.TAESDBlock_3.Sum.Chain.Conv2d_1.weight, @TAESDEncoder.TAESDBlock_3.Sum.Chain.Conv2d_1.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 256, 256]
-	kernels.Conv2dFused(m.v8, m.v7, m.taesdEncoderTAESDBlock3SumChainConv2d1Weight, m.taesdEncoderTAESDBlock3SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
+	kernels.Conv2dFusedW(m.v8, m.v7, m.taesdEncoderTAESDBlock3SumChainConv2d1Weight, m.taesdEncoderTAESDBlock3SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
 	// TAESDEncoder.TAESDBlock_3.Sum.Chain.ReLU_2: %9 = conv2d_fused(%8, @TAESDEncoder.TAESDBlock_3.Sum.Chain.Conv2d_2.weight, @TAESDEncoder.TAESDBlock_3.Sum.Chain.Conv2d_2.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 256, 256]
-	kernels.Conv2dFused(m.v9, m.v8, m.taesdEncoderTAESDBlock3SumChainConv2d2Weight, m.taesdEncoderTAESDBlock3SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
+	kernels.Conv2dFusedW(m.v9, m.v8, m.taesdEncoderTAESDBlock3SumChainConv2d2Weight, m.taesdEncoderTAESDBlock3SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
 	// TAESDEncoder.TAESDBlock_3.ReLU: %10 = conv2d_fused(%9, @TAESDEncoder.TAESDBlock_3.Sum.Chain.Conv2d_3.weight, @TAESDEncoder.TAESDBlock_3.Sum.Chain.Conv2d_3.bias, %7) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="relu"} -> f32[1, 64, 256, 256]
-	kernels.Conv2dFused(m.v10, m.v9, m.taesdEncoderTAESDBlock3SumChainConv2d3Weight, m.taesdEncoderTAESDBlock3SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v7, Act: kernels.ActReLU})
+	kernels.Conv2dFusedW(m.v10, m.v9, m.taesdEncoderTAESDBlock3SumChainConv2d3Weight, m.taesdEncoderTAESDBlock3SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v7, Act: kernels.ActReLU})
 
 	// TAESDEncoder.TAESDBlock_4.Sum.Chain.ReLU_1: %11 = conv2d_fused(%10, @TAESDEncoder.TAESDBlock_4.Sum.Chain.Conv2d_1.weight, @TAESDEncoder.TAESDBlock_4.Sum.Chain.Conv2d_1.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 256, 256]
-	kernels.Conv2dFused(m.v11, m.v10, m.taesdEncoderTAESDBlock4SumChainConv2d1Weight, m.taesdEncoderTAESDBlock4SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
+	kernels.Conv2dFusedW(m.v11, m.v10, m.taesdEncoderTAESDBlock4SumChainConv2d1Weight, m.taesdEncoderTAESDBlock4SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
 	// TAESDEncoder.TAESDBlock_4.Sum.Chain.ReLU_2: %12 = conv2d_fused(%11, @TAESDEncoder.TAESDBlock_4.Sum.Chain.Conv2d_2.weight, @TAESDEncoder.TAESDBlock_4.Sum.Chain.Conv2d_2.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 256, 256]
-	kernels.Conv2dFused(m.v12, m.v11, m.taesdEncoderTAESDBlock4SumChainConv2d2Weight, m.taesdEncoderTAESDBlock4SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
+	kernels.Conv2dFusedW(m.v12, m.v11, m.taesdEncoderTAESDBlock4SumChainConv2d2Weight, m.taesdEncoderTAESDBlock4SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
 	// TAESDEncoder.TAESDBlock_4.ReLU: %13 = conv2d_fused(%12, @TAESDEncoder.TAESDBlock_4.Sum.Chain.Conv2d_3.weight, @TAESDEncoder.TAESDBlock_4.Sum.Chain.Conv2d_3.bias, %10) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="relu"} -> f32[1, 64, 256, 256]
-	kernels.Conv2dFused(m.v13, m.v12, m.taesdEncoderTAESDBlock4SumChainConv2d3Weight, m.taesdEncoderTAESDBlock4SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v10, Act: kernels.ActReLU})
+	kernels.Conv2dFusedW(m.v13, m.v12, m.taesdEncoderTAESDBlock4SumChainConv2d3Weight, m.taesdEncoderTAESDBlock4SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v10, Act: kernels.ActReLU})
 
 	// TAESDEncoder.Conv2d_3: %14 = conv2d(%13, @weight) {stride=[2, 2], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 128, 128]
-	kernels.Conv2d(m.v14, m.v13, m.taesdEncoderConv2d3Weight, nil, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	kernels.Conv2dW(m.v14, m.v13, m.taesdEncoderConv2d3Weight, nil, kernels.Conv2dParams{N: 1, C: 64, H: 256, W: 256, K: 64, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
 
 	// TAESDEncoder.TAESDBlock_5.Sum.Chain.ReLU_1: %15 = conv2d_fused(%14, @TAESDEncoder.TAESDBlock_5.Sum.Chain.Conv2d_1.weight, @TAESDEncoder.TAESDBlock_5.Sum.Chain.Conv2d_1.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 128, 128]
-	kernels.Conv2dFused(m.v15, m.v14, m.taesdEncoderTAESDBlock5SumChainConv2d1Weight, m.taesdEncoderTAESDBlock5SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
+	kernels.Conv2dFusedW(m.v15, m.v14, m.taesdEncoderTAESDBlock5SumChainConv2d1Weight, m.taesdEncoderTAESDBlock5SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
 	// TAESDEncoder.TAESDBlock_5.Sum.Chain.ReLU_2: %16 = conv2d_fused(%15, @TAESDEncoder.TAESDBlock_5.Sum.Chain.Conv2d_2.weight, @TAESDEncoder.TAESDBlock_5.Sum.Chain.Conv2d_2.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 128, 128]
-	kernels.Conv2dFused(m.v16, m.v15, m.taesdEncoderTAESDBlock5SumChainConv2d2Weight, m.taesdEncoderTAESDBlock5SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
+	kernels.Conv2dFusedW(m.v16, m.v15, m.taesdEncoderTAESDBlock5SumChainConv2d2Weight, m.taesdEncoderTAESDBlock5SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
 	// TAESDEncoder.TAESDBlock_5.ReLU: %17 = conv2d_fused(%16, @TAESDEncoder.TAESDBlock_5.Sum.Chain.Conv2d_3.weight, @TAESDEncoder.TAESDBlock_5.Sum.Chain.Conv2d_3.bias, %14) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="relu"} -> f32[1, 64, 128, 128]
-	kernels.Conv2dFused(m.v17, m.v16, m.taesdEncoderTAESDBlock5SumChainConv2d3Weight, m.taesdEncoderTAESDBlock5SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v14, Act: kernels.ActReLU})
+	kernels.Conv2dFusedW(m.v17, m.v16, m.taesdEncoderTAESDBlock5SumChainConv2d3Weight, m.taesdEncoderTAESDBlock5SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v14, Act: kernels.ActReLU})
 
 	// TAESDEncoder.TAESDBlock_6.Sum.Chain.ReLU_1: %18 = conv2d_fused(%17, @TAESDEncoder.TAESDBlock_6.Sum.Chain.Conv2d_1.weight, @TAESDEncoder.TAESDBlock_6.Sum.Chain.Conv2d_1.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 128, 128]
-	kernels.Conv2dFused(m.v18, m.v17, m.taesdEncoderTAESDBlock6SumChainConv2d1Weight, m.taesdEncoderTAESDBlock6SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
+	kernels.Conv2dFusedW(m.v18, m.v17, m.taesdEncoderTAESDBlock6SumChainConv2d1Weight, m.taesdEncoderTAESDBlock6SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
 	// TAESDEncoder.TAESDBlock_6.Sum.Chain.ReLU_2: %19 = conv2d_fused(%18, @TAESDEncoder.TAESDBlock_6.Sum.Chain.Conv2d_2.weight, @TAESDEncoder.TAESDBlock_6.Sum.Chain.Conv2d_2.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 128, 128]
-	kernels.Conv2dFused(m.v19, m.v18, m.taesdEncoderTAESDBlock6SumChainConv2d2Weight, m.taesdEncoderTAESDBlock6SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
+	kernels.Conv2dFusedW(m.v19, m.v18, m.taesdEncoderTAESDBlock6SumChainConv2d2Weight, m.taesdEncoderTAESDBlock6SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
 	// TAESDEncoder.TAESDBlock_6.ReLU: %20 = conv2d_fused(%19, @TAESDEncoder.TAESDBlock_6.Sum.Chain.Conv2d_3.weight, @TAESDEncoder.TAESDBlock_6.Sum.Chain.Conv2d_3.bias, %17) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="relu"} -> f32[1, 64, 128, 128]
-	kernels.Conv2dFused(m.v20, m.v19, m.taesdEncoderTAESDBlock6SumChainConv2d3Weight, m.taesdEncoderTAESDBlock6SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v17, Act: kernels.ActReLU})
+	kernels.Conv2dFusedW(m.v20, m.v19, m.taesdEncoderTAESDBlock6SumChainConv2d3Weight, m.taesdEncoderTAESDBlock6SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v17, Act: kernels.ActReLU})
 
 	// TAESDEncoder.TAESDBlock_7.Sum.Chain.ReLU_1: %21 = conv2d_fused(%20, @TAESDEncoder.TAESDBlock_7.Sum.Chain.Conv2d_1.weight, @TAESDEncoder.TAESDBlock_7.Sum.Chain.Conv2d_1.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 128, 128]
-	kernels.Conv2dFused(m.v21, m.v20, m.taesdEncoderTAESDBlock7SumChainConv2d1Weight, m.taesdEncoderTAESDBlock7SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
+	kernels.Conv2dFusedW(m.v21, m.v20, m.taesdEncoderTAESDBlock7SumChainConv2d1Weight, m.taesdEncoderTAESDBlock7SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
 	// TAESDEncoder.TAESDBlock_7.Sum.Chain.ReLU_2: %22 = conv2d_fused(%21, @TAESDEncoder.TAESDBlock_7.Sum.Chain.Conv2d_2.weight, @TAESDEncoder.TAESDBlock_7.Sum.Chain.Conv2d_2.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 128, 128]
-	kernels.Conv2dFused(m.v22, m.v21, m.taesdEncoderTAESDBlock7SumChainConv2d2Weight, m.taesdEncoderTAESDBlock7SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
+	kernels.Conv2dFusedW(m.v22, m.v21, m.taesdEncoderTAESDBlock7SumChainConv2d2Weight, m.taesdEncoderTAESDBlock7SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
 	// TAESDEncoder.TAESDBlock_7.ReLU: %23 = conv2d_fused(%22, @TAESDEncoder.TAESDBlock_7.Sum.Chain.Conv2d_3.weight, @TAESDEncoder.TAESDBlock_7.Sum.Chain.Conv2d_3.bias, %20) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="relu"} -> f32[1, 64, 128, 128]
-	kernels.Conv2dFused(m.v23, m.v22, m.taesdEncoderTAESDBlock7SumChainConv2d3Weight, m.taesdEncoderTAESDBlock7SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v20, Act: kernels.ActReLU})
+	kernels.Conv2dFusedW(m.v23, m.v22, m.taesdEncoderTAESDBlock7SumChainConv2d3Weight, m.taesdEncoderTAESDBlock7SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v20, Act: kernels.ActReLU})
 
 	// TAESDEncoder.Conv2d_4: %24 = conv2d(%23, @weight) {stride=[2, 2], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 64, 64, 64]
-	kernels.Conv2d(m.v24, m.v23, m.taesdEncoderConv2d4Weight, nil, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	kernels.Conv2dW(m.v24, m.v23, m.taesdEncoderConv2d4Weight, nil, kernels.Conv2dParams{N: 1, C: 64, H: 128, W: 128, K: 64, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
 
 	// TAESDEncoder.TAESDBlock_8.Residual.Chain.Conv2d_1: %25 = conv2d(%24, @weight) {stride=[1, 1], padding=[0, 0], dilation=[1, 1], groups=1} -> f32[1, 256, 64, 64]
-	kernels.Conv2d(m.v25, m.v24, m.taesdEncoderTAESDBlock8ResidualChainConv2d1Weight, nil, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 256, KH: 1, KW: 1, StrideH: 1, StrideW: 1, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1})
+	kernels.Conv2dW(m.v25, m.v24, m.taesdEncoderTAESDBlock8ResidualChainConv2d1Weight, nil, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 256, KH: 1, KW: 1, StrideH: 1, StrideW: 1, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1})
 
 	// TAESDEncoder.TAESDBlock_8.Residual.Chain.ReLU: %26 = group_norm_act(%25, @TAESDEncoder.TAESDBlock_8.Residual.Chain.GroupNorm.weight, @TAESDEncoder.TAESDBlock_8.Residual.Chain.GroupNorm.bias) {groups=4, eps=1e-05, act="relu"} -> f32[1, 256, 64, 64]
 	kernels.GroupNormAct(m.v26, m.v25, 1, 256, 4096, 4, m.taesdEncoderTAESDBlock8ResidualChainGroupNormWeight, m.taesdEncoderTAESDBlock8ResidualChainGroupNormBias, float32(1e-05), kernels.ActReLU)
 
 	// TAESDEncoder.TAESDBlock_8.Residual: %27 = conv2d_fused(%26, @Chain.Conv2d_2.weight, %24) {stride=[1, 1], padding=[0, 0], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="none"} -> f32[1, 64, 64, 64]
-	kernels.Conv2dFused(m.v27, m.v26, m.taesdEncoderTAESDBlock8ResidualChainConv2d2Weight, nil, kernels.Conv2dParams{N: 1, C: 256, H: 64, W: 64, K: 64, KH: 1, KW: 1, StrideH: 1, StrideW: 1, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v24})
+	kernels.Conv2dFusedW(m.v27, m.v26, m.taesdEncoderTAESDBlock8ResidualChainConv2d2Weight, nil, kernels.Conv2dParams{N: 1, C: 256, H: 64, W: 64, K: 64, KH: 1, KW: 1, StrideH: 1, StrideW: 1, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v24})
 
 	// TAESDEncoder.TAESDBlock_8.Sum.Chain.ReLU_1: %28 = conv2d_fused(%27, @TAESDEncoder.TAESDBlock_8.Sum.Chain.Conv2d_1.weight, @TAESDEncoder.TAESDBlock_8.Sum.Chain.Conv2d_1.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 64, 64]
-	kernels.Conv2dFused(m.v28, m.v27, m.taesdEncoderTAESDBlock8SumChainConv2d1Weight, m.taesdEncoderTAESDBlock8SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
+	kernels.Conv2dFusedW(m.v28, m.v27, m.taesdEncoderTAESDBlock8SumChainConv2d1Weight, m.taesdEncoderTAESDBlock8SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
 	// TAESDEncoder.TAESDBlock_8.Sum.Chain.ReLU_2: %29 = conv2d_fused(%28, @TAESDEncoder.TAESDBlock_8.Sum.Chain.Conv2d_2.weight, @TAESDEncoder.TAESDBlock_8.Sum.Chain.Conv2d_2.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 64, 64]
-	kernels.Conv2dFused(m.v29, m.v28, m.taesdEncoderTAESDBlock8SumChainConv2d2Weight, m.taesdEncoderTAESDBlock8SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
+	kernels.Conv2dFusedW(m.v29, m.v28, m.taesdEncoderTAESDBlock8SumChainConv2d2Weight, m.taesdEncoderTAESDBlock8SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
 	// TAESDEncoder.TAESDBlock_8.ReLU: %30 = conv2d_fused(%29, @TAESDEncoder.TAESDBlock_8.Sum.Chain.Conv2d_3.weight, @TAESDEncoder.TAESDBlock_8.Sum.Chain.Conv2d_3.bias, %27) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="relu"} -> f32[1, 64, 64, 64]
-	kernels.Conv2dFused(m.v30, m.v29, m.taesdEncoderTAESDBlock8SumChainConv2d3Weight, m.taesdEncoderTAESDBlock8SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v27, Act: kernels.ActReLU})
+	kernels.Conv2dFusedW(m.v30, m.v29, m.taesdEncoderTAESDBlock8SumChainConv2d3Weight, m.taesdEncoderTAESDBlock8SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v27, Act: kernels.ActReLU})
 
 	// TAESDEncoder.TAESDBlock_9.Residual.Chain.Conv2d_1: %31 = conv2d(%30, @weight) {stride=[1, 1], padding=[0, 0], dilation=[1, 1], groups=1} -> f32[1, 256, 64, 64]
-	kernels.Conv2d(m.v31, m.v30, m.taesdEncoderTAESDBlock9ResidualChainConv2d1Weight, nil, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 256, KH: 1, KW: 1, StrideH: 1, StrideW: 1, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1})
+	kernels.Conv2dW(m.v31, m.v30, m.taesdEncoderTAESDBlock9ResidualChainConv2d1Weight, nil, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 256, KH: 1, KW: 1, StrideH: 1, StrideW: 1, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1})
 
 	// TAESDEncoder.TAESDBlock_9.Residual.Chain.ReLU: %32 = group_norm_act(%31, @TAESDEncoder.TAESDBlock_9.Residual.Chain.GroupNorm.weight, @TAESDEncoder.TAESDBlock_9.Residual.Chain.GroupNorm.bias) {groups=4, eps=1e-05, act="relu"} -> f32[1, 256, 64, 64]
 	kernels.GroupNormAct(m.v32, m.v31, 1, 256, 4096, 4, m.taesdEncoderTAESDBlock9ResidualChainGroupNormWeight, m.taesdEncoderTAESDBlock9ResidualChainGroupNormBias, float32(1e-05), kernels.ActReLU)
 
 	// TAESDEncoder.TAESDBlock_9.Residual: %33 = conv2d_fused(%32, @Chain.Conv2d_2.weight, %30) {stride=[1, 1], padding=[0, 0], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="none"} -> f32[1, 64, 64, 64]
-	kernels.Conv2dFused(m.v33, m.v32, m.taesdEncoderTAESDBlock9ResidualChainConv2d2Weight, nil, kernels.Conv2dParams{N: 1, C: 256, H: 64, W: 64, K: 64, KH: 1, KW: 1, StrideH: 1, StrideW: 1, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v30})
+	kernels.Conv2dFusedW(m.v33, m.v32, m.taesdEncoderTAESDBlock9ResidualChainConv2d2Weight, nil, kernels.Conv2dParams{N: 1, C: 256, H: 64, W: 64, K: 64, KH: 1, KW: 1, StrideH: 1, StrideW: 1, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v30})
 
 	// TAESDEncoder.TAESDBlock_9.Sum.Chain.ReLU_1: %34 = conv2d_fused(%33, @TAESDEncoder.TAESDBlock_9.Sum.Chain.Conv2d_1.weight, @TAESDEncoder.TAESDBlock_9.Sum.Chain.Conv2d_1.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 64, 64]
-	kernels.Conv2dFused(m.v34, m.v33, m.taesdEncoderTAESDBlock9SumChainConv2d1Weight, m.taesdEncoderTAESDBlock9SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
+	kernels.Conv2dFusedW(m.v34, m.v33, m.taesdEncoderTAESDBlock9SumChainConv2d1Weight, m.taesdEncoderTAESDBlock9SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
 	// TAESDEncoder.TAESDBlock_9.Sum.Chain.ReLU_2: %35 = conv2d_fused(%34, @TAESDEncoder.TAESDBlock_9.Sum.Chain.Conv2d_2.weight, @TAESDEncoder.TAESDBlock_9.Sum.Chain.Conv2d_2.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 64, 64]
-	kernels.Conv2dFused(m.v35, m.v34, m.taesdEncoderTAESDBlock9SumChainConv2d2Weight, m.taesdEncoderTAESDBlock9SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
+	kernels.Conv2dFusedW(m.v35, m.v34, m.taesdEncoderTAESDBlock9SumChainConv2d2Weight, m.taesdEncoderTAESDBlock9SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
 	// TAESDEncoder.TAESDBlock_9.ReLU: %36 = conv2d_fused(%35, @TAESDEncoder.TAESDBlock_9.Sum.Chain.Conv2d_3.weight, @TAESDEncoder.TAESDBlock_9.Sum.Chain.Conv2d_3.bias, %33) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="relu"} -> f32[1, 64, 64, 64]
-	kernels.Conv2dFused(m.v36, m.v35, m.taesdEncoderTAESDBlock9SumChainConv2d3Weight, m.taesdEncoderTAESDBlock9SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v33, Act: kernels.ActReLU})
+	kernels.Conv2dFusedW(m.v36, m.v35, m.taesdEncoderTAESDBlock9SumChainConv2d3Weight, m.taesdEncoderTAESDBlock9SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v33, Act: kernels.ActReLU})
 
 	// TAESDEncoder.TAESDBlock_10.Residual.Chain.Conv2d_1: %37 = conv2d(%36, @weight) {stride=[1, 1], padding=[0, 0], dilation=[1, 1], groups=1} -> f32[1, 256, 64, 64]
-	kernels.Conv2d(m.v37, m.v36, m.taesdEncoderTAESDBlock10ResidualChainConv2d1Weight, nil, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 256, KH: 1, KW: 1, StrideH: 1, StrideW: 1, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1})
+	kernels.Conv2dW(m.v37, m.v36, m.taesdEncoderTAESDBlock10ResidualChainConv2d1Weight, nil, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 256, KH: 1, KW: 1, StrideH: 1, StrideW: 1, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1})
 
 	// TAESDEncoder.TAESDBlock_10.Residual.Chain.ReLU: %38 = group_norm_act(%37, @TAESDEncoder.TAESDBlock_10.Residual.Chain.GroupNorm.weight, @TAESDEncoder.TAESDBlock_10.Residual.Chain.GroupNorm.bias) {groups=4, eps=1e-05, act="relu"} -> f32[1, 256, 64, 64]
 	kernels.GroupNormAct(m.v38, m.v37, 1, 256, 4096, 4, m.taesdEncoderTAESDBlock10ResidualChainGroupNormWeight, m.taesdEncoderTAESDBlock10ResidualChainGroupNormBias, float32(1e-05), kernels.ActReLU)
 
 	// TAESDEncoder.TAESDBlock_10.Residual: %39 = conv2d_fused(%38, @Chain.Conv2d_2.weight, %36) {stride=[1, 1], padding=[0, 0], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="none"} -> f32[1, 64, 64, 64]
-	kernels.Conv2dFused(m.v39, m.v38, m.taesdEncoderTAESDBlock10ResidualChainConv2d2Weight, nil, kernels.Conv2dParams{N: 1, C: 256, H: 64, W: 64, K: 64, KH: 1, KW: 1, StrideH: 1, StrideW: 1, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v36})
+	kernels.Conv2dFusedW(m.v39, m.v38, m.taesdEncoderTAESDBlock10ResidualChainConv2d2Weight, nil, kernels.Conv2dParams{N: 1, C: 256, H: 64, W: 64, K: 64, KH: 1, KW: 1, StrideH: 1, StrideW: 1, PadH: 0, PadW: 0, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v36})
 
 	// TAESDEncoder.TAESDBlock_10.Sum.Chain.ReLU_1: %40 = conv2d_fused(%39, @TAESDEncoder.TAESDBlock_10.Sum.Chain.Conv2d_1.weight, @TAESDEncoder.TAESDBlock_10.Sum.Chain.Conv2d_1.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 64, 64]
-	kernels.Conv2dFused(m.v40, m.v39, m.taesdEncoderTAESDBlock10SumChainConv2d1Weight, m.taesdEncoderTAESDBlock10SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
+	kernels.Conv2dFusedW(m.v40, m.v39, m.taesdEncoderTAESDBlock10SumChainConv2d1Weight, m.taesdEncoderTAESDBlock10SumChainConv2d1Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
 	// TAESDEncoder.TAESDBlock_10.Sum.Chain.ReLU_2: %41 = conv2d_fused(%40, @TAESDEncoder.TAESDBlock_10.Sum.Chain.Conv2d_2.weight, @TAESDEncoder.TAESDBlock_10.Sum.Chain.Conv2d_2.bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=false, act="relu"} -> f32[1, 64, 64, 64]
-	kernels.Conv2dFused(m.v41, m.v40, m.taesdEncoderTAESDBlock10SumChainConv2d2Weight, m.taesdEncoderTAESDBlock10SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
+	kernels.Conv2dFusedW(m.v41, m.v40, m.taesdEncoderTAESDBlock10SumChainConv2d2Weight, m.taesdEncoderTAESDBlock10SumChainConv2d2Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Act: kernels.ActReLU})
 
 	// TAESDEncoder.TAESDBlock_10.ReLU: %42 = conv2d_fused(%41, @TAESDEncoder.TAESDBlock_10.Sum.Chain.Conv2d_3.weight, @TAESDEncoder.TAESDBlock_10.Sum.Chain.Conv2d_3.bias, %39) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, scale=1.0, shift=0.0, residual=true, act="relu"} -> f32[1, 64, 64, 64]
-	kernels.Conv2dFused(m.v42, m.v41, m.taesdEncoderTAESDBlock10SumChainConv2d3Weight, m.taesdEncoderTAESDBlock10SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v39, Act: kernels.ActReLU})
+	kernels.Conv2dFusedW(m.v42, m.v41, m.taesdEncoderTAESDBlock10SumChainConv2d3Weight, m.taesdEncoderTAESDBlock10SumChainConv2d3Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 64, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, kernels.Epilogue{Residual: m.v39, Act: kernels.ActReLU})
 
 	// TAESDEncoder.Conv2d_5: %43 = conv2d(%42, @weight, @bias) {stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1} -> f32[1, 32, 64, 64]
-	kernels.Conv2d(m.v43, m.v42, m.taesdEncoderConv2d5Weight, m.taesdEncoderConv2d5Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 32, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
+	kernels.Conv2dW(m.v43, m.v42, m.taesdEncoderConv2d5Weight, m.taesdEncoderConv2d5Bias, kernels.Conv2dParams{N: 1, C: 64, H: 64, W: 64, K: 32, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1})
 
 	return m.v43, nil
 }

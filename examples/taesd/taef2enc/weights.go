@@ -407,8 +407,60 @@ var weightSpecs = []runtime.WeightSpec{
 	},
 }
 
-// weightOffsets are the places of the weightSpecs in the weight slab, in float32 elements.
-var weightOffsets = []int{0, 1728, 1792, 38656, 38720, 75584, 75648, 112512, 112576, 149440, 186304, 186368, 223232, 223296, 260160, 260224, 297088, 297152, 334016, 334080, 370944, 371008, 407872, 407936, 444800, 444864, 481728, 481792, 518656, 555520, 555584, 592448, 592512, 629376, 629440, 666304, 666368, 703232, 703296, 740160, 740224, 777088, 777152, 814016, 814080, 850944, 851008, 887872, 904256, 904512, 904768, 921152, 958016, 958080, 994944, 995008, 1031872, 1031936, 1048320, 1048576, 1048832, 1065216, 1102080, 1102144, 1139008, 1139072, 1175936, 1176000, 1192384, 1192640, 1192896, 1209280, 1246144, 1246208, 1283072, 1283136, 1320000, 1320064, 1338496}
+// WeightSpecs returns the checkpoint tensors the model reads, in the order of the index
+// LoadOptions.Patch receives: a program matches adapter files (LoRA keys) to them before loading.
+// The slice is a copy; the shapes and layout maps it holds must not be modified.
+func WeightSpecs() []runtime.WeightSpec {
+	return append([]runtime.WeightSpec(nil), weightSpecs...)
+}
+
+// weightOffsets are the places of the weightSpecs in the weight slab, in float32 elements; −1 for a weight Load packs (weightPacks).
+var weightOffsets = []int{-1, 0, -1, 64, -1, 128, -1, 192, -1, -1, 256, -1, 320, -1, 384, -1, 448, -1, 512, -1, 576, -1, 640, -1, 704, -1, 768, -1, -1, 832, -1, 896, -1, 960, -1, 1024, -1, 1088, -1, 1152, -1, 1216, -1, 1280, -1, 1344, -1, -1, 1408, 1664, -1, -1, 1920, -1, 1984, -1, 2048, -1, 2112, 2368, -1, -1, 2624, -1, 2688, -1, 2752, -1, 2816, 3072, -1, -1, 3328, -1, 3392, -1, 3456, -1, 3520}
+
+// weightPacks gives, for each weight Load packs in the kernels' panels (kernels.PackWeights, in the checkpoint's precision when it holds the values exactly), its slot in Model.packed and the matrix [out, in] it is packed as.
+var weightPacks = map[int][3]int{
+	0:  {0, 64, 27},
+	11: {6, 64, 576},
+	13: {7, 64, 576},
+	15: {8, 64, 576},
+	17: {9, 64, 576},
+	19: {10, 64, 576},
+	2:  {1, 64, 576},
+	21: {11, 64, 576},
+	23: {12, 64, 576},
+	25: {13, 64, 576},
+	27: {14, 64, 576},
+	28: {15, 64, 576},
+	30: {16, 64, 576},
+	32: {17, 64, 576},
+	34: {18, 64, 576},
+	36: {19, 64, 576},
+	38: {20, 64, 576},
+	4:  {2, 64, 576},
+	40: {21, 64, 576},
+	42: {22, 64, 576},
+	44: {23, 64, 576},
+	46: {24, 64, 576},
+	47: {25, 256, 64},
+	50: {26, 64, 256},
+	51: {27, 64, 576},
+	53: {28, 64, 576},
+	55: {29, 64, 576},
+	57: {30, 256, 64},
+	6:  {3, 64, 576},
+	60: {31, 64, 256},
+	61: {32, 64, 576},
+	63: {33, 64, 576},
+	65: {34, 64, 576},
+	67: {35, 256, 64},
+	70: {36, 64, 256},
+	71: {37, 64, 576},
+	73: {38, 64, 576},
+	75: {39, 64, 576},
+	77: {40, 32, 576},
+	8:  {4, 64, 576},
+	9:  {5, 64, 576},
+}
 
 // Load opens the safetensors files at paths (memory-mapped where the platform allows; a folder,
 // such as a diffusers folder, stands for the .safetensors files in it and its subfolders) and
@@ -437,6 +489,13 @@ func LoadReaderAt(r io.ReaderAt, size int64, name string) (*Model, error) {
 // before any data is read and reports every problem at once, one line each (missing, extra,
 // misshapen, duplicated or non-float tensors); on error there is no model at all.
 func LoadFiles(files ...*runtime.SafetensorsFile) (*Model, error) {
+	return LoadFilesWith(runtime.LoadOptions{}, files...)
+}
+
+// LoadFilesWith is LoadFiles with options: opts.Patch, when set, sees each weight as float32 once
+// it is read, before Load computes anything from the weights (a LoRA merged at load time); its
+// index is the weight's place in WeightSpecs.
+func LoadFilesWith(opts runtime.LoadOptions, files ...*runtime.SafetensorsFile) (*Model, error) {
 	set, err := runtime.LocateWeights(ModelName, weightSpecs, files...)
 	if err != nil {
 		return nil, err
@@ -445,14 +504,29 @@ func LoadFiles(files ...*runtime.SafetensorsFile) (*Model, error) {
 		return nil, err
 	}
 	m := newModel()
+	var scratch []float32
 	for i, s := range weightSpecs {
+		if pk, ok := weightPacks[i]; ok {
+			w, err := set.ReadPacked(i, &scratch, opts.Patch, pk[1], pk[2])
+			if err != nil {
+				return nil, err
+			}
+			*m.packed[pk[0]] = w
+			continue
+		}
 		n := 1
 		for _, d := range s.Shape {
 			n *= d
 		}
 		off := weightOffsets[i]
-		if err := set.ReadInto(i, m.weights[off:off+n]); err != nil {
+		w := m.weights[off : off+n]
+		if err := set.ReadInto(i, w); err != nil {
 			return nil, err
+		}
+		if opts.Patch != nil {
+			if err := opts.Patch(i, w); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return m, nil
