@@ -32,7 +32,10 @@ Measured here (2 threads of a 2-core VM shared with other jobs, load average abo
 outputs agreeing to 1.2e-6 (max|Δ|/max|y|, full size, random weights).
 
 Run from the repository root:
-  /usr/bin/python3 bench/ip_adapter.py [--runs 3] [--threads 2] [--openblas DIR] [--shipped] [--only unet|encoder]
+  /usr/bin/python3 bench/ip_adapter.py [--runs 3] [--threads 2] [--openblas DIR] [--shipped] [--check]
+                                       [--only unet|encoder]
+--check also runs the three UNets in PyTorch on the inputs rfc took and prints how far rfc's
+outputs are (the full-size check of the adapted UNet; the encoder's is always printed).
 """
 import argparse
 import os
@@ -106,6 +109,8 @@ import (
 
 	"rfcbench/unet"
 	"rfcbench/unetip"
+
+	"github.com/rfc-project/rfc/runtime"
 )
 
 func fill(n int, seed uint32) []float32 {
@@ -118,42 +123,52 @@ func fill(n int, seed uint32) []float32 {
 }
 
 func main() {
-	unetWeights, ipWeights := os.Args[1], os.Args[2]
+	unetWeights, ipWeights, output := os.Args[1], os.Args[2], os.Args[4]
 	runs, _ := strconv.Atoi(os.Args[3])
 	plain, err := unet.Load(unetWeights)
 	check(err)
 	ip, err := unetip.Load(unetWeights, ipWeights)
 	check(err)
-	x := fill(2*4*64*64, 1)
-	text := fill(2*77*768, 2)
+	in := map[string][]float32{"x": fill(2*4*64*64, 1), "text": fill(2*77*768, 2), "tokens_base": fill(2*4*768, 3), "tokens_plus": fill(2*16*768, 4)}
 	t := []float32{500}
+	out := map[string][]float32{}
 	calls := []struct {
 		name string
-		f    func() error
+		f    func() ([]float32, error)
 	}{
-		{"plain", func() error { _, err := plain.Forward(x, t, text); return err }},
-		{"base", func() error {
-			_, err := ip.Forward(x, t, text, fill(2*4*768, 3), []int{2, 4, 768}, []float32{1})
-			return err
+		{"plain", func() ([]float32, error) { return plain.Forward(in["x"], t, in["text"]) }},
+		{"base", func() ([]float32, error) {
+			return ip.Forward(in["x"], t, in["text"], in["tokens_base"], []int{2, 4, 768}, []float32{1})
 		}},
-		{"plus", func() error {
-			_, err := ip.Forward(x, t, text, fill(2*16*768, 3), []int{2, 16, 768}, []float32{1})
-			return err
+		{"plus", func() ([]float32, error) {
+			return ip.Forward(in["x"], t, in["text"], in["tokens_plus"], []int{2, 16, 768}, []float32{1})
 		}},
 	}
 	best := make([]time.Duration, len(calls))
 	for i := 0; i <= runs; i++ { // the first round warms caches and plans: not counted
 		for k, c := range calls {
 			start := time.Now()
-			check(c.f())
+			y, err := c.f()
+			check(err)
 			if d := time.Since(start); i > 0 && (best[k] == 0 || d < best[k]) {
 				best[k] = d
 			}
+			out[c.name] = append(out[c.name][:0], y...)
 		}
 	}
 	for k, c := range calls {
 		fmt.Printf("best_ms %s %.3f\\n", c.name, float64(best[k].Microseconds())/1000)
 	}
+	shapes := map[string][]int{"x": {2, 4, 64, 64}, "text": {2, 77, 768}, "tokens_base": {2, 4, 768}, "tokens_plus": {2, 16, 768},
+		"plain": {2, 4, 64, 64}, "base": {2, 4, 64, 64}, "plus": {2, 4, 64, 64}}
+	tensors := map[string]*runtime.Tensor{}
+	for k, v := range in {
+		tensors[k] = runtime.FromF32(v, shapes[k]...)
+	}
+	for k, v := range out {
+		tensors[k] = runtime.FromF32(v, shapes[k]...)
+	}
+	check(runtime.WriteSafetensors(output, tensors, nil))
 }
 
 func check(err error) {
@@ -279,6 +294,38 @@ def build(work, rfc):
     return bins
 
 
+def tuned_env(a):
+    env = dict(os.environ, MALLOC_MMAP_MAX_="0", OMP_WAIT_POLICY="PASSIVE")
+    if a.openblas:
+        env["LD_LIBRARY_PATH"] = a.openblas + (":" + env["LD_LIBRARY_PATH"] if env.get("LD_LIBRARY_PATH") else "")
+    return env
+
+
+def torch_unets(a):
+    """Worker: the plain and IP-adapted UNets in PyTorch (Refiners' structure, float32) on
+    the inputs the rfc driver wrote; prints how far rfc's outputs are from them."""
+    import torch
+    import fluxion as fl
+    import sd15
+    import sd15_ip
+    import st
+    torch.set_num_threads(a.threads)
+    with fl.on_device("meta"):
+        unet = sd15.build_unet(sd15.FULL_UNET)
+    unet = unet.to_empty(device="cpu")
+    tensors, _ = st.load(a.weights)
+    unet.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
+    del tensors
+    ip_tensors, _ = st.load(a.ip)
+    rows = sd15_ip.ip_cross_attention_map(unet)
+    u, adapters = sd15_ip.ip_unet(unet, weights={r: ip_tensors[p].float() for r, p, _k in rows})
+    d, _ = st.load(a.input)
+    t = torch.tensor([500.0])
+    for name, model, tokens in (("plain", unet, None), ("base", u, d["tokens_base"]), ("plus", u, d["tokens_plus"])):
+        y = sd15_ip.run_unet(model, d["x"], t, d["text"], image_embedding=tokens)
+        print(f"agree {name} {float((d[name].double() - y.double()).abs().max() / y.double().abs().max()):.1e}")
+
+
 def default_openblas():
     for d in ("/tmp/openblas/usr/lib/x86_64-linux-gnu/openblas-pthread", "/usr/lib/x86_64-linux-gnu/openblas-pthread"):
         if os.path.exists(os.path.join(d, "libblas.so.3")):
@@ -294,13 +341,19 @@ def main():
     ap.add_argument("--shipped", action="store_true", help="also time PyTorch shipped (slow here: the reference BLAS)")
     ap.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "rfc-ip-bench-cache"))
     ap.add_argument("--only", choices=["unet", "encoder"])
+    ap.add_argument("--check", action="store_true",
+                    help="also run the UNets in PyTorch on the same inputs and print how far rfc's outputs are")
     ap.add_argument("--torch-encoder", action="store_true", help=argparse.SUPPRESS)  # worker mode
+    ap.add_argument("--torch-unets", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--ip", help=argparse.SUPPRESS)
     ap.add_argument("--weights", help=argparse.SUPPRESS)
     ap.add_argument("--input", help=argparse.SUPPRESS)
     ap.add_argument("--output", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.torch_encoder:
         return torch_encoder(a)
+    if a.torch_unets:
+        return torch_unets(a)
     paths = write_weights(a.cache)
     work = tempfile.mkdtemp(prefix="rfc-ip-bench-")
     env = dict(os.environ, GOMAXPROCS=str(a.threads))
@@ -316,7 +369,8 @@ def main():
         sh(["go", "build", "-o", rfc, "./cmd/rfc"], cwd=ROOT)
         bins = build(work, rfc)
         if a.only != "encoder":
-            text, rss = timed_text([bins["unets"], paths["unet"], paths["ip_base"], str(a.runs)], env)
+            unet_out = os.path.join(work, "unets.safetensors")
+            text, rss = timed_text([bins["unets"], paths["unet"], paths["ip_base"], str(a.runs), unet_out], env)
             best = {m.group(1): float(m.group(2)) for m in re.finditer(r"best_ms (\w+) ([\d.]+)", text)}
             base = best["plain"]
             lines.append(f"UNet step, 512x512 with guidance (batch 2), the three alternated in one process "
@@ -325,6 +379,11 @@ def main():
                 t = best[kind]
                 lines.append(f"  with IP-Adapter ({kind}, {n} image tokens): {t / 1000:.2f} s, "
                              f"overhead {100 * (t - base) / base:+.1f} %")
+            if a.check:
+                text, _ = timed_text([sys.executable, os.path.abspath(__file__), "--torch-unets", "--weights", paths["unet"],
+                                      "--ip", paths["ip_base"], "--input", unet_out, "--threads", str(a.threads)], tuned_env(a))
+                lines.append("  against PyTorch (Refiners' SD1UNet and SD1IPAdapter, float32), max|Δ|/max|y|: " +
+                             ", ".join(re.findall(r"^agree (\w+ [\d.e+-]+)$", text, re.M)))
         if a.only != "unet":
             out = os.path.join(work, "enc_rfc.safetensors")
             t_rfc, rss_rfc = timed([bins["enc"], paths["encoder"], paths["encoder_input"], out, str(a.runs)], env)
@@ -334,11 +393,7 @@ def main():
             for name, tuned in (("PyTorch shipped", False), ("PyTorch tuned", True)):
                 if not tuned and not a.shipped:
                     continue
-                penv = dict(os.environ)
-                if tuned:
-                    penv.update(MALLOC_MMAP_MAX_="0", OMP_WAIT_POLICY="PASSIVE")
-                    if a.openblas:
-                        penv["LD_LIBRARY_PATH"] = a.openblas + (":" + penv["LD_LIBRARY_PATH"] if penv.get("LD_LIBRARY_PATH") else "")
+                penv = tuned_env(a) if tuned else dict(os.environ)
                 tout = os.path.join(work, f"enc_{tuned}.safetensors")
                 t, rss = timed([sys.executable, os.path.abspath(__file__), "--torch-encoder", "--weights", paths["encoder"],
                                 "--input", paths["encoder_input"], "--output", tout, "--runs", str(a.runs),
