@@ -13,8 +13,16 @@ difference between the outputs, and how far each is from the machine's FLOP/s li
 model's FLOPs (counted from its IR: convolutions, linears, matmuls, attention) over the time,
 against the best GFLOP/s of the SGEMM benchmark (go test -bench Sgemm ./kernels).
 
+Stable Diffusion 1.5 (--models sd15unet,sd15unet2,sd15dec,clip, with --sd15 DIR: full-size
+random weights written by scripts/golden/sd15.py --full DIR, loaded from DIR/single-file
+.safetensors, float16 as published checkpoints are): the UNet on one 64×64 latent (batch 1)
+and on a guided step's batch of two, the decoder 64→512, the text encoder on 77 tokens. For
+these PyTorch runs twice, each in its own process: as shipped, and tuned
+(MALLOC_MMAP_MAX_=0 OMP_WAIT_POLICY=PASSIVE and OpenBLAS as its BLAS, --openblas DIR:
+Debian's python3-torch otherwise takes the system's reference BLAS for its Linear layers).
+
 Run from the repository root:  /usr/bin/python3 bench/compare.py [--runs 3] [--threads 2]
-[--models taef2dec,vit] [--no-peak]. Generated packages live in a temporary Go module that
+[--models taef2dec,vit] [--sd15 DIR] [--no-peak]. Generated packages live in a temporary Go module that
 replaces github.com/rfc-project/rfc with this checkout (as examples/ does); random ViT weights
 are written once to --cache.
 """
@@ -31,12 +39,27 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "scripts", "golden"))
 
-# name: (.rfn, model, --set, weights (None: random, written by PyTorch), input shape)
+# name: (.rfn, model, --set, weights (None: random, written by PyTorch; "sd15": --sd15 DIR),
+# input shape of x, or the inputs as (name, shape, dtype))
 MODELS = {
     "taef2dec": ("models/taesd.rfn", "TAEF2Decoder", {"batch": "1", "height": "64", "width": "64"},
                  os.path.join(ROOT, "testdata/taef2/decoder.safetensors"), (1, 32, 64, 64)),
     "vit": ("models/vit.rfn", "ViT", {"batch": "1"}, None, (1, 3, 384, 384)),
+    "sd15unet": ("models/sd15.rfn", "SD1UNet", {"batch": "1", "height": "64", "width": "64", "tokens": "77"}, "sd15",
+                 [("x", (1, 4, 64, 64), "f32"), ("timestep", (1,), "f32"), ("clip_text_embedding", (1, 77, 768), "f32")]),
+    "sd15unet2": ("models/sd15.rfn", "SD1UNet", {"batch": "2", "height": "64", "width": "64", "tokens": "77"}, "sd15",
+                  [("x", (2, 4, 64, 64), "f32"), ("timestep", (1,), "f32"), ("clip_text_embedding", (2, 77, 768), "f32")]),
+    "sd15dec": ("models/sd15.rfn", "SD1Decoder", {"batch": "1", "height": "64", "width": "64"}, "sd15",
+                [("x", (1, 4, 64, 64), "f32")]),
+    "clip": ("models/sd15.rfn", "CLIPTextEncoderL", {"batch": "1"}, "sd15", [("ids", (1, 77), "i64")]),
 }
+SD15 = {"sd15unet", "sd15unet2", "sd15dec", "clip"}
+
+
+def model_inputs(name):
+    """The inputs of a model as (name, shape, dtype)."""
+    spec = MODELS[name][4]
+    return spec if isinstance(spec, list) else [("x", spec, "f32")]
 
 # ViT's defaults in models/vit.rfn, for the PyTorch reference (scripts/golden/vit.py).
 VIT_DEFAULT = dict(embedding_dim=512, patch_size=16, image_size=384, num_layers=12, num_heads=8)
@@ -49,7 +72,7 @@ import (
 	"strconv"
 	"time"
 
-	model "rfcbench/%s"
+	model "rfcbench/%[1]s"
 
 	"github.com/rfc-project/rfc/runtime"
 )
@@ -67,16 +90,20 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	x, err := f.Tensor("x")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+	tensor := func(name string) *runtime.Tensor {
+		t, err := f.Tensor(name)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return t
 	}
+%[2]s
 	var y []float32
 	best := time.Duration(1 << 62)
 	for i := 0; i <= runs; i++ { // the first run warms the caches and pools: not counted
 		start := time.Now()
-		if y, err = m.Forward(x.F32); err != nil {
+		if y, err = m.Forward(%[3]s); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
@@ -94,8 +121,33 @@ func main() {
 """
 
 
+def go_format(template, *args):
+    """Fills a Go template that uses fmt's %[n]s, as Go's fmt.Sprintf would."""
+    out = template
+    for i, a in enumerate(args, 1):
+        out = out.replace(f"%[{i}]s", a)
+    return out.replace("%%", "%")
+
+
 def sh(cmd, **kw):
     return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
+
+
+def default_openblas():
+    for d in ("/tmp/openblas/usr/lib/x86_64-linux-gnu/openblas-pthread", "/usr/lib/x86_64-linux-gnu/openblas-pthread"):
+        if os.path.exists(os.path.join(d, "libblas.so.3")):
+            return d
+    return None
+
+
+def tuned_env(openblas):
+    """PyTorch tuned: no mmap'd mallocs, passive OpenMP waits, and OpenBLAS when given."""
+    env = dict(os.environ, MALLOC_MMAP_MAX_="0", OMP_WAIT_POLICY="PASSIVE")
+    for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
+        env.pop(k, None)
+    if openblas:
+        env["LD_LIBRARY_PATH"] = openblas + ":" + env.get("LD_LIBRARY_PATH", "")
+    return env
 
 
 def timed(cmd, env=None):
@@ -161,7 +213,10 @@ def torch_worker(a):
     import torch
     import st
     torch.set_num_threads(a.threads)
-    x = st.load(a.input)[0]["x"]
+    inputs = st.load(a.input)[0]
+    x = inputs.get("x")
+    if a.torch in SD15:
+        return sd15_worker(a, inputs)
     if a.torch == "taef2dec":
         import taesd
         model = taesd.load(taesd.decoder(32, True), a.weights)
@@ -180,17 +235,72 @@ def torch_worker(a):
     print(f"best_ms {best * 1000:.3f}")
 
 
-def make_inputs(cache, names):
+def sd15_worker(a, inputs):
+    """The Refiners-structured SD1.5 models of scripts/golden/sd15.py at full size, loaded from
+    the single file through its key map, timed as the other models are."""
+    import torch
+    import st
+    import sd15
+    import fluxion as fl
+    build = {"sd15unet": "unet", "sd15unet2": "unet", "sd15dec": "autoencoder", "clip": "clip"}[a.torch]
+    prefix = {"unet": "model.diffusion_model.", "autoencoder": "first_stage_model.", "clip": "cond_stage_model."}[build]
+    tensors = st.load(a.weights, want=lambda k: k.startswith(prefix))[0]
+    with fl.on_device("meta"):
+        model = {"unet": lambda: sd15.build_unet(sd15.FULL_UNET), "clip": lambda: sd15.build_clip(sd15.FULL_CLIP),
+                 "autoencoder": lambda: sd15.build_autoencoder(sd15.FULL_AE)}[build]()
+    model = model.to_empty(device="cpu")
+    if build == "autoencoder":
+        model = model._modules["Decoder"]
+        rows = sd15.keymap(sd15.decoder_modules(), model.state_dict(), "Decoder.")
+        sd = {k[len("Decoder."):]: v.float() for k, v in sd15.from_layout(rows, tensors, 1).items()}
+        run = lambda: sd15.run_decoder(model, inputs["x"])
+    elif build == "unet":
+        rows = sd15.keymap(sd15.unet_modules(), model.state_dict())
+        sd = {k: v.float() for k, v in sd15.from_layout(rows, tensors, 1).items()}
+        run = lambda: sd15.run_unet(model, inputs["x"], inputs["timestep"], inputs["clip_text_embedding"])
+    else:
+        rows = sd15.keymap(sd15.clip_modules(sd15.FULL_CLIP["num_layers"]), model.state_dict())
+        sd = {k: v.float() for k, v in sd15.from_layout(rows, tensors, 1).items()}
+        run = lambda: sd15.run_clip(model, inputs["ids"])
+    del tensors
+    model.load_state_dict(sd, strict=True)
+    del sd
+    model.eval()
+    best = float("inf")
+    for i in range(a.runs + 1):
+        t0 = time.perf_counter()
+        y = run()
+        if i > 0:
+            best = min(best, time.perf_counter() - t0)
+    st.save(a.output, {"y": y.contiguous()})
+    print(f"best_ms {best * 1000:.3f}")
+
+
+def make_inputs(cache, names, sd15_dir=None):
     """Writes each model's input (and the random ViT weights, once) with PyTorch."""
     import torch
     import st
     torch.manual_seed(0)
     paths = {}
     for name in names:
-        _, _, _, weights, shape = MODELS[name]
+        _, _, _, weights, _ = MODELS[name]
         inp = os.path.join(cache, f"{name}_input.safetensors")
         if not os.path.exists(inp):
-            st.save(inp, {"x": torch.randn(*shape) if name != "vit" else torch.rand(*shape)})
+            tensors = {}
+            for iname, shape, dtype in model_inputs(name):
+                if dtype == "i64":
+                    t = torch.randint(0, 49406, shape)
+                    t[:, 0], t[:, -1] = 49406, 49407
+                elif iname == "timestep":
+                    t = torch.full(shape, 500.0)
+                else:
+                    t = torch.rand(*shape) if name == "vit" else torch.randn(*shape)
+                tensors[iname] = t
+            st.save(inp, tensors)
+        if weights == "sd15":
+            if not sd15_dir:
+                raise SystemExit(f"{name} needs --sd15 DIR (full-size weights: scripts/golden/sd15.py --full DIR)")
+            weights = os.path.join(sd15_dir, "single-file.safetensors")
         if weights is None:
             weights = os.path.join(cache, f"{name}_default_weights.safetensors")
             if not os.path.exists(weights):
@@ -234,8 +344,12 @@ def build_packages(work, names, rfc):
             sh(args + extra + ["-o", os.path.join(mod, pkg), "--pkg", pkg])
             drv = os.path.join(mod, "cmd", pkg)
             os.makedirs(drv, exist_ok=True)
+            reads, call = [], []
+            for i, (iname, _, dtype) in enumerate(model_inputs(name)):
+                reads.append(f"\tin{i} := tensor({iname!r})".replace("'", '"'))
+                call.append(f"in{i}.I64" if dtype == "i64" else f"in{i}.F32")
             with open(os.path.join(drv, "main.go"), "w") as f:
-                f.write(DRIVER % pkg)
+                f.write(go_format(DRIVER, pkg, "\n".join(reads), ", ".join(call)))
             exe = os.path.join(work, pkg)
             sh(["go", "build", "-o", exe, "./cmd/" + pkg], cwd=mod, env=dict(os.environ, GOFLAGS="-mod=mod"))
             bins[(name, variant)] = exe
@@ -271,6 +385,8 @@ def main():
     ap.add_argument("--models", default="taef2dec,vit")
     ap.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "rfc-compare-cache"))
     ap.add_argument("--no-peak", action="store_true", help="skip the SGEMM benchmark")
+    ap.add_argument("--sd15", help="folder of full-size SD1.5 weights (scripts/golden/sd15.py --full DIR)")
+    ap.add_argument("--openblas", default=default_openblas(), help="folder of OpenBLAS's libblas.so.3 for tuned PyTorch")
     ap.add_argument("--torch", help=argparse.SUPPRESS)  # worker mode: run one PyTorch model
     ap.add_argument("--weights", help=argparse.SUPPRESS)
     ap.add_argument("--input", help=argparse.SUPPRESS)
@@ -284,7 +400,7 @@ def main():
         if n not in MODELS:
             raise SystemExit(f"unknown model {n!r} (models: {', '.join(MODELS)})")
     os.makedirs(a.cache, exist_ok=True)
-    paths = make_inputs(a.cache, names)
+    paths = make_inputs(a.cache, names, a.sd15)
     work = tempfile.mkdtemp(prefix="rfc-compare-")
     try:
         rfc = os.path.join(work, "rfc")
@@ -300,25 +416,33 @@ def main():
                 out = os.path.join(work, f"{name}_{variant}_y.safetensors")
                 text, rss = timed([bins[(name, variant)], weights, inp, out, str(a.runs)], env=env)
                 res[variant] = (float(re.search(r"best_ms ([\d.]+)", text).group(1)), rss, out)
-            out = os.path.join(work, f"{name}_torch_y.safetensors")
-            text, rss = timed([sys.executable, os.path.abspath(__file__), "--torch", name, "--weights", weights,
-                               "--input", inp, "--output", out, "--runs", str(a.runs), "--threads", str(a.threads)])
-            res["torch"] = (float(re.search(r"best_ms ([\d.]+)", text).group(1)), rss, out)
+            variants = [("torch", None)]
+            if name in SD15:
+                variants = [("torch", None), ("torch_tuned", tuned_env(a.openblas))]
+            for label, tenv in variants:
+                out = os.path.join(work, f"{name}_{label}_y.safetensors")
+                text, rss = timed([sys.executable, os.path.abspath(__file__), "--torch", name, "--weights", weights,
+                                   "--input", inp, "--output", out, "--runs", str(a.runs), "--threads", str(a.threads)],
+                                  env=tenv)
+                res[label] = (float(re.search(r"best_ms ([\d.]+)", text).group(1)), rss, out)
             diff, scale = max_diff(res["torch"][2], res["opt"][2])
             rows.append((name, res, ir_flops(rfc, name), diff, scale))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    print(f"{a.threads} threads, best of {a.runs} runs; SGEMM peak {peak:.1f} GFLOP/s (go test -bench Sgemm ./kernels)")
-    head = f"{'model':10}{'side':14}{'ms':>10}{'vs torch':>10}{'RSS MB':>9}{'GFLOP/s':>9}{'% peak':>8}"
+    print(f"{a.threads} threads, best of {a.runs} runs; SGEMM peak {peak:.1f} GFLOP/s (go test -bench Sgemm ./kernels); "
+          "'vs torch' is the time of PyTorch (tuned where it ran tuned) over each side's")
+    head = f"{'model':10}{'side':15}{'ms':>10}{'vs torch':>10}{'RSS MB':>9}{'GFLOP/s':>9}{'% peak':>8}"
     print(head)
     print("-" * len(head))
     for name, res, flops, diff, scale in rows:
-        t_torch = res["torch"][0]
-        for variant, label in (("opt", "rfc"), ("noopt", "rfc no-passes"), ("torch", "PyTorch")):
+        t_torch = res.get("torch_tuned", res["torch"])[0]
+        for variant, label in (("opt", "rfc"), ("noopt", "rfc no-passes"), ("torch", "PyTorch"), ("torch_tuned", "PyTorch tuned")):
+            if variant not in res:
+                continue
             ms, rss, _ = res[variant]
             rate = flops / (ms / 1000) / 1e9
-            print(f"{name:10}{label:14}{ms:10.1f}{t_torch / ms:10.2f}{rss:9.0f}{rate:9.1f}{100 * rate / peak:8.1f}")
+            print(f"{name:10}{label:15}{ms:10.1f}{t_torch / ms:10.2f}{rss:9.0f}{rate:9.1f}{100 * rate / peak:8.1f}")
         print(f"{'':10}{flops / 1e9:.2f} GFLOP per forward; max|rfc−torch| {diff:.3g} (max|y| {scale:.3g}); "
               f"passes speed-up {res['noopt'][0] / res['opt'][0]:.2f}×")
 

@@ -2,7 +2,6 @@ package kernels
 
 import (
 	"math"
-	"sync"
 	"sync/atomic"
 )
 
@@ -60,7 +59,7 @@ type attnJob struct {
 	next atomic.Int64
 }
 
-var attnJobs sync.Pool
+var attnJobs pool
 
 func (j *attnJob) run(_, _ int) { j.a.work(&j.next, true) }
 

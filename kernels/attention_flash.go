@@ -2,7 +2,6 @@ package kernels
 
 import (
 	"math"
-	"sync"
 	"sync/atomic"
 )
 
@@ -40,7 +39,7 @@ type flashAttn struct {
 	next                         atomic.Int64
 }
 
-var flashJobs sync.Pool
+var flashJobs pool
 
 // attentionFlash is Attention without a causal mask (dk, lk > 0).
 func attentionFlash(out, q, k, v []float32, batch, heads, lq, lk, dk, dv int) {

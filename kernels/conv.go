@@ -1,7 +1,5 @@
 package kernels
 
-import "sync"
-
 // convScratchFloats bounds the im2col / col2im buffer of one worker (floats). Tiling the
 // output pixels by it keeps the buffer in L2-sized pieces even for 512×512 images.
 var convScratchFloats = 1 << 19
@@ -169,7 +167,7 @@ type pointwiseJob struct {
 	tile       int
 }
 
-var pointwiseJobs sync.Pool
+var pointwiseJobs pool
 
 func (j *pointwiseJob) run(lo, hi int) {
 	pointwiseTiles(j.y, j.x, j.w, j.b, j.p, &j.ep, j.tile, lo, hi, true)
@@ -218,7 +216,7 @@ type im2colJob struct {
 	tile       int
 }
 
-var im2colJobs sync.Pool
+var im2colJobs pool
 
 func (j *im2colJob) run(lo, hi int) {
 	im2colTiles(j.y, j.x, j.w, j.b, j.p, &j.ep, j.tile, lo, hi, true)
@@ -342,7 +340,7 @@ type depthwiseJob struct {
 	ep         Epilogue
 }
 
-var depthwiseJobs sync.Pool
+var depthwiseJobs pool
 
 func (j *depthwiseJob) run(lo, hi int) { depthwisePlanes(j.y, j.x, j.w, j.b, j.p, &j.ep, lo, hi) }
 
@@ -471,7 +469,7 @@ type convTransposeJob struct {
 	blocks, per int
 }
 
-var convTransposeJobs sync.Pool
+var convTransposeJobs pool
 
 func (j *convTransposeJob) run(lo, hi int) {
 	convTransposeTasks(j.y, j.x, j.w, j.b, j.p, j.blocks, j.per, lo, hi, true)

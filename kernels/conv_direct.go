@@ -1,7 +1,5 @@
 package kernels
 
-import "sync"
-
 // directMaxK is the most output channels a convolution computes directly (conv2dDirect):
 // with fewer channels than the GEMM micro-kernel has rows or columns, most of its work would
 // be padding, and im2col's column matrix would cost more than the product.
@@ -26,7 +24,7 @@ type directJob struct {
 	ep         Epilogue
 }
 
-var directJobs sync.Pool
+var directJobs pool
 
 func (j *directJob) run(lo, hi int) { directRows(j.y, j.x, j.w, j.b, j.p, &j.ep, lo, hi) }
 

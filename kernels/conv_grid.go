@@ -1,7 +1,6 @@
 package kernels
 
 import (
-	"sync"
 	"unsafe"
 )
 
@@ -149,7 +148,7 @@ type gridJob struct {
 	layout      bool // the job's phase: laying out the input, or the tasks
 }
 
-var gridJobs sync.Pool
+var gridJobs pool
 
 func conv2dGrid(y, x []float32, w Weights, b []float32, p Conv2dParams, ep *Epilogue) {
 	kr := gemmKernel

@@ -1,7 +1,6 @@
 package kernels
 
 import (
-	"sync"
 	"unsafe"
 )
 
@@ -126,7 +125,7 @@ type implicitJob struct {
 	g       implicitGeom
 }
 
-var implicitJobs sync.Pool
+var implicitJobs pool
 
 func (j *implicitJob) run(lo, hi int) {
 	implicitTasks(j.y, j.x, j.b, j.wp, j.p, &j.ep, &j.g, lo, hi)

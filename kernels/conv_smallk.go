@@ -1,7 +1,5 @@
 package kernels
 
-import "sync"
-
 // Convolutions with few output channels (an RGB or latent output: Stable Diffusion's last
 // convolutions, 320→4 and 128→3) on the padded grid of conv_grid.go, with the roles of the
 // GEMM swapped: the output channels are the micro-kernel's rows (four, padded), the grid
@@ -35,7 +33,7 @@ type smallKJob struct {
 	layout          bool
 }
 
-var smallKJobs sync.Pool
+var smallKJobs pool
 
 func conv2dSmallK(y, x, w, b []float32, p Conv2dParams, ep *Epilogue) {
 	var g gridGeom

@@ -1,7 +1,5 @@
 package kernels
 
-import "sync"
-
 // Winograd F(2×2, 3×3) convolution for the 3×3, stride-1, padding-1 layers that dominate
 // Stable Diffusion (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks"). Each
 // 2×2 block of output pixels (a tile) comes from the 4×4 block of input around it:
@@ -102,7 +100,7 @@ type winoJob struct {
 	phase          int // 0: lay out the input and transform the weights; 1: the tasks
 }
 
-var winoJobs sync.Pool
+var winoJobs pool
 
 func conv2dWinograd(y, x []float32, w Weights, b []float32, p Conv2dParams, ep *Epilogue) {
 	kr := gemmKernel

@@ -2,7 +2,7 @@
 //
 // Conventions: tensors are contiguous row-major float32 slices; images are NCHW. A kernel
 // writes its result into a caller-provided output slice and never allocates on the hot path
-// beyond what its doc comment says (packing buffers come from sync.Pools). Shapes are passed
+// beyond what its doc comment says (packing buffers and job structs come from free lists that live as long as the process). Shapes are passed
 // as ints; kernels trust them (the compiler and the interpreter have checked them).
 //
 // Weights. The linear and convolution kernels also come in W variants (LinearW, LinearFusedW,

@@ -2,7 +2,6 @@ package kernels
 
 import (
 	"math"
-	"sync"
 )
 
 // Element-wise kernels: y and x have the same length and y may alias x.
@@ -35,7 +34,7 @@ type spanJob struct {
 	mulx    bool
 }
 
-var spanJobs sync.Pool
+var spanJobs pool
 
 func (j *spanJob) run(lo, hi int) {
 	lo, hi = lo*elemGrain, min(hi*elemGrain, j.n)
@@ -386,7 +385,7 @@ type binaryJob struct {
 	dimBuf  [maxStackDims]bcastDim
 }
 
-var binaryJobs sync.Pool
+var binaryJobs pool
 
 func (j *binaryJob) run(lo, hi int) { binaryRows(j.op, j.y, j.a, j.b, j.dims, lo, hi) }
 

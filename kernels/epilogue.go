@@ -2,7 +2,6 @@ package kernels
 
 import (
 	"fmt"
-	"sync"
 )
 
 // Activation is the element-wise function a fused kernel applies last (ActNone: none).
@@ -119,7 +118,7 @@ func EpilogueSpan(y []float32, ep Epilogue) {
 	runPooled(&epilogueJobs, (len(y)+elemGrain-1)/elemGrain, epilogueJob{y, ep})
 }
 
-var epilogueJobs sync.Pool
+var epilogueJobs pool
 
 type epilogueJob struct {
 	y  []float32

@@ -2,7 +2,6 @@ package kernels
 
 import (
 	"fmt"
-	"sync"
 	"sync/atomic"
 )
 
@@ -15,7 +14,7 @@ import (
 // AVX2+FMA assembly on amd64, Go elsewhere) computes mr×nr tiles of C. Rows of C are split
 // across Workers() goroutines (columns when C has too few rows). Packing buffers (up to
 // about 8 MiB for B plus 0.6 MiB per worker for A with the AVX-512 kernel) come from a
-// sync.Pool, so repeated calls do not allocate.
+// free list (pool.go), so repeated calls do not allocate.
 //
 // Sgemm panics if a slice is too short for its shape and stride, since the assembly kernels
 // would otherwise touch memory outside it.
@@ -178,7 +177,7 @@ type gemmJob struct {
 	done    chan struct{} // receives one token when pending reaches 0
 }
 
-var gemmJobs = sync.Pool{New: func() any {
+var gemmJobs = pool{New: func() any {
 	g := &gemmJob{done: make(chan struct{}, 1)}
 	g.bar.cond.L = &g.bar.mu
 	return g

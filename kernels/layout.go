@@ -3,7 +3,6 @@ package kernels
 import (
 	"fmt"
 	"math"
-	"sync"
 )
 
 // Layout kernels move data without arithmetic (except the interpolating upsample). y never
@@ -111,7 +110,7 @@ type permuteJob struct {
 	rest [maxStackDims]permDim
 }
 
-var permuteJobs sync.Pool
+var permuteJobs pool
 
 func (j *permuteJob) run(lo, hi int) { permuteRange(j.y, j.x, &j.pl, lo, hi) }
 
@@ -202,7 +201,7 @@ type sliceJob struct {
 	size, inner, start, n, step int
 }
 
-var sliceJobs sync.Pool
+var sliceJobs pool
 
 func (j *sliceJob) run(lo, hi int) {
 	sliceRows(j.y, j.x, j.size, j.inner, j.start, j.n, j.step, lo, hi)
@@ -252,7 +251,7 @@ type concatJob struct {
 	dim, inner, total int
 }
 
-var concatJobs sync.Pool
+var concatJobs pool
 
 func (j *concatJob) run(lo, hi int) {
 	concatRows(j.y, j.xs, j.shapes, j.dim, j.inner, j.total, lo, hi)
@@ -301,7 +300,7 @@ type upsampleJob struct {
 	bilinear, alignCorners bool
 }
 
-var upsampleJobs sync.Pool
+var upsampleJobs pool
 
 func (j *upsampleJob) run(lo, hi int) {
 	if j.bilinear {
@@ -479,7 +478,7 @@ type padJob struct {
 	padsBuf     [2 * maxStackDims]int
 }
 
-var padJobs sync.Pool
+var padJobs pool
 
 func (j *padJob) run(lo, hi int) { padRows(j.y, j.x, j.shape, j.pads, j.mode, j.value, lo, hi) }
 
@@ -564,7 +563,7 @@ type pixelShuffleJob struct {
 	unshuffle bool
 }
 
-var pixelShuffleJobs sync.Pool
+var pixelShuffleJobs pool
 
 func (j *pixelShuffleJob) run(lo, hi int) {
 	if j.unshuffle {
@@ -652,7 +651,7 @@ type embeddingJob struct {
 	dim int
 }
 
-var embeddingJobs sync.Pool
+var embeddingJobs pool
 
 func (j *embeddingJob) run(lo, hi int) { embeddingRows(j.y, j.idx, j.w, j.dim, lo, hi) }
 
@@ -683,7 +682,7 @@ type gluJob struct {
 	act  func(y, x []float32)
 }
 
-var gluJobs sync.Pool
+var gluJobs pool
 
 func (j *gluJob) run(lo, hi int) { gluRows(j.y, j.x, j.half, j.act, lo, hi) }
 
@@ -742,7 +741,7 @@ type reduceJob struct {
 	scale      float64
 }
 
-var reduceJobs sync.Pool
+var reduceJobs pool
 
 func (j *reduceJob) run(lo, hi int) {
 	if j.inner == 1 {

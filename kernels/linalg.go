@@ -2,7 +2,6 @@ package kernels
 
 import (
 	"fmt"
-	"sync"
 )
 
 // Linear computes y = x·wᵀ + b, PyTorch's nn.Linear: x is [rows, in], w is [out, in], b is
@@ -203,7 +202,7 @@ type linearGLUJob struct {
 	packing                bool // the phase: packing x as A panels, or the tasks
 }
 
-var linearGLUJobs sync.Pool
+var linearGLUJobs pool
 
 // run packs row panels [lo, hi) of x, or computes tasks [lo, hi): task t is column block
 // t/rowBlocks of row block t%rowBlocks, so a worker's consecutive tasks share the weights
@@ -323,7 +322,7 @@ func packScratchRows(p *packedWeights, w Weights, out, in, row0, n int) {
 }
 
 // packedHeaders recycles the headers of panels packed per call.
-var packedHeaders sync.Pool
+var packedHeaders pool
 
 func getPackedHeader() *packedWeights {
 	if p, ok := packedHeaders.Get().(*packedWeights); ok {
@@ -374,7 +373,7 @@ type matMulJob struct {
 	aBatchStride, bBatchStride int
 }
 
-var matMulJobs sync.Pool
+var matMulJobs pool
 
 func (j *matMulJob) run(lo, hi int) {
 	matMuls(j.y, j.a, j.b, j.m, j.k, j.n, j.aBatchStride, j.bBatchStride, lo, hi)

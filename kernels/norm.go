@@ -2,7 +2,6 @@ package kernels
 
 import (
 	"math"
-	"sync"
 )
 
 // Normalization kernels. Statistics are accumulated in float64 with two passes (mean, then
@@ -85,7 +84,7 @@ type layerNormJob struct {
 	act        Activation
 }
 
-var layerNormJobs sync.Pool
+var layerNormJobs pool
 
 func (j *layerNormJob) run(lo, hi int) {
 	layerNormRows(j.y, j.x, j.cols, j.w, j.b, j.eps, j.act, lo, hi)
@@ -148,7 +147,7 @@ type groupNormJob struct {
 	act             Activation
 }
 
-var groupNormJobs sync.Pool
+var groupNormJobs pool
 
 func (j *groupNormJob) run(lo, hi int) {
 	groupNormGroups(j.y, j.x, j.cpg, j.hw, j.groups, j.w, j.b, j.eps, j.act, lo, hi)
@@ -212,7 +211,7 @@ type layerNorm2dJob struct {
 	eps        float32
 }
 
-var layerNorm2dJobs sync.Pool
+var layerNorm2dJobs pool
 
 func (j *layerNorm2dJob) run(lo, hi int) {
 	layerNorm2dBlocks(j.y, j.x, j.c, j.hw, j.w, j.b, j.eps, lo, hi)
@@ -288,7 +287,7 @@ type softmaxJob struct {
 	outer, dim, inner int
 }
 
-var softmaxJobs sync.Pool
+var softmaxJobs pool
 
 func (j *softmaxJob) run(lo, hi int) { softmaxTasks(j.y, j.x, j.outer, j.dim, j.inner, lo, hi) }
 

@@ -73,7 +73,7 @@ type rangeGroup struct {
 	crash any // the first panic of a helper's range
 }
 
-var rangeGroups sync.Pool
+var rangeGroups pool
 
 func getGroup() *rangeGroup {
 	if g, ok := rangeGroups.Get().(*rangeGroup); ok {
@@ -150,13 +150,13 @@ func (h *rangeHelper) do(t rangeTask) {
 }
 
 // runPooled runs job (a kernel's arguments, by value) over [0, n) with parallelRun, from a
-// struct recycled through pool: the struct escapes to the helpers, so a fresh one would be
+// struct recycled through jobs: the struct escapes to the helpers, so a fresh one would be
 // a heap allocation per call.
 func runPooled[J any, P interface {
 	*J
 	rangeJob
-}](pool *sync.Pool, n int, job J) {
-	j, ok := pool.Get().(P)
+}](jobs *pool, n int, job J) {
+	j, ok := jobs.Get().(P)
 	if !ok {
 		j = new(J)
 	}
@@ -164,5 +164,5 @@ func runPooled[J any, P interface {
 	parallelRun(n, j)
 	var zero J
 	*j = zero // drop the caller's slices, so the pool does not keep them alive
-	pool.Put(j)
+	jobs.Put(j)
 }

@@ -3,7 +3,6 @@ package kernels
 import (
 	"fmt"
 	"math"
-	"sync"
 )
 
 // WeightFormat is the element type a weight operand is stored in.
@@ -293,7 +292,7 @@ type widenJob struct {
 	f   WeightFormat
 }
 
-var widenJobs sync.Pool
+var widenJobs pool
 
 func (j *widenJob) run(lo, hi int) {
 	lo, hi = lo*elemGrain, min(hi*elemGrain, len(j.src))

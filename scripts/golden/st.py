@@ -11,6 +11,7 @@ The header maps each tensor name to {"dtype", "shape", "data_offsets": [begin, e
 """
 
 import json
+import os
 import struct
 
 import numpy as np
@@ -72,28 +73,33 @@ def save(path, tensors, metadata=None):
             f.write(raw)
 
 
-def load(path):
-    """Read path; return (dict name -> torch.Tensor, metadata dict)."""
+def load(path, want=None):
+    """Read path; return (dict name -> torch.Tensor, metadata dict). With want, a predicate on
+    the names, only those tensors are read (a 2 GB checkpoint's UNet without its other parts)."""
+    import mmap
     with open(path, "rb") as f:
-        data = f.read()
+        data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if os.path.getsize(path) else b""
     if len(data) < 8:
         raise ValueError(f"{path}: too short for a safetensors header")
     (n,) = struct.unpack("<Q", data[:8])
     if 8 + n > len(data):
         raise ValueError(f"{path}: header length {n} exceeds file size {len(data)}")
-    header = json.loads(data[8 : 8 + n].decode("utf-8"))
-    body = data[8 + n :]
+    header = json.loads(bytes(data[8 : 8 + n]).decode("utf-8"))
+    base = 8 + n
+    body_len = len(data) - base
     metadata = header.pop("__metadata__", {}) or {}
     out = {}
     for name, info in header.items():
+        if want is not None and not want(name):
+            continue
         dtype = info["dtype"]
         if dtype not in _DTYPES:
             raise ValueError(f"{path}: tensor {name}: unsupported dtype {dtype}")
         tdt, npdt = _DTYPES[dtype]
         begin, end = info["data_offsets"]
-        if not 0 <= begin <= end <= len(body):
+        if not 0 <= begin <= end <= body_len:
             raise ValueError(f"{path}: tensor {name}: data_offsets {begin},{end} out of range")
-        arr = np.frombuffer(body[begin:end], dtype=npdt).copy()
+        arr = np.frombuffer(data[base + begin : base + end], dtype=npdt).copy()
         t = torch.from_numpy(arr)
         if dtype == "BF16":
             t = t.view(torch.bfloat16)
