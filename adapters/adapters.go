@@ -96,7 +96,7 @@ func Inject(m *ir.Module, prog *dsl.Program, spec Spec) (*ir.Module, error) {
 	for i, v := range c.Body {
 		index[v] = i
 	}
-	for _, tg := range targets {
+	for ti, tg := range targets {
 		t := tg.scope
 		rec.Targets = append(rec.Targets, t.Path())
 		redo = append(redo, stableTarget(c, t, tg.adapter, tg.params))
@@ -108,7 +108,7 @@ func Inject(m *ir.Module, prog *dsl.Program, spec Spec) (*ir.Module, error) {
 			return nil, err
 		}
 		n0 := len(c.Body)
-		_, aouts, err := prog.InjectAdapter(c, dsl.AdapterSite{Adapter: tg.adapter, Name: spec.Name, Target: t, Inputs: ins, Outputs: outs, Params: tg.params})
+		_, aouts, err := prog.InjectAdapter(c, dsl.AdapterSite{Adapter: tg.adapter, Name: spec.Name, Target: t, Inputs: ins, Outputs: outs, Params: tg.params, Index: ti})
 		if err != nil {
 			return nil, fmt.Errorf("injecting %s around %s: %w", tg.adapter, rec.Targets[len(rec.Targets)-1], err)
 		}

@@ -1,6 +1,7 @@
 package adapters
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -240,5 +241,54 @@ model PRef(d: int = 4) {
 		if got[i] != want[i] {
 			t.Fatalf("output %d: %g, want %g\n%s", i, got[i], want[i], ir.Print(m))
 		}
+	}
+}
+
+// A key clause on an adapter declaration keys its tensors as a published file does, from
+// its parameters and the target's index among the injection's targets (IP-Adapter's
+// ip_adapter.N); two injections that would give one key are refused.
+func TestAdapterKeyClauseAndIndex(t *testing.T) {
+	src := `
+model P(d: int = 4) {
+    input x: f32[batch, 3, d]
+    Linear(d, d)
+    ReLU()
+    Linear(d, d)
+}
+
+adapter Numbered(target: Linear, out_features: int, index: int = 0, name: string = "n") : Sum key "proc." + str([7, 3][index]) {
+    target()
+    Linear(out_features, out_features, bias=false) key "extra"
+}
+
+adapter Keyed(target: Linear, out_features: int, name: string = "k") : Sum key ldm="x" {
+    target()
+}
+`
+	prog, err := dsl.LoadSource("numbered.rfn", []byte(src))
+	if err != nil {
+		t.Fatal(dsl.Detail(err))
+	}
+	base := elab(t, prog, "P")
+	m, err := Inject(base, prog, Spec{Name: "n", Adapter: "Numbered", Pattern: "Linear_?"})
+	if err != nil {
+		t.Fatal(dsl.Detail(err))
+	}
+	var keys []string
+	for _, p := range m.Params {
+		keys = append(keys, p.Key)
+	}
+	want := []string{"Linear_1.weight", "Linear_1.bias", "Linear_2.weight", "Linear_2.bias", "proc.7.extra.weight", "proc.3.extra.weight"}
+	if !slices.Equal(keys, want) {
+		t.Errorf("keys %v\nwant %v", keys, want)
+	}
+	if e, err := Eject(m, "n"); err != nil || ir.Print(e) != ir.Print(base) {
+		t.Errorf("eject: %v", err)
+	}
+	if _, err := Inject(m, prog, Spec{Name: "o", Adapter: "Numbered", Pattern: "Numbered_1.Linear"}); err == nil || !strings.Contains(dsl.Detail(err), `checkpoint key "proc.7.extra.weight" is already used`) {
+		t.Errorf("second injection: %v", err)
+	}
+	if _, err := Inject(base, prog, Spec{Name: "k", Adapter: "Keyed", Pattern: "Linear_1"}); err == nil || !strings.Contains(dsl.Detail(err), "an adapter's key clause gives one key for every layout") {
+		t.Errorf("layout key: %v", err)
 	}
 }

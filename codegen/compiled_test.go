@@ -44,6 +44,11 @@ var smallSettings = map[string]map[string]string{
 	"t2i_adapter.rfn:Downsample2d":          {"n": "2", "c": "3", "h": "8", "w": "6"},
 	"t2i_adapter.rfn:ConditionEncoder":      {"channels": "[8, 16, 24, 24]", "height": "64", "width": "128", "batch": "2"},
 	"t2i_adapter.rfn:ConditionEncoderLight": {"channels": "[8, 16, 24, 24]", "height": "128", "width": "64", "batch": "1"},
+	"clip.rfn:CLIPImageEncoderH": {"image_size": "20", "embedding_dim": "16", "output_dim": "12", "patch_size": "4", "num_layers": "3",
+		"num_attention_heads": "2", "feedforward_dim": "40", "batch": "2"},
+	"ip_adapter.rfn:ImageProjection": {"clip_image_embedding_dim": "12", "clip_text_embedding_dim": "8", "batch": "2"},
+	"ip_adapter.rfn:PerceiverResampler": {"latents_dim": "8", "num_attention_layers": "2", "num_attention_heads": "2", "head_dim": "6",
+		"input_dim": "16", "output_dim": "8", "batch": "2", "tokens": "26"},
 }
 
 // compiledCase is one module to compile and run against the interpreter.

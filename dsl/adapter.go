@@ -92,8 +92,12 @@ type AdapterSite struct {
 	Inputs, Outputs []*ir.Value
 	// Params gives parameters of the declaration, as --set writes them ("4", "0.5",
 	// "true", "[3, 1]"). Parameters not given come from the target's arguments of the same
-	// name, from `name` (the injected adapter's name), or from their defaults.
+	// name, from `name` (the injected adapter's name), from `index` (Index), or from their
+	// defaults.
 	Params map[string]string
+	// Index is the target's position among the targets of its injection, in tree order,
+	// from 0: the value of an `index: int` parameter.
+	Index int
 }
 
 // adapterSite is the state of an adapter body being elaborated: its target() statement
@@ -188,6 +192,21 @@ func (p *Program) InjectAdapter(m *ir.Module, site AdapterSite) (*ir.Scope, []*i
 			}
 			layoutKeys[l] = joinKey(site.Name, tk)
 		}
+	}
+	// A key clause on the declaration replaces NAME.TARGETKEY, for adapters whose published
+	// files number their tensors otherwise (IP-Adapter's ip_adapter.N, N from the index).
+	if len(decl.LayoutKeys) > 0 {
+		return nil, nil, ErrorList{el.errAt(decl.LayoutKeys[0].Pos, "adapter %s: an adapter's key clause gives one key for every layout; it takes no layout=…", decl.Name)}
+	}
+	if decl.Key != nil {
+		k, ok := el.keySegment(decl.Key, e)
+		if !ok {
+			return nil, nil, el.errs
+		}
+		if k == "" {
+			return nil, nil, ErrorList{el.errAt(decl.Key.Start(), "adapter %s: the key clause gives an empty key for %s; an adapter's tensors need a key of their own", decl.Name, t.Path())}
+		}
+		key = k
 	}
 	// Input lines add inputs to the entry point, named NAME_INPUT after the injected
 	// adapter (two ControlNets get two condition inputs), which the body reads through
@@ -408,6 +427,8 @@ func (el *elab) bindAdapterParams(decl *parser.Model, info *AdapterInfo, site Ad
 			v = parsed
 		} else if prm.Name == "name" && prm.Type == "string" {
 			v, fromTarget = site.Name, true
+		} else if prm.Name == "index" && prm.Type == "int" {
+			v, fromTarget = site.Index, true
 		} else if tv, ok := targetArgs[prm.Name]; ok {
 			c, ok := coerceParam(tv, kind)
 			if !ok {

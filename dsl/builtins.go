@@ -116,6 +116,15 @@ func one(op string, attrs func(a args) []ir.Attr) func(c *layerCtx, a args, ins 
 
 func init() {
 	def(&builtin{Name: "Identity", Inputs: -1, build: func(c *layerCtx, a args, ins []*ir.Value) ([]*ir.Value, error) { return ins, nil }})
+	// GetArg picks one of its inputs, as Refiners' fl.GetArg does: (key_value, query) →
+	// query in the perceiver resampler.
+	def(&builtin{Name: "GetArg", Inputs: -1, Args: []argSpec{{"index", kInt, required}}, build: func(c *layerCtx, a args, ins []*ir.Value) ([]*ir.Value, error) {
+		i := a.int("index")
+		if i < 0 || i >= len(ins) {
+			return nil, fmt.Errorf("index %d is out of range for %d inputs", i, len(ins))
+		}
+		return ins[i : i+1], nil
+	}})
 	for name, op := range map[string]string{"ReLU": "relu", "SiLU": "silu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Sin": "sin", "Cos": "cos", "Exp": "exp"} {
 		def(&builtin{Name: name, Inputs: 1, build: one(op, nil)})
 	}

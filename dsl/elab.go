@@ -812,7 +812,10 @@ func (p *Program) programLayouts() []string {
 		}
 	}
 	for _, m := range p.models {
-		add(m.LayoutKeys)
+		// An adapter's own key clause names no layout (InjectAdapter refuses layout=…).
+		if !m.IsAdapter {
+			add(m.LayoutKeys)
+		}
 		walk(m.Body)
 	}
 	out := make([]string, 0, len(seen))
@@ -939,6 +942,9 @@ func (el *elab) leaf(b *builtin, a args, s *parser.LayerStmt, scope *ir.Scope, i
 		return nil
 	}
 	c := &layerCtx{el: el, scope: scope, pos: s.Pos}
+	if s.Name == "Parameter" {
+		c.bare = el.bareLayouts(s)
+	}
 	outs, berr := b.build(c, a, ins)
 	if berr != nil {
 		if e, ok := berr.(*Error); ok {
@@ -1196,6 +1202,32 @@ type layerCtx struct {
 	el    *elab
 	scope *ir.Scope
 	pos   parser.Pos
+	// bare lists the layouts in which the layer's tensor is keyed by the layer's key
+	// itself, without its name ("" for the unnamed keys): a Parameter with a key clause.
+	bare map[string]bool
+}
+
+// bareLayouts is where a Parameter's key clause names its tensor: published checkpoints
+// store such a tensor bare, as an attribute of the module above (CLIP's class_embedding,
+// the perceiver's latents), where Refiners wraps it in a layer whose tensor is weight.
+// The Refiners paths keep ….Parameter.weight.
+func (el *elab) bareLayouts(s *parser.LayerStmt) map[string]bool {
+	out := map[string]bool{}
+	if len(el.layouts) == 0 {
+		if s.Key != nil {
+			out[""] = true
+		}
+		return out
+	}
+	for _, l := range el.layouts {
+		if s.Key != nil {
+			out[l] = true
+		}
+	}
+	for _, lk := range s.LayoutKeys {
+		out[lk.Layout] = true
+	}
+	return out
 }
 
 func (c *layerCtx) param(name string, dims ...int) *ir.Value {
@@ -1204,7 +1236,16 @@ func (c *layerCtx) param(name string, dims ...int) *ir.Value {
 	if path != "" {
 		full = path + "." + name
 	}
-	key := joinKey(c.scope.Key, name)
+	tensorKey := func(layout, prefix string) string {
+		if !c.bare[layout] {
+			return joinKey(prefix, name)
+		}
+		if prefix == "" {
+			c.el.errs = append(c.el.errs, c.el.errAt(c.pos, "a Parameter's key clause names its tensor, but it gives the empty key here: give the tensor's key"))
+		}
+		return prefix
+	}
+	key := tensorKey("", c.scope.Key)
 	if prev, dup := c.el.keys[key]; dup {
 		c.el.errs = append(c.el.errs, c.el.errAt(c.pos, "checkpoint key %q is already used by the layer at %s: give this layer another key", key, prev))
 	}
@@ -1213,7 +1254,7 @@ func (c *layerCtx) param(name string, dims ...int) *ir.Value {
 	if len(c.scope.LayoutKeys) > 0 {
 		layouts = make(map[string]string, len(c.scope.LayoutKeys))
 		for l, prefix := range c.scope.LayoutKeys {
-			lk := joinKey(prefix, name)
+			lk := tensorKey(l, prefix)
 			layouts[l] = lk
 			if prev, dup := c.el.keys["layout "+l+": "+lk]; dup {
 				c.el.errs = append(c.el.errs, c.el.errAt(c.pos, "checkpoint key %q of layout %s is already used by the layer at %s: give this layer another %s key", lk, l, prev, l))

@@ -141,3 +141,81 @@ model U {
 		t.Errorf("output %s, want the reference's size", got)
 	}
 }
+
+// A Parameter's key clause names its tensor itself, as published checkpoints store such a
+// tensor (CLIP's class_embedding), while Refiners' paths keep ….Parameter.weight.
+func TestParameterKeyNamesTheTensor(t *testing.T) {
+	m := elaborate(t, `
+model Token(d: int = 4) {
+    Parameter(1, d) key "class_embedding"
+}
+
+model Net key diffusers="vision_model" {
+    input x: f32[2, 3, 4]
+    Concatenate(dim=1) key "embeddings" {
+        Token(4) key ""
+        Identity()
+    }
+    Parameter(4, 4) key diffusers="latents"
+    Parameter(2, 4)
+}
+`, Options{})
+	got := map[string]string{}
+	for _, p := range m.Params {
+		got[p.Name] = p.Key + " | " + p.LayoutKeys["diffusers"]
+	}
+	for name, want := range map[string]string{
+		"Concatenate.Token.Parameter.weight": "Concatenate.Token.Parameter.weight | vision_model.embeddings.class_embedding",
+		"Parameter_1.weight":                 "Parameter_1.weight | vision_model.latents",
+		"Parameter_2.weight":                 "Parameter_2.weight | vision_model.Parameter_2.weight",
+	} {
+		if got[name] != want {
+			t.Errorf("%s: got %q\nwant %q", name, got[name], want)
+		}
+	}
+	// Without named layouts the unnamed key is the tensor's.
+	m = elaborate(t, `
+model Net {
+    input x: f32[2, 3]
+    Parameter(1, 3) key "cls"
+}
+`, Options{})
+	if k := m.Params[0].Key; k != "cls" {
+		t.Errorf("key %q, want cls", k)
+	}
+	msg := elaborateErr(t, `
+model Net {
+    input x: f32[2, 3]
+    Parameter(1, 3) key ""
+}
+`, Options{})
+	if !strings.Contains(msg, "test.rfn:4:5: a Parameter's key clause names its tensor, but it gives the empty key") {
+		t.Errorf("got %s", msg)
+	}
+}
+
+// GetArg picks one input of several, as Refiners' fl.GetArg.
+func TestGetArg(t *testing.T) {
+	m := elaborate(t, `
+model Net {
+    input a: f32[2, 3]
+    input b: f32[2, 5]
+    Parallel {
+        GetArg(1)
+        GetArg(0)
+    }
+}
+`, Options{})
+	if len(m.Outputs) != 2 || m.Outputs[0] != m.Input("b") || m.Outputs[1] != m.Input("a") {
+		t.Errorf("outputs %v", m.Outputs)
+	}
+	msg := elaborateErr(t, `
+model Net {
+    input a: f32[2, 3]
+    GetArg(1)
+}
+`, Options{})
+	if !strings.Contains(msg, "index 1 is out of range for 1 inputs") {
+		t.Errorf("got %s", msg)
+	}
+}

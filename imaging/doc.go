@@ -1,5 +1,5 @@
-// Package imaging prepares condition images for ControlNet and T2I-Adapter the way the
-// Python tools people compare against do, bit for bit on 8-bit images:
+// Package imaging prepares condition images for ControlNet, T2I-Adapter and IP-Adapter the
+// way the Python tools people compare against do, bit for bit on 8-bit images:
 //
 //   - Canny: OpenCV's cv2.Canny (aperture 3, L1 gradient), the edge detector of the canny
 //     ControlNet preprocessors, on one- or three-channel images; an edge map of 0 and 255.
@@ -11,6 +11,8 @@
 //   - ToTensor: Refiners' image_to_tensor, a [1, C, H, W] float32 tensor in [0, 1], or in
 //     [-1, 1] as the autoencoder takes it.
 //   - ControlImage: an edge map as the three-channel image ControlNet expects.
+//   - CLIPInput: an image as CLIP's image encoder takes it for IP-Adapter, as Refiners
+//     prepares it (resized to a square without cropping, CLIP's mean and std).
 //
 // Images are Image values: 8-bit, interleaved, one or three channels, as NumPy arrays
 // from PIL are. Load and Save read and write PNG and JPEG through runtime.LoadImage and

@@ -71,7 +71,8 @@ type fileMatch struct {
 // common prefix (Refiners' converted autoencoder holds the encoder as `Encoder.…`). Keys
 // of a file outside that layout (other components of a single checkpoint, EMA copies,
 // `alphas_cumprod`) are ignored. A tensor whose shape differs from the parameter's only
-// by trailing 1s (a 1×1 convolution's [o, i, 1, 1] for a linear's [o, i]) is accepted.
+// by leading or trailing 1s (a 1×1 convolution's [o, i, 1, 1] for a linear's [o, i], CLIP's
+// class embedding [d] for Refiners' [1, d]) is accepted: its elements are in the same order.
 //
 // Files opened from a folder (OpenWeights) that hold nothing new are skipped, so a
 // diffusers folder yields the one component the model needs.
@@ -89,6 +90,7 @@ func LocateWeights(model string, specs []WeightSpec, files ...*SafetensorsFile) 
 	owner := make([]*SafetensorsFile, len(specs))
 	var best *fileMatch // the match that covers most, for messages
 	var bestFile *SafetensorsFile
+	var used []usedMatch // the files that gave weights, for the messages about missing ones
 	anyKeys := 0
 	for _, f := range files {
 		if f == nil {
@@ -117,6 +119,7 @@ func LocateWeights(model string, specs []WeightSpec, files ...*SafetensorsFile) 
 			continue
 		}
 		set.Layout[f] = describeLayout(m.layout, m.prefix)
+		used = append(used, usedMatch{f, m})
 		for _, i := range m.covered {
 			s := specs[i]
 			key := m.prefix + s.key(m.layout)
@@ -131,7 +134,7 @@ func LocateWeights(model string, specs []WeightSpec, files ...*SafetensorsFile) 
 			switch {
 			case !info.DType.IsFloat():
 				problems = append(problems, fmt.Sprintf("%s: key %q has dtype %s; parameters need a floating-point dtype", fileName(f), key, info.DType))
-			case !sameShapeUpToTrailingOnes(info.Shape, s.Shape):
+			case !sameShapeUpToOuterOnes(info.Shape, s.Shape):
 				problems = append(problems, fmt.Sprintf("%s: key %q has shape %s, the model wants %s (parameter @%s)", fileName(f), key, formatShape(info.Shape), formatShape(s.Shape), s.Param))
 			}
 			set.files[i], set.keys[i] = f, key
@@ -143,26 +146,32 @@ func LocateWeights(model string, specs []WeightSpec, files ...*SafetensorsFile) 
 			continue
 		}
 		missing++
-		if missing == 1 && best != nil && len(best.covered) > 0 {
+		// A missing weight is looked for in the file that holds its neighbours (an
+		// adapter's file beside the model's), in that file's layout.
+		near, nearFile := best, bestFile
+		if len(used) > 1 {
+			near, nearFile = nearestMatch(specs, s, used)
+		}
+		if missing == 1 && near != nil && len(near.covered) > 0 {
 			// The keys the file has but no weight uses often show a renamed layer.
-			used := map[string]bool{}
-			for _, i := range best.covered {
-				used[best.prefix+specs[i].key(best.layout)] = true
+			inUse := map[string]bool{}
+			for _, i := range near.covered {
+				inUse[near.prefix+specs[i].key(near.layout)] = true
 			}
 			var unused []string
-			for _, name := range bestFile.names {
-				if !used[name] && len(unused) < 5 {
+			for _, name := range nearFile.names {
+				if !inUse[name] && len(unused) < 5 {
 					unused = append(unused, strconv.Quote(name))
 				}
 			}
 			if len(unused) > 0 {
-				problems = append(problems, fmt.Sprintf("%s: keys that no weight uses: %s", fileName(bestFile), strings.Join(unused, ", ")))
+				problems = append(problems, fmt.Sprintf("%s: keys that no weight uses: %s", fileName(nearFile), strings.Join(unused, ", ")))
 			}
 		}
 		where := ""
-		if best != nil && len(best.covered) > 0 {
-			where = fmt.Sprintf(" (%s of %s)", describeLayout(best.layout, best.prefix), fileName(bestFile))
-			problems = append(problems, fmt.Sprintf("missing weight %q%s, parameter @%s, expected shape %s", best.prefix+s.key(best.layout), where, s.Param, formatShape(s.Shape)))
+		if near != nil && len(near.covered) > 0 {
+			where = fmt.Sprintf(" (%s of %s)", describeLayout(near.layout, near.prefix), fileName(nearFile))
+			problems = append(problems, fmt.Sprintf("missing weight %q%s, parameter @%s, expected shape %s", near.prefix+s.key(near.layout), where, s.Param, formatShape(s.Shape)))
 			continue
 		}
 		problems = append(problems, fmt.Sprintf("missing weight %q (parameter @%s, expected shape %s)", s.Key, s.Param, formatShape(s.Shape)))
@@ -172,12 +181,44 @@ func LocateWeights(model string, specs []WeightSpec, files ...*SafetensorsFile) 
 		switch {
 		case (best == nil || len(best.covered) == 0) && anyKeys > 0:
 			e.Headline = fmt.Sprintf("none of the %d keys of %s is a parameter of module %s: is it the checkpoint of another model?", anyKeys, fileNames(files), model)
+		case missing > 0 && len(used) > 1:
+			var names []string
+			for _, u := range used {
+				names = append(names, fileName(u.f))
+			}
+			e.Headline = fmt.Sprintf("%s hold %d of the %d weights of module %s; %d missing", strings.Join(names, ", "), len(specs)-missing, len(specs), model, missing)
 		case missing > 0 && best != nil:
 			e.Headline = fmt.Sprintf("%s holds %d of the %d weights of module %s (%s); %d missing", fileName(bestFile), len(best.covered), len(specs), model, describeLayout(best.layout, best.prefix), missing)
 		}
 		return nil, e
 	}
 	return set, nil
+}
+
+// usedMatch is a file that gave weights, with the layout it was read in.
+type usedMatch struct {
+	f *SafetensorsFile
+	m fileMatch
+}
+
+// nearestMatch is the file among used holding the key that shares the longest prefix with
+// the missing spec's key in that file's layout.
+func nearestMatch(specs []WeightSpec, missing WeightSpec, used []usedMatch) (*fileMatch, *SafetensorsFile) {
+	bestLen, bestAt := -1, 0
+	for k, u := range used {
+		want := u.m.prefix + missing.key(u.m.layout)
+		for _, i := range u.m.covered {
+			have := u.m.prefix + specs[i].key(u.m.layout)
+			n := 0
+			for n < len(want) && n < len(have) && want[n] == have[n] {
+				n++
+			}
+			if n > bestLen {
+				bestLen, bestAt = n, k
+			}
+		}
+	}
+	return &used[bestAt].m, used[bestAt].f
 }
 
 // specLayouts lists the layouts to try: the unnamed keys, the named layouts, Refiners' paths.
@@ -263,11 +304,14 @@ func candidatePrefixes(f *SafetensorsFile, specs []WeightSpec, layout string) []
 	return out
 }
 
-// sameShapeUpToTrailingOnes compares shapes with their trailing 1s removed.
-func sameShapeUpToTrailingOnes(a, b []int) bool {
+// sameShapeUpToOuterOnes compares shapes with their leading and trailing 1s removed.
+func sameShapeUpToOuterOnes(a, b []int) bool {
 	trim := func(s []int) []int {
 		for len(s) > 0 && s[len(s)-1] == 1 {
 			s = s[:len(s)-1]
+		}
+		for len(s) > 0 && s[0] == 1 {
+			s = s[1:]
 		}
 		return s
 	}

@@ -4,6 +4,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -86,7 +87,7 @@ func mustOpen(t *testing.T, path string, tensors map[string]*Tensor) *Safetensor
 }
 
 // A model with named layouts loads from a file in any of them, under a common prefix too;
-// shapes may differ by trailing 1s; a folder yields the file that holds the model.
+// shapes may differ by leading or trailing 1s; a folder yields the file that holds the model.
 func TestLocateWeightsLayouts(t *testing.T) {
 	dir := t.TempDir()
 	specs := []WeightSpec{
@@ -100,7 +101,7 @@ func TestLocateWeightsLayouts(t *testing.T) {
 		layout  string
 	}{
 		{"ldm", map[string]*Tensor{"model.in_layers.0.weight": FromF32([]float32{7, 8}, 2), "model.proj.weight": w, "alphas_cumprod": NewTensor(1000), "cond_stage_model.x": NewTensor(3)}, "layout ldm"},
-		{"diffusers", map[string]*Tensor{"norm1.weight": FromF32([]float32{7, 8}, 2), "proj.weight": w}, "layout diffusers"},
+		{"diffusers", map[string]*Tensor{"norm1.weight": FromF32([]float32{7, 8}, 1, 2), "proj.weight": w}, "layout diffusers"}, // [1, 2] for [2]
 		{"refiners", map[string]*Tensor{"Encoder.Chain.GroupNorm.weight": FromF32([]float32{7, 8}, 2), "Encoder.Chain.Linear.weight": w, "Decoder.Chain.Linear.weight": w}, `Refiners' paths under the prefix "Encoder."`},
 	} {
 		f := mustOpen(t, filepath.Join(dir, tc.name+".safetensors"), tc.tensors)
@@ -124,6 +125,17 @@ func TestLocateWeightsLayouts(t *testing.T) {
 		t.Errorf("got %v", err)
 	}
 	f.Close()
+	// With an adapter's file beside the model's, a weight missing from the adapter's file
+	// is looked for there, not in the model's.
+	withAdapter := append(slices.Clone(specs),
+		WeightSpec{Key: "ip_adapter.1.to_k_ip.weight", Param: "A.Linear.weight", Shape: []int{2}},
+		WeightSpec{Key: "ip_adapter.3.to_k_ip.weight", Param: "B.Linear.weight", Shape: []int{2}})
+	model := mustOpen(t, filepath.Join(dir, "model.safetensors"), map[string]*Tensor{"norm1.weight": FromF32([]float32{7, 8}, 2), "proj.weight": w})
+	adapter := mustOpen(t, filepath.Join(dir, "adapter.safetensors"), map[string]*Tensor{"ip_adapter.1.to_k_ip.weight": NewTensor(2)})
+	_, err = LocateWeights("M", withAdapter, model, adapter)
+	if err == nil || !strings.Contains(err.Error(), `missing weight "ip_adapter.3.to_k_ip.weight" (the unnamed keys of `+adapter.Path()+`)`) || !strings.Contains(err.Error(), "adapter.safetensors hold 3 of the 4 weights of module M; 1 missing") {
+		t.Errorf("got %v", err)
+	}
 	// A folder: the file holding the model is used, the others skipped.
 	folder := filepath.Join(dir, "pipe")
 	for sub, tensors := range map[string]map[string]*Tensor{

@@ -10,6 +10,7 @@ import (
 	"github.com/rfc-project/rfc/adapters"
 	"github.com/rfc-project/rfc/dsl"
 	"github.com/rfc-project/rfc/interp"
+	"github.com/rfc-project/rfc/ir"
 	"github.com/rfc-project/rfc/parser"
 	"github.com/rfc-project/rfc/runtime"
 )
@@ -109,9 +110,24 @@ func defineRun(fs *flag.FlagSet) runFunc {
 			return 1
 		}
 		inputs = af.inputs(m, inputs)
-		if _, err := interp.BindDims(m.Inputs, inputs); err != nil {
+		dims, err := interp.BindDims(m.Inputs, inputs)
+		if err != nil {
 			fmt.Fprintf(stderr, "%s: %v\n", *input, err)
 			return 1
+		}
+		// The sizes of inputs that adapters add (an IP-Adapter's image tokens) are known
+		// only now: elaborate again with them, so that every shape is static.
+		if late := lateDims(m, dims, opts.Dims); len(late) > 0 {
+			for k, n := range late {
+				opts.Dims[k] = n
+			}
+			if m, err = prog.Elaborate(opts); err != nil {
+				printErrors(stderr, err)
+				return 1
+			}
+			if m, ok = af.apply(prog, m, io.Discard); !ok {
+				return 1
+			}
 		}
 		if *engine == "compiled" {
 			// The package is generated with the sizes of the input lines chosen at run
@@ -211,4 +227,20 @@ func matchSingleInput(file, model string, prog *dsl.Program, inputs map[string]*
 		return map[string]*runtime.Tensor{declared[0]: t}, true
 	}
 	return inputs, false
+}
+
+// lateDims are the sizes named in m's input shapes that elaboration left symbolic (the
+// inputs of adapters, injected after it), with their values in dims.
+func lateDims(m *ir.Module, dims, known map[string]int) map[string]int {
+	out := map[string]int{}
+	for _, in := range m.Inputs {
+		for _, d := range in.Type.Shape {
+			if n, ok := dims[d.Sym]; ok && !d.Static() && ir.IsIdent(d.Sym) {
+				if _, had := known[d.Sym]; !had {
+					out[d.Sym] = n
+				}
+			}
+		}
+	}
+	return out
 }
