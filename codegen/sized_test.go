@@ -41,8 +41,6 @@ var sizedRuns = map[string][]map[string]int{
 	"t2i_adapter.rfn:Downsample2d":          {{"n": 2, "c": 3, "h": 8, "w": 6}, {"n": 1, "c": 2, "h": 4, "w": 10}},
 	"t2i_adapter.rfn:ConditionEncoder":      {{"batch": 2, "height": 64, "width": 128}, {"batch": 1, "height": 128, "width": 64}},
 	"t2i_adapter.rfn:ConditionEncoderLight": {{"batch": 1, "height": 128, "width": 64}, {"batch": 2, "height": 64, "width": 64}},
-	"sd15.rfn:SD1Encoder":                   {{"batch": 1, "height": 16, "width": 24}, {"batch": 2, "height": 8, "width": 8}},
-	"sd15.rfn:SD1Decoder":                   {{"batch": 2, "height": 3, "width": 2}, {"batch": 1, "height": 4, "width": 5}},
 	"clip.rfn:CLIPImageEncoderH":            {{"batch": 1}, {"batch": 3}},
 	"ip_adapter.rfn:ImageProjection":        {{"batch": 2}, {"batch": 1}},
 	"ip_adapter.rfn:PerceiverResampler":     {{"batch": 1, "tokens": 26}, {"batch": 3, "tokens": 7}},

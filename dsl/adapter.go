@@ -181,8 +181,11 @@ func (p *Program) InjectAdapter(m *ir.Module, site AdapterSite) (*ir.Scope, []*i
 	// body. The unnamed keys are then Refiners' paths below NAME.TARGETKEY, unique however
 	// the body's key clauses read (a ControlNet's copy of the UNet's blocks, whose `key ""`
 	// levels only make sense in the named layouts).
+	// An adapter with a key clause of its own keys its tensors as its published files do, in
+	// every layout alike: its keys are the unnamed ones, which a layout without a key of the
+	// tensor's falls back to.
 	var layoutKeys map[string]string
-	if layouts := p.programLayouts(); len(layouts) > 0 {
+	if layouts := p.programLayouts(); len(layouts) > 0 && decl.Key == nil {
 		el.layouts = layouts
 		layoutKeys = make(map[string]string, len(layouts))
 		for _, l := range layouts {
