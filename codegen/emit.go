@@ -265,8 +265,8 @@ func emitMatmul(g *generator, v *ir.Value) ([]jen.Code, error) {
 		return []jen.Code{kernel("BatchedMatMul", g.ref(v), g.ref(v.Args[0]), g.ref(v.Args[1]),
 			jen.Lit(batch), jen.Lit(m), jen.Lit(k), jen.Lit(n), jen.Lit(sa), jen.Lit(sb))}, nil
 	}
-	aStrides := broadcastStrides(a[:ra-2], batchShape, m*k)
-	bStrides := broadcastStrides(b[:rb-2], batchShape, k*n)
+	aStrides := ir.BroadcastStrides(a[:ra-2], batchShape, m*k)
+	bStrides := ir.BroadcastStrides(b[:rb-2], batchShape, k*n)
 	offsets := make([]int, 0, 2*batch)
 	idx := make([]int, len(batchShape))
 	for range batch {
@@ -322,24 +322,6 @@ func emitMatmulSized(g *generator, v *ir.Value) ([]jen.Code, error) {
 	}
 	return []jen.Code{kernel("BatchedMatMul", g.ref(v), g.ref(v.Args[0]), g.ref(v.Args[1]),
 		g.dim(batch), g.dim(m), g.dim(k), g.dim(n), g.dim(sa), g.dim(sb))}, nil
-}
-
-// broadcastStrides gives, for each dim of out, the stride (in elements, with inner the size
-// of one item) of the operand of shape s right-aligned to it; broadcast dims get 0.
-func broadcastStrides(s, out []int, inner int) []int {
-	strides := make([]int, len(out))
-	step := inner
-	for i := len(out) - 1; i >= 0; i-- {
-		j := i - (len(out) - len(s))
-		if j < 0 {
-			continue
-		}
-		if s[j] != 1 {
-			strides[i] = step
-		}
-		step *= s[j]
-	}
-	return strides
 }
 
 // fields is a keyed struct literal of kernels' parameter types, in the order given; a

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rfc-project/rfc/internal/testutil"
+
 	"github.com/rfc-project/rfc/adapters"
 	"github.com/rfc-project/rfc/dsl"
 	"github.com/rfc-project/rfc/interp"
@@ -33,22 +35,6 @@ func loadProgram(t *testing.T, file string) *dsl.Program {
 		t.Fatal(dsl.Detail(err))
 	}
 	return prog
-}
-
-func readAll(t *testing.T, path string) map[string]*runtime.Tensor {
-	t.Helper()
-	f, err := runtime.OpenSafetensors(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	out := map[string]*runtime.Tensor{}
-	for _, n := range f.Names() {
-		if out[n], err = f.Tensor(n); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return out
 }
 
 // elaborate elaborates an entry point for the shapes of the given inputs.
@@ -105,7 +91,7 @@ func maxDiff(t *testing.T, got, want *runtime.Tensor) (float64, float64) {
 // single file and from the diffusers folder.
 func TestControlnetResiduals(t *testing.T) {
 	prog := loadProgram(t, "controlnet.rfn")
-	in := readAll(t, dir+"inputs.safetensors")
+	in := testutil.Tensors(t, dir+"inputs.safetensors")
 	// One condition per sample (the goldens' one, for both halves of the batch).
 	cond := runtime.NewTensor(2, 3, 128, 192)
 	copy(cond.F32, in["condition_a"].F32)
@@ -116,7 +102,7 @@ func TestControlnetResiduals(t *testing.T) {
 		set[k] = v
 	}
 	m := elaborate(t, prog, "SD1Controlnet", set, inputs)
-	want := readAll(t, dir+"controlnet_a_residuals.safetensors")
+	want := testutil.Tensors(t, dir+"controlnet_a_residuals.safetensors")
 	for _, layout := range []string{"single-file.safetensors", "diffusers"} {
 		outs := run(t, m, nil, inputs, dir+"controlnet_a/"+layout)
 		worst := 0.0
@@ -134,7 +120,7 @@ func TestControlnetResiduals(t *testing.T) {
 // The T2I-Adapters' encoders give Refiners' features, from every layout published.
 func TestT2IFeatures(t *testing.T) {
 	prog := loadProgram(t, "t2i_adapter.rfn")
-	in := readAll(t, dir+"inputs.safetensors")
+	in := testutil.Tensors(t, dir+"inputs.safetensors")
 	inputs := map[string]*runtime.Tensor{"x": in["condition_t2i"]}
 	for _, tc := range []struct {
 		model, golden string
@@ -144,7 +130,7 @@ func TestT2IFeatures(t *testing.T) {
 		{"ConditionEncoderLight", "t2i_adapter_light", []string{"diffusers", "tencentarc.safetensors"}},
 	} {
 		m := elaborate(t, prog, tc.model, map[string]string{"channels": "[8, 16, 24, 24]"}, inputs)
-		want := readAll(t, dir+tc.golden+"_features.safetensors")
+		want := testutil.Tensors(t, dir+tc.golden+"_features.safetensors")
 		for _, f := range tc.files {
 			outs := run(t, m, nil, inputs, dir+tc.golden+"/"+f)
 			worst := 0.0
@@ -175,7 +161,7 @@ type injection struct {
 // the adapters' weights and the inputs.
 func unetCase(t *testing.T, prog *dsl.Program, injs []injection) (*ir.Module, *ir.Module, map[string]*runtime.Tensor, map[string]*runtime.Tensor) {
 	t.Helper()
-	in := readAll(t, dir+"inputs.safetensors")
+	in := testutil.Tensors(t, dir+"inputs.safetensors")
 	inputs := map[string]*runtime.Tensor{"x": in["x"], "timestep": in["timestep"], "clip_text_embedding": in["clip_text_embedding"]}
 	base := elaborate(t, prog, "SD1UNet", unetSet, inputs)
 	m := base
@@ -245,13 +231,13 @@ var unetCases = []struct {
 // the base module back, text-equal, and its output bit for bit.
 func TestUNetWithControl(t *testing.T) {
 	prog := loadProgram(t, "controlnet.rfn")
-	baseOut := readAll(t, dir+"base_output.safetensors")["y"]
+	baseOut := testutil.Tensors(t, dir+"base_output.safetensors")["y"]
 	for _, tc := range unetCases {
 		name := tc.golden + "/" + filepath.Base(strings.TrimSuffix(tc.injs[0].controlNet+tc.injs[0].t2iFile, "/"))
 		t.Run(name, func(t *testing.T) {
 			base, m, extra, inputs := unetCase(t, prog, tc.injs)
 			got := run(t, m, extra, inputs, sd15+"single-file.safetensors")[0]
-			want := readAll(t, dir+tc.golden+"_output.safetensors")["y"]
+			want := testutil.Tensors(t, dir+tc.golden+"_output.safetensors")["y"]
 			d, s := maxDiff(t, got, want)
 			t.Logf("max|Δ| %.3g (max|ref| %.3g, max|ref − base| %.3g)", d, s, func() float64 { d, _ := maxDiff(t, want, baseOut); return d }())
 			if d > 1e-5*s {
@@ -295,7 +281,7 @@ func TestUNetWithControl(t *testing.T) {
 func TestBadControlNets(t *testing.T) {
 	prog := loadProgram(t, "controlnet.rfn")
 	tmp := t.TempDir()
-	good := readAll(t, dir+"controlnet_a/diffusers/diffusion_pytorch_model.safetensors")
+	good := testutil.Tensors(t, dir+"controlnet_a/diffusers/diffusion_pytorch_model.safetensors")
 	write := func(name string, edit func(map[string]*runtime.Tensor)) string {
 		m := map[string]*runtime.Tensor{}
 		for k, v := range good {
@@ -325,7 +311,7 @@ func TestBadControlNets(t *testing.T) {
 	data, _ := os.ReadFile(dir + "controlnet_a/diffusers/diffusion_pytorch_model.safetensors")
 	os.WriteFile(filepath.Join(bgr, "diffusion_pytorch_model.safetensors"), data, 0o644)
 
-	in := readAll(t, dir+"inputs.safetensors")
+	in := testutil.Tensors(t, dir+"inputs.safetensors")
 	base := elaborate(t, prog, "SD1UNet", unetSet, map[string]*runtime.Tensor{"x": in["x"], "timestep": in["timestep"], "clip_text_embedding": in["clip_text_embedding"]})
 	for _, tc := range []struct {
 		name, path string
@@ -357,12 +343,12 @@ func TestBadControlNets(t *testing.T) {
 	}
 	// A single file whose keys carry a prefix (model.control_model.*, as some community
 	// files have) and hold the whole SD model besides (ControlNet 1.0's files) loads.
-	sf := readAll(t, dir+"controlnet_a/single-file.safetensors")
+	sf := testutil.Tensors(t, dir+"controlnet_a/single-file.safetensors")
 	whole := map[string]*runtime.Tensor{}
 	for k, v := range sf {
 		whole["model."+k] = v
 	}
-	for k, v := range readAll(t, sd15+"single-file.safetensors") {
+	for k, v := range testutil.Tensors(t, sd15+"single-file.safetensors") {
 		whole[k] = v
 	}
 	wholePath := filepath.Join(tmp, "whole.safetensors")
@@ -474,7 +460,7 @@ func addScaled(acc, x *runtime.Tensor, scale float32) {
 // for bit.
 func TestControlInputs(t *testing.T) {
 	prog := loadProgram(t, "controlnet.rfn")
-	in := readAll(t, dir+"inputs.safetensors")
+	in := testutil.Tensors(t, dir+"inputs.safetensors")
 	unetIn := map[string]*runtime.Tensor{"x": in["x"], "timestep": in["timestep"], "clip_text_embedding": in["clip_text_embedding"]}
 	base := elaborate(t, prog, "SD1UNet", unetSet, unetIn)
 	m, err := InjectInputs(base, prog)
@@ -547,7 +533,7 @@ func TestControlInputs(t *testing.T) {
 		inputs := zeros()
 		tc.add(inputs)
 		got := run(t, m, nil, inputs, weights)[0]
-		d, s := maxDiff(t, got, readAll(t, dir+tc.golden+"_output.safetensors")["y"])
+		d, s := maxDiff(t, got, testutil.Tensors(t, dir+tc.golden+"_output.safetensors")["y"])
 		t.Logf("%s: max|Δ| %.3g (max|ref| %.3g)", tc.golden, d, s)
 		if d > 1e-5*s {
 			t.Errorf("%s: max|Δ| = %g > 1e-5 × %g", tc.golden, d, s)

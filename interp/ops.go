@@ -197,8 +197,8 @@ func opMatmul(c *call) (*runtime.Tensor, error) {
 		return y, nil
 	}
 	// General broadcast ([2, 1] with [1, 3] batches): walk the result's batch index.
-	aStrides := broadcastStrides(a.Shape[:ra-2], batchShape, m*k)
-	bStrides := broadcastStrides(b.Shape[:rb-2], batchShape, k*n)
+	aStrides := ir.BroadcastStrides(a.Shape[:ra-2], batchShape, m*k)
+	bStrides := ir.BroadcastStrides(b.Shape[:rb-2], batchShape, k*n)
 	idx := make([]int, len(batchShape))
 	for i := 0; i < batch; i++ {
 		offA, offB := 0, 0
@@ -215,24 +215,6 @@ func opMatmul(c *call) (*runtime.Tensor, error) {
 		}
 	}
 	return y, nil
-}
-
-// broadcastStrides gives, for each dim of out, the stride (in elements, with inner the size
-// of one item) of the operand of shape s right-aligned to it; broadcast dims get 0.
-func broadcastStrides(s, out []int, inner int) []int {
-	strides := make([]int, len(out))
-	step := inner
-	for i := len(out) - 1; i >= 0; i-- {
-		j := i - (len(out) - len(s))
-		if j < 0 {
-			continue
-		}
-		if s[j] != 1 {
-			strides[i] = step
-		}
-		step *= s[j]
-	}
-	return strides
 }
 
 // convParams is the kernels' description of the conv2d (or conv2d_fused) v on x and w.

@@ -298,6 +298,25 @@ func attrHasKind(a any, k AttrKind) bool {
 // broadcasts: it must equal the other (a check when that is not decided).
 func Broadcast(a, b Shape) (Shape, error) { return (*rules)(nil).broadcast(a, b) }
 
+// BroadcastStrides gives, for each dim of out, the stride (in elements, with inner the size
+// of one item) of an operand of shape s right-aligned to out as Broadcast aligns it;
+// broadcast dims get 0. Every back end walks broadcast operands with these strides.
+func BroadcastStrides(s, out []int, inner int) []int {
+	strides := make([]int, len(out))
+	step := inner
+	for i := len(out) - 1; i >= 0; i-- {
+		j := i - (len(out) - len(s))
+		if j < 0 {
+			continue
+		}
+		if s[j] != 1 {
+			strides[i] = step
+		}
+		step *= s[j]
+	}
+	return strides
+}
+
 func (r *rules) broadcast(a, b Shape) (Shape, error) {
 	n := max(len(a), len(b))
 	out := make(Shape, n)

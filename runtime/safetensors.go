@@ -101,6 +101,27 @@ func OpenSafetensors(path string) (*SafetensorsFile, error) {
 	return f, nil
 }
 
+// ReadTensors reads the named tensors of the safetensors file at path (all of them when no
+// name is given) into memory, as Tensor converts them, and closes the file: for inputs,
+// goldens and other small files read whole.
+func ReadTensors(path string, names ...string) (map[string]*Tensor, error) {
+	f, err := OpenSafetensors(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if len(names) == 0 {
+		names = f.Names()
+	}
+	out := make(map[string]*Tensor, len(names))
+	for _, n := range names {
+		if out[n], err = f.Tensor(n); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
 // ReadSafetensors validates a safetensors file of the given size read through r; name is
 // used in errors. Tensor data is read from r when asked for, so r must stay readable until
 // the caller is done; Close does not close it.

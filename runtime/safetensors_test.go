@@ -508,3 +508,27 @@ func BenchmarkTensorF16Mapped(b *testing.B) {
 		}
 	}
 }
+
+// ReadTensors reads a whole file or the tensors named, and its errors name the file.
+func TestReadTensors(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "two.safetensors")
+	a, b := NewTensor(2, 2), NewTensor(3)
+	a.F32[3], b.F32[0] = 4, -1
+	if err := WriteSafetensors(path, map[string]*Tensor{"a": a, "b": b}, nil); err != nil {
+		t.Fatal(err)
+	}
+	all, err := ReadTensors(path)
+	if err != nil || len(all) != 2 || !slices.Equal(all["a"].F32, a.F32) || !slices.Equal(all["b"].Shape, []int{3}) {
+		t.Fatalf("ReadTensors(all) = %v, %v", all, err)
+	}
+	one, err := ReadTensors(path, "b")
+	if err != nil || len(one) != 1 || one["b"].F32[0] != -1 {
+		t.Fatalf("ReadTensors(b) = %v, %v", one, err)
+	}
+	if _, err := ReadTensors(path, "c"); err == nil || !strings.Contains(err.Error(), path+`: no tensor "c"`) {
+		t.Errorf("missing tensor: %v", err)
+	}
+	if _, err := ReadTensors(filepath.Join(t.TempDir(), "none.safetensors")); err == nil || !strings.Contains(err.Error(), "none.safetensors") {
+		t.Errorf("missing file: %v", err)
+	}
+}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rfc-project/rfc/internal/testutil"
+
 	"github.com/rfc-project/rfc/runtime"
 )
 
@@ -347,7 +349,7 @@ func TestRunWrongCheckpoint(t *testing.T) {
 // feeds the decoder.
 func TestRunSingleInputAnyName(t *testing.T) {
 	dir := t.TempDir()
-	x := readTensorNamed(t, goldenDir+"vit_input.safetensors", "x")
+	x := testutil.Tensor(t, goldenDir+"vit_input.safetensors", "x")
 	renamed := filepath.Join(dir, "image.safetensors")
 	if err := runtime.WriteSafetensors(renamed, map[string]*runtime.Tensor{"image": x}, nil); err != nil {
 		t.Fatal(err)

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rfc-project/rfc/internal/testutil"
+
 	"github.com/rfc-project/rfc/runtime"
 )
 
@@ -166,7 +168,7 @@ func TestRunCompiledErrorsMatchInterp(t *testing.T) {
 	if err := runtime.WriteSafetensors(bad, all, nil); err != nil {
 		t.Fatal(err)
 	}
-	x := readTensorNamed(t, goldenDir+"vit_input.safetensors", "x")
+	x := testutil.Tensor(t, goldenDir+"vit_input.safetensors", "x")
 	intInput := filepath.Join(dir, "ints.safetensors")
 	if err := runtime.WriteSafetensors(intInput, map[string]*runtime.Tensor{"x": runtime.FromI64(make([]int64, x.Len()), x.Shape...)}, nil); err != nil {
 		t.Fatal(err)
@@ -196,18 +198,4 @@ func TestRunCompiledErrorsMatchInterp(t *testing.T) {
 			}
 		})
 	}
-}
-
-func readTensorNamed(t *testing.T, path, name string) *runtime.Tensor {
-	t.Helper()
-	f, err := runtime.OpenSafetensors(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	x, err := f.Tensor(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return x
 }

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/rfc-project/rfc/internal/testutil"
+
 	"github.com/rfc-project/rfc/runtime"
 )
 
@@ -59,7 +61,7 @@ func TestRunCompiledCache(t *testing.T) {
 	needGo(t)
 	t.Setenv("XDG_CACHE_HOME", t.TempDir())
 	dir := t.TempDir()
-	x := readTensorNamed(t, goldenDir+"vit_input.safetensors", "x")
+	x := testutil.Tensor(t, goldenDir+"vit_input.safetensors", "x")
 	per := x.Len() / x.Shape[0]
 	inputs := map[int]string{}
 	for _, batch := range []int{1, 2, 3} {

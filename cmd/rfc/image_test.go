@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rfc-project/rfc/internal/testutil"
+
 	"github.com/rfc-project/rfc/runtime"
 )
 
@@ -29,7 +31,7 @@ func TestImageRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := readTensorNamed(t, x, "x")
+	got := testutil.Tensor(t, x, "x")
 	if !slices.Equal(got.Shape, want.Shape) || !slices.Equal(got.F32, want.F32) {
 		t.Fatalf("to-tensor differs from runtime.LoadImage")
 	}
@@ -37,7 +39,7 @@ func TestImageRoundTrip(t *testing.T) {
 	if _, stderr, status := rfc(t, "image", "to-tensor", astronaut, "-o", signed, "--name", "image", "--range", "-1,1"); status != 0 {
 		t.Fatalf("--range -1,1: status %d\n%s", status, stderr)
 	}
-	s := readTensorNamed(t, signed, "image")
+	s := testutil.Tensor(t, signed, "image")
 	for i, v := range want.F32 {
 		if math.Abs(float64(s.F32[i]-(2*v-1))) > 1e-6 {
 			t.Fatalf("--range -1,1: element %d is %g, want %g", i, s.F32[i], 2*v-1)
@@ -60,7 +62,7 @@ func TestImageRoundTrip(t *testing.T) {
 		t.Fatalf("jpeg: status %d\n%s", status, stderr)
 	}
 	wantJ, _ := runtime.LoadImage(jpg)
-	if gotJ := readTensorNamed(t, xj, "x"); !slices.Equal(gotJ.F32, wantJ.F32) {
+	if gotJ := testutil.Tensor(t, xj, "x"); !slices.Equal(gotJ.F32, wantJ.F32) {
 		t.Errorf("jpeg: to-tensor differs from runtime.LoadImage")
 	}
 }

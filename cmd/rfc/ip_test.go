@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rfc-project/rfc/internal/testutil"
+
 	"github.com/rfc-project/rfc/adapters"
 	"github.com/rfc-project/rfc/dsl"
 	"github.com/rfc-project/rfc/interp"
@@ -40,22 +42,6 @@ func ipEngines() []string {
 		return []string{"interp"}
 	}
 	return []string{"interp", "compiled"}
-}
-
-func readTensors(t *testing.T, path string) map[string]*runtime.Tensor {
-	t.Helper()
-	f, err := runtime.OpenSafetensors(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	out := map[string]*runtime.Tensor{}
-	for _, n := range f.Names() {
-		if out[n], err = f.Tensor(n); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return out
 }
 
 func writeTensors(t *testing.T, tensors map[string]*runtime.Tensor) string {
@@ -95,7 +81,7 @@ func runOutputs(t *testing.T, args ...string) map[string]*runtime.Tensor {
 	if status != 0 {
 		t.Fatalf("rfc %s: status %d\n%s", strings.Join(args, " "), status, stderr)
 	}
-	return readTensors(t, out)
+	return testutil.Tensors(t, out)
 }
 
 // near checks got against want within tol·max(1, max|want|) and logs the figures.
@@ -124,7 +110,7 @@ func identical(t *testing.T, what string, got, want *runtime.Tensor) {
 // The image encoder from the published image_encoder folder (transformers' keys, float16,
 // with the position_ids buffer to ignore) and from Refiners' file: both outputs.
 func TestRunIPImageEncoder(t *testing.T) {
-	gold := readTensors(t, ipDir+"encoder_output.safetensors")
+	gold := testutil.Tensors(t, ipDir+"encoder_output.safetensors")
 	for _, weights := range []string{ipDir + "image_encoder", ipDir + "refiners/image_encoder.safetensors"} {
 		for _, engine := range ipEngines() {
 			t.Run(filepath.Base(weights)+"/"+engine, func(t *testing.T) {
@@ -141,8 +127,8 @@ func TestRunIPImageEncoder(t *testing.T) {
 // negative half) and the astronaut's, plus on the encoder's features of zero pixels and
 // of the astronaut.
 func TestRunIPProjections(t *testing.T) {
-	enc := readTensors(t, ipDir+"encoder_output.safetensors")
-	tokens := readTensors(t, ipDir+"image_tokens.safetensors")
+	enc := testutil.Tensors(t, ipDir+"encoder_output.safetensors")
+	tokens := testutil.Tensors(t, ipDir+"image_tokens.safetensors")
 	base := writeTensors(t, map[string]*runtime.Tensor{"x": cat(runtime.NewTensor(1, 12), rows(enc["embedding"], 0, 1))})
 	plus := writeTensors(t, map[string]*runtime.Tensor{"x": cat(enc["zeros_penultimate"], rows(enc["penultimate"], 0, 1))})
 	for _, engine := range ipEngines() {
@@ -162,8 +148,8 @@ func TestRunIPProjections(t *testing.T) {
 // computes exactly what the UNet without the adapter computes. One compiled package serves
 // base (4 tokens) and plus (16): the token count is a size known at run time.
 func TestRunIPUNet(t *testing.T) {
-	in := readTensors(t, ipDir+"unet_ip_input.safetensors")
-	gold := readTensors(t, ipDir+"unet_ip_output.safetensors")
+	in := testutil.Tensors(t, ipDir+"unet_ip_input.safetensors")
+	gold := testutil.Tensors(t, ipDir+"unet_ip_output.safetensors")
 	unetIn := map[string]*runtime.Tensor{"x": in["x"], "timestep": in["timestep"], "clip_text_embedding": in["clip_text_embedding"]}
 	for _, engine := range ipEngines() {
 		t.Run(engine, func(t *testing.T) {
@@ -194,8 +180,8 @@ func TestRunIPUNet(t *testing.T) {
 // UNet call of four; the generation's half against the goldens of style_cfg 0.5 and 0.25
 // (a reversed weighting differs by 0.14).
 func TestRunIPReferenceOnly(t *testing.T) {
-	in := readTensors(t, ipDir+"refonly_input.safetensors")
-	gold := readTensors(t, ipDir+"refonly_output.safetensors")
+	in := testutil.Tensors(t, ipDir+"refonly_input.safetensors")
+	gold := testutil.Tensors(t, ipDir+"refonly_output.safetensors")
 	for _, engine := range ipEngines() {
 		for _, fidelity := range []float32{0.5, 0.25} {
 			t.Run(fmt.Sprintf("%s/%g", engine, fidelity), func(t *testing.T) {
@@ -285,7 +271,7 @@ func TestIPAdaptersEject(t *testing.T) {
 
 // IP-Adapter files that are not SD1.5's base or plus are refused with the file and the key.
 func TestRunIPBadFiles(t *testing.T) {
-	in := readTensors(t, ipDir+"unet_ip_input.safetensors")
+	in := testutil.Tensors(t, ipDir+"unet_ip_input.safetensors")
 	inputs := writeTensors(t, map[string]*runtime.Tensor{"x": in["x"], "timestep": in["timestep"], "clip_text_embedding": in["clip_text_embedding"],
 		"ip_image_tokens": in["image_tokens_base"], "ip_scale": scalar(1)})
 	for _, tc := range []struct{ file, want string }{
@@ -363,8 +349,8 @@ func ipUNet(t *testing.T, batch, imageTokens int, files []string, specs ...adapt
 // reference-only's guide the reference latents noised to each step with that step's noise.
 // The program's runs (sd15 generate --noise) are checked against the same goldens.
 func TestIPDenoiseRuns(t *testing.T) {
-	in := readTensors(t, ipDir+"run_input.safetensors")
-	gold := readTensors(t, ipDir+"run_output.safetensors")
+	in := testutil.Tensors(t, ipDir+"run_input.safetensors")
+	gold := testutil.Tensors(t, ipDir+"run_output.safetensors")
 	ipSpec := adapters.Spec{Name: "ip", Adapter: "ImageCrossAttention", Class: "ScaledDotProductAttention", Pattern: "**.Residual_2.Attention.*", Params: map[string]string{"image_embedding_dim": "8"}, Scale: 1}
 	refSpec := adapters.Spec{Name: "reference", Adapter: "ReferenceOnlyAttention", Class: "ScaledDotProductAttention", Pattern: "**.CrossAttentionBlock.Residual_1.SelfAttention.*", Scale: 0.5}
 	for _, kind := range []string{"plain", "base", "plus", "refonly"} {

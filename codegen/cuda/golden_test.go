@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rfc-project/rfc/internal/testutil"
+
 	"github.com/rfc-project/rfc/dsl"
 	"github.com/rfc-project/rfc/interp"
 	"github.com/rfc-project/rfc/ir"
@@ -172,22 +174,6 @@ func loadModule(t *testing.T, file, model string, set map[string]string) *ir.Mod
 	return m
 }
 
-func readTensors(t *testing.T, path string) map[string]*runtime.Tensor {
-	t.Helper()
-	f, err := runtime.OpenSafetensors(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	out := map[string]*runtime.Tensor{}
-	for _, n := range f.Names() {
-		if out[n], err = f.Tensor(n); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return out
-}
-
 var vitSmall = map[string]string{"embedding_dim": "64", "patch_size": "8", "image_size": "32", "num_layers": "2", "num_heads": "4", "batch": "2"}
 
 // TestModelsEmulated runs the small ViT against its PyTorch golden (scripts/golden/vit.py)
@@ -196,13 +182,13 @@ var vitSmall = map[string]string{"embedding_dim": "64", "patch_size": "8", "imag
 func TestModelsEmulated(t *testing.T) {
 	needGXX(t)
 	vit := loadModule(t, "../../models/vit.rfn", "ViT", vitSmall)
-	vitW := readTensors(t, goldenDir+"vit_weights.safetensors")
-	vitIn := readTensors(t, goldenDir+"vit_input.safetensors")
-	vitOut := readTensors(t, goldenDir+"vit_output.safetensors")["y"]
+	vitW := testutil.Tensors(t, goldenDir+"vit_weights.safetensors")
+	vitIn := testutil.Tensors(t, goldenDir+"vit_input.safetensors")
+	vitOut := testutil.Tensors(t, goldenDir+"vit_output.safetensors")["y"]
 	enc := loadModule(t, "../../models/taesd.rfn", "TAEF2Encoder", map[string]string{"height": "8", "width": "24", "batch": "2"})
 	dec := loadModule(t, "../../models/taesd.rfn", "TAEF2Decoder", map[string]string{"height": "3", "width": "2", "batch": "2"})
-	encW := readTensors(t, "../../testdata/taef2/encoder.safetensors")
-	decW := readTensors(t, "../../testdata/taef2/decoder.safetensors")
+	encW := testutil.Tensors(t, "../../testdata/taef2/encoder.safetensors")
+	decW := testutil.Tensors(t, "../../testdata/taef2/decoder.safetensors")
 	r := rand.New(rand.NewPCG(8, 9))
 	random := func(m *ir.Module) map[string]*runtime.Tensor {
 		in := map[string]*runtime.Tensor{}

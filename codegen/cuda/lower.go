@@ -254,24 +254,6 @@ func lowerScale(l *lowerer, v *ir.Value, oc *opCode) error {
 	return mapped(l, v, oc, "%s * "+cFloat(float32(s))+" + "+cFloat(float32(b)))
 }
 
-// broadcastStrides gives, for each dim of out (outermost first), the element stride of an
-// operand of shape s right-aligned to it; broadcast dims get 0.
-func broadcastStrides(s, out []int) []int {
-	strides := make([]int, len(out))
-	step := 1
-	for i := len(out) - 1; i >= 0; i-- {
-		j := i - (len(out) - len(s))
-		if j < 0 {
-			continue
-		}
-		if s[j] != 1 {
-			strides[i] = step
-		}
-		step *= s[j]
-	}
-	return strides
-}
-
 // innermostFirst turns per-operand strides over the dims of shape (outermost first) into
 // iteration dims, innermost first.
 func innermostFirst(shape []int, strides ...[]int) []iterDim {
@@ -301,7 +283,7 @@ func binaryOp(op string) lowering {
 		a, b := v.Args[0], v.Args[1]
 		shape := ints(v.Type)
 		n := ir.Prod(shape)
-		dims := innermostFirst(shape, broadcastStrides(ints(a.Type), shape), broadcastStrides(ints(b.Type), shape))
+		dims := innermostFirst(shape, ir.BroadcastStrides(ints(a.Type), shape, 1), ir.BroadcastStrides(ints(b.Type), shape, 1))
 		body := indexCode(n, dims, []string{"ia", "ib"}, []int{0, 0}) +
 			fmt.Sprintf("  y[i] = rfc_ld(a, ia) %s rfc_ld(b, ib);\n", op)
 		k := l.kernel(v.Op, blockSize, []string{"common"}, false, []cparam{out("y"), l.in(a, "a"), l.in(b, "b")}, body)
@@ -439,8 +421,8 @@ func lowerMatmul(l *lowerer, v *ir.Value, oc *opCode) error {
 		return err
 	}
 	kern := l.kernel("matmul", blockSize, []string{"gemm"}, true, params, problem(0, 0))
-	aStrides := broadcastStrides(as[:len(as)-2], batchShape)
-	bStrides := broadcastStrides(bs[:len(bs)-2], batchShape)
+	aStrides := ir.BroadcastStrides(as[:len(as)-2], batchShape, 1)
+	bStrides := ir.BroadcastStrides(bs[:len(bs)-2], batchShape, 1)
 	idx := make([]int, len(batchShape))
 	for i := 0; i < batch; i++ {
 		offA, offB := 0, 0

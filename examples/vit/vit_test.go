@@ -1,29 +1,16 @@
 package vit
 
 import (
-	"math"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/rfc-project/rfc/internal/testutil"
 
 	"github.com/rfc-project/rfc/runtime"
 )
 
 const golden = "../../testdata/golden/"
-
-func readTensor(t testing.TB, path, name string) *runtime.Tensor {
-	t.Helper()
-	f, err := runtime.OpenSafetensors(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	x, err := f.Tensor(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return x
-}
 
 func load(t testing.TB) *Model {
 	t.Helper()
@@ -38,8 +25,8 @@ func load(t testing.TB) *Model {
 // max|Δ| ≤ 1e-4·max(1, max|ref|).
 func TestMatchesPyTorch(t *testing.T) {
 	m := load(t)
-	x := readTensor(t, golden+"vit_input.safetensors", "x")
-	want := readTensor(t, golden+"vit_output.safetensors", "y")
+	x := testutil.Tensor(t, golden+"vit_input.safetensors", "x")
+	want := testutil.Tensor(t, golden+"vit_output.safetensors", "y")
 	if len(want.Shape) != len(YShape) || want.Len() != YLen {
 		t.Fatalf("golden output has shape %v, the package %v", want.Shape, YShape)
 	}
@@ -49,13 +36,7 @@ func TestMatchesPyTorch(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		scale, worst := 1.0, 0.0
-		for i, w := range want.F32 {
-			scale = math.Max(scale, math.Abs(float64(w)))
-			if d := math.Abs(float64(y[i]) - float64(w)); !(d <= worst) {
-				worst = d
-			}
-		}
+		worst, scale := testutil.MaxDiff(y, want.F32)
 		if !(worst <= 1e-4*scale) {
 			t.Fatalf("max|Δ| = %g, tolerance %g", worst, 1e-4*scale)
 		}
@@ -110,7 +91,7 @@ func TestLoadErrors(t *testing.T) {
 
 func BenchmarkForward(b *testing.B) {
 	m := load(b)
-	x := readTensor(b, golden+"vit_input.safetensors", "x")
+	x := testutil.Tensor(b, golden+"vit_input.safetensors", "x")
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := m.Forward(x.F32); err != nil {

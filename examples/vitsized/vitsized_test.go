@@ -1,29 +1,16 @@
 package vitsized
 
 import (
-	"math"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/rfc-project/rfc/internal/testutil"
 
 	"github.com/rfc-project/rfc/runtime"
 )
 
 const golden = "../../testdata/golden/"
-
-func readTensor(t testing.TB, path, name string) *runtime.Tensor {
-	t.Helper()
-	f, err := runtime.OpenSafetensors(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	x, err := f.Tensor(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return x
-}
 
 func load(t testing.TB) *Model {
 	t.Helper()
@@ -44,9 +31,9 @@ type sample struct {
 // (scripts/golden/sizes.py), all with the weights of vit_weights.safetensors.
 func samples(t testing.TB) []sample {
 	return []sample{
-		{2, readTensor(t, golden+"vit_input.safetensors", "x"), readTensor(t, golden+"vit_output.safetensors", "y")},
-		{1, readTensor(t, golden+"vit_batches.safetensors", "x1"), readTensor(t, golden+"vit_batches.safetensors", "y1")},
-		{3, readTensor(t, golden+"vit_batches.safetensors", "x3"), readTensor(t, golden+"vit_batches.safetensors", "y3")},
+		{2, testutil.Tensor(t, golden+"vit_input.safetensors", "x"), testutil.Tensor(t, golden+"vit_output.safetensors", "y")},
+		{1, testutil.Tensor(t, golden+"vit_batches.safetensors", "x1"), testutil.Tensor(t, golden+"vit_batches.safetensors", "y1")},
+		{3, testutil.Tensor(t, golden+"vit_batches.safetensors", "x3"), testutil.Tensor(t, golden+"vit_batches.safetensors", "y3")},
 	}
 }
 
@@ -63,13 +50,7 @@ func TestBatchesMatchPyTorch(t *testing.T) {
 		if !slices.Equal(shape, c.y.Shape) {
 			t.Fatalf("batch %d: output shape %v, PyTorch's %v", c.batch, shape, c.y.Shape)
 		}
-		scale, worst := 1.0, 0.0
-		for i, w := range c.y.F32 {
-			scale = math.Max(scale, math.Abs(float64(w)))
-			if d := math.Abs(float64(y[i]) - float64(w)); !(d <= worst) {
-				worst = d
-			}
-		}
+		worst, scale := testutil.MaxDiff(y, c.y.F32)
 		if !(worst <= 1e-4*scale) {
 			t.Fatalf("batch %d: max|Δ| = %g, tolerance %g", c.batch, worst, 1e-4*scale)
 		}

@@ -1,28 +1,15 @@
 package taef2decsized
 
 import (
-	"math"
 	"slices"
 	"testing"
+
+	"github.com/rfc-project/rfc/internal/testutil"
 
 	"github.com/rfc-project/rfc/runtime"
 )
 
 const golden = "../../../testdata/golden/"
-
-func readTensor(t testing.TB, path, name string) *runtime.Tensor {
-	t.Helper()
-	f, err := runtime.OpenSafetensors(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	x, err := f.Tensor(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return x
-}
 
 // TestSizesMatchPyTorch runs one Model, with the real weights, on latents of three sizes
 // (8×8 from scripts/golden/taesd.py, 6×10 and 11×7 from scripts/golden/sizes.py), then the
@@ -35,9 +22,9 @@ func TestSizesMatchPyTorch(t *testing.T) {
 	}
 	sizes := golden + "taef2_decoder_sizes.safetensors"
 	cases := []struct{ x, y *runtime.Tensor }{
-		{readTensor(t, golden+"taef2_decoder_input.safetensors", "x"), readTensor(t, golden+"taef2_decoder_output.safetensors", "y")},
-		{readTensor(t, sizes, "x_6x10"), readTensor(t, sizes, "y_6x10")},
-		{readTensor(t, sizes, "x_11x7"), readTensor(t, sizes, "y_11x7")},
+		{testutil.Tensor(t, golden+"taef2_decoder_input.safetensors", "x"), testutil.Tensor(t, golden+"taef2_decoder_output.safetensors", "y")},
+		{testutil.Tensor(t, sizes, "x_6x10"), testutil.Tensor(t, sizes, "y_6x10")},
+		{testutil.Tensor(t, sizes, "x_11x7"), testutil.Tensor(t, sizes, "y_11x7")},
 	}
 	for _, c := range append(cases, cases[0]) {
 		y, shape, err := m.Forward(c.x.F32, c.x.Shape)
@@ -47,13 +34,7 @@ func TestSizesMatchPyTorch(t *testing.T) {
 		if !slices.Equal(shape, c.y.Shape) {
 			t.Fatalf("latent %v: output shape %v, PyTorch's %v", c.x.Shape, shape, c.y.Shape)
 		}
-		scale, worst := 1.0, 0.0
-		for i, w := range c.y.F32 {
-			scale = math.Max(scale, math.Abs(float64(w)))
-			if d := math.Abs(float64(y[i]) - float64(w)); !(d <= worst) {
-				worst = d
-			}
-		}
+		worst, scale := testutil.MaxDiff(y, c.y.F32)
 		if !(worst <= 1e-4*scale) {
 			t.Fatalf("latent %v: max|Δ| = %g, tolerance %g", c.x.Shape, worst, 1e-4*scale)
 		}

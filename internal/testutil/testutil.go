@@ -1,0 +1,46 @@
+// Package testutil holds what the module's tests share: reading goldens and measuring how
+// far an output is from PyTorch's.
+package testutil
+
+import (
+	"math"
+	"testing"
+
+	"github.com/rfc-project/rfc/runtime"
+)
+
+// Tensors reads the named tensors of a safetensors file (all when none is named), failing
+// the test on any error.
+func Tensors(t testing.TB, path string, names ...string) map[string]*runtime.Tensor {
+	t.Helper()
+	out, err := runtime.ReadTensors(path, names...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// Tensor reads one tensor of a safetensors file, failing the test on any error.
+func Tensor(t testing.TB, path, name string) *runtime.Tensor {
+	t.Helper()
+	return Tensors(t, path, name)[name]
+}
+
+// MaxDiff is max|got − want| and the scale the project's tolerances are relative to,
+// max(1, max|want|). A NaN in got makes the difference +Inf; a length mismatch too.
+func MaxDiff(got, want []float32) (worst, scale float64) {
+	scale = 1
+	if len(got) != len(want) {
+		return math.Inf(1), scale
+	}
+	for i, w := range want {
+		scale = math.Max(scale, math.Abs(float64(w)))
+		if d := math.Abs(float64(got[i]) - float64(w)); !(d <= worst) {
+			worst = d
+			if math.IsNaN(d) {
+				worst = math.Inf(1)
+			}
+		}
+	}
+	return worst, scale
+}
