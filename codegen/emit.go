@@ -244,45 +244,13 @@ func emitMatmul(g *generator, v *ir.Value) ([]jen.Code, error) {
 	if !v.Type.Shape.Static() || !v.Args[0].Type.Shape.Static() || !v.Args[1].Type.Shape.Static() {
 		return emitMatmulSized(g, v)
 	}
-	a, b, y := shapeOf(v.Args[0]), shapeOf(v.Args[1]), shapeOf(v)
-	ra, rb, ro := len(a), len(b), len(y)
-	m, k, n := a[ra-2], a[ra-1], b[rb-1]
-	batchShape := y[:ro-2]
-	batch := ir.Prod(batchShape)
-	na, nb := ir.Prod(a[:ra-2]), ir.Prod(b[:rb-2])
-	stride := func(count, size int) (int, bool) {
-		switch count {
-		case batch:
-			return size, true
-		case 1:
-			return 0, true
-		}
-		return 0, false
-	}
-	sa, okA := stride(na, m*k)
-	sb, okB := stride(nb, k*n)
-	if okA && okB {
+	mm := ir.MatmulOf(shapeOf(v.Args[0]), shapeOf(v.Args[1]), shapeOf(v))
+	m, k, n, batch := mm.M, mm.K, mm.N, mm.Batch
+	if mm.Uniform {
 		return []jen.Code{kernel("BatchedMatMul", g.ref(v), g.ref(v.Args[0]), g.ref(v.Args[1]),
-			jen.Lit(batch), jen.Lit(m), jen.Lit(k), jen.Lit(n), jen.Lit(sa), jen.Lit(sb))}, nil
+			jen.Lit(batch), jen.Lit(m), jen.Lit(k), jen.Lit(n), jen.Lit(mm.StrideA), jen.Lit(mm.StrideB))}, nil
 	}
-	aStrides := ir.BroadcastStrides(a[:ra-2], batchShape, m*k)
-	bStrides := ir.BroadcastStrides(b[:rb-2], batchShape, k*n)
-	offsets := make([]int, 0, 2*batch)
-	idx := make([]int, len(batchShape))
-	for range batch {
-		offA, offB := 0, 0
-		for d := range idx {
-			offA += idx[d] * aStrides[d]
-			offB += idx[d] * bStrides[d]
-		}
-		offsets = append(offsets, offA, offB)
-		for d := len(idx) - 1; d >= 0; d-- {
-			if idx[d]++; idx[d] < batchShape[d] {
-				break
-			}
-			idx[d] = 0
-		}
-	}
+	offsets := mm.Offsets()
 	table := g.ints("matmulOffsets", offsets)
 	mn, mk, kn := m*n, m*k, k*n
 	return []jen.Code{

@@ -174,45 +174,16 @@ func opLinear(c *call) (*runtime.Tensor, error) {
 func opMatmul(c *call) (*runtime.Tensor, error) {
 	a, b := c.args[0], c.args[1]
 	y := c.newOut()
-	ra, rb, ro := len(a.Shape), len(b.Shape), len(y.Shape)
-	m, k, n := a.Shape[ra-2], a.Shape[ra-1], b.Shape[rb-1]
-	batchShape := y.Shape[:ro-2]
-	batch := ir.Prod(batchShape)
-	na, nb := ir.Prod(a.Shape[:ra-2]), ir.Prod(b.Shape[:rb-2])
-	// Each side either has the full batch (its batch dims equal the result's, since each
-	// differs only by 1s) or a single matrix: one batched call covers it.
-	stride := func(count, size int) (int, bool) {
-		switch count {
-		case batch:
-			return size, true
-		case 1:
-			return 0, true
-		}
-		return 0, false
-	}
-	sa, okA := stride(na, m*k)
-	sb, okB := stride(nb, k*n)
-	if okA && okB {
-		kernels.BatchedMatMul(y.F32, a.F32, b.F32, batch, m, k, n, sa, sb)
+	mm := ir.MatmulOf(a.Shape, b.Shape, y.Shape)
+	m, k, n := mm.M, mm.K, mm.N
+	if mm.Uniform {
+		kernels.BatchedMatMul(y.F32, a.F32, b.F32, mm.Batch, m, k, n, mm.StrideA, mm.StrideB)
 		return y, nil
 	}
-	// General broadcast ([2, 1] with [1, 3] batches): walk the result's batch index.
-	aStrides := ir.BroadcastStrides(a.Shape[:ra-2], batchShape, m*k)
-	bStrides := ir.BroadcastStrides(b.Shape[:rb-2], batchShape, k*n)
-	idx := make([]int, len(batchShape))
-	for i := 0; i < batch; i++ {
-		offA, offB := 0, 0
-		for d := range idx {
-			offA += idx[d] * aStrides[d]
-			offB += idx[d] * bStrides[d]
-		}
+	offsets := mm.Offsets()
+	for i := range mm.Batch {
+		offA, offB := offsets[2*i], offsets[2*i+1]
 		kernels.BatchedMatMul(y.F32[i*m*n:(i+1)*m*n], a.F32[offA:offA+m*k], b.F32[offB:offB+k*n], 1, m, k, n, 0, 0)
-		for d := len(idx) - 1; d >= 0; d-- {
-			if idx[d]++; idx[d] < batchShape[d] {
-				break
-			}
-			idx[d] = 0
-		}
 	}
 	return y, nil
 }

@@ -298,6 +298,65 @@ func attrHasKind(a any, k AttrKind) bool {
 // broadcasts: it must equal the other (a check when that is not decided).
 func Broadcast(a, b Shape) (Shape, error) { return (*rules)(nil).broadcast(a, b) }
 
+// Matmul is how a matmul of a [..., m, k] by b [..., k, n] into out [..., m, n] walks its
+// batch, for every back end: one strided batched call when each side has the full batch or
+// a single matrix (Uniform, with StrideA and StrideB in elements), else one call per entry
+// of the result's batch at the offsets Offsets gives.
+type Matmul struct {
+	M, K, N, Batch   int
+	Uniform          bool
+	StrideA, StrideB int
+	a, b, batchShape []int
+}
+
+// MatmulOf describes the matmul of static shapes a and b into out.
+func MatmulOf(a, b, out []int) Matmul {
+	ra, rb, ro := len(a), len(b), len(out)
+	mm := Matmul{M: a[ra-2], K: a[ra-1], N: b[rb-1], a: a[:ra-2], b: b[:rb-2], batchShape: out[:ro-2]}
+	mm.Batch = Prod(mm.batchShape)
+	// A side whose batch dims differ from the result's only by 1s has the full batch.
+	stride := func(count, size int) (int, bool) {
+		switch count {
+		case mm.Batch:
+			return size, true
+		case 1:
+			return 0, true
+		}
+		return 0, false
+	}
+	sa, okA := stride(Prod(mm.a), mm.M*mm.K)
+	sb, okB := stride(Prod(mm.b), mm.K*mm.N)
+	mm.Uniform = okA && okB
+	if mm.Uniform {
+		mm.StrideA, mm.StrideB = sa, sb
+	}
+	return mm
+}
+
+// Offsets gives, for each entry of the result's batch in order, the offsets (in elements)
+// of its a and b matrices, a then b: broadcasting both ways ([2, 1] with [1, 3]).
+func (mm Matmul) Offsets() []int {
+	aStrides := BroadcastStrides(mm.a, mm.batchShape, mm.M*mm.K)
+	bStrides := BroadcastStrides(mm.b, mm.batchShape, mm.K*mm.N)
+	offsets := make([]int, 0, 2*mm.Batch)
+	idx := make([]int, len(mm.batchShape))
+	for range mm.Batch {
+		offA, offB := 0, 0
+		for d := range idx {
+			offA += idx[d] * aStrides[d]
+			offB += idx[d] * bStrides[d]
+		}
+		offsets = append(offsets, offA, offB)
+		for d := len(idx) - 1; d >= 0; d-- {
+			if idx[d]++; idx[d] < mm.batchShape[d] {
+				break
+			}
+			idx[d] = 0
+		}
+	}
+	return offsets
+}
+
 // BroadcastStrides gives, for each dim of out, the stride (in elements, with inner the size
 // of one item) of an operand of shape s right-aligned to out as Broadcast aligns it;
 // broadcast dims get 0. Every back end walks broadcast operands with these strides.

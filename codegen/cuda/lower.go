@@ -382,34 +382,21 @@ func lowerLinear(l *lowerer, v *ir.Value, oc *opCode) error {
 // single matrix, else one launch per batch entry (as the interpreter loops).
 func lowerMatmul(l *lowerer, v *ir.Value, oc *opCode) error {
 	a, b := v.Args[0], v.Args[1]
-	as, bs, ys := ints(a.Type), ints(b.Type), ints(v.Type)
-	m, k, n := as[len(as)-2], as[len(as)-1], bs[len(bs)-1]
-	batchShape := ys[:len(ys)-2]
-	batch := ir.Prod(batchShape)
-	na, nb := ir.Prod(as[:len(as)-2]), ir.Prod(bs[:len(bs)-2])
-	stride := func(count, size int) (int, bool) {
-		switch count {
-		case batch:
-			return size, true
-		case 1:
-			return 0, true
-		}
-		return 0, false
-	}
-	sa, okA := stride(na, m*k)
-	sb, okB := stride(nb, k*n)
+	mm := ir.MatmulOf(ints(a.Type), ints(b.Type), ints(v.Type))
+	m, k, n, batch := mm.M, mm.K, mm.N, mm.Batch
 	t := pickTile(m, n, batch)
 	params := []cparam{out("y"), l.in(a, "a"), l.in(b, "b")}
 	problem := func(sa, sb int) string {
 		return fmt.Sprintf("  const RfcMatMul<%s, %s> p{y, a, b, %d, %d, %d, %d, %d};\n", l.ctype(a), l.ctype(b), m, n, k, sa, sb) + t.call()
 	}
-	if okA && okB {
-		if batch == 1 {
-			sa, sb = 0, 0
-		}
+	if mm.Uniform {
 		grid, err := t.grid(m, n, batch)
 		if err != nil {
 			return err
+		}
+		sa, sb := mm.StrideA, mm.StrideB
+		if batch == 1 {
+			sa, sb = 0, 0
 		}
 		kern := l.kernel("matmul", blockSize, []string{"gemm"}, true, params, problem(sa, sb))
 		oc.add(kern, grid, l.at(v, 0), l.at(a, 0), l.at(b, 0))
@@ -421,22 +408,9 @@ func lowerMatmul(l *lowerer, v *ir.Value, oc *opCode) error {
 		return err
 	}
 	kern := l.kernel("matmul", blockSize, []string{"gemm"}, true, params, problem(0, 0))
-	aStrides := ir.BroadcastStrides(as[:len(as)-2], batchShape, 1)
-	bStrides := ir.BroadcastStrides(bs[:len(bs)-2], batchShape, 1)
-	idx := make([]int, len(batchShape))
-	for i := 0; i < batch; i++ {
-		offA, offB := 0, 0
-		for d := range idx {
-			offA += idx[d] * aStrides[d] * m * k
-			offB += idx[d] * bStrides[d] * k * n
-		}
-		oc.add(kern, grid, l.at(v, i*m*n), l.at(a, offA), l.at(b, offB))
-		for d := len(idx) - 1; d >= 0; d-- {
-			if idx[d]++; idx[d] < batchShape[d] {
-				break
-			}
-			idx[d] = 0
-		}
+	offsets := mm.Offsets()
+	for i := range batch {
+		oc.add(kern, grid, l.at(v, i*m*n), l.at(a, offsets[2*i]), l.at(b, offsets[2*i+1]))
 	}
 	return nil
 }
