@@ -166,25 +166,13 @@ func (p *Pipeline) openAdapters(opts Options) error {
 		return err
 	}
 	a.ipName = modelName(opts.IPAdapter)
-	projSpecs, loadProj, what := set.projSpecs, set.loadProj, "image projection (base)"
+	loadProj := set.loadProj
 	if a.kind == "plus" {
-		projSpecs, loadProj, what = set.resamplerSpecs, set.loadResampler, "perceiver resampler (plus)"
+		loadProj = set.loadResampler
 	}
-	// The file holds the projection and the image cross-attentions' ip_adapter.N (the
-	// UNet's own tensors come from the checkpoint, checked by matchSet): all of them, and
-	// nothing else.
-	ipSpecs := slices.Clone(projSpecs)
-	plain := map[string]bool{}
-	for _, s := range p.set.unetSpecs {
-		plain[s.Key] = true
-	}
-	for _, s := range set.unetIPSpecs {
-		if !plain[s.Key] {
-			ipSpecs = append(ipSpecs, s)
-		}
-	}
+	ipSpecs, what := set.ipFileSpecs(a.kind, p.set.unetSpecs)
 	if _, err := runtime.LocateWeights("IP-Adapter", ipSpecs, a.ipFiles...); err != nil {
-		return &CheckpointError{Path: opts.IPAdapter, Model: ipAdapterModel, Component: what + " and image cross-attentions", Err: err}
+		return &CheckpointError{Path: opts.IPAdapter, Model: ipAdapterModel, Component: what, Err: err}
 	}
 	if a.encFiles, err = runtime.OpenWeights(opts.ImageEncoder); err != nil {
 		return err
@@ -199,12 +187,32 @@ func (p *Pipeline) openAdapters(opts Options) error {
 		return fmt.Errorf("%s: image encoder: %w", opts.ImageEncoder, err)
 	}
 	if a.proj, err = loadProj(runtime.LoadOptions{}, a.ipFiles...); err != nil {
-		return fmt.Errorf("%s: %s: %w", opts.IPAdapter, what, err)
+		return fmt.Errorf("%s: image projection: %w", opts.IPAdapter, err)
 	}
 	// The encoder's weights are in memory now.
 	runtime.CloseAll(a.encFiles)
 	a.encFiles = nil
 	return nil
+}
+
+// ipFileSpecs are the weights an IP-Adapter file of kind holds, and what they are: the
+// projection and the image cross-attentions' ip_adapter.N (the UNet's own tensors come
+// from the checkpoint, checked by matchSet), all of them and nothing else.
+func (set *adapterSet) ipFileSpecs(kind string, plainUNet []runtime.WeightSpec) ([]runtime.WeightSpec, string) {
+	specs, what := slices.Clone(set.projSpecs), "image projection (base) and image cross-attentions"
+	if kind == "plus" {
+		specs, what = slices.Clone(set.resamplerSpecs), "perceiver resampler (plus) and image cross-attentions"
+	}
+	plain := map[string]bool{}
+	for _, s := range plainUNet {
+		plain[s.Key] = true
+	}
+	for _, s := range set.unetIPSpecs {
+		if !plain[s.Key] {
+			specs = append(specs, s)
+		}
+	}
+	return specs, what
 }
 
 // ipAdapterKind tells base from plus by the file's tensors, and refuses what is neither
