@@ -57,7 +57,7 @@ func readIPGoldens(t *testing.T) []golden {
 }
 
 // TestGenerateIPMatchesPyTorch runs every IP-Adapter and reference-only case (base, plus,
-// with LoRAs, without guidance, from a seed, both adapters together) through the command
+// with LoRAs, without guidance, from a seed, from an image, both adapters together) through the command
 // and holds the final latents to 1e-3 of their largest value and the image to one 8-bit
 // level, as TestGenerateMatchesPyTorch does.
 func TestGenerateIPMatchesPyTorch(t *testing.T) {

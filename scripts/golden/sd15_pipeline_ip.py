@@ -19,6 +19,7 @@ layouts as rfc loads them, computed in float32:
     output size (PIL bicubic) and encoded (SD1Encoder, scaled latents); at each step the guide
     is solver.add_noise(cat(ref, ref), noise, step) with fresh noise [2, 4, h, w] (negative
     half, then positive), not scaled by scale_model_input; style_cfg is the fidelity.
+  - image-to-image (sd15_pipeline.py's): the reference noised at each step run, from the first.
   - both together: the IP-Adapter injected first, so that the reference pass (the structural
     copy of the adapted UNet) runs it too, with the same tokens.
   - guidance 1 (package sd15's batch of one, a departure from Refiners, which always runs two
@@ -98,18 +99,21 @@ def adapted_unet(unet, ipm, kind, scale, fidelity):
 
 
 def generate(models, unet, prompt, negative, steps, solver_name, guidance, noise, tokens=None,
-             reference=None, reference_noise=None, step_noise=None, size=(P.SIZE, P.SIZE)):
+             reference=None, reference_noise=None, step_noise=None, size=(P.SIZE, P.SIZE), image=None,
+             strength=None):
     """P.generate's loop with the adapted UNet: tokens [2, T, d] (negative first), reference
-    latents [1, 4, h, w] and reference_noise [steps, 2, 4, h, w]. Returns (latents, image)."""
+    latents [1, 4, h, w] and reference_noise [steps run, 2, 4, h, w]; image-to-image from
+    image at strength. Returns (latents, image)."""
     guided = guidance != 1
     with torch.no_grad():
         cond = models.text(prompt)
         embedding = torch.cat([models.text(negative), cond]) if guided else cond
-    solver = S.make(solver_name, steps)
-    x = S.init_latents(solver, noise)
+    first = S.first_step_for(strength, steps) if image is not None else 0
+    solver = S.make(solver_name, steps, first)
+    x = S.init_latents(solver, noise, encode_reference(models, image, size) if image is not None else None)
     noises = list(step_noise) if step_noise is not None else []
     with torch.no_grad():
-        for k, step in enumerate(range(steps)):
+        for k, step in enumerate(range(first, steps)):
             timestep = torch.tensor([float(solver.timesteps[step])])
             latents = torch.cat([x, x]) if guided else x
             latents = solver.scale_model_input(latents, step)
@@ -135,6 +139,8 @@ def generate(models, unet, prompt, negative, steps, solver_name, guidance, noise
 
 
 def encode_reference(models, image, size):
+    """Refiners' image_to_latents of the image resized to the output size (also
+    image-to-image's init_latents)."""
     resized = image.resize(size)  # PIL's default filter: bicubic
     x = torch.tensor(np.array(resized).astype(np.float32).transpose(2, 0, 1) / 255.0).unsqueeze(0)
     with torch.no_grad():
@@ -180,13 +186,17 @@ def main():
         ("reference_unguided", ["--reference", "IMAGES/coffee.png"], "ddim", 3, 1.0, "", 26, None, None, 0.5, []),
         ("ip_plus_reference", ip_args["plus"] + ["--ip-image", "IMAGES/astronaut.png", "--reference", "IMAGES/coffee.png:0.6"],
          "ddim", 3, 7.5, "", 27, "plus", 1.0, 0.6, []),
+        ("reference_img2img", ["--reference", "IMAGES/coffee.png", "--init-image", "IMAGES/astronaut.png", "--strength", "0.6"],
+         "ddim", 6, 7.5, "", 28, None, None, 0.5, []),
     ]
     tokens = {}
     for name, extra, solver, steps, guidance, negative, noise_kind, kind, scale, fidelity, use in cases:
         width = height = P.SIZE
         shape = (1, 4, height // 8, width // 8)
         n = 4 * (height // 8) * (width // 8)
-        ref_steps = steps if fidelity is not None else 0
+        strength = float(extra[extra.index("--strength") + 1]) if "--strength" in extra else None
+        first = S.first_step_for(strength, steps) if strength is not None else 0
+        ref_steps = steps - first if fidelity is not None else 0
         lcm_steps = steps - 1 if solver == "lcm" else 0
         tensors = {}
         if isinstance(noise_kind, str):  # NoiseSource: x, then per step reference noise, then LCM's
@@ -222,8 +232,9 @@ def main():
         for lname, s in use:
             handles += P.attach(loras[lname], s)
         unet = adapted_unet(models.unet, ipm, kind, scale, fidelity)
+        init = photos["astronaut"] if strength is not None else None
         latents, pixels = generate(models, unet, P.PROMPT, negative, steps, solver, guidance, noise, toks, ref,
-                                   ref_noise, step_noise, (width, height))
+                                   ref_noise, step_noise, (width, height), init, strength)
         for h in handles:
             h.remove()
         args = base + ["--width", str(width), "--height", str(height)] + extra + noise_args + \
