@@ -29,8 +29,8 @@
 // the text encoder's weights as they load (package lora), so a LoRA costs nothing per
 // step; several stack.
 //
-// Image prompts and reference images (ipadapter.go), as Refiners' SD1IPAdapter and
-// ReferenceOnlyControlAdapter run them:
+// Image prompts and reference images (ipadapter.go, reference.go), as Refiners'
+// SD1IPAdapter and ReferenceOnlyControlAdapter run them:
 //
 //   - IP-Adapter: Options.IPAdapter (ip-adapter_sd15 or ip-adapter-plus_sd15, told apart by
 //     their tensors) with Options.ImageEncoder (CLIP ViT-H/14, a file or IP-Adapter's

@@ -63,7 +63,7 @@ type Pipeline struct {
 	unet      unet
 	decoder   autoencoderHalf
 	encoder   autoencoderHalf // loaded on the first image-to-image request
-	adapted   *adapted        // IP-Adapter and reference-only control (ipadapter.go)
+	adapted   *adapted        // IP-Adapter and reference-only control (ipadapter.go, reference.go)
 }
 
 // Load opens a Stable Diffusion 1.5 checkpoint — the single file
@@ -258,7 +258,7 @@ type Request struct {
 	// control, a pipeline loaded with Options.ReferenceOnly). ReferenceNoise, one
 	// [2, 4, Height/8, Width/8] slice per step run (the negative half's, then the
 	// positive's), noises the reference; without it the seed's stream gives it, drawn at
-	// each step before the step's LCM noise. See ipadapter.go.
+	// each step before the step's LCM noise. See ipadapter.go and reference.go.
 	ImagePrompt    *ImagePrompt
 	Reference      *Reference
 	ReferenceNoise [][]float32
