@@ -188,10 +188,14 @@ def main():
          "ddim", 3, 7.5, "", 27, "plus", 1.0, 0.6, []),
         ("reference_img2img", ["--reference", "IMAGES/coffee.png", "--init-image", "IMAGES/astronaut.png", "--strength", "0.6"],
          "ddim", 6, 7.5, "", 28, None, None, 0.5, []),
+        # another size (latents 10x6): the reference resized to it, base's tokens in the batch of four
+        ("ip_base_reference_80x48", ip_args["base"] + ["--ip-image", "IMAGES/coffee.png:0.5", "--reference",
+                                                       "IMAGES/astronaut.png:0.4"],
+         "dpm", 3, 6.0, "", 29, "base", 0.5, 0.4, [], (80, 48)),
     ]
     tokens = {}
-    for name, extra, solver, steps, guidance, negative, noise_kind, kind, scale, fidelity, use in cases:
-        width = height = P.SIZE
+    for name, extra, solver, steps, guidance, negative, noise_kind, kind, scale, fidelity, use, *rest in cases:
+        width, height = rest[0] if rest else (P.SIZE, P.SIZE)
         shape = (1, 4, height // 8, width // 8)
         n = 4 * (height // 8) * (width // 8)
         strength = float(extra[extra.index("--strength") + 1]) if "--strength" in extra else None
@@ -247,7 +251,7 @@ def main():
     # The adapters must matter: each case without its adapter differs by far more than the
     # tests' tolerance (the Go tests check the same the other way round).
     with torch.no_grad():
-        plain = P.generate(models, P.PROMPT, P.NEGATIVE, 4, "dpm", 7.5, randn(21, (1, 4, 8, 8)))[0]
+        plain = P.generate(models, P.PROMPT, P.NEGATIVE, 4, "dpm", 7.5, randn(21, (1, 4, P.SIZE // 8, P.SIZE // 8)))[0]
         ip = st.load(os.path.join(OUT, "ip_base.safetensors"))[0]["latents"]
         d = (plain - ip).abs().max() / ip.abs().max()
         print(f"  sanity: ip_base without the IP-Adapter differs by {d:.2e} of the largest latent")
