@@ -29,11 +29,14 @@ github.com/rfc-project/rfc with this checkout, as bench/compare.py does.
 Measured here (2 threads of a 2-core VM shared with other jobs, load average about 8; best of
 3 after a warm-up): the UNet step 10.45 s, with IP-Adapter base 10.90 s (+4.2 %), plus 11.09 s
 (+6.1 %); CLIPImageEncoderH 2.12 s in rfc, 7.97 s in PyTorch tuned (OpenBLAS 0.3.21): 0.27×,
-outputs agreeing to 1.2e-6 (max|Δ|/max|y|, full size, random weights).
+outputs agreeing to 1.2e-6 (max|Δ|/max|y|, full size, random weights). Reference-only control
+(--only refonly, best of 2, load average about 4): the UNet step 14.99 s, the reference-only
+UNet's step (batch 4) 37.93 s, 2.53x: twice the rows, and each self-attention attends to twice
+the keys.
 
 Run from the repository root:
   /usr/bin/python3 bench/ip_adapter.py [--runs 3] [--threads 2] [--openblas DIR] [--shipped] [--check]
-                                       [--only unet|encoder]
+                                       [--only unet|encoder|refonly]
 --check also runs the three UNets in PyTorch on the inputs rfc took and prints how far rfc's
 outputs are (the full-size check of the adapted UNet; the encoder's is always printed).
 """
