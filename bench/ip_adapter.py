@@ -29,11 +29,14 @@ github.com/rfc-project/rfc with this checkout, as bench/compare.py does.
 Measured here (2 threads of a 2-core VM shared with other jobs, load average about 8; best of
 3 after a warm-up): the UNet step 10.45 s, with IP-Adapter base 10.90 s (+4.2 %), plus 11.09 s
 (+6.1 %); CLIPImageEncoderH 2.12 s in rfc, 7.97 s in PyTorch tuned (OpenBLAS 0.3.21): 0.27×,
-outputs agreeing to 1.2e-6 (max|Δ|/max|y|, full size, random weights).
+outputs agreeing to 1.2e-6 (max|Δ|/max|y|, full size, random weights). Reference-only control
+(--only refonly, best of 2, load average about 4): the UNet step 14.99 s, the reference-only
+UNet's step (batch 4) 37.93 s, 2.53x: twice the rows, and each self-attention attends to twice
+the keys.
 
 Run from the repository root:
   /usr/bin/python3 bench/ip_adapter.py [--runs 3] [--threads 2] [--openblas DIR] [--shipped] [--check]
-                                       [--only unet|encoder]
+                                       [--only unet|encoder|refonly]
 --check also runs the three UNets in PyTorch on the inputs rfc took and prints how far rfc's
 outputs are (the full-size check of the adapted UNet; the encoder's is always printed).
 """
@@ -179,6 +182,74 @@ func check(err error) {
 }
 """
 
+# Reference-only control (--only refonly): the plain UNet's step with guidance (batch 2)
+# against the reference-only UNet's, which runs the generation's two rows and the noised
+# reference's in one call of four (models/ip_adapter.rfn's ReferenceOnlyAttention, what
+# package sd15 runs), alternated in one process.
+REF_DRIVER = """package main
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"rfcbench/unet"
+	"rfcbench/unetref"
+)
+
+func fill(n int, seed uint32) []float32 {
+	out := make([]float32, n)
+	for i := range out {
+		seed = seed*1664525 + 1013904223
+		out[i] = float32(seed>>8)/float32(1<<24)*2 - 1
+	}
+	return out
+}
+
+func main() {
+	weights := os.Args[1]
+	runs, _ := strconv.Atoi(os.Args[2])
+	plain, err := unet.Load(weights)
+	check(err)
+	ref, err := unetref.Load(weights)
+	check(err)
+	x, text := fill(4*4*64*64, 1), fill(2*77*768, 2)
+	text4 := append(append([]float32(nil), text...), text...)
+	t := []float32{500}
+	calls := []struct {
+		name string
+		f    func() ([]float32, error)
+	}{
+		{"plain", func() ([]float32, error) { return plain.Forward(x[:2*4*64*64], t, text) }},
+		{"refonly", func() ([]float32, error) { return ref.Forward(x, t, text4, []float32{0.5}) }},
+	}
+	best := make([]time.Duration, len(calls))
+	for i := 0; i <= runs; i++ { // the first round warms caches and plans: not counted
+		for k, c := range calls {
+			start := time.Now()
+			_, err := c.f()
+			check(err)
+			if d := time.Since(start); i > 0 && (best[k] == 0 || d < best[k]) {
+				best[k] = d
+			}
+		}
+	}
+	for k, c := range calls {
+		fmt.Printf("best_ms %s %.3f\\n", c.name, float64(best[k].Microseconds())/1000)
+	}
+}
+
+func check(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+"""
+REF_SELECT = ["--adapter", "reference=ReferenceOnlyAttention",
+              "--select", "ScaledDotProductAttention@**.CrossAttentionBlock.Residual_1.SelfAttention.*"]
+
 
 def sh(cmd, **kw):
     out = subprocess.run(cmd, capture_output=True, text=True, **kw)
@@ -280,11 +351,13 @@ def build(work, rfc):
         "enc": [os.path.join(ROOT, "models/clip.rfn"), "--model", "CLIPImageEncoderH", "--set", "batch=1"],
         "unet": [os.path.join(ROOT, "models/sd15.rfn"), "--model", "SD1UNet"] + sets,
         "unetip": [os.path.join(ROOT, "models/ip_adapter.rfn"), "--model", "SD1UNet"] + sets + IP_SELECT,
+        "unetref": [os.path.join(ROOT, "models/ip_adapter.rfn"), "--model", "SD1UNet"]
+        + sum((["--set", f"{k}={'4' if k == 'batch' else v}"] for k, v in UNET_SET.items()), []) + REF_SELECT,
     }
     for pkg, args in packages.items():
         sh([rfc, "compile"] + args + ["-o", os.path.join(mod, pkg), "--pkg", pkg])
     bins = {}
-    for name, driver in (("enc", ENCODER_DRIVER), ("unets", UNET_DRIVER)):
+    for name, driver in (("enc", ENCODER_DRIVER), ("unets", UNET_DRIVER), ("refonly", REF_DRIVER)):
         drv = os.path.join(mod, "cmd", name)
         os.makedirs(drv, exist_ok=True)
         with open(os.path.join(drv, "main.go"), "w") as f:
@@ -340,7 +413,8 @@ def main():
     ap.add_argument("--openblas", default=default_openblas(), help="folder with OpenBLAS's libblas.so.3 for PyTorch tuned")
     ap.add_argument("--shipped", action="store_true", help="also time PyTorch shipped (slow here: the reference BLAS)")
     ap.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "rfc-ip-bench-cache"))
-    ap.add_argument("--only", choices=["unet", "encoder"])
+    ap.add_argument("--only", choices=["unet", "encoder", "refonly"],
+                    help="one part; refonly (reference-only control's step) runs only when asked")
     ap.add_argument("--check", action="store_true",
                     help="also run the UNets in PyTorch on the same inputs and print how far rfc's outputs are")
     ap.add_argument("--torch-encoder", action="store_true", help=argparse.SUPPRESS)  # worker mode
@@ -368,6 +442,14 @@ def main():
         rfc = os.path.join(work, "rfc")
         sh(["go", "build", "-o", rfc, "./cmd/rfc"], cwd=ROOT)
         bins = build(work, rfc)
+        if a.only == "refonly":
+            text, rss = timed_text([bins["refonly"], paths["unet"], str(a.runs)], env)
+            best = {m.group(1): float(m.group(2)) for m in re.finditer(r"best_ms (\w+) ([\d.]+)", text)}
+            lines.append(f"UNet step, 512x512 with guidance (batch 2), alternated with reference-only control's "
+                         f"(peak RSS {rss / 1024:.2f} GB for both UNets): {best['plain'] / 1000:.2f} s")
+            lines.append(f"  with reference-only control (the generation's two rows and the reference's, batch 4): "
+                         f"{best['refonly'] / 1000:.2f} s, {best['refonly'] / best['plain']:.2f}x")
+            return
         if a.only != "encoder":
             unet_out = os.path.join(work, "unets.safetensors")
             text, rss = timed_text([bins["unets"], paths["unet"], paths["ip_base"], str(a.runs), unet_out], env)

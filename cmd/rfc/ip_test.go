@@ -347,7 +347,8 @@ func ipUNet(t *testing.T, batch, imageTokens int, files []string, specs ...adapt
 // The three DDIM steps of sd15_ip.py's runs (guidance 7.5, the negative half first), with
 // the UNet adapted at the model level: the IP-Adapter's tokens the same at every step;
 // reference-only's guide the reference latents noised to each step with that step's noise.
-// The program's runs (sd15 generate --noise) are checked against the same goldens.
+// The program's runs (sd15 generate --noise) are checked in cmd/sd15 against the goldens of
+// scripts/golden/sd15_pipeline_ip.py, which drives the same models through the pipeline.
 func TestIPDenoiseRuns(t *testing.T) {
 	in := testutil.Tensors(t, ipDir+"run_input.safetensors")
 	gold := testutil.Tensors(t, ipDir+"run_output.safetensors")

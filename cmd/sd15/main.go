@@ -5,6 +5,8 @@
 //	              [--width 512] [--height 512] [--steps 30] [--solver dpm|ddim|euler|lcm]
 //	              [--guidance 7.5] [--seed N | --noise FILE] [--lora FILE[:SCALE]]...
 //	              [--init-image IMAGE --strength 0.6] [--latents-out FILE] -o OUT.png
+//	              [--ip-adapter FILE --image-encoder FILE|DIR --ip-image IMAGE[:SCALE]]
+//	              [--reference IMAGE[:FIDELITY]]
 //	sd15 tokenize --prompt TEXT
 //
 // Run sd15 help for the flags.
@@ -40,6 +42,8 @@ Usage:
                 [--width 512] [--height 512] [--steps 30] [--solver dpm|ddim|euler|lcm]
                 [--guidance 7.5] [--seed N | --noise FILE] [--lora FILE[:SCALE]]...
                 [--init-image IMAGE --strength 0.6] [--latents-out FILE] -o OUT.png
+                [--ip-adapter FILE --image-encoder FILE|DIR --ip-image IMAGE[:SCALE]]
+                [--reference IMAGE[:FIDELITY]]
   sd15 tokenize --prompt TEXT      prints the 77 token ids, space-separated, on one line
   sd15 help [COMMAND]
 `
@@ -142,6 +146,7 @@ type generateOptions struct {
 	initImage                    string
 	strength                     float64
 	latentsOut, out              string
+	adapters                     adapterOptions // IP-Adapter, reference-only (adapters.go)
 }
 
 func generateFlags(o *generateOptions, out io.Writer) *flag.FlagSet {
@@ -156,11 +161,12 @@ func generateFlags(o *generateOptions, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.solver, "solver", sd15.DefaultSolver, "dpm (DPM-Solver++ 2M), ddim, euler or lcm (for LCM weights)")
 	fs.Float64Var(&o.guidance, "guidance", sd15.DefaultGuidance, "classifier-free guidance scale; 1 runs the UNet on the prompt alone")
 	fs.Uint64Var(&o.seed, "seed", 0, "noise seed `N` (solvers.NoiseSource); random when neither --seed nor --noise is given")
-	fs.StringVar(&o.noise, "noise", "", "safetensors `FILE` with the initial noise as tensor x [1, 4, H/8, W/8] (standard normal), and\nfor LCM its steps' noise as step_noise [k, 1, 4, H/8, W/8]")
+	fs.StringVar(&o.noise, "noise", "", "safetensors `FILE` with the initial noise as tensor x [1, 4, H/8, W/8] (standard normal), and\nfor LCM its steps' noise as step_noise [k, 1, 4, H/8, W/8], for --reference the reference's as\nreference_noise [steps, 2, 4, H/8, W/8]")
 	fs.Var(&o.loras, "lora", "a LoRA `FILE[:SCALE]` (kohya/sd-webui or diffusers/PEFT names) merged into the UNet and text encoder,\nat SCALE (default 1); repeatable, they stack")
 	fs.StringVar(&o.initImage, "init-image", "", "start from this `IMAGE` (PNG or JPEG), resized to the output size")
 	fs.Float64Var(&o.strength, "strength", 0.6, "with --init-image: how much to change it, in (0, 1]")
 	fs.StringVar(&o.latentsOut, "latents-out", "", "also write the final latents as tensor latents to this safetensors `FILE`")
+	o.adapters.register(fs)
 	fs.StringVar(&o.out, "o", "", "the PNG `OUT.png` to write (with the parameters in its \"parameters\" text chunk)")
 	fs.Usage = func() {
 		fmt.Fprint(out, "Usage: sd15 generate --checkpoint FILE|DIR --prompt TEXT -o OUT.png [flags]\n\nFlags:\n")
@@ -252,12 +258,21 @@ func generate(args []string, stdout, stderr io.Writer) int {
 		}
 		req.InitImage, req.Strength = img, o.strength
 	}
+	var loadOpts sd15.Options
+	if err := o.adapters.apply(&req, &loadOpts); err != nil {
+		return fail(err)
+	}
 	if o.noise != "" {
 		x, steps, err := readNoise(o.noise)
 		if err != nil {
 			return fail(err)
 		}
 		req.Noise, req.StepNoise = x, steps
+		if req.Reference != nil {
+			if req.ReferenceNoise, err = readReferenceNoise(o.noise); err != nil {
+				return fail(err)
+			}
+		}
 	} else if !given(fs, "seed") {
 		var b [8]byte
 		if _, err := rand.Read(b[:]); err != nil {
@@ -267,7 +282,8 @@ func generate(args []string, stdout, stderr io.Writer) int {
 	}
 
 	start := time.Now()
-	p, err := sd15.Load(o.checkpoint, sd15.Options{LoRAs: o.loras})
+	loadOpts.LoRAs = o.loras
+	p, err := sd15.Load(o.checkpoint, loadOpts)
 	if err != nil {
 		return fail(err)
 	}

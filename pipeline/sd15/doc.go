@@ -29,6 +29,32 @@
 // the text encoder's weights as they load (package lora), so a LoRA costs nothing per
 // step; several stack.
 //
+// Image prompts and reference images (ipadapter.go, reference.go), as Refiners'
+// SD1IPAdapter and ReferenceOnlyControlAdapter run them:
+//
+//   - IP-Adapter: Options.IPAdapter (ip-adapter_sd15 or ip-adapter-plus_sd15, told apart by
+//     their tensors) with Options.ImageEncoder (CLIP ViT-H/14, a file or IP-Adapter's
+//     image_encoder folder); Request.ImagePrompt gives the image and its scale. The image is
+//     resized to 224×224 without a crop and normalized (imaging.CLIPInput); base projects
+//     the encoder's embedding to 4 tokens, plus resamples its penultimate states to 16. The
+//     guidance's negative half gets the tokens of a zero embedding (base) or of zero pixels
+//     (plus). The UNet is the one with the image cross-attentions (models/ip_adapter.rfn
+//     compiled with ImageCrossAttention); a request without an image prompt runs it at scale
+//     0, which is the plain UNet's result bit for bit.
+//   - Reference-only: Options.ReferenceOnly compiles in the UNet with ReferenceOnlyAttention;
+//     every request then gives Request.Reference (the image and Refiners' style_cfg). The
+//     image, resized to the output size and encoded, is noised to each step
+//     (Request.ReferenceNoise, or the seed's stream) and goes through the UNet with the
+//     generation in one call of four rows: the generation's two halves, then the
+//     reference's, whose self-attention tokens the generation's also attend to.
+//   - Both together use the UNet with both adapters; the reference's rows get the same image
+//     tokens (Refiners' order: the IP-Adapter injected first).
+//
+// Without guidance (Guidance 1) the IP-Adapter takes the image's tokens alone and
+// reference-only blends nothing: Refiners always runs both halves, and this batch of one
+// computes what their positive half does. Memory: the image encoder adds 2.5 GB (float32), the
+// projection 13 MB (base) or 120 MB (plus); the adapted UNet replaces the plain one.
+//
 // PNG files written by Result.WritePNG carry the parameters in a "parameters" text chunk
 // in sd-webui's format (prompt, negative prompt, steps, sampler, CFG scale, seed, size,
 // model), so that existing tools show them.

@@ -30,6 +30,14 @@ type Options struct {
 	// LoRAs are merged into the UNet's and the text encoder's weights as they load, in
 	// order (they stack).
 	LoRAs []LoRA
+	// IPAdapter, an SD1.5 IP-Adapter file (ip-adapter_sd15 or ip-adapter-plus_sd15, told
+	// apart by their tensors), with ImageEncoder, CLIP's ViT-H/14 image encoder (a file or
+	// IP-Adapter's image_encoder folder), lets requests prompt with an image
+	// (Request.ImagePrompt; ipadapter.go).
+	IPAdapter, ImageEncoder string
+	// ReferenceOnly builds the UNet for reference-only control: every request then gives a
+	// Request.Reference.
+	ReferenceOnly bool
 }
 
 // Pipeline is a loaded Stable Diffusion 1.5: tokenizer, text encoder, UNet and
@@ -55,6 +63,7 @@ type Pipeline struct {
 	unet      unet
 	decoder   autoencoderHalf
 	encoder   autoencoderHalf // loaded on the first image-to-image request
+	adapted   *adapted        // IP-Adapter and reference-only control (ipadapter.go, reference.go)
 }
 
 // Load opens a Stable Diffusion 1.5 checkpoint — the single file
@@ -83,6 +92,9 @@ func Load(checkpoint string, opts Options) (p *Pipeline, err error) {
 		return nil, err
 	}
 	p.Width, p.Height = p.set.width, p.set.height
+	if err := p.openAdapters(opts); err != nil {
+		return nil, err
+	}
 	if err := p.openLoRAs(opts.LoRAs); err != nil {
 		return nil, err
 	}
@@ -92,7 +104,7 @@ func Load(checkpoint string, opts Options) (p *Pipeline, err error) {
 	if p.text, err = p.set.loadText(p.patch(p.textPatch), files...); err != nil {
 		return nil, fmt.Errorf("%s: text encoder: %w", checkpoint, err)
 	}
-	if p.unet, err = p.set.loadUNet(p.patch(p.unetPatch), files...); err != nil {
+	if err = p.loadUNet(p.patch(p.unetPatch), files...); err != nil {
 		return nil, fmt.Errorf("%s: UNet: %w", checkpoint, err)
 	}
 	if p.decoder, err = p.set.loadDecoder(runtime.LoadOptions{}, files...); err != nil {
@@ -190,7 +202,7 @@ func (p *Pipeline) openLoRAs(loras []LoRA) error {
 		return nil
 	}
 	patches, err := lora.Plan([]lora.Target{
-		{Name: "UNet", Words: []string{"unet"}, Specs: p.set.unetSpecs},
+		{Name: "UNet", Words: []string{"unet"}, Specs: p.unetSpecs()},
 		{Name: "text encoder", Words: []string{"te", "te1", "text_encoder"}, Specs: p.set.textSpecs},
 	}, uses)
 	if err != nil {
@@ -211,6 +223,7 @@ func (p *Pipeline) patch(lp *lora.Patch) runtime.LoadOptions {
 // Close releases the checkpoint and LoRA files and the models.
 func (p *Pipeline) Close() error {
 	runtime.CloseAll(p.files)
+	p.closeAdapters()
 	for _, f := range p.loras {
 		f.Close()
 	}
@@ -240,6 +253,15 @@ type Request struct {
 	// round((1 − Strength)·(Steps − 1)); Strength in (0, 1].
 	InitImage *imaging.Image
 	Strength  float64
+	// ImagePrompt prompts with an image too, through the IP-Adapter the pipeline was
+	// loaded with; Reference carries a reference image's style over (reference-only
+	// control, a pipeline loaded with Options.ReferenceOnly). ReferenceNoise, one
+	// [2, 4, Height/8, Width/8] slice per step run (the negative half's, then the
+	// positive's), noises the reference; without it the seed's stream gives it, drawn at
+	// each step before the step's LCM noise. See ipadapter.go and reference.go.
+	ImagePrompt    *ImagePrompt
+	Reference      *Reference
+	ReferenceNoise [][]float32
 	// Progress, when set, is called when the steps start (done 0) and after each step,
 	// with the steps done and the steps to run in all.
 	Progress func(done, total int)
@@ -310,7 +332,7 @@ func (p *Pipeline) normalize(r Request) (Request, error) {
 			return r, errors.New("the euler solver cannot start from an image (Refiners' Euler has no add_noise); use dpm, ddim or lcm")
 		}
 	}
-	return r, nil
+	return r, p.checkAdapters(r)
 }
 
 func latentLen(r Request) int { return LatentChannels * (r.Height / 8) * (r.Width / 8) }
@@ -392,6 +414,10 @@ func (p *Pipeline) Generate(r Request) (*Result, error) {
 		}
 	}
 	s.ScaleInitialLatents(x)
+	model, err := p.stepUNet(r, s, src)
+	if err != nil {
+		return nil, err
+	}
 
 	in := make([]float32, batch*n)
 	inShape := []int{batch, LatentChannels, r.Height / 8, r.Width / 8}
@@ -411,7 +437,7 @@ func (p *Pipeline) Generate(r Request) (*Result, error) {
 		if guided {
 			copy(in[n:], in[:n])
 		}
-		out, _, err := p.unet.Forward(in, inShape, []float32{float32(timesteps[step])}, emb, embShape)
+		out, _, err := model.Forward(in, inShape, []float32{float32(timesteps[step])}, emb, embShape)
 		if err != nil {
 			return nil, err
 		}

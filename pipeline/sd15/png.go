@@ -47,6 +47,7 @@ func (p *Pipeline) parameters(r Request) string {
 	for _, e := range kvs {
 		pairs = append(pairs, e.k+": "+quote(e.v))
 	}
+	pairs = append(pairs, p.adapterParameters(r)...)
 	text := r.Prompt
 	if r.NegativePrompt != "" {
 		text += "\nNegative prompt: " + r.NegativePrompt
