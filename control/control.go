@@ -64,6 +64,24 @@ var t2iTargets = [4][2]string{
 // ReadUNet reads the settings of an elaborated SD1UNet and checks that it has the layers
 // the adapters wrap and fixed sizes.
 func ReadUNet(m *ir.Module) (UNet, error) {
+	u, err := readUNetSettings(m)
+	if err != nil {
+		return UNet{}, err
+	}
+	bad := func(format string, args ...any) (UNet, error) {
+		return UNet{}, fmt.Errorf("module %s: %s", m.Name, fmt.Sprintf(format, args...))
+	}
+	x := m.Input("x")
+	if !x.Type.Shape.Static() {
+		return bad("ControlNets and T2I-Adapters need the UNet's sizes: its input x is %s (give --set batch=… --set height=… --set width=…, or inputs)", x.Type)
+	}
+	d := x.Type.Shape.Ints()
+	u.Batch, u.Height, u.Width = d[0], d[2], d[3]
+	return u, nil
+}
+
+// readUNetSettings reads what ReadUNet does but the sizes, which may be chosen at run time.
+func readUNetSettings(m *ir.Module) (UNet, error) {
 	var u UNet
 	settings := map[string]string{}
 	for _, s := range m.Settings {
@@ -90,11 +108,6 @@ func ReadUNet(m *ir.Module) (UNet, error) {
 	if x == nil || len(x.Type.Shape) != 4 {
 		return bad("not a Stable Diffusion 1.5 UNet (SD1UNet): it has no input x [batch, channels, height, width]")
 	}
-	if !x.Type.Shape.Static() {
-		return bad("ControlNets and T2I-Adapters need the UNet's sizes: its input x is %s (give --set batch=… --set height=… --set width=…, or inputs)", x.Type)
-	}
-	d := x.Type.Shape.Ints()
-	u.Batch, u.Height, u.Width = d[0], d[2], d[3]
 	return u, nil
 }
 
@@ -225,10 +238,26 @@ func InputsSpec(u UNet) adapters.Spec {
 	return spec
 }
 
-// InjectInputs injects InputsSpec into m, an SD1UNet with fixed sizes.
+// InjectInputs injects InputsSpec into m, an SD1UNet. A UNet whose sizes are chosen at run
+// time gets ControlInputsAnySize instead: inputs whose sizes are names, checked by the
+// compiled package against the UNet's maps (one package for every batch and image size,
+// as package sd15 compiles its UNets).
 func InjectInputs(m *ir.Module, prog *dsl.Program) (*ir.Module, error) {
 	if err := checkProgram(prog, "ControlInputs"); err != nil {
 		return nil, err
+	}
+	if x := m.Input("x"); x != nil && len(x.Type.Shape) == 4 && !x.Type.Shape.Static() {
+		if err := checkProgram(prog, "ControlInputsAnySize"); err != nil {
+			return nil, err
+		}
+		u, err := readUNetSettings(m)
+		if err != nil {
+			return nil, err
+		}
+		spec := InputsSpec(u)
+		spec.Adapter = "ControlInputsAnySize"
+		spec.Params = map[string]string{"channels": formatInts(u.Channels)}
+		return adapters.Inject(m, prog, spec)
 	}
 	u, err := ReadUNet(m)
 	if err != nil {

@@ -55,6 +55,7 @@ type Pipeline struct {
 	unet      unet
 	decoder   autoencoderHalf
 	encoder   autoencoderHalf // loaded on the first image-to-image request
+	control   controlState    // ControlNets and T2I-Adapters (control.go)
 }
 
 // Load opens a Stable Diffusion 1.5 checkpoint — the single file
@@ -76,6 +77,7 @@ func Load(checkpoint string, opts Options) (p *Pipeline, err error) {
 		}
 	}()
 	p = pipe
+	p.control.loras = slices.Clone(opts.LoRAs)
 	if len(files) == 0 {
 		return nil, fmt.Errorf("%s: no .safetensors file in the folder or its subfolders", checkpoint)
 	}
@@ -216,6 +218,7 @@ func (p *Pipeline) Close() error {
 	}
 	p.files, p.loras = nil, nil
 	p.text, p.decoder, p.encoder, p.unet = nil, nil, nil, nil
+	p.control = controlState{}
 	return nil
 }
 
@@ -240,6 +243,10 @@ type Request struct {
 	// round((1 − Strength)·(Steps − 1)); Strength in (0, 1].
 	InitImage *imaging.Image
 	Strength  float64
+	// ControlNets and T2IAdapters guide the image by condition images, as Refiners'
+	// SD1ControlnetAdapter and SD1T2IAdapter do; any number of both stack (control.go).
+	ControlNets []ControlNet
+	T2IAdapters []T2IAdapter
 	// Progress, when set, is called when the steps start (done 0) and after each step,
 	// with the steps done and the steps to run in all.
 	Progress func(done, total int)
@@ -310,7 +317,7 @@ func (p *Pipeline) normalize(r Request) (Request, error) {
 			return r, errors.New("the euler solver cannot start from an image (Refiners' Euler has no add_noise); use dpm, ddim or lcm")
 		}
 	}
-	return r, nil
+	return r, checkControl(r)
 }
 
 func latentLen(r Request) int { return LatentChannels * (r.Height / 8) * (r.Width / 8) }
@@ -393,6 +400,10 @@ func (p *Pipeline) Generate(r Request) (*Result, error) {
 	}
 	s.ScaleInitialLatents(x)
 
+	ctl, err := p.prepareControl(r, batch)
+	if err != nil {
+		return nil, err
+	}
 	in := make([]float32, batch*n)
 	inShape := []int{batch, LatentChannels, r.Height / 8, r.Width / 8}
 	embShape := []int{batch, 77, p.set.embeddingDim}
@@ -411,7 +422,12 @@ func (p *Pipeline) Generate(r Request) (*Result, error) {
 		if guided {
 			copy(in[n:], in[:n])
 		}
-		out, _, err := p.unet.Forward(in, inShape, []float32{float32(timesteps[step])}, emb, embShape)
+		var out []float32
+		if ctl != nil {
+			out, _, err = ctl.predict(in, inShape, []float32{float32(timesteps[step])}, emb, embShape)
+		} else {
+			out, _, err = p.unet.Forward(in, inShape, []float32{float32(timesteps[step])}, emb, embShape)
+		}
 		if err != nil {
 			return nil, err
 		}
