@@ -12,66 +12,67 @@ import (
 	"github.com/rfc-project/rfc/pipeline/sd15"
 )
 
-// controlFlag is one --controlnet or --t2i-adapter PATH:COND.png[:SCALE].
-type controlFlag struct {
-	path, condition string
-	scale           float64
-}
-
-// controlFlags collects a repeated --controlnet or --t2i-adapter.
-type controlFlags struct {
-	name string
-	list []controlFlag
-}
+// controlFlags collects a repeated --controlnet or --t2i-adapter PATH:COND.png[:SCALE], as
+// given: addControl checks them, so that a bad one is one line and status 1.
+type controlFlags []string
 
 func (c *controlFlags) String() string { return "" }
 
-// Set parses PATH:COND.png[:SCALE]. Paths are split at their colons: a path that holds one
-// cannot be given.
 func (c *controlFlags) Set(v string) error {
+	*c = append(*c, v)
+	return nil
+}
+
+// parseControl splits PATH:COND.png[:SCALE] at its colons (a path that holds one cannot be
+// given).
+func parseControl(flagName, v string) (path, condition string, scale float64, err error) {
 	parts := strings.Split(v, ":")
-	f := controlFlag{scale: 1}
+	scale = 1
 	switch len(parts) {
 	case 2:
 	case 3:
-		s, err := strconv.ParseFloat(parts[2], 64)
-		if err != nil || math.IsNaN(s) || math.IsInf(s, 0) {
-			return fmt.Errorf("%q: the scale %q is not a finite number (want PATH:COND.png[:SCALE])", v, parts[2])
+		scale, err = strconv.ParseFloat(parts[2], 64)
+		if err != nil || math.IsNaN(scale) || math.IsInf(scale, 0) {
+			return "", "", 0, fmt.Errorf("--%s %s: the scale %q is not a finite number (PATH:COND.png[:SCALE])", flagName, v, parts[2])
 		}
-		f.scale = s
 	default:
-		return fmt.Errorf("%q: want PATH:COND.png[:SCALE] (the weights, the condition image, the scale)", v)
+		return "", "", 0, fmt.Errorf("--%s %s: want PATH:COND.png[:SCALE] (the weights, the condition image, the scale)", flagName, v)
 	}
-	f.path, f.condition = parts[0], parts[1]
-	if f.path == "" || f.condition == "" {
-		return fmt.Errorf("%q: want PATH:COND.png[:SCALE], both paths given", v)
+	if parts[0] == "" || parts[1] == "" {
+		return "", "", 0, fmt.Errorf("--%s %s: want PATH:COND.png[:SCALE], with both paths", flagName, v)
 	}
-	c.list = append(c.list, f)
-	return nil
+	return parts[0], parts[1], scale, nil
 }
 
 // registerControlFlags adds --controlnet and --t2i-adapter to sd15 generate's flags.
 func registerControlFlags(fs *flag.FlagSet, o *generateOptions) {
-	o.controlNets.name, o.t2iAdapters.name = "controlnet", "t2i-adapter"
 	fs.Var(&o.controlNets, "controlnet", "a ControlNet `PATH:COND.png[:SCALE]`: its weights (single file, diffusers folder or Refiners file),\nthe condition image (resized to the output size) and the scale of its residuals (default 1);\nrepeatable, they stack (with --t2i-adapter and --lora too)")
 	fs.Var(&o.t2iAdapters, "t2i-adapter", "a T2I-Adapter `PATH:COND.png[:SCALE]`: its weights (TencentARC's file, diffusers folder or Refiners\nfile), the condition image (resized to the output size) and the scale of its features (default 1);\nrepeatable")
 }
 
-// addControl reads the condition images of the control flags into the request.
+// addControl checks the control flags and reads their condition images into the request.
 func (o *generateOptions) addControl(req *sd15.Request) error {
-	for _, c := range o.controlNets.list {
-		img, err := openCondition(c.condition)
+	for _, v := range o.controlNets {
+		path, cond, scale, err := parseControl("controlnet", v)
 		if err != nil {
-			return fmt.Errorf("--controlnet %s: %w", c.path, err)
+			return err
 		}
-		req.ControlNets = append(req.ControlNets, sd15.ControlNet{Path: c.path, Condition: img, Scale: c.scale})
+		img, err := openCondition(cond)
+		if err != nil {
+			return fmt.Errorf("--controlnet %s: %w", v, err)
+		}
+		req.ControlNets = append(req.ControlNets, sd15.ControlNet{Path: path, Condition: img, Scale: scale})
 	}
-	for _, a := range o.t2iAdapters.list {
-		img, err := openCondition(a.condition)
+	for _, v := range o.t2iAdapters {
+		path, cond, scale, err := parseControl("t2i-adapter", v)
 		if err != nil {
-			return fmt.Errorf("--t2i-adapter %s: %w", a.path, err)
+			return err
 		}
-		req.T2IAdapters = append(req.T2IAdapters, sd15.T2IAdapter{Path: a.path, Condition: img, Scale: a.scale})
+		img, err := openCondition(cond)
+		if err != nil {
+			return fmt.Errorf("--t2i-adapter %s: %w", v, err)
+		}
+		req.T2IAdapters = append(req.T2IAdapters, sd15.T2IAdapter{Path: path, Condition: img, Scale: scale})
 	}
 	return nil
 }
@@ -84,15 +85,16 @@ func openCondition(path string) (*imaging.Image, error) {
 	return img, nil
 }
 
-func cannyFlags(low, high *float64, blur *int, out *string, w io.Writer) *flag.FlagSet {
+func cannyFlags(low, high *float64, blur *int, sigma *float64, out *string, w io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("canny", flag.ContinueOnError)
 	fs.SetOutput(w)
 	fs.Float64Var(low, "low", 100, "the lower hysteresis threshold")
 	fs.Float64Var(high, "high", 200, "the upper hysteresis threshold")
-	fs.IntVar(blur, "blur", 0, "an odd kernel `SIZE`: Gaussian blur first (OpenCV's GaussianBlur, sigma from the size); 0: none, as OpenCV's Canny and the ControlNet annotator")
+	fs.IntVar(blur, "blur", 0, "an odd kernel `SIZE`: Gaussian blur first (OpenCV's GaussianBlur); 0: none, as OpenCV's Canny and the\nControlNet annotator")
+	fs.Float64Var(sigma, "sigma", 0, "with --blur: the Gaussian's sigma (0: from the kernel size, as OpenCV)")
 	fs.StringVar(out, "o", "", "the edge map to write, `OUT.png` (white edges on black, one channel)")
 	fs.Usage = func() {
-		fmt.Fprint(w, "Usage: sd15 canny IN.png -o OUT.png [--low 100] [--high 200] [--blur 0]\n\nWrites the edges of IN as OpenCV's cv2.Canny(image, low, high) finds them, bit for bit: the\ncondition image of a canny ControlNet (sd15 generate --controlnet PATH:OUT.png).\n\nFlags:\n")
+		fmt.Fprint(w, "Usage: sd15 canny IN.png -o OUT.png [--low 100] [--high 200] [--blur 0 [--sigma 0]]\n\nWrites the edges of IN as OpenCV's cv2.Canny(image, low, high) finds them, bit for bit: the\ncondition image of a canny ControlNet (sd15 generate --controlnet PATH:OUT.png).\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	return fs
@@ -100,10 +102,10 @@ func cannyFlags(low, high *float64, blur *int, out *string, w io.Writer) *flag.F
 
 // canny is sd15 canny: the edge map of an image, as the canny ControlNets' preprocessor.
 func canny(args []string, stderr io.Writer) int {
-	var low, high float64
+	var low, high, sigma float64
 	var blur int
 	var out string
-	fs := cannyFlags(&low, &high, &blur, &out, stderr)
+	fs := cannyFlags(&low, &high, &blur, &sigma, &out, stderr)
 	// The input may come before, between or after the flags.
 	var inputs []string
 	for {
@@ -137,7 +139,7 @@ func canny(args []string, stderr io.Writer) int {
 		if blur < 0 || blur%2 == 0 {
 			return fail(fmt.Errorf("--blur %d: the kernel size must be odd and positive (or 0: no blur)", blur))
 		}
-		if img, err = imaging.GaussianBlur(img, blur, 0); err != nil {
+		if img, err = imaging.GaussianBlur(img, blur, sigma); err != nil {
 			return fail(err)
 		}
 	}

@@ -74,7 +74,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 				tokenizeFlags(new(string), stdout).Usage()
 				return 0
 			case "canny":
-				cannyFlags(new(float64), new(float64), new(int), new(string), stdout).Usage()
+				cannyFlags(new(float64), new(float64), new(int), new(float64), new(string), stdout).Usage()
 				return 0
 			}
 		}

@@ -11,7 +11,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/rfc-project/rfc/control"
+	"github.com/rfc-project/rfc/control/checkpoint"
 	"github.com/rfc-project/rfc/imaging"
 	"github.com/rfc-project/rfc/lora"
 	fullcontrolnet "github.com/rfc-project/rfc/pipeline/sd15/internal/full/controlnet"
@@ -72,7 +72,7 @@ type controlModels struct {
 	t2iBlocks         map[string]int
 	loadUNet          loader[controlledUNet]
 	loadControlNet    loader[controlNetModel]
-	loadT2I           map[string]loader[t2iEncoder] // by control.T2IAdapter.Model
+	loadT2I           map[string]loader[t2iEncoder] // by checkpoint.T2IAdapter.Model
 }
 
 // controlSets are the control packages of each set of models, by the set's name.
@@ -325,21 +325,15 @@ func (p *Pipeline) loadControlNet(cs *controlModels, path string) (controlNetMod
 	if net, ok := p.control.controlNets[path]; ok {
 		return net, nil
 	}
-	c, err := control.OpenControlNet(path) // refuses SDXL and configs rfc cannot run
+	c, err := checkpoint.OpenControlNet(path) // refuses SDXL and configs rfc cannot run
 	if err != nil {
 		return nil, err
 	}
-	channels := c.ConditionChannels
-	c.Close()
-	if !slices.Equal(channels, cs.conditionChannels) {
-		return nil, fmt.Errorf("%s: a ControlNet whose condition encoder has widths %v; %s's have %v", path, channels, p.set.name, cs.conditionChannels)
+	defer c.Close()
+	if !slices.Equal(c.ConditionChannels, cs.conditionChannels) {
+		return nil, fmt.Errorf("%s: a ControlNet whose condition encoder has widths %v: the ControlNets of %s have %v", path, c.ConditionChannels, p.set.name, cs.conditionChannels)
 	}
-	files, err := runtime.OpenWeights(path)
-	if err != nil {
-		return nil, err
-	}
-	defer runtime.CloseAll(files)
-	files, closeRenamed, err := refinersControlNetFiles(files, cs.controlNetSpecs)
+	files, closeRenamed, err := refinersControlNetFiles(c.Files(), cs.controlNetSpecs)
 	if err != nil {
 		return nil, err
 	}
@@ -358,7 +352,7 @@ func (p *Pipeline) loadControlNet(cs *controlModels, path string) (controlNetMod
 // addT2IFeatures runs a T2I-Adapter's encoder on its condition and adds its scaled features
 // to the step's, for both halves of the batch.
 func (p *Pipeline) addT2IFeatures(cs *controlModels, st *controlStep, a T2IAdapter, width, height, batch int) error {
-	info, err := control.ReadT2IAdapter(a.Path)
+	info, err := checkpoint.ReadT2IAdapter(a.Path)
 	if err != nil {
 		return err
 	}
@@ -368,7 +362,7 @@ func (p *Pipeline) addT2IFeatures(cs *controlModels, st *controlStep, a T2IAdapt
 			a.Path, info.Model, info.InChannels, info.Channels, info.NumResidualBlocks, p.set.name, cs.t2iChannels, cs.t2iBlocks["ConditionEncoder"], cs.t2iBlocks["ConditionEncoderLight"])
 	}
 	if width%64 != 0 || height%64 != 0 {
-		return fmt.Errorf("T2I-Adapter %s: the size %dx%d: a T2I-Adapter needs a width and height that are multiples of 64 (its encoder halves the condition 9 times)", a.Path, width, height)
+		return fmt.Errorf("T2I-Adapter %s: the size %dx%d: a T2I-Adapter needs a width and height that are multiples of 64 (its encoder reduces the condition 64 times)", a.Path, width, height)
 	}
 	files, err := runtime.OpenWeights(a.Path)
 	if err != nil {
