@@ -534,3 +534,16 @@ func (r *renamedSafetensors) ReadAt(p []byte, off int64) (int, error) {
 }
 
 func (r *renamedSafetensors) Close() error { return r.f.Close() }
+
+// controlUnits describes the request's ControlNets, then its T2I-Adapters, for the PNG
+// parameters: "Model: NAME, Weight: SCALE" (NAME the file's or folder's base name).
+func controlUnits(r Request) []string {
+	var out []string
+	for _, c := range r.ControlNets {
+		out = append(out, "Model: "+modelName(c.Path)+", Weight: "+pyFloat(c.Scale))
+	}
+	for _, a := range r.T2IAdapters {
+		out = append(out, "Model: "+modelName(a.Path)+", Weight: "+pyFloat(a.Scale))
+	}
+	return out
+}

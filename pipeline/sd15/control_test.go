@@ -53,6 +53,9 @@ func TestControlThenPlain(t *testing.T) {
 	if e := relError(res.Latents, want); !(e <= 1e-4) {
 		t.Errorf("two ControlNets: latents differ from PyTorch's by %.3e of their largest value", e)
 	}
+	if want := `ControlNet 0: "Model: single-file, Weight: 0.8", ControlNet 1: "Model: single-file, Weight: 0.6"`; !strings.HasSuffix(res.Parameters, want) {
+		t.Errorf("parameters %q, want them to end with %q", res.Parameters, want)
+	}
 	if p.unet != nil || p.control.unet == nil {
 		t.Error("the controlled UNet should have replaced the plain one")
 	}
