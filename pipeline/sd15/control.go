@@ -16,10 +16,12 @@ import (
 	"github.com/rfc-project/rfc/lora"
 	fullcontrolnet "github.com/rfc-project/rfc/pipeline/sd15/internal/full/controlnet"
 	fullt2i "github.com/rfc-project/rfc/pipeline/sd15/internal/full/t2i"
+	fullt2igrey "github.com/rfc-project/rfc/pipeline/sd15/internal/full/t2igrey"
 	fullt2ilight "github.com/rfc-project/rfc/pipeline/sd15/internal/full/t2ilight"
 	fullunetcontrol "github.com/rfc-project/rfc/pipeline/sd15/internal/full/unetcontrol"
 	tinycontrolnet "github.com/rfc-project/rfc/pipeline/sd15/internal/tiny/controlnet"
 	tinyt2i "github.com/rfc-project/rfc/pipeline/sd15/internal/tiny/t2i"
+	tinyt2igrey "github.com/rfc-project/rfc/pipeline/sd15/internal/tiny/t2igrey"
 	tinyt2ilight "github.com/rfc-project/rfc/pipeline/sd15/internal/tiny/t2ilight"
 	tinyunetcontrol "github.com/rfc-project/rfc/pipeline/sd15/internal/tiny/unetcontrol"
 	"github.com/rfc-project/rfc/runtime"
@@ -43,11 +45,13 @@ type ControlNet struct {
 // the scale of its features.
 type T2IAdapter struct {
 	// Path is the T2I-Adapter: TencentARC's file (as safetensors), a diffusers folder or a
-	// Refiners file. The full adapters on RGB conditions (depth, openpose, seg, …) and the
-	// light one (color) run; the one-channel sd15v2 canny and sketch adapters do not yet.
-	Path      string
-	Condition *imaging.Image // as ControlNet.Condition
-	Scale     float64        // multiplies the features (1 as trained)
+	// Refiners file: the full adapters on RGB conditions (depth, openpose, seg, …) or on
+	// one-channel ones (the sd15v2 canny and sketch adapters), the light one (color).
+	Path string
+	// Condition is as ControlNet.Condition; for a one-channel adapter an RGB image is made
+	// gray first as PIL's convert("L") does (an edge map stays as it is).
+	Condition *imaging.Image
+	Scale     float64 // multiplies the features (1 as trained)
 }
 
 // The compiled models that ControlNets and T2I-Adapters need, seen as functions: the
@@ -59,7 +63,7 @@ type (
 	// controlNetModel maps the UNet's inputs and the condition image [batch, 3, 8h, 8w] to
 	// the 13 residuals, unscaled. They are the model's memory until its next call.
 	controlNetModel func(x []float32, xShape []int, timestep, emb []float32, embShape []int, condition []float32, conditionShape []int) ([13][]float32, [13][]int, error)
-	// t2iEncoder maps a condition image [1, 3, H, W] to the 4 feature maps.
+	// t2iEncoder maps a condition image [1, C, H, W] to the 4 feature maps.
 	t2iEncoder func(x []float32, xShape []int) ([4][]float32, [4][]int, error)
 )
 
@@ -72,7 +76,7 @@ type controlModels struct {
 	t2iBlocks         map[string]int
 	loadUNet          loader[controlledUNet]
 	loadControlNet    loader[controlNetModel]
-	loadT2I           map[string]loader[t2iEncoder] // by checkpoint.T2IAdapter.Model
+	loadT2I           map[string]loader[t2iEncoder] // by t2iKind
 }
 
 // controlSets are the control packages of each set of models, by the set's name.
@@ -84,8 +88,9 @@ var controlSets = map[string]*controlModels{
 		loadUNet:       adapt(fullunetcontrol.LoadFilesWith, func(m *fullunetcontrol.Model) controlledUNet { return controlledForward(m) }),
 		loadControlNet: adapt(fullcontrolnet.LoadFilesWith, func(m *fullcontrolnet.Model) controlNetModel { return controlNetForward(m) }),
 		loadT2I: map[string]loader[t2iEncoder]{
-			"ConditionEncoder":      adapt(fullt2i.LoadFilesWith, func(m *fullt2i.Model) t2iEncoder { return t2iForward(m) }),
-			"ConditionEncoderLight": adapt(fullt2ilight.LoadFilesWith, func(m *fullt2ilight.Model) t2iEncoder { return t2iForward(m) }),
+			"ConditionEncoder/3":      adapt(fullt2i.LoadFilesWith, func(m *fullt2i.Model) t2iEncoder { return t2iForward(m) }),
+			"ConditionEncoder/1":      adapt(fullt2igrey.LoadFilesWith, func(m *fullt2igrey.Model) t2iEncoder { return t2iForward(m) }),
+			"ConditionEncoderLight/3": adapt(fullt2ilight.LoadFilesWith, func(m *fullt2ilight.Model) t2iEncoder { return t2iForward(m) }),
 		},
 	},
 	"the reduced Stable Diffusion 1.5 of the tests": {
@@ -95,8 +100,9 @@ var controlSets = map[string]*controlModels{
 		loadUNet:       adapt(tinyunetcontrol.LoadFilesWith, func(m *tinyunetcontrol.Model) controlledUNet { return controlledForward(m) }),
 		loadControlNet: adapt(tinycontrolnet.LoadFilesWith, func(m *tinycontrolnet.Model) controlNetModel { return controlNetForward(m) }),
 		loadT2I: map[string]loader[t2iEncoder]{
-			"ConditionEncoder":      adapt(tinyt2i.LoadFilesWith, func(m *tinyt2i.Model) t2iEncoder { return t2iForward(m) }),
-			"ConditionEncoderLight": adapt(tinyt2ilight.LoadFilesWith, func(m *tinyt2ilight.Model) t2iEncoder { return t2iForward(m) }),
+			"ConditionEncoder/3":      adapt(tinyt2i.LoadFilesWith, func(m *tinyt2i.Model) t2iEncoder { return t2iForward(m) }),
+			"ConditionEncoder/1":      adapt(tinyt2igrey.LoadFilesWith, func(m *tinyt2igrey.Model) t2iEncoder { return t2iForward(m) }),
+			"ConditionEncoderLight/3": adapt(tinyt2ilight.LoadFilesWith, func(m *tinyt2ilight.Model) t2iEncoder { return t2iForward(m) }),
 		},
 	},
 }
@@ -178,9 +184,10 @@ func checkControl(r Request) error {
 }
 
 // conditionTensor brings a condition image to the output size (PIL's bicubic) as a
-// [1, 3, height, width] tensor in [0, 1] (Refiners' image_to_tensor).
-func conditionTensor(m *imaging.Image, width, height int) (*runtime.Tensor, error) {
-	if m.Channels != 3 {
+// [1, C, height, width] tensor in [0, 1] (Refiners' image_to_tensor), C the image's
+// channels; a gray image is made RGB (ControlNet's HWC3) unless gray is asked for.
+func conditionTensor(m *imaging.Image, width, height int, gray bool) (*runtime.Tensor, error) {
+	if m.Channels != 3 && !gray {
 		var err error
 		if m, err = imaging.ControlImage(m); err != nil {
 			return nil, err
@@ -246,7 +253,7 @@ func (p *Pipeline) prepareControl(r Request, batch int) (*controlStep, error) {
 		if err != nil {
 			return nil, err
 		}
-		t, err := conditionTensor(c.Condition, r.Width, r.Height)
+		t, err := conditionTensor(c.Condition, r.Width, r.Height, false)
 		if err != nil {
 			return nil, fmt.Errorf("ControlNet %s: condition image: %w", c.Path, err)
 		}
@@ -356,9 +363,9 @@ func (p *Pipeline) addT2IFeatures(cs *controlModels, st *controlStep, a T2IAdapt
 	if err != nil {
 		return err
 	}
-	load, ok := cs.loadT2I[info.Model]
-	if !ok || info.InChannels != 3 || !slices.Equal(info.Channels, cs.t2iChannels) || info.NumResidualBlocks != cs.t2iBlocks[info.Model] {
-		return fmt.Errorf("%s: a %s T2I-Adapter with %d input channels, widths %v and %d residual blocks per level: rfc's sd15 runs %s's on RGB conditions (3 channels, widths %v, %d blocks; %d for the light one)",
+	load, ok := cs.loadT2I[fmt.Sprintf("%s/%d", info.Model, info.InChannels)]
+	if !ok || !slices.Equal(info.Channels, cs.t2iChannels) || info.NumResidualBlocks != cs.t2iBlocks[info.Model] {
+		return fmt.Errorf("%s: a %s T2I-Adapter with %d input channels, widths %v and %d residual blocks per level: rfc's sd15 runs %s's (widths %v; %d blocks on 3 or 1 channels, the light one %d on 3)",
 			a.Path, info.Model, info.InChannels, info.Channels, info.NumResidualBlocks, p.set.name, cs.t2iChannels, cs.t2iBlocks["ConditionEncoder"], cs.t2iBlocks["ConditionEncoderLight"])
 	}
 	if width%64 != 0 || height%64 != 0 {
@@ -373,7 +380,11 @@ func (p *Pipeline) addT2IFeatures(cs *controlModels, st *controlStep, a T2IAdapt
 	if err != nil {
 		return fmt.Errorf("T2I-Adapter %s: %w", a.Path, err)
 	}
-	t, err := conditionTensor(a.Condition, width, height)
+	cond := a.Condition
+	if info.InChannels == 1 {
+		cond = grayImage(cond)
+	}
+	t, err := conditionTensor(cond, width, height, info.InChannels == 1)
 	if err != nil {
 		return fmt.Errorf("T2I-Adapter %s: condition image: %w", a.Path, err)
 	}
@@ -544,6 +555,21 @@ func controlUnits(r Request) []string {
 	}
 	for _, a := range r.T2IAdapters {
 		out = append(out, "Model: "+modelName(a.Path)+", Weight: "+pyFloat(a.Scale))
+	}
+	return out
+}
+
+// grayImage is PIL's convert("L") of an RGB image: ITU-R 601-2 luma in PIL's fixed point,
+// (19595·R + 38470·G + 7471·B + 2¹⁵) >> 16, so that a gray image loaded as RGB comes back
+// exactly. A one-channel image is returned as it is.
+func grayImage(m *imaging.Image) *imaging.Image {
+	if m.Channels != 3 {
+		return m
+	}
+	out := &imaging.Image{Width: m.Width, Height: m.Height, Channels: 1, Pix: make([]uint8, m.Width*m.Height)}
+	for i := range out.Pix {
+		r, g, b := uint32(m.Pix[3*i]), uint32(m.Pix[3*i+1]), uint32(m.Pix[3*i+2])
+		out.Pix[i] = uint8((19595*r + 38470*g + 7471*b + 0x8000) >> 16)
 	}
 	return out
 }

@@ -43,7 +43,8 @@
 // until Close (1.4 GB each at full size); a T2I-Adapter's encoder is loaded for its request.
 // The ControlNet and T2I-Adapter files are read by package control/checkpoint: a ControlNet's
 // single file (control_v11p_sd15_*), diffusers folder or Refiners file; a T2I-Adapter's
-// TencentARC file, diffusers folder or Refiners file (full on RGB conditions, or light).
+// TencentARC file, diffusers folder or Refiners file (full on RGB or one-channel
+// conditions, or light).
 //
 // PNG files written by Result.WritePNG carry the parameters in a "parameters" text chunk
 // in sd-webui's format (prompt, negative prompt, steps, sampler, CFG scale, seed, size,
