@@ -284,7 +284,7 @@ func generate(args []string, stdout, stderr io.Writer) int {
 	}
 
 	start := time.Now()
-	p, err := sd15.Load(o.checkpoint, sd15.Options{LoRAs: o.loras})
+	p, err := sd15.Load(o.checkpoint, sd15.Options{LoRAs: o.loras, Control: len(req.ControlNets)+len(req.T2IAdapters) > 0})
 	if err != nil {
 		return fail(err)
 	}

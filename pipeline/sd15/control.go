@@ -281,18 +281,45 @@ func shapeLen(s []int) int {
 	return n
 }
 
-// loadControlledUNet loads the UNet with control inputs from the checkpoint, the LoRAs
-// merged again as Load merged them into the plain UNet.
-func (p *Pipeline) loadControlledUNet(cs *controlModels) (controlledUNet, error) {
-	// The patch indexes weights by their place in the specs: the controlled UNet must read
-	// the plain UNet's weights in the plain UNet's order (control inputs add none).
-	if len(cs.unetSpecs) != len(p.set.unetSpecs) {
-		return nil, fmt.Errorf("internal error: the controlled UNet reads %d weights, the UNet %d", len(cs.unetSpecs), len(p.set.unetSpecs))
+// loadUNet is Load's: the plain UNet, or with opts.Control the controlled one, which then
+// serves every request.
+func (p *Pipeline) loadUNet(opts Options) error {
+	var err error
+	if !opts.Control {
+		if p.unet, err = p.set.loadUNet(p.patch(p.unetPatch), p.files...); err != nil {
+			return fmt.Errorf("%s: UNet: %w", p.path, err)
+		}
+		return nil
+	}
+	if err := checkControlledSpecs(controlSets[p.set.name], p.set); err != nil {
+		return err
+	}
+	if p.control.unet, err = controlSets[p.set.name].loadUNet(p.patch(p.unetPatch), p.files...); err != nil {
+		return fmt.Errorf("%s: UNet: %w", p.path, err)
+	}
+	return nil
+}
+
+// checkControlledSpecs: a LoRA patch indexes weights by their place in the specs, so the
+// controlled UNet must read the plain UNet's weights in the plain UNet's order (control
+// inputs add none).
+func checkControlledSpecs(cs *controlModels, set *modelSet) error {
+	if len(cs.unetSpecs) != len(set.unetSpecs) {
+		return fmt.Errorf("internal error: the controlled UNet reads %d weights, the UNet %d", len(cs.unetSpecs), len(set.unetSpecs))
 	}
 	for i, s := range cs.unetSpecs {
-		if s.Key != p.set.unetSpecs[i].Key || !slices.Equal(s.Shape, p.set.unetSpecs[i].Shape) {
-			return nil, fmt.Errorf("internal error: the controlled UNet's weight %d is %s, the UNet's %s", i, s.Key, p.set.unetSpecs[i].Key)
+		if s.Key != set.unetSpecs[i].Key || !slices.Equal(s.Shape, set.unetSpecs[i].Shape) {
+			return fmt.Errorf("internal error: the controlled UNet's weight %d is %s, the UNet's %s", i, s.Key, set.unetSpecs[i].Key)
 		}
+	}
+	return nil
+}
+
+// loadControlledUNet loads the UNet with control inputs from the checkpoint after Load, the
+// LoRAs merged again as Load merged them into the plain UNet.
+func (p *Pipeline) loadControlledUNet(cs *controlModels) (controlledUNet, error) {
+	if err := checkControlledSpecs(cs, p.set); err != nil {
+		return nil, err
 	}
 	opts := runtime.LoadOptions{}
 	var files []*lora.File

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/rfc-project/rfc/imaging"
+	"github.com/rfc-project/rfc/runtime"
 )
 
 const controlWeights = reduced + "control/"
@@ -114,5 +115,73 @@ func TestControlRequestErrors(t *testing.T) {
 	}
 	if p.control.unet != nil {
 		t.Error("a refused request loaded the controlled UNet")
+	}
+}
+
+// controlCase reads a golden case of sd15_pipeline_control.py as a request and the LoRAs
+// its flags give.
+func controlCase(t *testing.T, name string) (Request, []LoRA, []float32, *runtime.Tensor) {
+	noise, want, args := readCase(t, "control/"+name)
+	g, _ := strconv.ParseFloat(flag(args, "--guidance"), 64)
+	steps, _ := strconv.Atoi(flag(args, "--steps"))
+	req := Request{Prompt: flag(args, "--prompt"), Steps: steps, Solver: flag(args, "--solver"), Guidance: g, Noise: noise}
+	paths := strings.NewReplacer("CONTROL/", controlWeights, "IMAGES/", "../../testdata/images/", "TESTDATA/", goldens)
+	var loras []LoRA
+	for i := 0; i+1 < len(args); i++ {
+		parts := strings.Split(paths.Replace(args[i+1]), ":")
+		scale := 1.0
+		if len(parts) > 1 {
+			if s, err := strconv.ParseFloat(parts[len(parts)-1], 64); err == nil {
+				scale = s
+			}
+		}
+		switch args[i] {
+		case "--lora":
+			loras = append(loras, LoRA{Path: parts[0], Scale: scale})
+		case "--controlnet", "--t2i-adapter":
+			cond, err := imaging.Load(parts[1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if args[i] == "--controlnet" {
+				req.ControlNets = append(req.ControlNets, ControlNet{Path: parts[0], Condition: cond, Scale: scale})
+			} else {
+				req.T2IAdapters = append(req.T2IAdapters, T2IAdapter{Path: parts[0], Condition: cond, Scale: scale})
+			}
+		}
+	}
+	return req, loras, noise, want
+}
+
+// TestControlWithLoRA runs the case with a ControlNet, a light T2I-Adapter and a LoRA on a
+// Pipeline loaded with the LoRA and Options.Control, and on one loaded without Control (the
+// controlled UNet then loads at the request, the LoRA merged again): both match PyTorch, and
+// agree bit for bit.
+func TestControlWithLoRA(t *testing.T) {
+	req, loras, _, want := controlCase(t, "controlnet_t2i_lora")
+	if len(loras) != 1 || len(req.ControlNets) != 1 || len(req.T2IAdapters) != 1 {
+		t.Fatalf("the case has %d LoRAs, %d ControlNets, %d T2I-Adapters; want one of each", len(loras), len(req.ControlNets), len(req.T2IAdapters))
+	}
+	var latents [][]float32
+	for _, control := range []bool{true, false} {
+		p, err := Load(reduced+"single-file.safetensors", Options{LoRAs: loras, Control: control})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if control != (p.unet == nil) || control != (p.control.unet != nil) {
+			t.Errorf("Control %v: plain UNet loaded %v, controlled %v", control, p.unet != nil, p.control.unet != nil)
+		}
+		res, err := p.Generate(req)
+		p.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e := relError(res.Latents, want); !(e <= 1e-4) {
+			t.Errorf("Control %v: latents differ from PyTorch's by %.3e of their largest value", control, e)
+		}
+		latents = append(latents, res.Latents)
+	}
+	if !slices.Equal(latents[0], latents[1]) {
+		t.Error("the controlled UNet loaded with the pipeline and at the request differ")
 	}
 }

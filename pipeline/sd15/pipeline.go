@@ -30,6 +30,10 @@ type Options struct {
 	// LoRAs are merged into the UNet's and the text encoder's weights as they load, in
 	// order (they stack).
 	LoRAs []LoRA
+	// Control loads the UNet that takes ControlNets and T2I-Adapters in place of the plain
+	// one, for a Pipeline whose requests will have them: without it, the first such request
+	// loads it then (control.go).
+	Control bool
 }
 
 // Pipeline is a loaded Stable Diffusion 1.5: tokenizer, text encoder, UNet and
@@ -94,8 +98,8 @@ func Load(checkpoint string, opts Options) (p *Pipeline, err error) {
 	if p.text, err = p.set.loadText(p.patch(p.textPatch), files...); err != nil {
 		return nil, fmt.Errorf("%s: text encoder: %w", checkpoint, err)
 	}
-	if p.unet, err = p.set.loadUNet(p.patch(p.unetPatch), files...); err != nil {
-		return nil, fmt.Errorf("%s: UNet: %w", checkpoint, err)
+	if err := p.loadUNet(opts); err != nil { // control.go: the plain UNet or the controlled one
+		return nil, err
 	}
 	if p.decoder, err = p.set.loadDecoder(runtime.LoadOptions{}, files...); err != nil {
 		return nil, fmt.Errorf("%s: autoencoder decoder: %w", checkpoint, err)
