@@ -16,16 +16,13 @@
 package control
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/rfc-project/rfc/adapters"
+	"github.com/rfc-project/rfc/control/checkpoint"
 	"github.com/rfc-project/rfc/dsl"
 	"github.com/rfc-project/rfc/ir"
 	"github.com/rfc-project/rfc/runtime"
@@ -64,6 +61,24 @@ var t2iTargets = [4][2]string{
 // ReadUNet reads the settings of an elaborated SD1UNet and checks that it has the layers
 // the adapters wrap and fixed sizes.
 func ReadUNet(m *ir.Module) (UNet, error) {
+	u, err := readUNetSettings(m)
+	if err != nil {
+		return UNet{}, err
+	}
+	bad := func(format string, args ...any) (UNet, error) {
+		return UNet{}, fmt.Errorf("module %s: %s", m.Name, fmt.Sprintf(format, args...))
+	}
+	x := m.Input("x")
+	if !x.Type.Shape.Static() {
+		return bad("ControlNets and T2I-Adapters need the UNet's sizes: its input x is %s (give --set batch=… --set height=… --set width=…, or inputs)", x.Type)
+	}
+	d := x.Type.Shape.Ints()
+	u.Batch, u.Height, u.Width = d[0], d[2], d[3]
+	return u, nil
+}
+
+// readUNetSettings reads what ReadUNet does but the sizes, which may be chosen at run time.
+func readUNetSettings(m *ir.Module) (UNet, error) {
 	var u UNet
 	settings := map[string]string{}
 	for _, s := range m.Settings {
@@ -90,11 +105,6 @@ func ReadUNet(m *ir.Module) (UNet, error) {
 	if x == nil || len(x.Type.Shape) != 4 {
 		return bad("not a Stable Diffusion 1.5 UNet (SD1UNet): it has no input x [batch, channels, height, width]")
 	}
-	if !x.Type.Shape.Static() {
-		return bad("ControlNets and T2I-Adapters need the UNet's sizes: its input x is %s (give --set batch=… --set height=… --set width=…, or inputs)", x.Type)
-	}
-	d := x.Type.Shape.Ints()
-	u.Batch, u.Height, u.Width = d[0], d[2], d[3]
 	return u, nil
 }
 
@@ -225,10 +235,26 @@ func InputsSpec(u UNet) adapters.Spec {
 	return spec
 }
 
-// InjectInputs injects InputsSpec into m, an SD1UNet with fixed sizes.
+// InjectInputs injects InputsSpec into m, an SD1UNet. A UNet whose sizes are chosen at run
+// time gets ControlInputsAnySize instead: inputs whose sizes are names, checked by the
+// compiled package against the UNet's maps (one package for every batch and image size,
+// as package sd15 compiles its UNets).
 func InjectInputs(m *ir.Module, prog *dsl.Program) (*ir.Module, error) {
 	if err := checkProgram(prog, "ControlInputs"); err != nil {
 		return nil, err
+	}
+	if x := m.Input("x"); x != nil && len(x.Type.Shape) == 4 && !x.Type.Shape.Static() {
+		if err := checkProgram(prog, "ControlInputsAnySize"); err != nil {
+			return nil, err
+		}
+		u, err := readUNetSettings(m)
+		if err != nil {
+			return nil, err
+		}
+		spec := InputsSpec(u)
+		spec.Adapter = "ControlInputsAnySize"
+		spec.Params = map[string]string{"channels": formatInts(u.Channels)}
+		return adapters.Inject(m, prog, spec)
 	}
 	u, err := ReadUNet(m)
 	if err != nil {
@@ -264,128 +290,19 @@ func InjectT2IAdapter(m *ir.Module, prog *dsl.Program, name string, scale float6
 	return adapters.Inject(m, prog, spec)
 }
 
-// ControlNet is a ControlNet checkpoint, opened and checked: the original single file
-// (control_model.*, the whole SD model beside it or not), a diffusers folder (or its
-// diffusion_pytorch_model.safetensors) or a Refiners file.
-type ControlNet struct {
-	Path              string
-	ConditionChannels []int // the condition encoder's widths, read from the file
-	files             []*runtime.SafetensorsFile
-}
+// ControlNet is a ControlNet checkpoint, opened and checked (package checkpoint, which
+// the sd15 program uses without the compiler).
+type ControlNet = checkpoint.ControlNet
 
-// Close closes the checkpoint's files.
-func (c *ControlNet) Close() error {
-	runtime.CloseAll(c.files)
-	return nil
-}
+// OpenControlNet opens a ControlNet checkpoint: see checkpoint.OpenControlNet.
+func OpenControlNet(path string) (*ControlNet, error) { return checkpoint.OpenControlNet(path) }
 
-// OpenControlNet opens a ControlNet checkpoint and refuses, with one message naming the
-// file, what rfc's SD1.5 ControlNet cannot run: an SDXL ControlNet, a diffusers config
-// asking for BGR conditions, pooled residuals or another number of condition channels, a
-// file without a condition encoder.
-func OpenControlNet(path string) (*ControlNet, error) {
-	if err := checkDiffusersConfig(path); err != nil {
-		return nil, err
-	}
-	files, err := runtime.OpenWeights(path)
-	if err != nil {
-		return nil, err
-	}
-	c := &ControlNet{Path: path, files: files}
-	var names []string
-	for _, f := range files {
-		names = append(names, f.Names()...)
-	}
-	for _, n := range names {
-		if strings.HasPrefix(n, "add_embedding.") || strings.Contains(n, "control_model.label_emb.") {
-			c.Close()
-			return nil, fmt.Errorf("%s: an SDXL ControlNet (it has %q): rfc's ControlNet adapters are Stable Diffusion 1.5's", path, n)
-		}
-	}
-	if c.ConditionChannels, err = conditionChannels(files); err != nil {
-		c.Close()
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return c, nil
-}
+// T2IAdapter is what a T2I-Adapter checkpoint holds: see checkpoint.T2IAdapter.
+type T2IAdapter = checkpoint.T2IAdapter
 
-// conditionKeys are the condition encoder's first convolution and its three stride-2
-// convolutions in the single file, diffusers and Refiners layouts (any prefix before).
-var conditionKeys = [][4]string{
-	{"control_model.input_hint_block.0.weight", "control_model.input_hint_block.4.weight", "control_model.input_hint_block.8.weight", "control_model.input_hint_block.12.weight"},
-	{"controlnet_cond_embedding.conv_in.weight", "controlnet_cond_embedding.blocks.1.weight", "controlnet_cond_embedding.blocks.3.weight", "controlnet_cond_embedding.blocks.5.weight"},
-	{"ConditionEncoder.Chain_1.Conv2d.weight", "ConditionEncoder.Chain_2.Conv2d_2.weight", "ConditionEncoder.Chain_3.Conv2d_2.weight", "ConditionEncoder.Chain_4.Conv2d_2.weight"},
-}
-
-// conditionChannels reads the condition encoder's widths from the shapes of its
-// convolutions, in whichever layout the files hold them.
-func conditionChannels(files []*runtime.SafetensorsFile) ([]int, error) {
-	for _, keys := range conditionKeys {
-		var widths []int
-		for _, k := range keys {
-			info, ok := findSuffix(files, k)
-			if !ok || len(info.Shape) != 4 {
-				break
-			}
-			widths = append(widths, info.Shape[0])
-		}
-		if len(widths) == len(keys) {
-			return widths, nil
-		}
-	}
-	return nil, errors.New("no ControlNet condition encoder (control_model.input_hint_block.*, controlnet_cond_embedding.* or DownBlocks.Chain_1.Residual.ConditionEncoder.*): is it a ControlNet?")
-}
-
-func findSuffix(files []*runtime.SafetensorsFile, key string) (runtime.TensorInfo, bool) {
-	for _, f := range files {
-		if info, ok := f.Info(key); ok {
-			return info, true
-		}
-		for _, n := range f.Names() {
-			if strings.HasSuffix(n, "."+key) {
-				return f.Info(n)
-			}
-		}
-	}
-	return runtime.TensorInfo{}, false
-}
-
-// checkDiffusersConfig reads the config.json of a diffusers ControlNet (the folder given,
-// or beside the file given), when there is one, and refuses settings whose maths rfc's
-// ControlNet does not do.
-func checkDiffusersConfig(path string) error {
-	cfgPath := filepath.Join(path, "config.json")
-	if info, err := os.Stat(path); err == nil && !info.IsDir() {
-		cfgPath = filepath.Join(filepath.Dir(path), "config.json")
-	}
-	data, err := os.ReadFile(cfgPath)
-	if err != nil {
-		return nil // no config: a single file or a Refiners file
-	}
-	var cfg map[string]any
-	if err := json.Unmarshal(data, &cfg); err != nil {
-		return fmt.Errorf("%s: %v", cfgPath, err)
-	}
-	if class, ok := cfg["_class_name"].(string); ok && class != "ControlNetModel" {
-		if class == "UNet2DConditionModel" || !strings.Contains(class, "ControlNet") {
-			return nil // the config of another component beside a single file: not ours
-		}
-		return fmt.Errorf("%s: _class_name is %q: rfc reads ControlNetModel checkpoints", cfgPath, class)
-	}
-	if order, ok := cfg["controlnet_conditioning_channel_order"].(string); ok && order != "rgb" {
-		return fmt.Errorf("%s: controlnet_conditioning_channel_order is %q: rfc's ControlNet takes RGB conditions as published ControlNets do (this one wants the channels flipped)", cfgPath, order)
-	}
-	if pool, ok := cfg["global_pool_conditions"].(bool); ok && pool {
-		return fmt.Errorf("%s: global_pool_conditions is true (residuals averaged over the image, shuffle models): rfc's ControlNet does not pool", cfgPath)
-	}
-	if n, ok := cfg["conditioning_channels"].(float64); ok && n != 3 {
-		return fmt.Errorf("%s: conditioning_channels is %v: rfc's ControlNet takes 3-channel conditions", cfgPath, n)
-	}
-	if n, ok := cfg["addition_embed_type"].(string); ok && n != "" {
-		return fmt.Errorf("%s: addition_embed_type is %q: an SDXL ControlNet; rfc's ControlNet adapters are Stable Diffusion 1.5's", cfgPath, n)
-	}
-	return nil
-}
+// ReadT2IAdapter reads what kind of T2I-Adapter the checkpoint at path is: see
+// checkpoint.ReadT2IAdapter.
+func ReadT2IAdapter(path string) (*T2IAdapter, error) { return checkpoint.ReadT2IAdapter(path) }
 
 // InjectControlNet injects the ControlNet c, called name, into m (an SD1UNet with fixed
 // sizes from a program that holds models/controlnet.rfn), for a condition image of shape
@@ -405,7 +322,7 @@ func InjectControlNet(m *ir.Module, prog *dsl.Program, c *ControlNet, name strin
 	if err != nil {
 		return nil, nil, err
 	}
-	weights, err := c.read(prog, u)
+	weights, err := readControlNet(c, prog, u)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -442,9 +359,9 @@ func InjectControlNet(m *ir.Module, prog *dsl.Program, c *ControlNet, name strin
 	return out, tensors, nil
 }
 
-// read reads the ControlNet's weights by their paths below Controlnet, located by the
+// readControlNet reads the ControlNet's weights by their paths below Controlnet, located by the
 // stand-alone SD1Controlnet of the same sizes in whichever layout the file uses.
-func (c *ControlNet) read(prog *dsl.Program, u UNet) (map[string]*runtime.Tensor, error) {
+func readControlNet(c *ControlNet, prog *dsl.Program, u UNet) (map[string]*runtime.Tensor, error) {
 	alone, err := prog.Elaborate(dsl.Options{Model: "SD1Controlnet", Set: map[string]string{
 		"channels":           formatInts(u.Channels),
 		"clip_embedding_dim": strconv.Itoa(u.ClipEmbeddingDim),
@@ -462,7 +379,7 @@ func (c *ControlNet) read(prog *dsl.Program, u UNet) (map[string]*runtime.Tensor
 		rel := strings.TrimPrefix(p.Name, "Controlnet.")
 		specs[i] = runtime.WeightSpec{Key: rel, Param: rel, Shape: p.Type.Shape.Ints(), Layouts: p.LayoutKeys}
 	}
-	set, err := runtime.LocateWeights("Controlnet", specs, c.files...)
+	set, err := runtime.LocateWeights("Controlnet", specs, c.Files()...)
 	if err != nil {
 		return nil, fmt.Errorf("ControlNet %s: %w", c.Path, err)
 	}

@@ -584,3 +584,46 @@ func TestReadT2IAdapter(t *testing.T) {
 		}
 	}
 }
+
+// A UNet whose sizes are chosen at run time gets ControlInputsAnySize: inputs whose sizes
+// are names (the UNet's batch, height and width, and names of their own for the lower
+// levels, which the compiled package checks). Package sd15 compiles it
+// (pipeline/sd15/internal/*/unetcontrol) and holds it to PyTorch and to the plain UNet.
+func TestControlInputsAnySize(t *testing.T) {
+	prog := loadProgram(t, "controlnet.rfn")
+	set := map[string]string{"tokens": "77"}
+	for k, v := range unetSet {
+		set[k] = v
+	}
+	base, err := prog.Elaborate(dsl.Options{Model: "SD1UNet", Set: set})
+	if err != nil {
+		t.Fatal(dsl.Detail(err))
+	}
+	if base.Input("x").Type.Shape.Static() {
+		t.Fatal("the UNet has fixed sizes: the test needs run-time ones")
+	}
+	m, err := InjectInputs(base, prog)
+	if err != nil {
+		t.Fatal(dsl.Detail(err))
+	}
+	want := map[string]string{
+		"control_residual_0":  "f32[batch, 8, height, width]",
+		"control_residual_3":  "f32[batch, 8, height_2, width_2]",
+		"control_residual_6":  "f32[batch, 16, height_4, width_4]",
+		"control_residual_12": "f32[batch, 24, height_8, width_8]",
+		"control_features_0":  "f32[batch, 8, height, width]",
+		"control_features_3":  "f32[batch, 24, height_8, width_8]",
+	}
+	for name, typ := range want {
+		v := m.Input(name)
+		if v == nil || v.Type.String() != typ {
+			t.Errorf("input %s: %v, want %s", name, v, typ)
+		}
+	}
+	if len(m.Inputs) != 3+13+4 {
+		t.Errorf("%d inputs, want 20", len(m.Inputs))
+	}
+	if _, err := ReadUNet(base); err == nil || !strings.Contains(err.Error(), "need the UNet's sizes") {
+		t.Errorf("ReadUNet of a run-time UNet: %v, want the error asking for sizes", err)
+	}
+}

@@ -4,9 +4,11 @@
 //	sd15 generate --checkpoint FILE|DIR --prompt TEXT [--negative-prompt TEXT]
 //	              [--width 512] [--height 512] [--steps 30] [--solver dpm|ddim|euler|lcm]
 //	              [--guidance 7.5] [--seed N | --noise FILE] [--lora FILE[:SCALE]]...
-//	              [--init-image IMAGE --strength 0.6] [--latents-out FILE] -o OUT.png
+//	              [--init-image IMAGE --strength 0.6] [--latents-out FILE]
+//	              [--controlnet PATH:COND.png[:SCALE]]... [--t2i-adapter PATH:COND.png[:SCALE]]...
 //	              [--ip-adapter FILE --image-encoder FILE|DIR --ip-image IMAGE[:SCALE]]
-//	              [--reference IMAGE[:FIDELITY]]
+//	              [--reference IMAGE[:FIDELITY]] -o OUT.png
+//	sd15 canny IN.png -o OUT.png [--low 100] [--high 200]
 //	sd15 tokenize --prompt TEXT
 //
 // Run sd15 help for the flags.
@@ -41,9 +43,12 @@ Usage:
   sd15 generate --checkpoint FILE|DIR --prompt TEXT [--negative-prompt TEXT]
                 [--width 512] [--height 512] [--steps 30] [--solver dpm|ddim|euler|lcm]
                 [--guidance 7.5] [--seed N | --noise FILE] [--lora FILE[:SCALE]]...
-                [--init-image IMAGE --strength 0.6] [--latents-out FILE] -o OUT.png
+                [--init-image IMAGE --strength 0.6] [--latents-out FILE]
+                [--controlnet PATH:COND.png[:SCALE]]... [--t2i-adapter PATH:COND.png[:SCALE]]...
                 [--ip-adapter FILE --image-encoder FILE|DIR --ip-image IMAGE[:SCALE]]
-                [--reference IMAGE[:FIDELITY]]
+                [--reference IMAGE[:FIDELITY]] -o OUT.png
+  sd15 canny IN.png -o OUT.png [--low 100] [--high 200]
+                                   the edge map of a canny ControlNet (OpenCV's Canny, bit for bit)
   sd15 tokenize --prompt TEXT      prints the 77 token ids, space-separated, on one line
   sd15 help [COMMAND]
 `
@@ -59,6 +64,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return generate(args[1:], stdout, stderr)
 	case "tokenize":
 		return tokenize(args[1:], stdout, stderr)
+	case "canny":
+		return canny(args[1:], stderr)
 	case "help", "-h", "-help", "--help":
 		if len(args) > 1 {
 			switch args[1] {
@@ -68,12 +75,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 			case "tokenize":
 				tokenizeFlags(new(string), stdout).Usage()
 				return 0
+			case "canny":
+				cannyFlags(new(float64), new(float64), new(int), new(float64), new(string), stdout).Usage()
+				return 0
 			}
 		}
 		fmt.Fprint(stdout, usage)
 		return 0
 	}
-	fmt.Fprintf(stderr, "sd15: unknown command %q (commands: generate, tokenize, help)\n", args[0])
+	fmt.Fprintf(stderr, "sd15: unknown command %q (commands: generate, canny, tokenize, help)\n", args[0])
 	return 2
 }
 
@@ -147,6 +157,7 @@ type generateOptions struct {
 	strength                     float64
 	latentsOut, out              string
 	adapters                     adapterOptions // IP-Adapter, reference-only (adapters.go)
+	controlNets, t2iAdapters     controlFlags   // control.go
 }
 
 func generateFlags(o *generateOptions, out io.Writer) *flag.FlagSet {
@@ -167,6 +178,7 @@ func generateFlags(o *generateOptions, out io.Writer) *flag.FlagSet {
 	fs.Float64Var(&o.strength, "strength", 0.6, "with --init-image: how much to change it, in (0, 1]")
 	fs.StringVar(&o.latentsOut, "latents-out", "", "also write the final latents as tensor latents to this safetensors `FILE`")
 	o.adapters.register(fs)
+	registerControlFlags(fs, o)
 	fs.StringVar(&o.out, "o", "", "the PNG `OUT.png` to write (with the parameters in its \"parameters\" text chunk)")
 	fs.Usage = func() {
 		fmt.Fprint(out, "Usage: sd15 generate --checkpoint FILE|DIR --prompt TEXT -o OUT.png [flags]\n\nFlags:\n")
@@ -262,6 +274,9 @@ func generate(args []string, stdout, stderr io.Writer) int {
 	if err := o.adapters.apply(&req, &loadOpts); err != nil {
 		return fail(err)
 	}
+	if err := o.addControl(&req); err != nil {
+		return fail(err)
+	}
 	if o.noise != "" {
 		x, steps, err := readNoise(o.noise)
 		if err != nil {
@@ -283,6 +298,7 @@ func generate(args []string, stdout, stderr io.Writer) int {
 
 	start := time.Now()
 	loadOpts.LoRAs = o.loras
+	loadOpts.Control = len(req.ControlNets)+len(req.T2IAdapters) > 0
 	p, err := sd15.Load(o.checkpoint, loadOpts)
 	if err != nil {
 		return fail(err)

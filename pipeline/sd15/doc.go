@@ -55,6 +55,25 @@
 // computes what their positive half does. Memory: the image encoder adds 2.5 GB (float32), the
 // projection 13 MB (base) or 120 MB (plus); the adapted UNet replaces the plain one.
 //
+// ControlNets and T2I-Adapters (Request.ControlNets, Request.T2IAdapters; any number of
+// both, with LoRAs) guide the image by condition images as Refiners' SD1ControlnetAdapter
+// and SD1T2IAdapter do. The condition is resized to the output size (PIL's bicubic) and
+// given in [0, 1] (image_to_tensor), one for both halves of the guided batch. They run apart
+// from the UNet, as compiled packages of their own: each ControlNet (models/controlnet.rfn's
+// SD1Controlnet) once per step on the UNet's inputs, its 13 residuals times its scale summed
+// in Refiners' order (the ControlNet given last first); each T2I-Adapter's encoder
+// (models/t2i_adapter.rfn) once per request, its 4 feature maps times its scale summed. The
+// sums are inputs of a second compiled UNet (ControlInputs): the first request with control
+// loads it in place of the plain UNet, which it replaces for every later request (with zero
+// inputs it computes the plain UNet's output bit for bit). ControlNets stay loaded by path
+// until Close (1.4 GB each at full size); a T2I-Adapter's encoder is loaded for its request.
+// The ControlNet and T2I-Adapter files are read by package control/checkpoint: a ControlNet's
+// single file (control_v11p_sd15_*), diffusers folder or Refiners file; a T2I-Adapter's
+// TencentARC file, diffusers folder or Refiners file (full on RGB or one-channel
+// conditions, or light).
+// ControlNets and T2I-Adapters do not combine with an IP-Adapter or reference-only control
+// yet: no compiled UNet takes both kinds of inputs.
+//
 // PNG files written by Result.WritePNG carry the parameters in a "parameters" text chunk
 // in sd-webui's format (prompt, negative prompt, steps, sampler, CFG scale, seed, size,
 // model), so that existing tools show them.

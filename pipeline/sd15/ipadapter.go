@@ -252,7 +252,7 @@ func (p *Pipeline) unetSpecs() []runtime.WeightSpec {
 
 // loadUNet loads the UNet Load chose (openAdapters), from the checkpoint and the
 // IP-Adapter file, with the LoRA patch.
-func (p *Pipeline) loadUNet(opts runtime.LoadOptions, files ...*runtime.SafetensorsFile) error {
+func (p *Pipeline) loadAdaptedUNet(opts runtime.LoadOptions, files ...*runtime.SafetensorsFile) error {
 	a := p.adapted
 	var err error
 	switch {

@@ -225,6 +225,7 @@ func TestIPPipeline(t *testing.T) {
 		{ip, Request{Prompt: "x", ImagePrompt: &ImagePrompt{Scale: 1}}, "has no image"},
 		{p, Request{Prompt: "x", Reference: &Reference{Image: coffee, Fidelity: 2}}, "fidelity 2"},
 		{p, Request{Prompt: "x", Reference: &Reference{Image: coffee}, ReferenceNoise: [][]float32{{1}}}, "reference noise 0 has 1 values, want 512"},
+		{ip, Request{Prompt: "x", ControlNets: []ControlNet{{Path: controlWeights + "controlnet_a/single-file.safetensors", Condition: coffee, Scale: 1}}}, "do not combine with an IP-Adapter"},
 	} {
 		if _, err := c.p.Generate(c.r); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("got %v, want %q", err, c.want)

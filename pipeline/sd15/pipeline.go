@@ -38,6 +38,10 @@ type Options struct {
 	// ReferenceOnly builds the UNet for reference-only control: every request then gives a
 	// Request.Reference.
 	ReferenceOnly bool
+	// Control loads the UNet that takes ControlNets and T2I-Adapters in place of the plain
+	// one, for a Pipeline whose requests will have them: without it, the first such request
+	// loads it then (control.go).
+	Control bool
 }
 
 // Pipeline is a loaded Stable Diffusion 1.5: tokenizer, text encoder, UNet and
@@ -64,6 +68,7 @@ type Pipeline struct {
 	decoder   autoencoderHalf
 	encoder   autoencoderHalf // loaded on the first image-to-image request
 	adapted   *adapted        // IP-Adapter and reference-only control (ipadapter.go, reference.go)
+	control   controlState    // ControlNets and T2I-Adapters (control.go)
 }
 
 // Load opens a Stable Diffusion 1.5 checkpoint — the single file
@@ -85,6 +90,7 @@ func Load(checkpoint string, opts Options) (p *Pipeline, err error) {
 		}
 	}()
 	p = pipe
+	p.control.loras = slices.Clone(opts.LoRAs)
 	if len(files) == 0 {
 		return nil, fmt.Errorf("%s: no .safetensors file in the folder or its subfolders", checkpoint)
 	}
@@ -104,8 +110,8 @@ func Load(checkpoint string, opts Options) (p *Pipeline, err error) {
 	if p.text, err = p.set.loadText(p.patch(p.textPatch), files...); err != nil {
 		return nil, fmt.Errorf("%s: text encoder: %w", checkpoint, err)
 	}
-	if err = p.loadUNet(p.patch(p.unetPatch), files...); err != nil {
-		return nil, fmt.Errorf("%s: UNet: %w", checkpoint, err)
+	if err := p.loadUNet(opts); err != nil { // control.go: the plain UNet or the controlled one
+		return nil, err
 	}
 	if p.decoder, err = p.set.loadDecoder(runtime.LoadOptions{}, files...); err != nil {
 		return nil, fmt.Errorf("%s: autoencoder decoder: %w", checkpoint, err)
@@ -229,6 +235,7 @@ func (p *Pipeline) Close() error {
 	}
 	p.files, p.loras = nil, nil
 	p.text, p.decoder, p.encoder, p.unet = nil, nil, nil, nil
+	p.control = controlState{}
 	return nil
 }
 
@@ -262,6 +269,10 @@ type Request struct {
 	ImagePrompt    *ImagePrompt
 	Reference      *Reference
 	ReferenceNoise [][]float32
+	// ControlNets and T2IAdapters guide the image by condition images, as Refiners'
+	// SD1ControlnetAdapter and SD1T2IAdapter do; any number of both stack (control.go).
+	ControlNets []ControlNet
+	T2IAdapters []T2IAdapter
 	// Progress, when set, is called when the steps start (done 0) and after each step,
 	// with the steps done and the steps to run in all.
 	Progress func(done, total int)
@@ -331,6 +342,12 @@ func (p *Pipeline) normalize(r Request) (Request, error) {
 		if r.Solver == "euler" {
 			return r, errors.New("the euler solver cannot start from an image (Refiners' Euler has no add_noise); use dpm, ddim or lcm")
 		}
+	}
+	if err := checkControl(r); err != nil {
+		return r, err
+	}
+	if a := p.adapted; a != nil && (a.kind != "" || a.reference) && len(r.ControlNets)+len(r.T2IAdapters) > 0 {
+		return r, errControlWithImageAdapters
 	}
 	return r, p.checkAdapters(r)
 }
@@ -419,6 +436,10 @@ func (p *Pipeline) Generate(r Request) (*Result, error) {
 		return nil, err
 	}
 
+	ctl, err := p.prepareControl(r, batch)
+	if err != nil {
+		return nil, err
+	}
 	in := make([]float32, batch*n)
 	inShape := []int{batch, LatentChannels, r.Height / 8, r.Width / 8}
 	embShape := []int{batch, 77, p.set.embeddingDim}
@@ -437,7 +458,12 @@ func (p *Pipeline) Generate(r Request) (*Result, error) {
 		if guided {
 			copy(in[n:], in[:n])
 		}
-		out, _, err := model.Forward(in, inShape, []float32{float32(timesteps[step])}, emb, embShape)
+		var out []float32
+		if ctl != nil {
+			out, _, err = ctl.predict(in, inShape, []float32{float32(timesteps[step])}, emb, embShape)
+		} else {
+			out, _, err = model.Forward(in, inShape, []float32{float32(timesteps[step])}, emb, embShape)
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -43,6 +43,10 @@ func (p *Pipeline) parameters(r Request) string {
 	if len(p.loraNames) > 0 {
 		kvs = append(kvs, kv{"Lora", strings.Join(p.loraNames, ", ")})
 	}
+	// As sd-webui's ControlNet extension names its units (T2I-Adapters among them).
+	for i, c := range controlUnits(r) {
+		kvs = append(kvs, kv{fmt.Sprintf("ControlNet %d", i), c})
+	}
 	var pairs []string
 	for _, e := range kvs {
 		pairs = append(pairs, e.k+": "+quote(e.v))

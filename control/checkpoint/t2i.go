@@ -1,4 +1,4 @@
-package control
+package checkpoint
 
 import (
 	"encoding/json"
@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/rfc-project/rfc/runtime"
 )
@@ -258,4 +259,12 @@ func countMatches(shapes map[string][]int, res ...*regexp.Regexp) int {
 		}
 	}
 	return n
+}
+
+func formatInts(l []int) string {
+	parts := make([]string, len(l))
+	for i, n := range l {
+		parts[i] = strconv.Itoa(n)
+	}
+	return "[" + strings.Join(parts, ", ") + "]"
 }
