@@ -84,10 +84,13 @@
 // (testdata/sd15, random weights, 64×64 by default) is a second compiled set: a checkpoint
 // is matched against both by its tensors' names and shapes.
 //
-// Memory: the models are held as float32: 3.4 GB for the UNet, 0.5 GB for the text
-// encoder, 0.2 GB for the decoder, plus the activations planned for each size met (at
-// 512×512: 0.1 GB for the UNet with guidance, 0.7 GB for the decoder); the first
-// image-to-image request adds the encoder (0.14 GB, and 0.5 GB of activations at
-// 512×512). The checkpoint's pages do not stay resident once read (runtime releases
-// them).
+// Memory: the linear and convolution weights stay in the checkpoint's precision when it
+// holds them exactly (a float16 checkpoint: 1.7 GB for the UNet, packed for the kernels),
+// others are float32 (a float32 checkpoint: 3.4 GB for the UNet, 0.5 GB for the text
+// encoder, 0.2 GB for the decoder); plus the activations planned for each size met (at
+// 512×512: 0.1 GB for the UNet with guidance, 0.7 GB for the decoder) and the kernels'
+// scratch (0.6 GB for the decoder at 512×512). From the float16 single file a guided
+// 512×512 generation peaks at 3.5 to 3.7 GB resident. The first image-to-image request
+// adds the encoder (0.14 GB in float32, and 0.5 GB of activations at 512×512). The
+// checkpoint's pages do not stay resident once read (runtime releases them).
 package sd15
