@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
@@ -23,37 +22,8 @@ const (
 )
 
 func readIPGoldens(t *testing.T) []golden {
-	t.Helper()
-	paths, err := filepath.Glob(ipGoldens + "*.safetensors")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []golden
-	for _, path := range paths {
-		f, err := runtime.OpenSafetensors(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		g := golden{name: strings.TrimSuffix(filepath.Base(path), ".safetensors")}
-		if err := json.Unmarshal([]byte(f.Metadata()["args"]), &g.args); err != nil {
-			t.Fatalf("%s: args: %v", path, err)
-		}
-		for i, a := range g.args {
-			g.args[i] = strings.NewReplacer("NOISE", path, "TESTDATA/", goldens, "IP/", ipFiles, "IMAGES/", images).Replace(a)
-		}
-		if g.latents, err = f.Tensor("latents"); err != nil {
-			t.Fatal(err)
-		}
-		if g.image, err = f.Tensor("image"); err != nil {
-			t.Fatal(err)
-		}
-		f.Close()
-		out = append(out, g)
-	}
-	if len(out) < 8 {
-		t.Fatalf("only %d golden cases in %s: run scripts/golden/sd15_pipeline_ip.py", len(out), ipGoldens)
-	}
-	return out
+	return readGoldenDir(t, ipGoldens, "sd15_pipeline_ip.py", 8, func(string) bool { return true },
+		"TESTDATA/", goldens, "IP/", ipFiles, "IMAGES/", images)
 }
 
 // TestGenerateIPMatchesPyTorch runs every IP-Adapter and reference-only case (base, plus,
@@ -62,18 +32,7 @@ func readIPGoldens(t *testing.T) []golden {
 // level, as TestGenerateMatchesPyTorch does.
 func TestGenerateIPMatchesPyTorch(t *testing.T) {
 	for _, g := range readIPGoldens(t) {
-		t.Run(g.name, func(t *testing.T) {
-			latents, data, _ := generateCase(t, g.args, checkpoints["single-file"])
-			e := latentError(latents, g.latents)
-			worst, count := pixelDiff(t, data, g.image)
-			t.Logf("latents: max|Δ|/max|golden| = %.2e; image: %d values differ, by at most %d", e, count, worst)
-			if !(e <= 1e-3) {
-				t.Errorf("latents differ from PyTorch's by %.3e of their largest value (tolerance 1e-3)", e)
-			}
-			if worst > 1 || count > len(g.image.F32)/100 {
-				t.Errorf("image: %d values differ from PyTorch's, by up to %d levels", count, worst)
-			}
-		})
+		t.Run(g.name, func(t *testing.T) { matchGolden(t, g, checkpoints["single-file"], 1e-3) })
 	}
 }
 
@@ -81,16 +40,7 @@ func TestGenerateIPMatchesPyTorch(t *testing.T) {
 // from its golden, so the tolerance above tests the adapters.
 func TestIPCasesNeedTheirAdapters(t *testing.T) {
 	for _, g := range readIPGoldens(t) {
-		var args []string
-		for i := 0; i < len(g.args); i++ {
-			switch g.args[i] {
-			case "--ip-adapter", "--image-encoder", "--ip-image", "--reference":
-				i++
-				continue
-			}
-			args = append(args, g.args[i])
-		}
-		latents, _, _ := generateCase(t, args, checkpoints["single-file"])
+		latents, _, _ := generateCase(t, withoutFlags(g.args, "--ip-adapter", "--image-encoder", "--ip-image", "--reference"), checkpoints["single-file"])
 		if e := latentError(latents, g.latents); e < 1e-2 {
 			t.Errorf("%s without its adapters is within %.2e of the golden: the adapters are not tested", g.name, e)
 		}

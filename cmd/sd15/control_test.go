@@ -24,42 +24,9 @@ const (
 )
 
 func readControlGoldens(t *testing.T) []golden {
-	t.Helper()
-	paths, err := filepath.Glob(controlGoldens + "*.safetensors")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []golden
-	for _, path := range paths {
-		name := strings.TrimSuffix(filepath.Base(path), ".safetensors")
-		if name == "no_control_latents" || strings.HasSuffix(name, "_weights") {
-			continue
-		}
-		f, err := runtime.OpenSafetensors(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		g := golden{name: name}
-		if err := json.Unmarshal([]byte(f.Metadata()["args"]), &g.args); err != nil {
-			t.Fatalf("%s: args: %v", path, err)
-		}
-		r := strings.NewReplacer("NOISE", path, "TESTDATA/", goldens, "CONTROL/", controlWeights, "IMAGES/", images)
-		for i, a := range g.args {
-			g.args[i] = r.Replace(a)
-		}
-		if g.latents, err = f.Tensor("latents"); err != nil {
-			t.Fatal(err)
-		}
-		if g.image, err = f.Tensor("image"); err != nil {
-			t.Fatal(err)
-		}
-		f.Close()
-		out = append(out, g)
-	}
-	if len(out) < 4 {
-		t.Fatalf("only %d golden cases in %s: run scripts/golden/sd15_pipeline_control.py", len(out), controlGoldens)
-	}
-	return out
+	return readGoldenDir(t, controlGoldens, "sd15_pipeline_control.py", 4,
+		func(name string) bool { return name != "no_control_latents" && !strings.HasSuffix(name, "_weights") },
+		"TESTDATA/", goldens, "CONTROL/", controlWeights, "IMAGES/", images)
 }
 
 // TestControlMatchesPyTorch runs each ControlNet / T2I-Adapter case through the command: one
@@ -75,18 +42,7 @@ func TestControlMatchesPyTorch(t *testing.T) {
 			layouts = append(layouts, "diffusers")
 		}
 		for _, layout := range layouts {
-			t.Run(g.name+"/"+layout, func(t *testing.T) {
-				latents, data, _ := generateCase(t, g.args, checkpoints[layout])
-				e := latentError(latents, g.latents)
-				worst, count := pixelDiff(t, data, g.image)
-				t.Logf("latents: max|Δ|/max|golden| = %.2e; image: %d values differ, by at most %d", e, count, worst)
-				if !(e <= 1e-4) {
-					t.Errorf("latents differ from PyTorch's by %.3e of their largest value (tolerance 1e-4)", e)
-				}
-				if worst > 1 || count > len(g.image.F32)/100 {
-					t.Errorf("image: %d values differ from PyTorch's, by up to %d levels", count, worst)
-				}
-			})
+			t.Run(g.name+"/"+layout, func(t *testing.T) { matchGolden(t, g, checkpoints[layout], 1e-4) })
 		}
 	}
 }
@@ -95,14 +51,7 @@ func TestControlMatchesPyTorch(t *testing.T) {
 // that the first case's noise without control gives PyTorch's plain generation.
 func TestControlChangesTheResult(t *testing.T) {
 	for _, g := range readControlGoldens(t) {
-		var args []string
-		for i := 0; i < len(g.args); i++ {
-			if g.args[i] == "--controlnet" || g.args[i] == "--t2i-adapter" {
-				i++
-				continue
-			}
-			args = append(args, g.args[i])
-		}
+		args := withoutFlags(g.args, "--controlnet", "--t2i-adapter")
 		latents, _, _ := generateCase(t, args, checkpoints["single-file"])
 		if e := latentError(latents, g.latents); e < 1e-2 {
 			t.Errorf("%s without its ControlNets and T2I-Adapters is within %.2e of the golden: they are not tested", g.name, e)

@@ -41,15 +41,23 @@ type golden struct {
 }
 
 func readGoldens(t *testing.T) []golden {
+	return readGoldenDir(t, goldens, "sd15_pipeline.py", 10, func(name string) bool { return !strings.HasPrefix(name, "lora_") },
+		"TESTDATA/", goldens, "PHOTO", photoPath)
+}
+
+// readGoldenDir reads the cases of a golden script's folder (those keep says), with the
+// placeholders of their flags (old, new pairs; NOISE is the case's own file) replaced; it
+// fails when fewer than least are there.
+func readGoldenDir(t *testing.T, dir, script string, least int, keep func(name string) bool, placeholders ...string) []golden {
 	t.Helper()
-	paths, err := filepath.Glob(goldens + "*.safetensors")
+	paths, err := filepath.Glob(dir + "*.safetensors")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out []golden
 	for _, path := range paths {
 		name := strings.TrimSuffix(filepath.Base(path), ".safetensors")
-		if strings.HasPrefix(name, "lora_") {
+		if !keep(name) {
 			continue
 		}
 		f, err := runtime.OpenSafetensors(path)
@@ -60,8 +68,9 @@ func readGoldens(t *testing.T) []golden {
 		if err := json.Unmarshal([]byte(f.Metadata()["args"]), &g.args); err != nil {
 			t.Fatalf("%s: args: %v", path, err)
 		}
+		r := strings.NewReplacer(append([]string{"NOISE", path}, placeholders...)...)
 		for i, a := range g.args {
-			g.args[i] = strings.NewReplacer("NOISE", path, "TESTDATA/", goldens, "PHOTO", photoPath).Replace(a)
+			g.args[i] = r.Replace(a)
 		}
 		if g.latents, err = f.Tensor("latents"); err != nil {
 			t.Fatal(err)
@@ -72,8 +81,39 @@ func readGoldens(t *testing.T) []golden {
 		f.Close()
 		out = append(out, g)
 	}
-	if len(out) < 10 {
-		t.Fatalf("only %d golden cases in %s: run scripts/golden/sd15_pipeline.py", len(out), goldens)
+	if len(out) < least {
+		t.Fatalf("only %d golden cases in %s: run scripts/golden/%s", len(out), dir, script)
+	}
+	return out
+}
+
+// matchGolden runs a case through the command on checkpoint and holds the final latents to
+// tol of their largest value and the image to one 8-bit level at under 1 % of its values
+// (the truncation to 8 bits turns a difference in the last float bits into a level at some
+// pixels).
+func matchGolden(t *testing.T, g golden, checkpoint string, tol float64) {
+	t.Helper()
+	latents, data, _ := generateCase(t, g.args, checkpoint)
+	e := latentError(latents, g.latents)
+	worst, count := pixelDiff(t, data, g.image)
+	t.Logf("latents: max|Δ|/max|golden| = %.2e; image: %d values differ, by at most %d", e, count, worst)
+	if !(e <= tol) {
+		t.Errorf("latents differ from PyTorch's by %.3e of their largest value (tolerance %g)", e, tol)
+	}
+	if worst > 1 || count > len(g.image.F32)/100 {
+		t.Errorf("image: %d values differ from PyTorch's, by up to %d levels", count, worst)
+	}
+}
+
+// withoutFlags drops the given flags, each with its value, from a case's flags.
+func withoutFlags(args []string, flags ...string) []string {
+	var out []string
+	for i := 0; i < len(args); i++ {
+		if slices.Contains(flags, args[i]) {
+			i++
+			continue
+		}
+		out = append(out, args[i])
 	}
 	return out
 }
@@ -162,18 +202,7 @@ func TestGenerateMatchesPyTorch(t *testing.T) {
 			layouts = []string{"single-file", "diffusers", "refiners"}
 		}
 		for _, layout := range layouts {
-			t.Run(g.name+"/"+layout, func(t *testing.T) {
-				latents, data, _ := generateCase(t, g.args, checkpoints[layout])
-				e := latentError(latents, g.latents)
-				worst, count := pixelDiff(t, data, g.image)
-				t.Logf("latents: max|Δ|/max|golden| = %.2e; image: %d values differ, by at most %d", e, count, worst)
-				if !(e <= 1e-3) {
-					t.Errorf("latents differ from PyTorch's by %.3e of their largest value (tolerance 1e-3)", e)
-				}
-				if worst > 1 || count > len(g.image.F32)/100 {
-					t.Errorf("image: %d values differ from PyTorch's, by up to %d levels", count, worst)
-				}
-			})
+			t.Run(g.name+"/"+layout, func(t *testing.T) { matchGolden(t, g, checkpoints[layout], 1e-3) })
 		}
 	}
 }
@@ -185,15 +214,7 @@ func TestLoRAChangesTheResult(t *testing.T) {
 		if !strings.Contains(g.name, "lora") {
 			continue
 		}
-		var args []string
-		for i := 0; i < len(g.args); i++ {
-			if g.args[i] == "--lora" {
-				i++
-				continue
-			}
-			args = append(args, g.args[i])
-		}
-		latents, _, _ := generateCase(t, args, checkpoints["single-file"])
+		latents, _, _ := generateCase(t, withoutFlags(g.args, "--lora"), checkpoints["single-file"])
 		if e := latentError(latents, g.latents); e < 1e-2 {
 			t.Errorf("%s without its LoRAs is within %.2e of the golden: the LoRA is not tested", g.name, e)
 		}
