@@ -82,13 +82,7 @@ func TestAdapterReadsContextAndAddsInputs(t *testing.T) {
 	if in := m.Input("r_extra"); in == nil || in.Type.String() != "f32[2, 3, 4]" {
 		t.Fatalf("the adapter's input is missing or mistyped: %v", m.Inputs)
 	}
-	w := pseudoRandom(ref)
-	got, want := runInputs(t, m, w), runInputs(t, ref, w)
-	for i := range want {
-		if got[i] != want[i] {
-			t.Fatalf("output %d: %g, want %g\n%s", i, got[i], want[i], ir.Print(m))
-		}
-	}
+	sameOutputs(t, m, ref)
 	// The targets of one injection share its input; another injection brings its own.
 	both, err := Inject(base, prog, Spec{Name: "b", Adapter: "ReadCtx", Pattern: "Linear_?"})
 	if err != nil {
@@ -174,13 +168,7 @@ model PRef(d: int = 4) {
 	if err != nil {
 		t.Fatal(dsl.Detail(err))
 	}
-	w := pseudoRandom(ref)
-	got, want := runInputs(t, m, w), runInputs(t, ref, w)
-	for i := range want {
-		if got[i] != want[i] {
-			t.Fatalf("output %d: %g, want %g\n%s", i, got[i], want[i], ir.Print(m))
-		}
-	}
+	sameOutputs(t, m, ref)
 }
 
 // A key an adapter stores beside a layer and the model stores again later: layers after
@@ -235,13 +223,7 @@ model PRef(d: int = 4) {
 	if m, err = Inject(m, prog, Spec{Name: "a", Adapter: "Add", Pattern: "Linear_2"}); err != nil {
 		t.Fatal(dsl.Detail(err))
 	}
-	w := pseudoRandom(ref)
-	got, want := runInputs(t, m, w), runInputs(t, ref, w)
-	for i := range want {
-		if got[i] != want[i] {
-			t.Fatalf("output %d: %g, want %g\n%s", i, got[i], want[i], ir.Print(m))
-		}
-	}
+	sameOutputs(t, m, ref)
 }
 
 // A key clause on an adapter declaration keys its tensors as a published file does, from
@@ -290,5 +272,18 @@ adapter Keyed(target: Linear, out_features: int, name: string = "k") : Sum key l
 	}
 	if _, err := Inject(base, prog, Spec{Name: "k", Adapter: "Keyed", Pattern: "Linear_1"}); err == nil || !strings.Contains(dsl.Detail(err), "an adapter's key clause gives one key for every layout") {
 		t.Errorf("layout key: %v", err)
+	}
+}
+
+// sameOutputs runs m and ref on the same pseudo-random weights and inputs and wants
+// bit-identical outputs.
+func sameOutputs(t *testing.T, m, ref *ir.Module) {
+	t.Helper()
+	w := pseudoRandom(ref)
+	got, want := runInputs(t, m, w), runInputs(t, ref, w)
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("output %d: %g, want %g\n%s", i, got[i], want[i], ir.Print(m))
+		}
 	}
 }
