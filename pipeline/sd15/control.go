@@ -13,7 +13,6 @@ import (
 
 	"github.com/rfc-project/rfc/control/checkpoint"
 	"github.com/rfc-project/rfc/imaging"
-	"github.com/rfc-project/rfc/lora"
 	fullcontrolnet "github.com/rfc-project/rfc/pipeline/sd15/internal/full/controlnet"
 	fullt2i "github.com/rfc-project/rfc/pipeline/sd15/internal/full/t2i"
 	fullt2igrey "github.com/rfc-project/rfc/pipeline/sd15/internal/full/t2igrey"
@@ -156,11 +155,11 @@ type controlState struct {
 	controlNets map[string]controlNetModel
 }
 
-// checkControl checks the control fields of a normalized request.
 // errControlWithImageAdapters: no compiled UNet takes both control inputs and an
 // IP-Adapter's or reference-only control's (each combination is a package of its own).
 var errControlWithImageAdapters = errors.New("ControlNets and T2I-Adapters do not combine with an IP-Adapter or reference-only control yet: no compiled UNet takes both")
 
+// checkControl checks the control fields of a normalized request.
 func checkControl(r Request) error {
 	for i, c := range r.ControlNets {
 		if c.Path == "" {
@@ -329,33 +328,12 @@ func (p *Pipeline) loadControlledUNet(cs *controlModels) (controlledUNet, error)
 	if err := checkControlledSpecs(cs, p.set); err != nil {
 		return nil, err
 	}
-	opts := runtime.LoadOptions{}
-	var files []*lora.File
-	defer func() {
-		for _, f := range files {
-			f.Close()
-		}
-	}()
-	if len(p.control.loras) > 0 {
-		var uses []lora.Use
-		for _, l := range p.control.loras {
-			f, err := lora.Open(l.Path)
-			if err != nil {
-				return nil, err
-			}
-			files = append(files, f)
-			uses = append(uses, lora.Use{File: f, Scale: l.Scale})
-		}
-		patches, err := lora.Plan([]lora.Target{
-			{Name: "UNet", Words: []string{"unet"}, Specs: p.set.unetSpecs},
-			{Name: "text encoder", Words: []string{"te", "te1", "text_encoder"}, Specs: p.set.textSpecs},
-		}, uses)
-		if err != nil {
-			return nil, err
-		}
-		opts = p.patch(patches[0])
+	files, unetPatch, _, err := p.planLoRAs(p.control.loras, p.set.unetSpecs)
+	if err != nil {
+		return nil, err
 	}
-	u, err := cs.loadUNet(opts, p.files...)
+	defer closeLoRAs(files)
+	u, err := cs.loadUNet(p.patch(unetPatch), p.files...)
 	if err != nil {
 		return nil, fmt.Errorf("%s: UNet: %w", p.path, err)
 	}

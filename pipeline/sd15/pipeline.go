@@ -117,9 +117,7 @@ func Load(checkpoint string, opts Options) (p *Pipeline, err error) {
 		return nil, fmt.Errorf("%s: autoencoder decoder: %w", checkpoint, err)
 	}
 	// The LoRAs are in the weights now: their files (mapped) can go.
-	for _, f := range p.loras {
-		f.Close()
-	}
+	closeLoRAs(p.loras)
 	p.loras, p.textPatch, p.unetPatch = nil, nil, nil
 	return p, nil
 }
@@ -194,28 +192,46 @@ func (e *CheckpointError) Summary() string {
 
 // openLoRAs opens the LoRA files and plans their merge into the UNet and text encoder.
 func (p *Pipeline) openLoRAs(loras []LoRA) error {
-	var uses []lora.Use
+	for _, l := range loras {
+		p.loraNames = append(p.loraNames, modelName(l.Path)+":"+pyFloat(l.Scale))
+	}
+	var err error
+	p.loras, p.unetPatch, p.textPatch, err = p.planLoRAs(loras, p.unetSpecs())
+	return err
+}
+
+// planLoRAs opens the LoRA files and matches them to the UNet (whose weights unetSpecs
+// lists) and the text encoder; the patches are nil without LoRAs. The caller closes the
+// files once the patches are merged.
+func (p *Pipeline) planLoRAs(loras []LoRA, unetSpecs []runtime.WeightSpec) (files []*lora.File, unet, text *lora.Patch, err error) {
+	if len(loras) == 0 {
+		return nil, nil, nil, nil
+	}
+	uses := make([]lora.Use, 0, len(loras))
 	for _, l := range loras {
 		f, err := lora.Open(l.Path)
 		if err != nil {
-			return err
+			closeLoRAs(files)
+			return nil, nil, nil, err
 		}
-		p.loras = append(p.loras, f)
+		files = append(files, f)
 		uses = append(uses, lora.Use{File: f, Scale: l.Scale})
-		p.loraNames = append(p.loraNames, modelName(l.Path)+":"+pyFloat(l.Scale))
-	}
-	if len(uses) == 0 {
-		return nil
 	}
 	patches, err := lora.Plan([]lora.Target{
-		{Name: "UNet", Words: []string{"unet"}, Specs: p.unetSpecs()},
+		{Name: "UNet", Words: []string{"unet"}, Specs: unetSpecs},
 		{Name: "text encoder", Words: []string{"te", "te1", "text_encoder"}, Specs: p.set.textSpecs},
 	}, uses)
 	if err != nil {
-		return err
+		closeLoRAs(files)
+		return nil, nil, nil, err
 	}
-	p.unetPatch, p.textPatch = patches[0], patches[1]
-	return nil
+	return files, patches[0], patches[1], nil
+}
+
+func closeLoRAs(files []*lora.File) {
+	for _, f := range files {
+		f.Close()
+	}
 }
 
 // patch is the load option that merges a LoRA patch, if any.
@@ -230,9 +246,7 @@ func (p *Pipeline) patch(lp *lora.Patch) runtime.LoadOptions {
 func (p *Pipeline) Close() error {
 	runtime.CloseAll(p.files)
 	p.closeAdapters()
-	for _, f := range p.loras {
-		f.Close()
-	}
+	closeLoRAs(p.loras)
 	p.files, p.loras = nil, nil
 	p.text, p.decoder, p.encoder, p.unet = nil, nil, nil, nil
 	p.control = controlState{}
