@@ -471,7 +471,8 @@ func fileName(f *SafetensorsFile) string {
 // out in the GEMM micro-kernel's panels as the matrix [out, in] (kernels.PackWeights). A
 // float16 or bfloat16 tensor stays in its precision when every value (patched or not) is
 // exactly one of it, so a half-precision checkpoint costs its own size in memory; otherwise
-// the weight is kept as float32. The packed weight owns its memory.
+// the weight is kept as float32. The packed weight owns its memory. Calls on one WeightSet
+// must not run at the same time: they share its 16-bit copy.
 func (w *WeightSet) ReadPacked(i int, scratch *[]float32, patch func(int, []float32) error, out, in int) (kernels.Weights, error) {
 	n := out * in
 	if cap(*scratch) < n {

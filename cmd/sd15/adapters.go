@@ -4,8 +4,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"strconv"
-	"strings"
 
 	"github.com/rfc-project/rfc/pipeline/sd15"
 	"github.com/rfc-project/rfc/runtime"
@@ -27,12 +25,7 @@ type imageValue struct {
 func (v *imageValue) String() string { return v.path }
 
 func (v *imageValue) Set(s string) error {
-	v.path, v.set = s, false
-	if i := strings.LastIndexByte(s, ':'); i > 0 {
-		if f, err := strconv.ParseFloat(s[i+1:], 64); err == nil {
-			v.path, v.value, v.set = s[:i], f, true
-		}
-	}
+	v.path, v.value, v.set = splitValue(s)
 	if v.path == "" {
 		return errors.New("empty path")
 	}

@@ -132,17 +132,26 @@ type loraFlags []sd15.LoRA
 func (l *loraFlags) String() string { return "" }
 
 func (l *loraFlags) Set(v string) error {
-	path, scale := v, 1.0
-	if i := strings.LastIndexByte(v, ':'); i > 0 {
-		if s, err := strconv.ParseFloat(v[i+1:], 64); err == nil {
-			path, scale = v[:i], s
-		}
-	}
+	path, scale, given := splitValue(v)
 	if path == "" {
 		return errors.New("empty path")
 	}
+	if !given {
+		scale = 1
+	}
 	*l = append(*l, sd15.LoRA{Path: path, Scale: scale})
 	return nil
+}
+
+// splitValue splits PATH[:NUMBER] at its last colon when what follows parses as a number
+// (given); otherwise the whole is the path.
+func splitValue(s string) (path string, value float64, given bool) {
+	if i := strings.LastIndexByte(s, ':'); i > 0 {
+		if f, err := strconv.ParseFloat(s[i+1:], 64); err == nil {
+			return s[:i], f, true
+		}
+	}
+	return s, 0, false
 }
 
 type generateOptions struct {
