@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rfc-project/rfc/internal/testutil"
+
 	"github.com/rfc-project/rfc/imaging"
 	"github.com/rfc-project/rfc/runtime"
 )
@@ -59,15 +61,7 @@ func TestControlChangesTheResult(t *testing.T) {
 		if g.name != "controlnet" {
 			continue
 		}
-		f, err := runtime.OpenSafetensors(controlGoldens + "no_control_latents.safetensors")
-		if err != nil {
-			t.Fatal(err)
-		}
-		want, err := f.Tensor("latents")
-		f.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
+		want := testutil.Tensor(t, controlGoldens+"no_control_latents.safetensors", "latents")
 		if e := latentError(latents, want); !(e <= 1e-4) {
 			t.Errorf("without control: latents differ from PyTorch's by %.3e of their largest value", e)
 		}

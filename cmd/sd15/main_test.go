@@ -14,6 +14,8 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/rfc-project/rfc/internal/testutil"
+
 	"github.com/rfc-project/rfc/pipeline/sd15"
 	"github.com/rfc-project/rfc/runtime"
 )
@@ -135,15 +137,7 @@ func generateCase(t *testing.T, args []string, checkpoint string, extra ...strin
 	if status := run(append([]string{"generate"}, args...), &stdout, &stderr); status != 0 {
 		t.Fatalf("sd15 generate %s: status %d\n%s", strings.Join(args, " "), status, stderr.String())
 	}
-	f, err := runtime.OpenSafetensors(lat)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	latents, err := f.Tensor("latents")
-	if err != nil {
-		t.Fatal(err)
-	}
+	latents := testutil.Tensor(t, lat, "latents")
 	data, err := os.ReadFile(out)
 	if err != nil {
 		t.Fatal(err)

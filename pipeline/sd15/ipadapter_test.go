@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rfc-project/rfc/internal/testutil"
+
 	"github.com/rfc-project/rfc/runtime"
 )
 
@@ -152,14 +154,8 @@ func TestFullSizeIPAdapterFiles(t *testing.T) {
 // image prompt on an IP-Adapter pipeline is the plain pipeline's image bit for bit; the
 // requests a pipeline was not loaded for are refused by name.
 func TestIPPipeline(t *testing.T) {
-	f, err := runtime.OpenSafetensors(goldens + "ip/ip_plus_reference.safetensors")
-	if err != nil {
-		t.Fatal(err)
-	}
-	x, _ := f.Tensor("x")
-	refNoise, _ := f.Tensor("reference_noise")
-	want, _ := f.Tensor("latents")
-	f.Close()
+	golden := testutil.Tensors(t, goldens+"ip/ip_plus_reference.safetensors", "x", "reference_noise", "latents")
+	x, refNoise, want := golden["x"], golden["reference_noise"], golden["latents"]
 	astronaut, err := OpenImage("../../testdata/images/astronaut.png")
 	if err != nil {
 		t.Fatal(err)
