@@ -153,29 +153,39 @@ func conv2dPointwise(y, x, w, b []float32, p Conv2dParams, ep *Epilogue) {
 	images := p.N * p.Groups
 	tile := pixelTile(hw, images, hw)
 	tiles := (hw + tile - 1) / tile
-	if Workers() == 1 || images*tiles == 1 {
-		pointwiseTiles(y, x, w, b, p, ep, tile, 0, images*tiles, false)
-		return
-	}
-	runPooled(&pointwiseJobs, images*tiles, pointwiseJob{y, x, w, b, p, *ep, tile})
+	runConvTasks(pointwiseTiles, y, x, w, b, p, ep, tile, images*tiles)
 }
 
-type pointwiseJob struct {
+// convBody computes tasks [lo, hi) of a convolution. tile is the body's own task size
+// where it has one (output pixels per task); nested: it runs on a worker of the parallel
+// kernel.
+type convBody func(y, x, w, b []float32, p Conv2dParams, ep Epilogue, tile, lo, hi int, nested bool)
+
+// runConvTasks runs tasks [0, n) of body: on the calling goroutine when there is one worker
+// or one task, else spread over the workers.
+func runConvTasks(body convBody, y, x, w, b []float32, p Conv2dParams, ep *Epilogue, tile, n int) {
+	if Workers() == 1 || n == 1 {
+		body(y, x, w, b, p, *ep, tile, 0, n, false)
+		return
+	}
+	runPooled(&convJobs, n, convJob{y, x, w, b, p, *ep, tile, body})
+}
+
+type convJob struct {
 	y, x, w, b []float32
 	p          Conv2dParams
 	ep         Epilogue
 	tile       int
+	body       convBody
 }
 
-var pointwiseJobs pool
+var convJobs pool
 
-func (j *pointwiseJob) run(lo, hi int) {
-	pointwiseTiles(j.y, j.x, j.w, j.b, j.p, &j.ep, j.tile, lo, hi, true)
-}
+func (j *convJob) run(lo, hi int) { j.body(j.y, j.x, j.w, j.b, j.p, j.ep, j.tile, lo, hi, true) }
 
 // pointwiseTiles computes tasks [lo, hi) of a 1×1 convolution: task t is pixel tile
 // t%tiles of image·group t/tiles. nested: it runs on a worker of the parallel kernel.
-func pointwiseTiles(y, x, w, b []float32, p Conv2dParams, ep *Epilogue, tile, lo, hi int, nested bool) {
+func pointwiseTiles(y, x, w, b []float32, p Conv2dParams, ep Epilogue, tile, lo, hi int, nested bool) {
 	gemm := sgemmFor(nested)
 	hw := p.H * p.W
 	cg, kg := p.C/p.Groups, p.K/p.Groups
@@ -202,24 +212,7 @@ func conv2dIm2col(y, x, w, b []float32, p Conv2dParams, ep *Epilogue) {
 	images := p.N * p.Groups
 	tile := pixelTile(ohw, images, max(minIm2colTile, convScratchFloats/rowsK))
 	tiles := (ohw + tile - 1) / tile
-	if Workers() == 1 || images*tiles == 1 {
-		im2colTiles(y, x, w, b, p, ep, tile, 0, images*tiles, false)
-		return
-	}
-	runPooled(&im2colJobs, images*tiles, im2colJob{y, x, w, b, p, *ep, tile})
-}
-
-type im2colJob struct {
-	y, x, w, b []float32
-	p          Conv2dParams
-	ep         Epilogue
-	tile       int
-}
-
-var im2colJobs pool
-
-func (j *im2colJob) run(lo, hi int) {
-	im2colTiles(j.y, j.x, j.w, j.b, j.p, &j.ep, j.tile, lo, hi, true)
+	runConvTasks(im2colTiles, y, x, w, b, p, ep, tile, images*tiles)
 }
 
 // minIm2colTile is the fewest output pixels an im2col GEMM covers when the scratch bound
@@ -231,7 +224,7 @@ const minIm2colTile = 256
 // t%tiles of image·group t/tiles. When the columns of all input channels would exceed the
 // scratch bound, they are built and multiplied a chunk of channels at a time, accumulating
 // into y.
-func im2colTiles(y, x, w, b []float32, p Conv2dParams, ep *Epilogue, tile, lo, hi int, nested bool) {
+func im2colTiles(y, x, w, b []float32, p Conv2dParams, ep Epilogue, tile, lo, hi int, nested bool) {
 	gemm := sgemmFor(nested)
 	oh, ow := p.OutH(), p.OutW()
 	ohw := oh * ow
@@ -327,26 +320,12 @@ func im2col(dst, x []float32, cg int, p Conv2dParams, ow, p0, cols int) {
 // conv2dDepthwise handles one input channel per group: output channel k reads input
 // channel k/(K/C) only, so a direct loop beats a GEMM with an inner dimension of KH·KW.
 func conv2dDepthwise(y, x, w, b []float32, p Conv2dParams, ep *Epilogue) {
-	if Workers() == 1 || p.N*p.K == 1 {
-		depthwisePlanes(y, x, w, b, p, ep, 0, p.N*p.K)
-		return
-	}
-	runPooled(&depthwiseJobs, p.N*p.K, depthwiseJob{y, x, w, b, p, *ep})
+	runConvTasks(depthwisePlanes, y, x, w, b, p, ep, 1, p.N*p.K)
 }
-
-type depthwiseJob struct {
-	y, x, w, b []float32
-	p          Conv2dParams
-	ep         Epilogue
-}
-
-var depthwiseJobs pool
-
-func (j *depthwiseJob) run(lo, hi int) { depthwisePlanes(j.y, j.x, j.w, j.b, j.p, &j.ep, lo, hi) }
 
 // depthwisePlanes computes output planes [lo, hi) (image·output channel) of a depthwise
 // convolution.
-func depthwisePlanes(y, x, w, b []float32, p Conv2dParams, ep *Epilogue, lo, hi int) {
+func depthwisePlanes(y, x, w, b []float32, p Conv2dParams, ep Epilogue, _, lo, hi int, _ bool) {
 	oh, ow := p.OutH(), p.OutW()
 	mult := p.K / p.C
 	plane := p.H * p.W

@@ -11,25 +11,11 @@ const directMaxK = 8
 // one image, all output channels: the input row is then read from L1 for every channel.
 func conv2dDirect(y, x, w, b []float32, p Conv2dParams, ep *Epilogue) {
 	tasks := p.N * p.OutH()
-	if Workers() == 1 || tasks == 1 {
-		directRows(y, x, w, b, p, ep, 0, tasks)
-		return
-	}
-	runPooled(&directJobs, tasks, directJob{y, x, w, b, p, *ep})
+	runConvTasks(directRows, y, x, w, b, p, ep, 1, tasks)
 }
-
-type directJob struct {
-	y, x, w, b []float32
-	p          Conv2dParams
-	ep         Epilogue
-}
-
-var directJobs pool
-
-func (j *directJob) run(lo, hi int) { directRows(j.y, j.x, j.w, j.b, j.p, &j.ep, lo, hi) }
 
 // directRows computes output rows [lo, hi) (task t is row t%OutH of image t/OutH).
-func directRows(y, x, w, b []float32, p Conv2dParams, ep *Epilogue, lo, hi int) {
+func directRows(y, x, w, b []float32, p Conv2dParams, ep Epilogue, _, lo, hi int, _ bool) {
 	oh, ow := p.OutH(), p.OutW()
 	plane := p.H * p.W
 	taps := p.KH * p.KW

@@ -153,9 +153,8 @@ var gridJobs pool
 func conv2dGrid(y, x []float32, w Weights, b []float32, p Conv2dParams, ep *Epilogue) {
 	kr := gemmKernel
 	g := newGridGeom(p, kr)
-	wp := w.panelsFor(kr, p.K, g.kTot)
-	if wp == nil || wp.format != WeightF32 && kr.halfFn(wp.format) == nil {
-		wp = packScratch(w, p.K, g.kTot)
+	wp, scratch := w.kernelPanels(kr, p.K, g.kTot)
+	if scratch {
 		defer releasePacked(wp)
 	}
 	j, ok := gridJobs.Get().(*gridJob)
@@ -176,11 +175,7 @@ func conv2dGrid(y, x []float32, w Weights, b []float32, p Conv2dParams, ep *Epil
 		j.layout = false
 	}
 	tasks := p.N * g.blocks * g.kParts
-	if Workers() == 1 || tasks == 1 {
-		j.run(0, tasks)
-	} else {
-		parallelRun(tasks, j)
-	}
+	parallelRun(tasks, j) // on this goroutine when there is one worker or one task
 	*j = gridJob{}
 	gridJobs.Put(j)
 }

@@ -102,11 +102,9 @@ func (k *implicitTask) chunk(ch, mr int) (oy, ox, valid int) {
 func conv2dImplicit(y, x []float32, w Weights, b []float32, p Conv2dParams, ep *Epilogue) {
 	kr := gemmKernel
 	g := newImplicitGeom(p, kr)
-	// The weights are the GEMM's B, [K, kTot] in panels of nr output channels: as packed,
-	// when they are and the micro-kernel reads their precision, else packed here as float32.
-	wp := w.panelsFor(kr, p.K, g.kTot)
-	if wp == nil || wp.format != WeightF32 && kr.halfFn(wp.format) == nil {
-		wp = packScratch(w, p.K, g.kTot)
+	// The weights are the GEMM's B, [K, kTot] in panels of nr output channels.
+	wp, scratch := w.kernelPanels(kr, p.K, g.kTot)
+	if scratch {
 		defer releasePacked(wp)
 	}
 	tasks := p.N * g.perImage

@@ -69,11 +69,7 @@ func conv2dSmallK(y, x, w, b []float32, p Conv2dParams, ep *Epilogue) {
 	}
 	j.layout = false
 	tasks := p.N * g.panels
-	if Workers() == 1 || tasks == 1 {
-		j.run(0, tasks)
-	} else {
-		parallelRun(tasks, j)
-	}
+	parallelRun(tasks, j) // on this goroutine when there is one worker or one task
 	*j = smallKJob{}
 	smallKJobs.Put(j)
 }

@@ -140,11 +140,7 @@ func conv2dWinograd(y, x []float32, w Weights, b []float32, p Conv2dParams, ep *
 	}
 	j.phase = 1
 	tasks := p.N * g.tyBlks * g.txBlocks
-	if Workers() == 1 || tasks == 1 {
-		j.run(0, tasks)
-	} else {
-		parallelRun(tasks, j)
-	}
+	parallelRun(tasks, j) // on this goroutine when there is one worker or one task
 	*j = winoJob{}
 	winoJobs.Put(j)
 }

@@ -106,13 +106,18 @@ func sigmoidGateGo(y, x []float32, alpha, cubic float32, mulx bool) {
 	}
 }
 
-// ReLU computes y = max(x, 0); NaN stays NaN as in torch.
-func ReLU(y, x []float32) {
+// mapSpans applies span to x in one go when it is small, else spread over the workers.
+func mapSpans(y, x []float32, span func(y, x []float32)) {
 	if serial(len(x)) {
-		reluSpan(y, x)
+		span(y, x)
 		return
 	}
-	parallelSpans(spanJob{op: spanFunc, n: len(x), y: y, x: x, fn: reluSpan})
+	parallelSpans(spanJob{op: spanFunc, n: len(x), y: y, x: x, fn: span})
+}
+
+// ReLU computes y = max(x, 0); NaN stays NaN as in torch.
+func ReLU(y, x []float32) {
+	mapSpans(y, x, reluSpan)
 }
 
 func reluSpan(y, x []float32) {
@@ -143,60 +148,39 @@ func gateKernel(y, x []float32, alpha, cubic float32, mulx bool) {
 
 // Tanh computes y = tanh(x).
 func Tanh(y, x []float32) {
-	if serial(len(x)) {
-		tanh32(y, x)
-		return
-	}
-	parallelSpans(spanJob{op: spanFunc, n: len(x), y: y, x: x, fn: tanh32})
+	mapSpans(y, x, tanh32)
 }
 
 // tanhGo is the portable tanh, in float64.
-func tanhGo(y, x []float32) {
-	for i, v := range x {
-		y[i] = float32(math.Tanh(float64(v)))
-	}
-}
+func tanhGo(y, x []float32) { float64Span(y, x, math.Tanh) }
 
 // Sin computes y = sin(x) (in float64, so large arguments reduce correctly).
 func Sin(y, x []float32) {
-	if serial(len(x)) {
-		sinSpan(y, x)
-		return
-	}
-	parallelSpans(spanJob{op: spanFunc, n: len(x), y: y, x: x, fn: sinSpan})
+	mapSpans(y, x, sinSpan)
 }
 
-func sinSpan(y, x []float32) {
-	y = y[:len(x)]
-	for i, v := range x {
-		y[i] = float32(math.Sin(float64(v)))
-	}
-}
+func sinSpan(y, x []float32) { float64Span(y, x, math.Sin) }
 
 // Cos computes y = cos(x).
 func Cos(y, x []float32) {
-	if serial(len(x)) {
-		cosSpan(y, x)
-		return
-	}
-	parallelSpans(spanJob{op: spanFunc, n: len(x), y: y, x: x, fn: cosSpan})
+	mapSpans(y, x, cosSpan)
 }
 
-func cosSpan(y, x []float32) {
+func cosSpan(y, x []float32) { float64Span(y, x, math.Cos) }
+
+// float64Span computes y = f(x) in float64, for the functions used on a handful of values
+// (a timestep embedding), where precision matters more than speed.
+func float64Span(y, x []float32, f func(float64) float64) {
 	y = y[:len(x)]
 	for i, v := range x {
-		y[i] = float32(math.Cos(float64(v)))
+		y[i] = float32(f(float64(v)))
 	}
 }
 
 // Exp computes y = e^x to about 1 ulp (exp32, vectorized on AVX2): underflow gives 0 below
 // about −87.3 where torch gives subnormals, a difference under 1.2e−38.
 func Exp(y, x []float32) {
-	if serial(len(x)) {
-		expSpan(y, x)
-		return
-	}
-	parallelSpans(spanJob{op: spanFunc, n: len(x), y: y, x: x, fn: expSpan})
+	mapSpans(y, x, expSpan)
 }
 
 // GeLUApprox selects the GeLU formula, as Refiners' GeLU(approximation=...).
@@ -230,11 +214,7 @@ func GeLU(y, x []float32, approx GeLUApprox) {
 	case GeLUSigmoid:
 		gateKernel(y, x, 1.702, 0, true)
 	default:
-		if serial(len(x)) {
-			geluErf(y, x)
-			return
-		}
-		parallelSpans(spanJob{op: spanFunc, n: len(x), y: y, x: x, fn: geluErf})
+		mapSpans(y, x, geluErf)
 	}
 }
 

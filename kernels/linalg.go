@@ -178,17 +178,9 @@ func LinearGLUW(y, x []float32, rows, in, out int, w Weights, b []float32, act f
 	xbuf := getScratch(rowPanels * mr * in)
 	j.xp = *xbuf
 	j.packing = true
-	if Workers() == 1 || rowPanels == 1 {
-		j.run(0, rowPanels)
-	} else {
-		parallelRun(rowPanels, j)
-	}
+	parallelRun(rowPanels, j)
 	j.packing = false
-	if Workers() == 1 || tasks == 1 {
-		j.run(0, tasks)
-	} else {
-		parallelRun(tasks, j)
-	}
+	parallelRun(tasks, j)
 	putScratch(xbuf)
 	*j = linearGLUJob{}
 	linearGLUJobs.Put(j)

@@ -236,6 +236,16 @@ func (w Weights) panelsFor(kr *microKernel, out, in int) *packedWeights {
 	return nil
 }
 
+// kernelPanels returns w as [out, in] panels kr reads: as packed, when they are and kr reads
+// their precision, else packed here as float32 into scratch (scratch is true: the caller gives
+// them back with releasePacked).
+func (w Weights) kernelPanels(kr *microKernel, out, in int) (wp *packedWeights, scratch bool) {
+	if wp = w.panelsFor(kr, out, in); wp != nil && (wp.format == WeightF32 || kr.halfFn(wp.format) != nil) {
+		return wp, false
+	}
+	return packScratch(w, out, in), true
+}
+
 // f16ToF32 widens IEEE binary16 bits to float32, exactly (subnormals become normal float32
 // values; a NaN keeps its sign and payload).
 func f16ToF32(h uint16) float32 {

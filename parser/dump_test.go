@@ -48,17 +48,7 @@ func dumpTo(b *strings.Builder, n any) {
 		if n.Base != "" {
 			w(" :%s", n.Base)
 			if n.BaseHasParens {
-				w("(")
-				for i, a := range n.BaseArgs {
-					if i > 0 {
-						w(" ")
-					}
-					if a.Name != "" {
-						w("%s=", a.Name)
-					}
-					dumpTo(b, a.Value)
-				}
-				w(")")
+				dumpArgs(b, n.BaseArgs)
 			}
 		}
 		dumpKeys(b, n.Key, n.LayoutKeys)
@@ -90,17 +80,8 @@ func dumpTo(b *strings.Builder, n any) {
 		// Empty parentheses before a block are not significant (Format
 		// drops them).
 		if n.HasParens && (len(n.Args) > 0 || n.Body == nil) {
-			w(" (")
-			for i, a := range n.Args {
-				if i > 0 {
-					w(" ")
-				}
-				if a.Name != "" {
-					w("%s=", a.Name)
-				}
-				dumpTo(b, a.Value)
-			}
-			w(")")
+			w(" ")
+			dumpArgs(b, n.Args)
 		}
 		dumpKeys(b, n.Key, n.LayoutKeys)
 		if n.Body != nil {
@@ -196,6 +177,21 @@ func dumpTo(b *strings.Builder, n any) {
 	default:
 		w("<%T>", n)
 	}
+}
+
+// dumpArgs prints a call's arguments, `(name=value value)`.
+func dumpArgs(b *strings.Builder, args []*Arg) {
+	b.WriteString("(")
+	for i, a := range args {
+		if i > 0 {
+			b.WriteString(" ")
+		}
+		if a.Name != "" {
+			fmt.Fprintf(b, "%s=", a.Name)
+		}
+		dumpTo(b, a.Value)
+	}
+	b.WriteString(")")
 }
 
 func dumpKeys(b *strings.Builder, unnamed Expr, named []*LayoutKey) {

@@ -339,6 +339,14 @@ func (c *converter) binary(op string, opTok lexer.Token, x, y Expr) Expr {
 	return b
 }
 
+// unaryOf is `op x`, spanning the tokens it was read from.
+func (c *converter) unaryOf(op string, x Expr, tokens []lexer.Token) Expr {
+	u := &UnaryExpr{Op: op, X: x}
+	u.Pos, u.EndPos = span(tokens)
+	c.checkDepth(u)
+	return u
+}
+
 func (c *converter) and(g *gAnd) Expr {
 	e := c.not(g.X)
 	for _, t := range g.Rest {
@@ -349,10 +357,7 @@ func (c *converter) and(g *gAnd) Expr {
 
 func (c *converter) not(g *gNot) Expr {
 	if g.Not != nil {
-		u := &UnaryExpr{Op: "not", X: c.not(g.Not)}
-		u.Pos, u.EndPos = span(g.Tokens)
-		c.checkDepth(u)
-		return u
+		return c.unaryOf("not", c.not(g.Not), g.Tokens)
 	}
 	return c.cmp(g.Cmp)
 }
@@ -386,10 +391,7 @@ func (c *converter) mul(g *gMul) Expr {
 
 func (c *converter) unary(g *gUnary) Expr {
 	if g.Neg != nil {
-		u := &UnaryExpr{Op: "-", X: c.unary(g.Neg)}
-		u.Pos, u.EndPos = span(g.Tokens)
-		c.checkDepth(u)
-		return u
+		return c.unaryOf("-", c.unary(g.Neg), g.Tokens)
 	}
 	return c.pow(g.Pow)
 }
