@@ -3,7 +3,6 @@ package adapters
 import (
 	"bytes"
 	"flag"
-	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -12,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/rfc-project/rfc/dsl"
+	"github.com/rfc-project/rfc/internal/seedcorpus"
 	"github.com/rfc-project/rfc/interp"
 	"github.com/rfc-project/rfc/ir"
 	"github.com/rfc-project/rfc/passes"
@@ -90,33 +90,18 @@ var fuzzBase struct {
 	err  error
 }
 
-func seedFile(data, config []byte) []byte {
-	return fmt.Appendf(nil, "go test fuzz v1\n[]byte(%q)\n[]byte(%q)\n", data, config)
-}
-
 // TestFuzzLoraSeedCorpus keeps the committed corpus in step with fuzzLoraSeeds; run with
 // -update-seeds to rewrite it.
 func TestFuzzLoraSeedCorpus(t *testing.T) {
-	dir := filepath.Join("testdata", "fuzz", "FuzzLoraFile")
+	files := map[string][]byte{}
 	for name, s := range fuzzLoraSeeds() {
 		err := loraFileCheck(t, t.TempDir(), s[0], s[1])
 		if valid := strings.HasPrefix(name, "valid_"); (err == nil) != valid {
 			t.Errorf("seed %s: %v, want valid=%v", name, err, valid)
 		}
-		path := filepath.Join(dir, name)
-		if *updateSeeds {
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(path, seedFile(s[0], s[1]), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		if got, err := os.ReadFile(path); err != nil || !bytes.Equal(got, seedFile(s[0], s[1])) {
-			t.Errorf("seed %s is missing or stale (%v); run go test -run TestFuzzLoraSeedCorpus -update-seeds", path, err)
-		}
+		files[name] = seedcorpus.File(s[0], s[1])
 	}
+	seedcorpus.Sync(t, filepath.Join("testdata", "fuzz", "FuzzLoraFile"), files, *updateSeeds, "go test ./adapters -run TestFuzzLoraSeedCorpus -update-seeds")
 }
 
 // FuzzLoraFile reads arbitrary bytes as a PEFT directory's adapter_model.safetensors (with

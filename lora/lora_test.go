@@ -3,13 +3,13 @@ package lora
 import (
 	"bytes"
 	"flag"
-	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/rfc-project/rfc/internal/seedcorpus"
 	"github.com/rfc-project/rfc/runtime"
 )
 
@@ -364,24 +364,11 @@ func fuzzSeeds(t testing.TB) map[string][]byte {
 }
 
 func TestFuzzSeedCorpus(t *testing.T) {
-	dir := filepath.Join("testdata", "fuzz", "FuzzRead")
+	files := map[string][]byte{}
 	for name, data := range fuzzSeeds(t) {
-		path := filepath.Join(dir, name)
-		want := fmt.Appendf(nil, "go test fuzz v1\n[]byte(%q)\n", data)
-		if *updateSeeds {
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(path, want, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		got, err := os.ReadFile(path)
-		if err != nil || !bytes.Equal(got, want) {
-			t.Errorf("%s is missing or stale: go test ./lora -run TestFuzzSeedCorpus -update-seeds", path)
-		}
+		files[name] = seedcorpus.File(data)
 	}
+	seedcorpus.Sync(t, filepath.Join("testdata", "fuzz", "FuzzRead"), files, *updateSeeds, "go test ./lora -run TestFuzzSeedCorpus -update-seeds")
 }
 
 // FuzzRead reads arbitrary bytes as a LoRA file and plans it against SD-like targets:

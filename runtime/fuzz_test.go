@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"encoding/binary"
 	"flag"
-	"fmt"
 	"math"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/rfc-project/rfc/internal/seedcorpus"
 )
 
 var updateSeeds = flag.Bool("update-seeds", false, "rewrite the committed FuzzReadSafetensors seed corpus")
@@ -51,34 +51,18 @@ func fuzzSeeds() map[string][]byte {
 	}
 }
 
-func seedFile(data []byte) []byte {
-	return fmt.Appendf(nil, "go test fuzz v1\n[]byte(%q)\n", data)
-}
-
 // TestFuzzSeedCorpus keeps the committed corpus in step with fuzzSeeds; run with
 // -update-seeds to rewrite it.
 func TestFuzzSeedCorpus(t *testing.T) {
-	dir := filepath.Join("testdata", "fuzz", "FuzzReadSafetensors")
+	files := map[string][]byte{}
 	for name, data := range fuzzSeeds() {
 		_, err := ReadSafetensors(bytes.NewReader(data), int64(len(data)), name)
 		if wantValid := strings.HasPrefix(name, "valid_") || strings.HasPrefix(name, "empty_"); (err == nil) != wantValid {
 			t.Errorf("seed %s: ReadSafetensors error %v, want valid=%v", name, err, wantValid)
 		}
-		path := filepath.Join(dir, name)
-		if *updateSeeds {
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(path, seedFile(data), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		got, err := os.ReadFile(path)
-		if err != nil || !bytes.Equal(got, seedFile(data)) {
-			t.Errorf("seed %s is missing or stale (%v); run go test -run TestFuzzSeedCorpus -update-seeds", path, err)
-		}
+		files[name] = seedcorpus.File(data)
 	}
+	seedcorpus.Sync(t, filepath.Join("testdata", "fuzz", "FuzzReadSafetensors"), files, *updateSeeds, "go test ./runtime -run TestFuzzSeedCorpus -update-seeds")
 }
 
 func FuzzReadSafetensors(f *testing.F) {

@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/rfc-project/rfc/internal/seedcorpus"
 )
 
 // imageSeeds are the committed seeds of FuzzLoadImage: small images of each kind the
@@ -76,26 +78,15 @@ func imageSeeds() map[string][]byte {
 // TestImageSeedCorpus keeps the committed corpus in step with imageSeeds; run with
 // -update-seeds to rewrite it.
 func TestImageSeedCorpus(t *testing.T) {
-	dir := filepath.Join("testdata", "fuzz", "FuzzLoadImage")
+	files := map[string][]byte{}
 	for name, data := range imageSeeds() {
 		_, err := loadImageCheck(t, t.TempDir(), data)
 		if valid := strings.HasPrefix(name, "valid_"); (err == nil) != valid {
 			t.Errorf("seed %s: LoadImage error %v, want valid=%v", name, err, valid)
 		}
-		path := filepath.Join(dir, name)
-		if *updateSeeds {
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(path, seedFile(data), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		if got, err := os.ReadFile(path); err != nil || !bytes.Equal(got, seedFile(data)) {
-			t.Errorf("seed %s is missing or stale (%v); run go test -run TestImageSeedCorpus -update-seeds", path, err)
-		}
+		files[name] = seedcorpus.File(data)
 	}
+	seedcorpus.Sync(t, filepath.Join("testdata", "fuzz", "FuzzLoadImage"), files, *updateSeeds, "go test ./runtime -run TestImageSeedCorpus -update-seeds")
 }
 
 // FuzzLoadImage decodes arbitrary bytes as an image file: an error must name the file and

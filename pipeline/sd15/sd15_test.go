@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	flagpkg "flag"
-	"fmt"
 	"image/png"
 	"math"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/rfc-project/rfc/imaging"
+	"github.com/rfc-project/rfc/internal/seedcorpus"
 	"github.com/rfc-project/rfc/runtime"
 )
 
@@ -114,23 +114,11 @@ func pngSeeds(t testing.TB) map[string][]byte {
 }
 
 func TestFuzzSeedCorpus(t *testing.T) {
-	dir := filepath.Join("testdata", "fuzz", "FuzzPNGParameters")
+	files := map[string][]byte{}
 	for name, data := range pngSeeds(t) {
-		path := filepath.Join(dir, name)
-		want := fmt.Appendf(nil, "go test fuzz v1\n[]byte(%q)\n", data)
-		if *updateSeeds {
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(path, want, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		if got, err := os.ReadFile(path); err != nil || !bytes.Equal(got, want) {
-			t.Errorf("%s is missing or stale: go test ./sd15 -run TestFuzzSeedCorpus -update-seeds", path)
-		}
+		files[name] = seedcorpus.File(data)
 	}
+	seedcorpus.Sync(t, filepath.Join("testdata", "fuzz", "FuzzPNGParameters"), files, *updateSeeds, "go test ./pipeline/sd15 -run TestFuzzSeedCorpus -update-seeds")
 }
 
 // FuzzPNGParameters reads arbitrary bytes as a PNG's parameters: errors are fine, panics
