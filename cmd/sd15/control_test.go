@@ -86,11 +86,7 @@ func TestControlBadInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	t2i := controlWeights + "t2i_adapter/tencentarc.safetensors"
-	cases := []struct {
-		name string
-		args []string
-		want string
-	}{
+	cases := []refusal{
 		{"missing controlnet", []string{"--controlnet", filepath.Join(dir, "none.safetensors") + ":" + photo}, "none.safetensors: no such file"},
 		{"t2i as controlnet", []string{"--controlnet", t2i + ":" + photo}, "no ControlNet condition encoder"},
 		{"unet as controlnet", []string{"--controlnet", reduced + "diffusers/unet:" + photo}, "no ControlNet condition encoder"},
@@ -109,25 +105,7 @@ func TestControlBadInput(t *testing.T) {
 			"--image-encoder", ipFiles + "image_encoder", "--ip-image", photo}, "do not combine with an IP-Adapter or reference-only control"},
 		{"with reference-only", []string{"--t2i-adapter", t2i + ":" + photo, "--reference", photo}, "do not combine with an IP-Adapter or reference-only control"},
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			out := filepath.Join(dir, "out.png")
-			args := append([]string{"generate", "--checkpoint", checkpoints["single-file"], "--prompt", "x", "--steps", "2", "-o", out}, c.args...)
-			var stdout, stderr bytes.Buffer
-			status := run(args, &stdout, &stderr)
-			msg := stderr.String()
-			if status != 1 || !strings.Contains(msg, c.want) {
-				t.Errorf("status %d, stderr %q; want status 1 and %q", status, msg, c.want)
-			}
-			if strings.Count(strings.TrimSpace(msg), "\n") > 0 {
-				t.Errorf("the error takes more than one line:\n%s", msg)
-			}
-			if _, err := os.Stat(out); err == nil {
-				t.Error("an output file was written")
-				os.Remove(out)
-			}
-		})
-	}
+	expectRefusals(t, dir, []string{"generate", "--checkpoint", checkpoints["single-file"], "--prompt", "x", "--steps", "2"}, cases)
 }
 
 // TestCanny runs sd15 canny on the photos of imaging's goldens and requires OpenCV's edge

@@ -250,11 +250,7 @@ func TestBadInput(t *testing.T) {
 	bigNoise := filepath.Join(dir, "noise.safetensors")
 	runtime.WriteSafetensors(bigNoise, map[string]*runtime.Tensor{"x": runtime.NewTensor(1, 4, 16, 16)}, nil)
 	single := checkpoints["single-file"]
-	cases := []struct {
-		name string
-		args []string
-		want string
-	}{
+	cases := []refusal{
 		{"missing checkpoint", []string{"--checkpoint", filepath.Join(dir, "nope.safetensors")}, "nope.safetensors: no such file"},
 		{"wrong checkpoint", []string{"--checkpoint", reduced + "unet_input.safetensors"}, "not a Stable Diffusion 1.5 checkpoint"},
 		{"unet only", []string{"--checkpoint", reduced + "diffusers/unet"}, "not a Stable Diffusion 1.5 checkpoint: text encoder"},
@@ -270,17 +266,32 @@ func TestBadInput(t *testing.T) {
 		{"not png", []string{"--checkpoint", single, "-o", filepath.Join(dir, "out.jpg")}, "name it .png"},
 		{"steps", []string{"--checkpoint", single, "--steps", "0"}, "--steps 0"},
 	}
+	expectRefusals(t, dir, []string{"generate", "--prompt", "x"}, cases, "lora mismatch")
+}
+
+// refusal is a generate command line that must fail.
+type refusal struct {
+	name string
+	args []string
+	want string // in the error
+}
+
+// expectRefusals runs generate with base, -o in dir, then each case's flags: each must exit
+// with status 1 and its text in an error of one line (several for the cases named in
+// multiLine: lists of problems), and write no image.
+func expectRefusals(t *testing.T, dir string, base []string, cases []refusal, multiLine ...string) {
+	t.Helper()
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			out := filepath.Join(dir, "out.png")
-			args := append([]string{"generate", "--prompt", "x", "-o", out}, c.args...)
+			args := append(append(slices.Clone(base), "-o", out), c.args...)
 			var stdout, stderr bytes.Buffer
 			status := run(args, &stdout, &stderr)
 			msg := stderr.String()
 			if status != 1 || !strings.Contains(msg, c.want) {
 				t.Errorf("status %d, stderr %q; want status 1 and %q", status, msg, c.want)
 			}
-			if c.name != "lora mismatch" && strings.Count(strings.TrimSpace(msg), "\n") > 0 {
+			if !slices.Contains(multiLine, c.name) && strings.Count(strings.TrimSpace(msg), "\n") > 0 {
 				t.Errorf("the error takes more than one line:\n%s", msg)
 			}
 			if _, err := os.Stat(out); err == nil {
