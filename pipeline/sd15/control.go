@@ -186,11 +186,17 @@ func checkControl(r Request) error {
 	return nil
 }
 
-// conditionTensor brings a condition image to the output size (PIL's bicubic) as a
-// [1, C, height, width] tensor in [0, 1] (Refiners' image_to_tensor), C the image's
-// channels; a gray image is made RGB (ControlNet's HWC3) unless gray is asked for.
+// conditionTensor brings a condition image to the output size as a [1, C, height, width]
+// tensor in [0, 1] (Refiners' image_to_tensor); a gray image stays gray when asked.
 func conditionTensor(m *imaging.Image, width, height int, gray bool) (*runtime.Tensor, error) {
-	if m.Channels != 3 && !gray {
+	return imageTensor(m, width, height, gray, imaging.Unit)
+}
+
+// imageTensor brings an image to width×height (PIL's bicubic) as a [1, C, height, width]
+// tensor with values in r, C the image's channels; a gray image is made RGB (ControlNet's
+// HWC3) unless keepGray.
+func imageTensor(m *imaging.Image, width, height int, keepGray bool, r imaging.Range) (*runtime.Tensor, error) {
+	if m.Channels != 3 && !keepGray {
 		var err error
 		if m, err = imaging.ControlImage(m); err != nil {
 			return nil, err
@@ -200,7 +206,7 @@ func conditionTensor(m *imaging.Image, width, height int, gray bool) (*runtime.T
 	if err != nil {
 		return nil, err
 	}
-	return imaging.ToTensor(resized, imaging.Unit)
+	return imaging.ToTensor(resized, r)
 }
 
 // controlStep is the control of one request, ready for the steps: the ControlNets with

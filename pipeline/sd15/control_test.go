@@ -24,9 +24,7 @@ func TestControlThenPlain(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	g, _ := strconv.ParseFloat(flag(args, "--guidance"), 64)
-	steps, _ := strconv.Atoi(flag(args, "--steps"))
-	plain := Request{Prompt: flag(args, "--prompt"), Steps: steps, Solver: flag(args, "--solver"), Guidance: g, Noise: noise}
+	plain := requestFrom(t, args, noise)
 	before, err := p.Generate(plain)
 	if err != nil {
 		t.Fatal(err)
@@ -122,9 +120,7 @@ func TestControlRequestErrors(t *testing.T) {
 // its flags give.
 func controlCase(t *testing.T, name string) (Request, []LoRA, []float32, *runtime.Tensor) {
 	noise, want, args := readCase(t, "control/"+name)
-	g, _ := strconv.ParseFloat(flag(args, "--guidance"), 64)
-	steps, _ := strconv.Atoi(flag(args, "--steps"))
-	req := Request{Prompt: flag(args, "--prompt"), Steps: steps, Solver: flag(args, "--solver"), Guidance: g, Noise: noise}
+	req := requestFrom(t, args, noise)
 	paths := strings.NewReplacer("CONTROL/", controlWeights, "IMAGES/", "../../testdata/images/", "TESTDATA/", goldens)
 	var loras []LoRA
 	for i := 0; i+1 < len(args); i++ {

@@ -531,17 +531,7 @@ func (p *Pipeline) encode(m *imaging.Image, width, height int) ([]float32, error
 		}
 		p.encoder = e
 	}
-	if m.Channels != 3 {
-		var err error
-		if m, err = imaging.ControlImage(m); err != nil {
-			return nil, err
-		}
-	}
-	resized, err := imaging.Resize(m, width, height)
-	if err != nil {
-		return nil, err
-	}
-	t, err := imaging.ToTensor(resized, imaging.Signed)
+	t, err := imageTensor(m, width, height, false, imaging.Signed)
 	if err != nil {
 		return nil, err
 	}

@@ -177,6 +177,22 @@ func flag(args []string, name string) string {
 	return ""
 }
 
+// requestFrom is the request of a golden's sd15 command line (prompts, steps, solver,
+// guidance) with its noise.
+func requestFrom(t *testing.T, args []string, noise []float32) Request {
+	t.Helper()
+	g, err := strconv.ParseFloat(flag(args, "--guidance"), 64)
+	if err != nil {
+		t.Fatalf("golden arguments %q: --guidance: %v", args, err)
+	}
+	steps, err := strconv.Atoi(flag(args, "--steps"))
+	if err != nil {
+		t.Fatalf("golden arguments %q: --steps: %v", args, err)
+	}
+	return Request{Prompt: flag(args, "--prompt"), NegativePrompt: flag(args, "--negative-prompt"), Steps: steps,
+		Solver: flag(args, "--solver"), Guidance: g, Noise: noise}
+}
+
 func relError(got []float32, want *runtime.Tensor) float64 {
 	var worst, scale float64
 	for i, w := range want.F32 {
@@ -196,10 +212,7 @@ func TestGenerateMany(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	g, _ := strconv.ParseFloat(flag(args, "--guidance"), 64)
-	steps, _ := strconv.Atoi(flag(args, "--steps"))
-	req := Request{Prompt: flag(args, "--prompt"), NegativePrompt: flag(args, "--negative-prompt"), Steps: steps,
-		Solver: flag(args, "--solver"), Guidance: g, Noise: noise}
+	req := requestFrom(t, args, noise)
 	var dones []int
 	req.Progress = func(done, total int) { dones = append(dones, done, total) }
 	first, err := p.Generate(req)
