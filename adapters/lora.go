@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/rfc-project/rfc/dsl"
+	"github.com/rfc-project/rfc/internal/editdist"
 	"github.com/rfc-project/rfc/interp"
 	"github.com/rfc-project/rfc/ir"
 	lorafile "github.com/rfc-project/rfc/lora"
@@ -197,7 +198,7 @@ func keyHint(cands []*ir.Scope, stem string) string {
 		if strings.HasPrefix(stem, "lora_") && !strings.Contains(stem, ".") {
 			k = strings.ReplaceAll(k, ".", "_")
 		}
-		cs = append(cs, cand{s.Key, substringDistance(k, stem)})
+		cs = append(cs, cand{s.Key, editdist.ToSubstring(k, stem)})
 	}
 	slices.SortStableFunc(cs, func(a, b cand) int { return a.d - b.d })
 	var keys []string

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/rfc-project/rfc/internal/editdist"
 	"github.com/rfc-project/rfc/ir"
 )
 
@@ -147,7 +148,7 @@ func nearestHint(m *ir.Module, class, text string) string {
 			return
 		}
 		p := s.Path()
-		cands = append(cands, cand{p, substringDistance(text, p)})
+		cands = append(cands, cand{p, editdist.ToSubstring(text, p)})
 	})
 	if len(cands) == 0 {
 		return ""
@@ -158,22 +159,4 @@ func nearestHint(m *ir.Module, class, text string) string {
 		lines = append(lines, "    "+cands[i].path)
 	}
 	return "; nearest paths:\n" + strings.Join(lines, "\n")
-}
-
-// substringDistance is the edit distance from a to the closest substring of b.
-func substringDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev = cur
-	}
-	return slices.Min(prev)
 }

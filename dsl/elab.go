@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/rfc-project/rfc/internal/editdist"
 	"github.com/rfc-project/rfc/ir"
 	"github.com/rfc-project/rfc/parser"
 )
@@ -1160,7 +1161,7 @@ func (el *elab) suggest(name string) string {
 	best, bestD := "", 4
 	slices.Sort(cands)
 	for _, c := range cands {
-		if d := editDistance(strings.ToLower(name), strings.ToLower(c)); d < bestD {
+		if d := editdist.Distance(strings.ToLower(name), strings.ToLower(c)); d < bestD {
 			best, bestD = c, d
 		}
 	}
@@ -1168,26 +1169,6 @@ func (el *elab) suggest(name string) string {
 		return ""
 	}
 	return " (did you mean " + best + "?)"
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev = cur
-	}
-	return prev[len(b)]
 }
 
 func elseBlock(s parser.Stmt) *parser.Block {

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/rfc-project/rfc/internal/editdist"
 	"github.com/rfc-project/rfc/kernels"
 	"github.com/rfc-project/rfc/runtime"
 )
@@ -363,7 +364,7 @@ func nearest(targets []Target, indexes []*keyIndex, mod *Module) string {
 				if flat {
 					c = strings.ReplaceAll(k, ".", "_")
 				}
-				cs = append(cs, cand{k, editDistance(c, name)})
+				cs = append(cs, cand{k, editdist.ToSuffix(c, name)})
 			}
 		}
 	}
@@ -379,26 +380,4 @@ func nearest(targets []Target, indexes []*keyIndex, mod *Module) string {
 		}
 	}
 	return "; nearest layer keys: " + strings.Join(keys, ", ")
-}
-
-// editDistance is the edit distance from a to some suffix of b: how far b's end is from
-// being key a (LoRA names carry prefixes the keys lack, and keys prefixes the names lack).
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j // compared from the ends: b's last characters are not free
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[len(a)-i] == b[len(b)-j] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return slices.Min(prev) // b's first characters are
 }
