@@ -2,7 +2,6 @@ package imaging
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/rfc-project/rfc/runtime"
 )
@@ -121,21 +120,10 @@ func FromTensor(t *runtime.Tensor) (*Image, error) {
 	}
 	for i := range plane {
 		for k := range c {
-			m.Pix[i*c+k] = to8(t.F32[k*plane+i])
+			m.Pix[i*c+k] = runtime.Level8(t.F32[k*plane+i])
 		}
 	}
 	return m, nil
-}
-
-// to8 is runtime.SaveImage's quantization: clamp to [0, 1] (NaN to 0), nearest level.
-func to8(v float32) uint8 {
-	if !(v > 0) {
-		return 0
-	}
-	if v >= 1 {
-		return 255
-	}
-	return uint8(math.Round(float64(v) * 255))
 }
 
 // Load reads a PNG or JPEG file as an RGB image through runtime.LoadImage: alpha is dropped,

@@ -150,23 +150,24 @@ func tensorToImage(t *Tensor) (image.Image, error) {
 	if c == 1 {
 		img := image.NewGray(image.Rect(0, 0, w, h))
 		for i, v := range t.F32 {
-			img.Pix[i/w*img.Stride+i%w] = to8(v)
+			img.Pix[i/w*img.Stride+i%w] = Level8(v)
 		}
 		return img, nil
 	}
 	img := image.NewRGBA(image.Rect(0, 0, w, h))
 	for i := range plane {
 		o := i/w*img.Stride + 4*(i%w)
-		img.Pix[o] = to8(t.F32[i])
-		img.Pix[o+1] = to8(t.F32[plane+i])
-		img.Pix[o+2] = to8(t.F32[2*plane+i])
+		img.Pix[o] = Level8(t.F32[i])
+		img.Pix[o+1] = Level8(t.F32[plane+i])
+		img.Pix[o+2] = Level8(t.F32[2*plane+i])
 		img.Pix[o+3] = 255
 	}
 	return img, nil
 }
 
-// to8 clamps v to [0, 1] (NaN to 0) and rounds it to the nearest of 256 levels.
-func to8(v float32) uint8 {
+// Level8 is the 8-bit level of a value in [0, 1], as SaveImage writes it: clamped to [0, 1]
+// (NaN to 0) and rounded to the nearest of 256 levels.
+func Level8(v float32) uint8 {
 	if !(v > 0) {
 		return 0
 	}
