@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/rfc-project/rfc/kernels"
+	"github.com/rfc-project/rfc/runtime"
 )
 
 func TestLinearGolden(t *testing.T) {
@@ -44,6 +45,18 @@ func pair(c *goldenCase, key string) (int, int) {
 	return v[0], v[1]
 }
 
+// conv2dParams are a golden case's convolution of input x by weight w.
+func conv2dParams(c *goldenCase, x, w *runtime.Tensor) kernels.Conv2dParams {
+	p := kernels.Conv2dParams{
+		N: x.Shape[0], C: x.Shape[1], H: x.Shape[2], W: x.Shape[3],
+		K: w.Shape[0], KH: w.Shape[2], KW: w.Shape[3], Groups: c.int("groups"),
+	}
+	p.StrideH, p.StrideW = pair(c, "stride")
+	p.PadH, p.PadW = pair(c, "padding")
+	p.DilH, p.DilW = pair(c, "dilation")
+	return p
+}
+
 // scratchSizes are the conv scratch bounds tried: the default and one so small that every
 // image is cut into many pixel tiles, several inside one output row.
 var scratchSizes = []int{0, 200}
@@ -64,13 +77,7 @@ func TestConv2dGolden(t *testing.T) {
 	withScratch(t, func(label string) {
 		for _, c := range g.cases(t, "conv2d") {
 			x, w, want := c.tensor("x"), c.tensor("w"), c.tensor("y")
-			p := kernels.Conv2dParams{
-				N: x.Shape[0], C: x.Shape[1], H: x.Shape[2], W: x.Shape[3],
-				K: w.Shape[0], KH: w.Shape[2], KW: w.Shape[3], Groups: c.int("groups"),
-			}
-			p.StrideH, p.StrideW = pair(c, "stride")
-			p.PadH, p.PadW = pair(c, "padding")
-			p.DilH, p.DilW = pair(c, "dilation")
+			p := conv2dParams(c, x, w)
 			if p.OutH() != want.Shape[2] || p.OutW() != want.Shape[3] {
 				t.Fatalf("%s: OutH×OutW = %d×%d, torch %d×%d", c.name, p.OutH(), p.OutW(), want.Shape[2], want.Shape[3])
 			}

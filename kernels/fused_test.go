@@ -56,13 +56,7 @@ func testConv2dFusedGolden(t *testing.T) {
 		withScratch(t, func(label string) {
 			for _, c := range g.cases(t, "conv2d_fused") {
 				x, w, want := c.tensor("x"), c.tensor("w"), c.tensor("y")
-				p := kernels.Conv2dParams{
-					N: x.Shape[0], C: x.Shape[1], H: x.Shape[2], W: x.Shape[3],
-					K: w.Shape[0], KH: w.Shape[2], KW: w.Shape[3], Groups: c.int("groups"),
-				}
-				p.StrideH, p.StrideW = pair(c, "stride")
-				p.PadH, p.PadW = pair(c, "padding")
-				p.DilH, p.DilW = pair(c, "dilation")
+				p := conv2dParams(c, x, w)
 				ep := epilogueOf(t, c)
 				label := fmt.Sprintf("%s %+v %s blocking %v", c.name, p, label, sz)
 				y := nanSlice(len(want.F32))

@@ -113,34 +113,23 @@ func (c *goldenCase) f32(role string) []float32 {
 	return nil
 }
 
-func (c *goldenCase) num(key string) float64 {
+// attr is the case's attribute key, which must be of type T (kind names it in the error).
+func attr[T any](c *goldenCase, key, kind string) T {
 	c.t.Helper()
-	v, ok := c.attrs[key].(float64)
+	v, ok := c.attrs[key].(T)
 	if !ok {
-		c.t.Fatalf("%s: attribute %q missing or not a number: %v", c.name, key, c.attrs[key])
+		c.t.Fatalf("%s: attribute %q missing or not a %s: %v", c.name, key, kind, c.attrs[key])
 	}
 	return v
 }
+
+func (c *goldenCase) num(key string) float64 { return attr[float64](c, key, "number") }
 
 func (c *goldenCase) int(key string) int { return int(c.num(key)) }
 
-func (c *goldenCase) str(key string) string {
-	c.t.Helper()
-	v, ok := c.attrs[key].(string)
-	if !ok {
-		c.t.Fatalf("%s: attribute %q missing or not a string: %v", c.name, key, c.attrs[key])
-	}
-	return v
-}
+func (c *goldenCase) str(key string) string { return attr[string](c, key, "string") }
 
-func (c *goldenCase) bool(key string) bool {
-	c.t.Helper()
-	v, ok := c.attrs[key].(bool)
-	if !ok {
-		c.t.Fatalf("%s: attribute %q missing or not a bool: %v", c.name, key, c.attrs[key])
-	}
-	return v
-}
+func (c *goldenCase) bool(key string) bool { return attr[bool](c, key, "bool") }
 
 func (c *goldenCase) ints(key string) []int {
 	c.t.Helper()
