@@ -72,6 +72,16 @@ func TestAxpyLengths(t *testing.T) {
 	}
 }
 
+// rampWithSpecials is n values step apart centred on 0, with +Inf, -Inf and NaN among them.
+func rampWithSpecials(n int, step float32) []float32 {
+	x := make([]float32, n)
+	for i := range x {
+		x[i] = (float32(i) - float32(n/2)) * step
+	}
+	x[5], x[6], x[7] = float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN())
+	return x
+}
+
 // TestGeluErfAVX512MatchesAVX2: the AVX-512 GeLU runs the AVX2 one's operations in the
 // same order, so it must give the same bits (the AVX2 one is checked against PyTorch by the
 // golden tests).
@@ -80,11 +90,7 @@ func TestGeluErfAVX512MatchesAVX2(t *testing.T) {
 		t.Skip("no AVX-512")
 	}
 	const n = 1 << 14
-	x := make([]float32, n)
-	for i := range x {
-		x[i] = (float32(i) - n/2) * 0.0013
-	}
-	x[5], x[6], x[7] = float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN())
+	x := rampWithSpecials(n, 0.0013)
 	want, got := make([]float32, n), make([]float32, n)
 	geluErfAVX2(&want[0], &x[0], n)
 	geluErfAVX512(&got[0], &x[0], n)
@@ -102,11 +108,7 @@ func TestSigmoidGateAVX512MatchesAVX2(t *testing.T) {
 		t.Skip("no AVX-512")
 	}
 	const n = 1 << 12
-	x := make([]float32, n)
-	for i := range x {
-		x[i] = (float32(i) - n/2) * 0.011
-	}
-	x[5], x[6], x[7] = float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN())
+	x := rampWithSpecials(n, 0.011)
 	for _, c := range []struct {
 		alpha, cubic float32
 		mulx         bool
