@@ -116,15 +116,7 @@ func (el *elab) eval(x parser.Expr, e *env) (any, error) {
 		}
 		return nil, el.errAt(x.Start(), "undefined name %s", x.Name)
 	case *parser.ListLit:
-		out := make([]any, len(x.Elems))
-		for i, el2 := range x.Elems {
-			v, err := el.eval(el2, e)
-			if err != nil {
-				return nil, err
-			}
-			out[i] = v
-		}
-		return out, nil
+		return el.evalAll(x.Elems, e)
 	case *parser.UnaryExpr:
 		v, err := el.eval(x.X, e)
 		if err != nil {
@@ -500,14 +492,23 @@ func compare(op string, a, b float64) (any, string) {
 	return nil, "unknown operator " + op
 }
 
-func (el *elab) evalCall(x *parser.CallExpr, e *env) (any, error) {
-	vals := make([]any, len(x.Args))
-	for i, a := range x.Args {
-		v, err := el.eval(a, e)
+// evalAll evaluates xs in order, stopping at the first error.
+func (el *elab) evalAll(xs []parser.Expr, e *env) ([]any, error) {
+	vals := make([]any, len(xs))
+	for i, x := range xs {
+		v, err := el.eval(x, e)
 		if err != nil {
 			return nil, err
 		}
 		vals[i] = v
+	}
+	return vals, nil
+}
+
+func (el *elab) evalCall(x *parser.CallExpr, e *env) (any, error) {
+	vals, err := el.evalAll(x.Args, e)
+	if err != nil {
+		return nil, err
 	}
 	argErr := func(want string) error {
 		return el.errAt(x.Start(), "%s takes %s", x.Func, want)
