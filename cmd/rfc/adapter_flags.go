@@ -105,19 +105,28 @@ func cutScale(v string) (string, float64) {
 	return v, 1
 }
 
-func (f controlNetFlag) Set(v string) error {
-	r := &adapterRequest{flag: "--controlnet " + v, args: []string{"--controlnet", v}, controlNet: true}
+// setNamedPath reads v, [NAME=]PATH[:SCALE], into r: NAME defaults to the file's name and
+// SCALE to 1.
+func (r *adapterRequest) setNamedPath(flag, v string) error {
 	rest, scale := cutScale(v)
 	r.scale = scale
 	if name, path, ok := strings.Cut(rest, "="); ok && ir.IsIdent(name) {
 		r.name, rest = name, path
 	}
 	if rest == "" {
-		return fmt.Errorf("--controlnet wants [NAME=]PATH[:SCALE], got %q", v)
+		return fmt.Errorf("%s wants [NAME=]PATH[:SCALE], got %q", flag, v)
 	}
 	r.path = rest
 	if r.name == "" {
 		r.name = nameFromPath(rest)
+	}
+	return nil
+}
+
+func (f controlNetFlag) Set(v string) error {
+	r := &adapterRequest{flag: "--controlnet " + v, args: []string{"--controlnet", v}, controlNet: true}
+	if err := r.setNamedPath("--controlnet", v); err != nil {
+		return err
 	}
 	f.af.reqs = append(f.af.reqs, r)
 	return nil
@@ -145,22 +154,9 @@ func (adapterFlag) String() string { return "" }
 func (selectFlag) String() string  { return "" }
 
 func (f loraFlag) Set(v string) error {
-	r := &adapterRequest{flag: "--lora " + v, args: []string{"--lora", v}, lora: true, scale: 1}
-	rest := v
-	if name, path, ok := strings.Cut(v, "="); ok && ir.IsIdent(name) {
-		r.name, rest = name, path
-	}
-	if i := strings.LastIndexByte(rest, ':'); i >= 0 {
-		if s, err := strconv.ParseFloat(rest[i+1:], 64); err == nil {
-			r.scale, rest = s, rest[:i]
-		}
-	}
-	if rest == "" {
-		return fmt.Errorf("--lora wants [NAME=]PATH[:SCALE], got %q", v)
-	}
-	r.path = rest
-	if r.name == "" {
-		r.name = nameFromPath(rest)
+	r := &adapterRequest{flag: "--lora " + v, args: []string{"--lora", v}, lora: true}
+	if err := r.setNamedPath("--lora", v); err != nil {
+		return err
 	}
 	f.af.reqs = append(f.af.reqs, r)
 	return nil
