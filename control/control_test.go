@@ -304,12 +304,7 @@ func TestBadControlNets(t *testing.T) {
 		m["down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k.weight"] = runtime.NewTensor(8, 16)
 	})
 	notCN := sd15 + "diffusers/unet/diffusion_pytorch_model.safetensors"
-	bgr := filepath.Join(tmp, "bgr")
-	os.MkdirAll(bgr, 0o755)
-	cfg, _ := os.ReadFile(dir + "controlnet_a/diffusers/config.json")
-	os.WriteFile(filepath.Join(bgr, "config.json"), []byte(strings.Replace(string(cfg), `"rgb"`, `"bgr"`, 1)), 0o644)
-	data, _ := os.ReadFile(dir + "controlnet_a/diffusers/diffusion_pytorch_model.safetensors")
-	os.WriteFile(filepath.Join(bgr, "diffusion_pytorch_model.safetensors"), data, 0o644)
+	bgr := testutil.EditedFolder(t, dir+"controlnet_a/diffusers", filepath.Join(tmp, "bgr"), `"rgb"`, `"bgr"`)
 
 	in := testutil.Tensors(t, dir+"inputs.safetensors")
 	base := elaborate(t, prog, "SD1UNet", unetSet, map[string]*runtime.Tensor{"x": in["x"], "timestep": in["timestep"], "clip_text_embedding": in["clip_text_embedding"]})
@@ -568,12 +563,7 @@ func TestReadT2IAdapter(t *testing.T) {
 		}
 	}
 	tmp := t.TempDir()
-	xl := filepath.Join(tmp, "xl")
-	os.MkdirAll(xl, 0o755)
-	cfg, _ := os.ReadFile(dir + "t2i_adapter/diffusers/config.json")
-	os.WriteFile(filepath.Join(xl, "config.json"), []byte(strings.Replace(string(cfg), `"full_adapter"`, `"full_adapter_xl"`, 1)), 0o644)
-	data, _ := os.ReadFile(dir + "t2i_adapter/diffusers/diffusion_pytorch_model.safetensors")
-	os.WriteFile(filepath.Join(xl, "diffusion_pytorch_model.safetensors"), data, 0o644)
+	xl := testutil.EditedFolder(t, dir+"t2i_adapter/diffusers", filepath.Join(tmp, "xl"), `"full_adapter"`, `"full_adapter_xl"`)
 	for _, tc := range []struct{ path, want string }{
 		{xl, "an SDXL T2I-Adapter"},
 		{dir + "controlnet_a/single-file.safetensors", "is it a T2I-Adapter?"},

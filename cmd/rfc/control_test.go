@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rfc-project/rfc/internal/testutil"
 	"github.com/rfc-project/rfc/runtime"
 )
 
@@ -104,12 +105,7 @@ func TestRunControlNetAndT2IAdapter(t *testing.T) {
 // one message, status 1 and no output file.
 func TestRunControlNetErrors(t *testing.T) {
 	dir := t.TempDir()
-	bgr := filepath.Join(dir, "bgr")
-	os.MkdirAll(bgr, 0o755)
-	cfg, _ := os.ReadFile(controlDir + "controlnet_a/diffusers/config.json")
-	os.WriteFile(filepath.Join(bgr, "config.json"), []byte(strings.Replace(string(cfg), `"rgb"`, `"bgr"`, 1)), 0o644)
-	data, _ := os.ReadFile(controlDir + "controlnet_a/diffusers/diffusion_pytorch_model.safetensors")
-	os.WriteFile(filepath.Join(bgr, "diffusion_pytorch_model.safetensors"), data, 0o644)
+	bgr := testutil.EditedFolder(t, controlDir+"controlnet_a/diffusers", filepath.Join(dir, "bgr"), `"rgb"`, `"bgr"`)
 	in := controlInputs(t, "a")
 	for _, tc := range []struct {
 		name, file string

@@ -1,9 +1,12 @@
-// Package testutil holds what the module's tests share: reading goldens and measuring how
-// far an output is from PyTorch's.
+// Package testutil holds what the module's tests share: reading goldens, measuring how far
+// an output is from PyTorch's, and making altered copies of checkpoint folders.
 package testutil
 
 import (
 	"math"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/rfc-project/rfc/runtime"
@@ -43,4 +46,37 @@ func MaxDiff(got, want []float32) (worst, scale float64) {
 		}
 	}
 	return worst, scale
+}
+
+// EditedFolder copies the files of the folder src (a diffusers model: config.json and its
+// weights) into a new folder dst, with old replaced by new in config.json, and returns dst.
+// old must occur there.
+func EditedFolder(t testing.TB, src, dst, old, new string) string {
+	t.Helper()
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.IsDir() {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Name() == "config.json" {
+			if !strings.Contains(string(data), old) {
+				t.Fatalf("%s/config.json has no %s", src, old)
+			}
+			data = []byte(strings.Replace(string(data), old, new, 1))
+		}
+		if err := os.WriteFile(filepath.Join(dst, e.Name()), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dst
 }

@@ -2,6 +2,7 @@ package testutil
 
 import (
 	"math"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -36,5 +37,17 @@ func TestTensors(t *testing.T) {
 	}
 	if got := Tensors(t, path); len(got) != 1 {
 		t.Errorf("Tensors = %v", got)
+	}
+}
+
+func TestEditedFolder(t *testing.T) {
+	src := t.TempDir()
+	os.WriteFile(filepath.Join(src, "config.json"), []byte(`{"a": "rgb", "b": "rgb"}`), 0o644)
+	os.WriteFile(filepath.Join(src, "w.safetensors"), []byte{1, 2, 3}, 0o644)
+	dst := EditedFolder(t, src, filepath.Join(t.TempDir(), "copy"), `"rgb"`, `"bgr"`)
+	cfg, _ := os.ReadFile(filepath.Join(dst, "config.json"))
+	w, _ := os.ReadFile(filepath.Join(dst, "w.safetensors"))
+	if string(cfg) != `{"a": "bgr", "b": "rgb"}` || string(w) != "\x01\x02\x03" {
+		t.Errorf("copy has config %s and weights %v", cfg, w)
 	}
 }
