@@ -75,26 +75,17 @@ func TestAdapterReadsContextAndAddsInputs(t *testing.T) {
 		t.Fatal(dsl.Detail(err))
 	}
 	base, ref := elab(t, prog, "C"), elab(t, prog, "CRef")
-	m, err := Inject(base, prog, Spec{Name: "r", Adapter: "ReadCtx", Pattern: "Linear_2"})
-	if err != nil {
-		t.Fatal(dsl.Detail(err))
-	}
+	m := mustInject(t, base, prog, Spec{Name: "r", Adapter: "ReadCtx", Pattern: "Linear_2"})
 	if in := m.Input("r_extra"); in == nil || in.Type.String() != "f32[2, 3, 4]" {
 		t.Fatalf("the adapter's input is missing or mistyped: %v", m.Inputs)
 	}
 	sameOutputs(t, m, ref)
 	// The targets of one injection share its input; another injection brings its own.
-	both, err := Inject(base, prog, Spec{Name: "b", Adapter: "ReadCtx", Pattern: "Linear_?"})
-	if err != nil {
-		t.Fatal(dsl.Detail(err))
-	}
+	both := mustInject(t, base, prog, Spec{Name: "b", Adapter: "ReadCtx", Pattern: "Linear_?"})
 	if len(both.Inputs) != 2 || both.Input("b_extra") == nil {
 		t.Errorf("two targets of one injection: inputs %v, want x and b_extra", both.Inputs)
 	}
-	m2, err := Inject(m, prog, Spec{Name: "s", Adapter: "ReadCtx", Pattern: "Linear"})
-	if err != nil {
-		t.Fatal(dsl.Detail(err))
-	}
+	m2 := mustInject(t, m, prog, Spec{Name: "s", Adapter: "ReadCtx", Pattern: "Linear"})
 	if len(m2.Inputs) != 3 || m2.Input("s_extra") == nil {
 		t.Errorf("two injections: inputs %v, want x, r_extra and s_extra", m2.Inputs)
 	}
@@ -160,14 +151,8 @@ model PRef(d: int = 4) {
 		t.Fatal(dsl.Detail(err))
 	}
 	base, ref := elab(t, prog, "P"), elab(t, prog, "PRef")
-	m, err := Inject(base, prog, Spec{Name: "s", Adapter: "Store", Pattern: "Linear_1"})
-	if err != nil {
-		t.Fatal(dsl.Detail(err))
-	}
-	m, err = Inject(m, prog, Spec{Name: "a", Adapter: "Add", Pattern: "Linear"})
-	if err != nil {
-		t.Fatal(dsl.Detail(err))
-	}
+	m := mustInject(t, base, prog, Spec{Name: "s", Adapter: "Store", Pattern: "Linear_1"})
+	m = mustInject(t, m, prog, Spec{Name: "a", Adapter: "Add", Pattern: "Linear"})
 	sameOutputs(t, m, ref)
 }
 
@@ -215,14 +200,9 @@ model PRef(d: int = 4) {
 	base, ref := elab(t, prog, "P"), elab(t, prog, "PRef")
 	// Store multiplies Linear_1's output by 3 (the ReLU reads that) and stores it; the
 	// model's SetContext after the ReLU stores again, and that is what Add reads.
-	m, err := Inject(base, prog, Spec{Name: "s", Adapter: "Store", Pattern: "Linear_1"})
-	if err != nil {
-		t.Fatal(dsl.Detail(err))
-	}
+	m := mustInject(t, base, prog, Spec{Name: "s", Adapter: "Store", Pattern: "Linear_1"})
 	// (Store's injection renamed the Linears after it: the model's third is Linear_2.)
-	if m, err = Inject(m, prog, Spec{Name: "a", Adapter: "Add", Pattern: "Linear_2"}); err != nil {
-		t.Fatal(dsl.Detail(err))
-	}
+	m = mustInject(t, m, prog, Spec{Name: "a", Adapter: "Add", Pattern: "Linear_2"})
 	sameOutputs(t, m, ref)
 }
 
@@ -252,10 +232,7 @@ adapter Keyed(target: Linear, out_features: int, name: string = "k") : Sum key l
 		t.Fatal(dsl.Detail(err))
 	}
 	base := elab(t, prog, "P")
-	m, err := Inject(base, prog, Spec{Name: "n", Adapter: "Numbered", Pattern: "Linear_?"})
-	if err != nil {
-		t.Fatal(dsl.Detail(err))
-	}
+	m := mustInject(t, base, prog, Spec{Name: "n", Adapter: "Numbered", Pattern: "Linear_?"})
 	var keys []string
 	for _, p := range m.Params {
 		keys = append(keys, p.Key)

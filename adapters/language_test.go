@@ -102,6 +102,16 @@ func adapterProgram(t *testing.T) *dsl.Program {
 	return prog
 }
 
+// mustInject is Inject, failing the test with the error's details.
+func mustInject(t *testing.T, m *ir.Module, prog *dsl.Program, spec Spec) *ir.Module {
+	t.Helper()
+	out, err := Inject(m, prog, spec)
+	if err != nil {
+		t.Fatal(dsl.Detail(err))
+	}
+	return out
+}
+
 func elab(t *testing.T, prog *dsl.Program, model string) *ir.Module {
 	t.Helper()
 	m, err := prog.Elaborate(dsl.Options{Model: model, Dims: map[string]int{"batch": 2}})
@@ -217,19 +227,13 @@ func TestAdapterLanguageErrors(t *testing.T) {
 	if _, err := Inject(elab(t, prog, "N"), prog, Spec{Name: "x", Adapter: "Gate", Class: "*", Pattern: "**"}); err == nil || !strings.Contains(err.Error(), "targets overlap: Chain contains Chain.Linear_1") {
 		t.Errorf("nested targets: %v", err)
 	}
-	once, err := Inject(m, prog, Spec{Name: "p", Adapter: "Pre"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	once := mustInject(t, m, prog, Spec{Name: "p", Adapter: "Pre"})
 	if _, err := Inject(once, prog, Spec{Name: "p", Adapter: "Pre"}); err == nil || !strings.Contains(err.Error(), "already has an adapter named p") {
 		t.Errorf("same name twice: %v", err)
 	}
 	// The adapter's own layers are never targets: a second Pre wraps the original Linears
 	// only (2), not the adapter's scopes.
-	twice, err := Inject(once, prog, Spec{Name: "q", Adapter: "Pre"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	twice := mustInject(t, once, prog, Spec{Name: "q", Adapter: "Pre"})
 	if got := strings.Count(ir.FormatTree(twice), "[adapter q]"); got != 2 {
 		t.Errorf("second adapter injected %d times, want 2:\n%s", got, ir.FormatTree(twice))
 	}
@@ -243,10 +247,7 @@ func TestConvLoraMerge(t *testing.T) {
 		t.Fatal(err)
 	}
 	base := elab(t, prog, "C")
-	m, err := Inject(base, prog, Spec{Name: "r", Adapter: "Conv2dLora", Pattern: "Conv2d_1", Params: map[string]string{"rank": "2", "alpha": "3"}, Scale: 0.7})
-	if err != nil {
-		t.Fatal(dsl.Detail(err))
-	}
+	m := mustInject(t, base, prog, Spec{Name: "r", Adapter: "Conv2dLora", Pattern: "Conv2d_1", Params: map[string]string{"rank": "2", "alpha": "3"}, Scale: 0.7})
 	if !strings.Contains(ir.FormatTree(m), `Conv2d_1: Conv2d(in_channels=4, out_channels=2, kernel_size=3, padding=1, use_bias=false, padding_mode="reflect")`) {
 		t.Errorf("the down conv does not follow the target:\n%s", ir.FormatTree(m))
 	}
@@ -267,10 +268,7 @@ func TestConvLoraMerge(t *testing.T) {
 	if base := runWith(t, base, w); slices.Equal(base, unmerged) {
 		t.Error("the LoRA changes nothing: the test could not fail")
 	}
-	g, err := Inject(base, prog, Spec{Name: "g", Adapter: "Conv2dLora", Pattern: "Conv2d_2", Params: map[string]string{"rank": "2"}, Scale: 1})
-	if err != nil {
-		t.Fatal(dsl.Detail(err))
-	}
+	g := mustInject(t, base, prog, Spec{Name: "g", Adapter: "Conv2dLora", Pattern: "Conv2d_2", Params: map[string]string{"rank": "2"}, Scale: 1})
 	if err := passes.LoraMerge(Clone(g)); err == nil || !strings.Contains(err.Error(), "grouped convolution (groups=2) cannot be merged") {
 		t.Errorf("merging into a grouped conv: %v", err)
 	}
