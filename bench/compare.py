@@ -27,16 +27,14 @@ replaces github.com/rfc-project/rfc with this checkout (as examples/ does); rand
 are written once to --cache.
 """
 import argparse
-import math
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from common import ROOT, best_ms, best_of, build_driver, default_openblas, go_module, model_args, sh, timed, tuned_env
+
 sys.path.insert(0, os.path.join(ROOT, "scripts", "golden"))
 
 # name: (.rfn, model, --set, weights (None: random, written by PyTorch; "sd15": --sd15 DIR),
@@ -129,37 +127,6 @@ def go_format(template, *args):
     return out.replace("%%", "%")
 
 
-def sh(cmd, **kw):
-    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
-
-
-def default_openblas():
-    for d in ("/tmp/openblas/usr/lib/x86_64-linux-gnu/openblas-pthread", "/usr/lib/x86_64-linux-gnu/openblas-pthread"):
-        if os.path.exists(os.path.join(d, "libblas.so.3")):
-            return d
-    return None
-
-
-def tuned_env(openblas):
-    """PyTorch tuned: no mmap'd mallocs, passive OpenMP waits, and OpenBLAS when given."""
-    env = dict(os.environ, MALLOC_MMAP_MAX_="0", OMP_WAIT_POLICY="PASSIVE")
-    for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
-        env.pop(k, None)
-    if openblas:
-        env["LD_LIBRARY_PATH"] = openblas + ":" + env.get("LD_LIBRARY_PATH", "")
-    return env
-
-
-def timed(cmd, env=None):
-    """Runs cmd under /usr/bin/time; returns its output and peak RSS in MB."""
-    out = subprocess.run(["/usr/bin/time", "-f", "maxrss %M"] + cmd, capture_output=True, text=True, env=env)
-    text = out.stdout + out.stderr
-    if out.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{text}")
-    rss = int(re.findall(r"maxrss (\d+)", text)[-1]) / 1024
-    return text, rss
-
-
 # ------------------------------------------------------------------ FLOPs from the IR
 SHAPE = r"f32\[([\d, ]*)\]"
 
@@ -224,13 +191,8 @@ def torch_worker(a):
         import vit
         model = vit.vit(**VIT_DEFAULT).eval()
         model.load_state_dict({k: v.float() for k, v in st.load(a.weights)[0].items()}, strict=True)
-    best = float("inf")
     with torch.no_grad():
-        for i in range(a.runs + 1):
-            t0 = time.perf_counter()
-            y = model(x)
-            if i > 0:
-                best = min(best, time.perf_counter() - t0)
+        best, y = best_of(a.runs, lambda: model(x))
     st.save(a.output, {"y": y.contiguous()})
     print(f"best_ms {best * 1000:.3f}")
 
@@ -266,12 +228,7 @@ def sd15_worker(a, inputs):
     model.load_state_dict(sd, strict=True)
     del sd
     model.eval()
-    best = float("inf")
-    for i in range(a.runs + 1):
-        t0 = time.perf_counter()
-        y = run()
-        if i > 0:
-            best = min(best, time.perf_counter() - t0)
+    best, y = best_of(a.runs, run)
     st.save(a.output, {"y": y.contiguous()})
     print(f"best_ms {best * 1000:.3f}")
 
@@ -321,38 +278,21 @@ def max_diff(p, q):
 
 # ------------------------------------------------------------------ rfc side
 def build_packages(work, names, rfc):
-    mod = os.path.join(work, "mod")
-    os.makedirs(mod, exist_ok=True)
-    with open(os.path.join(mod, "go.mod"), "w") as f:
-        f.write("module rfcbench\n\ngo 1.26\n\nrequire github.com/rfc-project/rfc v0.0.0\n\n"
-                f"replace github.com/rfc-project/rfc => {ROOT}\n")
-    sums = set()
-    for p in (os.path.join(ROOT, "go.sum"), os.path.join(ROOT, "examples", "go.sum")):
-        if os.path.exists(p):
-            sums.update(open(p).read().splitlines())
-    with open(os.path.join(mod, "go.sum"), "w") as f:
-        f.write("\n".join(sorted(s for s in sums if s)) + "\n")
+    mod = go_module(work)
     optional = optional_passes()
     bins = {}
     for name in names:
         rfn, model, sets, _, _ = MODELS[name]
-        args = [rfc, "compile", os.path.join(ROOT, rfn), "--model", model]
-        for k, v in sets.items():
-            args += ["--set", f"{k}={v}"]
+        args = [rfc, "compile"] + model_args(rfn, model, sets)
         for variant, extra in (("opt", []), ("noopt", sum((["--disable", p] for p in optional), []))):
             pkg = f"{name}{variant}"
             sh(args + extra + ["-o", os.path.join(mod, pkg), "--pkg", pkg])
-            drv = os.path.join(mod, "cmd", pkg)
-            os.makedirs(drv, exist_ok=True)
             reads, call = [], []
             for i, (iname, _, dtype) in enumerate(model_inputs(name)):
                 reads.append(f"\tin{i} := tensor({iname!r})".replace("'", '"'))
                 call.append(f"in{i}.I64" if dtype == "i64" else f"in{i}.F32")
-            with open(os.path.join(drv, "main.go"), "w") as f:
-                f.write(go_format(DRIVER, pkg, "\n".join(reads), ", ".join(call)))
-            exe = os.path.join(work, pkg)
-            sh(["go", "build", "-o", exe, "./cmd/" + pkg], cwd=mod, env=dict(os.environ, GOFLAGS="-mod=mod"))
-            bins[(name, variant)] = exe
+            source = go_format(DRIVER, pkg, "\n".join(reads), ", ".join(call))
+            bins[(name, variant)] = build_driver(mod, work, pkg, source)
     return bins
 
 
@@ -372,10 +312,7 @@ def optional_passes():
 
 def ir_flops(rfc, name):
     rfn, model, sets, _, _ = MODELS[name]
-    args = [rfc, "ir", os.path.join(ROOT, rfn), "--model", model]
-    for k, v in sets.items():
-        args += ["--set", f"{k}={v}"]
-    return count_flops(sh(args).stdout)
+    return count_flops(sh([rfc, "ir"] + model_args(rfn, model, sets)).stdout)
 
 
 def main():
@@ -415,7 +352,7 @@ def main():
             for variant in ("opt", "noopt"):
                 out = os.path.join(work, f"{name}_{variant}_y.safetensors")
                 text, rss = timed([bins[(name, variant)], weights, inp, out, str(a.runs)], env=env)
-                res[variant] = (float(re.search(r"best_ms ([\d.]+)", text).group(1)), rss, out)
+                res[variant] = (best_ms(text), rss, out)
             variants = [("torch", None)]
             if name in SD15:
                 variants = [("torch", None), ("torch_tuned", tuned_env(a.openblas))]
@@ -424,7 +361,7 @@ def main():
                 text, rss = timed([sys.executable, os.path.abspath(__file__), "--torch", name, "--weights", weights,
                                    "--input", inp, "--output", out, "--runs", str(a.runs), "--threads", str(a.threads)],
                                   env=tenv)
-                res[label] = (float(re.search(r"best_ms ([\d.]+)", text).group(1)), rss, out)
+                res[label] = (best_ms(text), rss, out)
             diff, scale = max_diff(res["torch"][2], res["opt"][2])
             rows.append((name, res, ir_flops(rfc, name), diff, scale))
     finally:

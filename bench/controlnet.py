@@ -30,15 +30,12 @@ import argparse
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from common import ROOT, best_ms, best_of, build_driver, default_openblas, go_module, model_args, sh, timed, tuned_env
+
 sys.path.insert(0, os.path.join(ROOT, "scripts", "golden"))
-sys.path.insert(0, os.path.join(ROOT, "bench"))
-from compare import default_openblas, sh, timed, tuned_env  # noqa: E402
 
 UNET_SET = {"batch": "2", "height": "64", "width": "64", "tokens": "77"}
 CN_SET = dict(UNET_SET, condition_height="512", condition_width="512")
@@ -206,52 +203,27 @@ def torch_worker(a):
     cn_sd = sd15.from_layout(maps, st.load(a.controlnet)[0], 1)
     inp = st.load(a.input)[0]
     x, t, txt, cond = inp["x"], inp["timestep"], inp["clip_text_embedding"], inp["condition"]
-
-    def best_of(fn):
-        best = float("inf")
-        for i in range(a.runs + 1):
-            t0 = time.perf_counter()
-            y = fn()
-            if i > 0:
-                best = min(best, time.perf_counter() - t0)
-        return best, y
-
-    plain, _ = best_of(lambda: sc.run_unet(unet, x, t, txt))
+    plain, _ = best_of(a.runs, lambda: sc.run_unet(unet, x, t, txt))
     adapter = sc.SD1ControlnetAdapter(unet, "cn", 1.0, cn_cfg, cn_sd).inject()
     del cn_sd
-    control, y = best_of(lambda: sc.run_unet(unet, x, t, txt, conditions={"cn": cond}))
+    control, y = best_of(a.runs, lambda: sc.run_unet(unet, x, t, txt, conditions={"cn": cond}))
     adapter.eject()
     st.save(a.output, {"y": y.contiguous()})
     print(f"plain_ms {plain * 1000:.3f} control_ms {control * 1000:.3f}")
 
 
 def build(work, rfc):
-    mod = os.path.join(work, "mod")
-    os.makedirs(mod, exist_ok=True)
-    with open(os.path.join(mod, "go.mod"), "w") as f:
-        f.write("module rfcbench\n\ngo 1.26\n\nrequire github.com/rfc-project/rfc v0.0.0\n\n"
-                f"replace github.com/rfc-project/rfc => {ROOT}\n")
-    shutil.copy(os.path.join(ROOT, "go.sum"), os.path.join(mod, "go.sum"))
-    rfn = os.path.join(ROOT, "models", "controlnet.rfn")
+    mod = go_module(work)
 
     def compile_(model, sets, pkg, *extra):
-        args = [rfc, "compile", rfn, "--model", model]
-        for k, v in sets.items():
-            args += ["--set", f"{k}={v}"]
-        sh(args + list(extra) + ["-o", os.path.join(mod, pkg), "--pkg", pkg])
+        sh([rfc, "compile"] + model_args("models/controlnet.rfn", model, sets) + list(extra)
+           + ["-o", os.path.join(mod, pkg), "--pkg", pkg])
 
     compile_("SD1UNet", UNET_SET, "unetplain")
     compile_("SD1UNet", UNET_SET, "unetcontrol", "--control-inputs")
     compile_("SD1Controlnet", CN_SET, "controlnet")
-    bins = {}
-    for name, src in (("plain", DRIVER_PLAIN), ("control", DRIVER_CONTROL)):
-        d = os.path.join(mod, "cmd", name)
-        os.makedirs(d, exist_ok=True)
-        with open(os.path.join(d, "main.go"), "w") as f:
-            f.write(src)
-        bins[name] = os.path.join(work, name)
-        sh(["go", "build", "-o", bins[name], "./cmd/" + name], cwd=mod, env=dict(os.environ, GOFLAGS="-mod=mod"))
-    return bins
+    return {name: build_driver(mod, work, name, src)
+            for name, src in (("plain", DRIVER_PLAIN), ("control", DRIVER_CONTROL))}
 
 
 def main():
@@ -280,7 +252,7 @@ def main():
         out_plain, out_ctl, out_torch = (os.path.join(work, f) for f in ("plain.safetensors", "control.safetensors",
                                                                            "torch.safetensors"))
         text, rss_plain = timed([bins["plain"], paths["unet"], paths["input"], out_plain, str(a.runs)], env=env)
-        rfc_plain = float(re.search(r"best_ms ([\d.]+)", text).group(1))
+        rfc_plain = best_ms(text)
         text, rss_ctl = timed([bins["control"], paths["unet"], paths["controlnet"], paths["input"], out_ctl,
                                str(a.runs)], env=env)
         m = re.search(r"best_ms ([\d.]+) controlnet_ms ([\d.]+) unet_ms ([\d.]+)", text)
