@@ -4,6 +4,7 @@ built against this checkout, and the best-of-N loop of the PyTorch workers.
 
 The scripts import it from their own folder (python puts a script's folder first on sys.path).
 """
+import argparse
 import os
 import re
 import subprocess
@@ -57,6 +58,20 @@ def tuned_env(openblas):
     return env
 
 
+def worker_files(ap, *flags):
+    """Adds the flags that hand a PyTorch worker (the script run again in worker mode) its
+    files, hidden from --help."""
+    for flag in flags:
+        ap.add_argument(flag, help=argparse.SUPPRESS)
+
+
+def build_rfc(work):
+    """Builds this checkout's rfc command into work; returns its path."""
+    rfc = os.path.join(work, "rfc")
+    sh(["go", "build", "-o", rfc, "./cmd/rfc"], cwd=ROOT)
+    return rfc
+
+
 def go_module(work):
     """Writes the Go module rfcbench in work/mod, which replaces github.com/rfc-project/rfc with
     this checkout (as examples/ does), with the checksums of both of the repository's modules;
@@ -83,6 +98,26 @@ def model_args(rfn, model, sets):
     for k, v in sets.items():
         args += ["--set", f"{k}={v}"]
     return args
+
+
+GO_RUNTIME = '"github.com/rfc-project/rfc/runtime"'  # the import spec of package runtime
+
+
+def go_driver(imports, *parts):
+    """The source of a Go driver: package main importing fmt, os, strconv, time and imports
+    (import specs such as 'model "rfcbench/enc"'), check (which exits on an error), then parts."""
+    own = sorted(imports, key=lambda spec: spec.split('"')[1])  # as gofmt orders them
+    head = ('package main\n\nimport (\n\t"fmt"\n\t"os"\n\t"strconv"\n\t"time"\n\n'
+            + "".join(f"\t{spec}\n" for spec in own) + ")\n")
+    check = """
+func check(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+"""
+    return head + check + "".join(parts)
 
 
 def build_driver(mod, work, name, source):

@@ -33,7 +33,8 @@ import shutil
 import sys
 import tempfile
 
-from common import ROOT, best_ms, best_of, build_driver, default_openblas, go_module, model_args, sh, timed, tuned_env
+from common import (GO_RUNTIME, ROOT, best_ms, best_of, build_driver, build_rfc, default_openblas, go_driver, go_module,
+                    model_args, sh, timed, tuned_env, worker_files)
 
 sys.path.insert(0, os.path.join(ROOT, "scripts", "golden"))
 
@@ -62,38 +63,19 @@ def model_inputs(name):
 # ViT's defaults in models/vit.rfn, for the PyTorch reference (scripts/golden/vit.py).
 VIT_DEFAULT = dict(embedding_dim=512, patch_size=16, image_size=384, num_layers=12, num_heads=8)
 
-DRIVER = """package main
-
-import (
-	"fmt"
-	"os"
-	"strconv"
-	"time"
-
-	model "rfcbench/%[1]s"
-
-	"github.com/rfc-project/rfc/runtime"
-)
-
+# A go_format template: %[1]s the package, %[2]s the lines reading its inputs, %[3]s the
+# arguments of its Forward.
+DRIVER = go_driver(['model "rfcbench/%[1]s"', GO_RUNTIME], """
 func main() {
 	weights, input, output := os.Args[1], os.Args[2], os.Args[3]
 	runs, _ := strconv.Atoi(os.Args[4])
 	m, err := model.Load(weights)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
+	check(err)
 	f, err := runtime.OpenSafetensors(input)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
+	check(err)
 	tensor := func(name string) *runtime.Tensor {
 		t, err := f.Tensor(name)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
+		check(err)
 		return t
 	}
 %[2]s
@@ -101,22 +83,17 @@ func main() {
 	best := time.Duration(1 << 62)
 	for i := 0; i <= runs; i++ { // the first run warms the caches and pools: not counted
 		start := time.Now()
-		if y, err = m.Forward(%[3]s); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
+		y, err = m.Forward(%[3]s)
+		check(err)
 		if d := time.Since(start); i > 0 {
 			best = min(best, d)
 		}
 	}
 	out := map[string]*runtime.Tensor{"y": runtime.FromF32(y, model.YShape[:]...)}
-	if err := runtime.WriteSafetensors(output, out, nil); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
+	check(runtime.WriteSafetensors(output, out, nil))
 	fmt.Printf("best_ms %%.3f\\n", float64(best.Microseconds())/1000)
 }
-"""
+""")
 
 
 def go_format(template, *args):
@@ -325,9 +302,7 @@ def main():
     ap.add_argument("--sd15", help="folder of full-size SD1.5 weights (scripts/golden/sd15.py --full DIR)")
     ap.add_argument("--openblas", default=default_openblas(), help="folder of OpenBLAS's libblas.so.3 for tuned PyTorch")
     ap.add_argument("--torch", help=argparse.SUPPRESS)  # worker mode: run one PyTorch model
-    ap.add_argument("--weights", help=argparse.SUPPRESS)
-    ap.add_argument("--input", help=argparse.SUPPRESS)
-    ap.add_argument("--output", help=argparse.SUPPRESS)
+    worker_files(ap, "--weights", "--input", "--output")
     a = ap.parse_args()
     if a.torch:
         return torch_worker(a)
@@ -340,8 +315,7 @@ def main():
     paths = make_inputs(a.cache, names, a.sd15)
     work = tempfile.mkdtemp(prefix="rfc-compare-")
     try:
-        rfc = os.path.join(work, "rfc")
-        sh(["go", "build", "-o", rfc, "./cmd/rfc"], cwd=ROOT)
+        rfc = build_rfc(work)
         bins = build_packages(work, names, rfc)
         peak = float("nan") if a.no_peak else sgemm_peak()
         env = dict(os.environ, GOMAXPROCS=str(a.threads))

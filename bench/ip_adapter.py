@@ -48,35 +48,15 @@ import sys
 import tempfile
 import time
 
-from common import ROOT, best_ms, best_of, build_driver, default_openblas, go_module, model_args, sh, timed, tuned_env
+from common import (GO_RUNTIME, ROOT, best_ms, best_of, build_driver, build_rfc, default_openblas, go_driver, go_module,
+                    model_args, sh, timed, tuned_env, worker_files)
 
 sys.path.insert(0, os.path.join(ROOT, "scripts", "golden"))
 
 UNET_SET = {"batch": "2", "tokens": "77", "height": "64", "width": "64"}
 IP_SELECT = ["--adapter", "ip=ImageCrossAttention", "--select", "ScaledDotProductAttention@**.Residual_2.Attention.*"]
 
-# What the Go drivers share: the package clause and imports (the fmt, os, strconv and time that
-# all of them use, then each one's own), and check, which exits on an error.
-DRIVER_HEAD = """package main
-
-import (
-	"fmt"
-	"os"
-	"strconv"
-	"time"
-
-%s
-)
-
-func check(err error) {
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-}
-"""
-
-ENCODER_DRIVER = DRIVER_HEAD % '\tmodel "rfcbench/enc"\n\n\t"github.com/rfc-project/rfc/runtime"' + """
+ENCODER_DRIVER = go_driver(['model "rfcbench/enc"', GO_RUNTIME], """
 func main() {
 	weights, input, output := os.Args[1], os.Args[2], os.Args[3]
 	runs, _ := strconv.Atoi(os.Args[4])
@@ -100,7 +80,7 @@ func main() {
 	check(runtime.WriteSafetensors(output, out, nil))
 	fmt.Printf("best_ms %.3f\\n", float64(best.Microseconds())/1000)
 }
-"""
+""")
 
 # The drivers that alternate several forwards in one process, so that a machine whose load
 # changes treats them alike, add deterministic inputs (fill) and the alternation itself.
@@ -143,7 +123,7 @@ func alternate(runs int, calls []call) map[string][]float32 {
 """
 
 # Both UNets in one process, their forwards alternated: plain, base's 4 tokens, plus's 16.
-UNET_DRIVER = DRIVER_HEAD % '\t"rfcbench/unet"\n\t"rfcbench/unetip"\n\n\t"github.com/rfc-project/rfc/runtime"' + ALTERNATE + """
+UNET_DRIVER = go_driver(['"rfcbench/unet"', '"rfcbench/unetip"', GO_RUNTIME], ALTERNATE, """
 func main() {
 	unetWeights, ipWeights, output := os.Args[1], os.Args[2], os.Args[4]
 	runs, _ := strconv.Atoi(os.Args[3])
@@ -173,13 +153,13 @@ func main() {
 	}
 	check(runtime.WriteSafetensors(output, tensors, nil))
 }
-"""
+""")
 
 # Reference-only control (--only refonly): the plain UNet's step with guidance (batch 2)
 # against the reference-only UNet's, which runs the generation's two rows and the noised
 # reference's in one call of four (models/ip_adapter.rfn's ReferenceOnlyAttention, what
 # package sd15 runs), alternated in one process.
-REF_DRIVER = DRIVER_HEAD % '\t"rfcbench/unet"\n\t"rfcbench/unetref"' + ALTERNATE + """
+REF_DRIVER = go_driver(['"rfcbench/unet"', '"rfcbench/unetref"'], ALTERNATE, """
 func main() {
 	weights := os.Args[1]
 	runs, _ := strconv.Atoi(os.Args[2])
@@ -195,7 +175,7 @@ func main() {
 		{"refonly", func() ([]float32, error) { return ref.Forward(x, t, text4, []float32{0.5}) }},
 	})
 }
-"""
+""")
 REF_SELECT = ["--adapter", "reference=ReferenceOnlyAttention",
               "--select", "ScaledDotProductAttention@**.CrossAttentionBlock.Residual_1.SelfAttention.*"]
 
@@ -315,10 +295,7 @@ def main():
                     help="also run the UNets in PyTorch on the same inputs and print how far rfc's outputs are")
     ap.add_argument("--torch-encoder", action="store_true", help=argparse.SUPPRESS)  # worker mode
     ap.add_argument("--torch-unets", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--ip", help=argparse.SUPPRESS)
-    ap.add_argument("--weights", help=argparse.SUPPRESS)
-    ap.add_argument("--input", help=argparse.SUPPRESS)
-    ap.add_argument("--output", help=argparse.SUPPRESS)
+    worker_files(ap, "--ip", "--weights", "--input", "--output")
     a = ap.parse_args()
     if a.torch_encoder:
         return torch_encoder(a)
@@ -335,8 +312,7 @@ def main():
     lines = Lines()
     lines.append(f"{a.threads} threads, best of {a.runs} runs after a warm-up")
     try:
-        rfc = os.path.join(work, "rfc")
-        sh(["go", "build", "-o", rfc, "./cmd/rfc"], cwd=ROOT)
+        rfc = build_rfc(work)
         bins = build(work, rfc)
         if a.only == "refonly":
             text, rss = timed([bins["refonly"], paths["unet"], str(a.runs)], env)
