@@ -65,17 +65,33 @@ def safe_log(x):
     return torch.log(torch.maximum(x, torch.tensor(1e-6)))
 
 
+class Solver:
+    """Refiners' Solver base: the base schedule (cumulative scale factors csf, noise std ns),
+    the model's input left as it is, and noise added at timesteps[step]."""
+
+    def __init__(self, steps, first_step=0):
+        self.steps, self.first_step = steps, first_step
+        _, self.csf, self.ns = base_schedule()
+
+    def scale_model_input(self, x, step):
+        return x
+
+    def add_noise(self, x, noise, step):
+        t = self.timesteps[step]
+        return self.csf[t] * x + self.ns[t] * noise
+
+
 # --- DPM-Solver++ (2M), Refiners' DPMSolver -------------------------------------------------
 
 
-class DPM:
+class DPM(Solver):
     """Constants are computed in float64 from the float32 base schedule, then rounded to
     float32; steps index tables of n+1 entries (the last is sigma at timestep 0)."""
 
     def __init__(self, steps, first_step=0, last_step_first_order=False, spacing="custom"):
-        self.steps, self.first_step, self.last_step_first_order = steps, first_step, last_step_first_order
-        _, csf, ns = base_schedule()
-        csf, ns = csf.double(), ns.double()
+        super().__init__(steps, first_step)
+        self.last_step_first_order = last_step_first_order
+        csf, ns = self.csf.double(), self.ns.double()
         if spacing == "custom":
             ts = np.linspace(0, NUM_TRAIN - 1, steps + 1).round().astype(int)[1:][::-1].copy()
         elif spacing == "trailing":
@@ -92,9 +108,6 @@ class DPM:
         assert self.timesteps.tolist() == ts.tolist(), (self.timesteps, ts)
         self.sigmas, self.alpha, self.std, self.lam = sigmas.float(), alpha.float(), std.float(), lam.float()
         self.estimates = []
-
-    def scale_model_input(self, x, step):
-        return x
 
     def add_noise(self, x, noise, step):
         return self.alpha[step] * x + self.std[step] * noise
@@ -135,18 +148,10 @@ def timesteps_from_sigmas(full_sigmas, sigmas):
 # --- DDIM: leading spacing, offset 1 --------------------------------------------------------
 
 
-class DDIM:
+class DDIM(Solver):
     def __init__(self, steps, first_step=0):
-        self.steps, self.first_step = steps, first_step
-        _, self.csf, self.ns = base_schedule()
+        super().__init__(steps, first_step)
         self.timesteps = (torch.arange(0, steps, 1) * (NUM_TRAIN // steps) + 1).flip(0)
-
-    def scale_model_input(self, x, step):
-        return x
-
-    def add_noise(self, x, noise, step):
-        t = self.timesteps[step]
-        return self.csf[t] * x + self.ns[t] * noise
 
     def step(self, x, eps, step, noise=None):
         assert self.first_step <= step < self.steps
@@ -164,10 +169,12 @@ class DDIM:
 # --- Euler: linspace (float) timesteps, sigma space ------------------------------------------
 
 
-class Euler:
+class Euler(Solver):
+    """Its add_noise is the base Solver's, which indexes the schedule with timesteps[step], a
+    float here: PyTorch refuses, so Refiners' Euler cannot add noise (img2img)."""
+
     def __init__(self, steps, first_step=0):
-        self.steps, self.first_step = steps, first_step
-        _, self.csf, self.ns = base_schedule()
+        super().__init__(steps, first_step)
         self.timesteps = torch.tensor(np.linspace(0, NUM_TRAIN - 1, steps), dtype=torch.float32).flip(0)
         full_sigmas = self.ns / self.csf
         sigmas = torch.tensor(np.interp(self.timesteps.numpy(), np.arange(0, len(full_sigmas)), full_sigmas.numpy()))
@@ -182,12 +189,6 @@ class Euler:
             return x * self.init_noise_sigma
         return x / ((self.sigmas[step] ** 2 + 1) ** 0.5)
 
-    def add_noise(self, x, noise, step):
-        # The base Solver's add_noise indexes the schedule with timesteps[step], a float here:
-        # PyTorch refuses, so Refiners' Euler cannot add noise (img2img).
-        t = self.timesteps[step]
-        return self.csf[t] * x + self.ns[t] * noise
-
     def step(self, x, eps, step, noise=None):
         assert self.first_step <= step < self.steps
         return x + eps * (self.sigmas[step + 1] - self.sigmas[step])
@@ -196,21 +197,13 @@ class Euler:
 # --- LCM: timesteps picked among a 50-step trailing DPM, c_skip/c_out, re-noising ------------
 
 
-class LCM:
+class LCM(Solver):
     def __init__(self, steps, first_step=0, num_orig_steps=50):
         assert num_orig_steps >= steps
-        self.steps, self.first_step = steps, first_step
+        super().__init__(steps, first_step)
         self.dpm = DPM(num_orig_steps, spacing="trailing")
-        _, self.csf, self.ns = base_schedule()
         self.indices = torch.floor(torch.linspace(start=0, end=num_orig_steps, steps=steps + 1)[:-1]).int().tolist()
         self.timesteps = self.dpm.timesteps[self.indices]
-
-    def scale_model_input(self, x, step):
-        return x
-
-    def add_noise(self, x, noise, step):
-        t = self.timesteps[step]
-        return self.csf[t] * x + self.ns[t] * noise
 
     def step(self, x, eps, step, noise=None):
         t = self.timesteps[step]
