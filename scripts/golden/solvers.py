@@ -279,25 +279,48 @@ def seeded_noise(seed, n):
 # --- cases -------------------------------------------------------------------------------------
 
 
+def trajectory(solver, x, target, g, step_noise=False):
+    """Runs solver from x, its first step to its last, on the synthetic model towards target,
+    drawing each step's jitter (then, with step_noise, the noise of each step but the last)
+    from g. Returns the xs (x first), the model's outputs, its scaled inputs and the noises."""
+    xs, epss, scaled, noises = [x], [], [], []
+    for step in range(solver.first_step, solver.steps):
+        x_in = solver.scale_model_input(x, step)
+        jitter = torch.randn(SHAPE, generator=g)
+        eps = model(x_in, solver.timesteps[step], target, jitter)
+        noise = torch.randn(SHAPE, generator=g) if step_noise and step < solver.steps - 1 else None
+        x = solver.step(x, eps, step, noise)
+        assert x.dtype == torch.float32, (type(solver).__name__, x.dtype)
+        xs.append(x)
+        epss.append(eps)
+        scaled.append(x_in)
+        if noise is not None:
+            noises.append(noise)
+    return xs, epss, scaled, noises
+
+
+def case_record(key, name, solver, strength, xs, **options):
+    """A case's entry in the metadata's "cases" (options after first_step)."""
+    return {
+        "key": key,
+        "solver": name,
+        "steps": solver.steps,
+        "strength": strength,
+        "first_step": solver.first_step,
+        **options,
+        "timesteps": [float(t) for t in solver.timesteps.tolist()],
+        "init_noise_sigma": float(solver.init_noise_sigma) if isinstance(solver, Euler) else 1.0,
+        "max_abs_x": float(torch.stack(xs).abs().max()),
+    }
+
+
 def run_case(name, steps, strength, tensors, shared):
     first = first_step_for(strength, steps) if strength is not None else 0
     solver = make(name, steps, first)
     g = torch.Generator().manual_seed(1000 + steps * 10 + first)
     image = shared["image"] if strength is not None else None
     x = init_latents(solver, shared["init_noise"], image)
-    xs, epss, scaled, noises = [x], [], [], []
-    for step in range(first, steps):
-        x_in = solver.scale_model_input(x, step)
-        jitter = torch.randn(SHAPE, generator=g)
-        eps = model(x_in, solver.timesteps[step], shared["target"], jitter)
-        noise = torch.randn(SHAPE, generator=g) if name == "lcm" and step < steps - 1 else None
-        x = solver.step(x, eps, step, noise)
-        assert x.dtype == torch.float32, (name, x.dtype)
-        xs.append(x)
-        epss.append(eps)
-        scaled.append(x_in)
-        if noise is not None:
-            noises.append(noise)
+    xs, epss, scaled, noises = trajectory(solver, x, shared["target"], g, step_noise=name == "lcm")
     key = f"{name}/steps{steps}" + (f"/strength{strength}" if strength is not None else "")
     tensors[key + "/x"] = torch.stack(xs)
     tensors[key + "/eps"] = torch.stack(epss)
@@ -318,17 +341,7 @@ def run_case(name, steps, strength, tensors, shared):
         tensors[key + "/added"] = torch.stack(
             [fresh.add_noise(shared["image"], shared["add_noise_noise"], s) for s in range(steps)]
         )
-    ts = [float(t) for t in solver.timesteps.tolist()]
-    return {
-        "key": key,
-        "solver": name,
-        "steps": steps,
-        "strength": strength,
-        "first_step": first,
-        "timesteps": ts,
-        "init_noise_sigma": float(solver.init_noise_sigma) if name == "euler" else 1.0,
-        "max_abs_x": float(torch.stack(xs).abs().max()),
-    }
+    return case_record(key, name, solver, strength, xs)
 
 
 def main():
@@ -362,7 +375,7 @@ def main():
             cases.append(run_case(name, steps, None, tensors, shared))
         for steps, strength in [(10, 0.5), (30, 0.3), (4, 0.75), (8, 0.25)]:
             if name == "euler":
-                continue  # Refiners' Euler cannot add_noise (see Euler.add_noise)
+                continue  # Refiners' Euler cannot add_noise (see Euler)
             cases.append(run_case(name, steps, strength, tensors, shared))
     # Euler from a later first step, started from the plain noise (no add_noise).
     cases.append(run_case_euler_late(tensors, shared))
@@ -406,55 +419,23 @@ def run_case_euler_late(tensors, shared):
     solver = Euler(steps, first_step=first)
     g = torch.Generator().manual_seed(7)
     x = solver.scale_model_input(shared["init_noise"], -1)
-    xs, epss, scaled = [x], [], []
-    for step in range(first, steps):
-        x_in = solver.scale_model_input(x, step)
-        eps = model(x_in, solver.timesteps[step], shared["target"], torch.randn(SHAPE, generator=g))
-        x = solver.step(x, eps, step)
-        xs.append(x)
-        epss.append(eps)
-        scaled.append(x_in)
+    xs, epss, scaled, _ = trajectory(solver, x, shared["target"], g)
     key = f"euler/steps{steps}/first{first}"
     tensors[key + "/x"] = torch.stack(xs)
     tensors[key + "/eps"] = torch.stack(epss)
     tensors[key + "/scaled"] = torch.stack(scaled)
-    return {
-        "key": key,
-        "solver": "euler",
-        "steps": steps,
-        "strength": None,
-        "first_step": first,
-        "timesteps": [float(t) for t in solver.timesteps.tolist()],
-        "init_noise_sigma": float(solver.init_noise_sigma),
-        "max_abs_x": float(torch.stack(xs).abs().max()),
-    }
+    return case_record(key, "euler", solver, None, xs)
 
 
 def run_case_dpm_lsfo(tensors, shared):
     steps = 10
     solver = DPM(steps, last_step_first_order=True)
     g = torch.Generator().manual_seed(8)
-    x = shared["init_noise"]
-    xs, epss = [x], []
-    for step in range(steps):
-        eps = model(solver.scale_model_input(x, step), solver.timesteps[step], shared["target"], torch.randn(SHAPE, generator=g))
-        x = solver.step(x, eps, step)
-        xs.append(x)
-        epss.append(eps)
+    xs, epss, _, _ = trajectory(solver, shared["init_noise"], shared["target"], g)
     key = f"dpm/steps{steps}/lsfo"
     tensors[key + "/x"] = torch.stack(xs)
     tensors[key + "/eps"] = torch.stack(epss)
-    return {
-        "key": key,
-        "solver": "dpm",
-        "steps": steps,
-        "strength": None,
-        "first_step": 0,
-        "last_step_first_order": True,
-        "timesteps": [float(t) for t in solver.timesteps.tolist()],
-        "init_noise_sigma": 1.0,
-        "max_abs_x": float(torch.stack(xs).abs().max()),
-    }
+    return case_record(key, "dpm", solver, None, xs, last_step_first_order=True)
 
 
 if __name__ == "__main__":
