@@ -27,16 +27,15 @@ replaces github.com/rfc-project/rfc with this checkout (as examples/ does); rand
 are written once to --cache.
 """
 import argparse
-import math
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from common import (GO_RUNTIME, ROOT, best_ms, best_of, build_driver, build_rfc, default_openblas, go_driver, go_module,
+                    model_args, sh, timed, tuned_env, worker_files)
+
 sys.path.insert(0, os.path.join(ROOT, "scripts", "golden"))
 
 # name: (.rfn, model, --set, weights (None: random, written by PyTorch; "sd15": --sd15 DIR),
@@ -64,38 +63,19 @@ def model_inputs(name):
 # ViT's defaults in models/vit.rfn, for the PyTorch reference (scripts/golden/vit.py).
 VIT_DEFAULT = dict(embedding_dim=512, patch_size=16, image_size=384, num_layers=12, num_heads=8)
 
-DRIVER = """package main
-
-import (
-	"fmt"
-	"os"
-	"strconv"
-	"time"
-
-	model "rfcbench/%[1]s"
-
-	"github.com/rfc-project/rfc/runtime"
-)
-
+# A go_format template: %[1]s the package, %[2]s the lines reading its inputs, %[3]s the
+# arguments of its Forward.
+DRIVER = go_driver(['model "rfcbench/%[1]s"', GO_RUNTIME], """
 func main() {
 	weights, input, output := os.Args[1], os.Args[2], os.Args[3]
 	runs, _ := strconv.Atoi(os.Args[4])
 	m, err := model.Load(weights)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
+	check(err)
 	f, err := runtime.OpenSafetensors(input)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
+	check(err)
 	tensor := func(name string) *runtime.Tensor {
 		t, err := f.Tensor(name)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
+		check(err)
 		return t
 	}
 %[2]s
@@ -103,22 +83,17 @@ func main() {
 	best := time.Duration(1 << 62)
 	for i := 0; i <= runs; i++ { // the first run warms the caches and pools: not counted
 		start := time.Now()
-		if y, err = m.Forward(%[3]s); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
+		y, err = m.Forward(%[3]s)
+		check(err)
 		if d := time.Since(start); i > 0 {
 			best = min(best, d)
 		}
 	}
 	out := map[string]*runtime.Tensor{"y": runtime.FromF32(y, model.YShape[:]...)}
-	if err := runtime.WriteSafetensors(output, out, nil); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
+	check(runtime.WriteSafetensors(output, out, nil))
 	fmt.Printf("best_ms %%.3f\\n", float64(best.Microseconds())/1000)
 }
-"""
+""")
 
 
 def go_format(template, *args):
@@ -127,37 +102,6 @@ def go_format(template, *args):
     for i, a in enumerate(args, 1):
         out = out.replace(f"%[{i}]s", a)
     return out.replace("%%", "%")
-
-
-def sh(cmd, **kw):
-    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
-
-
-def default_openblas():
-    for d in ("/tmp/openblas/usr/lib/x86_64-linux-gnu/openblas-pthread", "/usr/lib/x86_64-linux-gnu/openblas-pthread"):
-        if os.path.exists(os.path.join(d, "libblas.so.3")):
-            return d
-    return None
-
-
-def tuned_env(openblas):
-    """PyTorch tuned: no mmap'd mallocs, passive OpenMP waits, and OpenBLAS when given."""
-    env = dict(os.environ, MALLOC_MMAP_MAX_="0", OMP_WAIT_POLICY="PASSIVE")
-    for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
-        env.pop(k, None)
-    if openblas:
-        env["LD_LIBRARY_PATH"] = openblas + ":" + env.get("LD_LIBRARY_PATH", "")
-    return env
-
-
-def timed(cmd, env=None):
-    """Runs cmd under /usr/bin/time; returns its output and peak RSS in MB."""
-    out = subprocess.run(["/usr/bin/time", "-f", "maxrss %M"] + cmd, capture_output=True, text=True, env=env)
-    text = out.stdout + out.stderr
-    if out.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{text}")
-    rss = int(re.findall(r"maxrss (\d+)", text)[-1]) / 1024
-    return text, rss
 
 
 # ------------------------------------------------------------------ FLOPs from the IR
@@ -224,13 +168,8 @@ def torch_worker(a):
         import vit
         model = vit.vit(**VIT_DEFAULT).eval()
         model.load_state_dict({k: v.float() for k, v in st.load(a.weights)[0].items()}, strict=True)
-    best = float("inf")
     with torch.no_grad():
-        for i in range(a.runs + 1):
-            t0 = time.perf_counter()
-            y = model(x)
-            if i > 0:
-                best = min(best, time.perf_counter() - t0)
+        best, y = best_of(a.runs, lambda: model(x))
     st.save(a.output, {"y": y.contiguous()})
     print(f"best_ms {best * 1000:.3f}")
 
@@ -266,12 +205,7 @@ def sd15_worker(a, inputs):
     model.load_state_dict(sd, strict=True)
     del sd
     model.eval()
-    best = float("inf")
-    for i in range(a.runs + 1):
-        t0 = time.perf_counter()
-        y = run()
-        if i > 0:
-            best = min(best, time.perf_counter() - t0)
+    best, y = best_of(a.runs, run)
     st.save(a.output, {"y": y.contiguous()})
     print(f"best_ms {best * 1000:.3f}")
 
@@ -321,38 +255,21 @@ def max_diff(p, q):
 
 # ------------------------------------------------------------------ rfc side
 def build_packages(work, names, rfc):
-    mod = os.path.join(work, "mod")
-    os.makedirs(mod, exist_ok=True)
-    with open(os.path.join(mod, "go.mod"), "w") as f:
-        f.write("module rfcbench\n\ngo 1.26\n\nrequire github.com/rfc-project/rfc v0.0.0\n\n"
-                f"replace github.com/rfc-project/rfc => {ROOT}\n")
-    sums = set()
-    for p in (os.path.join(ROOT, "go.sum"), os.path.join(ROOT, "examples", "go.sum")):
-        if os.path.exists(p):
-            sums.update(open(p).read().splitlines())
-    with open(os.path.join(mod, "go.sum"), "w") as f:
-        f.write("\n".join(sorted(s for s in sums if s)) + "\n")
+    mod = go_module(work)
     optional = optional_passes()
     bins = {}
     for name in names:
         rfn, model, sets, _, _ = MODELS[name]
-        args = [rfc, "compile", os.path.join(ROOT, rfn), "--model", model]
-        for k, v in sets.items():
-            args += ["--set", f"{k}={v}"]
+        args = [rfc, "compile"] + model_args(rfn, model, sets)
         for variant, extra in (("opt", []), ("noopt", sum((["--disable", p] for p in optional), []))):
             pkg = f"{name}{variant}"
             sh(args + extra + ["-o", os.path.join(mod, pkg), "--pkg", pkg])
-            drv = os.path.join(mod, "cmd", pkg)
-            os.makedirs(drv, exist_ok=True)
             reads, call = [], []
             for i, (iname, _, dtype) in enumerate(model_inputs(name)):
                 reads.append(f"\tin{i} := tensor({iname!r})".replace("'", '"'))
                 call.append(f"in{i}.I64" if dtype == "i64" else f"in{i}.F32")
-            with open(os.path.join(drv, "main.go"), "w") as f:
-                f.write(go_format(DRIVER, pkg, "\n".join(reads), ", ".join(call)))
-            exe = os.path.join(work, pkg)
-            sh(["go", "build", "-o", exe, "./cmd/" + pkg], cwd=mod, env=dict(os.environ, GOFLAGS="-mod=mod"))
-            bins[(name, variant)] = exe
+            source = go_format(DRIVER, pkg, "\n".join(reads), ", ".join(call))
+            bins[(name, variant)] = build_driver(mod, work, pkg, source)
     return bins
 
 
@@ -372,10 +289,7 @@ def optional_passes():
 
 def ir_flops(rfc, name):
     rfn, model, sets, _, _ = MODELS[name]
-    args = [rfc, "ir", os.path.join(ROOT, rfn), "--model", model]
-    for k, v in sets.items():
-        args += ["--set", f"{k}={v}"]
-    return count_flops(sh(args).stdout)
+    return count_flops(sh([rfc, "ir"] + model_args(rfn, model, sets)).stdout)
 
 
 def main():
@@ -388,9 +302,7 @@ def main():
     ap.add_argument("--sd15", help="folder of full-size SD1.5 weights (scripts/golden/sd15.py --full DIR)")
     ap.add_argument("--openblas", default=default_openblas(), help="folder of OpenBLAS's libblas.so.3 for tuned PyTorch")
     ap.add_argument("--torch", help=argparse.SUPPRESS)  # worker mode: run one PyTorch model
-    ap.add_argument("--weights", help=argparse.SUPPRESS)
-    ap.add_argument("--input", help=argparse.SUPPRESS)
-    ap.add_argument("--output", help=argparse.SUPPRESS)
+    worker_files(ap, "--weights", "--input", "--output")
     a = ap.parse_args()
     if a.torch:
         return torch_worker(a)
@@ -403,8 +315,7 @@ def main():
     paths = make_inputs(a.cache, names, a.sd15)
     work = tempfile.mkdtemp(prefix="rfc-compare-")
     try:
-        rfc = os.path.join(work, "rfc")
-        sh(["go", "build", "-o", rfc, "./cmd/rfc"], cwd=ROOT)
+        rfc = build_rfc(work)
         bins = build_packages(work, names, rfc)
         peak = float("nan") if a.no_peak else sgemm_peak()
         env = dict(os.environ, GOMAXPROCS=str(a.threads))
@@ -415,7 +326,7 @@ def main():
             for variant in ("opt", "noopt"):
                 out = os.path.join(work, f"{name}_{variant}_y.safetensors")
                 text, rss = timed([bins[(name, variant)], weights, inp, out, str(a.runs)], env=env)
-                res[variant] = (float(re.search(r"best_ms ([\d.]+)", text).group(1)), rss, out)
+                res[variant] = (best_ms(text), rss, out)
             variants = [("torch", None)]
             if name in SD15:
                 variants = [("torch", None), ("torch_tuned", tuned_env(a.openblas))]
@@ -424,7 +335,7 @@ def main():
                 text, rss = timed([sys.executable, os.path.abspath(__file__), "--torch", name, "--weights", weights,
                                    "--input", inp, "--output", out, "--runs", str(a.runs), "--threads", str(a.threads)],
                                   env=tenv)
-                res[label] = (float(re.search(r"best_ms ([\d.]+)", text).group(1)), rss, out)
+                res[label] = (best_ms(text), rss, out)
             diff, scale = max_diff(res["torch"][2], res["opt"][2])
             rows.append((name, res, ir_flops(rfc, name), diff, scale))
     finally:

@@ -30,96 +30,69 @@ import argparse
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from common import (GO_RUNTIME, ROOT, best_ms, best_of, build_driver, build_rfc, default_openblas, go_driver, go_module,
+                    model_args, sh, timed, tuned_env, worker_files)
+
 sys.path.insert(0, os.path.join(ROOT, "scripts", "golden"))
-sys.path.insert(0, os.path.join(ROOT, "bench"))
-from compare import default_openblas, sh, timed, tuned_env  # noqa: E402
 
 UNET_SET = {"batch": "2", "height": "64", "width": "64", "tokens": "77"}
 CN_SET = dict(UNET_SET, condition_height="512", condition_width="512")
 
-DRIVER_HEAD = """package main
-
-import (
-	"fmt"
-	"os"
-	"strconv"
-	"time"
-
-	"github.com/rfc-project/rfc/runtime"
-%s
-)
-
-func fail(err error) {
-	fmt.Fprintln(os.Stderr, err)
-	os.Exit(1)
-}
-
+# What both drivers use besides go_driver's check.
+HELPERS = """
 func tensor(f *runtime.SafetensorsFile, name string) []float32 {
 	t, err := f.Tensor(name)
-	if err != nil {
-		fail(err)
-	}
+	check(err)
 	return t.F32
+}
+
+// writeY writes the UNet's output y as the tensor "y" of a safetensors file.
+func writeY(path string, y []float32, shape []int) {
+	check(runtime.WriteSafetensors(path, map[string]*runtime.Tensor{"y": runtime.FromF32(y, shape...)}, nil))
 }
 """
 
 # The plain UNet: the step without a ControlNet.
-DRIVER_PLAIN = DRIVER_HEAD % '\tunet "rfcbench/unetplain"' + """
+DRIVER_PLAIN = go_driver([GO_RUNTIME, 'unet "rfcbench/unetplain"'], HELPERS, """
 func main() {
 	weights, input, output := os.Args[1], os.Args[2], os.Args[3]
 	runs, _ := strconv.Atoi(os.Args[4])
 	m, err := unet.Load(weights)
-	if err != nil {
-		fail(err)
-	}
+	check(err)
 	f, err := runtime.OpenSafetensors(input)
-	if err != nil {
-		fail(err)
-	}
+	check(err)
 	x, t, c := tensor(f, "x"), tensor(f, "timestep"), tensor(f, "clip_text_embedding")
 	var y []float32
 	best := time.Duration(1 << 62)
 	for i := 0; i <= runs; i++ {
 		start := time.Now()
-		if y, err = m.Forward(x, t, c); err != nil {
-			fail(err)
-		}
+		y, err = m.Forward(x, t, c)
+		check(err)
 		if d := time.Since(start); i > 0 {
 			best = min(best, d)
 		}
 	}
-	if err := runtime.WriteSafetensors(output, map[string]*runtime.Tensor{"y": runtime.FromF32(y, unet.YShape[:]...)}, nil); err != nil {
-		fail(err)
-	}
+	writeY(output, y, unet.YShape[:])
 	fmt.Printf("best_ms %.3f\\n", float64(best.Microseconds())/1000)
 }
-"""
+""")
 
 # The step with one ControlNet, as a program takes it: the ControlNet, its residuals times
 # the scale, the UNet with them (no T2I-Adapter: zero features).
-DRIVER_CONTROL = DRIVER_HEAD % '\tcn "rfcbench/controlnet"\n\tunet "rfcbench/unetcontrol"' + """
+DRIVER_CONTROL = go_driver([GO_RUNTIME, 'cn "rfcbench/controlnet"', 'unet "rfcbench/unetcontrol"'], HELPERS, """
 func main() {
 	unetWeights, cnWeights, input, output := os.Args[1], os.Args[2], os.Args[3], os.Args[4]
 	runs, _ := strconv.Atoi(os.Args[5])
 	const scale = 1.0
 	m, err := unet.Load(unetWeights)
-	if err != nil {
-		fail(err)
-	}
+	check(err)
 	c, err := cn.Load(cnWeights)
-	if err != nil {
-		fail(err)
-	}
+	check(err)
 	f, err := runtime.OpenSafetensors(input)
-	if err != nil {
-		fail(err)
-	}
+	check(err)
 	x, t, txt := tensor(f, "x"), tensor(f, "timestep"), tensor(f, "clip_text_embedding")
 	one := tensor(f, "condition")
 	cond := append(append([]float32(nil), one...), one...) // the same condition for both halves
@@ -132,29 +105,24 @@ func main() {
 	for i := 0; i <= runs; i++ {
 		start := time.Now()
 		r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, err := c.Forward(x, t, txt, cond)
-		if err != nil {
-			fail(err)
-		}
+		check(err)
 		for _, r := range [][]float32{r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12} {
 			for j := range r {
 				r[j] *= scale
 			}
 		}
 		cnDone := time.Since(start)
-		if y, err = m.Forward(x, t, txt, r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, f0, f1, f2, f3); err != nil {
-			fail(err)
-		}
+		y, err = m.Forward(x, t, txt, r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, f0, f1, f2, f3)
+		check(err)
 		if d := time.Since(start); i > 0 {
 			best, bestCN, bestUNet = min(best, d), min(bestCN, cnDone), min(bestUNet, d-cnDone)
 		}
 	}
-	if err := runtime.WriteSafetensors(output, map[string]*runtime.Tensor{"y": runtime.FromF32(y, unet.YShape[:]...)}, nil); err != nil {
-		fail(err)
-	}
+	writeY(output, y, unet.YShape[:])
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	fmt.Printf("best_ms %.3f controlnet_ms %.3f unet_ms %.3f\\n", ms(best), ms(bestCN), ms(bestUNet))
 }
-"""
+""")
 
 
 def full_cfgs():
@@ -206,52 +174,27 @@ def torch_worker(a):
     cn_sd = sd15.from_layout(maps, st.load(a.controlnet)[0], 1)
     inp = st.load(a.input)[0]
     x, t, txt, cond = inp["x"], inp["timestep"], inp["clip_text_embedding"], inp["condition"]
-
-    def best_of(fn):
-        best = float("inf")
-        for i in range(a.runs + 1):
-            t0 = time.perf_counter()
-            y = fn()
-            if i > 0:
-                best = min(best, time.perf_counter() - t0)
-        return best, y
-
-    plain, _ = best_of(lambda: sc.run_unet(unet, x, t, txt))
+    plain, _ = best_of(a.runs, lambda: sc.run_unet(unet, x, t, txt))
     adapter = sc.SD1ControlnetAdapter(unet, "cn", 1.0, cn_cfg, cn_sd).inject()
     del cn_sd
-    control, y = best_of(lambda: sc.run_unet(unet, x, t, txt, conditions={"cn": cond}))
+    control, y = best_of(a.runs, lambda: sc.run_unet(unet, x, t, txt, conditions={"cn": cond}))
     adapter.eject()
     st.save(a.output, {"y": y.contiguous()})
     print(f"plain_ms {plain * 1000:.3f} control_ms {control * 1000:.3f}")
 
 
 def build(work, rfc):
-    mod = os.path.join(work, "mod")
-    os.makedirs(mod, exist_ok=True)
-    with open(os.path.join(mod, "go.mod"), "w") as f:
-        f.write("module rfcbench\n\ngo 1.26\n\nrequire github.com/rfc-project/rfc v0.0.0\n\n"
-                f"replace github.com/rfc-project/rfc => {ROOT}\n")
-    shutil.copy(os.path.join(ROOT, "go.sum"), os.path.join(mod, "go.sum"))
-    rfn = os.path.join(ROOT, "models", "controlnet.rfn")
+    mod = go_module(work)
 
     def compile_(model, sets, pkg, *extra):
-        args = [rfc, "compile", rfn, "--model", model]
-        for k, v in sets.items():
-            args += ["--set", f"{k}={v}"]
-        sh(args + list(extra) + ["-o", os.path.join(mod, pkg), "--pkg", pkg])
+        sh([rfc, "compile"] + model_args("models/controlnet.rfn", model, sets) + list(extra)
+           + ["-o", os.path.join(mod, pkg), "--pkg", pkg])
 
     compile_("SD1UNet", UNET_SET, "unetplain")
     compile_("SD1UNet", UNET_SET, "unetcontrol", "--control-inputs")
     compile_("SD1Controlnet", CN_SET, "controlnet")
-    bins = {}
-    for name, src in (("plain", DRIVER_PLAIN), ("control", DRIVER_CONTROL)):
-        d = os.path.join(mod, "cmd", name)
-        os.makedirs(d, exist_ok=True)
-        with open(os.path.join(d, "main.go"), "w") as f:
-            f.write(src)
-        bins[name] = os.path.join(work, name)
-        sh(["go", "build", "-o", bins[name], "./cmd/" + name], cwd=mod, env=dict(os.environ, GOFLAGS="-mod=mod"))
-    return bins
+    return {name: build_driver(mod, work, name, src)
+            for name, src in (("plain", DRIVER_PLAIN), ("control", DRIVER_CONTROL))}
 
 
 def main():
@@ -261,10 +204,7 @@ def main():
     ap.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "rfc-controlnet-bench"))
     ap.add_argument("--openblas", default=default_openblas(), help="a folder holding OpenBLAS's libblas.so.3")
     ap.add_argument("--torch", action="store_true", help=argparse.SUPPRESS)  # worker mode
-    ap.add_argument("--unet", help=argparse.SUPPRESS)
-    ap.add_argument("--controlnet", help=argparse.SUPPRESS)
-    ap.add_argument("--input", help=argparse.SUPPRESS)
-    ap.add_argument("--output", help=argparse.SUPPRESS)
+    worker_files(ap, "--unet", "--controlnet", "--input", "--output")
     a = ap.parse_args()
     if a.torch:
         return torch_worker(a)
@@ -273,14 +213,13 @@ def main():
     paths = make_files(a.cache)
     work = tempfile.mkdtemp(prefix="rfc-controlnet-bench-")
     try:
-        rfc = os.path.join(work, "rfc")
-        sh(["go", "build", "-o", rfc, "./cmd/rfc"], cwd=ROOT)
+        rfc = build_rfc(work)
         bins = build(work, rfc)
         env = dict(os.environ, GOMAXPROCS=str(a.threads))
         out_plain, out_ctl, out_torch = (os.path.join(work, f) for f in ("plain.safetensors", "control.safetensors",
                                                                            "torch.safetensors"))
         text, rss_plain = timed([bins["plain"], paths["unet"], paths["input"], out_plain, str(a.runs)], env=env)
-        rfc_plain = float(re.search(r"best_ms ([\d.]+)", text).group(1))
+        rfc_plain = best_ms(text)
         text, rss_ctl = timed([bins["control"], paths["unet"], paths["controlnet"], paths["input"], out_ctl,
                                str(a.runs)], env=env)
         m = re.search(r"best_ms ([\d.]+) controlnet_ms ([\d.]+) unet_ms ([\d.]+)", text)

@@ -36,7 +36,9 @@ import subprocess
 import sys
 import tempfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import common
+from common import ROOT, default_openblas, tuned_env
+
 sys.path.insert(0, os.path.join(ROOT, "scripts", "golden"))
 import st  # noqa: E402
 import sd15_pipeline  # noqa: E402
@@ -45,14 +47,9 @@ PROMPT, NEGATIVE = sd15_pipeline.PROMPT, sd15_pipeline.NEGATIVE
 
 
 def timed(cmd, env=None):
-    out = subprocess.run(["/usr/bin/time", "-f", "maxrss %M wall %e"] + cmd, env=env, cwd=ROOT,
-                         capture_output=True, text=True)
-    text = out.stdout + out.stderr
-    if out.returncode != 0:
-        sys.exit(f"{' '.join(cmd)} failed:\n{text}")
-    rss = int(re.search(r"maxrss (\d+)", text).group(1)) / 1024 ** 2
-    wall = float(re.search(r"wall ([\d.]+)", text).group(1))
-    return text, rss, wall
+    """common.timed, with the peak RSS in GB and the wall-clock seconds."""
+    text, rss = common.timed(cmd, env)
+    return text, rss / 1024, float(re.findall(r"wall ([\d.]+)", text)[-1])
 
 
 def rfc(checkpoint, steps, seed, threads, tmp):
@@ -71,16 +68,13 @@ def rfc(checkpoint, steps, seed, threads, tmp):
 
 
 def pytorch(checkpoint, steps, seed, threads, tmp, tuned, openblas):
-    env = dict(os.environ)
+    env = tuned_env(openblas) if tuned else dict(os.environ)
     cmd = ["/usr/bin/python3", os.path.join("scripts", "golden", "sd15_pipeline.py"), "--bench", checkpoint,
            "--steps", str(steps), "--seed", str(seed)]
     name = "torch_tuned" if tuned else "torch_shipped"
     cmd += ["--out", os.path.join(tmp, name + ".png")]
     if tuned:
-        env.update(MALLOC_MMAP_MAX_="0", OMP_WAIT_POLICY="PASSIVE")
         cmd += ["--threads", str(threads)]
-        if openblas:
-            env["LD_LIBRARY_PATH"] = openblas + (":" + env["LD_LIBRARY_PATH"] if env.get("LD_LIBRARY_PATH") else "")
     text, rss, wall = timed(cmd, env)
 
     def num(key):
@@ -90,13 +84,6 @@ def pytorch(checkpoint, steps, seed, threads, tmp, tuned, openblas):
     latents = st.load(os.path.join(tmp, name + ".png.latents.safetensors"))[0]["latents"].float()
     return dict(load=num("load"), steps=num("steps"), per_step=per_step, total=wall, rss=rss, threads=threads_used,
                 latents=latents)
-
-
-def default_openblas():
-    for d in ("/tmp/openblas/usr/lib/x86_64-linux-gnu/openblas-pthread", "/usr/lib/x86_64-linux-gnu/openblas-pthread"):
-        if os.path.exists(os.path.join(d, "libblas.so.3")):
-            return d
-    return ""
 
 
 def main():

@@ -172,8 +172,10 @@ class Concatenate(Chain):
 
 
 class Leaf(torch.nn.Module):
+    DESCRIBED = ()  # the attributes describe() lists as name=value: the layer's arguments
+
     def describe(self):
-        return ""
+        return ", ".join(f"{name}={getattr(self, name)}" for name in self.DESCRIBED)
 
 
 class Identity(Leaf):
@@ -234,12 +236,11 @@ class Converter(Leaf):
     """Refiners casts to its parent's device/dtype; here the dtype comes from the context the
     entry point sets (CONTEXT['converter']['dtype'], the parameters' dtype)."""
 
+    DESCRIBED = ("set_device", "set_dtype")
+
     def __init__(self, set_device=True, set_dtype=True):
         super().__init__()
         self.set_device, self.set_dtype = set_device, set_dtype
-
-    def describe(self):
-        return f"set_device={self.set_device}, set_dtype={self.set_dtype}"
 
     def forward(self, x):
         if self.set_dtype and x.is_floating_point():
@@ -307,12 +308,11 @@ class PixelUnshuffle(Leaf):
     """[b, c, H, W] -> [b, c·f², H/f, W/f]; output channel c·f² + i·f + j takes pixel (i, j)
     of each f×f cell (torch.nn.PixelUnshuffle)."""
 
+    DESCRIBED = ("downscale_factor",)
+
     def __init__(self, downscale_factor):
         super().__init__()
         self.downscale_factor = downscale_factor
-
-    def describe(self):
-        return f"downscale_factor={self.downscale_factor}"
 
     def forward(self, x):
         return F.pixel_unshuffle(x, self.downscale_factor)
@@ -321,12 +321,11 @@ class PixelUnshuffle(Leaf):
 class GeLU(Leaf):
     """approximation: 'none' (erf), 'tanh', or 'sigmoid' (x·σ(1.702x), CLIP's QuickGELU)."""
 
+    DESCRIBED = ("approximation",)
+
     def __init__(self, approximation="none"):
         super().__init__()
         self.approximation = approximation
-
-    def describe(self):
-        return f"approximation={self.approximation}"
 
     def forward(self, x):
         if self.approximation == "sigmoid":
@@ -366,48 +365,44 @@ class Reshape(Leaf):
 
 
 class Flatten(Leaf):
+    DESCRIBED = ("start_dim", "end_dim")
+
     def __init__(self, start_dim=0, end_dim=-1):
         super().__init__()
         self.start_dim, self.end_dim = start_dim, end_dim
-
-    def describe(self):
-        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
 
     def forward(self, x):
         return x.flatten(self.start_dim, self.end_dim)
 
 
 class Unflatten(Leaf):
+    DESCRIBED = ("dim",)
+
     def __init__(self, dim):
         super().__init__()
         self.dim = dim
-
-    def describe(self):
-        return f"dim={self.dim}"
 
     def forward(self, x, sizes):
         return x.unflatten(self.dim, sizes)
 
 
 class Transpose(Leaf):
+    DESCRIBED = ("dim0", "dim1")
+
     def __init__(self, dim0, dim1):
         super().__init__()
         self.dim0, self.dim1 = dim0, dim1
-
-    def describe(self):
-        return f"dim0={self.dim0}, dim1={self.dim1}"
 
     def forward(self, x):
         return x.transpose(self.dim0, self.dim1)
 
 
 class Slicing(Leaf):
+    DESCRIBED = ("dim", "start", "end")
+
     def __init__(self, dim=0, start=0, end=None):
         super().__init__()
         self.dim, self.start, self.end = dim, start, end
-
-    def describe(self):
-        return f"dim={self.dim}, start={self.start}, end={self.end}"
 
     def forward(self, x):
         return x.narrow(self.dim, self.start, (self.end or x.shape[self.dim]) - self.start)
@@ -416,12 +411,11 @@ class Slicing(Leaf):
 class Interpolate(Leaf):
     """Nearest-neighbour resize to an explicit size (the second input)."""
 
+    DESCRIBED = ("mode",)
+
     def __init__(self, mode="nearest"):
         super().__init__()
         self.mode = mode
-
-    def describe(self):
-        return f"mode={self.mode}"
 
     def forward(self, x, shape):
         return F.interpolate(x, size=tuple(shape), mode=self.mode)
@@ -444,12 +438,11 @@ class ScaledDotProductAttention(Leaf):
     """Splits q, k, v [batch, seq, dim] into num_heads heads of dim/num_heads, computes
     softmax(q·kᵀ/√head_dim [+ causal mask])·v per head and merges the heads back."""
 
+    DESCRIBED = ("num_heads", "is_causal")
+
     def __init__(self, num_heads=1, is_causal=False):
         super().__init__()
         self.num_heads, self.is_causal = num_heads, is_causal
-
-    def describe(self):
-        return f"num_heads={self.num_heads}, is_causal={self.is_causal}"
 
     def forward(self, q, k, v):
         b, lq, _ = q.shape

@@ -21,18 +21,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ops  # noqa: E402
 
-ACT = {
-    "none": lambda x: x,
-    "relu": torch.relu,
-    "silu": F.silu,
-    "sigmoid": torch.sigmoid,
-    "tanh": torch.tanh,
-    "gelu": F.gelu,
-    "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"),
-    "gelu_sigmoid": lambda x: x * torch.sigmoid(1.702 * x),
-}
-
-randn, d = ops.randn, ops.d
+ACT, randn, d = ops.ACTIVATIONS, ops.randn, ops.d
 
 
 def epilogue(y, act, scale, shift, res):

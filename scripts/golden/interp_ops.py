@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import ops  # noqa: E402
 import st  # noqa: E402
 
 OUT = os.path.join("testdata", "golden", "interp_ops.safetensors")
@@ -72,6 +73,16 @@ class Case:
         self.lines.append(f'param @{name}: f32{fmt_shape(t)} key "{key}" in ""')
         self.tensors[f"{self.name}.param.{key}"] = t.contiguous()
         return Val("@" + name, t.double(), "f32")
+
+    def layer(self, module, key, x, weight, bias=None):
+        """The params of a layer applied to x: module.weight (key key.weight) and, when bias is
+        given, module.bias. Returns the op's operands [x, w(, b)] and the reference's weight
+        and bias (None when there is none)."""
+        w = self.param(f"{module}.weight", weight, key=f"{key}.weight")
+        if bias is None:
+            return [x, w], w.t, None
+        b = self.param(f"{module}.bias", bias, key=f"{key}.bias")
+        return [x, w, b], w.t, b.t
 
     def op(self, op, args, out, dtype="f32", more_attrs=None, **attrs):
         # more_attrs: attributes whose names clash with this method's parameters (dtype)
@@ -217,9 +228,8 @@ def _(c):
 @case("linear")
 def _(c):
     x = c.input("x", randn(2, 3, 7))
-    w = c.param("Linear.weight", randn(5, 7) / math.sqrt(7), key="proj.weight")
-    b = c.param("Linear.bias", randn(5), key="proj.bias")
-    return c.op("linear", [x, w, b], F.linear(x.t, w.t, b.t))
+    args, w, b = c.layer("Linear", "proj", x, randn(5, 7) / math.sqrt(7), randn(5))
+    return c.op("linear", args, F.linear(x.t, w, b))
 
 
 @case("linear_nobias")
@@ -257,12 +267,8 @@ for _i, (_xs, _ws, _s, _p, _d, _g, _bias) in enumerate(CONV):
     @case(f"conv2d_{_i}")
     def _(c, xs=_xs, ws=_ws, s=_s, p=_p, d=_d, g=_g, bias=_bias):
         x = c.input("x", randn(*xs))
-        w = c.param("Conv2d.weight", randn(*ws) / 3, key="conv.weight")
-        args, b = [x, w], None
-        if bias:
-            b = c.param("Conv2d.bias", randn(ws[0]), key="conv.bias")
-            args.append(b)
-        y = F.conv2d(x.t, w.t, b.t if b else None, stride=s, padding=p, dilation=d, groups=g)
+        args, w, b = c.layer("Conv2d", "conv", x, randn(*ws) / 3, randn(ws[0]) if bias else None)
+        y = F.conv2d(x.t, w, b, stride=s, padding=p, dilation=d, groups=g)
         return c.op("conv2d", args, y, stride=s, padding=p, dilation=d, groups=g)
 
 
@@ -276,12 +282,8 @@ for _i, (_xs, _ws, _s, _p, _op, _d, _g, _bias) in enumerate(CONVT):
     @case(f"conv_transpose2d_{_i}")
     def _(c, xs=_xs, ws=_ws, s=_s, p=_p, op=_op, d=_d, g=_g, bias=_bias):
         x = c.input("x", randn(*xs))
-        w = c.param("ConvTranspose2d.weight", randn(*ws) / 3, key="up.weight")
-        args, b = [x, w], None
-        if bias:
-            b = c.param("ConvTranspose2d.bias", randn(ws[1] * g), key="up.bias")
-            args.append(b)
-        y = F.conv_transpose2d(x.t, w.t, b.t if b else None, stride=s, padding=p, output_padding=op, groups=g, dilation=d)
+        args, w, b = c.layer("ConvTranspose2d", "up", x, randn(*ws) / 3, randn(ws[1] * g) if bias else None)
+        y = F.conv_transpose2d(x.t, w, b, stride=s, padding=p, output_padding=op, groups=g, dilation=d)
         return c.op("conv_transpose2d", args, y, stride=s, padding=p, output_padding=op, dilation=d, groups=g)
 
 
@@ -564,16 +566,7 @@ def _(c):
 
 
 # ------------------------------------------------------------------ fused ops (passes/fuse_*.go)
-FUSED_ACT = {
-    "none": lambda x: x,
-    "relu": torch.relu,
-    "silu": F.silu,
-    "sigmoid": torch.sigmoid,
-    "tanh": torch.tanh,
-    "gelu": F.gelu,
-    "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"),
-    "gelu_sigmoid": lambda x: x * torch.sigmoid(1.702 * x),
-}
+FUSED_ACT = ops.ACTIVATIONS
 
 CONV_FUSED = [
     # x shape, w shape, stride, padding, dilation, groups, bias, scale, shift, residual, act
@@ -591,12 +584,8 @@ for _i, (_xs, _ws, _s, _p, _d, _g, _bias, _sc, _sh, _res, _act) in enumerate(CON
     @case(f"conv2d_fused_{_i}", fused=True)
     def _(c, xs=_xs, ws=_ws, s=_s, p=_p, d=_d, g=_g, bias=_bias, sc=_sc, sh=_sh, res=_res, act=_act):
         x = c.input("x", randn(*xs))
-        w = c.param("Conv2d.weight", randn(*ws) / 3, key="conv.weight")
-        args, b = [x, w], None
-        if bias:
-            b = c.param("Conv2d.bias", randn(ws[0]), key="conv.bias")
-            args.append(b)
-        y = F.conv2d(x.t, w.t, b.t if b else None, stride=s, padding=p, dilation=d, groups=g) * sc + sh
+        args, w, b = c.layer("Conv2d", "conv", x, randn(*ws) / 3, randn(ws[0]) if bias else None)
+        y = F.conv2d(x.t, w, b, stride=s, padding=p, dilation=d, groups=g) * sc + sh
         if res:
             r = c.input("r", randn(*y.shape))
             args.append(r)
@@ -617,12 +606,8 @@ for _i, (_xs, _ws, _bias, _sc, _sh, _res, _act) in enumerate(LINEAR_FUSED):
     @case(f"linear_fused_{_i}", fused=True)
     def _(c, xs=_xs, ws=_ws, bias=_bias, sc=_sc, sh=_sh, res=_res, act=_act):
         x = c.input("x", randn(*xs))
-        w = c.param("Linear.weight", randn(*ws) / math.sqrt(ws[1]), key="proj.weight")
-        args, b = [x, w], None
-        if bias:
-            b = c.param("Linear.bias", randn(ws[0]), key="proj.bias")
-            args.append(b)
-        y = F.linear(x.t, w.t, b.t if b else None) * sc + sh
+        args, w, b = c.layer("Linear", "proj", x, randn(*ws) / math.sqrt(ws[1]), randn(ws[0]) if bias else None)
+        y = F.linear(x.t, w, b) * sc + sh
         if res:
             r = c.input("r", randn(*y.shape))
             args.append(r)
@@ -662,12 +647,8 @@ for _i, (_act, _bias) in enumerate([("gelu", True), ("sigmoid", False), ("cos", 
     def _(c, act=_act, bias=_bias):
         # GEGLU and kin: the linear doubles the width, GLU halves it
         x = c.input("x", randn(2, 3, 5))
-        w = c.param("Linear.weight", randn(8, 5) / math.sqrt(5), key="proj.weight")
-        args, b = [x, w], None
-        if bias:
-            b = c.param("Linear.bias", randn(8), key="proj.bias")
-            args.append(b)
-        h = F.linear(x.t, w.t, b.t if b else None)
+        args, w, b = c.layer("Linear", "proj", x, randn(8, 5) / math.sqrt(5), randn(8) if bias else None)
+        h = F.linear(x.t, w, b)
         a, g = h.chunk(2, dim=-1)
         return c.op("linear_glu", args, a * GLU_ACT[act](g), activation=act)
 

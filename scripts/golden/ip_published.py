@@ -22,13 +22,17 @@ Written from the maths of the original code, not from Refiners:
     Refiners' style_cfg, equal at 0.5; sd15_ip.py compares them with fidelity ↔ 1 − style_cfg).
 
 The UNet is sd15_published.UNet2DConditionModel (diffusers names); its attn2 / transformer
-blocks are patched here per instance. Nothing here imports fluxion.py, sd15.py or sd15_ip.py.
+blocks are patched here per instance. The vision encoder's layers are sd15_published's CLIP
+encoder layers (transformers names, one class for both models as in transformers). Nothing
+here imports fluxion.py, sd15.py or sd15_ip.py.
 """
 import math
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+import sd15_published as pub
 
 
 def attention(q, k, v, heads):
@@ -62,50 +66,14 @@ class CLIPVisionEmbeddings(nn.Module):
         return x + self.position_embedding(torch.arange(self.num_positions)[None])
 
 
-class CLIPVisionAttention(nn.Module):
-    def __init__(self, hidden, heads):
-        super().__init__()
-        self.heads = heads
-        self.q_proj, self.k_proj, self.v_proj, self.out_proj = (nn.Linear(hidden, hidden) for _ in range(4))
-
-    def forward(self, x):
-        return self.out_proj(attention(self.q_proj(x), self.k_proj(x), self.v_proj(x), self.heads))
-
-
-class CLIPVisionMLP(nn.Module):
-    def __init__(self, hidden, inner):
-        super().__init__()
-        self.fc1, self.fc2 = nn.Linear(hidden, inner), nn.Linear(inner, hidden)
-
-    def forward(self, x):
-        return self.fc2(F.gelu(self.fc1(x)))  # hidden_act "gelu": exact erf
-
-
-class CLIPVisionLayer(nn.Module):
-    def __init__(self, hidden, heads, inner, eps):
-        super().__init__()
-        self.self_attn = CLIPVisionAttention(hidden, heads)
-        self.layer_norm1 = nn.LayerNorm(hidden, eps=eps)
-        self.mlp = CLIPVisionMLP(hidden, inner)
-        self.layer_norm2 = nn.LayerNorm(hidden, eps=eps)
-
-    def forward(self, x):
-        x = x + self.self_attn(self.layer_norm1(x))
-        return x + self.mlp(self.layer_norm2(x))
-
-
-class CLIPVisionEncoder(nn.Module):
-    def __init__(self, layers, hidden, heads, inner, eps):
-        super().__init__()
-        self.layers = nn.ModuleList(CLIPVisionLayer(hidden, heads, inner, eps) for _ in range(layers))
-
-
 class CLIPVisionTransformer(nn.Module):
     def __init__(self, hidden, image_size, patch, layers, heads, inner, eps):
         super().__init__()
         self.embeddings = CLIPVisionEmbeddings(hidden, image_size, patch)
         self.pre_layrnorm = nn.LayerNorm(hidden, eps=eps)  # sic: transformers' spelling
-        self.encoder = CLIPVisionEncoder(layers, hidden, heads, inner, eps)
+        # sd15_published's text encoder layers, with the vision model's non-causal attention and
+        # hidden_act "gelu" (exact erf)
+        self.encoder = pub.CLIPEncoder(layers, hidden, heads, inner, eps, attend=attention, act=F.gelu)
         self.post_layernorm = nn.LayerNorm(hidden, eps=eps)
 
 

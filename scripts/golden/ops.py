@@ -50,6 +50,20 @@ class Family:
         print(f"{path}: {len(self.meta)} cases, {size} bytes")
 
 
+# The activations of the fused ops' epilogues by the names their act attribute takes (kernels'
+# fused CPU kernels and the interpreter's fused ops: fused.py and interp_ops.py).
+ACTIVATIONS = {
+    "none": lambda x: x,
+    "relu": torch.relu,
+    "silu": F.silu,
+    "sigmoid": torch.sigmoid,
+    "tanh": torch.tanh,
+    "gelu": F.gelu,
+    "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"),
+    "gelu_sigmoid": lambda x: x * torch.sigmoid(1.702 * x),
+}
+
+
 def randn(*shape, scale=1.0):
     return torch.randn(*shape) * scale
 

@@ -390,9 +390,13 @@ class ResidualBlocks(fl.Chain):
 
 
 class StatefulResidualBlocks(fl.Chain):
+    """A level of the condition encoder, its output also appended to the encoder's features."""
+
+    LEVEL = ResidualBlocks  # StatefulLightResidualBlocks' is LightResidualBlocks
+
     def __init__(self, in_channels, out_channels, num_residual_blocks=2, downsample=False):
         super().__init__(
-            ResidualBlocks(in_channels, out_channels, num_residual_blocks, downsample),
+            self.LEVEL(in_channels, out_channels, num_residual_blocks, downsample),
             fl.SetContext("t2iadapter", "features", callback=lambda features, x: features.append(x),
                           doc="features.append(x)"),
         )
@@ -441,13 +445,8 @@ class LightResidualBlocks(fl.Chain):
         )
 
 
-class StatefulLightResidualBlocks(fl.Chain):
-    def __init__(self, in_channels, out_channels, num_residual_blocks=4, downsample=False):
-        super().__init__(
-            LightResidualBlocks(in_channels, out_channels, num_residual_blocks, downsample),
-            fl.SetContext("t2iadapter", "features", callback=lambda features, x: features.append(x),
-                          doc="features.append(x)"),
-        )
+class StatefulLightResidualBlocks(StatefulResidualBlocks):
+    LEVEL = LightResidualBlocks
 
 
 class ConditionEncoderLight(fl.Chain):

@@ -67,23 +67,11 @@ class ControlNetModel(nn.Module):
         self.mid_block = u.mid_block
 
     def forward(self, sample, timestep, encoder_hidden_states, controlnet_cond, conditioning_scale=1.0):
-        t = timestep.expand(sample.shape[0])
-        temb = self.time_embedding(pub.sinusoidal(t, self.c0).to(sample.dtype))
+        temb = pub.time_embedding(self.time_embedding, self.c0, timestep, sample)
         h = self.conv_in(sample)
         h = h + self.controlnet_cond_embedding(controlnet_cond)
-        res = [h]
-        for blk in self.down_blocks:
-            for j, r in enumerate(blk.resnets):
-                h = r(h, temb)
-                if hasattr(blk, "attentions"):
-                    h = blk.attentions[j](h, encoder_hidden_states)
-                res.append(h)
-            if hasattr(blk, "downsamplers"):
-                h = blk.downsamplers[0](h)
-                res.append(h)
-        h = self.mid_block.resnets[0](h, temb)
-        h = self.mid_block.attentions[0](h, encoder_hidden_states)
-        h = self.mid_block.resnets[1](h, temb)
+        h, res = pub.down_path(self.down_blocks, h, temb, encoder_hidden_states)
+        h = pub.mid_path(self.mid_block, h, temb, encoder_hidden_states)
         down = [conv(r) * conditioning_scale for conv, r in zip(self.controlnet_down_blocks, res)]
         return down, self.controlnet_mid_block(h) * conditioning_scale
 
@@ -101,45 +89,16 @@ def diffusers_unet_forward(unet, sample, timestep, encoder_hidden_states, down_b
                            mid_block_additional_residual=None, down_intrablock_additional_residuals=None):
     """UNet2DConditionModel.forward with ControlNet residuals (added to the 12+1 skip samples
     after the down path, and to the mid block's output) and T2I-Adapter features
-    (down_intrablock_additional_residuals: in a CrossAttnDownBlock2D added to the output of
-    its last resnet+attention pair before it is stored as a skip sample; after a DownBlock2D
-    (no attention, the last level) added IN PLACE to `sample`, which is the same tensor as
-    the block's last skip sample, so that skip sees the feature too)."""
-    u = unet
-    t = timestep.expand(sample.shape[0])
-    temb = u.time_embedding(pub.sinusoidal(t, u.c0).to(sample.dtype))
-    h = u.conv_in(sample)
-    res = [h]
-    intra = list(down_intrablock_additional_residuals) if down_intrablock_additional_residuals is not None else []
-    for blk in u.down_blocks:
-        cross = hasattr(blk, "attentions")
-        extra = intra.pop(0) if cross and intra else None
-        for j, r in enumerate(blk.resnets):
-            h = r(h, temb)
-            if cross:
-                h = blk.attentions[j](h, encoder_hidden_states)
-                if j == len(blk.resnets) - 1 and extra is not None:
-                    h = h + extra
-            res.append(h)
-        if hasattr(blk, "downsamplers"):
-            h = blk.downsamplers[0](h)
-            res.append(h)
-        if not cross and intra:
-            h += intra.pop(0)  # in place, as diffusers' `sample += ...`: res[-1] is h
+    (down_intrablock_additional_residuals, added as pub.down_path says)."""
+    u, context = unet, encoder_hidden_states
+    temb = pub.time_embedding(u.time_embedding, u.c0, timestep, sample)
+    h, res = pub.down_path(u.down_blocks, u.conv_in(sample), temb, context, down_intrablock_additional_residuals)
     if down_block_additional_residuals is not None:
         res = [a + b for a, b in zip(res, down_block_additional_residuals)]
-    h = u.mid_block.resnets[0](h, temb)
-    h = u.mid_block.attentions[0](h, encoder_hidden_states)
-    h = u.mid_block.resnets[1](h, temb)
+    h = pub.mid_path(u.mid_block, h, temb, context)
     if mid_block_additional_residual is not None:
         h = h + mid_block_additional_residual
-    for blk in u.up_blocks:
-        for j, r in enumerate(blk.resnets):
-            h = r(torch.cat([h, res.pop()], dim=1), temb)
-            if hasattr(blk, "attentions"):
-                h = blk.attentions[j](h, encoder_hidden_states)
-        if hasattr(blk, "upsamplers"):
-            h = blk.upsamplers[0](h, res[-1].shape[2:])
+    h = pub.up_path(u.up_blocks, h, res, temb, context)
     return u.conv_out(F.silu(u.conv_norm_out(h)))
 
 
@@ -241,6 +200,15 @@ class AdapterBlock(nn.Module):
         return self.resnets(x)
 
 
+def outputs_in_turn(blocks, x):
+    """x through the blocks one after the other; returns every block's output (the features)."""
+    out = []
+    for block in blocks:
+        x = block(x)
+        out.append(x)
+    return out
+
+
 class FullAdapter(nn.Module):
     def __init__(self, in_channels, channels, num_res_blocks, downscale_factor):
         super().__init__()
@@ -251,12 +219,7 @@ class FullAdapter(nn.Module):
                                    for i in range(1, len(channels))])
 
     def forward(self, x):
-        x = self.conv_in(F.pixel_unshuffle(x, self.f))
-        out = []
-        for block in self.body:
-            x = block(x)
-            out.append(x)
-        return out
+        return outputs_in_turn(self.body, self.conv_in(F.pixel_unshuffle(x, self.f)))
 
 
 class LightAdapterResnetBlock(nn.Module):
@@ -297,12 +260,7 @@ class LightAdapter(nn.Module):
                                   [LightAdapterBlock(channels[-1], channels[-1], num_res_blocks, down=True)])
 
     def forward(self, x):
-        x = F.pixel_unshuffle(x, self.f)
-        out = []
-        for block in self.body:
-            x = block(x)
-            out.append(x)
-        return out
+        return outputs_in_turn(self.body, F.pixel_unshuffle(x, self.f))
 
 
 class T2IAdapter(nn.Module):
@@ -367,21 +325,12 @@ class TencentAdapter(nn.Module):
         return out
 
 
-class TencentResnetBlockLight(nn.Module):
-    def __init__(self, c):
-        super().__init__()
-        self.block1 = nn.Conv2d(c, c, 3, padding=1)
-        self.block2 = nn.Conv2d(c, c, 3, padding=1)
-
-    def forward(self, x):
-        return self.block2(F.relu(self.block1(x))) + x
-
-
 class TencentExtractor(nn.Module):
     def __init__(self, cin, inter, cout, nums_rb, down):
         super().__init__()
         self.in_conv = nn.Conv2d(cin, inter, 1)
-        self.body = nn.Sequential(*[TencentResnetBlockLight(inter) for _ in range(nums_rb)])
+        # TencentARC's ResnetBlock_light: diffusers' LightAdapterResnetBlock, the same names
+        self.body = nn.Sequential(*[LightAdapterResnetBlock(inter) for _ in range(nums_rb)])
         self.out_conv = nn.Conv2d(inter, cout, 1)
         self.down = down
 

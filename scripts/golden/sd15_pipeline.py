@@ -235,10 +235,19 @@ def attach(branches, scale):
 
 # ============================================================================= the pipeline
 
+def encode_image(models, image, size):
+    """Refiners' image_to_latents of a PIL image resized to size (width, height) with PIL's
+    default filter, bicubic: image-to-image's init latents, reference-only control's reference."""
+    x = torch.tensor(np.array(image.resize(size)).astype(np.float32).transpose(2, 0, 1) / 255.0).unsqueeze(0)
+    with torch.no_grad():
+        return models.encode(2 * x - 1)
+
+
 def generate(models, prompt, negative, steps, solver_name, guidance, noise, step_noise=None,
-             image=None, strength=None, size=(SIZE, SIZE), timings=None):
-    """size is (width, height)."""
-    """One image; returns (latents, uint8 image [H, W, 3])."""
+             image=None, strength=None, size=(SIZE, SIZE), timings=None, predict=None):
+    """One image; returns (latents, uint8 image [H, W, 3]). size is (width, height). predict,
+    when given, runs the UNet instead of models.predict: predict(latents, timestep, embedding,
+    solver, step), for a UNet whose extra inputs depend on the step."""
     t0 = time.time()
     guided = guidance != 1
     with torch.no_grad():
@@ -247,19 +256,17 @@ def generate(models, prompt, negative, steps, solver_name, guidance, noise, step
     t1 = time.time()
     first = S.first_step_for(strength, steps) if image is not None else 0
     solver = S.make(solver_name, steps, first)
-    encoded = None
-    if image is not None:
-        resized = image.resize(size)  # PIL's default filter: bicubic
-        x = torch.tensor(np.array(resized).astype(np.float32).transpose(2, 0, 1) / 255.0).unsqueeze(0)
-        encoded = models.encode(2 * x - 1)
-    x = S.init_latents(solver, noise, encoded)
+    x = S.init_latents(solver, noise, encode_image(models, image, size) if image is not None else None)
     noises = list(step_noise) if step_noise is not None else []
     with torch.no_grad():
         for step in range(first, steps):
             timestep = torch.tensor([float(solver.timesteps[step])])
             latents = torch.cat([x, x]) if guided else x
             latents = solver.scale_model_input(latents, step)
-            out = models.predict(latents, timestep, embedding)
+            if predict is None:
+                out = models.predict(latents, timestep, embedding)
+            else:
+                out = predict(latents, timestep, embedding, solver, step)
             if guided:
                 uncond, cond_pred = out.chunk(2)
                 eps = uncond + guidance * (cond_pred - uncond)

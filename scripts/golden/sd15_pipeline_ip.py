@@ -36,7 +36,6 @@ the noise, the golden latents and image, and the sd15 generate flags in the meta
 (CHECKPOINT, NOISE, TESTDATA/ (testdata/sd15_pipeline/), IP/ (testdata/sd15/ip/) and IMAGES/
 (testdata/images/) are placeholders the Go tests replace).
 """
-import copy
 import json
 import os
 import sys
@@ -101,50 +100,25 @@ def adapted_unet(unet, ipm, kind, scale, fidelity):
 def generate(models, unet, prompt, negative, steps, solver_name, guidance, noise, tokens=None,
              reference=None, reference_noise=None, step_noise=None, size=(P.SIZE, P.SIZE), image=None,
              strength=None):
-    """P.generate's loop with the adapted UNet: tokens [2, T, d] (negative first), reference
+    """P.generate with the adapted UNet: tokens [2, T, d] (negative first), reference
     latents [1, 4, h, w] and reference_noise [steps run, 2, 4, h, w]; image-to-image from
     image at strength. Returns (latents, image)."""
     guided = guidance != 1
-    with torch.no_grad():
-        cond = models.text(prompt)
-        embedding = torch.cat([models.text(negative), cond]) if guided else cond
-    first = S.first_step_for(strength, steps) if image is not None else 0
-    solver = S.make(solver_name, steps, first)
-    x = S.init_latents(solver, noise, encode_reference(models, image, size) if image is not None else None)
-    noises = list(step_noise) if step_noise is not None else []
-    with torch.no_grad():
-        for k, step in enumerate(range(first, steps)):
-            timestep = torch.tensor([float(solver.timesteps[step])])
-            latents = torch.cat([x, x]) if guided else x
-            latents = solver.scale_model_input(latents, step)
-            image_embedding = None
-            if tokens is not None:
-                image_embedding = tokens if guided else tokens[1:]
-            guide = None
-            if reference is not None:
-                guide = solver.add_noise(torch.cat([reference, reference]), reference_noise[k], step)
-                if not guided:
-                    guide = guide[1:]
-            out = IP.run_unet(unet, latents, timestep, embedding, image_embedding=image_embedding, guide=guide)
-            if guided:
-                uncond, cond_pred = out.chunk(2)
-                eps = uncond + guidance * (cond_pred - uncond)
-            else:
-                eps = out
-            n = noises.pop(0) if solver_name == "lcm" and step < steps - 1 else None
-            x = solver.step(x, eps, step, n)
-        decoded = models.decode(x)
-    pixels = ((decoded + 1) / 2).clamp(0, 1).squeeze(0).permute(1, 2, 0).numpy() * 255
-    return x, pixels.astype("uint8")
+    image_embedding = None
+    if tokens is not None:
+        image_embedding = tokens if guided else tokens[1:]
 
+    def predict(latents, timestep, embedding, solver, step):
+        guide = None
+        if reference is not None:
+            k = step - solver.first_step  # reference_noise starts at the first step run
+            guide = solver.add_noise(torch.cat([reference, reference]), reference_noise[k], step)
+            if not guided:
+                guide = guide[1:]
+        return IP.run_unet(unet, latents, timestep, embedding, image_embedding=image_embedding, guide=guide)
 
-def encode_reference(models, image, size):
-    """Refiners' image_to_latents of the image resized to the output size (also
-    image-to-image's init_latents)."""
-    resized = image.resize(size)  # PIL's default filter: bicubic
-    x = torch.tensor(np.array(resized).astype(np.float32).transpose(2, 0, 1) / 255.0).unsqueeze(0)
-    with torch.no_grad():
-        return models.encode(2 * x - 1)
+    return P.generate(models, prompt, negative, steps, solver_name, guidance, noise, step_noise=step_noise,
+                      image=image, strength=strength, size=size, predict=predict)
 
 
 def main():
@@ -229,7 +203,7 @@ def main():
         if kind is not None:
             toks = ipm.tokens(kind, ip_image)
             tokens[name] = toks
-        ref = encode_reference(models, reference, (width, height)) if reference is not None else None
+        ref = P.encode_image(models, reference, (width, height)) if reference is not None else None
         if fidelity is not None and guidance == 1:
             fidelity = 1.0  # a batch of one: the unblended attention (see the docstring)
         handles = []

@@ -47,33 +47,44 @@ def attention(q, k, v, heads, causal=False):
 
 
 # ---------------------------------------------------------------- CLIP (transformers names)
+# One encoder layer for the text model and (ip_published.py) the vision model, as transformers
+# has: the text model's attention is causal and its activation quick_gelu (its config's
+# hidden_act); the vision model passes its own.
+
+def causal_attention(q, k, v, heads):
+    return attention(q, k, v, heads, causal=True)
+
+
+def quick_gelu(x):
+    return x * torch.sigmoid(1.702 * x)
+
 
 class CLIPAttention(nn.Module):
-    def __init__(self, dim, heads):
+    def __init__(self, dim, heads, attend):
         super().__init__()
-        self.heads = heads
+        self.heads, self.attend = heads, attend
         self.q_proj, self.k_proj, self.v_proj, self.out_proj = (nn.Linear(dim, dim) for _ in range(4))
 
     def forward(self, x):
-        return self.out_proj(attention(self.q_proj(x), self.k_proj(x), self.v_proj(x), self.heads, causal=True))
+        return self.out_proj(self.attend(self.q_proj(x), self.k_proj(x), self.v_proj(x), self.heads))
 
 
 class CLIPMLP(nn.Module):
-    def __init__(self, dim, inner):
+    def __init__(self, dim, inner, act):
         super().__init__()
+        self.act = act
         self.fc1, self.fc2 = nn.Linear(dim, inner), nn.Linear(inner, dim)
 
     def forward(self, x):
-        h = self.fc1(x)
-        return self.fc2(h * torch.sigmoid(1.702 * h))  # quick_gelu
+        return self.fc2(self.act(self.fc1(x)))
 
 
 class CLIPEncoderLayer(nn.Module):
-    def __init__(self, dim, heads, inner, eps):
+    def __init__(self, dim, heads, inner, eps, attend=causal_attention, act=quick_gelu):
         super().__init__()
-        self.self_attn = CLIPAttention(dim, heads)
+        self.self_attn = CLIPAttention(dim, heads, attend)
         self.layer_norm1 = nn.LayerNorm(dim, eps=eps)
-        self.mlp = CLIPMLP(dim, inner)
+        self.mlp = CLIPMLP(dim, inner, act)
         self.layer_norm2 = nn.LayerNorm(dim, eps=eps)
 
     def forward(self, x):
@@ -92,9 +103,9 @@ class CLIPEmbeddings(nn.Module):
 
 
 class CLIPEncoder(nn.Module):
-    def __init__(self, layers, dim, heads, inner, eps):
+    def __init__(self, layers, dim, heads, inner, eps, attend=causal_attention, act=quick_gelu):
         super().__init__()
-        self.layers = nn.ModuleList(CLIPEncoderLayer(dim, heads, inner, eps) for _ in range(layers))
+        self.layers = nn.ModuleList(CLIPEncoderLayer(dim, heads, inner, eps, attend, act) for _ in range(layers))
 
 
 class CLIPTextTransformer(nn.Module):
@@ -348,6 +359,57 @@ class UNetBlock(nn.Module):
         super().__init__()
 
 
+def time_embedding(embedding, width, timestep, sample):
+    """UNet2DConditionModel.forward's temb: timestep broadcast to sample's batch, its sinusoid
+    of width channels through the TimestepEmbedding."""
+    t = timestep.expand(sample.shape[0])
+    return embedding(sinusoidal(t, width).to(sample.dtype))
+
+
+def down_path(down_blocks, h, temb, context, features=None):
+    """UNet2DConditionModel.forward's down blocks from conv_in's output h: returns h and the skip
+    samples (h first). features, a T2I-Adapter's (down_intrablock_additional_residuals), are
+    added in a CrossAttnDownBlock2D to the output of its last resnet+attention pair before it is
+    stored as a skip sample; after a DownBlock2D (no attention, the last level) IN PLACE to h,
+    as diffusers' `sample += ...`, h being the block's last skip sample, which sees it too."""
+    res = [h]
+    features = list(features) if features is not None else []
+    for blk in down_blocks:
+        cross = hasattr(blk, "attentions")
+        extra = features.pop(0) if cross and features else None
+        for j, r in enumerate(blk.resnets):
+            h = r(h, temb)
+            if cross:
+                h = blk.attentions[j](h, context)
+                if j == len(blk.resnets) - 1 and extra is not None:
+                    h = h + extra
+            res.append(h)
+        if hasattr(blk, "downsamplers"):
+            h = blk.downsamplers[0](h)
+            res.append(h)
+        if not cross and features:
+            h += features.pop(0)
+    return h, res
+
+
+def mid_path(mid_block, h, temb, context):
+    h = mid_block.resnets[0](h, temb)
+    h = mid_block.attentions[0](h, context)
+    return mid_block.resnets[1](h, temb)
+
+
+def up_path(up_blocks, h, res, temb, context):
+    """The up blocks, each resnet taking the last skip sample left in res."""
+    for blk in up_blocks:
+        for j, r in enumerate(blk.resnets):
+            h = r(torch.cat([h, res.pop()], dim=1), temb)
+            if hasattr(blk, "attentions"):
+                h = blk.attentions[j](h, context)
+        if hasattr(blk, "upsamplers"):
+            h = blk.upsamplers[0](h, res[-1].shape[2:])
+    return h
+
+
 class UNet2DConditionModel(nn.Module):
     def __init__(self, in_channels, block_out_channels, cross_attention_dim, attention_heads, norm_num_groups,
                  out_channels=4):
@@ -393,29 +455,10 @@ class UNet2DConditionModel(nn.Module):
         self.conv_out = nn.Conv2d(c[0], out_channels, 3, padding=1)
 
     def forward(self, sample, timestep, encoder_hidden_states):
-        t = timestep.expand(sample.shape[0])
-        temb = self.time_embedding(sinusoidal(t, self.c0).to(sample.dtype))
-        h = self.conv_in(sample)
-        res = [h]
-        for blk in self.down_blocks:
-            for j, r in enumerate(blk.resnets):
-                h = r(h, temb)
-                if hasattr(blk, "attentions"):
-                    h = blk.attentions[j](h, encoder_hidden_states)
-                res.append(h)
-            if hasattr(blk, "downsamplers"):
-                h = blk.downsamplers[0](h)
-                res.append(h)
-        h = self.mid_block.resnets[0](h, temb)
-        h = self.mid_block.attentions[0](h, encoder_hidden_states)
-        h = self.mid_block.resnets[1](h, temb)
-        for blk in self.up_blocks:
-            for j, r in enumerate(blk.resnets):
-                h = r(torch.cat([h, res.pop()], dim=1), temb)
-                if hasattr(blk, "attentions"):
-                    h = blk.attentions[j](h, encoder_hidden_states)
-            if hasattr(blk, "upsamplers"):
-                h = blk.upsamplers[0](h, res[-1].shape[2:])
+        temb = time_embedding(self.time_embedding, self.c0, timestep, sample)
+        h, res = down_path(self.down_blocks, self.conv_in(sample), temb, encoder_hidden_states)
+        h = mid_path(self.mid_block, h, temb, encoder_hidden_states)
+        h = up_path(self.up_blocks, h, res, temb, encoder_hidden_states)
         return self.conv_out(F.silu(self.conv_norm_out(h)))
 
 
@@ -537,23 +580,33 @@ class LDMDecoder(nn.Module):
         return self.conv_out(F.silu(self.norm_out(h)))
 
 
-class LDMAutoencoderKL(nn.Module):
-    """ldm.models.autoencoder.AutoencoderKL: encode → posterior mean, decode."""
+class KLAutoencoder(nn.Module):
+    """What ldm's and diffusers' AutoencoderKL compute alike, around their own encoder and
+    decoder: encode_scaled is the posterior mean (the first half of quant_conv's moments) times
+    the latent scale (ldm's scale_factor, diffusers' scaling_factor), decode_scaled decodes
+    post_quant_conv(z / scale)."""
 
-    def __init__(self, channels, z_channels, groups, scale_factor):
+    def __init__(self, encoder, decoder, z_channels, scale):
         super().__init__()
-        self.scale_factor = scale_factor
-        self.encoder = LDMEncoder(channels, z_channels, groups)
-        self.decoder = LDMDecoder(channels, z_channels, groups)
+        self.scale = scale
+        self.encoder, self.decoder = encoder, decoder
         self.quant_conv = nn.Conv2d(2 * z_channels, 2 * z_channels, 1)
         self.post_quant_conv = nn.Conv2d(z_channels, z_channels, 1)
 
     def encode_scaled(self, x):
         mean, _logvar = torch.chunk(self.quant_conv(self.encoder(x)), 2, dim=1)
-        return self.scale_factor * mean
+        return self.scale * mean
 
     def decode_scaled(self, z):
-        return self.decoder(self.post_quant_conv(z / self.scale_factor))
+        return self.decoder(self.post_quant_conv(z / self.scale))
+
+
+class LDMAutoencoderKL(KLAutoencoder):
+    """ldm.models.autoencoder.AutoencoderKL."""
+
+    def __init__(self, channels, z_channels, groups, scale_factor):
+        super().__init__(LDMEncoder(channels, z_channels, groups), LDMDecoder(channels, z_channels, groups), z_channels,
+                         scale_factor)
 
 
 # ---------------------------------------------------------------------- diffusers VAE names
@@ -637,20 +690,10 @@ class DiffusersVAEDecoder(nn.Module):
         return self.conv_out(F.silu(self.conv_norm_out(h)))
 
 
-class AutoencoderKL(nn.Module):
+class AutoencoderKL(KLAutoencoder):
     """diffusers AutoencoderKL: latent_dist.mean · scaling_factor, decode(z / scaling_factor)."""
 
     def __init__(self, block_out_channels, latent_channels, norm_num_groups, scaling_factor):
-        super().__init__()
-        self.scaling_factor = scaling_factor
-        self.encoder = DiffusersVAEEncoder(block_out_channels, latent_channels, norm_num_groups)
-        self.decoder = DiffusersVAEDecoder(block_out_channels, latent_channels, norm_num_groups)
-        self.quant_conv = nn.Conv2d(2 * latent_channels, 2 * latent_channels, 1)
-        self.post_quant_conv = nn.Conv2d(latent_channels, latent_channels, 1)
-
-    def encode_scaled(self, x):
-        moments = self.quant_conv(self.encoder(x))
-        return self.scaling_factor * moments[:, : moments.shape[1] // 2]
-
-    def decode_scaled(self, z):
-        return self.decoder(self.post_quant_conv(z / self.scaling_factor))
+        super().__init__(DiffusersVAEEncoder(block_out_channels, latent_channels, norm_num_groups),
+                         DiffusersVAEDecoder(block_out_channels, latent_channels, norm_num_groups), latent_channels,
+                         scaling_factor)

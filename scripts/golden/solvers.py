@@ -65,17 +65,33 @@ def safe_log(x):
     return torch.log(torch.maximum(x, torch.tensor(1e-6)))
 
 
+class Solver:
+    """Refiners' Solver base: the base schedule (cumulative scale factors csf, noise std ns),
+    the model's input left as it is, and noise added at timesteps[step]."""
+
+    def __init__(self, steps, first_step=0):
+        self.steps, self.first_step = steps, first_step
+        _, self.csf, self.ns = base_schedule()
+
+    def scale_model_input(self, x, step):
+        return x
+
+    def add_noise(self, x, noise, step):
+        t = self.timesteps[step]
+        return self.csf[t] * x + self.ns[t] * noise
+
+
 # --- DPM-Solver++ (2M), Refiners' DPMSolver -------------------------------------------------
 
 
-class DPM:
+class DPM(Solver):
     """Constants are computed in float64 from the float32 base schedule, then rounded to
     float32; steps index tables of n+1 entries (the last is sigma at timestep 0)."""
 
     def __init__(self, steps, first_step=0, last_step_first_order=False, spacing="custom"):
-        self.steps, self.first_step, self.last_step_first_order = steps, first_step, last_step_first_order
-        _, csf, ns = base_schedule()
-        csf, ns = csf.double(), ns.double()
+        super().__init__(steps, first_step)
+        self.last_step_first_order = last_step_first_order
+        csf, ns = self.csf.double(), self.ns.double()
         if spacing == "custom":
             ts = np.linspace(0, NUM_TRAIN - 1, steps + 1).round().astype(int)[1:][::-1].copy()
         elif spacing == "trailing":
@@ -92,9 +108,6 @@ class DPM:
         assert self.timesteps.tolist() == ts.tolist(), (self.timesteps, ts)
         self.sigmas, self.alpha, self.std, self.lam = sigmas.float(), alpha.float(), std.float(), lam.float()
         self.estimates = []
-
-    def scale_model_input(self, x, step):
-        return x
 
     def add_noise(self, x, noise, step):
         return self.alpha[step] * x + self.std[step] * noise
@@ -135,18 +148,10 @@ def timesteps_from_sigmas(full_sigmas, sigmas):
 # --- DDIM: leading spacing, offset 1 --------------------------------------------------------
 
 
-class DDIM:
+class DDIM(Solver):
     def __init__(self, steps, first_step=0):
-        self.steps, self.first_step = steps, first_step
-        _, self.csf, self.ns = base_schedule()
+        super().__init__(steps, first_step)
         self.timesteps = (torch.arange(0, steps, 1) * (NUM_TRAIN // steps) + 1).flip(0)
-
-    def scale_model_input(self, x, step):
-        return x
-
-    def add_noise(self, x, noise, step):
-        t = self.timesteps[step]
-        return self.csf[t] * x + self.ns[t] * noise
 
     def step(self, x, eps, step, noise=None):
         assert self.first_step <= step < self.steps
@@ -164,10 +169,12 @@ class DDIM:
 # --- Euler: linspace (float) timesteps, sigma space ------------------------------------------
 
 
-class Euler:
+class Euler(Solver):
+    """Its add_noise is the base Solver's, which indexes the schedule with timesteps[step], a
+    float here: PyTorch refuses, so Refiners' Euler cannot add noise (img2img)."""
+
     def __init__(self, steps, first_step=0):
-        self.steps, self.first_step = steps, first_step
-        _, self.csf, self.ns = base_schedule()
+        super().__init__(steps, first_step)
         self.timesteps = torch.tensor(np.linspace(0, NUM_TRAIN - 1, steps), dtype=torch.float32).flip(0)
         full_sigmas = self.ns / self.csf
         sigmas = torch.tensor(np.interp(self.timesteps.numpy(), np.arange(0, len(full_sigmas)), full_sigmas.numpy()))
@@ -182,12 +189,6 @@ class Euler:
             return x * self.init_noise_sigma
         return x / ((self.sigmas[step] ** 2 + 1) ** 0.5)
 
-    def add_noise(self, x, noise, step):
-        # The base Solver's add_noise indexes the schedule with timesteps[step], a float here:
-        # PyTorch refuses, so Refiners' Euler cannot add noise (img2img).
-        t = self.timesteps[step]
-        return self.csf[t] * x + self.ns[t] * noise
-
     def step(self, x, eps, step, noise=None):
         assert self.first_step <= step < self.steps
         return x + eps * (self.sigmas[step + 1] - self.sigmas[step])
@@ -196,21 +197,13 @@ class Euler:
 # --- LCM: timesteps picked among a 50-step trailing DPM, c_skip/c_out, re-noising ------------
 
 
-class LCM:
+class LCM(Solver):
     def __init__(self, steps, first_step=0, num_orig_steps=50):
         assert num_orig_steps >= steps
-        self.steps, self.first_step = steps, first_step
+        super().__init__(steps, first_step)
         self.dpm = DPM(num_orig_steps, spacing="trailing")
-        _, self.csf, self.ns = base_schedule()
         self.indices = torch.floor(torch.linspace(start=0, end=num_orig_steps, steps=steps + 1)[:-1]).int().tolist()
         self.timesteps = self.dpm.timesteps[self.indices]
-
-    def scale_model_input(self, x, step):
-        return x
-
-    def add_noise(self, x, noise, step):
-        t = self.timesteps[step]
-        return self.csf[t] * x + self.ns[t] * noise
 
     def step(self, x, eps, step, noise=None):
         t = self.timesteps[step]
@@ -286,25 +279,48 @@ def seeded_noise(seed, n):
 # --- cases -------------------------------------------------------------------------------------
 
 
+def trajectory(solver, x, target, g, step_noise=False):
+    """Runs solver from x, its first step to its last, on the synthetic model towards target,
+    drawing each step's jitter (then, with step_noise, the noise of each step but the last)
+    from g. Returns the xs (x first), the model's outputs, its scaled inputs and the noises."""
+    xs, epss, scaled, noises = [x], [], [], []
+    for step in range(solver.first_step, solver.steps):
+        x_in = solver.scale_model_input(x, step)
+        jitter = torch.randn(SHAPE, generator=g)
+        eps = model(x_in, solver.timesteps[step], target, jitter)
+        noise = torch.randn(SHAPE, generator=g) if step_noise and step < solver.steps - 1 else None
+        x = solver.step(x, eps, step, noise)
+        assert x.dtype == torch.float32, (type(solver).__name__, x.dtype)
+        xs.append(x)
+        epss.append(eps)
+        scaled.append(x_in)
+        if noise is not None:
+            noises.append(noise)
+    return xs, epss, scaled, noises
+
+
+def case_record(key, name, solver, strength, xs, **options):
+    """A case's entry in the metadata's "cases" (options after first_step)."""
+    return {
+        "key": key,
+        "solver": name,
+        "steps": solver.steps,
+        "strength": strength,
+        "first_step": solver.first_step,
+        **options,
+        "timesteps": [float(t) for t in solver.timesteps.tolist()],
+        "init_noise_sigma": float(solver.init_noise_sigma) if isinstance(solver, Euler) else 1.0,
+        "max_abs_x": float(torch.stack(xs).abs().max()),
+    }
+
+
 def run_case(name, steps, strength, tensors, shared):
     first = first_step_for(strength, steps) if strength is not None else 0
     solver = make(name, steps, first)
     g = torch.Generator().manual_seed(1000 + steps * 10 + first)
     image = shared["image"] if strength is not None else None
     x = init_latents(solver, shared["init_noise"], image)
-    xs, epss, scaled, noises = [x], [], [], []
-    for step in range(first, steps):
-        x_in = solver.scale_model_input(x, step)
-        jitter = torch.randn(SHAPE, generator=g)
-        eps = model(x_in, solver.timesteps[step], shared["target"], jitter)
-        noise = torch.randn(SHAPE, generator=g) if name == "lcm" and step < steps - 1 else None
-        x = solver.step(x, eps, step, noise)
-        assert x.dtype == torch.float32, (name, x.dtype)
-        xs.append(x)
-        epss.append(eps)
-        scaled.append(x_in)
-        if noise is not None:
-            noises.append(noise)
+    xs, epss, scaled, noises = trajectory(solver, x, shared["target"], g, step_noise=name == "lcm")
     key = f"{name}/steps{steps}" + (f"/strength{strength}" if strength is not None else "")
     tensors[key + "/x"] = torch.stack(xs)
     tensors[key + "/eps"] = torch.stack(epss)
@@ -325,17 +341,7 @@ def run_case(name, steps, strength, tensors, shared):
         tensors[key + "/added"] = torch.stack(
             [fresh.add_noise(shared["image"], shared["add_noise_noise"], s) for s in range(steps)]
         )
-    ts = [float(t) for t in solver.timesteps.tolist()]
-    return {
-        "key": key,
-        "solver": name,
-        "steps": steps,
-        "strength": strength,
-        "first_step": first,
-        "timesteps": ts,
-        "init_noise_sigma": float(solver.init_noise_sigma) if name == "euler" else 1.0,
-        "max_abs_x": float(torch.stack(xs).abs().max()),
-    }
+    return case_record(key, name, solver, strength, xs)
 
 
 def main():
@@ -369,7 +375,7 @@ def main():
             cases.append(run_case(name, steps, None, tensors, shared))
         for steps, strength in [(10, 0.5), (30, 0.3), (4, 0.75), (8, 0.25)]:
             if name == "euler":
-                continue  # Refiners' Euler cannot add_noise (see Euler.add_noise)
+                continue  # Refiners' Euler cannot add_noise (see Euler)
             cases.append(run_case(name, steps, strength, tensors, shared))
     # Euler from a later first step, started from the plain noise (no add_noise).
     cases.append(run_case_euler_late(tensors, shared))
@@ -413,55 +419,23 @@ def run_case_euler_late(tensors, shared):
     solver = Euler(steps, first_step=first)
     g = torch.Generator().manual_seed(7)
     x = solver.scale_model_input(shared["init_noise"], -1)
-    xs, epss, scaled = [x], [], []
-    for step in range(first, steps):
-        x_in = solver.scale_model_input(x, step)
-        eps = model(x_in, solver.timesteps[step], shared["target"], torch.randn(SHAPE, generator=g))
-        x = solver.step(x, eps, step)
-        xs.append(x)
-        epss.append(eps)
-        scaled.append(x_in)
+    xs, epss, scaled, _ = trajectory(solver, x, shared["target"], g)
     key = f"euler/steps{steps}/first{first}"
     tensors[key + "/x"] = torch.stack(xs)
     tensors[key + "/eps"] = torch.stack(epss)
     tensors[key + "/scaled"] = torch.stack(scaled)
-    return {
-        "key": key,
-        "solver": "euler",
-        "steps": steps,
-        "strength": None,
-        "first_step": first,
-        "timesteps": [float(t) for t in solver.timesteps.tolist()],
-        "init_noise_sigma": float(solver.init_noise_sigma),
-        "max_abs_x": float(torch.stack(xs).abs().max()),
-    }
+    return case_record(key, "euler", solver, None, xs)
 
 
 def run_case_dpm_lsfo(tensors, shared):
     steps = 10
     solver = DPM(steps, last_step_first_order=True)
     g = torch.Generator().manual_seed(8)
-    x = shared["init_noise"]
-    xs, epss = [x], []
-    for step in range(steps):
-        eps = model(solver.scale_model_input(x, step), solver.timesteps[step], shared["target"], torch.randn(SHAPE, generator=g))
-        x = solver.step(x, eps, step)
-        xs.append(x)
-        epss.append(eps)
+    xs, epss, _, _ = trajectory(solver, shared["init_noise"], shared["target"], g)
     key = f"dpm/steps{steps}/lsfo"
     tensors[key + "/x"] = torch.stack(xs)
     tensors[key + "/eps"] = torch.stack(epss)
-    return {
-        "key": key,
-        "solver": "dpm",
-        "steps": steps,
-        "strength": None,
-        "first_step": 0,
-        "last_step_first_order": True,
-        "timesteps": [float(t) for t in solver.timesteps.tolist()],
-        "init_noise_sigma": 1.0,
-        "max_abs_x": float(torch.stack(xs).abs().max()),
-    }
+    return case_record(key, "dpm", solver, None, xs, last_step_first_order=True)
 
 
 if __name__ == "__main__":
