@@ -325,21 +325,6 @@ func safe(run func(string) error, dir string) (err error) {
 	return run(dir)
 }
 
-func inputs(dir string, k int) (map[string]*runtime.Tensor, error) {
-	f, err := runtime.OpenSafetensors(filepath.Join(dir, fmt.Sprintf("in%d.safetensors", k)))
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	set := map[string]*runtime.Tensor{}
-	for _, name := range f.Names() {
-		if set[name], err = f.Tensor(name); err != nil {
-			return nil, err
-		}
-	}
-	return set, nil
-}
-
 func write(dir string, k int, outs ...*runtime.Tensor) error {
 	named := map[string]*runtime.Tensor{}
 	for i, o := range outs {
@@ -351,39 +336,15 @@ func write(dir string, k int, outs ...*runtime.Tensor) error {
 `)
 	fmt.Fprintf(&b, "var cases = map[int]func(string) error{\n")
 	for _, i := range live {
-		r := gens[i]
 		pkg := "m" + strconv.Itoa(i)
-		var args, outs, wrap []string
-		for _, in := range r.Inputs {
-			field := "F32"
-			if !in.Type.DType.IsFloat() {
-				field = "I64"
-			}
-			args = append(args, fmt.Sprintf("in[%q].%s", in.Name, field))
-			if in.Sized {
-				args = append(args, fmt.Sprintf("in[%q].Shape", in.Name))
-			}
-		}
-		for k, out := range r.Outputs {
-			outs = append(outs, "y"+strconv.Itoa(k))
-			ctor := "FromF32"
-			if !out.Type.DType.IsFloat() {
-				ctor = "FromI64"
-			}
-			shape := fmt.Sprintf("%s.%sShape[:]", pkg, out.Export)
-			if out.Sized {
-				outs = append(outs, fmt.Sprintf("y%dShape", k))
-				shape = fmt.Sprintf("y%dShape", k)
-			}
-			wrap = append(wrap, fmt.Sprintf("runtime.%s(y%d, %s...)", ctor, k, shape))
-		}
+		call := gens[i].ForwardCall(pkg, "in")
 		fmt.Fprintf(&b, `	%d: func(dir string) error {
 		m, err := %s.Load(filepath.Join(dir, "weights.safetensors"))
 		if err != nil {
 			return err
 		}
 		for k := range %d {
-			in, err := inputs(dir, k)
+			in, err := runtime.ReadTensors(filepath.Join(dir, fmt.Sprintf("in%%d.safetensors", k)))
 			if err != nil {
 				return err
 			}
@@ -398,7 +359,7 @@ func write(dir string, k int, outs ...*runtime.Tensor) error {
 		}
 		return nil
 	},
-`, i, pkg, 1+len(jobs[i].More), strings.Join(outs, ", "), strings.Join(args, ", "), strings.Join(wrap, ", "))
+`, i, pkg, 1+len(jobs[i].More), strings.Join(call.Results, ", "), strings.Join(call.Args, ", "), strings.Join(call.Outputs, ", "))
 	}
 	b.WriteString("}\n")
 	return b.Bytes()
