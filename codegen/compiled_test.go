@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/rfc-project/rfc/dsl"
+	"github.com/rfc-project/rfc/internal/testutil"
 	"github.com/rfc-project/rfc/interp"
 	"github.com/rfc-project/rfc/ir"
 	"github.com/rfc-project/rfc/passes"
@@ -192,56 +193,19 @@ func modelCases(t *testing.T) []*compiledCase {
 // input set so that a stale value left in the arena by the first call would show.
 func opCases(t *testing.T) []*compiledCase {
 	var cases []*compiledCase
-	for _, file := range []string{"interp_ops", "interp_fused_ops"} {
-		cases = append(cases, opCasesOf(t, "../testdata/golden/"+file+".safetensors")...)
-	}
-	slices.SortFunc(cases, func(a, b *compiledCase) int { return strings.Compare(a.pkg, b.pkg) })
-	return cases
-}
-
-func opCasesOf(t *testing.T, path string) []*compiledCase {
-	f, err := runtime.OpenSafetensors(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	byName := map[string]*compiledCase{}
-	var cases []*compiledCase
-	for name, text := range f.Metadata() {
-		m, err := ir.Parse(text)
-		if err != nil {
-			t.Fatalf("case %s: %v", name, err)
-		}
-		c := &compiledCase{pkg: packageName("op_" + name), what: "interp_ops " + name, module: m, weights: map[string]*runtime.Tensor{}, inputs: []map[string]*runtime.Tensor{{}, {}}}
-		byName[name] = c
-		cases = append(cases, c)
-	}
-	for _, key := range f.Names() {
-		name, rest, _ := strings.Cut(key, ".")
-		c := byName[name]
-		tensor, err := f.Tensor(key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		switch {
-		case strings.HasPrefix(rest, "in."):
-			c.inputs[1][strings.TrimPrefix(rest, "in.")] = tensor
-		case strings.HasPrefix(rest, "param."):
-			c.weights[strings.TrimPrefix(rest, "param.")] = tensor
-		}
-	}
-	for _, c := range cases {
+	for _, oc := range testutil.OpCases(t, "../testdata/golden/interp_ops.safetensors", "../testdata/golden/interp_fused_ops.safetensors") {
+		c := &compiledCase{pkg: packageName("op_" + oc.Name), what: "interp_ops " + oc.Name, module: oc.Module, weights: oc.Params, inputs: []map[string]*runtime.Tensor{{}, oc.Inputs}}
 		r := seeded(c.what)
 		for _, v := range c.module.Inputs {
-			golden := c.inputs[1][v.Name]
+			golden := oc.Inputs[v.Name]
 			if golden != nil && golden.DType == runtime.I64 {
 				c.inputs[0][v.Name] = golden // indices must stay valid
 				continue
 			}
 			c.inputs[0][v.Name] = randomTensor(r, v.Type, 2, 0)
 		}
+		cases = append(cases, c)
 	}
-	slices.SortFunc(cases, func(a, b *compiledCase) int { return strings.Compare(a.pkg, b.pkg) })
 	return cases
 }
 

@@ -34,7 +34,7 @@ var kernelDef = regexp.MustCompile(`(?m)^extern "C" __global__ void __launch_bou
 func TestGeneratedStructure(t *testing.T) {
 	modules := modelCases(t)
 	for _, c := range loadOpCases(t) {
-		modules["op_"+c.name] = c.m
+		modules["op_"+c.Name] = c.Module
 	}
 	seen := map[string]bool{}
 	for name, m := range modules {
@@ -194,10 +194,10 @@ func TestNVCCCompiles(t *testing.T) {
 		for _, v := range variants {
 			for _, f16 := range []bool{false, true} {
 				tuning = v
-				g, err := newGenerator(c.m, Options{Package: "model", F16Weights: f16})
+				g, err := newGenerator(c.Module, Options{Package: "model", F16Weights: f16})
 				tuning = tuned{}
 				if err != nil {
-					t.Fatalf("%s: %v", c.name, err)
+					t.Fatalf("%s: %v", c.Name, err)
 				}
 				for _, k := range g.low.kernels {
 					if key := kernelText(k, "k"); !seen[key] {
@@ -293,17 +293,17 @@ func TestGeneratedGoBuilds(t *testing.T) {
 	must(t, os.WriteFile(filepath.Join(dir, "go.sum"), sum, 0o644))
 	want := []string{"aliasing", "reshape_input_out", "reshape_i64", "embedding", "sdpa_0", "batch_param", "concat", "matmul_3", "group_norm"}
 	for _, c := range loadOpCases(t) {
-		if !slices.Contains(want, c.name) {
+		if !slices.Contains(want, c.Name) {
 			continue
 		}
 		for _, f16 := range []bool{false, true} {
-			pkg := strings.ReplaceAll(c.name, "_", "")
+			pkg := strings.ReplaceAll(c.Name, "_", "")
 			if f16 {
 				pkg += "h"
 			}
-			files, err := Generate(c.m, Options{Package: pkg, NVCC: "-", F16Weights: f16})
+			files, err := Generate(c.Module, Options{Package: pkg, NVCC: "-", F16Weights: f16})
 			if err != nil {
-				t.Fatalf("%s: %v", c.name, err)
+				t.Fatalf("%s: %v", c.Name, err)
 			}
 			files["model.ptx"] = []byte("// not compiled: the build only embeds it\n")
 			for name, data := range files {

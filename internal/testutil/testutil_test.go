@@ -3,6 +3,7 @@ package testutil
 import (
 	"math"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/rfc-project/rfc/runtime"
@@ -36,5 +37,35 @@ func TestTensors(t *testing.T) {
 	}
 	if got := Tensors(t, path); len(got) != 1 {
 		t.Errorf("Tensors = %v", got)
+	}
+}
+
+func TestOpCases(t *testing.T) {
+	const relu = "module M\nscope \"\" M key \"\"\ninput %x: f32[2]\n%0: f32[2] = relu(%x) in \"\"\noutput %0\n"
+	write := func(tensors map[string]*runtime.Tensor) string {
+		path := filepath.Join(t.TempDir(), "ops.safetensors")
+		if err := runtime.WriteSafetensors(path, tensors, map[string]string{"relu": relu}); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	x, y := runtime.NewTensor(2), runtime.NewTensor(2)
+	cases := OpCases(t, write(map[string]*runtime.Tensor{"relu.in.x": x, "relu.out": y}))
+	if len(cases) != 1 || cases[0].Name != "relu" || cases[0].Inputs["x"] == nil || len(cases[0].Outputs) != 1 || cases[0].Outputs[0] == nil {
+		t.Fatalf("OpCases = %+v", cases)
+	}
+	for _, c := range []struct {
+		tensors map[string]*runtime.Tensor
+		want    string
+	}{
+		{map[string]*runtime.Tensor{"relu.in.x": x}, "case relu: no expected tensor for output 0"},
+		{map[string]*runtime.Tensor{"relu.in.x": x, "relu.out": y, "gelu.out": y}, `tensor "gelu.out" belongs to no case`},
+		{map[string]*runtime.Tensor{"relu.in.x": x, "relu.out": y, "relu.out.1": y}, `tensor "relu.out.1": unknown role or output index`},
+		{map[string]*runtime.Tensor{"relu.in.x": x, "relu.out": y, "relu.grad": y}, `tensor "relu.grad": unknown role or output index`},
+	} {
+		path := write(c.tensors)
+		if _, err := opCasesOf(path); err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), path) {
+			t.Errorf("%v: got %v, want an error naming %s with %q", c.tensors, err, path, c.want)
+		}
 	}
 }
