@@ -1,14 +1,13 @@
 package codegen
 
 import (
-	"fmt"
-	"math"
 	"math/rand/v2"
 	"strconv"
 	"testing"
 
 	"github.com/rfc-project/rfc/adapters"
 	"github.com/rfc-project/rfc/dsl"
+	"github.com/rfc-project/rfc/internal/testutil"
 	"github.com/rfc-project/rfc/interp"
 	"github.com/rfc-project/rfc/ir"
 	"github.com/rfc-project/rfc/passes"
@@ -116,27 +115,10 @@ func TestRegressions(t *testing.T) {
 	mod := tempModule(t)
 	buildAndRun(t, mod, driverSource(t, cases, writeCases(t, mod, cases)))
 	// A merge adds the LoRA's product to the weight: one rounding more.
-	merged := func(got, want *runtime.Tensor) (float64, error) { return 0, within(got, want, 1e-5) }
+	merged := func(got, want *runtime.Tensor) (float64, error) { return 0, testutil.WithinTolerance(got, want, 1e-5) }
 	for _, c := range cases {
 		if _, ok := checkOutputs(t, mod, c, 0, "after the passes", wants[c.pkg], merged); !ok {
 			t.Logf("%s after the passes:\n%s", c.what, ir.Print(c.module))
 		}
 	}
-}
-
-// within checks max|got−want| ≤ tol·max(1, max|want|).
-func within(got, want *runtime.Tensor, tol float64) error {
-	if len(got.F32) != len(want.F32) {
-		return fmt.Errorf("%d values, want %d", len(got.F32), len(want.F32))
-	}
-	scale := 1.0
-	for _, v := range want.F32 {
-		scale = max(scale, math.Abs(float64(v)))
-	}
-	for i := range want.F32 {
-		if d := math.Abs(float64(got.F32[i]) - float64(want.F32[i])); !(d <= tol*scale) {
-			return fmt.Errorf("flat index %d: got %g, want %g", i, got.F32[i], want.F32[i])
-		}
-	}
-	return nil
 }

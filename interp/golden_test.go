@@ -1,8 +1,6 @@
 package interp
 
 import (
-	"fmt"
-	"math"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -15,33 +13,6 @@ import (
 // goldenPaths hold the op cases of scripts/golden/interp_ops.py (testutil.OpCases); the
 // fused ops (made by the fusion passes only) have a file of their own.
 var goldenPaths = []string{"../testdata/golden/interp_ops.safetensors", "../testdata/golden/interp_fused_ops.safetensors"}
-
-// closeEnough applies the project's tolerance: max|Δ| ≤ 1e-4·max(1, max|ref|).
-func closeEnough(got, want *runtime.Tensor) error {
-	if got.DType != want.DType || !slices.Equal(got.Shape, want.Shape) {
-		return fmt.Errorf("got a %s tensor of shape %v, want %s %v", got.DType, got.Shape, want.DType, want.Shape)
-	}
-	if got.DType == runtime.I64 {
-		if !slices.Equal(got.I64, want.I64) {
-			return fmt.Errorf("got %v, want %v", got.I64, want.I64)
-		}
-		return nil
-	}
-	scale, worst, at := 1.0, 0.0, -1
-	for _, v := range want.F32 {
-		scale = math.Max(scale, math.Abs(float64(v)))
-	}
-	for i := range want.F32 {
-		d := math.Abs(float64(got.F32[i]) - float64(want.F32[i]))
-		if !(d <= worst) { // NaN compares false: it counts as the worst
-			worst, at = d, i
-		}
-	}
-	if at >= 0 && !(worst <= 1e-4*scale) {
-		return fmt.Errorf("max |Δ| = %g at flat index %d (got %g, want %g), tolerance %g", worst, at, got.F32[at], want.F32[at], 1e-4*scale)
-	}
-	return nil
-}
 
 func TestGolden(t *testing.T) {
 	dir := t.TempDir()
@@ -77,7 +48,7 @@ func TestGolden(t *testing.T) {
 				t.Fatalf("got %d outputs, want %d", len(outs), len(c.Outputs))
 			}
 			for i := range outs {
-				if err := closeEnough(outs[i], c.Outputs[i]); err != nil {
+				if err := testutil.WithinTolerance(outs[i], c.Outputs[i], 1e-4); err != nil {
 					t.Errorf("output %d (%s): %v", i, c.Module.Outputs[i].Ref(), err)
 				}
 			}

@@ -5,6 +5,7 @@ import (
 	"math"
 	"testing"
 
+	"github.com/rfc-project/rfc/internal/testutil"
 	"github.com/rfc-project/rfc/passes"
 	"github.com/rfc-project/rfc/runtime"
 )
@@ -61,7 +62,7 @@ func TestSinusoidalEmbedding(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := closeEnough(outs[0], want); err != nil {
+			if err := testutil.WithinTolerance(outs[0], want, 1e-4); err != nil {
 				t.Errorf("dim %d (passes %t): %v", dim, optimized, err)
 			}
 			worst := 0.0

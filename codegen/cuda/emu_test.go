@@ -275,39 +275,6 @@ func interpWeights(c *emuCase) interp.Weights {
 	return w
 }
 
-// compare applies the project's tolerance, tol·max(1, max|want|), and names the worst
-// element; integer outputs must be equal.
-func compare(got, want *runtime.Tensor, tol float64) error {
-	if got.ShapeString() != want.ShapeString() {
-		return fmt.Errorf("shape %s, want %s", got.ShapeString(), want.ShapeString())
-	}
-	if want.DType == runtime.I64 {
-		for i := range want.I64 {
-			if got.I64[i] != want.I64[i] {
-				return fmt.Errorf("element %d is %d, want %d", i, got.I64[i], want.I64[i])
-			}
-		}
-		return nil
-	}
-	scale, worst, at := 1.0, 0.0, -1
-	for _, v := range want.F32 {
-		scale = math.Max(scale, math.Abs(float64(v)))
-	}
-	for i := range want.F32 {
-		d := math.Abs(float64(got.F32[i]) - float64(want.F32[i]))
-		if math.IsNaN(float64(want.F32[i])) && math.IsNaN(float64(got.F32[i])) {
-			continue
-		}
-		if !(d <= worst) {
-			worst, at = d, i
-		}
-	}
-	if at >= 0 && !(worst <= tol*scale) {
-		return fmt.Errorf("max|Δ| = %g at flat index %d (got %g, want %g), tolerance %g", worst, at, got.F32[at], want.F32[at], tol*scale)
-	}
-	return nil
-}
-
 func maxDiff(got, want *runtime.Tensor) float64 {
 	d := 0.0
 	for i := range want.F32 {

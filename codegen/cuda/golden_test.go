@@ -53,7 +53,7 @@ func TestOpsMatchPyTorch(t *testing.T) {
 			}
 		}
 		for j := range want {
-			if err := compare(c.outputs[j], want[j], 1e-4); err != nil {
+			if err := testutil.WithinTolerance(c.outputs[j], want[j], 1e-4); err != nil {
 				t.Errorf("%s (f16 weights %t): output %d vs %s: %v", c.name, c.f16, j, what, err)
 			}
 		}
@@ -97,7 +97,7 @@ func TestKernelVariants(t *testing.T) {
 	runEmulated(t, cases)
 	for i, c := range cases {
 		for j := range want[i] {
-			if err := compare(c.outputs[j], want[i][j], 1e-4); err != nil {
+			if err := testutil.WithinTolerance(c.outputs[j], want[i][j], 1e-4); err != nil {
 				t.Errorf("%s: output %d vs PyTorch: %v", c.name, j, err)
 			}
 		}
@@ -162,7 +162,7 @@ func TestModelsEmulated(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
-		if err := compare(c.outputs[0], want[0], 1e-4); err != nil {
+		if err := testutil.WithinTolerance(c.outputs[0], want[0], 1e-4); err != nil {
 			t.Errorf("%s (f16 weights %t) vs the interpreter: %v", c.name, c.f16, err)
 		}
 		t.Logf("%s (f16 weights %t): max|Δ| vs the interpreter %.3g", c.name, c.f16, maxDiff(c.outputs[0], want[0]))
@@ -170,7 +170,7 @@ func TestModelsEmulated(t *testing.T) {
 			t.Logf("ViT, f16 weights: max|Δ| vs PyTorch's f32 %.3g", maxDiff(c.outputs[0], vitOut))
 		}
 		if c.name == "ViT" && !c.f16 {
-			if err := compare(c.outputs[0], vitOut, 1e-4); err != nil {
+			if err := testutil.WithinTolerance(c.outputs[0], vitOut, 1e-4); err != nil {
 				t.Errorf("ViT vs PyTorch: %v", err)
 			}
 			t.Logf("ViT: max|Δ| vs PyTorch %.3g", maxDiff(c.outputs[0], vitOut))

@@ -69,3 +69,30 @@ func TestOpCases(t *testing.T) {
 		}
 	}
 }
+
+func TestWithinTolerance(t *testing.T) {
+	nan, inf := float32(math.NaN()), float32(math.Inf(1))
+	f := func(v ...float32) *runtime.Tensor { return runtime.FromF32(v, len(v)) }
+	for _, c := range []struct {
+		got, want *runtime.Tensor
+		err       string // "" when got is within 1e-3 of want
+	}{
+		{f(1, 2), f(1, 2.001), ""},
+		{f(100, 2), f(100.05, 2), ""}, // relative to max|want|
+		{f(1, 2), f(1, 2.01), "at flat index 1 (got 2, want 2.01), tolerance 0.0020"},
+		{f(1, 2, 2.005), f(1, 2.01, 2), "at flat index 1 (got 2, want 2.01)"}, // the worst
+		{f(nan, 1), f(nan, 1), ""},
+		{f(inf, 1), f(inf, 1), ""},
+		{f(inf, 1000), f(1, 1000), "flat index 0: got +Inf, want 1"},
+		{f(nan, 1), f(0, 1), "flat index 0: got NaN, want 0"},
+		{f(0, 1), f(nan, 1), "flat index 0: got 0, want NaN"},
+		{f(1, 2), f(1, 2, 3), "got a F32 tensor of shape [2], want F32 [3]"},
+		{runtime.FromI64([]int64{1, 2}, 2), runtime.FromI64([]int64{1, 3}, 2), "element 1 is 2, want 3"},
+		{runtime.FromI64([]int64{1, 2}, 2), f(1, 2), "got a I64 tensor of shape [2], want F32 [2]"},
+	} {
+		err := WithinTolerance(c.got, c.want, 1e-3)
+		if c.err == "" && err != nil || c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)) {
+			t.Errorf("WithinTolerance(%v, %v) = %v, want %q", c.got, c.want, err, c.err)
+		}
+	}
+}
