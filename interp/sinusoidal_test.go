@@ -52,7 +52,7 @@ func TestSinusoidalEmbedding(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, optimized := range []bool{false, true} {
-			m := elaborate(t, sinusoidalSource, map[string]string{"embedding_dim": fmt.Sprint(dim), "batch": fmt.Sprint(ts.Shape[0])})
+			m := testutil.Elaborate(t, sinusoidalSource, map[string]string{"embedding_dim": fmt.Sprint(dim), "batch": fmt.Sprint(ts.Shape[0])})
 			if optimized {
 				if err := passes.Run(m, passes.Config{}); err != nil {
 					t.Fatal(err)

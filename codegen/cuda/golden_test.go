@@ -8,7 +8,6 @@ import (
 
 	"github.com/rfc-project/rfc/internal/testutil"
 
-	"github.com/rfc-project/rfc/dsl"
 	"github.com/rfc-project/rfc/interp"
 	"github.com/rfc-project/rfc/ir"
 	"github.com/rfc-project/rfc/passes"
@@ -106,14 +105,7 @@ func TestKernelVariants(t *testing.T) {
 
 func loadModule(t *testing.T, file, model string, set map[string]string) *ir.Module {
 	t.Helper()
-	prog, err := dsl.Load(file)
-	if err != nil {
-		t.Fatal(dsl.Detail(err))
-	}
-	m, err := prog.Elaborate(dsl.Options{Model: model, Set: set})
-	if err != nil {
-		t.Fatal(dsl.Detail(err))
-	}
+	m := testutil.ElaborateFile(t, file, model, set)
 	// As rfc compile does before generating code.
 	if err := passes.Run(m, passes.Config{}); err != nil {
 		t.Fatal(err)

@@ -1,5 +1,5 @@
-// Package testutil holds what the module's tests share: reading goldens and measuring how
-// far an output is from PyTorch's.
+// Package testutil holds what the module's tests share: building modules from IR text or
+// .rfn source, reading goldens and measuring how far an output is from its reference.
 package testutil
 
 import (
