@@ -32,13 +32,20 @@ type emuCase struct {
 	gen     *generator
 }
 
+// needTool is the path of the command name, or skips the test saying what it is for.
+func needTool(t *testing.T, name, what string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err != nil {
+		t.Skipf("skipped: no %s on PATH (%s)", name, what)
+	}
+	return path
+}
+
+// needGXX is needTool for the emulator's compiler.
 func needGXX(t *testing.T) string {
 	t.Helper()
-	gxx, err := exec.LookPath("g++")
-	if err != nil {
-		t.Skip("skipped: no g++ on PATH to build the CPU emulation of the kernels")
-	}
-	return gxx
+	return needTool(t, "g++", "it builds the CPU emulation of the kernels")
 }
 
 // runEmulated builds one program for all cases, runs it, and stores each case's outputs.
@@ -68,7 +75,7 @@ func runEmulated(t *testing.T, cases []*emuCase) {
 		c.gen = g
 		prefix := fmt.Sprintf("c%d_", i)
 		src.WriteString(g.kernelSource(prefix))
-		src.WriteString(emuMain(g, prefix, i))
+		src.WriteString(emuRunner(g, i, func(k *kernel) string { return prefix + k.name }))
 		writeCaseData(t, dir, i, c)
 	}
 	src.WriteString("\nint main(int argc, char** argv) {\n  (void)argc;\n")
@@ -117,8 +124,10 @@ func firstLines(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// emuHelpers read and write the raw files of a case.
+// emuHelpers read and write the raw files of a case; a and w are the memory of the case
+// that runs.
 const emuHelpers = `
+static unsigned char *a, *w;
 static unsigned char* emu_alloc(size_t n) {
   // Poisoned with 0xff (NaN as floats): a kernel that reads what nothing wrote shows.
   unsigned char* p = (unsigned char*)aligned_alloc(256, (n + 256) / 256 * 256);
@@ -141,12 +150,16 @@ static void emu_write(const char* dir, const char* name, const unsigned char* sr
 }
 `
 
-// emuMain writes run_cI: the case's memory, its inputs, its launches in order, its outputs.
-func emuMain(g *generator, prefix string, i int) string {
+// emuRunner writes run_cI: the case's memory, its inputs, its launches in order, its
+// outputs; name gives each kernel's name in the program. Each launch is a captureless
+// lambda over the globals a and w: emu::launch's std::function is then instantiated for one
+// type (a function pointer) rather than one lambda type per launch, which divides the
+// compile time of a batch of models by about seven.
+func emuRunner(g *generator, i int, name func(*kernel) string) string {
 	var b strings.Builder
 	p := g.plan
 	fmt.Fprintf(&b, "\nstatic void run_c%d(const char* dir) {\n", i)
-	fmt.Fprintf(&b, "  unsigned char* a = emu_alloc(%d);\n  unsigned char* w = emu_alloc(%d);\n", p.arenaBytes, p.weightBytes)
+	fmt.Fprintf(&b, "  a = emu_alloc(%d);\n  w = emu_alloc(%d);\n", p.arenaBytes, p.weightBytes)
 	fmt.Fprintf(&b, "  emu_read(dir, \"c%d.w\", w, %d);\n", i, p.weightBytes)
 	for j, in := range g.inputs {
 		fmt.Fprintf(&b, "  emu_read(dir, \"c%d.in%d\", a + %d, %d);\n", i, j, p.at[in.v].offset, numel(in.v)*int(elemBytes(in.v.Type)))
@@ -165,7 +178,7 @@ func emuMain(g *generator, prefix string, i int) string {
 				}
 				args[j] = fmt.Sprintf("(%s%s*)(%s + %d)", c, l.k.params[j].ctype, base, a.at.offset+a.bytes)
 			}
-			fmt.Fprintf(&b, "  emu::launch(%d, %d, %d, %d, [&] { %s%s(%s); });\n", l.grid[0], l.grid[1], l.grid[2], l.k.block, prefix, l.k.name, strings.Join(args, ", "))
+			fmt.Fprintf(&b, "  emu::launch(%d, %d, %d, %d, +[] { %s(%s); });\n", l.grid[0], l.grid[1], l.grid[2], l.k.block, name(l.k), strings.Join(args, ", "))
 		}
 	}
 	for j, o := range g.outputs {

@@ -84,7 +84,6 @@ func (b *emuBackend) Run(jobs []*fuzzgen.Job) ([]fuzzgen.Result, error) {
 		src.WriteString("#include \"emu.h\"\n\n")
 		src.WriteString(lib)
 		src.WriteString(emuHelpers)
-		src.WriteString("static unsigned char *a, *w;\n")
 		for _, i := range live {
 			for _, k := range cases[i].gen.low.kernels {
 				text := kernelText(k, "KERNEL")
@@ -99,7 +98,7 @@ func (b *emuBackend) Run(jobs []*fuzzgen.Job) ([]fuzzgen.Result, error) {
 			}
 		}
 		for _, i := range live {
-			src.WriteString(fuzzMain(cases[i].gen, names, i))
+			src.WriteString(emuRunner(cases[i].gen, i, func(k *kernel) string { return names[k] }))
 		}
 		src.WriteString("\nint main(int argc, char** argv) {\n  for (int k = 2; k < argc; k++) {\n    int i = atoi(argv[k]);\n    printf(\"begin %d\\n\", i);\n    fflush(stdout);\n    switch (i) {\n")
 		for _, i := range live {
@@ -313,46 +312,4 @@ func longRun(t *testing.T, d time.Duration, cfg fuzzgen.Config, backends []fuzzg
 		shrinkAll(t, rep.Failures, backends, seen)
 	}
 	fmt.Printf("total: %s\n", total)
-}
-
-// fuzzMain is emuMain with the kernels named by names, the memory in globals and each
-// launch a captureless lambda:
-// emu::launch's std::function is then instantiated for one type (a function pointer)
-// rather than one lambda type per launch, which divides the compile time of a batch of
-// models by about seven.
-func fuzzMain(g *generator, names map[*kernel]string, i int) string {
-	var b strings.Builder
-	p := g.plan
-	fmt.Fprintf(&b, "\nstatic void run_c%d(const char* dir) {\n", i)
-	fmt.Fprintf(&b, "  a = emu_alloc(%d);\n  w = emu_alloc(%d);\n", p.arenaBytes, p.weightBytes)
-	fmt.Fprintf(&b, "  emu_read(dir, \"c%d.w\", w, %d);\n", i, p.weightBytes)
-	for j, in := range g.inputs {
-		fmt.Fprintf(&b, "  emu_read(dir, \"c%d.in%d\", a + %d, %d);\n", i, j, p.at[in.v].offset, numel(in.v)*int(elemBytes(in.v.Type)))
-	}
-	for _, oc := range g.low.code {
-		for _, l := range oc.launches {
-			args := make([]string, len(l.args))
-			for j, a := range l.args {
-				base := "a"
-				if a.at.space == weights {
-					base = "w"
-				}
-				c := "const "
-				if l.k.params[j].out {
-					c = ""
-				}
-				args[j] = fmt.Sprintf("(%s%s*)(%s + %d)", c, l.k.params[j].ctype, base, a.at.offset+a.bytes)
-			}
-			fmt.Fprintf(&b, "  emu::launch(%d, %d, %d, %d, +[] { %s(%s); });\n", l.grid[0], l.grid[1], l.grid[2], l.k.block, names[l.k], strings.Join(args, ", "))
-		}
-	}
-	for j, o := range g.outputs {
-		base := "a"
-		if p.at[o.v].space == weights {
-			base = "w"
-		}
-		fmt.Fprintf(&b, "  emu_write(dir, \"c%d.out%d\", %s + %d, %d);\n", i, j, base, p.at[o.v].offset, outputBytes(g, o.v))
-	}
-	b.WriteString("  free(a);\n  free(w);\n}\n")
-	return b.String()
 }

@@ -129,21 +129,12 @@ func checkFiles(t *testing.T, name string, m *ir.Module, files map[string][]byte
 	}
 }
 
-func needNVCC(t *testing.T) string {
-	t.Helper()
-	nvcc, err := exec.LookPath("nvcc")
-	if err != nil {
-		t.Skip("skipped: nvcc is not on PATH (install nvidia-cuda-toolkit to compile the kernels to PTX)")
-	}
-	return nvcc
-}
-
 // TestNVCCCompiles compiles the generated model.cu of the models, and one file with the
 // kernels of every golden op case (f32 and f16 weights), with warnings as errors; where
 // ptxas is there too, it assembles the PTX for the H100 (sm_90), which catches resource
 // limits (shared memory, registers) that PTX alone does not.
 func TestNVCCCompiles(t *testing.T) {
-	nvcc := needNVCC(t)
+	nvcc := needTool(t, "nvcc", "install nvidia-cuda-toolkit to compile the kernels to PTX")
 	ptxas, _ := exec.LookPath("ptxas")
 	dir := t.TempDir()
 	check := func(name string, ptx []byte) {
@@ -273,10 +264,7 @@ func cudaHeader() string {
 // matmuls, float16 weights. The packages live in a temporary module that replaces rfc with
 // this tree.
 func TestGeneratedGoBuilds(t *testing.T) {
-	goCmd, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("skipped: no go command on PATH")
-	}
+	goCmd := needTool(t, "go", "it builds the generated packages")
 	inc := cudaHeader()
 	if inc == "" {
 		t.Skip("skipped: no CUDA headers (cuda.h) for cgo; install nvidia-cuda-dev")
