@@ -1,8 +1,6 @@
 package cuda
 
 import (
-	"bytes"
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -74,7 +72,7 @@ func (b *emuBackend) Run(jobs []*fuzzgen.Job) ([]fuzzgen.Result, error) {
 	}
 	bin := filepath.Join(dir, "harness")
 	kernelRef := regexp.MustCompile(`\b(?:u(\d+)|run_c(\d+))\b`)
-	for len(live) > 0 {
+	live, err = fuzzgen.BuildWithout(res, live, "compile", func(live []int) (map[int]error, error) {
 		// Kernels are written once per distinct text: the variants of one model share
 		// most of theirs.
 		canon := map[string]string{}
@@ -118,9 +116,9 @@ func (b *emuBackend) Run(jobs []*fuzzgen.Job) ([]fuzzgen.Result, error) {
 		build := exec.Command(b.gxx, "-std=c++17", "-O0", "-Wall", "-Wno-unused-function", "-Wno-unknown-pragmas", "-Werror", "-I", emuH, "-o", bin, cpp)
 		out, err := build.CombinedOutput()
 		if err == nil {
-			break
+			return nil, nil
 		}
-		var bad []int
+		blame := map[int]error{}
 		for _, l := range strings.Split(string(out), "\n") {
 			if !strings.Contains(l, "error") && !strings.Contains(l, "warning") {
 				continue
@@ -132,64 +130,26 @@ func (b *emuBackend) Run(jobs []*fuzzgen.Job) ([]fuzzgen.Result, error) {
 					who = []int{i}
 				}
 				for _, i := range who {
-					if slices.Contains(live, i) && !slices.Contains(bad, i) {
-						bad = append(bad, i)
+					if slices.Contains(live, i) {
+						blame[i] = fmt.Errorf("g++ rejects the kernels:\n%s", firstLines(string(out), 20))
 					}
 				}
 			}
 		}
-		if len(bad) == 0 {
-			return nil, fmt.Errorf("g++: %v\n%s", err, firstLines(string(out), 40))
-		}
-		for _, i := range bad {
-			res[i] = fuzzgen.Result{Stage: "compile", Err: fmt.Errorf("g++ rejects the kernels:\n%s", firstLines(string(out), 20))}
-			live = slices.DeleteFunc(live, func(j int) bool { return j == i })
-		}
+		return blame, fmt.Errorf("g++: %v\n%s", err, firstLines(string(out), 40))
+	})
+	if err != nil {
+		return nil, err
 	}
-	for len(live) > 0 {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		args := []string{dir}
-		for _, i := range live {
-			args = append(args, strconv.Itoa(i))
+	read := func(i int) fuzzgen.Result {
+		var r fuzzgen.Result
+		for j, o := range cases[i].m.Outputs {
+			r.Outputs = append(r.Outputs, readOutput(t, dir, i, j, cases[i].gen, o))
 		}
-		cmd := exec.CommandContext(ctx, bin, args...)
-		var stdout, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		runErr := cmd.Run()
-		cancel()
-		done := map[int]bool{}
-		begun := -1
-		for _, line := range strings.Split(stdout.String(), "\n") {
-			word, num, _ := strings.Cut(line, " ")
-			i, err := strconv.Atoi(num)
-			if err != nil {
-				continue
-			}
-			switch word {
-			case "begin":
-				begun = i
-			case "ok":
-				done[i] = true
-				c := cases[i]
-				for j, o := range c.m.Outputs {
-					res[i].Outputs = append(res[i].Outputs, readOutput(t, dir, i, j, c.gen, o))
-				}
-			}
-		}
-		var rest []int
-		for _, i := range live {
-			if !done[i] {
-				rest = append(rest, i)
-			}
-		}
-		if runErr == nil || len(rest) == 0 {
-			break
-		}
-		if begun < 0 || done[begun] {
-			return nil, fmt.Errorf("emulator: %v\n%s", runErr, firstLines(stderr.String(), 20))
-		}
-		res[begun] = fuzzgen.Result{Stage: "run", Err: fmt.Errorf("the emulated kernels failed: %v\n%s", runErr, firstLines(stderr.String(), 20))}
-		live = slices.DeleteFunc(rest, func(j int) bool { return j == begun })
+		return r
+	}
+	if err := fuzzgen.RunDriver(res, live, 5*time.Minute, read, bin, dir); err != nil {
+		return nil, err
 	}
 	return res, nil
 }

@@ -2,7 +2,6 @@ package fuzzgen
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"go/format"
 	"os"
@@ -129,7 +128,7 @@ func (b *GoBackend) Run(cases []*Job) ([]Result, error) {
 	// built again without it.
 	bin := filepath.Join(b.Dir, "driver.bin")
 	failed := regexp.MustCompile(`(?m)^#? ?\.?/?(?:rfcfuzz/)?m(\d+)\b`)
-	for len(live) > 0 {
+	live, err = BuildWithout(res, live, "build", func(live []int) (map[int]error, error) {
 		if err := os.WriteFile(filepath.Join(b.Dir, "driver", "main.go"), driverSource(live, gens, cases), 0o644); err != nil {
 			return nil, err
 		}
@@ -137,87 +136,43 @@ func (b *GoBackend) Run(cases []*Job) ([]Result, error) {
 		// thirds of the time, and the kernels they call keep theirs.
 		out, err := b.goCmd("build", "-o", bin, "-gcflags=rfcfuzz/...=-N -l", "./driver")
 		if err == nil {
-			break
+			return nil, nil
 		}
-		var bad []int
+		blame := map[int]error{}
 		for _, m := range failed.FindAllStringSubmatch(out, -1) {
-			if i, _ := strconv.Atoi(m[1]); slices.Contains(live, i) && !slices.Contains(bad, i) {
-				bad = append(bad, i)
+			if i, _ := strconv.Atoi(m[1]); slices.Contains(live, i) {
+				blame[i] = fmt.Errorf("%s", packageErrors(out, i))
 			}
 		}
-		if len(bad) == 0 {
-			return nil, fmt.Errorf("go build of the driver: %v\n%s", err, out)
-		}
-		for _, i := range bad {
-			res[i] = Result{Stage: "build", Err: fmt.Errorf("%s", packageErrors(out, i))}
-			live = slices.DeleteFunc(live, func(j int) bool { return j == i })
-		}
+		return blame, fmt.Errorf("go build of the driver: %v\n%s", err, out)
+	})
+	if err != nil {
+		return nil, err
 	}
 	// Run; a case that crashes the driver (a panic in a kernel's goroutine, a fault) is
 	// that case's failure, and the driver runs again on the cases after it.
-	for len(live) > 0 {
-		timeout := b.RunTimeout
-		if timeout == 0 {
-			timeout = 5 * time.Minute
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		args := []string{filepath.Join(b.Dir, "data")}
-		for _, i := range live {
-			args = append(args, strconv.Itoa(i))
-		}
-		cmd := exec.CommandContext(ctx, bin, args...)
-		var stdout, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		runErr := cmd.Run()
-		cancel()
-		done := map[int]bool{}
-		begun := -1
-		for _, line := range strings.Split(stdout.String(), "\n") {
-			word, rest, _ := strings.Cut(line, " ")
-			num, msg, _ := strings.Cut(rest, " ")
-			i, err := strconv.Atoi(num)
-			if err != nil || i < 0 || i >= len(cases) {
-				continue
+	timeout := b.RunTimeout
+	if timeout == 0 {
+		timeout = 5 * time.Minute
+	}
+	read := func(i int) Result {
+		var r Result
+		dir := filepath.Join(b.Dir, "data", "m"+strconv.Itoa(i))
+		for k := range 1 + len(cases[i].More) {
+			outs, err := readOutputs(filepath.Join(dir, fmt.Sprintf("out%d.safetensors", k)), len(gens[i].Outputs))
+			if err != nil {
+				return Result{Stage: "run", Err: err}
 			}
-			switch word {
-			case "begin":
-				begun = i
-			case "ok":
-				done[i] = true
-				res[i] = Result{}
-				dir := filepath.Join(b.Dir, "data", "m"+strconv.Itoa(i))
-				for k := range 1 + len(cases[i].More) {
-					outs, err := readOutputs(filepath.Join(dir, fmt.Sprintf("out%d.safetensors", k)), len(gens[i].Outputs))
-					if err != nil {
-						res[i] = Result{Stage: "run", Err: err}
-						break
-					}
-					if k == 0 {
-						res[i].Outputs = outs
-					} else {
-						res[i].More = append(res[i].More, outs)
-					}
-				}
-			case "fail":
-				done[i] = true
-				s, _ := strconv.Unquote(msg)
-				res[i] = Result{Stage: "run", Err: fmt.Errorf("%s", s)}
+			if k == 0 {
+				r.Outputs = outs
+			} else {
+				r.More = append(r.More, outs)
 			}
 		}
-		var rest []int
-		for _, i := range live {
-			if !done[i] {
-				rest = append(rest, i)
-			}
-		}
-		if runErr == nil || len(rest) == 0 {
-			break
-		}
-		if begun < 0 || done[begun] {
-			return nil, fmt.Errorf("driver: %v\n%s", runErr, tail(stderr.String(), 40))
-		}
-		res[begun] = Result{Stage: "run", Err: fmt.Errorf("the driver died in this case: %v\n%s", runErr, tail(stderr.String(), 40))}
-		live = slices.DeleteFunc(rest, func(j int) bool { return j == begun })
+		return r
+	}
+	if err := RunDriver(res, live, timeout, read, bin, filepath.Join(b.Dir, "data")); err != nil {
+		return nil, err
 	}
 	return res, nil
 }
