@@ -156,7 +156,7 @@ func modelCases(t *testing.T) []*compiledCase {
 				t.Fatalf("%s: %v", key, dsl.Detail(err))
 			}
 			r := seeded(key)
-			c := &compiledCase{pkg: packageName(name), what: key, module: m, weights: randomWeights(r, m)}
+			c := &compiledCase{pkg: PackageName(name), what: key, module: m, weights: randomWeights(r, m)}
 			for range 2 {
 				c.inputs = append(c.inputs, randomInputs(r, m))
 			}
@@ -194,7 +194,7 @@ func modelCases(t *testing.T) []*compiledCase {
 func opCases(t *testing.T) []*compiledCase {
 	var cases []*compiledCase
 	for _, oc := range testutil.OpCases(t, "../testdata/golden/interp_ops.safetensors", "../testdata/golden/interp_fused_ops.safetensors") {
-		c := &compiledCase{pkg: packageName("op_" + oc.Name), what: "interp_ops " + oc.Name, module: oc.Module, weights: oc.Params, inputs: []map[string]*runtime.Tensor{{}, oc.Inputs}}
+		c := &compiledCase{pkg: PackageName("op_" + oc.Name), what: "interp_ops " + oc.Name, module: oc.Module, weights: oc.Params, inputs: []map[string]*runtime.Tensor{{}, oc.Inputs}}
 		r := seeded(c.what)
 		for _, v := range c.module.Inputs {
 			golden := oc.Inputs[v.Name]

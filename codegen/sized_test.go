@@ -149,7 +149,7 @@ func sizedCases(t *testing.T) []*sizedCase {
 				set[k] = v
 			}
 		}
-		c := newSizedCase(t, packageName(e.name)+"sized", e.key+" (sizes chosen at run time)", e.prog, dsl.Options{Model: e.name, Set: set}, passes.Config{Ops: Supported}, sizes)
+		c := newSizedCase(t, PackageName(e.name)+"sized", e.key+" (sizes chosen at run time)", e.prog, dsl.Options{Model: e.name, Set: set}, passes.Config{Ops: Supported}, sizes)
 		if e.key == "unet" {
 			c.bad, c.badWant = []int{1, 3, 7, 4}, "concatenate along dim 1"
 		}
