@@ -53,14 +53,7 @@ func runEmulated(t *testing.T, cases []*emuCase) {
 	t.Helper()
 	gxx := needGXX(t)
 	dir := t.TempDir()
-	var all []string
-	for _, s := range mustSections(t) {
-		all = append(all, s.name)
-	}
-	lib, err := withDeps(all)
-	if err != nil {
-		t.Fatal(err)
-	}
+	lib := wholeLibrary(t)
 	var src strings.Builder
 	src.WriteString("#include \"emu.h\"\n\n")
 	src.WriteString(lib)
@@ -107,13 +100,23 @@ func runEmulated(t *testing.T, cases []*emuCase) {
 	}
 }
 
-func mustSections(t *testing.T) []section {
+// wholeLibrary is every section of kernels.cuh, for a program of the kernels of many
+// models.
+func wholeLibrary(t *testing.T) string {
 	t.Helper()
-	s, err := librarySections()
+	sections, err := librarySections()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s
+	var names []string
+	for _, s := range sections {
+		names = append(names, s.name)
+	}
+	lib, err := withDeps(names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lib
 }
 
 func firstLines(s string, n int) string {

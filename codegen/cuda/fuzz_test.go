@@ -62,14 +62,7 @@ func (b *emuBackend) Run(jobs []*fuzzgen.Job) ([]fuzzgen.Result, error) {
 		writeCaseData(t, dir, i, c)
 		live = append(live, i)
 	}
-	var names []string
-	for _, s := range mustSections(t) {
-		names = append(names, s.name)
-	}
-	lib, err := withDeps(names)
-	if err != nil {
-		return nil, err
-	}
+	lib := wholeLibrary(t)
 	bin := filepath.Join(dir, "harness")
 	kernelRef := regexp.MustCompile(`\b(?:u(\d+)|run_c(\d+))\b`)
 	live, err = fuzzgen.BuildWithout(res, live, "compile", func(live []int) (map[int]error, error) {

@@ -168,15 +168,7 @@ func TestNVCCCompiles(t *testing.T) {
 			check(name, files["model.ptx"])
 		}
 	}
-	var all []string
-	for _, s := range mustSections(t) {
-		all = append(all, s.name)
-	}
-	lib, err := withDeps(all)
-	if err != nil {
-		t.Fatal(err)
-	}
-	src := lib
+	src := wholeLibrary(t)
 	// Every case in f32 and f16, and the variants TestKernelVariants forces (the largest
 	// tiles and head sizes are what could exceed the GPU's limits).
 	variants := []tuned{{}, {tile: tile128x128}, {tile: tile64x128}, {tile: tile32x128}, {tile: tile64x64}, {attnD: 64}, {attnD: 128}, {threads: 256, groupChunk: 7}}
