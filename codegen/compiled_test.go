@@ -515,17 +515,12 @@ func TestCompiledMatchesInterpreter(t *testing.T) {
 		checkPlan(t, c.what, c.module)
 	}
 	checkNoEscapes(t, mod, cases)
-	out := buildAndRun(t, mod, driverSource(t, cases, results))
+	allocs := buildAndRun(t, mod, driverSource(t, cases, results))
 	vet := []string{"vet"}
 	for _, c := range models {
 		vet = append(vet, "./"+c.pkg)
 	}
 	goCommand(t, mod, vet...)
-	allocs := map[string]string{}
-	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-		name, n, _ := strings.Cut(line, " ")
-		allocs[name] = n
-	}
 	for _, c := range cases {
 		worst := 0.0
 		for k := range c.inputs {
@@ -603,8 +598,8 @@ func writeCases(t *testing.T, mod string, cases []*compiledCase) map[string]*Res
 }
 
 // buildAndRun builds the driver program src in the module mod and runs it on mod/data;
-// it returns what the driver printed.
-func buildAndRun(t *testing.T, mod string, src []byte) string {
+// it returns the lines the driver printed, by their first word.
+func buildAndRun(t *testing.T, mod string, src []byte) map[string]string {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Join(mod, "driver"), 0o755); err != nil {
 		t.Fatal(err)
@@ -622,7 +617,12 @@ func buildAndRun(t *testing.T, mod string, src []byte) string {
 		}
 		t.Fatalf("driver: %v\n%s", err, stderr)
 	}
-	return string(out)
+	report := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		name, rest, _ := strings.Cut(line, " ")
+		report[name] = rest
+	}
+	return report
 }
 
 // weightsOf binds weights by checkpoint key to m's parameters, for the interpreter.
