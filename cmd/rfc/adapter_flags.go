@@ -106,20 +106,26 @@ func cutScale(v string) (string, float64) {
 }
 
 func (f controlNetFlag) Set(v string) error {
-	r := &adapterRequest{flag: "--controlnet " + v, args: []string{"--controlnet", v}, controlNet: true}
+	return f.af.addFile("--controlnet", v, &adapterRequest{controlNet: true})
+}
+
+// addFile adds r, an adapter read from a file, given to flag as [NAME=]PATH[:SCALE]; NAME
+// defaults to the file's (nameFromPath).
+func (af *adapterFlags) addFile(flag, v string, r *adapterRequest) error {
+	r.flag, r.args = flag+" "+v, []string{flag, v}
 	rest, scale := cutScale(v)
 	r.scale = scale
 	if name, path, ok := strings.Cut(rest, "="); ok && ir.IsIdent(name) {
 		r.name, rest = name, path
 	}
 	if rest == "" {
-		return fmt.Errorf("--controlnet wants [NAME=]PATH[:SCALE], got %q", v)
+		return fmt.Errorf("%s wants [NAME=]PATH[:SCALE], got %q", flag, v)
 	}
 	r.path = rest
 	if r.name == "" {
 		r.name = nameFromPath(rest)
 	}
-	f.af.reqs = append(f.af.reqs, r)
+	af.reqs = append(af.reqs, r)
 	return nil
 }
 
@@ -145,25 +151,7 @@ func (adapterFlag) String() string { return "" }
 func (selectFlag) String() string  { return "" }
 
 func (f loraFlag) Set(v string) error {
-	r := &adapterRequest{flag: "--lora " + v, args: []string{"--lora", v}, lora: true, scale: 1}
-	rest := v
-	if name, path, ok := strings.Cut(v, "="); ok && ir.IsIdent(name) {
-		r.name, rest = name, path
-	}
-	if i := strings.LastIndexByte(rest, ':'); i >= 0 {
-		if s, err := strconv.ParseFloat(rest[i+1:], 64); err == nil {
-			r.scale, rest = s, rest[:i]
-		}
-	}
-	if rest == "" {
-		return fmt.Errorf("--lora wants [NAME=]PATH[:SCALE], got %q", v)
-	}
-	r.path = rest
-	if r.name == "" {
-		r.name = nameFromPath(rest)
-	}
-	f.af.reqs = append(f.af.reqs, r)
-	return nil
+	return f.af.addFile("--lora", v, &adapterRequest{lora: true})
 }
 
 func (f adapterFlag) Set(v string) error {
