@@ -34,16 +34,7 @@ func maxDiff(t *testing.T, got, want *runtime.Tensor) (diff, scale float64) {
 
 func readY(t *testing.T, path string) *runtime.Tensor {
 	t.Helper()
-	f, err := runtime.OpenSafetensors(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	y, err := f.Tensor("y")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return y
+	return testutil.Tensor(t, path, "y")
 }
 
 // runGolden runs `rfc run` and compares its y with the PyTorch golden.
