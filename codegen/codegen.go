@@ -95,9 +95,9 @@ func Generate(m *ir.Module, opts Options) (*Result, error) {
 	}
 	pkg := opts.Package
 	if pkg == "" {
-		pkg = packageName(m.Name)
+		pkg = PackageName(m.Name)
 	}
-	if !validPackageName(pkg) {
+	if !ValidPackageName(pkg) {
 		return nil, fmt.Errorf("codegen: %q is not a valid Go package name", pkg)
 	}
 	if opts.Source == "" {
@@ -458,10 +458,10 @@ func (g *generator) modelFile() ([]byte, error) {
 		)
 	}
 	for _, v := range m.Inputs {
-		g.shapeDecls(f, "input "+v.Name, g.inputExport[v], v.Type)
+		ShapeDecls(f, "input "+v.Name, g.inputExport[v], v.Type)
 	}
 	for i, v := range m.Outputs {
-		g.shapeDecls(f, "output "+g.outputArg[i], g.outputExport[i], v.Type)
+		ShapeDecls(f, "output "+g.outputArg[i], g.outputExport[i], v.Type)
 	}
 
 	forward, err := g.forward()
@@ -591,22 +591,19 @@ func (g *generator) modelFile() ([]byte, error) {
 	return render(f)
 }
 
-// shapeDecls declares XLen and XShape for one input or output; XShape alone, with −1 for
-// the sizes chosen at run time, when the shape holds some.
-func (g *generator) shapeDecls(f *jen.File, what, export string, t ir.Type) {
+// ShapeDecls declares XLen and XShape for one input or output of a generated package (X
+// is export); XShape alone, with −1 for the sizes chosen at run time, when the shape holds
+// some. The CUDA target's host code declares its shapes with it too.
+func ShapeDecls(f *jen.File, what, export string, t ir.Type) {
 	dims := shapeOfType(t)
-	if !t.Shape.Static() {
-		lits := make([]jen.Code, len(dims))
-		for i, d := range dims {
-			lits[i] = jen.Lit(d)
-		}
-		f.Comment(Comment(fmt.Sprintf("%sShape is the shape of %s, %s, outermost first (row-major), with −1 for the sizes chosen at run time: Forward takes (or returns) the actual shape. Do not modify it.", export, what, t)))
-		f.Var().Id(export + "Shape").Op("=").Index(jen.Lit(len(dims))).Int().Values(lits...)
-		return
-	}
 	lits := make([]jen.Code, len(dims))
 	for i, d := range dims {
 		lits[i] = jen.Lit(d)
+	}
+	if !t.Shape.Static() {
+		f.Comment(Comment(fmt.Sprintf("%sShape is the shape of %s, %s, outermost first (row-major), with −1 for the sizes chosen at run time: Forward takes (or returns) the actual shape. Do not modify it.", export, what, t)))
+		f.Var().Id(export + "Shape").Op("=").Index(jen.Lit(len(dims))).Int().Values(lits...)
+		return
 	}
 	f.Comment(fmt.Sprintf("%sLen is the element count of %s, %s.", export, what, t))
 	f.Const().Id(export + "Len").Op("=").Lit(ir.Prod(dims))

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/rfc-project/rfc/dsl"
+	"github.com/rfc-project/rfc/internal/testutil"
 	"github.com/rfc-project/rfc/ir"
 )
 
@@ -151,19 +152,6 @@ func firstDifference(got, want []byte) string {
 	return ""
 }
 
-func elaborate(t *testing.T, src string, set map[string]string) *ir.Module {
-	t.Helper()
-	prog, err := dsl.LoadSource("test.rfn", []byte(src))
-	if err != nil {
-		t.Fatal(dsl.Detail(err))
-	}
-	m, err := prog.Elaborate(dsl.Options{Set: set})
-	if err != nil {
-		t.Fatal(dsl.Detail(err))
-	}
-	return m
-}
-
 const ffSource = `model FeedForward(dim: int = 8) {
     input x: f32[batch, 3, dim]
     LayerNorm(dim)
@@ -246,7 +234,7 @@ func TestEveryOpSupported(t *testing.T) {
 }
 
 func TestUnsupportedOpIsNamed(t *testing.T) {
-	m := elaborate(t, ffSource, map[string]string{"batch": "2"})
+	m := testutil.Elaborate(t, ffSource, map[string]string{"batch": "2"})
 	saved := emitters["gelu"]
 	delete(emitters, "gelu")
 	defer func() { emitters["gelu"] = saved }()
@@ -257,7 +245,7 @@ func TestUnsupportedOpIsNamed(t *testing.T) {
 }
 
 func TestBadPackageName(t *testing.T) {
-	m := elaborate(t, ffSource, map[string]string{"batch": "2"})
+	m := testutil.Elaborate(t, ffSource, map[string]string{"batch": "2"})
 	for _, name := range []string{"my-model", "1st", "héllo", "_"} {
 		if _, err := Generate(m, Options{Package: name}); err == nil || !strings.Contains(err.Error(), "package name") {
 			t.Errorf("package %q: got %v, want an error about the package name", name, err)
@@ -270,7 +258,7 @@ func TestBadPackageName(t *testing.T) {
 
 // TestWriteLeavesIdenticalFiles checks that rewriting unchanged output touches nothing.
 func TestWriteLeavesIdenticalFiles(t *testing.T) {
-	m := elaborate(t, ffSource, map[string]string{"batch": "2"})
+	m := testutil.Elaborate(t, ffSource, map[string]string{"batch": "2"})
 	res, err := Generate(m, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -306,7 +294,7 @@ func TestWriteLeavesIdenticalFiles(t *testing.T) {
 // chain reuses buffers (the arena is smaller than the sum of intermediates), element-wise
 // ops run in place, and the output's buffer is not reused.
 func TestPlanSharesMemory(t *testing.T) {
-	m := elaborate(t, ffSource, map[string]string{"batch": "2", "dim": "8"})
+	m := testutil.Elaborate(t, ffSource, map[string]string{"batch": "2", "dim": "8"})
 	p, err := planMemory(m, nil, false)
 	if err != nil {
 		t.Fatal(err)

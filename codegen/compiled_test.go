@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/rfc-project/rfc/dsl"
+	"github.com/rfc-project/rfc/internal/testutil"
 	"github.com/rfc-project/rfc/interp"
 	"github.com/rfc-project/rfc/ir"
 	"github.com/rfc-project/rfc/passes"
@@ -84,6 +85,31 @@ func randomTensor(r *rand.Rand, t ir.Type, scale float64, limit int) *runtime.Te
 	return runtime.FromF32(data, shape...)
 }
 
+// randomWeights gives m's parameters random values by checkpoint key, scaled by fan-in so
+// that activations stay in range.
+func randomWeights(r *rand.Rand, m *ir.Module) map[string]*runtime.Tensor {
+	weights := map[string]*runtime.Tensor{}
+	for _, p := range m.Params {
+		shape := p.Type.Shape.Ints()
+		fanIn := 1
+		if len(shape) > 1 {
+			fanIn = ir.Prod(shape[1:])
+		}
+		weights[p.Key] = randomTensor(r, p.Type, 1/math.Sqrt(float64(fanIn)), 0)
+	}
+	return weights
+}
+
+// randomInputs is a random set of m's inputs, with indices valid for the embeddings they
+// feed.
+func randomInputs(r *rand.Rand, m *ir.Module) map[string]*runtime.Tensor {
+	in := map[string]*runtime.Tensor{}
+	for _, v := range m.Inputs {
+		in[v.Name] = randomTensor(r, v.Type, 1, indexLimit(m, v))
+	}
+	return in
+}
+
 // indexLimit is the vocabulary size of the first embedding that reads input in (through
 // reshapes), so that random indices are valid.
 func indexLimit(m *ir.Module, in *ir.Value) int {
@@ -130,21 +156,9 @@ func modelCases(t *testing.T) []*compiledCase {
 				t.Fatalf("%s: %v", key, dsl.Detail(err))
 			}
 			r := seeded(key)
-			c := &compiledCase{pkg: packageName(name), what: key, module: m, weights: map[string]*runtime.Tensor{}}
-			for _, p := range m.Params {
-				shape := p.Type.Shape.Ints()
-				fanIn := 1
-				if len(shape) > 1 {
-					fanIn = ir.Prod(shape[1:])
-				}
-				c.weights[p.Key] = randomTensor(r, p.Type, 1/math.Sqrt(float64(fanIn)), 0)
-			}
+			c := &compiledCase{pkg: PackageName(name), what: key, module: m, weights: randomWeights(r, m)}
 			for range 2 {
-				in := map[string]*runtime.Tensor{}
-				for _, v := range m.Inputs {
-					in[v.Name] = randomTensor(r, v.Type, 1, indexLimit(m, v))
-				}
-				c.inputs = append(c.inputs, in)
+				c.inputs = append(c.inputs, randomInputs(r, m))
 			}
 			cases = append(cases, c)
 			// The same model as rfc compile makes it: after the passes, fused ops included.
@@ -179,56 +193,19 @@ func modelCases(t *testing.T) []*compiledCase {
 // input set so that a stale value left in the arena by the first call would show.
 func opCases(t *testing.T) []*compiledCase {
 	var cases []*compiledCase
-	for _, file := range []string{"interp_ops", "interp_fused_ops"} {
-		cases = append(cases, opCasesOf(t, "../testdata/golden/"+file+".safetensors")...)
-	}
-	slices.SortFunc(cases, func(a, b *compiledCase) int { return strings.Compare(a.pkg, b.pkg) })
-	return cases
-}
-
-func opCasesOf(t *testing.T, path string) []*compiledCase {
-	f, err := runtime.OpenSafetensors(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	byName := map[string]*compiledCase{}
-	var cases []*compiledCase
-	for name, text := range f.Metadata() {
-		m, err := ir.Parse(text)
-		if err != nil {
-			t.Fatalf("case %s: %v", name, err)
-		}
-		c := &compiledCase{pkg: packageName("op_" + name), what: "interp_ops " + name, module: m, weights: map[string]*runtime.Tensor{}, inputs: []map[string]*runtime.Tensor{{}, {}}}
-		byName[name] = c
-		cases = append(cases, c)
-	}
-	for _, key := range f.Names() {
-		name, rest, _ := strings.Cut(key, ".")
-		c := byName[name]
-		tensor, err := f.Tensor(key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		switch {
-		case strings.HasPrefix(rest, "in."):
-			c.inputs[1][strings.TrimPrefix(rest, "in.")] = tensor
-		case strings.HasPrefix(rest, "param."):
-			c.weights[strings.TrimPrefix(rest, "param.")] = tensor
-		}
-	}
-	for _, c := range cases {
+	for _, oc := range testutil.OpCases(t, "../testdata/golden/interp_ops.safetensors", "../testdata/golden/interp_fused_ops.safetensors") {
+		c := &compiledCase{pkg: PackageName("op_" + oc.Name), what: "interp_ops " + oc.Name, module: oc.Module, weights: oc.Params, inputs: []map[string]*runtime.Tensor{{}, oc.Inputs}}
 		r := seeded(c.what)
 		for _, v := range c.module.Inputs {
-			golden := c.inputs[1][v.Name]
+			golden := oc.Inputs[v.Name]
 			if golden != nil && golden.DType == runtime.I64 {
 				c.inputs[0][v.Name] = golden // indices must stay valid
 				continue
 			}
 			c.inputs[0][v.Name] = randomTensor(r, v.Type, 2, 0)
 		}
+		cases = append(cases, c)
 	}
-	slices.SortFunc(cases, func(a, b *compiledCase) int { return strings.Compare(a.pkg, b.pkg) })
 	return cases
 }
 
@@ -271,6 +248,30 @@ func goCommand(t *testing.T, dir string, args ...string) string {
 	}
 	return string(out)
 }
+
+// driverIO are the functions of a test driver that read a case's input sets
+// (dir/in<k>.safetensors) and write the outputs of set k (dir/out<k>.safetensors).
+const driverIO = `
+func inputs(dir string, n int) ([]map[string]*runtime.Tensor, error) {
+	var sets []map[string]*runtime.Tensor
+	for k := range n {
+		set, err := runtime.ReadTensors(filepath.Join(dir, fmt.Sprintf("in%d.safetensors", k)))
+		if err != nil {
+			return nil, err
+		}
+		sets = append(sets, set)
+	}
+	return sets, nil
+}
+
+func write(dir string, k int, outs ...*runtime.Tensor) error {
+	named := map[string]*runtime.Tensor{}
+	for i, o := range outs {
+		named[fmt.Sprint("y", i)] = o
+	}
+	return runtime.WriteSafetensors(filepath.Join(dir, fmt.Sprintf("out%d.safetensors", k)), named, nil)
+}
+`
 
 // driverSource is a main package that, for each case, loads the generated package's weights
 // from dir/<pkg>/weights.safetensors, runs Forward on in<k>.safetensors for each k and
@@ -328,57 +329,16 @@ func driverSource(t *testing.T, cases []*compiledCase, results map[string]*Resul
 	memoryCheck(dir)
 	patchCheck(dir)
 }
-
-func inputs(dir string, n int) ([]map[string]*runtime.Tensor, error) {
-	var sets []map[string]*runtime.Tensor
-	for k := range n {
-		f, err := runtime.OpenSafetensors(filepath.Join(dir, fmt.Sprintf("in%d.safetensors", k)))
-		if err != nil {
-			return nil, err
-		}
-		set := map[string]*runtime.Tensor{}
-		for _, name := range f.Names() {
-			if set[name], err = f.Tensor(name); err != nil {
-				return nil, err
-			}
-		}
-		f.Close()
-		sets = append(sets, set)
-	}
-	return sets, nil
-}
-
-func write(dir string, k int, outs ...*runtime.Tensor) error {
-	named := map[string]*runtime.Tensor{}
-	for i, o := range outs {
-		named[fmt.Sprint("y", i)] = o
-	}
-	return runtime.WriteSafetensors(filepath.Join(dir, fmt.Sprintf("out%d.safetensors", k)), named, nil)
-}
-
+`)
+	b.WriteString(driverIO)
+	b.WriteString(`
 var cases = []struct {
 	name string
 	run  func(dir string) (float64, error)
 }{
 `)
 	for _, c := range cases {
-		res := results[c.pkg]
-		var args, outs, wrap []string
-		for _, in := range res.Inputs {
-			field := "F32"
-			if !in.Type.DType.IsFloat() {
-				field = "I64"
-			}
-			args = append(args, fmt.Sprintf("in[%q].%s", in.Name, field))
-		}
-		for i, out := range res.Outputs {
-			outs = append(outs, "y"+strconv.Itoa(i))
-			ctor := "FromF32"
-			if !out.Type.DType.IsFloat() {
-				ctor = "FromI64"
-			}
-			wrap = append(wrap, fmt.Sprintf("runtime.%s(y%d, %s.%sShape[:]...)", ctor, i, c.pkg, out.Export))
-		}
+		call := results[c.pkg].ForwardCall(c.pkg, "in")
 		fmt.Fprintf(&b, `	{%q, func(dir string) (float64, error) {
 		m, err := %s.Load(filepath.Join(dir, "weights.safetensors"))
 		if err != nil {
@@ -409,21 +369,14 @@ var cases = []struct {
 		}
 		return testing.AllocsPerRun(5, func() { m.Forward(%s) }), nil
 	}},
-`, c.pkg, c.pkg, len(c.inputs), strings.Join(outs, ", "), strings.Join(args, ", "), strings.Join(wrap, ", "), strings.Join(args, ", "), strings.Join(args, ", "))
+`, c.pkg, c.pkg, len(c.inputs), strings.Join(call.Results, ", "), strings.Join(call.Args, ", "), strings.Join(call.Outputs, ", "), strings.Join(call.Args, ", "), strings.Join(call.Args, ", "))
 	}
 	b.WriteString("}\n")
 	// Load checks the planned memory before allocating: refused one byte short of it,
 	// accepted at exactly it. ViT's plan is its arena and weights (no values computed by
 	// Load besides).
 	c := memCheckCase(cases)
-	var callArgs []string
-	for _, in := range results[c.pkg].Inputs {
-		field := "F32"
-		if !in.Type.DType.IsFloat() {
-			field = "I64"
-		}
-		callArgs = append(callArgs, fmt.Sprintf("in[%q].%s", in.Name, field))
-	}
+	callArgs := results[c.pkg].ForwardCall(c.pkg, "in").Args
 	// LoadFilesWith's Patch sees every weight once, in WeightSpecs' order and at its size,
 	// before the model is built from it (doubled weights change the output), and its error
 	// stops the load.
@@ -544,113 +497,34 @@ func compare(got, want *runtime.Tensor) (float64, error) {
 // with the interpreter's. It also checks that each package is gofmt-clean, that generation
 // is deterministic, that the memory plan is sound, and that Forward does not allocate.
 func TestCompiledMatchesInterpreter(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds generated code with the go command")
-	}
-	if _, err := exec.LookPath("go"); err != nil {
-		t.Skip("no go command")
-	}
+	needGoBuild(t)
 	models := modelCases(t)
 	cases := append(slices.Clip(models), opCases(t)...)
 	mod := tempModule(t)
-	data := filepath.Join(mod, "data")
-	results := map[string]*Result{}
+	results := writeCases(t, mod, cases)
 	for _, c := range cases {
-		res, err := Generate(c.module, Options{Package: c.pkg})
-		if err != nil {
-			t.Fatalf("%s: %v", c.what, err)
-		}
-		if results[c.pkg] != nil {
-			t.Fatalf("two cases are named %s", c.pkg)
-		}
-		results[c.pkg] = res
 		again, err := Generate(c.module, Options{Package: c.pkg})
 		if err != nil {
 			t.Fatal(err)
 		}
-		for i, f := range res.Files {
+		for i, f := range results[c.pkg].Files {
 			if !bytes.Equal(f.Data, again.Files[i].Data) {
 				t.Errorf("%s: %s differs between two runs of Generate", c.what, f.Name)
 			}
-			if formatted, err := format.Source(f.Data); err != nil || !bytes.Equal(formatted, f.Data) {
-				t.Errorf("%s: %s is not gofmt-clean (%v)", c.what, f.Name, err)
-			}
 		}
 		checkPlan(t, c.what, c.module)
-		if _, err := Write(filepath.Join(mod, c.pkg), res.Files); err != nil {
-			t.Fatal(err)
-		}
-		dir := filepath.Join(data, c.pkg)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := runtime.WriteSafetensors(filepath.Join(dir, "weights.safetensors"), c.weights, nil); err != nil {
-			t.Fatal(err)
-		}
-		for k, in := range c.inputs {
-			if err := runtime.WriteSafetensors(filepath.Join(dir, fmt.Sprintf("in%d.safetensors", k)), in, nil); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if err := os.MkdirAll(filepath.Join(mod, "driver"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(mod, "driver", "main.go"), driverSource(t, cases, results), 0o644); err != nil {
-		t.Fatal(err)
 	}
 	checkNoEscapes(t, mod, cases)
-	bin := filepath.Join(mod, "driver.bin")
-	goCommand(t, mod, "build", "-o", bin, "./driver")
+	allocs := buildAndRun(t, mod, driverSource(t, cases, results))
 	vet := []string{"vet"}
 	for _, c := range models {
 		vet = append(vet, "./"+c.pkg)
 	}
 	goCommand(t, mod, vet...)
-	cmd := exec.Command(bin, data)
-	out, err := cmd.Output()
-	if err != nil {
-		stderr := ""
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = string(ee.Stderr)
-		}
-		t.Fatalf("driver: %v\n%s", err, stderr)
-	}
-	allocs := map[string]string{}
-	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		name, n, _ := strings.Cut(line, " ")
-		allocs[name] = n
-	}
 	for _, c := range cases {
-		w := interp.Weights{}
-		for _, p := range c.module.Params {
-			w[p] = c.weights[p.Key]
-		}
 		worst := 0.0
-		for k, in := range c.inputs {
-			want, err := interp.Run(c.module, w, in)
-			if err != nil {
-				t.Errorf("%s: interpreter: %v", c.what, err)
-				continue
-			}
-			f, err := runtime.OpenSafetensors(filepath.Join(data, c.pkg, fmt.Sprintf("out%d.safetensors", k)))
-			if err != nil {
-				t.Errorf("%s: %v", c.what, err)
-				continue
-			}
-			for i := range want {
-				got, err := f.Tensor("y" + strconv.Itoa(i))
-				if err != nil {
-					t.Errorf("%s: %v", c.what, err)
-					continue
-				}
-				d, err := compare(got, want[i])
-				if err != nil {
-					t.Errorf("%s: input set %d, output %d: %v", c.what, k, i, err)
-				}
-				worst = max(worst, d)
-			}
-			f.Close()
+		for k := range c.inputs {
+			worst = max(worst, matchInterpreter(t, mod, c, k, c.module, fmt.Sprintf("input set %d", k)))
 		}
 		if !strings.HasPrefix(c.what, "interp_ops") {
 			t.Logf("%s: max|Δ| vs interpreter %g, %s allocs/op", c.what, worst, allocs[c.pkg])
@@ -670,6 +544,136 @@ func TestCompiledMatchesInterpreter(t *testing.T) {
 	if allocs["kernels"] != "0" {
 		t.Errorf("kernels allocate (up to %s times per call): Forward cannot be allocation-free", allocs["kernels"])
 	}
+}
+
+// needGoBuild skips a test that builds generated packages where that cannot be done.
+func needGoBuild(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds generated code with the go command")
+	}
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("no go command")
+	}
+}
+
+// writeCases generates each case's package into the module mod, checking that its files
+// are gofmt-clean, and writes the case's weights and input sets where the drivers read
+// them: mod/data/<pkg>/weights.safetensors and in<k>.safetensors. It returns the
+// generated packages by name.
+func writeCases(t *testing.T, mod string, cases []*compiledCase) map[string]*Result {
+	t.Helper()
+	results := map[string]*Result{}
+	for _, c := range cases {
+		res, err := Generate(c.module, Options{Package: c.pkg})
+		if err != nil {
+			t.Fatalf("%s: %v", c.what, err)
+		}
+		if results[c.pkg] != nil {
+			t.Fatalf("two cases are named %s", c.pkg)
+		}
+		results[c.pkg] = res
+		for _, f := range res.Files {
+			if formatted, err := format.Source(f.Data); err != nil || !bytes.Equal(formatted, f.Data) {
+				t.Errorf("%s: %s is not gofmt-clean (%v)", c.what, f.Name, err)
+			}
+		}
+		if _, err := Write(filepath.Join(mod, c.pkg), res.Files); err != nil {
+			t.Fatal(err)
+		}
+		dir := filepath.Join(mod, "data", c.pkg)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := runtime.WriteSafetensors(filepath.Join(dir, "weights.safetensors"), c.weights, nil); err != nil {
+			t.Fatal(err)
+		}
+		for k, in := range c.inputs {
+			if err := runtime.WriteSafetensors(filepath.Join(dir, fmt.Sprintf("in%d.safetensors", k)), in, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return results
+}
+
+// buildAndRun builds the driver program src in the module mod and runs it on mod/data;
+// it returns the lines the driver printed, by their first word.
+func buildAndRun(t *testing.T, mod string, src []byte) map[string]string {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Join(mod, "driver"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(mod, "driver", "main.go"), src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(mod, "driver.bin")
+	goCommand(t, mod, "build", "-o", bin, "./driver")
+	out, err := exec.Command(bin, filepath.Join(mod, "data")).Output()
+	if err != nil {
+		stderr := ""
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = string(ee.Stderr)
+		}
+		t.Fatalf("driver: %v\n%s", err, stderr)
+	}
+	report := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		name, rest, _ := strings.Cut(line, " ")
+		report[name] = rest
+	}
+	return report
+}
+
+// weightsOf binds weights by checkpoint key to m's parameters, for the interpreter.
+func weightsOf(m *ir.Module, byKey map[string]*runtime.Tensor) interp.Weights {
+	w := interp.Weights{}
+	for _, p := range m.Params {
+		w[p] = byKey[p.Key]
+	}
+	return w
+}
+
+// checkOutputs compares with match the outputs the driver wrote for input set k of case c
+// (mod/data/<pkg>/out<k>.safetensors) with want; where names the set in messages. It
+// returns the largest difference match measured and whether every output matched.
+func checkOutputs(t *testing.T, mod string, c *compiledCase, k int, where string, want []*runtime.Tensor, match func(got, want *runtime.Tensor) (float64, error)) (float64, bool) {
+	t.Helper()
+	got, err := runtime.ReadTensors(filepath.Join(mod, "data", c.pkg, fmt.Sprintf("out%d.safetensors", k)))
+	if err != nil {
+		t.Errorf("%s: %v", c.what, err)
+		return 0, false
+	}
+	worst, ok := 0.0, true
+	for i := range want {
+		y := got["y"+strconv.Itoa(i)]
+		if y == nil {
+			t.Errorf("%s %s: the driver wrote no output %d", c.what, where, i)
+			ok = false
+			continue
+		}
+		d, err := match(y, want[i])
+		if err != nil {
+			t.Errorf("%s %s, output %d: %v", c.what, where, i, err)
+			ok = false
+		}
+		worst = max(worst, d)
+	}
+	return worst, ok
+}
+
+// matchInterpreter checks the outputs of case c's input set k against the interpreter's
+// on ref (the case's module, or the module elaborated at the set's sizes) with compare;
+// it returns max|Δ|.
+func matchInterpreter(t *testing.T, mod string, c *compiledCase, k int, ref *ir.Module, where string) float64 {
+	t.Helper()
+	want, err := interp.Run(ref, weightsOf(ref, c.weights), c.inputs[k])
+	if err != nil {
+		t.Errorf("%s %s: interpreter: %v", c.what, where, err)
+		return 0
+	}
+	worst, _ := checkOutputs(t, mod, c, k, where, want, compare)
+	return worst
 }
 
 // memCheckCase is the case whose Load the memory check runs: ViT when it is there.

@@ -69,8 +69,10 @@ func (n *namer) take(want string) string {
 	return name
 }
 
-// packageName turns a model name into a Go package name: lower case letters and digits.
-func packageName(model string) string {
+// PackageName turns a model name into a Go package name: lower case letters and digits,
+// with "model" before a name that would be empty, start with a digit, or be a keyword or
+// a predeclared identifier. The CUDA target names its packages with it too.
+func PackageName(model string) string {
 	var b strings.Builder
 	for _, r := range strings.ToLower(model) {
 		if r < unicode.MaxASCII && (unicode.IsLetter(r) || unicode.IsDigit(r)) {
@@ -84,8 +86,9 @@ func packageName(model string) string {
 	return name
 }
 
-// validPackageName reports whether s can name a Go package.
-func validPackageName(s string) bool {
+// ValidPackageName reports whether s can name a Go package (the CUDA target checks its
+// names with it too).
+func ValidPackageName(s string) bool {
 	return token.IsIdentifier(s) && s != "_" && !strings.ContainsFunc(s, func(r rune) bool { return r >= unicode.MaxASCII })
 }
 

@@ -1,17 +1,13 @@
 package codegen
 
 import (
-	"fmt"
-	"math"
 	"math/rand/v2"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"testing"
 
 	"github.com/rfc-project/rfc/adapters"
 	"github.com/rfc-project/rfc/dsl"
+	"github.com/rfc-project/rfc/internal/testutil"
 	"github.com/rfc-project/rfc/interp"
 	"github.com/rfc-project/rfc/ir"
 	"github.com/rfc-project/rfc/passes"
@@ -67,12 +63,7 @@ model M {
 // TestRegressions compiles each regression model after its passes, runs the package on
 // random inputs and compares it with the interpreter.
 func TestRegressions(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds generated code with the go command")
-	}
-	if _, err := exec.LookPath("go"); err != nil {
-		t.Skip("no go command")
-	}
+	needGoBuild(t)
 	var cases []*compiledCase
 	wants := map[string][]*runtime.Tensor{}
 	for _, r := range regressions {
@@ -105,11 +96,7 @@ func TestRegressions(t *testing.T) {
 		}
 		// The reference: the module before the passes (a merge fixes the LoRA's scale at
 		// its recorded value, which the unmerged module takes as an input).
-		w := interp.Weights{}
-		for _, p := range m.Params {
-			w[p] = c.weights[p.Key]
-		}
-		want, err := interp.Run(m, w, adapters.ScalarInputs(m, in))
+		want, err := interp.Run(m, weightsOf(m, c.weights), adapters.ScalarInputs(m, in))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -126,71 +113,12 @@ func TestRegressions(t *testing.T) {
 		cases = append(cases, c)
 	}
 	mod := tempModule(t)
-	data := filepath.Join(mod, "data")
-	results := map[string]*Result{}
+	buildAndRun(t, mod, driverSource(t, cases, writeCases(t, mod, cases)))
+	// A merge adds the LoRA's product to the weight: one rounding more.
+	merged := func(got, want *runtime.Tensor) (float64, error) { return 0, testutil.WithinTolerance(got, want, 1e-5) }
 	for _, c := range cases {
-		res, err := Generate(c.module, Options{Package: c.pkg})
-		if err != nil {
-			t.Fatalf("%s: %v", c.what, err)
-		}
-		results[c.pkg] = res
-		if _, err := Write(filepath.Join(mod, c.pkg), res.Files); err != nil {
-			t.Fatal(err)
-		}
-		dir := filepath.Join(data, c.pkg)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := runtime.WriteSafetensors(filepath.Join(dir, "weights.safetensors"), c.weights, nil); err != nil {
-			t.Fatal(err)
-		}
-		if err := runtime.WriteSafetensors(filepath.Join(dir, "in0.safetensors"), c.inputs[0], nil); err != nil {
-			t.Fatal(err)
+		if _, ok := checkOutputs(t, mod, c, 0, "after the passes", wants[c.pkg], merged); !ok {
+			t.Logf("%s after the passes:\n%s", c.what, ir.Print(c.module))
 		}
 	}
-	if err := os.MkdirAll(filepath.Join(mod, "driver"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(mod, "driver", "main.go"), driverSource(t, cases, results), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(mod, "driver.bin")
-	goCommand(t, mod, "build", "-o", bin, "./driver")
-	if out, err := exec.Command(bin, data).CombinedOutput(); err != nil {
-		t.Fatalf("driver: %v\n%s", err, out)
-	}
-	for _, c := range cases {
-		f, err := runtime.OpenSafetensors(filepath.Join(data, c.pkg, "out0.safetensors"))
-		if err != nil {
-			t.Fatalf("%s: %v", c.what, err)
-		}
-		for i, w := range wants[c.pkg] {
-			got, err := f.Tensor(fmt.Sprint("y", i))
-			if err != nil {
-				t.Fatal(err)
-			}
-			// A merge adds the LoRA's product to the weight: one rounding more.
-			if err := within(got, w, 1e-5); err != nil {
-				t.Errorf("%s: output %d: %v\n%s", c.what, i, err, ir.Print(c.module))
-			}
-		}
-		f.Close()
-	}
-}
-
-// within checks max|got−want| ≤ tol·max(1, max|want|).
-func within(got, want *runtime.Tensor, tol float64) error {
-	if len(got.F32) != len(want.F32) {
-		return fmt.Errorf("%d values, want %d", len(got.F32), len(want.F32))
-	}
-	scale := 1.0
-	for _, v := range want.F32 {
-		scale = max(scale, math.Abs(float64(v)))
-	}
-	for i := range want.F32 {
-		if d := math.Abs(float64(got.F32[i]) - float64(want.F32[i])); !(d <= tol*scale) {
-			return fmt.Errorf("flat index %d: got %g, want %g", i, got.F32[i], want.F32[i])
-		}
-	}
-	return nil
 }

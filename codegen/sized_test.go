@@ -4,20 +4,14 @@ import (
 	"bytes"
 	"fmt"
 	"go/format"
-	"math"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/rfc-project/rfc/dsl"
-	"github.com/rfc-project/rfc/interp"
 	"github.com/rfc-project/rfc/ir"
 	"github.com/rfc-project/rfc/passes"
-	"github.com/rfc-project/rfc/runtime"
 )
 
 // sizedRuns gives, for each entry point of models/*.rfn, the sizes a package compiled
@@ -74,16 +68,41 @@ model UNet(c: int = 4) {
 }
 `
 
-// sizedCase is a module compiled with sizes chosen at run time, run at several sizes.
+// sizedCase is a module compiled with sizes chosen at run time (its module is symbolic),
+// run at several sizes: one input set per run.
 type sizedCase struct {
-	pkg, what string
-	module    *ir.Module   // symbolic
-	fixed     []*ir.Module // the same, elaborated at each run's sizes
-	weights   map[string]*runtime.Tensor
-	inputs    []map[string]*runtime.Tensor // one set per run
-	sizes     []map[string]int
-	bad       []int // a shape Forward must refuse (the UNet's odd height)
-	badWant   string
+	compiledCase
+	fixed   []*ir.Module // the module elaborated at each run's sizes
+	sizes   []map[string]int
+	bad     []int // a shape Forward must refuse (the UNet's odd height)
+	badWant string
+}
+
+// newSizedCase elaborates a model of prog with opts and runs the passes of cfg on it, with
+// its sizes left to run time and at each of sizes; it gives the case random weights and
+// one set of random inputs per size.
+func newSizedCase(t *testing.T, pkg, what string, prog *dsl.Program, opts dsl.Options, cfg passes.Config, sizes []map[string]int) *sizedCase {
+	t.Helper()
+	elaborate := func(dims map[string]int) *ir.Module {
+		opts.Dims = dims
+		m, err := prog.Elaborate(opts)
+		if err != nil {
+			t.Fatalf("%s at %v: %v", what, dims, dsl.Detail(err))
+		}
+		if err := passes.Run(m, cfg); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		return m
+	}
+	m := elaborate(nil)
+	r := seeded(what)
+	c := &sizedCase{compiledCase: compiledCase{pkg: pkg, what: what, module: m, weights: randomWeights(r, m)}, sizes: sizes}
+	for _, dims := range sizes {
+		fixed := elaborate(dims)
+		c.fixed = append(c.fixed, fixed)
+		c.inputs = append(c.inputs, randomInputs(r, fixed))
+	}
+	return c
 }
 
 func sizedCases(t *testing.T) []*sizedCase {
@@ -130,35 +149,7 @@ func sizedCases(t *testing.T) []*sizedCase {
 				set[k] = v
 			}
 		}
-		elaborate := func(dims map[string]int) *ir.Module {
-			m, err := e.prog.Elaborate(dsl.Options{Model: e.name, Set: set, Dims: dims})
-			if err != nil {
-				t.Fatalf("%s at %v: %v", e.key, dims, dsl.Detail(err))
-			}
-			if err := passes.Run(m, passes.Config{Ops: Supported}); err != nil {
-				t.Fatalf("%s: %v", e.key, err)
-			}
-			return m
-		}
-		c := &sizedCase{pkg: packageName(e.name) + "sized", what: e.key + " (sizes chosen at run time)", module: elaborate(nil), sizes: sizes, weights: map[string]*runtime.Tensor{}}
-		r := seeded(c.what)
-		for _, p := range c.module.Params {
-			shape := p.Type.Shape.Ints()
-			fanIn := 1
-			if len(shape) > 1 {
-				fanIn = ir.Prod(shape[1:])
-			}
-			c.weights[p.Key] = randomTensor(r, p.Type, 1/math.Sqrt(float64(fanIn)), 0)
-		}
-		for _, dims := range sizes {
-			m := elaborate(dims)
-			c.fixed = append(c.fixed, m)
-			in := map[string]*runtime.Tensor{}
-			for _, v := range m.Inputs {
-				in[v.Name] = randomTensor(r, v.Type, 1, indexLimit(m, v))
-			}
-			c.inputs = append(c.inputs, in)
-		}
+		c := newSizedCase(t, PackageName(e.name)+"sized", e.key+" (sizes chosen at run time)", e.prog, dsl.Options{Model: e.name, Set: set}, passes.Config{Ops: Supported}, sizes)
 		if e.key == "unet" {
 			c.bad, c.badWant = []int{1, 3, 7, 4}, "concatenate along dim 1"
 		}
@@ -173,103 +164,35 @@ func sizedCases(t *testing.T) []*sizedCase {
 // sizes. After the first call at each size, Forward must allocate nothing, whichever size
 // came last; a size that breaks a rule of the model must be an error naming the rule.
 func TestSizedMatchesInterpreter(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds generated code with the go command")
-	}
-	if _, err := exec.LookPath("go"); err != nil {
-		t.Skip("no go command")
-	}
-	cases := sizedCases(t)
+	needGoBuild(t)
+	checkSized(t, sizedCases(t))
+}
+
+// checkSized compiles each case's module without fixing its sizes, runs the package at
+// each run's sizes in one process and compares every output with the interpreter's on
+// the module elaborated at those sizes. The packages must be gofmt- and vet-clean;
+// after the first call at each size, Forward must allocate nothing, whichever size came
+// last; a case's bad shape must be an error naming the rule it breaks.
+func checkSized(t *testing.T, cases []*sizedCase) {
+	t.Helper()
 	mod := tempModule(t)
-	data := filepath.Join(mod, "data")
-	results := map[string]*Result{}
+	var compiled []*compiledCase
 	for _, c := range cases {
-		res, err := Generate(c.module, Options{Package: c.pkg})
-		if err != nil {
-			t.Fatalf("%s: %v", c.what, err)
-		}
-		if len(res.Sizes) == 0 {
+		compiled = append(compiled, &c.compiledCase)
+	}
+	results := writeCases(t, mod, compiled)
+	for _, c := range cases {
+		if len(results[c.pkg].Sizes) == 0 {
 			t.Fatalf("%s: the package has no size chosen at run time", c.what)
 		}
-		results[c.pkg] = res
-		for _, f := range res.Files {
-			if formatted, err := format.Source(f.Data); err != nil || !bytes.Equal(formatted, f.Data) {
-				t.Errorf("%s: %s is not gofmt-clean (%v)", c.what, f.Name, err)
-			}
-		}
-		if _, err := Write(filepath.Join(mod, c.pkg), res.Files); err != nil {
-			t.Fatal(err)
-		}
-		dir := filepath.Join(data, c.pkg)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := runtime.WriteSafetensors(filepath.Join(dir, "weights.safetensors"), c.weights, nil); err != nil {
-			t.Fatal(err)
-		}
-		for k, in := range c.inputs {
-			if err := runtime.WriteSafetensors(filepath.Join(dir, fmt.Sprintf("in%d.safetensors", k)), in, nil); err != nil {
-				t.Fatal(err)
-			}
-		}
 	}
-	if err := os.MkdirAll(filepath.Join(mod, "driver"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(mod, "driver", "main.go"), sizedDriver(t, cases, results), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var escape []*compiledCase
-	for _, c := range cases {
-		escape = append(escape, &compiledCase{pkg: c.pkg, what: c.what})
-	}
-	checkNoEscapes(t, mod, escape)
-	bin := filepath.Join(mod, "driver.bin")
-	goCommand(t, mod, "build", "-o", bin, "./driver")
+	checkNoEscapes(t, mod, compiled)
+	report := buildAndRun(t, mod, sizedDriver(t, cases, results))
 	goCommand(t, mod, "vet", "./...")
-	out, err := exec.Command(bin, data).Output()
-	if err != nil {
-		stderr := ""
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = string(ee.Stderr)
-		}
-		t.Fatalf("driver: %v\n%s", err, stderr)
-	}
-	report := map[string]string{}
-	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		name, rest, _ := strings.Cut(line, " ")
-		report[name] = rest
-	}
 	for _, c := range cases {
 		worst := 0.0
 		for k, fixed := range c.fixed {
-			w := interp.Weights{}
-			for _, p := range fixed.Params {
-				w[p] = c.weights[p.Key]
-			}
-			want, err := interp.Run(fixed, w, c.inputs[k])
-			if err != nil {
-				t.Errorf("%s: interpreter at %v: %v", c.what, c.sizes[k], err)
-				continue
-			}
-			f, err := runtime.OpenSafetensors(filepath.Join(data, c.pkg, fmt.Sprintf("out%d.safetensors", k)))
-			if err != nil {
-				t.Errorf("%s: %v", c.what, err)
-				continue
-			}
-			for i := range want {
-				got, err := f.Tensor("y" + strconv.Itoa(i))
-				if err != nil {
-					t.Errorf("%s: %v", c.what, err)
-					continue
-				}
-				d, err := compare(got, want[i])
-				if err != nil {
-					t.Errorf("%s at %v, output %d: %v", c.what, c.sizes[k], i, err)
-				}
-				worst = max(worst, d)
-			}
-			f.Close()
+			worst = max(worst, matchInterpreter(t, mod, &c.compiledCase, k, fixed, fmt.Sprintf("at %v", c.sizes[k])))
 		}
 		allocs, badErr, _ := strings.Cut(report[c.pkg], " ")
 		t.Logf("%s at %v: max|Δ| vs interpreter %g, %s allocs/op after the first call of each size", c.what, c.sizes, worst, allocs)
@@ -310,76 +233,23 @@ func main() {
 		fmt.Printf("%s %g %s\n", c.name, allocs, bad)
 	}
 }
-
-func inputs(dir string, n int) ([]map[string]*runtime.Tensor, error) {
-	var sets []map[string]*runtime.Tensor
-	for k := range n {
-		f, err := runtime.OpenSafetensors(filepath.Join(dir, fmt.Sprintf("in%d.safetensors", k)))
-		if err != nil {
-			return nil, err
-		}
-		set := map[string]*runtime.Tensor{}
-		for _, name := range f.Names() {
-			if set[name], err = f.Tensor(name); err != nil {
-				return nil, err
-			}
-		}
-		f.Close()
-		sets = append(sets, set)
-	}
-	return sets, nil
-}
-
-func write(dir string, k int, outs ...*runtime.Tensor) error {
-	named := map[string]*runtime.Tensor{}
-	for i, o := range outs {
-		named[fmt.Sprint("y", i)] = o
-	}
-	return runtime.WriteSafetensors(filepath.Join(dir, fmt.Sprintf("out%d.safetensors", k)), named, nil)
-}
-
+`)
+	b.WriteString(driverIO)
+	b.WriteString(`
 var cases = []struct {
 	name string
 	run  func(dir string) (float64, string, error)
 }{
 `)
 	for _, c := range cases {
-		res := results[c.pkg]
-		var args, outs, wrap, discard []string
-		for _, in := range res.Inputs {
-			field := "F32"
-			if !in.Type.DType.IsFloat() {
-				field = "I64"
-			}
-			args = append(args, fmt.Sprintf("in[%q].%s", in.Name, field))
-			if in.Sized {
-				args = append(args, fmt.Sprintf("in[%q].Shape", in.Name))
-			}
-		}
-		for i, out := range res.Outputs {
-			ctor := "FromF32"
-			if !out.Type.DType.IsFloat() {
-				ctor = "FromI64"
-			}
-			outs = append(outs, "y"+strconv.Itoa(i))
-			discard = append(discard, "_")
-			shape := fmt.Sprintf("%s.%sShape[:]", c.pkg, out.Export)
-			if out.Sized {
-				outs = append(outs, "s"+strconv.Itoa(i))
-				discard = append(discard, "_")
-				shape = "s" + strconv.Itoa(i)
-			}
-			wrap = append(wrap, fmt.Sprintf("runtime.%s(y%d, %s...)", ctor, i, shape))
-		}
+		call := results[c.pkg].ForwardCall(c.pkg, "in")
 		bad := `""`
 		if c.bad != nil {
 			// The first input gets the bad shape (and data of its length).
-			in := res.Inputs[0]
-			n := ir.Prod(c.bad)
-			badArgs := slices.Clone(args)
-			badArgs[0] = fmt.Sprintf("make([]float32, %d)", n)
+			badArgs := slices.Clone(call.Args)
+			badArgs[0] = fmt.Sprintf("make([]float32, %d)", ir.Prod(c.bad))
 			badArgs[1] = fmt.Sprintf("%#v", c.bad)
-			_ = in
+			discard := slices.Repeat([]string{"_"}, len(call.Results))
 			bad = fmt.Sprintf("func() string { %s, err := m.Forward(%s); return fmt.Sprint(err) }()", strings.Join(discard, ", "), strings.Join(badArgs, ", "))
 		}
 		fmt.Fprintf(&b, `	{%q, func(dir string) (float64, string, error) {
@@ -412,7 +282,7 @@ var cases = []struct {
 		}
 		return testing.AllocsPerRun(5, all), %s, nil
 	}},
-`, c.pkg, c.pkg, len(c.inputs), strings.Join(outs, ", "), strings.Join(args, ", "), strings.Join(wrap, ", "), strings.Join(args, ", "), bad)
+`, c.pkg, c.pkg, len(c.inputs), strings.Join(call.Results, ", "), strings.Join(call.Args, ", "), strings.Join(call.Outputs, ", "), strings.Join(call.Args, ", "), bad)
 	}
 	b.WriteString("}\n")
 	src, err := format.Source(b.Bytes())

@@ -1,134 +1,26 @@
 package interp
 
 import (
-	"fmt"
-	"math"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 
+	"github.com/rfc-project/rfc/internal/testutil"
 	"github.com/rfc-project/rfc/ir"
 	"github.com/rfc-project/rfc/runtime"
 )
 
-// goldenPaths hold the cases of scripts/golden/interp_ops.py: per case, the IR text in the
-// metadata and the tensors <case>.in.<input>, <case>.param.<key>, <case>.out[.<i>]. The
+// goldenPaths hold the op cases of scripts/golden/interp_ops.py (testutil.OpCases); the
 // fused ops (made by the fusion passes only) have a file of their own.
 var goldenPaths = []string{"../testdata/golden/interp_ops.safetensors", "../testdata/golden/interp_fused_ops.safetensors"}
 
-type goldenCase struct {
-	name    string
-	module  *ir.Module
-	inputs  map[string]*runtime.Tensor
-	params  map[string]*runtime.Tensor // by checkpoint key
-	outputs []*runtime.Tensor
-}
-
-func loadGolden(t *testing.T) []*goldenCase {
-	t.Helper()
-	var cases []*goldenCase
-	for _, path := range goldenPaths {
-		cases = append(cases, loadGoldenFile(t, path)...)
-	}
-	slices.SortFunc(cases, func(a, b *goldenCase) int { return strings.Compare(a.name, b.name) })
-	return cases
-}
-
-func loadGoldenFile(t *testing.T, path string) []*goldenCase {
-	t.Helper()
-	f, err := runtime.OpenSafetensors(path)
-	if err != nil {
-		t.Fatalf("%v (regenerate with /usr/bin/python3 scripts/golden/interp_ops.py)", err)
-	}
-	defer f.Close()
-	meta := f.Metadata()
-	byName := map[string]*goldenCase{}
-	var cases []*goldenCase
-	for name, text := range meta {
-		m, err := ir.Parse(text)
-		if err != nil {
-			t.Fatalf("case %s: %v", name, err)
-		}
-		if err := ir.Verify(m); err != nil {
-			t.Fatalf("case %s: the golden IR does not verify: %v", name, err)
-		}
-		c := &goldenCase{name: name, module: m, inputs: map[string]*runtime.Tensor{}, params: map[string]*runtime.Tensor{}, outputs: make([]*runtime.Tensor, len(m.Outputs))}
-		byName[name] = c
-		cases = append(cases, c)
-	}
-	for _, key := range f.Names() {
-		caseName, rest, _ := strings.Cut(key, ".")
-		c := byName[caseName]
-		if c == nil {
-			t.Fatalf("tensor %q belongs to no case", key)
-		}
-		tensor, err := f.Tensor(key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		switch {
-		case strings.HasPrefix(rest, "in."):
-			c.inputs[strings.TrimPrefix(rest, "in.")] = tensor
-		case strings.HasPrefix(rest, "param."):
-			c.params[strings.TrimPrefix(rest, "param.")] = tensor
-		case rest == "out":
-			c.outputs[0] = tensor
-		case strings.HasPrefix(rest, "out."):
-			var i int
-			if _, err := fmt.Sscanf(rest, "out.%d", &i); err != nil || i < 1 || i >= len(c.outputs) {
-				t.Fatalf("tensor %q: bad output index", key)
-			}
-			c.outputs[i] = tensor
-		default:
-			t.Fatalf("tensor %q: unknown role", key)
-		}
-	}
-	slices.SortFunc(cases, func(a, b *goldenCase) int { return strings.Compare(a.name, b.name) })
-	for _, c := range cases {
-		for i, o := range c.outputs {
-			if o == nil {
-				t.Fatalf("case %s: no expected tensor for output %d", c.name, i)
-			}
-		}
-	}
-	return cases
-}
-
-// closeEnough applies the project's tolerance: max|Δ| ≤ 1e-4·max(1, max|ref|).
-func closeEnough(got, want *runtime.Tensor) error {
-	if got.DType != want.DType || !slices.Equal(got.Shape, want.Shape) {
-		return fmt.Errorf("got a %s tensor of shape %v, want %s %v", got.DType, got.Shape, want.DType, want.Shape)
-	}
-	if got.DType == runtime.I64 {
-		if !slices.Equal(got.I64, want.I64) {
-			return fmt.Errorf("got %v, want %v", got.I64, want.I64)
-		}
-		return nil
-	}
-	scale, worst, at := 1.0, 0.0, -1
-	for _, v := range want.F32 {
-		scale = math.Max(scale, math.Abs(float64(v)))
-	}
-	for i := range want.F32 {
-		d := math.Abs(float64(got.F32[i]) - float64(want.F32[i]))
-		if !(d <= worst) { // NaN compares false: it counts as the worst
-			worst, at = d, i
-		}
-	}
-	if at >= 0 && !(worst <= 1e-4*scale) {
-		return fmt.Errorf("max |Δ| = %g at flat index %d (got %g, want %g), tolerance %g", worst, at, got.F32[at], want.F32[at], 1e-4*scale)
-	}
-	return nil
-}
-
 func TestGolden(t *testing.T) {
 	dir := t.TempDir()
-	for _, c := range loadGolden(t) {
-		t.Run(c.name, func(t *testing.T) {
+	for _, c := range testutil.OpCases(t, goldenPaths...) {
+		t.Run(c.Name, func(t *testing.T) {
 			// Load the weights the way the command line does: from a checkpoint file.
-			path := filepath.Join(dir, c.name+".safetensors")
-			if err := runtime.WriteSafetensors(path, c.params, nil); err != nil {
+			path := filepath.Join(dir, c.Name+".safetensors")
+			if err := runtime.WriteSafetensors(path, c.Params, nil); err != nil {
 				t.Fatal(err)
 			}
 			f, err := runtime.OpenSafetensors(path)
@@ -136,32 +28,32 @@ func TestGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer f.Close()
-			w, err := LoadWeights(c.module, f)
+			w, err := LoadWeights(c.Module, f)
 			if err != nil {
 				t.Fatal(err)
 			}
 			before := map[string]*runtime.Tensor{}
-			for name, in := range c.inputs {
+			for name, in := range c.Inputs {
 				before[name] = cloneTensor(in)
 			}
 			weightsBefore := map[*ir.Value]*runtime.Tensor{}
 			for p, wt := range w {
 				weightsBefore[p] = cloneTensor(wt)
 			}
-			outs, err := Run(c.module, w, c.inputs)
+			outs, err := Run(c.Module, w, c.Inputs)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(outs) != len(c.outputs) {
-				t.Fatalf("got %d outputs, want %d", len(outs), len(c.outputs))
+			if len(outs) != len(c.Outputs) {
+				t.Fatalf("got %d outputs, want %d", len(outs), len(c.Outputs))
 			}
 			for i := range outs {
-				if err := closeEnough(outs[i], c.outputs[i]); err != nil {
-					t.Errorf("output %d (%s): %v", i, c.module.Outputs[i].Ref(), err)
+				if err := testutil.WithinTolerance(outs[i], c.Outputs[i], 1e-4); err != nil {
+					t.Errorf("output %d (%s): %v", i, c.Module.Outputs[i].Ref(), err)
 				}
 			}
 			// The interpreter may overwrite its own intermediates, never the caller's data.
-			for name, in := range c.inputs {
+			for name, in := range c.Inputs {
 				if !slices.Equal(in.F32, before[name].F32) || !slices.Equal(in.I64, before[name].I64) {
 					t.Errorf("input %s was modified", name)
 				}
@@ -173,7 +65,7 @@ func TestGolden(t *testing.T) {
 			}
 			// An output must not share memory with an input.
 			for i, o := range outs {
-				for name, in := range c.inputs {
+				for name, in := range c.Inputs {
 					if len(o.F32) > 0 && len(in.F32) > 0 && &o.F32[0] == &in.F32[0] || len(o.I64) > 0 && len(in.I64) > 0 && &o.I64[0] == &in.I64[0] {
 						t.Errorf("output %d shares memory with input %s", i, name)
 					}
@@ -187,8 +79,8 @@ func TestGolden(t *testing.T) {
 // golden case.
 func TestGoldenCoversCatalogue(t *testing.T) {
 	covered := map[string]bool{}
-	for _, c := range loadGolden(t) {
-		for _, v := range c.module.Body {
+	for _, c := range testutil.OpCases(t, goldenPaths...) {
+		for _, v := range c.Module.Body {
 			covered[v.Op] = true
 			switch v.Op {
 			case "gelu":

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rfc-project/rfc/internal/testutil"
 	"github.com/rfc-project/rfc/ir"
 	"github.com/rfc-project/rfc/runtime"
 )
@@ -22,15 +23,6 @@ param @Linear.bias: f32[5] key "fc.bias" in "Linear"
 %1: f32[2, 3, 5] = relu(%0) in ""
 output %1
 `
-
-func parse(t *testing.T, text string) *ir.Module {
-	t.Helper()
-	m, err := ir.Parse(text)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
 
 func ramp(shape ...int) *runtime.Tensor {
 	t := runtime.NewTensor(shape...)
@@ -82,7 +74,7 @@ func goodWeights(t *testing.T, m *ir.Module) Weights {
 }
 
 func TestLoadWeights(t *testing.T) {
-	m := parse(t, linearIR)
+	m := testutil.ParseIR(t, linearIR)
 	w := goodWeights(t, m)
 	if len(w) != 2 || w[m.Param("Linear.weight")] == nil || w[m.Param("Linear.bias")] == nil {
 		t.Fatalf("loaded %v", w)
@@ -144,7 +136,7 @@ func TestLoadWeights(t *testing.T) {
 }
 
 func TestRun(t *testing.T) {
-	m := parse(t, linearIR)
+	m := testutil.ParseIR(t, linearIR)
 	w := goodWeights(t, m)
 	x := ramp(2, 3, 4)
 	outs, err := Run(m, w, map[string]*runtime.Tensor{"x": x})
@@ -204,7 +196,7 @@ func TestRunRefusesSymbolicShapes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := parse(t, string(text))
+	m := testutil.ParseIR(t, string(text))
 	_, err = Run(m, Weights{}, map[string]*runtime.Tensor{"x": ramp(2, 3, 4)})
 	wantError(t, err, "symbolic", "batch", "%x")
 }
@@ -212,17 +204,17 @@ func TestRunRefusesSymbolicShapes(t *testing.T) {
 func TestRunBadModules(t *testing.T) {
 	head := "module Bad\nscope \"\" Bad key \"\"\ninput %x: f32[2, 3]\n"
 	t.Run("unknown op", func(t *testing.T) {
-		m := parse(t, head+"%0: f32[2, 3] = relu(%x) in \"\"\n%1: f32[2, 3] = frobnicate(%0) in \"\"\noutput %1\n")
+		m := testutil.ParseIR(t, head+"%0: f32[2, 3] = relu(%x) in \"\"\n%1: f32[2, 3] = frobnicate(%0) in \"\"\noutput %1\n")
 		_, err := Run(m, Weights{}, map[string]*runtime.Tensor{"x": ramp(2, 3)})
 		wantError(t, err, `"frobnicate"`, "%1")
 	})
 	t.Run("wrong declared type", func(t *testing.T) {
-		m := parse(t, head+"%0: f32[2, 4] = relu(%x) in \"\"\noutput %0\n")
+		m := testutil.ParseIR(t, head+"%0: f32[2, 4] = relu(%x) in \"\"\noutput %0\n")
 		_, err := Run(m, Weights{}, map[string]*runtime.Tensor{"x": ramp(2, 3)})
 		wantError(t, err, "%0", "f32[2, 4]", "f32[2, 3]")
 	})
 	t.Run("missing attribute", func(t *testing.T) {
-		m := parse(t, head+"%0: f32[2, 3] = softmax(%x) in \"\"\noutput %0\n")
+		m := testutil.ParseIR(t, head+"%0: f32[2, 3] = softmax(%x) in \"\"\noutput %0\n")
 		_, err := Run(m, Weights{}, map[string]*runtime.Tensor{"x": ramp(2, 3)})
 		wantError(t, err, "%0", "softmax", "dim")
 	})
@@ -230,12 +222,12 @@ func TestRunBadModules(t *testing.T) {
 		saved := opTable["relu"]
 		opTable["relu"] = func(*call) (*runtime.Tensor, error) { panic("index out of range [7]") }
 		defer func() { opTable["relu"] = saved }()
-		m := parse(t, head+"%0: f32[2, 3] = relu(%x) in \"\"\noutput %0\n")
+		m := testutil.ParseIR(t, head+"%0: f32[2, 3] = relu(%x) in \"\"\noutput %0\n")
 		_, err := Run(m, Weights{}, map[string]*runtime.Tensor{"x": ramp(2, 3)})
 		wantError(t, err, "relu", "panicked", "index out of range")
 	})
 	t.Run("embedding index", func(t *testing.T) {
-		m := parse(t, `module Emb
+		m := testutil.ParseIR(t, `module Emb
 scope "" Emb key ""
 input %ids: i64[3]
 param @table: f32[4, 2] key "table" in ""
@@ -265,7 +257,7 @@ func TestMemoryStaysNearLiveSet(t *testing.T) {
 		n++
 	}
 	b.WriteString("output %" + strconv.Itoa(n-1) + "\n")
-	m := parse(t, b.String())
+	m := testutil.ParseIR(t, b.String())
 	mc := newMachine(m)
 	if err := mc.bindInputs(map[string]*runtime.Tensor{"x": ramp(3, 5)}); err != nil {
 		t.Fatal(err)

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rfc-project/rfc/dsl"
+	"github.com/rfc-project/rfc/internal/testutil"
 	"github.com/rfc-project/rfc/ir"
 	"github.com/rfc-project/rfc/runtime"
 )
@@ -15,7 +15,7 @@ import (
 // that the test means the same on every machine.
 func TestPlanTooLargeIsRefused(t *testing.T) {
 	defer runtime.SetAvailableMemory(16 << 30)()
-	m := elaborate(t, `model Up {
+	m := testutil.Elaborate(t, `model Up {
     input x: f32[1, 3, 8, 8]
     Upsample(scale_factor=100000)
 }
@@ -33,7 +33,7 @@ func TestPlanTooLargeIsRefused(t *testing.T) {
 // TestPlanWithinLimitRuns: the check counts the peak of live intermediates, not their sum: a
 // chain of element-wise ops over one buffer runs under a limit of a few buffers.
 func TestPlanWithinLimitRuns(t *testing.T) {
-	m := elaborate(t, `model Pointwise {
+	m := testutil.Elaborate(t, `model Pointwise {
     input x: f32[1, 1024]
     ReLU()
     Exp()
@@ -70,18 +70,4 @@ func TestSizeOverflowRefused(t *testing.T) {
 	if want := "input %x: shape [1, 4294967296, 4294967296] has more elements than an int holds"; err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("got %v, want an error containing %q", err, want)
 	}
-}
-
-// elaborate builds the last model of a .rfn source with the given settings.
-func elaborate(t *testing.T, src string, set map[string]string) *ir.Module {
-	t.Helper()
-	prog, err := dsl.LoadSource("test.rfn", []byte(src))
-	if err != nil {
-		t.Fatal(dsl.Detail(err))
-	}
-	m, err := prog.Elaborate(dsl.Options{Set: set})
-	if err != nil {
-		t.Fatal(dsl.Detail(err))
-	}
-	return m
 }

@@ -5,6 +5,7 @@ import (
 	"math"
 	"testing"
 
+	"github.com/rfc-project/rfc/internal/testutil"
 	"github.com/rfc-project/rfc/passes"
 	"github.com/rfc-project/rfc/runtime"
 )
@@ -51,7 +52,7 @@ func TestSinusoidalEmbedding(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, optimized := range []bool{false, true} {
-			m := elaborate(t, sinusoidalSource, map[string]string{"embedding_dim": fmt.Sprint(dim), "batch": fmt.Sprint(ts.Shape[0])})
+			m := testutil.Elaborate(t, sinusoidalSource, map[string]string{"embedding_dim": fmt.Sprint(dim), "batch": fmt.Sprint(ts.Shape[0])})
 			if optimized {
 				if err := passes.Run(m, passes.Config{}); err != nil {
 					t.Fatal(err)
@@ -61,7 +62,7 @@ func TestSinusoidalEmbedding(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := closeEnough(outs[0], want); err != nil {
+			if err := testutil.WithinTolerance(outs[0], want, 1e-4); err != nil {
 				t.Errorf("dim %d (passes %t): %v", dim, optimized, err)
 			}
 			worst := 0.0

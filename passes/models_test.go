@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/rfc-project/rfc/dsl"
-	"github.com/rfc-project/rfc/ir"
+	"github.com/rfc-project/rfc/internal/testutil"
 )
 
 // modelConfigs are the zoo's entry points at sizes the interpreter runs in a moment.
@@ -23,19 +23,6 @@ var modelConfigs = []struct {
 	{"taesd.rfn", "TAEF2Decoder", map[string]string{"height": "32", "width": "32", "batch": "1"}},
 }
 
-func elaborateModel(t *testing.T, file, model string, set map[string]string) *ir.Module {
-	t.Helper()
-	prog, err := dsl.Load("../models/" + file)
-	if err != nil {
-		t.Fatal(dsl.Detail(err))
-	}
-	m, err := prog.Elaborate(dsl.Options{Model: model, Set: set})
-	if err != nil {
-		t.Fatal(dsl.Detail(err))
-	}
-	return m
-}
-
 // TestModels runs the pipeline over every model of the zoo, whole and with each optional
 // pass off, and checks the outputs against the unoptimized module's, with random weights.
 func TestModels(t *testing.T) {
@@ -48,7 +35,7 @@ func TestModels(t *testing.T) {
 	})
 	for i, c := range modelConfigs {
 		t.Run(fmt.Sprintf("%s/%d", c.model, i), func(t *testing.T) {
-			m := elaborateModel(t, c.file, c.model, c.set)
+			m := testutil.ElaborateFile(t, "../models/"+c.file, c.model, c.set)
 			s := newSample(m, uint64(1000+i))
 			want, err := s.run(m)
 			if err != nil {

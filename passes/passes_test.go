@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rfc-project/rfc/internal/testutil"
 	"github.com/rfc-project/rfc/ir"
 )
 
@@ -25,15 +26,6 @@ param @Linear.bias: f32[5] key "fc.bias" in "Linear"
 %5: f32[2, 3, 5] = tanh(%0) in ""
 output %4
 `
-
-func parseIR(t *testing.T, text string) *ir.Module {
-	t.Helper()
-	m, err := ir.Parse(text)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
 
 func wantErr(t *testing.T, err error, parts ...string) {
 	t.Helper()
@@ -89,7 +81,7 @@ func TestConfigErrors(t *testing.T) {
 	wantErr(t, checkConfig(table, Config{Disable: []string{"lower"}}), "lower", "required", "optional passes: opt, later")
 	wantErr(t, checkConfig(table, Config{Dump: []string{"later"}}), "later", "disabled by default")
 	// Run refuses a bad config before touching the module.
-	m := parseIR(t, smallIR)
+	m := testutil.ParseIR(t, smallIR)
 	wantErr(t, Run(m, Config{Disable: []string{"nope"}}), "nope")
 	if ir.Print(m) != smallIR {
 		t.Error("Run changed the module despite a bad config")
@@ -102,7 +94,7 @@ func TestRunSkipsDisabledPasses(t *testing.T) {
 		return func(*ir.Module, Config) error { ran = append(ran, name); return nil }
 	}
 	table := []pass{{name: "lower", fn: record("lower"), required: true}, {name: "opt", fn: record("opt")}, {name: "later", fn: record("later"), disabled: true}}
-	if err := run(table, parseIR(t, smallIR), Config{Disable: []string{"opt"}}); err != nil {
+	if err := run(table, testutil.ParseIR(t, smallIR), Config{Disable: []string{"opt"}}); err != nil {
 		t.Fatal(err)
 	}
 	if !slices.Equal(ran, []string{"lower"}) {
@@ -116,19 +108,19 @@ func TestVerifierNamesTheBrokenPass(t *testing.T) {
 		return nil
 	}
 	table := []pass{{name: "fine", fn: nop}, {name: "breaker", fn: breaker}, {name: "never", fn: func(*ir.Module, Config) error { t.Error("ran after a broken pass"); return nil }}}
-	wantErr(t, run(table, parseIR(t, smallIR), Config{}), "pass breaker left module Small invalid", "relu")
+	wantErr(t, run(table, testutil.ParseIR(t, smallIR), Config{}), "pass breaker left module Small invalid", "relu")
 
 	failing := func(*ir.Module, Config) error { return errors.New("cannot do it") }
-	wantErr(t, run([]pass{{name: "failing", fn: failing}}, parseIR(t, smallIR), Config{}), "pass failing", "cannot do it")
+	wantErr(t, run([]pass{{name: "failing", fn: failing}}, testutil.ParseIR(t, smallIR), Config{}), "pass failing", "cannot do it")
 
-	bad := parseIR(t, strings.Replace(smallIR, "%1: f32[2, 3, 5] = relu", "%1: f32[2, 3, 6] = relu", 1))
+	bad := testutil.ParseIR(t, strings.Replace(smallIR, "%1: f32[2, 3, 5] = relu", "%1: f32[2, 3, 6] = relu", 1))
 	wantErr(t, Run(bad, Config{}), "before the first pass")
 	wantErr(t, Run(nil, Config{}), "nil module")
 }
 
 func TestDump(t *testing.T) {
 	var buf bytes.Buffer
-	m := parseIR(t, smallIR)
+	m := testutil.ParseIR(t, smallIR)
 	if err := Run(m, Config{Dump: []string{"fold"}, DumpTo: &buf}); err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +138,7 @@ func TestDump(t *testing.T) {
 	}
 
 	buf.Reset()
-	if err := Run(parseIR(t, smallIR), Config{Dump: []string{DumpAll}, Disable: []string{"cse"}, DumpTo: &buf}); err != nil {
+	if err := Run(testutil.ParseIR(t, smallIR), Config{Dump: []string{DumpAll}, Disable: []string{"cse"}, DumpTo: &buf}); err != nil {
 		t.Fatal(err)
 	}
 	ran := 0
@@ -162,7 +154,7 @@ func TestDump(t *testing.T) {
 
 // TestPipeline pins what the whole pipeline makes of a small module.
 func TestPipeline(t *testing.T) {
-	m := parseIR(t, smallIR)
+	m := testutil.ParseIR(t, smallIR)
 	before := clone(t, m)
 	if err := Run(m, Config{}); err != nil {
 		t.Fatal(err)

@@ -105,9 +105,14 @@ func cutScale(v string) (string, float64) {
 	return v, 1
 }
 
-// setNamedPath reads v, [NAME=]PATH[:SCALE], into r: NAME defaults to the file's name and
-// SCALE to 1.
-func (r *adapterRequest) setNamedPath(flag, v string) error {
+func (f controlNetFlag) Set(v string) error {
+	return f.af.addFile("--controlnet", v, &adapterRequest{controlNet: true})
+}
+
+// addFile adds r, an adapter read from a file, given to flag as [NAME=]PATH[:SCALE]; NAME
+// defaults to the file's (nameFromPath).
+func (af *adapterFlags) addFile(flag, v string, r *adapterRequest) error {
+	r.flag, r.args = flag+" "+v, []string{flag, v}
 	rest, scale := cutScale(v)
 	r.scale = scale
 	if name, path, ok := strings.Cut(rest, "="); ok && ir.IsIdent(name) {
@@ -120,15 +125,7 @@ func (r *adapterRequest) setNamedPath(flag, v string) error {
 	if r.name == "" {
 		r.name = nameFromPath(rest)
 	}
-	return nil
-}
-
-func (f controlNetFlag) Set(v string) error {
-	r := &adapterRequest{flag: "--controlnet " + v, args: []string{"--controlnet", v}, controlNet: true}
-	if err := r.setNamedPath("--controlnet", v); err != nil {
-		return err
-	}
-	f.af.reqs = append(f.af.reqs, r)
+	af.reqs = append(af.reqs, r)
 	return nil
 }
 
@@ -154,12 +151,7 @@ func (adapterFlag) String() string { return "" }
 func (selectFlag) String() string  { return "" }
 
 func (f loraFlag) Set(v string) error {
-	r := &adapterRequest{flag: "--lora " + v, args: []string{"--lora", v}, lora: true}
-	if err := r.setNamedPath("--lora", v); err != nil {
-		return err
-	}
-	f.af.reqs = append(f.af.reqs, r)
-	return nil
+	return f.af.addFile("--lora", v, &adapterRequest{lora: true})
 }
 
 func (f adapterFlag) Set(v string) error {

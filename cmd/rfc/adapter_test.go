@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"flag"
 	"os"
 	"path/filepath"
 	"slices"
@@ -197,5 +198,40 @@ func TestRunLoraCompiledMatchesInterp(t *testing.T) {
 				t.Errorf("compiled and interpreted outputs differ: max|Δ| = %g", d)
 			}
 		})
+	}
+}
+
+// TestFileAdapterFlags: --lora and --controlnet read [NAME=]PATH[:SCALE] alike.
+func TestFileAdapterFlags(t *testing.T) {
+	for _, c := range []struct {
+		v, name, path string
+		scale         float64
+		err           string
+	}{
+		{v: "dir/style.safetensors", name: nameFromPath("dir/style.safetensors"), path: "dir/style.safetensors", scale: 1},
+		{v: "a=dir/style.safetensors:0.5", name: "a", path: "dir/style.safetensors", scale: 0.5},
+		{v: "dir/x=y.safetensors:2", name: nameFromPath("dir/x=y.safetensors"), path: "dir/x=y.safetensors", scale: 2},
+		{v: "a=c:/w.safetensors", name: "a", path: "c:/w.safetensors", scale: 1},
+		{v: "a=:0.5", err: "wants [NAME=]PATH[:SCALE], got \"a=:0.5\""},
+	} {
+		for _, which := range []string{"lora", "controlnet"} {
+			var af adapterFlags
+			fs := flag.NewFlagSet("test", flag.ContinueOnError)
+			af.register(fs)
+			err := fs.Set(which, c.v)
+			if c.err != "" {
+				if err == nil || !strings.Contains(err.Error(), "--"+which+" "+c.err) {
+					t.Errorf("--%s %s: got %v, want an error with %q", which, c.v, err, c.err)
+				}
+				continue
+			}
+			if err != nil || len(af.reqs) != 1 {
+				t.Fatalf("--%s %s: %v, %d requests", which, c.v, err, len(af.reqs))
+			}
+			r := af.reqs[0]
+			if r.name != c.name || r.path != c.path || r.scale != c.scale || r.lora != (which == "lora") || r.controlNet != (which == "controlnet") || r.flag != "--"+which+" "+c.v {
+				t.Errorf("--%s %s: got %+v", which, c.v, *r)
+			}
+		}
 	}
 }

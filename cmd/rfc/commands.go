@@ -102,19 +102,20 @@ func noModel(file, why string) error {
 	return fmt.Errorf("%s: no model in %s (%s)", file, file, why)
 }
 
-// elaborate loads FILE and builds the chosen entry point; errors are printed with carets.
-func elaborate(file string, mf modelFlags, dims map[string]int, stderr io.Writer) (*dsl.Program, *ir.Module, bool) {
+// elaborate loads FILE, builds the chosen entry point and injects the adapters of af;
+// errors are printed with carets.
+func elaborate(file string, mf modelFlags, af *adapterFlags, stderr io.Writer) (*ir.Module, bool) {
 	prog, err := loadProgram(file, true)
 	if err != nil {
 		printErrors(stderr, err)
-		return nil, nil, false
+		return nil, false
 	}
-	m, err := prog.Elaborate(dsl.Options{Model: mf.model, Set: mf.set, Dims: dims})
+	m, err := prog.Elaborate(dsl.Options{Model: mf.model, Set: mf.set})
 	if err != nil {
 		printErrors(stderr, err)
-		return nil, nil, false
+		return nil, false
 	}
-	return prog, m, true
+	return af.apply(prog, m, stderr)
 }
 
 func oneFile(name string, fs []string, stderr io.Writer) (string, bool) {
@@ -208,11 +209,8 @@ adapters injected.`,
 			if !ok {
 				return 2
 			}
-			prog, m, ok := elaborate(file, mf, nil, stderr)
+			m, ok := elaborate(file, mf, &af, stderr)
 			if !ok {
-				return 1
-			}
-			if m, ok = af.apply(prog, m, stderr); !ok {
 				return 1
 			}
 			fmt.Fprint(stdout, ir.FormatTree(m))
@@ -254,11 +252,8 @@ lora_merge).`,
 				return 2
 			}
 			cfg.Ops = codegen.Supported // the passes as rfc compile runs them for the Go target
-			prog, m, ok := elaborate(file, mf, nil, stderr)
+			m, ok := elaborate(file, mf, &af, stderr)
 			if !ok {
-				return 1
-			}
-			if m, ok = af.apply(prog, m, stderr); !ok {
 				return 1
 			}
 			if pf.given() {

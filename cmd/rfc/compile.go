@@ -156,11 +156,8 @@ func (o *compileOptions) plan(file string, stderr io.Writer) (*compilePlan, int)
 		// target gets the plain ops it has kernels for.
 		cfg.Ops = codegen.Supported
 	}
-	prog, m, ok := elaborate(file, o.mf, nil, stderr)
+	m, ok := elaborate(file, o.mf, &o.af, stderr)
 	if !ok {
-		return nil, 1
-	}
-	if m, ok = o.af.apply(prog, m, stderr); !ok {
 		return nil, 1
 	}
 	if err := passes.Run(m, cfg); err != nil {

@@ -152,15 +152,7 @@ func TestRunCompiledMatchesInterp(t *testing.T) {
 func TestRunCompiledErrorsMatchInterp(t *testing.T) {
 	needGo(t)
 	dir := t.TempDir()
-	f, err := runtime.OpenSafetensors(goldenDir + "vit_weights.safetensors")
-	if err != nil {
-		t.Fatal(err)
-	}
-	all := map[string]*runtime.Tensor{}
-	for _, n := range f.Names() {
-		all[n], _ = f.Tensor(n)
-	}
-	f.Close()
+	all := testutil.Tensors(t, goldenDir+"vit_weights.safetensors")
 	delete(all, "Chain_1.LayerNorm_2.weight")
 	all["Conv2d.bias"] = runtime.NewTensor(3)
 	all["extra"] = runtime.NewTensor(1)

@@ -23,21 +23,9 @@ var unetReduced = []string{"--model", "SD1UNet", "--set", "channels=[8,16,24,24]
 // (NAME_condition from inputs.safetensors' condition_NAME).
 func controlInputs(t *testing.T, conditions ...string) string {
 	t.Helper()
-	f, err := runtime.OpenSafetensors(controlDir + "inputs.safetensors")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	out := map[string]*runtime.Tensor{}
-	for _, n := range []string{"x", "timestep", "clip_text_embedding"} {
-		if out[n], err = f.Tensor(n); err != nil {
-			t.Fatal(err)
-		}
-	}
+	out := testutil.Tensors(t, controlDir+"inputs.safetensors", "x", "timestep", "clip_text_embedding")
 	for _, c := range conditions {
-		if out[c+"_condition"], err = f.Tensor("condition_" + c); err != nil {
-			t.Fatal(err)
-		}
+		out[c+"_condition"] = testutil.Tensor(t, controlDir+"inputs.safetensors", "condition_"+c)
 	}
 	path := filepath.Join(t.TempDir(), "inputs.safetensors")
 	if err := runtime.WriteSafetensors(path, out, nil); err != nil {
@@ -50,15 +38,7 @@ func controlInputs(t *testing.T, conditions ...string) string {
 // returns the file of its features (y0 … y3).
 func t2iFeatures(t *testing.T, model, weights string) string {
 	t.Helper()
-	f, err := runtime.OpenSafetensors(controlDir + "inputs.safetensors")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cond, err := f.Tensor("condition_t2i")
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	cond := testutil.Tensor(t, controlDir+"inputs.safetensors", "condition_t2i")
 	dir := t.TempDir()
 	in, out := filepath.Join(dir, "condition.safetensors"), filepath.Join(dir, "features.safetensors")
 	if err := runtime.WriteSafetensors(in, map[string]*runtime.Tensor{"image": cond}, nil); err != nil {
@@ -144,17 +124,7 @@ func TestRunControlNetApart(t *testing.T) {
 	if testing.Short() {
 		engines = engines[:1]
 	}
-	f, err := runtime.OpenSafetensors(controlDir + "inputs.safetensors")
-	if err != nil {
-		t.Fatal(err)
-	}
-	in := map[string]*runtime.Tensor{}
-	for _, n := range f.Names() {
-		if in[n], err = f.Tensor(n); err != nil {
-			t.Fatal(err)
-		}
-	}
-	f.Close()
+	in := testutil.Tensors(t, controlDir+"inputs.safetensors")
 	cond := runtime.NewTensor(2, 3, 128, 192)
 	copy(cond.F32, in["condition_a"].F32)
 	copy(cond.F32[len(in["condition_a"].F32):], in["condition_a"].F32)

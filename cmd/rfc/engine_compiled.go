@@ -300,33 +300,14 @@ func writeRunModule(dir, root string, files []codegen.File, main []byte) error {
 // runMain is the program of rfc run --engine compiled: os.Args are the output file, the
 // input file, whether to print timings, then the weight files.
 func runMain(m *ir.Module, res *codegen.Result) ([]byte, error) {
-	var args, results, named []string
-	for _, in := range res.Inputs {
-		field := "F32"
-		if !in.Type.DType.IsFloat() {
-			field = "I64"
-		}
-		args = append(args, fmt.Sprintf("in[%q].%s", in.Name, field))
-		if in.Sized {
-			args = append(args, fmt.Sprintf("in[%q].Shape", in.Name))
-		}
-	}
-	for i, out := range res.Outputs {
+	call := res.ForwardCall("model", "in")
+	var named []string
+	for i, out := range call.Outputs {
 		name := "y"
-		if len(res.Outputs) > 1 {
+		if len(call.Outputs) > 1 {
 			name = "y" + strconv.Itoa(i)
 		}
-		ctor := "FromF32"
-		if !out.Type.DType.IsFloat() {
-			ctor = "FromI64"
-		}
-		results = append(results, "out"+strconv.Itoa(i))
-		shape := fmt.Sprintf("model.%sShape[:]", out.Export)
-		if out.Sized {
-			results = append(results, "shape"+strconv.Itoa(i))
-			shape = "shape" + strconv.Itoa(i)
-		}
-		named = append(named, fmt.Sprintf("%q: runtime.%s(out%d, %s...),", name, ctor, i, shape))
+		named = append(named, fmt.Sprintf("%q: %s,", name, out))
 	}
 	src := fmt.Sprintf(`package main
 
@@ -348,17 +329,10 @@ func main() {
 		fail(err)
 	}
 	loaded := time.Now()
-	f, err := runtime.OpenSafetensors(input)
+	in, err := runtime.ReadTensors(input)
 	if err != nil {
 		fail(err)
 	}
-	in := map[string]*runtime.Tensor{}
-	for _, name := range f.Names() {
-		if in[name], err = f.Tensor(name); err != nil {
-			fail(err)
-		}
-	}
-	f.Close()
 	started := time.Now()
 	%s, err := m.Forward(%s)
 	if err != nil {
@@ -379,7 +353,7 @@ func fail(err error) {
 	fmt.Fprintln(os.Stderr, err)
 	os.Exit(1)
 }
-`, strings.Join(results, ", "), strings.Join(args, ", "), strings.Join(named, "\n\t\t"), m.Name, m.Source)
+`, strings.Join(call.Results, ", "), strings.Join(call.Args, ", "), strings.Join(named, "\n\t\t"), m.Name, m.Source)
 	out, err := format.Source([]byte(src))
 	if err != nil {
 		return nil, fmt.Errorf("rfc run: internal error: the runner does not parse: %v", err)

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rfc-project/rfc/internal/testutil"
 	"github.com/rfc-project/rfc/runtime"
 )
 
@@ -33,16 +34,7 @@ func maxDiff(t *testing.T, got, want *runtime.Tensor) (diff, scale float64) {
 
 func readY(t *testing.T, path string) *runtime.Tensor {
 	t.Helper()
-	f, err := runtime.OpenSafetensors(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	y, err := f.Tensor("y")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return y
+	return testutil.Tensor(t, path, "y")
 }
 
 // runGolden runs `rfc run` and compares its y with the PyTorch golden.
@@ -94,15 +86,7 @@ func TestRunErrors(t *testing.T) {
 	truncated := filepath.Join(dir, "truncated.safetensors")
 	os.WriteFile(truncated, weights[:len(weights)/2], 0o644)
 
-	f, err := runtime.OpenSafetensors(goldenDir + "vit_weights.safetensors")
-	if err != nil {
-		t.Fatal(err)
-	}
-	all := map[string]*runtime.Tensor{}
-	for _, n := range f.Names() {
-		all[n], _ = f.Tensor(n)
-	}
-	f.Close()
+	all := testutil.Tensors(t, goldenDir+"vit_weights.safetensors")
 	w := all["Conv2d.weight"]
 	ints := make([]int64, w.Len())
 	all["Conv2d.weight"] = runtime.FromI64(ints, w.Shape...)

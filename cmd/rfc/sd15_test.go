@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rfc-project/rfc/internal/testutil"
 	"github.com/rfc-project/rfc/runtime"
 )
 
@@ -52,17 +53,7 @@ func TestRunSD15(t *testing.T) {
 // refused with one clear message, exit 1, and no output file.
 func TestRunSD15BadCheckpoints(t *testing.T) {
 	dir := t.TempDir()
-	src, err := runtime.OpenSafetensors(sd15Dir + "diffusers/unet/diffusion_pytorch_model.safetensors")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tensors := map[string]*runtime.Tensor{}
-	for _, name := range src.Names() {
-		if tensors[name], err = src.Tensor(name); err != nil {
-			t.Fatal(err)
-		}
-	}
-	src.Close()
+	tensors := testutil.Tensors(t, sd15Dir+"diffusers/unet/diffusion_pytorch_model.safetensors")
 	write := func(name string, edit func(map[string]*runtime.Tensor)) string {
 		m := map[string]*runtime.Tensor{}
 		for k, v := range tensors {

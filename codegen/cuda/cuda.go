@@ -26,15 +26,14 @@ package cuda
 import (
 	"errors"
 	"fmt"
-	"go/token"
 	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"unicode"
 
+	"github.com/rfc-project/rfc/codegen"
 	"github.com/rfc-project/rfc/ir"
 )
 
@@ -95,9 +94,9 @@ func Generate(m *ir.Module, opts Options) (map[string][]byte, error) {
 		return nil, err
 	}
 	if opts.Package == "" {
-		opts.Package = packageName(m.Name)
+		opts.Package = codegen.PackageName(m.Name)
 	}
-	if !token.IsIdentifier(opts.Package) || opts.Package == "_" || strings.ContainsFunc(opts.Package, func(r rune) bool { return r >= unicode.MaxASCII }) {
+	if !codegen.ValidPackageName(opts.Package) {
 		return nil, fmt.Errorf("cuda: %q is not a valid Go package name", opts.Package)
 	}
 	if opts.Source == "" {
@@ -211,19 +210,4 @@ func check(m *ir.Module) error {
 		msg += fmt.Sprintf("\n(the CUDA target writes every size into its kernels: fix %s with %s, e.g. --set %s=1)", strings.Join(syms, ", "), strings.Join(sets, " "), syms[0])
 	}
 	return errors.New(msg)
-}
-
-// packageName turns a model name into a Go package name: lower-case letters and digits.
-func packageName(model string) string {
-	var b strings.Builder
-	for _, r := range strings.ToLower(model) {
-		if r < unicode.MaxASCII && (unicode.IsLetter(r) || unicode.IsDigit(r)) {
-			b.WriteRune(r)
-		}
-	}
-	name := b.String()
-	if name == "" || unicode.IsDigit(rune(name[0])) || token.IsKeyword(name) {
-		name = "model" + name
-	}
-	return name
 }

@@ -213,23 +213,11 @@ func (g *generator) shapesFile() ([]byte, error) {
 		jen.Comment(fmt.Sprintf("WeightBytes is the device memory of the weights, stored as %s.", wdt)),
 		jen.Id("WeightBytes").Op("=").Lit(int(p.weightBytes)),
 	)
-	shape := func(what, export string, t ir.Type) {
-		dims := ints(t)
-		lits := make([]jen.Code, len(dims))
-		for i, d := range dims {
-			lits[i] = jen.Lit(d)
-		}
-		f.Comment(fmt.Sprintf("%sLen is the element count of %s, %s.", export, what, t))
-		f.Const().Id(export + "Len").Op("=").Lit(ir.Prod(dims))
-		f.Line()
-		f.Comment(codegen.Comment(fmt.Sprintf("%sShape is the shape of %s, %s, outermost first (row-major). Do not modify it.", export, what, t)))
-		f.Var().Id(export + "Shape").Op("=").Index(jen.Lit(len(dims))).Int().Values(lits...)
-	}
 	for _, in := range g.inputs {
-		shape("input "+in.doc, in.export, in.v.Type)
+		codegen.ShapeDecls(f, "input "+in.doc, in.export, in.v.Type)
 	}
 	for _, o := range g.outputs {
-		shape("output "+o.doc, o.export, o.v.Type)
+		codegen.ShapeDecls(f, "output "+o.doc, o.export, o.v.Type)
 	}
 	return render(f, false)
 }

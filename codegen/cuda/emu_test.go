@@ -32,13 +32,20 @@ type emuCase struct {
 	gen     *generator
 }
 
+// needTool is the path of the command name, or skips the test saying what it is for.
+func needTool(t *testing.T, name, what string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err != nil {
+		t.Skipf("skipped: no %s on PATH (%s)", name, what)
+	}
+	return path
+}
+
+// needGXX is needTool for the emulator's compiler.
 func needGXX(t *testing.T) string {
 	t.Helper()
-	gxx, err := exec.LookPath("g++")
-	if err != nil {
-		t.Skip("skipped: no g++ on PATH to build the CPU emulation of the kernels")
-	}
-	return gxx
+	return needTool(t, "g++", "it builds the CPU emulation of the kernels")
 }
 
 // runEmulated builds one program for all cases, runs it, and stores each case's outputs.
@@ -46,14 +53,7 @@ func runEmulated(t *testing.T, cases []*emuCase) {
 	t.Helper()
 	gxx := needGXX(t)
 	dir := t.TempDir()
-	var all []string
-	for _, s := range mustSections(t) {
-		all = append(all, s.name)
-	}
-	lib, err := withDeps(all)
-	if err != nil {
-		t.Fatal(err)
-	}
+	lib := wholeLibrary(t)
 	var src strings.Builder
 	src.WriteString("#include \"emu.h\"\n\n")
 	src.WriteString(lib)
@@ -68,7 +68,7 @@ func runEmulated(t *testing.T, cases []*emuCase) {
 		c.gen = g
 		prefix := fmt.Sprintf("c%d_", i)
 		src.WriteString(g.kernelSource(prefix))
-		src.WriteString(emuMain(g, prefix, i))
+		src.WriteString(emuRunner(g, i, func(k *kernel) string { return prefix + k.name }))
 		writeCaseData(t, dir, i, c)
 	}
 	src.WriteString("\nint main(int argc, char** argv) {\n  (void)argc;\n")
@@ -100,13 +100,23 @@ func runEmulated(t *testing.T, cases []*emuCase) {
 	}
 }
 
-func mustSections(t *testing.T) []section {
+// wholeLibrary is every section of kernels.cuh, for a program of the kernels of many
+// models.
+func wholeLibrary(t *testing.T) string {
 	t.Helper()
-	s, err := librarySections()
+	sections, err := librarySections()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s
+	var names []string
+	for _, s := range sections {
+		names = append(names, s.name)
+	}
+	lib, err := withDeps(names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lib
 }
 
 func firstLines(s string, n int) string {
@@ -117,8 +127,10 @@ func firstLines(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// emuHelpers read and write the raw files of a case.
+// emuHelpers read and write the raw files of a case; a and w are the memory of the case
+// that runs.
 const emuHelpers = `
+static unsigned char *a, *w;
 static unsigned char* emu_alloc(size_t n) {
   // Poisoned with 0xff (NaN as floats): a kernel that reads what nothing wrote shows.
   unsigned char* p = (unsigned char*)aligned_alloc(256, (n + 256) / 256 * 256);
@@ -141,12 +153,16 @@ static void emu_write(const char* dir, const char* name, const unsigned char* sr
 }
 `
 
-// emuMain writes run_cI: the case's memory, its inputs, its launches in order, its outputs.
-func emuMain(g *generator, prefix string, i int) string {
+// emuRunner writes run_cI: the case's memory, its inputs, its launches in order, its
+// outputs; name gives each kernel's name in the program. Each launch is a captureless
+// lambda over the globals a and w: emu::launch's std::function is then instantiated for one
+// type (a function pointer) rather than one lambda type per launch, which divides the
+// compile time of a batch of models by about seven.
+func emuRunner(g *generator, i int, name func(*kernel) string) string {
 	var b strings.Builder
 	p := g.plan
 	fmt.Fprintf(&b, "\nstatic void run_c%d(const char* dir) {\n", i)
-	fmt.Fprintf(&b, "  unsigned char* a = emu_alloc(%d);\n  unsigned char* w = emu_alloc(%d);\n", p.arenaBytes, p.weightBytes)
+	fmt.Fprintf(&b, "  a = emu_alloc(%d);\n  w = emu_alloc(%d);\n", p.arenaBytes, p.weightBytes)
 	fmt.Fprintf(&b, "  emu_read(dir, \"c%d.w\", w, %d);\n", i, p.weightBytes)
 	for j, in := range g.inputs {
 		fmt.Fprintf(&b, "  emu_read(dir, \"c%d.in%d\", a + %d, %d);\n", i, j, p.at[in.v].offset, numel(in.v)*int(elemBytes(in.v.Type)))
@@ -165,7 +181,7 @@ func emuMain(g *generator, prefix string, i int) string {
 				}
 				args[j] = fmt.Sprintf("(%s%s*)(%s + %d)", c, l.k.params[j].ctype, base, a.at.offset+a.bytes)
 			}
-			fmt.Fprintf(&b, "  emu::launch(%d, %d, %d, %d, [&] { %s%s(%s); });\n", l.grid[0], l.grid[1], l.grid[2], l.k.block, prefix, l.k.name, strings.Join(args, ", "))
+			fmt.Fprintf(&b, "  emu::launch(%d, %d, %d, %d, +[] { %s(%s); });\n", l.grid[0], l.grid[1], l.grid[2], l.k.block, name(l.k), strings.Join(args, ", "))
 		}
 	}
 	for j, o := range g.outputs {
@@ -273,39 +289,6 @@ func interpWeights(c *emuCase) interp.Weights {
 		w[p] = t
 	}
 	return w
-}
-
-// compare applies the project's tolerance, tol·max(1, max|want|), and names the worst
-// element; integer outputs must be equal.
-func compare(got, want *runtime.Tensor, tol float64) error {
-	if got.ShapeString() != want.ShapeString() {
-		return fmt.Errorf("shape %s, want %s", got.ShapeString(), want.ShapeString())
-	}
-	if want.DType == runtime.I64 {
-		for i := range want.I64 {
-			if got.I64[i] != want.I64[i] {
-				return fmt.Errorf("element %d is %d, want %d", i, got.I64[i], want.I64[i])
-			}
-		}
-		return nil
-	}
-	scale, worst, at := 1.0, 0.0, -1
-	for _, v := range want.F32 {
-		scale = math.Max(scale, math.Abs(float64(v)))
-	}
-	for i := range want.F32 {
-		d := math.Abs(float64(got.F32[i]) - float64(want.F32[i]))
-		if math.IsNaN(float64(want.F32[i])) && math.IsNaN(float64(got.F32[i])) {
-			continue
-		}
-		if !(d <= worst) {
-			worst, at = d, i
-		}
-	}
-	if at >= 0 && !(worst <= tol*scale) {
-		return fmt.Errorf("max|Δ| = %g at flat index %d (got %g, want %g), tolerance %g", worst, at, got.F32[at], want.F32[at], tol*scale)
-	}
-	return nil
 }
 
 func maxDiff(got, want *runtime.Tensor) float64 {

@@ -1,8 +1,6 @@
 package cuda
 
 import (
-	"bytes"
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -64,17 +62,10 @@ func (b *emuBackend) Run(jobs []*fuzzgen.Job) ([]fuzzgen.Result, error) {
 		writeCaseData(t, dir, i, c)
 		live = append(live, i)
 	}
-	var names []string
-	for _, s := range mustSections(t) {
-		names = append(names, s.name)
-	}
-	lib, err := withDeps(names)
-	if err != nil {
-		return nil, err
-	}
+	lib := wholeLibrary(t)
 	bin := filepath.Join(dir, "harness")
 	kernelRef := regexp.MustCompile(`\b(?:u(\d+)|run_c(\d+))\b`)
-	for len(live) > 0 {
+	live, err = fuzzgen.BuildWithout(res, live, "compile", func(live []int) (map[int]error, error) {
 		// Kernels are written once per distinct text: the variants of one model share
 		// most of theirs.
 		canon := map[string]string{}
@@ -84,7 +75,6 @@ func (b *emuBackend) Run(jobs []*fuzzgen.Job) ([]fuzzgen.Result, error) {
 		src.WriteString("#include \"emu.h\"\n\n")
 		src.WriteString(lib)
 		src.WriteString(emuHelpers)
-		src.WriteString("static unsigned char *a, *w;\n")
 		for _, i := range live {
 			for _, k := range cases[i].gen.low.kernels {
 				text := kernelText(k, "KERNEL")
@@ -99,7 +89,7 @@ func (b *emuBackend) Run(jobs []*fuzzgen.Job) ([]fuzzgen.Result, error) {
 			}
 		}
 		for _, i := range live {
-			src.WriteString(fuzzMain(cases[i].gen, names, i))
+			src.WriteString(emuRunner(cases[i].gen, i, func(k *kernel) string { return names[k] }))
 		}
 		src.WriteString("\nint main(int argc, char** argv) {\n  for (int k = 2; k < argc; k++) {\n    int i = atoi(argv[k]);\n    printf(\"begin %d\\n\", i);\n    fflush(stdout);\n    switch (i) {\n")
 		for _, i := range live {
@@ -119,9 +109,9 @@ func (b *emuBackend) Run(jobs []*fuzzgen.Job) ([]fuzzgen.Result, error) {
 		build := exec.Command(b.gxx, "-std=c++17", "-O0", "-Wall", "-Wno-unused-function", "-Wno-unknown-pragmas", "-Werror", "-I", emuH, "-o", bin, cpp)
 		out, err := build.CombinedOutput()
 		if err == nil {
-			break
+			return nil, nil
 		}
-		var bad []int
+		blame := map[int]error{}
 		for _, l := range strings.Split(string(out), "\n") {
 			if !strings.Contains(l, "error") && !strings.Contains(l, "warning") {
 				continue
@@ -133,64 +123,26 @@ func (b *emuBackend) Run(jobs []*fuzzgen.Job) ([]fuzzgen.Result, error) {
 					who = []int{i}
 				}
 				for _, i := range who {
-					if slices.Contains(live, i) && !slices.Contains(bad, i) {
-						bad = append(bad, i)
+					if slices.Contains(live, i) {
+						blame[i] = fmt.Errorf("g++ rejects the kernels:\n%s", firstLines(string(out), 20))
 					}
 				}
 			}
 		}
-		if len(bad) == 0 {
-			return nil, fmt.Errorf("g++: %v\n%s", err, firstLines(string(out), 40))
-		}
-		for _, i := range bad {
-			res[i] = fuzzgen.Result{Stage: "compile", Err: fmt.Errorf("g++ rejects the kernels:\n%s", firstLines(string(out), 20))}
-			live = slices.DeleteFunc(live, func(j int) bool { return j == i })
-		}
+		return blame, fmt.Errorf("g++: %v\n%s", err, firstLines(string(out), 40))
+	})
+	if err != nil {
+		return nil, err
 	}
-	for len(live) > 0 {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		args := []string{dir}
-		for _, i := range live {
-			args = append(args, strconv.Itoa(i))
+	read := func(i int) fuzzgen.Result {
+		var r fuzzgen.Result
+		for j, o := range cases[i].m.Outputs {
+			r.Outputs = append(r.Outputs, readOutput(t, dir, i, j, cases[i].gen, o))
 		}
-		cmd := exec.CommandContext(ctx, bin, args...)
-		var stdout, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		runErr := cmd.Run()
-		cancel()
-		done := map[int]bool{}
-		begun := -1
-		for _, line := range strings.Split(stdout.String(), "\n") {
-			word, num, _ := strings.Cut(line, " ")
-			i, err := strconv.Atoi(num)
-			if err != nil {
-				continue
-			}
-			switch word {
-			case "begin":
-				begun = i
-			case "ok":
-				done[i] = true
-				c := cases[i]
-				for j, o := range c.m.Outputs {
-					res[i].Outputs = append(res[i].Outputs, readOutput(t, dir, i, j, c.gen, o))
-				}
-			}
-		}
-		var rest []int
-		for _, i := range live {
-			if !done[i] {
-				rest = append(rest, i)
-			}
-		}
-		if runErr == nil || len(rest) == 0 {
-			break
-		}
-		if begun < 0 || done[begun] {
-			return nil, fmt.Errorf("emulator: %v\n%s", runErr, firstLines(stderr.String(), 20))
-		}
-		res[begun] = fuzzgen.Result{Stage: "run", Err: fmt.Errorf("the emulated kernels failed: %v\n%s", runErr, firstLines(stderr.String(), 20))}
-		live = slices.DeleteFunc(rest, func(j int) bool { return j == begun })
+		return r
+	}
+	if err := fuzzgen.RunDriver(res, live, 5*time.Minute, read, bin, dir); err != nil {
+		return nil, err
 	}
 	return res, nil
 }
@@ -313,46 +265,4 @@ func longRun(t *testing.T, d time.Duration, cfg fuzzgen.Config, backends []fuzzg
 		shrinkAll(t, rep.Failures, backends, seen)
 	}
 	fmt.Printf("total: %s\n", total)
-}
-
-// fuzzMain is emuMain with the kernels named by names, the memory in globals and each
-// launch a captureless lambda:
-// emu::launch's std::function is then instantiated for one type (a function pointer)
-// rather than one lambda type per launch, which divides the compile time of a batch of
-// models by about seven.
-func fuzzMain(g *generator, names map[*kernel]string, i int) string {
-	var b strings.Builder
-	p := g.plan
-	fmt.Fprintf(&b, "\nstatic void run_c%d(const char* dir) {\n", i)
-	fmt.Fprintf(&b, "  a = emu_alloc(%d);\n  w = emu_alloc(%d);\n", p.arenaBytes, p.weightBytes)
-	fmt.Fprintf(&b, "  emu_read(dir, \"c%d.w\", w, %d);\n", i, p.weightBytes)
-	for j, in := range g.inputs {
-		fmt.Fprintf(&b, "  emu_read(dir, \"c%d.in%d\", a + %d, %d);\n", i, j, p.at[in.v].offset, numel(in.v)*int(elemBytes(in.v.Type)))
-	}
-	for _, oc := range g.low.code {
-		for _, l := range oc.launches {
-			args := make([]string, len(l.args))
-			for j, a := range l.args {
-				base := "a"
-				if a.at.space == weights {
-					base = "w"
-				}
-				c := "const "
-				if l.k.params[j].out {
-					c = ""
-				}
-				args[j] = fmt.Sprintf("(%s%s*)(%s + %d)", c, l.k.params[j].ctype, base, a.at.offset+a.bytes)
-			}
-			fmt.Fprintf(&b, "  emu::launch(%d, %d, %d, %d, +[] { %s(%s); });\n", l.grid[0], l.grid[1], l.grid[2], l.k.block, names[l.k], strings.Join(args, ", "))
-		}
-	}
-	for j, o := range g.outputs {
-		base := "a"
-		if p.at[o.v].space == weights {
-			base = "w"
-		}
-		fmt.Fprintf(&b, "  emu_write(dir, \"c%d.out%d\", %s + %d, %d);\n", i, j, base, p.at[o.v].offset, outputBytes(g, o.v))
-	}
-	b.WriteString("  free(a);\n  free(w);\n}\n")
-	return b.String()
 }

@@ -34,7 +34,7 @@ var kernelDef = regexp.MustCompile(`(?m)^extern "C" __global__ void __launch_bou
 func TestGeneratedStructure(t *testing.T) {
 	modules := modelCases(t)
 	for _, c := range loadOpCases(t) {
-		modules["op_"+c.name] = c.m
+		modules["op_"+c.Name] = c.Module
 	}
 	seen := map[string]bool{}
 	for name, m := range modules {
@@ -129,21 +129,12 @@ func checkFiles(t *testing.T, name string, m *ir.Module, files map[string][]byte
 	}
 }
 
-func needNVCC(t *testing.T) string {
-	t.Helper()
-	nvcc, err := exec.LookPath("nvcc")
-	if err != nil {
-		t.Skip("skipped: nvcc is not on PATH (install nvidia-cuda-toolkit to compile the kernels to PTX)")
-	}
-	return nvcc
-}
-
 // TestNVCCCompiles compiles the generated model.cu of the models, and one file with the
 // kernels of every golden op case (f32 and f16 weights), with warnings as errors; where
 // ptxas is there too, it assembles the PTX for the H100 (sm_90), which catches resource
 // limits (shared memory, registers) that PTX alone does not.
 func TestNVCCCompiles(t *testing.T) {
-	nvcc := needNVCC(t)
+	nvcc := needTool(t, "nvcc", "install nvidia-cuda-toolkit to compile the kernels to PTX")
 	ptxas, _ := exec.LookPath("ptxas")
 	dir := t.TempDir()
 	check := func(name string, ptx []byte) {
@@ -177,15 +168,7 @@ func TestNVCCCompiles(t *testing.T) {
 			check(name, files["model.ptx"])
 		}
 	}
-	var all []string
-	for _, s := range mustSections(t) {
-		all = append(all, s.name)
-	}
-	lib, err := withDeps(all)
-	if err != nil {
-		t.Fatal(err)
-	}
-	src := lib
+	src := wholeLibrary(t)
 	// Every case in f32 and f16, and the variants TestKernelVariants forces (the largest
 	// tiles and head sizes are what could exceed the GPU's limits).
 	variants := []tuned{{}, {tile: tile128x128}, {tile: tile64x128}, {tile: tile32x128}, {tile: tile64x64}, {attnD: 64}, {attnD: 128}, {threads: 256, groupChunk: 7}}
@@ -194,10 +177,10 @@ func TestNVCCCompiles(t *testing.T) {
 		for _, v := range variants {
 			for _, f16 := range []bool{false, true} {
 				tuning = v
-				g, err := newGenerator(c.m, Options{Package: "model", F16Weights: f16})
+				g, err := newGenerator(c.Module, Options{Package: "model", F16Weights: f16})
 				tuning = tuned{}
 				if err != nil {
-					t.Fatalf("%s: %v", c.name, err)
+					t.Fatalf("%s: %v", c.Name, err)
 				}
 				for _, k := range g.low.kernels {
 					if key := kernelText(k, "k"); !seen[key] {
@@ -273,10 +256,7 @@ func cudaHeader() string {
 // matmuls, float16 weights. The packages live in a temporary module that replaces rfc with
 // this tree.
 func TestGeneratedGoBuilds(t *testing.T) {
-	goCmd, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("skipped: no go command on PATH")
-	}
+	goCmd := needTool(t, "go", "it builds the generated packages")
 	inc := cudaHeader()
 	if inc == "" {
 		t.Skip("skipped: no CUDA headers (cuda.h) for cgo; install nvidia-cuda-dev")
@@ -293,17 +273,17 @@ func TestGeneratedGoBuilds(t *testing.T) {
 	must(t, os.WriteFile(filepath.Join(dir, "go.sum"), sum, 0o644))
 	want := []string{"aliasing", "reshape_input_out", "reshape_i64", "embedding", "sdpa_0", "batch_param", "concat", "matmul_3", "group_norm"}
 	for _, c := range loadOpCases(t) {
-		if !slices.Contains(want, c.name) {
+		if !slices.Contains(want, c.Name) {
 			continue
 		}
 		for _, f16 := range []bool{false, true} {
-			pkg := strings.ReplaceAll(c.name, "_", "")
+			pkg := strings.ReplaceAll(c.Name, "_", "")
 			if f16 {
 				pkg += "h"
 			}
-			files, err := Generate(c.m, Options{Package: pkg, NVCC: "-", F16Weights: f16})
+			files, err := Generate(c.Module, Options{Package: pkg, NVCC: "-", F16Weights: f16})
 			if err != nil {
-				t.Fatalf("%s: %v", c.name, err)
+				t.Fatalf("%s: %v", c.Name, err)
 			}
 			files["model.ptx"] = []byte("// not compiled: the build only embeds it\n")
 			for name, data := range files {

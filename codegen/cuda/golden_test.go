@@ -3,13 +3,11 @@ package cuda
 import (
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"strings"
 	"testing"
 
 	"github.com/rfc-project/rfc/internal/testutil"
 
-	"github.com/rfc-project/rfc/dsl"
 	"github.com/rfc-project/rfc/interp"
 	"github.com/rfc-project/rfc/ir"
 	"github.com/rfc-project/rfc/passes"
@@ -18,61 +16,9 @@ import (
 
 const goldenDir = "../../testdata/golden/"
 
-// opCase is one case of testdata/golden/interp_ops.safetensors (scripts/golden/interp_ops.py):
-// a module in the metadata, and its inputs, parameters and PyTorch's outputs.
-type opCase struct {
-	name    string
-	m       *ir.Module
-	inputs  map[string]*runtime.Tensor
-	params  map[string]*runtime.Tensor
-	outputs []*runtime.Tensor
-}
-
-func loadOpCases(t *testing.T) []*opCase {
-	t.Helper()
-	f, err := runtime.OpenSafetensors(goldenDir + "interp_ops.safetensors")
-	if err != nil {
-		t.Fatalf("%v (made by /usr/bin/python3 scripts/golden/interp_ops.py)", err)
-	}
-	defer f.Close()
-	byName := map[string]*opCase{}
-	var cases []*opCase
-	for name, text := range f.Metadata() {
-		m, err := ir.Parse(text)
-		if err != nil {
-			t.Fatalf("case %s: %v", name, err)
-		}
-		c := &opCase{name: name, m: m, inputs: map[string]*runtime.Tensor{}, params: map[string]*runtime.Tensor{}, outputs: make([]*runtime.Tensor, len(m.Outputs))}
-		byName[name] = c
-		cases = append(cases, c)
-	}
-	for _, key := range f.Names() {
-		caseName, rest, _ := strings.Cut(key, ".")
-		c := byName[caseName]
-		if c == nil {
-			t.Fatalf("tensor %q belongs to no case", key)
-		}
-		x, err := f.Tensor(key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		switch {
-		case strings.HasPrefix(rest, "in."):
-			c.inputs[strings.TrimPrefix(rest, "in.")] = x
-		case strings.HasPrefix(rest, "param."):
-			c.params[strings.TrimPrefix(rest, "param.")] = x
-		case rest == "out":
-			c.outputs[0] = x
-		default:
-			var i int
-			if _, err := fmt.Sscanf(rest, "out.%d", &i); err != nil || i < 1 || i >= len(c.outputs) {
-				t.Fatalf("tensor %q: unknown role", key)
-			}
-			c.outputs[i] = x
-		}
-	}
-	slices.SortFunc(cases, func(a, b *opCase) int { return strings.Compare(a.name, b.name) })
-	return cases
+// loadOpCases reads the op cases of the PyTorch goldens (scripts/golden/interp_ops.py).
+func loadOpCases(t *testing.T) []*testutil.OpCase {
+	return testutil.OpCases(t, goldenDir+"interp_ops.safetensors")
 }
 
 // TestOpsMatchPyTorch runs every op case of the PyTorch goldens through the generated
@@ -85,7 +31,7 @@ func TestOpsMatchPyTorch(t *testing.T) {
 	ops := loadOpCases(t)
 	for _, f16 := range []bool{false, true} {
 		for _, c := range ops {
-			cases = append(cases, &emuCase{name: c.name, m: c.m, f16: f16, weights: c.params, inputs: c.inputs})
+			cases = append(cases, &emuCase{name: c.Name, m: c.Module, f16: f16, weights: c.Params, inputs: c.Inputs})
 		}
 	}
 	runEmulated(t, cases)
@@ -95,7 +41,7 @@ func TestOpsMatchPyTorch(t *testing.T) {
 		for _, v := range c.m.Body {
 			seen[v.Op] = true
 		}
-		want := oc.outputs
+		want := oc.Outputs
 		what := "PyTorch"
 		if c.f16 {
 			what = "the interpreter with f16-rounded weights"
@@ -106,7 +52,7 @@ func TestOpsMatchPyTorch(t *testing.T) {
 			}
 		}
 		for j := range want {
-			if err := compare(c.outputs[j], want[j], 1e-4); err != nil {
+			if err := testutil.WithinTolerance(c.outputs[j], want[j], 1e-4); err != nil {
 				t.Errorf("%s (f16 weights %t): output %d vs %s: %v", c.name, c.f16, j, what, err)
 			}
 		}
@@ -129,9 +75,9 @@ func TestKernelVariants(t *testing.T) {
 	add := func(prefixes []string, tune tuned) {
 		for _, c := range ops {
 			for _, p := range prefixes {
-				if strings.HasPrefix(c.name, p) {
-					cases = append(cases, &emuCase{name: fmt.Sprintf("%s %+v", c.name, tune), m: c.m, weights: c.params, inputs: c.inputs, tune: tune})
-					want = append(want, c.outputs)
+				if strings.HasPrefix(c.Name, p) {
+					cases = append(cases, &emuCase{name: fmt.Sprintf("%s %+v", c.Name, tune), m: c.Module, weights: c.Params, inputs: c.Inputs, tune: tune})
+					want = append(want, c.Outputs)
 					break
 				}
 			}
@@ -150,7 +96,7 @@ func TestKernelVariants(t *testing.T) {
 	runEmulated(t, cases)
 	for i, c := range cases {
 		for j := range want[i] {
-			if err := compare(c.outputs[j], want[i][j], 1e-4); err != nil {
+			if err := testutil.WithinTolerance(c.outputs[j], want[i][j], 1e-4); err != nil {
 				t.Errorf("%s: output %d vs PyTorch: %v", c.name, j, err)
 			}
 		}
@@ -159,14 +105,7 @@ func TestKernelVariants(t *testing.T) {
 
 func loadModule(t *testing.T, file, model string, set map[string]string) *ir.Module {
 	t.Helper()
-	prog, err := dsl.Load(file)
-	if err != nil {
-		t.Fatal(dsl.Detail(err))
-	}
-	m, err := prog.Elaborate(dsl.Options{Model: model, Set: set})
-	if err != nil {
-		t.Fatal(dsl.Detail(err))
-	}
+	m := testutil.ElaborateFile(t, file, model, set)
 	// As rfc compile does before generating code.
 	if err := passes.Run(m, passes.Config{}); err != nil {
 		t.Fatal(err)
@@ -215,7 +154,7 @@ func TestModelsEmulated(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
-		if err := compare(c.outputs[0], want[0], 1e-4); err != nil {
+		if err := testutil.WithinTolerance(c.outputs[0], want[0], 1e-4); err != nil {
 			t.Errorf("%s (f16 weights %t) vs the interpreter: %v", c.name, c.f16, err)
 		}
 		t.Logf("%s (f16 weights %t): max|Δ| vs the interpreter %.3g", c.name, c.f16, maxDiff(c.outputs[0], want[0]))
@@ -223,7 +162,7 @@ func TestModelsEmulated(t *testing.T) {
 			t.Logf("ViT, f16 weights: max|Δ| vs PyTorch's f32 %.3g", maxDiff(c.outputs[0], vitOut))
 		}
 		if c.name == "ViT" && !c.f16 {
-			if err := compare(c.outputs[0], vitOut, 1e-4); err != nil {
+			if err := testutil.WithinTolerance(c.outputs[0], vitOut, 1e-4); err != nil {
 				t.Errorf("ViT vs PyTorch: %v", err)
 			}
 			t.Logf("ViT: max|Δ| vs PyTorch %.3g", maxDiff(c.outputs[0], vitOut))

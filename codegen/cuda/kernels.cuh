@@ -219,9 +219,13 @@ struct RfcMatMul {
   __device__ void store(int z, int m, int n, float v) const { y[(z * gm + m) * gn + n] = v; }
 };
 
-// RfcConv2d is F.conv2d as an implicit GEMM per group z: A is the group's weights
-// [K/G, C/G·KH·KW], B the im2col matrix of the input [C/G·KH·KW, N·OH·OW] read in place.
-template <class TX, class TW, class TB>
+// RfcConv2d is F.conv2d, or with kTransposed F.conv_transpose2d, as an implicit GEMM per
+// group z. B is the im2col matrix of the input [C/G·KH·KW, N·OH·OW], read in place: output
+// pixel (oy, ox) reads input pixel (oy·SH−PH+kh·DH, ox·SW−PW+kw·DW), or, transposed,
+// gathers input pixel ((oy+PH−kh·DH)/SH, (ox+PW−kw·DW)/SW) where that divides exactly. A
+// is the group's weights [K/G, C/G·KH·KW], or, transposed, read from [C, K/G, KH, KW]
+// (PyTorch's layout).
+template <class TX, class TW, class TB, bool kTransposed>
 struct RfcConv2d {
   float* y;
   const TX* x;
@@ -231,57 +235,29 @@ struct RfcConv2d {
   int gm, gn, gk;  // K/G, N·OH·OW, C/G·KH·KW
   static constexpr bool kBNContig = true;
   struct Col {
-    int base, iy0, ix0;
-    bool ok;
-  };
-  __device__ float a(int z, int m, int k) const { return rfc_ld(w, (z * gm + m) * gk + k); }
-  __device__ Col col(int z, int n) const {
-    const int img = n / (OH * OW), pix = n % (OH * OW);
-    const int cg = gk / (KH * KW);
-    return Col{(img * C + z * cg) * H * W, (pix / OW) * SH - PH, (pix % OW) * SW - PW, n < gn};
-  }
-  __device__ float bv(const Col& c, int k) const {
-    const int ci = k / (KH * KW), r = k % (KH * KW);
-    const int iy = c.iy0 + (r / KW) * DH, ix = c.ix0 + (r % KW) * DW;
-    return (c.ok && iy >= 0 && iy < H && ix >= 0 && ix < W) ? rfc_ld(x, c.base + (ci * H + iy) * W + ix) : 0.0f;
-  }
-  __device__ void store(int z, int m, int n, float v) const {
-    const int img = n / (OH * OW), pix = n % (OH * OW), ch = z * gm + m;
-    y[(img * K + ch) * OH * OW + pix] = b ? v + rfc_ld(b, ch) : v;
-  }
-};
-
-// RfcConvT2d is F.conv_transpose2d as an implicit GEMM per group z: output pixel (oy, ox)
-// gathers input pixel ((oy+PH−kh·DH)/SH, (ox+PW−kw·DW)/SW) where that divides exactly.
-// Weights are [C, K/G, KH, KW] (PyTorch's layout).
-template <class TX, class TW, class TB>
-struct RfcConvT2d {
-  float* y;
-  const TX* x;
-  const TW* w;
-  const TB* b;
-  int C, H, W, K, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW;
-  int gm, gn, gk;  // K/G, N·OH·OW, C/G·KH·KW
-  static constexpr bool kBNContig = true;
-  struct Col {
-    int base, oy, ox;
+    int base, py, px;  // the output pixel; not transposed, its first input tap
     bool ok;
   };
   __device__ float a(int z, int m, int k) const {
     const int ci = k / (KH * KW), r = k % (KH * KW), cg = gk / (KH * KW);
-    return rfc_ld(w, ((z * cg + ci) * gm + m) * (KH * KW) + r);
+    return kTransposed ? rfc_ld(w, ((z * cg + ci) * gm + m) * (KH * KW) + r) : rfc_ld(w, (z * gm + m) * gk + k);
   }
   __device__ Col col(int z, int n) const {
     const int img = n / (OH * OW), pix = n % (OH * OW);
-    const int cg = gk / (KH * KW);
-    return Col{(img * C + z * cg) * H * W, pix / OW, pix % OW, n < gn};
+    const int cg = gk / (KH * KW), oy = pix / OW, ox = pix % OW;
+    return kTransposed ? Col{(img * C + z * cg) * H * W, oy, ox, n < gn}
+                       : Col{(img * C + z * cg) * H * W, oy * SH - PH, ox * SW - PW, n < gn};
   }
   __device__ float bv(const Col& c, int k) const {
     const int ci = k / (KH * KW), r = k % (KH * KW);
-    const int ty = c.oy + PH - (r / KW) * DH, tx = c.ox + PW - (r % KW) * DW;
-    if (!c.ok || ty < 0 || tx < 0 || ty % SH != 0 || tx % SW != 0) return 0.0f;
-    const int iy = ty / SH, ix = tx / SW;
-    return (iy < H && ix < W) ? rfc_ld(x, c.base + (ci * H + iy) * W + ix) : 0.0f;
+    int iy = c.py + (r / KW) * DH, ix = c.px + (r % KW) * DW;
+    if (kTransposed) {
+      const int ty = c.py + PH - (r / KW) * DH, tx = c.px + PW - (r % KW) * DW;
+      if (ty < 0 || tx < 0 || ty % SH != 0 || tx % SW != 0) return 0.0f;
+      iy = ty / SH;
+      ix = tx / SW;
+    }
+    return (c.ok && iy >= 0 && iy < H && ix >= 0 && ix < W) ? rfc_ld(x, c.base + (ci * H + iy) * W + ix) : 0.0f;
   }
   __device__ void store(int z, int m, int n, float v) const {
     const int img = n / (OH * OW), pix = n % (OH * OW), ch = z * gm + m;

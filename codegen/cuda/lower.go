@@ -175,8 +175,8 @@ func init() {
 		"div":              binaryOp("/"),
 		"linear":           lowerLinear,
 		"matmul":           lowerMatmul,
-		"conv2d":           lowerConv2d,
-		"conv_transpose2d": lowerConvTranspose2d,
+		"conv2d":           lowerConv(false),
+		"conv_transpose2d": lowerConv(true),
 		"layer_norm":       lowerLayerNorm,
 		"group_norm":       lowerGroupNorm,
 		"layer_norm2d":     lowerLayerNorm2d,
@@ -434,55 +434,38 @@ func convOf(v *ir.Value) convGeometry {
 	}
 }
 
-func lowerConv2d(l *lowerer, v *ir.Value, oc *opCode) error {
-	x, w := v.Args[0], v.Args[1]
-	g := convOf(v)
-	bias, bt, bp := l.optional(v, 2, "b")
-	params := append([]cparam{out("y"), l.in(x, "x"), l.in(w, "w")}, bp...)
-	args := []arg{l.at(v, 0), l.at(x, 0), l.at(w, 0)}
-	if len(v.Args) == 3 {
-		args = append(args, l.at(v.Args[2], 0))
-	}
-	if g.c/g.groups == 1 {
-		// One input channel per group (depthwise): a direct kernel, one thread per output.
-		n := numel(v)
-		body := fmt.Sprintf("  rfc_conv_direct(y, x, w, %s, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d);\n",
-			bias, n, g.c, g.h, g.w, g.k, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.groups, g.oh, g.ow)
-		k := l.kernel("conv2d", blockSize, []string{"conv_direct"}, true, params, body)
-		oc.add(k, flat(n), args...)
+// lowerConv lowers conv2d, or with transposed conv_transpose2d, to an implicit GEMM
+// (RfcConv2d); a convolution with one input channel per group (depthwise) to a direct
+// kernel, one thread per output.
+func lowerConv(transposed bool) lowering {
+	return func(l *lowerer, v *ir.Value, oc *opCode) error {
+		x, w := v.Args[0], v.Args[1]
+		g := convOf(v)
+		bias, bt, bp := l.optional(v, 2, "b")
+		params := append([]cparam{out("y"), l.in(x, "x"), l.in(w, "w")}, bp...)
+		args := []arg{l.at(v, 0), l.at(x, 0), l.at(w, 0)}
+		if len(v.Args) == 3 {
+			args = append(args, l.at(v.Args[2], 0))
+		}
+		if !transposed && g.c/g.groups == 1 {
+			n := numel(v)
+			body := fmt.Sprintf("  rfc_conv_direct(y, x, w, %s, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d);\n",
+				bias, n, g.c, g.h, g.w, g.k, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.groups, g.oh, g.ow)
+			k := l.kernel(v.Op, blockSize, []string{"conv_direct"}, true, params, body)
+			oc.add(k, flat(n), args...)
+			return nil
+		}
+		gm, gn, gk := g.k/g.groups, g.n*g.oh*g.ow, g.c/g.groups*g.kh*g.kw
+		t := pickTile(gm, gn, g.groups)
+		grid, err := t.grid(gm, gn, g.groups)
+		if err != nil {
+			return err
+		}
+		body := fmt.Sprintf("  const RfcConv2d<%s, %s, %s, %t> p{y, x, w, %s, %s, %d, %d, %d};\n", l.ctype(x), l.ctype(w), bt, transposed, bias, g.fields(), gm, gn, gk) + t.call()
+		k := l.kernel(v.Op, blockSize, []string{"gemm"}, true, params, body)
+		oc.add(k, grid, args...)
 		return nil
 	}
-	gm, gn, gk := g.k/g.groups, g.n*g.oh*g.ow, g.c/g.groups*g.kh*g.kw
-	t := pickTile(gm, gn, g.groups)
-	grid, err := t.grid(gm, gn, g.groups)
-	if err != nil {
-		return err
-	}
-	body := fmt.Sprintf("  const RfcConv2d<%s, %s, %s> p{y, x, w, %s, %s, %d, %d, %d};\n", l.ctype(x), l.ctype(w), bt, bias, g.fields(), gm, gn, gk) + t.call()
-	k := l.kernel("conv2d", blockSize, []string{"gemm"}, true, params, body)
-	oc.add(k, grid, args...)
-	return nil
-}
-
-func lowerConvTranspose2d(l *lowerer, v *ir.Value, oc *opCode) error {
-	x, w := v.Args[0], v.Args[1]
-	g := convOf(v)
-	bias, bt, bp := l.optional(v, 2, "b")
-	params := append([]cparam{out("y"), l.in(x, "x"), l.in(w, "w")}, bp...)
-	args := []arg{l.at(v, 0), l.at(x, 0), l.at(w, 0)}
-	if len(v.Args) == 3 {
-		args = append(args, l.at(v.Args[2], 0))
-	}
-	gm, gn, gk := g.k/g.groups, g.n*g.oh*g.ow, g.c/g.groups*g.kh*g.kw
-	t := pickTile(gm, gn, g.groups)
-	grid, err := t.grid(gm, gn, g.groups)
-	if err != nil {
-		return err
-	}
-	body := fmt.Sprintf("  const RfcConvT2d<%s, %s, %s> p{y, x, w, %s, %s, %d, %d, %d};\n", l.ctype(x), l.ctype(w), bt, bias, g.fields(), gm, gn, gk) + t.call()
-	k := l.kernel("conv_transpose2d", blockSize, []string{"gemm"}, true, params, body)
-	oc.add(k, grid, args...)
-	return nil
 }
 
 // reductionThreads is the block size of a kernel that reduces n values per block: a power

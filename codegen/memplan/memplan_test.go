@@ -3,17 +3,9 @@ package memplan
 import (
 	"testing"
 
+	"github.com/rfc-project/rfc/internal/testutil"
 	"github.com/rfc-project/rfc/ir"
 )
-
-func parse(t *testing.T, src string) *ir.Module {
-	t.Helper()
-	m, err := ir.Parse(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
 
 func elements(v *ir.Value) int {
 	n := 1
@@ -53,7 +45,7 @@ func check(t *testing.T, m *ir.Module, p *Plan, opts Options) {
 // TestViewsAndCopies checks reshapes (views, never copies) and outputs that are inputs or
 // views of inputs (copied into buffers of their own).
 func TestViewsAndCopies(t *testing.T) {
-	m := parse(t, `module views
+	m := testutil.ParseIR(t, `module views
 scope "" Test key ""
 input %x: f32[2, 6]
 %0: f32[3, 4] = reshape(%x) in ""
@@ -88,7 +80,7 @@ output %2, %0, %x
 // TestInPlaceAndReuse checks that element-wise ops overwrite an operand that dies with
 // them, and only then, and that dead buffers are reused.
 func TestInPlaceAndReuse(t *testing.T) {
-	m := parse(t, `module chain
+	m := testutil.ParseIR(t, `module chain
 scope "" Test key ""
 input %x: f32[3, 5]
 param @b: f32[5] key "b" in ""
@@ -131,7 +123,7 @@ output %6
 // (never overwritten), scratch alive during its op only, and values left out of the arena
 // (copied when they are outputs).
 func TestInputsScratchOutside(t *testing.T) {
-	m := parse(t, `module opts
+	m := testutil.ParseIR(t, `module opts
 scope "" Test key ""
 input %x: f32[4, 8]
 param @w: f32[4, 8] key "w" in ""

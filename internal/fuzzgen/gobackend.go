@@ -2,7 +2,6 @@ package fuzzgen
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"go/format"
 	"os"
@@ -129,7 +128,7 @@ func (b *GoBackend) Run(cases []*Job) ([]Result, error) {
 	// built again without it.
 	bin := filepath.Join(b.Dir, "driver.bin")
 	failed := regexp.MustCompile(`(?m)^#? ?\.?/?(?:rfcfuzz/)?m(\d+)\b`)
-	for len(live) > 0 {
+	live, err = BuildWithout(res, live, "build", func(live []int) (map[int]error, error) {
 		if err := os.WriteFile(filepath.Join(b.Dir, "driver", "main.go"), driverSource(live, gens, cases), 0o644); err != nil {
 			return nil, err
 		}
@@ -137,87 +136,43 @@ func (b *GoBackend) Run(cases []*Job) ([]Result, error) {
 		// thirds of the time, and the kernels they call keep theirs.
 		out, err := b.goCmd("build", "-o", bin, "-gcflags=rfcfuzz/...=-N -l", "./driver")
 		if err == nil {
-			break
+			return nil, nil
 		}
-		var bad []int
+		blame := map[int]error{}
 		for _, m := range failed.FindAllStringSubmatch(out, -1) {
-			if i, _ := strconv.Atoi(m[1]); slices.Contains(live, i) && !slices.Contains(bad, i) {
-				bad = append(bad, i)
+			if i, _ := strconv.Atoi(m[1]); slices.Contains(live, i) {
+				blame[i] = fmt.Errorf("%s", packageErrors(out, i))
 			}
 		}
-		if len(bad) == 0 {
-			return nil, fmt.Errorf("go build of the driver: %v\n%s", err, out)
-		}
-		for _, i := range bad {
-			res[i] = Result{Stage: "build", Err: fmt.Errorf("%s", packageErrors(out, i))}
-			live = slices.DeleteFunc(live, func(j int) bool { return j == i })
-		}
+		return blame, fmt.Errorf("go build of the driver: %v\n%s", err, out)
+	})
+	if err != nil {
+		return nil, err
 	}
 	// Run; a case that crashes the driver (a panic in a kernel's goroutine, a fault) is
 	// that case's failure, and the driver runs again on the cases after it.
-	for len(live) > 0 {
-		timeout := b.RunTimeout
-		if timeout == 0 {
-			timeout = 5 * time.Minute
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		args := []string{filepath.Join(b.Dir, "data")}
-		for _, i := range live {
-			args = append(args, strconv.Itoa(i))
-		}
-		cmd := exec.CommandContext(ctx, bin, args...)
-		var stdout, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		runErr := cmd.Run()
-		cancel()
-		done := map[int]bool{}
-		begun := -1
-		for _, line := range strings.Split(stdout.String(), "\n") {
-			word, rest, _ := strings.Cut(line, " ")
-			num, msg, _ := strings.Cut(rest, " ")
-			i, err := strconv.Atoi(num)
-			if err != nil || i < 0 || i >= len(cases) {
-				continue
+	timeout := b.RunTimeout
+	if timeout == 0 {
+		timeout = 5 * time.Minute
+	}
+	read := func(i int) Result {
+		var r Result
+		dir := filepath.Join(b.Dir, "data", "m"+strconv.Itoa(i))
+		for k := range 1 + len(cases[i].More) {
+			outs, err := readOutputs(filepath.Join(dir, fmt.Sprintf("out%d.safetensors", k)), len(gens[i].Outputs))
+			if err != nil {
+				return Result{Stage: "run", Err: err}
 			}
-			switch word {
-			case "begin":
-				begun = i
-			case "ok":
-				done[i] = true
-				res[i] = Result{}
-				dir := filepath.Join(b.Dir, "data", "m"+strconv.Itoa(i))
-				for k := range 1 + len(cases[i].More) {
-					outs, err := readOutputs(filepath.Join(dir, fmt.Sprintf("out%d.safetensors", k)), len(gens[i].Outputs))
-					if err != nil {
-						res[i] = Result{Stage: "run", Err: err}
-						break
-					}
-					if k == 0 {
-						res[i].Outputs = outs
-					} else {
-						res[i].More = append(res[i].More, outs)
-					}
-				}
-			case "fail":
-				done[i] = true
-				s, _ := strconv.Unquote(msg)
-				res[i] = Result{Stage: "run", Err: fmt.Errorf("%s", s)}
+			if k == 0 {
+				r.Outputs = outs
+			} else {
+				r.More = append(r.More, outs)
 			}
 		}
-		var rest []int
-		for _, i := range live {
-			if !done[i] {
-				rest = append(rest, i)
-			}
-		}
-		if runErr == nil || len(rest) == 0 {
-			break
-		}
-		if begun < 0 || done[begun] {
-			return nil, fmt.Errorf("driver: %v\n%s", runErr, tail(stderr.String(), 40))
-		}
-		res[begun] = Result{Stage: "run", Err: fmt.Errorf("the driver died in this case: %v\n%s", runErr, tail(stderr.String(), 40))}
-		live = slices.DeleteFunc(rest, func(j int) bool { return j == begun })
+		return r
+	}
+	if err := RunDriver(res, live, timeout, read, bin, filepath.Join(b.Dir, "data")); err != nil {
+		return nil, err
 	}
 	return res, nil
 }
@@ -325,21 +280,6 @@ func safe(run func(string) error, dir string) (err error) {
 	return run(dir)
 }
 
-func inputs(dir string, k int) (map[string]*runtime.Tensor, error) {
-	f, err := runtime.OpenSafetensors(filepath.Join(dir, fmt.Sprintf("in%d.safetensors", k)))
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	set := map[string]*runtime.Tensor{}
-	for _, name := range f.Names() {
-		if set[name], err = f.Tensor(name); err != nil {
-			return nil, err
-		}
-	}
-	return set, nil
-}
-
 func write(dir string, k int, outs ...*runtime.Tensor) error {
 	named := map[string]*runtime.Tensor{}
 	for i, o := range outs {
@@ -351,39 +291,15 @@ func write(dir string, k int, outs ...*runtime.Tensor) error {
 `)
 	fmt.Fprintf(&b, "var cases = map[int]func(string) error{\n")
 	for _, i := range live {
-		r := gens[i]
 		pkg := "m" + strconv.Itoa(i)
-		var args, outs, wrap []string
-		for _, in := range r.Inputs {
-			field := "F32"
-			if !in.Type.DType.IsFloat() {
-				field = "I64"
-			}
-			args = append(args, fmt.Sprintf("in[%q].%s", in.Name, field))
-			if in.Sized {
-				args = append(args, fmt.Sprintf("in[%q].Shape", in.Name))
-			}
-		}
-		for k, out := range r.Outputs {
-			outs = append(outs, "y"+strconv.Itoa(k))
-			ctor := "FromF32"
-			if !out.Type.DType.IsFloat() {
-				ctor = "FromI64"
-			}
-			shape := fmt.Sprintf("%s.%sShape[:]", pkg, out.Export)
-			if out.Sized {
-				outs = append(outs, fmt.Sprintf("y%dShape", k))
-				shape = fmt.Sprintf("y%dShape", k)
-			}
-			wrap = append(wrap, fmt.Sprintf("runtime.%s(y%d, %s...)", ctor, k, shape))
-		}
+		call := gens[i].ForwardCall(pkg, "in")
 		fmt.Fprintf(&b, `	%d: func(dir string) error {
 		m, err := %s.Load(filepath.Join(dir, "weights.safetensors"))
 		if err != nil {
 			return err
 		}
 		for k := range %d {
-			in, err := inputs(dir, k)
+			in, err := runtime.ReadTensors(filepath.Join(dir, fmt.Sprintf("in%%d.safetensors", k)))
 			if err != nil {
 				return err
 			}
@@ -398,7 +314,7 @@ func write(dir string, k int, outs ...*runtime.Tensor) error {
 		}
 		return nil
 	},
-`, i, pkg, 1+len(jobs[i].More), strings.Join(outs, ", "), strings.Join(args, ", "), strings.Join(wrap, ", "))
+`, i, pkg, 1+len(jobs[i].More), strings.Join(call.Results, ", "), strings.Join(call.Args, ", "), strings.Join(call.Outputs, ", "))
 	}
 	b.WriteString("}\n")
 	return b.Bytes()

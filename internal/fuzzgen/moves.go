@@ -467,18 +467,7 @@ func (g *gen) conv2d(b *w, x tensor) (tensor, bool) {
 		}
 	}
 	out := g.between(1, g.cfg.MaxDim)
-	groups := 1
-	if g.chance(0.25) {
-		var common []int
-		for _, d := range divisors(c) {
-			if d > 1 && out%d == 0 {
-				common = append(common, d)
-			}
-		}
-		if len(common) > 0 {
-			groups = pick(g, common...)
-		}
-	}
+	groups := g.groups(c, out, 0.25)
 	oh := (h+2*ph-dh*(kh-1)-1)/sh + 1
 	ow := (wd+2*pw-dw*(kw-1)-1)/sw + 1
 	if h+2*ph < dh*(kh-1)+1 || wd+2*pw < dw*(kw-1)+1 || oh < 1 || ow < 1 {
@@ -512,6 +501,24 @@ func (g *gen) conv2d(b *w, x tensor) (tensor, bool) {
 	return tensor{shape: y}, true
 }
 
+// groups is a convolution's group count: with probability p, a divisor above 1 of both
+// its input and output channels when they share one; 1 otherwise.
+func (g *gen) groups(in, out int, p float64) int {
+	if !g.chance(p) {
+		return 1
+	}
+	var common []int
+	for _, d := range divisors(in) {
+		if d > 1 && out%d == 0 {
+			common = append(common, d)
+		}
+	}
+	if len(common) == 0 {
+		return 1
+	}
+	return pick(g, common...)
+}
+
 func (g *gen) convTranspose2d(b *w, x tensor) (tensor, bool) {
 	if x.rank() != 4 {
 		return x, false
@@ -529,18 +536,7 @@ func (g *gen) convTranspose2d(b *w, x tensor) (tensor, bool) {
 		op = g.between(0, max(s, d)-1)
 	}
 	out := g.between(1, g.cfg.MaxDim)
-	groups := 1
-	if g.chance(0.2) {
-		var common []int
-		for _, q := range divisors(c) {
-			if q > 1 && out%q == 0 {
-				common = append(common, q)
-			}
-		}
-		if len(common) > 0 {
-			groups = pick(g, common...)
-		}
-	}
+	groups := g.groups(c, out, 0.2)
 	oh := (h-1)*s - 2*p + d*(k-1) + op + 1
 	ow := (wd-1)*s - 2*p + d*(k-1) + op + 1
 	if oh < 1 || ow < 1 {

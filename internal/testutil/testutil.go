@@ -1,11 +1,14 @@
-// Package testutil holds what the module's tests share: reading goldens, measuring how far
-// an output is from PyTorch's, and making altered copies of checkpoint folders.
+// Package testutil holds what the module's tests share: building modules from IR text or
+// .rfn source, reading goldens, measuring how far an output is from its reference, and
+// making altered copies of checkpoint folders.
 package testutil
 
 import (
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -79,4 +82,45 @@ func EditedFolder(t testing.TB, src, dst, old, new string) string {
 		}
 	}
 	return dst
+}
+
+// WithinTolerance checks got against want with the project's tolerance: the same dtype
+// and shape, equal integers, and floats with max|got − want| ≤ tol·max(1, max|want|) over
+// want's finite values, where a NaN or an infinity passes only against the same. The
+// error names the worst element, or the first NaN or infinity out of place.
+func WithinTolerance(got, want *runtime.Tensor, tol float64) error {
+	if got.DType != want.DType || !slices.Equal(got.Shape, want.Shape) {
+		return fmt.Errorf("got a %s tensor of shape %v, want %s %v", got.DType, got.Shape, want.DType, want.Shape)
+	}
+	if want.DType == runtime.I64 {
+		for i, w := range want.I64 {
+			if got.I64[i] != w {
+				return fmt.Errorf("element %d is %d, want %d", i, got.I64[i], w)
+			}
+		}
+		return nil
+	}
+	scale, worst, at := 1.0, 0.0, -1
+	for _, w := range want.F32 {
+		if a := math.Abs(float64(w)); !math.IsInf(a, 0) && a > scale {
+			scale = a
+		}
+	}
+	for i, w := range want.F32 {
+		g, w := float64(got.F32[i]), float64(w)
+		if g == w || math.IsNaN(g) && math.IsNaN(w) {
+			continue
+		}
+		d := math.Abs(g - w)
+		if math.IsNaN(d) || math.IsInf(d, 0) {
+			return fmt.Errorf("flat index %d: got %g, want %g", i, g, w)
+		}
+		if d > worst {
+			worst, at = d, i
+		}
+	}
+	if at >= 0 && worst > tol*scale {
+		return fmt.Errorf("max|Δ| = %g at flat index %d (got %g, want %g), tolerance %g", worst, at, got.F32[at], want.F32[at], tol*scale)
+	}
+	return nil
 }
