@@ -206,7 +206,7 @@ func newGenerator(m *ir.Module, opts Options, pkg string) (*generator, error) {
 		if g.sym, err = newSizes(m); err != nil {
 			return nil, err
 		}
-		for _, name := range []string{"shapePlan", "newShapePlan", "sizesString", "bufferFirst", "bufferLast"} {
+		for _, name := range []string{"shapePlan", "newShapePlan", "sizeNames", "bufferFirst", "bufferLast"} {
 			g.globals.used[name] = true
 		}
 		g.fieldNames.used["plan"], g.fieldNames.used["plans"] = true, true

@@ -273,9 +273,9 @@ func (g *generator) addCheck(a, b ir.Dim, atLeast bool, rule string) {
 	if atLeast {
 		op, verb = "<", "is below"
 	}
-	msg := fmt.Sprintf("%s: Forward: %%s: %%s: %s is %%d, which %s %s (%%d)", g.pkg, a, verb, b)
+	msg := fmt.Sprintf("%%s: %s is %%d, which %s %s (%%d)", a, verb, b)
 	g.sym.checks = append(g.sym.checks, jen.If(g.planDim(a).(*jen.Statement).Clone().Op(op).Add(g.planDim(b))).Block(
-		jen.Return(jen.Nil(), jen.Qual("fmt", "Errorf").Call(jen.Lit(msg), jen.Id("sizesString").Call(jen.Id("key")), jen.Lit(rule), g.planDim(a), g.planDim(b))),
+		jen.Return(jen.Nil(), sizesError(jen.Lit(msg), jen.Lit(rule), g.planDim(a), g.planDim(b))),
 	))
 }
 
@@ -295,7 +295,7 @@ func (g *generator) calc(d ir.Dim) (jen.Code, error) {
 }
 
 // symbolicDecls writes what a symbolic module adds to model.go: the shapePlan type, the
-// tables of the arena's buffers, newShapePlan, use and sizesString.
+// tables of the arena's buffers, newShapePlan, use and sizeNames.
 func (g *generator) symbolicDecls(f *jen.File) error {
 	s, p := g.sym, g.plan
 	// Every buffer's size, every value's element count and the outputs' shapes are dims of
@@ -387,19 +387,15 @@ func (g *generator) symbolicDecls(f *jen.File) error {
 		jen.Id("p").Op(":=").Op("&").Id("shapePlan").Values(jen.Dict{jen.Id("key"): jen.Id("key")}),
 		jen.Id("d").Op(":=").Op("&").Id("p").Dot("dims"),
 	}
-	for k, name := range s.names {
-		body = append(body,
-			jen.If(jen.Id("key").Index(jen.Lit(k)).Op("<").Lit(1)).Block(
-				jen.Return(jen.Nil(), jen.Qual("fmt", "Errorf").Call(jen.Lit(fmt.Sprintf("%s: Forward: %s is %%d (%s): sizes must be at least 1", g.pkg, name, s.from[k])), jen.Id("key").Index(jen.Lit(k)))),
-			),
-			jen.Id("d").Index(jen.Lit(k)).Op("=").Id("key").Index(jen.Lit(k)),
-		)
-	}
+	body = append(body,
+		jen.If(jen.Err().Op(":=").Id("sizeNames").Dot("Check").Call(jen.Id("key").Index(jen.Op(":"))), jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Nil(), jen.Err())),
+		jen.Copy(jen.Id("d").Index(jen.Op(":")), jen.Id("key").Index(jen.Op(":"))),
+	)
 	if len(derived) > 0 {
 		body = append(body, jen.Line(), jen.Comment("The sizes the ops use, from the input sizes, with overflow checks."), jen.Var().Id("c").Qual(runtimePath, "SizeCalc"))
 		body = append(body, derived...)
 		body = append(body, jen.If(jen.Id("c").Dot("Err").Op("!=").Nil()).Block(
-			jen.Return(jen.Nil(), jen.Qual("fmt", "Errorf").Call(jen.Lit(g.pkg+": Forward: %s: %v"), jen.Id("sizesString").Call(jen.Id("key")), jen.Id("c").Dot("Err"))),
+			jen.Return(jen.Nil(), sizesError(jen.Lit("%v"), jen.Id("c").Dot("Err"))),
 		))
 	}
 	if len(s.checks) > 0 {
@@ -419,7 +415,7 @@ func (g *generator) symbolicDecls(f *jen.File) error {
 		jen.If(jen.List(jen.Id("p").Dot("arenaLen"), jen.Err()).Op("=").Qual(runtimePath, "PlaceBuffers").Call(
 			jen.Id("sizes"), jen.Id("bufferFirst").Index(jen.Op(":")), jen.Id("bufferLast").Index(jen.Op(":")), jen.Lit(arenaAlign), jen.Id("p").Dot("offsets").Index(jen.Op(":"))),
 			jen.Err().Op("!=").Nil()).Block(
-			jen.Return(jen.Nil(), jen.Qual("fmt", "Errorf").Call(jen.Lit(g.pkg+": Forward: %s: %v"), jen.Id("sizesString").Call(jen.Id("key")), jen.Err())),
+			jen.Return(jen.Nil(), sizesError(jen.Lit("%v"), jen.Err())),
 		),
 		jen.Return(jen.Id("p"), jen.Nil()),
 	)
@@ -433,16 +429,8 @@ func (g *generator) symbolicDecls(f *jen.File) error {
 		jen.If(jen.Id("p").Op("==").Nil()).Block(
 			jen.Var().Err().Error(),
 			jen.If(jen.List(jen.Id("p"), jen.Err()).Op("=").Id("newShapePlan").Call(jen.Id("key")), jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Err())),
-			jen.If(jen.Id("p").Dot("arenaLen").Op(">").Id("m").Dot("arena").Dot("Size").Call()).Block(
-				jen.Comment("A larger set of sizes: the arena grows, checked against the memory available."),
-				jen.If(jen.Id("p").Dot("arenaLen").Op(">").Qual("math", "MaxInt64").Op("/").Lit(4)).Block(
-					jen.Return(jen.Qual("fmt", "Errorf").Call(jen.Lit(g.pkg+": Forward: %s: the arena of %d float32 elements overflows a byte count"), jen.Id("sizesString").Call(jen.Id("key")), jen.Id("p").Dot("arenaLen"))),
-				),
-				jen.If(jen.Err().Op(":=").Qual(runtimePath, "CheckMemory").Call(
-					jen.Lit("model "+g.m.Name+" at ").Op("+").Id("sizesString").Call(jen.Id("key")),
-					jen.Int64().Call(jen.Id("p").Dot("arenaLen")).Op("*").Lit(4)), jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Err())),
-				jen.Id("m").Dot("arena").Op("=").Qual(runtimePath, "NewArena").Call(jen.Id("p").Dot("arenaLen")),
-			),
+			jen.Comment("A larger set of sizes grows the arena, checked against the memory available."),
+			jen.If(jen.Err().Op(":=").Id("sizeNames").Dot("GrowArena").Call(jen.Id("m").Dot("arena"), jen.Id("p").Dot("arenaLen"), jen.Id("key").Index(jen.Op(":"))), jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Err())),
 			jen.Id("m").Dot("plans").Index(jen.Id("key")).Op("=").Id("p"),
 		),
 		jen.Id("m").Dot("plan").Op("=").Id("p"),
@@ -454,16 +442,28 @@ func (g *generator) symbolicDecls(f *jen.File) error {
 	f.Func().Params(jen.Id("m").Op("*").Id("Model")).Id("use").Params(jen.Id("key").Add(g.keyType())).Error().Block(useBody...)
 	f.Line()
 
-	// sizesString.
-	var format []string
-	args := []jen.Code{}
-	for k, name := range s.names {
-		format = append(format, fmt.Sprintf("%s=%%d (%s)", name, s.from[k]))
-		args = append(args, jen.Id("key").Index(jen.Lit(k)))
+	// sizeNames.
+	from := make([]jen.Code, len(s.from))
+	for k, where := range s.from {
+		from[k] = jen.Lit(where)
 	}
-	f.Comment("sizesString names the sizes of key and where Forward read them, for errors.")
-	f.Func().Id("sizesString").Params(jen.Id("key").Add(g.keyType())).String().Block(
-		jen.Return(jen.Qual("fmt", "Sprintf").Call(append([]jen.Code{jen.Lit(strings.Join(format, ", "))}, args...)...)),
+	names := make([]jen.Code, len(s.names))
+	for k, name := range s.names {
+		names[k] = jen.Lit(name)
+	}
+	f.Comment(Comment("sizeNames names the sizes of a plan's key and where Forward reads them, for the plans' checks and errors."))
+	f.Var().Id("sizeNames").Op("=").Qual(runtimePath, "SizeNames").Values(
+		jen.Line().Id("Package").Op(":").Lit(g.pkg),
+		jen.Line().Id("Model").Op(":").Id("ModelName"),
+		jen.Line().Id("Names").Op(":").Index().String().Values(names...),
+		jen.Line().Id("From").Op(":").Index().String().Values(from...),
+		jen.Line(),
 	)
 	return nil
+}
+
+// sizesError is an error of newShapePlan at the sizes of its key: "pkg: Forward: ", the
+// sizes, ": " and the message (runtime.SizeNames.Errorf).
+func sizesError(format jen.Code, args ...jen.Code) jen.Code {
+	return jen.Id("sizeNames").Dot("Errorf").Call(append([]jen.Code{jen.Id("key").Index(jen.Op(":")), format}, args...)...)
 }

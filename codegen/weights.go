@@ -51,21 +51,8 @@ func (g *generator) weightsFile() ([]byte, error) {
 		jen.If(jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Nil(), jen.Err())),
 		g.memoryCheck(),
 		id("m").Op(":=").Id("newModel").Call(),
-		g.scratchDecl(),
-		jen.For(jen.List(id("i"), id("s")).Op(":=").Range().Id("weightSpecs")).Block(
-			g.packedRead(),
-			id("n").Op(":=").Lit(1),
-			jen.For(jen.List(id("_"), id("d")).Op(":=").Range().Id("s").Dot("Shape")).Block(id("n").Op("*=").Id("d")),
-			id("off").Op(":=").Id("weightOffsets").Index(id("i")),
-			id("w").Op(":=").Id("m").Dot("weights").Index(id("off").Op(":").Id("off").Op("+").Id("n")),
-			jen.If(jen.Err().Op(":=").Id("set").Dot("ReadInto").Call(id("i"), id("w")), jen.Err().Op("!=").Nil()).Block(
-				jen.Return(jen.Nil(), jen.Err()),
-			),
-			jen.If(id("opts").Dot("Patch").Op("!=").Nil()).Block(
-				jen.If(jen.Err().Op(":=").Id("opts").Dot("Patch").Call(id("i"), id("w")), jen.Err().Op("!=").Nil()).Block(
-					jen.Return(jen.Nil(), jen.Err()),
-				),
-			),
+		jen.If(jen.Err().Op(":=").Id("set").Dot("Fill").Call(id("opts"), id("m").Dot("weights"), id("weightOffsets"), g.packedTables()), jen.Err().Op("!=").Nil()).Block(
+			jen.Return(jen.Nil(), jen.Err()),
 		),
 		g.callPrepare(),
 		jen.Return(id("m"), jen.Nil()),
@@ -73,26 +60,13 @@ func (g *generator) weightsFile() ([]byte, error) {
 	return render(f)
 }
 
-// scratchDecl declares the buffer packed weights are read through.
-func (g *generator) scratchDecl() jen.Code {
+// packedTables are Fill's arguments for the packed weights: the model's slots and the
+// table of what goes in them, or none.
+func (g *generator) packedTables() jen.Code {
 	if len(g.packed) == 0 {
-		return jen.Null()
+		return jen.List(jen.Nil(), jen.Nil())
 	}
-	return jen.Var().Id("scratch").Index().Float32()
-}
-
-// packedRead reads weight i into its packed slot when Load packs it, and goes on to the next.
-func (g *generator) packedRead() jen.Code {
-	if len(g.packed) == 0 {
-		return jen.Null()
-	}
-	id := jen.Id
-	return jen.If(jen.List(id("pk"), id("ok")).Op(":=").Id("weightPacks").Index(id("i")), id("ok")).Block(
-		jen.List(id("w"), jen.Err()).Op(":=").Id("set").Dot("ReadPacked").Call(id("i"), jen.Op("&").Id("scratch"), id("opts").Dot("Patch"), id("pk").Index(jen.Lit(1)), id("pk").Index(jen.Lit(2))),
-		jen.If(jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Nil(), jen.Err())),
-		jen.Op("*").Id("m").Dot("packed").Index(id("pk").Index(jen.Lit(0))).Op("=").Id("w"),
-		jen.Continue(),
-	)
+	return jen.List(jen.Id("m").Dot("packed"), jen.Id("weightPacks"))
 }
 
 // WeightSpecs declares weightSpecs, the checkpoint tensors a generated package reads (key,
@@ -133,17 +107,12 @@ func LoadWrappers(f *jen.File) {
 	id := jen.Id
 	f.Comment(Comment("Load opens the safetensors files at paths (memory-mapped where the platform allows; a folder, such as a diffusers folder, stands for the .safetensors files in it and its subfolders) and loads the weights from them as LoadFiles does. The files are closed before it returns."))
 	f.Func().Id("Load").Params(id("paths").Op("...").String()).Params(jen.Op("*").Id("Model"), jen.Error()).Block(
-		jen.List(id("files"), jen.Err()).Op(":=").Qual(runtimePath, "OpenWeights").Call(id("paths").Op("...")),
-		jen.If(jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Nil(), jen.Err())),
-		jen.Defer().Qual(runtimePath, "CloseAll").Call(id("files")),
-		jen.Return(id("LoadFiles").Call(id("files").Op("..."))),
+		jen.Return(jen.Qual(runtimePath, "OpenAndLoad").Call(id("LoadFiles"), id("paths").Op("..."))),
 	)
 	f.Line()
 	f.Comment(Comment("LoadReaderAt loads the weights from one safetensors file of size bytes read through r; name identifies it in errors."))
 	f.Func().Id("LoadReaderAt").Params(id("r").Qual("io", "ReaderAt"), id("size").Int64(), id("name").String()).Params(jen.Op("*").Id("Model"), jen.Error()).Block(
-		jen.List(id("f"), jen.Err()).Op(":=").Qual(runtimePath, "ReadSafetensors").Call(id("r"), id("size"), id("name")),
-		jen.If(jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Nil(), jen.Err())),
-		jen.Return(id("LoadFiles").Call(id("f"))),
+		jen.Return(jen.Qual(runtimePath, "ReadAndLoad").Call(id("LoadFiles"), id("r"), id("size"), id("name"))),
 	)
 	f.Line()
 }

@@ -2,7 +2,10 @@
 // (f32/f16/bf16 conversions), validated memory-mapped safetensors files, the buffer arena
 // of a memory plan, the worker-count setting, image I/O, and the memory check that refuses
 // a plan larger than the memory available (MemAvailable and the cgroup limits on Linux;
-// RFC_MEMORY_LIMIT overrides the figure) before anything is allocated.
+// RFC_MEMORY_LIMIT overrides the figure) before anything is allocated. What every generated
+// package would otherwise repeat lives here too: its loaders' logic (WeightSet.Fill,
+// OpenAndLoad, ReadAndLoad) and, for sizes chosen at run time, the messages, checks and
+// arena growth of its plans (SizeNames), so that a package holds its tables and calls.
 //
 // It is deliberately thin and free of compiler code: generated packages import only this
 // package and kernels, never the parser, the IR or the passes. Everything that reads

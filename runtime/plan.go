@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strings"
 )
 
 // PlaceBuffers is the memory planner's placement, shared by the compiler (for sizes fixed
@@ -114,4 +115,63 @@ func (c *SizeCalc) Div(a, k int) int {
 		q--
 	}
 	return q
+}
+
+// SizeNames describes the sizes a generated package reads from its inputs' shapes (the
+// sizes chosen at run time): the key of a memory plan holds them in this order. Its
+// methods are what every such package's plans share: the messages naming a set of sizes,
+// the check that each is at least 1, and the arena grown for a larger set.
+type SizeNames struct {
+	Package string   // the generated package: its errors start "Package: Forward: "
+	Model   string   // the model, as the memory check names it
+	Names   []string // the sizes (batch, height, …)
+	From    []string // where Forward reads each ("dim 0 of input x")
+}
+
+// Format names the sizes of key and where Forward read them, for errors:
+// "height=64 (dim 2 of input x), width=48 (dim 3 of input x)".
+func (s *SizeNames) Format(key []int) string {
+	var b strings.Builder
+	for k, name := range s.Names {
+		if k > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s=%d (%s)", name, key[k], s.From[k])
+	}
+	return b.String()
+}
+
+// Errorf is an error of Forward at the sizes of key: "Package: Forward: " and the sizes
+// (Format), then ": " and the message.
+func (s *SizeNames) Errorf(key []int, format string, args ...any) error {
+	return fmt.Errorf("%s: Forward: %s: %s", s.Package, s.Format(key), fmt.Sprintf(format, args...))
+}
+
+// Check refuses a key that holds a size below 1 (kernels divide by sizes), naming the
+// first such size and where Forward read it.
+func (s *SizeNames) Check(key []int) error {
+	for k, name := range s.Names {
+		if key[k] < 1 {
+			return fmt.Errorf("%s: Forward: %s is %d (%s): sizes must be at least 1", s.Package, name, key[k], s.From[k])
+		}
+	}
+	return nil
+}
+
+// GrowArena makes a hold n float32 elements when it holds fewer: the plan of a larger set
+// of sizes (key). The new size is checked against overflow and against the memory available
+// (CheckMemory) first; on error the arena is unchanged. Slices cut from the arena before
+// keep the old memory: the caller cuts its buffers again.
+func (s *SizeNames) GrowArena(a *Arena, n int, key []int) error {
+	if n <= a.Size() {
+		return nil
+	}
+	if int64(n) > math.MaxInt64/4 {
+		return s.Errorf(key, "the arena of %d float32 elements overflows a byte count", n)
+	}
+	if err := CheckMemory("model "+s.Model+" at "+s.Format(key), int64(n)*4); err != nil {
+		return err
+	}
+	a.slab = make([]float32, n)
+	return nil
 }

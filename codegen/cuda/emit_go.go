@@ -80,7 +80,7 @@ func newGenerator(m *ir.Module, opts Options) (*generator, error) {
 	}
 	used := map[string]bool{}
 	for _, w := range []string{"m", "s", "a", "w", "i", "t", "err", "ptx", "kernelNames", "weightSpecs", "Model", "Load", "LoadFiles",
-		"LoadReaderAt", "WeightShapes", "ModelName", "ActivationBytes", "WeightBytes", "weightElems", "fileName", "formatInts",
+		"LoadReaderAt", "WeightShapes", "ModelName", "ActivationBytes", "WeightBytes", "weightElems", "weightOffsets", "fileName", "formatInts",
 		"newModel", "fmt", "errors", "io", "slices", "strconv", "strings", "runtime", "cuda", "embed"} {
 		used[w] = true
 	}

@@ -17,22 +17,16 @@ func (g *generator) weightsFile() ([]byte, error) {
 	f.ImportName(runtimePath, "runtime")
 	id := jen.Id
 	p := g.plan
-	places := make([]jen.Code, len(g.m.Params))
+	offsets := make([]jen.Code, len(g.m.Params))
 	for i, w := range g.m.Params {
-		off := p.at[w].offset / p.weightElem
-		places[i] = jen.Line().Values(jen.Lit(int(off)), jen.Lit(int(elements(w.Type))))
+		offsets[i] = jen.Lit(int(p.at[w].offset / p.weightElem))
 	}
 	f.Comment("weightElems is the length of the host weight slab: the device's, in elements.")
 	f.Const().Id("weightElems").Op("=").Lit(int(p.weightBytes / p.weightElem))
 	f.Line()
 	codegen.WeightSpecs(f, g.m.Params)
-	f.Comment("weightPlaces are where weightSpecs lie in the slab: offset and size, in elements.")
-	f.Var().Id("weightPlaces").Op("=").Index(jen.Op("...")).Index(jen.Lit(2)).Int().ValuesFunc(func(gr *jen.Group) {
-		for _, s := range places {
-			gr.Add(s)
-		}
-		gr.Line()
-	})
+	f.Comment("weightOffsets are where weightSpecs lie in the slab, in elements.")
+	f.Var().Id("weightOffsets").Op("=").Index().Int().Values(offsets...)
 	f.Line()
 	f.Comment(codegen.Comment("WeightShapes returns the shape of every checkpoint tensor the model reads, by key (to make test weights, say)."))
 	f.Func().Id("WeightShapes").Params().Map(jen.String()).Index().Int().Block(
@@ -53,10 +47,8 @@ func (g *generator) weightsFile() ([]byte, error) {
 		jen.List(id("set"), jen.Err()).Op(":=").Qual(runtimePath, "LocateWeights").Call(id("ModelName"), id("weightSpecs"), id("files").Op("...")),
 		jen.If(jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Nil(), jen.Err())),
 		id("slab").Op(":=").Make(jen.Index().Float32(), id("weightElems")),
-		jen.For(jen.List(id("i"), id("place")).Op(":=").Range().Id("weightPlaces")).Block(
-			jen.If(jen.Err().Op(":=").Id("set").Dot("ReadInto").Call(id("i"), id("slab").Index(id("place").Index(jen.Lit(0)).Op(":").Id("place").Index(jen.Lit(0)).Op("+").Id("place").Index(jen.Lit(1)))), jen.Err().Op("!=").Nil()).Block(
-				jen.Return(jen.Nil(), jen.Err()),
-			),
+		jen.If(jen.Err().Op(":=").Id("set").Dot("Fill").Call(jen.Qual(runtimePath, "LoadOptions").Values(), id("slab"), id("weightOffsets"), jen.Nil(), jen.Nil()), jen.Err().Op("!=").Nil()).Block(
+			jen.Return(jen.Nil(), jen.Err()),
 		),
 		jen.List(id("m"), jen.Err()).Op(":=").Id("newModel").Call(),
 		jen.If(jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Nil(), jen.Err())),

@@ -27,7 +27,6 @@ package vitsized
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/rfc-project/rfc/kernels"
 	"github.com/rfc-project/rfc/runtime"
@@ -314,10 +313,10 @@ var (
 func newShapePlan(key [1]int) (*shapePlan, error) {
 	p := &shapePlan{key: key}
 	d := &p.dims
-	if key[0] < 1 {
-		return nil, fmt.Errorf("vitsized: Forward: batch is %d (dim 0 of input x): sizes must be at least 1", key[0])
+	if err := sizeNames.Check(key[:]); err != nil {
+		return nil, err
 	}
-	d[0] = key[0]
+	copy(d[:], key[:])
 
 	// The sizes the ops use, from the input sizes, with overflow checks.
 	var c runtime.SizeCalc
@@ -326,7 +325,7 @@ func newShapePlan(key [1]int) (*shapePlan, error) {
 	d[3] = c.Mul(d[0], 16)   // batch*16
 	d[4] = c.Mul(d[0], 4096) // batch*4096
 	if c.Err != nil {
-		return nil, fmt.Errorf("vitsized: Forward: %s: %v", sizesString(key), c.Err)
+		return nil, sizeNames.Errorf(key[:], "%v", c.Err)
 	}
 
 	// The shapes kernels take as slices, the outputs' shapes, integer outputs.
@@ -337,7 +336,7 @@ func newShapePlan(key [1]int) (*shapePlan, error) {
 	sizes := []int{d[2], d[2], d[2], d[2], d[2], d[2], d[2], d[2], d[2], d[4], d[2], d[4], d[2], d[2], d[2], d[2], d[2], d[2], d[2], d[2], d[4], d[2], d[4], d[2]}
 	var err error
 	if p.arenaLen, err = runtime.PlaceBuffers(sizes, bufferFirst[:], bufferLast[:], 16, p.offsets[:]); err != nil {
-		return nil, fmt.Errorf("vitsized: Forward: %s: %v", sizesString(key), err)
+		return nil, sizeNames.Errorf(key[:], "%v", err)
 	}
 	return p, nil
 }
@@ -351,15 +350,9 @@ func (m *Model) use(key [1]int) error {
 		if p, err = newShapePlan(key); err != nil {
 			return err
 		}
-		if p.arenaLen > m.arena.Size() {
-			// A larger set of sizes: the arena grows, checked against the memory available.
-			if p.arenaLen > math.MaxInt64/4 {
-				return fmt.Errorf("vitsized: Forward: %s: the arena of %d float32 elements overflows a byte count", sizesString(key), p.arenaLen)
-			}
-			if err := runtime.CheckMemory("model ViT at "+sizesString(key), int64(p.arenaLen)*4); err != nil {
-				return err
-			}
-			m.arena = runtime.NewArena(p.arenaLen)
+		// A larger set of sizes grows the arena, checked against the memory available.
+		if err := sizeNames.GrowArena(m.arena, p.arenaLen, key[:]); err != nil {
+			return err
 		}
 		m.plans[key] = p
 	}
@@ -394,7 +387,11 @@ func (m *Model) use(key [1]int) error {
 	return nil
 }
 
-// sizesString names the sizes of key and where Forward read them, for errors.
-func sizesString(key [1]int) string {
-	return fmt.Sprintf("batch=%d (dim 0 of input x)", key[0])
+// sizeNames names the sizes of a plan's key and where Forward reads them, for the plans' checks
+// and errors.
+var sizeNames = runtime.SizeNames{
+	Package: "vitsized",
+	Model:   ModelName,
+	Names:   []string{"batch"},
+	From:    []string{"dim 0 of input x"},
 }

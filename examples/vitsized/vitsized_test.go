@@ -102,6 +102,39 @@ func TestBadShapes(t *testing.T) {
 	}
 }
 
+// TestArenaMemoryCheck: a batch whose arena would not fit the memory available is an
+// error naming the model and the sizes, before anything is allocated; the model keeps
+// working at the sizes it has planned, and at the refused ones once the memory is there.
+func TestArenaMemoryCheck(t *testing.T) {
+	m := load(t)
+	s := samples(t)
+	small, large := s[1], s[2] // batch 1, then 3: a larger arena
+	if _, _, err := m.Forward(small.x.F32, small.x.Shape); err != nil {
+		t.Fatal(err)
+	}
+	restore := runtime.SetAvailableMemory(1024)
+	_, _, err := m.Forward(large.x.F32, large.x.Shape)
+	want := "model ViT at batch=3 (dim 0 of input x) needs "
+	if err == nil || !strings.HasPrefix(err.Error(), want) || !strings.Contains(err.Error(), "but only 1024 bytes") {
+		t.Errorf("batch 3 with 1 KiB available: %v, want an error starting %q", err, want)
+	}
+	y, _, err := m.Forward(small.x.F32, small.x.Shape)
+	restore()
+	if err != nil {
+		t.Fatalf("batch 1, planned before: %v", err)
+	}
+	if worst, scale := testutil.MaxDiff(y, small.y.F32); !(worst <= 1e-4*scale) {
+		t.Errorf("batch 1 after the refusal: max|Δ| = %g, tolerance %g", worst, 1e-4*scale)
+	}
+	y, _, err = m.Forward(large.x.F32, large.x.Shape)
+	if err != nil {
+		t.Fatalf("batch 3 with the memory back: %v", err)
+	}
+	if worst, scale := testutil.MaxDiff(y, large.y.F32); !(worst <= 1e-4*scale) {
+		t.Errorf("batch 3: max|Δ| = %g, tolerance %g", worst, 1e-4*scale)
+	}
+}
+
 func BenchmarkForward(b *testing.B) {
 	m := load(b)
 	for _, c := range samples(b) {

@@ -44,7 +44,6 @@ package controlnet
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/rfc-project/rfc/kernels"
 	"github.com/rfc-project/rfc/runtime"
@@ -1939,26 +1938,10 @@ var (
 func newShapePlan(key [5]int) (*shapePlan, error) {
 	p := &shapePlan{key: key}
 	d := &p.dims
-	if key[0] < 1 {
-		return nil, fmt.Errorf("controlnet: Forward: batch is %d (dim 0 of input x): sizes must be at least 1", key[0])
+	if err := sizeNames.Check(key[:]); err != nil {
+		return nil, err
 	}
-	d[0] = key[0]
-	if key[1] < 1 {
-		return nil, fmt.Errorf("controlnet: Forward: height is %d (dim 2 of input x): sizes must be at least 1", key[1])
-	}
-	d[1] = key[1]
-	if key[2] < 1 {
-		return nil, fmt.Errorf("controlnet: Forward: width is %d (dim 3 of input x): sizes must be at least 1", key[2])
-	}
-	d[2] = key[2]
-	if key[3] < 1 {
-		return nil, fmt.Errorf("controlnet: Forward: condition_height is %d (dim 2 of input condition): sizes must be at least 1", key[3])
-	}
-	d[3] = key[3]
-	if key[4] < 1 {
-		return nil, fmt.Errorf("controlnet: Forward: condition_width is %d (dim 3 of input condition): sizes must be at least 1", key[4])
-	}
-	d[4] = key[4]
+	copy(d[:], key[:])
 
 	// The sizes the ops use, from the input sizes, with overflow checks.
 	var c runtime.SizeCalc
@@ -2005,15 +1988,15 @@ func newShapePlan(key [5]int) (*shapePlan, error) {
 	d[45] = c.Mul(c.Mul(c.Mul(c.Div(c.Add(d[3], 63), 64), c.Div(c.Add(d[4], 63), 64)), d[0]), 1280) // ((condition_height+63)//64)*((condition_width+63)//64)*batch*1280
 	d[46] = c.Mul(c.Mul(c.Mul(c.Div(c.Add(d[3], 63), 64), c.Div(c.Add(d[4], 63), 64)), d[0]), 5120) // ((condition_height+63)//64)*((condition_width+63)//64)*batch*5120
 	if c.Err != nil {
-		return nil, fmt.Errorf("controlnet: Forward: %s: %v", sizesString(key), c.Err)
+		return nil, sizeNames.Errorf(key[:], "%v", c.Err)
 	}
 
 	// What the shape rules need of these sizes, layer by layer.
 	if d[12] != d[1] {
-		return nil, fmt.Errorf("controlnet: Forward: %s: %s: (condition_height+7)//8 is %d, which differs from height (%d)", sizesString(key), "Controlnet.DownBlocks.Chain_1.Residual (%18): shapes [batch, 320, (condition_height+7)//8, (condition_width+7)//8] and [batch, 320, height, width] do not broadcast (dim 2: (condition_height+7)//8 vs height)", d[12], d[1])
+		return nil, sizeNames.Errorf(key[:], "%s: (condition_height+7)//8 is %d, which differs from height (%d)", "Controlnet.DownBlocks.Chain_1.Residual (%18): shapes [batch, 320, (condition_height+7)//8, (condition_width+7)//8] and [batch, 320, height, width] do not broadcast (dim 2: (condition_height+7)//8 vs height)", d[12], d[1])
 	}
 	if d[13] != d[2] {
-		return nil, fmt.Errorf("controlnet: Forward: %s: %s: (condition_width+7)//8 is %d, which differs from width (%d)", sizesString(key), "Controlnet.DownBlocks.Chain_1.Residual (%18): shapes [batch, 320, (condition_height+7)//8, (condition_width+7)//8] and [batch, 320, height, width] do not broadcast (dim 3: (condition_width+7)//8 vs width)", d[13], d[2])
+		return nil, sizeNames.Errorf(key[:], "%s: (condition_width+7)//8 is %d, which differs from width (%d)", "Controlnet.DownBlocks.Chain_1.Residual (%18): shapes [batch, 320, (condition_height+7)//8, (condition_width+7)//8] and [batch, 320, height, width] do not broadcast (dim 3: (condition_width+7)//8 vs width)", d[13], d[2])
 	}
 
 	// The shapes kernels take as slices, the outputs' shapes, integer outputs.
@@ -2049,7 +2032,7 @@ func newShapePlan(key [5]int) (*shapePlan, error) {
 	sizes := []int{160, 160, 320, 1280, d[29], d[30], d[30], d[31], d[31], d[32], d[32], d[33], d[34], d[34], d[34], d[34], 1280, 320, d[34], d[34], d[34], d[34], d[34], d[34], d[34], d[34], d[34], d[34], d[34], d[34], d[34], d[35], d[35], d[34], d[34], d[34], d[36], d[34], d[34], d[34], d[34], d[34], d[34], 320, d[34], d[34], d[34], d[34], d[34], d[34], d[34], d[34], d[34], d[34], d[34], d[34], d[34], d[35], d[35], d[34], d[34], d[34], d[36], d[34], d[34], d[34], d[34], d[37], d[37], d[37], d[38], 640, d[38], d[38], d[38], d[38], d[38], d[38], d[38], d[38], d[38], d[38], d[38], d[38], d[38], d[38], d[39], d[39], d[38], d[38], d[38], d[40], d[38], d[38], d[38], d[38], d[38], d[38], 640, d[38], d[38], d[38], d[38], d[38], d[38], d[38], d[38], d[38], d[38], d[38], d[38], d[38], d[39], d[39], d[38], d[38], d[38], d[40], d[38], d[38], d[38], d[38], d[41], d[41], d[41], d[42], 1280, d[42], d[42], d[42], d[42], d[42], d[42], d[42], d[42], d[42], d[42], d[42], d[42], d[42], d[42], d[43], d[43], d[42], d[42], d[42], d[44], d[42], d[42], d[42], d[42], d[42], d[42], 1280, d[42], d[42], d[42], d[42], d[42], d[42], d[42], d[42], d[42], d[42], d[42], d[42], d[42], d[43], d[43], d[42], d[42], d[42], d[44], d[42], d[42], d[42], d[42], d[45], d[45], d[45], d[45], 1280, d[45], d[45], d[45], d[45], d[45], 1280, d[45], d[45], d[45], d[45], d[45], 1280, d[45], d[45], d[45], d[45], d[45], d[45], d[45], d[45], d[45], d[45], d[45], d[45], d[45], d[43], d[43], d[45], d[45], d[45], d[46], d[45], d[45], d[45], d[45], d[45], 1280, d[45], d[45], d[45]}
 	var err error
 	if p.arenaLen, err = runtime.PlaceBuffers(sizes, bufferFirst[:], bufferLast[:], 16, p.offsets[:]); err != nil {
-		return nil, fmt.Errorf("controlnet: Forward: %s: %v", sizesString(key), err)
+		return nil, sizeNames.Errorf(key[:], "%v", err)
 	}
 	return p, nil
 }
@@ -2063,15 +2046,9 @@ func (m *Model) use(key [5]int) error {
 		if p, err = newShapePlan(key); err != nil {
 			return err
 		}
-		if p.arenaLen > m.arena.Size() {
-			// A larger set of sizes: the arena grows, checked against the memory available.
-			if p.arenaLen > math.MaxInt64/4 {
-				return fmt.Errorf("controlnet: Forward: %s: the arena of %d float32 elements overflows a byte count", sizesString(key), p.arenaLen)
-			}
-			if err := runtime.CheckMemory("model SD1Controlnet at "+sizesString(key), int64(p.arenaLen)*4); err != nil {
-				return err
-			}
-			m.arena = runtime.NewArena(p.arenaLen)
+		// A larger set of sizes grows the arena, checked against the memory available.
+		if err := sizeNames.GrowArena(m.arena, p.arenaLen, key[:]); err != nil {
+			return err
 		}
 		m.plans[key] = p
 	}
@@ -2339,9 +2316,13 @@ func (m *Model) use(key [5]int) error {
 	return nil
 }
 
-// sizesString names the sizes of key and where Forward read them, for errors.
-func sizesString(key [5]int) string {
-	return fmt.Sprintf("batch=%d (dim 0 of input x), height=%d (dim 2 of input x), width=%d (dim 3 of input x), condition_height=%d (dim 2 of input condition), condition_width=%d (dim 3 of input condition)", key[0], key[1], key[2], key[3], key[4])
+// sizeNames names the sizes of a plan's key and where Forward reads them, for the plans' checks
+// and errors.
+var sizeNames = runtime.SizeNames{
+	Package: "controlnet",
+	Model:   ModelName,
+	Names:   []string{"batch", "height", "width", "condition_height", "condition_width"},
+	From:    []string{"dim 0 of input x", "dim 2 of input x", "dim 3 of input x", "dim 2 of input condition", "dim 3 of input condition"},
 }
 
 // Shapes, permutations, paddings and offsets that kernels take as slices.

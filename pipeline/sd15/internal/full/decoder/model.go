@@ -28,7 +28,6 @@ package decoder
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/rfc-project/rfc/kernels"
 	"github.com/rfc-project/rfc/runtime"
@@ -722,14 +721,10 @@ var (
 func newShapePlan(key [2]int) (*shapePlan, error) {
 	p := &shapePlan{key: key}
 	d := &p.dims
-	if key[0] < 1 {
-		return nil, fmt.Errorf("decoder: Forward: height is %d (dim 2 of input x): sizes must be at least 1", key[0])
+	if err := sizeNames.Check(key[:]); err != nil {
+		return nil, err
 	}
-	d[0] = key[0]
-	if key[1] < 1 {
-		return nil, fmt.Errorf("decoder: Forward: width is %d (dim 3 of input x): sizes must be at least 1", key[1])
-	}
-	d[1] = key[1]
+	copy(d[:], key[:])
 
 	// The sizes the ops use, from the input sizes, with overflow checks.
 	var c runtime.SizeCalc
@@ -750,7 +745,7 @@ func newShapePlan(key [2]int) (*shapePlan, error) {
 	d[16] = c.Mul(c.Mul(d[0], d[1]), 16384) // height*width*16384
 	d[17] = c.Mul(c.Mul(d[0], d[1]), 192)   // height*width*192
 	if c.Err != nil {
-		return nil, fmt.Errorf("decoder: Forward: %s: %v", sizesString(key), c.Err)
+		return nil, sizeNames.Errorf(key[:], "%v", c.Err)
 	}
 
 	// The shapes kernels take as slices, the outputs' shapes, integer outputs.
@@ -763,7 +758,7 @@ func newShapePlan(key [2]int) (*shapePlan, error) {
 	sizes := []int{d[2], d[2], d[12], d[12], d[12], d[12], d[12], d[12], d[12], d[12], d[12], d[12], d[12], d[12], d[12], d[12], d[12], d[12], d[12], d[12], d[12], d[12], d[12], d[12], d[12], d[12], d[12], d[12], d[12], d[12], d[12], d[13], d[13], d[13], d[13], d[13], d[13], d[13], d[13], d[13], d[13], d[13], d[13], d[13], d[13], d[14], d[14], d[14], d[15], d[15], d[15], d[15], d[15], d[15], d[15], d[15], d[15], d[15], d[15], d[15], d[16], d[16], d[16], d[14], d[14], d[14], d[14], d[14], d[14], d[14], d[14], d[14], d[14], d[14], d[14], d[14], d[17]}
 	var err error
 	if p.arenaLen, err = runtime.PlaceBuffers(sizes, bufferFirst[:], bufferLast[:], 16, p.offsets[:]); err != nil {
-		return nil, fmt.Errorf("decoder: Forward: %s: %v", sizesString(key), err)
+		return nil, sizeNames.Errorf(key[:], "%v", err)
 	}
 	return p, nil
 }
@@ -777,15 +772,9 @@ func (m *Model) use(key [2]int) error {
 		if p, err = newShapePlan(key); err != nil {
 			return err
 		}
-		if p.arenaLen > m.arena.Size() {
-			// A larger set of sizes: the arena grows, checked against the memory available.
-			if p.arenaLen > math.MaxInt64/4 {
-				return fmt.Errorf("decoder: Forward: %s: the arena of %d float32 elements overflows a byte count", sizesString(key), p.arenaLen)
-			}
-			if err := runtime.CheckMemory("model SD1Decoder at "+sizesString(key), int64(p.arenaLen)*4); err != nil {
-				return err
-			}
-			m.arena = runtime.NewArena(p.arenaLen)
+		// A larger set of sizes grows the arena, checked against the memory available.
+		if err := sizeNames.GrowArena(m.arena, p.arenaLen, key[:]); err != nil {
+			return err
 		}
 		m.plans[key] = p
 	}
@@ -873,9 +862,13 @@ func (m *Model) use(key [2]int) error {
 	return nil
 }
 
-// sizesString names the sizes of key and where Forward read them, for errors.
-func sizesString(key [2]int) string {
-	return fmt.Sprintf("height=%d (dim 2 of input x), width=%d (dim 3 of input x)", key[0], key[1])
+// sizeNames names the sizes of a plan's key and where Forward reads them, for the plans' checks
+// and errors.
+var sizeNames = runtime.SizeNames{
+	Package: "decoder",
+	Model:   ModelName,
+	Names:   []string{"height", "width"},
+	From:    []string{"dim 2 of input x", "dim 3 of input x"},
 }
 
 // Shapes, permutations, paddings and offsets that kernels take as slices.

@@ -32,7 +32,6 @@ package t2i
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/rfc-project/rfc/kernels"
 	"github.com/rfc-project/rfc/runtime"
@@ -471,14 +470,10 @@ var (
 func newShapePlan(key [2]int) (*shapePlan, error) {
 	p := &shapePlan{key: key}
 	d := &p.dims
-	if key[0] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: height is %d (dim 2 of input x): sizes must be at least 1", key[0])
+	if err := sizeNames.Check(key[:]); err != nil {
+		return nil, err
 	}
-	d[0] = key[0]
-	if key[1] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: width is %d (dim 3 of input x): sizes must be at least 1", key[1])
-	}
-	d[1] = key[1]
+	copy(d[:], key[:])
 
 	// The sizes the ops use, from the input sizes, with overflow checks.
 	var c runtime.SizeCalc
@@ -518,489 +513,489 @@ func newShapePlan(key [2]int) (*shapePlan, error) {
 	d[35] = c.Mul(c.Mul(c.Div(d[0], 64), c.Div(d[1], 64)), 5120) // (height//64)*(width//64)*5120
 	d[36] = c.Mul(c.Mul(c.Div(d[0], 64), c.Div(d[1], 64)), 1280) // (height//64)*(width//64)*1280
 	if c.Err != nil {
-		return nil, fmt.Errorf("t2i: Forward: %s: %v", sizesString(key), c.Err)
+		return nil, sizeNames.Errorf(key[:], "%v", c.Err)
 	}
 
 	// What the shape rules need of these sizes, layer by layer.
 	if d[3] != d[0] {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: (height//8)*8 is %d, which differs from height (%d)", sizesString(key), "PixelUnshuffle (%0): pixel_unshuffle by 8 needs height and width divisible by it, got [1, 3, height, width]", d[3], d[0])
+		return nil, sizeNames.Errorf(key[:], "%s: (height//8)*8 is %d, which differs from height (%d)", "PixelUnshuffle (%0): pixel_unshuffle by 8 needs height and width divisible by it, got [1, 3, height, width]", d[3], d[0])
 	}
 	if d[4] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//8 is %d, which is below 1 (%d)", sizesString(key), "PixelUnshuffle (%0): pixel_unshuffle by 8 needs height and width divisible by it, got [1, 3, height, width]", d[4], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//8 is %d, which is below 1 (%d)", "PixelUnshuffle (%0): pixel_unshuffle by 8 needs height and width divisible by it, got [1, 3, height, width]", d[4], 1)
 	}
 	if d[5] != d[1] {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: (width//8)*8 is %d, which differs from width (%d)", sizesString(key), "PixelUnshuffle (%0): pixel_unshuffle by 8 needs height and width divisible by it, got [1, 3, height, width]", d[5], d[1])
+		return nil, sizeNames.Errorf(key[:], "%s: (width//8)*8 is %d, which differs from width (%d)", "PixelUnshuffle (%0): pixel_unshuffle by 8 needs height and width divisible by it, got [1, 3, height, width]", d[5], d[1])
 	}
 	if d[6] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//8 is %d, which is below 1 (%d)", sizesString(key), "PixelUnshuffle (%0): pixel_unshuffle by 8 needs height and width divisible by it, got [1, 3, height, width]", d[6], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//8 is %d, which is below 1 (%d)", "PixelUnshuffle (%0): pixel_unshuffle by 8 needs height and width divisible by it, got [1, 3, height, width]", d[6], 1)
 	}
 	if d[4] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//8 is %d, which is below 1 (%d)", sizesString(key), "PixelUnshuffle (%0): dim 2 of the result f32[1, 192, height//8, width//8] must be at least 1", d[4], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//8 is %d, which is below 1 (%d)", "PixelUnshuffle (%0): dim 2 of the result f32[1, 192, height//8, width//8] must be at least 1", d[4], 1)
 	}
 	if d[6] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//8 is %d, which is below 1 (%d)", sizesString(key), "PixelUnshuffle (%0): dim 3 of the result f32[1, 192, height//8, width//8] must be at least 1", d[6], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//8 is %d, which is below 1 (%d)", "PixelUnshuffle (%0): dim 3 of the result f32[1, 192, height//8, width//8] must be at least 1", d[6], 1)
 	}
 	if d[7] < 3 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//8+2 is %d, which is below 3 (%d)", sizesString(key), "Conv2d (%1): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 192, height//8, width//8]", d[7], 3)
+		return nil, sizeNames.Errorf(key[:], "%s: height//8+2 is %d, which is below 3 (%d)", "Conv2d (%1): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 192, height//8, width//8]", d[7], 3)
 	}
 	if d[8] < 3 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//8+2 is %d, which is below 3 (%d)", sizesString(key), "Conv2d (%1): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 192, height//8, width//8]", d[8], 3)
+		return nil, sizeNames.Errorf(key[:], "%s: width//8+2 is %d, which is below 3 (%d)", "Conv2d (%1): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 192, height//8, width//8]", d[8], 3)
 	}
 	if d[4] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//8 is %d, which is below 1 (%d)", sizesString(key), "Conv2d (%1): dim 2 of the result f32[1, 320, height//8, width//8] must be at least 1", d[4], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//8 is %d, which is below 1 (%d)", "Conv2d (%1): dim 2 of the result f32[1, 320, height//8, width//8] must be at least 1", d[4], 1)
 	}
 	if d[6] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//8 is %d, which is below 1 (%d)", sizesString(key), "Conv2d (%1): dim 3 of the result f32[1, 320, height//8, width//8] must be at least 1", d[6], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//8 is %d, which is below 1 (%d)", "Conv2d (%1): dim 3 of the result f32[1, 320, height//8, width//8] must be at least 1", d[6], 1)
 	}
 	if d[7] < 3 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//8+2 is %d, which is below 3 (%d)", sizesString(key), "StatefulResidualBlocks_1.ResidualBlocks.Chain.ResidualBlock_1.ReLU (%2): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 320, height//8, width//8]", d[7], 3)
+		return nil, sizeNames.Errorf(key[:], "%s: height//8+2 is %d, which is below 3 (%d)", "StatefulResidualBlocks_1.ResidualBlocks.Chain.ResidualBlock_1.ReLU (%2): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 320, height//8, width//8]", d[7], 3)
 	}
 	if d[8] < 3 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//8+2 is %d, which is below 3 (%d)", sizesString(key), "StatefulResidualBlocks_1.ResidualBlocks.Chain.ResidualBlock_1.ReLU (%2): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 320, height//8, width//8]", d[8], 3)
+		return nil, sizeNames.Errorf(key[:], "%s: width//8+2 is %d, which is below 3 (%d)", "StatefulResidualBlocks_1.ResidualBlocks.Chain.ResidualBlock_1.ReLU (%2): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 320, height//8, width//8]", d[8], 3)
 	}
 	if d[4] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//8 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_1.ResidualBlocks.Chain.ResidualBlock_1.ReLU (%2): dim 2 of the result f32[1, 320, height//8, width//8] must be at least 1", d[4], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//8 is %d, which is below 1 (%d)", "StatefulResidualBlocks_1.ResidualBlocks.Chain.ResidualBlock_1.ReLU (%2): dim 2 of the result f32[1, 320, height//8, width//8] must be at least 1", d[4], 1)
 	}
 	if d[6] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//8 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_1.ResidualBlocks.Chain.ResidualBlock_1.ReLU (%2): dim 3 of the result f32[1, 320, height//8, width//8] must be at least 1", d[6], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//8 is %d, which is below 1 (%d)", "StatefulResidualBlocks_1.ResidualBlocks.Chain.ResidualBlock_1.ReLU (%2): dim 3 of the result f32[1, 320, height//8, width//8] must be at least 1", d[6], 1)
 	}
 	if d[4] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//8 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_1.ResidualBlocks.Chain.ResidualBlock_1 (%3): conv2d kernel 1x1 (dilation 1, padding 0) is larger than the padded input [1, 320, height//8, width//8]", d[4], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//8 is %d, which is below 1 (%d)", "StatefulResidualBlocks_1.ResidualBlocks.Chain.ResidualBlock_1 (%3): conv2d kernel 1x1 (dilation 1, padding 0) is larger than the padded input [1, 320, height//8, width//8]", d[4], 1)
 	}
 	if d[6] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//8 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_1.ResidualBlocks.Chain.ResidualBlock_1 (%3): conv2d kernel 1x1 (dilation 1, padding 0) is larger than the padded input [1, 320, height//8, width//8]", d[6], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//8 is %d, which is below 1 (%d)", "StatefulResidualBlocks_1.ResidualBlocks.Chain.ResidualBlock_1 (%3): conv2d kernel 1x1 (dilation 1, padding 0) is larger than the padded input [1, 320, height//8, width//8]", d[6], 1)
 	}
 	if d[4] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//8 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_1.ResidualBlocks.Chain.ResidualBlock_1 (%3): dim 2 of the result f32[1, 320, height//8, width//8] must be at least 1", d[4], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//8 is %d, which is below 1 (%d)", "StatefulResidualBlocks_1.ResidualBlocks.Chain.ResidualBlock_1 (%3): dim 2 of the result f32[1, 320, height//8, width//8] must be at least 1", d[4], 1)
 	}
 	if d[6] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//8 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_1.ResidualBlocks.Chain.ResidualBlock_1 (%3): dim 3 of the result f32[1, 320, height//8, width//8] must be at least 1", d[6], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//8 is %d, which is below 1 (%d)", "StatefulResidualBlocks_1.ResidualBlocks.Chain.ResidualBlock_1 (%3): dim 3 of the result f32[1, 320, height//8, width//8] must be at least 1", d[6], 1)
 	}
 	if d[7] < 3 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//8+2 is %d, which is below 3 (%d)", sizesString(key), "StatefulResidualBlocks_1.ResidualBlocks.Chain.ResidualBlock_2.ReLU (%4): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 320, height//8, width//8]", d[7], 3)
+		return nil, sizeNames.Errorf(key[:], "%s: height//8+2 is %d, which is below 3 (%d)", "StatefulResidualBlocks_1.ResidualBlocks.Chain.ResidualBlock_2.ReLU (%4): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 320, height//8, width//8]", d[7], 3)
 	}
 	if d[8] < 3 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//8+2 is %d, which is below 3 (%d)", sizesString(key), "StatefulResidualBlocks_1.ResidualBlocks.Chain.ResidualBlock_2.ReLU (%4): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 320, height//8, width//8]", d[8], 3)
+		return nil, sizeNames.Errorf(key[:], "%s: width//8+2 is %d, which is below 3 (%d)", "StatefulResidualBlocks_1.ResidualBlocks.Chain.ResidualBlock_2.ReLU (%4): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 320, height//8, width//8]", d[8], 3)
 	}
 	if d[4] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//8 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_1.ResidualBlocks.Chain.ResidualBlock_2.ReLU (%4): dim 2 of the result f32[1, 320, height//8, width//8] must be at least 1", d[4], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//8 is %d, which is below 1 (%d)", "StatefulResidualBlocks_1.ResidualBlocks.Chain.ResidualBlock_2.ReLU (%4): dim 2 of the result f32[1, 320, height//8, width//8] must be at least 1", d[4], 1)
 	}
 	if d[6] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//8 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_1.ResidualBlocks.Chain.ResidualBlock_2.ReLU (%4): dim 3 of the result f32[1, 320, height//8, width//8] must be at least 1", d[6], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//8 is %d, which is below 1 (%d)", "StatefulResidualBlocks_1.ResidualBlocks.Chain.ResidualBlock_2.ReLU (%4): dim 3 of the result f32[1, 320, height//8, width//8] must be at least 1", d[6], 1)
 	}
 	if d[4] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//8 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_1.ResidualBlocks.Chain.ResidualBlock_2 (%5): conv2d kernel 1x1 (dilation 1, padding 0) is larger than the padded input [1, 320, height//8, width//8]", d[4], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//8 is %d, which is below 1 (%d)", "StatefulResidualBlocks_1.ResidualBlocks.Chain.ResidualBlock_2 (%5): conv2d kernel 1x1 (dilation 1, padding 0) is larger than the padded input [1, 320, height//8, width//8]", d[4], 1)
 	}
 	if d[6] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//8 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_1.ResidualBlocks.Chain.ResidualBlock_2 (%5): conv2d kernel 1x1 (dilation 1, padding 0) is larger than the padded input [1, 320, height//8, width//8]", d[6], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//8 is %d, which is below 1 (%d)", "StatefulResidualBlocks_1.ResidualBlocks.Chain.ResidualBlock_2 (%5): conv2d kernel 1x1 (dilation 1, padding 0) is larger than the padded input [1, 320, height//8, width//8]", d[6], 1)
 	}
 	if d[4] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//8 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_1.ResidualBlocks.Chain.ResidualBlock_2 (%5): dim 2 of the result f32[1, 320, height//8, width//8] must be at least 1", d[4], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//8 is %d, which is below 1 (%d)", "StatefulResidualBlocks_1.ResidualBlocks.Chain.ResidualBlock_2 (%5): dim 2 of the result f32[1, 320, height//8, width//8] must be at least 1", d[4], 1)
 	}
 	if d[6] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//8 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_1.ResidualBlocks.Chain.ResidualBlock_2 (%5): dim 3 of the result f32[1, 320, height//8, width//8] must be at least 1", d[6], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//8 is %d, which is below 1 (%d)", "StatefulResidualBlocks_1.ResidualBlocks.Chain.ResidualBlock_2 (%5): dim 3 of the result f32[1, 320, height//8, width//8] must be at least 1", d[6], 1)
 	}
 	if d[9] != d[4] {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: (height//16)*2 is %d, which differs from height//8 (%d)", sizesString(key), "StatefulResidualBlocks_2.ResidualBlocks.Downsample2d.PixelUnshuffle (%6): pixel_unshuffle by 2 needs height and width divisible by it, got [1, 320, height//8, width//8]", d[9], d[4])
+		return nil, sizeNames.Errorf(key[:], "%s: (height//16)*2 is %d, which differs from height//8 (%d)", "StatefulResidualBlocks_2.ResidualBlocks.Downsample2d.PixelUnshuffle (%6): pixel_unshuffle by 2 needs height and width divisible by it, got [1, 320, height//8, width//8]", d[9], d[4])
 	}
 	if d[10] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//16 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_2.ResidualBlocks.Downsample2d.PixelUnshuffle (%6): pixel_unshuffle by 2 needs height and width divisible by it, got [1, 320, height//8, width//8]", d[10], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//16 is %d, which is below 1 (%d)", "StatefulResidualBlocks_2.ResidualBlocks.Downsample2d.PixelUnshuffle (%6): pixel_unshuffle by 2 needs height and width divisible by it, got [1, 320, height//8, width//8]", d[10], 1)
 	}
 	if d[11] != d[6] {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: (width//16)*2 is %d, which differs from width//8 (%d)", sizesString(key), "StatefulResidualBlocks_2.ResidualBlocks.Downsample2d.PixelUnshuffle (%6): pixel_unshuffle by 2 needs height and width divisible by it, got [1, 320, height//8, width//8]", d[11], d[6])
+		return nil, sizeNames.Errorf(key[:], "%s: (width//16)*2 is %d, which differs from width//8 (%d)", "StatefulResidualBlocks_2.ResidualBlocks.Downsample2d.PixelUnshuffle (%6): pixel_unshuffle by 2 needs height and width divisible by it, got [1, 320, height//8, width//8]", d[11], d[6])
 	}
 	if d[12] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//16 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_2.ResidualBlocks.Downsample2d.PixelUnshuffle (%6): pixel_unshuffle by 2 needs height and width divisible by it, got [1, 320, height//8, width//8]", d[12], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//16 is %d, which is below 1 (%d)", "StatefulResidualBlocks_2.ResidualBlocks.Downsample2d.PixelUnshuffle (%6): pixel_unshuffle by 2 needs height and width divisible by it, got [1, 320, height//8, width//8]", d[12], 1)
 	}
 	if d[10] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//16 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_2.ResidualBlocks.Downsample2d.PixelUnshuffle (%6): dim 2 of the result f32[1, 1280, height//16, width//16] must be at least 1", d[10], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//16 is %d, which is below 1 (%d)", "StatefulResidualBlocks_2.ResidualBlocks.Downsample2d.PixelUnshuffle (%6): dim 2 of the result f32[1, 1280, height//16, width//16] must be at least 1", d[10], 1)
 	}
 	if d[12] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//16 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_2.ResidualBlocks.Downsample2d.PixelUnshuffle (%6): dim 3 of the result f32[1, 1280, height//16, width//16] must be at least 1", d[12], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//16 is %d, which is below 1 (%d)", "StatefulResidualBlocks_2.ResidualBlocks.Downsample2d.PixelUnshuffle (%6): dim 3 of the result f32[1, 1280, height//16, width//16] must be at least 1", d[12], 1)
 	}
 	if d[10] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//16 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_2.ResidualBlocks.Downsample2d.Reshape_1 (%7): dim 3 of the result f32[1, 320, 4, height//16, width//16] must be at least 1", d[10], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//16 is %d, which is below 1 (%d)", "StatefulResidualBlocks_2.ResidualBlocks.Downsample2d.Reshape_1 (%7): dim 3 of the result f32[1, 320, 4, height//16, width//16] must be at least 1", d[10], 1)
 	}
 	if d[12] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//16 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_2.ResidualBlocks.Downsample2d.Reshape_1 (%7): dim 4 of the result f32[1, 320, 4, height//16, width//16] must be at least 1", d[12], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//16 is %d, which is below 1 (%d)", "StatefulResidualBlocks_2.ResidualBlocks.Downsample2d.Reshape_1 (%7): dim 4 of the result f32[1, 320, 4, height//16, width//16] must be at least 1", d[12], 1)
 	}
 	if d[10] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//16 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_2.ResidualBlocks.Downsample2d.Sum.Slicing_1 (%8): dim 3 of the result f32[1, 320, 1, height//16, width//16] must be at least 1", d[10], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//16 is %d, which is below 1 (%d)", "StatefulResidualBlocks_2.ResidualBlocks.Downsample2d.Sum.Slicing_1 (%8): dim 3 of the result f32[1, 320, 1, height//16, width//16] must be at least 1", d[10], 1)
 	}
 	if d[12] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//16 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_2.ResidualBlocks.Downsample2d.Sum.Slicing_1 (%8): dim 4 of the result f32[1, 320, 1, height//16, width//16] must be at least 1", d[12], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//16 is %d, which is below 1 (%d)", "StatefulResidualBlocks_2.ResidualBlocks.Downsample2d.Sum.Slicing_1 (%8): dim 4 of the result f32[1, 320, 1, height//16, width//16] must be at least 1", d[12], 1)
 	}
 	if d[10] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//16 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_2.ResidualBlocks.Downsample2d.Sum.Slicing_2 (%9): dim 3 of the result f32[1, 320, 1, height//16, width//16] must be at least 1", d[10], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//16 is %d, which is below 1 (%d)", "StatefulResidualBlocks_2.ResidualBlocks.Downsample2d.Sum.Slicing_2 (%9): dim 3 of the result f32[1, 320, 1, height//16, width//16] must be at least 1", d[10], 1)
 	}
 	if d[12] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//16 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_2.ResidualBlocks.Downsample2d.Sum.Slicing_2 (%9): dim 4 of the result f32[1, 320, 1, height//16, width//16] must be at least 1", d[12], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//16 is %d, which is below 1 (%d)", "StatefulResidualBlocks_2.ResidualBlocks.Downsample2d.Sum.Slicing_2 (%9): dim 4 of the result f32[1, 320, 1, height//16, width//16] must be at least 1", d[12], 1)
 	}
 	if d[10] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//16 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_2.ResidualBlocks.Downsample2d.Sum.Slicing_3 (%10): dim 3 of the result f32[1, 320, 1, height//16, width//16] must be at least 1", d[10], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//16 is %d, which is below 1 (%d)", "StatefulResidualBlocks_2.ResidualBlocks.Downsample2d.Sum.Slicing_3 (%10): dim 3 of the result f32[1, 320, 1, height//16, width//16] must be at least 1", d[10], 1)
 	}
 	if d[12] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//16 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_2.ResidualBlocks.Downsample2d.Sum.Slicing_3 (%10): dim 4 of the result f32[1, 320, 1, height//16, width//16] must be at least 1", d[12], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//16 is %d, which is below 1 (%d)", "StatefulResidualBlocks_2.ResidualBlocks.Downsample2d.Sum.Slicing_3 (%10): dim 4 of the result f32[1, 320, 1, height//16, width//16] must be at least 1", d[12], 1)
 	}
 	if d[10] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//16 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_2.ResidualBlocks.Downsample2d.Sum.Slicing_4 (%11): dim 3 of the result f32[1, 320, 1, height//16, width//16] must be at least 1", d[10], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//16 is %d, which is below 1 (%d)", "StatefulResidualBlocks_2.ResidualBlocks.Downsample2d.Sum.Slicing_4 (%11): dim 3 of the result f32[1, 320, 1, height//16, width//16] must be at least 1", d[10], 1)
 	}
 	if d[12] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//16 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_2.ResidualBlocks.Downsample2d.Sum.Slicing_4 (%11): dim 4 of the result f32[1, 320, 1, height//16, width//16] must be at least 1", d[12], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//16 is %d, which is below 1 (%d)", "StatefulResidualBlocks_2.ResidualBlocks.Downsample2d.Sum.Slicing_4 (%11): dim 4 of the result f32[1, 320, 1, height//16, width//16] must be at least 1", d[12], 1)
 	}
 	if d[10] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//16 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_2.ResidualBlocks.Downsample2d.Sum (%12): dim 3 of the result f32[1, 320, 1, height//16, width//16] must be at least 1", d[10], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//16 is %d, which is below 1 (%d)", "StatefulResidualBlocks_2.ResidualBlocks.Downsample2d.Sum (%12): dim 3 of the result f32[1, 320, 1, height//16, width//16] must be at least 1", d[10], 1)
 	}
 	if d[12] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//16 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_2.ResidualBlocks.Downsample2d.Sum (%12): dim 4 of the result f32[1, 320, 1, height//16, width//16] must be at least 1", d[12], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//16 is %d, which is below 1 (%d)", "StatefulResidualBlocks_2.ResidualBlocks.Downsample2d.Sum (%12): dim 4 of the result f32[1, 320, 1, height//16, width//16] must be at least 1", d[12], 1)
 	}
 	if d[10] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//16 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_2.ResidualBlocks.Downsample2d.Sum (%13): dim 3 of the result f32[1, 320, 1, height//16, width//16] must be at least 1", d[10], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//16 is %d, which is below 1 (%d)", "StatefulResidualBlocks_2.ResidualBlocks.Downsample2d.Sum (%13): dim 3 of the result f32[1, 320, 1, height//16, width//16] must be at least 1", d[10], 1)
 	}
 	if d[12] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//16 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_2.ResidualBlocks.Downsample2d.Sum (%13): dim 4 of the result f32[1, 320, 1, height//16, width//16] must be at least 1", d[12], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//16 is %d, which is below 1 (%d)", "StatefulResidualBlocks_2.ResidualBlocks.Downsample2d.Sum (%13): dim 4 of the result f32[1, 320, 1, height//16, width//16] must be at least 1", d[12], 1)
 	}
 	if d[10] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//16 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_2.ResidualBlocks.Downsample2d.Sum (%14): dim 3 of the result f32[1, 320, 1, height//16, width//16] must be at least 1", d[10], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//16 is %d, which is below 1 (%d)", "StatefulResidualBlocks_2.ResidualBlocks.Downsample2d.Sum (%14): dim 3 of the result f32[1, 320, 1, height//16, width//16] must be at least 1", d[10], 1)
 	}
 	if d[12] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//16 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_2.ResidualBlocks.Downsample2d.Sum (%14): dim 4 of the result f32[1, 320, 1, height//16, width//16] must be at least 1", d[12], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//16 is %d, which is below 1 (%d)", "StatefulResidualBlocks_2.ResidualBlocks.Downsample2d.Sum (%14): dim 4 of the result f32[1, 320, 1, height//16, width//16] must be at least 1", d[12], 1)
 	}
 	if d[10] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//16 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_2.ResidualBlocks.Downsample2d.Reshape_2 (%15): dim 2 of the result f32[1, 320, height//16, width//16] must be at least 1", d[10], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//16 is %d, which is below 1 (%d)", "StatefulResidualBlocks_2.ResidualBlocks.Downsample2d.Reshape_2 (%15): dim 2 of the result f32[1, 320, height//16, width//16] must be at least 1", d[10], 1)
 	}
 	if d[12] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//16 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_2.ResidualBlocks.Downsample2d.Reshape_2 (%15): dim 3 of the result f32[1, 320, height//16, width//16] must be at least 1", d[12], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//16 is %d, which is below 1 (%d)", "StatefulResidualBlocks_2.ResidualBlocks.Downsample2d.Reshape_2 (%15): dim 3 of the result f32[1, 320, height//16, width//16] must be at least 1", d[12], 1)
 	}
 	if d[10] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//16 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_2.ResidualBlocks.Downsample2d.Multiply (%16): dim 2 of the result f32[1, 320, height//16, width//16] must be at least 1", d[10], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//16 is %d, which is below 1 (%d)", "StatefulResidualBlocks_2.ResidualBlocks.Downsample2d.Multiply (%16): dim 2 of the result f32[1, 320, height//16, width//16] must be at least 1", d[10], 1)
 	}
 	if d[12] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//16 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_2.ResidualBlocks.Downsample2d.Multiply (%16): dim 3 of the result f32[1, 320, height//16, width//16] must be at least 1", d[12], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//16 is %d, which is below 1 (%d)", "StatefulResidualBlocks_2.ResidualBlocks.Downsample2d.Multiply (%16): dim 3 of the result f32[1, 320, height//16, width//16] must be at least 1", d[12], 1)
 	}
 	if d[10] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//16 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_2.ResidualBlocks.Conv2d (%17): conv2d kernel 1x1 (dilation 1, padding 0) is larger than the padded input [1, 320, height//16, width//16]", d[10], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//16 is %d, which is below 1 (%d)", "StatefulResidualBlocks_2.ResidualBlocks.Conv2d (%17): conv2d kernel 1x1 (dilation 1, padding 0) is larger than the padded input [1, 320, height//16, width//16]", d[10], 1)
 	}
 	if d[12] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//16 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_2.ResidualBlocks.Conv2d (%17): conv2d kernel 1x1 (dilation 1, padding 0) is larger than the padded input [1, 320, height//16, width//16]", d[12], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//16 is %d, which is below 1 (%d)", "StatefulResidualBlocks_2.ResidualBlocks.Conv2d (%17): conv2d kernel 1x1 (dilation 1, padding 0) is larger than the padded input [1, 320, height//16, width//16]", d[12], 1)
 	}
 	if d[10] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//16 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_2.ResidualBlocks.Conv2d (%17): dim 2 of the result f32[1, 640, height//16, width//16] must be at least 1", d[10], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//16 is %d, which is below 1 (%d)", "StatefulResidualBlocks_2.ResidualBlocks.Conv2d (%17): dim 2 of the result f32[1, 640, height//16, width//16] must be at least 1", d[10], 1)
 	}
 	if d[12] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//16 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_2.ResidualBlocks.Conv2d (%17): dim 3 of the result f32[1, 640, height//16, width//16] must be at least 1", d[12], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//16 is %d, which is below 1 (%d)", "StatefulResidualBlocks_2.ResidualBlocks.Conv2d (%17): dim 3 of the result f32[1, 640, height//16, width//16] must be at least 1", d[12], 1)
 	}
 	if d[13] < 3 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//16+2 is %d, which is below 3 (%d)", sizesString(key), "StatefulResidualBlocks_2.ResidualBlocks.Chain.ResidualBlock_1.ReLU (%18): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 640, height//16, width//16]", d[13], 3)
+		return nil, sizeNames.Errorf(key[:], "%s: height//16+2 is %d, which is below 3 (%d)", "StatefulResidualBlocks_2.ResidualBlocks.Chain.ResidualBlock_1.ReLU (%18): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 640, height//16, width//16]", d[13], 3)
 	}
 	if d[14] < 3 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//16+2 is %d, which is below 3 (%d)", sizesString(key), "StatefulResidualBlocks_2.ResidualBlocks.Chain.ResidualBlock_1.ReLU (%18): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 640, height//16, width//16]", d[14], 3)
+		return nil, sizeNames.Errorf(key[:], "%s: width//16+2 is %d, which is below 3 (%d)", "StatefulResidualBlocks_2.ResidualBlocks.Chain.ResidualBlock_1.ReLU (%18): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 640, height//16, width//16]", d[14], 3)
 	}
 	if d[10] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//16 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_2.ResidualBlocks.Chain.ResidualBlock_1.ReLU (%18): dim 2 of the result f32[1, 640, height//16, width//16] must be at least 1", d[10], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//16 is %d, which is below 1 (%d)", "StatefulResidualBlocks_2.ResidualBlocks.Chain.ResidualBlock_1.ReLU (%18): dim 2 of the result f32[1, 640, height//16, width//16] must be at least 1", d[10], 1)
 	}
 	if d[12] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//16 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_2.ResidualBlocks.Chain.ResidualBlock_1.ReLU (%18): dim 3 of the result f32[1, 640, height//16, width//16] must be at least 1", d[12], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//16 is %d, which is below 1 (%d)", "StatefulResidualBlocks_2.ResidualBlocks.Chain.ResidualBlock_1.ReLU (%18): dim 3 of the result f32[1, 640, height//16, width//16] must be at least 1", d[12], 1)
 	}
 	if d[10] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//16 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_2.ResidualBlocks.Chain.ResidualBlock_1 (%19): conv2d kernel 1x1 (dilation 1, padding 0) is larger than the padded input [1, 640, height//16, width//16]", d[10], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//16 is %d, which is below 1 (%d)", "StatefulResidualBlocks_2.ResidualBlocks.Chain.ResidualBlock_1 (%19): conv2d kernel 1x1 (dilation 1, padding 0) is larger than the padded input [1, 640, height//16, width//16]", d[10], 1)
 	}
 	if d[12] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//16 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_2.ResidualBlocks.Chain.ResidualBlock_1 (%19): conv2d kernel 1x1 (dilation 1, padding 0) is larger than the padded input [1, 640, height//16, width//16]", d[12], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//16 is %d, which is below 1 (%d)", "StatefulResidualBlocks_2.ResidualBlocks.Chain.ResidualBlock_1 (%19): conv2d kernel 1x1 (dilation 1, padding 0) is larger than the padded input [1, 640, height//16, width//16]", d[12], 1)
 	}
 	if d[10] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//16 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_2.ResidualBlocks.Chain.ResidualBlock_1 (%19): dim 2 of the result f32[1, 640, height//16, width//16] must be at least 1", d[10], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//16 is %d, which is below 1 (%d)", "StatefulResidualBlocks_2.ResidualBlocks.Chain.ResidualBlock_1 (%19): dim 2 of the result f32[1, 640, height//16, width//16] must be at least 1", d[10], 1)
 	}
 	if d[12] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//16 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_2.ResidualBlocks.Chain.ResidualBlock_1 (%19): dim 3 of the result f32[1, 640, height//16, width//16] must be at least 1", d[12], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//16 is %d, which is below 1 (%d)", "StatefulResidualBlocks_2.ResidualBlocks.Chain.ResidualBlock_1 (%19): dim 3 of the result f32[1, 640, height//16, width//16] must be at least 1", d[12], 1)
 	}
 	if d[13] < 3 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//16+2 is %d, which is below 3 (%d)", sizesString(key), "StatefulResidualBlocks_2.ResidualBlocks.Chain.ResidualBlock_2.ReLU (%20): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 640, height//16, width//16]", d[13], 3)
+		return nil, sizeNames.Errorf(key[:], "%s: height//16+2 is %d, which is below 3 (%d)", "StatefulResidualBlocks_2.ResidualBlocks.Chain.ResidualBlock_2.ReLU (%20): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 640, height//16, width//16]", d[13], 3)
 	}
 	if d[14] < 3 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//16+2 is %d, which is below 3 (%d)", sizesString(key), "StatefulResidualBlocks_2.ResidualBlocks.Chain.ResidualBlock_2.ReLU (%20): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 640, height//16, width//16]", d[14], 3)
+		return nil, sizeNames.Errorf(key[:], "%s: width//16+2 is %d, which is below 3 (%d)", "StatefulResidualBlocks_2.ResidualBlocks.Chain.ResidualBlock_2.ReLU (%20): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 640, height//16, width//16]", d[14], 3)
 	}
 	if d[10] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//16 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_2.ResidualBlocks.Chain.ResidualBlock_2.ReLU (%20): dim 2 of the result f32[1, 640, height//16, width//16] must be at least 1", d[10], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//16 is %d, which is below 1 (%d)", "StatefulResidualBlocks_2.ResidualBlocks.Chain.ResidualBlock_2.ReLU (%20): dim 2 of the result f32[1, 640, height//16, width//16] must be at least 1", d[10], 1)
 	}
 	if d[12] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//16 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_2.ResidualBlocks.Chain.ResidualBlock_2.ReLU (%20): dim 3 of the result f32[1, 640, height//16, width//16] must be at least 1", d[12], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//16 is %d, which is below 1 (%d)", "StatefulResidualBlocks_2.ResidualBlocks.Chain.ResidualBlock_2.ReLU (%20): dim 3 of the result f32[1, 640, height//16, width//16] must be at least 1", d[12], 1)
 	}
 	if d[10] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//16 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_2.ResidualBlocks.Chain.ResidualBlock_2 (%21): conv2d kernel 1x1 (dilation 1, padding 0) is larger than the padded input [1, 640, height//16, width//16]", d[10], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//16 is %d, which is below 1 (%d)", "StatefulResidualBlocks_2.ResidualBlocks.Chain.ResidualBlock_2 (%21): conv2d kernel 1x1 (dilation 1, padding 0) is larger than the padded input [1, 640, height//16, width//16]", d[10], 1)
 	}
 	if d[12] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//16 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_2.ResidualBlocks.Chain.ResidualBlock_2 (%21): conv2d kernel 1x1 (dilation 1, padding 0) is larger than the padded input [1, 640, height//16, width//16]", d[12], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//16 is %d, which is below 1 (%d)", "StatefulResidualBlocks_2.ResidualBlocks.Chain.ResidualBlock_2 (%21): conv2d kernel 1x1 (dilation 1, padding 0) is larger than the padded input [1, 640, height//16, width//16]", d[12], 1)
 	}
 	if d[10] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//16 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_2.ResidualBlocks.Chain.ResidualBlock_2 (%21): dim 2 of the result f32[1, 640, height//16, width//16] must be at least 1", d[10], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//16 is %d, which is below 1 (%d)", "StatefulResidualBlocks_2.ResidualBlocks.Chain.ResidualBlock_2 (%21): dim 2 of the result f32[1, 640, height//16, width//16] must be at least 1", d[10], 1)
 	}
 	if d[12] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//16 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_2.ResidualBlocks.Chain.ResidualBlock_2 (%21): dim 3 of the result f32[1, 640, height//16, width//16] must be at least 1", d[12], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//16 is %d, which is below 1 (%d)", "StatefulResidualBlocks_2.ResidualBlocks.Chain.ResidualBlock_2 (%21): dim 3 of the result f32[1, 640, height//16, width//16] must be at least 1", d[12], 1)
 	}
 	if d[15] != d[10] {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: (height//32)*2 is %d, which differs from height//16 (%d)", sizesString(key), "StatefulResidualBlocks_3.ResidualBlocks.Downsample2d.PixelUnshuffle (%22): pixel_unshuffle by 2 needs height and width divisible by it, got [1, 640, height//16, width//16]", d[15], d[10])
+		return nil, sizeNames.Errorf(key[:], "%s: (height//32)*2 is %d, which differs from height//16 (%d)", "StatefulResidualBlocks_3.ResidualBlocks.Downsample2d.PixelUnshuffle (%22): pixel_unshuffle by 2 needs height and width divisible by it, got [1, 640, height//16, width//16]", d[15], d[10])
 	}
 	if d[16] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//32 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_3.ResidualBlocks.Downsample2d.PixelUnshuffle (%22): pixel_unshuffle by 2 needs height and width divisible by it, got [1, 640, height//16, width//16]", d[16], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//32 is %d, which is below 1 (%d)", "StatefulResidualBlocks_3.ResidualBlocks.Downsample2d.PixelUnshuffle (%22): pixel_unshuffle by 2 needs height and width divisible by it, got [1, 640, height//16, width//16]", d[16], 1)
 	}
 	if d[17] != d[12] {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: (width//32)*2 is %d, which differs from width//16 (%d)", sizesString(key), "StatefulResidualBlocks_3.ResidualBlocks.Downsample2d.PixelUnshuffle (%22): pixel_unshuffle by 2 needs height and width divisible by it, got [1, 640, height//16, width//16]", d[17], d[12])
+		return nil, sizeNames.Errorf(key[:], "%s: (width//32)*2 is %d, which differs from width//16 (%d)", "StatefulResidualBlocks_3.ResidualBlocks.Downsample2d.PixelUnshuffle (%22): pixel_unshuffle by 2 needs height and width divisible by it, got [1, 640, height//16, width//16]", d[17], d[12])
 	}
 	if d[18] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//32 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_3.ResidualBlocks.Downsample2d.PixelUnshuffle (%22): pixel_unshuffle by 2 needs height and width divisible by it, got [1, 640, height//16, width//16]", d[18], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//32 is %d, which is below 1 (%d)", "StatefulResidualBlocks_3.ResidualBlocks.Downsample2d.PixelUnshuffle (%22): pixel_unshuffle by 2 needs height and width divisible by it, got [1, 640, height//16, width//16]", d[18], 1)
 	}
 	if d[16] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//32 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_3.ResidualBlocks.Downsample2d.PixelUnshuffle (%22): dim 2 of the result f32[1, 2560, height//32, width//32] must be at least 1", d[16], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//32 is %d, which is below 1 (%d)", "StatefulResidualBlocks_3.ResidualBlocks.Downsample2d.PixelUnshuffle (%22): dim 2 of the result f32[1, 2560, height//32, width//32] must be at least 1", d[16], 1)
 	}
 	if d[18] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//32 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_3.ResidualBlocks.Downsample2d.PixelUnshuffle (%22): dim 3 of the result f32[1, 2560, height//32, width//32] must be at least 1", d[18], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//32 is %d, which is below 1 (%d)", "StatefulResidualBlocks_3.ResidualBlocks.Downsample2d.PixelUnshuffle (%22): dim 3 of the result f32[1, 2560, height//32, width//32] must be at least 1", d[18], 1)
 	}
 	if d[16] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//32 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_3.ResidualBlocks.Downsample2d.Reshape_1 (%23): dim 3 of the result f32[1, 640, 4, height//32, width//32] must be at least 1", d[16], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//32 is %d, which is below 1 (%d)", "StatefulResidualBlocks_3.ResidualBlocks.Downsample2d.Reshape_1 (%23): dim 3 of the result f32[1, 640, 4, height//32, width//32] must be at least 1", d[16], 1)
 	}
 	if d[18] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//32 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_3.ResidualBlocks.Downsample2d.Reshape_1 (%23): dim 4 of the result f32[1, 640, 4, height//32, width//32] must be at least 1", d[18], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//32 is %d, which is below 1 (%d)", "StatefulResidualBlocks_3.ResidualBlocks.Downsample2d.Reshape_1 (%23): dim 4 of the result f32[1, 640, 4, height//32, width//32] must be at least 1", d[18], 1)
 	}
 	if d[16] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//32 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_3.ResidualBlocks.Downsample2d.Sum.Slicing_1 (%24): dim 3 of the result f32[1, 640, 1, height//32, width//32] must be at least 1", d[16], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//32 is %d, which is below 1 (%d)", "StatefulResidualBlocks_3.ResidualBlocks.Downsample2d.Sum.Slicing_1 (%24): dim 3 of the result f32[1, 640, 1, height//32, width//32] must be at least 1", d[16], 1)
 	}
 	if d[18] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//32 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_3.ResidualBlocks.Downsample2d.Sum.Slicing_1 (%24): dim 4 of the result f32[1, 640, 1, height//32, width//32] must be at least 1", d[18], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//32 is %d, which is below 1 (%d)", "StatefulResidualBlocks_3.ResidualBlocks.Downsample2d.Sum.Slicing_1 (%24): dim 4 of the result f32[1, 640, 1, height//32, width//32] must be at least 1", d[18], 1)
 	}
 	if d[16] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//32 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_3.ResidualBlocks.Downsample2d.Sum.Slicing_2 (%25): dim 3 of the result f32[1, 640, 1, height//32, width//32] must be at least 1", d[16], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//32 is %d, which is below 1 (%d)", "StatefulResidualBlocks_3.ResidualBlocks.Downsample2d.Sum.Slicing_2 (%25): dim 3 of the result f32[1, 640, 1, height//32, width//32] must be at least 1", d[16], 1)
 	}
 	if d[18] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//32 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_3.ResidualBlocks.Downsample2d.Sum.Slicing_2 (%25): dim 4 of the result f32[1, 640, 1, height//32, width//32] must be at least 1", d[18], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//32 is %d, which is below 1 (%d)", "StatefulResidualBlocks_3.ResidualBlocks.Downsample2d.Sum.Slicing_2 (%25): dim 4 of the result f32[1, 640, 1, height//32, width//32] must be at least 1", d[18], 1)
 	}
 	if d[16] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//32 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_3.ResidualBlocks.Downsample2d.Sum.Slicing_3 (%26): dim 3 of the result f32[1, 640, 1, height//32, width//32] must be at least 1", d[16], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//32 is %d, which is below 1 (%d)", "StatefulResidualBlocks_3.ResidualBlocks.Downsample2d.Sum.Slicing_3 (%26): dim 3 of the result f32[1, 640, 1, height//32, width//32] must be at least 1", d[16], 1)
 	}
 	if d[18] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//32 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_3.ResidualBlocks.Downsample2d.Sum.Slicing_3 (%26): dim 4 of the result f32[1, 640, 1, height//32, width//32] must be at least 1", d[18], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//32 is %d, which is below 1 (%d)", "StatefulResidualBlocks_3.ResidualBlocks.Downsample2d.Sum.Slicing_3 (%26): dim 4 of the result f32[1, 640, 1, height//32, width//32] must be at least 1", d[18], 1)
 	}
 	if d[16] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//32 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_3.ResidualBlocks.Downsample2d.Sum.Slicing_4 (%27): dim 3 of the result f32[1, 640, 1, height//32, width//32] must be at least 1", d[16], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//32 is %d, which is below 1 (%d)", "StatefulResidualBlocks_3.ResidualBlocks.Downsample2d.Sum.Slicing_4 (%27): dim 3 of the result f32[1, 640, 1, height//32, width//32] must be at least 1", d[16], 1)
 	}
 	if d[18] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//32 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_3.ResidualBlocks.Downsample2d.Sum.Slicing_4 (%27): dim 4 of the result f32[1, 640, 1, height//32, width//32] must be at least 1", d[18], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//32 is %d, which is below 1 (%d)", "StatefulResidualBlocks_3.ResidualBlocks.Downsample2d.Sum.Slicing_4 (%27): dim 4 of the result f32[1, 640, 1, height//32, width//32] must be at least 1", d[18], 1)
 	}
 	if d[16] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//32 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_3.ResidualBlocks.Downsample2d.Sum (%28): dim 3 of the result f32[1, 640, 1, height//32, width//32] must be at least 1", d[16], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//32 is %d, which is below 1 (%d)", "StatefulResidualBlocks_3.ResidualBlocks.Downsample2d.Sum (%28): dim 3 of the result f32[1, 640, 1, height//32, width//32] must be at least 1", d[16], 1)
 	}
 	if d[18] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//32 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_3.ResidualBlocks.Downsample2d.Sum (%28): dim 4 of the result f32[1, 640, 1, height//32, width//32] must be at least 1", d[18], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//32 is %d, which is below 1 (%d)", "StatefulResidualBlocks_3.ResidualBlocks.Downsample2d.Sum (%28): dim 4 of the result f32[1, 640, 1, height//32, width//32] must be at least 1", d[18], 1)
 	}
 	if d[16] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//32 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_3.ResidualBlocks.Downsample2d.Sum (%29): dim 3 of the result f32[1, 640, 1, height//32, width//32] must be at least 1", d[16], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//32 is %d, which is below 1 (%d)", "StatefulResidualBlocks_3.ResidualBlocks.Downsample2d.Sum (%29): dim 3 of the result f32[1, 640, 1, height//32, width//32] must be at least 1", d[16], 1)
 	}
 	if d[18] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//32 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_3.ResidualBlocks.Downsample2d.Sum (%29): dim 4 of the result f32[1, 640, 1, height//32, width//32] must be at least 1", d[18], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//32 is %d, which is below 1 (%d)", "StatefulResidualBlocks_3.ResidualBlocks.Downsample2d.Sum (%29): dim 4 of the result f32[1, 640, 1, height//32, width//32] must be at least 1", d[18], 1)
 	}
 	if d[16] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//32 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_3.ResidualBlocks.Downsample2d.Sum (%30): dim 3 of the result f32[1, 640, 1, height//32, width//32] must be at least 1", d[16], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//32 is %d, which is below 1 (%d)", "StatefulResidualBlocks_3.ResidualBlocks.Downsample2d.Sum (%30): dim 3 of the result f32[1, 640, 1, height//32, width//32] must be at least 1", d[16], 1)
 	}
 	if d[18] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//32 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_3.ResidualBlocks.Downsample2d.Sum (%30): dim 4 of the result f32[1, 640, 1, height//32, width//32] must be at least 1", d[18], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//32 is %d, which is below 1 (%d)", "StatefulResidualBlocks_3.ResidualBlocks.Downsample2d.Sum (%30): dim 4 of the result f32[1, 640, 1, height//32, width//32] must be at least 1", d[18], 1)
 	}
 	if d[16] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//32 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_3.ResidualBlocks.Downsample2d.Reshape_2 (%31): dim 2 of the result f32[1, 640, height//32, width//32] must be at least 1", d[16], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//32 is %d, which is below 1 (%d)", "StatefulResidualBlocks_3.ResidualBlocks.Downsample2d.Reshape_2 (%31): dim 2 of the result f32[1, 640, height//32, width//32] must be at least 1", d[16], 1)
 	}
 	if d[18] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//32 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_3.ResidualBlocks.Downsample2d.Reshape_2 (%31): dim 3 of the result f32[1, 640, height//32, width//32] must be at least 1", d[18], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//32 is %d, which is below 1 (%d)", "StatefulResidualBlocks_3.ResidualBlocks.Downsample2d.Reshape_2 (%31): dim 3 of the result f32[1, 640, height//32, width//32] must be at least 1", d[18], 1)
 	}
 	if d[16] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//32 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_3.ResidualBlocks.Downsample2d.Multiply (%32): dim 2 of the result f32[1, 640, height//32, width//32] must be at least 1", d[16], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//32 is %d, which is below 1 (%d)", "StatefulResidualBlocks_3.ResidualBlocks.Downsample2d.Multiply (%32): dim 2 of the result f32[1, 640, height//32, width//32] must be at least 1", d[16], 1)
 	}
 	if d[18] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//32 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_3.ResidualBlocks.Downsample2d.Multiply (%32): dim 3 of the result f32[1, 640, height//32, width//32] must be at least 1", d[18], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//32 is %d, which is below 1 (%d)", "StatefulResidualBlocks_3.ResidualBlocks.Downsample2d.Multiply (%32): dim 3 of the result f32[1, 640, height//32, width//32] must be at least 1", d[18], 1)
 	}
 	if d[16] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//32 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_3.ResidualBlocks.Conv2d (%33): conv2d kernel 1x1 (dilation 1, padding 0) is larger than the padded input [1, 640, height//32, width//32]", d[16], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//32 is %d, which is below 1 (%d)", "StatefulResidualBlocks_3.ResidualBlocks.Conv2d (%33): conv2d kernel 1x1 (dilation 1, padding 0) is larger than the padded input [1, 640, height//32, width//32]", d[16], 1)
 	}
 	if d[18] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//32 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_3.ResidualBlocks.Conv2d (%33): conv2d kernel 1x1 (dilation 1, padding 0) is larger than the padded input [1, 640, height//32, width//32]", d[18], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//32 is %d, which is below 1 (%d)", "StatefulResidualBlocks_3.ResidualBlocks.Conv2d (%33): conv2d kernel 1x1 (dilation 1, padding 0) is larger than the padded input [1, 640, height//32, width//32]", d[18], 1)
 	}
 	if d[16] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//32 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_3.ResidualBlocks.Conv2d (%33): dim 2 of the result f32[1, 1280, height//32, width//32] must be at least 1", d[16], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//32 is %d, which is below 1 (%d)", "StatefulResidualBlocks_3.ResidualBlocks.Conv2d (%33): dim 2 of the result f32[1, 1280, height//32, width//32] must be at least 1", d[16], 1)
 	}
 	if d[18] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//32 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_3.ResidualBlocks.Conv2d (%33): dim 3 of the result f32[1, 1280, height//32, width//32] must be at least 1", d[18], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//32 is %d, which is below 1 (%d)", "StatefulResidualBlocks_3.ResidualBlocks.Conv2d (%33): dim 3 of the result f32[1, 1280, height//32, width//32] must be at least 1", d[18], 1)
 	}
 	if d[19] < 3 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//32+2 is %d, which is below 3 (%d)", sizesString(key), "StatefulResidualBlocks_3.ResidualBlocks.Chain.ResidualBlock_1.ReLU (%34): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 1280, height//32, width//32]", d[19], 3)
+		return nil, sizeNames.Errorf(key[:], "%s: height//32+2 is %d, which is below 3 (%d)", "StatefulResidualBlocks_3.ResidualBlocks.Chain.ResidualBlock_1.ReLU (%34): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 1280, height//32, width//32]", d[19], 3)
 	}
 	if d[20] < 3 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//32+2 is %d, which is below 3 (%d)", sizesString(key), "StatefulResidualBlocks_3.ResidualBlocks.Chain.ResidualBlock_1.ReLU (%34): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 1280, height//32, width//32]", d[20], 3)
+		return nil, sizeNames.Errorf(key[:], "%s: width//32+2 is %d, which is below 3 (%d)", "StatefulResidualBlocks_3.ResidualBlocks.Chain.ResidualBlock_1.ReLU (%34): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 1280, height//32, width//32]", d[20], 3)
 	}
 	if d[16] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//32 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_3.ResidualBlocks.Chain.ResidualBlock_1.ReLU (%34): dim 2 of the result f32[1, 1280, height//32, width//32] must be at least 1", d[16], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//32 is %d, which is below 1 (%d)", "StatefulResidualBlocks_3.ResidualBlocks.Chain.ResidualBlock_1.ReLU (%34): dim 2 of the result f32[1, 1280, height//32, width//32] must be at least 1", d[16], 1)
 	}
 	if d[18] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//32 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_3.ResidualBlocks.Chain.ResidualBlock_1.ReLU (%34): dim 3 of the result f32[1, 1280, height//32, width//32] must be at least 1", d[18], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//32 is %d, which is below 1 (%d)", "StatefulResidualBlocks_3.ResidualBlocks.Chain.ResidualBlock_1.ReLU (%34): dim 3 of the result f32[1, 1280, height//32, width//32] must be at least 1", d[18], 1)
 	}
 	if d[16] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//32 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_3.ResidualBlocks.Chain.ResidualBlock_1 (%35): conv2d kernel 1x1 (dilation 1, padding 0) is larger than the padded input [1, 1280, height//32, width//32]", d[16], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//32 is %d, which is below 1 (%d)", "StatefulResidualBlocks_3.ResidualBlocks.Chain.ResidualBlock_1 (%35): conv2d kernel 1x1 (dilation 1, padding 0) is larger than the padded input [1, 1280, height//32, width//32]", d[16], 1)
 	}
 	if d[18] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//32 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_3.ResidualBlocks.Chain.ResidualBlock_1 (%35): conv2d kernel 1x1 (dilation 1, padding 0) is larger than the padded input [1, 1280, height//32, width//32]", d[18], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//32 is %d, which is below 1 (%d)", "StatefulResidualBlocks_3.ResidualBlocks.Chain.ResidualBlock_1 (%35): conv2d kernel 1x1 (dilation 1, padding 0) is larger than the padded input [1, 1280, height//32, width//32]", d[18], 1)
 	}
 	if d[16] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//32 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_3.ResidualBlocks.Chain.ResidualBlock_1 (%35): dim 2 of the result f32[1, 1280, height//32, width//32] must be at least 1", d[16], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//32 is %d, which is below 1 (%d)", "StatefulResidualBlocks_3.ResidualBlocks.Chain.ResidualBlock_1 (%35): dim 2 of the result f32[1, 1280, height//32, width//32] must be at least 1", d[16], 1)
 	}
 	if d[18] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//32 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_3.ResidualBlocks.Chain.ResidualBlock_1 (%35): dim 3 of the result f32[1, 1280, height//32, width//32] must be at least 1", d[18], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//32 is %d, which is below 1 (%d)", "StatefulResidualBlocks_3.ResidualBlocks.Chain.ResidualBlock_1 (%35): dim 3 of the result f32[1, 1280, height//32, width//32] must be at least 1", d[18], 1)
 	}
 	if d[19] < 3 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//32+2 is %d, which is below 3 (%d)", sizesString(key), "StatefulResidualBlocks_3.ResidualBlocks.Chain.ResidualBlock_2.ReLU (%36): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 1280, height//32, width//32]", d[19], 3)
+		return nil, sizeNames.Errorf(key[:], "%s: height//32+2 is %d, which is below 3 (%d)", "StatefulResidualBlocks_3.ResidualBlocks.Chain.ResidualBlock_2.ReLU (%36): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 1280, height//32, width//32]", d[19], 3)
 	}
 	if d[20] < 3 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//32+2 is %d, which is below 3 (%d)", sizesString(key), "StatefulResidualBlocks_3.ResidualBlocks.Chain.ResidualBlock_2.ReLU (%36): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 1280, height//32, width//32]", d[20], 3)
+		return nil, sizeNames.Errorf(key[:], "%s: width//32+2 is %d, which is below 3 (%d)", "StatefulResidualBlocks_3.ResidualBlocks.Chain.ResidualBlock_2.ReLU (%36): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 1280, height//32, width//32]", d[20], 3)
 	}
 	if d[16] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//32 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_3.ResidualBlocks.Chain.ResidualBlock_2.ReLU (%36): dim 2 of the result f32[1, 1280, height//32, width//32] must be at least 1", d[16], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//32 is %d, which is below 1 (%d)", "StatefulResidualBlocks_3.ResidualBlocks.Chain.ResidualBlock_2.ReLU (%36): dim 2 of the result f32[1, 1280, height//32, width//32] must be at least 1", d[16], 1)
 	}
 	if d[18] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//32 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_3.ResidualBlocks.Chain.ResidualBlock_2.ReLU (%36): dim 3 of the result f32[1, 1280, height//32, width//32] must be at least 1", d[18], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//32 is %d, which is below 1 (%d)", "StatefulResidualBlocks_3.ResidualBlocks.Chain.ResidualBlock_2.ReLU (%36): dim 3 of the result f32[1, 1280, height//32, width//32] must be at least 1", d[18], 1)
 	}
 	if d[16] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//32 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_3.ResidualBlocks.Chain.ResidualBlock_2 (%37): conv2d kernel 1x1 (dilation 1, padding 0) is larger than the padded input [1, 1280, height//32, width//32]", d[16], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//32 is %d, which is below 1 (%d)", "StatefulResidualBlocks_3.ResidualBlocks.Chain.ResidualBlock_2 (%37): conv2d kernel 1x1 (dilation 1, padding 0) is larger than the padded input [1, 1280, height//32, width//32]", d[16], 1)
 	}
 	if d[18] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//32 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_3.ResidualBlocks.Chain.ResidualBlock_2 (%37): conv2d kernel 1x1 (dilation 1, padding 0) is larger than the padded input [1, 1280, height//32, width//32]", d[18], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//32 is %d, which is below 1 (%d)", "StatefulResidualBlocks_3.ResidualBlocks.Chain.ResidualBlock_2 (%37): conv2d kernel 1x1 (dilation 1, padding 0) is larger than the padded input [1, 1280, height//32, width//32]", d[18], 1)
 	}
 	if d[16] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//32 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_3.ResidualBlocks.Chain.ResidualBlock_2 (%37): dim 2 of the result f32[1, 1280, height//32, width//32] must be at least 1", d[16], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//32 is %d, which is below 1 (%d)", "StatefulResidualBlocks_3.ResidualBlocks.Chain.ResidualBlock_2 (%37): dim 2 of the result f32[1, 1280, height//32, width//32] must be at least 1", d[16], 1)
 	}
 	if d[18] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//32 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_3.ResidualBlocks.Chain.ResidualBlock_2 (%37): dim 3 of the result f32[1, 1280, height//32, width//32] must be at least 1", d[18], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//32 is %d, which is below 1 (%d)", "StatefulResidualBlocks_3.ResidualBlocks.Chain.ResidualBlock_2 (%37): dim 3 of the result f32[1, 1280, height//32, width//32] must be at least 1", d[18], 1)
 	}
 	if d[21] != d[16] {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: (height//64)*2 is %d, which differs from height//32 (%d)", sizesString(key), "StatefulResidualBlocks_4.ResidualBlocks.Downsample2d.PixelUnshuffle (%38): pixel_unshuffle by 2 needs height and width divisible by it, got [1, 1280, height//32, width//32]", d[21], d[16])
+		return nil, sizeNames.Errorf(key[:], "%s: (height//64)*2 is %d, which differs from height//32 (%d)", "StatefulResidualBlocks_4.ResidualBlocks.Downsample2d.PixelUnshuffle (%38): pixel_unshuffle by 2 needs height and width divisible by it, got [1, 1280, height//32, width//32]", d[21], d[16])
 	}
 	if d[22] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//64 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_4.ResidualBlocks.Downsample2d.PixelUnshuffle (%38): pixel_unshuffle by 2 needs height and width divisible by it, got [1, 1280, height//32, width//32]", d[22], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//64 is %d, which is below 1 (%d)", "StatefulResidualBlocks_4.ResidualBlocks.Downsample2d.PixelUnshuffle (%38): pixel_unshuffle by 2 needs height and width divisible by it, got [1, 1280, height//32, width//32]", d[22], 1)
 	}
 	if d[23] != d[18] {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: (width//64)*2 is %d, which differs from width//32 (%d)", sizesString(key), "StatefulResidualBlocks_4.ResidualBlocks.Downsample2d.PixelUnshuffle (%38): pixel_unshuffle by 2 needs height and width divisible by it, got [1, 1280, height//32, width//32]", d[23], d[18])
+		return nil, sizeNames.Errorf(key[:], "%s: (width//64)*2 is %d, which differs from width//32 (%d)", "StatefulResidualBlocks_4.ResidualBlocks.Downsample2d.PixelUnshuffle (%38): pixel_unshuffle by 2 needs height and width divisible by it, got [1, 1280, height//32, width//32]", d[23], d[18])
 	}
 	if d[24] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//64 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_4.ResidualBlocks.Downsample2d.PixelUnshuffle (%38): pixel_unshuffle by 2 needs height and width divisible by it, got [1, 1280, height//32, width//32]", d[24], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//64 is %d, which is below 1 (%d)", "StatefulResidualBlocks_4.ResidualBlocks.Downsample2d.PixelUnshuffle (%38): pixel_unshuffle by 2 needs height and width divisible by it, got [1, 1280, height//32, width//32]", d[24], 1)
 	}
 	if d[22] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//64 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_4.ResidualBlocks.Downsample2d.PixelUnshuffle (%38): dim 2 of the result f32[1, 5120, height//64, width//64] must be at least 1", d[22], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//64 is %d, which is below 1 (%d)", "StatefulResidualBlocks_4.ResidualBlocks.Downsample2d.PixelUnshuffle (%38): dim 2 of the result f32[1, 5120, height//64, width//64] must be at least 1", d[22], 1)
 	}
 	if d[24] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//64 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_4.ResidualBlocks.Downsample2d.PixelUnshuffle (%38): dim 3 of the result f32[1, 5120, height//64, width//64] must be at least 1", d[24], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//64 is %d, which is below 1 (%d)", "StatefulResidualBlocks_4.ResidualBlocks.Downsample2d.PixelUnshuffle (%38): dim 3 of the result f32[1, 5120, height//64, width//64] must be at least 1", d[24], 1)
 	}
 	if d[22] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//64 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_4.ResidualBlocks.Downsample2d.Reshape_1 (%39): dim 3 of the result f32[1, 1280, 4, height//64, width//64] must be at least 1", d[22], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//64 is %d, which is below 1 (%d)", "StatefulResidualBlocks_4.ResidualBlocks.Downsample2d.Reshape_1 (%39): dim 3 of the result f32[1, 1280, 4, height//64, width//64] must be at least 1", d[22], 1)
 	}
 	if d[24] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//64 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_4.ResidualBlocks.Downsample2d.Reshape_1 (%39): dim 4 of the result f32[1, 1280, 4, height//64, width//64] must be at least 1", d[24], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//64 is %d, which is below 1 (%d)", "StatefulResidualBlocks_4.ResidualBlocks.Downsample2d.Reshape_1 (%39): dim 4 of the result f32[1, 1280, 4, height//64, width//64] must be at least 1", d[24], 1)
 	}
 	if d[22] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//64 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_4.ResidualBlocks.Downsample2d.Sum.Slicing_1 (%40): dim 3 of the result f32[1, 1280, 1, height//64, width//64] must be at least 1", d[22], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//64 is %d, which is below 1 (%d)", "StatefulResidualBlocks_4.ResidualBlocks.Downsample2d.Sum.Slicing_1 (%40): dim 3 of the result f32[1, 1280, 1, height//64, width//64] must be at least 1", d[22], 1)
 	}
 	if d[24] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//64 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_4.ResidualBlocks.Downsample2d.Sum.Slicing_1 (%40): dim 4 of the result f32[1, 1280, 1, height//64, width//64] must be at least 1", d[24], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//64 is %d, which is below 1 (%d)", "StatefulResidualBlocks_4.ResidualBlocks.Downsample2d.Sum.Slicing_1 (%40): dim 4 of the result f32[1, 1280, 1, height//64, width//64] must be at least 1", d[24], 1)
 	}
 	if d[22] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//64 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_4.ResidualBlocks.Downsample2d.Sum.Slicing_2 (%41): dim 3 of the result f32[1, 1280, 1, height//64, width//64] must be at least 1", d[22], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//64 is %d, which is below 1 (%d)", "StatefulResidualBlocks_4.ResidualBlocks.Downsample2d.Sum.Slicing_2 (%41): dim 3 of the result f32[1, 1280, 1, height//64, width//64] must be at least 1", d[22], 1)
 	}
 	if d[24] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//64 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_4.ResidualBlocks.Downsample2d.Sum.Slicing_2 (%41): dim 4 of the result f32[1, 1280, 1, height//64, width//64] must be at least 1", d[24], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//64 is %d, which is below 1 (%d)", "StatefulResidualBlocks_4.ResidualBlocks.Downsample2d.Sum.Slicing_2 (%41): dim 4 of the result f32[1, 1280, 1, height//64, width//64] must be at least 1", d[24], 1)
 	}
 	if d[22] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//64 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_4.ResidualBlocks.Downsample2d.Sum.Slicing_3 (%42): dim 3 of the result f32[1, 1280, 1, height//64, width//64] must be at least 1", d[22], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//64 is %d, which is below 1 (%d)", "StatefulResidualBlocks_4.ResidualBlocks.Downsample2d.Sum.Slicing_3 (%42): dim 3 of the result f32[1, 1280, 1, height//64, width//64] must be at least 1", d[22], 1)
 	}
 	if d[24] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//64 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_4.ResidualBlocks.Downsample2d.Sum.Slicing_3 (%42): dim 4 of the result f32[1, 1280, 1, height//64, width//64] must be at least 1", d[24], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//64 is %d, which is below 1 (%d)", "StatefulResidualBlocks_4.ResidualBlocks.Downsample2d.Sum.Slicing_3 (%42): dim 4 of the result f32[1, 1280, 1, height//64, width//64] must be at least 1", d[24], 1)
 	}
 	if d[22] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//64 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_4.ResidualBlocks.Downsample2d.Sum.Slicing_4 (%43): dim 3 of the result f32[1, 1280, 1, height//64, width//64] must be at least 1", d[22], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//64 is %d, which is below 1 (%d)", "StatefulResidualBlocks_4.ResidualBlocks.Downsample2d.Sum.Slicing_4 (%43): dim 3 of the result f32[1, 1280, 1, height//64, width//64] must be at least 1", d[22], 1)
 	}
 	if d[24] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//64 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_4.ResidualBlocks.Downsample2d.Sum.Slicing_4 (%43): dim 4 of the result f32[1, 1280, 1, height//64, width//64] must be at least 1", d[24], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//64 is %d, which is below 1 (%d)", "StatefulResidualBlocks_4.ResidualBlocks.Downsample2d.Sum.Slicing_4 (%43): dim 4 of the result f32[1, 1280, 1, height//64, width//64] must be at least 1", d[24], 1)
 	}
 	if d[22] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//64 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_4.ResidualBlocks.Downsample2d.Sum (%44): dim 3 of the result f32[1, 1280, 1, height//64, width//64] must be at least 1", d[22], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//64 is %d, which is below 1 (%d)", "StatefulResidualBlocks_4.ResidualBlocks.Downsample2d.Sum (%44): dim 3 of the result f32[1, 1280, 1, height//64, width//64] must be at least 1", d[22], 1)
 	}
 	if d[24] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//64 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_4.ResidualBlocks.Downsample2d.Sum (%44): dim 4 of the result f32[1, 1280, 1, height//64, width//64] must be at least 1", d[24], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//64 is %d, which is below 1 (%d)", "StatefulResidualBlocks_4.ResidualBlocks.Downsample2d.Sum (%44): dim 4 of the result f32[1, 1280, 1, height//64, width//64] must be at least 1", d[24], 1)
 	}
 	if d[22] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//64 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_4.ResidualBlocks.Downsample2d.Sum (%45): dim 3 of the result f32[1, 1280, 1, height//64, width//64] must be at least 1", d[22], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//64 is %d, which is below 1 (%d)", "StatefulResidualBlocks_4.ResidualBlocks.Downsample2d.Sum (%45): dim 3 of the result f32[1, 1280, 1, height//64, width//64] must be at least 1", d[22], 1)
 	}
 	if d[24] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//64 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_4.ResidualBlocks.Downsample2d.Sum (%45): dim 4 of the result f32[1, 1280, 1, height//64, width//64] must be at least 1", d[24], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//64 is %d, which is below 1 (%d)", "StatefulResidualBlocks_4.ResidualBlocks.Downsample2d.Sum (%45): dim 4 of the result f32[1, 1280, 1, height//64, width//64] must be at least 1", d[24], 1)
 	}
 	if d[22] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//64 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_4.ResidualBlocks.Downsample2d.Sum (%46): dim 3 of the result f32[1, 1280, 1, height//64, width//64] must be at least 1", d[22], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//64 is %d, which is below 1 (%d)", "StatefulResidualBlocks_4.ResidualBlocks.Downsample2d.Sum (%46): dim 3 of the result f32[1, 1280, 1, height//64, width//64] must be at least 1", d[22], 1)
 	}
 	if d[24] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//64 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_4.ResidualBlocks.Downsample2d.Sum (%46): dim 4 of the result f32[1, 1280, 1, height//64, width//64] must be at least 1", d[24], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//64 is %d, which is below 1 (%d)", "StatefulResidualBlocks_4.ResidualBlocks.Downsample2d.Sum (%46): dim 4 of the result f32[1, 1280, 1, height//64, width//64] must be at least 1", d[24], 1)
 	}
 	if d[22] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//64 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_4.ResidualBlocks.Downsample2d.Reshape_2 (%47): dim 2 of the result f32[1, 1280, height//64, width//64] must be at least 1", d[22], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//64 is %d, which is below 1 (%d)", "StatefulResidualBlocks_4.ResidualBlocks.Downsample2d.Reshape_2 (%47): dim 2 of the result f32[1, 1280, height//64, width//64] must be at least 1", d[22], 1)
 	}
 	if d[24] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//64 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_4.ResidualBlocks.Downsample2d.Reshape_2 (%47): dim 3 of the result f32[1, 1280, height//64, width//64] must be at least 1", d[24], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//64 is %d, which is below 1 (%d)", "StatefulResidualBlocks_4.ResidualBlocks.Downsample2d.Reshape_2 (%47): dim 3 of the result f32[1, 1280, height//64, width//64] must be at least 1", d[24], 1)
 	}
 	if d[22] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//64 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_4.ResidualBlocks.Downsample2d.Multiply (%48): dim 2 of the result f32[1, 1280, height//64, width//64] must be at least 1", d[22], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//64 is %d, which is below 1 (%d)", "StatefulResidualBlocks_4.ResidualBlocks.Downsample2d.Multiply (%48): dim 2 of the result f32[1, 1280, height//64, width//64] must be at least 1", d[22], 1)
 	}
 	if d[24] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//64 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_4.ResidualBlocks.Downsample2d.Multiply (%48): dim 3 of the result f32[1, 1280, height//64, width//64] must be at least 1", d[24], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//64 is %d, which is below 1 (%d)", "StatefulResidualBlocks_4.ResidualBlocks.Downsample2d.Multiply (%48): dim 3 of the result f32[1, 1280, height//64, width//64] must be at least 1", d[24], 1)
 	}
 	if d[25] < 3 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//64+2 is %d, which is below 3 (%d)", sizesString(key), "StatefulResidualBlocks_4.ResidualBlocks.Chain.ResidualBlock_1.ReLU (%49): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 1280, height//64, width//64]", d[25], 3)
+		return nil, sizeNames.Errorf(key[:], "%s: height//64+2 is %d, which is below 3 (%d)", "StatefulResidualBlocks_4.ResidualBlocks.Chain.ResidualBlock_1.ReLU (%49): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 1280, height//64, width//64]", d[25], 3)
 	}
 	if d[26] < 3 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//64+2 is %d, which is below 3 (%d)", sizesString(key), "StatefulResidualBlocks_4.ResidualBlocks.Chain.ResidualBlock_1.ReLU (%49): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 1280, height//64, width//64]", d[26], 3)
+		return nil, sizeNames.Errorf(key[:], "%s: width//64+2 is %d, which is below 3 (%d)", "StatefulResidualBlocks_4.ResidualBlocks.Chain.ResidualBlock_1.ReLU (%49): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 1280, height//64, width//64]", d[26], 3)
 	}
 	if d[22] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//64 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_4.ResidualBlocks.Chain.ResidualBlock_1.ReLU (%49): dim 2 of the result f32[1, 1280, height//64, width//64] must be at least 1", d[22], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//64 is %d, which is below 1 (%d)", "StatefulResidualBlocks_4.ResidualBlocks.Chain.ResidualBlock_1.ReLU (%49): dim 2 of the result f32[1, 1280, height//64, width//64] must be at least 1", d[22], 1)
 	}
 	if d[24] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//64 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_4.ResidualBlocks.Chain.ResidualBlock_1.ReLU (%49): dim 3 of the result f32[1, 1280, height//64, width//64] must be at least 1", d[24], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//64 is %d, which is below 1 (%d)", "StatefulResidualBlocks_4.ResidualBlocks.Chain.ResidualBlock_1.ReLU (%49): dim 3 of the result f32[1, 1280, height//64, width//64] must be at least 1", d[24], 1)
 	}
 	if d[22] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//64 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_4.ResidualBlocks.Chain.ResidualBlock_1 (%50): conv2d kernel 1x1 (dilation 1, padding 0) is larger than the padded input [1, 1280, height//64, width//64]", d[22], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//64 is %d, which is below 1 (%d)", "StatefulResidualBlocks_4.ResidualBlocks.Chain.ResidualBlock_1 (%50): conv2d kernel 1x1 (dilation 1, padding 0) is larger than the padded input [1, 1280, height//64, width//64]", d[22], 1)
 	}
 	if d[24] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//64 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_4.ResidualBlocks.Chain.ResidualBlock_1 (%50): conv2d kernel 1x1 (dilation 1, padding 0) is larger than the padded input [1, 1280, height//64, width//64]", d[24], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//64 is %d, which is below 1 (%d)", "StatefulResidualBlocks_4.ResidualBlocks.Chain.ResidualBlock_1 (%50): conv2d kernel 1x1 (dilation 1, padding 0) is larger than the padded input [1, 1280, height//64, width//64]", d[24], 1)
 	}
 	if d[22] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//64 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_4.ResidualBlocks.Chain.ResidualBlock_1 (%50): dim 2 of the result f32[1, 1280, height//64, width//64] must be at least 1", d[22], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//64 is %d, which is below 1 (%d)", "StatefulResidualBlocks_4.ResidualBlocks.Chain.ResidualBlock_1 (%50): dim 2 of the result f32[1, 1280, height//64, width//64] must be at least 1", d[22], 1)
 	}
 	if d[24] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//64 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_4.ResidualBlocks.Chain.ResidualBlock_1 (%50): dim 3 of the result f32[1, 1280, height//64, width//64] must be at least 1", d[24], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//64 is %d, which is below 1 (%d)", "StatefulResidualBlocks_4.ResidualBlocks.Chain.ResidualBlock_1 (%50): dim 3 of the result f32[1, 1280, height//64, width//64] must be at least 1", d[24], 1)
 	}
 	if d[25] < 3 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//64+2 is %d, which is below 3 (%d)", sizesString(key), "StatefulResidualBlocks_4.ResidualBlocks.Chain.ResidualBlock_2.ReLU (%51): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 1280, height//64, width//64]", d[25], 3)
+		return nil, sizeNames.Errorf(key[:], "%s: height//64+2 is %d, which is below 3 (%d)", "StatefulResidualBlocks_4.ResidualBlocks.Chain.ResidualBlock_2.ReLU (%51): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 1280, height//64, width//64]", d[25], 3)
 	}
 	if d[26] < 3 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//64+2 is %d, which is below 3 (%d)", sizesString(key), "StatefulResidualBlocks_4.ResidualBlocks.Chain.ResidualBlock_2.ReLU (%51): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 1280, height//64, width//64]", d[26], 3)
+		return nil, sizeNames.Errorf(key[:], "%s: width//64+2 is %d, which is below 3 (%d)", "StatefulResidualBlocks_4.ResidualBlocks.Chain.ResidualBlock_2.ReLU (%51): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 1280, height//64, width//64]", d[26], 3)
 	}
 	if d[22] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//64 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_4.ResidualBlocks.Chain.ResidualBlock_2.ReLU (%51): dim 2 of the result f32[1, 1280, height//64, width//64] must be at least 1", d[22], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//64 is %d, which is below 1 (%d)", "StatefulResidualBlocks_4.ResidualBlocks.Chain.ResidualBlock_2.ReLU (%51): dim 2 of the result f32[1, 1280, height//64, width//64] must be at least 1", d[22], 1)
 	}
 	if d[24] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//64 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_4.ResidualBlocks.Chain.ResidualBlock_2.ReLU (%51): dim 3 of the result f32[1, 1280, height//64, width//64] must be at least 1", d[24], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//64 is %d, which is below 1 (%d)", "StatefulResidualBlocks_4.ResidualBlocks.Chain.ResidualBlock_2.ReLU (%51): dim 3 of the result f32[1, 1280, height//64, width//64] must be at least 1", d[24], 1)
 	}
 	if d[22] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//64 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_4.ResidualBlocks.Chain.ResidualBlock_2 (%52): conv2d kernel 1x1 (dilation 1, padding 0) is larger than the padded input [1, 1280, height//64, width//64]", d[22], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//64 is %d, which is below 1 (%d)", "StatefulResidualBlocks_4.ResidualBlocks.Chain.ResidualBlock_2 (%52): conv2d kernel 1x1 (dilation 1, padding 0) is larger than the padded input [1, 1280, height//64, width//64]", d[22], 1)
 	}
 	if d[24] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//64 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_4.ResidualBlocks.Chain.ResidualBlock_2 (%52): conv2d kernel 1x1 (dilation 1, padding 0) is larger than the padded input [1, 1280, height//64, width//64]", d[24], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//64 is %d, which is below 1 (%d)", "StatefulResidualBlocks_4.ResidualBlocks.Chain.ResidualBlock_2 (%52): conv2d kernel 1x1 (dilation 1, padding 0) is larger than the padded input [1, 1280, height//64, width//64]", d[24], 1)
 	}
 	if d[22] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: height//64 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_4.ResidualBlocks.Chain.ResidualBlock_2 (%52): dim 2 of the result f32[1, 1280, height//64, width//64] must be at least 1", d[22], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//64 is %d, which is below 1 (%d)", "StatefulResidualBlocks_4.ResidualBlocks.Chain.ResidualBlock_2 (%52): dim 2 of the result f32[1, 1280, height//64, width//64] must be at least 1", d[22], 1)
 	}
 	if d[24] < 1 {
-		return nil, fmt.Errorf("t2i: Forward: %s: %s: width//64 is %d, which is below 1 (%d)", sizesString(key), "StatefulResidualBlocks_4.ResidualBlocks.Chain.ResidualBlock_2 (%52): dim 3 of the result f32[1, 1280, height//64, width//64] must be at least 1", d[24], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//64 is %d, which is below 1 (%d)", "StatefulResidualBlocks_4.ResidualBlocks.Chain.ResidualBlock_2 (%52): dim 3 of the result f32[1, 1280, height//64, width//64] must be at least 1", d[24], 1)
 	}
 
 	// The shapes kernels take as slices, the outputs' shapes, integer outputs.
@@ -1019,7 +1014,7 @@ func newShapePlan(key [2]int) (*shapePlan, error) {
 	sizes := []int{d[27], d[28], d[28], d[28], d[28], d[28], d[29], d[30], d[30], d[30], d[30], d[31], d[31], d[31], d[31], d[31], d[32], d[33], d[33], d[33], d[33], d[34], d[34], d[34], d[34], d[34], d[35], d[36], d[36], d[36], d[36], d[36], d[36], d[36], d[36]}
 	var err error
 	if p.arenaLen, err = runtime.PlaceBuffers(sizes, bufferFirst[:], bufferLast[:], 16, p.offsets[:]); err != nil {
-		return nil, fmt.Errorf("t2i: Forward: %s: %v", sizesString(key), err)
+		return nil, sizeNames.Errorf(key[:], "%v", err)
 	}
 	return p, nil
 }
@@ -1033,15 +1028,9 @@ func (m *Model) use(key [2]int) error {
 		if p, err = newShapePlan(key); err != nil {
 			return err
 		}
-		if p.arenaLen > m.arena.Size() {
-			// A larger set of sizes: the arena grows, checked against the memory available.
-			if p.arenaLen > math.MaxInt64/4 {
-				return fmt.Errorf("t2i: Forward: %s: the arena of %d float32 elements overflows a byte count", sizesString(key), p.arenaLen)
-			}
-			if err := runtime.CheckMemory("model ConditionEncoder at "+sizesString(key), int64(p.arenaLen)*4); err != nil {
-				return err
-			}
-			m.arena = runtime.NewArena(p.arenaLen)
+		// A larger set of sizes grows the arena, checked against the memory available.
+		if err := sizeNames.GrowArena(m.arena, p.arenaLen, key[:]); err != nil {
+			return err
 		}
 		m.plans[key] = p
 	}
@@ -1102,7 +1091,11 @@ func (m *Model) use(key [2]int) error {
 	return nil
 }
 
-// sizesString names the sizes of key and where Forward read them, for errors.
-func sizesString(key [2]int) string {
-	return fmt.Sprintf("height=%d (dim 2 of input x), width=%d (dim 3 of input x)", key[0], key[1])
+// sizeNames names the sizes of a plan's key and where Forward reads them, for the plans' checks
+// and errors.
+var sizeNames = runtime.SizeNames{
+	Package: "t2i",
+	Model:   ModelName,
+	Names:   []string{"height", "width"},
+	From:    []string{"dim 2 of input x", "dim 3 of input x"},
 }

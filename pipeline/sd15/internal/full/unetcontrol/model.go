@@ -48,7 +48,6 @@ package unetcontrol
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/rfc-project/rfc/kernels"
 	"github.com/rfc-project/rfc/runtime"
@@ -3988,42 +3987,10 @@ var (
 func newShapePlan(key [9]int) (*shapePlan, error) {
 	p := &shapePlan{key: key}
 	d := &p.dims
-	if key[0] < 1 {
-		return nil, fmt.Errorf("unetcontrol: Forward: batch is %d (dim 0 of input x): sizes must be at least 1", key[0])
+	if err := sizeNames.Check(key[:]); err != nil {
+		return nil, err
 	}
-	d[0] = key[0]
-	if key[1] < 1 {
-		return nil, fmt.Errorf("unetcontrol: Forward: height is %d (dim 2 of input x): sizes must be at least 1", key[1])
-	}
-	d[1] = key[1]
-	if key[2] < 1 {
-		return nil, fmt.Errorf("unetcontrol: Forward: width is %d (dim 3 of input x): sizes must be at least 1", key[2])
-	}
-	d[2] = key[2]
-	if key[3] < 1 {
-		return nil, fmt.Errorf("unetcontrol: Forward: height_2 is %d (dim 2 of input control_residual_3): sizes must be at least 1", key[3])
-	}
-	d[3] = key[3]
-	if key[4] < 1 {
-		return nil, fmt.Errorf("unetcontrol: Forward: width_2 is %d (dim 3 of input control_residual_3): sizes must be at least 1", key[4])
-	}
-	d[4] = key[4]
-	if key[5] < 1 {
-		return nil, fmt.Errorf("unetcontrol: Forward: height_4 is %d (dim 2 of input control_residual_6): sizes must be at least 1", key[5])
-	}
-	d[5] = key[5]
-	if key[6] < 1 {
-		return nil, fmt.Errorf("unetcontrol: Forward: width_4 is %d (dim 3 of input control_residual_6): sizes must be at least 1", key[6])
-	}
-	d[6] = key[6]
-	if key[7] < 1 {
-		return nil, fmt.Errorf("unetcontrol: Forward: height_8 is %d (dim 2 of input control_residual_9): sizes must be at least 1", key[7])
-	}
-	d[7] = key[7]
-	if key[8] < 1 {
-		return nil, fmt.Errorf("unetcontrol: Forward: width_8 is %d (dim 3 of input control_residual_9): sizes must be at least 1", key[8])
-	}
-	d[8] = key[8]
+	copy(d[:], key[:])
 
 	// The sizes the ops use, from the input sizes, with overflow checks.
 	var c runtime.SizeCalc
@@ -4071,87 +4038,87 @@ func newShapePlan(key [9]int) (*shapePlan, error) {
 	d[50] = c.Mul(c.Mul(c.Mul(d[0], d[1]), d[2]), 640)                                          // batch*height*width*640
 	d[51] = c.Mul(c.Mul(c.Mul(d[0], d[1]), d[2]), 960)                                          // batch*height*width*960
 	if c.Err != nil {
-		return nil, fmt.Errorf("unetcontrol: Forward: %s: %v", sizesString(key), c.Err)
+		return nil, sizeNames.Errorf(key[:], "%v", c.Err)
 	}
 
 	// What the shape rules need of these sizes, layer by layer.
 	if d[21] != d[3] {
-		return nil, fmt.Errorf("unetcontrol: Forward: %s: %s: (height+1)//2 is %d, which differs from height_2 (%d)", sizesString(key), "DownBlocks.Chain_6.ControlInputsAnySize.Sum (%130): shapes [batch, 640, (height+1)//2, (width+1)//2] and [batch, 640, height_2, width_2] do not broadcast (dim 2: (height+1)//2 vs height_2)", d[21], d[3])
+		return nil, sizeNames.Errorf(key[:], "%s: (height+1)//2 is %d, which differs from height_2 (%d)", "DownBlocks.Chain_6.ControlInputsAnySize.Sum (%130): shapes [batch, 640, (height+1)//2, (width+1)//2] and [batch, 640, height_2, width_2] do not broadcast (dim 2: (height+1)//2 vs height_2)", d[21], d[3])
 	}
 	if d[22] != d[4] {
-		return nil, fmt.Errorf("unetcontrol: Forward: %s: %s: (width+1)//2 is %d, which differs from width_2 (%d)", sizesString(key), "DownBlocks.Chain_6.ControlInputsAnySize.Sum (%130): shapes [batch, 640, (height+1)//2, (width+1)//2] and [batch, 640, height_2, width_2] do not broadcast (dim 3: (width+1)//2 vs width_2)", d[22], d[4])
+		return nil, sizeNames.Errorf(key[:], "%s: (width+1)//2 is %d, which differs from width_2 (%d)", "DownBlocks.Chain_6.ControlInputsAnySize.Sum (%130): shapes [batch, 640, (height+1)//2, (width+1)//2] and [batch, 640, height_2, width_2] do not broadcast (dim 3: (width+1)//2 vs width_2)", d[22], d[4])
 	}
 	if d[25] != d[5] {
-		return nil, fmt.Errorf("unetcontrol: Forward: %s: %s: (height+3)//4 is %d, which differs from height_4 (%d)", sizesString(key), "DownBlocks.Chain_9.ControlInputsAnySize.Sum (%191): shapes [batch, 1280, (height+3)//4, (width+3)//4] and [batch, 1280, height_4, width_4] do not broadcast (dim 2: (height+3)//4 vs height_4)", d[25], d[5])
+		return nil, sizeNames.Errorf(key[:], "%s: (height+3)//4 is %d, which differs from height_4 (%d)", "DownBlocks.Chain_9.ControlInputsAnySize.Sum (%191): shapes [batch, 1280, (height+3)//4, (width+3)//4] and [batch, 1280, height_4, width_4] do not broadcast (dim 2: (height+3)//4 vs height_4)", d[25], d[5])
 	}
 	if d[26] != d[6] {
-		return nil, fmt.Errorf("unetcontrol: Forward: %s: %s: (width+3)//4 is %d, which differs from width_4 (%d)", sizesString(key), "DownBlocks.Chain_9.ControlInputsAnySize.Sum (%191): shapes [batch, 1280, (height+3)//4, (width+3)//4] and [batch, 1280, height_4, width_4] do not broadcast (dim 3: (width+3)//4 vs width_4)", d[26], d[6])
+		return nil, sizeNames.Errorf(key[:], "%s: (width+3)//4 is %d, which differs from width_4 (%d)", "DownBlocks.Chain_9.ControlInputsAnySize.Sum (%191): shapes [batch, 1280, (height+3)//4, (width+3)//4] and [batch, 1280, height_4, width_4] do not broadcast (dim 3: (width+3)//4 vs width_4)", d[26], d[6])
 	}
 	if d[29] != d[7] {
-		return nil, fmt.Errorf("unetcontrol: Forward: %s: %s: (height+7)//8 is %d, which differs from height_8 (%d)", sizesString(key), "DownBlocks.Chain_12.ControlInputsAnySize.Sum (%207): shapes [batch, 1280, (height+7)//8, (width+7)//8] and [batch, 1280, height_8, width_8] do not broadcast (dim 2: (height+7)//8 vs height_8)", d[29], d[7])
+		return nil, sizeNames.Errorf(key[:], "%s: (height+7)//8 is %d, which differs from height_8 (%d)", "DownBlocks.Chain_12.ControlInputsAnySize.Sum (%207): shapes [batch, 1280, (height+7)//8, (width+7)//8] and [batch, 1280, height_8, width_8] do not broadcast (dim 2: (height+7)//8 vs height_8)", d[29], d[7])
 	}
 	if d[30] != d[8] {
-		return nil, fmt.Errorf("unetcontrol: Forward: %s: %s: (width+7)//8 is %d, which differs from width_8 (%d)", sizesString(key), "DownBlocks.Chain_12.ControlInputsAnySize.Sum (%207): shapes [batch, 1280, (height+7)//8, (width+7)//8] and [batch, 1280, height_8, width_8] do not broadcast (dim 3: (width+7)//8 vs width_8)", d[30], d[8])
+		return nil, sizeNames.Errorf(key[:], "%s: (width+7)//8 is %d, which differs from width_8 (%d)", "DownBlocks.Chain_12.ControlInputsAnySize.Sum (%207): shapes [batch, 1280, (height+7)//8, (width+7)//8] and [batch, 1280, height_8, width_8] do not broadcast (dim 3: (width+7)//8 vs width_8)", d[30], d[8])
 	}
 	if d[29] != d[7] {
-		return nil, fmt.Errorf("unetcontrol: Forward: %s: %s: (height+7)//8 is %d, which differs from height_8 (%d)", sizesString(key), "Sum.ControlInputsAnySize.Sum (%244): shapes [batch, 1280, (height+7)//8, (width+7)//8] and [batch, 1280, height_8, width_8] do not broadcast (dim 2: (height+7)//8 vs height_8)", d[29], d[7])
+		return nil, sizeNames.Errorf(key[:], "%s: (height+7)//8 is %d, which differs from height_8 (%d)", "Sum.ControlInputsAnySize.Sum (%244): shapes [batch, 1280, (height+7)//8, (width+7)//8] and [batch, 1280, height_8, width_8] do not broadcast (dim 2: (height+7)//8 vs height_8)", d[29], d[7])
 	}
 	if d[30] != d[8] {
-		return nil, fmt.Errorf("unetcontrol: Forward: %s: %s: (width+7)//8 is %d, which differs from width_8 (%d)", sizesString(key), "Sum.ControlInputsAnySize.Sum (%244): shapes [batch, 1280, (height+7)//8, (width+7)//8] and [batch, 1280, height_8, width_8] do not broadcast (dim 3: (width+7)//8 vs width_8)", d[30], d[8])
+		return nil, sizeNames.Errorf(key[:], "%s: (width+7)//8 is %d, which differs from width_8 (%d)", "Sum.ControlInputsAnySize.Sum (%244): shapes [batch, 1280, (height+7)//8, (width+7)//8] and [batch, 1280, height_8, width_8] do not broadcast (dim 3: (width+7)//8 vs width_8)", d[30], d[8])
 	}
 	if d[29] != d[7] {
-		return nil, fmt.Errorf("unetcontrol: Forward: %s: %s: (height+7)//8 is %d, which differs from height_8 (%d)", sizesString(key), "UpBlocks.Chain_1.ControlInputsAnySize.Distribute.Sum (%245): shapes [batch, 1280, (height+7)//8, (width+7)//8] and [batch, 1280, height_8, width_8] do not broadcast (dim 2: (height+7)//8 vs height_8)", d[29], d[7])
+		return nil, sizeNames.Errorf(key[:], "%s: (height+7)//8 is %d, which differs from height_8 (%d)", "UpBlocks.Chain_1.ControlInputsAnySize.Distribute.Sum (%245): shapes [batch, 1280, (height+7)//8, (width+7)//8] and [batch, 1280, height_8, width_8] do not broadcast (dim 2: (height+7)//8 vs height_8)", d[29], d[7])
 	}
 	if d[30] != d[8] {
-		return nil, fmt.Errorf("unetcontrol: Forward: %s: %s: (width+7)//8 is %d, which differs from width_8 (%d)", sizesString(key), "UpBlocks.Chain_1.ControlInputsAnySize.Distribute.Sum (%245): shapes [batch, 1280, (height+7)//8, (width+7)//8] and [batch, 1280, height_8, width_8] do not broadcast (dim 3: (width+7)//8 vs width_8)", d[30], d[8])
+		return nil, sizeNames.Errorf(key[:], "%s: (width+7)//8 is %d, which differs from width_8 (%d)", "UpBlocks.Chain_1.ControlInputsAnySize.Distribute.Sum (%245): shapes [batch, 1280, (height+7)//8, (width+7)//8] and [batch, 1280, height_8, width_8] do not broadcast (dim 3: (width+7)//8 vs width_8)", d[30], d[8])
 	}
 	if d[29] != d[7] {
-		return nil, fmt.Errorf("unetcontrol: Forward: %s: %s: (height+7)//8 is %d, which differs from height_8 (%d)", sizesString(key), "UpBlocks.Chain_2.ControlInputsAnySize.Distribute.Sum (%255): shapes [batch, 1280, (height+7)//8, (width+7)//8] and [batch, 1280, height_8, width_8] do not broadcast (dim 2: (height+7)//8 vs height_8)", d[29], d[7])
+		return nil, sizeNames.Errorf(key[:], "%s: (height+7)//8 is %d, which differs from height_8 (%d)", "UpBlocks.Chain_2.ControlInputsAnySize.Distribute.Sum (%255): shapes [batch, 1280, (height+7)//8, (width+7)//8] and [batch, 1280, height_8, width_8] do not broadcast (dim 2: (height+7)//8 vs height_8)", d[29], d[7])
 	}
 	if d[30] != d[8] {
-		return nil, fmt.Errorf("unetcontrol: Forward: %s: %s: (width+7)//8 is %d, which differs from width_8 (%d)", sizesString(key), "UpBlocks.Chain_2.ControlInputsAnySize.Distribute.Sum (%255): shapes [batch, 1280, (height+7)//8, (width+7)//8] and [batch, 1280, height_8, width_8] do not broadcast (dim 3: (width+7)//8 vs width_8)", d[30], d[8])
+		return nil, sizeNames.Errorf(key[:], "%s: (width+7)//8 is %d, which differs from width_8 (%d)", "UpBlocks.Chain_2.ControlInputsAnySize.Distribute.Sum (%255): shapes [batch, 1280, (height+7)//8, (width+7)//8] and [batch, 1280, height_8, width_8] do not broadcast (dim 3: (width+7)//8 vs width_8)", d[30], d[8])
 	}
 	if d[29] != d[7] {
-		return nil, fmt.Errorf("unetcontrol: Forward: %s: %s: (height+7)//8 is %d, which differs from height_8 (%d)", sizesString(key), "UpBlocks.Chain_3.ControlInputsAnySize.Distribute.Sum (%265): shapes [batch, 1280, (height+7)//8, (width+7)//8] and [batch, 1280, height_8, width_8] do not broadcast (dim 2: (height+7)//8 vs height_8)", d[29], d[7])
+		return nil, sizeNames.Errorf(key[:], "%s: (height+7)//8 is %d, which differs from height_8 (%d)", "UpBlocks.Chain_3.ControlInputsAnySize.Distribute.Sum (%265): shapes [batch, 1280, (height+7)//8, (width+7)//8] and [batch, 1280, height_8, width_8] do not broadcast (dim 2: (height+7)//8 vs height_8)", d[29], d[7])
 	}
 	if d[30] != d[8] {
-		return nil, fmt.Errorf("unetcontrol: Forward: %s: %s: (width+7)//8 is %d, which differs from width_8 (%d)", sizesString(key), "UpBlocks.Chain_3.ControlInputsAnySize.Distribute.Sum (%265): shapes [batch, 1280, (height+7)//8, (width+7)//8] and [batch, 1280, height_8, width_8] do not broadcast (dim 3: (width+7)//8 vs width_8)", d[30], d[8])
+		return nil, sizeNames.Errorf(key[:], "%s: (width+7)//8 is %d, which differs from width_8 (%d)", "UpBlocks.Chain_3.ControlInputsAnySize.Distribute.Sum (%265): shapes [batch, 1280, (height+7)//8, (width+7)//8] and [batch, 1280, height_8, width_8] do not broadcast (dim 3: (width+7)//8 vs width_8)", d[30], d[8])
 	}
 	if d[25] != d[5] {
-		return nil, fmt.Errorf("unetcontrol: Forward: %s: %s: (height+3)//4 is %d, which differs from height_4 (%d)", sizesString(key), "UpBlocks.Chain_4.ControlInputsAnySize.Distribute.Sum (%277): shapes [batch, 1280, (height+3)//4, (width+3)//4] and [batch, 1280, height_4, width_4] do not broadcast (dim 2: (height+3)//4 vs height_4)", d[25], d[5])
+		return nil, sizeNames.Errorf(key[:], "%s: (height+3)//4 is %d, which differs from height_4 (%d)", "UpBlocks.Chain_4.ControlInputsAnySize.Distribute.Sum (%277): shapes [batch, 1280, (height+3)//4, (width+3)//4] and [batch, 1280, height_4, width_4] do not broadcast (dim 2: (height+3)//4 vs height_4)", d[25], d[5])
 	}
 	if d[26] != d[6] {
-		return nil, fmt.Errorf("unetcontrol: Forward: %s: %s: (width+3)//4 is %d, which differs from width_4 (%d)", sizesString(key), "UpBlocks.Chain_4.ControlInputsAnySize.Distribute.Sum (%277): shapes [batch, 1280, (height+3)//4, (width+3)//4] and [batch, 1280, height_4, width_4] do not broadcast (dim 3: (width+3)//4 vs width_4)", d[26], d[6])
+		return nil, sizeNames.Errorf(key[:], "%s: (width+3)//4 is %d, which differs from width_4 (%d)", "UpBlocks.Chain_4.ControlInputsAnySize.Distribute.Sum (%277): shapes [batch, 1280, (height+3)//4, (width+3)//4] and [batch, 1280, height_4, width_4] do not broadcast (dim 3: (width+3)//4 vs width_4)", d[26], d[6])
 	}
 	if d[25] != d[5] {
-		return nil, fmt.Errorf("unetcontrol: Forward: %s: %s: (height+3)//4 is %d, which differs from height_4 (%d)", sizesString(key), "UpBlocks.Chain_5.ControlInputsAnySize.Distribute.Sum (%309): shapes [batch, 1280, (height+3)//4, (width+3)//4] and [batch, 1280, height_4, width_4] do not broadcast (dim 2: (height+3)//4 vs height_4)", d[25], d[5])
+		return nil, sizeNames.Errorf(key[:], "%s: (height+3)//4 is %d, which differs from height_4 (%d)", "UpBlocks.Chain_5.ControlInputsAnySize.Distribute.Sum (%309): shapes [batch, 1280, (height+3)//4, (width+3)//4] and [batch, 1280, height_4, width_4] do not broadcast (dim 2: (height+3)//4 vs height_4)", d[25], d[5])
 	}
 	if d[26] != d[6] {
-		return nil, fmt.Errorf("unetcontrol: Forward: %s: %s: (width+3)//4 is %d, which differs from width_4 (%d)", sizesString(key), "UpBlocks.Chain_5.ControlInputsAnySize.Distribute.Sum (%309): shapes [batch, 1280, (height+3)//4, (width+3)//4] and [batch, 1280, height_4, width_4] do not broadcast (dim 3: (width+3)//4 vs width_4)", d[26], d[6])
+		return nil, sizeNames.Errorf(key[:], "%s: (width+3)//4 is %d, which differs from width_4 (%d)", "UpBlocks.Chain_5.ControlInputsAnySize.Distribute.Sum (%309): shapes [batch, 1280, (height+3)//4, (width+3)//4] and [batch, 1280, height_4, width_4] do not broadcast (dim 3: (width+3)//4 vs width_4)", d[26], d[6])
 	}
 	if d[25] != d[5] {
-		return nil, fmt.Errorf("unetcontrol: Forward: %s: %s: (height+3)//4 is %d, which differs from height_4 (%d)", sizesString(key), "UpBlocks.Chain_6.ControlInputsAnySize.Distribute.Sum (%341): shapes [batch, 640, (height+3)//4, (width+3)//4] and [batch, 640, height_4, width_4] do not broadcast (dim 2: (height+3)//4 vs height_4)", d[25], d[5])
+		return nil, sizeNames.Errorf(key[:], "%s: (height+3)//4 is %d, which differs from height_4 (%d)", "UpBlocks.Chain_6.ControlInputsAnySize.Distribute.Sum (%341): shapes [batch, 640, (height+3)//4, (width+3)//4] and [batch, 640, height_4, width_4] do not broadcast (dim 2: (height+3)//4 vs height_4)", d[25], d[5])
 	}
 	if d[26] != d[6] {
-		return nil, fmt.Errorf("unetcontrol: Forward: %s: %s: (width+3)//4 is %d, which differs from width_4 (%d)", sizesString(key), "UpBlocks.Chain_6.ControlInputsAnySize.Distribute.Sum (%341): shapes [batch, 640, (height+3)//4, (width+3)//4] and [batch, 640, height_4, width_4] do not broadcast (dim 3: (width+3)//4 vs width_4)", d[26], d[6])
+		return nil, sizeNames.Errorf(key[:], "%s: (width+3)//4 is %d, which differs from width_4 (%d)", "UpBlocks.Chain_6.ControlInputsAnySize.Distribute.Sum (%341): shapes [batch, 640, (height+3)//4, (width+3)//4] and [batch, 640, height_4, width_4] do not broadcast (dim 3: (width+3)//4 vs width_4)", d[26], d[6])
 	}
 	if d[21] != d[3] {
-		return nil, fmt.Errorf("unetcontrol: Forward: %s: %s: (height+1)//2 is %d, which differs from height_2 (%d)", sizesString(key), "UpBlocks.Chain_7.ControlInputsAnySize.Distribute.Sum (%375): shapes [batch, 640, (height+1)//2, (width+1)//2] and [batch, 640, height_2, width_2] do not broadcast (dim 2: (height+1)//2 vs height_2)", d[21], d[3])
+		return nil, sizeNames.Errorf(key[:], "%s: (height+1)//2 is %d, which differs from height_2 (%d)", "UpBlocks.Chain_7.ControlInputsAnySize.Distribute.Sum (%375): shapes [batch, 640, (height+1)//2, (width+1)//2] and [batch, 640, height_2, width_2] do not broadcast (dim 2: (height+1)//2 vs height_2)", d[21], d[3])
 	}
 	if d[22] != d[4] {
-		return nil, fmt.Errorf("unetcontrol: Forward: %s: %s: (width+1)//2 is %d, which differs from width_2 (%d)", sizesString(key), "UpBlocks.Chain_7.ControlInputsAnySize.Distribute.Sum (%375): shapes [batch, 640, (height+1)//2, (width+1)//2] and [batch, 640, height_2, width_2] do not broadcast (dim 3: (width+1)//2 vs width_2)", d[22], d[4])
+		return nil, sizeNames.Errorf(key[:], "%s: (width+1)//2 is %d, which differs from width_2 (%d)", "UpBlocks.Chain_7.ControlInputsAnySize.Distribute.Sum (%375): shapes [batch, 640, (height+1)//2, (width+1)//2] and [batch, 640, height_2, width_2] do not broadcast (dim 3: (width+1)//2 vs width_2)", d[22], d[4])
 	}
 	if d[21] != d[3] {
-		return nil, fmt.Errorf("unetcontrol: Forward: %s: %s: (height+1)//2 is %d, which differs from height_2 (%d)", sizesString(key), "UpBlocks.Chain_8.ControlInputsAnySize.Distribute.Sum (%407): shapes [batch, 640, (height+1)//2, (width+1)//2] and [batch, 640, height_2, width_2] do not broadcast (dim 2: (height+1)//2 vs height_2)", d[21], d[3])
+		return nil, sizeNames.Errorf(key[:], "%s: (height+1)//2 is %d, which differs from height_2 (%d)", "UpBlocks.Chain_8.ControlInputsAnySize.Distribute.Sum (%407): shapes [batch, 640, (height+1)//2, (width+1)//2] and [batch, 640, height_2, width_2] do not broadcast (dim 2: (height+1)//2 vs height_2)", d[21], d[3])
 	}
 	if d[22] != d[4] {
-		return nil, fmt.Errorf("unetcontrol: Forward: %s: %s: (width+1)//2 is %d, which differs from width_2 (%d)", sizesString(key), "UpBlocks.Chain_8.ControlInputsAnySize.Distribute.Sum (%407): shapes [batch, 640, (height+1)//2, (width+1)//2] and [batch, 640, height_2, width_2] do not broadcast (dim 3: (width+1)//2 vs width_2)", d[22], d[4])
+		return nil, sizeNames.Errorf(key[:], "%s: (width+1)//2 is %d, which differs from width_2 (%d)", "UpBlocks.Chain_8.ControlInputsAnySize.Distribute.Sum (%407): shapes [batch, 640, (height+1)//2, (width+1)//2] and [batch, 640, height_2, width_2] do not broadcast (dim 3: (width+1)//2 vs width_2)", d[22], d[4])
 	}
 	if d[21] != d[3] {
-		return nil, fmt.Errorf("unetcontrol: Forward: %s: %s: (height+1)//2 is %d, which differs from height_2 (%d)", sizesString(key), "UpBlocks.Chain_9.ControlInputsAnySize.Distribute.Sum (%439): shapes [batch, 320, (height+1)//2, (width+1)//2] and [batch, 320, height_2, width_2] do not broadcast (dim 2: (height+1)//2 vs height_2)", d[21], d[3])
+		return nil, sizeNames.Errorf(key[:], "%s: (height+1)//2 is %d, which differs from height_2 (%d)", "UpBlocks.Chain_9.ControlInputsAnySize.Distribute.Sum (%439): shapes [batch, 320, (height+1)//2, (width+1)//2] and [batch, 320, height_2, width_2] do not broadcast (dim 2: (height+1)//2 vs height_2)", d[21], d[3])
 	}
 	if d[22] != d[4] {
-		return nil, fmt.Errorf("unetcontrol: Forward: %s: %s: (width+1)//2 is %d, which differs from width_2 (%d)", sizesString(key), "UpBlocks.Chain_9.ControlInputsAnySize.Distribute.Sum (%439): shapes [batch, 320, (height+1)//2, (width+1)//2] and [batch, 320, height_2, width_2] do not broadcast (dim 3: (width+1)//2 vs width_2)", d[22], d[4])
+		return nil, sizeNames.Errorf(key[:], "%s: (width+1)//2 is %d, which differs from width_2 (%d)", "UpBlocks.Chain_9.ControlInputsAnySize.Distribute.Sum (%439): shapes [batch, 320, (height+1)//2, (width+1)//2] and [batch, 320, height_2, width_2] do not broadcast (dim 3: (width+1)//2 vs width_2)", d[22], d[4])
 	}
 
 	// The shapes kernels take as slices, the outputs' shapes, integer outputs.
@@ -4195,7 +4162,7 @@ func newShapePlan(key [9]int) (*shapePlan, error) {
 	sizes := []int{160, 160, 320, 1280, d[11], d[11], d[11], 1280, 320, d[11], d[11], d[11], d[11], d[11], d[11], d[11], d[11], d[11], d[11], d[11], d[11], d[11], d[32], d[32], d[11], d[11], d[11], d[33], d[11], d[11], d[11], d[11], d[11], 320, d[11], d[11], d[11], d[11], d[11], d[11], d[11], d[11], d[11], d[11], d[11], d[11], d[11], d[32], d[32], d[11], d[11], d[11], d[33], d[11], d[11], d[11], d[34], d[34], d[35], 640, d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[36], d[36], d[35], d[35], d[35], d[37], d[35], d[35], d[35], d[35], d[35], 640, d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[36], d[36], d[35], d[35], d[35], d[37], d[35], d[35], d[35], d[38], d[38], d[39], 1280, d[39], d[39], d[39], d[39], d[39], d[39], d[39], d[39], d[39], d[39], d[39], d[39], d[39], d[39], d[40], d[40], d[39], d[39], d[39], d[41], d[39], d[39], d[39], d[39], d[39], 1280, d[39], d[39], d[39], d[39], d[39], d[39], d[39], d[39], d[39], d[39], d[39], d[39], d[39], d[40], d[40], d[39], d[39], d[39], d[41], d[39], d[39], d[39], d[42], d[42], d[42], 1280, d[42], d[42], d[42], d[42], 1280, d[42], d[42], d[42], d[42], 1280, d[42], d[42], d[42], d[42], d[42], d[42], d[42], d[42], d[42], d[42], d[42], d[42], d[42], d[40], d[40], d[42], d[42], d[42], d[43], d[42], d[42], d[42], d[42], d[42], 1280, d[42], d[42], d[44], d[44], d[42], 1280, d[42], d[42], d[42], d[44], d[44], d[42], 1280, d[42], d[42], d[42], d[44], d[44], d[42], 1280, d[42], d[42], d[42], d[39], d[39], d[45], d[45], d[39], 1280, d[39], d[39], d[39], d[39], d[39], d[39], d[39], d[39], d[39], d[39], d[39], d[39], d[39], d[39], d[40], d[40], d[39], d[39], d[39], d[41], d[39], d[39], d[39], d[45], d[45], d[39], 1280, d[39], d[39], d[39], d[39], d[39], d[39], d[39], d[39], d[39], d[39], d[39], d[39], d[39], d[39], d[40], d[40], d[39], d[39], d[39], d[41], d[39], d[39], d[39], d[46], d[46], d[39], 1280, d[39], d[39], d[39], d[39], d[39], d[39], d[39], d[39], d[39], d[39], d[39], d[39], d[39], d[39], d[40], d[40], d[39], d[39], d[39], d[41], d[39], d[39], d[39], d[47], d[47], d[48], d[48], d[35], 640, d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[36], d[36], d[35], d[35], d[35], d[37], d[35], d[35], d[35], d[47], d[47], d[35], 640, d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[36], d[36], d[35], d[35], d[35], d[37], d[35], d[35], d[35], d[49], d[49], d[35], 640, d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[36], d[36], d[35], d[35], d[35], d[37], d[35], d[35], d[35], d[50], d[50], d[51], d[51], d[11], 320, d[11], d[11], d[11], d[11], d[11], d[11], d[11], d[11], d[11], d[11], d[11], d[11], d[11], d[11], d[32], d[32], d[11], d[11], d[11], d[33], d[11], d[11], d[11], d[50], d[50], d[11], 320, d[11], d[11], d[11], d[11], d[11], d[11], d[11], d[11], d[11], d[11], d[11], d[11], d[11], d[11], d[32], d[32], d[11], d[11], d[11], d[33], d[11], d[11], d[11], d[50], d[50], d[11], 320, d[11], d[11], d[11], d[11], d[11], d[11], d[11], d[11], d[11], d[11], d[11], d[11], d[11], d[11], d[32], d[32], d[11], d[11], d[11], d[33], d[11], d[11], d[11], d[11], d[9]}
 	var err error
 	if p.arenaLen, err = runtime.PlaceBuffers(sizes, bufferFirst[:], bufferLast[:], 16, p.offsets[:]); err != nil {
-		return nil, fmt.Errorf("unetcontrol: Forward: %s: %v", sizesString(key), err)
+		return nil, sizeNames.Errorf(key[:], "%v", err)
 	}
 	return p, nil
 }
@@ -4209,15 +4176,9 @@ func (m *Model) use(key [9]int) error {
 		if p, err = newShapePlan(key); err != nil {
 			return err
 		}
-		if p.arenaLen > m.arena.Size() {
-			// A larger set of sizes: the arena grows, checked against the memory available.
-			if p.arenaLen > math.MaxInt64/4 {
-				return fmt.Errorf("unetcontrol: Forward: %s: the arena of %d float32 elements overflows a byte count", sizesString(key), p.arenaLen)
-			}
-			if err := runtime.CheckMemory("model SD1UNet at "+sizesString(key), int64(p.arenaLen)*4); err != nil {
-				return err
-			}
-			m.arena = runtime.NewArena(p.arenaLen)
+		// A larger set of sizes grows the arena, checked against the memory available.
+		if err := sizeNames.GrowArena(m.arena, p.arenaLen, key[:]); err != nil {
+			return err
 		}
 		m.plans[key] = p
 	}
@@ -4818,9 +4779,13 @@ func (m *Model) use(key [9]int) error {
 	return nil
 }
 
-// sizesString names the sizes of key and where Forward read them, for errors.
-func sizesString(key [9]int) string {
-	return fmt.Sprintf("batch=%d (dim 0 of input x), height=%d (dim 2 of input x), width=%d (dim 3 of input x), height_2=%d (dim 2 of input control_residual_3), width_2=%d (dim 3 of input control_residual_3), height_4=%d (dim 2 of input control_residual_6), width_4=%d (dim 3 of input control_residual_6), height_8=%d (dim 2 of input control_residual_9), width_8=%d (dim 3 of input control_residual_9)", key[0], key[1], key[2], key[3], key[4], key[5], key[6], key[7], key[8])
+// sizeNames names the sizes of a plan's key and where Forward reads them, for the plans' checks
+// and errors.
+var sizeNames = runtime.SizeNames{
+	Package: "unetcontrol",
+	Model:   ModelName,
+	Names:   []string{"batch", "height", "width", "height_2", "width_2", "height_4", "width_4", "height_8", "width_8"},
+	From:    []string{"dim 0 of input x", "dim 2 of input x", "dim 3 of input x", "dim 2 of input control_residual_3", "dim 3 of input control_residual_3", "dim 2 of input control_residual_6", "dim 3 of input control_residual_6", "dim 2 of input control_residual_9", "dim 3 of input control_residual_9"},
 }
 
 // Shapes, permutations, paddings and offsets that kernels take as slices.

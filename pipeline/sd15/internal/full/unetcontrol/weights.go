@@ -6486,22 +6486,13 @@ var weightPacks = map[int][3]int{
 // such as a diffusers folder, stands for the .safetensors files in it and its subfolders) and
 // loads the weights from them as LoadFiles does. The files are closed before it returns.
 func Load(paths ...string) (*Model, error) {
-	files, err := runtime.OpenWeights(paths...)
-	if err != nil {
-		return nil, err
-	}
-	defer runtime.CloseAll(files)
-	return LoadFiles(files...)
+	return runtime.OpenAndLoad(LoadFiles, paths...)
 }
 
 // LoadReaderAt loads the weights from one safetensors file of size bytes read through r; name
 // identifies it in errors.
 func LoadReaderAt(r io.ReaderAt, size int64, name string) (*Model, error) {
-	f, err := runtime.ReadSafetensors(r, size, name)
-	if err != nil {
-		return nil, err
-	}
-	return LoadFiles(f)
+	return runtime.ReadAndLoad(LoadFiles, r, size, name)
 }
 
 // LoadFiles reads every parameter by its checkpoint key from files (f16 and bf16 tensors are
@@ -6525,30 +6516,8 @@ func LoadFilesWith(opts runtime.LoadOptions, files ...*runtime.SafetensorsFile) 
 		return nil, err
 	}
 	m := newModel()
-	var scratch []float32
-	for i, s := range weightSpecs {
-		if pk, ok := weightPacks[i]; ok {
-			w, err := set.ReadPacked(i, &scratch, opts.Patch, pk[1], pk[2])
-			if err != nil {
-				return nil, err
-			}
-			*m.packed[pk[0]] = w
-			continue
-		}
-		n := 1
-		for _, d := range s.Shape {
-			n *= d
-		}
-		off := weightOffsets[i]
-		w := m.weights[off : off+n]
-		if err := set.ReadInto(i, w); err != nil {
-			return nil, err
-		}
-		if opts.Patch != nil {
-			if err := opts.Patch(i, w); err != nil {
-				return nil, err
-			}
-		}
+	if err := set.Fill(opts, m.weights, weightOffsets, m.packed, weightPacks); err != nil {
+		return nil, err
 	}
 	if err := m.prepare(); err != nil {
 		return nil, err

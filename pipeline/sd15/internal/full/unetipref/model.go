@@ -34,7 +34,6 @@ package unetipref
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/rfc-project/rfc/kernels"
 	"github.com/rfc-project/rfc/runtime"
@@ -5969,18 +5968,10 @@ var (
 func newShapePlan(key [3]int) (*shapePlan, error) {
 	p := &shapePlan{key: key}
 	d := &p.dims
-	if key[0] < 1 {
-		return nil, fmt.Errorf("unetipref: Forward: height is %d (dim 2 of input x): sizes must be at least 1", key[0])
+	if err := sizeNames.Check(key[:]); err != nil {
+		return nil, err
 	}
-	d[0] = key[0]
-	if key[1] < 1 {
-		return nil, fmt.Errorf("unetipref: Forward: width is %d (dim 3 of input x): sizes must be at least 1", key[1])
-	}
-	d[1] = key[1]
-	if key[2] < 1 {
-		return nil, fmt.Errorf("unetipref: Forward: image_tokens is %d (dim 1 of input ip_image_tokens): sizes must be at least 1", key[2])
-	}
-	d[2] = key[2]
+	copy(d[:], key[:])
 
 	// The sizes the ops use, from the input sizes, with overflow checks.
 	var c runtime.SizeCalc
@@ -6033,7 +6024,7 @@ func newShapePlan(key [3]int) (*shapePlan, error) {
 	d[49] = c.Mul(c.Mul(d[0], d[1]), 2560)                                          // height*width*2560
 	d[50] = c.Mul(c.Mul(d[0], d[1]), 3840)                                          // height*width*3840
 	if c.Err != nil {
-		return nil, fmt.Errorf("unetipref: Forward: %s: %v", sizesString(key), c.Err)
+		return nil, sizeNames.Errorf(key[:], "%v", c.Err)
 	}
 
 	// The shapes kernels take as slices, the outputs' shapes, integer outputs.
@@ -6136,7 +6127,7 @@ func newShapePlan(key [3]int) (*shapePlan, error) {
 	sizes := []int{160, 160, 320, 1280, d[24], d[24], d[24], 1280, 320, d[24], d[24], d[24], d[24], d[24], d[24], d[24], d[24], d[24], d[24], d[25], d[25], d[25], d[24], d[25], d[25], d[24], d[25], d[25], d[26], d[26], d[26], d[26], d[25], d[24], d[24], d[24], d[24], 98560, 98560, d[24], d[27], d[27], d[24], d[24], d[24], d[28], d[24], d[24], d[24], d[24], d[24], 320, d[24], d[24], d[24], d[24], d[24], d[24], d[24], d[24], d[24], d[24], d[25], d[25], d[25], d[24], d[25], d[25], d[24], d[25], d[25], d[26], d[26], d[26], d[26], d[25], d[24], d[24], d[24], d[24], 98560, 98560, d[24], d[27], d[27], d[24], d[24], d[24], d[28], d[24], d[24], d[24], d[29], d[29], d[30], 640, d[30], d[30], d[30], d[30], d[30], d[30], d[30], d[30], d[30], d[30], d[30], d[29], d[29], d[29], d[30], d[29], d[29], d[30], d[29], d[29], d[31], d[31], d[31], d[31], d[29], d[30], d[30], d[30], d[30], 197120, 197120, d[30], d[32], d[32], d[30], d[30], d[30], d[33], d[30], d[30], d[30], d[30], d[30], 640, d[30], d[30], d[30], d[30], d[30], d[30], d[30], d[30], d[30], d[30], d[29], d[29], d[29], d[30], d[29], d[29], d[30], d[29], d[29], d[31], d[31], d[31], d[31], d[29], d[30], d[30], d[30], d[30], 197120, 197120, d[30], d[32], d[32], d[30], d[30], d[30], d[33], d[30], d[30], d[30], d[34], d[34], d[35], 1280, d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[34], d[34], d[34], d[35], d[34], d[34], d[35], d[34], d[34], d[36], d[36], d[36], d[36], d[34], d[35], d[35], d[35], d[35], 394240, 394240, d[35], d[37], d[37], d[35], d[35], d[35], d[38], d[35], d[35], d[35], d[35], d[35], 1280, d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[34], d[34], d[34], d[35], d[34], d[34], d[35], d[34], d[34], d[36], d[36], d[36], d[36], d[34], d[35], d[35], d[35], d[35], 394240, 394240, d[35], d[37], d[37], d[35], d[35], d[35], d[38], d[35], d[35], d[35], d[39], d[39], d[39], 1280, d[39], d[39], d[39], d[39], 1280, d[39], d[39], d[39], d[39], 1280, d[39], d[39], d[39], d[39], d[39], d[39], d[39], d[39], d[39], d[39], d[40], d[40], d[40], d[39], d[40], d[40], d[39], d[40], d[40], d[41], d[41], d[41], d[41], d[40], d[39], d[39], d[39], d[39], 394240, 394240, d[39], d[37], d[37], d[39], d[39], d[39], d[42], d[39], d[39], d[39], d[39], d[39], 1280, d[39], d[39], d[43], d[43], d[39], 1280, d[39], d[39], d[39], d[43], d[43], d[39], 1280, d[39], d[39], d[39], d[43], d[43], d[39], 1280, d[39], d[39], d[39], d[35], d[35], d[44], d[44], d[35], 1280, d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[34], d[34], d[34], d[35], d[34], d[34], d[35], d[34], d[34], d[36], d[36], d[36], d[36], d[34], d[35], d[35], d[35], d[35], 394240, 394240, d[35], d[37], d[37], d[35], d[35], d[35], d[38], d[35], d[35], d[35], d[44], d[44], d[35], 1280, d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[34], d[34], d[34], d[35], d[34], d[34], d[35], d[34], d[34], d[36], d[36], d[36], d[36], d[34], d[35], d[35], d[35], d[35], 394240, 394240, d[35], d[37], d[37], d[35], d[35], d[35], d[38], d[35], d[35], d[35], d[45], d[45], d[35], 1280, d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[34], d[34], d[34], d[35], d[34], d[34], d[35], d[34], d[34], d[36], d[36], d[36], d[36], d[34], d[35], d[35], d[35], d[35], 394240, 394240, d[35], d[37], d[37], d[35], d[35], d[35], d[38], d[35], d[35], d[35], d[46], d[46], d[47], d[47], d[30], 640, d[30], d[30], d[30], d[30], d[30], d[30], d[30], d[30], d[30], d[30], d[30], d[29], d[29], d[29], d[30], d[29], d[29], d[30], d[29], d[29], d[31], d[31], d[31], d[31], d[29], d[30], d[30], d[30], d[30], 197120, 197120, d[30], d[32], d[32], d[30], d[30], d[30], d[33], d[30], d[30], d[30], d[46], d[46], d[30], 640, d[30], d[30], d[30], d[30], d[30], d[30], d[30], d[30], d[30], d[30], d[30], d[29], d[29], d[29], d[30], d[29], d[29], d[30], d[29], d[29], d[31], d[31], d[31], d[31], d[29], d[30], d[30], d[30], d[30], 197120, 197120, d[30], d[32], d[32], d[30], d[30], d[30], d[33], d[30], d[30], d[30], d[48], d[48], d[30], 640, d[30], d[30], d[30], d[30], d[30], d[30], d[30], d[30], d[30], d[30], d[30], d[29], d[29], d[29], d[30], d[29], d[29], d[30], d[29], d[29], d[31], d[31], d[31], d[31], d[29], d[30], d[30], d[30], d[30], 197120, 197120, d[30], d[32], d[32], d[30], d[30], d[30], d[33], d[30], d[30], d[30], d[49], d[49], d[50], d[50], d[24], 320, d[24], d[24], d[24], d[24], d[24], d[24], d[24], d[24], d[24], d[24], d[24], d[25], d[25], d[25], d[24], d[25], d[25], d[24], d[25], d[25], d[26], d[26], d[26], d[26], d[25], d[24], d[24], d[24], d[24], 98560, 98560, d[24], d[27], d[27], d[24], d[24], d[24], d[28], d[24], d[24], d[24], d[49], d[49], d[24], 320, d[24], d[24], d[24], d[24], d[24], d[24], d[24], d[24], d[24], d[24], d[24], d[25], d[25], d[25], d[24], d[25], d[25], d[24], d[25], d[25], d[26], d[26], d[26], d[26], d[25], d[24], d[24], d[24], d[24], 98560, 98560, d[24], d[27], d[27], d[24], d[24], d[24], d[28], d[24], d[24], d[24], d[49], d[49], d[24], 320, d[24], d[24], d[24], d[24], d[24], d[24], d[24], d[24], d[24], d[24], d[24], d[25], d[25], d[25], d[24], d[25], d[25], d[24], d[25], d[25], d[26], d[26], d[26], d[26], d[25], d[24], d[24], d[24], d[24], 98560, 98560, d[24], d[27], d[27], d[24], d[24], d[24], d[28], d[24], d[24], d[24], d[24], d[3]}
 	var err error
 	if p.arenaLen, err = runtime.PlaceBuffers(sizes, bufferFirst[:], bufferLast[:], 16, p.offsets[:]); err != nil {
-		return nil, fmt.Errorf("unetipref: Forward: %s: %v", sizesString(key), err)
+		return nil, sizeNames.Errorf(key[:], "%v", err)
 	}
 	return p, nil
 }
@@ -6150,15 +6141,9 @@ func (m *Model) use(key [3]int) error {
 		if p, err = newShapePlan(key); err != nil {
 			return err
 		}
-		if p.arenaLen > m.arena.Size() {
-			// A larger set of sizes: the arena grows, checked against the memory available.
-			if p.arenaLen > math.MaxInt64/4 {
-				return fmt.Errorf("unetipref: Forward: %s: the arena of %d float32 elements overflows a byte count", sizesString(key), p.arenaLen)
-			}
-			if err := runtime.CheckMemory("model SD1UNet at "+sizesString(key), int64(p.arenaLen)*4); err != nil {
-				return err
-			}
-			m.arena = runtime.NewArena(p.arenaLen)
+		// A larger set of sizes grows the arena, checked against the memory available.
+		if err := sizeNames.GrowArena(m.arena, p.arenaLen, key[:]); err != nil {
+			return err
 		}
 		m.plans[key] = p
 	}
@@ -7462,9 +7447,13 @@ func (m *Model) use(key [3]int) error {
 	return nil
 }
 
-// sizesString names the sizes of key and where Forward read them, for errors.
-func sizesString(key [3]int) string {
-	return fmt.Sprintf("height=%d (dim 2 of input x), width=%d (dim 3 of input x), image_tokens=%d (dim 1 of input ip_image_tokens)", key[0], key[1], key[2])
+// sizeNames names the sizes of a plan's key and where Forward reads them, for the plans' checks
+// and errors.
+var sizeNames = runtime.SizeNames{
+	Package: "unetipref",
+	Model:   ModelName,
+	Names:   []string{"height", "width", "image_tokens"},
+	From:    []string{"dim 2 of input x", "dim 3 of input x", "dim 1 of input ip_image_tokens"},
 }
 
 // Shapes, permutations, paddings and offsets that kernels take as slices.

@@ -28,7 +28,6 @@ package encoder
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/rfc-project/rfc/kernels"
 	"github.com/rfc-project/rfc/runtime"
@@ -634,14 +633,10 @@ var (
 func newShapePlan(key [2]int) (*shapePlan, error) {
 	p := &shapePlan{key: key}
 	d := &p.dims
-	if key[0] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: height is %d (dim 2 of input x): sizes must be at least 1", key[0])
+	if err := sizeNames.Check(key[:]); err != nil {
+		return nil, err
 	}
-	d[0] = key[0]
-	if key[1] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: width is %d (dim 3 of input x): sizes must be at least 1", key[1])
-	}
-	d[1] = key[1]
+	copy(d[:], key[:])
 
 	// The sizes the ops use, from the input sizes, with overflow checks.
 	var c runtime.SizeCalc
@@ -680,441 +675,441 @@ func newShapePlan(key [2]int) (*shapePlan, error) {
 	d[34] = c.Mul(c.Mul(c.Div(d[0], 8), c.Div(d[1], 8)), 8)                                                                                 // (height//8)*(width//8)*8
 	d[35] = c.Mul(c.Mul(c.Div(d[0], 8), c.Div(d[1], 8)), 4)                                                                                 // (height//8)*(width//8)*4
 	if c.Err != nil {
-		return nil, fmt.Errorf("encoder: Forward: %s: %v", sizesString(key), c.Err)
+		return nil, sizeNames.Errorf(key[:], "%v", c.Err)
 	}
 
 	// What the shape rules need of these sizes, layer by layer.
 	if d[4] < 3 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height+1 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_1.Downsample.Conv2d (%10): conv2d kernel 3x3 (dilation 1, padding 0) is larger than the padded input [1, 8, height+1, width+1]", d[4], 3)
+		return nil, sizeNames.Errorf(key[:], "%s: height+1 is %d, which is below 3 (%d)", "Encoder.Chain_1.Chain_1.Downsample.Conv2d (%10): conv2d kernel 3x3 (dilation 1, padding 0) is larger than the padded input [1, 8, height+1, width+1]", d[4], 3)
 	}
 	if d[5] < 3 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width+1 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_1.Downsample.Conv2d (%10): conv2d kernel 3x3 (dilation 1, padding 0) is larger than the padded input [1, 8, height+1, width+1]", d[5], 3)
+		return nil, sizeNames.Errorf(key[:], "%s: width+1 is %d, which is below 3 (%d)", "Encoder.Chain_1.Chain_1.Downsample.Conv2d (%10): conv2d kernel 3x3 (dilation 1, padding 0) is larger than the padded input [1, 8, height+1, width+1]", d[5], 3)
 	}
 	if d[6] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//2 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_1.Downsample.Conv2d (%10): dim 2 of the result f32[1, 8, height//2, width//2] must be at least 1", d[6], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//2 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_1.Downsample.Conv2d (%10): dim 2 of the result f32[1, 8, height//2, width//2] must be at least 1", d[6], 1)
 	}
 	if d[7] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//2 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_1.Downsample.Conv2d (%10): dim 3 of the result f32[1, 8, height//2, width//2] must be at least 1", d[7], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//2 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_1.Downsample.Conv2d (%10): dim 3 of the result f32[1, 8, height//2, width//2] must be at least 1", d[7], 1)
 	}
 	if d[6] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//2 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_2.Resnet_1.Chain.SiLU_1 (%11): dim 2 of the result f32[1, 8, height//2, width//2] must be at least 1", d[6], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//2 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_2.Resnet_1.Chain.SiLU_1 (%11): dim 2 of the result f32[1, 8, height//2, width//2] must be at least 1", d[6], 1)
 	}
 	if d[7] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//2 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_2.Resnet_1.Chain.SiLU_1 (%11): dim 3 of the result f32[1, 8, height//2, width//2] must be at least 1", d[7], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//2 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_2.Resnet_1.Chain.SiLU_1 (%11): dim 3 of the result f32[1, 8, height//2, width//2] must be at least 1", d[7], 1)
 	}
 	if d[9] < 3 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//2+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_2.Resnet_1.Chain.Conv2d_1 (%12): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 8, height//2, width//2]", d[9], 3)
+		return nil, sizeNames.Errorf(key[:], "%s: height//2+2 is %d, which is below 3 (%d)", "Encoder.Chain_1.Chain_2.Resnet_1.Chain.Conv2d_1 (%12): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 8, height//2, width//2]", d[9], 3)
 	}
 	if d[10] < 3 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//2+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_2.Resnet_1.Chain.Conv2d_1 (%12): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 8, height//2, width//2]", d[10], 3)
+		return nil, sizeNames.Errorf(key[:], "%s: width//2+2 is %d, which is below 3 (%d)", "Encoder.Chain_1.Chain_2.Resnet_1.Chain.Conv2d_1 (%12): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 8, height//2, width//2]", d[10], 3)
 	}
 	if d[6] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//2 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_2.Resnet_1.Chain.Conv2d_1 (%12): dim 2 of the result f32[1, 12, height//2, width//2] must be at least 1", d[6], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//2 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_2.Resnet_1.Chain.Conv2d_1 (%12): dim 2 of the result f32[1, 12, height//2, width//2] must be at least 1", d[6], 1)
 	}
 	if d[7] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//2 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_2.Resnet_1.Chain.Conv2d_1 (%12): dim 3 of the result f32[1, 12, height//2, width//2] must be at least 1", d[7], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//2 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_2.Resnet_1.Chain.Conv2d_1 (%12): dim 3 of the result f32[1, 12, height//2, width//2] must be at least 1", d[7], 1)
 	}
 	if d[6] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//2 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_2.Resnet_1.Chain.SiLU_2 (%13): dim 2 of the result f32[1, 12, height//2, width//2] must be at least 1", d[6], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//2 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_2.Resnet_1.Chain.SiLU_2 (%13): dim 2 of the result f32[1, 12, height//2, width//2] must be at least 1", d[6], 1)
 	}
 	if d[7] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//2 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_2.Resnet_1.Chain.SiLU_2 (%13): dim 3 of the result f32[1, 12, height//2, width//2] must be at least 1", d[7], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//2 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_2.Resnet_1.Chain.SiLU_2 (%13): dim 3 of the result f32[1, 12, height//2, width//2] must be at least 1", d[7], 1)
 	}
 	if d[9] < 3 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//2+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_2.Resnet_1.Chain.Conv2d_2 (%14): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 12, height//2, width//2]", d[9], 3)
+		return nil, sizeNames.Errorf(key[:], "%s: height//2+2 is %d, which is below 3 (%d)", "Encoder.Chain_1.Chain_2.Resnet_1.Chain.Conv2d_2 (%14): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 12, height//2, width//2]", d[9], 3)
 	}
 	if d[10] < 3 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//2+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_2.Resnet_1.Chain.Conv2d_2 (%14): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 12, height//2, width//2]", d[10], 3)
+		return nil, sizeNames.Errorf(key[:], "%s: width//2+2 is %d, which is below 3 (%d)", "Encoder.Chain_1.Chain_2.Resnet_1.Chain.Conv2d_2 (%14): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 12, height//2, width//2]", d[10], 3)
 	}
 	if d[6] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//2 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_2.Resnet_1.Chain.Conv2d_2 (%14): dim 2 of the result f32[1, 12, height//2, width//2] must be at least 1", d[6], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//2 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_2.Resnet_1.Chain.Conv2d_2 (%14): dim 2 of the result f32[1, 12, height//2, width//2] must be at least 1", d[6], 1)
 	}
 	if d[7] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//2 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_2.Resnet_1.Chain.Conv2d_2 (%14): dim 3 of the result f32[1, 12, height//2, width//2] must be at least 1", d[7], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//2 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_2.Resnet_1.Chain.Conv2d_2 (%14): dim 3 of the result f32[1, 12, height//2, width//2] must be at least 1", d[7], 1)
 	}
 	if d[6] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//2 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_2.Resnet_1 (%15): conv2d kernel 1x1 (dilation 1, padding 0) is larger than the padded input [1, 8, height//2, width//2]", d[6], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//2 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_2.Resnet_1 (%15): conv2d kernel 1x1 (dilation 1, padding 0) is larger than the padded input [1, 8, height//2, width//2]", d[6], 1)
 	}
 	if d[7] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//2 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_2.Resnet_1 (%15): conv2d kernel 1x1 (dilation 1, padding 0) is larger than the padded input [1, 8, height//2, width//2]", d[7], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//2 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_2.Resnet_1 (%15): conv2d kernel 1x1 (dilation 1, padding 0) is larger than the padded input [1, 8, height//2, width//2]", d[7], 1)
 	}
 	if d[6] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//2 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_2.Resnet_1 (%15): dim 2 of the result f32[1, 12, height//2, width//2] must be at least 1", d[6], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//2 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_2.Resnet_1 (%15): dim 2 of the result f32[1, 12, height//2, width//2] must be at least 1", d[6], 1)
 	}
 	if d[7] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//2 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_2.Resnet_1 (%15): dim 3 of the result f32[1, 12, height//2, width//2] must be at least 1", d[7], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//2 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_2.Resnet_1 (%15): dim 3 of the result f32[1, 12, height//2, width//2] must be at least 1", d[7], 1)
 	}
 	if d[6] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//2 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_2.Resnet_2.Chain.SiLU_1 (%16): dim 2 of the result f32[1, 12, height//2, width//2] must be at least 1", d[6], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//2 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_2.Resnet_2.Chain.SiLU_1 (%16): dim 2 of the result f32[1, 12, height//2, width//2] must be at least 1", d[6], 1)
 	}
 	if d[7] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//2 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_2.Resnet_2.Chain.SiLU_1 (%16): dim 3 of the result f32[1, 12, height//2, width//2] must be at least 1", d[7], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//2 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_2.Resnet_2.Chain.SiLU_1 (%16): dim 3 of the result f32[1, 12, height//2, width//2] must be at least 1", d[7], 1)
 	}
 	if d[9] < 3 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//2+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_2.Resnet_2.Chain.Conv2d_1 (%17): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 12, height//2, width//2]", d[9], 3)
+		return nil, sizeNames.Errorf(key[:], "%s: height//2+2 is %d, which is below 3 (%d)", "Encoder.Chain_1.Chain_2.Resnet_2.Chain.Conv2d_1 (%17): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 12, height//2, width//2]", d[9], 3)
 	}
 	if d[10] < 3 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//2+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_2.Resnet_2.Chain.Conv2d_1 (%17): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 12, height//2, width//2]", d[10], 3)
+		return nil, sizeNames.Errorf(key[:], "%s: width//2+2 is %d, which is below 3 (%d)", "Encoder.Chain_1.Chain_2.Resnet_2.Chain.Conv2d_1 (%17): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 12, height//2, width//2]", d[10], 3)
 	}
 	if d[6] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//2 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_2.Resnet_2.Chain.Conv2d_1 (%17): dim 2 of the result f32[1, 12, height//2, width//2] must be at least 1", d[6], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//2 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_2.Resnet_2.Chain.Conv2d_1 (%17): dim 2 of the result f32[1, 12, height//2, width//2] must be at least 1", d[6], 1)
 	}
 	if d[7] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//2 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_2.Resnet_2.Chain.Conv2d_1 (%17): dim 3 of the result f32[1, 12, height//2, width//2] must be at least 1", d[7], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//2 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_2.Resnet_2.Chain.Conv2d_1 (%17): dim 3 of the result f32[1, 12, height//2, width//2] must be at least 1", d[7], 1)
 	}
 	if d[6] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//2 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_2.Resnet_2.Chain.SiLU_2 (%18): dim 2 of the result f32[1, 12, height//2, width//2] must be at least 1", d[6], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//2 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_2.Resnet_2.Chain.SiLU_2 (%18): dim 2 of the result f32[1, 12, height//2, width//2] must be at least 1", d[6], 1)
 	}
 	if d[7] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//2 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_2.Resnet_2.Chain.SiLU_2 (%18): dim 3 of the result f32[1, 12, height//2, width//2] must be at least 1", d[7], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//2 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_2.Resnet_2.Chain.SiLU_2 (%18): dim 3 of the result f32[1, 12, height//2, width//2] must be at least 1", d[7], 1)
 	}
 	if d[9] < 3 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//2+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_2.Resnet_2 (%19): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 12, height//2, width//2]", d[9], 3)
+		return nil, sizeNames.Errorf(key[:], "%s: height//2+2 is %d, which is below 3 (%d)", "Encoder.Chain_1.Chain_2.Resnet_2 (%19): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 12, height//2, width//2]", d[9], 3)
 	}
 	if d[10] < 3 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//2+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_2.Resnet_2 (%19): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 12, height//2, width//2]", d[10], 3)
+		return nil, sizeNames.Errorf(key[:], "%s: width//2+2 is %d, which is below 3 (%d)", "Encoder.Chain_1.Chain_2.Resnet_2 (%19): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 12, height//2, width//2]", d[10], 3)
 	}
 	if d[6] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//2 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_2.Resnet_2 (%19): dim 2 of the result f32[1, 12, height//2, width//2] must be at least 1", d[6], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//2 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_2.Resnet_2 (%19): dim 2 of the result f32[1, 12, height//2, width//2] must be at least 1", d[6], 1)
 	}
 	if d[7] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//2 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_2.Resnet_2 (%19): dim 3 of the result f32[1, 12, height//2, width//2] must be at least 1", d[7], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//2 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_2.Resnet_2 (%19): dim 3 of the result f32[1, 12, height//2, width//2] must be at least 1", d[7], 1)
 	}
 	if d[11] < 3 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//2+1 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_2.Downsample.Conv2d (%21): conv2d kernel 3x3 (dilation 1, padding 0) is larger than the padded input [1, 12, height//2+1, width//2+1]", d[11], 3)
+		return nil, sizeNames.Errorf(key[:], "%s: height//2+1 is %d, which is below 3 (%d)", "Encoder.Chain_1.Chain_2.Downsample.Conv2d (%21): conv2d kernel 3x3 (dilation 1, padding 0) is larger than the padded input [1, 12, height//2+1, width//2+1]", d[11], 3)
 	}
 	if d[12] < 3 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//2+1 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_2.Downsample.Conv2d (%21): conv2d kernel 3x3 (dilation 1, padding 0) is larger than the padded input [1, 12, height//2+1, width//2+1]", d[12], 3)
+		return nil, sizeNames.Errorf(key[:], "%s: width//2+1 is %d, which is below 3 (%d)", "Encoder.Chain_1.Chain_2.Downsample.Conv2d (%21): conv2d kernel 3x3 (dilation 1, padding 0) is larger than the padded input [1, 12, height//2+1, width//2+1]", d[12], 3)
 	}
 	if d[13] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//4 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_2.Downsample.Conv2d (%21): dim 2 of the result f32[1, 12, height//4, width//4] must be at least 1", d[13], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//4 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_2.Downsample.Conv2d (%21): dim 2 of the result f32[1, 12, height//4, width//4] must be at least 1", d[13], 1)
 	}
 	if d[14] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//4 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_2.Downsample.Conv2d (%21): dim 3 of the result f32[1, 12, height//4, width//4] must be at least 1", d[14], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//4 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_2.Downsample.Conv2d (%21): dim 3 of the result f32[1, 12, height//4, width//4] must be at least 1", d[14], 1)
 	}
 	if d[13] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//4 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_3.Resnet_1.Chain.SiLU_1 (%22): dim 2 of the result f32[1, 12, height//4, width//4] must be at least 1", d[13], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//4 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_3.Resnet_1.Chain.SiLU_1 (%22): dim 2 of the result f32[1, 12, height//4, width//4] must be at least 1", d[13], 1)
 	}
 	if d[14] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//4 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_3.Resnet_1.Chain.SiLU_1 (%22): dim 3 of the result f32[1, 12, height//4, width//4] must be at least 1", d[14], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//4 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_3.Resnet_1.Chain.SiLU_1 (%22): dim 3 of the result f32[1, 12, height//4, width//4] must be at least 1", d[14], 1)
 	}
 	if d[16] < 3 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//4+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_3.Resnet_1.Chain.Conv2d_1 (%23): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 12, height//4, width//4]", d[16], 3)
+		return nil, sizeNames.Errorf(key[:], "%s: height//4+2 is %d, which is below 3 (%d)", "Encoder.Chain_1.Chain_3.Resnet_1.Chain.Conv2d_1 (%23): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 12, height//4, width//4]", d[16], 3)
 	}
 	if d[17] < 3 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//4+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_3.Resnet_1.Chain.Conv2d_1 (%23): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 12, height//4, width//4]", d[17], 3)
+		return nil, sizeNames.Errorf(key[:], "%s: width//4+2 is %d, which is below 3 (%d)", "Encoder.Chain_1.Chain_3.Resnet_1.Chain.Conv2d_1 (%23): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 12, height//4, width//4]", d[17], 3)
 	}
 	if d[13] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//4 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_3.Resnet_1.Chain.Conv2d_1 (%23): dim 2 of the result f32[1, 16, height//4, width//4] must be at least 1", d[13], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//4 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_3.Resnet_1.Chain.Conv2d_1 (%23): dim 2 of the result f32[1, 16, height//4, width//4] must be at least 1", d[13], 1)
 	}
 	if d[14] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//4 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_3.Resnet_1.Chain.Conv2d_1 (%23): dim 3 of the result f32[1, 16, height//4, width//4] must be at least 1", d[14], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//4 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_3.Resnet_1.Chain.Conv2d_1 (%23): dim 3 of the result f32[1, 16, height//4, width//4] must be at least 1", d[14], 1)
 	}
 	if d[13] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//4 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_3.Resnet_1.Chain.SiLU_2 (%24): dim 2 of the result f32[1, 16, height//4, width//4] must be at least 1", d[13], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//4 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_3.Resnet_1.Chain.SiLU_2 (%24): dim 2 of the result f32[1, 16, height//4, width//4] must be at least 1", d[13], 1)
 	}
 	if d[14] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//4 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_3.Resnet_1.Chain.SiLU_2 (%24): dim 3 of the result f32[1, 16, height//4, width//4] must be at least 1", d[14], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//4 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_3.Resnet_1.Chain.SiLU_2 (%24): dim 3 of the result f32[1, 16, height//4, width//4] must be at least 1", d[14], 1)
 	}
 	if d[16] < 3 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//4+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_3.Resnet_1.Chain.Conv2d_2 (%25): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 16, height//4, width//4]", d[16], 3)
+		return nil, sizeNames.Errorf(key[:], "%s: height//4+2 is %d, which is below 3 (%d)", "Encoder.Chain_1.Chain_3.Resnet_1.Chain.Conv2d_2 (%25): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 16, height//4, width//4]", d[16], 3)
 	}
 	if d[17] < 3 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//4+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_3.Resnet_1.Chain.Conv2d_2 (%25): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 16, height//4, width//4]", d[17], 3)
+		return nil, sizeNames.Errorf(key[:], "%s: width//4+2 is %d, which is below 3 (%d)", "Encoder.Chain_1.Chain_3.Resnet_1.Chain.Conv2d_2 (%25): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 16, height//4, width//4]", d[17], 3)
 	}
 	if d[13] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//4 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_3.Resnet_1.Chain.Conv2d_2 (%25): dim 2 of the result f32[1, 16, height//4, width//4] must be at least 1", d[13], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//4 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_3.Resnet_1.Chain.Conv2d_2 (%25): dim 2 of the result f32[1, 16, height//4, width//4] must be at least 1", d[13], 1)
 	}
 	if d[14] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//4 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_3.Resnet_1.Chain.Conv2d_2 (%25): dim 3 of the result f32[1, 16, height//4, width//4] must be at least 1", d[14], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//4 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_3.Resnet_1.Chain.Conv2d_2 (%25): dim 3 of the result f32[1, 16, height//4, width//4] must be at least 1", d[14], 1)
 	}
 	if d[13] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//4 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_3.Resnet_1 (%26): conv2d kernel 1x1 (dilation 1, padding 0) is larger than the padded input [1, 12, height//4, width//4]", d[13], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//4 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_3.Resnet_1 (%26): conv2d kernel 1x1 (dilation 1, padding 0) is larger than the padded input [1, 12, height//4, width//4]", d[13], 1)
 	}
 	if d[14] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//4 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_3.Resnet_1 (%26): conv2d kernel 1x1 (dilation 1, padding 0) is larger than the padded input [1, 12, height//4, width//4]", d[14], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//4 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_3.Resnet_1 (%26): conv2d kernel 1x1 (dilation 1, padding 0) is larger than the padded input [1, 12, height//4, width//4]", d[14], 1)
 	}
 	if d[13] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//4 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_3.Resnet_1 (%26): dim 2 of the result f32[1, 16, height//4, width//4] must be at least 1", d[13], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//4 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_3.Resnet_1 (%26): dim 2 of the result f32[1, 16, height//4, width//4] must be at least 1", d[13], 1)
 	}
 	if d[14] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//4 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_3.Resnet_1 (%26): dim 3 of the result f32[1, 16, height//4, width//4] must be at least 1", d[14], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//4 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_3.Resnet_1 (%26): dim 3 of the result f32[1, 16, height//4, width//4] must be at least 1", d[14], 1)
 	}
 	if d[13] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//4 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_3.Resnet_2.Chain.SiLU_1 (%27): dim 2 of the result f32[1, 16, height//4, width//4] must be at least 1", d[13], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//4 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_3.Resnet_2.Chain.SiLU_1 (%27): dim 2 of the result f32[1, 16, height//4, width//4] must be at least 1", d[13], 1)
 	}
 	if d[14] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//4 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_3.Resnet_2.Chain.SiLU_1 (%27): dim 3 of the result f32[1, 16, height//4, width//4] must be at least 1", d[14], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//4 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_3.Resnet_2.Chain.SiLU_1 (%27): dim 3 of the result f32[1, 16, height//4, width//4] must be at least 1", d[14], 1)
 	}
 	if d[16] < 3 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//4+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_3.Resnet_2.Chain.Conv2d_1 (%28): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 16, height//4, width//4]", d[16], 3)
+		return nil, sizeNames.Errorf(key[:], "%s: height//4+2 is %d, which is below 3 (%d)", "Encoder.Chain_1.Chain_3.Resnet_2.Chain.Conv2d_1 (%28): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 16, height//4, width//4]", d[16], 3)
 	}
 	if d[17] < 3 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//4+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_3.Resnet_2.Chain.Conv2d_1 (%28): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 16, height//4, width//4]", d[17], 3)
+		return nil, sizeNames.Errorf(key[:], "%s: width//4+2 is %d, which is below 3 (%d)", "Encoder.Chain_1.Chain_3.Resnet_2.Chain.Conv2d_1 (%28): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 16, height//4, width//4]", d[17], 3)
 	}
 	if d[13] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//4 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_3.Resnet_2.Chain.Conv2d_1 (%28): dim 2 of the result f32[1, 16, height//4, width//4] must be at least 1", d[13], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//4 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_3.Resnet_2.Chain.Conv2d_1 (%28): dim 2 of the result f32[1, 16, height//4, width//4] must be at least 1", d[13], 1)
 	}
 	if d[14] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//4 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_3.Resnet_2.Chain.Conv2d_1 (%28): dim 3 of the result f32[1, 16, height//4, width//4] must be at least 1", d[14], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//4 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_3.Resnet_2.Chain.Conv2d_1 (%28): dim 3 of the result f32[1, 16, height//4, width//4] must be at least 1", d[14], 1)
 	}
 	if d[13] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//4 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_3.Resnet_2.Chain.SiLU_2 (%29): dim 2 of the result f32[1, 16, height//4, width//4] must be at least 1", d[13], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//4 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_3.Resnet_2.Chain.SiLU_2 (%29): dim 2 of the result f32[1, 16, height//4, width//4] must be at least 1", d[13], 1)
 	}
 	if d[14] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//4 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_3.Resnet_2.Chain.SiLU_2 (%29): dim 3 of the result f32[1, 16, height//4, width//4] must be at least 1", d[14], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//4 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_3.Resnet_2.Chain.SiLU_2 (%29): dim 3 of the result f32[1, 16, height//4, width//4] must be at least 1", d[14], 1)
 	}
 	if d[16] < 3 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//4+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_3.Resnet_2 (%30): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 16, height//4, width//4]", d[16], 3)
+		return nil, sizeNames.Errorf(key[:], "%s: height//4+2 is %d, which is below 3 (%d)", "Encoder.Chain_1.Chain_3.Resnet_2 (%30): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 16, height//4, width//4]", d[16], 3)
 	}
 	if d[17] < 3 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//4+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_3.Resnet_2 (%30): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 16, height//4, width//4]", d[17], 3)
+		return nil, sizeNames.Errorf(key[:], "%s: width//4+2 is %d, which is below 3 (%d)", "Encoder.Chain_1.Chain_3.Resnet_2 (%30): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 16, height//4, width//4]", d[17], 3)
 	}
 	if d[13] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//4 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_3.Resnet_2 (%30): dim 2 of the result f32[1, 16, height//4, width//4] must be at least 1", d[13], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//4 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_3.Resnet_2 (%30): dim 2 of the result f32[1, 16, height//4, width//4] must be at least 1", d[13], 1)
 	}
 	if d[14] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//4 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_3.Resnet_2 (%30): dim 3 of the result f32[1, 16, height//4, width//4] must be at least 1", d[14], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//4 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_3.Resnet_2 (%30): dim 3 of the result f32[1, 16, height//4, width//4] must be at least 1", d[14], 1)
 	}
 	if d[18] < 3 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//4+1 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_3.Downsample.Conv2d (%32): conv2d kernel 3x3 (dilation 1, padding 0) is larger than the padded input [1, 16, height//4+1, width//4+1]", d[18], 3)
+		return nil, sizeNames.Errorf(key[:], "%s: height//4+1 is %d, which is below 3 (%d)", "Encoder.Chain_1.Chain_3.Downsample.Conv2d (%32): conv2d kernel 3x3 (dilation 1, padding 0) is larger than the padded input [1, 16, height//4+1, width//4+1]", d[18], 3)
 	}
 	if d[19] < 3 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//4+1 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_3.Downsample.Conv2d (%32): conv2d kernel 3x3 (dilation 1, padding 0) is larger than the padded input [1, 16, height//4+1, width//4+1]", d[19], 3)
+		return nil, sizeNames.Errorf(key[:], "%s: width//4+1 is %d, which is below 3 (%d)", "Encoder.Chain_1.Chain_3.Downsample.Conv2d (%32): conv2d kernel 3x3 (dilation 1, padding 0) is larger than the padded input [1, 16, height//4+1, width//4+1]", d[19], 3)
 	}
 	if d[20] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_3.Downsample.Conv2d (%32): dim 2 of the result f32[1, 16, height//8, width//8] must be at least 1", d[20], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//8 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_3.Downsample.Conv2d (%32): dim 2 of the result f32[1, 16, height//8, width//8] must be at least 1", d[20], 1)
 	}
 	if d[21] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_3.Downsample.Conv2d (%32): dim 3 of the result f32[1, 16, height//8, width//8] must be at least 1", d[21], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//8 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_3.Downsample.Conv2d (%32): dim 3 of the result f32[1, 16, height//8, width//8] must be at least 1", d[21], 1)
 	}
 	if d[20] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_4.Resnet_1.Chain.SiLU_1 (%33): dim 2 of the result f32[1, 16, height//8, width//8] must be at least 1", d[20], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//8 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_4.Resnet_1.Chain.SiLU_1 (%33): dim 2 of the result f32[1, 16, height//8, width//8] must be at least 1", d[20], 1)
 	}
 	if d[21] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_4.Resnet_1.Chain.SiLU_1 (%33): dim 3 of the result f32[1, 16, height//8, width//8] must be at least 1", d[21], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//8 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_4.Resnet_1.Chain.SiLU_1 (%33): dim 3 of the result f32[1, 16, height//8, width//8] must be at least 1", d[21], 1)
 	}
 	if d[23] < 3 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_4.Resnet_1.Chain.Conv2d_1 (%34): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 16, height//8, width//8]", d[23], 3)
+		return nil, sizeNames.Errorf(key[:], "%s: height//8+2 is %d, which is below 3 (%d)", "Encoder.Chain_1.Chain_4.Resnet_1.Chain.Conv2d_1 (%34): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 16, height//8, width//8]", d[23], 3)
 	}
 	if d[24] < 3 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_4.Resnet_1.Chain.Conv2d_1 (%34): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 16, height//8, width//8]", d[24], 3)
+		return nil, sizeNames.Errorf(key[:], "%s: width//8+2 is %d, which is below 3 (%d)", "Encoder.Chain_1.Chain_4.Resnet_1.Chain.Conv2d_1 (%34): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 16, height//8, width//8]", d[24], 3)
 	}
 	if d[20] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_4.Resnet_1.Chain.Conv2d_1 (%34): dim 2 of the result f32[1, 16, height//8, width//8] must be at least 1", d[20], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//8 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_4.Resnet_1.Chain.Conv2d_1 (%34): dim 2 of the result f32[1, 16, height//8, width//8] must be at least 1", d[20], 1)
 	}
 	if d[21] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_4.Resnet_1.Chain.Conv2d_1 (%34): dim 3 of the result f32[1, 16, height//8, width//8] must be at least 1", d[21], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//8 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_4.Resnet_1.Chain.Conv2d_1 (%34): dim 3 of the result f32[1, 16, height//8, width//8] must be at least 1", d[21], 1)
 	}
 	if d[20] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_4.Resnet_1.Chain.SiLU_2 (%35): dim 2 of the result f32[1, 16, height//8, width//8] must be at least 1", d[20], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//8 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_4.Resnet_1.Chain.SiLU_2 (%35): dim 2 of the result f32[1, 16, height//8, width//8] must be at least 1", d[20], 1)
 	}
 	if d[21] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_4.Resnet_1.Chain.SiLU_2 (%35): dim 3 of the result f32[1, 16, height//8, width//8] must be at least 1", d[21], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//8 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_4.Resnet_1.Chain.SiLU_2 (%35): dim 3 of the result f32[1, 16, height//8, width//8] must be at least 1", d[21], 1)
 	}
 	if d[23] < 3 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_4.Resnet_1 (%36): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 16, height//8, width//8]", d[23], 3)
+		return nil, sizeNames.Errorf(key[:], "%s: height//8+2 is %d, which is below 3 (%d)", "Encoder.Chain_1.Chain_4.Resnet_1 (%36): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 16, height//8, width//8]", d[23], 3)
 	}
 	if d[24] < 3 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_4.Resnet_1 (%36): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 16, height//8, width//8]", d[24], 3)
+		return nil, sizeNames.Errorf(key[:], "%s: width//8+2 is %d, which is below 3 (%d)", "Encoder.Chain_1.Chain_4.Resnet_1 (%36): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 16, height//8, width//8]", d[24], 3)
 	}
 	if d[20] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_4.Resnet_1 (%36): dim 2 of the result f32[1, 16, height//8, width//8] must be at least 1", d[20], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//8 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_4.Resnet_1 (%36): dim 2 of the result f32[1, 16, height//8, width//8] must be at least 1", d[20], 1)
 	}
 	if d[21] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_4.Resnet_1 (%36): dim 3 of the result f32[1, 16, height//8, width//8] must be at least 1", d[21], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//8 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_4.Resnet_1 (%36): dim 3 of the result f32[1, 16, height//8, width//8] must be at least 1", d[21], 1)
 	}
 	if d[20] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_4.Resnet_2.Chain.SiLU_1 (%37): dim 2 of the result f32[1, 16, height//8, width//8] must be at least 1", d[20], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//8 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_4.Resnet_2.Chain.SiLU_1 (%37): dim 2 of the result f32[1, 16, height//8, width//8] must be at least 1", d[20], 1)
 	}
 	if d[21] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_4.Resnet_2.Chain.SiLU_1 (%37): dim 3 of the result f32[1, 16, height//8, width//8] must be at least 1", d[21], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//8 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_4.Resnet_2.Chain.SiLU_1 (%37): dim 3 of the result f32[1, 16, height//8, width//8] must be at least 1", d[21], 1)
 	}
 	if d[23] < 3 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_4.Resnet_2.Chain.Conv2d_1 (%38): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 16, height//8, width//8]", d[23], 3)
+		return nil, sizeNames.Errorf(key[:], "%s: height//8+2 is %d, which is below 3 (%d)", "Encoder.Chain_1.Chain_4.Resnet_2.Chain.Conv2d_1 (%38): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 16, height//8, width//8]", d[23], 3)
 	}
 	if d[24] < 3 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_4.Resnet_2.Chain.Conv2d_1 (%38): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 16, height//8, width//8]", d[24], 3)
+		return nil, sizeNames.Errorf(key[:], "%s: width//8+2 is %d, which is below 3 (%d)", "Encoder.Chain_1.Chain_4.Resnet_2.Chain.Conv2d_1 (%38): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 16, height//8, width//8]", d[24], 3)
 	}
 	if d[20] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_4.Resnet_2.Chain.Conv2d_1 (%38): dim 2 of the result f32[1, 16, height//8, width//8] must be at least 1", d[20], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//8 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_4.Resnet_2.Chain.Conv2d_1 (%38): dim 2 of the result f32[1, 16, height//8, width//8] must be at least 1", d[20], 1)
 	}
 	if d[21] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_4.Resnet_2.Chain.Conv2d_1 (%38): dim 3 of the result f32[1, 16, height//8, width//8] must be at least 1", d[21], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//8 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_4.Resnet_2.Chain.Conv2d_1 (%38): dim 3 of the result f32[1, 16, height//8, width//8] must be at least 1", d[21], 1)
 	}
 	if d[20] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_4.Resnet_2.Chain.SiLU_2 (%39): dim 2 of the result f32[1, 16, height//8, width//8] must be at least 1", d[20], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//8 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_4.Resnet_2.Chain.SiLU_2 (%39): dim 2 of the result f32[1, 16, height//8, width//8] must be at least 1", d[20], 1)
 	}
 	if d[21] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_4.Resnet_2.Chain.SiLU_2 (%39): dim 3 of the result f32[1, 16, height//8, width//8] must be at least 1", d[21], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//8 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_4.Resnet_2.Chain.SiLU_2 (%39): dim 3 of the result f32[1, 16, height//8, width//8] must be at least 1", d[21], 1)
 	}
 	if d[23] < 3 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_4.Resnet_2 (%40): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 16, height//8, width//8]", d[23], 3)
+		return nil, sizeNames.Errorf(key[:], "%s: height//8+2 is %d, which is below 3 (%d)", "Encoder.Chain_1.Chain_4.Resnet_2 (%40): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 16, height//8, width//8]", d[23], 3)
 	}
 	if d[24] < 3 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_4.Resnet_2 (%40): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 16, height//8, width//8]", d[24], 3)
+		return nil, sizeNames.Errorf(key[:], "%s: width//8+2 is %d, which is below 3 (%d)", "Encoder.Chain_1.Chain_4.Resnet_2 (%40): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 16, height//8, width//8]", d[24], 3)
 	}
 	if d[20] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_4.Resnet_2 (%40): dim 2 of the result f32[1, 16, height//8, width//8] must be at least 1", d[20], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//8 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_4.Resnet_2 (%40): dim 2 of the result f32[1, 16, height//8, width//8] must be at least 1", d[20], 1)
 	}
 	if d[21] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_4.Resnet_2 (%40): dim 3 of the result f32[1, 16, height//8, width//8] must be at least 1", d[21], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//8 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_4.Resnet_2 (%40): dim 3 of the result f32[1, 16, height//8, width//8] must be at least 1", d[21], 1)
 	}
 	if d[20] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Resnet_1.Chain.SiLU_1 (%41): dim 2 of the result f32[1, 16, height//8, width//8] must be at least 1", d[20], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//8 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_5.Resnet_1.Chain.SiLU_1 (%41): dim 2 of the result f32[1, 16, height//8, width//8] must be at least 1", d[20], 1)
 	}
 	if d[21] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Resnet_1.Chain.SiLU_1 (%41): dim 3 of the result f32[1, 16, height//8, width//8] must be at least 1", d[21], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//8 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_5.Resnet_1.Chain.SiLU_1 (%41): dim 3 of the result f32[1, 16, height//8, width//8] must be at least 1", d[21], 1)
 	}
 	if d[23] < 3 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Resnet_1.Chain.Conv2d_1 (%42): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 16, height//8, width//8]", d[23], 3)
+		return nil, sizeNames.Errorf(key[:], "%s: height//8+2 is %d, which is below 3 (%d)", "Encoder.Chain_1.Chain_5.Resnet_1.Chain.Conv2d_1 (%42): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 16, height//8, width//8]", d[23], 3)
 	}
 	if d[24] < 3 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Resnet_1.Chain.Conv2d_1 (%42): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 16, height//8, width//8]", d[24], 3)
+		return nil, sizeNames.Errorf(key[:], "%s: width//8+2 is %d, which is below 3 (%d)", "Encoder.Chain_1.Chain_5.Resnet_1.Chain.Conv2d_1 (%42): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 16, height//8, width//8]", d[24], 3)
 	}
 	if d[20] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Resnet_1.Chain.Conv2d_1 (%42): dim 2 of the result f32[1, 16, height//8, width//8] must be at least 1", d[20], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//8 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_5.Resnet_1.Chain.Conv2d_1 (%42): dim 2 of the result f32[1, 16, height//8, width//8] must be at least 1", d[20], 1)
 	}
 	if d[21] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Resnet_1.Chain.Conv2d_1 (%42): dim 3 of the result f32[1, 16, height//8, width//8] must be at least 1", d[21], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//8 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_5.Resnet_1.Chain.Conv2d_1 (%42): dim 3 of the result f32[1, 16, height//8, width//8] must be at least 1", d[21], 1)
 	}
 	if d[20] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Resnet_1.Chain.SiLU_2 (%43): dim 2 of the result f32[1, 16, height//8, width//8] must be at least 1", d[20], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//8 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_5.Resnet_1.Chain.SiLU_2 (%43): dim 2 of the result f32[1, 16, height//8, width//8] must be at least 1", d[20], 1)
 	}
 	if d[21] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Resnet_1.Chain.SiLU_2 (%43): dim 3 of the result f32[1, 16, height//8, width//8] must be at least 1", d[21], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//8 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_5.Resnet_1.Chain.SiLU_2 (%43): dim 3 of the result f32[1, 16, height//8, width//8] must be at least 1", d[21], 1)
 	}
 	if d[23] < 3 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Resnet_1 (%44): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 16, height//8, width//8]", d[23], 3)
+		return nil, sizeNames.Errorf(key[:], "%s: height//8+2 is %d, which is below 3 (%d)", "Encoder.Chain_1.Chain_5.Resnet_1 (%44): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 16, height//8, width//8]", d[23], 3)
 	}
 	if d[24] < 3 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Resnet_1 (%44): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 16, height//8, width//8]", d[24], 3)
+		return nil, sizeNames.Errorf(key[:], "%s: width//8+2 is %d, which is below 3 (%d)", "Encoder.Chain_1.Chain_5.Resnet_1 (%44): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 16, height//8, width//8]", d[24], 3)
 	}
 	if d[20] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Resnet_1 (%44): dim 2 of the result f32[1, 16, height//8, width//8] must be at least 1", d[20], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//8 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_5.Resnet_1 (%44): dim 2 of the result f32[1, 16, height//8, width//8] must be at least 1", d[20], 1)
 	}
 	if d[21] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Resnet_1 (%44): dim 3 of the result f32[1, 16, height//8, width//8] must be at least 1", d[21], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//8 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_5.Resnet_1 (%44): dim 3 of the result f32[1, 16, height//8, width//8] must be at least 1", d[21], 1)
 	}
 	if d[20] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Residual.GroupNorm (%45): dim 2 of the result f32[1, 16, height//8, width//8] must be at least 1", d[20], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//8 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_5.Residual.GroupNorm (%45): dim 2 of the result f32[1, 16, height//8, width//8] must be at least 1", d[20], 1)
 	}
 	if d[21] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Residual.GroupNorm (%45): dim 3 of the result f32[1, 16, height//8, width//8] must be at least 1", d[21], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//8 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_5.Residual.GroupNorm (%45): dim 3 of the result f32[1, 16, height//8, width//8] must be at least 1", d[21], 1)
 	}
 	if d[22] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: (height//8)*(width//8) is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Residual.SelfAttention2d.Flatten (%46): dim 2 of the result f32[1, 16, (height//8)*(width//8)] must be at least 1", d[22], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: (height//8)*(width//8) is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_5.Residual.SelfAttention2d.Flatten (%46): dim 2 of the result f32[1, 16, (height//8)*(width//8)] must be at least 1", d[22], 1)
 	}
 	if d[22] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: (height//8)*(width//8) is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Residual.SelfAttention2d.Transpose_1 (%47): dim 1 of the result f32[1, (height//8)*(width//8), 16] must be at least 1", d[22], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: (height//8)*(width//8) is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_5.Residual.SelfAttention2d.Transpose_1 (%47): dim 1 of the result f32[1, (height//8)*(width//8), 16] must be at least 1", d[22], 1)
 	}
 	if d[22] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: (height//8)*(width//8) is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Residual.SelfAttention2d.Distribute.Linear_1 (%48): dim 1 of the result f32[1, (height//8)*(width//8), 16] must be at least 1", d[22], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: (height//8)*(width//8) is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_5.Residual.SelfAttention2d.Distribute.Linear_1 (%48): dim 1 of the result f32[1, (height//8)*(width//8), 16] must be at least 1", d[22], 1)
 	}
 	if d[22] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: (height//8)*(width//8) is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Residual.SelfAttention2d.Distribute.Linear_2 (%49): dim 1 of the result f32[1, (height//8)*(width//8), 16] must be at least 1", d[22], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: (height//8)*(width//8) is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_5.Residual.SelfAttention2d.Distribute.Linear_2 (%49): dim 1 of the result f32[1, (height//8)*(width//8), 16] must be at least 1", d[22], 1)
 	}
 	if d[22] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: (height//8)*(width//8) is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Residual.SelfAttention2d.Distribute.Linear_3 (%50): dim 1 of the result f32[1, (height//8)*(width//8), 16] must be at least 1", d[22], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: (height//8)*(width//8) is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_5.Residual.SelfAttention2d.Distribute.Linear_3 (%50): dim 1 of the result f32[1, (height//8)*(width//8), 16] must be at least 1", d[22], 1)
 	}
 	if d[22] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: (height//8)*(width//8) is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Residual.SelfAttention2d.ScaledDotProductAttention (%51): dim 1 of the result f32[1, (height//8)*(width//8), 16] must be at least 1", d[22], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: (height//8)*(width//8) is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_5.Residual.SelfAttention2d.ScaledDotProductAttention (%51): dim 1 of the result f32[1, (height//8)*(width//8), 16] must be at least 1", d[22], 1)
 	}
 	if d[22] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: (height//8)*(width//8) is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Residual.SelfAttention2d.Linear (%52): dim 1 of the result f32[1, (height//8)*(width//8), 16] must be at least 1", d[22], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: (height//8)*(width//8) is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_5.Residual.SelfAttention2d.Linear (%52): dim 1 of the result f32[1, (height//8)*(width//8), 16] must be at least 1", d[22], 1)
 	}
 	if d[22] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: (height//8)*(width//8) is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Residual.SelfAttention2d.Transpose_2 (%53): dim 2 of the result f32[1, 16, (height//8)*(width//8)] must be at least 1", d[22], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: (height//8)*(width//8) is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_5.Residual.SelfAttention2d.Transpose_2 (%53): dim 2 of the result f32[1, 16, (height//8)*(width//8)] must be at least 1", d[22], 1)
 	}
 	if d[20] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Residual.SelfAttention2d.Unflatten (%54): dim 2 of the result f32[1, 16, height//8, width//8] must be at least 1", d[20], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//8 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_5.Residual.SelfAttention2d.Unflatten (%54): dim 2 of the result f32[1, 16, height//8, width//8] must be at least 1", d[20], 1)
 	}
 	if d[21] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Residual.SelfAttention2d.Unflatten (%54): dim 3 of the result f32[1, 16, height//8, width//8] must be at least 1", d[21], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//8 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_5.Residual.SelfAttention2d.Unflatten (%54): dim 3 of the result f32[1, 16, height//8, width//8] must be at least 1", d[21], 1)
 	}
 	if d[20] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Residual (%55): dim 2 of the result f32[1, 16, height//8, width//8] must be at least 1", d[20], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//8 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_5.Residual (%55): dim 2 of the result f32[1, 16, height//8, width//8] must be at least 1", d[20], 1)
 	}
 	if d[21] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Residual (%55): dim 3 of the result f32[1, 16, height//8, width//8] must be at least 1", d[21], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//8 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_5.Residual (%55): dim 3 of the result f32[1, 16, height//8, width//8] must be at least 1", d[21], 1)
 	}
 	if d[20] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Resnet_2.Chain.SiLU_1 (%56): dim 2 of the result f32[1, 16, height//8, width//8] must be at least 1", d[20], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//8 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_5.Resnet_2.Chain.SiLU_1 (%56): dim 2 of the result f32[1, 16, height//8, width//8] must be at least 1", d[20], 1)
 	}
 	if d[21] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Resnet_2.Chain.SiLU_1 (%56): dim 3 of the result f32[1, 16, height//8, width//8] must be at least 1", d[21], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//8 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_5.Resnet_2.Chain.SiLU_1 (%56): dim 3 of the result f32[1, 16, height//8, width//8] must be at least 1", d[21], 1)
 	}
 	if d[23] < 3 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Resnet_2.Chain.Conv2d_1 (%57): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 16, height//8, width//8]", d[23], 3)
+		return nil, sizeNames.Errorf(key[:], "%s: height//8+2 is %d, which is below 3 (%d)", "Encoder.Chain_1.Chain_5.Resnet_2.Chain.Conv2d_1 (%57): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 16, height//8, width//8]", d[23], 3)
 	}
 	if d[24] < 3 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Resnet_2.Chain.Conv2d_1 (%57): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 16, height//8, width//8]", d[24], 3)
+		return nil, sizeNames.Errorf(key[:], "%s: width//8+2 is %d, which is below 3 (%d)", "Encoder.Chain_1.Chain_5.Resnet_2.Chain.Conv2d_1 (%57): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 16, height//8, width//8]", d[24], 3)
 	}
 	if d[20] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Resnet_2.Chain.Conv2d_1 (%57): dim 2 of the result f32[1, 16, height//8, width//8] must be at least 1", d[20], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//8 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_5.Resnet_2.Chain.Conv2d_1 (%57): dim 2 of the result f32[1, 16, height//8, width//8] must be at least 1", d[20], 1)
 	}
 	if d[21] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Resnet_2.Chain.Conv2d_1 (%57): dim 3 of the result f32[1, 16, height//8, width//8] must be at least 1", d[21], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//8 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_5.Resnet_2.Chain.Conv2d_1 (%57): dim 3 of the result f32[1, 16, height//8, width//8] must be at least 1", d[21], 1)
 	}
 	if d[20] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Resnet_2.Chain.SiLU_2 (%58): dim 2 of the result f32[1, 16, height//8, width//8] must be at least 1", d[20], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//8 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_5.Resnet_2.Chain.SiLU_2 (%58): dim 2 of the result f32[1, 16, height//8, width//8] must be at least 1", d[20], 1)
 	}
 	if d[21] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Resnet_2.Chain.SiLU_2 (%58): dim 3 of the result f32[1, 16, height//8, width//8] must be at least 1", d[21], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//8 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_5.Resnet_2.Chain.SiLU_2 (%58): dim 3 of the result f32[1, 16, height//8, width//8] must be at least 1", d[21], 1)
 	}
 	if d[23] < 3 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Resnet_2 (%59): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 16, height//8, width//8]", d[23], 3)
+		return nil, sizeNames.Errorf(key[:], "%s: height//8+2 is %d, which is below 3 (%d)", "Encoder.Chain_1.Chain_5.Resnet_2 (%59): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 16, height//8, width//8]", d[23], 3)
 	}
 	if d[24] < 3 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Resnet_2 (%59): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 16, height//8, width//8]", d[24], 3)
+		return nil, sizeNames.Errorf(key[:], "%s: width//8+2 is %d, which is below 3 (%d)", "Encoder.Chain_1.Chain_5.Resnet_2 (%59): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 16, height//8, width//8]", d[24], 3)
 	}
 	if d[20] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Resnet_2 (%59): dim 2 of the result f32[1, 16, height//8, width//8] must be at least 1", d[20], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//8 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_5.Resnet_2 (%59): dim 2 of the result f32[1, 16, height//8, width//8] must be at least 1", d[20], 1)
 	}
 	if d[21] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_1.Chain_5.Resnet_2 (%59): dim 3 of the result f32[1, 16, height//8, width//8] must be at least 1", d[21], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//8 is %d, which is below 1 (%d)", "Encoder.Chain_1.Chain_5.Resnet_2 (%59): dim 3 of the result f32[1, 16, height//8, width//8] must be at least 1", d[21], 1)
 	}
 	if d[20] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_2.SiLU (%60): dim 2 of the result f32[1, 16, height//8, width//8] must be at least 1", d[20], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//8 is %d, which is below 1 (%d)", "Encoder.Chain_2.SiLU (%60): dim 2 of the result f32[1, 16, height//8, width//8] must be at least 1", d[20], 1)
 	}
 	if d[21] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_2.SiLU (%60): dim 3 of the result f32[1, 16, height//8, width//8] must be at least 1", d[21], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//8 is %d, which is below 1 (%d)", "Encoder.Chain_2.SiLU (%60): dim 3 of the result f32[1, 16, height//8, width//8] must be at least 1", d[21], 1)
 	}
 	if d[23] < 3 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_2.Conv2d (%61): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 16, height//8, width//8]", d[23], 3)
+		return nil, sizeNames.Errorf(key[:], "%s: height//8+2 is %d, which is below 3 (%d)", "Encoder.Chain_2.Conv2d (%61): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 16, height//8, width//8]", d[23], 3)
 	}
 	if d[24] < 3 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8+2 is %d, which is below 3 (%d)", sizesString(key), "Encoder.Chain_2.Conv2d (%61): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 16, height//8, width//8]", d[24], 3)
+		return nil, sizeNames.Errorf(key[:], "%s: width//8+2 is %d, which is below 3 (%d)", "Encoder.Chain_2.Conv2d (%61): conv2d kernel 3x3 (dilation 1, padding 1) is larger than the padded input [1, 16, height//8, width//8]", d[24], 3)
 	}
 	if d[20] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_2.Conv2d (%61): dim 2 of the result f32[1, 8, height//8, width//8] must be at least 1", d[20], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//8 is %d, which is below 1 (%d)", "Encoder.Chain_2.Conv2d (%61): dim 2 of the result f32[1, 8, height//8, width//8] must be at least 1", d[20], 1)
 	}
 	if d[21] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_2.Conv2d (%61): dim 3 of the result f32[1, 8, height//8, width//8] must be at least 1", d[21], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//8 is %d, which is below 1 (%d)", "Encoder.Chain_2.Conv2d (%61): dim 3 of the result f32[1, 8, height//8, width//8] must be at least 1", d[21], 1)
 	}
 	if d[20] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_3.Conv2d (%62): conv2d kernel 1x1 (dilation 1, padding 0) is larger than the padded input [1, 8, height//8, width//8]", d[20], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//8 is %d, which is below 1 (%d)", "Encoder.Chain_3.Conv2d (%62): conv2d kernel 1x1 (dilation 1, padding 0) is larger than the padded input [1, 8, height//8, width//8]", d[20], 1)
 	}
 	if d[21] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_3.Conv2d (%62): conv2d kernel 1x1 (dilation 1, padding 0) is larger than the padded input [1, 8, height//8, width//8]", d[21], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//8 is %d, which is below 1 (%d)", "Encoder.Chain_3.Conv2d (%62): conv2d kernel 1x1 (dilation 1, padding 0) is larger than the padded input [1, 8, height//8, width//8]", d[21], 1)
 	}
 	if d[20] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_3.Conv2d (%62): dim 2 of the result f32[1, 8, height//8, width//8] must be at least 1", d[20], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//8 is %d, which is below 1 (%d)", "Encoder.Chain_3.Conv2d (%62): dim 2 of the result f32[1, 8, height//8, width//8] must be at least 1", d[20], 1)
 	}
 	if d[21] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_3.Conv2d (%62): dim 3 of the result f32[1, 8, height//8, width//8] must be at least 1", d[21], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//8 is %d, which is below 1 (%d)", "Encoder.Chain_3.Conv2d (%62): dim 3 of the result f32[1, 8, height//8, width//8] must be at least 1", d[21], 1)
 	}
 	if d[20] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_3.Slicing (%63): dim 2 of the result f32[1, 4, height//8, width//8] must be at least 1", d[20], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//8 is %d, which is below 1 (%d)", "Encoder.Chain_3.Slicing (%63): dim 2 of the result f32[1, 4, height//8, width//8] must be at least 1", d[20], 1)
 	}
 	if d[21] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8 is %d, which is below 1 (%d)", sizesString(key), "Encoder.Chain_3.Slicing (%63): dim 3 of the result f32[1, 4, height//8, width//8] must be at least 1", d[21], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//8 is %d, which is below 1 (%d)", "Encoder.Chain_3.Slicing (%63): dim 3 of the result f32[1, 4, height//8, width//8] must be at least 1", d[21], 1)
 	}
 	if d[20] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: height//8 is %d, which is below 1 (%d)", sizesString(key), "Multiply (%64): dim 2 of the result f32[1, 4, height//8, width//8] must be at least 1", d[20], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: height//8 is %d, which is below 1 (%d)", "Multiply (%64): dim 2 of the result f32[1, 4, height//8, width//8] must be at least 1", d[20], 1)
 	}
 	if d[21] < 1 {
-		return nil, fmt.Errorf("encoder: Forward: %s: %s: width//8 is %d, which is below 1 (%d)", sizesString(key), "Multiply (%64): dim 3 of the result f32[1, 4, height//8, width//8] must be at least 1", d[21], 1)
+		return nil, sizeNames.Errorf(key[:], "%s: width//8 is %d, which is below 1 (%d)", "Multiply (%64): dim 3 of the result f32[1, 4, height//8, width//8] must be at least 1", d[21], 1)
 	}
 
 	// The shapes kernels take as slices, the outputs' shapes, integer outputs.
@@ -1131,7 +1126,7 @@ func newShapePlan(key [2]int) (*shapePlan, error) {
 	sizes := []int{d[25], d[25], d[25], d[25], d[25], d[25], d[25], d[25], d[25], d[26], d[27], d[27], d[28], d[28], d[28], d[28], d[28], d[28], d[28], d[28], d[29], d[30], d[30], d[31], d[31], d[31], d[31], d[31], d[31], d[31], d[31], d[32], d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[34], d[34], d[35]}
 	var err error
 	if p.arenaLen, err = runtime.PlaceBuffers(sizes, bufferFirst[:], bufferLast[:], 16, p.offsets[:]); err != nil {
-		return nil, fmt.Errorf("encoder: Forward: %s: %v", sizesString(key), err)
+		return nil, sizeNames.Errorf(key[:], "%v", err)
 	}
 	return p, nil
 }
@@ -1145,15 +1140,9 @@ func (m *Model) use(key [2]int) error {
 		if p, err = newShapePlan(key); err != nil {
 			return err
 		}
-		if p.arenaLen > m.arena.Size() {
-			// A larger set of sizes: the arena grows, checked against the memory available.
-			if p.arenaLen > math.MaxInt64/4 {
-				return fmt.Errorf("encoder: Forward: %s: the arena of %d float32 elements overflows a byte count", sizesString(key), p.arenaLen)
-			}
-			if err := runtime.CheckMemory("model SD1Encoder at "+sizesString(key), int64(p.arenaLen)*4); err != nil {
-				return err
-			}
-			m.arena = runtime.NewArena(p.arenaLen)
+		// A larger set of sizes grows the arena, checked against the memory available.
+		if err := sizeNames.GrowArena(m.arena, p.arenaLen, key[:]); err != nil {
+			return err
 		}
 		m.plans[key] = p
 	}
@@ -1226,9 +1215,13 @@ func (m *Model) use(key [2]int) error {
 	return nil
 }
 
-// sizesString names the sizes of key and where Forward read them, for errors.
-func sizesString(key [2]int) string {
-	return fmt.Sprintf("height=%d (dim 2 of input x), width=%d (dim 3 of input x)", key[0], key[1])
+// sizeNames names the sizes of a plan's key and where Forward reads them, for the plans' checks
+// and errors.
+var sizeNames = runtime.SizeNames{
+	Package: "encoder",
+	Model:   ModelName,
+	Names:   []string{"height", "width"},
+	From:    []string{"dim 2 of input x", "dim 3 of input x"},
 }
 
 // Shapes, permutations, paddings and offsets that kernels take as slices.

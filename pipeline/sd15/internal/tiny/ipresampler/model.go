@@ -29,7 +29,6 @@ package ipresampler
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/rfc-project/rfc/kernels"
 	"github.com/rfc-project/rfc/runtime"
@@ -320,14 +319,10 @@ var (
 func newShapePlan(key [2]int) (*shapePlan, error) {
 	p := &shapePlan{key: key}
 	d := &p.dims
-	if key[0] < 1 {
-		return nil, fmt.Errorf("ipresampler: Forward: batch is %d (dim 0 of input x): sizes must be at least 1", key[0])
+	if err := sizeNames.Check(key[:]); err != nil {
+		return nil, err
 	}
-	d[0] = key[0]
-	if key[1] < 1 {
-		return nil, fmt.Errorf("ipresampler: Forward: tokens is %d (dim 1 of input x): sizes must be at least 1", key[1])
-	}
-	d[1] = key[1]
+	copy(d[:], key[:])
 
 	// The sizes the ops use, from the input sizes, with overflow checks.
 	var c runtime.SizeCalc
@@ -344,7 +339,7 @@ func newShapePlan(key [2]int) (*shapePlan, error) {
 	d[12] = c.Add(c.Mul(d[0], 192), c.Mul(c.Mul(d[0], d[1]), 12)) // batch*192+batch*tokens*12
 	d[13] = c.Mul(d[0], 512)                                      // batch*512
 	if c.Err != nil {
-		return nil, fmt.Errorf("ipresampler: Forward: %s: %v", sizesString(key), c.Err)
+		return nil, sizeNames.Errorf(key[:], "%v", c.Err)
 	}
 
 	// The shapes kernels take as slices, the outputs' shapes, integer outputs.
@@ -359,7 +354,7 @@ func newShapePlan(key [2]int) (*shapePlan, error) {
 	sizes := []int{d[8], d[4], d[8], d[4], d[9], d[10], d[11], d[12], d[12], d[11], d[4], d[4], d[13], d[4], d[8], d[4], d[9], d[10], d[11], d[12], d[12], d[11], d[4], d[4], d[13], d[4], d[4], d[4]}
 	var err error
 	if p.arenaLen, err = runtime.PlaceBuffers(sizes, bufferFirst[:], bufferLast[:], 16, p.offsets[:]); err != nil {
-		return nil, fmt.Errorf("ipresampler: Forward: %s: %v", sizesString(key), err)
+		return nil, sizeNames.Errorf(key[:], "%v", err)
 	}
 	return p, nil
 }
@@ -373,15 +368,9 @@ func (m *Model) use(key [2]int) error {
 		if p, err = newShapePlan(key); err != nil {
 			return err
 		}
-		if p.arenaLen > m.arena.Size() {
-			// A larger set of sizes: the arena grows, checked against the memory available.
-			if p.arenaLen > math.MaxInt64/4 {
-				return fmt.Errorf("ipresampler: Forward: %s: the arena of %d float32 elements overflows a byte count", sizesString(key), p.arenaLen)
-			}
-			if err := runtime.CheckMemory("model PerceiverResampler at "+sizesString(key), int64(p.arenaLen)*4); err != nil {
-				return err
-			}
-			m.arena = runtime.NewArena(p.arenaLen)
+		// A larger set of sizes grows the arena, checked against the memory available.
+		if err := sizeNames.GrowArena(m.arena, p.arenaLen, key[:]); err != nil {
+			return err
 		}
 		m.plans[key] = p
 	}
@@ -421,7 +410,11 @@ func (m *Model) use(key [2]int) error {
 	return nil
 }
 
-// sizesString names the sizes of key and where Forward read them, for errors.
-func sizesString(key [2]int) string {
-	return fmt.Sprintf("batch=%d (dim 0 of input x), tokens=%d (dim 1 of input x)", key[0], key[1])
+// sizeNames names the sizes of a plan's key and where Forward reads them, for the plans' checks
+// and errors.
+var sizeNames = runtime.SizeNames{
+	Package: "ipresampler",
+	Model:   ModelName,
+	Names:   []string{"batch", "tokens"},
+	From:    []string{"dim 0 of input x", "dim 1 of input x"},
 }

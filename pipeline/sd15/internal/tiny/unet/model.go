@@ -31,7 +31,6 @@ package unet
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/rfc-project/rfc/kernels"
 	"github.com/rfc-project/rfc/runtime"
@@ -3539,18 +3538,10 @@ var (
 func newShapePlan(key [3]int) (*shapePlan, error) {
 	p := &shapePlan{key: key}
 	d := &p.dims
-	if key[0] < 1 {
-		return nil, fmt.Errorf("unet: Forward: batch is %d (dim 0 of input x): sizes must be at least 1", key[0])
+	if err := sizeNames.Check(key[:]); err != nil {
+		return nil, err
 	}
-	d[0] = key[0]
-	if key[1] < 1 {
-		return nil, fmt.Errorf("unet: Forward: height is %d (dim 2 of input x): sizes must be at least 1", key[1])
-	}
-	d[1] = key[1]
-	if key[2] < 1 {
-		return nil, fmt.Errorf("unet: Forward: width is %d (dim 3 of input x): sizes must be at least 1", key[2])
-	}
-	d[2] = key[2]
+	copy(d[:], key[:])
 
 	// The sizes the ops use, from the input sizes, with overflow checks.
 	var c runtime.SizeCalc
@@ -3592,7 +3583,7 @@ func newShapePlan(key [3]int) (*shapePlan, error) {
 	d[38] = c.Mul(c.Mul(c.Mul(d[0], d[1]), d[2]), 16)                                         // batch*height*width*16
 	d[39] = c.Mul(c.Mul(c.Mul(d[0], d[1]), d[2]), 24)                                         // batch*height*width*24
 	if c.Err != nil {
-		return nil, fmt.Errorf("unet: Forward: %s: %v", sizesString(key), c.Err)
+		return nil, sizeNames.Errorf(key[:], "%v", c.Err)
 	}
 
 	// The shapes kernels take as slices, the outputs' shapes, integer outputs.
@@ -3631,7 +3622,7 @@ func newShapePlan(key [3]int) (*shapePlan, error) {
 	sizes := []int{4, 4, 8, 32, d[20], d[20], d[20], 32, 8, d[20], d[20], d[20], d[20], d[20], d[20], d[20], d[20], d[20], d[20], d[20], d[20], d[20], d[4], d[4], d[20], d[20], d[20], d[21], d[20], d[20], d[20], d[20], d[20], 8, d[20], d[20], d[20], d[20], d[20], d[20], d[20], d[20], d[20], d[20], d[20], d[20], d[20], d[4], d[4], d[20], d[20], d[20], d[21], d[20], d[20], d[20], d[22], d[22], d[23], 16, d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[24], d[24], d[23], d[23], d[23], d[25], d[23], d[23], d[23], d[23], d[23], 16, d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[24], d[24], d[23], d[23], d[23], d[25], d[23], d[23], d[23], d[26], d[26], d[27], 24, d[27], d[27], d[27], d[27], d[27], d[27], d[27], d[27], d[27], d[27], d[27], d[27], d[27], d[27], d[28], d[28], d[27], d[27], d[27], d[29], d[27], d[27], d[27], d[27], d[27], 24, d[27], d[27], d[27], d[27], d[27], d[27], d[27], d[27], d[27], d[27], d[27], d[27], d[27], d[28], d[28], d[27], d[27], d[27], d[29], d[27], d[27], d[27], d[30], d[30], d[30], 24, d[30], d[30], d[30], d[30], 24, d[30], d[30], d[30], d[30], 24, d[30], d[30], d[30], d[30], d[30], d[30], d[30], d[30], d[30], d[30], d[30], d[30], d[30], d[28], d[28], d[30], d[30], d[30], d[31], d[30], d[30], d[30], d[30], d[30], 24, d[30], d[30], d[32], d[32], d[30], 24, d[30], d[30], d[30], d[32], d[32], d[30], 24, d[30], d[30], d[30], d[32], d[32], d[30], 24, d[30], d[30], d[30], d[27], d[27], d[33], d[33], d[27], 24, d[27], d[27], d[27], d[27], d[27], d[27], d[27], d[27], d[27], d[27], d[27], d[27], d[27], d[27], d[28], d[28], d[27], d[27], d[27], d[29], d[27], d[27], d[27], d[33], d[33], d[27], 24, d[27], d[27], d[27], d[27], d[27], d[27], d[27], d[27], d[27], d[27], d[27], d[27], d[27], d[27], d[28], d[28], d[27], d[27], d[27], d[29], d[27], d[27], d[27], d[34], d[34], d[27], 24, d[27], d[27], d[27], d[27], d[27], d[27], d[27], d[27], d[27], d[27], d[27], d[27], d[27], d[27], d[28], d[28], d[27], d[27], d[27], d[29], d[27], d[27], d[27], d[35], d[35], d[36], d[36], d[23], 16, d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[24], d[24], d[23], d[23], d[23], d[25], d[23], d[23], d[23], d[37], d[37], d[23], 16, d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[24], d[24], d[23], d[23], d[23], d[25], d[23], d[23], d[23], d[35], d[35], d[23], 16, d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[24], d[24], d[23], d[23], d[23], d[25], d[23], d[23], d[23], d[38], d[38], d[39], d[39], d[20], 8, d[20], d[20], d[20], d[20], d[20], d[20], d[20], d[20], d[20], d[20], d[20], d[20], d[20], d[20], d[4], d[4], d[20], d[20], d[20], d[21], d[20], d[20], d[20], d[38], d[38], d[20], 8, d[20], d[20], d[20], d[20], d[20], d[20], d[20], d[20], d[20], d[20], d[20], d[20], d[20], d[20], d[4], d[4], d[20], d[20], d[20], d[21], d[20], d[20], d[20], d[38], d[38], d[20], 8, d[20], d[20], d[20], d[20], d[20], d[20], d[20], d[20], d[20], d[20], d[20], d[20], d[20], d[20], d[4], d[4], d[20], d[20], d[20], d[21], d[20], d[20], d[20], d[20], d[3]}
 	var err error
 	if p.arenaLen, err = runtime.PlaceBuffers(sizes, bufferFirst[:], bufferLast[:], 16, p.offsets[:]); err != nil {
-		return nil, fmt.Errorf("unet: Forward: %s: %v", sizesString(key), err)
+		return nil, sizeNames.Errorf(key[:], "%v", err)
 	}
 	return p, nil
 }
@@ -3645,15 +3636,9 @@ func (m *Model) use(key [3]int) error {
 		if p, err = newShapePlan(key); err != nil {
 			return err
 		}
-		if p.arenaLen > m.arena.Size() {
-			// A larger set of sizes: the arena grows, checked against the memory available.
-			if p.arenaLen > math.MaxInt64/4 {
-				return fmt.Errorf("unet: Forward: %s: the arena of %d float32 elements overflows a byte count", sizesString(key), p.arenaLen)
-			}
-			if err := runtime.CheckMemory("model SD1UNet at "+sizesString(key), int64(p.arenaLen)*4); err != nil {
-				return err
-			}
-			m.arena = runtime.NewArena(p.arenaLen)
+		// A larger set of sizes grows the arena, checked against the memory available.
+		if err := sizeNames.GrowArena(m.arena, p.arenaLen, key[:]); err != nil {
+			return err
 		}
 		m.plans[key] = p
 	}
@@ -4237,9 +4222,13 @@ func (m *Model) use(key [3]int) error {
 	return nil
 }
 
-// sizesString names the sizes of key and where Forward read them, for errors.
-func sizesString(key [3]int) string {
-	return fmt.Sprintf("batch=%d (dim 0 of input x), height=%d (dim 2 of input x), width=%d (dim 3 of input x)", key[0], key[1], key[2])
+// sizeNames names the sizes of a plan's key and where Forward reads them, for the plans' checks
+// and errors.
+var sizeNames = runtime.SizeNames{
+	Package: "unet",
+	Model:   ModelName,
+	Names:   []string{"batch", "height", "width"},
+	From:    []string{"dim 0 of input x", "dim 2 of input x", "dim 3 of input x"},
 }
 
 // Shapes, permutations, paddings and offsets that kernels take as slices.

@@ -33,7 +33,6 @@ package unetip
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/rfc-project/rfc/kernels"
 	"github.com/rfc-project/rfc/runtime"
@@ -3926,22 +3925,10 @@ var (
 func newShapePlan(key [4]int) (*shapePlan, error) {
 	p := &shapePlan{key: key}
 	d := &p.dims
-	if key[0] < 1 {
-		return nil, fmt.Errorf("unetip: Forward: batch is %d (dim 0 of input x): sizes must be at least 1", key[0])
+	if err := sizeNames.Check(key[:]); err != nil {
+		return nil, err
 	}
-	d[0] = key[0]
-	if key[1] < 1 {
-		return nil, fmt.Errorf("unetip: Forward: height is %d (dim 2 of input x): sizes must be at least 1", key[1])
-	}
-	d[1] = key[1]
-	if key[2] < 1 {
-		return nil, fmt.Errorf("unetip: Forward: width is %d (dim 3 of input x): sizes must be at least 1", key[2])
-	}
-	d[2] = key[2]
-	if key[3] < 1 {
-		return nil, fmt.Errorf("unetip: Forward: image_tokens is %d (dim 1 of input ip_image_tokens): sizes must be at least 1", key[3])
-	}
-	d[3] = key[3]
+	copy(d[:], key[:])
 
 	// The sizes the ops use, from the input sizes, with overflow checks.
 	var c runtime.SizeCalc
@@ -3987,7 +3974,7 @@ func newShapePlan(key [4]int) (*shapePlan, error) {
 	d[43] = c.Mul(c.Mul(c.Mul(d[0], d[1]), d[2]), 16)                                         // batch*height*width*16
 	d[44] = c.Mul(c.Mul(c.Mul(d[0], d[1]), d[2]), 24)                                         // batch*height*width*24
 	if c.Err != nil {
-		return nil, fmt.Errorf("unetip: Forward: %s: %v", sizesString(key), c.Err)
+		return nil, sizeNames.Errorf(key[:], "%v", c.Err)
 	}
 
 	// The shapes kernels take as slices, the outputs' shapes, integer outputs.
@@ -4026,7 +4013,7 @@ func newShapePlan(key [4]int) (*shapePlan, error) {
 	sizes := []int{4, 4, 8, 32, d[23], d[23], d[23], 32, 8, d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[5], d[5], d[23], d[6], d[6], d[23], d[23], d[23], d[24], d[23], d[23], d[23], d[23], d[23], 8, d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[5], d[5], d[23], d[6], d[6], d[23], d[23], d[23], d[24], d[23], d[23], d[23], d[25], d[25], d[26], 16, d[26], d[26], d[26], d[26], d[26], d[26], d[26], d[26], d[26], d[26], d[26], d[26], d[26], d[26], d[27], d[27], d[26], d[28], d[28], d[26], d[26], d[26], d[29], d[26], d[26], d[26], d[26], d[26], 16, d[26], d[26], d[26], d[26], d[26], d[26], d[26], d[26], d[26], d[26], d[26], d[26], d[26], d[27], d[27], d[26], d[28], d[28], d[26], d[26], d[26], d[29], d[26], d[26], d[26], d[30], d[30], d[31], 24, d[31], d[31], d[31], d[31], d[31], d[31], d[31], d[31], d[31], d[31], d[31], d[31], d[31], d[31], d[32], d[32], d[31], d[33], d[33], d[31], d[31], d[31], d[34], d[31], d[31], d[31], d[31], d[31], 24, d[31], d[31], d[31], d[31], d[31], d[31], d[31], d[31], d[31], d[31], d[31], d[31], d[31], d[32], d[32], d[31], d[33], d[33], d[31], d[31], d[31], d[34], d[31], d[31], d[31], d[35], d[35], d[35], 24, d[35], d[35], d[35], d[35], 24, d[35], d[35], d[35], d[35], 24, d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[35], d[32], d[32], d[35], d[33], d[33], d[35], d[35], d[35], d[36], d[35], d[35], d[35], d[35], d[35], 24, d[35], d[35], d[37], d[37], d[35], 24, d[35], d[35], d[35], d[37], d[37], d[35], 24, d[35], d[35], d[35], d[37], d[37], d[35], 24, d[35], d[35], d[35], d[31], d[31], d[38], d[38], d[31], 24, d[31], d[31], d[31], d[31], d[31], d[31], d[31], d[31], d[31], d[31], d[31], d[31], d[31], d[31], d[32], d[32], d[31], d[33], d[33], d[31], d[31], d[31], d[34], d[31], d[31], d[31], d[38], d[38], d[31], 24, d[31], d[31], d[31], d[31], d[31], d[31], d[31], d[31], d[31], d[31], d[31], d[31], d[31], d[31], d[32], d[32], d[31], d[33], d[33], d[31], d[31], d[31], d[34], d[31], d[31], d[31], d[39], d[39], d[31], 24, d[31], d[31], d[31], d[31], d[31], d[31], d[31], d[31], d[31], d[31], d[31], d[31], d[31], d[31], d[32], d[32], d[31], d[33], d[33], d[31], d[31], d[31], d[34], d[31], d[31], d[31], d[40], d[40], d[41], d[41], d[26], 16, d[26], d[26], d[26], d[26], d[26], d[26], d[26], d[26], d[26], d[26], d[26], d[26], d[26], d[26], d[27], d[27], d[26], d[28], d[28], d[26], d[26], d[26], d[29], d[26], d[26], d[26], d[42], d[42], d[26], 16, d[26], d[26], d[26], d[26], d[26], d[26], d[26], d[26], d[26], d[26], d[26], d[26], d[26], d[26], d[27], d[27], d[26], d[28], d[28], d[26], d[26], d[26], d[29], d[26], d[26], d[26], d[40], d[40], d[26], 16, d[26], d[26], d[26], d[26], d[26], d[26], d[26], d[26], d[26], d[26], d[26], d[26], d[26], d[26], d[27], d[27], d[26], d[28], d[28], d[26], d[26], d[26], d[29], d[26], d[26], d[26], d[43], d[43], d[44], d[44], d[23], 8, d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[5], d[5], d[23], d[6], d[6], d[23], d[23], d[23], d[24], d[23], d[23], d[23], d[43], d[43], d[23], 8, d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[5], d[5], d[23], d[6], d[6], d[23], d[23], d[23], d[24], d[23], d[23], d[23], d[43], d[43], d[23], 8, d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[23], d[5], d[5], d[23], d[6], d[6], d[23], d[23], d[23], d[24], d[23], d[23], d[23], d[23], d[4]}
 	var err error
 	if p.arenaLen, err = runtime.PlaceBuffers(sizes, bufferFirst[:], bufferLast[:], 16, p.offsets[:]); err != nil {
-		return nil, fmt.Errorf("unetip: Forward: %s: %v", sizesString(key), err)
+		return nil, sizeNames.Errorf(key[:], "%v", err)
 	}
 	return p, nil
 }
@@ -4040,15 +4027,9 @@ func (m *Model) use(key [4]int) error {
 		if p, err = newShapePlan(key); err != nil {
 			return err
 		}
-		if p.arenaLen > m.arena.Size() {
-			// A larger set of sizes: the arena grows, checked against the memory available.
-			if p.arenaLen > math.MaxInt64/4 {
-				return fmt.Errorf("unetip: Forward: %s: the arena of %d float32 elements overflows a byte count", sizesString(key), p.arenaLen)
-			}
-			if err := runtime.CheckMemory("model SD1UNet at "+sizesString(key), int64(p.arenaLen)*4); err != nil {
-				return err
-			}
-			m.arena = runtime.NewArena(p.arenaLen)
+		// A larger set of sizes grows the arena, checked against the memory available.
+		if err := sizeNames.GrowArena(m.arena, p.arenaLen, key[:]); err != nil {
+			return err
 		}
 		m.plans[key] = p
 	}
@@ -4712,9 +4693,13 @@ func (m *Model) use(key [4]int) error {
 	return nil
 }
 
-// sizesString names the sizes of key and where Forward read them, for errors.
-func sizesString(key [4]int) string {
-	return fmt.Sprintf("batch=%d (dim 0 of input x), height=%d (dim 2 of input x), width=%d (dim 3 of input x), image_tokens=%d (dim 1 of input ip_image_tokens)", key[0], key[1], key[2], key[3])
+// sizeNames names the sizes of a plan's key and where Forward reads them, for the plans' checks
+// and errors.
+var sizeNames = runtime.SizeNames{
+	Package: "unetip",
+	Model:   ModelName,
+	Names:   []string{"batch", "height", "width", "image_tokens"},
+	From:    []string{"dim 0 of input x", "dim 2 of input x", "dim 3 of input x", "dim 1 of input ip_image_tokens"},
 }
 
 // Shapes, permutations, paddings and offsets that kernels take as slices.

@@ -34,7 +34,6 @@ package unetipref
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/rfc-project/rfc/kernels"
 	"github.com/rfc-project/rfc/runtime"
@@ -5968,18 +5967,10 @@ var (
 func newShapePlan(key [3]int) (*shapePlan, error) {
 	p := &shapePlan{key: key}
 	d := &p.dims
-	if key[0] < 1 {
-		return nil, fmt.Errorf("unetipref: Forward: height is %d (dim 2 of input x): sizes must be at least 1", key[0])
+	if err := sizeNames.Check(key[:]); err != nil {
+		return nil, err
 	}
-	d[0] = key[0]
-	if key[1] < 1 {
-		return nil, fmt.Errorf("unetipref: Forward: width is %d (dim 3 of input x): sizes must be at least 1", key[1])
-	}
-	d[1] = key[1]
-	if key[2] < 1 {
-		return nil, fmt.Errorf("unetipref: Forward: image_tokens is %d (dim 1 of input ip_image_tokens): sizes must be at least 1", key[2])
-	}
-	d[2] = key[2]
+	copy(d[:], key[:])
 
 	// The sizes the ops use, from the input sizes, with overflow checks.
 	var c runtime.SizeCalc
@@ -6031,7 +6022,7 @@ func newShapePlan(key [3]int) (*shapePlan, error) {
 	d[48] = c.Mul(c.Mul(d[0], d[1]), 64)                                          // height*width*64
 	d[49] = c.Mul(c.Mul(d[0], d[1]), 96)                                          // height*width*96
 	if c.Err != nil {
-		return nil, fmt.Errorf("unetipref: Forward: %s: %v", sizesString(key), c.Err)
+		return nil, sizeNames.Errorf(key[:], "%v", c.Err)
 	}
 
 	// The shapes kernels take as slices, the outputs' shapes, integer outputs.
@@ -6134,7 +6125,7 @@ func newShapePlan(key [3]int) (*shapePlan, error) {
 	sizes := []int{4, 4, 8, 32, d[24], d[24], d[24], 32, 8, d[24], d[24], d[24], d[24], d[24], d[24], d[24], d[24], d[24], d[24], d[3], d[3], d[3], d[24], d[3], d[3], d[24], d[3], d[3], d[25], d[25], d[25], d[25], d[3], d[24], d[24], d[24], d[24], 2464, 2464, d[24], d[4], d[4], d[24], d[24], d[24], d[26], d[24], d[24], d[24], d[24], d[24], 8, d[24], d[24], d[24], d[24], d[24], d[24], d[24], d[24], d[24], d[24], d[3], d[3], d[3], d[24], d[3], d[3], d[24], d[3], d[3], d[25], d[25], d[25], d[25], d[3], d[24], d[24], d[24], d[24], 2464, 2464, d[24], d[4], d[4], d[24], d[24], d[24], d[26], d[24], d[24], d[24], d[27], d[27], d[28], 16, d[28], d[28], d[28], d[28], d[28], d[28], d[28], d[28], d[28], d[28], d[28], d[27], d[27], d[27], d[28], d[27], d[27], d[28], d[27], d[27], d[29], d[29], d[29], d[29], d[27], d[28], d[28], d[28], d[28], 4928, 4928, d[28], d[30], d[30], d[28], d[28], d[28], d[31], d[28], d[28], d[28], d[28], d[28], 16, d[28], d[28], d[28], d[28], d[28], d[28], d[28], d[28], d[28], d[28], d[27], d[27], d[27], d[28], d[27], d[27], d[28], d[27], d[27], d[29], d[29], d[29], d[29], d[27], d[28], d[28], d[28], d[28], 4928, 4928, d[28], d[30], d[30], d[28], d[28], d[28], d[31], d[28], d[28], d[28], d[32], d[32], d[33], 24, d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[34], d[34], d[34], d[33], d[34], d[34], d[33], d[34], d[34], d[35], d[35], d[35], d[35], d[34], d[33], d[33], d[33], d[33], 7392, 7392, d[33], d[36], d[36], d[33], d[33], d[33], d[37], d[33], d[33], d[33], d[33], d[33], 24, d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[34], d[34], d[34], d[33], d[34], d[34], d[33], d[34], d[34], d[35], d[35], d[35], d[35], d[34], d[33], d[33], d[33], d[33], 7392, 7392, d[33], d[36], d[36], d[33], d[33], d[33], d[37], d[33], d[33], d[33], d[38], d[38], d[38], 24, d[38], d[38], d[38], d[38], 24, d[38], d[38], d[38], d[38], 24, d[38], d[38], d[38], d[38], d[38], d[38], d[38], d[38], d[38], d[38], d[39], d[39], d[39], d[38], d[39], d[39], d[38], d[39], d[39], d[40], d[40], d[40], d[40], d[39], d[38], d[38], d[38], d[38], 7392, 7392, d[38], d[36], d[36], d[38], d[38], d[38], d[41], d[38], d[38], d[38], d[38], d[38], 24, d[38], d[38], d[42], d[42], d[38], 24, d[38], d[38], d[38], d[42], d[42], d[38], 24, d[38], d[38], d[38], d[42], d[42], d[38], 24, d[38], d[38], d[38], d[33], d[33], d[43], d[43], d[33], 24, d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[34], d[34], d[34], d[33], d[34], d[34], d[33], d[34], d[34], d[35], d[35], d[35], d[35], d[34], d[33], d[33], d[33], d[33], 7392, 7392, d[33], d[36], d[36], d[33], d[33], d[33], d[37], d[33], d[33], d[33], d[43], d[43], d[33], 24, d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[34], d[34], d[34], d[33], d[34], d[34], d[33], d[34], d[34], d[35], d[35], d[35], d[35], d[34], d[33], d[33], d[33], d[33], 7392, 7392, d[33], d[36], d[36], d[33], d[33], d[33], d[37], d[33], d[33], d[33], d[44], d[44], d[33], 24, d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[34], d[34], d[34], d[33], d[34], d[34], d[33], d[34], d[34], d[35], d[35], d[35], d[35], d[34], d[33], d[33], d[33], d[33], 7392, 7392, d[33], d[36], d[36], d[33], d[33], d[33], d[37], d[33], d[33], d[33], d[45], d[45], d[46], d[46], d[28], 16, d[28], d[28], d[28], d[28], d[28], d[28], d[28], d[28], d[28], d[28], d[28], d[27], d[27], d[27], d[28], d[27], d[27], d[28], d[27], d[27], d[29], d[29], d[29], d[29], d[27], d[28], d[28], d[28], d[28], 4928, 4928, d[28], d[30], d[30], d[28], d[28], d[28], d[31], d[28], d[28], d[28], d[47], d[47], d[28], 16, d[28], d[28], d[28], d[28], d[28], d[28], d[28], d[28], d[28], d[28], d[28], d[27], d[27], d[27], d[28], d[27], d[27], d[28], d[27], d[27], d[29], d[29], d[29], d[29], d[27], d[28], d[28], d[28], d[28], 4928, 4928, d[28], d[30], d[30], d[28], d[28], d[28], d[31], d[28], d[28], d[28], d[45], d[45], d[28], 16, d[28], d[28], d[28], d[28], d[28], d[28], d[28], d[28], d[28], d[28], d[28], d[27], d[27], d[27], d[28], d[27], d[27], d[28], d[27], d[27], d[29], d[29], d[29], d[29], d[27], d[28], d[28], d[28], d[28], 4928, 4928, d[28], d[30], d[30], d[28], d[28], d[28], d[31], d[28], d[28], d[28], d[48], d[48], d[49], d[49], d[24], 8, d[24], d[24], d[24], d[24], d[24], d[24], d[24], d[24], d[24], d[24], d[24], d[3], d[3], d[3], d[24], d[3], d[3], d[24], d[3], d[3], d[25], d[25], d[25], d[25], d[3], d[24], d[24], d[24], d[24], 2464, 2464, d[24], d[4], d[4], d[24], d[24], d[24], d[26], d[24], d[24], d[24], d[48], d[48], d[24], 8, d[24], d[24], d[24], d[24], d[24], d[24], d[24], d[24], d[24], d[24], d[24], d[3], d[3], d[3], d[24], d[3], d[3], d[24], d[3], d[3], d[25], d[25], d[25], d[25], d[3], d[24], d[24], d[24], d[24], 2464, 2464, d[24], d[4], d[4], d[24], d[24], d[24], d[26], d[24], d[24], d[24], d[48], d[48], d[24], 8, d[24], d[24], d[24], d[24], d[24], d[24], d[24], d[24], d[24], d[24], d[24], d[3], d[3], d[3], d[24], d[3], d[3], d[24], d[3], d[3], d[25], d[25], d[25], d[25], d[3], d[24], d[24], d[24], d[24], 2464, 2464, d[24], d[4], d[4], d[24], d[24], d[24], d[26], d[24], d[24], d[24], d[24], d[3]}
 	var err error
 	if p.arenaLen, err = runtime.PlaceBuffers(sizes, bufferFirst[:], bufferLast[:], 16, p.offsets[:]); err != nil {
-		return nil, fmt.Errorf("unetipref: Forward: %s: %v", sizesString(key), err)
+		return nil, sizeNames.Errorf(key[:], "%v", err)
 	}
 	return p, nil
 }
@@ -6148,15 +6139,9 @@ func (m *Model) use(key [3]int) error {
 		if p, err = newShapePlan(key); err != nil {
 			return err
 		}
-		if p.arenaLen > m.arena.Size() {
-			// A larger set of sizes: the arena grows, checked against the memory available.
-			if p.arenaLen > math.MaxInt64/4 {
-				return fmt.Errorf("unetipref: Forward: %s: the arena of %d float32 elements overflows a byte count", sizesString(key), p.arenaLen)
-			}
-			if err := runtime.CheckMemory("model SD1UNet at "+sizesString(key), int64(p.arenaLen)*4); err != nil {
-				return err
-			}
-			m.arena = runtime.NewArena(p.arenaLen)
+		// A larger set of sizes grows the arena, checked against the memory available.
+		if err := sizeNames.GrowArena(m.arena, p.arenaLen, key[:]); err != nil {
+			return err
 		}
 		m.plans[key] = p
 	}
@@ -7460,9 +7445,13 @@ func (m *Model) use(key [3]int) error {
 	return nil
 }
 
-// sizesString names the sizes of key and where Forward read them, for errors.
-func sizesString(key [3]int) string {
-	return fmt.Sprintf("height=%d (dim 2 of input x), width=%d (dim 3 of input x), image_tokens=%d (dim 1 of input ip_image_tokens)", key[0], key[1], key[2])
+// sizeNames names the sizes of a plan's key and where Forward reads them, for the plans' checks
+// and errors.
+var sizeNames = runtime.SizeNames{
+	Package: "unetipref",
+	Model:   ModelName,
+	Names:   []string{"height", "width", "image_tokens"},
+	From:    []string{"dim 2 of input x", "dim 3 of input x", "dim 1 of input ip_image_tokens"},
 }
 
 // Shapes, permutations, paddings and offsets that kernels take as slices.

@@ -32,7 +32,6 @@ package unetref
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/rfc-project/rfc/kernels"
 	"github.com/rfc-project/rfc/runtime"
@@ -5584,14 +5583,10 @@ var (
 func newShapePlan(key [2]int) (*shapePlan, error) {
 	p := &shapePlan{key: key}
 	d := &p.dims
-	if key[0] < 1 {
-		return nil, fmt.Errorf("unetref: Forward: height is %d (dim 2 of input x): sizes must be at least 1", key[0])
+	if err := sizeNames.Check(key[:]); err != nil {
+		return nil, err
 	}
-	d[0] = key[0]
-	if key[1] < 1 {
-		return nil, fmt.Errorf("unetref: Forward: width is %d (dim 3 of input x): sizes must be at least 1", key[1])
-	}
-	d[1] = key[1]
+	copy(d[:], key[:])
 
 	// The sizes the ops use, from the input sizes, with overflow checks.
 	var c runtime.SizeCalc
@@ -5639,7 +5634,7 @@ func newShapePlan(key [2]int) (*shapePlan, error) {
 	d[43] = c.Mul(c.Mul(d[0], d[1]), 64)                                          // height*width*64
 	d[44] = c.Mul(c.Mul(d[0], d[1]), 96)                                          // height*width*96
 	if c.Err != nil {
-		return nil, fmt.Errorf("unetref: Forward: %s: %v", sizesString(key), c.Err)
+		return nil, sizeNames.Errorf(key[:], "%v", c.Err)
 	}
 
 	// The shapes kernels take as slices, the outputs' shapes, integer outputs.
@@ -5742,7 +5737,7 @@ func newShapePlan(key [2]int) (*shapePlan, error) {
 	sizes := []int{4, 4, 8, 32, d[21], d[21], d[21], 32, 8, d[21], d[21], d[21], d[21], d[21], d[21], d[21], d[21], d[21], d[21], d[2], d[2], d[2], d[21], d[2], d[2], d[21], d[2], d[2], d[22], d[22], d[22], d[22], d[2], d[21], d[21], d[21], d[21], 2464, 2464, d[21], d[21], d[21], d[23], d[21], d[21], d[21], d[21], d[21], 8, d[21], d[21], d[21], d[21], d[21], d[21], d[21], d[21], d[21], d[21], d[2], d[2], d[2], d[21], d[2], d[2], d[21], d[2], d[2], d[22], d[22], d[22], d[22], d[2], d[21], d[21], d[21], d[21], 2464, 2464, d[21], d[21], d[21], d[23], d[21], d[21], d[21], d[24], d[24], d[25], 16, d[25], d[25], d[25], d[25], d[25], d[25], d[25], d[25], d[25], d[25], d[25], d[24], d[24], d[24], d[25], d[24], d[24], d[25], d[24], d[24], d[26], d[26], d[26], d[26], d[24], d[25], d[25], d[25], d[25], 4928, 4928, d[25], d[25], d[25], d[27], d[25], d[25], d[25], d[25], d[25], 16, d[25], d[25], d[25], d[25], d[25], d[25], d[25], d[25], d[25], d[25], d[24], d[24], d[24], d[25], d[24], d[24], d[25], d[24], d[24], d[26], d[26], d[26], d[26], d[24], d[25], d[25], d[25], d[25], 4928, 4928, d[25], d[25], d[25], d[27], d[25], d[25], d[25], d[28], d[28], d[29], 24, d[29], d[29], d[29], d[29], d[29], d[29], d[29], d[29], d[29], d[29], d[29], d[30], d[30], d[30], d[29], d[30], d[30], d[29], d[30], d[30], d[31], d[31], d[31], d[31], d[30], d[29], d[29], d[29], d[29], 7392, 7392, d[29], d[29], d[29], d[32], d[29], d[29], d[29], d[29], d[29], 24, d[29], d[29], d[29], d[29], d[29], d[29], d[29], d[29], d[29], d[29], d[30], d[30], d[30], d[29], d[30], d[30], d[29], d[30], d[30], d[31], d[31], d[31], d[31], d[30], d[29], d[29], d[29], d[29], 7392, 7392, d[29], d[29], d[29], d[32], d[29], d[29], d[29], d[33], d[33], d[33], 24, d[33], d[33], d[33], d[33], 24, d[33], d[33], d[33], d[33], 24, d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[33], d[34], d[34], d[34], d[33], d[34], d[34], d[33], d[34], d[34], d[35], d[35], d[35], d[35], d[34], d[33], d[33], d[33], d[33], 7392, 7392, d[33], d[33], d[33], d[36], d[33], d[33], d[33], d[33], d[33], 24, d[33], d[33], d[37], d[37], d[33], 24, d[33], d[33], d[33], d[37], d[37], d[33], 24, d[33], d[33], d[33], d[37], d[37], d[33], 24, d[33], d[33], d[33], d[29], d[29], d[38], d[38], d[29], 24, d[29], d[29], d[29], d[29], d[29], d[29], d[29], d[29], d[29], d[29], d[29], d[30], d[30], d[30], d[29], d[30], d[30], d[29], d[30], d[30], d[31], d[31], d[31], d[31], d[30], d[29], d[29], d[29], d[29], 7392, 7392, d[29], d[29], d[29], d[32], d[29], d[29], d[29], d[38], d[38], d[29], 24, d[29], d[29], d[29], d[29], d[29], d[29], d[29], d[29], d[29], d[29], d[29], d[30], d[30], d[30], d[29], d[30], d[30], d[29], d[30], d[30], d[31], d[31], d[31], d[31], d[30], d[29], d[29], d[29], d[29], 7392, 7392, d[29], d[29], d[29], d[32], d[29], d[29], d[29], d[39], d[39], d[29], 24, d[29], d[29], d[29], d[29], d[29], d[29], d[29], d[29], d[29], d[29], d[29], d[30], d[30], d[30], d[29], d[30], d[30], d[29], d[30], d[30], d[31], d[31], d[31], d[31], d[30], d[29], d[29], d[29], d[29], 7392, 7392, d[29], d[29], d[29], d[32], d[29], d[29], d[29], d[40], d[40], d[41], d[41], d[25], 16, d[25], d[25], d[25], d[25], d[25], d[25], d[25], d[25], d[25], d[25], d[25], d[24], d[24], d[24], d[25], d[24], d[24], d[25], d[24], d[24], d[26], d[26], d[26], d[26], d[24], d[25], d[25], d[25], d[25], 4928, 4928, d[25], d[25], d[25], d[27], d[25], d[25], d[25], d[42], d[42], d[25], 16, d[25], d[25], d[25], d[25], d[25], d[25], d[25], d[25], d[25], d[25], d[25], d[24], d[24], d[24], d[25], d[24], d[24], d[25], d[24], d[24], d[26], d[26], d[26], d[26], d[24], d[25], d[25], d[25], d[25], 4928, 4928, d[25], d[25], d[25], d[27], d[25], d[25], d[25], d[40], d[40], d[25], 16, d[25], d[25], d[25], d[25], d[25], d[25], d[25], d[25], d[25], d[25], d[25], d[24], d[24], d[24], d[25], d[24], d[24], d[25], d[24], d[24], d[26], d[26], d[26], d[26], d[24], d[25], d[25], d[25], d[25], 4928, 4928, d[25], d[25], d[25], d[27], d[25], d[25], d[25], d[43], d[43], d[44], d[44], d[21], 8, d[21], d[21], d[21], d[21], d[21], d[21], d[21], d[21], d[21], d[21], d[21], d[2], d[2], d[2], d[21], d[2], d[2], d[21], d[2], d[2], d[22], d[22], d[22], d[22], d[2], d[21], d[21], d[21], d[21], 2464, 2464, d[21], d[21], d[21], d[23], d[21], d[21], d[21], d[43], d[43], d[21], 8, d[21], d[21], d[21], d[21], d[21], d[21], d[21], d[21], d[21], d[21], d[21], d[2], d[2], d[2], d[21], d[2], d[2], d[21], d[2], d[2], d[22], d[22], d[22], d[22], d[2], d[21], d[21], d[21], d[21], 2464, 2464, d[21], d[21], d[21], d[23], d[21], d[21], d[21], d[43], d[43], d[21], 8, d[21], d[21], d[21], d[21], d[21], d[21], d[21], d[21], d[21], d[21], d[21], d[2], d[2], d[2], d[21], d[2], d[2], d[21], d[2], d[2], d[22], d[22], d[22], d[22], d[2], d[21], d[21], d[21], d[21], 2464, 2464, d[21], d[21], d[21], d[23], d[21], d[21], d[21], d[21], d[2]}
 	var err error
 	if p.arenaLen, err = runtime.PlaceBuffers(sizes, bufferFirst[:], bufferLast[:], 16, p.offsets[:]); err != nil {
-		return nil, fmt.Errorf("unetref: Forward: %s: %v", sizesString(key), err)
+		return nil, sizeNames.Errorf(key[:], "%v", err)
 	}
 	return p, nil
 }
@@ -5756,15 +5751,9 @@ func (m *Model) use(key [2]int) error {
 		if p, err = newShapePlan(key); err != nil {
 			return err
 		}
-		if p.arenaLen > m.arena.Size() {
-			// A larger set of sizes: the arena grows, checked against the memory available.
-			if p.arenaLen > math.MaxInt64/4 {
-				return fmt.Errorf("unetref: Forward: %s: the arena of %d float32 elements overflows a byte count", sizesString(key), p.arenaLen)
-			}
-			if err := runtime.CheckMemory("model SD1UNet at "+sizesString(key), int64(p.arenaLen)*4); err != nil {
-				return err
-			}
-			m.arena = runtime.NewArena(p.arenaLen)
+		// A larger set of sizes grows the arena, checked against the memory available.
+		if err := sizeNames.GrowArena(m.arena, p.arenaLen, key[:]); err != nil {
+			return err
 		}
 		m.plans[key] = p
 	}
@@ -6988,9 +6977,13 @@ func (m *Model) use(key [2]int) error {
 	return nil
 }
 
-// sizesString names the sizes of key and where Forward read them, for errors.
-func sizesString(key [2]int) string {
-	return fmt.Sprintf("height=%d (dim 2 of input x), width=%d (dim 3 of input x)", key[0], key[1])
+// sizeNames names the sizes of a plan's key and where Forward reads them, for the plans' checks
+// and errors.
+var sizeNames = runtime.SizeNames{
+	Package: "unetref",
+	Model:   ModelName,
+	Names:   []string{"height", "width"},
+	From:    []string{"dim 2 of input x", "dim 3 of input x"},
 }
 
 // Shapes, permutations, paddings and offsets that kernels take as slices.
