@@ -167,17 +167,23 @@ func conv2dGrid(y, x []float32, w Weights, b []float32, p Conv2dParams, ep *Epil
 		defer putScratch(buf)
 		j.xl = *buf
 		j.layout = true
-		if planes := p.N * p.C; Workers() == 1 || serial(planes*g.plane) {
-			j.run(0, planes)
-		} else {
-			parallelRun(planes, j)
-		}
+		layoutPlanes(j, p.N*p.C, g.plane)
 		j.layout = false
 	}
 	tasks := p.N * g.blocks * g.kParts
 	parallelRun(tasks, j) // on this goroutine when there is one worker or one task
 	*j = gridJob{}
 	gridJobs.Put(j)
+}
+
+// layoutPlanes runs the layout phase of a convolution job over planes planes of plane
+// elements: on the workers unless the copy is too small to share.
+func layoutPlanes(j rangeJob, planes, plane int) {
+	if serial(planes * plane) {
+		j.run(0, planes)
+		return
+	}
+	parallelRun(planes, j)
 }
 
 func (j *gridJob) run(lo, hi int) {

@@ -62,11 +62,7 @@ func conv2dSmallK(y, x, w, b []float32, p Conv2dParams, ep *Epilogue) {
 		}
 	}
 	j.layout = true
-	if planes := p.N * p.C; Workers() == 1 || serial(planes*g.plane) {
-		j.run(0, planes)
-	} else {
-		parallelRun(planes, j)
-	}
+	layoutPlanes(j, p.N*p.C, g.plane)
 	j.layout = false
 	tasks := p.N * g.panels
 	parallelRun(tasks, j) // on this goroutine when there is one worker or one task
