@@ -177,7 +177,6 @@ def torch_worker(a):
 def sd15_worker(a, inputs):
     """The Refiners-structured SD1.5 models of scripts/golden/sd15.py at full size, loaded from
     the single file through its key map, timed as the other models are."""
-    import torch
     import st
     import sd15
     import fluxion as fl

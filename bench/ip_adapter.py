@@ -183,7 +183,6 @@ REF_SELECT = ["--adapter", "reference=ReferenceOnlyAttention",
 def write_weights(cache):
     """Full-size random weights, float16, once: the UNet (Refiners' keys), the image encoder
     (transformers' keys, as published), an IP-Adapter base file (published keys)."""
-    import torch
     import fluxion as fl
     import sd15
     import sd15_ip

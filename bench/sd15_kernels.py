@@ -64,7 +64,7 @@ def run_go(a):
         m = LINE.match(line)
         if not m:
             continue
-        name, n, rest = m.group(1), int(m.group(2)), m.group(3)
+        name, rest = m.group(1), m.group(3)
         metrics = {unit: float(v) for v, unit in re.findall(r"([\d.e+-]+|NaN) (\S+)", rest)}
         model, op, params, fmt = name.split("/")
         key = (model, op, params)

@@ -8,7 +8,6 @@ Run from the repository root: /usr/bin/python3 bench/taesd.py [--runs 3] [--thre
 import argparse
 import os
 import re
-import resource
 import subprocess
 import sys
 

@@ -1143,7 +1143,6 @@ def reduced(out_dir):
         projs[kind] = proj.double()
         ip_w[kind] = {k[len("unet::"):]: v.double() for k, v in sd.items() if k.startswith("unet::")}
     unet64 = copy.deepcopy(unet).double()
-    ae_enc64 = copy.deepcopy(ae_enc).double()
 
     # ---- inputs
     photos = {n: load_photo(f"{n}.png") for n in ("astronaut", "coffee")}

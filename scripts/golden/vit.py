@@ -17,7 +17,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import st  # noqa: E402
 from fluxion import (  # noqa: E402
-    CONTEXT, Attention, Chain, Conv2d, Distribute, GeLU, Identity, LayerNorm, Linear, Parallel, Parameter,
+    CONTEXT, Attention, Chain, Conv2d, GeLU, Identity, LayerNorm, Linear, Parallel, Parameter,
     Reshape, Residual, UseContext,
 )
 
