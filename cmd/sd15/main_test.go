@@ -150,12 +150,7 @@ func latentError(got, want *runtime.Tensor) float64 {
 	if !slices.Equal(got.Shape, want.Shape) {
 		return math.Inf(1)
 	}
-	var worst, scale float64
-	for i, w := range want.F32 {
-		worst = max(worst, math.Abs(float64(got.F32[i])-float64(w)))
-		scale = max(scale, math.Abs(float64(w)))
-	}
-	return worst / scale
+	return testutil.RelDiff(got.F32, want.F32)
 }
 
 // pixelDiff decodes a PNG and compares it with the golden [H, W, 3] image: the largest

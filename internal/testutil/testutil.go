@@ -35,12 +35,28 @@ func Tensor(t testing.TB, path, name string) *runtime.Tensor {
 // MaxDiff is max|got − want| and the scale the project's tolerances are relative to,
 // max(1, max|want|). A NaN in got makes the difference +Inf; a length mismatch too.
 func MaxDiff(got, want []float32) (worst, scale float64) {
-	scale = 1
+	worst, largest := diff(got, want)
+	return worst, math.Max(1, largest)
+}
+
+// RelDiff is max|got − want| / max|want|: the error relative to the reference's largest
+// value (latents, whose scale is their own). A NaN in got or a length mismatch gives +Inf;
+// equal slices give 0.
+func RelDiff(got, want []float32) float64 {
+	worst, largest := diff(got, want)
+	if worst == 0 {
+		return 0
+	}
+	return worst / largest
+}
+
+// diff is max|got − want| (+Inf for a NaN in got or a length mismatch) and max|want|.
+func diff(got, want []float32) (worst, largest float64) {
 	if len(got) != len(want) {
-		return math.Inf(1), scale
+		return math.Inf(1), 0
 	}
 	for i, w := range want {
-		scale = math.Max(scale, math.Abs(float64(w)))
+		largest = math.Max(largest, math.Abs(float64(w)))
 		if d := math.Abs(float64(got[i]) - float64(w)); !(d <= worst) {
 			worst = d
 			if math.IsNaN(d) {
@@ -48,7 +64,7 @@ func MaxDiff(got, want []float32) (worst, scale float64) {
 			}
 		}
 	}
-	return worst, scale
+	return worst, largest
 }
 
 // EditedFolder copies the files of the folder src (a diffusers model: config.json and its

@@ -26,6 +26,23 @@ func TestMaxDiff(t *testing.T) {
 	}
 }
 
+func TestRelDiff(t *testing.T) {
+	for _, c := range []struct {
+		got, want []float32
+		rel       float64
+	}{
+		{[]float32{1, 2}, []float32{1, 4}, 0.5},
+		{[]float32{0.25}, []float32{0.5}, 0.5},
+		{[]float32{3, -2}, []float32{3, -2}, 0},
+		{[]float32{float32(math.NaN()), 1}, []float32{0, 1}, math.Inf(1)},
+		{[]float32{1}, []float32{1, 2}, math.Inf(1)},
+	} {
+		if r := RelDiff(c.got, c.want); r != c.rel {
+			t.Errorf("RelDiff(%v, %v) = %g, want %g", c.got, c.want, r, c.rel)
+		}
+	}
+}
+
 func TestTensors(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "x.safetensors")
 	x := runtime.NewTensor(2)

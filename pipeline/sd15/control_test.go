@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/rfc-project/rfc/imaging"
+	"github.com/rfc-project/rfc/internal/testutil"
 	"github.com/rfc-project/rfc/runtime"
 )
 
@@ -49,7 +50,7 @@ func TestControlThenPlain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e := relError(res.Latents, want); !(e <= 1e-4) {
+	if e := testutil.RelDiff(res.Latents, want.F32); !(e <= 1e-4) {
 		t.Errorf("two ControlNets: latents differ from PyTorch's by %.3e of their largest value", e)
 	}
 	if want := `ControlNet 0: "Model: single-file, Weight: 0.8", ControlNet 1: "Model: single-file, Weight: 0.6"`; !strings.HasSuffix(res.Parameters, want) {
@@ -172,7 +173,7 @@ func TestControlWithLoRA(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if e := relError(res.Latents, want); !(e <= 1e-4) {
+		if e := testutil.RelDiff(res.Latents, want.F32); !(e <= 1e-4) {
 			t.Errorf("Control %v: latents differ from PyTorch's by %.3e of their largest value", control, e)
 		}
 		latents = append(latents, res.Latents)

@@ -180,7 +180,7 @@ func TestIPPipeline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e := relError(res.Latents, want); e > 1e-3 {
+	if e := testutil.RelDiff(res.Latents, want.F32); e > 1e-3 {
 		t.Errorf("latents differ from PyTorch's by %.2e of their largest value", e)
 	}
 	noRef := req

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	flagpkg "flag"
 	"image/png"
-	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/rfc-project/rfc/imaging"
 	"github.com/rfc-project/rfc/internal/seedcorpus"
+	"github.com/rfc-project/rfc/internal/testutil"
 	"github.com/rfc-project/rfc/runtime"
 )
 
@@ -193,15 +193,6 @@ func requestFrom(t *testing.T, args []string, noise []float32) Request {
 		Solver: flag(args, "--solver"), Guidance: g, Noise: noise}
 }
 
-func relError(got []float32, want *runtime.Tensor) float64 {
-	var worst, scale float64
-	for i, w := range want.F32 {
-		worst = max(worst, math.Abs(float64(got[i])-float64(w)))
-		scale = max(scale, math.Abs(float64(w)))
-	}
-	return worst / scale
-}
-
 // TestGenerateMany loads once and generates with guidance (a batch of two), without (a
 // batch of one), and with again: the first and last are the same image, and both match the
 // PyTorch golden.
@@ -219,7 +210,7 @@ func TestGenerateMany(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e := relError(first.Latents, want); e > 1e-3 {
+	if e := testutil.RelDiff(first.Latents, want.F32); e > 1e-3 {
 		t.Errorf("latents differ from PyTorch's by %.2e of their largest value", e)
 	}
 	if want := []int{0, 4, 1, 4, 2, 4, 3, 4, 4, 4}; !slices.Equal(dones, want) {
