@@ -3,12 +3,13 @@ package fuzzgen
 import (
 	"errors"
 	"fmt"
-	"github.com/rfc-project/rfc/runtime"
 	"math/rand/v2"
 	"sort"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/rfc-project/rfc/runtime"
 )
 
 // Backend compiles and runs modules in batches: the Go code generator (GoBackend), the

@@ -20,6 +20,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/rfc-project/rfc/ir"
 )
 
 // Config bounds what Generate draws.
@@ -87,15 +89,7 @@ func (t tensor) rank() int { return len(t.shape) }
 func (t tensor) last() int { return t.shape[len(t.shape)-1] }
 
 // elems is the number of elements of one sample.
-func (t tensor) elems() int { return prod(t.shape[1:]) }
-
-func prod(xs []int) int {
-	n := 1
-	for _, x := range xs {
-		n *= x
-	}
-	return n
-}
+func (t tensor) elems() int { return ir.Prod(t.shape[1:]) }
 
 func sameShape(a, b []int) bool { return slices.Equal(a, b) }
 

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/rfc-project/rfc/ir"
 )
 
 // move writes one layer (or a container of them) that takes x, and returns its output. It
@@ -120,7 +122,7 @@ func (g *gen) branchSteps() int {
 
 // fits reports whether shape respects the size bounds.
 func (g *gen) fits(shape []int) bool {
-	if prod(shape[1:]) > g.cfg.MaxElems {
+	if ir.Prod(shape[1:]) > g.cfg.MaxElems {
 		return false
 	}
 	for _, d := range shape[1:] {
@@ -149,7 +151,7 @@ func (g *gen) repair(b *w, y, target tensor) {
 			k := pick(g, 1, 1, 3)
 			b.line("Conv2d(%s, %s, %s%s)%s", g.num(y.shape[1]), g.num(target.shape[1]), g.num(k), map[bool]string{true: ", padding=1", false: ""}[k == 3], g.key())
 			return
-		case y.rank() == 4 && target.rank() == 4 && prod(y.shape[1:2])*prod(target.shape[2:]) <= g.cfg.MaxElems*2:
+		case y.rank() == 4 && target.rank() == 4 && ir.Prod(y.shape[1:2])*ir.Prod(target.shape[2:]) <= g.cfg.MaxElems*2:
 			mode := pick(g, "nearest", "bilinear")
 			b.line("Interpolate(size=%s, mode=%q)", g.ints(target.shape[2:]), mode)
 			y = tensor{shape: []int{y.shape[0], y.shape[1], target.shape[2], target.shape[3]}}
@@ -360,7 +362,7 @@ func (g *gen) layerNorm(b *w, x tensor) (tensor, bool) {
 		k = 2
 	}
 	dims := x.shape[x.rank()-k:]
-	if prod(dims) < 2 {
+	if ir.Prod(dims) < 2 {
 		return x, false
 	}
 	shape := g.num(dims[0])
@@ -382,7 +384,7 @@ func (g *gen) groupNorm(b *w, x tensor) (tensor, bool) {
 	c := x.shape[1]
 	var groups []int
 	for d := 1; d <= c; d++ {
-		if c%d == 0 && (c/d)*prod(x.shape[2:]) >= 2 {
+		if c%d == 0 && (c/d)*ir.Prod(x.shape[2:]) >= 2 {
 			groups = append(groups, d)
 		}
 	}
@@ -617,7 +619,7 @@ func (g *gen) flatten(b *w, x tensor) (tensor, bool) {
 	}
 	s := g.between(1, x.rank()-2)
 	e := g.between(s+1, x.rank()-1)
-	y := append(slices.Clone(x.shape[:s]), prod(x.shape[s:e+1]))
+	y := append(slices.Clone(x.shape[:s]), ir.Prod(x.shape[s:e+1]))
 	y = append(y, x.shape[e+1:]...)
 	end := strconv.Itoa(e)
 	if e == x.rank()-1 && g.chance(0.5) {
