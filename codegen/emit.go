@@ -9,6 +9,7 @@ import (
 	"github.com/dave/jennifer/jen"
 
 	"github.com/rfc-project/rfc/ir"
+	"github.com/rfc-project/rfc/runtime"
 )
 
 const (
@@ -365,7 +366,7 @@ func channelNorm(name string) opEmitter {
 
 func emitEmbedding(g *generator, v *ir.Value) ([]jen.Code, error) {
 	w := shapeOf(v.Args[1])
-	msg := fmt.Sprintf("%s: %s: embedding table %s: %%w", g.pkg, scopeName(v), formatInts(w))
+	msg := fmt.Sprintf("%s: %s: embedding table %s: %%w", g.pkg, scopeName(v), runtime.FormatInts(w))
 	return []jen.Code{
 		jen.If(jen.Err().Op(":=").Add(kernel("Embedding", g.ref(v), g.ref(v.Args[0]), g.ref(v.Args[1]), jen.Lit(w[1]))), jen.Err().Op("!=").Nil()).Block(
 			g.fail(jen.Qual("fmt", "Errorf").Call(jen.Lit(msg), jen.Err())),
@@ -631,12 +632,4 @@ func scopeName(v *ir.Value) string {
 		return p
 	}
 	return "(model)"
-}
-
-func formatInts(s []int) string {
-	parts := make([]string, len(s))
-	for i, d := range s {
-		parts[i] = strconv.Itoa(d)
-	}
-	return "[" + strings.Join(parts, ", ") + "]"
 }

@@ -134,14 +134,6 @@ func intList(s string) ([]int, error) {
 	return nil, fmt.Errorf("%q is not a list of ints", s)
 }
 
-func formatInts(l []int) string {
-	parts := make([]string, len(l))
-	for i, n := range l {
-		parts[i] = strconv.Itoa(n)
-	}
-	return "[" + strings.Join(parts, ", ") + "]"
-}
-
 // ControlNetSpec is the injection of one ControlNet called name into the UNet u:
 // ControlnetAdapter around its first convolution, ControlnetResidual around each of the 12
 // skip concatenations, ControlnetMiddle around its middle block. conditionChannels are the
@@ -160,11 +152,11 @@ func ControlNetSpec(u UNet, name string, scale float64, conditionChannels []int,
 	}
 	spec := adapters.Spec{Name: name, Scale: scale}
 	spec.Targets = append(spec.Targets, adapters.Target{Class: "Conv2d", Key: firstConvKey, Adapter: "ControlnetAdapter", Params: map[string]string{
-		"channels":           formatInts(u.Channels),
+		"channels":           runtime.FormatInts(u.Channels),
 		"clip_embedding_dim": strconv.Itoa(u.ClipEmbeddingDim),
 		"num_heads":          strconv.Itoa(u.NumHeads),
 		"num_groups":         strconv.Itoa(u.NumGroups),
-		"condition_channels": formatInts(conditionChannels),
+		"condition_channels": runtime.FormatInts(conditionChannels),
 		"condition_batch":    strconv.Itoa(condition[0]),
 		"condition_height":   strconv.Itoa(condition[2]),
 		"condition_width":    strconv.Itoa(condition[3]),
@@ -188,7 +180,7 @@ func T2ISpec(u UNet, name string, scale float64, featureBatch int) (adapters.Spe
 		return adapters.Spec{}, fmt.Errorf("T2I-Adapter %s: its features have batch %d; the UNet's batch is %d (give 1 or %d)", name, featureBatch, u.Batch, u.Batch)
 	}
 	spec := adapters.Spec{Name: name, Scale: scale, Adapter: "T2IFeatures", Params: map[string]string{
-		"channels":      formatInts(u.Channels),
+		"channels":      runtime.FormatInts(u.Channels),
 		"feature_batch": strconv.Itoa(featureBatch),
 		"height":        strconv.Itoa(u.Height),
 		"width":         strconv.Itoa(u.Width),
@@ -220,7 +212,7 @@ const InputsName = "control"
 // down path. All are of the UNet's batch; zeros give the UNet's output exactly.
 func InputsSpec(u UNet) adapters.Spec {
 	spec := adapters.Spec{Name: InputsName, Adapter: "ControlInputs", Params: map[string]string{
-		"channels": formatInts(u.Channels),
+		"channels": runtime.FormatInts(u.Channels),
 		"batch":    strconv.Itoa(u.Batch),
 		"height":   strconv.Itoa(u.Height),
 		"width":    strconv.Itoa(u.Width),
@@ -253,7 +245,7 @@ func InjectInputs(m *ir.Module, prog *dsl.Program) (*ir.Module, error) {
 		}
 		spec := InputsSpec(u)
 		spec.Adapter = "ControlInputsAnySize"
-		spec.Params = map[string]string{"channels": formatInts(u.Channels)}
+		spec.Params = map[string]string{"channels": runtime.FormatInts(u.Channels)}
 		return adapters.Inject(m, prog, spec)
 	}
 	u, err := ReadUNet(m)
@@ -363,11 +355,11 @@ func InjectControlNet(m *ir.Module, prog *dsl.Program, c *ControlNet, name strin
 // stand-alone SD1Controlnet of the same sizes in whichever layout the file uses.
 func readControlNet(c *ControlNet, prog *dsl.Program, u UNet) (map[string]*runtime.Tensor, error) {
 	alone, err := prog.Elaborate(dsl.Options{Model: "SD1Controlnet", Set: map[string]string{
-		"channels":           formatInts(u.Channels),
+		"channels":           runtime.FormatInts(u.Channels),
 		"clip_embedding_dim": strconv.Itoa(u.ClipEmbeddingDim),
 		"num_heads":          strconv.Itoa(u.NumHeads),
 		"num_groups":         strconv.Itoa(u.NumGroups),
-		"condition_channels": formatInts(c.ConditionChannels),
+		"condition_channels": runtime.FormatInts(c.ConditionChannels),
 		"height":             "8", "width": "8", "batch": "1", "tokens": "1", "condition_height": "64", "condition_width": "64",
 	}})
 	if err != nil {

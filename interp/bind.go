@@ -36,7 +36,7 @@ func BindDims(inputs []*ir.Value, actual map[string]*runtime.Tensor) (map[string
 		}
 		want := in.Type.Shape
 		if len(want) != len(t.Shape) {
-			problems = append(problems, fmt.Sprintf("input %%%s: declared %s, got shape %s (rank %d, not %d)", in.Name, in.Type, formatInts(t.Shape), len(t.Shape), len(want)))
+			problems = append(problems, fmt.Sprintf("input %%%s: declared %s, got shape %s (rank %d, not %d)", in.Name, in.Type, runtime.FormatInts(t.Shape), len(t.Shape), len(want)))
 			continue
 		}
 		for i, d := range want {
@@ -44,11 +44,11 @@ func BindDims(inputs []*ir.Value, actual map[string]*runtime.Tensor) (map[string
 			switch {
 			case d.Static():
 				if d.N != got {
-					problems = append(problems, fmt.Sprintf("input %%%s: declared %s, got shape %s (dim %d is %d, not %d)", in.Name, in.Type, formatInts(t.Shape), i, got, d.N))
+					problems = append(problems, fmt.Sprintf("input %%%s: declared %s, got shape %s (dim %d is %d, not %d)", in.Name, in.Type, runtime.FormatInts(t.Shape), i, got, d.N))
 				}
 			case isPlainSymbol(d.Sym):
 				if prev, ok := bound[d.Sym]; ok && prev != got {
-					problems = append(problems, fmt.Sprintf("input %%%s: declared %s, got shape %s: %s is %d here but %d elsewhere", in.Name, in.Type, formatInts(t.Shape), d.Sym, got, prev))
+					problems = append(problems, fmt.Sprintf("input %%%s: declared %s, got shape %s: %s is %d here but %d elsewhere", in.Name, in.Type, runtime.FormatInts(t.Shape), d.Sym, got, prev))
 				} else if !ok {
 					bound[d.Sym] = got
 				}
@@ -66,7 +66,7 @@ func BindDims(inputs []*ir.Value, actual map[string]*runtime.Tensor) (map[string
 			ok, err := solveDim(d.Sym, c.got[c.dim], bound)
 			switch {
 			case err != nil:
-				problems = append(problems, fmt.Sprintf("input %%%s: declared %s, got shape %s: %v", c.in.Name, c.in.Type, formatInts(c.got), err))
+				problems = append(problems, fmt.Sprintf("input %%%s: declared %s, got shape %s: %v", c.in.Name, c.in.Type, runtime.FormatInts(c.got), err))
 				progress = true
 			case ok:
 				progress = true
@@ -167,5 +167,5 @@ func tensorShape(t *runtime.Tensor) string {
 	if t == nil {
 		return "nil"
 	}
-	return formatInts(t.Shape)
+	return runtime.FormatInts(t.Shape)
 }

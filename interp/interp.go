@@ -268,10 +268,10 @@ func checkTensor(t *runtime.Tensor, want ir.Type) error {
 		wantDType = runtime.I64
 	}
 	if t.DType != wantDType {
-		return fmt.Errorf("%s data of shape %s (%s values need %s data)", t.DType, formatInts(t.Shape), want.DType, wantDType)
+		return fmt.Errorf("%s data of shape %s (%s values need %s data)", t.DType, runtime.FormatInts(t.Shape), want.DType, wantDType)
 	}
 	if !slices.Equal(t.Shape, want.Shape.Ints()) {
-		return fmt.Errorf("shape %s", formatInts(t.Shape))
+		return fmt.Errorf("shape %s", runtime.FormatInts(t.Shape))
 	}
 	n := 1
 	for _, d := range t.Shape {
@@ -282,7 +282,7 @@ func checkTensor(t *runtime.Tensor, want ir.Type) error {
 		have = len(t.I64)
 	}
 	if have != n {
-		return fmt.Errorf("shape %s with %d elements of data, not %d", formatInts(t.Shape), have, n)
+		return fmt.Errorf("shape %s with %d elements of data, not %d", runtime.FormatInts(t.Shape), have, n)
 	}
 	return nil
 }
@@ -302,7 +302,7 @@ func (mc *machine) step(i int, v *ir.Value) error {
 		return err
 	}
 	if want := v.Type.Shape.Ints(); !slices.Equal(out.Shape, want) {
-		return fmt.Errorf("interp: %s: op produced shape %s", ir.FormatValue(v), formatInts(out.Shape))
+		return fmt.Errorf("interp: %s: op produced shape %s", ir.FormatValue(v), runtime.FormatInts(out.Shape))
 	}
 	st := c.outStorage
 	if st == nil {

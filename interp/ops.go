@@ -257,7 +257,7 @@ func opEmbedding(c *call) (*runtime.Tensor, error) {
 	}
 	y := c.newOut()
 	if err := kernels.Embedding(y.F32, idx.I64, w.F32, w.Shape[1]); err != nil {
-		return nil, fmt.Errorf("embedding table %s: %w", formatInts(w.Shape), err)
+		return nil, fmt.Errorf("embedding table %s: %w", runtime.FormatInts(w.Shape), err)
 	}
 	return y, nil
 }

@@ -43,11 +43,3 @@ func LoadWeights(m *ir.Module, files ...*runtime.SafetensorsFile) (Weights, erro
 	}
 	return w, nil
 }
-
-func formatInts(s []int) string {
-	parts := make([]string, len(s))
-	for i, d := range s {
-		parts[i] = fmt.Sprint(d)
-	}
-	return "[" + strings.Join(parts, ", ") + "]"
-}

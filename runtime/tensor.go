@@ -100,6 +100,10 @@ func (t *Tensor) check() error {
 	return nil
 }
 
+// FormatInts formats a shape or a list of sizes as "[2, 3, 4]" ("[]" when empty), as
+// errors and the language's list literals write them.
+func FormatInts(xs []int) string { return formatShape(xs) }
+
 func formatShape[T int | int64](shape []T) string {
 	var b strings.Builder
 	b.WriteByte('[')

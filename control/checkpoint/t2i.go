@@ -8,7 +8,6 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/rfc-project/rfc/runtime"
 )
@@ -28,7 +27,7 @@ type T2IAdapter struct {
 func (a *T2IAdapter) Settings() map[string]string {
 	return map[string]string{
 		"in_channels":         strconv.Itoa(a.InChannels),
-		"channels":            formatInts(a.Channels),
+		"channels":            runtime.FormatInts(a.Channels),
 		"num_residual_blocks": strconv.Itoa(a.NumResidualBlocks),
 	}
 }
@@ -259,12 +258,4 @@ func countMatches(shapes map[string][]int, res ...*regexp.Regexp) int {
 		}
 	}
 	return n
-}
-
-func formatInts(l []int) string {
-	parts := make([]string, len(l))
-	for i, n := range l {
-		parts[i] = strconv.Itoa(n)
-	}
-	return "[" + strings.Join(parts, ", ") + "]"
 }
