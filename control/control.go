@@ -377,8 +377,8 @@ func readControlNet(c *ControlNet, prog *dsl.Program, u UNet) (map[string]*runti
 	}
 	out := make(map[string]*runtime.Tensor, len(specs))
 	for i, s := range specs {
-		t := runtime.NewTensor(s.Shape...)
-		if err := set.ReadInto(i, t.F32); err != nil {
+		t, err := set.ReadTensor(i)
+		if err != nil {
 			return nil, fmt.Errorf("ControlNet %s: %w", c.Path, err)
 		}
 		out[s.Param] = t

@@ -35,8 +35,8 @@ func LoadWeights(m *ir.Module, files ...*runtime.SafetensorsFile) (Weights, erro
 	}
 	w := make(Weights, len(m.Params))
 	for i, p := range m.Params {
-		t := runtime.NewTensor(specs[i].Shape...)
-		if err := set.ReadInto(i, t.F32); err != nil {
+		t, err := set.ReadTensor(i)
+		if err != nil {
 			return nil, err
 		}
 		w[p] = t

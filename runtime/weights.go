@@ -361,6 +361,15 @@ func fileNames(files []*SafetensorsFile) string {
 	return strings.Join(names, ", ")
 }
 
+// ReadTensor reads weight i of the specs as a new float32 tensor of its spec's shape.
+func (w *WeightSet) ReadTensor(i int) (*Tensor, error) {
+	t := NewTensor(w.specs[i].Shape...)
+	if err := w.ReadInto(i, t.F32); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
 // ReadInto converts weight i of the specs to float32 into dst, whose length must be the
 // element count of its shape.
 func (w *WeightSet) ReadInto(i int, dst []float32) error {

@@ -71,6 +71,9 @@ func TestLocateWeights(t *testing.T) {
 	if err := set.ReadInto(0, dst); err != nil || dst[5] != 6 {
 		t.Fatalf("ReadInto: %v %v", dst, err)
 	}
+	if w, err := set.ReadTensor(0); err != nil || !slices.Equal(w.Shape, []int{2, 3}) || !slices.Equal(w.F32, dst) {
+		t.Fatalf("ReadTensor: %v %v", w, err)
+	}
 }
 
 func mustOpen(t *testing.T, path string, tensors map[string]*Tensor) *SafetensorsFile {
